@@ -1,0 +1,404 @@
+"""asyncio adapters for SIP: UDP and TCP on one port, with the listener defences.
+
+Theory of operation. ``SipTransport`` binds a UDP endpoint and a TCP server
+on the same address and port. Every datagram and every connection is checked
+against the source allow-list before a byte is parsed; a refused source gets
+no answer and leaves no state. Datagrams are parsed whole; TCP bytes go
+through a ``StreamFramer`` that checks the header block and Content-Length
+against ``max_message`` before buffering. A request that fails to parse is
+answered 400 when its Via/Call-ID/CSeq can be salvaged, otherwise dropped and
+counted; on TCP the connection is then closed. Parsed messages go to the
+``on_message`` callback (the endpoint); nothing a peer sends can raise out of
+the protocol callbacks.
+
+Before delivery the top Via of a request is stamped per RFC 3261 §18.2.1 and
+RFC 3581 (``received``, ``rport``). Responses are sent back per §18.2.2: on
+the connection the request came on, or over UDP to received/rport.
+
+TCP connections are closed when idle for ``idle_timeout`` seconds, when the
+peer half-closes, or on a framing error; the number of connections overall
+and per source is capped. Outbound requests to a peer we have a connection
+with reuse it (phones behind NAT registered over TCP); otherwise a new one is
+opened (RFC 3261 §18.1.1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from offhook.common.errors import ParseError
+from offhook.sip.codec import StreamFramer, parse_message, salvage_for_400
+from offhook.sip.message import SipMessage, SipRequest, SipResponse, make_response
+
+log = logging.getLogger("offhook.sip.transport")
+
+Addr = tuple[str, int]
+MessageHandler = Callable[[SipMessage, Addr, str], None]
+
+
+@dataclass(slots=True)
+class TransportLimits:
+    max_message: int = 65535
+    idle_timeout: float = 60.0
+    max_connections: int = 4096
+    max_connections_per_source: int = 64
+
+
+def _via_param_span(via: str, key: str) -> tuple[int, int] | None:
+    """(start, end) of ``;key[=value]`` in a Via value, or None."""
+    low = via.lower()
+    pos = 0
+    while True:
+        i = low.find(";", pos)
+        if i < 0:
+            return None
+        j = i + 1
+        while j < len(via) and via[j] in " \t":
+            j += 1
+        if low.startswith(key, j):
+            k = j + len(key)
+            while k < len(via) and via[k] in " \t":
+                k += 1
+            if k == len(via) or via[k] in ";=,":
+                end = k
+                if end < len(via) and via[end] == "=":
+                    end += 1
+                    while end < len(via) and via[end] not in ";,":
+                        end += 1
+                return i, end
+        pos = i + 1
+
+
+def _via_sent_by(via: str) -> tuple[str, int | None]:
+    """Host and port of a Via value's sent-by (``SIP/2.0/UDP host:port;...``)."""
+    parts = via.split(None, 1)
+    if len(parts) != 2:
+        raise ParseError("bad Via")
+    sent_by = parts[1].split(";", 1)[0].strip()
+    if sent_by.startswith("["):
+        end = sent_by.find("]")
+        host = sent_by[: end + 1]
+        rest = sent_by[end + 1 :]
+        port = rest[1:] if rest.startswith(":") else ""
+    else:
+        host, _, port = sent_by.partition(":")
+    port = port.strip()
+    return host.strip(), (int(port) if port.isdigit() else None)
+
+
+def stamp_via(request: SipRequest, source: Addr) -> None:
+    """Add received/rport to the top Via (RFC 3261 §18.2.1, RFC 3581 §4)."""
+    raw = request.headers.get_raw("Via")
+    if not raw:
+        return
+    first_line = raw[0]
+    # The top Via is the first element of the first Via header line.
+    from offhook.sip.message import split_list
+
+    elements = split_list(first_line)
+    if not elements:
+        return
+    via = elements[0]
+    host, _port = _via_sent_by(via)
+    span = _via_param_span(via, "rport")
+    changed = False
+    if span is not None:
+        via = f"{via[: span[0]]};rport={source[1]}{via[span[1]:]}"
+        changed = True
+    if host.strip("[]") != source[0] or span is not None:
+        rspan = _via_param_span(via, "received")
+        if rspan is not None:
+            via = via[: rspan[0]] + via[rspan[1] :]
+        via = f"{via};received={source[0]}"
+        changed = True
+    if changed:
+        elements[0] = via
+        new_first = ", ".join(elements)
+        items = request.headers._items  # noqa: SLF001
+        for i, (n, v) in enumerate(items):
+            if n == "Via" and v is first_line:
+                items[i] = (n, new_first)
+                break
+
+
+def response_destination(response: SipResponse, fallback: Addr) -> Addr:
+    """Where a UDP response goes: received/rport from the top Via (RFC 3581 §4)."""
+    try:
+        via = response.top_via
+        host, port = _via_sent_by(via)
+    except ParseError:
+        return fallback
+    rspan = _via_param_span(via, "received")
+    if rspan is not None:
+        value = via[rspan[0] : rspan[1]].partition("=")[2].strip()
+        if value:
+            host = value
+    pspan = _via_param_span(via, "rport")
+    if pspan is not None:
+        value = via[pspan[0] : pspan[1]].partition("=")[2].strip()
+        if value.isdigit():
+            return host.strip("[]"), int(value)
+        return fallback
+    return host.strip("[]"), port or 5060
+
+
+class _Udp(asyncio.DatagramProtocol):
+    def __init__(self, owner: SipTransport) -> None:
+        self.owner = owner
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.DatagramTransport)
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.owner.datagram(data, (addr[0], addr[1]))
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("udp error: %s", exc)
+
+
+class _Tcp(asyncio.Protocol):
+    """One TCP connection, inbound or outbound."""
+
+    def __init__(self, owner: SipTransport, outbound: bool = False) -> None:
+        self.owner = owner
+        self.framer = StreamFramer(max_size=owner.limits.max_message)
+        self.transport: asyncio.Transport | None = None
+        self.peer: Addr = ("", 0)
+        self.last_active = 0.0
+        self.outbound = outbound
+        self.counted = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.peer = (peer[0], peer[1]) if peer else ("", 0)
+        self.last_active = self.owner.loop.time()
+        if not self.outbound and not self.owner.admit_connection(self.peer[0]):
+            transport.abort()
+            return
+        self.counted = True
+        self.owner.connections[self.peer] = self
+
+    def data_received(self, data: bytes) -> None:
+        self.last_active = self.owner.loop.time()
+        try:
+            messages = self.framer.feed(data)
+        except ParseError as exc:
+            self.owner.reject("tcp-framing", self.peer)
+            log.info("closing TCP %s:%s: %s", self.peer[0], self.peer[1], exc.reason)
+            if self.transport is not None:
+                self.transport.close()
+            return
+        for msg in messages:
+            self.owner.deliver(msg, self.peer, "tcp")
+
+    def eof_received(self) -> bool:
+        # A half-closed socket is closed at once, never kept (CSCed37403).
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.counted:
+            self.owner.connection_closed(self)
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+            self.last_active = self.owner.loop.time()
+
+
+class SipTransport:
+    """UDP + TCP SIP transport on one address and port."""
+
+    def __init__(
+        self,
+        on_message: MessageHandler,
+        allow: Callable[[str], bool],
+        reject: Callable[[str, Addr], None] | None = None,
+        limits: TransportLimits | None = None,
+    ) -> None:
+        self.on_message = on_message
+        self.allow = allow
+        self._reject = reject
+        self.limits = limits or TransportLimits()
+        self.loop = asyncio.get_running_loop()
+        self.udp: asyncio.DatagramTransport | None = None
+        self.server: asyncio.Server | None = None
+        self.connections: dict[Addr, _Tcp] = {}
+        self._per_source: dict[str, int] = {}
+        self._pending: dict[Addr, list[bytes]] = {}
+        self._sweeper: asyncio.TimerHandle | None = None
+        self.local: Addr = ("", 0)
+
+    # --- lifecycle -----------------------------------------------------------
+    async def start(self, host: str, port: int, udp: bool = True, tcp: bool = True) -> Addr:
+        if udp:
+            transport, _ = await self.loop.create_datagram_endpoint(
+                lambda: _Udp(self), local_addr=(host, port)
+            )
+            self.udp = transport
+            sock = transport.get_extra_info("sockname")
+            port = sock[1]
+            for opt_name in ("SO_RCVBUF", "SO_SNDBUF"):
+                try:
+                    import socket
+
+                    s = transport.get_extra_info("socket")
+                    s.setsockopt(socket.SOL_SOCKET, getattr(socket, opt_name), 4 * 1024 * 1024)
+                except OSError:
+                    pass
+        if tcp:
+            self.server = await self.loop.create_server(
+                lambda: _Tcp(self), host=host, port=port, reuse_address=True
+            )
+            if not udp:
+                port = self.server.sockets[0].getsockname()[1]
+        self.local = (host, port)
+        self._schedule_sweep()
+        return self.local
+
+    async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        if self.udp is not None:
+            self.udp.close()
+        if self.server is not None:
+            self.server.close()
+        for conn in list(self.connections.values()):
+            if conn.transport is not None:
+                conn.transport.abort()
+        if self.server is not None:
+            await self.server.wait_closed()
+
+    # --- defences ------------------------------------------------------------
+    def reject(self, reason: str, peer: Addr) -> None:
+        if self._reject is not None:
+            self._reject(reason, peer)
+
+    def admit_connection(self, host: str) -> bool:
+        if not self.allow(host):
+            self.reject("acl", (host, 0))
+            return False
+        if len(self.connections) >= self.limits.max_connections:
+            self.reject("max-connections", (host, 0))
+            return False
+        count = self._per_source.get(host, 0)
+        if count >= self.limits.max_connections_per_source:
+            self.reject("max-connections-per-source", (host, 0))
+            return False
+        self._per_source[host] = count + 1
+        return True
+
+    def connection_closed(self, conn: _Tcp) -> None:
+        if self.connections.get(conn.peer) is conn:
+            del self.connections[conn.peer]
+        self._pending.pop(conn.peer, None)
+        if conn.outbound:
+            return
+        host = conn.peer[0]
+        count = self._per_source.get(host, 0) - 1
+        if count > 0:
+            self._per_source[host] = count
+        else:
+            self._per_source.pop(host, None)
+
+    def _schedule_sweep(self) -> None:
+        interval = max(0.5, min(5.0, self.limits.idle_timeout / 4))
+        self._sweeper = self.loop.call_later(interval, self._sweep)
+
+    def _sweep(self) -> None:
+        deadline = self.loop.time() - self.limits.idle_timeout
+        for conn in list(self.connections.values()):
+            if conn.last_active < deadline and conn.transport is not None:
+                self.reject("idle-timeout", conn.peer)
+                conn.transport.close()
+        self._schedule_sweep()
+
+    # --- receive -------------------------------------------------------------
+    def datagram(self, data: bytes, addr: Addr) -> None:
+        if not self.allow(addr[0]):
+            self.reject("acl", addr)
+            return
+        if len(data) <= 4 and data.strip(b"\r\n") == b"":
+            return  # RFC 5626 keep-alive
+        if len(data) > self.limits.max_message:
+            self.reject("too-large", addr)
+            return
+        try:
+            msg = parse_message(data, self.limits.max_message)
+        except ParseError as exc:
+            self._answer_bad(data, addr, "udp", exc)
+            return
+        self.deliver(msg, addr, "udp")
+
+    def _answer_bad(self, data: bytes, addr: Addr, transport: str, exc: ParseError) -> None:
+        self.reject("malformed", addr)
+        try:
+            salvaged = salvage_for_400(data)
+        except Exception:  # a salvage bug must not escape either
+            log.exception("salvage failed")
+            salvaged = None
+        if salvaged is None or exc.status_hint is None:
+            return
+        try:
+            stamp_via(salvaged, addr)
+            resp = make_response(salvaged, exc.status_hint if exc.status_hint >= 400 else 400)
+            resp.reason = f"{resp.reason} ({exc.reason})"[:120]
+            self.send(resp, response_destination(resp, addr), transport)
+        except Exception:
+            log.exception("could not answer a malformed request")
+
+    def deliver(self, msg: SipMessage, addr: Addr, transport: str) -> None:
+        try:
+            if isinstance(msg, SipRequest):
+                stamp_via(msg, addr)
+            self.on_message(msg, addr, transport)
+        except ParseError as exc:
+            self.reject("malformed", addr)
+            if isinstance(msg, SipRequest) and exc.status_hint is not None:
+                try:
+                    resp = make_response(msg, exc.status_hint)
+                    self.send(resp, response_destination(resp, addr), transport)
+                except Exception:
+                    log.exception("could not answer a malformed request")
+        except Exception:
+            # A bug in message handling must never take the listener down.
+            log.exception("error handling SIP message from %s:%s", addr[0], addr[1])
+            self.reject("internal-error", addr)
+
+    # --- send ----------------------------------------------------------------
+    def send(self, msg: SipMessage | bytes, addr: Addr, transport: str) -> None:
+        data = msg if isinstance(msg, bytes) else msg.serialize()  # type: ignore[attr-defined]
+        if transport == "tcp":
+            conn = self.connections.get(addr)
+            if conn is not None:
+                conn.write(data)
+                return
+            pending = self._pending.get(addr)
+            if pending is not None:
+                pending.append(data)
+                return
+            self._pending[addr] = [data]
+            self.loop.create_task(self._connect(addr))
+            return
+        if self.udp is not None:
+            self.udp.sendto(data, addr)
+
+    async def _connect(self, addr: Addr) -> None:
+        try:
+            _, proto = await asyncio.wait_for(
+                self.loop.create_connection(lambda: _Tcp(self, outbound=True), addr[0], addr[1]),
+                timeout=5.0,
+            )
+        except (OSError, asyncio.TimeoutError) as exc:
+            log.info("TCP connect to %s:%s failed: %s", addr[0], addr[1], exc)
+            self._pending.pop(addr, None)
+            return
+        for data in self._pending.pop(addr, []):
+            proto.write(data)

@@ -1,0 +1,1 @@
+"""Interop tests: offhook against real third-party SIP peers (baresip, SIPp)."""

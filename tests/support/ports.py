@@ -1,0 +1,61 @@
+"""Free loopback ports for tests and benchmarks.
+
+A SIP listener uses the same port number on UDP and TCP, baresip also binds
+TLS on ``port + 1``, and several processes are started side by side, so the
+helpers here hand out ports that are free on both transports and never give
+the same number twice in one process (the kernel may otherwise hand back a
+port we just released before its owner binds it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+
+HOST = "127.0.0.1"
+
+_lock = threading.Lock()
+_handed_out: set[int] = set()
+
+
+def _free_on_both(port: int) -> bool:
+    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+        s = socket.socket(socket.AF_INET, kind)
+        try:
+            if kind == socket.SOCK_STREAM:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((HOST, port))
+        except OSError:
+            return False
+        finally:
+            s.close()
+    return True
+
+
+def _candidate() -> int:
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_DGRAM)) as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def free_port(span: int = 1) -> int:
+    """A port P such that P .. P+span-1 are free on UDP and TCP (loopback)."""
+    with _lock:
+        for _ in range(500):
+            port = _candidate()
+            if port + span > 65535:
+                continue
+            ports = range(port, port + span)
+            if any(p in _handed_out for p in ports):
+                continue
+            if all(_free_on_both(p) for p in ports):
+                _handed_out.update(ports)
+                return port
+    raise RuntimeError(f"no free loopback port range of {span}")
+
+
+def free_range(count: int) -> tuple[int, int]:
+    """An inclusive (first, last) range of ``count`` consecutive free ports."""
+    first = free_port(count)
+    return first, first + count - 1

@@ -43,7 +43,7 @@ import struct
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from offhook.common.errors import ParseError
 from offhook.sip.message import SipRequest
@@ -55,9 +55,11 @@ __all__ = [
     "CredentialLookup",
     "Credentials",
     "DigestAuthenticator",
+    "UriParts",
     "digest_response",
     "ha1",
     "parse_digest",
+    "split_uri",
     "uri_matches",
 ]
 
@@ -283,7 +285,21 @@ _URI_RE = re.compile(
 _STRICT_URI_PARAMS = frozenset({"transport", "user", "ttl", "method", "maddr"})
 
 
-def _uri_key(uri: str) -> tuple[str, str, str, str, dict[str, str], str] | None:
+class UriParts(NamedTuple):
+    """A loosely split SIP URI; ``scheme`` and ``host`` lowercased, params lowercased."""
+
+    scheme: str
+    user: str
+    host: str
+    port: str
+    params: dict[str, str]
+    headers: str
+
+
+def split_uri(uri: str) -> UriParts | None:
+    """Split ``scheme:[user@]host[:port][;params][?headers]``; None if it does not fit."""
+    if len(uri) > 2048:
+        return None
     m = _URI_RE.match(uri.strip())
     if m is None:
         return None
@@ -293,7 +309,7 @@ def _uri_key(uri: str) -> tuple[str, str, str, str, dict[str, str], str] | None:
             continue
         k, _, v = part.partition("=")
         params[k.strip().lower()] = v.strip().lower()
-    return (
+    return UriParts(
         m.group("scheme").lower(),
         m.group("user") or "",
         m.group("host").lower(),
@@ -312,12 +328,12 @@ def uri_matches(a: str, b: str) -> bool:
     """
     if a == b:
         return True
-    ka, kb = _uri_key(a), _uri_key(b)
+    ka, kb = split_uri(a), split_uri(b)
     if ka is None or kb is None:
         return False
-    if ka[0] != kb[0] or ka[1] != kb[1] or ka[2] != kb[2] or ka[3] != kb[3] or ka[5] != kb[5]:
+    if ka._replace(params={}) != kb._replace(params={}):
         return False
-    pa, pb = ka[4], kb[4]
+    pa, pb = ka.params, kb.params
     for k in pa.keys() | pb.keys():
         if k in pa and k in pb:
             if pa[k] != pb[k]:

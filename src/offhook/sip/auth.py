@@ -350,6 +350,8 @@ _NONCE_STRUCT = struct.Struct(">q8s")  # timestamp in ms, 8 random bytes
 _MAC_LEN = 16
 _NONCE_RAW_LEN = _NONCE_STRUCT.size + _MAC_LEN
 _NC_RE = re.compile(r"^[0-9a-fA-F]{8}$")
+_NONCE_CHARS = (_NONCE_RAW_LEN * 8 + 5) // 6  # unpadded base64url length
+_NONCE_RE = re.compile(rf"^[A-Za-z0-9_-]{{{_NONCE_CHARS}}}$")
 
 
 class DigestAuthenticator:
@@ -359,6 +361,10 @@ class DigestAuthenticator:
     ``algorithms`` are offered in that order (RFC 8760 §2.4: most preferred
     first). ``replay_cache`` bounds the nonce-count LRU (0 disables replay
     detection). ``random`` is injectable for deterministic tests.
+
+    ``now`` (in ``challenge`` and ``verify``) is seconds on any clock, as long
+    as every node sharing ``secret`` uses the same one: pass wall time when
+    nonces must stay valid across a cluster (the registrar does).
     """
 
     def __init__(
@@ -399,7 +405,7 @@ class DigestAuthenticator:
 
     def _check_nonce(self, nonce: str, now: float) -> tuple[bool, bool]:
         """(authentic, fresh) for a nonce string."""
-        if len(nonce) > 64:
+        if not _NONCE_RE.match(nonce):
             return False, False
         try:
             raw = base64.urlsafe_b64decode(nonce + "=" * (-len(nonce) % 4))

@@ -330,12 +330,15 @@ class Registrar:
             return resp
 
         # §10.3 step 3: authenticate (RFC 3261 §22.2).
-        result = self.auth.verify(request, self.creds, now)
+        # Nonces are timed on the wall clock so that every node sharing the
+        # secret (a phone failing over) can check them.
+        result = self.auth.verify(request, self.creds, wall)
         if result.status is not AuthStatus.OK or result.credentials is None:
             if result.status is AuthStatus.FAILED and self.on_auth_failure is not None:
                 self.on_auth_failure(source, result.username)
             resp = self._reply(request, 401)
-            for name, value in self.auth.challenge(now, stale=result.status is AuthStatus.STALE):
+            stale = result.status is AuthStatus.STALE
+            for name, value in self.auth.challenge(wall, stale=stale):
                 resp.headers.add(name, value)
             return resp
         creds = result.credentials

@@ -1,1 +1,54 @@
-"""offhook.sdp."""
+"""offhook.sdp: sans-IO SDP (RFC 8866/4566) parse/serialise and RFC 3264 offer/answer."""
+
+from offhook.sdp.codec import DEFAULT_MAX_LINES, DEFAULT_MAX_MEDIA, DEFAULT_MAX_SIZE, parse_sdp
+from offhook.sdp.model import (
+    Attribute,
+    Bandwidth,
+    Connection,
+    Direction,
+    MediaSection,
+    Origin,
+    RtpMap,
+    SessionDescription,
+    Timing,
+    parse_rtpmap,
+)
+from offhook.sdp.offer_answer import (
+    STATIC_PAYLOADS,
+    Codec,
+    bump_version,
+    format_codec,
+    is_hold,
+    is_stream_held,
+    make_answer,
+    make_offer,
+    media_codecs,
+    with_direction,
+)
+
+__all__ = [
+    "DEFAULT_MAX_LINES",
+    "DEFAULT_MAX_MEDIA",
+    "DEFAULT_MAX_SIZE",
+    "STATIC_PAYLOADS",
+    "Attribute",
+    "Bandwidth",
+    "Codec",
+    "Connection",
+    "Direction",
+    "MediaSection",
+    "Origin",
+    "RtpMap",
+    "SessionDescription",
+    "Timing",
+    "bump_version",
+    "format_codec",
+    "is_hold",
+    "is_stream_held",
+    "make_answer",
+    "make_offer",
+    "media_codecs",
+    "parse_rtpmap",
+    "parse_sdp",
+    "with_direction",
+]

@@ -1,0 +1,291 @@
+"""Run a real ``offhook serve`` as a subprocess for integration/interop tests.
+
+:class:`OffhookServer` writes a TOML config in a temporary directory (SQLite
+database there, SIP on a loopback port free on both UDP and TCP, the admin
+endpoint on another free port), imports a plan with ``offhook load``, starts
+``offhook serve --config FILE``, waits until it answers a SIP OPTIONS over
+UDP, and on exit stops it (SIGTERM, then SIGKILL).  Its log goes to a file;
+on stop the tail is printed, which pytest shows only for a failed test.
+
+The CLI is run as ``python -c 'from offhook.cli import main; main()'`` with
+this interpreter, so it works with or without the ``offhook`` console script
+on PATH (``src/`` is added to PYTHONPATH for an uninstalled checkout).
+
+Use ``offhook_server(tmp_path, plan)`` as a context manager, or the class.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from support.ports import HOST, free_port
+
+REPO = Path(__file__).resolve().parents[2]
+SRC = REPO / "src"
+CLI = [
+    sys.executable,
+    "-c",
+    "import sys; sys.argv[0] = 'offhook'; from offhook.cli import main; sys.exit(main())",
+]
+
+
+class ServerError(RuntimeError):
+    """offhook did not start, died, or a CLI command failed."""
+
+
+def device(
+    name: str, password: str, dn: str, display: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    """One plan entry: a SIP device with one line."""
+    return {
+        "name": name,
+        "protocol": "sip",
+        "password": password,
+        "lines": [{"dn": dn, "display": display or name.capitalize()}],
+        **extra,
+    }
+
+
+def toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)  # a JSON string is a valid TOML basic string
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    raise TypeError(f"cannot write {v!r} as TOML")
+
+
+def dump_toml(sections: dict[str, dict[str, Any]]) -> str:
+    out = []
+    for name, keys in sections.items():
+        out.append(f"[{name}]")
+        out.extend(f"{k} = {toml_value(v)}" for k, v in keys.items())
+        out.append("")
+    return "\n".join(out)
+
+
+def sip_options_ping(port: int, host: str = HOST, timeout: float = 0.5) -> str | None:
+    """Send one OPTIONS over UDP; return the status line of any SIP answer."""
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_DGRAM)) as s:
+        s.bind((host, 0))
+        lport = s.getsockname()[1]
+        tag = uuid.uuid4().hex[:10]
+        msg = (
+            f"OPTIONS sip:{host}:{port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP {host}:{lport};branch=z9hG4bK{tag};rport\r\n"
+            "Max-Forwards: 70\r\n"
+            f"From: <sip:probe@{host}>;tag={tag}\r\n"
+            f"To: <sip:{host}:{port}>\r\n"
+            f"Call-ID: probe-{tag}@{host}\r\n"
+            "CSeq: 1 OPTIONS\r\n"
+            f"Contact: <sip:probe@{host}:{lport}>\r\n"
+            "Accept: application/sdp\r\n"
+            "Content-Length: 0\r\n\r\n"
+        )
+        s.settimeout(timeout)
+        s.sendto(msg.encode(), (host, port))
+        try:
+            data, _ = s.recvfrom(65535)
+        except (TimeoutError, OSError):
+            return None
+        line = data.split(b"\r\n", 1)[0].decode("utf-8", "replace")
+        return line if line.startswith("SIP/2.0 ") else None
+
+
+class OffhookServer:
+    """One offhook node on loopback, with its own config, database and log."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        plan: dict[str, Any] | None = None,
+        *,
+        realm: str = "offhook.test",
+        extra_config: dict[str, dict[str, Any]] | None = None,
+        env: dict[str, str] | None = None,
+        log_level: str | None = None,
+    ) -> None:
+        self.dir = Path(workdir) / f"offhook-{uuid.uuid4().hex[:6]}"
+        self.dir.mkdir(parents=True)
+        self.sip_port = free_port()
+        self.admin_port = free_port()
+        self.realm = realm
+        self.db_path = self.dir / "offhook.db"
+        self.config_path = self.dir / "offhook.toml"
+        self.log_path = self.dir / "offhook.log"
+        self.plan = plan
+        self.proc: subprocess.Popen[bytes] | None = None
+        sections: dict[str, dict[str, Any]] = {
+            "database": {"url": f"sqlite:///{self.db_path}"},
+            "sip": {
+                "listen": HOST,
+                "port": self.sip_port,
+                "allow": ["127.0.0.0/8"],
+                "realm": realm,
+            },
+            "admin": {"listen": HOST, "port": self.admin_port},
+        }
+        for name, keys in (extra_config or {}).items():
+            sections.setdefault(name, {}).update(keys)
+        self.config_path.write_text(dump_toml(sections))
+        base = {k: v for k, v in os.environ.items() if not k.startswith("OFFHOOK_")}
+        pp = os.pathsep.join(p for p in (str(SRC), base.get("PYTHONPATH", "")) if p)
+        base["PYTHONPATH"] = pp
+        base.setdefault("PYTHONUNBUFFERED", "1")
+        if log_level:
+            base["OFFHOOK_LOG__LEVEL"] = log_level
+        self.env = {**base, **(env or {})}
+
+    # -- CLI ------------------------------------------------------------------
+
+    def run_cli(
+        self, *args: str, check: bool = False, timeout: float = 60.0
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``offhook ARGS --config FILE`` and return the completed process."""
+        argv = [*CLI, *args]
+        if "--config" not in args:
+            argv += ["--config", str(self.config_path)]
+        proc = subprocess.run(
+            argv, env=self.env, capture_output=True, text=True, timeout=timeout, check=False
+        )
+        if check and proc.returncode != 0:
+            raise ServerError(
+                f"offhook {' '.join(args)} exited {proc.returncode}\n"
+                f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+            )
+        return proc
+
+    def load(self, plan: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+        path = self.dir / f"plan-{uuid.uuid4().hex[:6]}.yaml"
+        path.write_text(yaml.safe_dump(plan, sort_keys=False))
+        return self.run_cli("load", str(path), check=True)
+
+    def cdr_rows(self) -> list[dict[str, str]]:
+        """``offhook cdr`` parsed: one dict per CSV row, keyed by the header."""
+        out = self.run_cli("cdr", check=True).stdout
+        return list(csv.DictReader(io.StringIO(out)))
+
+    def status(self) -> Any:
+        """``offhook status --json`` parsed."""
+        return json.loads(self.run_cli("status", "--json", check=True).stdout)
+
+    def wait_cdr(
+        self,
+        predicate: Callable[[dict[str, str]], bool] = lambda row: True,
+        count: int = 1,
+        timeout: float = 10.0,
+    ) -> list[dict[str, str]]:
+        """Poll ``offhook cdr`` until ``count`` rows match ``predicate``."""
+        rows: list[dict[str, str]] = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            rows = self.cdr_rows()
+            hits = [r for r in rows if predicate(r)]
+            if len(hits) >= count:
+                return hits
+            time.sleep(0.25)
+        raise AssertionError(f"no {count} matching CDR rows within {timeout}s; rows: {rows}")
+
+    # -- process --------------------------------------------------------------
+
+    def start(self, timeout: float = 30.0) -> OffhookServer:
+        if self.plan is not None:
+            self.load(self.plan)
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [*CLI, "serve", "--config", str(self.config_path)],
+            env=self.env,
+            cwd=self.dir,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise ServerError(
+                    f"offhook serve exited {self.proc.returncode} before answering SIP:\n"
+                    f"{self.log_tail()}"
+                )
+            if sip_options_ping(self.sip_port) is not None:
+                return self
+            time.sleep(0.1)
+        self.stop()
+        raise ServerError(
+            f"offhook serve did not answer OPTIONS on UDP {self.sip_port} in {timeout}s:\n"
+            f"{self.log_tail()}"
+        )
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def stop(self, show_log: bool = True) -> int | None:
+        rc = None
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+                try:
+                    self.proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
+            rc = self.proc.returncode
+        with contextlib.suppress(AttributeError):
+            self._log.close()
+        if show_log:
+            # Captured by pytest: shown only when the test failed.
+            print(f"--- offhook log ({self.log_path}), exit {rc} ---")
+            print(self.log_tail())
+        return rc
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, lines: int = 200) -> str:
+        return "\n".join(self.log().splitlines()[-lines:])
+
+    def __enter__(self) -> OffhookServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@contextlib.contextmanager
+def offhook_server(
+    workdir: Path, plan: dict[str, Any] | None = None, **kwargs: Any
+) -> Iterator[OffhookServer]:
+    server = OffhookServer(workdir, plan, **kwargs)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def plan_of(devices: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    return {"devices": list(devices)}

@@ -1,0 +1,133 @@
+"""A call: the inbound leg, the outbound legs rung for it, and its bookkeeping.
+
+A call starts with the caller's inbound leg (A) and a ``Setup``. Routing adds
+one outbound leg per binding rung (the forks); the first fork to connect
+becomes the B leg and the others are released. The call ends when A or B
+clears, when every fork failed, or on the ring timeout; ``CallEngine`` does
+all of that — this module only holds the state and builds the record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from offhook.core.causes import cause_text
+from offhook.core.events import Setup
+from offhook.core.leg import Leg, LegState
+from offhook.core.media import MediaDescription
+from offhook.core.records import CallRecord, CallStatus, LegStatus
+
+
+@dataclass(slots=True)
+class PendingOffer:
+    """A media offer sent to ``answerer`` on behalf of ``offerer``, not yet answered."""
+
+    offerer: Leg
+    answerer: Leg
+
+
+class Call:
+    __slots__ = (
+        "a_leg",
+        "alerted",
+        "answer",
+        "b_leg",
+        "called_device",
+        "cause",
+        "end",
+        "ended",
+        "failures",
+        "forks",
+        "id",
+        "pending",
+        "relayed",
+        "relayed_media",
+        "ring_deadline",
+        "setup",
+        "start",
+    )
+
+    def __init__(self, call_id: str, a_leg: Leg, setup: Setup, start: float) -> None:
+        self.id = call_id
+        self.a_leg = a_leg
+        self.setup = setup
+        self.start = start
+        self.forks: list[Leg] = []
+        self.b_leg: Leg | None = None
+        self.answer: float | None = None
+        self.end: float | None = None
+        self.ended = False
+        self.cause: int | None = None
+        self.called_device = ""
+        self.failures: list[int] = []  # causes of failed forks, in arrival order
+        self.pending: PendingOffer | None = None
+        self.alerted = False
+        self.relayed = False  # some Progress/Alerting was relayed to A
+        self.relayed_media: MediaDescription | None = None
+        self.ring_deadline: float | None = None  # monotonic
+
+    def __repr__(self) -> str:
+        return f"<Call {self.id} {self.setup.called!r} {self.state.value}>"
+
+    @property
+    def state(self) -> LegState:
+        """The call's state is the caller's leg state (SETUP ... CONNECTED, RELEASED)."""
+        return self.a_leg.state
+
+    @property
+    def connected(self) -> bool:
+        return self.b_leg is not None
+
+    def live_forks(self) -> list[Leg]:
+        return [f for f in self.forks if not f.released]
+
+    def legs(self) -> list[Leg]:
+        return [self.a_leg, *self.forks]
+
+    def other(self, leg: Leg) -> Leg | None:
+        """The leg connected to ``leg`` (A <-> B), or None."""
+        if self.b_leg is None:
+            return None
+        if leg is self.a_leg:
+            return self.b_leg
+        if leg is self.b_leg:
+            return self.a_leg
+        return None
+
+    def record(self, end: float, cause: int, node: str = "") -> CallRecord:
+        duration = 0 if self.answer is None else max(0, round(end - self.answer))
+        return CallRecord(
+            call_id=self.id,
+            calling=self.setup.calling.number,
+            called=self.setup.called,
+            original_called=self.setup.original_called or self.setup.called,
+            calling_device=self.a_leg.device,
+            called_device=self.called_device,
+            start=self.start,
+            answer=self.answer,
+            end=end,
+            duration=duration,
+            cause=cause,
+            cause_text=cause_text(cause),
+            node=node,
+        )
+
+    def status(self) -> CallStatus:
+        return CallStatus(
+            call_id=self.id,
+            calling=self.setup.calling.number,
+            called=self.setup.called,
+            state=self.state.value,
+            legs=tuple(
+                LegStatus(
+                    leg.id,
+                    leg.device,
+                    leg.direction.value,
+                    leg.state.value,
+                    leg.binding.contact if leg.binding is not None else "",
+                )
+                for leg in self.legs()
+            ),
+            start=self.start,
+            answer=self.answer,
+        )

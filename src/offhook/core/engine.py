@@ -1,0 +1,535 @@
+"""Call control: routes calls, forks them, joins the winning leg, ends them.
+
+Theory of operation
+-------------------
+The engine is sans-IO and single-threaded. Adapters create an inbound leg for
+a device that places a call (``inbound_leg``), hand it the caller's
+``Setup`` (``setup``), and report what their devices do (``on_progress``,
+``on_alerting``, ``on_connect``, ``on_media_offer``, ``on_media_answer``,
+``on_digits``, ``on_release``). The engine acts by calling the legs'
+``LegDriver`` methods. Every entry point is queued and run to completion, so a
+driver (or a bus subscriber) that calls back into the engine from inside a
+call is handled after the current step, never re-entrantly.
+
+Routing (this version): the called number must be a directory number of the
+plan snapshot (exact match), else cause 1. Every device carrying the DN is
+rung at each of its live bindings, in parallel (a shared line forks),
+except the calling device itself: calling your own shared line from one
+phone rings the other phones, never the one you dial from. A device without a
+live binding counts as cause 20; a device at its ``max_calls`` as cause 17.
+With nothing to ring, the call is released with the best of those causes
+(17 when the only device carrying the DN is the caller's).
+
+Forking (RFC 3261 §16.7 in spirit): the first Progress/Alerting is relayed to
+the caller, later ones only when they bring new media (or Alerting after only
+Progress). The first fork to connect wins; the others get ``release(26)``. A
+fork failing with a cause in ``fork_ending_causes`` (default: 21, call
+rejected, the 6xx decline) ends the whole call at once; when every fork
+failed, the caller gets ``causes.select_cause`` of the failures.
+
+After connect, whichever side clears, the other side is released with the
+same cause. Before connect, the caller clearing releases every fork with its
+cause. Media descriptions are forwarded unchanged: a ``MediaOffer`` from one
+side goes to the other's ``update_media``; its answer comes back to the
+offerer's ``media_answer``. A second offer while one is pending (glare) is
+refused with ``media_answer(None, 41)``. With a delayed offer (``Setup.media``
+is None) the ``Connect`` media is an offer; the caller's answer is reported
+with ``on_media_answer(a_leg, answer, None)`` and forwarded to the B leg.
+
+Ring timeout: ``ring_timeout`` seconds after routing (None: never), an
+unanswered call is released with cause 19 on every leg. Drive it with
+``next_timer()`` / ``handle_timer(now)`` (monotonic seconds).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict
+from functools import partial
+from typing import Any
+
+from offhook.common.clock import Clock
+from offhook.common.ids import token
+from offhook.common.location import Binding, LocationStore
+from offhook.core.bus import EventBus
+from offhook.core.call import Call, PendingOffer
+from offhook.core.causes import Cause, select_cause
+from offhook.core.directory import PlanSnapshot
+from offhook.core.events import (
+    Alerting,
+    Connect,
+    Digits,
+    LegMessage,
+    MediaAnswer,
+    MediaOffer,
+    PartyInfo,
+    Progress,
+    Release,
+    Setup,
+)
+from offhook.core.leg import CoreError, Direction, Leg, LegEvent
+from offhook.core.media import MediaDescription
+from offhook.core.ports import LegDriver, LegFactory
+from offhook.core.records import (
+    CallAlerting,
+    CallAnswered,
+    CallEnded,
+    CallStarted,
+    CallStatus,
+    LegStateChanged,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RING_TIMEOUT = 60.0
+
+
+class CallEngine:
+    def __init__(
+        self,
+        snapshot_provider: Callable[[], PlanSnapshot],
+        locations: LocationStore,
+        clock: Clock,
+        bus: EventBus,
+        node: str = "",
+        *,
+        ring_timeout: float | None = DEFAULT_RING_TIMEOUT,
+        fork_ending_causes: frozenset[int] = frozenset({Cause.CALL_REJECTED}),
+        id_factory: Callable[[], str] | None = None,
+    ) -> None:
+        self._snapshot = snapshot_provider
+        self._locations = locations
+        self._clock = clock
+        self._bus = bus
+        self.node = node
+        self.ring_timeout = ring_timeout
+        self.fork_ending_causes = fork_ending_causes
+        self._id_factory = id_factory or self._default_call_id
+        self._factories: dict[str, LegFactory] = {}
+        self._calls: dict[str, Call] = {}
+        self._legs: dict[str, Leg] = {}
+        self._by_device: dict[str, dict[str, Leg]] = {}
+        self._queue: deque[Callable[[], None]] = deque()
+        self._running = False
+        self._leg_seq = 0
+
+    def _default_call_id(self) -> str:
+        return f"{self.node}-{token(8)}" if self.node else token(8)
+
+    # ------------------------------------------------------------ registry
+    def register_factory(self, protocol: str, factory: LegFactory) -> None:
+        """Use ``factory`` for outbound legs to bindings of ``protocol`` (e.g. 'sip')."""
+        self._factories[protocol] = factory
+
+    def inbound_leg(self, driver: LegDriver, device: str) -> Leg:
+        """A new, idle leg for a call ``device`` is placing; follow with ``setup``."""
+        return self._new_leg(Direction.INBOUND, device, driver=driver)
+
+    def _new_leg(
+        self,
+        direction: Direction,
+        device: str,
+        *,
+        driver: LegDriver | None = None,
+        binding: Binding | None = None,
+    ) -> Leg:
+        self._leg_seq += 1
+        leg = Leg(
+            f"L{self._leg_seq}", direction, device, self._clock, binding=binding, driver=driver
+        )
+        self._legs[leg.id] = leg
+        self._by_device.setdefault(device, {})[leg.id] = leg
+        return leg
+
+    # ------------------------------------------------------------ status
+    def leg(self, leg_id: str) -> Leg | None:
+        return self._legs.get(leg_id)
+
+    def call(self, call_id: str) -> Call | None:
+        return self._calls.get(call_id)
+
+    def calls(self) -> list[CallStatus]:
+        return [c.status() for c in self._calls.values()]
+
+    def snapshot_state(self) -> dict[str, Any]:
+        """JSON-ready view of the active calls for status pages."""
+        return {
+            "node": self.node,
+            "active_calls": len(self._calls),
+            "calls": [asdict(c) for c in self.calls()],
+        }
+
+    def device_calls(self, device: str) -> int:
+        """How many calls ``device`` takes part in now (what ``max_calls`` limits)."""
+        legs = self._by_device.get(device, {}).values()
+        return len({leg.call.id if leg.call is not None else leg.id for leg in legs})
+
+    # ------------------------------------------------------------ adapter entry points
+    def setup(self, leg: Leg, setup: Setup) -> None:
+        self._post(partial(self._do_setup, leg, setup))
+
+    def on_progress(self, leg: Leg, media: MediaDescription | None = None) -> None:
+        self._post(partial(self._do_early, leg, media, LegEvent.PROGRESS))
+
+    def on_alerting(self, leg: Leg, media: MediaDescription | None = None) -> None:
+        self._post(partial(self._do_early, leg, media, LegEvent.ALERT))
+
+    def on_connect(self, leg: Leg, media: MediaDescription | None = None) -> None:
+        self._post(partial(self._do_connect, leg, media))
+
+    def on_media_offer(self, leg: Leg, offer: MediaDescription) -> None:
+        self._post(partial(self._do_media_offer, leg, offer))
+
+    def on_media_answer(
+        self, leg: Leg, answer: MediaDescription | None, cause: int | None = None
+    ) -> None:
+        self._post(partial(self._do_media_answer, leg, answer, cause))
+
+    def on_digits(self, leg: Leg, digits: str) -> None:
+        self._post(partial(self._do_digits, leg, digits))
+
+    def on_release(self, leg: Leg, cause: int = Cause.NORMAL_CLEARING) -> None:
+        self._post(partial(self._do_release, leg, cause))
+
+    def dispatch(self, leg: Leg, message: LegMessage | Setup) -> None:
+        """The ``on_*`` methods, taking a neutral event instead."""
+        match message:
+            case Setup():
+                self.setup(leg, message)
+            case Progress(media):
+                self.on_progress(leg, media)
+            case Alerting(media):
+                self.on_alerting(leg, media)
+            case Connect(media):
+                self.on_connect(leg, media)
+            case MediaOffer(media):
+                self.on_media_offer(leg, media)
+            case MediaAnswer(media, cause):
+                self.on_media_answer(leg, media, cause)
+            case Digits(digits):
+                self.on_digits(leg, digits)
+            case Release(cause):
+                self.on_release(leg, cause)
+
+    def release_call(self, call_id: str, cause: int = Cause.NORMAL_CLEARING) -> bool:
+        """Clear a call from outside (admin, CTI); False if there is no such call."""
+        if call_id not in self._calls:
+            return False
+        self._post(partial(self._do_release_call, call_id, cause))
+        return True
+
+    # ------------------------------------------------------------ timers (sans-IO)
+    def next_timer(self) -> float | None:
+        """The monotonic time ``handle_timer`` should next be called, or None."""
+        deadlines = [
+            c.ring_deadline
+            for c in self._calls.values()
+            if c.ring_deadline is not None and not c.connected
+        ]
+        return min(deadlines, default=None)
+
+    def handle_timer(self, now: float) -> None:
+        self._post(partial(self._do_timers, now))
+
+    # ------------------------------------------------------------ run to completion
+    def _post(self, step: Callable[[], None]) -> None:
+        self._queue.append(step)
+        if self._running:
+            return
+        self._running = True
+        try:
+            while self._queue:
+                item = self._queue.popleft()
+                try:
+                    item()
+                except CoreError as exc:
+                    log.warning("call control: %s", exc)
+        finally:
+            self._running = False
+
+    def _drive(self, leg: Leg, action: Callable[[LegDriver], None]) -> None:
+        """Call ``leg``'s driver; a driver that raises gets its leg released (cause 41)."""
+        driver = leg.driver
+        if driver is None:
+            return
+        try:
+            action(driver)
+        except Exception:
+            log.exception("driver of leg %s (%s) failed", leg.id, leg.device)
+            if not leg.released:
+                self._queue.append(partial(self._do_release, leg, Cause.TEMPORARY_FAILURE))
+
+    def _fire(self, leg: Leg, event: LegEvent, cause: int | None = None) -> None:
+        old = leg.fire(event)
+        if old is not leg.state:
+            self._bus.publish(
+                LegStateChanged(
+                    call_id=leg.call.id if leg.call is not None else "",
+                    leg_id=leg.id,
+                    device=leg.device,
+                    direction=leg.direction.value,
+                    old=old.value,
+                    new=leg.state.value,
+                    cause=cause,
+                )
+            )
+
+    def _release_leg(self, leg: Leg, cause: int, *, notify: bool) -> None:
+        if leg.released:
+            return
+        leg.cause = cause
+        self._fire(leg, LegEvent.RELEASE, cause)
+        self._legs.pop(leg.id, None)
+        on_device = self._by_device.get(leg.device)
+        if on_device is not None:
+            on_device.pop(leg.id, None)
+            if not on_device:
+                del self._by_device[leg.device]
+        if notify:
+            self._drive(leg, lambda d: d.release(cause))
+
+    def _end_call(self, call: Call, cause: int) -> None:
+        """Release every leg still up with ``cause`` and publish the record."""
+        if call.ended:
+            return
+        call.ended = True
+        call.cause = cause
+        call.ring_deadline = None
+        call.pending = None
+        for leg in call.legs():
+            self._release_leg(leg, cause, notify=True)
+        call.end = self._clock.wall()
+        self._calls.pop(call.id, None)
+        self._bus.publish(CallEnded(call.record(call.end, cause, self.node)))
+
+    # ------------------------------------------------------------ routing
+    def _over_limit(self, snapshot: PlanSnapshot, device: str, extra: int = 0) -> bool:
+        info = snapshot.device(device)
+        if info is None or info.max_calls <= 0:
+            return False
+        return self.device_calls(device) - extra >= info.max_calls
+
+    def _do_setup(self, leg: Leg, setup: Setup) -> None:
+        if leg.direction is not Direction.INBOUND or not leg.can(LegEvent.SETUP):
+            raise CoreError(f"setup on {leg!r}")
+        call = Call(self._id_factory(), leg, setup, self._clock.wall())
+        leg.call = call
+        self._calls[call.id] = call
+        self._fire(leg, LegEvent.SETUP)
+        snapshot = self._snapshot()
+        calling = self._calling_party(snapshot, leg, setup.calling)
+        self._bus.publish(CallStarted(call.id, calling, setup.called, leg.device, call.start))
+
+        # The caller's own leg already counts towards its device's calls.
+        if self._over_limit(snapshot, leg.device, extra=1):
+            self._end_call(call, Cause.USER_BUSY)
+            return
+        entry = snapshot.lookup_dn(setup.called)
+        if entry is None:
+            self._end_call(call, Cause.UNALLOCATED_NUMBER)
+            return
+        now = self._clock.monotonic()
+        targets: list[Binding] = []
+        for device in entry.devices:
+            if device == leg.device:
+                continue  # never ring the phone the call comes from
+            bindings = self._locations.bindings(device, now)
+            if not bindings:
+                call.failures.append(Cause.SUBSCRIBER_ABSENT)
+            elif self._over_limit(snapshot, device):
+                call.failures.append(Cause.USER_BUSY)
+            else:
+                targets.extend(bindings)
+        if not targets:
+            self._end_call(call, select_cause(call.failures, default=Cause.USER_BUSY))
+            return
+
+        out = Setup(
+            calling=calling,
+            called=setup.called,
+            media=setup.media,
+            original_called=setup.original_called or setup.called,
+        )
+        if self.ring_timeout is not None:
+            call.ring_deadline = now + self.ring_timeout
+        for binding in targets:
+            self._start_fork(call, binding, out)
+        if not call.live_forks():
+            self._end_call(call, select_cause(call.failures))
+
+    def _calling_party(self, snapshot: PlanSnapshot, leg: Leg, party: PartyInfo) -> PartyInfo:
+        """The caller as the called side sees it: device and name filled from the plan."""
+        name = party.name
+        if not name:
+            info = snapshot.device(leg.device)
+            if info is not None:
+                name = next((ln.display for ln in info.lines if ln.dn == party.number), "")
+                name = name or info.display
+        return PartyInfo(
+            number=party.number,
+            name=name,
+            device=party.device or leg.device,
+            presentation_allowed=party.presentation_allowed,
+        )
+
+    def _start_fork(self, call: Call, binding: Binding, setup: Setup) -> None:
+        factory = self._factories.get(binding.protocol)
+        if factory is None:
+            log.warning("no leg factory for protocol %r (%s)", binding.protocol, binding.device)
+            call.failures.append(Cause.SERVICE_UNAVAILABLE)
+            return
+        leg = self._new_leg(Direction.OUTBOUND, binding.device, binding=binding)
+        leg.call = call
+        call.forks.append(leg)
+        if not call.called_device:
+            call.called_device = leg.device
+        try:
+            leg.driver = factory.create(binding, leg)
+        except Exception:
+            log.exception("leg factory %r failed for %s", binding.protocol, binding.device)
+            call.failures.append(Cause.TEMPORARY_FAILURE)
+            self._release_leg(leg, Cause.TEMPORARY_FAILURE, notify=False)
+            return
+        self._fire(leg, LegEvent.OFFER)
+        self._drive(leg, lambda d: d.offer(setup))
+
+    # ------------------------------------------------------------ call progress
+    def _live_outbound(self, leg: Leg, what: str) -> Call | None:
+        """The call of an unanswered-or-winning outbound leg, or None (logged) if stale."""
+        call = leg.call
+        if leg.direction is not Direction.OUTBOUND or call is None:
+            raise CoreError(f"{what} on {leg!r}: only an outbound leg reports {what}")
+        if leg.released or call.ended:
+            log.debug("%s on released %r ignored", what, leg)
+            return None
+        return call
+
+    def _do_early(self, leg: Leg, media: MediaDescription | None, event: LegEvent) -> None:
+        call = self._live_outbound(leg, event.value)
+        if call is None or call.connected:
+            return
+        if not leg.can(event):
+            raise CoreError(f"{event.value} on {leg!r}")
+        self._fire(leg, event)
+        if media is not None:
+            leg.media = media
+        alert = event is LegEvent.ALERT
+        relay = (
+            not call.relayed
+            or (alert and not call.alerted)
+            or (media is not None and media != call.relayed_media)
+        )
+        a = call.a_leg
+        if relay and a.can(event):
+            self._fire(a, event)
+            call.relayed = True
+            if media is not None:
+                call.relayed_media = media
+            if alert:
+                self._drive(a, lambda d: d.alert(media))
+            else:
+                self._drive(a, lambda d: d.progress(media))
+        if alert and not call.alerted:
+            call.alerted = True
+            self._bus.publish(CallAlerting(call.id, leg.device))
+
+    def _do_connect(self, leg: Leg, media: MediaDescription | None) -> None:
+        call = self._live_outbound(leg, "connect")
+        if call is None or call.connected:
+            return
+        if not leg.can(LegEvent.CONNECT):
+            raise CoreError(f"connect on {leg!r}")
+        self._fire(leg, LegEvent.CONNECT)
+        if media is not None:
+            leg.media = media
+        call.b_leg = leg
+        call.answer = self._clock.wall()
+        call.called_device = leg.device
+        call.ring_deadline = None
+        for other in call.live_forks():
+            if other is not leg:
+                self._release_leg(other, Cause.NON_SELECTED_USER_CLEARING, notify=True)
+        a = call.a_leg
+        self._fire(a, LegEvent.CONNECT)
+        if call.setup.media is None and media is not None:
+            # Delayed offer: the answer's media is an offer; A answers it.
+            call.pending = PendingOffer(offerer=leg, answerer=a)
+        self._drive(a, lambda d: d.answer(media))
+        self._bus.publish(CallAnswered(call.id, leg.device, call.answer))
+
+    # ------------------------------------------------------------ mid-call
+    def _do_media_offer(self, leg: Leg, offer: MediaDescription) -> None:
+        call = leg.call
+        other = call.other(leg) if call is not None and not call.ended else None
+        if call is None or other is None or not leg.can(LegEvent.MEDIA):
+            self._drive(
+                leg, lambda d: d.media_answer(None, Cause.MESSAGE_NOT_COMPATIBLE_WITH_CALL_STATE)
+            )
+            return
+        if call.pending is not None:
+            # Glare: an offer is already in flight; the newcomer retries later.
+            self._drive(leg, lambda d: d.media_answer(None, Cause.TEMPORARY_FAILURE))
+            return
+        self._fire(leg, LegEvent.MEDIA)
+        leg.media = offer
+        call.pending = PendingOffer(offerer=leg, answerer=other)
+        self._drive(other, lambda d: d.update_media(offer))
+
+    def _do_media_answer(
+        self, leg: Leg, answer: MediaDescription | None, cause: int | None
+    ) -> None:
+        call = leg.call
+        pending = call.pending if call is not None else None
+        if call is None or pending is None or pending.answerer is not leg:
+            log.warning("media answer on %r without a pending offer ignored", leg)
+            return
+        call.pending = None
+        if answer is not None:
+            leg.media = answer
+        offerer = pending.offerer
+        if not offerer.released:
+            self._drive(offerer, lambda d: d.media_answer(answer, cause))
+
+    def _do_digits(self, leg: Leg, digits: str) -> None:
+        call = leg.call
+        if call is None or call.ended or not leg.can(LegEvent.DIGITS):
+            raise CoreError(f"digits on {leg!r}")
+        other = call.other(leg)
+        if other is None:
+            log.debug("digits %r on %r before connect dropped", digits, leg)
+            return
+        self._drive(other, lambda d: d.send_digits(digits))
+
+    # ------------------------------------------------------------ clearing
+    def _do_release(self, leg: Leg, cause: int) -> None:
+        if leg.released:
+            log.debug("release on released %r ignored", leg)
+            return
+        call = leg.call
+        self._release_leg(leg, cause, notify=False)
+        if call is None or call.ended:
+            return
+        if leg is call.a_leg or leg is call.b_leg:
+            self._end_call(call, cause)
+            return
+        # An unanswered fork failed (losers after connect are released already).
+        call.failures.append(cause)
+        if cause in self.fork_ending_causes:
+            # RFC 3261 §16.7: a 6xx-class answer ends the whole fork at once.
+            self._end_call(call, cause)
+        elif not call.live_forks():
+            self._end_call(call, select_cause(call.failures))
+
+    def _do_release_call(self, call_id: str, cause: int) -> None:
+        call = self._calls.get(call_id)
+        if call is not None:
+            self._end_call(call, cause)
+
+    def _do_timers(self, now: float) -> None:
+        for call in list(self._calls.values()):
+            if call.connected or call.ring_deadline is None or call.ring_deadline > now:
+                continue
+            call.ring_deadline = None
+            self._end_call(call, Cause.NO_ANSWER)

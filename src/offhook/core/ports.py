@@ -1,0 +1,84 @@
+"""The interfaces adapters implement so call control can drive their devices.
+
+``LegDriver`` is one leg's channel driver (the way Asterisk's channel drivers
+fill ``ast_channel_tech``): core calls it to act on the device; the adapter
+reports what the device did by calling the ``CallEngine.on_*`` methods.
+``LegFactory`` creates the driver for an outbound leg towards a registered
+binding; the engine keeps one factory per protocol (``Binding.protocol``).
+
+Calls on a driver are synchronous and must not block. A driver may call back
+into the engine from inside a call (e.g. report a transport failure from
+``offer``): the engine queues such reports and handles them after the current
+step, so there is no re-entrancy to worry about.
+
+After ``release`` the driver owns whatever clean-up its protocol needs (a SIP
+leg that receives a 200 OK after CANCEL sends ACK and BYE); the engine ignores
+further reports on a released leg.
+
+Subclass ``LegDriver`` explicitly to inherit the no-op defaults of
+``play_tone``, ``show_display`` and ``send_digits``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from offhook.common.location import Binding
+    from offhook.core.events import Setup, Tone
+    from offhook.core.leg import Leg
+    from offhook.core.media import MediaDescription
+
+
+class LegDriver(Protocol):
+    """What call control can ask of one leg's device."""
+
+    def offer(self, setup: Setup) -> None:
+        """Outbound leg: place the call to the device (SIP: send INVITE)."""
+
+    def progress(self, media: MediaDescription | None) -> None:
+        """Inbound leg: tell the caller the call proceeds (SIP: 183, early media)."""
+
+    def alert(self, media: MediaDescription | None) -> None:
+        """Inbound leg: tell the caller the far end rings (SIP: 180)."""
+
+    def answer(self, media: MediaDescription | None) -> None:
+        """Inbound leg: the far end answered (SIP: 200 OK to the INVITE)."""
+
+    def update_media(self, offer: MediaDescription) -> None:
+        """Connected leg: a new media offer for this device (SIP: re-INVITE/UPDATE).
+
+        The device's answer is reported with ``CallEngine.on_media_answer``.
+        """
+
+    def media_answer(self, answer: MediaDescription | None, cause: int | None) -> None:
+        """The answer to a media offer this leg's device made, or its failure.
+
+        ``answer`` None with ``cause`` 41 means glare or "not now, retry"
+        (SIP 491); cause 101 means the offer is not allowed in this call state;
+        any other cause is the far side's failure, passed through.
+        """
+
+    def release(self, cause: int) -> None:
+        """Clear this leg with a Q.850 cause: hang up, cancel or reject as the state needs.
+
+        Cause 26 (non-selected user clearing) means another device answered.
+        """
+
+    def play_tone(self, tone: Tone) -> None:
+        """Play a call-progress tone on the device (SCCP); no-op by default."""
+        return None
+
+    def show_display(self, text: str) -> None:
+        """Show a prompt on the device's display (SCCP); no-op by default."""
+        return None
+
+    def send_digits(self, digits: str) -> None:
+        """Relay out-of-band digits to the device (SIP INFO); no-op by default."""
+        return None
+
+
+class LegFactory(Protocol):
+    """Creates the driver of an outbound leg towards ``binding`` (one per protocol)."""
+
+    def create(self, binding: Binding, leg: Leg) -> LegDriver: ...

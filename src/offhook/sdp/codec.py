@@ -26,6 +26,7 @@ from offhook.sdp.model import (
     Origin,
     SessionDescription,
     Timing,
+    canonical_order,
 )
 
 DEFAULT_MAX_SIZE = 16384
@@ -120,7 +121,7 @@ def _media(head: MediaSection, acc: _Section) -> MediaSection:
         connection=acc.connection,
         attributes=tuple(acc.attributes),
         bandwidths=tuple(acc.bandwidths),
-        other_lines=tuple(acc.other),
+        other_lines=tuple(canonical_order(acc.other, media=True)),
     )
 
 
@@ -225,6 +226,6 @@ def parse_sdp(
         times=tuple(times),
         attributes=tuple(session.attributes),
         media=tuple(media),
-        other_lines=tuple(session.other),
+        other_lines=tuple(canonical_order(session.other, media=False)),
         version=0 if version is None else version,
     )

@@ -155,6 +155,11 @@ def _format_attributes(attributes: tuple[Attribute, ...]) -> list[str]:
     return [f"a={n}" if v is None else f"a={n}:{v}" for n, v in attributes]
 
 
+def canonical_order(lines: list[tuple[str, str]], media: bool) -> list[tuple[str, str]]:
+    """Stable-sort ``(type, value)`` lines into RFC 8866 §5 order (unknown letters last)."""
+    return _ordered(lines, _MEDIA_ORDER if media else _SESSION_ORDER)
+
+
 def _ordered(lines: list[tuple[str, str]], order: str) -> list[tuple[str, str]]:
     rank = {t: i for i, t in enumerate(order)}
     rank["r"] = rank.get("t", len(order))  # r= lines stay right after their t= line

@@ -195,3 +195,11 @@ def test_any_bytes_parse_or_raise_parse_error(chunks: list[bytes], eol: bytes) -
 def test_raw_bytes_never_raise_anything_else(data: bytes) -> None:
     with contextlib.suppress(ParseError):
         parse_sdp(data)
+
+
+def test_misplaced_lines_round_trip_idempotently() -> None:
+    # Found by fuzz/fuzz_sdp.py: session-only letters inside a media section
+    # must come back in the same order after a serialise/parse cycle.
+    body = b"v=0\r\no=- 1 1 IN IP4 h\r\nm=audio 1 RTP/AVP 0\r\ns=-\r\nt=0 0\r\ni=x\r\n"
+    sdp = parse_sdp(body)
+    assert parse_sdp(sdp.serialize()) == sdp

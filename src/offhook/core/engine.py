@@ -246,6 +246,9 @@ class CallEngine:
                     item()
                 except CoreError as exc:
                     log.warning("call control: %s", exc)
+                except Exception:
+                    # A bug must not stall the queue or the other calls.
+                    log.exception("call control bug")
         finally:
             self._running = False
 
@@ -316,8 +319,17 @@ class CallEngine:
             raise CoreError(f"setup on {leg!r}")
         call = Call(self._id_factory(), leg, setup, self._clock.wall())
         leg.call = call
+        leg.media = setup.media
         self._calls[call.id] = call
         self._fire(leg, LegEvent.SETUP)
+        try:
+            self._route(call, leg, setup)
+        except Exception:
+            # e.g. the plan or the location store failed: the call fails, cleanly.
+            log.exception("routing call %s failed", call.id)
+            self._end_call(call, Cause.TEMPORARY_FAILURE)
+
+    def _route(self, call: Call, leg: Leg, setup: Setup) -> None:
         snapshot = self._snapshot()
         calling = self._calling_party(snapshot, leg, setup.calling)
         self._bus.publish(CallStarted(call.id, calling, setup.called, leg.device, call.start))

@@ -486,3 +486,19 @@ def test_leg_state_events_and_exactly_one_record_per_call(h: Harness) -> None:
     assert len(ends) == 2 and len(h.of(CallStarted)) == 2
     assert len({e.record.call_id for e in ends}) == 2
     assert all(e.record.call_id.startswith("n1-") for e in ends)
+
+
+def test_location_store_failure_fails_the_call_cleanly(
+    h: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    two_phones(h)
+
+    def broken(device: str, now: float) -> list[object]:
+        raise ConnectionError("redis down")
+
+    h.locations.bindings = broken  # type: ignore[assignment,method-assign]
+    with caplog.at_level(logging.ERROR):
+        a, ad = h.call("alice", "1002")
+    assert ad.released_with() == [Cause.TEMPORARY_FAILURE] and a.released
+    assert h.record().cause == 41
+    assert h.engine.calls() == []

@@ -1,0 +1,138 @@
+"""Bounded LRU, token bucket, connection limiter and auth failure tracker."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import pytest
+
+from offhook.net import AuthFailureTracker, BoundedLRU, ConnectionLimiter, RateLimiter
+
+
+def test_lru_evicts_oldest_and_counts() -> None:
+    lru: BoundedLRU[str, int] = BoundedLRU(3)
+    lru["a"], lru["b"], lru["c"] = 1, 2, 3
+    assert lru["a"] == 1  # touch a: b is now the oldest
+    lru["d"] = 4
+    assert list(lru) == ["c", "a", "d"]
+    assert "b" not in lru and lru.evictions == 1
+    assert lru.peek("c") == 3 and next(iter(lru)) == "c"  # peek does not touch
+    assert lru.get("zz") is None and lru.get("zz", 0) == 0
+    lru["c"] = 30  # update moves to the end, no eviction
+    assert list(lru) == ["a", "d", "c"] and lru.evictions == 1
+    del lru["a"]
+    assert len(lru) == 2
+    with pytest.raises(ValueError):
+        BoundedLRU(0)
+
+
+def test_lru_bound_holds_with_100k_sources() -> None:
+    lru: BoundedLRU[str, int] = BoundedLRU(1000)
+    for i in range(100_000):
+        lru[f"198.51.{i >> 8 & 255}.{i & 255}:{i}"] = i
+    assert len(lru) == 1000
+    assert lru.evictions == 99_000
+    assert min(lru.values()) == 99_000
+
+
+def test_token_bucket_math() -> None:
+    rl = RateLimiter(rate_per_second=2.0, burst=3, max_sources=10)
+    assert [rl.allow("s", 100.0) for _ in range(4)] == [True, True, True, False]
+    assert not rl.allow("s", 100.4)  # 0.8 tokens
+    assert rl.allow("s", 100.5)  # 1.0 token
+    assert not rl.allow("s", 100.5)
+    assert rl.tokens("s", 110.0) == 3.0  # capped at burst
+    assert rl.allow("other", 100.5)  # independent bucket
+    assert not rl.allow("s", 50.0)  # time going backwards adds nothing
+    assert rl.allow("s", 101.0)
+
+
+def test_rate_limiter_memory_bounded() -> None:
+    rl = RateLimiter(1.0, 1, max_sources=500)
+    for i in range(100_000):
+        rl.allow(i, float(i))
+    assert len(rl) == 500 and rl.evictions == 99_500
+
+
+def test_connection_limiter() -> None:
+    cl = ConnectionLimiter(max_total=4, max_per_source=2, max_sources=3)
+    assert cl.try_acquire("a") and cl.try_acquire("a")
+    assert not cl.try_acquire("a")  # per source
+    assert cl.try_acquire("b") and cl.try_acquire("c")
+    assert cl.sources == 3 and cl.total == 4
+    assert not cl.try_acquire("d")  # total
+    cl.release("a")
+    assert not cl.try_acquire("d")  # max distinct sources
+    assert cl.try_acquire("b")  # existing source still fine
+    cl.release("c")
+    cl.release("c")  # extra release ignored
+    cl.release("nobody")
+    assert cl.count("c") == 0 and cl.sources == 2 and cl.total == 3
+    assert cl.try_acquire("d")
+    for s in ("a", "b", "b", "d"):
+        cl.release(s)
+    assert cl.total == 0 and cl.sources == 0
+
+
+def test_auth_tracker_blocks_and_expires() -> None:
+    t = AuthFailureTracker(threshold=3, window=60, block_for=300, max_entries=100)
+    assert t.delay("1.2.3.4", 0.0) == 0.0
+    t.record_failure("1.2.3.4", "alice", 0.0)
+    t.record_failure("1.2.3.4", "bob", 10.0)
+    assert not t.is_blocked("1.2.3.4", 10.0)
+    assert t.delay("1.2.3.4", 10.0) == 0.5  # 0.25 * 2**(2-1)
+    t.record_failure("1.2.3.4", "carol", 20.0)
+    assert t.is_blocked("1.2.3.4", 20.0)
+    assert t.is_blocked("1.2.3.4", 319.9)
+    assert not t.is_blocked("1.2.3.4", 320.0)
+    assert not t.is_blocked("5.6.7.8", 20.0)
+    assert t.failures("1.2.3.4", 59.9) == 3 and t.failures("1.2.3.4", 60.0) == 0
+
+
+def test_auth_failures_outside_window_do_not_add_up() -> None:
+    t = AuthFailureTracker(threshold=3, window=10, block_for=100, max_entries=100)
+    for now in (0.0, 5.0, 11.0, 16.0, 22.0, 27.0):
+        t.record_failure("s", None, now)
+    assert not t.is_blocked("s", 27.0)
+
+
+def test_auth_account_backoff_and_success() -> None:
+    t = AuthFailureTracker(threshold=100, window=60, block_for=60, max_entries=100, max_delay=2.0)
+    for i in range(6):  # distributed guessing at one account
+        t.record_failure(f"10.0.0.{i}", "alice", 1.0)
+    assert t.account_failures("alice", 1.0) == 6
+    assert t.delay("10.0.0.99", 1.0) == 0.0
+    assert t.delay("10.0.0.99", 1.0, account="alice") == 2.0  # capped
+    assert t.delay("10.0.0.1", 1.0) == 0.25
+    t.record_success("10.0.0.1", "alice")
+    assert t.account_failures("alice", 1.0) == 0
+    assert t.failures("10.0.0.1", 1.0) == 1  # the source count is kept
+
+
+def test_auth_tracker_memory_bounded() -> None:
+    t = AuthFailureTracker(threshold=5, window=60, block_for=60, max_entries=1000)
+
+    def flood(start: int) -> None:
+        for i in range(start, start + 50_000):
+            t.record_failure(f"src{i}", f"user{i}", float(i) / 1000)
+
+    tracemalloc.start()
+    try:
+        flood(0)
+        assert len(t) == 2000
+        before = tracemalloc.get_traced_memory()[0]
+        flood(50_000)  # a second flood of new keys must not grow memory
+        after = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert len(t) == 2000
+    assert after - before < 64 * 1024
+
+
+def test_invalid_parameters() -> None:
+    with pytest.raises(ValueError):
+        RateLimiter(1.0, 0, 10)
+    with pytest.raises(ValueError):
+        ConnectionLimiter(0, 1, 1)
+    with pytest.raises(ValueError):
+        AuthFailureTracker(0, 1, 1, 10)

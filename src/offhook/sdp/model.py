@@ -172,9 +172,9 @@ class MediaSection:
 
     kind: str
     port: int
-    proto: str
-    formats: tuple[str, ...]
     port_count: int | None = None
+    proto: str = "RTP/AVP"
+    formats: tuple[str, ...] = ()
     connection: Connection | None = None
     attributes: tuple[Attribute, ...] = ()
     bandwidths: tuple[Bandwidth, ...] = ()

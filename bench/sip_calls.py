@@ -1,0 +1,468 @@
+"""SIP call-rate benchmark: offhook against the Sippy B2BUA, in one run.
+
+For each server (``offhook serve`` and Sippy's ``b2bua_simple``) this starts
+the server and a SIPp UAS on loopback, then drives SIPp UAC -> server -> UAS
+at stepped call rates.  Each step places ``rate x duration`` calls at
+``rate`` calls/s (both bounded); a step passes when fewer than 0.1 % of its
+calls failed and all of them completed.  The figure for a server is the
+highest passing rate; stepping stops at the first failing step.  For every
+step the server's CPU seconds (utime + stime from /proc, or psutil) and its
+peak RSS (VmHWM) are recorded.  The result is printed as a table, with the
+ratio offhook/sippy, and written as JSON to ``bench/results/``.
+
+offhook challenges every INVITE (407) and routes by DN, so its UAC runs
+``uac_auth.xml`` as device ``benchuac`` (DN 2001) calling 2002, owned by
+device ``benchuas`` whose SIPp UAS registers first (``register.xml``).  Sippy
+gets ``uac.xml`` (no auth) and forwards to the UAS with ``-n``.  The UAS
+Contact says ``transport=udp`` in lower case (Sippy mis-forwards BYE
+otherwise); the UAC tracks its INVITE transaction (late 180s are not
+failures); sockets get 4 MB buffers.
+
+Run from the repository root::
+
+    python bench/sip_calls.py                       # both servers, default ladder
+    python bench/sip_calls.py --servers sippy --rates 50,100,200,300 --duration 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(REPO / "tests"))
+
+from support.ports import HOST, free_port  # noqa: E402
+
+SCENARIOS = REPO / "tests" / "interop" / "scenarios"
+RESULTS = HERE / "results"
+DEFAULT_RATES = [50, 100, 150, 200, 300, 400, 600, 800, 1000, 1500, 2000, 3000, 4000, 6000, 8000]
+MAX_FAILED_FRACTION = 0.001
+SIPP_BUFF = "4194304"
+PASSWORDS = {"benchuac": "bench-Uac-Secret-1", "benchuas": "bench-Uas-Secret-1"}
+PLAN = {
+    "devices": [
+        {
+            "name": "benchuac",
+            "protocol": "sip",
+            "password": PASSWORDS["benchuac"],
+            "lines": [{"dn": "2001", "display": "Bench UAC"}],
+        },
+        {
+            "name": "benchuas",
+            "protocol": "sip",
+            "password": PASSWORDS["benchuas"],
+            "lines": [{"dn": "2002", "display": "Bench UAS"}],
+        },
+    ]
+}
+
+
+class BenchError(RuntimeError):
+    """A server or load generator could not be set up."""
+
+
+# -- process accounting -------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (and its reaped children), in seconds."""
+    try:
+        import psutil  # type: ignore[import-not-found]
+
+        t = psutil.Process(pid).cpu_times()
+        return float(t.user + t.system + t.children_user + t.children_system)
+    except ImportError:
+        pass
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    # fields[0] is state (field 3); utime, stime, cutime, cstime are fields 14-17
+    return sum(int(x) for x in fields[11:15]) / ticks
+
+
+def peak_rss_kb(pid: int) -> int:
+    """VmHWM (peak resident set size) of a process, in kB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    sipp_version = ""
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        out = subprocess.run(["sipp", "-v"], capture_output=True, text=True, timeout=10)
+        sipp_version = next(
+            (ln.strip() for ln in (out.stdout + out.stderr).splitlines() if "SIPp v" in ln), ""
+        )
+    return {
+        "nproc": os.cpu_count(),
+        "cpu_model": model,
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "sipp": sipp_version,
+    }
+
+
+# -- SIPp ---------------------------------------------------------------------
+
+
+def sipp_base(scenario: str, port: int, workdir: Path, name: str) -> list[str]:
+    return [
+        "sipp", "-sf", str(SCENARIOS / scenario),
+        "-i", HOST, "-p", str(port), "-mp", str(free_port(span=2)),
+        "-t", "u1", "-nostdin", "-buff_size", SIPP_BUFF,
+        "-trace_err", "-error_file", str(workdir / f"{name}.errors.log"),
+    ]  # fmt: skip
+
+
+def udp_port_bound(port: int) -> bool:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.bind((HOST, port))
+    except OSError:
+        return True
+    finally:
+        s.close()
+    return False
+
+
+def wait_bound(port: int, proc: subprocess.Popen[bytes], what: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise BenchError(f"{what} exited with {proc.returncode} before binding UDP {port}")
+        if udp_port_bound(port):
+            return
+        time.sleep(0.05)
+    raise BenchError(f"{what} did not bind UDP {port} within {timeout}s")
+
+
+def stop(proc: subprocess.Popen[bytes] | None) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@contextlib.contextmanager
+def sipp_uas(workdir: Path) -> Iterator[int]:
+    """A long-running SIPp UAS answering every call; yields its port."""
+    port = free_port()
+    cmd = sipp_base("uas.xml", port, workdir, "uas") + ["-timeout", "3600s", HOST]
+    with open(workdir / "uas.out", "wb") as out:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+        try:
+            wait_bound(port, proc, "SIPp uas")
+            yield port
+        finally:
+            stop(proc)
+
+
+def read_stat_csv(path: Path) -> dict[str, str]:
+    """The last row of a SIPp -trace_stat CSV file."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f, delimiter=";"))
+    if not rows:
+        raise BenchError(f"empty SIPp statistics file {path}")
+    return rows[-1]
+
+
+@dataclass
+class Step:
+    rate: int
+    calls: int
+    successful: int = 0
+    failed: int = 0
+    elapsed_s: float = 0.0
+    cpu_s: float = 0.0
+    peak_rss_kb: int = 0
+    sipp_exit: int = 0
+    passed: bool = False
+    note: str = ""
+
+
+def run_step(
+    server_pid: int,
+    target_port: int,
+    rate: int,
+    duration: int,
+    workdir: Path,
+    uac_args: list[str],
+) -> Step:
+    calls = rate * duration
+    step = Step(rate=rate, calls=calls)
+    name = f"uac-{rate}"
+    stat = workdir / f"{name}.stat.csv"
+    cmd = sipp_base(uac_args[0], free_port(), workdir, name) + [
+        *uac_args[1:],
+        "-r", str(rate), "-m", str(calls), "-l", str(max(rate * 10, 100)),
+        "-recv_timeout", "8000", "-timeout", f"{duration * 2 + 30}s",
+        "-trace_stat", "-stf", str(stat), "-fd", "1",
+        f"{HOST}:{target_port}",
+    ]  # fmt: skip
+    cpu0 = cpu_seconds(server_pid)
+    t0 = time.monotonic()
+    with open(workdir / f"{name}.out", "wb") as out:
+        proc = subprocess.run(
+            cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, timeout=duration * 2 + 60
+        )
+    step.elapsed_s = round(time.monotonic() - t0, 2)
+    step.cpu_s = round(cpu_seconds(server_pid) - cpu0, 2)
+    step.peak_rss_kb = peak_rss_kb(server_pid)
+    step.sipp_exit = proc.returncode
+    try:
+        last = read_stat_csv(stat)
+        step.successful = int(last.get("SuccessfulCall(C)", "0") or 0)
+        step.failed = int(last.get("FailedCall(C)", "0") or 0)
+    except (OSError, BenchError, ValueError) as exc:
+        step.note = f"no statistics: {exc}"
+        return step
+    done = step.successful + step.failed
+    step.passed = (
+        done >= calls
+        and step.failed <= MAX_FAILED_FRACTION * calls
+        and step.elapsed_s <= duration * 1.25 + 10
+    )
+    if done < calls:
+        step.note = f"only {done} of {calls} calls completed"
+    elif not step.passed and step.failed > MAX_FAILED_FRACTION * calls:
+        step.note = f"{step.failed} failed calls"
+    elif not step.passed:
+        step.note = f"took {step.elapsed_s}s (rate not sustained)"
+    return step
+
+
+@dataclass
+class ServerResult:
+    server: str
+    best_rate: int = 0
+    steps: list[Step] = field(default_factory=list)
+    error: str = ""
+    peak_rss_kb: int = 0
+
+    @property
+    def best_step(self) -> Step | None:
+        passing = [s for s in self.steps if s.passed]
+        return passing[-1] if passing else None
+
+
+def ladder(
+    result: ServerResult,
+    server_pid: int,
+    target_port: int,
+    rates: list[int],
+    duration: int,
+    workdir: Path,
+    uac_args: list[str],
+) -> None:
+    for rate in rates:
+        step = run_step(server_pid, target_port, rate, duration, workdir, uac_args)
+        result.steps.append(step)
+        result.peak_rss_kb = max(result.peak_rss_kb, step.peak_rss_kb)
+        status = "ok" if step.passed else f"FAIL {step.note}"
+        print(
+            f"  {result.server:8} {rate:6d} calls/s: {step.successful}/{step.calls} ok, "
+            f"{step.failed} failed, {step.elapsed_s:.1f}s, cpu {step.cpu_s:.1f}s, "
+            f"rss {step.peak_rss_kb // 1024} MB  {status}",
+            flush=True,
+        )
+        if not step.passed:
+            break
+        result.best_rate = rate
+        time.sleep(3)  # let retransmission timers and timewaits drain
+
+
+# -- servers ------------------------------------------------------------------
+
+
+def bench_sippy(rates: list[int], duration: int, workdir: Path) -> ServerResult:
+    result = ServerResult("sippy")
+    exe = shutil.which("b2bua_simple")
+    if exe is None:
+        result.error = "b2bua_simple not found (pip install sippy)"
+        return result
+    wd = workdir / "sippy"
+    wd.mkdir()
+    with sipp_uas(wd) as uas_port:
+        port = free_port()
+        env = {**os.environ, "SIPLOG_BEND": "none"}
+        cmd = [exe, "-f", "-l", HOST, "-p", str(port), "-n", f"{HOST}:{uas_port}"]
+        with open(wd / "sippy.log", "wb") as log:
+            proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+            try:
+                wait_bound(port, proc, "b2bua_simple")
+                time.sleep(0.5)
+                uac = ["uac.xml", "-key", "caller", "benchuac", "-s", "2002"]
+                ladder(result, proc.pid, port, rates, duration, wd, uac)
+            except (BenchError, subprocess.SubprocessError, OSError) as exc:
+                result.error = str(exc)
+            finally:
+                stop(proc)
+    return result
+
+
+def bench_offhook(rates: list[int], duration: int, workdir: Path) -> ServerResult:
+    result = ServerResult("offhook")
+    wd = workdir / "offhook"
+    wd.mkdir()
+    try:
+        from support.server import OffhookServer, ServerError
+    except ImportError as exc:  # pyyaml missing
+        result.error = f"cannot import the offhook test helper: {exc}"
+        return result
+    server = OffhookServer(wd, PLAN)
+    try:
+        server.start(timeout=30)
+    except (ServerError, OSError, subprocess.SubprocessError) as exc:
+        result.error = f"offhook is not ready (could not start `offhook serve`): {exc}"
+        with contextlib.suppress(Exception):
+            server.stop(show_log=False)
+        return result
+    try:
+        with sipp_uas(wd) as uas_port:
+            reg = sipp_base("register.xml", free_port(), wd, "register") + [
+                "-m", "1", "-timeout", "20s", "-timeout_error",
+                "-key", "user", "benchuas", "-key", "contact_host", HOST,
+                "-key", "contact_port", str(uas_port), "-key", "expires", "3600",
+                "-au", "benchuas", "-ap", PASSWORDS["benchuas"],
+                f"{HOST}:{server.sip_port}",
+            ]  # fmt: skip
+            with open(wd / "register.out", "wb") as out:
+                rc = subprocess.run(reg, stdin=subprocess.DEVNULL, stdout=out, stderr=out).returncode
+            if rc != 0:
+                raise BenchError(f"UAS registration failed (sipp exit {rc}); see {wd}")
+            uac = [
+                "uac_auth.xml", "-key", "caller", "benchuac", "-s", "2002",
+                "-au", "benchuac", "-ap", PASSWORDS["benchuac"],
+                "-auth_uri", f"2002@{HOST}:{server.sip_port}",
+            ]  # fmt: skip
+            ladder(result, server.pid, server.sip_port, rates, duration, wd, uac)
+    except (BenchError, subprocess.SubprocessError, OSError) as exc:
+        result.error = str(exc)
+    finally:
+        server.stop(show_log=False)
+    return result
+
+
+# -- report -------------------------------------------------------------------
+
+
+def summarize(results: list[ServerResult]) -> dict[str, Any]:
+    by = {r.server: r for r in results}
+    summary: dict[str, Any] = {}
+    for r in results:
+        best = r.best_step
+        summary[r.server] = {
+            "best_calls_per_s": r.best_rate,
+            "cpu_s_at_best": best.cpu_s if best else None,
+            "cpu_ms_per_call_at_best": round(1000 * best.cpu_s / best.calls, 3)
+            if best and best.calls
+            else None,
+            "peak_rss_mb": round(r.peak_rss_kb / 1024, 1),
+            "error": r.error or None,
+        }
+    if "offhook" in by and "sippy" in by and by["sippy"].best_rate:
+        summary["ratio_offhook_over_sippy"] = round(
+            by["offhook"].best_rate / by["sippy"].best_rate, 2
+        )
+    return summary
+
+
+def print_table(summary: dict[str, Any], duration: int) -> None:
+    print()
+    print(f"Highest rate sustained {duration}s with < {MAX_FAILED_FRACTION:.1%} failed calls")
+    print(f"{'server':10} {'calls/s':>8} {'cpu s':>8} {'cpu ms/call':>12} {'peak RSS MB':>12}")
+    for name, s in summary.items():
+        if not isinstance(s, dict):
+            continue
+        cpu = "-" if s["cpu_s_at_best"] is None else f"{s['cpu_s_at_best']:.1f}"
+        per = "-" if s["cpu_ms_per_call_at_best"] is None else f"{s['cpu_ms_per_call_at_best']:.3f}"
+        print(f"{name:10} {s['best_calls_per_s']:>8} {cpu:>8} {per:>12} {s['peak_rss_mb']:>12}")
+        if s["error"]:
+            print(f"{'':10} error: {s['error']}")
+    if "ratio_offhook_over_sippy" in summary:
+        print(f"ratio offhook/sippy: {summary['ratio_offhook_over_sippy']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--servers", default="offhook,sippy", help="comma list: offhook,sippy")
+    ap.add_argument("--rates", default=",".join(map(str, DEFAULT_RATES)))
+    ap.add_argument("--duration", type=int, default=20, help="seconds per step (max 120)")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = ap.parse_args(argv)
+    if shutil.which("sipp") is None:
+        print("sipp not found: install Debian sip-tester (scripts/install-deps.sh)")
+        return 2
+    rates = sorted({int(x) for x in args.rates.split(",") if x.strip()})[:30]
+    duration = max(1, min(args.duration, 120))
+    servers = [s.strip() for s in args.servers.split(",") if s.strip()]
+    workdir = Path(tempfile.mkdtemp(prefix="offhook-bench-"))
+    print(f"work directory {workdir}; rates {rates}; {duration}s per step", flush=True)
+    results: list[ServerResult] = []
+    for name in servers:
+        if name == "sippy":
+            results.append(bench_sippy(rates, duration, workdir))
+        elif name == "offhook":
+            results.append(bench_offhook(rates, duration, workdir))
+        else:
+            print(f"unknown server {name!r}")
+            return 2
+    summary = summarize(results)
+    print_table(summary, duration)
+    RESULTS.mkdir(exist_ok=True)
+    stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S")
+    out = RESULTS / f"sip_calls-{stamp}.json"
+    out.write_text(
+        json.dumps(
+            {
+                "when": stamp,
+                "machine": machine(),
+                "duration_s": duration,
+                "max_failed_fraction": MAX_FAILED_FRACTION,
+                "summary": summary,
+                "servers": [
+                    {**asdict(r), "steps": [asdict(s) for s in r.steps]} for r in results
+                ],
+            },
+            indent=2,
+        )
+    )
+    print(f"results written to {out}")
+    if not args.keep:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 1 if any(r.error for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

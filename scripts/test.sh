@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: dependencies, lint, types, layering,
+# pytest (unit, vectors, integration, interop), then a short bounded fuzz pass.
+# Bounded: pytest has a per-test timeout (pyproject), fuzzing ~20 s a target.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+
+scripts/install-deps.sh
+
+echo "== ruff"
+"$PY" -m ruff check src tests
+echo "== mypy"
+"$PY" -m mypy
+echo "== import-linter"
+lint-imports
+echo "== pytest"
+"$PY" -m pytest -q
+
+shopt -s nullglob
+targets=(fuzz/fuzz_*.py fuzz/*_fuzz.py)
+if ((${#targets[@]} == 0)); then
+  targets=()
+  for f in fuzz/*.py; do
+    [[ $(basename "$f") == __init__.py || $(basename "$f") == _* ]] && continue
+    grep -q "atheris" "$f" && targets+=("$f")
+  done
+fi
+if ((${#targets[@]})); then
+  echo "== fuzz (${#targets[@]} targets, bounded)"
+  corpus_root=$(mktemp -d)
+  trap 'rm -rf "$corpus_root"' EXIT
+  for t in "${targets[@]}"; do
+    name=$(basename "$t" .py)
+    mkdir -p "$corpus_root/$name"
+    seeds=()
+    [[ -d fuzz/corpus/$name ]] && seeds=("fuzz/corpus/$name")
+    echo "-- $t"
+    # atheris takes libFuzzer flags; timeout(1) is the outer bound.
+    timeout --signal=INT --kill-after=10 60 \
+      "$PY" "$t" -atheris_runs=200000 -max_total_time=20 -rss_limit_mb=2048 \
+      "$corpus_root/$name" "${seeds[@]}"
+  done
+else
+  echo "== fuzz: no targets in fuzz/"
+fi
+echo "== all checks passed"

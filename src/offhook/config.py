@@ -1,0 +1,384 @@
+"""Node settings: one TOML file, every key overridable by an environment variable.
+
+``load_settings(path)`` reads the TOML file (``tomllib``), merges
+``OFFHOOK_<SECTION>__<KEY>`` environment variables over it and validates the
+result with pydantic. For example::
+
+    OFFHOOK_SIP__PORT=5070
+    OFFHOOK_SIP__ALLOW='["127.0.0.1/32", "10.0.0.0/8"]'   # lists are JSON
+    OFFHOOK_DATABASE__URL=postgresql+psycopg://offhook@db/offhook
+
+Rules:
+
+- Unknown sections or keys (in the file or in an ``OFFHOOK_X__Y`` variable)
+  are refused with a :class:`ConfigError` naming them: a typo never silently
+  falls back to a default.
+- Environment values for list fields are JSON (a plain comma-separated list is
+  accepted too); numbers and booleans are parsed by pydantic (``5070``,
+  ``true``/``false``/``1``/``0``); string fields take the value verbatim.
+- Every ``allow`` entry must be an IP network (``ipaddress.ip_network``).
+- A relative SQLite path in ``[database] url`` (``sqlite:///offhook.db``) is
+  resolved against the directory of the config file (the current directory
+  when no file is used), so a node finds its database wherever it is started.
+- ``[auth] secret`` keys the stateless digest nonces. When empty, a random
+  secret is generated per process: fine for one node, but nonces then do not
+  survive a restart, and every node of a cluster must be given the same
+  secret.
+
+``python -m offhook.cli demo-config`` (``offhook demo-config``) prints a
+sample file with every key and its default.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import secrets
+import socket
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+
+ENV_PREFIX = "OFFHOOK_"
+DEFAULT_CONFIG_NAME = "offhook.toml"
+
+
+class ConfigError(Exception):
+    """Settings that cannot be used; the message says where and why."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True, frozen=True)
+
+
+def _check_networks(value: list[str]) -> list[str]:
+    out = []
+    for item in value:
+        try:
+            out.append(str(ipaddress.ip_network(item.strip(), strict=False)))
+        except ValueError as exc:
+            raise ValueError(f"{item!r} is not an IP network ({exc})") from None
+    return out
+
+
+def _wildcard(host: str) -> bool:
+    return host in {"", "0.0.0.0", "::", "[::]"}
+
+
+def default_external_host(listen: str) -> str:
+    """The address to advertise in Via/Contact when ``external_host`` is empty.
+
+    A specific listen address is advertised as is. For a wildcard listener the
+    address of the interface that routes outwards is used (a UDP ``connect``
+    to a documentation address picks it; no packet is sent), falling back to
+    127.0.0.1 on a machine without a route.
+    """
+    if not _wildcard(listen):
+        return listen
+    family, probe = (
+        (socket.AF_INET6, "2001:db8::1")
+        if listen in {"::", "[::]"}
+        else (socket.AF_INET, "192.0.2.1")
+    )
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as s:
+            s.connect((probe, 9))
+            addr = str(s.getsockname()[0])
+    except OSError:
+        return "127.0.0.1"
+    return addr if not _wildcard(addr) else "127.0.0.1"
+
+
+class NodeSettings(_Section):
+    """[node] this process's identity in CDRs, logs and (later) the cluster."""
+
+    name: str = Field(default_factory=socket.gethostname, min_length=1, max_length=64)
+
+
+class DatabaseSettings(_Section):
+    """[database] the SQLAlchemy URL (SQLite by default, PostgreSQL for a cluster)."""
+
+    url: str = "sqlite:///offhook.db"
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            make_url(value)
+        except ArgumentError as exc:
+            raise ValueError(f"not a SQLAlchemy URL: {exc}") from None
+        return value
+
+
+class SipSettings(_Section):
+    """[sip] the SIP listener (UDP and TCP on the same port) and its limits."""
+
+    listen: str = "0.0.0.0"
+    port: int = Field(default=5060, ge=0, le=65535)
+    allow: list[str] = Field(default_factory=lambda: ["0.0.0.0/0", "::/0"])
+    realm: str = Field(default="offhook", min_length=1)
+    external_host: str = ""
+    max_message: int = Field(default=65535, ge=1024, le=1 << 20)
+    idle_timeout: float = Field(default=60.0, gt=0)
+    tcp: bool = True
+    udp: bool = True
+    min_expires: int = Field(default=60, ge=1)
+    max_expires: int = Field(default=3600, ge=1)
+    t1: float = Field(default=0.5, gt=0)  # RFC 3261 §17.1.1.1 T1, seconds
+
+    @field_validator("allow")
+    @classmethod
+    def _allow(cls, value: list[str]) -> list[str]:
+        return _check_networks(value)
+
+    @field_validator("max_expires")
+    @classmethod
+    def _expires(cls, value: int, info: ValidationInfo) -> int:
+        low = info.data.get("min_expires")
+        if low is not None and value < low:
+            raise ValueError(f"must be >= min_expires ({low})")
+        return value
+
+    @property
+    def advertised_host(self) -> str:
+        """``external_host``, or a sensible default (see :func:`default_external_host`)."""
+        return self.external_host or default_external_host(self.listen)
+
+
+class AdminSettings(_Section):
+    """[admin] the local JSON status endpoint ``offhook status`` reads."""
+
+    enabled: bool = True
+    listen: str = "127.0.0.1"
+    port: int = Field(default=5099, ge=0, le=65535)
+    allow: list[str] = Field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
+
+    @field_validator("allow")
+    @classmethod
+    def _allow(cls, value: list[str]) -> list[str]:
+        return _check_networks(value)
+
+
+class LogSettings(_Section):
+    """[log] level and format (``text`` for people, ``json`` for collectors)."""
+
+    level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+    format: Literal["text", "json"] = "text"
+
+    @field_validator("level", "format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+
+class AuthSettings(_Section):
+    """[auth] the key of the stateless digest nonces (empty: random per process)."""
+
+    secret: str = ""
+    _generated: str = PrivateAttr(default_factory=lambda: secrets.token_hex(32))
+
+    @property
+    def key(self) -> bytes:
+        """The nonce HMAC key: ``secret``, or this process's random one."""
+        return (self.secret or self._generated).encode()
+
+
+class Settings(_Section):
+    """All node settings; build with :func:`load_settings`."""
+
+    node: NodeSettings = Field(default_factory=NodeSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    sip: SipSettings = Field(default_factory=SipSettings)
+    admin: AdminSettings = Field(default_factory=AdminSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+
+    # Where the settings came from (None: defaults + environment only).
+    source: Path | None = None
+
+
+def _sections() -> dict[str, type[_Section]]:
+    out: dict[str, type[_Section]] = {}
+    for name, info in Settings.model_fields.items():
+        ann = info.annotation
+        if isinstance(ann, type) and issubclass(ann, _Section):
+            out[name] = ann
+    return out
+
+
+def _is_str_field(section: type[_Section], key: str) -> bool:
+    info = section.model_fields.get(key)
+    return info is not None and info.annotation is str
+
+
+def _is_list_field(section: type[_Section], key: str) -> bool:
+    info = section.model_fields.get(key)
+    return info is not None and getattr(info.annotation, "__origin__", None) is list
+
+
+def _env_overrides(
+    env: Mapping[str, str], data: dict[str, Any]
+) -> tuple[dict[str, Any], dict[tuple[str, str], str]]:
+    """Merge ``OFFHOOK_<SECTION>__<KEY>`` variables into ``data``."""
+    sections = _sections()
+    origin: dict[tuple[str, str], str] = {}
+    for var, raw in sorted(env.items()):
+        if not var.startswith(ENV_PREFIX) or "__" not in var:
+            continue
+        section_name, _, key = var[len(ENV_PREFIX) :].lower().partition("__")
+        section = sections.get(section_name)
+        if section is None:
+            raise ConfigError(f"{var}: unknown settings section [{section_name}]")
+        if key not in section.model_fields:
+            raise ConfigError(f"{var}: unknown key {key!r} in [{section_name}]")
+        value: Any = raw
+        if _is_list_field(section, key):
+            text = raw.strip()
+            if text.startswith("["):
+                try:
+                    value = json.loads(text)
+                except json.JSONDecodeError as exc:
+                    raise ConfigError(f"{var}: invalid JSON list ({exc})") from None
+            else:
+                value = [part.strip() for part in text.split(",") if part.strip()]
+        elif not _is_str_field(section, key):
+            value = raw.strip()
+        sect = data.setdefault(section_name, {})
+        if not isinstance(sect, dict):
+            raise ConfigError(f"[{section_name}] must be a table")
+        sect[key] = value
+        origin[(section_name, key)] = var
+    return data, origin
+
+
+def _resolve_sqlite(url: str, base: Path) -> str:
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    db = parsed.database
+    if not parsed.drivername.startswith("sqlite") or not db or db == ":memory:":
+        return url
+    if db.startswith("file:") or Path(db).is_absolute():
+        return url
+    return parsed.set(database=str((base / db).resolve())).render_as_string(hide_password=False)
+
+
+def _format_errors(
+    exc: ValidationError, where: str, origin: dict[tuple[str, str], str]
+) -> ConfigError:
+    lines = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        if len(loc) >= 2:
+            name = f"[{loc[0]}] {'.'.join(loc[1:])}"
+            var = origin.get((loc[0], loc[1]))
+        else:
+            name = f"[{loc[0]}]" if loc else "settings"
+            var = None
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key" if len(loc) >= 2 else "unknown section"
+        suffix = f" (from {var})" if var else ""
+        lines.append(f"{where}: {name}: {msg}{suffix}")
+    return ConfigError("\n".join(lines))
+
+
+def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Read ``path`` (TOML; None: defaults only), apply env overrides, validate.
+
+    Raises :class:`ConfigError` with a message naming the file and key.
+    """
+    environ = os.environ if env is None else env
+    data: dict[str, Any] = {}
+    where = "settings"
+    base = Path.cwd()
+    if path is not None:
+        path = Path(path)
+        where = str(path)
+        try:
+            with path.open("rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such file") from None
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+        base = path.resolve().parent
+    if "source" in data:
+        raise ConfigError(f"{where}: [source]: unknown section")
+    data, origin = _env_overrides(environ, data)
+    try:
+        settings = Settings.model_validate({**data, "source": path})
+    except ValidationError as exc:
+        raise _format_errors(exc, where, origin) from None
+    url = _resolve_sqlite(settings.database.url, base)
+    if url != settings.database.url:
+        database = settings.database.model_copy(update={"url": url})
+        settings = settings.model_copy(update={"database": database})
+    return settings
+
+
+def default_config_path(cwd: Path | None = None) -> Path | None:
+    """``offhook.toml`` in ``cwd`` if it exists, else None (defaults)."""
+    candidate = (cwd or Path.cwd()) / DEFAULT_CONFIG_NAME
+    return candidate if candidate.is_file() else None
+
+
+SAMPLE_TOML = """\
+# offhook node settings. Every key can be overridden by an environment
+# variable OFFHOOK_<SECTION>__<KEY>, e.g. OFFHOOK_SIP__PORT=5070 or
+# OFFHOOK_SIP__ALLOW='["127.0.0.1/32"]' (lists as JSON).
+
+[node]
+# name = "host-name"              # default: the machine's host name
+
+[database]
+# SQLAlchemy URL. A relative SQLite path is relative to this file's directory.
+# PostgreSQL: "postgresql+psycopg://user:password@host/dbname"
+url = "sqlite:///offhook.db"
+
+[sip]
+listen = "0.0.0.0"
+port = 5060                       # UDP and TCP on the same port
+allow = ["0.0.0.0/0", "::/0"]     # source networks allowed to reach SIP
+realm = "offhook"                 # digest realm (HA1s in the plan are for it)
+external_host = ""                # address in Via/Contact; default: listen address,
+                                  # or the outward interface when listening on 0.0.0.0
+max_message = 65535               # bytes
+idle_timeout = 60                 # seconds before an idle TCP connection is closed
+tcp = true
+udp = true
+min_expires = 60
+max_expires = 3600
+t1 = 0.5                          # RFC 3261 T1, seconds
+
+[admin]
+enabled = true
+listen = "127.0.0.1"              # local JSON status endpoint (offhook status)
+port = 5099
+allow = ["127.0.0.1/32", "::1/128"]
+
+[log]
+level = "info"                    # debug, info, warning, error, critical
+format = "text"                   # text or json
+
+[auth]
+secret = ""                       # nonce key; empty = random per process.
+                                  # A cluster must set the same secret on every node.
+"""

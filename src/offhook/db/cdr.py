@@ -1,0 +1,138 @@
+"""Call detail records: written by the node when a call attempt ends, read by ``offhook cdr``.
+
+All times are aware UTC datetimes (``models.UtcDateTime`` keeps them so on
+SQLite and PostgreSQL). Only bound parameters reach the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.engine import Engine
+
+from offhook.db.models import Cdr
+
+# The CSV/JSON column order of ``offhook cdr``: the required columns first.
+CDR_FIELDS: tuple[str, ...] = (
+    "call_id",
+    "calling",
+    "called",
+    "start",
+    "answer",
+    "end",
+    "duration",
+    "cause",
+    "cause_text",
+    "original_called",
+    "calling_device",
+    "called_device",
+    "node",
+    "extra",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CdrRow:
+    """One call attempt. ``duration`` is whole seconds from answer to end (0 unanswered);
+    ``cause`` is the Q.850 release cause (16 = normal clearing)."""
+
+    call_id: str
+    calling: str
+    called: str
+    original_called: str
+    calling_device: str
+    called_device: str
+    start: datetime
+    answer: datetime | None
+    end: datetime
+    duration: int
+    cause: int
+    cause_text: str
+    node: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The row with the columns of :data:`CDR_FIELDS`, in that order."""
+        data = asdict(self)
+        return {k: data[k] for k in CDR_FIELDS}
+
+
+_COLUMNS = (
+    Cdr.call_id,
+    Cdr.calling,
+    Cdr.called,
+    Cdr.original_called,
+    Cdr.calling_device,
+    Cdr.called_device,
+    Cdr.start,
+    Cdr.answer,
+    Cdr.end,
+    Cdr.duration,
+    Cdr.cause,
+    Cdr.cause_text,
+    Cdr.node,
+    Cdr.extra,
+)
+
+
+class CdrRepository:
+    """CDR storage over an engine (safe to call from a worker thread)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def add_many(self, rows: Iterable[CdrRow]) -> int:
+        """Insert ``rows`` in one transaction; return how many."""
+        values = []
+        for r in rows:
+            data = asdict(r)
+            data["extra"] = data["extra"] or None
+            values.append(data)
+        if not values:
+            return 0
+        with self.engine.begin() as conn:
+            conn.execute(insert(Cdr), values)
+        return len(values)
+
+    def add(self, row: CdrRow) -> None:
+        self.add_many((row,))
+
+    def query(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[CdrRow]:
+        """Rows with ``since <= start < until``, oldest first, at most ``limit``."""
+        stmt = select(*_COLUMNS).order_by(Cdr.start, Cdr.id)
+        if since is not None:
+            stmt = stmt.where(Cdr.start >= since)
+        if until is not None:
+            stmt = stmt.where(Cdr.start < until)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        with self.engine.connect() as conn:
+            result = conn.execute(stmt).all()
+        return [
+            CdrRow(
+                call_id=r.call_id,
+                calling=r.calling,
+                called=r.called,
+                original_called=r.original_called,
+                calling_device=r.calling_device,
+                called_device=r.called_device,
+                start=r.start,
+                answer=r.answer,
+                end=r.end,
+                duration=r.duration,
+                cause=r.cause,
+                cause_text=r.cause_text,
+                node=r.node,
+                extra=dict(r.extra or {}),
+            )
+            for r in result
+        ]

@@ -1,0 +1,1 @@
+"""Alembic migrations of the offhook schema (run by ``offhook.db.engine.upgrade``)."""

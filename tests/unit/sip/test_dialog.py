@@ -108,7 +108,7 @@ def test_early_dialog_confirmed_by_2xx_recomputes_route_set_and_target() -> None
     ok.headers.add("Record-Route", "<sip:b;lr>")
     d.receive_response(ok)
     assert d.state.value == "confirmed"
-    assert d.route_set == ("<sip:b;lr>", "<sip:a;lr>")
+    assert list(d.route_set) == ["<sip:b;lr>", "<sip:a;lr>"]
     assert d.remote_target == "sip:bob@final.example.com"
 
 

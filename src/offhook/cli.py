@@ -1,0 +1,240 @@
+"""The ``offhook`` command.
+
+``--config FILE`` is optional everywhere: without it ``offhook.toml`` in the
+current directory is used if it exists, else the built-in defaults (plus any
+``OFFHOOK_*`` environment overrides, see :mod:`offhook.config`).
+
+- ``offhook serve``: upgrade the schema; on a database that never had a plan,
+  load the packaged demo plan (alice 1001, bob 1002, carol 1003, shared 1010;
+  ``--no-demo`` to skip); then run the node (``offhook.app.serve``).
+- ``offhook db upgrade``: create/upgrade the schema.
+- ``offhook load PLAN.yaml [--no-prune]``: import a plan (exit 1 if invalid).
+- ``offhook cdr [--since ISO] [--until ISO] [--limit N] [--json]``: call records as CSV.
+- ``offhook status [--json]``: registrations and calls of the running node.
+- ``offhook demo-config``: print a sample settings file.
+
+Argument handling only: the node itself lives in ``offhook.app``.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from offhook.config import SAMPLE_TOML, ConfigError, Settings, default_config_path, load_settings
+
+app = typer.Typer(
+    name="offhook",
+    help="offhook: an open-source call manager.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="Settings TOML file (default: ./offhook.toml if present, else defaults).",
+        dir_okay=False,
+    ),
+]
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.echo(message, err=True)
+    return typer.Exit(code)
+
+
+def _settings(config: Path | None) -> Settings:
+    try:
+        return load_settings(config if config is not None else default_config_path())
+    except ConfigError as exc:
+        raise _fail(f"offhook: {exc}", 2) from None
+
+
+def _app_module() -> Any:
+    return importlib.import_module("offhook.app")
+
+
+def _db_error(exc: Exception) -> typer.Exit:
+    return _fail(f"offhook: database error: {exc}")
+
+
+@app.command()
+def serve(
+    config: ConfigOpt = None,
+    demo: Annotated[
+        bool,
+        typer.Option(
+            "--demo/--no-demo",
+            help="Load the demo plan into a database that never had a plan.",
+        ),
+    ] = True,
+) -> None:
+    """Run the node: upgrade the schema, bootstrap the demo plan on first run, serve."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from offhook.db.engine import upgrade
+    from offhook.db.plan import PlanError, ensure_demo_plan
+
+    settings = _settings(config)
+    try:
+        upgrade(settings.database.url)
+        if demo and ensure_demo_plan(settings):
+            typer.echo(
+                "offhook: new database: loaded the demo plan (alice 1001, bob 1002, carol 1003)",
+                err=True,
+            )
+    except SQLAlchemyError as exc:
+        raise _db_error(exc) from None
+    except PlanError as exc:
+        raise _fail(f"offhook: demo plan: {exc}") from None
+    rc = _app_module().serve(settings)
+    if isinstance(rc, int) and rc:
+        raise typer.Exit(rc)
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: ConfigOpt = None) -> None:
+    """Create the schema or upgrade it to the newest revision."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from offhook.db.engine import create_engine_for, current_revision, upgrade
+
+    settings = _settings(config)
+    engine = create_engine_for(settings.database.url)
+    try:
+        before = current_revision(engine)
+        upgrade(engine)
+        after = current_revision(engine)
+    except SQLAlchemyError as exc:
+        raise _db_error(exc) from None
+    finally:
+        engine.dispose()
+    if before == after:
+        typer.echo(f"schema is up to date (revision {after})")
+    else:
+        typer.echo(f"schema upgraded from {before or 'empty'} to {after}")
+
+
+@app.command()
+def load(
+    plan: Annotated[Path, typer.Argument(help="Plan YAML file.", dir_okay=False)],
+    config: ConfigOpt = None,
+    prune: Annotated[
+        bool,
+        typer.Option("--prune/--no-prune", help="Delete devices absent from the plan."),
+    ] = True,
+) -> None:
+    """Import a telephony plan (idempotent; the plan is the whole truth)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from offhook.db.plan import PlanError, load_plan
+
+    settings = _settings(config)
+    try:
+        report = load_plan(plan, settings.database.url, settings.sip.realm, prune=prune)
+    except PlanError as exc:
+        raise _fail(f"invalid plan:\n{exc}") from None
+    except SQLAlchemyError as exc:
+        raise _db_error(exc) from None
+    typer.echo(f"{plan}: {report}")
+
+
+def _parse_time(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"not an ISO 8601 time: {value!r}", param_hint=option) from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True) if value else ""
+    return str(value)
+
+
+@app.command()
+def cdr(
+    config: ConfigOpt = None,
+    since: Annotated[str | None, typer.Option(help="Only calls started at/after (ISO).")] = None,
+    until: Annotated[str | None, typer.Option(help="Only calls started before (ISO).")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="At most N rows.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="A JSON array instead of CSV.")] = False,
+) -> None:
+    """Print call records (CSV with a header row, oldest first; times in UTC)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from offhook.db.cdr import CDR_FIELDS, CdrRepository
+    from offhook.db.engine import create_engine_for
+
+    settings = _settings(config)
+    t0 = _parse_time(since, "--since")
+    t1 = _parse_time(until, "--until")
+    engine = create_engine_for(settings.database.url)
+    try:
+        rows = CdrRepository(engine).query(since=t0, until=t1, limit=limit)
+    except SQLAlchemyError as exc:
+        raise _fail(
+            f"offhook: cannot read call records ({type(exc).__name__}); "
+            "is the schema created? run `offhook db upgrade`"
+        ) from None
+    finally:
+        engine.dispose()
+    if as_json:
+        out = [
+            {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in r.as_dict().items()}
+            for r in rows
+        ]
+        typer.echo(json.dumps(out, indent=2))
+        return
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(CDR_FIELDS)
+    for r in rows:
+        writer.writerow([_cell(v) for v in r.as_dict().values()])
+    sys.stdout.flush()
+
+
+@app.command()
+def status(
+    config: ConfigOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Show registered devices and active calls of the running node."""
+    settings = _settings(config)
+    rc = _app_module().print_status(settings, as_json)
+    if isinstance(rc, int) and rc:
+        raise typer.Exit(rc)
+
+
+@app.command("demo-config")
+def demo_config() -> None:
+    """Print a sample settings file with every key and its default."""
+    typer.echo(SAMPLE_TOML, nl=False)
+
+
+def main() -> None:
+    """Console-script entry point (``offhook = offhook.cli:main``)."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -178,7 +178,7 @@ def stop(proc: subprocess.Popen[bytes] | None) -> None:
 def sipp_uas(workdir: Path) -> Iterator[int]:
     """A long-running SIPp UAS answering every call; yields its port."""
     port = free_port()
-    cmd = sipp_base("uas.xml", port, workdir, "uas") + ["-timeout", "3600s", HOST]
+    cmd = [*sipp_base("uas.xml", port, workdir, "uas"), "-timeout", "3600s", HOST]
     with open(workdir / "uas.out", "wb") as out:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
         try:
@@ -223,7 +223,8 @@ def run_step(
     step = Step(rate=rate, calls=calls)
     name = f"uac-{rate}"
     stat = workdir / f"{name}.stat.csv"
-    cmd = sipp_base(uac_args[0], free_port(), workdir, name) + [
+    cmd = [
+        *sipp_base(uac_args[0], free_port(), workdir, name),
         *uac_args[1:],
         "-r", str(rate), "-m", str(calls), "-l", str(max(rate * 10, 100)),
         "-recv_timeout", "8000", "-timeout", f"{duration * 2 + 30}s",
@@ -350,7 +351,8 @@ def bench_offhook(rates: list[int], duration: int, workdir: Path) -> ServerResul
         return result
     try:
         with sipp_uas(wd) as uas_port:
-            reg = sipp_base("register.xml", free_port(), wd, "register") + [
+            reg = [
+                *sipp_base("register.xml", free_port(), wd, "register"),
                 "-m", "1", "-timeout", "20s", "-timeout_error",
                 "-key", "user", "benchuas", "-key", "contact_host", HOST,
                 "-key", "contact_port", str(uas_port), "-key", "expires", "3600",
@@ -358,9 +360,9 @@ def bench_offhook(rates: list[int], duration: int, workdir: Path) -> ServerResul
                 f"{HOST}:{server.sip_port}",
             ]  # fmt: skip
             with open(wd / "register.out", "wb") as out:
-                rc = subprocess.run(reg, stdin=subprocess.DEVNULL, stdout=out, stderr=out).returncode
-            if rc != 0:
-                raise BenchError(f"UAS registration failed (sipp exit {rc}); see {wd}")
+                done = subprocess.run(reg, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+            if done.returncode != 0:
+                raise BenchError(f"UAS registration failed (sipp exit {done.returncode}); see {wd}")
             uac = [
                 "uac_auth.xml", "-key", "caller", "benchuac", "-s", "2002",
                 "-au", "benchuac", "-ap", PASSWORDS["benchuac"],
@@ -451,9 +453,7 @@ def main(argv: list[str] | None = None) -> int:
                 "duration_s": duration,
                 "max_failed_fraction": MAX_FAILED_FRACTION,
                 "summary": summary,
-                "servers": [
-                    {**asdict(r), "steps": [asdict(s) for s in r.steps]} for r in results
-                ],
+                "servers": [{**asdict(r), "steps": [asdict(s) for s in r.steps]} for r in results],
             },
             indent=2,
         )

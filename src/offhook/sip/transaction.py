@@ -15,7 +15,7 @@ sends what it queues, and keeps one timer armed::
     events = layer.handle_timers(now)     # call when now >= layer.next_timer()
     events = layer.transport_error(key, now)   # a send for that txn failed
     layer.send_stateless(msg, dest, transport) # ACK for 2xx, stateless replies
-    for out in layer.datagrams_to_send():      # Outgoing(message, addr, transport)
+    for out in layer.datagrams_to_send():   # Outgoing(message, addr, transport, key)
         transport.send(out.message, out.addr, out.transport)
     deadline = layer.next_timer()              # float | None, re-arm one timer
 
@@ -110,11 +110,13 @@ transactions, ("s", branch, sent-by, method) or ("s2543", ...) for server ones."
 
 @dataclass(frozen=True, slots=True)
 class Outgoing:
-    """A message to put on the wire."""
+    """A message to put on the wire. ``key`` names the transaction that sent
+    it (None for stateless sends): pass it to ``transport_error`` on failure."""
 
     message: SipMessage
     addr: Addr
     transport: str
+    key: TxnKey | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -452,7 +454,7 @@ class TransactionLayer:
             raise TransactionError(f"duplicate client transaction {key!r}")
         machine = Machine.INVITE_CLIENT if req.method == "INVITE" else Machine.NON_INVITE_CLIENT
         txn = ClientTransaction(key, machine, req, dest, transport)
-        txn._out_request = Outgoing(req, dest, transport)
+        txn._out_request = Outgoing(req, dest, transport, key)
         self._txns[key] = txn
         events: list[Event] = []
         self._run(txn, ON_CREATE[machine], now, events, None)
@@ -592,7 +594,7 @@ class TransactionLayer:
                 events.append(self._up_event(txn, msg))
             elif action is Action.SEND_RESPONSE:
                 assert msg is not None
-                txn._out_response = Outgoing(msg, txn.addr, txn.transport)
+                txn._out_response = Outgoing(msg, txn.addr, txn.transport, txn.key)
                 self._out.append(txn._out_response)
             elif action is Action.RESEND_RESPONSE:
                 if txn._out_response is not None:
@@ -600,7 +602,9 @@ class TransactionLayer:
             elif action is Action.SEND_ACK:
                 if txn._ack is None:
                     assert isinstance(msg, SipResponse)
-                    txn._ack = Outgoing(build_ack(txn.request, msg), txn.addr, txn.transport)
+                    txn._ack = Outgoing(
+                        build_ack(txn.request, msg), txn.addr, txn.transport, txn.key
+                    )
                 self._out.append(txn._ack)
             elif action is Action.SEND_TRYING:
                 if txn._out_response is None:  # RFC 3261 §17.2.1: TU was silent
@@ -608,7 +612,7 @@ class TransactionLayer:
                     ts = txn.request.headers.get("Timestamp")
                     if ts is not None:  # RFC 3261 §8.2.6.1
                         trying.headers.add("Timestamp", ts)
-                    txn._out_response = Outgoing(trying, txn.addr, txn.transport)
+                    txn._out_response = Outgoing(trying, txn.addr, txn.transport, txn.key)
                     self._out.append(txn._out_response)
             elif action is Action.TIMEOUT:
                 events.append(TransactionTimeout(txn.key, txn.method))

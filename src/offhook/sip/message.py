@@ -126,6 +126,13 @@ class Headers:
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
         self._items: list[tuple[str, str]] = [(canonical_name(n), v) for n, v in items]
 
+    @classmethod
+    def from_canonical(cls, items: list[tuple[str, str]]) -> Headers:
+        """Adopt (canonical name, value) pairs as they are: the parser's fast path."""
+        h = cls()
+        h._items = items
+        return h
+
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(self._items)
 

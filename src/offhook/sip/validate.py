@@ -1,0 +1,196 @@
+"""Checks a server makes on a parsed request before acting on it.
+
+``parse_message`` only frames; this module applies the RFC 3261 §8.2 /
+RFC 4475 §3.1.2 and §3.3 rules that need the structured header views:
+mandatory headers, single-valued headers, CSeq, Via, From/To/Contact
+syntax, Request-URI scheme, Max-Forwards, Require, Content-Type, Accept,
+Expires and Date. ``check_request`` returns the answer to send
+(status, reason, extra headers) or None when the request may proceed.
+``check_response`` returns why a response must be dropped, or None.
+
+Which RFC 4475 vector is refused where (parser vs here) is listed in
+``tests/vectors/test_rfc4475.py``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+
+from offhook.common.errors import ParseError
+from offhook.sip.abnf import CALLID_RE, DIGITS_RE
+from offhook.sip.headers import parse_contact_list, parse_name_addr, parse_via
+from offhook.sip.message import SipRequest, SipResponse
+from offhook.sip.uri import SIP_SCHEMES, parse_uri
+
+Verdict = tuple[int, str, dict[str, str]]
+
+# RFC 3261 §8.1.1: every request carries these.
+MANDATORY = ("To", "From", "Call-ID", "CSeq", "Via")
+# Headers that may appear at most once (RFC 3261 §7.3.1, RFC 4475 multi01 / mcl01).
+SINGLE_VALUED = (
+    "To", "From", "Call-ID", "CSeq", "Max-Forwards", "Content-Length", "Content-Type",
+    "Expires", "Date", "Min-Expires", "MIME-Version", "Content-Disposition", "RSeq", "RAck",
+    "Session-Expires", "Min-SE",
+)  # fmt: skip
+# Option tags this server implements (RFC 3261 §8.2.2.3): none yet.
+SUPPORTED: frozenset[str] = frozenset()
+# Methods whose body this server interprets as a session description.
+SDP_METHODS = frozenset({"INVITE", "UPDATE", "PRACK", "ACK"})
+_MAX_UINT32 = 2**32 - 1
+# RFC 3261 §25.1 SIP-date = rfc1123-date, always GMT (RFC 4475 baddate)
+_DATE_RE = re.compile(
+    r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-9]{2} "
+    r"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [0-9]{4} "
+    r"[0-9]{2}:[0-9]{2}:[0-9]{2} GMT\Z"
+)
+_ACCEPT_SDP = {"application/sdp", "application/*", "*/*"}
+
+
+def _bad(reason: str) -> Verdict:
+    return 400, f"Bad Request ({reason})", {}
+
+
+def _common(msg: SipRequest | SipResponse) -> str | None:
+    """Checks shared by requests and responses; returns a reason or None."""
+    h = msg.headers
+    for name in SINGLE_VALUED:
+        if len(h.get_raw(name)) > 1:
+            return f"multiple {name} headers"
+    try:
+        _ = msg.cseq  # raises ParseError when malformed
+        vias = h.get_all("Via")
+        if not vias:
+            return "missing Via"
+        for v in vias:
+            if parse_via(v).protocol != "SIP/2.0":
+                return "bad Via protocol"
+        for name in ("From", "To"):
+            value = h.get(name)
+            if value is None:
+                return f"missing {name}"
+            parse_name_addr(value)
+    except ParseError as exc:
+        return exc.reason
+    call_id = h.get("Call-ID")
+    if call_id is None or CALLID_RE.match(call_id) is None:
+        return "bad Call-ID"
+    return None
+
+
+def check_response(resp: SipResponse) -> str | None:
+    """Why a response must be dropped (RFC 4475 §3.1.2.5 scalarlg), or None."""
+    return _common(resp)
+
+
+def check_request(
+    req: SipRequest,
+    supported: Collection[str] = SUPPORTED,
+    schemes: Collection[str] = SIP_SCHEMES,
+) -> Verdict | None:
+    """The answer for a request that fails an RFC 3261 §8.2 check, or None if it passes.
+
+    Returns (status, reason, extra headers), e.g.
+    ``(420, "Bad Extension", {"Unsupported": "foo"})``.
+    """
+    h = req.headers
+    # RFC 3261 §8.1.1 mandatory headers (RFC 4475 insuf)
+    missing = [n for n in MANDATORY if n not in h]
+    if missing:
+        return _bad("missing " + ", ".join(missing))
+    problem = _common(req)
+    if problem is not None:
+        return _bad(problem)
+    num, method = req.cseq
+    if num >= 2**31:  # RFC 3261 §8.1.1.5: less than 2**31 (RFC 4475 scalar02)
+        return _bad("CSeq out of range")
+    # RFC 3261 §8.1.1.5, RFC 4475 mismatch01/02
+    if method != req.method:
+        return _bad("CSeq method does not match")
+    # RFC 4475 §3.2.1 badbranch: the magic cookie alone identifies nothing.
+    top = parse_via(h.get_all("Via")[0])
+    if top.branch is not None and top.branch.lower() == "z9hg4bk":
+        return _bad("missing transaction identifier in branch")
+    for value in h.get_raw("Contact"):
+        try:
+            parse_contact_list(value)
+        except ParseError as exc:
+            return _bad(f"Contact: {exc.reason}")
+    verdict = _check_scalars(req)
+    if verdict is not None:
+        return verdict
+    # Request-URI (RFC 3261 §8.2.2.1, RFC 4475 ltgtruri / escruri / unkscm / novelsc)
+    try:
+        ruri = parse_uri(req.uri)
+    except ParseError:
+        return _bad("malformed Request-URI")
+    if ruri.scheme not in schemes:
+        return 416, "Unsupported URI Scheme", {}
+    if ruri.is_sip and ruri.headers:
+        return _bad("headers in Request-URI")
+    if req.method == "REGISTER":
+        # RFC 3261 §10.3 step 5: the address-of-record is a SIP or SIPS URI (unksm2)
+        to_uri = parse_name_addr(h.get("To") or "").uri
+        if not to_uri.is_sip:
+            return _bad("To is not a SIP URI")
+    # RFC 3261 §16.3 step 3 / RFC 4475 zeromf
+    mf = h.get("Max-Forwards")
+    if mf is not None and int(mf) == 0:
+        return 483, "Too Many Hops", {}
+    # RFC 3261 §8.2.2.3 Require (RFC 4475 bext01)
+    if req.method not in ("ACK", "CANCEL"):
+        unknown = [t for t in h.get_all("Require") if t.lower() not in supported]
+        if unknown:
+            return 420, "Bad Extension", {"Unsupported": ", ".join(unknown)}
+    return _check_content(req)
+
+
+def _check_scalars(req: SipRequest) -> Verdict | None:
+    h = req.headers
+    mf = h.get("Max-Forwards")
+    if mf is not None and (DIGITS_RE.match(mf) is None or len(mf) > 5 or int(mf) > 255):
+        return _bad("bad Max-Forwards")
+    cl = h.get("Content-Length")
+    if cl is not None and (DIGITS_RE.match(cl) is None or int(cl) != len(req.body)):
+        return _bad("Content-Length mismatch")
+    exp = h.get("Expires")
+    if exp is not None and (
+        DIGITS_RE.match(exp) is None or len(exp) > 10 or int(exp) > _MAX_UINT32
+    ):
+        return _bad("bad Expires")
+    for value in h.get_raw("Contact"):
+        contacts = parse_contact_list(value)
+        if contacts == "*":
+            continue
+        for c in contacts:
+            e = c.expires
+            if e is not None and (
+                DIGITS_RE.match(e) is None or len(e) > 10 or int(e) > _MAX_UINT32
+            ):
+                return _bad("bad Contact expires")
+    date = h.get("Date")
+    if date is not None and _DATE_RE.match(date) is None:
+        return _bad("bad Date")
+    return None
+
+
+def _check_content(req: SipRequest) -> Verdict | None:
+    h = req.headers
+    if req.method == "INVITE":
+        accept = h.get_raw("Accept")
+        if accept:
+            types = {a.split(";")[0].strip().lower() for a in h.get_all("Accept")}
+            # RFC 4475 §3.3.15 sdp01: the answer cannot be in an acceptable type.
+            if not types & _ACCEPT_SDP:
+                return 406, "Not Acceptable", {"Accept": "application/sdp"}
+    if not req.body:
+        return None
+    ctype = req.content_type()
+    if ctype is None:
+        return _bad("body without Content-Type")  # RFC 3261 §20.15
+    # RFC 3261 §8.2.3, RFC 4475 invut: 415 with the types we accept
+    if req.method in SDP_METHODS and ctype != "application/sdp":
+        if req.method == "ACK":
+            return None
+        return 415, "Unsupported Media Type", {"Accept": "application/sdp"}
+    return None

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from interop.baresip import Baresip
-from interop.conftest import require_binary, require_capture
+from interop.peers import require_binary, require_capture
 from interop.sipp import Sipp, SippResult, describe
 from support.capture import Capture, count_between
 from support.ports import HOST

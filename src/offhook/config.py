@@ -290,7 +290,7 @@ def _format_errors(
         else:
             name = f"[{loc[0]}]" if loc else "settings"
             var = None
-        msg = err["msg"]
+        msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key" if len(loc) >= 2 else "unknown section"
         suffix = f" (from {var})" if var else ""

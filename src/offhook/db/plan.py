@@ -87,8 +87,8 @@ class LineSpec(_Spec):
     def _dn_type(cls, value: object) -> object:
         if isinstance(value, int | float) and not isinstance(value, bool):
             raise ValueError(
-                f'write the DN as a quoted string, e.g. "{value}" '
-                "(YAML reads unquoted digits as a number and drops leading zeros)"
+                f"got the number {value}: write the DN as a quoted string "
+                '(YAML reads unquoted digits as a number: 0100 becomes 64)'
             )
         return value
 

@@ -1,0 +1,61 @@
+"""Shared fixtures.
+
+``pg_url`` (session): a PostgreSQL SQLAlchemy URL. ``OFFHOOK_TEST_PG_URL``
+if set (it must be a throwaway database: tests drop and recreate its
+``public`` schema), else a temporary cluster started here (``tests/pg.py``)
+and stopped at the end of the session. Missing PostgreSQL binaries skip the
+PostgreSQL tests with the reason, except under ``CI=true``, where they fail:
+CI never goes green by skipping the database it must test.
+
+``db_url`` (function): an empty database, once for SQLite and once for
+PostgreSQL (marked ``postgres``; ``-m "not postgres"`` runs SQLite only).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+_TESTS = Path(__file__).resolve().parent
+if str(_TESTS) not in sys.path:
+    sys.path.insert(0, str(_TESTS))
+
+import pg  # noqa: E402
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    external = os.environ.get("OFFHOOK_TEST_PG_URL", "").strip()
+    if external:
+        yield external
+        return
+    try:
+        cluster = pg.start_cluster()
+    except pg.PgUnavailable as exc:
+        if _in_ci():
+            pytest.fail(f"CI=true: PostgreSQL is required: {exc}", pytrace=False)
+        pytest.skip(f"PostgreSQL tests skipped: {exc}")
+    try:
+        pg.create_database(cluster.url(), "offhook_test")
+        yield cluster.url("offhook_test")
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(
+    params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
+)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'offhook.db'}"
+    url = str(request.getfixturevalue("pg_url"))
+    pg.reset_schema(url)
+    return url

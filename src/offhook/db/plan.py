@@ -88,7 +88,7 @@ class LineSpec(_Spec):
         if isinstance(value, int | float) and not isinstance(value, bool):
             raise ValueError(
                 f"got the number {value}: write the DN as a quoted string "
-                '(YAML reads unquoted digits as a number: 0100 becomes 64)'
+                "(YAML reads unquoted digits as a number: 0100 becomes 64)"
             )
         return value
 

@@ -15,12 +15,12 @@ Which RFC 4475 vector is refused where (parser vs here) is listed in
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 
 from offhook.common.errors import ParseError
 from offhook.sip.abnf import CALLID_RE, DIGITS_RE
-from offhook.sip.headers import parse_contact_list, parse_name_addr, parse_via
-from offhook.sip.message import SipRequest, SipResponse
+from offhook.sip.headers import NameAddr, parse_contact_list, parse_name_addr, parse_via
+from offhook.sip.message import SipRequest, SipResponse, split_list
 from offhook.sip.uri import SIP_SCHEMES, parse_uri
 
 Verdict = tuple[int, str, dict[str, str]]
@@ -47,13 +47,44 @@ _DATE_RE = re.compile(
 _ACCEPT_SDP = {"application/sdp", "application/*", "*/*"}
 
 
+class _Index:
+    """Header values by lower-cased canonical name, built in one pass.
+
+    Validation looks up a dozen names; scanning the header list for each
+    would cost more than parsing the message did.
+    """
+
+    __slots__ = ("_by",)
+
+    def __init__(self, headers: Iterable[tuple[str, str]]) -> None:
+        by: dict[str, list[str]] = {}
+        for n, v in headers:
+            by.setdefault(n.lower(), []).append(v)
+        self._by = by
+
+    def __contains__(self, name: str) -> bool:
+        return name.lower() in self._by
+
+    def get(self, name: str) -> str | None:
+        values = self._by.get(name.lower())
+        return values[0] if values else None
+
+    def get_raw(self, name: str) -> list[str]:
+        return self._by.get(name.lower(), [])
+
+    def get_all(self, name: str) -> list[str]:
+        out: list[str] = []
+        for v in self.get_raw(name):
+            out.extend(split_list(v))
+        return out
+
+
 def _bad(reason: str) -> Verdict:
     return 400, f"Bad Request ({reason})", {}
 
 
-def _common(msg: SipRequest | SipResponse) -> str | None:
+def _common(msg: SipRequest | SipResponse, h: _Index) -> str | None:
     """Checks shared by requests and responses; returns a reason or None."""
-    h = msg.headers
     for name in SINGLE_VALUED:
         if len(h.get_raw(name)) > 1:
             return f"multiple {name} headers"
@@ -80,7 +111,7 @@ def _common(msg: SipRequest | SipResponse) -> str | None:
 
 def check_response(resp: SipResponse) -> str | None:
     """Why a response must be dropped (RFC 4475 §3.1.2.5 scalarlg), or None."""
-    return _common(resp)
+    return _common(resp, _Index(resp.headers))
 
 
 def check_request(
@@ -93,12 +124,12 @@ def check_request(
     Returns (status, reason, extra headers), e.g.
     ``(420, "Bad Extension", {"Unsupported": "foo"})``.
     """
-    h = req.headers
+    h = _Index(req.headers)
     # RFC 3261 §8.1.1 mandatory headers (RFC 4475 insuf)
     missing = [n for n in MANDATORY if n not in h]
     if missing:
         return _bad("missing " + ", ".join(missing))
-    problem = _common(req)
+    problem = _common(req, h)
     if problem is not None:
         return _bad(problem)
     num, method = req.cseq
@@ -111,12 +142,15 @@ def check_request(
     top = parse_via(h.get_all("Via")[0])
     if top.branch is not None and top.branch.lower() == "z9hg4bk":
         return _bad("missing transaction identifier in branch")
+    contacts: list[NameAddr] = []
     for value in h.get_raw("Contact"):
         try:
-            parse_contact_list(value)
+            parsed = parse_contact_list(value)
         except ParseError as exc:
             return _bad(f"Contact: {exc.reason}")
-    verdict = _check_scalars(req)
+        if parsed != "*":
+            contacts.extend(parsed)
+    verdict = _check_scalars(req, h, contacts)
     if verdict is not None:
         return verdict
     # Request-URI (RFC 3261 §8.2.2.1, RFC 4475 ltgtruri / escruri / unkscm / novelsc)
@@ -142,11 +176,10 @@ def check_request(
         unknown = [t for t in h.get_all("Require") if t.lower() not in supported]
         if unknown:
             return 420, "Bad Extension", {"Unsupported": ", ".join(unknown)}
-    return _check_content(req)
+    return _check_content(req, h)
 
 
-def _check_scalars(req: SipRequest) -> Verdict | None:
-    h = req.headers
+def _check_scalars(req: SipRequest, h: _Index, contacts: list[NameAddr]) -> Verdict | None:
     mf = h.get("Max-Forwards")
     if mf is not None and (DIGITS_RE.match(mf) is None or len(mf) > 5 or int(mf) > 255):
         return _bad("bad Max-Forwards")
@@ -158,24 +191,17 @@ def _check_scalars(req: SipRequest) -> Verdict | None:
         DIGITS_RE.match(exp) is None or len(exp) > 10 or int(exp) > _MAX_UINT32
     ):
         return _bad("bad Expires")
-    for value in h.get_raw("Contact"):
-        contacts = parse_contact_list(value)
-        if contacts == "*":
-            continue
-        for c in contacts:
-            e = c.expires
-            if e is not None and (
-                DIGITS_RE.match(e) is None or len(e) > 10 or int(e) > _MAX_UINT32
-            ):
-                return _bad("bad Contact expires")
+    for c in contacts:
+        e = c.expires
+        if e is not None and (DIGITS_RE.match(e) is None or len(e) > 10 or int(e) > _MAX_UINT32):
+            return _bad("bad Contact expires")
     date = h.get("Date")
     if date is not None and _DATE_RE.match(date) is None:
         return _bad("bad Date")
     return None
 
 
-def _check_content(req: SipRequest) -> Verdict | None:
-    h = req.headers
+def _check_content(req: SipRequest, h: _Index) -> Verdict | None:
     if req.method == "INVITE":
         accept = h.get_raw("Accept")
         if accept:

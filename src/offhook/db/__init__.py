@@ -1,4 +1,11 @@
-"""offhook.db: the only place SQL lives.
+"""offhook.db: the database, and the only place SQL lives.
+
+It holds the telephony configuration (devices, lines, digest HA1 secrets)
+and the call records, in SQLite by default or PostgreSQL for a cluster,
+through SQLAlchemy 2 with Alembic migrations. The running node never queries
+it per message: it reads an in-memory snapshot built here and reloaded when
+the plan version changes. It imports ``offhook.core`` for the snapshot's
+types, never a protocol package.
 
 - ``models``: SQLAlchemy 2 models (devices, lines, cdrs, plan_meta).
 - ``engine``: ``create_engine_for(url)``, ``upgrade(url)`` (Alembic, packaged migrations).

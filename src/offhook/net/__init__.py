@@ -1,6 +1,12 @@
-"""offhook.net: listener defences every adapter uses (allow-list, limits, counters).
+"""offhook.net: the defences every listener shares, whatever protocol it carries.
 
-No asyncio here: the adapters (``*/aio.py``) call these with ``loop.time()``.
+``acl`` is the source allow-list (networks), checked before a byte is parsed;
+``limits`` holds the bounded structures (an LRU, per-source connection and
+rate limiters, failed-authentication tracking with back-off) so that a
+flood of sources or attempts cannot grow memory; ``counters`` counts every
+rejection by reason for metrics. The modules are synchronous and take the
+time as an argument: each protocol's ``aio.py`` calls them with
+``loop.time()``, so they are tested with plain numbers.
 """
 
 from offhook.net.acl import AllowList, parse_host, parse_network

@@ -1,21 +1,26 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: dependencies, lint, types, layering,
 # pytest (unit, vectors, integration, interop), then a short bounded fuzz pass.
-# Bounded: pytest has a per-test timeout (pyproject), fuzzing ~20 s a target.
+# Bounded, so that the whole run ends within ~60 minutes on 2 cores: pytest has
+# a per-test timeout (pyproject, 300 s) and an outer bound of 40 minutes; each
+# fuzz target runs ~20 s (hard bound 60 s). Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 
 scripts/install-deps.sh
 
+LINT_PATHS=(src tests bench fuzz)
 echo "== ruff"
-"$PY" -m ruff check src tests
+"$PY" -m ruff check "${LINT_PATHS[@]}"
+"$PY" -m ruff format --check "${LINT_PATHS[@]}"
 echo "== mypy"
 "$PY" -m mypy
 echo "== import-linter"
 lint-imports
 echo "== pytest"
-"$PY" -m pytest -q
+timeout --signal=INT --kill-after=60 2400 \
+  "$PY" -m pytest -q -p no:cacheprovider "$@"
 
 shopt -s nullglob
 targets=(fuzz/fuzz_*.py fuzz/*_fuzz.py)

@@ -44,6 +44,7 @@ class MediaStream:
     direction: str = SENDRECV
     ptime: int | None = None
     extra: tuple[tuple[str, str | None], ...] = ()
+    profile: str = "RTP/AVP"  # transport profile (RTP/AVP, RTP/SAVP, ...)
 
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:

@@ -1,0 +1,401 @@
+"""The composition root: builds a node from its settings and runs it.
+
+One node is one process with one event loop. ``serve`` wires the parts
+together: the database (plan snapshot, call records), the location store,
+the core call engine and its event bus, the SIP stack (transport,
+transaction layer, registrar, digest, endpoint) and the local admin
+endpoint that ``offhook status`` reads. Nothing else constructs these.
+
+Off the hot path: the plan snapshot is reloaded when the database's
+``plan_version`` changes (polled once a second in a worker thread), and
+call records are written in batches from a queue by a worker thread, so no
+SIP message ever waits on the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from offhook.common.location import MemoryLocationStore
+from offhook.config import Settings
+from offhook.core.bus import EventBus
+from offhook.core.causes import cause_text
+from offhook.core.directory import PlanSnapshot
+from offhook.core.engine import CallEngine
+from offhook.core.records import CallEnded, CallRecord
+from offhook.db.cdr import CdrRepository, CdrRow
+from offhook.db.engine import create_engine_for
+from offhook.db.snapshot import load_snapshot, plan_version
+from offhook.net.acl import AllowList
+from offhook.net.counters import RejectionCounters
+from offhook.net.limits import AuthFailureTracker
+from offhook.ris.admin import AdminServer
+from offhook.sip.aio import SipTransport, TransportLimits
+from offhook.sip.auth import Credentials, DigestAuthenticator
+from offhook.sip.endpoint import Caller, SipEndpoint
+from offhook.sip.registrar import Registrar
+from offhook.sip.timers import TimerConfig
+from offhook.sip.transaction import TransactionLayer
+
+log = logging.getLogger("offhook")
+
+PLAN_POLL_SECONDS = 1.0
+CDR_BATCH = 500
+AUTH_FAIL_THRESHOLD = 20
+AUTH_FAIL_WINDOW = 60.0
+AUTH_BLOCK_SECONDS = 300.0
+AUTH_TRACKED_SOURCES = 10_000
+
+
+class LoopClock:
+    """The Clock the core and SIP use: the loop's monotonic time, and wall time."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    def monotonic(self) -> float:
+        return self._loop.time()
+
+    def wall(self) -> float:
+        return time.time()
+
+
+class SnapshotCredentials:
+    """Digest credentials and caller identity read from the current plan snapshot."""
+
+    def __init__(self, node: Node) -> None:
+        self._node = node
+
+    def credentials(self, username: str) -> Credentials | None:
+        dev = self._node.snapshot.device_for_user(username)
+        if dev is None or dev.protocol != "sip":
+            return None
+        return Credentials(
+            username=username,
+            device=dev.name,
+            realm=dev.realm,
+            ha1_md5=dev.ha1_md5,
+            ha1_sha256=dev.ha1_sha256,
+            dns=tuple(line.dn for line in dev.lines),
+        )
+
+    def caller_of(self, device: str) -> Caller | None:
+        dev = self._node.snapshot.device(device)
+        if dev is None:
+            return None
+        if dev.lines:
+            return Caller(dev.lines[0].dn, dev.lines[0].display or dev.display)
+        return Caller(dev.name, dev.display)
+
+
+def _utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, tz=UTC)
+
+
+def cdr_row(record: CallRecord) -> CdrRow:
+    return CdrRow(
+        call_id=record.call_id,
+        calling=record.calling,
+        called=record.called,
+        original_called=record.original_called,
+        calling_device=record.calling_device,
+        called_device=record.called_device,
+        start=_utc(record.start),
+        answer=_utc(record.answer) if record.answer is not None else None,
+        end=_utc(record.end),
+        duration=record.duration,
+        cause=record.cause,
+        cause_text=record.cause_text or cause_text(record.cause),
+        node=record.node,
+    )
+
+
+@dataclass
+class Node:
+    settings: Settings
+    snapshot: PlanSnapshot = field(default_factory=PlanSnapshot)
+    started: float = field(default_factory=time.time)
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    cdr_queue: list[CdrRow] = field(default_factory=list)
+    cdr_written: int = 0
+    sip_port: int = 0
+    admin_port: int = 0
+
+
+def setup_logging(settings: Settings) -> None:
+    level = getattr(logging, settings.log.level.upper(), logging.INFO)
+    handler = logging.StreamHandler(sys.stderr)
+    if settings.log.format == "json":
+
+        class _Json(logging.Formatter):
+            def format(self, record: logging.LogRecord) -> str:
+                out = {
+                    "ts": datetime.fromtimestamp(record.created, tz=UTC).isoformat(),
+                    "level": record.levelname.lower(),
+                    "logger": record.name,
+                    "msg": record.getMessage(),
+                }
+                if record.exc_info:
+                    out["exc"] = self.formatException(record.exc_info)
+                return json.dumps(out)
+
+        handler.setFormatter(_Json())
+    else:
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+async def run(settings: Settings, ready: asyncio.Event | None = None) -> None:
+    """Run a node until SIGTERM/SIGINT (or ``node.stopping`` is set)."""
+    loop = asyncio.get_running_loop()
+    node = Node(settings)
+    db = create_engine_for(settings.database.url)
+    node.snapshot = await asyncio.to_thread(load_snapshot, db)
+    log.info(
+        "plan loaded: %d devices, %d numbers (version %d)",
+        len(node.snapshot.devices), len(node.snapshot.dns), node.snapshot.version,
+    )
+    clock = LoopClock(loop)
+    bus = EventBus()
+    locations = MemoryLocationStore()
+    engine = CallEngine(lambda: node.snapshot, locations, clock, bus, node=settings.node.name)
+    repo = CdrRepository(db)
+    bus.subscribe(CallEnded, lambda ev: node.cdr_queue.append(cdr_row(ev.record)))
+
+    counters = RejectionCounters()
+    auth_failures = AuthFailureTracker(
+        threshold=AUTH_FAIL_THRESHOLD,
+        window=AUTH_FAIL_WINDOW,
+        block_for=AUTH_BLOCK_SECONDS,
+        max_entries=AUTH_TRACKED_SOURCES,
+    )
+
+    def on_auth_failure(source: tuple[str, int], username: str) -> None:
+        counters.increment("sip", "auth_failed")
+        auth_failures.record_failure(source[0], username or None, loop.time())
+
+    def is_blocked(source: tuple[str, int]) -> bool:
+        return auth_failures.is_blocked(source[0], loop.time())
+
+    sip = settings.sip
+    authenticator = DigestAuthenticator(settings.auth.key, sip.realm)
+    creds = SnapshotCredentials(node)
+    registrar = Registrar(
+        authenticator,
+        creds,
+        locations,
+        min_expires=sip.min_expires,
+        max_expires=sip.max_expires,
+        default_expires=min(3600, sip.max_expires),
+        on_auth_failure=on_auth_failure,
+        node=settings.node.name,
+    )
+    allow = AllowList(sip.allow)
+    endpoint_ref: list[SipEndpoint] = []
+    transport = SipTransport(
+        on_message=lambda msg, addr, t: endpoint_ref[0].on_message(msg, addr, t),
+        allow=allow.allows,
+        reject=lambda reason, peer: counters.increment("sip", reason),
+        limits=TransportLimits(max_message=sip.max_message, idle_timeout=sip.idle_timeout),
+    )
+    _, port = await transport.start(sip.listen, sip.port, udp=sip.udp, tcp=sip.tcp)
+    node.sip_port = port
+    endpoint = SipEndpoint(
+        engine=engine,
+        registrar=registrar,
+        authenticator=authenticator,
+        credentials=creds,
+        caller_of=creds.caller_of,
+        txl=TransactionLayer(TimerConfig(t1=sip.t1)),
+        send=transport.send,
+        clock=clock,
+        host=sip.advertised_host,
+        port=port,
+        on_auth_failure=on_auth_failure,
+        is_blocked=is_blocked,
+    )
+    endpoint_ref.append(endpoint)
+    log.info("SIP listening on %s:%d (udp=%s tcp=%s)", sip.listen, port, sip.udp, sip.tcp)
+
+    def status() -> dict[str, Any]:
+        now = loop.time()
+        return {
+            "node": settings.node.name,
+            "started": _utc(node.started).isoformat(),
+            "uptime": round(time.time() - node.started, 1),
+            "plan_version": node.snapshot.version,
+            "sip": {"listen": sip.listen, "port": port, "advertised_host": sip.advertised_host},
+            "registrations": [
+                {
+                    "device": b.device,
+                    "aor": b.aor,
+                    "contact": b.contact,
+                    "source": f"{b.source[0]}:{b.source[1]}",
+                    "transport": b.transport,
+                    "expires_in": max(0, round(b.expires_at - now)),
+                    "user_agent": b.user_agent,
+                }
+                for b in sorted(locations.all(now), key=lambda b: (b.device, b.contact))
+            ],
+            "calls": engine.snapshot_state(),
+            "counters": {
+                "rejections": counters.snapshot(),
+                "sip": dict(endpoint.counters),
+                "transactions": len(endpoint.txl),
+                "cdrs_written": node.cdr_written,
+            },
+        }
+
+    admin: AdminServer | None = None
+    if settings.admin.enabled:
+        admin = AdminServer(
+            {"/status": status},
+            allow=AllowList(settings.admin.allow).allows,
+            reject=lambda reason, peer: counters.increment("admin", reason),
+        )
+        node.admin_port = await admin.start(settings.admin.listen, settings.admin.port)
+        log.info("admin endpoint on http://%s:%d/status", settings.admin.listen, node.admin_port)
+
+    async def poll_plan() -> None:
+        while True:
+            await asyncio.sleep(PLAN_POLL_SECONDS)
+            try:
+                version = await asyncio.to_thread(plan_version, db)
+                if version != node.snapshot.version:
+                    node.snapshot = await asyncio.to_thread(load_snapshot, db)
+                    log.info("plan reloaded (version %d)", node.snapshot.version)
+            except Exception:
+                log.exception("plan reload failed; keeping the current plan")
+
+    async def write_cdrs() -> None:
+        while True:
+            await asyncio.sleep(0.2)
+            await flush_cdrs()
+
+    async def flush_cdrs() -> None:
+        while node.cdr_queue:
+            batch = node.cdr_queue[:CDR_BATCH]
+            try:
+                await asyncio.to_thread(repo.add_many, batch)
+            except Exception:
+                log.exception("writing %d call records failed; retrying", len(batch))
+                return
+            del node.cdr_queue[: len(batch)]
+            node.cdr_written += len(batch)
+
+    async def expire_bindings() -> None:
+        while True:
+            await asyncio.sleep(5.0)
+            for b in registrar.expire(loop.time()):
+                log.info("registration of %s at %s expired", b.device, b.contact)
+
+    tasks = [
+        asyncio.create_task(poll_plan()),
+        asyncio.create_task(write_cdrs()),
+        asyncio.create_task(expire_bindings()),
+    ]
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, node.stopping.set)
+    if ready is not None:
+        ready.set()
+    try:
+        await node.stopping.wait()
+    finally:
+        log.info("stopping")
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for call_id in [c["call_id"] for c in engine.snapshot_state().get("calls", [])]:
+            engine.release_call(call_id, 16)
+        endpoint.flush()
+        await asyncio.sleep(0.05)
+        await flush_cdrs()
+        await transport.close()
+        if admin is not None:
+            await admin.close()
+        db.dispose()
+
+
+def serve(settings: Settings) -> int:
+    """Entry point of ``offhook serve``."""
+    setup_logging(settings)
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    try:
+        asyncio.run(run(settings))
+    except OSError as exc:
+        log.error("cannot start: %s", exc)
+        return 1
+    return 0
+
+
+def fetch_status(settings: Settings, timeout: float = 5.0) -> dict[str, Any]:
+    host = settings.admin.listen
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    url = f"http://{host}:{settings.admin.port}/status"
+    with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - local admin URL
+        data: dict[str, Any] = json.loads(resp.read())
+    return data
+
+
+def print_status(settings: Settings, as_json: bool) -> int:
+    """Entry point of ``offhook status``: ask the running node over its admin endpoint."""
+    try:
+        data = fetch_status(settings)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        sys.stderr.write(
+            f"offhook: no node answering on {settings.admin.listen}:{settings.admin.port}: {exc}\n"
+        )
+        return 1
+    if as_json:
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(
+        f"node [bold]{data['node']}[/] up {data['uptime']} s, plan version {data['plan_version']},"
+        f" SIP port {data['sip']['port']}"
+    )
+    regs = Table(title=f"Registrations ({len(data['registrations'])})")
+    for col in ("device", "aor", "contact", "source", "transport", "expires_in", "user_agent"):
+        regs.add_column(col)
+    for r in data["registrations"]:
+        regs.add_row(*(str(r[c]) for c in ("device", "aor", "contact", "source", "transport",
+                                             "expires_in", "user_agent")))
+    console.print(regs)
+    calls = data["calls"].get("calls", []) if isinstance(data["calls"], dict) else data["calls"]
+    table = Table(title=f"Active calls ({len(calls)})")
+    for col in ("call_id", "calling", "called", "state", "legs"):
+        table.add_column(col)
+    for c in calls:
+        legs = ", ".join(f"{leg.get('device')}:{leg.get('state')}" for leg in c.get("legs", []))
+        table.add_row(str(c.get("call_id")), str(c.get("calling")), str(c.get("called")),
+                      str(c.get("state")), legs)
+    console.print(table)
+    console.print(f"rejections: {data['counters']['rejections']}")
+    return 0

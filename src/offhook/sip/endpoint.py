@@ -1,0 +1,875 @@
+"""The SIP endpoint: REGISTER, OPTIONS and a B2BUA between SIP phones and the core.
+
+Theory of operation. ``SipEndpoint`` sits between the transport
+(``aio.SipTransport``) and the core (``CallEngine``). Every message goes
+through the sans-IO ``TransactionLayer``; the events that come out are
+dispatched here:
+
+* REGISTER goes to the ``Registrar`` (digest, bindings in the location store);
+* OPTIONS is answered 200;
+* a new INVITE is challenged (407) until its digest checks out, then becomes
+  an inbound leg (``InboundLeg``) handed to ``CallEngine.setup``; an
+  unauthenticated request is never routed;
+* the engine places each fork through ``SipLegFactory``, which creates an
+  ``OutboundLeg`` that INVITEs one registered contact;
+* in-dialog requests (ACK, BYE, re-INVITE, INFO) are matched to their leg
+  by dialog id (Call-ID, local tag, remote tag); CANCEL by its INVITE's
+  server transaction.
+
+Both leg kinds translate between SIP and the core's neutral events: SDP is
+mapped to ``MediaDescription`` (``sdpmap``) and failures to Q.850 causes
+(``causes``, RFC 3398). The endpoint owns the UAS 2xx retransmission
+(RFC 3261 §13.3.1.4) and drives one timer for the transaction layer and the
+engine. It runs on the event loop but does no socket I/O itself: it sends
+through the ``send`` callable the transport gives it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from offhook.common.clock import Clock
+from offhook.common.errors import ParseError
+from offhook.common.ids import new_branch, new_call_id, new_tag
+from offhook.common.location import Binding
+from offhook.core.engine import CallEngine
+from offhook.core.events import PartyInfo, Setup
+from offhook.core.leg import Leg
+from offhook.core.media import MediaDescription
+from offhook.core.ports import LegDriver
+from offhook.sip.aio import response_destination
+from offhook.sip.auth import AuthStatus, CredentialLookup, DigestAuthenticator
+from offhook.sip.causes import cause_for_status, status_for_cause
+from offhook.sip.dialog import Dialog, DialogError, DialogId, DialogState
+from offhook.sip.headers import parse_name_addr
+from offhook.sip.message import Headers, SipMessage, SipRequest, SipResponse, make_response
+from offhook.sip.registrar import Registrar
+from offhook.sip.sdpmap import SdpWriter, sdp_to_media
+from offhook.sip.transaction import (
+    AckReceived,
+    Event,
+    RequestReceived,
+    ResponseReceived,
+    Stray2xx,
+    TransactionError,
+    TransactionLayer,
+    TransactionTerminated,
+    TransactionTimeout,
+    TransportError,
+    TxnKey,
+    build_cancel,
+)
+from offhook.sip.uri import parse_uri
+from offhook.sip.validate import check_request, check_response
+
+log = logging.getLogger("offhook.sip")
+
+Addr = tuple[str, int]
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO"
+USER_AGENT = "offhook"
+SDP = "application/sdp"
+
+NORMAL_CLEARING = 16
+ANSWERED_ELSEWHERE = 26
+RECOVERY_ON_TIMER = 102
+TEMPORARY_FAILURE = 41
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who an authenticated device calls as: its first line."""
+
+    number: str
+    name: str
+
+
+class SipLeg(LegDriver):
+    """What inbound and outbound SIP legs share: the dialog and mid-call requests."""
+
+    def __init__(self, ep: SipEndpoint, dest: Addr, transport: str) -> None:
+        self.ep = ep
+        self.leg: Leg | None = None
+        self.dest = dest
+        self.transport = transport
+        self.dialog: Dialog | None = None
+        self.writer = SdpWriter(ep.host)
+        self.done = False
+        # mid-call offer/answer
+        self.reinvite_in: TxnKey | None = None  # their re-INVITE we must answer
+        self.reinvite_out: SipRequest | None = None  # our re-INVITE awaiting a final
+        self.last_sdp: bytes = b""
+
+    # --- helpers ------------------------------------------------------------
+    def contact(self) -> str:
+        return self.ep.contact(self.transport)
+
+    def via(self) -> str:
+        return self.ep.via(self.transport)
+
+    def body_for(self, media: MediaDescription | None) -> bytes:
+        if media is None:
+            return b""
+        self.last_sdp = self.writer.write(media)
+        return self.last_sdp
+
+    def register_dialog(self, dialog: Dialog) -> None:
+        if self.dialog is not None and self.dialog.id != dialog.id:
+            self.ep.dialogs.pop(self.dialog.id, None)
+        self.dialog = dialog
+        self.ep.dialogs[dialog.id] = self
+
+    def finish(self) -> None:
+        """Forget this leg's SIP state (after BYE/final response)."""
+        self.done = True
+        if self.dialog is not None:
+            self.dialog.state = DialogState.TERMINATED
+            self.ep.forget_dialog(self.dialog.id)
+
+    def send_bye(self, cause: int) -> None:
+        if self.dialog is None:
+            return
+        bye = self.dialog.create_request("BYE", via=self.via(), headers=self.ep.common_headers())
+        if cause not in (NORMAL_CLEARING, 31):
+            bye.headers.add("Reason", f"Q.850;cause={cause}")
+        self.ep.request(bye, self.dest, self.transport, self)
+        self.finish()
+
+    def _report(self, action: Callable[[Leg], None]) -> None:
+        if self.leg is not None and not self.done:
+            action(self.leg)
+
+    # --- core -> this leg: mid-call media -----------------------------------
+    def update_media(self, offer: MediaDescription) -> None:
+        if self.dialog is None or self.reinvite_out is not None or self.done:
+            self._report(lambda leg: self.ep.engine.on_media_answer(leg, None, TEMPORARY_FAILURE))
+            return
+        body = self.body_for(offer)
+        req = self.dialog.create_request(
+            "INVITE", via=self.via(), contact=self.contact(), body=body, content_type=SDP,
+            headers=self.ep.common_headers(),
+        )
+        self.reinvite_out = req
+        self.ep.request(req, self.dest, self.transport, self)
+
+    def media_answer(self, answer: MediaDescription | None, cause: int | None) -> None:
+        key = self.reinvite_in
+        if key is None:
+            return
+        self.reinvite_in = None
+        req = self.ep.server_request(key)
+        if req is None:
+            return
+        if answer is None:
+            status = 491 if cause in (TEMPORARY_FAILURE, 101, None) else 488
+            self.ep.respond(key, make_response(req, status))
+            return
+        resp = make_response(req, 200)
+        resp.headers.add("Contact", self.contact())
+        resp.body = self.body_for(answer)
+        resp.headers.add("Content-Type", SDP)
+        self.ep.respond(key, resp)
+
+    # --- the device -> this leg: in-dialog requests -------------------------
+    def on_request(self, key: TxnKey, req: SipRequest) -> None:
+        assert self.dialog is not None
+        if req.method != "ACK":
+            refused = self.dialog.receive_request(req)
+            if refused is not None:
+                self.ep.respond(key, make_response(req, refused))
+                return
+        method = req.method
+        if method == "BYE":
+            self.ep.respond(key, make_response(req, 200))
+            self.finish()
+            self._report(lambda leg: self.ep.engine.on_release(leg, reason_cause(req)))
+        elif method == "INVITE":
+            self.on_reinvite(key, req)
+        elif method in ("INFO", "UPDATE") and not req.body:
+            self.ep.respond(key, make_response(req, 200))
+        elif method == "INFO":
+            self.ep.respond(key, make_response(req, 200))
+        else:
+            resp = make_response(req, 405)
+            resp.headers.add("Allow", ALLOW)
+            self.ep.respond(key, resp)
+
+    def on_reinvite(self, key: TxnKey, req: SipRequest) -> None:
+        if self.reinvite_in is not None or self.reinvite_out is not None:
+            resp = make_response(req, 491)  # RFC 3261 §14.2 glare
+            self.ep.respond(key, resp)
+            return
+        if not req.body:
+            # An offerless re-INVITE: offer what we last sent (RFC 3261 §14.2).
+            resp = make_response(req, 200)
+            resp.headers.add("Contact", self.contact())
+            if self.last_sdp:
+                resp.body = self.last_sdp
+                resp.headers.add("Content-Type", SDP)
+            self.ep.respond(key, resp)
+            return
+        try:
+            offer = sdp_to_media(req.body)
+        except ParseError as exc:
+            self.ep.respond(key, make_response(req, exc.status_hint or 488))
+            return
+        self.reinvite_in = key
+        self._report(lambda leg: self.ep.engine.on_media_offer(leg, offer))
+
+    def on_ack(self, req: SipRequest) -> None:
+        """ACK for a 2xx we sent (initial INVITE or re-INVITE)."""
+
+    # --- responses to our requests ------------------------------------------
+    def on_response(self, req: SipRequest, resp: SipResponse) -> None:
+        if req.method == "INVITE" and req is self.reinvite_out:
+            if resp.status < 200:
+                return
+            self.reinvite_out = None
+            if resp.status < 300:
+                if self.dialog is not None:
+                    self.dialog.receive_response(resp)
+                    self.ep.send_ack(self.dialog, self.dest, self.transport)
+                try:
+                    answer = sdp_to_media(resp.body) if resp.body else None
+                except ParseError:
+                    answer = None
+                self._report(lambda leg: self.ep.engine.on_media_answer(leg, answer, None))
+            else:
+                cause = cause_for_status(resp.status)
+                self._report(lambda leg: self.ep.engine.on_media_answer(leg, None, cause))
+                if resp.status in (408, 481):
+                    self.send_bye(cause)
+                    self._report(lambda leg: self.ep.engine.on_release(leg, cause))
+
+    def on_timeout(self, req: SipRequest) -> None:
+        if req is self.reinvite_out:
+            self.reinvite_out = None
+            self._report(lambda leg: self.ep.engine.on_media_answer(leg, None, RECOVERY_ON_TIMER))
+            self.send_bye(RECOVERY_ON_TIMER)
+            self._report(lambda leg: self.ep.engine.on_release(leg, RECOVERY_ON_TIMER))
+        elif req.method == "BYE":
+            self.finish()
+
+    def on_stray_2xx(self, resp: SipResponse) -> None:
+        if self.dialog is not None:
+            self.ep.send_ack(self.dialog, self.dest, self.transport)
+
+
+def reason_cause(req: SipRequest) -> int:
+    """The Q.850 cause of an RFC 3326 Reason header, else normal clearing."""
+    for value in req.headers.get_all("Reason"):
+        low = value.lower()
+        if low.startswith("q.850"):
+            for part in low.split(";")[1:]:
+                k, _, v = part.partition("=")
+                if k.strip() == "cause" and v.strip().isdigit():
+                    return int(v.strip())
+    return NORMAL_CLEARING
+
+
+class InboundLeg(SipLeg):
+    """The calling phone's side: we are the UAS of its INVITE."""
+
+    def __init__(self, ep: SipEndpoint, key: TxnKey, req: SipRequest, addr: Addr, transport: str):
+        super().__init__(ep, addr, transport)
+        self.key = key
+        self.invite = req
+        self.local_tag = new_tag()
+        self.answered = False
+        self.acked = False
+        self.delayed_offer = not req.body
+        self.ok: SipResponse | None = None
+        self.retransmit: asyncio.TimerHandle | None = None
+
+    def _response(self, status: int, media: MediaDescription | None = None) -> SipResponse:
+        resp = make_response(self.invite, status, to_tag=self.local_tag)
+        resp.headers.add("Contact", self.contact())
+        if status >= 200 or media is not None:
+            resp.headers.add("Allow", ALLOW)
+        if media is not None:
+            resp.body = self.body_for(media)
+            resp.headers.add("Content-Type", SDP)
+        return resp
+
+    def _early(self, status: int, media: MediaDescription | None) -> None:
+        if self.done or self.answered:
+            return
+        resp = self._response(status, media)
+        if self.dialog is None:
+            try:
+                self.register_dialog(Dialog.from_uas(self.invite, resp))
+            except DialogError:
+                pass
+        self.ep.respond(self.key, resp)
+
+    # --- core -> caller -----------------------------------------------------
+    def offer(self, setup: Setup) -> None:  # pragma: no cover - inbound legs are never offered
+        raise RuntimeError("an inbound leg is not offered a call")
+
+    def progress(self, media: MediaDescription | None) -> None:
+        self._early(183 if media is not None else 180, media)
+
+    def alert(self, media: MediaDescription | None) -> None:
+        self._early(180, media)
+
+    def answer(self, media: MediaDescription | None) -> None:
+        if self.done or self.answered:
+            return
+        self.answered = True
+        resp = self._response(200, media)
+        try:
+            dialog = Dialog.from_uas(self.invite, resp)
+        except DialogError:
+            dialog = None
+        if dialog is not None:
+            self.register_dialog(dialog)
+        self.ok = resp
+        self.ep.respond(self.key, resp)
+        if self.transport == "udp":
+            self._arm_retransmit(self.ep.t1)
+
+    def _arm_retransmit(self, interval: float, elapsed: float = 0.0) -> None:
+        # RFC 3261 §13.3.1.4: resend the 2xx until the ACK, T1 doubling to T2.
+        def fire() -> None:
+            if self.acked or self.done or self.ok is None:
+                return
+            total = elapsed + interval
+            if total >= 64 * self.ep.t1:
+                log.info("no ACK for 2xx on call %s: hanging up", self.invite.call_id)
+                self.send_bye(RECOVERY_ON_TIMER)
+                self._report(lambda leg: self.ep.engine.on_release(leg, RECOVERY_ON_TIMER))
+                return
+            self.ep.resend(self.ok, self.dest, self.transport)
+            self._arm_retransmit(min(interval * 2, self.ep.t2), total)
+
+        self.retransmit = self.ep.loop.call_later(interval, fire)
+
+    def release(self, cause: int) -> None:
+        if self.done:
+            return
+        if self.answered:
+            self.send_bye(cause)
+            return
+        status = status_for_cause(cause)
+        resp = make_response(self.invite, status, to_tag=self.local_tag)
+        if cause not in (NORMAL_CLEARING,):
+            resp.headers.add("Reason", f"Q.850;cause={cause}")
+        self.ep.respond(self.key, resp)
+        self.finish()
+
+    def finish(self) -> None:
+        super().finish()
+        if self.retransmit is not None:
+            self.retransmit.cancel()
+        self.ep.inbound_by_key.pop(self.key, None)
+
+    # --- caller -> us -------------------------------------------------------
+    def on_cancel(self) -> None:
+        if self.answered or self.done:
+            return
+        resp = make_response(self.invite, 487, to_tag=self.local_tag)
+        self.ep.respond(self.key, resp)
+        self.finish()
+        self._report(lambda leg: self.ep.engine.on_release(leg, NORMAL_CLEARING))
+
+    def on_ack(self, req: SipRequest) -> None:
+        first = not self.acked
+        self.acked = True
+        if self.retransmit is not None:
+            self.retransmit.cancel()
+            self.retransmit = None
+        if first and self.delayed_offer and req.body:
+            # RFC 3261 §13.2.1: an INVITE without an offer gets the answer in the ACK.
+            try:
+                answer = sdp_to_media(req.body)
+            except ParseError:
+                return
+            self._report(lambda leg: self.ep.engine.on_media_answer(leg, answer, None))
+
+
+class OutboundLeg(SipLeg):
+    """The called phone's side: we are the UAC of an INVITE to one contact."""
+
+    def __init__(self, ep: SipEndpoint, binding: Binding) -> None:
+        dest, transport = ep.binding_destination(binding)
+        super().__init__(ep, dest, transport)
+        self.binding = binding
+        self.invite: SipRequest | None = None
+        self.provisional = False
+        self.final = False
+        self.cancel_pending: int | None = None
+        self.connected = False
+        self.ack_held = False  # delayed offer: ACK waits for the caller's answer
+
+    def offer(self, setup: Setup) -> None:
+        ep = self.ep
+        host = ep.host_port
+        calling = setup.calling
+        name = calling.name.replace("\\", "").replace('"', "") if calling.presentation_allowed else ""
+        number = calling.number if calling.presentation_allowed else "anonymous"
+        from_value = (f'"{name}" ' if name else "") + f"<sip:{number}@{host}>;tag={new_tag()}"
+        to_value = f"<sip:{setup.called}@{host}>"
+        items = [
+            ("Via", self.via()),
+            ("Max-Forwards", "70"),
+            ("From", from_value),
+            ("To", to_value),
+            ("Call-ID", new_call_id(ep.host)),
+            ("CSeq", "1 INVITE"),
+            ("Contact", self.contact()),
+            ("Allow", ALLOW),
+            *ep.common_headers(),
+        ]
+        body = self.body_for(setup.media)
+        if body:
+            items.append(("Content-Type", SDP))
+        req = SipRequest(method="INVITE", uri=self.binding.contact, headers=Headers(items), body=body)
+        self.invite = req
+        ep.request(req, self.dest, self.transport, self)
+
+    def progress(self, media: MediaDescription | None) -> None:
+        """Not used on a called leg."""
+
+    def alert(self, media: MediaDescription | None) -> None:
+        """Not used on a called leg."""
+
+    def answer(self, media: MediaDescription | None) -> None:
+        """Not used on a called leg."""
+
+    def release(self, cause: int) -> None:
+        if self.done:
+            return
+        if self.connected:
+            self.send_bye(cause)
+            return
+        if self.final or self.invite is None:
+            self.finish()
+            return
+        if not self.provisional:
+            self.cancel_pending = cause  # RFC 3261 §9.1: CANCEL only after a provisional
+            return
+        self._cancel(cause)
+
+    def _cancel(self, cause: int) -> None:
+        assert self.invite is not None
+        cancel = build_cancel(self.invite)
+        if cause == ANSWERED_ELSEWHERE:
+            # RFC 3326: tells the phone not to log a missed call
+            cancel.headers.add("Reason", 'SIP;cause=200;text="Call completed elsewhere"')
+        elif cause != NORMAL_CLEARING:
+            cancel.headers.add("Reason", f"Q.850;cause={cause}")
+        self.ep.request(cancel, self.dest, self.transport, self)
+        self.done = True  # no more reports to the core for this leg
+
+    def media_answer(self, answer: MediaDescription | None, cause: int | None) -> None:
+        if self.ack_held and self.dialog is not None:
+            self.ack_held = False
+            body = self.body_for(answer) if answer is not None else b""
+            self.ep.send_ack(self.dialog, self.dest, self.transport, body)
+            return
+        super().media_answer(answer, cause)
+
+    def on_response(self, req: SipRequest, resp: SipResponse) -> None:
+        if req is not self.invite:
+            super().on_response(req, resp)
+            return
+        status = resp.status
+        if status == 100:
+            return
+        if status < 200:
+            self.provisional = True
+            if self.cancel_pending is not None:
+                cause, self.cancel_pending = self.cancel_pending, None
+                self._cancel(cause)
+                return
+            if resp.to_tag and self.dialog is None:
+                try:
+                    self.register_dialog(Dialog.from_uac(req, resp))
+                except DialogError:
+                    pass
+            media = self._media(resp)
+            if status == 180 or (status != 183 and media is None):
+                self._report(lambda leg: self.ep.engine.on_alerting(leg, media))
+            else:
+                self._report(lambda leg: self.ep.engine.on_progress(leg, media))
+            return
+        if status < 300:
+            self._on_2xx(req, resp)
+            return
+        self.final = True
+        if self.done:
+            self.finish()
+            return
+        self.finish()
+        cause = cause_for_status(status)
+        if status == 487:
+            cause = NORMAL_CLEARING
+        self._report_final(cause)
+
+    def _report_final(self, cause: int) -> None:
+        if self.leg is not None:
+            self.ep.engine.on_release(self.leg, cause)
+
+    def _on_2xx(self, req: SipRequest, resp: SipResponse) -> None:
+        first = not self.final
+        self.final = True
+        try:
+            dialog = Dialog.from_uac(req, resp)
+        except DialogError:
+            log.info("2xx without Contact/To tag on %s", req.call_id)
+            return
+        if self.dialog is not None and self.dialog.id == dialog.id:
+            self.dialog.receive_response(resp)
+        else:
+            self.register_dialog(dialog)
+        assert self.dialog is not None
+        if self.done or not first:
+            # a late 2xx after CANCEL, or a second fork of the phone: ACK then BYE
+            self.ep.send_ack(self.dialog, self.dest, self.transport)
+            if first:
+                self.done = False
+                self.send_bye(ANSWERED_ELSEWHERE)
+            return
+        self.connected = True
+        media = self._media(resp)
+        if not req.body and media is not None:
+            self.ack_held = True  # the caller's answer goes in our ACK
+        else:
+            self.ep.send_ack(self.dialog, self.dest, self.transport)
+        self._report(lambda leg: self.ep.engine.on_connect(leg, media))
+
+    @staticmethod
+    def _media(resp: SipResponse) -> MediaDescription | None:
+        if not resp.body or resp.content_type() not in (None, SDP):
+            return None
+        try:
+            return sdp_to_media(resp.body)
+        except ParseError:
+            return None
+
+    def on_timeout(self, req: SipRequest) -> None:
+        if req is self.invite:
+            self.final = True
+            was_done = self.done
+            self.finish()
+            if not was_done:
+                self._report_final(RECOVERY_ON_TIMER)
+            return
+        if req.method == "CANCEL":
+            return
+        super().on_timeout(req)
+
+
+class SipLegFactory:
+    """The engine's factory for calls to SIP bindings."""
+
+    def __init__(self, ep: SipEndpoint) -> None:
+        self.ep = ep
+
+    def create(self, binding: Binding, leg: Leg) -> LegDriver:
+        out = OutboundLeg(self.ep, binding)
+        out.leg = leg
+        return out
+
+
+class SipEndpoint:
+    """Dispatches SIP traffic between the transaction layer, registrar and core."""
+
+    def __init__(
+        self,
+        *,
+        engine: CallEngine,
+        registrar: Registrar,
+        authenticator: DigestAuthenticator,
+        credentials: CredentialLookup,
+        caller_of: Callable[[str], Caller | None],
+        txl: TransactionLayer,
+        send: Callable[[SipMessage, Addr, str], None],
+        clock: Clock,
+        host: str,
+        port: int,
+        on_auth_failure: Callable[[Addr, str], None] | None = None,
+        is_blocked: Callable[[Addr], bool] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.registrar = registrar
+        self.auth = authenticator
+        self.creds = credentials
+        self.caller_of = caller_of
+        self.txl = txl
+        self._send = send
+        self.clock = clock
+        self.host = host
+        self.port = port
+        self.host_port = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        self.on_auth_failure = on_auth_failure
+        self.is_blocked = is_blocked
+        self.loop = asyncio.get_running_loop()
+        self.t1 = txl.timers.t1
+        self.t2 = txl.timers.t2
+        self.dialogs: dict[DialogId, SipLeg] = {}
+        self.inbound_by_key: dict[TxnKey, InboundLeg] = {}
+        self.client_owner: dict[TxnKey, tuple[SipLeg, SipRequest]] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self.counters: dict[str, int] = {"dropped_responses": 0, "rejected_requests": 0}
+        engine.register_factory("sip", SipLegFactory(self))
+
+    # --- addressing ---------------------------------------------------------
+    def via(self, transport: str) -> str:
+        return f"SIP/2.0/{transport.upper()} {self.host_port};branch={new_branch()};rport"
+
+    def contact(self, transport: str) -> str:
+        suffix = ";transport=tcp" if transport == "tcp" else ""
+        return f"<sip:offhook@{self.host_port}{suffix}>"
+
+    @staticmethod
+    def common_headers() -> list[tuple[str, str]]:
+        return [("User-Agent", USER_AGENT)]
+
+    @staticmethod
+    def binding_destination(binding: Binding) -> tuple[Addr, str]:
+        """Send to where the registration came from (RFC 5626 flow / NAT), else the contact."""
+        transport = binding.transport or "udp"
+        if binding.source[0]:
+            return binding.source, transport
+        uri = parse_uri(binding.contact)
+        t = (uri.param("transport") or transport).lower()
+        return (uri.host_addr, uri.port or 5060), t
+
+    # --- transport entry point ----------------------------------------------
+    def on_message(self, msg: SipMessage, addr: Addr, transport: str) -> None:
+        now = self.loop.time()
+        if isinstance(msg, SipRequest):
+            if self.is_blocked is not None and msg.method != "ACK" and self.is_blocked(addr):
+                self.counters["rejected_requests"] += 1
+                return
+            if msg.method != "ACK":
+                verdict = check_request(msg)
+                if verdict is not None:
+                    status, reason, extra = verdict
+                    resp = make_response(msg, status, reason)
+                    for name, value in extra.items():
+                        resp.headers.add(name, value)
+                    self.counters["rejected_requests"] += 1
+                    self.txl.send_stateless(resp, addr, transport)
+                    self.flush()
+                    return
+            events = self.txl.receive_request(msg, addr, transport, now)
+        else:
+            assert isinstance(msg, SipResponse)
+            if check_response(msg) is not None:
+                self.counters["dropped_responses"] += 1
+                return
+            events = self.txl.receive_response(msg, addr, transport, now)
+        self.process(events)
+        self.flush()
+
+    def process(self, events: list[Event]) -> None:
+        for ev in events:
+            try:
+                self._dispatch(ev)
+            except Exception:
+                log.exception("error handling %s", type(ev).__name__)
+
+    def _dispatch(self, ev: Event) -> None:
+        if isinstance(ev, RequestReceived):
+            self.on_request(ev.key, ev.request, ev.addr, ev.transport)
+        elif isinstance(ev, ResponseReceived):
+            owner = self.client_owner.get(ev.key)
+            if owner is not None:
+                leg, req = owner
+                leg.on_response(req, ev.response)
+        elif isinstance(ev, AckReceived):
+            leg = self.dialogs.get(self._dialog_id_of(ev.request))
+            if leg is not None:
+                leg.on_ack(ev.request)
+        elif isinstance(ev, Stray2xx):
+            leg = self.dialogs.get(
+                (ev.response.call_id, ev.response.from_tag or "", ev.response.to_tag or "")
+            )
+            if leg is not None:
+                leg.on_stray_2xx(ev.response)
+        elif isinstance(ev, TransactionTimeout | TransportError):
+            owner = self.client_owner.pop(ev.key, None)
+            if owner is not None:
+                owner[0].on_timeout(owner[1])
+            else:
+                inbound = self.inbound_by_key.get(ev.key)
+                if inbound is not None and not inbound.answered and isinstance(ev, TransportError):
+                    inbound.finish()
+                    inbound._report(lambda leg: self.engine.on_release(leg, TEMPORARY_FAILURE))
+        elif isinstance(ev, TransactionTerminated):
+            self.client_owner.pop(ev.key, None)
+
+    @staticmethod
+    def _dialog_id_of(req: SipRequest) -> DialogId:
+        return (req.call_id, req.to_tag or "", req.from_tag or "")
+
+    # --- requests -----------------------------------------------------------
+    def on_request(self, key: TxnKey, req: SipRequest, addr: Addr, transport: str) -> None:
+        method = req.method
+        if req.to_tag:
+            leg = self.dialogs.get(self._dialog_id_of(req))
+            if leg is None or leg.dialog is None:
+                self.respond(key, make_response(req, 481))
+                return
+            leg.on_request(key, req)
+            return
+        if method == "REGISTER":
+            resp = self.registrar.handle(req, addr, transport, self.loop.time(), self.clock.wall())
+            self.respond(key, resp)
+        elif method == "INVITE":
+            self.on_invite(key, req, addr, transport)
+        elif method == "CANCEL":
+            self.on_cancel(key, req)
+        elif method == "OPTIONS":
+            resp = make_response(req, 200, to_tag=new_tag())
+            resp.headers.add("Allow", ALLOW)
+            resp.headers.add("Accept", SDP)
+            resp.headers.add("Server", USER_AGENT)
+            self.respond(key, resp)
+        elif method in ("BYE", "INFO"):
+            self.respond(key, make_response(req, 481, to_tag=new_tag()))
+        elif method == "SUBSCRIBE":
+            self.respond(key, make_response(req, 489, to_tag=new_tag()))
+        else:
+            resp = make_response(req, 405, to_tag=new_tag())
+            resp.headers.add("Allow", ALLOW)
+            self.respond(key, resp)
+
+    def on_invite(self, key: TxnKey, req: SipRequest, addr: Addr, transport: str) -> None:
+        result = self.auth.verify(req, self.creds, self.clock.wall(), proxy=True)
+        if result.status is not AuthStatus.OK or result.credentials is None:
+            if result.status is AuthStatus.FAILED and self.on_auth_failure is not None:
+                self.on_auth_failure(addr, result.username)
+            resp = make_response(req, 407, to_tag=new_tag())
+            stale = result.status is AuthStatus.STALE
+            for name, value in self.auth.challenge(self.clock.wall(), stale=stale, proxy=True):
+                resp.headers.add(name, value)
+            self.respond(key, resp)
+            return
+        device = result.credentials.device
+        try:
+            target = parse_uri(req.uri)
+            called = target.user_unescaped or ""
+        except ParseError:
+            self.respond(key, make_response(req, 400, to_tag=new_tag()))
+            return
+        media: MediaDescription | None = None
+        if req.body:
+            try:
+                media = sdp_to_media(req.body)
+            except ParseError as exc:
+                self.respond(key, make_response(req, exc.status_hint or 488, to_tag=new_tag()))
+                return
+        caller = self.caller_of(device)
+        if caller is None:  # the device vanished from the plan since authenticating
+            self.respond(key, make_response(req, 403, to_tag=new_tag()))
+            return
+        name = caller.name
+        if not name:
+            try:
+                display = parse_name_addr(req.headers.get("From") or "").display
+            except ParseError:
+                display = None
+            name = display or ""
+        inbound = InboundLeg(self, key, req, addr, transport)
+        self.inbound_by_key[key] = inbound
+        leg = self.engine.inbound_leg(inbound, device)
+        inbound.leg = leg
+        setup = Setup(
+            calling=PartyInfo(number=caller.number, name=name, device=device),
+            called=called,
+            media=media,
+            original_called=called,
+        )
+        self.engine.setup(leg, setup)
+
+    def on_cancel(self, key: TxnKey, req: SipRequest) -> None:
+        invite_txn = self.txl.find_invite_server_for_cancel(req)
+        if invite_txn is None:
+            self.respond(key, make_response(req, 481, to_tag=new_tag()))
+            return
+        # RFC 3261 §9.2: 200 to the CANCEL, then 487 to the INVITE
+        self.respond(key, make_response(req, 200))
+        inbound = self.inbound_by_key.get(invite_txn.key)
+        if inbound is not None:
+            inbound.on_cancel()
+
+    # --- sending ------------------------------------------------------------
+    def server_request(self, key: TxnKey) -> SipRequest | None:
+        txn = self.txl.get(key)
+        return None if txn is None else txn.request
+
+    def respond(self, key: TxnKey, resp: SipResponse) -> None:
+        try:
+            events = self.txl.send_response(key, resp, self.loop.time())
+        except TransactionError as exc:
+            log.debug("response %s not sent: %s", resp.status, exc)
+            return
+        self.process(events)
+        self.flush()
+
+    def request(self, req: SipRequest, dest: Addr, transport: str, owner: SipLeg) -> None:
+        try:
+            txn = self.txl.send_request(req, dest, transport, self.loop.time())
+        except TransactionError as exc:
+            log.warning("request %s not sent: %s", req.method, exc)
+            return
+        self.client_owner[txn.key] = (owner, req)
+        self.flush()
+
+    def send_ack(self, dialog: Dialog, dest: Addr, transport: str, body: bytes = b"") -> None:
+        ack = dialog.create_request(
+            "ACK", via=self.via(transport), body=body, content_type=SDP if body else None,
+            headers=self.common_headers(),
+        )
+        self.txl.send_stateless(ack, dest, transport)
+        self.flush()
+
+    def resend(self, msg: SipMessage, dest: Addr, transport: str) -> None:
+        self.txl.send_stateless(msg, dest, transport)
+        self.flush()
+
+    def forget_dialog(self, dialog_id: DialogId) -> None:
+        # keep the dialog a little while so retransmitted BYEs/ACKs still match
+        self.loop.call_later(32.0, self.dialogs.pop, dialog_id, None)
+
+    def flush(self) -> None:
+        for out in self.txl.datagrams_to_send():
+            msg = out.message
+            dest = out.addr
+            if isinstance(msg, SipResponse) and out.transport == "udp":
+                dest = response_destination(msg, out.addr)
+            try:
+                self._send(msg, dest, out.transport)
+            except Exception:
+                log.exception("send to %s:%s failed", dest[0], dest[1])
+        self._rearm()
+
+    # --- timers -------------------------------------------------------------
+    def _rearm(self) -> None:
+        deadlines = [d for d in (self.txl.next_timer(), self.engine.next_timer()) if d is not None]
+        if not deadlines:
+            return
+        when = min(deadlines)
+        if self._timer is not None and self._timer_at is not None and self._timer_at <= when:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = when
+        self._timer = self.loop.call_at(when, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        now = self.loop.time()
+        try:
+            self.process(self.txl.handle_timers(now))
+            self.engine.handle_timer(now)
+        except Exception:
+            log.exception("timer handling failed")
+        self.flush()

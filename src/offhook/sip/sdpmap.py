@@ -1,0 +1,109 @@
+"""SDP <-> the core's neutral media description, for the SIP endpoint.
+
+The B2BUA passes media between its legs in the core's vocabulary
+(``MediaDescription``), so a SIP phone can later meet an SCCP phone. Each
+SIP leg then writes its own SDP: one origin (``o=``) per leg whose version
+goes up only when what it sends changes (RFC 3264 §8). Attributes the core
+does not model (rtcp, telephone-event fmtp already in codecs, crypto, ...)
+travel in ``MediaStream.extra`` and are written back unchanged.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from offhook.common.errors import ParseError
+from offhook.core.media import Codec, MediaDescription, MediaStream
+from offhook.sdp.codec import parse_sdp
+from offhook.sdp.model import Connection, MediaSection, Origin, SessionDescription
+from offhook.sdp.offer_answer import format_codec
+
+_MODELLED = frozenset({"rtpmap", "fmtp", "sendrecv", "sendonly", "recvonly", "inactive", "ptime"})
+
+
+def sdp_to_media(body: bytes) -> MediaDescription:
+    """Parse an SDP body into the neutral form; raises ParseError (-> 400/488)."""
+    sdp = parse_sdp(body)
+    streams: list[MediaStream] = []
+    for m in sdp.media:
+        address = sdp.media_address(m) or ""
+        fmtp = m.fmtp
+        codecs: list[Codec] = []
+        for fmt in m.formats:
+            if not fmt.isdigit():
+                continue
+            rtp = format_codec(m, fmt)
+            if rtp is None:
+                continue
+            codecs.append(
+                Codec(rtp.encoding, rtp.clock_rate, int(fmt), rtp.channels, fmtp.get(fmt, ""))
+            )
+        extra = tuple((n, v) for n, v in m.attributes if n.lower() not in _MODELLED)
+        try:
+            streams.append(
+                MediaStream(
+                    kind=m.kind,
+                    address=address,
+                    port=m.port,
+                    codecs=tuple(codecs),
+                    direction=str(sdp.media_direction(m)),
+                    ptime=m.ptime,
+                    extra=extra,
+                    profile=m.proto,
+                )
+            )
+        except ValueError as exc:
+            raise ParseError(f"bad media: {exc}", 488) from exc
+    if not streams:
+        raise ParseError("SDP without media", 488)
+    return MediaDescription(tuple(streams))
+
+
+class SdpWriter:
+    """Writes one leg's SDP: a stable origin, version bumped on change."""
+
+    __slots__ = ("_last", "_sess_id", "_version", "host")
+
+    def __init__(self, host: str) -> None:
+        self.host = host
+        self._sess_id = secrets.randbelow(2**31)
+        self._version = self._sess_id
+        self._last: MediaDescription | None = None
+
+    def write(self, media: MediaDescription) -> bytes:
+        if self._last is not None and media != self._last:
+            self._version += 1
+        self._last = media
+        sections: list[MediaSection] = []
+        for s in media.streams:
+            attrs: list[tuple[str, str | None]] = []
+            for c in s.codecs:
+                chan = f"/{c.channels}" if c.channels != 1 else ""
+                attrs.append(("rtpmap", f"{c.payload_type} {c.name}/{c.clock_rate}{chan}"))
+                if c.fmtp:
+                    attrs.append(("fmtp", f"{c.payload_type} {c.fmtp}"))
+            if s.ptime:
+                attrs.append(("ptime", str(s.ptime)))
+            attrs.extend(s.extra)
+            attrs.append((s.direction, None))
+            formats = tuple(str(c.payload_type) for c in s.codecs) or ("0",)
+            sections.append(
+                MediaSection(
+                    kind=s.kind,
+                    port=s.port,
+                    proto=s.profile,
+                    formats=formats,
+                    connection=Connection.for_address(s.address or "0.0.0.0"),
+                    attributes=tuple(attrs),
+                )
+            )
+        first = media.streams[0].address if media.streams else self.host
+        sdp = SessionDescription(
+            origin=Origin(
+                "offhook", self._sess_id, self._version, "IN",
+                "IP6" if ":" in (first or self.host) else "IP4", first or self.host,
+            ),
+            session_name="offhook",
+            media=tuple(sections),
+        )
+        return sdp.serialize()

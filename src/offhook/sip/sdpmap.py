@@ -100,8 +100,12 @@ class SdpWriter:
         first = media.streams[0].address if media.streams else self.host
         sdp = SessionDescription(
             origin=Origin(
-                "offhook", self._sess_id, self._version, "IN",
-                "IP6" if ":" in (first or self.host) else "IP4", first or self.host,
+                "offhook",
+                self._sess_id,
+                self._version,
+                "IN",
+                "IP6" if ":" in (first or self.host) else "IP4",
+                first or self.host,
             ),
             session_name="offhook",
             media=tuple(sections),

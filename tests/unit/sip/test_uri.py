@@ -116,7 +116,8 @@ def test_parse_uri_only_raises_parse_error(text: str) -> None:
 
 
 _user = st.from_regex(r"[A-Za-z0-9\-_.!~*'()&=+$,;?/]{1,12}", fullmatch=True)
-_host = st.from_regex(r"[a-z][a-z0-9\-]{0,10}(\.[a-z][a-z0-9]{0,5}){0,3}", fullmatch=True)
+# RFC 3261 §25.1 hostname: a label never ends with "-".
+_host = st.from_regex(r"[a-z]([a-z0-9\-]{0,9}[a-z0-9])?(\.[a-z][a-z0-9]{0,5}){0,3}", fullmatch=True)
 _pname = st.from_regex(r"[A-Za-z0-9\-_.!~*]{1,8}", fullmatch=True)
 
 

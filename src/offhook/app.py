@@ -152,9 +152,7 @@ def setup_logging(settings: Settings) -> None:
 
         handler.setFormatter(_Json())
     else:
-        handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-        )
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -168,7 +166,9 @@ async def run(settings: Settings, ready: asyncio.Event | None = None) -> None:
     node.snapshot = await asyncio.to_thread(load_snapshot, db)
     log.info(
         "plan loaded: %d devices, %d numbers (version %d)",
-        len(node.snapshot.devices), len(node.snapshot.dns), node.snapshot.version,
+        len(node.snapshot.devices),
+        len(node.snapshot.dns),
+        node.snapshot.version,
     )
     clock = LoopClock(loop)
     bus = EventBus()
@@ -193,7 +193,9 @@ async def run(settings: Settings, ready: asyncio.Event | None = None) -> None:
         return auth_failures.is_blocked(source[0], loop.time())
 
     sip = settings.sip
-    authenticator = DigestAuthenticator(settings.auth.key, sip.realm)
+    authenticator = DigestAuthenticator(
+        settings.auth.key, sip.realm, algorithms=tuple(sip.digest_algorithms)
+    )
     creds = SnapshotCredentials(node)
     registrar = Registrar(
         authenticator,
@@ -385,8 +387,20 @@ def print_status(settings: Settings, as_json: bool) -> int:
     for col in ("device", "aor", "contact", "source", "transport", "expires_in", "user_agent"):
         regs.add_column(col)
     for r in data["registrations"]:
-        regs.add_row(*(str(r[c]) for c in ("device", "aor", "contact", "source", "transport",
-                                             "expires_in", "user_agent")))
+        regs.add_row(
+            *(
+                str(r[c])
+                for c in (
+                    "device",
+                    "aor",
+                    "contact",
+                    "source",
+                    "transport",
+                    "expires_in",
+                    "user_agent",
+                )
+            )
+        )
     console.print(regs)
     calls = data["calls"].get("calls", []) if isinstance(data["calls"], dict) else data["calls"]
     table = Table(title=f"Active calls ({len(calls)})")
@@ -394,8 +408,13 @@ def print_status(settings: Settings, as_json: bool) -> int:
         table.add_column(col)
     for c in calls:
         legs = ", ".join(f"{leg.get('device')}:{leg.get('state')}" for leg in c.get("legs", []))
-        table.add_row(str(c.get("call_id")), str(c.get("calling")), str(c.get("called")),
-                      str(c.get("state")), legs)
+        table.add_row(
+            str(c.get("call_id")),
+            str(c.get("calling")),
+            str(c.get("called")),
+            str(c.get("state")),
+            legs,
+        )
     console.print(table)
     console.print(f"rejections: {data['counters']['rejections']}")
     return 0

@@ -140,6 +140,13 @@ class SipSettings(_Section):
     min_expires: int = Field(default=60, ge=1)
     max_expires: int = Field(default=3600, ge=1)
     t1: float = Field(default=0.5, gt=0)  # RFC 3261 §17.1.1.1 T1, seconds
+    # Digest algorithms challenged with, in this order (RFC 8760 §2.4: most
+    # preferred first, e.g. ["SHA-256", "MD5"]). Only MD5 by default: deployed
+    # UAs such as baresip 1.0 (libre) fail outright when any challenge names an
+    # algorithm they do not know, instead of skipping it.
+    digest_algorithms: list[Literal["MD5", "SHA-256"]] = Field(
+        default_factory=lambda: ["MD5"], min_length=1
+    )
 
     @field_validator("allow")
     @classmethod
@@ -367,6 +374,7 @@ udp = true
 min_expires = 60
 max_expires = 3600
 t1 = 0.5                          # RFC 3261 T1, seconds
+digest_algorithms = ["MD5"]       # add "SHA-256" (RFC 8760) when every UA supports it
 
 [admin]
 enabled = true

@@ -317,10 +317,26 @@ ctrl_tcp_listen\t\t{HOST}:{self.ctrl_port}
     # -- telephony ------------------------------------------------------------
 
     def wait_registered(self, timeout: float = 10.0) -> Event:
-        ev = self.wait_event("REGISTER_OK", "REGISTER_FAIL", timeout=timeout)
-        if ev.type != "REGISTER_OK":
-            raise BaresipError(f"{self.name}: registration failed: {ev.data}")
-        return ev
+        """Wait until the account is registered.
+
+        The REGISTER_OK event may fire before the control connection is up,
+        so the ``reginfo`` command is polled as well.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            for ev in self.events:
+                if ev.type == "REGISTER_FAIL":
+                    raise BaresipError(f"{self.name}: registration failed: {ev.data}")
+                if ev.type == "REGISTER_OK":
+                    return ev
+            info = self.command("reginfo", timeout=2.0)
+            if "\x1b[32mOK" in info or " OK " in info.replace("\x1b[;m", " "):
+                return Event("REGISTER_OK", {"reginfo": info})
+            if "ERR" in info:
+                raise BaresipError(f"{self.name}: registration failed: {info!r}")
+            if time.monotonic() > deadline:
+                raise BaresipError(f"{self.name}: not registered within {timeout}s: {info!r}")
+            time.sleep(0.2)
 
     def dial(self, uri: str) -> None:
         self.command("dial", uri)

@@ -147,6 +147,8 @@ class OffhookServer:
             sections.setdefault(name, {}).update(keys)
         self.config_path.write_text(dump_toml(sections))
         base = {k: v for k, v in os.environ.items() if not k.startswith("OFFHOOK_")}
+        if "OFFHOOK_TEST_LOG_LEVEL" in os.environ:  # e.g. debug, to see every SIP message
+            base["OFFHOOK_LOG__LEVEL"] = os.environ["OFFHOOK_TEST_LOG_LEVEL"]
         pp = os.pathsep.join(p for p in (str(SRC), base.get("PYTHONPATH", "")) if p)
         base["PYTHONPATH"] = pp
         base.setdefault("PYTHONUNBUFFERED", "1")

@@ -107,7 +107,7 @@ def stamp_via(request: SipRequest, source: Addr) -> None:
     span = _via_param_span(via, "rport")
     changed = False
     if span is not None:
-        via = f"{via[: span[0]]};rport={source[1]}{via[span[1]:]}"
+        via = f"{via[: span[0]]};rport={source[1]}{via[span[1] :]}"
         changed = True
     if host.strip("[]") != source[0] or span is not None:
         rspan = _via_param_span(via, "received")

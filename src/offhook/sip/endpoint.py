@@ -138,7 +138,8 @@ class SipLeg(LegDriver):
         self.finish()
 
     def _report(self, action: Callable[[Leg], None]) -> None:
-        if self.leg is not None and not self.done:
+        # The engine itself ignores reports on legs it has released.
+        if self.leg is not None:
             action(self.leg)
 
     # --- core -> this leg: mid-call media -----------------------------------
@@ -148,7 +149,11 @@ class SipLeg(LegDriver):
             return
         body = self.body_for(offer)
         req = self.dialog.create_request(
-            "INVITE", via=self.via(), contact=self.contact(), body=body, content_type=SDP,
+            "INVITE",
+            via=self.via(),
+            contact=self.contact(),
+            body=body,
+            content_type=SDP,
             headers=self.ep.common_headers(),
         )
         self.reinvite_out = req
@@ -255,6 +260,11 @@ class SipLeg(LegDriver):
     def on_stray_2xx(self, resp: SipResponse) -> None:
         if self.dialog is not None:
             self.ep.send_ack(self.dialog, self.dest, self.transport)
+
+
+def _head(msg: SipMessage) -> str:
+    data = msg.serialize()  # type: ignore[attr-defined]
+    return bytes(data).split(b"\r\n\r\n", 1)[0].decode("utf-8", "replace")
 
 
 def reason_cause(req: SipRequest) -> int:
@@ -407,7 +417,9 @@ class OutboundLeg(SipLeg):
         ep = self.ep
         host = ep.host_port
         calling = setup.calling
-        name = calling.name.replace("\\", "").replace('"', "") if calling.presentation_allowed else ""
+        name = (
+            calling.name.replace("\\", "").replace('"', "") if calling.presentation_allowed else ""
+        )
         number = calling.number if calling.presentation_allowed else "anonymous"
         from_value = (f'"{name}" ' if name else "") + f"<sip:{number}@{host}>;tag={new_tag()}"
         to_value = f"<sip:{setup.called}@{host}>"
@@ -425,7 +437,9 @@ class OutboundLeg(SipLeg):
         body = self.body_for(setup.media)
         if body:
             items.append(("Content-Type", SDP))
-        req = SipRequest(method="INVITE", uri=self.binding.contact, headers=Headers(items), body=body)
+        req = SipRequest(
+            method="INVITE", uri=self.binding.contact, headers=Headers(items), body=body
+        )
         self.invite = req
         ep.request(req, self.dest, self.transport, self)
 
@@ -642,6 +656,8 @@ class SipEndpoint:
     # --- transport entry point ----------------------------------------------
     def on_message(self, msg: SipMessage, addr: Addr, transport: str) -> None:
         now = self.loop.time()
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("<- %s:%s/%s\n%s", addr[0], addr[1], transport, _head(msg))
         if isinstance(msg, SipRequest):
             if self.is_blocked is not None and msg.method != "ACK" and self.is_blocked(addr):
                 self.counters["rejected_requests"] += 1
@@ -824,7 +840,10 @@ class SipEndpoint:
 
     def send_ack(self, dialog: Dialog, dest: Addr, transport: str, body: bytes = b"") -> None:
         ack = dialog.create_request(
-            "ACK", via=self.via(transport), body=body, content_type=SDP if body else None,
+            "ACK",
+            via=self.via(transport),
+            body=body,
+            content_type=SDP if body else None,
             headers=self.common_headers(),
         )
         self.txl.send_stateless(ack, dest, transport)
@@ -844,6 +863,8 @@ class SipEndpoint:
             dest = out.addr
             if isinstance(msg, SipResponse) and out.transport == "udp":
                 dest = response_destination(msg, out.addr)
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("-> %s:%s/%s\n%s", dest[0], dest[1], out.transport, _head(msg))
             try:
                 self._send(msg, dest, out.transport)
             except Exception:

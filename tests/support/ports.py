@@ -56,6 +56,12 @@ def free_port(span: int = 1) -> int:
 
 
 def free_range(count: int) -> tuple[int, int]:
-    """An inclusive (first, last) range of ``count`` consecutive free ports."""
-    first = free_port(count)
+    """An inclusive (first, last) range of ``count`` consecutive free ports.
+
+    The range starts on an even port: RTP takes the even port of a pair
+    (RFC 3550 §11), and baresip rounds an odd start down, out of the range.
+    """
+    first = free_port(count + 1)
+    if first % 2:
+        first += 1
     return first, first + count - 1

@@ -338,6 +338,24 @@ ctrl_tcp_listen\t\t{HOST}:{self.ctrl_port}
                 raise BaresipError(f"{self.name}: not registered within {timeout}s: {info!r}")
             time.sleep(0.2)
 
+    def wait_register_failed(self, timeout: float = 15.0) -> str:
+        """Wait until the registration is refused; returns what baresip reported."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for ev in self.events:
+                if ev.type == "REGISTER_FAIL":
+                    return str(ev.data)
+                if ev.type == "REGISTER_OK":
+                    raise BaresipError(f"{self.name}: registered, expected a refusal")
+            info = self.command("reginfo", timeout=2.0)
+            if "ERR" in info:
+                return info
+            if "\x1b[32mOK" in info:
+                raise BaresipError(f"{self.name}: registered, expected a refusal")
+            if time.monotonic() > deadline:
+                raise BaresipError(f"{self.name}: no refusal within {timeout}s: {info!r}")
+            time.sleep(0.2)
+
     def dial(self, uri: str) -> None:
         self.command("dial", uri)
 

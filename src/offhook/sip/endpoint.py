@@ -645,13 +645,29 @@ class SipEndpoint:
 
     @staticmethod
     def binding_destination(binding: Binding) -> tuple[Addr, str]:
-        """Send to where the registration came from (RFC 5626 flow / NAT), else the contact."""
+        """Where requests to a registered contact go.
+
+        Over TCP: the connection the registration came on (the phone may
+        not accept connections). Over UDP: the Contact, unless its host
+        differs from the address the REGISTER really came from, which means
+        a NAT sits between (then the source flow, as nat_uac_test does);
+        a third party registering a contact on the same host keeps it.
+        """
         transport = binding.transport or "udp"
-        if binding.source[0]:
-            return binding.source, transport
-        uri = parse_uri(binding.contact)
-        t = (uri.param("transport") or transport).lower()
-        return (uri.host_addr, uri.port or 5060), t
+        try:
+            uri = parse_uri(binding.contact)
+            contact: Addr | None = (uri.host_addr, uri.port or 5060)
+            transport = (uri.param("transport") or transport).lower()
+        except ParseError:
+            contact = None
+        source = binding.source if binding.source[0] else None
+        if binding.transport == "tcp" and source is not None:
+            return source, "tcp"
+        if contact is not None and (source is None or contact[0] == source[0]):
+            return contact, transport
+        if source is not None:
+            return source, binding.transport or "udp"
+        raise ParseError("binding without a reachable address")
 
     # --- transport entry point ----------------------------------------------
     def on_message(self, msg: SipMessage, addr: Addr, transport: str) -> None:

@@ -145,7 +145,8 @@ class SipSettings(_Section):
     # UAs such as baresip 1.0 (libre) fail outright when any challenge names an
     # algorithm they do not know, instead of skipping it.
     digest_algorithms: list[Literal["MD5", "SHA-256"]] = Field(
-        default_factory=lambda: ["MD5"], min_length=1
+        default_factory=lambda: ["MD5"],  # type: ignore[arg-type]
+        min_length=1,
     )
 
     @field_validator("allow")

@@ -63,7 +63,7 @@ class AdminServer:
         try:
             head = await asyncio.wait_for(self._read_head(reader), READ_TIMEOUT)
             status, body = self._respond(head)
-        except (asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+        except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             self._refuse("bad-request", peer)
             status, body = 400, b'{"error": "bad request"}'
         except ConnectionError:
@@ -77,7 +77,7 @@ class AdminServer:
                 + body
             )
             await asyncio.wait_for(writer.drain(), READ_TIMEOUT)
-        except (ConnectionError, asyncio.TimeoutError):
+        except (TimeoutError, ConnectionError):
             pass
         finally:
             self._active -= 1

@@ -118,7 +118,7 @@ def stamp_via(request: SipRequest, source: Addr) -> None:
     if changed:
         elements[0] = via
         new_first = ", ".join(elements)
-        items = request.headers._items  # noqa: SLF001
+        items = request.headers._items
         for i, (n, v) in enumerate(items):
             if n == "Via" and v is first_line:
                 items[i] = (n, new_first)
@@ -179,7 +179,7 @@ class _Tcp(asyncio.Protocol):
         self.peer = (peer[0], peer[1]) if peer else ("", 0)
         self.last_active = self.owner.loop.time()
         if not self.outbound and not self.owner.admit_connection(self.peer[0]):
-            transport.abort()
+            self.transport.abort()
             return
         self.counted = True
         self.owner.connections[self.peer] = self
@@ -394,7 +394,7 @@ class SipTransport:
                 self.loop.create_connection(lambda: _Tcp(self, outbound=True), addr[0], addr[1]),
                 timeout=5.0,
             )
-        except (OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError) as exc:
             log.info("TCP connect to %s:%s failed: %s", addr[0], addr[1], exc)
             self._pending.pop(addr, None)
             return

@@ -27,6 +27,7 @@ through the ``send`` callable the transport gives it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -192,9 +193,7 @@ class SipLeg(LegDriver):
             self._report(lambda leg: self.ep.engine.on_release(leg, reason_cause(req)))
         elif method == "INVITE":
             self.on_reinvite(key, req)
-        elif method in ("INFO", "UPDATE") and not req.body:
-            self.ep.respond(key, make_response(req, 200))
-        elif method == "INFO":
+        elif (method in ("INFO", "UPDATE") and not req.body) or method == "INFO":
             self.ep.respond(key, make_response(req, 200))
         else:
             resp = make_response(req, 405)
@@ -308,10 +307,8 @@ class InboundLeg(SipLeg):
             return
         resp = self._response(status, media)
         if self.dialog is None:
-            try:
+            with contextlib.suppress(DialogError):
                 self.register_dialog(Dialog.from_uas(self.invite, resp))
-            except DialogError:
-                pass
         self.ep.respond(self.key, resp)
 
     # --- core -> caller -----------------------------------------------------
@@ -499,10 +496,8 @@ class OutboundLeg(SipLeg):
                 self._cancel(cause)
                 return
             if resp.to_tag and self.dialog is None:
-                try:
+                with contextlib.suppress(DialogError):
                     self.register_dialog(Dialog.from_uac(req, resp))
-                except DialogError:
-                    pass
             media = self._media(resp)
             if status == 180 or (status != 183 and media is None):
                 self._report(lambda leg: self.ep.engine.on_alerting(leg, media))
@@ -715,15 +710,14 @@ class SipEndpoint:
                 leg, req = owner
                 leg.on_response(req, ev.response)
         elif isinstance(ev, AckReceived):
-            leg = self.dialogs.get(self._dialog_id_of(ev.request))
-            if leg is not None:
-                leg.on_ack(ev.request)
+            acked = self.dialogs.get(self._dialog_id_of(ev.request))
+            if acked is not None:
+                acked.on_ack(ev.request)
         elif isinstance(ev, Stray2xx):
-            leg = self.dialogs.get(
-                (ev.response.call_id, ev.response.from_tag or "", ev.response.to_tag or "")
-            )
-            if leg is not None:
-                leg.on_stray_2xx(ev.response)
+            resp = ev.response
+            answered = self.dialogs.get((resp.call_id, resp.from_tag or "", resp.to_tag or ""))
+            if answered is not None:
+                answered.on_stray_2xx(resp)
         elif isinstance(ev, TransactionTimeout | TransportError):
             owner = self.client_owner.pop(ev.key, None)
             if owner is not None:

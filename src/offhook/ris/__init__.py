@@ -1,1 +1,4 @@
-"""Real-time information: what a running node is doing now (registrations, calls, counters) and the local admin endpoint that serves it."""
+"""Real-time information: what a running node is doing now.
+
+Registrations, calls and counters, and the local admin endpoint that serves them.
+"""

@@ -63,12 +63,14 @@ PLAN = {
             "name": "benchuac",
             "protocol": "sip",
             "password": PASSWORDS["benchuac"],
+            "max_calls": 0,  # a load generator, not a phone: no concurrent-call limit
             "lines": [{"dn": "2001", "display": "Bench UAC"}],
         },
         {
             "name": "benchuas",
             "protocol": "sip",
             "password": PASSWORDS["benchuas"],
+            "max_calls": 0,
             "lines": [{"dn": "2002", "display": "Bench UAS"}],
         },
     ]

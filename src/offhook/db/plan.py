@@ -15,7 +15,7 @@ Format (grows with later capabilities)::
         password: alice-Secret-1   # required for sip; stored as HA1 only
         description: ""        # optional
         css: ""                # optional calling search space
-        max_calls: 4           # optional
+        max_calls: 4           # optional; concurrent calls, 0 = no limit (gateways)
         lines:
           - dn: "1001"         # digits, * # + (quote it: YAML reads 0100 as 64)
             display: Alice Smith
@@ -106,7 +106,7 @@ class DeviceSpec(_Spec):
     password: str | None = Field(default=None, min_length=1, max_length=128)
     description: str = Field(default="", max_length=255)
     css: str = Field(default="", max_length=64)
-    max_calls: int = Field(default=4, ge=1, le=64)
+    max_calls: int = Field(default=4, ge=0, le=100_000)
     lines: list[LineSpec] = Field(default_factory=list, max_length=64)
 
     @model_validator(mode="after")

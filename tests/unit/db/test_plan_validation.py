@@ -61,7 +61,7 @@ def test_demo_plan_is_valid() -> None:
         ({"password": None}, "devices[1] (bob)", "needs a password"),
         ({"password": 1234}, "devices[1] (bob).password", "valid string"),
         ({"name": "bad name"}, "devices[1] (bad name).name", "pattern"),
-        ({"max_calls": 0}, "devices[1] (bob).max_calls", "greater than"),
+        ({"max_calls": -1}, "devices[1] (bob).max_calls", "greater than"),
         ({"lines": [{"dn": "1"}, {"dn": "1"}]}, "devices[1] (bob)", "appears twice"),
         ({"lines": [{"dn": "1", "dsplay": "x"}]}, "devices[1] (bob).lines[0].dsplay", "unknown"),
     ],

@@ -43,6 +43,7 @@ unanswered call is released with cause 19 on every leg. Drive it with
 
 from __future__ import annotations
 
+import heapq
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -109,6 +110,7 @@ class CallEngine:
         self._id_factory = id_factory or self._default_call_id
         self._factories: dict[str, LegFactory] = {}
         self._calls: dict[str, Call] = {}
+        self._ring_heap: list[tuple[float, str]] = []
         self._legs: dict[str, Leg] = {}
         self._by_device: dict[str, dict[str, Leg]] = {}
         self._queue: deque[Callable[[], None]] = deque()
@@ -223,12 +225,16 @@ class CallEngine:
     # ------------------------------------------------------------ timers (sans-IO)
     def next_timer(self) -> float | None:
         """The monotonic time ``handle_timer`` should next be called, or None."""
-        deadlines = [
-            c.ring_deadline
-            for c in self._calls.values()
-            if c.ring_deadline is not None and not c.connected
-        ]
-        return min(deadlines, default=None)
+        # A heap of (deadline, call id) with lazy deletion: entries whose call
+        # ended, connected or got another deadline are dropped when they surface.
+        heap = self._ring_heap
+        while heap:
+            deadline, call_id = heap[0]
+            call = self._calls.get(call_id)
+            if call is not None and not call.connected and call.ring_deadline == deadline:
+                return deadline
+            heapq.heappop(heap)
+        return None
 
     def handle_timer(self, now: float) -> None:
         self._post(partial(self._do_timers, now))
@@ -366,6 +372,7 @@ class CallEngine:
         )
         if self.ring_timeout is not None:
             call.ring_deadline = now + self.ring_timeout
+            heapq.heappush(self._ring_heap, (call.ring_deadline, call.id))
         for binding in targets:
             self._start_fork(call, binding, out)
         if not call.live_forks():
@@ -540,8 +547,11 @@ class CallEngine:
             self._end_call(call, cause)
 
     def _do_timers(self, now: float) -> None:
-        for call in list(self._calls.values()):
-            if call.connected or call.ring_deadline is None or call.ring_deadline > now:
-                continue
+        while True:
+            deadline = self.next_timer()
+            if deadline is None or deadline > now:
+                return
+            _, call_id = heapq.heappop(self._ring_heap)
+            call = self._calls[call_id]
             call.ring_deadline = None
             self._end_call(call, Cause.NO_ANSWER)

@@ -7,7 +7,7 @@ SQLite and PostgreSQL). Only bound parameters reach the database.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -57,8 +57,7 @@ class CdrRow:
 
     def as_dict(self) -> dict[str, Any]:
         """The row with the columns of :data:`CDR_FIELDS`, in that order."""
-        data = asdict(self)
-        return {k: data[k] for k in CDR_FIELDS}
+        return {k: getattr(self, k) for k in CDR_FIELDS}
 
 
 _COLUMNS = (
@@ -87,10 +86,12 @@ class CdrRepository:
 
     def add_many(self, rows: Iterable[CdrRow]) -> int:
         """Insert ``rows`` in one transaction; return how many."""
+        # Built by hand: dataclasses.asdict deep-copies and is slow at call rates.
+        names = [f.name for f in fields(CdrRow)]
         values = []
         for r in rows:
-            data = asdict(r)
-            data["extra"] = data["extra"] or None
+            data = {k: getattr(r, k) for k in names}
+            data["extra"] = dict(r.extra) if r.extra else None
             values.append(data)
         if not values:
             return 0

@@ -15,7 +15,6 @@ import secrets
 from offhook.common.errors import ParseError
 from offhook.core.media import Codec, MediaDescription, MediaStream
 from offhook.sdp.codec import parse_sdp
-from offhook.sdp.model import Connection, MediaSection, Origin, SessionDescription
 from offhook.sdp.offer_answer import format_codec
 
 _MODELLED = frozenset({"rtpmap", "fmtp", "sendrecv", "sendonly", "recvonly", "inactive", "ptime"})
@@ -74,40 +73,31 @@ class SdpWriter:
         if self._last is not None and media != self._last:
             self._version += 1
         self._last = media
-        sections: list[MediaSection] = []
+        first = (media.streams[0].address if media.streams else "") or self.host
+        lines = [
+            "v=0",
+            f"o=offhook {self._sess_id} {self._version} IN {_addrtype(first)} {first}",
+            "s=offhook",
+            "t=0 0",
+        ]
+        # RFC 8866 §5 order within each media description: m, c, a.
         for s in media.streams:
-            attrs: list[tuple[str, str | None]] = []
+            formats = " ".join(str(c.payload_type) for c in s.codecs) or "0"
+            address = s.address or "0.0.0.0"
+            lines.append(f"m={s.kind} {s.port} {s.profile} {formats}")
+            lines.append(f"c=IN {_addrtype(address)} {address}")
             for c in s.codecs:
                 chan = f"/{c.channels}" if c.channels != 1 else ""
-                attrs.append(("rtpmap", f"{c.payload_type} {c.name}/{c.clock_rate}{chan}"))
+                lines.append(f"a=rtpmap:{c.payload_type} {c.name}/{c.clock_rate}{chan}")
                 if c.fmtp:
-                    attrs.append(("fmtp", f"{c.payload_type} {c.fmtp}"))
+                    lines.append(f"a=fmtp:{c.payload_type} {c.fmtp}")
             if s.ptime:
-                attrs.append(("ptime", str(s.ptime)))
-            attrs.extend(s.extra)
-            attrs.append((s.direction, None))
-            formats = tuple(str(c.payload_type) for c in s.codecs) or ("0",)
-            sections.append(
-                MediaSection(
-                    kind=s.kind,
-                    port=s.port,
-                    proto=s.profile,
-                    formats=formats,
-                    connection=Connection.for_address(s.address or "0.0.0.0"),
-                    attributes=tuple(attrs),
-                )
-            )
-        first = media.streams[0].address if media.streams else self.host
-        sdp = SessionDescription(
-            origin=Origin(
-                "offhook",
-                self._sess_id,
-                self._version,
-                "IN",
-                "IP6" if ":" in (first or self.host) else "IP4",
-                first or self.host,
-            ),
-            session_name="offhook",
-            media=tuple(sections),
-        )
-        return sdp.serialize()
+                lines.append(f"a=ptime:{s.ptime}")
+            lines.extend(f"a={n}" if v is None else f"a={n}:{v}" for n, v in s.extra)
+            lines.append(f"a={s.direction}")
+        lines.append("")
+        return "\r\n".join(lines).encode("utf-8", "surrogateescape")
+
+
+def _addrtype(address: str) -> str:
+    return "IP6" if ":" in address else "IP4"

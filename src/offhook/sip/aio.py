@@ -194,6 +194,8 @@ class _Tcp(asyncio.Protocol):
             if self.transport is not None:
                 self.transport.close()
             return
+        if self.framer.pings and self.framer.take_pings():
+            self.write(b"\r\n")  # RFC 5626 §4.4.1: a CRLF pong for each CRLFCRLF ping
         for msg in messages:
             self.owner.deliver(msg, self.peer, "tcp")
 

@@ -1,0 +1,440 @@
+"""A whole offhook node in-process, driven over real loopback UDP/TCP sockets.
+
+Each test builds ``Settings`` (SQLite in ``tmp_path``, SIP and admin on free
+loopback ports), loads a plan with ``offhook.db.plan.load_plan``, starts
+``offhook.app.run(settings, ready)`` as a task inside ``asyncio.run`` and
+stops it by setting the node's ``stopping`` event. ``run`` keeps its ``Node``
+to itself, so the test swaps ``offhook.app.Node`` for a subclass that records
+the instance (no change to app.py). The test UAs are ``sipclient.SipClient``:
+raw messages out, ``parse_message`` on what comes back, so every assertion is
+on a real wire message. CDRs are read with ``CdrRepository`` after the node
+stopped (it flushes its queue on the way out).
+
+Every wait is bounded (``SipClient.recv`` timeouts, ``asyncio.wait_for``
+around the scenario and the shutdown).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from sipclient import HOST, SipClient, angle_uri, header_param, is_request, sdp, tag
+
+from offhook import app
+from offhook.config import (
+    AdminSettings,
+    AuthSettings,
+    DatabaseSettings,
+    NodeSettings,
+    Settings,
+    SipSettings,
+)
+from offhook.db.cdr import CdrRepository, CdrRow
+from offhook.db.engine import create_engine_for
+from offhook.db.plan import load_plan
+from offhook.sip.auth import parse_digest
+from offhook.sip.message import SipMessage, SipResponse
+from support.ports import free_port
+
+REALM = "offhook.test"
+NODE_NAME = "itest"
+SCENARIO_TIMEOUT = 30.0
+
+# name -> (password, DN, display)
+DEVICES: dict[str, tuple[str, str, str]] = {
+    "alice": ("alice-Secret-1", "1001", "Alice Smith"),
+    "bob": ("bob-Secret-1", "1002", "Bob Jones"),
+    "carol": ("carol-Secret-1", "1003", "Carol"),
+    "frank": ("frank-Secret-1", "1004", "Frank"),  # never registers
+    "dave": ("dave-Secret-1", "2000", "Sales Dave"),  # dave and erin share 2000
+    "erin": ("erin-Secret-1", "2000", "Sales Erin"),
+}
+
+
+def plan() -> dict[str, Any]:
+    return {
+        "devices": [
+            {
+                "name": name,
+                "protocol": "sip",
+                "password": pw,
+                "lines": [{"dn": dn, "display": display}],
+            }
+            for name, (pw, dn, display) in DEVICES.items()
+        ]
+    }
+
+
+class RecordingNode(app.Node):
+    """``app.Node`` that remembers every instance, so the test can stop the node."""
+
+    instances: list[app.Node] = []
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        RecordingNode.instances.append(self)
+
+
+@dataclass
+class Ctx:
+    """What a scenario gets: the node, its addresses and UA factories."""
+
+    settings: Settings
+    node: app.Node
+    clients: list[SipClient] = field(default_factory=list)
+
+    @property
+    def sip(self) -> tuple[str, int]:
+        return (HOST, self.node.sip_port)
+
+    async def ua(
+        self,
+        name: str,
+        *,
+        transport: str = "udp",
+        password: str | None = None,
+        display: str | None = None,
+        register: bool = False,
+    ) -> SipClient:
+        pw = password if password is not None else DEVICES.get(name, ("x",))[0]
+        client = SipClient(self.sip, name, pw, realm=REALM, transport=transport, display=display)
+        await client.start()
+        self.clients.append(client)
+        if register:
+            _, ok = await client.register(expires=300)
+            assert ok.status == 200, f"{name} did not register: {ok.status} {ok.reason}"
+        return client
+
+    async def status(self) -> dict[str, Any]:
+        url = f"http://{HOST}:{self.node.admin_port}/status"
+
+        def get() -> dict[str, Any]:
+            with urllib.request.urlopen(url, timeout=3.0) as resp:
+                data: dict[str, Any] = json.loads(resp.read())
+            return data
+
+        return await asyncio.to_thread(get)
+
+
+@dataclass
+class Result:
+    settings: Settings
+
+    def cdrs(self) -> list[CdrRow]:
+        engine = create_engine_for(self.settings.database.url)
+        try:
+            return CdrRepository(engine).query()
+        finally:
+            engine.dispose()
+
+
+def make_settings(tmp_path: Path, **sip: Any) -> Settings:
+    return Settings(
+        node=NodeSettings(name=NODE_NAME),
+        database=DatabaseSettings(url=f"sqlite:///{tmp_path / 'offhook.db'}"),
+        sip=SipSettings(
+            listen=HOST,
+            port=free_port(),
+            allow=["127.0.0.0/8"],
+            realm=REALM,
+            **sip,
+        ),
+        admin=AdminSettings(listen=HOST, port=free_port()),
+        auth=AuthSettings(secret="integration-test-secret"),
+    )
+
+
+def run_node(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    scenario: Callable[[Ctx], Awaitable[None]],
+    **sip: Any,
+) -> Result:
+    """Load the plan, run a node, run ``scenario`` against it, stop the node."""
+    settings = make_settings(tmp_path, **sip)
+    plan_path = tmp_path / "plan.yaml"
+    plan_path.write_text(yaml.safe_dump(plan(), sort_keys=False))
+    load_plan(plan_path, settings.database.url, REALM)
+    monkeypatch.setattr(RecordingNode, "instances", [])
+    monkeypatch.setattr(app, "Node", RecordingNode)
+
+    async def main() -> None:
+        ready = asyncio.Event()
+        task = asyncio.create_task(app.run(settings, ready))
+        waiter = asyncio.create_task(ready.wait())
+        done, _ = await asyncio.wait({task, waiter}, timeout=15.0, return_when="FIRST_COMPLETED")
+        if waiter not in done:
+            waiter.cancel()
+            if task.done():
+                task.result()  # raises why the node did not start
+            task.cancel()
+            raise TimeoutError("node not ready in 15 s")
+        node = RecordingNode.instances[-1]
+        ctx = Ctx(settings, node)
+        try:
+            await asyncio.wait_for(scenario(ctx), SCENARIO_TIMEOUT)
+        finally:
+            for client in ctx.clients:
+                await client.close()
+            node.stopping.set()
+            await asyncio.wait_for(task, 15.0)
+
+    asyncio.run(main())
+    return Result(settings)
+
+
+def options(client: SipClient, call_id: str | None = None) -> bytes:
+    return client.build(
+        "OPTIONS",
+        client.server_uri,
+        from_=client.from_value(),
+        to=f"<{client.server_uri}>",
+        call_id=call_id or f"opt-{tag()}@{HOST}",
+        cseq=1,
+        extra=[("Accept", "application/sdp")],
+    )
+
+
+async def options_ok(client: SipClient, timeout: float = 2.0) -> SipResponse:
+    call_id = f"opt-{tag()}@{HOST}"
+    client.send_bytes(options(client, call_id))
+    msg = await client.recv(lambda m: m.call_id == call_id, timeout)
+    assert isinstance(msg, SipResponse) and msg.status == 200, msg
+    return msg
+
+
+def media_port(body: bytes) -> int:
+    for line in body.decode().splitlines():
+        if line.startswith("m=audio "):
+            return int(line.split()[1])
+    raise AssertionError(f"no m=audio in {body!r}")
+
+
+def direction(body: bytes) -> str:
+    for line in body.decode().splitlines():
+        if line in ("a=sendrecv", "a=sendonly", "a=recvonly", "a=inactive"):
+            return line[2:]
+    return "sendrecv"
+
+
+def statuses(msgs: list[SipMessage]) -> list[int]:
+    return [m.status for m in msgs if isinstance(m, SipResponse)]
+
+
+# --------------------------------------------------------------------------
+# transport: OPTIONS, malformed input, TCP framing and connection hygiene
+
+
+def test_options_and_malformed_udp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def scenario(ctx: Ctx) -> None:
+        ua = await ctx.ua("probe")
+        ok = await options_ok(ua)
+        allow = {m.strip() for m in (ok.headers.get("Allow") or "").split(",")}
+        assert {"INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER"} <= allow
+        assert ok.to_tag  # RFC 3261 §8.2.6.2
+
+        # Unparseable header line, but Via/Call-ID/CSeq readable: 400 back.
+        bad = options(ua, "bad-1@test").replace(
+            b"Max-Forwards: 70\r\n", b"Max-Forwards: 70\r\nthis line has no colon\r\n"
+        )
+        ua.send_bytes(bad)
+        resp = await ua.recv(lambda m: m.call_id == "bad-1@test", 2.0)
+        assert isinstance(resp, SipResponse) and resp.status == 400
+        assert resp.cseq == (1, "OPTIONS")
+        assert header_param(resp.top_via, "branch") == header_param(
+            bad.decode().split("Via: ", 1)[1].split("\r\n", 1)[0], "branch"
+        )
+
+        # Garbage: no answer at all, and the node still serves afterwards.
+        ua.send_bytes(b"\x00\xff garbage \x16\x03\x01 not sip at all\r\n\r\n")
+        ua.send_bytes(b"INVITE\r\n\r\n")
+        assert await ua.expect_nothing(wait=0.5) == []
+        await options_ok(ua)
+
+    run_node(tmp_path, monkeypatch, scenario)
+
+
+def test_oversize_datagram_dropped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def scenario(ctx: Ctx) -> None:
+        ua = await ctx.ua("probe")
+        big = options(ua, "big@test").replace(
+            b"Max-Forwards: 70\r\n", b"Max-Forwards: 70\r\nX-Pad: " + b"a" * 5000 + b"\r\n"
+        )
+        assert len(big) > 4096
+        ua.send_bytes(big)
+        assert await ua.expect_nothing(wait=0.5) == []
+        await options_ok(ua)
+        status = await ctx.status()
+        assert status["counters"]["rejections"], status["counters"]
+
+    run_node(tmp_path, monkeypatch, scenario, max_message=4096)
+
+
+def test_tcp_framing_and_connection_hygiene(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def scenario(ctx: Ctx) -> None:
+        # One message split byte by byte.
+        slow = await ctx.ua("slow", transport="tcp")
+        data = options(slow, "bytewise@test")
+        for i in range(len(data)):
+            slow.send_bytes(data[i : i + 1])
+            await asyncio.sleep(0.001)
+        resp = await slow.recv(lambda m: m.call_id == "bytewise@test", 3.0)
+        assert isinstance(resp, SipResponse) and resp.status == 200
+
+        # Two messages in one segment: two answers, in order.
+        pair = await ctx.ua("pair", transport="tcp")
+        pair.send_bytes(options(pair, "first@test") + options(pair, "second@test"))
+        first = await pair.recv(lambda m: m.call_id == "first@test", 2.0)
+        second = await pair.recv(lambda m: m.call_id == "second@test", 2.0)
+        assert isinstance(first, SipResponse) and first.status == 200
+        assert isinstance(second, SipResponse) and second.status == 200
+
+        # A bad Content-Length closes that connection only.
+        bystander = await ctx.ua("bystander", transport="tcp")
+        await options_ok(bystander)
+        broken = await ctx.ua("broken", transport="tcp")
+        broken.send_bytes(
+            options(broken, "badlen@test").replace(b"Content-Length: 0", b"Content-Length: abc")
+        )
+        assert await broken.wait_closed(3.0), "connection with a bad Content-Length kept open"
+        huge = await ctx.ua("huge", transport="tcp")
+        huge.send_bytes(
+            options(huge, "hugelen@test").replace(
+                b"Content-Length: 0", b"Content-Length: 99999999999"
+            )
+        )
+        assert await huge.wait_closed(3.0), "connection with a huge Content-Length kept open"
+        await options_ok(bystander)
+        await options_ok(pair)
+
+        # A half-closed connection is closed by the server.
+        half = await ctx.ua("half", transport="tcp")
+        await options_ok(half)
+        half.half_close()
+        assert await half.wait_closed(3.0), "half-closed connection kept open"
+        await options_ok(bystander)
+
+    run_node(tmp_path, monkeypatch, scenario)
+
+
+# --------------------------------------------------------------------------
+# REGISTER
+
+
+def _challenge_shape(resp: SipResponse) -> tuple[Any, ...]:
+    value = resp.headers.get("WWW-Authenticate") or ""
+    scheme, params = parse_digest(value)
+    return (
+        resp.status,
+        resp.reason,
+        sorted(n.lower() for n, _ in resp.headers if n.lower() not in ("date",)),
+        scheme,
+        sorted(params),
+        params.get("realm"),
+        params.get("algorithm"),
+        params.get("qop"),
+        params.get("opaque"),
+    )
+
+
+def test_register_flows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def scenario(ctx: Ctx) -> None:
+        alice = await ctx.ua("alice")
+        challenge, ok = await alice.register(expires=300)
+        assert challenge.status == 401
+        assert (challenge.headers.get("WWW-Authenticate") or "").startswith("Digest ")
+        assert ok.status == 200
+        contacts = ok.headers.get_all("Contact")
+        assert len(contacts) == 1
+        assert angle_uri(contacts[0]) == alice.contact_uri
+        assert header_param(contacts[0], "expires") in {"300", "299"}
+
+        status = await ctx.status()
+        regs = [r for r in status["registrations"] if r["device"] == "alice"]
+        assert len(regs) == 1, status["registrations"]
+        assert angle_uri(regs[0]["contact"]) == alice.contact_uri
+        assert regs[0]["source"] == f"{HOST}:{alice.port}"
+        assert regs[0]["transport"] == "udp"
+        assert 0 < regs[0]["expires_in"] <= 300
+
+        # Wrong password and unknown user: the same 401 shape.
+        wrong = await ctx.ua("bob", password="not-the-password")
+        first, bad_pw = await wrong.register()
+        nobody = await ctx.ua("nobody", password="whatever")
+        _, unknown = await nobody.register()
+        assert bad_pw.status == 401 and unknown.status == 401
+        assert _challenge_shape(bad_pw) == _challenge_shape(unknown)
+        assert _challenge_shape(bad_pw) == _challenge_shape(first)
+
+        # AOR by DN (To: 1002 registered with bob's credentials).
+        bob = await ctx.ua("bob")
+        _, ok = await bob.register(aor="1002")
+        assert ok.status == 200, (ok.status, ok.reason)
+        status = await ctx.status()
+        bob_regs = [r for r in status["registrations"] if r["device"] == "bob"]
+        assert len(bob_regs) == 1 and "1002" in bob_regs[0]["aor"], bob_regs
+
+        # 423 below min_expires, with Min-Expires.
+        _, brief = await bob.register(expires=10, aor="1002")
+        assert brief.status == 423
+        assert brief.headers.get("Min-Expires") == "60"
+
+        # Unregister (Expires: 0): 200 without that contact, binding gone.
+        _, gone = await alice.register(expires=0)
+        assert gone.status == 200
+        assert all(angle_uri(c) != alice.contact_uri for c in gone.headers.get_all("Contact"))
+        status = await ctx.status()
+        assert not [r for r in status["registrations"] if r["device"] == "alice"]
+
+        # Contact: * removes every binding of the AOR.
+        carol = await ctx.ua("carol", register=True)
+        other = f"<sip:carol@{HOST}:{carol.port + 1}>"
+        _, two = await carol.register(contact=other)
+        assert two.status == 200 and len(two.headers.get_all("Contact")) == 2
+        _, star = await carol.register(expires=0, contact="*")
+        assert star.status == 200
+        assert star.headers.get_all("Contact") == []
+        status = await ctx.status()
+        assert not [r for r in status["registrations"] if r["device"] == "carol"]
+
+    run_node(tmp_path, monkeypatch, scenario)
+
+
+def test_unauthenticated_invite_never_routed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def scenario(ctx: Ctx) -> None:
+        bob = await ctx.ua("bob", register=True)
+        # No credentials at all, from a UA that never registered.
+        intruder = await ctx.ua("intruder")
+        call = await intruder.call("1002", body=sdp(40000), authenticate=False)
+        resp = await call.final()
+        assert resp.status == 407
+        assert (resp.headers.get("Proxy-Authenticate") or "").startswith("Digest ")
+        call.ack_failure(resp)
+        # A known device name with the wrong password.
+        liar = await ctx.ua("alice", password="wrong-password")
+        call = await liar.call("1002", body=sdp(40002))
+        resp = await call.final()
+        assert resp.status == 407
+        call.ack_failure(resp)
+        # An unknown user answering the challenge.
+        nobody = await ctx.ua("nobody", password="x")
+        call = await nobody.call("1002", body=sdp(40004))
+        resp = await call.final()
+        assert resp.status == 407
+        call.ack_failure(resp)
+        assert await bob.expect_nothing(is_request("INVITE"), wait=0.8) == []
+        assert (await ctx.status())["calls"].get("calls", []) == []
+
+    run_node(tmp_path, monkeypatch, scenario)

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 import yaml
-from sipclient import HOST, Call, SipClient, angle_uri, header_param, is_request, sdp, tag
+from sipclient import HOST, Call, SipClient, angle_uri, branch, header_param, is_request, sdp, tag
 
 from offhook import app
 from offhook.config import (
@@ -649,6 +649,7 @@ def test_caller_cancels_while_ringing(tmp_path: Path, monkeypatch: pytest.Monkey
 
     rows = run_node(tmp_path, monkeypatch, scenario).cdrs()
     assert len(rows) == 1 and rows[0].answer is None, rows
+    assert rows[0].cause == 16, rows
 
 
 def test_hold_reinvite_relayed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -687,11 +688,17 @@ def test_reinvite_glare_491(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         alice.send_bytes(alice.in_dialog(a_dialog, "INVITE", body=sdp(A_PORT, "sendonly", 1, 2)))
         from_alice = await bob.recv_request("INVITE")
         # bob offers at the same time: glare on bob's leg.
-        bob.send_bytes(bob.in_dialog(b_dialog, "INVITE", body=sdp(B_PORT, "sendonly", 1, 2)))
+        glare_branch = branch()
+        bob.send_bytes(
+            bob.in_dialog(
+                b_dialog, "INVITE", body=sdp(B_PORT, "sendonly", 1, 2), branch_=glare_branch
+            )
+        )
         pending = await bob.recv_response("INVITE")
         assert pending.status == 491, (pending.status, pending.reason)
         assert pending.cseq == (b_dialog.cseq, "INVITE")
-        bob.send_bytes(bob.in_dialog(b_dialog, "ACK", cseq=b_dialog.cseq))  # ACK the 491
+        # ACK the 491 in its transaction (RFC 3261 §17.1.1.3: same branch)
+        bob.send_bytes(bob.in_dialog(b_dialog, "ACK", cseq=b_dialog.cseq, branch_=glare_branch))
         # The first offer completes normally.
         bob.answer(from_alice, 200, to_tag=est.callee_tag, body=sdp(B_PORT, "recvonly", 1, 2))
         await bob.recv_request("ACK")
@@ -765,4 +772,88 @@ def test_timer_b_408(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         assert resent, "Timer A: the INVITE to bob was never retransmitted"
 
     rows = run_node(tmp_path, monkeypatch, scenario, t1=0.05).cdrs()
+    assert len(rows) == 1 and rows[0].answer is None, rows
+    assert rows[0].cause == 102, rows  # Q.850 recovery on timer expiry
+
+
+def test_call_over_tcp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def scenario(ctx: Ctx) -> None:
+        alice = await ctx.ua("alice", transport="tcp", register=True)
+        bob = await ctx.ua("bob", transport="tcp", register=True)
+        status = await ctx.status()
+        assert {r["transport"] for r in status["registrations"]} == {"tcp"}
+        # bob's INVITE arrives on the connection bob registered over.
+        est = await establish(alice, bob, "1002")
+        assert est.invite.top_via.startswith("SIP/2.0/TCP ")
+        assert est.call.dialog is not None
+        alice.send_bytes(alice.in_dialog(est.call.dialog, "BYE"))
+        bye = await bob.recv_request("BYE")
+        bob.answer(bye, 200, to_tag=est.callee_tag)
+        assert (await alice.recv_response("BYE")).status == 200
+
+    rows = run_node(tmp_path, monkeypatch, scenario).cdrs()
+    assert len(rows) == 1 and rows[0].cause == 16, rows
+
+
+def test_invite_retransmission_and_stray_requests(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def scenario(ctx: Ctx) -> None:
+        alice = await ctx.ua("alice", register=True)
+        bob = await ctx.ua("bob", register=True)
+        call, invite = await place_call(alice, bob, "1002")
+        alice.send_bytes(call.invite_bytes())  # the same INVITE again (same branch)
+        alice.send_bytes(call.invite_bytes())
+        to_tag = tag()
+        bob.answer(invite, 180, to_tag=to_tag)
+        await asyncio.sleep(0.3)
+        invites = [m for m in bob.inbox if isinstance(m, SipRequest) and m.method == "INVITE"]
+        assert {m.call_id for m in invites} <= {invite.call_id}, "a retransmission forked a call"
+        assert len((await ctx.status())["calls"]["calls"]) == 1
+        bob.answer(invite, 200, to_tag=to_tag, body=sdp(B_PORT))
+        ok = await call.final()
+        call.ack(ok)
+        await bob.recv_request("ACK")
+
+        # A BYE for a dialog that does not exist: 481, the call stays up.
+        stray = alice.build(
+            "BYE",
+            f"sip:offhook@{HOST}:{ctx.node.sip_port}",
+            from_=alice.from_value(),
+            to=f"<sip:1002@{HOST}>;tag=nosuchtag",
+            call_id=call.call_id,
+            cseq=5,
+            contact=None,
+        )
+        alice.send_bytes(stray)
+        resp = await alice.recv_response("BYE")
+        assert resp.status == 481
+        assert len((await ctx.status())["calls"]["calls"]) == 1
+        assert await bob.expect_nothing(is_request("BYE"), wait=0.3) == []
+
+    run_node(tmp_path, monkeypatch, scenario)
+
+
+def test_cancel_before_callee_provisional(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def scenario(ctx: Ctx) -> None:
+        alice = await ctx.ua("alice", register=True)
+        bob = await ctx.ua("bob", register=True)
+        call, invite = await place_call(alice, bob, "1002")
+        call.cancel()  # bob has sent nothing yet
+        assert (await alice.recv_response("CANCEL")).status == 200
+        terminated = await call.final()
+        assert terminated.status == 487
+        call.ack_failure(terminated)
+        # RFC 3261 §9.1: the node may CANCEL bob only after a provisional.
+        to_tag = tag()
+        bob.answer(invite, 180, to_tag=to_tag)
+        cancel = await bob.recv_request("CANCEL")
+        assert cancel.branch == invite.branch
+        bob.answer(cancel, 200, to_tag=to_tag)
+        bob.answer(invite, 487, to_tag=to_tag)
+        await bob.recv_request("ACK")
+        await asyncio.sleep(0.2)
+        assert (await ctx.status())["calls"]["calls"] == []
+
+    rows = run_node(tmp_path, monkeypatch, scenario).cdrs()
     assert len(rows) == 1 and rows[0].answer is None, rows

@@ -137,6 +137,7 @@ class SipClient:
     raw: list[bytes] = field(default_factory=list)
     port: int = 0
     closed: bool = False
+    pongs: int = 0
 
     def __post_init__(self) -> None:
         self._arrived = asyncio.Event()
@@ -181,6 +182,10 @@ class SipClient:
                 self._arrived.set()
                 return
             buffer += chunk
+            while buffer[:2] == b"\r\n":  # RFC 5626 §4.4.1 pong(s)
+                del buffer[:2]
+                self.pongs += 1
+                self._arrived.set()
             while (data := frame(buffer)) is not None:
                 self._received(data)
 

@@ -317,6 +317,15 @@ def test_tcp_framing_and_connection_hygiene(
         await options_ok(bystander)
         await options_ok(pair)
 
+        # RFC 5626 §4.4.1: a CRLFCRLF ping gets a CRLF pong, the connection stays.
+        bystander.send_bytes(b"\r\n\r\n")
+        for _ in range(20):
+            if bystander.pongs:
+                break
+            await asyncio.sleep(0.05)
+        assert bystander.pongs == 1
+        await options_ok(bystander)
+
         # A half-closed connection is closed by the server.
         half = await ctx.ua("half", transport="tcp")
         await options_ok(half)
@@ -383,6 +392,14 @@ def test_register_flows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
         status = await ctx.status()
         bob_regs = [r for r in status["registrations"] if r["device"] == "bob"]
         assert len(bob_regs) == 1 and "1002" in bob_regs[0]["aor"], bob_regs
+
+        # Longer than max_expires (3600) is shortened, not refused.
+        _, long = await bob.register(expires=99999, aor="1002")
+        assert long.status == 200
+        assert [header_param(c, "expires") for c in long.headers.get_all("Contact")] in (
+            ["3600"],
+            ["3599"],
+        )
 
         # 423 below min_expires, with Min-Expires.
         _, brief = await bob.register(expires=10, aor="1002")
@@ -857,3 +874,81 @@ def test_cancel_before_callee_provisional(tmp_path: Path, monkeypatch: pytest.Mo
 
     rows = run_node(tmp_path, monkeypatch, scenario).cdrs()
     assert len(rows) == 1 and rows[0].answer is None, rows
+
+
+LOSING_FORK_NOT_HUNG_UP = (
+    "server bug: a fork released before it sent any provisional (OutboundLeg.release "
+    "only sets cancel_pending) and then answering 200 is ACKed but never sent BYE: "
+    "_on_2xx sees done=False, treats it as a normal answer and reports on_connect, "
+    "which the engine ignores for a released leg; the phone stays off-hook in a dead dialog"
+)
+
+
+@pytest.mark.parametrize(
+    "ring_first",
+    [
+        pytest.param(True, id="after-180"),
+        pytest.param(
+            False,
+            id="no-provisional",
+            marks=pytest.mark.xfail(strict=True, reason=LOSING_FORK_NOT_HUNG_UP),
+        ),
+    ],
+)
+def test_shared_line_both_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ring_first: bool
+) -> None:
+    async def scenario(ctx: Ctx) -> None:
+        alice = await ctx.ua("alice", register=True)
+        dave = await ctx.ua("dave", register=True)
+        erin = await ctx.ua("erin", register=True)
+        call = await alice.call("2000", body=sdp(A_PORT))
+        inv_d = await dave.recv_request("INVITE")
+        inv_e = await erin.recv_request("INVITE")
+        tag_d, tag_e = tag(), tag()
+        if ring_first:
+            dave.answer(inv_d, 180, to_tag=tag_d)
+            erin.answer(inv_e, 180, to_tag=tag_e)
+            await call.provisional(180)
+            await asyncio.sleep(0.1)
+        # Both pick up at once: one wins, the other is ACKed and hung up.
+        dave.answer(inv_d, 200, to_tag=tag_d, body=sdp(B_PORT))
+        erin.answer(inv_e, 200, to_tag=tag_e, body=sdp(B_PORT + 2))
+        ok = await call.final()
+        assert ok.status == 200
+        call.ack(ok)
+        winner, loser, loser_tag = (
+            (dave, erin, tag_e) if media_port(ok.body) == B_PORT else (erin, dave, tag_d)
+        )
+        await winner.recv_request("ACK")
+        await loser.recv_request("ACK")
+        bye = await loser.recv_request("BYE")
+        loser.answer(bye, 200, to_tag=loser_tag)
+        assert await winner.expect_nothing(is_request("BYE"), wait=0.3) == []
+        late = await alice.expect_nothing(lambda m: m.call_id == call.call_id, wait=0.1)
+        assert statuses(late) in ([], [200]), statuses(late)
+        assert len((await ctx.status())["calls"]["calls"]) == 1
+
+    run_node(tmp_path, monkeypatch, scenario)
+
+
+def test_bye_from_both_sides_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def scenario(ctx: Ctx) -> None:
+        alice = await ctx.ua("alice", register=True)
+        bob = await ctx.ua("bob", register=True)
+        est = await establish(alice, bob, "1002")
+        assert est.call.dialog is not None
+        alice.send_bytes(alice.in_dialog(est.call.dialog, "BYE"))
+        bob.send_bytes(bob.in_dialog(est.callee_dialog(bob), "BYE"))
+        # Each side's BYE is answered (200, or 481 once the dialog is gone).
+        assert (await alice.recv_response("BYE")).status in (200, 481)
+        assert (await bob.recv_response("BYE")).status in (200, 481)
+        for ua, to_tag in ((alice, est.call.from_tag), (bob, est.callee_tag)):
+            for m in [m for m in ua.inbox if isinstance(m, SipRequest) and m.method == "BYE"]:
+                ua.answer(m, 200, to_tag=to_tag)
+        await asyncio.sleep(0.3)
+        assert (await ctx.status())["calls"]["calls"] == []
+        await options_ok(alice)
+
+    rows = run_node(tmp_path, monkeypatch, scenario).cdrs()
+    assert len(rows) == 1 and rows[0].cause == 16, rows

@@ -365,6 +365,18 @@ ctrl_tcp_listen\t\t{HOST}:{self.ctrl_port}
     def hangup(self) -> None:
         self.command("hangup")
 
+    def hold(self) -> None:
+        """Put the current call on hold (re-INVITE with ``a=sendonly``).
+
+        baresip 1.0 has the ``hold``/``resume`` long commands although
+        ``help`` does not list them.
+        """
+        self.command("hold")
+
+    def resume(self) -> None:
+        """Take the current call off hold (re-INVITE with ``a=sendrecv``)."""
+        self.command("resume")
+
     def callstat(self) -> str:
         """The ``callstat`` text (SDP and codecs; 1.0.0 prints no RTP counters here)."""
         return self.command("callstat")

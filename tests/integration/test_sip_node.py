@@ -876,23 +876,11 @@ def test_cancel_before_callee_provisional(tmp_path: Path, monkeypatch: pytest.Mo
     assert len(rows) == 1 and rows[0].answer is None, rows
 
 
-LOSING_FORK_NOT_HUNG_UP = (
-    "server bug: a fork released before it sent any provisional (OutboundLeg.release "
-    "only sets cancel_pending) and then answering 200 is ACKed but never sent BYE: "
-    "_on_2xx sees done=False, treats it as a normal answer and reports on_connect, "
-    "which the engine ignores for a released leg; the phone stays off-hook in a dead dialog"
-)
-
-
 @pytest.mark.parametrize(
     "ring_first",
     [
         pytest.param(True, id="after-180"),
-        pytest.param(
-            False,
-            id="no-provisional",
-            marks=pytest.mark.xfail(strict=True, reason=LOSING_FORK_NOT_HUNG_UP),
-        ),
+        pytest.param(False, id="no-provisional"),
     ],
 )
 def test_shared_line_both_answer(

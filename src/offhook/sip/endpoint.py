@@ -334,8 +334,7 @@ class InboundLeg(SipLeg):
             self.register_dialog(dialog)
         self.ok = resp
         self.ep.respond(self.key, resp)
-        if self.transport == "udp":
-            self._arm_retransmit(self.ep.t1)
+        self._arm_retransmit(self.ep.t1)
 
     def _arm_retransmit(self, interval: float, elapsed: float = 0.0) -> None:
         # RFC 3261 §13.3.1.4: resend the 2xx until the ACK, T1 doubling to T2.
@@ -348,7 +347,8 @@ class InboundLeg(SipLeg):
                 self.send_bye(RECOVERY_ON_TIMER)
                 self._report(lambda leg: self.ep.engine.on_release(leg, RECOVERY_ON_TIMER))
                 return
-            self.ep.resend(self.ok, self.dest, self.transport)
+            if self.transport == "udp":  # a reliable transport needs no retransmission
+                self.ep.resend(self.ok, self.dest, self.transport)
             self._arm_retransmit(min(interval * 2, self.ep.t2), total)
 
         self.retransmit = self.ep.loop.call_later(interval, fire)
@@ -531,15 +531,26 @@ class OutboundLeg(SipLeg):
             return
         if self.dialog is not None and self.dialog.id == dialog.id:
             self.dialog.receive_response(resp)
+            if not first:  # a retransmitted 2xx: our ACK was lost (RFC 3261 §13.2.2.4)
+                if not self.ack_held:
+                    self.ep.send_ack(self.dialog, self.dest, self.transport)
+                return
+        elif not first:
+            # a 2xx from a second fork downstream: ACK it, then end that dialog only
+            self.ep.send_ack(dialog, self.dest, self.transport)
+            bye = dialog.create_request("BYE", via=self.via(), headers=self.ep.common_headers())
+            self.ep.request(bye, self.dest, self.transport, self)
+            return
         else:
             self.register_dialog(dialog)
         assert self.dialog is not None
-        if self.done or not first:
-            # a late 2xx after CANCEL, or a second fork of the phone: ACK then BYE
+        if self.done or self.cancel_pending is not None:
+            # the core released this leg before the answer (CANCEL raced the
+            # 2xx, or no provisional came to CANCEL after): ACK then BYE
+            self.cancel_pending = None
             self.ep.send_ack(self.dialog, self.dest, self.transport)
-            if first:
-                self.done = False
-                self.send_bye(ANSWERED_ELSEWHERE)
+            self.done = False
+            self.send_bye(ANSWERED_ELSEWHERE)
             return
         self.connected = True
         media = self._media(resp)

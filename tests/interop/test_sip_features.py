@@ -229,8 +229,11 @@ def test_shared_line_rings_both_first_answer_wins(tmp_path: Path) -> None:
 # -- 2. hold / resume ------------------------------------------------------------------
 
 
-def test_hold_and_resume_by_reinvite(server: OffhookServer, tmp_path: Path) -> None:
-    """alice holds (sendonly offer, RFC 3264 §8.4), resumes (sendrecv); media returns."""
+@pytest.mark.parametrize("holder_side", ["caller", "callee"])
+def test_hold_and_resume_by_reinvite(
+    server: OffhookServer, tmp_path: Path, holder_side: str
+) -> None:
+    """One side holds (sendonly offer, RFC 3264 §8.4), resumes (sendrecv); media returns."""
     require_capture()
     alice = baresip_ua(tmp_path, server, "alice")
     bob = baresip_ua(tmp_path, server, "bob")
@@ -241,14 +244,15 @@ def test_hold_and_resume_by_reinvite(server: OffhookServer, tmp_path: Path) -> N
         with Capture(sip_pcap, f"udp port {server.sip_port}") as sip_cap:
             time.sleep(0.5)  # tshark says "Capturing" a little before it does
             established_call(alice, bob, dial_uri(server, "1002"))
+            holder, held = (alice, bob) if holder_side == "caller" else (bob, alice)
             time.sleep(0.5)
-            mark = bob.mark()
-            alice.hold()
-            bob.wait_event("CALL_REMOTE_SDP", timeout=10, since=mark)
+            mark = held.mark()
+            holder.hold()
+            held.wait_event("CALL_REMOTE_SDP", timeout=10, since=mark)
             time.sleep(1.0)
-            mark = bob.mark()
-            alice.resume()
-            bob.wait_event("CALL_REMOTE_SDP", timeout=10, since=mark)
+            mark = held.mark()
+            holder.resume()
+            held.wait_event("CALL_REMOTE_SDP", timeout=10, since=mark)
             time.sleep(0.5)
             with Capture(tmp_path / "rtp.pcap", rtp_bpf(alice, bob)) as rtp_cap:
                 time.sleep(1.5)
@@ -273,16 +277,16 @@ def test_hold_and_resume_by_reinvite(server: OffhookServer, tmp_path: Path) -> N
             if m.dst_port == dst and m.attrs
         ]
 
-    # The last two offers, alice -> offhook and offhook -> bob, are the hold and
-    # the resume (the capture may miss the initial INVITE).
+    # The last two offers, holder -> offhook and offhook -> held, are the hold
+    # and the resume (the capture may miss the initial INVITE).
     hold_resume = ["sendonly", "sendrecv"]
-    from_alice = [m for m in msgs if m.method == "INVITE" and m.src_port == alice.sip_port]
-    assert [m.direction for m in from_alice][-2:] == hold_resume, msgs
-    assert [m.direction for m in offers_to(bob)][-2:] == hold_resume, msgs
-    # bob answers recvonly then sendrecv, and offhook relays the same to alice.
+    from_holder = [m for m in msgs if m.method == "INVITE" and m.src_port == holder.sip_port]
+    assert [m.direction for m in from_holder][-2:] == hold_resume, msgs
+    assert [m.direction for m in offers_to(held)][-2:] == hold_resume, msgs
+    # The held phone answers recvonly then sendrecv; offhook relays the same.
     answered = ["recvonly", "sendrecv"]
-    assert [m.direction for m in answers(bob.sip_port, port)][-2:] == answered, msgs
-    assert [m.direction for m in answers(port, alice.sip_port)][-2:] == answered, msgs
+    assert [m.direction for m in answers(held.sip_port, port)][-2:] == answered, msgs
+    assert [m.direction for m in answers(port, holder.sip_port)][-2:] == answered, msgs
     row = cdr_for(server, "alice", "1002")
     assert_answered_cdr(row)
 

@@ -19,7 +19,7 @@ from offhook.sdp import (
     parse_sdp,
 )
 
-RFC4475_SDP01 = Path("/work/shared/vectors/sip/rfc4475/sdp01.dat")
+RFC4475_SDP01 = Path(__file__).parents[2] / "vectors" / "sip" / "rfc4475" / "sdp01.dat"
 
 
 @pytest.mark.parametrize("body", [BARESIP, CUCM, CISCO_PHONE_HOLD])

@@ -940,3 +940,33 @@ def test_bye_from_both_sides_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
     rows = run_node(tmp_path, monkeypatch, scenario).cdrs()
     assert len(rows) == 1 and rows[0].cause == 16, rows
+
+
+def test_sha256_digest_for_register_and_invite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RFC 8760: with SHA-256 offered first, a UA that takes it registers and calls."""
+
+    async def scenario(ctx: Ctx) -> None:
+        alice = await ctx.ua("alice")
+        challenge, ok = await alice.register()
+        offered = challenge.headers.get_all("WWW-Authenticate")
+        assert [parse_digest(v)[1].get("algorithm") for v in offered] == ["SHA-256", "MD5"]
+        assert ok.status == 200
+        bob = await ctx.ua("bob", register=True)
+        call, invite = await place_call(alice, bob, "1002")
+        assert call.auth is not None and "algorithm=SHA-256" in call.auth
+        to_tag = tag()
+        bob.answer(invite, 200, to_tag=to_tag, body=sdp(B_PORT))
+        ok = await call.final()
+        assert ok.status == 200
+        call.ack(ok)
+        await bob.recv_request("ACK")
+        assert call.dialog is not None
+        alice.send_bytes(alice.in_dialog(call.dialog, "BYE"))
+        bye = await bob.recv_request("BYE")
+        bob.answer(bye, 200, to_tag=to_tag)
+        assert (await alice.recv_response("BYE")).status == 200
+
+    rows = run_node(tmp_path, monkeypatch, scenario, digest_algorithms=["SHA-256", "MD5"]).cdrs()
+    assert [r.cause for r in rows] == [16]

@@ -259,6 +259,9 @@ async def run(settings: Settings, ready: asyncio.Event | None = None) -> None:
                 "rejections": counters.snapshot(),
                 "sip": dict(endpoint.counters),
                 "transactions": len(endpoint.txl),
+                "dialogs": len(endpoint.dialogs),
+                "pending_invites": len(endpoint.inbound_by_key),
+                "client_requests": len(endpoint.client_owner),
                 "cdrs_written": node.cdr_written,
             },
         }

@@ -1,0 +1,1 @@
+"""Digit analysis and call routing by the dial plan (Cisco CallManager model), sans-IO."""

@@ -1,0 +1,145 @@
+"""The dial plan's data: what operators configure, as frozen records.
+
+These are the shared vocabulary between the plan loader (``db``), the
+analyzer (``core.dialplan.router``) and tools such as the dialed number
+analyzer. They mirror Cisco CallManager's model: partitions hold
+directory numbers and patterns; a calling search space (CSS) is the ordered
+list of partitions a caller may reach; route patterns point at route lists,
+which try route groups in order, which distribute over trunks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Presentation(StrEnum):
+    ALLOWED = "allowed"
+    RESTRICTED = "restricted"
+
+
+class Distribution(StrEnum):
+    TOP_DOWN = "top-down"
+    CIRCULAR = "circular"
+
+
+@dataclass(frozen=True, slots=True)
+class Transform:
+    """A calling or called party transformation, applied in this order:
+
+    ``discard`` (a Cisco digit discard instruction such as ``pre-dot`` or
+    ``pre-dot-trailing-#``, using the matched pattern's ``.``), then
+    ``replace`` (the whole number), then ``mask`` (``5551XXXX``: X keeps the
+    corresponding right-aligned digit), then ``prefix``. ``presentation``
+    overrides calling-party presentation when set.
+    """
+
+    discard: str | None = None
+    replace: str | None = None
+    mask: str | None = None
+    prefix: str = ""
+    presentation: Presentation | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not (self.discard or self.replace or self.mask or self.prefix or self.presentation)
+
+
+NO_TRANSFORM = Transform()
+
+
+@dataclass(frozen=True, slots=True)
+class CallingSearchSpace:
+    name: str
+    partitions: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryNumber:
+    """A DN in a partition; ``devices`` are the devices it appears on."""
+
+    dn: str
+    partition: str
+    devices: tuple[str, ...]
+    display: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RoutePattern:
+    """Digits that route to a route list (or are blocked)."""
+
+    pattern: str
+    partition: str
+    route_list: str | None = None
+    block: bool = False
+    block_cause: int = 21  # Q.850 call rejected
+    urgent: bool = False
+    called_transform: Transform = NO_TRANSFORM
+    calling_transform: Transform = NO_TRANSFORM
+
+
+@dataclass(frozen=True, slots=True)
+class TranslationPattern:
+    """Digits that are transformed and analysed again with the pattern's own CSS."""
+
+    pattern: str
+    partition: str
+    css: str
+    urgent: bool = False
+    block: bool = False
+    called_transform: Transform = NO_TRANSFORM
+    calling_transform: Transform = NO_TRANSFORM
+
+
+@dataclass(frozen=True, slots=True)
+class Trunk:
+    """A SIP trunk to another system."""
+
+    name: str
+    protocol: str
+    host: str
+    port: int = 5060
+    transport: str = "udp"
+    css: str = ""
+    max_calls: int = 0  # 0 = no limit
+    username: str = ""  # digest toward the far end, when it challenges
+    password: str = ""
+    register: bool = False
+    options_ping: float = 30.0  # seconds between OPTIONS pings; 0 = off
+    inbound_addresses: tuple[str, ...] = ()  # networks calls are accepted from (default: host)
+
+
+@dataclass(frozen=True, slots=True)
+class RouteGroupMember:
+    trunk: str
+    called_transform: Transform = NO_TRANSFORM
+    calling_transform: Transform = NO_TRANSFORM
+
+
+@dataclass(frozen=True, slots=True)
+class RouteGroup:
+    name: str
+    members: tuple[RouteGroupMember, ...]
+    distribution: Distribution = Distribution.TOP_DOWN
+
+
+@dataclass(frozen=True, slots=True)
+class RouteList:
+    name: str
+    groups: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DialPlanSpec:
+    """Everything the analyzer needs, as configured."""
+
+    partitions: tuple[str, ...] = ()
+    calling_search_spaces: tuple[CallingSearchSpace, ...] = ()
+    directory_numbers: tuple[DirectoryNumber, ...] = ()
+    route_patterns: tuple[RoutePattern, ...] = ()
+    translation_patterns: tuple[TranslationPattern, ...] = ()
+    trunks: tuple[Trunk, ...] = ()
+    route_groups: tuple[RouteGroup, ...] = ()
+    route_lists: tuple[RouteList, ...] = ()
+    extra: dict[str, str] = field(default_factory=dict)

@@ -508,3 +508,14 @@ def test_overlap_respects_css() -> None:
     plan = overlap_plan()
     assert plan.overlap("lobby", "5") == OverlapState.NO_MATCH
     assert plan.overlap("lobby", "100") == OverlapState.NEED_MORE
+
+
+def test_overlap_nothing_dialed_yet() -> None:
+    assert overlap_plan().overlap("staff", "") == OverlapState.NEED_MORE
+
+
+@pytest.mark.parametrize("digits", ["", "abc", "10 01", "1" * 200])
+def test_garbage_digits_are_unknown(plan: DialPlan, digits: str) -> None:
+    d = plan.route("staff", digits)
+    assert d.outcome in (Outcome.UNKNOWN, Outcome.INCOMPLETE)
+    assert not d.routable

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from offhook.core.dialplan.model import Presentation, Transform
+from offhook.core.dialplan.pattern import compile_pattern
 from offhook.core.dialplan.transform import (
     DISCARD_INSTRUCTIONS,
     apply_called,
@@ -194,3 +197,39 @@ def test_merge_override_field_by_field() -> None:
     assert merged == Transform(
         discard="pre-dot", mask="XXXXXXXXXX", prefix="011", presentation=Presentation.ALLOWED
     )
+
+
+# -- with the real pattern language ------------------------------------------
+
+
+def test_pre_dot_with_compiled_pattern() -> None:
+    p = compile_pattern("9.1[2-9]XX[2-9]XXXXXX")
+    t = Transform(discard="pre-dot", prefix="+")
+    assert apply_called(t, "914155551234", p) == "+14155551234"
+    p = compile_pattern("0.00!#")
+    t = Transform(discard="pre-dot-trailing-#")
+    assert apply_called(t, "000441234#", p) == "00441234"
+
+
+# -- properties ------------------------------------------------------------------
+
+numbers = st.text(alphabet="0123456789*#", max_size=20)
+masks = st.text(alphabet="0123456789X*#+", min_size=1, max_size=20)
+
+
+@given(numbers, masks)
+def test_mask_length(number: str, mask: str) -> None:
+    out = apply_mask(mask, number)
+    literals = sum(1 for c in mask if c != "X")
+    if len(number) >= len(mask):
+        assert len(out) == len(mask)
+    else:
+        assert literals <= len(out) <= len(mask)
+    # the last X of the mask keeps the number's corresponding digit
+    if mask.endswith("X") and number:
+        assert out[-1] == number[-1]
+
+
+@given(numbers, st.integers(min_value=1, max_value=20))
+def test_all_x_mask_keeps_last_digits(number: str, n: int) -> None:
+    assert apply_mask("X" * n, number) == number[-n:]

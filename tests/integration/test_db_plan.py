@@ -41,6 +41,8 @@ def device(name: str, dn: str, password: str | None = None, **extra: Any) -> dic
 
 
 PLAN = {
+    "partitions": ["p1"],
+    "calling_search_spaces": [{"name": "internal", "partitions": ["p1"]}],
     "devices": [
         device("alice", "1001"),
         device("bob", "1002"),
@@ -144,7 +146,7 @@ def test_realm_change_updates_ha1(engine: Engine, tmp_path: Path) -> None:
 
 def test_prune_and_no_prune(engine: Engine, tmp_path: Path) -> None:
     load_plan(write(tmp_path, PLAN), engine, REALM)
-    small = {"devices": [device("alice", "1001")]}
+    small = {**PLAN, "devices": [device("alice", "1001")]}
     r = load_plan(write(tmp_path, small, "small.yaml"), engine, REALM, prune=False)
     assert (r.unchanged, r.deleted) == (1, 0) and not r.changed
     r = load_plan(write(tmp_path, small, "small.yaml"), engine, REALM)

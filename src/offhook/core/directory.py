@@ -3,12 +3,25 @@
 The hot path never waits on the database: the node loads a ``PlanSnapshot``
 from the database at start and whenever the plan changes, and swaps the
 reference atomically. A snapshot is immutable; lookups are dict reads.
+
+The snapshot also carries the dial plan: ``dialplan_spec`` (partitions, CSSs,
+patterns, trunks, ... as configured; empty by default) and ``dialplan``, the
+analyzer built from it (:class:`offhook.core.dialplan.router.DialPlan`).
+:meth:`PlanSnapshot.build` builds the analyzer at once, so that a plan the
+analyzer refuses fails at load time and the first call does not pay for the
+index; a snapshot made directly builds it on first use.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from offhook.core.dialplan.model import DialPlanSpec, DirectoryNumber
+
+if TYPE_CHECKING:
+    from offhook.core.dialplan.router import DialPlan
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,9 +75,34 @@ class PlanSnapshot:
     devices: dict[str, DeviceInfo] = field(default_factory=dict)
     dns: dict[str, DnEntry] = field(default_factory=dict)
     version: int = 0
+    dialplan_spec: DialPlanSpec = field(default_factory=DialPlanSpec)
+    _dialplan: DialPlan | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def dialplan(self) -> DialPlan:
+        """The analyzer for ``dialplan_spec`` (built once, then cached)."""
+        plan = self._dialplan
+        if plan is None:
+            from offhook.core.dialplan.router import DialPlan
+
+            plan = DialPlan(self.dialplan_spec)
+            # Frozen dataclass: caching is the one mutation (a benign race:
+            # two builders produce equal analyzers).
+            object.__setattr__(self, "_dialplan", plan)
+        return plan
 
     @classmethod
-    def build(cls, devices: Iterable[DeviceInfo], version: int = 0) -> PlanSnapshot:
+    def build(
+        cls,
+        devices: Iterable[DeviceInfo],
+        version: int = 0,
+        dialplan_spec: DialPlanSpec | None = None,
+    ) -> PlanSnapshot:
+        """A snapshot of ``devices``; with ``dialplan_spec``, its analyzer is built now.
+
+        Raises :class:`offhook.core.dialplan.router.DialPlanError` when the
+        analyzer refuses ``dialplan_spec``.
+        """
         devs = {d.name: d for d in devices}
         owners: dict[str, list[str]] = {}
         first: dict[str, LineInfo] = {}
@@ -77,7 +115,11 @@ class PlanSnapshot:
             dn: DnEntry(dn, tuple(names), first[dn].display, first[dn].partition)
             for dn, names in owners.items()
         }
-        return cls(devices=devs, dns=dns, version=version)
+        if dialplan_spec is None:
+            return cls(devices=devs, dns=dns, version=version)
+        snapshot = cls(devices=devs, dns=dns, version=version, dialplan_spec=dialplan_spec)
+        _ = snapshot.dialplan
+        return snapshot
 
     def device(self, name: str) -> DeviceInfo | None:
         return self.devices.get(name)
@@ -94,3 +136,25 @@ class PlanSnapshot:
         if entry is not None and len(entry.devices) == 1:
             return self.devices.get(entry.devices[0])
         return None
+
+
+def directory_numbers(devices: Iterable[DeviceInfo]) -> tuple[DirectoryNumber, ...]:
+    """The dial plan's DNs from the device lines: one per (DN, partition).
+
+    A DN on several devices (a shared line) lists them in device order; its
+    display is the first non-empty one.
+    """
+    owners: dict[tuple[str, str], list[str]] = {}
+    display: dict[tuple[str, str], str] = {}
+    for dev in devices:
+        for line in dev.lines:
+            key = (line.dn, line.partition)
+            names = owners.setdefault(key, [])
+            if dev.name not in names:
+                names.append(dev.name)
+            if not display.get(key):
+                display[key] = line.display
+    return tuple(
+        DirectoryNumber(dn, partition, tuple(names), display.get((dn, partition), ""))
+        for (dn, partition), names in owners.items()
+    )

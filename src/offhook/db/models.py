@@ -14,6 +14,27 @@ Tables:
 - ``cdrs``: one row per call attempt, written when it ends.
 - ``plan_meta``: key/value; ``plan_version`` is bumped by every change of the
   plan so that running nodes can poll one row to know when to reload.
+
+The dial plan (migration 0002, Cisco CallManager's model, see
+``offhook.core.dialplan.model``):
+
+- ``partitions``; ``calling_search_spaces`` with their ordered
+  ``css_members`` (partition names).
+- ``trunks``: SIP trunks. ``password`` is the digest secret offhook answers a
+  carrier's challenge with, so it is stored as given (known limitation:
+  encrypt it at rest later).
+- ``route_groups`` with ordered ``route_group_members`` (trunk names and
+  per-member transformations); ``route_lists`` with ordered
+  ``route_list_members`` (route group names).
+- ``route_patterns`` and ``translation_patterns``, unique per
+  ``(pattern, partition)``.
+
+References between these rows are names (like ``devices.css`` and
+``lines.partition``), checked by the plan loader before anything is written;
+only the ordered member rows have foreign keys (to their parent, cascading).
+Transformations are JSON objects holding only the keys that are set
+(``discard``, ``replace``, ``mask``, ``prefix``, ``presentation``): see
+:func:`transform_to_json` / :func:`transform_from_json`.
 """
 
 from __future__ import annotations
@@ -23,8 +44,10 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -33,6 +56,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from offhook.core.dialplan.model import NO_TRANSFORM, Presentation, Transform
 
 PLAN_VERSION_KEY = "plan_version"
 
@@ -139,3 +164,163 @@ class PlanMeta(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(String(255), default="")
+
+
+# -- the dial plan (migration 0002) ----------------------------------------------
+
+
+def transform_to_json(t: Transform) -> dict[str, str]:
+    """The JSON column value of a transformation: only the keys that are set."""
+    out: dict[str, str] = {}
+    for key in ("discard", "replace", "mask"):
+        value = getattr(t, key)
+        if value is not None:
+            out[key] = value
+    if t.prefix:
+        out["prefix"] = t.prefix
+    if t.presentation is not None:
+        out["presentation"] = t.presentation.value
+    return out
+
+
+def transform_from_json(data: dict[str, Any] | None) -> Transform:
+    """The inverse of :func:`transform_to_json` (None or ``{}``: no transformation)."""
+    if not data:
+        return NO_TRANSFORM
+    presentation = data.get("presentation")
+    return Transform(
+        discard=data.get("discard"),
+        replace=data.get("replace"),
+        mask=data.get("mask"),
+        prefix=str(data.get("prefix", "")),
+        presentation=Presentation(presentation) if presentation else None,
+    )
+
+
+class Partition(Base):
+    __tablename__ = "partitions"
+    __table_args__ = (UniqueConstraint("name", name="uq_partitions_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class CallingSearchSpaceRow(Base):
+    __tablename__ = "calling_search_spaces"
+    __table_args__ = (UniqueConstraint("name", name="uq_calling_search_spaces_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+
+
+class CssMember(Base):
+    __tablename__ = "css_members"
+    __table_args__ = (UniqueConstraint("css_id", "position", name="uq_css_members_css_position"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    css_id: Mapped[int] = mapped_column(
+        ForeignKey("calling_search_spaces.id", ondelete="CASCADE", name="fk_css_members_css_id")
+    )
+    position: Mapped[int] = mapped_column(Integer)
+    partition: Mapped[str] = mapped_column(String(64))
+
+
+class TrunkRow(Base):
+    __tablename__ = "trunks"
+    __table_args__ = (UniqueConstraint("name", name="uq_trunks_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    protocol: Mapped[str] = mapped_column(String(16))
+    host: Mapped[str] = mapped_column(String(255))
+    port: Mapped[int] = mapped_column(Integer, default=5060)
+    transport: Mapped[str] = mapped_column(String(8), default="udp")
+    css: Mapped[str] = mapped_column(String(64), default="")
+    max_calls: Mapped[int] = mapped_column(Integer, default=0)
+    username: Mapped[str] = mapped_column(String(128), default="")
+    # Stored as given: needed to answer the far end's digest challenge.
+    password: Mapped[str] = mapped_column(String(128), default="")
+    register: Mapped[bool] = mapped_column(Boolean, default=False)
+    options_ping: Mapped[float] = mapped_column(Float, default=30.0)
+    inbound_addresses: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
+class RouteGroupRow(Base):
+    __tablename__ = "route_groups"
+    __table_args__ = (UniqueConstraint("name", name="uq_route_groups_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    distribution: Mapped[str] = mapped_column(String(16), default="top-down")
+
+
+class RouteGroupMemberRow(Base):
+    __tablename__ = "route_group_members"
+    __table_args__ = (
+        UniqueConstraint("group_id", "position", name="uq_route_group_members_group_position"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("route_groups.id", ondelete="CASCADE", name="fk_route_group_members_group_id")
+    )
+    position: Mapped[int] = mapped_column(Integer)
+    trunk: Mapped[str] = mapped_column(String(64))
+    called_transform: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    calling_transform: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class RouteListRow(Base):
+    __tablename__ = "route_lists"
+    __table_args__ = (UniqueConstraint("name", name="uq_route_lists_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+
+
+class RouteListMemberRow(Base):
+    __tablename__ = "route_list_members"
+    __table_args__ = (
+        UniqueConstraint("list_id", "position", name="uq_route_list_members_list_position"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    list_id: Mapped[int] = mapped_column(
+        ForeignKey("route_lists.id", ondelete="CASCADE", name="fk_route_list_members_list_id")
+    )
+    position: Mapped[int] = mapped_column(Integer)
+    route_group: Mapped[str] = mapped_column(String(64))
+
+
+class RoutePatternRow(Base):
+    __tablename__ = "route_patterns"
+    __table_args__ = (
+        UniqueConstraint("pattern", "partition", name="uq_route_patterns_pattern_partition"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pattern: Mapped[str] = mapped_column(String(64))
+    partition: Mapped[str] = mapped_column(String(64), default="")
+    route_list: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    block: Mapped[bool] = mapped_column(Boolean, default=False)
+    block_cause: Mapped[int] = mapped_column(Integer, default=21)
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    called_transform: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    calling_transform: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class TranslationPatternRow(Base):
+    __tablename__ = "translation_patterns"
+    __table_args__ = (
+        UniqueConstraint("pattern", "partition", name="uq_translation_patterns_pattern_partition"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pattern: Mapped[str] = mapped_column(String(64))
+    partition: Mapped[str] = mapped_column(String(64), default="")
+    css: Mapped[str] = mapped_column(String(64), default="")
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    block: Mapped[bool] = mapped_column(Boolean, default=False)
+    called_transform: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    calling_transform: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -1,9 +1,10 @@
 """The plan loader: ``offhook load PLAN.yaml`` imports a whole telephony plan.
 
-The YAML file is the whole truth about the devices it describes: one
-transaction makes the database match it. Devices in the file are created or
-updated; devices in the database but absent from the file are deleted
-(``prune=False`` / ``offhook load --no-prune`` keeps them). Running the same
+The YAML file is the whole truth about what it describes: one
+transaction makes the database match it. Devices and dial plan
+entries in the file are created or updated; those in the database but absent
+from the file are deleted (``prune=False`` / ``offhook load --no-prune``
+keeps them). Running the same
 file twice changes nothing, and ``plan_version`` (``plan_meta``) is bumped
 only when something changed, so running nodes reload only then.
 
@@ -19,11 +20,45 @@ Format (grows with later capabilities)::
         lines:
           - dn: "1001"         # digits, * # + (quote it: YAML reads 0100 as 64)
             display: Alice Smith
-            partition: ""      # optional
+            partition: ""      # optional; must be in `partitions`
+
+    # The dial plan (Cisco CallManager's model; see offhook.core.dialplan).
+    partitions: [internal, pstn]
+    calling_search_spaces:           # ordered partitions a caller may reach
+      - {name: staff, partitions: [internal, pstn]}
+    trunks:
+      - {name: carrier, protocol: sip, host: 127.0.0.1, port: 5080,
+         transport: udp, css: inbound, max_calls: 0, username: "", password: "",
+         register: false, options_ping: 30, inbound_addresses: [127.0.0.1/32]}
+    route_groups:                    # members: a trunk name, or a mapping
+      - {name: carriers, distribution: top-down,     # or circular
+         members: [carrier, {trunk: backup, called_transform: {prefix: "0"}}]}
+    route_lists:
+      - {name: pstn-out, groups: [carriers]}
+    route_patterns:                  # route_list, or block: true
+      - {pattern: "9.1[2-9]XX[2-9]XXXXXX", partition: pstn, route_list: pstn-out,
+         urgent: false, called_transform: {discard: pre-dot, prefix: "+"}}
+      - {pattern: "9.1900XXXXXXX", partition: pstn, block: true, block_cause: 21}
+    translation_patterns:
+      - {pattern: "0", partition: internal, css: staff,
+         called_transform: {replace: "1000"}, calling_transform: {}}
+
+A transformation is ``{discard, replace, mask, prefix, presentation}`` (all
+optional; see ``offhook.core.dialplan.model.Transform``). Every reference
+(partition, calling search space, trunk, route group, route list) must exist,
+names are unique per kind, a pattern is unique in its partition (a DN counts
+as a pattern), patterns must compile and transformations be valid; finally
+the whole plan is built into a ``DialPlan`` to catch anything else.
+
+Trunk passwords are stored as given (offhook needs the clear secret to
+answer a carrier's digest challenge): a known limitation, to be encrypted at
+rest later. Device passwords, by contrast, are only ever stored as HA1.
 
 A DN may appear on several devices (a shared line). Validation is strict
 (unknown keys refused); every problem is reported as
-``FILE: devices[1] (bob).lines[0].dn: problem`` and nothing is written.
+``FILE: devices[1] (bob).lines[0].dn: problem`` (or
+``FILE: route_patterns[2] (9.1900XXXXXXX).route_list: problem``) and nothing
+is written.
 
 Passwords become HA1 = H(name:realm:password) for MD5 and SHA-256
 (RFC 2617 §3.2.2.2, RFC 7616 §3.4.2, RFC 8760) for the node's realm; the clear
@@ -35,20 +70,52 @@ SIP device on the next load.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, selectinload
 
+from offhook.core.dialplan.model import (
+    CallingSearchSpace,
+    DialPlanSpec,
+    Distribution,
+    Presentation,
+    RouteGroup,
+    RouteGroupMember,
+    RouteList,
+    RoutePattern,
+    Transform,
+    TranslationPattern,
+    Trunk,
+)
+from offhook.core.directory import DeviceInfo, LineInfo, directory_numbers
 from offhook.db.engine import create_engine_for, upgrade
-from offhook.db.models import PLAN_VERSION_KEY, Device, Line, PlanMeta, utcnow
+from offhook.db.models import (
+    PLAN_VERSION_KEY,
+    CallingSearchSpaceRow,
+    CssMember,
+    Device,
+    Line,
+    Partition,
+    PlanMeta,
+    RouteGroupMemberRow,
+    RouteGroupRow,
+    RouteListMemberRow,
+    RouteListRow,
+    RoutePatternRow,
+    TranslationPatternRow,
+    TrunkRow,
+    transform_to_json,
+    utcnow,
+)
 
 if TYPE_CHECKING:
     from offhook.config import Settings
@@ -121,29 +188,259 @@ class DeviceSpec(_Spec):
         return self
 
 
+def _not_a_number(value: object, what: str) -> object:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError(
+            f"got the number {value}: write the {what} as a quoted string "
+            "(YAML reads unquoted digits as a number: 0100 becomes 64)"
+        )
+    return value
+
+
+_Name = Annotated[str, Field(pattern=_NAME_RE)]
+_Ref = Annotated[str, Field(max_length=64)]
+
+
+class TransformSpec(_Spec):
+    """A calling or called party transformation (``core.dialplan.model.Transform``)."""
+
+    discard: str | None = Field(default=None, max_length=32)
+    replace: str | None = Field(default=None, max_length=32)
+    mask: str | None = Field(default=None, max_length=32)
+    prefix: str = Field(default="", max_length=32)
+    presentation: Literal["allowed", "restricted"] | None = None
+
+    @field_validator("replace", "mask", "prefix", mode="before")
+    @classmethod
+    def _digits_type(cls, value: object) -> object:
+        return _not_a_number(value, "digits")
+
+    def to_model(self) -> Transform:
+        return Transform(
+            discard=self.discard,
+            replace=self.replace,
+            mask=self.mask,
+            prefix=self.prefix,
+            presentation=Presentation(self.presentation) if self.presentation else None,
+        )
+
+
+class CallingSearchSpaceSpec(_Spec):
+    name: _Name
+    partitions: list[_Ref] = Field(default_factory=list, max_length=256)
+
+
+class TrunkSpec(_Spec):
+    """A SIP trunk. ``password`` is stored as given (see the module doc)."""
+
+    name: _Name
+    protocol: Literal["sip"]
+    host: str = Field(min_length=1, max_length=255)
+    port: int = Field(default=5060, ge=1, le=65535)
+    transport: Literal["udp", "tcp", "tls"] = "udp"
+    css: _Ref = ""
+    max_calls: int = Field(default=0, ge=0, le=1_000_000)
+    username: str = Field(default="", max_length=128)
+    password: str = Field(default="", max_length=128)
+    # "register" would shadow BaseModel.register (ABCMeta): alias it.
+    register_: bool = Field(default=False, alias="register")
+    options_ping: float = Field(default=30.0, ge=0, le=86_400)
+    inbound_addresses: list[str] = Field(default_factory=list, max_length=256)
+
+    @field_validator("inbound_addresses")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{item!r} is not an IP address or network (such as 192.0.2.0/24)"
+                ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> TrunkSpec:
+        if self.register_ and not self.username:
+            raise ValueError("a trunk that registers needs a username")
+        return self
+
+    def to_model(self) -> Trunk:
+        return Trunk(
+            name=self.name,
+            protocol=self.protocol,
+            host=self.host,
+            port=self.port,
+            transport=self.transport,
+            css=self.css,
+            max_calls=self.max_calls,
+            username=self.username,
+            password=self.password,
+            register=self.register_,
+            options_ping=float(self.options_ping),
+            inbound_addresses=tuple(self.inbound_addresses),
+        )
+
+
+class RouteGroupMemberSpec(_Spec):
+    trunk: _Ref
+    called_transform: TransformSpec = Field(default_factory=TransformSpec)
+    calling_transform: TransformSpec = Field(default_factory=TransformSpec)
+
+
+class RouteGroupSpec(_Spec):
+    name: _Name
+    distribution: Literal["top-down", "circular"] = "top-down"
+    members: list[RouteGroupMemberSpec] = Field(min_length=1, max_length=256)
+
+    @field_validator("members", mode="before")
+    @classmethod
+    def _short_members(cls, value: object) -> object:
+        # A member is a trunk name or a mapping with its transformations.
+        if isinstance(value, list):
+            return [{"trunk": m} if isinstance(m, str) else m for m in value]
+        return value
+
+
+class RouteListSpec(_Spec):
+    name: _Name
+    groups: list[_Ref] = Field(min_length=1, max_length=256)
+
+
+class _PatternSpec(_Spec):
+    pattern: str = Field(min_length=1, max_length=64)
+    partition: _Ref = ""
+    urgent: bool = False
+    called_transform: TransformSpec = Field(default_factory=TransformSpec)
+    calling_transform: TransformSpec = Field(default_factory=TransformSpec)
+
+    @field_validator("pattern", mode="before")
+    @classmethod
+    def _pattern_type(cls, value: object) -> object:
+        return _not_a_number(value, "pattern")
+
+
+class RoutePatternSpec(_PatternSpec):
+    route_list: _Ref | None = None
+    block: bool = False
+    block_cause: int = Field(default=21, ge=1, le=127)  # Q.850 cause; 21 call rejected
+
+    @model_validator(mode="after")
+    def _check(self) -> RoutePatternSpec:
+        if self.block and self.route_list is not None:
+            raise ValueError("a route pattern has either a route_list or block: true, not both")
+        if not self.block and self.route_list is None:
+            raise ValueError("a route pattern needs a route_list (or block: true)")
+        return self
+
+
+class TranslationPatternSpec(_PatternSpec):
+    css: _Ref
+    block: bool = False
+
+
 class PlanSpec(_Spec):
     devices: list[DeviceSpec] = Field(default_factory=list)
+    partitions: list[_Name] = Field(default_factory=list)
+    calling_search_spaces: list[CallingSearchSpaceSpec] = Field(default_factory=list)
+    trunks: list[TrunkSpec] = Field(default_factory=list)
+    route_groups: list[RouteGroupSpec] = Field(default_factory=list)
+    route_lists: list[RouteListSpec] = Field(default_factory=list)
+    route_patterns: list[RoutePatternSpec] = Field(default_factory=list)
+    translation_patterns: list[TranslationPatternSpec] = Field(default_factory=list)
+
+    def dialplan_spec(self) -> DialPlanSpec:
+        """The plan as the analyzer's :class:`DialPlanSpec` (DNs derived from the lines)."""
+        infos = [
+            DeviceInfo(
+                name=d.name,
+                protocol=d.protocol,
+                lines=tuple(LineInfo(ln.dn, ln.display, ln.partition) for ln in d.lines),
+            )
+            for d in self.devices
+        ]
+        return DialPlanSpec(
+            partitions=tuple(self.partitions),
+            calling_search_spaces=tuple(
+                CallingSearchSpace(c.name, tuple(c.partitions)) for c in self.calling_search_spaces
+            ),
+            directory_numbers=directory_numbers(infos),
+            route_patterns=tuple(
+                RoutePattern(
+                    pattern=r.pattern,
+                    partition=r.partition,
+                    route_list=r.route_list,
+                    block=r.block,
+                    block_cause=r.block_cause,
+                    urgent=r.urgent,
+                    called_transform=r.called_transform.to_model(),
+                    calling_transform=r.calling_transform.to_model(),
+                )
+                for r in self.route_patterns
+            ),
+            translation_patterns=tuple(
+                TranslationPattern(
+                    pattern=t.pattern,
+                    partition=t.partition,
+                    css=t.css,
+                    urgent=t.urgent,
+                    block=t.block,
+                    called_transform=t.called_transform.to_model(),
+                    calling_transform=t.calling_transform.to_model(),
+                )
+                for t in self.translation_patterns
+            ),
+            trunks=tuple(t.to_model() for t in self.trunks),
+            route_groups=tuple(
+                RouteGroup(
+                    name=g.name,
+                    members=tuple(
+                        RouteGroupMember(
+                            m.trunk,
+                            m.called_transform.to_model(),
+                            m.calling_transform.to_model(),
+                        )
+                        for m in g.members
+                    ),
+                    distribution=Distribution(g.distribution),
+                )
+                for g in self.route_groups
+            ),
+            route_lists=tuple(RouteList(r.name, tuple(r.groups)) for r in self.route_lists),
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class PlanReport:
-    """What a load did, per device."""
+    """What a load did: ``created`` ... ``deleted`` count devices; ``dialplan``
+    counts the dial plan entries (partitions, CSSs, trunks, route groups and
+    lists, route and translation patterns) as (created, updated, unchanged,
+    deleted)."""
 
     created: int = 0
     updated: int = 0
     unchanged: int = 0
     deleted: int = 0
     version: int = 0
+    dialplan: tuple[int, int, int, int] = (0, 0, 0, 0)
 
     @property
     def changed(self) -> bool:
-        return bool(self.created or self.updated or self.deleted)
+        c, u, _, d = self.dialplan
+        return bool(self.created or self.updated or self.deleted or c or u or d)
 
     def __str__(self) -> str:
-        return (
+        text = (
             f"{self.created} created, {self.updated} updated, {self.unchanged} unchanged, "
-            f"{self.deleted} deleted (plan version {self.version})"
+            f"{self.deleted} deleted"
         )
+        if any(self.dialplan):
+            c, u, n, d = self.dialplan
+            text = (
+                f"devices: {text}; dial plan entries: {c} created, {u} updated, "
+                f"{n} unchanged, {d} deleted"
+            )
+        return f"{text} (plan version {self.version})"
 
 
 def ha1(algorithm: str, name: str, realm: str, password: str) -> str:
@@ -152,6 +449,17 @@ def ha1(algorithm: str, name: str, realm: str, password: str) -> str:
 
 
 # -- parsing and validation ---------------------------------------------------
+
+
+def _label(node: Any) -> str:
+    """What names a list entry in messages: its name, pattern or trunk (or itself)."""
+    if isinstance(node, str):
+        return node
+    if isinstance(node, dict):
+        for key in ("name", "pattern", "trunk"):
+            if isinstance(node.get(key), str):
+                return str(node[key])
+    return ""
 
 
 def _location(loc: tuple[int | str, ...], raw: Any) -> str:
@@ -164,8 +472,9 @@ def _location(loc: tuple[int | str, ...], raw: Any) -> str:
                 node = node[part]
             except (IndexError, KeyError, TypeError):
                 node = None
-            if isinstance(node, dict) and isinstance(node.get("name"), str):
-                out += f" ({node['name']})"
+            label = _label(node)
+            if label:
+                out += f" ({label})"
         else:
             out += f".{part}" if out else part
             node = node.get(part) if isinstance(node, dict) else None
@@ -193,21 +502,177 @@ def parse_plan(data: Any, source: str) -> PlanSpec:
                 msg = "required key missing"
             problems.append((_location(loc, data), msg))
         raise PlanError(source, problems) from None
+    problems = _references(plan)
+    if not problems:
+        problems = _compile(plan)
+    if problems:
+        raise PlanError(source, problems)
+    return plan
+
+
+def _unique(
+    kind: str, names: Sequence[str], where: str, suffix: str = ".name"
+) -> list[tuple[str, str]]:
+    """Duplicate names in one section, reported at the later entry."""
     first: dict[str, int] = {}
-    dups = []
-    for i, dev in enumerate(plan.devices):
-        if dev.name in first:
-            dups.append(
+    out = []
+    for i, name in enumerate(names):
+        if name in first:
+            out.append(
                 (
-                    f"devices[{i}] ({dev.name}).name",
-                    f"duplicate device name (first at devices[{first[dev.name]}])",
+                    f"{where}[{i}] ({name}){suffix}",
+                    f"duplicate {kind} (first at {where}[{first[name]}])",
                 )
             )
         else:
-            first[dev.name] = i
-    if dups:
-        raise PlanError(source, dups)
-    return plan
+            first[name] = i
+    return out
+
+
+def _references(plan: PlanSpec) -> list[tuple[str, str]]:
+    """Unique names and existing references; every problem, in plan order."""
+    problems: list[tuple[str, str]] = []
+    problems += _unique("device name", [d.name for d in plan.devices], "devices")
+    problems += _unique("partition", plan.partitions, "partitions", suffix="")
+    problems += _unique(
+        "calling search space name",
+        [c.name for c in plan.calling_search_spaces],
+        "calling_search_spaces",
+    )
+    problems += _unique("trunk name", [t.name for t in plan.trunks], "trunks")
+    problems += _unique("route group name", [g.name for g in plan.route_groups], "route_groups")
+    problems += _unique("route list name", [r.name for r in plan.route_lists], "route_lists")
+
+    partitions = set(plan.partitions)
+    css_names = {c.name for c in plan.calling_search_spaces}
+    trunks = {t.name for t in plan.trunks}
+    groups = {g.name for g in plan.route_groups}
+    lists = {r.name for r in plan.route_lists}
+
+    def missing(kind: str, name: str, known: set[str]) -> str:
+        defined = ", ".join(sorted(known)) if known else "none"
+        return f"{kind} {name!r} does not exist (defined: {defined})"
+
+    def partition(loc: str, name: str) -> None:
+        if name and name not in partitions:
+            problems.append((loc, missing("partition", name, partitions)))
+
+    def css(loc: str, name: str) -> None:
+        if name and name not in css_names:
+            problems.append((loc, missing("calling search space", name, css_names)))
+
+    for i, c in enumerate(plan.calling_search_spaces):
+        for j, p in enumerate(c.partitions):
+            loc = f"calling_search_spaces[{i}] ({c.name}).partitions[{j}]"
+            partition(loc, p)
+            if p in c.partitions[:j]:
+                problems.append((loc, f"partition {p!r} is listed twice"))
+    for i, d in enumerate(plan.devices):
+        css(f"devices[{i}] ({d.name}).css", d.css)
+        for j, ln in enumerate(d.lines):
+            partition(f"devices[{i}] ({d.name}).lines[{j}].partition", ln.partition)
+    for i, t in enumerate(plan.trunks):
+        css(f"trunks[{i}] ({t.name}).css", t.css)
+    for i, g in enumerate(plan.route_groups):
+        for j, m in enumerate(g.members):
+            loc = f"route_groups[{i}] ({g.name}).members[{j}] ({m.trunk})"
+            if m.trunk not in trunks:
+                problems.append((loc, missing("trunk", m.trunk, trunks)))
+            elif m.trunk in [x.trunk for x in g.members[:j]]:
+                problems.append((loc, f"trunk {m.trunk!r} is listed twice in this group"))
+    for i, r in enumerate(plan.route_lists):
+        for j, name in enumerate(r.groups):
+            loc = f"route_lists[{i}] ({r.name}).groups[{j}]"
+            if name not in groups:
+                problems.append((loc, missing("route group", name, groups)))
+            elif name in r.groups[:j]:
+                problems.append((loc, f"route group {name!r} is listed twice in this list"))
+
+    # A pattern is unique in its partition; a DN is a pattern too (shared
+    # lines are one DN on several devices, so the same DN twice is fine).
+    used: dict[tuple[str, str], str] = {}
+    for i, d in enumerate(plan.devices):
+        for j, ln in enumerate(d.lines):
+            used.setdefault((ln.dn, ln.partition), f"devices[{i}] ({d.name}).lines[{j}]")
+    sections: list[tuple[str, Sequence[_PatternSpec]]] = [
+        ("route_patterns", plan.route_patterns),
+        ("translation_patterns", plan.translation_patterns),
+    ]
+    for section, entries in sections:
+        for i, e in enumerate(entries):
+            base = f"{section}[{i}] ({e.pattern})"
+            partition(f"{base}.partition", e.partition)
+            key = (e.pattern, e.partition)
+            if key in used:
+                problems.append(
+                    (
+                        f"{base}.pattern",
+                        f"{e.pattern!r} in partition {e.partition!r} is already used by "
+                        f"{used[key]}",
+                    )
+                )
+            else:
+                used[key] = base
+            if isinstance(e, RoutePatternSpec):
+                if e.route_list is not None and e.route_list not in lists:
+                    problems.append(
+                        (f"{base}.route_list", missing("route list", e.route_list, lists))
+                    )
+            elif isinstance(e, TranslationPatternSpec):
+                css(f"{base}.css", e.css)
+    return problems
+
+
+def _compile(plan: PlanSpec) -> list[tuple[str, str]]:
+    """Patterns compile, transformations are valid, and the analyzer accepts the plan."""
+    from offhook.core.dialplan.pattern import PatternError, compile_pattern
+    from offhook.core.dialplan.router import DialPlan, DialPlanError
+    from offhook.core.dialplan.transform import validate_transform
+
+    problems: list[tuple[str, str]] = []
+
+    def transforms(base: str, entry: _PatternSpec | RouteGroupMemberSpec) -> None:
+        for name, calling in (("called_transform", False), ("calling_transform", True)):
+            spec: TransformSpec = getattr(entry, name)
+            try:
+                validate_transform(spec.to_model(), calling=calling)
+            except ValueError as exc:
+                problems.append((f"{base}.{name}", str(exc)))
+
+    for i, g in enumerate(plan.route_groups):
+        for j, m in enumerate(g.members):
+            transforms(f"route_groups[{i}] ({g.name}).members[{j}] ({m.trunk})", m)
+    sections: list[tuple[str, Sequence[_PatternSpec]]] = [
+        ("route_patterns", plan.route_patterns),
+        ("translation_patterns", plan.translation_patterns),
+    ]
+    for section, entries in sections:
+        for i, e in enumerate(entries):
+            base = f"{section}[{i}] ({e.pattern})"
+            try:
+                compile_pattern(e.pattern)
+            except PatternError as exc:
+                problems.append((f"{base}.pattern", f"invalid pattern: {exc}"))
+            transforms(base, e)
+    if problems:
+        return problems
+    try:
+        DialPlan(plan.dialplan_spec())
+    except DialPlanError as exc:
+        return [(_plan_path(plan, exc.path), exc.message)]
+    return []
+
+
+def _plan_path(plan: PlanSpec, path: str) -> str:
+    """The analyzer names DNs ``directory_numbers[i] (dn)``: say which line that is."""
+    m = re.match(r"directory_numbers\[\d+\] \((.*)\)$", path)
+    if m is None:
+        return path
+    for i, d in enumerate(plan.devices):
+        for j, ln in enumerate(d.lines):
+            if ln.dn == m.group(1):
+                return f"devices[{i}] ({d.name}).lines[{j}].dn"
+    return path
 
 
 def read_plan(path: Path) -> PlanSpec:
@@ -310,11 +775,211 @@ def apply_plan(engine: Engine, plan: PlanSpec, realm: str, *, prune: bool = True
             for dev in existing.values():
                 session.delete(dev)
                 deleted += 1
+        session.flush()
+        counts = _sync_dialplan(session, plan, prune)
+        dialplan = (
+            sum(c[0] for c in counts),
+            sum(c[1] for c in counts),
+            sum(c[2] for c in counts),
+            sum(c[3] for c in counts),
+        )
+        report = PlanReport(created, updated, unchanged, deleted, 0, dialplan)
         version = int(meta.value or 0)
-        if created or updated or deleted:
+        if report.changed:
             version += 1
             meta.value = str(version)
-    return PlanReport(created, updated, unchanged, deleted, version)
+    return replace(report, version=version)
+
+
+_Row = tuple[tuple[Any, ...], dict[str, Any], list[dict[str, Any]]]
+
+
+def _sync(
+    session: Session,
+    model: type[Any],
+    keys: tuple[str, ...],
+    desired: list[_Row],
+    prune: bool,
+    child: tuple[type[Any], str] | None = None,
+) -> tuple[int, int, int, int]:
+    """Make ``model``'s rows match ``desired`` (key values, fields, ordered children).
+
+    Rows are matched by their natural key (a name, or pattern + partition)
+    and updated in place; ordered children of a changed row are replaced
+    (deleted, then inserted, as separate statements: no unique-constraint
+    churn on ``position``).
+    """
+    table = model.__table__
+    created = updated = unchanged = deleted = 0
+    current: dict[tuple[Any, ...], tuple[int, dict[str, Any]]] = {}
+    for row in session.execute(select(table)).mappings():
+        fields = {k: v for k, v in row.items() if k != "id" and k not in keys}
+        current[tuple(row[k] for k in keys)] = (int(row["id"]), fields)
+    kids: dict[int, list[dict[str, Any]]] = {}
+    if child is not None:
+        ctable, fk = child[0].__table__, child[1]
+        for row in session.execute(
+            select(ctable).order_by(ctable.c[fk], ctable.c.position)
+        ).mappings():
+            fields = {k: v for k, v in row.items() if k not in {"id", fk, "position"}}
+            kids.setdefault(int(row[fk]), []).append(fields)
+    for key, fields, children in desired:
+        found = current.pop(key, None)
+        if found is None:
+            row_id = int(
+                session.execute(
+                    insert(table)
+                    .values(**dict(zip(keys, key, strict=True)), **fields)
+                    .returning(table.c.id)
+                ).scalar_one()
+            )
+            created += 1
+            old_children: list[dict[str, Any]] = []
+        else:
+            row_id, old_fields = found
+            old_children = kids.get(row_id, [])
+            if old_fields == fields and (child is None or old_children == children):
+                unchanged += 1
+                continue
+            if old_fields != fields:
+                session.execute(update(table).where(table.c.id == row_id).values(**fields))
+            updated += 1
+        if child is not None and old_children != children:
+            ctable, fk = child[0].__table__, child[1]
+            session.execute(delete(ctable).where(ctable.c[fk] == row_id))
+            if children:
+                session.execute(
+                    insert(ctable),
+                    [{fk: row_id, "position": i, **c} for i, c in enumerate(children)],
+                )
+    if prune and current:
+        # Children go with their parent (ON DELETE CASCADE; SQLite: foreign_keys=ON).
+        if child is not None:
+            ctable, fk = child[0].__table__, child[1]
+            ids = [row_id for row_id, _ in current.values()]
+            session.execute(delete(ctable).where(ctable.c[fk].in_(ids)))
+        session.execute(delete(table).where(table.c.id.in_([i for i, _ in current.values()])))
+        deleted = len(current)
+    return created, updated, unchanged, deleted
+
+
+def _sync_dialplan(
+    session: Session, plan: PlanSpec, prune: bool
+) -> list[tuple[int, int, int, int]]:
+    def tf(spec: TransformSpec) -> dict[str, Any]:
+        return dict(transform_to_json(spec.to_model()))
+
+    def transforms(entry: _PatternSpec | RouteGroupMemberSpec) -> dict[str, Any]:
+        return {
+            "called_transform": tf(entry.called_transform),
+            "calling_transform": tf(entry.calling_transform),
+        }
+
+    name = ("name",)
+    pattern_key = ("pattern", "partition")
+    return [
+        _sync(
+            session,
+            Partition,
+            name,
+            [((p,), {"position": i}, []) for i, p in enumerate(plan.partitions)],
+            prune,
+        ),
+        _sync(
+            session,
+            CallingSearchSpaceRow,
+            name,
+            [
+                ((c.name,), {}, [{"partition": p} for p in c.partitions])
+                for c in plan.calling_search_spaces
+            ],
+            prune,
+            (CssMember, "css_id"),
+        ),
+        _sync(
+            session,
+            TrunkRow,
+            name,
+            [
+                (
+                    (t.name,),
+                    {
+                        "protocol": t.protocol,
+                        "host": t.host,
+                        "port": t.port,
+                        "transport": t.transport,
+                        "css": t.css,
+                        "max_calls": t.max_calls,
+                        "username": t.username,
+                        "password": t.password,
+                        "register": t.register_,
+                        "options_ping": float(t.options_ping),
+                        "inbound_addresses": list(t.inbound_addresses),
+                    },
+                    [],
+                )
+                for t in plan.trunks
+            ],
+            prune,
+        ),
+        _sync(
+            session,
+            RouteGroupRow,
+            name,
+            [
+                (
+                    (g.name,),
+                    {"distribution": g.distribution},
+                    [{"trunk": m.trunk, **transforms(m)} for m in g.members],
+                )
+                for g in plan.route_groups
+            ],
+            prune,
+            (RouteGroupMemberRow, "group_id"),
+        ),
+        _sync(
+            session,
+            RouteListRow,
+            name,
+            [((r.name,), {}, [{"route_group": g} for g in r.groups]) for r in plan.route_lists],
+            prune,
+            (RouteListMemberRow, "list_id"),
+        ),
+        _sync(
+            session,
+            RoutePatternRow,
+            pattern_key,
+            [
+                (
+                    (r.pattern, r.partition),
+                    {
+                        "route_list": r.route_list,
+                        "block": r.block,
+                        "block_cause": r.block_cause,
+                        "urgent": r.urgent,
+                        **transforms(r),
+                    },
+                    [],
+                )
+                for r in plan.route_patterns
+            ],
+            prune,
+        ),
+        _sync(
+            session,
+            TranslationPatternRow,
+            pattern_key,
+            [
+                (
+                    (t.pattern, t.partition),
+                    {"css": t.css, "urgent": t.urgent, "block": t.block, **transforms(t)},
+                    [],
+                )
+                for t in plan.translation_patterns
+            ],
+            prune,
+        ),
+    ]
 
 
 def load_plan(path: Path | str, url: str | Engine, realm: str, *, prune: bool = True) -> PlanReport:

@@ -3,16 +3,52 @@
 The node calls :func:`load_snapshot` at start and whenever
 :func:`plan_version` (one indexed row) differs from the snapshot's version;
 call processing then reads only the snapshot.
+
+The snapshot carries the dial plan too (``PlanSnapshot.dialplan_spec``, its
+directory numbers derived from the device lines) and its analyzer, built
+here: a plan the analyzer refuses raises ``DialPlanError`` and the node keeps
+its previous snapshot.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import replace
+from typing import Any
+
 from sqlalchemy import select
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from offhook.core.directory import DeviceInfo, LineInfo, PlanSnapshot
-from offhook.db.models import PLAN_VERSION_KEY, Device, Line, PlanMeta
+from offhook.core.dialplan.model import (
+    CallingSearchSpace,
+    DialPlanSpec,
+    Distribution,
+    RouteGroup,
+    RouteGroupMember,
+    RouteList,
+    RoutePattern,
+    TranslationPattern,
+    Trunk,
+)
+from offhook.core.directory import DeviceInfo, LineInfo, PlanSnapshot, directory_numbers
+from offhook.db.models import (
+    PLAN_VERSION_KEY,
+    CallingSearchSpaceRow,
+    CssMember,
+    Device,
+    Line,
+    Partition,
+    PlanMeta,
+    RouteGroupMemberRow,
+    RouteGroupRow,
+    RouteListMemberRow,
+    RouteListRow,
+    RoutePatternRow,
+    TranslationPatternRow,
+    TrunkRow,
+    transform_from_json,
+)
 
 
 def plan_version(engine: Engine) -> int:
@@ -61,6 +97,7 @@ def load_snapshot(engine: Engine) -> PlanSnapshot:
             )
         ):
             lines.setdefault(dev_id, []).append(LineInfo(dn, display, partition))
+        spec = _dialplan_rows(conn)
     infos = [
         DeviceInfo(
             name=d.name,
@@ -74,4 +111,132 @@ def load_snapshot(engine: Engine) -> PlanSnapshot:
         )
         for d in devices
     ]
-    return PlanSnapshot.build(infos, version)
+    spec = replace(spec, directory_numbers=directory_numbers(infos))
+    return PlanSnapshot.build(infos, version, spec)
+
+
+def _children(rows: Iterable[Any]) -> dict[int, list[Any]]:
+    """Ordered child rows ``(parent_id, position, ...)`` grouped by parent."""
+    out: dict[int, list[Any]] = {}
+    for row in rows:
+        out.setdefault(int(row[0]), []).append(row)
+    return out
+
+
+def _dialplan_rows(conn: Connection) -> DialPlanSpec:
+    """The dial plan tables as a :class:`DialPlanSpec` (without DNs)."""
+    partitions = conn.execute(
+        select(Partition.name).order_by(Partition.position, Partition.name)
+    ).scalars()
+    css_members = _children(
+        conn.execute(
+            select(CssMember.css_id, CssMember.position, CssMember.partition).order_by(
+                CssMember.css_id, CssMember.position
+            )
+        )
+    )
+    css = [
+        CallingSearchSpace(name, tuple(m.partition for m in css_members.get(css_id, ())))
+        for css_id, name in conn.execute(
+            select(CallingSearchSpaceRow.id, CallingSearchSpaceRow.name).order_by(
+                CallingSearchSpaceRow.name
+            )
+        )
+    ]
+    trunks = [
+        Trunk(
+            name=t.name,
+            protocol=t.protocol,
+            host=t.host,
+            port=t.port,
+            transport=t.transport,
+            css=t.css,
+            max_calls=t.max_calls,
+            username=t.username,
+            password=t.password,
+            register=bool(t.register),
+            options_ping=float(t.options_ping),
+            inbound_addresses=tuple(t.inbound_addresses or ()),
+        )
+        for t in conn.execute(select(TrunkRow).order_by(TrunkRow.name))
+    ]
+    group_members = _children(
+        conn.execute(
+            select(
+                RouteGroupMemberRow.group_id,
+                RouteGroupMemberRow.position,
+                RouteGroupMemberRow.trunk,
+                RouteGroupMemberRow.called_transform,
+                RouteGroupMemberRow.calling_transform,
+            ).order_by(RouteGroupMemberRow.group_id, RouteGroupMemberRow.position)
+        )
+    )
+    groups = [
+        RouteGroup(
+            name=name,
+            members=tuple(
+                RouteGroupMember(
+                    m.trunk,
+                    transform_from_json(m.called_transform),
+                    transform_from_json(m.calling_transform),
+                )
+                for m in group_members.get(group_id, ())
+            ),
+            distribution=Distribution(distribution),
+        )
+        for group_id, name, distribution in conn.execute(
+            select(RouteGroupRow.id, RouteGroupRow.name, RouteGroupRow.distribution).order_by(
+                RouteGroupRow.name
+            )
+        )
+    ]
+    list_members = _children(
+        conn.execute(
+            select(
+                RouteListMemberRow.list_id,
+                RouteListMemberRow.position,
+                RouteListMemberRow.route_group,
+            ).order_by(RouteListMemberRow.list_id, RouteListMemberRow.position)
+        )
+    )
+    lists = [
+        RouteList(name, tuple(m.route_group for m in list_members.get(list_id, ())))
+        for list_id, name in conn.execute(
+            select(RouteListRow.id, RouteListRow.name).order_by(RouteListRow.name)
+        )
+    ]
+    route_patterns = [
+        RoutePattern(
+            pattern=r.pattern,
+            partition=r.partition,
+            route_list=r.route_list,
+            block=bool(r.block),
+            block_cause=r.block_cause,
+            urgent=bool(r.urgent),
+            called_transform=transform_from_json(r.called_transform),
+            calling_transform=transform_from_json(r.calling_transform),
+        )
+        for r in conn.execute(select(RoutePatternRow).order_by(RoutePatternRow.id))
+    ]
+    translations = [
+        TranslationPattern(
+            pattern=t.pattern,
+            partition=t.partition,
+            css=t.css,
+            urgent=bool(t.urgent),
+            block=bool(t.block),
+            called_transform=transform_from_json(t.called_transform),
+            calling_transform=transform_from_json(t.calling_transform),
+        )
+        for t in conn.execute(select(TranslationPatternRow).order_by(TranslationPatternRow.id))
+    ]
+    return DialPlanSpec(
+        partitions=tuple(partitions),
+        calling_search_spaces=tuple(css),
+        directory_numbers=(),
+        route_patterns=tuple(route_patterns),
+        translation_patterns=tuple(translations),
+        trunks=tuple(trunks),
+        route_groups=tuple(groups),
+        route_lists=tuple(lists),
+    )

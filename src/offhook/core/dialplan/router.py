@@ -258,11 +258,12 @@ class DialPlan:
 
         for i, rp in enumerate(spec.route_patterns):
             path = f"route_patterns[{i}] ({rp.pattern})"
-            if not rp.block:
-                if rp.route_list is None:
-                    raise DialPlanError(path, "route pattern has no route list and is not blocked")
-                if rp.route_list not in self._lists:
-                    raise DialPlanError(path, f"route list {rp.route_list!r} does not exist")
+            if rp.route_list is None and not rp.block:
+                raise DialPlanError(path, "route pattern has no route list and is not blocked")
+            if rp.route_list is not None and rp.route_list not in self._lists:
+                # Refused even on a blocked pattern: unblocking it must not
+                # reveal a dangling reference later.
+                raise DialPlanError(path, f"route list {rp.route_list!r} does not exist")
             if rp.block and not 1 <= rp.block_cause <= 127:
                 raise DialPlanError(path, f"block_cause {rp.block_cause} is not a Q.850 cause")
             self._check_transforms(path, rp.called_transform, rp.calling_transform)

@@ -90,6 +90,10 @@ CASES: list[tuple[dict[str, object], str]] = [
         "route_patterns[0] (9.X!): partition 'elsewhere' does not exist",
     ),
     (
+        {"route_patterns": (RoutePattern("976XXXX", "pstn", block=True, route_list="gone"),)},
+        "route_patterns[0] (976XXXX): route list 'gone' does not exist",
+    ),
+    (
         {"route_patterns": (RoutePattern("976XXXX", "pstn", block=True, block_cause=0),)},
         "route_patterns[0] (976XXXX): block_cause 0 is not a Q.850 cause",
     ),

@@ -10,6 +10,9 @@ current directory is used if it exists, else the built-in defaults (plus any
 - ``offhook db upgrade``: create/upgrade the schema.
 - ``offhook load PLAN.yaml [--no-prune]``: import a plan (exit 1 if invalid).
 - ``offhook cdr [--since ISO] [--until ISO] [--limit N] [--json]``: call records as CSV.
+- ``offhook dna --from DEVICE DIGITS [--json]``: the dialed number analyzer:
+  what the dial plan in the database does with DIGITS dialed from DEVICE
+  (no running node needed).
 - ``offhook status [--json]``: registrations and calls of the running node.
 - ``offhook demo-config``: print a sample settings file.
 
@@ -24,11 +27,16 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from offhook.config import SAMPLE_TOML, ConfigError, Settings, default_config_path, load_settings
+
+if TYPE_CHECKING:
+    from offhook.core.dialplan.model import Transform
+    from offhook.core.dialplan.router import Decision, Step
+    from offhook.core.directory import DeviceInfo, PlanSnapshot
 
 app = typer.Typer(
     name="offhook",
@@ -211,6 +219,227 @@ def cdr(
     for r in rows:
         writer.writerow([_cell(v) for v in r.as_dict().values()])
     sys.stdout.flush()
+
+
+def _transform_text(t: Transform) -> str:
+    parts = []
+    if t.discard:
+        parts.append(f"discard {t.discard}")
+    if t.replace is not None:
+        parts.append(f"replace {t.replace}")
+    if t.mask:
+        parts.append(f"mask {t.mask}")
+    if t.prefix:
+        parts.append(f"prefix {t.prefix}")
+    if t.presentation is not None:
+        parts.append(f"presentation {t.presentation.value}")
+    return ", ".join(parts)
+
+
+def _num(number: str) -> str:
+    return number or "(none)"
+
+
+def _translation_css(step: Step, snapshot: PlanSnapshot) -> str:
+    """The CSS of the translation pattern a step matched."""
+    for tp in snapshot.dialplan_spec.translation_patterns:
+        if tp.pattern == step.pattern and tp.partition == step.partition:
+            return tp.css
+    return ""
+
+
+def _partitions_text(partitions: tuple[str, ...]) -> str:
+    return ", ".join(p or "<None>" for p in partitions)
+
+
+def _step_lines(n: int, step: Step, snapshot: PlanSnapshot) -> list[str]:
+    kind = {"dn": "directory number", "route": "route pattern", "translation": "translation pattern"}
+    partition = step.partition or "<None>"
+    out = [
+        f"{n}. {kind.get(step.kind, step.kind)} {step.pattern} in partition {partition}"
+        f" (searched: {_partitions_text(step.searched)})"
+    ]
+    for label, before, after, t in (
+        ("called", step.called_in, step.called_out, step.called_transform),
+        ("calling", step.calling_in, step.calling_out, step.calling_transform),
+    ):
+        how = _transform_text(t)
+        if before != after or how:
+            out.append(
+                f"   {label} {before or '(none)'} -> {after or '(none)'}"
+                + (f" ({how})" if how else "")
+            )
+    if step.blocked:
+        out.append("   blocked")
+    elif step.kind == "translation":
+        css = _translation_css(step, snapshot)
+        out.append(f"   analysed again with calling search space {css or '(none)'}")
+    return out
+
+
+def _dna_text(
+    device: DeviceInfo, digits: str, calling: str, d: Decision, snapshot: PlanSnapshot
+) -> str:
+    from offhook.core.causes import cause_text
+
+    searched = snapshot.dialplan.css_partitions(device.css)
+    css = device.css or "(none)"
+    lines = [
+        f"dialed {digits} from {device.name} (calling {calling or '(none)'}; "
+        f"calling search space {css}: {_partitions_text(searched)})"
+    ]
+    for n, step in enumerate(d.steps, 1):
+        lines += _step_lines(n, step, snapshot)
+    cause = f"Q.850 cause {d.cause}: {cause_text(d.cause)}" if d.cause else ""
+    outcome = str(d.outcome)
+    if outcome == "dn" and d.dn is not None:
+        lines.append(
+            f"result: directory number {d.dn.dn} in partition {d.dn.partition or '<None>'}"
+            f" on {', '.join(d.dn.devices)} (called {d.called}, calling {d.calling or '(none)'})"
+        )
+    elif outcome == "route" and d.route_list is not None:
+        lines.append(
+            f"result: route list {d.route_list.name} (called {d.called}, calling {_num(d.calling)})"
+        )
+        for n, choice in enumerate(d.trunks, 1):
+            t = choice.trunk
+            pres = f", presentation {choice.presentation.value}" if choice.presentation else ""
+            lines.append(
+                f"   {n}. trunk {t.name} (route group {choice.group}; {t.protocol} {t.transport} "
+                f"{t.host}:{t.port}): called {choice.called}, calling {_num(choice.calling)}{pres}"
+            )
+    elif outcome == "blocked":
+        where = d.steps[-1] if d.steps else None
+        what = f" by {where.pattern} in partition {where.partition or '<None>'}" if where else ""
+        lines.append(f"result: blocked{what} ({cause})")
+    elif outcome == "incomplete":
+        lines.append(f"result: incomplete: more digits could match a pattern ({cause}; SIP 484)")
+    elif outcome == "unknown":
+        last = d.steps[-1] if d.steps else None
+        if last is not None and last.kind == "translation":
+            searched = snapshot.dialplan.css_partitions(_translation_css(last, snapshot))
+        lines.append(
+            f"result: unknown: nothing in {_partitions_text(searched)} matches {d.called} ({cause})"
+        )
+    elif outcome == "loop":
+        lines.append(f"result: translation loop stopped ({cause})")
+    else:
+        lines.append(f"result: {outcome} ({cause})" if cause else f"result: {outcome}")
+    return "\n".join(lines)
+
+
+def _dna_json(
+    device: DeviceInfo, digits: str, calling: str, d: Decision, snapshot: PlanSnapshot
+) -> dict[str, Any]:
+    from offhook.core.causes import cause_text
+    from offhook.db.models import transform_to_json
+
+    def step(s: Step) -> dict[str, Any]:
+        return {
+            "kind": s.kind,
+            "pattern": s.pattern,
+            "partition": s.partition,
+            "searched": list(s.searched),
+            "called_in": s.called_in,
+            "called_out": s.called_out,
+            "calling_in": s.calling_in,
+            "calling_out": s.calling_out,
+            "called_transform": transform_to_json(s.called_transform),
+            "calling_transform": transform_to_json(s.calling_transform),
+            "presentation": s.presentation.value if s.presentation else None,
+            "blocked": s.blocked,
+        }
+
+    rp = d.route_pattern
+    return {
+        "device": device.name,
+        "css": device.css,
+        "partitions": list(snapshot.dialplan.css_partitions(device.css)),
+        "dialed": digits,
+        "calling_in": calling,
+        "outcome": str(d.outcome),
+        "called": d.called,
+        "calling": d.calling,
+        "presentation": d.presentation.value if d.presentation else None,
+        "cause": d.cause,
+        "cause_text": cause_text(d.cause) if d.cause else "",
+        "steps": [step(s) for s in d.steps],
+        "dn": (
+            {"dn": d.dn.dn, "partition": d.dn.partition, "devices": list(d.dn.devices)}
+            if d.dn
+            else None
+        ),
+        "route_pattern": (
+            {
+                "pattern": rp.pattern,
+                "partition": rp.partition,
+                "route_list": rp.route_list,
+                "block": rp.block,
+            }
+            if rp
+            else None
+        ),
+        "route_list": d.route_list.name if d.route_list else None,
+        "trunks": [
+            {
+                "trunk": c.trunk.name,
+                "group": c.group,
+                "host": c.trunk.host,
+                "port": c.trunk.port,
+                "transport": c.trunk.transport,
+                "called": c.called,
+                "calling": c.calling,
+                "presentation": c.presentation.value if c.presentation else None,
+            }
+            for c in d.trunks
+        ],
+    }
+
+
+@app.command()
+def dna(
+    digits: Annotated[str, typer.Argument(help="The digits dialed.")],
+    from_device: Annotated[
+        str, typer.Option("--from", help="The calling device (its CSS and first line).")
+    ],
+    config: ConfigOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Dialed number analyzer: what the dial plan does with DIGITS dialed from a device.
+
+    Reads the plan from the database (no running node needed) and prints
+    each translation, the matched pattern and partition, the
+    transformations, the route list and its trunks in order, or why the
+    number is blocked, incomplete or unknown (with the Q.850 cause).
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from offhook.core.dialplan.router import DialPlanError
+    from offhook.db.engine import create_engine_for
+    from offhook.db.snapshot import load_snapshot
+
+    settings = _settings(config)
+    engine = create_engine_for(settings.database.url)
+    try:
+        snapshot = load_snapshot(engine)
+    except SQLAlchemyError as exc:
+        raise _fail(
+            f"offhook: cannot read the plan ({type(exc).__name__}); "
+            "is the schema created? run `offhook db upgrade`"
+        ) from None
+    except DialPlanError as exc:
+        raise _fail(f"offhook: the dial plan in the database is invalid: {exc}") from None
+    finally:
+        engine.dispose()
+    device = snapshot.device(from_device)
+    if device is None:
+        raise _fail(f"offhook: unknown device {from_device!r} (not in the plan)")
+    calling = device.lines[0].dn if device.lines else ""
+    decision = snapshot.dialplan.route(device.css, digits, calling, rotate=False)
+    if as_json:
+        typer.echo(json.dumps(_dna_json(device, digits, calling, decision, snapshot), indent=2))
+    else:
+        typer.echo(_dna_text(device, digits, calling, decision, snapshot))
 
 
 @app.command()

@@ -10,6 +10,19 @@ from offhook.db.engine import create_engine_for, current_revision, head_revision
 from offhook.db.models import Base
 from offhook.db.snapshot import plan_version
 
+DIALPLAN_TABLES = (
+    "partitions",
+    "calling_search_spaces",
+    "css_members",
+    "trunks",
+    "route_groups",
+    "route_group_members",
+    "route_lists",
+    "route_list_members",
+    "route_patterns",
+    "translation_patterns",
+)
+
 
 def test_upgrade_creates_schema(db_url: str) -> None:
     engine = create_engine_for(db_url)
@@ -20,6 +33,7 @@ def test_upgrade_creates_schema(db_url: str) -> None:
         assert current_revision(engine) == head_revision()
         tables = set(inspect(engine).get_table_names())
         assert {"devices", "lines", "cdrs", "plan_meta", "alembic_version"} <= tables
+        assert set(DIALPLAN_TABLES) <= tables
         indexes = {ix["name"] for ix in inspect(engine).get_indexes("cdrs")}
         assert {"ix_cdrs_start", "ix_cdrs_call_id"} <= indexes
         assert plan_version(engine) == 0
@@ -57,5 +71,26 @@ def test_foreign_key_cascade(db_url: str) -> None:
         with engine.begin() as conn:
             conn.execute(text("DELETE FROM devices WHERE id = :d"), {"d": dev_id})
             assert conn.execute(text("SELECT count(*) FROM lines")).scalar_one() == 0
+    finally:
+        engine.dispose()
+
+
+def test_downgrade_0002_and_upgrade_again(db_url: str) -> None:
+    from alembic import command
+
+    from offhook.db.engine import alembic_config
+
+    upgrade(db_url)
+    engine = create_engine_for(db_url)
+    try:
+        with engine.begin() as conn:
+            cfg = alembic_config()
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0001")
+        assert current_revision(engine) == "0001"
+        tables = set(inspect(engine).get_table_names())
+        assert not set(DIALPLAN_TABLES) & tables and "devices" in tables
+        upgrade(engine)
+        assert current_revision(engine) == head_revision() == "0002"
     finally:
         engine.dispose()

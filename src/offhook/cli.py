@@ -253,7 +253,11 @@ def _partitions_text(partitions: tuple[str, ...]) -> str:
 
 
 def _step_lines(n: int, step: Step, snapshot: PlanSnapshot) -> list[str]:
-    kind = {"dn": "directory number", "route": "route pattern", "translation": "translation pattern"}
+    kind = {
+        "dn": "directory number",
+        "route": "route pattern",
+        "translation": "translation pattern",
+    }
     partition = step.partition or "<None>"
     out = [
         f"{n}. {kind.get(step.kind, step.kind)} {step.pattern} in partition {partition}"

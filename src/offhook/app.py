@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import logging
 import signal
@@ -43,7 +44,7 @@ from offhook.net.limits import AuthFailureTracker
 from offhook.ris.admin import AdminServer
 from offhook.sip.aio import SipTransport, TransportLimits
 from offhook.sip.auth import Credentials, DigestAuthenticator
-from offhook.sip.endpoint import Caller, SipEndpoint
+from offhook.sip.endpoint import Caller, SipEndpoint, TrunkPeer
 from offhook.sip.registrar import Registrar
 from offhook.sip.timers import TimerConfig
 from offhook.sip.transaction import TransactionLayer
@@ -76,6 +77,9 @@ class SnapshotCredentials:
 
     def __init__(self, node: Node) -> None:
         self._node = node
+        self._trunks: list[tuple[AllowList, TrunkPeer]] = []
+        self._trunk_exact: dict[tuple[str, int], TrunkPeer] = {}
+        self._trunks_version = 0
 
     def credentials(self, username: str) -> Credentials | None:
         dev = self._node.snapshot.device_for_user(username)
@@ -89,6 +93,36 @@ class SnapshotCredentials:
             ha1_sha256=dev.ha1_sha256,
             dns=tuple(line.dn for line in dev.lines),
         )
+
+    def trunk_for(self, addr: tuple[str, int]) -> TrunkPeer | None:
+        """The trunk a request from ``addr`` belongs to, if any.
+
+        A trunk with ``inbound_addresses`` accepts calls from any port of those
+        networks; without them, only from its own host and port (so that a
+        phone on the same host as a trunk peer still has to authenticate).
+        """
+        snapshot = self._node.snapshot
+        if self._trunks_version != id(snapshot):
+            self._trunks = []
+            self._trunk_exact = {}
+            for trunk in snapshot.dialplan_spec.trunks:
+                peer = TrunkPeer(trunk.name, trunk.css, trunk.max_calls)
+                if trunk.inbound_addresses:
+                    self._trunks.append((AllowList(trunk.inbound_addresses), peer))
+                    continue
+                try:
+                    host = str(ipaddress.ip_address(trunk.host))
+                except ValueError:
+                    continue  # a host name: inbound calls need inbound_addresses
+                self._trunk_exact[(host, trunk.port)] = peer
+            self._trunks_version = id(snapshot)
+        exact = self._trunk_exact.get(addr)
+        if exact is not None:
+            return exact
+        for allow, peer in self._trunks:
+            if allow.allows(addr[0]):
+                return peer
+        return None
 
     def caller_of(self, device: str) -> Caller | None:
         dev = self._node.snapshot.device(device)
@@ -230,6 +264,7 @@ async def run(settings: Settings, ready: asyncio.Event | None = None) -> None:
         port=port,
         on_auth_failure=on_auth_failure,
         is_blocked=is_blocked,
+        trunk_for=creds.trunk_for,
     )
     endpoint_ref.append(endpoint)
     log.info("SIP listening on %s:%d (udp=%s tcp=%s)", sip.listen, port, sip.udp, sip.tcp)

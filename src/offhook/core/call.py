@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from offhook.core.causes import cause_text
+from offhook.core.dialplan.router import TrunkChoice
 from offhook.core.events import Setup
 from offhook.core.leg import Leg, LegState
 from offhook.core.media import MediaDescription
@@ -45,6 +46,7 @@ class Call:
         "ring_deadline",
         "setup",
         "start",
+        "trunk_queue",
     )
 
     def __init__(self, call_id: str, a_leg: Leg, setup: Setup, start: float) -> None:
@@ -65,6 +67,8 @@ class Call:
         self.relayed = False  # some Progress/Alerting was relayed to A
         self.relayed_media: MediaDescription | None = None
         self.ring_deadline: float | None = None  # monotonic
+        # Trunks still to try, in route list order, when routed by a route pattern.
+        self.trunk_queue: list[tuple[TrunkChoice, Setup]] = []
 
     def __repr__(self) -> str:
         return f"<Call {self.id} {self.setup.called!r} {self.state.value}>"

@@ -116,7 +116,14 @@ class PlanSnapshot:
             for dn, names in owners.items()
         }
         if dialplan_spec is None:
-            return cls(devices=devs, dns=dns, version=version)
+            # Directory numbers only, from the devices' lines (no patterns).
+            spec = DialPlanSpec(
+                partitions=tuple(sorted({e.partition for e in dns.values()} - {""})),
+                directory_numbers=tuple(
+                    DirectoryNumber(e.dn, e.partition, e.devices, e.display) for e in dns.values()
+                ),
+            )
+            return cls(devices=devs, dns=dns, version=version, dialplan_spec=spec)
         snapshot = cls(devices=devs, dns=dns, version=version, dialplan_spec=dialplan_spec)
         _ = snapshot.dialplan
         return snapshot

@@ -47,7 +47,7 @@ import heapq
 import logging
 from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from functools import partial
 from typing import Any
 
@@ -57,6 +57,8 @@ from offhook.common.location import Binding, LocationStore
 from offhook.core.bus import EventBus
 from offhook.core.call import Call, PendingOffer
 from offhook.core.causes import Cause, select_cause
+from offhook.core.dialplan.model import Presentation
+from offhook.core.dialplan.router import Decision, Outcome
 from offhook.core.directory import PlanSnapshot
 from offhook.core.events import (
     Alerting,
@@ -83,6 +85,11 @@ from offhook.core.records import (
 )
 
 log = logging.getLogger(__name__)
+
+# Q.850 causes after which a route list tries its next trunk: the trunk (or the
+# network behind it) failed, as opposed to the called user answering (busy,
+# unknown number, rejected), which ends the hunt.
+FAILOVER_CAUSES = frozenset({3, 27, 34, 38, 41, 42, 47, 63, 102})
 
 DEFAULT_RING_TIMEOUT = 60.0
 
@@ -125,9 +132,15 @@ class CallEngine:
         """Use ``factory`` for outbound legs to bindings of ``protocol`` (e.g. 'sip')."""
         self._factories[protocol] = factory
 
-    def inbound_leg(self, driver: LegDriver, device: str) -> Leg:
-        """A new, idle leg for a call ``device`` is placing; follow with ``setup``."""
-        return self._new_leg(Direction.INBOUND, device, driver=driver)
+    def inbound_leg(self, driver: LegDriver, device: str, css: str | None = None) -> Leg:
+        """A new, idle leg for a call ``device`` is placing; follow with ``setup``.
+
+        ``css`` overrides the calling search space the call is routed with
+        (a trunk's, for calls arriving over it); by default the device's.
+        """
+        leg = self._new_leg(Direction.INBOUND, device, driver=driver)
+        leg.css = css
+        return leg
 
     def _new_leg(
         self,
@@ -344,10 +357,26 @@ class CallEngine:
         if self._over_limit(snapshot, leg.device, extra=1):
             self._end_call(call, Cause.USER_BUSY)
             return
-        entry = snapshot.lookup_dn(setup.called)
-        if entry is None:
-            self._end_call(call, Cause.UNALLOCATED_NUMBER)
+        info = snapshot.device(leg.device)
+        css = leg.css if leg.css is not None else (info.css if info is not None else "")
+        decision = snapshot.dialplan.route(css, setup.called, calling.number)
+        if decision.presentation is not None or decision.calling != calling.number:
+            calling = replace(
+                calling,
+                number=decision.calling,
+                presentation_allowed=(
+                    calling.presentation_allowed
+                    if decision.presentation is None
+                    else decision.presentation is Presentation.ALLOWED
+                ),
+            )
+        if decision.outcome == Outcome.ROUTE:
+            self._route_trunks(call, setup, calling, decision)
             return
+        if decision.outcome != Outcome.DN or decision.dn is None:
+            self._end_call(call, decision.cause or Cause.UNALLOCATED_NUMBER)
+            return
+        entry = decision.dn
         now = self._clock.monotonic()
         targets: list[Binding] = []
         for device in entry.devices:
@@ -366,7 +395,7 @@ class CallEngine:
 
         out = Setup(
             calling=calling,
-            called=setup.called,
+            called=decision.called,
             media=setup.media,
             original_called=setup.original_called or setup.called,
         )
@@ -377,6 +406,57 @@ class CallEngine:
             self._start_fork(call, binding, out)
         if not call.live_forks():
             self._end_call(call, select_cause(call.failures))
+
+    def _route_trunks(
+        self, call: Call, setup: Setup, calling: PartyInfo, decision: Decision
+    ) -> None:
+        """Try the route list's trunks in order, failing over (see ``_do_release``)."""
+        for choice in decision.trunks:
+            party = replace(
+                calling,
+                number=choice.calling,
+                presentation_allowed=(
+                    calling.presentation_allowed
+                    if choice.presentation is None
+                    else choice.presentation is Presentation.ALLOWED
+                ),
+            )
+            out = Setup(
+                calling=party,
+                called=choice.called,
+                media=setup.media,
+                original_called=setup.original_called or setup.called,
+            )
+            call.trunk_queue.append((choice, out))
+        if self.ring_timeout is not None:
+            call.ring_deadline = self._clock.monotonic() + self.ring_timeout
+            heapq.heappush(self._ring_heap, (call.ring_deadline, call.id))
+        if not self._next_trunk(call):
+            self._end_call(call, select_cause(call.failures, default=Cause.NO_CIRCUIT_AVAILABLE))
+
+    def _next_trunk(self, call: Call) -> bool:
+        """Offer the call to the next usable trunk; False when none is left."""
+        while call.trunk_queue:
+            choice, out = call.trunk_queue.pop(0)
+            trunk = choice.trunk
+            if trunk.max_calls > 0 and self.device_calls(trunk.name) >= trunk.max_calls:
+                log.info("call %s: trunk %s is at its limit, skipped", call.id, trunk.name)
+                call.failures.append(Cause.NO_CIRCUIT_AVAILABLE)
+                continue
+            # The adapter builds the request target from the called number
+            # and the trunk's address (an empty contact).
+            binding = Binding(
+                device=trunk.name,
+                protocol=trunk.protocol,
+                contact="",
+                expires_at=float("inf"),
+                source=(trunk.host, trunk.port),
+                transport=trunk.transport,
+            )
+            self._start_fork(call, binding, out)
+            if call.live_forks():
+                return True
+        return False
 
     def _calling_party(self, snapshot: PlanSnapshot, leg: Leg, party: PartyInfo) -> PartyInfo:
         """The caller as the called side sees it: device and name filled from the plan."""
@@ -535,6 +615,13 @@ class CallEngine:
             return
         # An unanswered fork failed (losers after connect are released already).
         call.failures.append(cause)
+        if call.trunk_queue:
+            if cause in FAILOVER_CAUSES:
+                log.info("call %s: trunk %s failed (cause %d), next", call.id, leg.device, cause)
+                if self._next_trunk(call):
+                    return
+            else:
+                call.trunk_queue.clear()  # a user-level answer ends the hunt
         if cause in self.fork_ending_causes:
             # RFC 3261 §16.7: a 6xx-class answer ends the whole fork at once.
             self._end_call(call, cause)

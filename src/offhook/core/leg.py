@@ -123,6 +123,7 @@ class Leg:
         "call",
         "cause",
         "created_at",
+        "css",
         "device",
         "direction",
         "driver",
@@ -147,6 +148,9 @@ class Leg:
         self.device = device
         self.binding = binding
         self.driver = driver
+        # The calling search space this leg's calls are routed with, when it is
+        # not the device's own (a call arriving over a trunk uses the trunk's).
+        self.css: str | None = None
         self.call: Call | None = None
         self.state = LegState.IDLE
         self.cause: int | None = None

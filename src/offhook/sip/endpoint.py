@@ -80,6 +80,15 @@ TEMPORARY_FAILURE = 41
 
 
 @dataclass(frozen=True, slots=True)
+class TrunkPeer:
+    """A trunk a request came from: its name, CSS and call limit."""
+
+    name: str
+    css: str
+    max_calls: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Caller:
     """Who an authenticated device calls as: its first line."""
 
@@ -419,7 +428,15 @@ class OutboundLeg(SipLeg):
         )
         number = calling.number if calling.presentation_allowed else "anonymous"
         from_value = (f'"{name}" ' if name else "") + f"<sip:{number}@{host}>;tag={new_tag()}"
-        to_value = f"<sip:{setup.called}@{host}>"
+        target = self.binding.contact
+        if target:
+            to_value = f"<sip:{setup.called}@{host}>"
+        else:
+            # A trunk: the request goes to the called number at the far end.
+            far = f"[{self.dest[0]}]" if ":" in self.dest[0] else self.dest[0]
+            suffix = f";transport={self.transport}" if self.transport != "udp" else ""
+            target = f"sip:{setup.called}@{far}:{self.dest[1]}{suffix}"
+            to_value = f"<sip:{setup.called}@{far}:{self.dest[1]}>"
         items = [
             ("Via", self.via()),
             ("Max-Forwards", "70"),
@@ -434,9 +451,7 @@ class OutboundLeg(SipLeg):
         body = self.body_for(setup.media)
         if body:
             items.append(("Content-Type", SDP))
-        req = SipRequest(
-            method="INVITE", uri=self.binding.contact, headers=Headers(items), body=body
-        )
+        req = SipRequest(method="INVITE", uri=target, headers=Headers(items), body=body)
         self.invite = req
         ep.request(req, self.dest, self.transport, self)
 
@@ -612,6 +627,7 @@ class SipEndpoint:
         port: int,
         on_auth_failure: Callable[[Addr, str], None] | None = None,
         is_blocked: Callable[[Addr], bool] | None = None,
+        trunk_for: Callable[[Addr], TrunkPeer | None] | None = None,
     ) -> None:
         self.engine = engine
         self.registrar = registrar
@@ -626,6 +642,7 @@ class SipEndpoint:
         self.host_port = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         self.on_auth_failure = on_auth_failure
         self.is_blocked = is_blocked
+        self.trunk_for = trunk_for
         self.loop = asyncio.get_running_loop()
         self.t1 = txl.timers.t1
         self.t2 = txl.timers.t2
@@ -778,6 +795,10 @@ class SipEndpoint:
             self.respond(key, resp)
 
     def on_invite(self, key: TxnKey, req: SipRequest, addr: Addr, transport: str) -> None:
+        trunk = self.trunk_for(addr) if self.trunk_for is not None else None
+        if trunk is not None:
+            self.on_trunk_invite(key, req, addr, transport, trunk)
+            return
         result = self.auth.verify(req, self.creds, self.clock.wall(), proxy=True)
         if result.status is not AuthStatus.OK or result.credentials is None:
             if result.status is AuthStatus.FAILED and self.on_auth_failure is not None:
@@ -819,6 +840,44 @@ class SipEndpoint:
         inbound.leg = leg
         setup = Setup(
             calling=PartyInfo(number=caller.number, name=name, device=device),
+            called=called,
+            media=media,
+            original_called=called,
+        )
+        self.engine.setup(leg, setup)
+
+    def on_trunk_invite(
+        self, key: TxnKey, req: SipRequest, addr: Addr, transport: str, trunk: TrunkPeer
+    ) -> None:
+        """A call from a trunk's address: no digest, routed with the trunk's CSS."""
+        if trunk.max_calls > 0 and self.engine.device_calls(trunk.name) >= trunk.max_calls:
+            self.respond(key, make_response(req, 503, "Trunk Busy", to_tag=new_tag()))
+            return
+        try:
+            called = parse_uri(req.uri).user_unescaped or ""
+            caller = parse_name_addr(req.headers.get("From") or "")
+        except ParseError:
+            self.respond(key, make_response(req, 400, to_tag=new_tag()))
+            return
+        media: MediaDescription | None = None
+        if req.body:
+            try:
+                media = sdp_to_media(req.body)
+            except ParseError as exc:
+                self.respond(key, make_response(req, exc.status_hint or 488, to_tag=new_tag()))
+                return
+        inbound = InboundLeg(self, key, req, addr, transport)
+        self.inbound_by_key[key] = inbound
+        leg = self.engine.inbound_leg(inbound, trunk.name, css=trunk.css)
+        inbound.leg = leg
+        number = caller.uri.user_unescaped or ""
+        setup = Setup(
+            calling=PartyInfo(
+                number=number,
+                name=caller.display or "",
+                device=trunk.name,
+                presentation_allowed=number.lower() != "anonymous",
+            ),
             called=called,
             media=media,
             original_called=called,

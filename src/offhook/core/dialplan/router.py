@@ -254,7 +254,9 @@ class DialPlan:
 
         for i, dn in enumerate(spec.directory_numbers):
             path = f"directory_numbers[{i}] ({dn.dn})"
-            yield entry(path, dn.dn, dn.partition, "dn", dn, False)
+            # A DN is its own pattern; an E.164 DN's leading + is a literal (\+).
+            text = "\\" + dn.dn if dn.dn.startswith("+") else dn.dn
+            yield entry(path, text, dn.partition, "dn", dn, False)
 
         for i, rp in enumerate(spec.route_patterns):
             path = f"route_patterns[{i}] ({rp.pattern})"

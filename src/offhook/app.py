@@ -79,7 +79,7 @@ class SnapshotCredentials:
         self._node = node
         self._trunks: list[tuple[AllowList, TrunkPeer]] = []
         self._trunk_exact: dict[tuple[str, int], TrunkPeer] = {}
-        self._trunks_version = 0
+        self._trunks_snapshot: PlanSnapshot | None = None
 
     def credentials(self, username: str) -> Credentials | None:
         dev = self._node.snapshot.device_for_user(username)
@@ -102,7 +102,7 @@ class SnapshotCredentials:
         phone on the same host as a trunk peer still has to authenticate).
         """
         snapshot = self._node.snapshot
-        if self._trunks_version != id(snapshot):
+        if self._trunks_snapshot is not snapshot:
             self._trunks = []
             self._trunk_exact = {}
             for trunk in snapshot.dialplan_spec.trunks:
@@ -115,7 +115,7 @@ class SnapshotCredentials:
                 except ValueError:
                     continue  # a host name: inbound calls need inbound_addresses
                 self._trunk_exact[(host, trunk.port)] = peer
-            self._trunks_version = id(snapshot)
+            self._trunks_snapshot = snapshot
         exact = self._trunk_exact.get(addr)
         if exact is not None:
             return exact

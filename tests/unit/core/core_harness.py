@@ -8,6 +8,7 @@ from typing import Any
 from offhook.common.clock import FakeClock
 from offhook.common.location import Binding, MemoryLocationStore
 from offhook.core.bus import EventBus
+from offhook.core.dialplan.model import DialPlanSpec
 from offhook.core.directory import DeviceInfo, LineInfo, PlanSnapshot
 from offhook.core.engine import CallEngine
 from offhook.core.events import PartyInfo, Setup
@@ -80,10 +81,11 @@ class FakeFactory:
         self.hook: Any = None  # called as hook(driver, leg) after create
 
     def create(self, binding: Binding, leg: Leg) -> LegDriver:
-        driver = FakeDriver(binding.contact)
+        key = binding.contact or binding.device  # a trunk leg has no contact
+        driver = FakeDriver(key)
         driver.leg = leg
-        self.drivers[binding.contact] = driver
-        self.legs[binding.contact] = leg
+        self.drivers[key] = driver
+        self.legs[key] = leg
         if self.hook is not None:
             self.hook(driver, leg)
         return driver
@@ -98,11 +100,12 @@ class Harness:
     devices: list[DeviceInfo] = field(default_factory=list)
     events: list[object] = field(default_factory=list)
     ring_timeout: float | None = 60.0
+    spec: DialPlanSpec | None = None  # a full dial plan; default: the devices' DNs only
     engine: CallEngine = field(init=False)
 
     def __post_init__(self) -> None:
         self.engine = CallEngine(
-            lambda: PlanSnapshot.build(self.devices),
+            lambda: PlanSnapshot.build(self.devices, dialplan_spec=self.spec),
             self.locations,
             self.clock,
             self.bus,
@@ -112,9 +115,17 @@ class Harness:
         self.engine.register_factory("sip", self.factory)
         self.bus.subscribe_all(self.events.append)
 
-    def device(self, name: str, *dns: str, max_calls: int = 4, display: str = "") -> None:
+    def device(
+        self, name: str, *dns: str, max_calls: int = 4, display: str = "", css: str = ""
+    ) -> None:
         self.devices.append(
-            DeviceInfo(name, "sip", tuple(LineInfo(dn, display) for dn in dns), max_calls=max_calls)
+            DeviceInfo(
+                name,
+                "sip",
+                tuple(LineInfo(dn, display) for dn in dns),
+                max_calls=max_calls,
+                css=css,
+            )
         )
 
     def register(self, device: str, contact: str = "", expires: float = 3600) -> str:

@@ -102,7 +102,7 @@ def test_blocked_and_incomplete_numbers(h: Harness) -> None:
 
 
 def test_route_pattern_offers_the_first_trunk_with_transforms(h: Harness) -> None:
-    a, ad = h.call("alice", "914155551234", "1001")
+    a, _ad = h.call("alice", "914155551234", "1001")
     assert list(h.factory.drivers) == ["carrier"]
     leg, driver = h.out("carrier")
     assert leg.binding is not None
@@ -119,10 +119,10 @@ def test_route_pattern_offers_the_first_trunk_with_transforms(h: Harness) -> Non
 
 @pytest.mark.parametrize("cause", [41, 102, 34, 38])
 def test_trunk_failure_fails_over_to_the_next(h: Harness, cause: int) -> None:
-    a, ad = h.call("alice", "914155551234", "1001")
+    _a, ad = h.call("alice", "914155551234", "1001")
     h.engine.on_release(h.out("carrier")[0], cause)
     assert list(h.factory.drivers) == ["carrier", "backup"]
-    backup, bd = h.out("backup")
+    backup, _bd = h.out("backup")
     assert backup.binding is not None and backup.binding.transport == "tcp"
     assert ad.released_with() == []
     h.engine.on_connect(backup, media("192.0.2.20"))

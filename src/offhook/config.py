@@ -206,6 +206,13 @@ class AuthSettings(_Section):
         return (self.secret or self._generated).encode()
 
 
+class DialPlanSettings(_Section):
+    """[dialplan] digit analysis settings."""
+
+    # ITU-T Q.931 T302: inter-digit timeout of overlap dialing, seconds.
+    t302: float = Field(default=15.0, gt=0, le=300)
+
+
 class Settings(_Section):
     """All node settings; build with :func:`load_settings`."""
 
@@ -215,6 +222,7 @@ class Settings(_Section):
     admin: AdminSettings = Field(default_factory=AdminSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    dialplan: DialPlanSettings = Field(default_factory=DialPlanSettings)
 
     # Where the settings came from (None: defaults + environment only).
     source: Path | None = None
@@ -390,4 +398,7 @@ format = "text"                   # text or json
 [auth]
 secret = ""                       # nonce key; empty = random per process.
                                   # A cluster must set the same secret on every node.
+
+[dialplan]
+t302 = 15.0                       # inter-digit timeout of overlap dialing, seconds
 """

@@ -5,6 +5,9 @@ together: the database (plan snapshot, call records), the location store,
 the core call engine and its event bus, the SIP stack (transport,
 transaction layer, registrar, digest, endpoint) and the local admin
 endpoint that ``offhook status`` reads. Nothing else constructs these.
+Trunk supervision (``sip.trunks.TrunkMonitor``: OPTIONS pings, trunk
+registration) is fed the plan's trunks at start and on every reload; the
+engine asks it whether a trunk is up before offering it a call.
 
 Off the hot path: the plan snapshot is reloaded when the database's
 ``plan_version`` changes (polled once a second in a worker thread), and
@@ -48,6 +51,7 @@ from offhook.sip.endpoint import Caller, SipEndpoint, TrunkPeer
 from offhook.sip.registrar import Registrar
 from offhook.sip.timers import TimerConfig
 from offhook.sip.transaction import TransactionLayer
+from offhook.sip.trunks import TrunkMonitor, TrunkTarget
 
 log = logging.getLogger("offhook")
 
@@ -133,6 +137,28 @@ class SnapshotCredentials:
         return Caller(dev.name, dev.display)
 
 
+def trunk_targets(snapshot: PlanSnapshot) -> list[TrunkTarget]:
+    """The plan's SIP trunks as the trunk monitor sees them."""
+    return [
+        TrunkTarget(
+            name=t.name,
+            host=t.host,
+            port=t.port,
+            transport=t.transport,
+            options_ping=t.options_ping,
+            register=t.register,
+            username=t.username,
+            password=t.password,
+        )
+        for t in snapshot.dialplan_spec.trunks
+        if t.protocol == "sip"
+    ]
+
+
+def _iso(ts: float | None) -> str | None:
+    return None if ts is None else _utc(ts).isoformat()
+
+
 def _utc(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, tz=UTC)
 
@@ -207,7 +233,15 @@ async def run(settings: Settings, ready: asyncio.Event | None = None) -> None:
     clock = LoopClock(loop)
     bus = EventBus()
     locations = MemoryLocationStore()
-    engine = CallEngine(lambda: node.snapshot, locations, clock, bus, node=settings.node.name)
+    trunks = TrunkMonitor()
+    engine = CallEngine(
+        lambda: node.snapshot,
+        locations,
+        clock,
+        bus,
+        node=settings.node.name,
+        trunk_up=trunks.is_up,
+    )
     repo = CdrRepository(db)
     bus.subscribe(CallEnded, lambda ev: node.cdr_queue.append(cdr_row(ev.record)))
 
@@ -265,8 +299,10 @@ async def run(settings: Settings, ready: asyncio.Event | None = None) -> None:
         on_auth_failure=on_auth_failure,
         is_blocked=is_blocked,
         trunk_for=creds.trunk_for,
+        trunks=trunks,
     )
     endpoint_ref.append(endpoint)
+    endpoint.configure_trunks(trunk_targets(node.snapshot))
     log.info("SIP listening on %s:%d (udp=%s tcp=%s)", sip.listen, port, sip.udp, sip.tcp)
 
     def status() -> dict[str, Any]:
@@ -290,6 +326,10 @@ async def run(settings: Settings, ready: asyncio.Event | None = None) -> None:
                 for b in sorted(locations.all(now), key=lambda b: (b.device, b.contact))
             ],
             "calls": engine.snapshot_state(),
+            "trunks": [
+                {**row, "last_change": _iso(row["last_change"])}
+                for row in trunks.status(now, time.time())
+            ],
             "counters": {
                 "rejections": counters.snapshot(),
                 "sip": dict(endpoint.counters),
@@ -319,6 +359,7 @@ async def run(settings: Settings, ready: asyncio.Event | None = None) -> None:
                 if version != node.snapshot.version:
                     node.snapshot = await asyncio.to_thread(load_snapshot, db)
                     log.info("plan reloaded (version %d)", node.snapshot.version)
+                    endpoint.configure_trunks(trunk_targets(node.snapshot))
             except Exception:
                 log.exception("plan reload failed; keeping the current plan")
 
@@ -454,5 +495,20 @@ def print_status(settings: Settings, as_json: bool) -> int:
             legs,
         )
     console.print(table)
+    trunk_rows = data.get("trunks", [])
+    if trunk_rows:
+        trunks = Table(title=f"Trunks ({len(trunk_rows)})")
+        for col in ("name", "address", "state", "since", "last_result", "registration"):
+            trunks.add_column(col)
+        for t in trunk_rows:
+            trunks.add_row(
+                str(t.get("name")),
+                f"{t.get('host')}:{t.get('port')}/{t.get('transport', 'udp')}",
+                str(t.get("state")),
+                str(t.get("last_change") or "-"),
+                str(t.get("last_result") or "-"),
+                str(t.get("registration")),
+            )
+        console.print(trunks)
     console.print(f"rejections: {data['counters']['rejections']}")
     return 0

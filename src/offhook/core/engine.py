@@ -106,8 +106,11 @@ class CallEngine:
         ring_timeout: float | None = DEFAULT_RING_TIMEOUT,
         fork_ending_causes: frozenset[int] = frozenset({Cause.CALL_REJECTED}),
         id_factory: Callable[[], str] | None = None,
+        trunk_up: Callable[[str], bool] | None = None,
     ) -> None:
         self._snapshot = snapshot_provider
+        # Whether a trunk answers its OPTIONS pings (default: every trunk is up).
+        self._trunk_up = trunk_up or (lambda name: True)
         self._locations = locations
         self._clock = clock
         self._bus = bus
@@ -439,6 +442,11 @@ class CallEngine:
         while call.trunk_queue:
             choice, out = call.trunk_queue.pop(0)
             trunk = choice.trunk
+            if not self._trunk_up(trunk.name):
+                # Its OPTIONS pings fail: skip it without waiting for Timer B.
+                log.info("call %s: trunk %s is down, skipped", call.id, trunk.name)
+                call.failures.append(Cause.NETWORK_OUT_OF_ORDER)
+                continue
             if trunk.max_calls > 0 and self.device_calls(trunk.name) >= trunk.max_calls:
                 log.info("call %s: trunk %s is at its limit, skipped", call.id, trunk.name)
                 call.failures.append(Cause.NO_CIRCUIT_AVAILABLE)

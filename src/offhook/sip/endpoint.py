@@ -7,6 +7,11 @@ dispatched here:
 
 * REGISTER goes to the ``Registrar`` (digest, bindings in the location store);
 * OPTIONS is answered 200;
+* trunks (``trunks.TrunkMonitor``): OPTIONS pings mark them up or down
+  (RFC 3261 §11), ``register: true`` trunks are registered to their far end
+  (REGISTER refreshed at half the expiry), and an outbound INVITE a trunk
+  challenges (401/407) is sent once more with digest credentials
+  (RFC 3261 §22.2);
 * a new INVITE is challenged (407) until its digest checks out, then becomes
   an inbound leg (``InboundLeg``) handed to ``CallEngine.setup``; an
   unauthenticated request is never routed;
@@ -31,6 +36,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from offhook.common.clock import Clock
 from offhook.common.errors import ParseError
@@ -63,6 +69,12 @@ from offhook.sip.transaction import (
     TxnKey,
     build_cancel,
 )
+from offhook.sip.trunks import (
+    TrunkMonitor,
+    TrunkTarget,
+    digest_authorization,
+    pick_challenge,
+)
 from offhook.sip.uri import parse_uri
 from offhook.sip.validate import check_request, check_response
 
@@ -94,6 +106,14 @@ class Caller:
 
     number: str
     name: str
+
+
+class ClientOwner(Protocol):
+    """Who a client transaction's responses and timeout go to."""
+
+    def on_response(self, req: SipRequest, resp: SipResponse) -> None: ...
+
+    def on_timeout(self, req: SipRequest) -> None: ...
 
 
 class SipLeg(LegDriver):
@@ -418,6 +438,7 @@ class OutboundLeg(SipLeg):
         self.cancel_pending: int | None = None
         self.connected = False
         self.ack_held = False  # delayed offer: ACK waits for the caller's answer
+        self.auth_sent = False  # a trunk's challenge was answered once already
 
     def offer(self, setup: Setup) -> None:
         ep = self.ep
@@ -522,6 +543,8 @@ class OutboundLeg(SipLeg):
         if status < 300:
             self._on_2xx(req, resp)
             return
+        if status in (401, 407) and self._retry_with_auth(req, resp):
+            return
         self.final = True
         if self.done:
             self.finish()
@@ -531,6 +554,44 @@ class OutboundLeg(SipLeg):
         if status == 487:
             cause = NORMAL_CLEARING
         self._report_final(cause)
+
+    def _retry_with_auth(self, req: SipRequest, resp: SipResponse) -> bool:
+        """Answer a trunk's 401/407 once (RFC 3261 §22.2); False: fail the leg.
+
+        The new INVITE keeps Call-ID, From tag and To, takes CSeq + 1 and a new
+        branch; the transaction layer has ACKed the challenge.
+        """
+        if self.auth_sent or self.done or self.cancel_pending is not None:
+            return False
+        if self.binding.contact or self.ep.trunks is None:
+            return False  # only trunks have credentials toward the far end
+        target = self.ep.trunks.target(self.binding.device)
+        if target is None or not target.username:
+            return False
+        proxy = resp.status == 407
+        challenge = pick_challenge(
+            resp.headers.get_raw("Proxy-Authenticate" if proxy else "WWW-Authenticate")
+        )
+        if challenge is None:
+            return False
+        value = digest_authorization(challenge, "INVITE", req.uri, target.username, target.password)
+        if value is None:
+            return False
+        self.auth_sent = True
+        headers = req.headers.copy()
+        headers.set("Via", self.via())
+        headers.set("CSeq", f"{req.cseq[0] + 1} INVITE")
+        headers.add("Proxy-Authorization" if proxy else "Authorization", value)
+        again = SipRequest(method="INVITE", uri=req.uri, headers=headers, body=req.body)
+        if self.dialog is not None:  # an early dialog of the challenged attempt
+            self.ep.dialogs.pop(self.dialog.id, None)
+            self.dialog = None
+        self.provisional = False
+        self.invite = again
+        log.info("trunk %s challenged INVITE %s: resending with credentials",
+                 target.name, req.call_id)  # fmt: skip
+        self.ep.request(again, self.dest, self.transport, self)
+        return True
 
     def _report_final(self, cause: int) -> None:
         if self.leg is not None:
@@ -609,6 +670,113 @@ class SipLegFactory:
         return out
 
 
+def _trunk_uri(target: TrunkTarget, user: str = "") -> str:
+    host = f"[{target.host}]" if ":" in target.host else target.host
+    suffix = f";transport={target.transport}" if target.transport != "udp" else ""
+    return f"sip:{user + '@' if user else ''}{host}:{target.port}{suffix}"
+
+
+class _PingOwner:
+    """Receives the outcome of one OPTIONS ping to a trunk (RFC 3261 §11)."""
+
+    def __init__(self, ep: SipEndpoint, monitor: TrunkMonitor, name: str) -> None:
+        self.ep = ep
+        self.monitor = monitor
+        self.name = name
+
+    def on_response(self, req: SipRequest, resp: SipResponse) -> None:
+        if resp.status >= 200:
+            # any final answer (even 401/407/404) proves the far end alive; 503 does not
+            self.monitor.ping_result(self.name, resp.status, self.ep.loop.time())
+
+    def on_timeout(self, req: SipRequest) -> None:  # Timer F or a transport error
+        self.monitor.ping_result(self.name, None, self.ep.loop.time())
+
+
+class _TrunkRegistration:
+    """Registers one trunk's account at its far end (RFC 3261 §10.2), with digest."""
+
+    def __init__(self, ep: SipEndpoint, monitor: TrunkMonitor, target: TrunkTarget) -> None:
+        self.ep = ep
+        self.monitor = monitor
+        self.target = target
+        self.call_id = new_call_id(ep.host)  # one Call-ID for every refresh (§10.2.4)
+        self.tag = new_tag()
+        self.cseq = 0
+        self.auth_sent = False
+
+    def send(self, auth: tuple[str, str] | None = None) -> None:
+        t = self.target
+        ep = self.ep
+        self.cseq += 1
+        aor = _trunk_uri(t, t.username).split(";", 1)[0]
+        suffix = f";transport={t.transport}" if t.transport != "udp" else ""
+        items = [
+            ("Via", ep.via(t.transport)),
+            ("Max-Forwards", "70"),
+            ("From", f"<{aor}>;tag={self.tag}"),
+            ("To", f"<{aor}>"),
+            ("Call-ID", self.call_id),
+            ("CSeq", f"{self.cseq} REGISTER"),
+            ("Contact", f"<sip:{t.username}@{ep.host_port}{suffix}>"),
+            ("Expires", str(t.expires)),
+            *ep.common_headers(),
+        ]
+        if auth is not None:
+            items.append(auth)
+        uri = _trunk_uri(t)
+        req = SipRequest(method="REGISTER", uri=uri, headers=Headers(items), body=b"")
+        if not ep.request(req, (t.host, t.port), t.transport, self):
+            self.monitor.register_result(t.name, None, ep.loop.time())
+
+    def on_response(self, req: SipRequest, resp: SipResponse) -> None:
+        status = resp.status
+        if status < 200:
+            return
+        now = self.ep.loop.time()
+        if status in (401, 407) and not self.auth_sent:
+            proxy = status == 407
+            challenge = pick_challenge(
+                resp.headers.get_raw("Proxy-Authenticate" if proxy else "WWW-Authenticate")
+            )
+            value = (
+                digest_authorization(
+                    challenge, "REGISTER", req.uri, self.target.username, self.target.password
+                )
+                if challenge is not None
+                else None
+            )
+            if value is not None:
+                self.auth_sent = True
+                self.send(("Proxy-Authorization" if proxy else "Authorization", value))
+                return
+        self.auth_sent = False
+        if 200 <= status < 300:
+            self.monitor.register_result(self.target.name, self._granted(resp), now)
+        else:
+            log.warning("trunk %s: REGISTER answered %d", self.target.name, status)
+            self.monitor.register_result(self.target.name, None, now)
+
+    def on_timeout(self, req: SipRequest) -> None:
+        self.auth_sent = False
+        log.warning("trunk %s: REGISTER timed out", self.target.name)
+        self.monitor.register_result(self.target.name, None, self.ep.loop.time())
+
+    def _granted(self, resp: SipResponse) -> int:
+        """The expiry the registrar granted our contact (Contact param, then Expires)."""
+        ours = f"{self.target.username}@{self.ep.host_port}".lower()
+        for value in resp.headers.get_all("Contact"):
+            try:
+                contact = parse_name_addr(value)
+            except ParseError:
+                continue
+            expires = contact.params.get("expires")
+            if ours in str(contact.uri).lower() and expires and expires.isdigit():
+                return int(expires)
+        header = (resp.headers.get("Expires") or "").strip()
+        return int(header) if header.isdigit() else self.target.expires
+
+
 class SipEndpoint:
     """Dispatches SIP traffic between the transaction layer, registrar and core."""
 
@@ -628,6 +796,7 @@ class SipEndpoint:
         on_auth_failure: Callable[[Addr, str], None] | None = None,
         is_blocked: Callable[[Addr], bool] | None = None,
         trunk_for: Callable[[Addr], TrunkPeer | None] | None = None,
+        trunks: TrunkMonitor | None = None,
     ) -> None:
         self.engine = engine
         self.registrar = registrar
@@ -643,12 +812,14 @@ class SipEndpoint:
         self.on_auth_failure = on_auth_failure
         self.is_blocked = is_blocked
         self.trunk_for = trunk_for
+        self.trunks = trunks
+        self._registrations: dict[str, _TrunkRegistration] = {}
         self.loop = asyncio.get_running_loop()
         self.t1 = txl.timers.t1
         self.t2 = txl.timers.t2
         self.dialogs: dict[DialogId, SipLeg] = {}
         self.inbound_by_key: dict[TxnKey, InboundLeg] = {}
-        self.client_owner: dict[TxnKey, tuple[SipLeg, SipRequest]] = {}
+        self.client_owner: dict[TxnKey, tuple[ClientOwner, SipRequest]] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self.counters: dict[str, int] = {"dropped_responses": 0, "rejected_requests": 0}
@@ -895,6 +1066,48 @@ class SipEndpoint:
         if inbound is not None:
             inbound.on_cancel()
 
+    # --- trunks ---------------------------------------------------------------
+    def configure_trunks(self, targets: list[TrunkTarget]) -> None:
+        """Adopt the plan's trunks (at start and after each plan change)."""
+        if self.trunks is None:
+            return
+        self.trunks.configure(targets, self.loop.time())
+        for name, reg in list(self._registrations.items()):
+            if self.trunks.target(name) != reg.target:
+                del self._registrations[name]
+        self._trunk_work(self.loop.time())
+        self.flush()
+
+    def _trunk_work(self, now: float) -> None:
+        monitor = self.trunks
+        if monitor is None:
+            return
+        for target in monitor.due_pings(now):
+            self._ping(monitor, target)
+        for target in monitor.due_registrations(now):
+            reg = self._registrations.get(target.name)
+            if reg is None or reg.target != target:
+                reg = self._registrations[target.name] = _TrunkRegistration(self, monitor, target)
+            reg.send()
+
+    def _ping(self, monitor: TrunkMonitor, target: TrunkTarget) -> None:
+        """OPTIONS to the trunk through the transaction layer (RFC 3261 §11)."""
+        uri = _trunk_uri(target)
+        items = [
+            ("Via", self.via(target.transport)),
+            ("Max-Forwards", "70"),
+            ("From", f"<sip:offhook@{self.host_port}>;tag={new_tag()}"),
+            ("To", f"<{uri.split(';', 1)[0]}>"),
+            ("Call-ID", new_call_id(self.host)),
+            ("CSeq", "1 OPTIONS"),
+            ("Accept", SDP),
+            *self.common_headers(),
+        ]
+        req = SipRequest(method="OPTIONS", uri=uri, headers=Headers(items), body=b"")
+        owner = _PingOwner(self, monitor, target.name)
+        if not self.request(req, (target.host, target.port), target.transport, owner):
+            monitor.ping_result(target.name, None, self.loop.time())
+
     # --- sending ------------------------------------------------------------
     def server_request(self, key: TxnKey) -> SipRequest | None:
         txn = self.txl.get(key)
@@ -909,14 +1122,16 @@ class SipEndpoint:
         self.process(events)
         self.flush()
 
-    def request(self, req: SipRequest, dest: Addr, transport: str, owner: SipLeg) -> None:
+    def request(self, req: SipRequest, dest: Addr, transport: str, owner: ClientOwner) -> bool:
+        """Start a client transaction whose outcome goes to ``owner``; False if refused."""
         try:
             txn = self.txl.send_request(req, dest, transport, self.loop.time())
         except TransactionError as exc:
             log.warning("request %s not sent: %s", req.method, exc)
-            return
+            return False
         self.client_owner[txn.key] = (owner, req)
         self.flush()
+        return True
 
     def send_ack(self, dialog: Dialog, dest: Addr, transport: str, body: bytes = b"") -> None:
         ack = dialog.create_request(
@@ -938,6 +1153,7 @@ class SipEndpoint:
         self.loop.call_later(32.0, self.dialogs.pop, dialog_id, None)
 
     def flush(self) -> None:
+        failed: list[TxnKey] = []
         for out in self.txl.datagrams_to_send():
             msg = out.message
             dest = out.addr
@@ -949,11 +1165,23 @@ class SipEndpoint:
                 self._send(msg, dest, out.transport)
             except Exception:
                 log.exception("send to %s:%s failed", dest[0], dest[1])
+                if out.key is not None and out.key[0] == "c":
+                    failed.append(out.key)  # RFC 3261 §17.1.4: tell the transaction
+        for key in failed:
+            self.process(self.txl.transport_error(key, self.loop.time()))
+        if failed:
+            self.flush()
+            return
         self._rearm()
 
     # --- timers -------------------------------------------------------------
     def _rearm(self) -> None:
-        deadlines = [d for d in (self.txl.next_timer(), self.engine.next_timer()) if d is not None]
+        trunk_timer = self.trunks.next_timer() if self.trunks is not None else None
+        deadlines = [
+            d
+            for d in (self.txl.next_timer(), self.engine.next_timer(), trunk_timer)
+            if d is not None
+        ]
         if not deadlines:
             return
         when = min(deadlines)
@@ -971,6 +1199,7 @@ class SipEndpoint:
         try:
             self.process(self.txl.handle_timers(now))
             self.engine.handle_timer(now)
+            self._trunk_work(now)
         except Exception:
             log.exception("timer handling failed")
         self.flush()

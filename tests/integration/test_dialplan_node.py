@@ -13,6 +13,7 @@ Every wait is bounded (``recv`` timeouts, ``run_node``'s scenario timeout).
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -222,12 +223,19 @@ class TrunkCall:
     ok: SipResponse  # the 200 the caller received
 
 
-async def answer_trunk_call(call: Call, far: SipClient, invite: SipRequest) -> TrunkCall:
-    """The far end rings and answers ``invite`` with SDP; the caller ACKs."""
+async def answer_trunk_call(
+    call: Call, far: SipClient, invite: SipRequest, *, relayed_180: bool = True
+) -> TrunkCall:
+    """The far end rings and answers ``invite`` with SDP; the caller ACKs.
+
+    ``relayed_180=False``: the caller already heard ringing (an earlier fork
+    or trunk), so this 180 is not relayed again.
+    """
     far_tag = tag()
     far.answer(invite, 180, to_tag=far_tag)
-    ringing = await call.provisional(180)
-    assert ringing.status == 180
+    if relayed_180:
+        ringing = await call.provisional(180)
+        assert ringing.status == 180
     far.answer(invite, 200, to_tag=far_tag, body=sdp(B_PORT))
     ok = await call.final()
     assert ok.status == 200, (ok.status, ok.reason)
@@ -427,13 +435,102 @@ def test_failover_on_503(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
         await hang_up(alice, tc, backup)
         assert invites(carrier) == []
 
+        # The first trunk rings, then fails: still a trunk failure, still failover.
+        call = await alice.call(DIALED, body=sdp(A_PORT))
+        first = await carrier.recv_request("INVITE")
+        carrier_tag = tag()
+        carrier.answer(first, 180, to_tag=carrier_tag)
+        await call.provisional(180)
+        carrier.answer(first, 503, to_tag=carrier_tag, reason="Service Unavailable")
+        await carrier.recv_request("ACK")
+        second = await backup.recv_request("INVITE")
+        tc = await answer_trunk_call(call, backup, second, relayed_180=False)
+        await hang_up(alice, tc, backup)
+
+        # Every trunk answers 503: the caller gets 503.
+        call = await alice.call(DIALED, body=sdp(A_PORT))
+        for far in (carrier, backup):
+            inv = await far.recv_request("INVITE")
+            far.answer(inv, 503, to_tag=tag(), reason="Service Unavailable")
+            await far.recv_request("ACK")
+        final = await call.final()
+        call.ack_failure(final)
+        assert final.status == 503, (final.status, final.reason)
+
     plan = dial_plan(
         [trunk("carrier", CARRIER_HOST, carrier_port), trunk("backup", BACKUP_HOST, backup_port)]
     )
     rows = run_plan(tmp_path, monkeypatch, plan, scenario).cdrs()
-    assert len(rows) == 1, rows
-    assert (rows[0].called_device, rows[0].cause) == ("backup", 16), rows
-    assert rows[0].answer is not None
+    assert len(rows) == 3, rows
+    rows.sort(key=lambda r: r.start)
+    for row in rows[:2]:
+        assert (row.called_device, row.cause) == ("backup", 16), rows
+        assert row.answer is not None
+    assert rows[2].answer is None and rows[2].cause == 41, rows[2]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "gap: issue 3 wants call records to show why earlier route-list members "
+        "were skipped; CdrRow.extra stays empty (app.cdr_row never sets it, "
+        "CallRecord has no field for the hunt)"
+    ),
+)
+def test_cdr_shows_skipped_trunk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    carrier_port, backup_port = free_port(), free_port()
+
+    async def scenario(ctx: Ctx) -> None:
+        carrier = await far_end(ctx, "carrier", CARRIER_HOST, carrier_port)
+        backup = await far_end(ctx, "backup", BACKUP_HOST, backup_port)
+        alice = await phone(ctx, "alice")
+        call = await alice.call(DIALED, body=sdp(A_PORT))
+        first = await carrier.recv_request("INVITE")
+        carrier.answer(first, 503, to_tag=tag(), reason="Service Unavailable")
+        second = await backup.recv_request("INVITE")
+        tc = await answer_trunk_call(call, backup, second)
+        await hang_up(alice, tc, backup)
+
+    plan = dial_plan(
+        [trunk("carrier", CARRIER_HOST, carrier_port), trunk("backup", BACKUP_HOST, backup_port)]
+    )
+    rows = run_plan(tmp_path, monkeypatch, plan, scenario).cdrs()
+    assert len(rows) == 1 and rows[0].called_device == "backup", rows
+    # Which member was skipped, and why (503 -> Q.850 41), somewhere in the record.
+    skipped = json.dumps(rows[0].extra)
+    assert "carrier" in skipped and "41" in skipped, rows[0].extra
+
+
+def test_caller_cancels_while_trunk_rings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    carrier_port, backup_port = free_port(), free_port()
+
+    async def scenario(ctx: Ctx) -> None:
+        carrier = await far_end(ctx, "carrier", CARRIER_HOST, carrier_port)
+        backup = await far_end(ctx, "backup", BACKUP_HOST, backup_port)
+        alice = await phone(ctx, "alice")
+        call = await alice.call(DIALED, body=sdp(A_PORT))
+        invite = await carrier.recv_request("INVITE")
+        far_tag = tag()
+        carrier.answer(invite, 180, to_tag=far_tag)
+        await call.provisional(180)
+        call.cancel()
+        assert (await alice.recv_response("CANCEL")).status == 200
+        terminated = await call.final()
+        call.ack_failure(terminated)
+        assert terminated.status == 487
+        cancel = await carrier.recv_request("CANCEL")
+        assert cancel.branch == invite.branch and cancel.uri == invite.uri
+        carrier.answer(cancel, 200, to_tag=far_tag)
+        carrier.answer(invite, 487, to_tag=far_tag)
+        await carrier.recv_request("ACK")
+        # A cancelled call is not a trunk failure: no hunt to the next trunk.
+        assert await backup.expect_nothing(is_request("INVITE"), wait=0.5) == []
+
+    plan = dial_plan(
+        [trunk("carrier", CARRIER_HOST, carrier_port), trunk("backup", BACKUP_HOST, backup_port)]
+    )
+    rows = run_plan(tmp_path, monkeypatch, plan, scenario).cdrs()
+    assert len(rows) == 1 and rows[0].answer is None and rows[0].cause == 16, rows
 
 
 def test_no_failover_on_486(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -570,6 +667,13 @@ def test_trunk_max_calls(
         else:
             await failed(call2, 503, 34)
         assert invites(carrier) == []
+        # Calls in from the trunk count against the same limit: 503 while it is full.
+        caller = await far_end(ctx, E164, CARRIER_HOST)
+        call_in = await caller.call("1002", body=sdp(B_PORT), authenticate=False)
+        busy = await call_in.final()
+        call_in.ack_failure(busy)
+        assert busy.status == 503, (busy.status, busy.reason)
+        assert await bob.expect_nothing(is_request("INVITE"), wait=0.3) == []
         await hang_up(alice, up, carrier)
 
         # The trunk is free again: the next call takes it.
@@ -580,7 +684,15 @@ def test_trunk_max_calls(
         if not with_backup:
             assert invites(backup) == []
 
-    trunks = [trunk("carrier", CARRIER_HOST, carrier_port, max_calls=1)]
+    trunks = [
+        trunk(
+            "carrier",
+            CARRIER_HOST,
+            carrier_port,
+            max_calls=1,
+            inbound_addresses=[f"{CARRIER_HOST}/32"],
+        )
+    ]
     if with_backup:
         trunks.append(trunk("backup", BACKUP_HOST, backup_port))
     rows = run_plan(tmp_path, monkeypatch, dial_plan(trunks), scenario).cdrs()

@@ -19,6 +19,8 @@ Routing (the whole point of the config, see :data:`CONFIG`):
 - ``record_route()`` on INVITEs, so in-dialog requests (ACK, BYE, re-INVITE)
   pass through Kamailio with ``loose_route()``, as they would through a
   carrier's proxy;
+- with ``reject``, every other initial request gets that status instead
+  (a trunk peer that answers OPTIONS but refuses calls, e.g. 503);
 - ``OPTIONS`` to Kamailio itself (no user part: a trunk keepalive or the
   readiness probe) is answered 200 statelessly.
 
@@ -117,7 +119,7 @@ request_route {{
         t_check_trans();
     }}
     remove_hf("Route");
-
+    {reject_block}
     if (is_method("REGISTER")) {{
         if (!save("location")) {{
             sl_reply_error();
@@ -157,6 +159,13 @@ if ($si == "{fhost}" && $sp == {fport}) {{
     $du = "sip:{fhost}:{fport}";
     route(RELAY);"""
 
+REJECT_BLOCK = """\
+if (!is_method("OPTIONS|REGISTER|ACK")) {{
+        sl_send_reply("{code}", "{reason}");
+        exit;
+    }}
+"""
+
 NO_FORWARD_BLOCK = """\
 sl_send_reply("404", "Not Found");
     exit;"""
@@ -178,7 +187,10 @@ class Kamailio:
 
     ``forward_to`` is ``(host, port)`` of the node that gets every initial
     request whose user is not registered here (the offhook trunk peer);
-    without it such requests get 404.
+    without it such requests get 404.  ``reject=(503, "Service
+    Unavailable")`` makes it answer every initial request other than
+    OPTIONS/REGISTER with that status (a trunk peer that is up but refuses
+    calls).
     """
 
     def __init__(
@@ -188,6 +200,7 @@ class Kamailio:
         host: str = DEFAULT_HOST,
         port: int | None = None,
         forward_to: tuple[str, int] | None = None,
+        reject: tuple[int, str] | None = None,
         debug: int = 2,
     ) -> None:
         self.dir = Path(workdir) / f"kamailio-{os.getpid()}-{time.monotonic_ns() % 10**6}"
@@ -195,6 +208,7 @@ class Kamailio:
         self.host = host
         self.port = port if port is not None else free_udp_port(host)
         self.forward_to = forward_to
+        self.reject = reject
         self.debug = debug
         self.config_path = self.dir / "kamailio.cfg"
         self.log_path = self.dir / "kamailio.log"
@@ -221,6 +235,9 @@ class Kamailio:
             mpath=MODULE_PATH,
             loadmodules="\n".join(f'loadmodule "{m}.so"' for m in MODULES),
             forward_block=forward,
+            reject_block=REJECT_BLOCK.format(code=self.reject[0], reason=self.reject[1])
+            if self.reject is not None
+            else "",
         )
 
     def write_config(self) -> None:

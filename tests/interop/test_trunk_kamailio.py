@@ -28,6 +28,7 @@ Kamailio carry signalling only), call records with ``offhook cdr``.
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -162,6 +163,11 @@ def call_with_media(
     assert count_between(flows, callee.rtp_ports, caller.rtp_ports) >= 25, flows
 
 
+def assert_bye_via_kamailio(kam: Kamailio) -> None:
+    """In-dialog requests followed Kamailio's Record-Route (RFC 3261 §16.12)."""
+    assert re.search(r"\bBYE sip:\S+ from ", kam.log()), kam.log_tail()
+
+
 def answered(row: dict[str, str]) -> None:
     assert row["cause"] == "16", row
     assert row["answer"], row
@@ -181,6 +187,7 @@ def test_outbound_call_over_trunk_to_kamailio_user(tmp_path: Path, hangup_side: 
         )
         # Kamailio saw the INVITE for the transformed number (9 discarded).
         assert f"INVITE sip:{CAROL_USER}@{kam.domain}" in kam.log(), kam.log_tail()
+        assert_bye_via_kamailio(kam)
         rows = srv.wait_cdr(lambda r: r["calling_device"] == "alice")
     row = rows[-1]
     answered(row)
@@ -191,10 +198,15 @@ def test_outbound_call_over_trunk_to_kamailio_user(tmp_path: Path, hangup_side: 
 # -- inbound: Kamailio UA -> Kamailio -> trunk -> offhook (trunk CSS) -> phone --------
 
 
-def test_inbound_call_from_kamailio_user_routed_by_trunk_css(tmp_path: Path) -> None:
+@pytest.mark.parametrize("hangup_side", ["kamailio-ua", "offhook-phone"])
+def test_inbound_call_from_kamailio_user_routed_by_trunk_css(
+    tmp_path: Path, hangup_side: str
+) -> None:
     require_capture()
     with trunk_setup(tmp_path) as (srv, kam, alice, carol):
-        call_with_media(tmp_path, carol, alice, kam.uri(ALICE_DN), ender=carol)
+        ender = alice if hangup_side == "offhook-phone" else carol
+        call_with_media(tmp_path, carol, alice, kam.uri(ALICE_DN), ender=ender)
+        assert_bye_via_kamailio(kam)
         rows = srv.wait_cdr(lambda r: r["called_device"] == "alice")
     row = rows[-1]
     answered(row)

@@ -232,7 +232,7 @@ class SipTransport:
         self.server: asyncio.Server | None = None
         self.connections: dict[Addr, _Tcp] = {}
         self._per_source: dict[str, int] = {}
-        self._pending: dict[Addr, list[bytes]] = {}
+        self._pending: dict[Addr, list[tuple[bytes, Callable[[], None] | None]]] = {}
         self._sweeper: asyncio.TimerHandle | None = None
         self.local: Addr = ("", 0)
 
@@ -373,7 +373,19 @@ class SipTransport:
             self.reject("internal-error", addr)
 
     # --- send ----------------------------------------------------------------
-    def send(self, msg: SipMessage | bytes, addr: Addr, transport: str) -> None:
+    def send(
+        self,
+        msg: SipMessage | bytes,
+        addr: Addr,
+        transport: str,
+        on_error: Callable[[], None] | None = None,
+    ) -> None:
+        """Send ``msg``; ``on_error`` is called if it cannot be delivered later.
+
+        Over TCP without a connection to ``addr`` one is opened first; if that
+        fails, every message queued for it reports ``on_error`` (RFC 3261
+        §17.1.4: the transaction learns of the transport failure at once).
+        """
         data = msg if isinstance(msg, bytes) else msg.serialize()  # type: ignore[attr-defined]
         if transport == "tcp":
             conn = self.connections.get(addr)
@@ -382,9 +394,9 @@ class SipTransport:
                 return
             pending = self._pending.get(addr)
             if pending is not None:
-                pending.append(data)
+                pending.append((data, on_error))
                 return
-            self._pending[addr] = [data]
+            self._pending[addr] = [(data, on_error)]
             self.loop.create_task(self._connect(addr))
             return
         if self.udp is not None:
@@ -398,7 +410,12 @@ class SipTransport:
             )
         except (TimeoutError, OSError) as exc:
             log.info("TCP connect to %s:%s failed: %s", addr[0], addr[1], exc)
-            self._pending.pop(addr, None)
+            for _, on_error in self._pending.pop(addr, []):
+                if on_error is not None:
+                    try:
+                        on_error()
+                    except Exception:
+                        log.exception("transport error handler failed")
             return
-        for data in self._pending.pop(addr, []):
+        for data, _ in self._pending.pop(addr, []):
             proto.write(data)

@@ -1108,18 +1108,6 @@ class SipEndpoint:
         if not self.request(req, (target.host, target.port), target.transport, owner):
             monitor.ping_result(target.name, None, self.loop.time())
 
-    def on_connect_failed(self, addr: Addr, transport: str) -> None:
-        """An outbound connection to ``addr`` failed: fail the client
-        transactions waiting on it at once (RFC 3261 §17.1.4), so a dead
-        TCP trunk fails over now rather than at Timer B. For the transport
-        to call (``SipTransport`` does not yet)."""
-        now = self.loop.time()
-        for key in list(self.client_owner):
-            txn = self.txl.get(key)
-            if txn is not None and txn.addr == addr and txn.transport == transport:
-                self.process(self.txl.transport_error(key, now))
-        self.flush()
-
     # --- sending ------------------------------------------------------------
     def server_request(self, key: TxnKey) -> SipRequest | None:
         txn = self.txl.get(key)

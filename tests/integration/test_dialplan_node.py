@@ -53,12 +53,28 @@ def trunk(
         "port": port,
         "transport": transport,
         "css": "inbound",
+        "options_ping": 0,  # unsupervised unless a test asks (then: always up)
         **extra,
     }
 
 
-def dial_plan(trunks: list[dict[str, Any]], members: list[str] | None = None) -> dict[str, Any]:
+def dial_plan(
+    trunks: list[dict[str, Any]],
+    members: list[Any] | None = None,
+    *,
+    distribution: str = "top-down",
+    calling_transform: dict[str, Any] | None = None,
+    extra_patterns: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """The issue-3 plan shape: route list pstn-out -> group carriers -> ``members``."""
+    nanp: dict[str, Any] = {
+        "pattern": "9.1[2-9]XX[2-9]XXXXXX",
+        "partition": "pstn",
+        "route_list": "pstn-out",
+        "called_transform": {"discard": "pre-dot", "prefix": "+"},
+    }
+    if calling_transform is not None:
+        nanp["calling_transform"] = calling_transform
     return {
         "partitions": ["internal", "pstn", "public"],
         "calling_search_spaces": [
@@ -80,19 +96,15 @@ def dial_plan(trunks: list[dict[str, Any]], members: list[str] | None = None) ->
         "route_groups": [
             {
                 "name": "carriers",
-                "distribution": "top-down",
+                "distribution": distribution,
                 "members": members if members is not None else [t["name"] for t in trunks],
             }
         ],
         "route_lists": [{"name": "pstn-out", "groups": ["carriers"]}],
         "route_patterns": [
-            {
-                "pattern": "9.1[2-9]XX[2-9]XXXXXX",
-                "partition": "pstn",
-                "route_list": "pstn-out",
-                "called_transform": {"discard": "pre-dot", "prefix": "+"},
-            },
+            nanp,
             {"pattern": "9.1900XXXXXXX", "partition": "pstn", "block": True},
+            *(extra_patterns or []),
         ],
         "translation_patterns": [
             {
@@ -203,7 +215,7 @@ def invites(ua: SipClient) -> list[SipMessage]:
     return [m for m in ua.inbox if isinstance(m, SipRequest) and m.method == "INVITE"]
 
 
-async def failed(call: Call, status: int, cause: int, timeout: float = 3.0) -> SipResponse:
+async def failed(call: Call, status: int, cause: int | None, timeout: float = 3.0) -> SipResponse:
     """The call's final response is ``status`` with Reason Q.850 ``cause``; ACK it."""
     final = await call.final(timeout)
     call.ack_failure(final)
@@ -406,6 +418,85 @@ def test_outbound_call_over_trunk(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         assert (row.calling, row.called) == ("1001", DIALED)
         assert (row.calling_device, row.called_device) == ("alice", "carrier")
         assert row.cause == 16 and row.answer is not None
+
+
+def test_transformations_on_the_wire(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Calling mask, a route-group member's called override, restricted presentation."""
+    carrier_port, backup_port = free_port(), free_port()
+
+    async def scenario(ctx: Ctx) -> None:
+        carrier = await far_end(ctx, "carrier", CARRIER_HOST, carrier_port)
+        backup = await far_end(ctx, "backup", BACKUP_HOST, backup_port)
+        alice = await phone(ctx, "alice")
+
+        # The pattern's calling mask 5551XXXX on 1001; carrier uses the pattern's "+".
+        call = await alice.call(DIALED, body=sdp(A_PORT))
+        first = await carrier.recv_request("INVITE")
+        assert first.uri == f"sip:{E164}@{CARRIER_HOST}:{carrier_port}", first.uri
+        assert user_of(first.headers.get("From") or "") == "55511001", first.headers.get("From")
+        carrier.answer(first, 503, to_tag=tag(), reason="Service Unavailable")
+        # backup's member transform (prefix "00") overrides the pattern's prefix only.
+        second = await backup.recv_request("INVITE")
+        assert second.uri == f"sip:00{E164[1:]}@{BACKUP_HOST}:{backup_port}", second.uri
+        assert user_of(second.headers.get("From") or "") == "55511001"
+        tc = await answer_trunk_call(call, backup, second)
+        await hang_up(alice, tc, backup)
+
+        # 8.XXXX: presentation restricted -> anonymous From, no display name.
+        call = await alice.call("84321", body=sdp(A_PORT))
+        first = await carrier.recv_request("INVITE")
+        assert first.uri == f"sip:84321@{CARRIER_HOST}:{carrier_port}", first.uri
+        from_ = first.headers.get("From") or ""
+        assert user_of(from_) == "anonymous" and '"' not in from_, from_
+        carrier.answer(first, 404, to_tag=tag(), reason="Not Found")
+        await failed(call, 404, 1)
+
+    plan = dial_plan(
+        [trunk("carrier", CARRIER_HOST, carrier_port), trunk("backup", BACKUP_HOST, backup_port)],
+        ["carrier", {"trunk": "backup", "called_transform": {"prefix": "00"}}],
+        calling_transform={"mask": "5551XXXX"},
+        extra_patterns=[
+            {
+                "pattern": "8.XXXX",
+                "partition": "pstn",
+                "route_list": "pstn-out",
+                "calling_transform": {"presentation": "restricted"},
+            }
+        ],
+    )
+    rows = run_plan(tmp_path, monkeypatch, plan, scenario).cdrs()
+    got = sorted((r.called, r.called_device, r.cause) for r in rows)
+    assert got == [("84321", "carrier", 1), (DIALED, "backup", 16)], rows
+
+
+def test_circular_route_group(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    carrier_port, backup_port = free_port(), free_port()
+
+    async def scenario(ctx: Ctx) -> None:
+        fars = {
+            "carrier": await far_end(ctx, "carrier", CARRIER_HOST, carrier_port),
+            "backup": await far_end(ctx, "backup", BACKUP_HOST, backup_port),
+        }
+        alice = await phone(ctx, "alice")
+        used = []
+        for _ in range(4):
+            call = await alice.call(DIALED, body=sdp(A_PORT))
+            await asyncio.sleep(0.2)
+            got = [name for name, far in fars.items() if invites(far)]
+            assert len(got) == 1, got  # one trunk per call, no parallel offer
+            far = fars[got[0]]
+            invite = await far.recv_request("INVITE")
+            tc = await answer_trunk_call(call, far, invite)
+            await hang_up(alice, tc, far)
+            used.append(got[0])
+        assert used[0] != used[1] and used[:2] == used[2:], used
+
+    plan = dial_plan(
+        [trunk("carrier", CARRIER_HOST, carrier_port), trunk("backup", BACKUP_HOST, backup_port)],
+        distribution="circular",
+    )
+    rows = run_plan(tmp_path, monkeypatch, plan, scenario).cdrs()
+    assert sorted(r.called_device for r in rows) == ["backup", "backup", "carrier", "carrier"]
 
 
 # --------------------------------------------------------------------------
@@ -779,3 +870,62 @@ def test_inbound_from_trunk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     ], rows
     answered = [r for r in rows if r.cause == 16]
     assert answered[0].calling == E164 and answered[0].answer is not None
+
+
+# --------------------------------------------------------------------------
+# trunk supervision (OPTIONS pings)
+
+
+async def trunk_state(ctx: Ctx, name: str) -> str:
+    rows = [t for t in (await ctx.status())["trunks"] if t["name"] == name]
+    assert len(rows) == 1, rows
+    state: str = rows[0]["state"]
+    return state
+
+
+def test_trunk_down_by_options_is_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A trunk answering its OPTIONS ping 503 is skipped at once, until it answers 200."""
+    carrier_port, backup_port = free_port(), free_port()
+
+    async def scenario(ctx: Ctx) -> None:
+        carrier = await far_end(ctx, "carrier", CARRIER_HOST, carrier_port)
+        backup = await far_end(ctx, "backup", BACKUP_HOST, backup_port)
+        alice = await phone(ctx, "alice")
+
+        ping = await carrier.recv_request("OPTIONS", timeout=3.0)  # options_ping: 1 s
+        assert ping.uri.endswith(f"{CARRIER_HOST}:{carrier_port}"), ping.uri
+        carrier.answer(ping, 503, to_tag=tag(), reason="Service Unavailable")
+        for _ in range(20):
+            if await trunk_state(ctx, "carrier") == "down":
+                break
+            await asyncio.sleep(0.1)
+        assert await trunk_state(ctx, "carrier") == "down"
+
+        call = await alice.call(DIALED, body=sdp(A_PORT))
+        second = await backup.recv_request("INVITE", timeout=1.0)  # no Timer B wait
+        tc = await answer_trunk_call(call, backup, second)
+        await hang_up(alice, tc, backup)
+        assert invites(carrier) == []
+
+        # Alive again: the next ping's 200 brings it back into the hunt.
+        ping = await carrier.recv_request("OPTIONS", timeout=3.0)
+        carrier.answer(ping, 200, to_tag=tag())
+        for _ in range(20):
+            if await trunk_state(ctx, "carrier") == "up":
+                break
+            await asyncio.sleep(0.1)
+        assert await trunk_state(ctx, "carrier") == "up"
+        call = await alice.call(DIALED, body=sdp(A_PORT))
+        first = await carrier.recv_request("INVITE")
+        tc = await answer_trunk_call(call, carrier, first)
+        await hang_up(alice, tc, carrier)
+
+    plan = dial_plan(
+        [
+            trunk("carrier", CARRIER_HOST, carrier_port, options_ping=1),
+            trunk("backup", BACKUP_HOST, backup_port),
+        ]
+    )
+    rows = run_plan(tmp_path, monkeypatch, plan, scenario).cdrs()
+    rows.sort(key=lambda r: r.start)
+    assert [(r.called_device, r.cause) for r in rows] == [("backup", 16), ("carrier", 16)], rows

@@ -178,6 +178,16 @@ def cdr_row(record: CallRecord) -> CdrRow:
         cause=record.cause,
         cause_text=record.cause_text or cause_text(record.cause),
         node=record.node,
+        extra=(
+            {
+                "trunks_failed": [
+                    {"trunk": trunk, "cause": cause, "cause_text": cause_text(cause)}
+                    for trunk, cause in record.hunt
+                ]
+            }
+            if record.hunt
+            else {}
+        ),
     )
 
 

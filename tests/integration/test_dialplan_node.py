@@ -560,14 +560,6 @@ def test_failover_on_503(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert rows[2].answer is None and rows[2].cause == 41, rows[2]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "gap: issue 3 wants call records to show why earlier route-list members "
-        "were skipped; CdrRow.extra stays empty (app.cdr_row never sets it, "
-        "CallRecord has no field for the hunt)"
-    ),
-)
 def test_cdr_shows_skipped_trunk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     carrier_port, backup_port = free_port(), free_port()
 
@@ -693,9 +685,7 @@ async def _call_over_backup(ctx: Ctx, backup_port: int, wait: float) -> None:
     await hang_up(alice, tc, backup)
 
 
-def test_failover_dead_tcp_trunk_by_timer_b(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_failover_dead_tcp_trunk_short_t1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Connection refused: the call still completes over the next trunk (at Timer B)."""
     backup_port = free_port()
 
@@ -707,15 +697,6 @@ def test_failover_dead_tcp_trunk_by_timer_b(
     assert len(rows) == 1 and (rows[0].called_device, rows[0].cause) == ("backup", 16), rows
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "server bug: a refused TCP connect to a trunk is only logged by "
-        "SipTransport._connect (aio.py), never reported to the transaction "
-        "(TransactionLayer.transport_error has no caller), so failover waits "
-        "for Timer B (64*T1 = 32 s) instead of trying the next trunk at once"
-    ),
-)
 def test_failover_dead_tcp_trunk_immediately(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -234,15 +234,6 @@ def dial_out(srv: OffhookServer) -> str:
     return f"sip:{OUT_PREFIX}{CAROL_USER}@{HOST}:{srv.sip_port}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "offhook bug: a refused outbound TCP connect is only logged "
-        "(sip/aio.py _connect: 'TCP connect to ... failed: [Errno 111] Connection "
-        "refused') and never reported to the INVITE client transaction, so the "
-        "route group fails over only at Timer B (32 s, cause 102), not at once"
-    ),
-)
 def test_failover_dead_tcp_trunk_then_kamailio(tmp_path: Path) -> None:
     require_capture()
     dead = dead_tcp_port()

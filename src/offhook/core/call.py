@@ -39,6 +39,7 @@ class Call:
         "ended",
         "failures",
         "forks",
+        "hunt",
         "id",
         "pending",
         "relayed",
@@ -69,6 +70,7 @@ class Call:
         self.ring_deadline: float | None = None  # monotonic
         # Trunks still to try, in route list order, when routed by a route pattern.
         self.trunk_queue: list[tuple[TrunkChoice, Setup]] = []
+        self.hunt: list[tuple[str, int]] = []  # trunks that failed or were skipped
 
     def __repr__(self) -> str:
         return f"<Call {self.id} {self.setup.called!r} {self.state.value}>"
@@ -114,6 +116,7 @@ class Call:
             cause=cause,
             cause_text=cause_text(cause),
             node=node,
+            hunt=tuple(self.hunt),
         )
 
     def status(self) -> CallStatus:

@@ -446,10 +446,12 @@ class CallEngine:
                 # Its OPTIONS pings fail: skip it without waiting for Timer B.
                 log.info("call %s: trunk %s is down, skipped", call.id, trunk.name)
                 call.failures.append(Cause.NETWORK_OUT_OF_ORDER)
+                call.hunt.append((trunk.name, Cause.NETWORK_OUT_OF_ORDER))
                 continue
             if trunk.max_calls > 0 and self.device_calls(trunk.name) >= trunk.max_calls:
                 log.info("call %s: trunk %s is at its limit, skipped", call.id, trunk.name)
                 call.failures.append(Cause.NO_CIRCUIT_AVAILABLE)
+                call.hunt.append((trunk.name, Cause.NO_CIRCUIT_AVAILABLE))
                 continue
             # The adapter builds the request target from the called number
             # and the trunk's address (an empty contact).
@@ -623,6 +625,8 @@ class CallEngine:
             return
         # An unanswered fork failed (losers after connect are released already).
         call.failures.append(cause)
+        if leg.binding is not None and not leg.binding.contact:
+            call.hunt.append((leg.device, cause))  # a trunk leg that failed
         if call.trunk_queue:
             if cause in FAILOVER_CAUSES:
                 log.info("call %s: trunk %s failed (cause %d), next", call.id, leg.device, cause)

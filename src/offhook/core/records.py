@@ -35,6 +35,9 @@ class CallRecord:
     cause: int
     cause_text: str
     node: str = ""
+    # Trunks a route list tried before the one that carried the call (or all of
+    # them, when none did): (trunk name, Q.850 cause of its failure or skip).
+    hunt: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

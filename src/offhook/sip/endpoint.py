@@ -36,6 +36,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Protocol
 
 from offhook.common.clock import Clock
@@ -789,7 +790,7 @@ class SipEndpoint:
         credentials: CredentialLookup,
         caller_of: Callable[[str], Caller | None],
         txl: TransactionLayer,
-        send: Callable[[SipMessage, Addr, str], None],
+        send: Callable[[SipMessage, Addr, str, Callable[[], None] | None], None],
         clock: Clock,
         host: str,
         port: int,
@@ -1161,8 +1162,12 @@ class SipEndpoint:
                 dest = response_destination(msg, out.addr)
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("-> %s:%s/%s\n%s", dest[0], dest[1], out.transport, _head(msg))
+            key = out.key
+            on_error = (
+                partial(self._send_failed, key) if key is not None and key[0] == "c" else None
+            )
             try:
-                self._send(msg, dest, out.transport)
+                self._send(msg, dest, out.transport, on_error)
             except Exception:
                 log.exception("send to %s:%s failed", dest[0], dest[1])
                 if out.key is not None and out.key[0] == "c":
@@ -1173,6 +1178,11 @@ class SipEndpoint:
             self.flush()
             return
         self._rearm()
+
+    def _send_failed(self, key: TxnKey) -> None:
+        """A queued send (a TCP connect) failed later: RFC 3261 §17.1.4."""
+        self.process(self.txl.transport_error(key, self.loop.time()))
+        self.flush()
 
     # --- timers -------------------------------------------------------------
     def _rearm(self) -> None:

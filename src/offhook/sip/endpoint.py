@@ -988,13 +988,9 @@ class SipEndpoint:
         except ParseError:
             self.respond(key, make_response(req, 400, to_tag=new_tag()))
             return
-        media: MediaDescription | None = None
-        if req.body:
-            try:
-                media = sdp_to_media(req.body)
-            except ParseError as exc:
-                self.respond(key, make_response(req, exc.status_hint or 488, to_tag=new_tag()))
-                return
+        ok, media = self._initial_offer(key, req)
+        if not ok:
+            return
         caller = self.caller_of(device)
         if caller is None:  # the device vanished from the plan since authenticating
             self.respond(key, make_response(req, 403, to_tag=new_tag()))
@@ -1031,13 +1027,9 @@ class SipEndpoint:
         except ParseError:
             self.respond(key, make_response(req, 400, to_tag=new_tag()))
             return
-        media: MediaDescription | None = None
-        if req.body:
-            try:
-                media = sdp_to_media(req.body)
-            except ParseError as exc:
-                self.respond(key, make_response(req, exc.status_hint or 488, to_tag=new_tag()))
-                return
+        ok, media = self._initial_offer(key, req)
+        if not ok:
+            return
         inbound = InboundLeg(self, key, req, addr, transport)
         self.inbound_by_key[key] = inbound
         leg = self.engine.inbound_leg(inbound, trunk.name, css=trunk.css)
@@ -1055,6 +1047,16 @@ class SipEndpoint:
             original_called=called,
         )
         self.engine.setup(leg, setup)
+
+    def _initial_offer(self, key: TxnKey, req: SipRequest) -> tuple[bool, MediaDescription | None]:
+        """The offer in a new INVITE (None: delayed offer); answers 488/400 if unusable."""
+        if not req.body:
+            return True, None
+        try:
+            return True, sdp_to_media(req.body)
+        except ParseError as exc:
+            self.respond(key, make_response(req, exc.status_hint or 488, to_tag=new_tag()))
+            return False, None
 
     def on_cancel(self, key: TxnKey, req: SipRequest) -> None:
         invite_txn = self.txl.find_invite_server_for_cancel(req)

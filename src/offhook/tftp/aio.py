@@ -1,0 +1,223 @@
+"""asyncio TFTP server: read requests on a well-known port, one ephemeral socket per transfer.
+
+RFC 1350 §4: the server answers each request from a new transfer identifier
+(a fresh UDP port), so every transfer gets its own socket, connected to the
+client's address so that the kernel drops datagrams from any other TID. The
+protocol itself is ``offhook.tftp.protocol.ReadSession``; this module only
+moves datagrams and drives its timer.
+
+Guards, in order, for each datagram on the listening port: the source
+allow-list (checked before any parsing; refused sources get no answer), the
+size bound, the parser, then the global and per-source transfer caps. Every
+drop is reported to ``on_reject(reason, host)`` so the caller can count it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from offhook.common import ParseError
+from offhook.tftp.files import FileMissing, FileRefused, FileSource
+from offhook.tftp.protocol import (
+    Error,
+    ErrorCode,
+    Opcode,
+    ReadSession,
+    Request,
+    SessionSettings,
+    SessionState,
+    parse_packet,
+)
+
+log = logging.getLogger(__name__)
+
+# RFC 2347 §Packet Formats: a request with options is at most 512 octets.
+MAX_REQUEST = 512
+
+Addr = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class TftpLimits:
+    max_transfers: int = 64
+    max_per_source: int = 4
+    max_duration: float = 600.0  # a transfer longer than this is abandoned
+    session: SessionSettings = field(default_factory=SessionSettings)
+
+
+class _Listener(asyncio.DatagramProtocol):
+    def __init__(self, server: TftpServer) -> None:
+        self._server = server
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        self._server._on_request(data, (str(addr[0]), int(addr[1])))
+
+
+class _TransferProtocol(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=16)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        with contextlib.suppress(asyncio.QueueFull):
+            self.queue.put_nowait(data)
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP port unreachable and the like: the client is gone.
+        with contextlib.suppress(asyncio.QueueFull):
+            self.queue.put_nowait(None)
+
+
+class TftpServer:
+    """Serve ``source`` over TFTP on ``host:port`` (port 0 picks a free one)."""
+
+    def __init__(
+        self,
+        source: FileSource,
+        host: str = "0.0.0.0",
+        port: int = 69,
+        *,
+        limits: TftpLimits | None = None,
+        allow: Callable[[str], bool] | None = None,
+        on_reject: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self._source = source
+        self._host = host
+        self._port = port
+        self._limits = limits or TftpLimits()
+        self._allow = allow
+        self._on_reject = on_reject
+        self._transport: asyncio.DatagramTransport | None = None
+        self._active: dict[Addr, asyncio.Task[None]] = {}
+        self._per_source: dict[str, int] = {}
+        self.completed = 0
+        self.failed = 0
+
+    @property
+    def port(self) -> int:
+        if self._transport is None:
+            raise RuntimeError("server not started")
+        sockname = self._transport.get_extra_info("sockname")
+        return int(sockname[1])
+
+    @property
+    def active_transfers(self) -> int:
+        return len(self._active)
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: _Listener(self), local_addr=(self._host, self._port)
+        )
+        self._transport = transport
+
+    async def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+        tasks = list(self._active.values())
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    # -- the listening port
+
+    def _reject(self, reason: str, host: str) -> None:
+        if self._on_reject is not None:
+            self._on_reject(reason, host)
+
+    def _on_request(self, data: bytes, addr: Addr) -> None:
+        host = addr[0]
+        if self._allow is not None and not self._allow(host):
+            self._reject("not-allowed", host)
+            return
+        if len(data) > MAX_REQUEST:
+            self._reject("oversize", host)
+            return
+        try:
+            packet = parse_packet(data)
+        except ParseError:
+            self._reject("malformed", host)
+            return
+        if not isinstance(packet, Request):
+            # DATA/ACK/... on the listening port belong to no transfer.
+            self._reject("not-a-request", host)
+            return
+        if addr in self._active:
+            return  # a retransmitted request for a transfer already running
+        if len(self._active) >= self._limits.max_transfers:
+            self._reject("busy", host)
+            return
+        if self._per_source.get(host, 0) >= self._limits.max_per_source:
+            self._reject("busy-source", host)
+            return
+        if packet.opcode is Opcode.WRQ:
+            self._reject("write-request", host)
+        self._per_source[host] = self._per_source.get(host, 0) + 1
+        task = asyncio.get_running_loop().create_task(self._transfer(packet, addr))
+        self._active[addr] = task
+        task.add_done_callback(lambda _t: self._finished(addr))
+
+    def _finished(self, addr: Addr) -> None:
+        self._active.pop(addr, None)
+        n = self._per_source.get(addr[0], 0) - 1
+        if n > 0:
+            self._per_source[addr[0]] = n
+        else:
+            self._per_source.pop(addr[0], None)
+
+    # -- one transfer
+
+    async def _read(self, request: Request) -> bytes | Error | None:
+        if request.opcode is not Opcode.RRQ:
+            return None  # the session refuses a WRQ itself
+        try:
+            return await asyncio.to_thread(self._source.read, request.filename)
+        except FileRefused:
+            return Error(ErrorCode.ACCESS_VIOLATION, "access violation")
+        except FileMissing:
+            return None
+        except OSError:
+            return Error(ErrorCode.NOT_DEFINED, "read error")
+
+    async def _transfer(self, request: Request, addr: Addr) -> None:
+        loop = asyncio.get_running_loop()
+        content = await self._read(request)
+        transport, proto = await loop.create_datagram_endpoint(
+            _TransferProtocol, local_addr=(self._host, 0), remote_addr=addr
+        )
+        session = ReadSession(request, content, loop.time(), self._limits.session)
+        give_up = loop.time() + self._limits.max_duration
+        try:
+            while True:
+                for datagram in session.datagrams_to_send():
+                    transport.sendto(datagram)
+                if session.done:
+                    break
+                now = loop.time()
+                if now >= give_up:
+                    transport.sendto(Error(ErrorCode.NOT_DEFINED, "transfer too long").encode())
+                    break
+                deadline = min(session.next_timer() or give_up, give_up)
+                try:
+                    async with asyncio.timeout(max(0.0, deadline - now)):
+                        data = await proto.queue.get()
+                except TimeoutError:
+                    session.handle_timer(loop.time())
+                    continue
+                if data is None:
+                    break
+                session.receive(data, loop.time())
+        finally:
+            transport.close()
+            if session.state is SessionState.COMPLETE:
+                self.completed += 1
+            else:
+                self.failed += 1
+                log.debug("tftp %s from %s: %s", request.filename, addr, session.reason)

@@ -1,0 +1,189 @@
+"""A tiny asyncio HTTP/1.1 file server for phones that fetch their files on port 6970.
+
+Serves the same ``FileSource`` as TFTP: GET and HEAD only, one request per
+connection (``Connection: close``), a bounded request head, a timeout on the
+whole request, ``Content-Length`` on every answer, 404 for anything not
+served (a refused name looks like a missing one; there is no directory
+listing). Sources are checked against the allow-list before anything is read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+from offhook.tftp.files import FileError, FileSource
+
+log = logging.getLogger(__name__)
+
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    431: "Request Header Fields Too Large",
+    505: "HTTP Version Not Supported",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class HttpLimits:
+    max_head: int = 8192
+    request_timeout: float = 10.0  # to read the request head
+    send_timeout: float = 60.0  # to write the answer
+    max_connections: int = 64
+
+
+def _content_type(name: str) -> str:
+    lower = name.lower()
+    if lower.endswith(".xml"):
+        return "text/xml"
+    if lower.endswith(".txt") or lower.endswith(".cfg"):
+        return "text/plain"
+    return "application/octet-stream"
+
+
+class HttpFileServer:
+    """Serve ``source`` over HTTP GET on ``host:port`` (port 0 picks a free one)."""
+
+    def __init__(
+        self,
+        source: FileSource,
+        host: str = "0.0.0.0",
+        port: int = 6970,
+        *,
+        limits: HttpLimits | None = None,
+        allow: Callable[[str], bool] | None = None,
+        on_reject: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self._source = source
+        self._host = host
+        self._port = port
+        self._limits = limits or HttpLimits()
+        self._allow = allow
+        self._on_reject = on_reject
+        self._server: asyncio.Server | None = None
+        self._connections = 0
+        self.served = 0
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("server not started")
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(
+            self._handle, self._host, self._port, limit=self._limits.max_head
+        )
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    def _reject(self, reason: str, host: str) -> None:
+        if self._on_reject is not None:
+            self._on_reject(reason, host)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        host = str(peer[0]) if peer else ""
+        try:
+            if self._allow is not None and not self._allow(host):
+                self._reject("not-allowed", host)
+                return
+            if self._connections >= self._limits.max_connections:
+                self._reject("busy", host)
+                return
+            self._connections += 1
+            try:
+                await self._serve(reader, writer, host)
+            finally:
+                self._connections -= 1
+        except (ConnectionError, TimeoutError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError, OSError):
+                await writer.wait_closed()
+
+    async def _serve(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str
+    ) -> None:
+        try:
+            async with asyncio.timeout(self._limits.request_timeout):
+                head = await reader.readuntil(b"\r\n\r\n")
+        except asyncio.LimitOverrunError:
+            self._reject("oversize", host)
+            await self._answer(writer, 431)
+            return
+        except TimeoutError:
+            self._reject("timeout", host)
+            await self._answer(writer, 408)
+            return
+        request_line = head.split(b"\r\n", 1)[0]
+        parts = request_line.split(b" ")
+        if len(parts) != 3 or not parts[2].startswith(b"HTTP/1."):
+            self._reject("malformed", host)
+            status = 505 if len(parts) == 3 and parts[2].startswith(b"HTTP/") else 400
+            await self._answer(writer, status)
+            return
+        method, target = parts[0], parts[1]
+        if method not in (b"GET", b"HEAD"):
+            await self._answer(writer, 405, extra=b"Allow: GET, HEAD\r\n")
+            return
+        path = target.split(b"?", 1)[0].split(b"#", 1)[0]
+        try:
+            name = unquote(path.decode("ascii"), errors="strict")
+        except (UnicodeDecodeError, ValueError):
+            await self._answer(writer, 400)
+            return
+        if not name.startswith("/"):
+            await self._answer(writer, 400)
+            return
+        try:
+            body = await asyncio.to_thread(self._source.read, name[1:])
+        except (FileError, OSError):
+            await self._answer(writer, 404)
+            return
+        self.served += 1
+        await self._answer(
+            writer,
+            200,
+            body,
+            content_type=_content_type(name),
+            head_only=method == b"HEAD",
+        )
+
+    async def _answer(
+        self,
+        writer: asyncio.StreamWriter,
+        status: int,
+        body: bytes = b"",
+        *,
+        content_type: str = "text/plain",
+        head_only: bool = False,
+        extra: bytes = b"",
+    ) -> None:
+        if status != 200 and not body:
+            body = f"{status} {_REASONS[status]}\n".encode()
+        head = (
+            (
+                f"HTTP/1.1 {status} {_REASONS[status]}\r\n"
+                f"Content-Type: {content_type}\r\n"
+                f"Content-Length: {len(body)}\r\n"
+                "Connection: close\r\n"
+            ).encode()
+            + extra
+            + b"\r\n"
+        )
+        writer.write(head if head_only else head + body)
+        async with asyncio.timeout(self._limits.send_timeout):
+            await writer.drain()

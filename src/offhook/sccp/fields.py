@@ -85,7 +85,7 @@ def encode_fields(layout: Layout, values: dict[str, Any], extra: bytes) -> bytes
             out += encode_ip(value)
         else:
             size = kind_size(kind)
-            raw = str(value).encode("latin-1", "replace")[: size - 1]
+            raw = str(value).encode("latin-1", "replace")[:size]
             out += raw.ljust(size, b"\0")
     out += extra
     return bytes(out)

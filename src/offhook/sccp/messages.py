@@ -303,7 +303,7 @@ class SoftKeyTemplateRes(Message):
             struct.pack("<III", self.soft_key_offset, len(keys), self.total_soft_key_count)
         )
         for label, event in keys:
-            out += label.encode("latin-1", "replace")[:15].ljust(16, b"\0")
+            out += label.encode("latin-1", "replace")[:16].ljust(16, b"\0")
             out += struct.pack("<I", event)
         out += bytes(20 * (self.SLOTS - len(keys)))
         return bytes(out) + self.extra
@@ -385,7 +385,7 @@ class ServerRes(Message):
         """Unused slots are zeros."""
         rows = list(self.servers[: self.SLOTS])
         rows += [("", 0, "0.0.0.0")] * (self.SLOTS - len(rows))
-        names = b"".join(n.encode("latin-1", "replace")[:47].ljust(48, b"\0") for n, _, _ in rows)
+        names = b"".join(n.encode("latin-1", "replace")[:48].ljust(48, b"\0") for n, _, _ in rows)
         ports = b"".join(struct.pack("<I", p) for _, p, _ in rows)
         ips = b"".join(bytes(int(x) for x in ip.split(".")) for _, _, ip in rows)
         return names + ports + ips + self.extra

@@ -92,7 +92,7 @@ class Error:
     message: str
 
     def encode(self) -> bytes:
-        text = self.message.encode("ascii", "replace")
+        text = self.message.encode("latin-1", "replace")
         return struct.pack("!HH", Opcode.ERROR, self.code) + text + b"\0"
 
 

@@ -189,9 +189,14 @@ class TftpServer:
     async def _transfer(self, request: Request, addr: Addr) -> None:
         loop = asyncio.get_running_loop()
         content = await self._read(request)
-        transport, proto = await loop.create_datagram_endpoint(
-            _TransferProtocol, local_addr=(self._host, 0), remote_addr=addr
-        )
+        try:
+            transport, proto = await loop.create_datagram_endpoint(
+                _TransferProtocol, local_addr=(self._host, 0), remote_addr=addr
+            )
+        except OSError as exc:
+            self.failed += 1
+            log.warning("tftp: no socket for a transfer to %s: %s", addr, exc)
+            return
         session = ReadSession(request, content, loop.time(), self._limits.session)
         give_up = loop.time() + self._limits.max_duration
         try:

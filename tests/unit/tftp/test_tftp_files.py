@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from offhook.tftp.files import FileMissing, FileRefused, FileSource, check_name
 
@@ -98,3 +100,19 @@ def test_max_size(root: Path) -> None:
 
 def test_check_name_normalises() -> None:
     assert check_name("sub/b.bin") == "sub/b.bin"
+
+
+_PIECES = st.sampled_from(
+    ["a", "b.bin", "sub", "..", ".", "/", "\\", "\x00", "escape", "updir", ":"]
+)
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=300)
+@given(st.lists(_PIECES, max_size=8))
+def test_any_name_stays_inside_root(root: Path, pieces: list[str]) -> None:
+    name = "".join(pieces)
+    try:
+        data = FileSource(root).read(name)
+    except (FileRefused, FileMissing):
+        return
+    assert data in (b"A", b"B")  # only files inside the root are ever read

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import urllib.error
 import urllib.request
 from collections.abc import Awaitable, Callable
@@ -129,3 +130,44 @@ def test_refused_source_gets_nothing(tmp_path: Path) -> None:
 
     run(server, body)
     assert rejects == ["not-allowed"]
+
+
+def test_connection_caps(tmp_path: Path) -> None:
+    rejects: list[str] = []
+    server = HttpFileServer(
+        make_source(tmp_path),
+        "127.0.0.1",
+        0,
+        limits=HttpLimits(max_connections=3, max_per_source=2, request_timeout=5.0),
+        on_reject=lambda r, h: rejects.append(r),
+    )
+
+    async def body(port: int) -> None:
+        # Two idle connections from 127.0.0.1 hold its per-source slots.
+        held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(2)]
+        await asyncio.sleep(0.1)
+        with contextlib.suppress(ConnectionResetError):
+            await raw(port, b"GET /big.bin HTTP/1.1\r\n\r\n")
+        # Another source takes the last global slot; a third source is refused.
+        r2, w2 = await asyncio.open_connection("127.0.0.1", port, local_addr=("127.0.0.2", 0))
+        await asyncio.sleep(0.1)
+        with contextlib.suppress(ConnectionResetError):
+            await raw_from("127.0.0.3", port, b"GET /big.bin HTTP/1.1\r\n\r\n")
+        for _, w in [*held, (r2, w2)]:
+            w.close()
+        await asyncio.sleep(0.1)
+        # Slots are free again.
+        data = await raw(port, b"GET /big.bin HTTP/1.1\r\n\r\n")
+        assert data.startswith(b"HTTP/1.1 200 ")
+
+    run(server, body)
+    assert rejects == ["busy-source", "busy"]
+
+
+async def raw_from(source: str, port: int, request: bytes) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
+    writer.write(request)
+    await writer.drain()
+    data = await reader.read()
+    writer.close()
+    return data

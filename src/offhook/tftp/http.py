@@ -37,6 +37,7 @@ class HttpLimits:
     request_timeout: float = 10.0  # to read the request head
     send_timeout: float = 60.0  # to write the answer
     max_connections: int = 64
+    max_per_source: int = 8
 
 
 def _content_type(name: str) -> str:
@@ -69,6 +70,7 @@ class HttpFileServer:
         self._on_reject = on_reject
         self._server: asyncio.Server | None = None
         self._connections = 0
+        self._per_source: dict[str, int] = {}
         self.served = 0
 
     @property
@@ -102,11 +104,18 @@ class HttpFileServer:
             if self._connections >= self._limits.max_connections:
                 self._reject("busy", host)
                 return
+            if self._per_source.get(host, 0) >= self._limits.max_per_source:
+                self._reject("busy-source", host)
+                return
             self._connections += 1
+            self._per_source[host] = self._per_source.get(host, 0) + 1
             try:
                 await self._serve(reader, writer, host)
             finally:
                 self._connections -= 1
+                left = self._per_source.pop(host) - 1
+                if left:
+                    self._per_source[host] = left
         except (ConnectionError, TimeoutError, asyncio.IncompleteReadError):
             pass
         finally:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what the test suite and the benchmark need; safe to run again.
 #
-# Debian packages (interop peers -- sipp, baresip, tshark, kamailio -- and
+# Debian packages (interop peers -- sipp, baresip, tshark, kamailio, tftp-hpa -- and
 # the PostgreSQL server): installed only
 # when one is missing, and only as root; `apt-get update` only then too.
 # Python: the package in editable mode with its test, fuzz and bench extras.
@@ -17,6 +17,7 @@ declare -A PROBE=(
   [tshark]=tshark
   [postgresql]=/usr/lib/postgresql
   [kamailio]=kamailio
+  [tftp-hpa]=tftp
 )
 
 missing=()
@@ -36,7 +37,7 @@ if ((${#missing[@]})); then
     apt-get update -qq
     # tshark asks whether non-root users may capture; answer no, non-interactively
     echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections || true
-    apt-get install -y -qq sip-tester baresip-core tshark postgresql kamailio
+    apt-get install -y -qq sip-tester baresip-core tshark postgresql kamailio tftp-hpa
   else
     echo "install-deps: NOTE: missing ${missing[*]} and not root (or no apt-get):" >&2
     echo "install-deps: interop/PostgreSQL tests will skip (they fail under CI=true)." >&2

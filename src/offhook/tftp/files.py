@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
 MAX_NAME_LENGTH = 255
 DEFAULT_MAX_SIZE = 64 * 1024 * 1024
+DEFAULT_CACHE_BYTES = 128 * 1024 * 1024
 
 Generator = Callable[[str], bytes | None]
 
@@ -58,10 +61,17 @@ class FileSource:
         generated: Generator | None = None,
         *,
         max_size: int = DEFAULT_MAX_SIZE,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
     ) -> None:
         self._root = Path(root).resolve() if root is not None else None
         self._generated = generated
         self._max_size = max_size
+        # A boot storm has hundreds of phones fetch the same firmware: share
+        # one copy per file version (LRU, bounded in bytes; read from threads).
+        self._cache: OrderedDict[tuple[str, int, int, int], bytes] = OrderedDict()
+        self._cache_limit = cache_bytes
+        self._cache_used = 0
+        self._lock = threading.Lock()
 
     def read(self, name: str) -> bytes:
         clean = check_name(name)
@@ -86,7 +96,31 @@ class FileSource:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode) or info.st_size > self._max_size:
                 raise FileMissing(clean)
+            key = (str(real), info.st_ino, info.st_mtime_ns, info.st_size)
+            with self._lock:
+                cached = self._cache.get(key)
+                if cached is not None:
+                    self._cache.move_to_end(key)
+                    return cached
             with os.fdopen(fd, "rb", closefd=False) as fh:
-                return fh.read(self._max_size)
+                data = fh.read(self._max_size)
         finally:
             os.close(fd)
+        self._remember(key, data)
+        return data
+
+    def _remember(self, key: tuple[str, int, int, int], data: bytes) -> None:
+        if len(data) > self._cache_limit:
+            return
+        with self._lock:
+            if key in self._cache:
+                return
+            self._cache[key] = data
+            self._cache_used += len(data)
+            while self._cache_used > self._cache_limit:
+                _, old = self._cache.popitem(last=False)
+                self._cache_used -= len(old)
+
+    @property
+    def cached_bytes(self) -> int:
+        return self._cache_used

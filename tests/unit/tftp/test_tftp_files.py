@@ -116,3 +116,19 @@ def test_any_name_stays_inside_root(root: Path, pieces: list[str]) -> None:
     except (FileRefused, FileMissing):
         return
     assert data in (b"A", b"B")  # only files inside the root are ever read
+
+
+def test_cache_shares_one_copy_and_sees_changes(root: Path) -> None:
+    (root / "fw.bin").write_bytes(b"v1" * 10)
+    src = FileSource(root, cache_bytes=50)
+    first = src.read("fw.bin")
+    assert src.read("fw.bin") is first  # one shared copy
+    assert src.cached_bytes == 20
+    (root / "fw.bin").write_bytes(b"v2" * 11)  # new size/mtime: a new version
+    assert src.read("fw.bin") == b"v2" * 11
+    (root / "big.bin").write_bytes(b"x" * 51)
+    src.read("big.bin")  # larger than the cache: not kept
+    assert src.cached_bytes <= 50
+    src.read("a.bin")
+    src.read("sub/b.bin")
+    assert src.cached_bytes <= 50

@@ -96,6 +96,8 @@ def test_bad_requests(tmp_path: Path) -> None:
         assert (await raw(port, big)).startswith(b"HTTP/1.1 431 ")
         head = await raw(port, b"HEAD /big.bin HTTP/1.1\r\n\r\n")
         assert head.endswith(b"\r\n\r\n") and f"Content-Length: {len(BIG)}".encode() in head
+        missing = await raw(port, b"HEAD /nothing HTTP/1.1\r\n\r\n")
+        assert missing.startswith(b"HTTP/1.1 404 ") and missing.endswith(b"\r\n\r\n")
 
     run(server, body)
 

@@ -160,7 +160,7 @@ class HttpFileServer:
         try:
             body = await asyncio.to_thread(self._source.read, name[1:])
         except (FileError, OSError):
-            await self._answer(writer, 404)
+            await self._answer(writer, 404, head_only=method == b"HEAD")
             return
         self.served += 1
         await self._answer(

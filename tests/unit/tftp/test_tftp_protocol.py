@@ -75,13 +75,24 @@ def test_malformed_raises_parse_error(raw: bytes) -> None:
         parse_packet(raw)
 
 
-@given(st.binary(max_size=600))
+_OPCODE = st.integers(0, 7).map(lambda op: op.to_bytes(2, "big"))
+_FIELD = st.sampled_from([b"f", b"octet", b"blksize", b"1428", b"tsize", b"0", b"", b"\xff"])
+_STRUCTURED = st.builds(
+    lambda op, fields, tail: op + b"\0".join(fields) + tail,
+    _OPCODE,
+    st.lists(_FIELD, max_size=8),
+    st.sampled_from([b"", b"\0", b"\0\0"]),
+)
+
+
+@given(st.binary(max_size=600) | _STRUCTURED)
 def test_any_datagram_parses_or_raises_parse_error(raw: bytes) -> None:
     try:
         pkt = parse_packet(raw)
     except ParseError:
         return
     assert isinstance(pkt, Request | Data | Ack | Error | OAck)
+    assert parse_packet(pkt.encode()) == pkt
 
 
 # --- session

@@ -24,7 +24,7 @@ class CallManagerNode:
 
     host: str
     sccp_port: int = 2000
-    tls_port: int = 2443  # SCCP over TLS; not written by CM 4.1 layouts (see report)
+    tls_port: int = 2443  # SCCP over TLS: validated, not written (CM 4.1 files carry no element)
 
 
 @dataclass(frozen=True, slots=True)

@@ -82,6 +82,9 @@ class PatternError(ValueError):
         self.text = text
 
 
+_MAX_SUBSETS = 4096  # subset-automaton states before match_count falls back
+
+
 @dataclass(frozen=True, slots=True)
 class _Nfa:
     """Bit-parallel matcher over element positions 0..m (m = accepting)."""
@@ -255,7 +258,32 @@ class Pattern:
             counts = nxt
             if not counts:
                 return 0
+            if len(counts) > _MAX_SUBSETS:
+                # Pathological patterns (many stacked repeats) make the subset
+                # automaton explode; count parses instead (polynomial, an
+                # upper bound: a string with several parses counts several times).
+                return self._count_parses(nfa, groups, length)
         return sum(n for states, n in counts.items() if states & nfa.accept)
+
+    @staticmethod
+    def _count_parses(nfa: _Nfa, groups: dict[int, tuple[str, int]], length: int) -> int:
+        counts: dict[int, int] = {}
+        for j in range(nfa.accept.bit_length()):
+            if nfa.start >> j & 1:
+                counts[1 << j] = 1
+        for _ in range(length):
+            nxt: dict[int, int] = {}
+            for bit, n in counts.items():
+                for rep, width in groups.values():
+                    after = nfa.step(bit, rep)
+                    while after:
+                        low = after & -after
+                        nxt[low] = nxt.get(low, 0) + n * width
+                        after ^= low
+            counts = nxt
+            if not counts:
+                return 0
+        return sum(n for bit, n in counts.items() if bit & nfa.accept)
 
     def discard_split(self, digits: str) -> tuple[str, str]:
         """``(before the '.', after the '.')`` for a string the pattern matches.

@@ -43,7 +43,7 @@ if ((${#targets[@]})); then
     echo "-- $t"
     # atheris takes libFuzzer flags; timeout(1) is the outer bound.
     timeout --signal=INT --kill-after=10 60 \
-      "$PY" "$t" -atheris_runs=1000000 -max_total_time=20 -rss_limit_mb=2048 \
+      "$PY" "$t" -atheris_runs=1000000 -max_total_time=20 -timeout=15 -rss_limit_mb=2048 \
       "$corpus_root/$name" "${seeds[@]}"
   done
 else

@@ -2,8 +2,9 @@
 
 A message layout is a tuple of ``(name, kind)`` pairs. Kinds: ``"I"`` u32,
 ``"H"`` u16, ``"B"`` u8, ``"ip"`` an IPv4 address (4 bytes, network order, a
-dotted string in Python), ``"sN"`` a NUL-padded string of N bytes (latin-1), ``"pN"`` N bytes of
-padding (skipped when read, zeros when written).
+dotted string in Python), ``"sN"`` a NUL-padded string of N bytes (latin-1),
+``"pN"`` N bytes of padding (skipped when read, zeros when written), ``"bN"``
+N raw bytes (trailing zeros dropped when read, zero-padded when written).
 Fields after ``required`` may be missing on the wire (older firmware sends
 shorter bodies): they decode to None and encoding stops at the first None, so
 a short body round-trips. Bytes after the last known field are kept as
@@ -28,7 +29,7 @@ def kind_size(kind: str) -> int:
         return _INTS[kind].size
     if kind == "ip":
         return 4
-    if kind[0] in "sp":
+    if kind[0] in "spb":
         return int(kind[1:])
     raise ValueError(f"unknown field kind {kind!r}")
 
@@ -54,6 +55,8 @@ def decode_fields(
             values[field] = _INTS[kind].unpack_from(body, pos)[0]
         elif kind == "ip":
             values[field] = ".".join(str(b) for b in body[pos : pos + 4])
+        elif kind[0] == "b":
+            values[field] = bytes(body[pos : pos + size]).rstrip(b"\0")
         else:
             raw = body[pos : pos + size]
             values[field] = raw.split(b"\0", 1)[0].decode("latin-1")
@@ -83,6 +86,8 @@ def encode_fields(layout: Layout, values: dict[str, Any], extra: bytes) -> bytes
             out += _INTS[kind].pack(value)
         elif kind == "ip":
             out += encode_ip(value)
+        elif kind[0] == "b":
+            out += bytes(value)[: kind_size(kind)].ljust(kind_size(kind), b"\0")
         else:
             size = kind_size(kind)
             raw = str(value).encode("latin-1", "replace")[:size]

@@ -891,6 +891,7 @@ class StartMediaTransmission(Message):
         ("_", "p2"),
         ("g723_bit_rate", "I"),
         ("call_reference", "I"),
+        ("media_trailer", "b40"),
     )
     REQUIRED: ClassVar[int] = 4
     LAYOUT_V17: ClassVar[Layout | None] = (
@@ -908,6 +909,7 @@ class StartMediaTransmission(Message):
         ("_", "p2"),
         ("g723_bit_rate", "I"),
         ("call_reference", "I"),
+        ("media_trailer", "b72"),
     )
 
     conference_id: int
@@ -921,6 +923,10 @@ class StartMediaTransmission(Message):
     max_frames_per_packet: int | None = None
     g723_bit_rate: int | None = None
     call_reference: int | None = None
+    # Key info and later extensions, zeros without SRTP: 40 bytes in header
+    # version 0 (CallManager 4.1 sends exactly these), 72 from 0x11 on (the
+    # layout Wireshark's dissector reads). Shorter values are zero-padded.
+    media_trailer: bytes | None = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -1176,8 +1182,19 @@ class OpenReceiveChannel(Message):
         ("echo_cancel_type", "I"),
         ("g723_bit_rate", "I"),
         ("call_reference", "I"),
+        ("media_trailer", "b40"),
     )
     REQUIRED: ClassVar[int] = 6
+    LAYOUT_V17: ClassVar[Layout | None] = (
+        ("conference_id", "I"),
+        ("pass_thru_party_id", "I"),
+        ("ms_packet_size", "I"),
+        ("payload_capability", "I"),
+        ("echo_cancel_type", "I"),
+        ("g723_bit_rate", "I"),
+        ("call_reference", "I"),
+        ("media_trailer", "b100"),
+    )
 
     conference_id: int
     pass_thru_party_id: int
@@ -1186,6 +1203,9 @@ class OpenReceiveChannel(Message):
     echo_cancel_type: int
     g723_bit_rate: int
     call_reference: int | None = None
+    # Key info and later extensions, zeros without SRTP: 40 bytes in header
+    # version 0 (as CallManager 4.1 sends it), 100 from 0x11 on (Wireshark's layout).
+    media_trailer: bytes | None = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -1411,8 +1431,10 @@ class ClearPriNotify(Message):
     """ClearPriNotify (0x0121)."""
 
     ID: ClassVar[MessageId] = MessageId.CLEAR_PRI_NOTIFY
-    LAYOUT: ClassVar[Layout] = ()
-    REQUIRED: ClassVar[int] = 0
+    LAYOUT: ClassVar[Layout] = (("priority", "I"),)
+    REQUIRED: ClassVar[int] = 1
+
+    priority: int
 
 
 @dataclass(frozen=True, slots=True)

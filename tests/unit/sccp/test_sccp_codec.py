@@ -88,7 +88,7 @@ def test_v17_address_layout(version: int) -> None:
     assert struct.unpack_from("<I", body, 28)[0] == 20000
     assert decode_frame(frame) == smt
     v0 = encode(smt, version=0)
-    assert len(v0) == len(frame) - 16
+    assert (len(v0), len(frame)) == (12 + 84, 12 + 132)  # CM 4.1 layout; Wireshark layout
     ack_body = struct.pack("<II", 0, 0) + bytes((192, 0, 2, 9)) + bytes(12)
     ack_body += struct.pack("<III", 30000, 2, 7)
     ack = decode(version, MessageId.OPEN_RECEIVE_CHANNEL_ACK, ack_body)

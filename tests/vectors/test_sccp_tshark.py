@@ -1,6 +1,8 @@
 """tshark's Skinny dissector reads every message we encode without a malformed-packet error.
 
-One sample of every typed message (in header versions 0 and 0x11) is written
+Two samples of every typed message, one with every field set and one built
+from the required fields only (the defaults fill the rest), each in header
+versions 0 and 0x11, are written
 into a pcap as TCP port 2000 traffic (scapy writes the pcap), then tshark
 dissects it; no frame may carry ``_ws.malformed`` or an expert error, and the
 message id tshark reads must be ours.
@@ -38,7 +40,9 @@ pytestmark = pytest.mark.skipif(TSHARK is None, reason="tshark not installed")
 # version 0, so it flags CallManager 4.1's own frames (cm_call_open_rx/148,
 # cm_call_media/154) as malformed; we send that captured layout in version 0
 # and Wireshark's full layout from 0x11 on. Checked below on the captures.
-WIRESHARK_SHORT_V0 = {0x105, 0x8A}
+# LineStat likewise: CallManager 3.3's length field gives a 108-byte body
+# (cm33_reg/line_stat), Wireshark wants lineDisplayOptions after it.
+WIRESHARK_SHORT_V0 = {0x105, 0x8A, 0x92}
 EXPERT_ERROR = 0x00800000  # PI_ERROR in Wireshark's expert.h
 CUSTOM: dict[type[Message], Message] = {
     CapabilitiesRes: CapabilitiesRes((Capability(4, 40), Capability(2, 40))),
@@ -49,12 +53,13 @@ CUSTOM: dict[type[Message], Message] = {
 }
 
 
-def sample(cls: type[Message]) -> Message:
-    """A message of ``cls`` with every field set (ints 1, strings, addresses)."""
+def sample(cls: type[Message], minimal: bool = False) -> Message:
+    """A message of ``cls`` with every field set, or only the required ones."""
     if cls in CUSTOM:
         return CUSTOM[cls]
     values: dict[str, Any] = {}
-    for name, kind in cls.LAYOUT:
+    layout = cls.LAYOUT[: cls.REQUIRED] if minimal else cls.LAYOUT
+    for name, kind in layout:
         if kind[0] == "p":
             continue
         if kind == "ip":
@@ -75,9 +80,10 @@ def _frames() -> list[tuple[int, bytes]]:
         (0x8A, bytes.fromhex(frames["cm_call_media"]["154"])),
     ]
     for cls in MESSAGE_TYPES.values():
-        message = sample(cls)
-        for version in (0, 0x11):
-            out.append((message.msg_id, encode(message, version)))
+        for minimal in (False, True):
+            message = sample(cls, minimal)
+            for version in (0, 0x11):
+                out.append((message.msg_id, encode(message, version)))
     return out
 
 

@@ -13,7 +13,10 @@ a ``LAYOUT_V17`` used for header versions >= 0x11 (IPv4/IPv6 address unions).
 
 Every message keeps the header version it arrived with (``version``) and any
 bytes after the fields we know (``extra``), so that a decoded frame encodes
-back to the same layout.
+back to the same layout. Optional fields a peer left out decode to None (and
+are left out again when encoding); built by us they default to 0 or "", so a
+message we construct has the full layout CallManager 4.x sends (only fields
+that later versions added default to None).
 """
 
 from __future__ import annotations
@@ -425,10 +428,10 @@ class Register(Message):
     ip: str
     device_type: int
     max_streams: int
-    active_streams: int | None = None
-    protocol_version: int | None = None
-    unknown: int | None = None
-    phone_features: int | None = None
+    active_streams: int | None = 0
+    protocol_version: int | None = 0
+    unknown: int | None = 0
+    phone_features: int | None = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -455,8 +458,8 @@ class KeypadButton(Message):
     REQUIRED: ClassVar[int] = 1
 
     button: int
-    line_instance: int | None = None
-    call_reference: int | None = None
+    line_instance: int | None = 0
+    call_reference: int | None = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -471,7 +474,7 @@ class EnblocCall(Message):
     REQUIRED: ClassVar[int] = 1
 
     called_party: str
-    line_instance: int | None = None
+    line_instance: int | None = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -489,8 +492,8 @@ class Stimulus(Message):
 
     stimulus: int
     stimulus_instance: int
-    call_reference: int | None = None
-    stimulus_status: int | None = None
+    call_reference: int | None = 0
+    stimulus_status: int | None = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -504,8 +507,8 @@ class OffHook(Message):
     )
     REQUIRED: ClassVar[int] = 0
 
-    line_instance: int | None = None
-    call_reference: int | None = None
+    line_instance: int | None = 0
+    call_reference: int | None = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -519,8 +522,8 @@ class OnHook(Message):
     )
     REQUIRED: ClassVar[int] = 0
 
-    line_instance: int | None = None
-    call_reference: int | None = None
+    line_instance: int | None = 0
+    call_reference: int | None = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -534,8 +537,8 @@ class HookFlash(Message):
     )
     REQUIRED: ClassVar[int] = 0
 
-    line_instance: int | None = None
-    call_reference: int | None = None
+    line_instance: int | None = 0
+    call_reference: int | None = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -662,7 +665,7 @@ class OpenReceiveChannelAck(Message):
     ip: str
     port: int
     pass_thru_party_id: int
-    call_reference: int | None = None
+    call_reference: int | None = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -687,8 +690,8 @@ class SoftKeyEvent(Message):
     REQUIRED: ClassVar[int] = 1
 
     soft_key_event: int
-    line_instance: int | None = None
-    call_reference: int | None = None
+    line_instance: int | None = 0
+    call_reference: int | None = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -772,11 +775,11 @@ class RegisterAck(Message):
 
     keep_alive_interval: int
     date_template: str
-    secondary_keep_alive_interval: int | None = None
-    protocol_version: int | None = None
-    unknown1: int | None = None
-    unknown2: int | None = None
-    unknown3: int | None = None
+    secondary_keep_alive_interval: int | None = 0
+    protocol_version: int | None = 0
+    unknown1: int | None = 0
+    unknown2: int | None = 0
+    unknown3: int | None = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -793,9 +796,9 @@ class StartTone(Message):
     REQUIRED: ClassVar[int] = 1
 
     tone: int
-    tone_direction: int | None = None
-    line_instance: int | None = None
-    call_reference: int | None = None
+    tone_direction: int | None = 0
+    line_instance: int | None = 0
+    call_reference: int | None = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -803,16 +806,22 @@ class StopTone(Message):
     """StopTone (0x0083)."""
 
     ID: ClassVar[MessageId] = MessageId.STOP_TONE
+    # CallManager 4.1 sends line and call reference only; Wireshark reads the
+    # tone too from header version 0x11 on.
     LAYOUT: ClassVar[Layout] = (
+        ("line_instance", "I"),
+        ("call_reference", "I"),
+    )
+    REQUIRED: ClassVar[int] = 0
+    LAYOUT_V17: ClassVar[Layout | None] = (
         ("line_instance", "I"),
         ("call_reference", "I"),
         ("tone", "I"),
     )
-    REQUIRED: ClassVar[int] = 0
 
-    line_instance: int | None = None
-    call_reference: int | None = None
-    tone: int | None = None
+    line_instance: int | None = 0
+    call_reference: int | None = 0
+    tone: int | None = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -829,9 +838,9 @@ class SetRinger(Message):
     REQUIRED: ClassVar[int] = 1
 
     ring_mode: int
-    ring_duration: int | None = None
-    line_instance: int | None = None
-    call_reference: int | None = None
+    ring_duration: int | None = 0
+    line_instance: int | None = 0
+    call_reference: int | None = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -916,13 +925,13 @@ class StartMediaTransmission(Message):
     pass_thru_party_id: int
     remote_ip: str
     remote_port: int
-    ms_packet_size: int | None = None
-    payload_capability: int | None = None
-    precedence: int | None = None
-    silence_suppression: int | None = None
-    max_frames_per_packet: int | None = None
-    g723_bit_rate: int | None = None
-    call_reference: int | None = None
+    ms_packet_size: int | None = 0
+    payload_capability: int | None = 0
+    precedence: int | None = 0
+    silence_suppression: int | None = 0
+    max_frames_per_packet: int | None = 0
+    g723_bit_rate: int | None = 0
+    call_reference: int | None = 0
     # Key info and later extensions, zeros without SRTP: 40 bytes in header
     # version 0 (CallManager 4.1 sends exactly these), 72 from 0x11 on (the
     # layout Wireshark's dissector reads). Shorter values are zero-padded.
@@ -943,9 +952,9 @@ class StopMediaTransmission(Message):
     REQUIRED: ClassVar[int] = 1
 
     conference_id: int
-    pass_thru_party_id: int | None = None
-    conference_id1: int | None = None
-    port_handling_flag: int | None = None
+    pass_thru_party_id: int | None = 0
+    conference_id1: int | None = 0
+    port_handling_flag: int | None = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -981,22 +990,22 @@ class CallInfo(Message):
     calling_party: str
     called_party_name: str
     called_party: str
-    line_instance: int | None = None
-    call_reference: int | None = None
-    call_type: int | None = None
-    original_called_party_name: str | None = None
-    original_called_party: str | None = None
-    last_redirecting_party_name: str | None = None
-    last_redirecting_party: str | None = None
-    original_cdpn_redirect_reason: int | None = None
-    last_redirecting_reason: int | None = None
-    cgpn_voice_mailbox: str | None = None
-    cdpn_voice_mailbox: str | None = None
-    original_cdpn_voice_mailbox: str | None = None
-    last_redirecting_voice_mailbox: str | None = None
-    call_instance: int | None = None
-    call_security_status: int | None = None
-    party_pi_restriction_bits: int | None = None
+    line_instance: int | None = 0
+    call_reference: int | None = 0
+    call_type: int | None = 0
+    original_called_party_name: str | None = ""
+    original_called_party: str | None = ""
+    last_redirecting_party_name: str | None = ""
+    last_redirecting_party: str | None = ""
+    original_cdpn_redirect_reason: int | None = 0
+    last_redirecting_reason: int | None = 0
+    cgpn_voice_mailbox: str | None = ""
+    cdpn_voice_mailbox: str | None = ""
+    original_cdpn_voice_mailbox: str | None = ""
+    last_redirecting_voice_mailbox: str | None = ""
+    call_instance: int | None = 0
+    call_security_status: int | None = 0
+    party_pi_restriction_bits: int | None = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -1048,20 +1057,28 @@ class LineStat(Message):
     """LineStat (0x0092)."""
 
     ID: ClassVar[MessageId] = MessageId.LINE_STAT
+    # CallManager 3.3 sends no display options (cm33_reg/line_stat); from header
+    # version 0x11 on they follow (Wireshark's layout).
     LAYOUT: ClassVar[Layout] = (
+        ("line_number", "I"),
+        ("line_dir_number", "s24"),
+        ("line_display_name", "s40"),
+        ("line_text_label", "s40"),
+    )
+    REQUIRED: ClassVar[int] = 2
+    LAYOUT_V17: ClassVar[Layout | None] = (
         ("line_number", "I"),
         ("line_dir_number", "s24"),
         ("line_display_name", "s40"),
         ("line_text_label", "s40"),
         ("line_display_options", "I"),
     )
-    REQUIRED: ClassVar[int] = 2
 
     line_number: int
     line_dir_number: str
-    line_display_name: str | None = None
-    line_text_label: str | None = None
-    line_display_options: int | None = None
+    line_display_name: str | None = ""
+    line_text_label: str | None = ""
+    line_display_options: int | None = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -1086,7 +1103,7 @@ class ConfigStat(Message):
     user_name: str
     server_name: str
     number_lines: int
-    number_speed_dials: int | None = None
+    number_speed_dials: int | None = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -1115,7 +1132,7 @@ class DefineTimeDate(Message):
     minute: int
     second: int
     millisecond: int
-    system_time: int | None = None
+    system_time: int | None = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -1202,7 +1219,7 @@ class OpenReceiveChannel(Message):
     payload_capability: int
     echo_cancel_type: int
     g723_bit_rate: int
-    call_reference: int | None = None
+    call_reference: int | None = 0
     # Key info and later extensions, zeros without SRTP: 40 bytes in header
     # version 0 (as CallManager 4.1 sends it), 100 from 0x11 on (Wireshark's layout).
     media_trailer: bytes | None = b""
@@ -1222,9 +1239,9 @@ class CloseReceiveChannel(Message):
     REQUIRED: ClassVar[int] = 1
 
     conference_id: int
-    pass_thru_party_id: int | None = None
-    conference_id1: int | None = None
-    port_handling_flag: int | None = None
+    pass_thru_party_id: int | None = 0
+    conference_id1: int | None = 0
+    port_handling_flag: int | None = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -1243,7 +1260,7 @@ class SelectSoftKeys(Message):
     line_instance: int
     call_reference: int
     soft_key_set_index: int
-    valid_key_mask: int | None = None
+    valid_key_mask: int | None = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -1264,9 +1281,9 @@ class CallState(Message):
     call_state: int
     line_instance: int
     call_reference: int
-    privacy: int | None = None
-    precedence_level: int | None = None
-    precedence_domain: int | None = None
+    privacy: int | None = 0
+    precedence_level: int | None = 0
+    precedence_domain: int | None = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -1285,7 +1302,7 @@ class DisplayPromptStatus(Message):
     timeout: int
     text: str
     line_instance: int
-    call_reference: int | None = None
+    call_reference: int | None = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -1335,7 +1352,7 @@ class ActivateCallPlane(Message):
     LAYOUT: ClassVar[Layout] = (("line_instance", "I"),)
     REQUIRED: ClassVar[int] = 0
 
-    line_instance: int | None = None
+    line_instance: int | None = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -1386,8 +1403,8 @@ class DialedNumber(Message):
     REQUIRED: ClassVar[int] = 1
 
     called_party: str
-    line_instance: int | None = None
-    call_reference: int | None = None
+    line_instance: int | None = 0
+    call_reference: int | None = 0
 
 
 @dataclass(frozen=True, slots=True)

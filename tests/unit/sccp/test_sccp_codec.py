@@ -39,7 +39,8 @@ def test_short_keypad_button_roundtrips() -> None:
     # CM 3.x phones send only the button
     frame = struct.pack("<IIII", 8, 0, 3, 11)
     message = decode_frame(frame)
-    assert message == KeypadButton(11)
+    assert message == KeypadButton(11, None, None)
+    assert encode(KeypadButton(11)) == struct.pack("<IIIIII", 16, 0, 3, 11, 0, 0)
     assert encode(message) == frame
 
 
@@ -67,14 +68,14 @@ def test_strings_nul_padded() -> None:
 def test_call_info_full_roundtrip() -> None:
     info = CallInfo("Alice", "1001", "Bob", "1002", 1, 7, 1)
     frame = encode(info)
-    assert len(frame) == 12 + 4 * 40 + 4 * 24 + 3 * 4 - 2 * 40 - 2 * 24
+    assert len(frame) == 12 + 384  # the full CallManager 4.x layout
     assert decode_frame(frame) == info
 
 
 def test_register_ack_layout() -> None:
     ack = RegisterAck(30, "M/D/YA", 60)
     frame = encode(ack)
-    assert frame[12:] == struct.pack("<I", 30) + b"M/D/YA\0\0" + struct.pack("<I", 60)
+    assert frame[12:] == struct.pack("<I", 30) + b"M/D/YA\0\0" + struct.pack("<II", 60, 0)
     assert decode_frame(frame) == ack
 
 

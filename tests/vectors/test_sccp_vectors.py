@@ -20,12 +20,23 @@ import pytest
 from offhook.common import ParseError
 from offhook.sccp import SccpFramer, decode, decode_frame, encode
 from offhook.sccp.messages import (
+    ActivateCallPlane,
     CallState,
     CapabilitiesRes,
+    DisplayPriNotify,
+    DisplayPromptStatus,
+    Message,
+    OpenReceiveChannel,
     Register,
+    SelectSoftKeys,
+    SetLamp,
+    SetRinger,
+    SetSpeakerMode,
     SoftKeySetRes,
     SoftKeyTemplateRes,
     StartMediaTransmission,
+    StartTone,
+    StopTone,
     Unknown,
 )
 
@@ -116,3 +127,30 @@ def test_registration_pcap_every_frame_decodes() -> None:
         assert framer.buffered == 0
     assert total > 1000
     assert {Register, CapabilitiesRes} <= seen
+
+
+BUILT: list[tuple[str, Message]] = [
+    ("cm_cap_new_call/80", SetRinger(1, 1, 0, 0)),
+    ("cm_cap_new_call/81", SetSpeakerMode(1)),
+    ("cm_cap_new_call/82", SetLamp(9, 1, 2)),
+    ("cm_cap_new_call/83", CallState(1, 1, 0x0100001A, 0, 4)),
+    ("cm_cap_new_call/84", SelectSoftKeys(1, 0x0100001A, 4, 0xFFFFFFFF)),
+    # "\x80\x20" is a CallManager prompt code the phone shows in its own language
+    ("cm_cap_new_call/85", DisplayPromptStatus(0, "\x80\x20", 1, 0x0100001A)),
+    ("cm_cap_new_call/86", ActivateCallPlane(1)),
+    ("cm_cap_new_call/87", StartTone(0x21, 0, 1, 0x0100001A)),
+    ("cm_call_ring/135", DisplayPriNotify(10, 5, "\x80\x171003")),
+    ("cm_call_answer/147", StopTone(1, 0x0100001F)),
+    ("cm_call_open_rx/148", OpenReceiveChannel(0x0100001F, 0x01000101, 20, 4, 0, 0, 0x0100001F)),
+    (
+        "cm_call_media/154",
+        StartMediaTransmission(
+            0x0100001F, 0x01000101, "10.102.219.27", 60186, 20, 4, 0xB8, 0, 0, 0, 0x0100001F
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "message"), BUILT, ids=[n for n, _ in BUILT])
+def test_messages_we_build_match_callmanager_layout(name: str, message: Message) -> None:
+    assert encode(message) == dict(CASES)[name]

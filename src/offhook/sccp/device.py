@@ -22,6 +22,7 @@ from types import MappingProxyType
 
 from offhook.sccp import templates
 from offhook.sccp.messages import (
+    Alarm,
     ButtonTemplate,
     ButtonTemplateReq,
     CapabilitiesReq,
@@ -110,6 +111,9 @@ class State(Enum):
 TRANSITIONS: Mapping[tuple[State, type[Message]], str] = MappingProxyType(
     {
         (State.CONNECTED, Register): "_on_register",
+        # 79xx firmware may report an Alarm (e.g. why it last reset) before Register.
+        (State.CONNECTED, Alarm): "_on_ignore",
+        (State.REGISTERED, Alarm): "_on_ignore",
         (State.REGISTERED, IpPort): "_on_ignore",
         (State.REGISTERED, RegisterAvailableLines): "_on_ignore",
         (State.REGISTERED, CapabilitiesRes): "_on_capabilities",

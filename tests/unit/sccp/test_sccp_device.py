@@ -19,6 +19,7 @@ from offhook.sccp.device import (
     Unregistered,
 )
 from offhook.sccp.messages import (
+    Alarm,
     ButtonTemplate,
     ButtonTemplateReq,
     CapabilitiesReq,
@@ -236,6 +237,15 @@ def test_messages_before_register_close(msg: Message) -> None:
     s.receive(msg, clock.monotonic())
     assert s.messages_to_send() == []
     assert s.events() == [Closed("not registered")]
+
+
+def test_alarm_before_register_is_accepted() -> None:
+    clock = FakeClock()
+    s = session(clock)
+    s.receive(Alarm(2, "Last=Reset", 0, 0), clock.monotonic())
+    assert s.events() == [] and s.state is State.CONNECTED
+    s.receive(register(), clock.monotonic())
+    assert s.state is State.REGISTERED
 
 
 def test_no_register_in_time_closes() -> None:

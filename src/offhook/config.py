@@ -182,6 +182,69 @@ class AdminSettings(_Section):
         return _check_networks(value)
 
 
+class SccpSettings(_Section):
+    """[sccp] the Skinny listener for Cisco IP phones (TCP) and its limits."""
+
+    enabled: bool = True
+    listen: str = "0.0.0.0"
+    port: int = Field(default=2000, ge=0, le=65535)
+    allow: list[str] = Field(default_factory=lambda: ["0.0.0.0/0", "::/0"])
+    keepalive: int = Field(default=30, ge=5, le=3600)
+    max_message: int = Field(default=4096, ge=256, le=65536)
+    max_connections: int = Field(default=20000, ge=1)
+    max_connections_per_source: int = Field(default=64, ge=1)
+    # A connection that has not registered within this many seconds is closed.
+    register_timeout: float = Field(default=30.0, gt=0)
+    # Auto-registration: an unknown phone gets the next free DN of this range
+    # ("2000-2099"); empty disables it and unknown phones are rejected.
+    auto_register: str = ""
+    auto_register_css: str = ""
+    auto_register_partition: str = ""
+
+    @field_validator("allow")
+    @classmethod
+    def _allow(cls, value: list[str]) -> list[str]:
+        return _check_networks(value)
+
+    @field_validator("auto_register")
+    @classmethod
+    def _range(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            return value
+        low, sep, high = value.partition("-")
+        if not sep or not low.isdigit() or not high.isdigit() or len(low) != len(high):
+            raise ValueError('must be a DN range such as "2000-2099"')
+        if int(low) > int(high):
+            raise ValueError("range start is above its end")
+        return value
+
+
+class TftpSettings(_Section):
+    """[tftp] phone provisioning: TFTP (UDP) and the same files over HTTP."""
+
+    enabled: bool = True
+    listen: str = "0.0.0.0"
+    port: int = Field(default=69, ge=0, le=65535)
+    http_port: int = Field(default=6970, ge=0, le=65535)
+    http: bool = True
+    root: str = "tftproot"
+    allow: list[str] = Field(default_factory=lambda: ["0.0.0.0/0", "::/0"])
+    max_transfers: int = Field(default=256, ge=1)
+    timeout: float = Field(default=1.0, gt=0, le=60)
+    retries: int = Field(default=5, ge=0, le=50)
+    # Firmware load name put in SEP<MAC>.cnf.xml (empty: the phone keeps its own).
+    load_information: str = ""
+    device_pool: str = "Default"
+    locale: str = "English_United_States"
+    time_zone: str = "UTC"
+
+    @field_validator("allow")
+    @classmethod
+    def _allow(cls, value: list[str]) -> list[str]:
+        return _check_networks(value)
+
+
 class LogSettings(_Section):
     """[log] level and format (``text`` for people, ``json`` for collectors)."""
 
@@ -223,6 +286,8 @@ class Settings(_Section):
     log: LogSettings = Field(default_factory=LogSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     dialplan: DialPlanSettings = Field(default_factory=DialPlanSettings)
+    sccp: SccpSettings = Field(default_factory=SccpSettings)
+    tftp: TftpSettings = Field(default_factory=TftpSettings)
 
     # Where the settings came from (None: defaults + environment only).
     source: Path | None = None

@@ -34,11 +34,21 @@ class LineInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class SpeedDial:
+    """A speed-dial button: the number it dials and the label the phone shows."""
+
+    number: str
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class DeviceInfo:
     """A provisioned device (phone, gateway, trunk, ...).
 
     ``ha1_md5``/``ha1_sha256`` are the digest secrets for ``realm``
     (RFC 2617/8760 H(username:realm:password)); the clear password is never kept.
+    ``model`` is the phone model ("7960" for an SCCP phone; "" when not
+    configured) and ``speed_dials`` its speed-dial buttons in button order.
     """
 
     name: str
@@ -49,6 +59,8 @@ class DeviceInfo:
     ha1_sha256: str = ""
     css: str = ""
     max_calls: int = 4
+    model: str = ""
+    speed_dials: tuple[SpeedDial, ...] = ()
 
     @property
     def display(self) -> str:

@@ -42,7 +42,7 @@ def invoke(*args: str) -> Any:
 def test_db_upgrade(config: Path) -> None:
     r = invoke("db", "upgrade", "--config", str(config))
     assert r.exit_code == 0, r.output
-    assert "upgraded from empty to 0002" in r.stdout
+    assert "upgraded from empty to 0003" in r.stdout
     r = invoke("db", "upgrade", "--config", str(config))
     assert r.exit_code == 0 and "up to date" in r.stdout
 

@@ -75,7 +75,7 @@ def test_foreign_key_cascade(db_url: str) -> None:
         engine.dispose()
 
 
-def test_downgrade_0002_and_upgrade_again(db_url: str) -> None:
+def test_downgrade_0001_and_upgrade_again(db_url: str) -> None:
     from alembic import command
 
     from offhook.db.engine import alembic_config
@@ -91,6 +91,6 @@ def test_downgrade_0002_and_upgrade_again(db_url: str) -> None:
         tables = set(inspect(engine).get_table_names())
         assert not set(DIALPLAN_TABLES) & tables and "devices" in tables
         upgrade(engine)
-        assert current_revision(engine) == head_revision() == "0002"
+        assert current_revision(engine) == head_revision() == "0003"
     finally:
         engine.dispose()

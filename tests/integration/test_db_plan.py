@@ -57,7 +57,12 @@ PLAN = {
                 {"dn": "1010", "display": "Support", "partition": "p1"},
             ],
         },
-        {"name": "SEP001122334455", "protocol": "sccp", "lines": [{"dn": "1010"}]},
+        {
+            "name": "SEP001122334455",
+            "protocol": "sccp",
+            "model": "7960",
+            "lines": [{"dn": "1010"}],
+        },
     ],
 }
 

@@ -11,6 +11,9 @@ Tables:
   never the clear password.
 - ``lines``: the directory numbers on a device, in button order. The same DN
   on several devices is a shared line.
+- ``speed_dials`` (migration 0003): a device's speed-dial buttons (number and
+  label), in button order; ``devices.model`` is the phone model ("7960" for
+  an SCCP phone, "" when not configured).
 - ``cdrs``: one row per call attempt, written when it ends.
 - ``plan_meta``: key/value; ``plan_version`` is bumped by every change of the
   plan so that running nodes can poll one row to know when to reload.
@@ -107,6 +110,7 @@ class Device(Base):
     ha1_md5: Mapped[str] = mapped_column(String(32), default="")
     ha1_sha256: Mapped[str] = mapped_column(String(64), default="")
     max_calls: Mapped[int] = mapped_column(Integer, default=4)
+    model: Mapped[str] = mapped_column(String(32), default="")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
@@ -115,6 +119,12 @@ class Device(Base):
         cascade="all, delete-orphan",
         passive_deletes=True,
         order_by="Line.position",
+    )
+    speed_dials: Mapped[list[SpeedDialRow]] = relationship(
+        back_populates="device",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="SpeedDialRow.position",
     )
 
 
@@ -133,6 +143,23 @@ class Line(Base):
     display: Mapped[str] = mapped_column(String(128), default="")
 
     device: Mapped[Device] = relationship(back_populates="lines")
+
+
+class SpeedDialRow(Base):
+    __tablename__ = "speed_dials"
+    __table_args__ = (
+        UniqueConstraint("device_id", "position", name="uq_speed_dials_device_position"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    device_id: Mapped[int] = mapped_column(
+        ForeignKey("devices.id", ondelete="CASCADE", name="fk_speed_dials_device_id")
+    )
+    position: Mapped[int] = mapped_column(Integer)
+    number: Mapped[str] = mapped_column(String(32))
+    label: Mapped[str] = mapped_column(String(64), default="")
+
+    device: Mapped[Device] = relationship(back_populates="speed_dials")
 
 
 class Cdr(Base):

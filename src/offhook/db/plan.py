@@ -21,6 +21,13 @@ Format (grows with later capabilities)::
           - dn: "1001"         # digits, * # + (quote it: YAML reads 0100 as 64)
             display: Alice Smith
             partition: ""      # optional; must be in `partitions`
+      - name: SEP001122334455  # sccp: SEP + the phone's MAC (12 hex digits)
+        protocol: sccp         # no password (SCCP phones do not authenticate)
+        model: "7960"          # required for sccp: one of SCCP_MODELS
+        css: staff
+        lines: [{dn: "1003", partition: internal, display: Carol}]
+        speed_dials:           # sccp only; in button order after the lines
+          - {number: "1001", label: Alice}   # label: up to 40 characters
 
     # The dial plan (Cisco CallManager's model; see offhook.core.dialplan).
     partitions: [internal, pstn]
@@ -53,6 +60,13 @@ the whole plan is built into a ``DialPlan`` to catch anything else.
 Trunk passwords are stored as given (offhook needs the clear secret to
 answer a carrier's digest challenge): a known limitation, to be encrypted at
 rest later. Device passwords, by contrast, are only ever stored as HA1.
+
+An SCCP device name is upper-cased (``sep00aabb...`` becomes ``SEP00AABB...``,
+the name the phone registers with and asks its ``SEP<MAC>.cnf.xml`` by). Its
+model must be one the SCCP button templates know (``SCCP_MODELS``, the keys of
+``offhook.sccp.templates.MODEL_BUTTONS``; kept here because ``db`` imports no
+protocol package, and a test keeps the two equal). A model on a SIP device is
+free text, for the administrator's information.
 
 A DN may appear on several devices (a shared line). Validation is strict
 (unknown keys refused); every problem is reported as
@@ -96,7 +110,7 @@ from offhook.core.dialplan.model import (
     TranslationPattern,
     Trunk,
 )
-from offhook.core.directory import DeviceInfo, LineInfo, directory_numbers
+from offhook.core.directory import DeviceInfo, LineInfo, SpeedDial, directory_numbers
 from offhook.db.engine import create_engine_for, upgrade
 from offhook.db.models import (
     PLAN_VERSION_KEY,
@@ -111,6 +125,7 @@ from offhook.db.models import (
     RouteListMemberRow,
     RouteListRow,
     RoutePatternRow,
+    SpeedDialRow,
     TranslationPatternRow,
     TrunkRow,
     transform_to_json,
@@ -125,6 +140,12 @@ MAX_PLAN_BYTES = 64 << 20
 
 _NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$"
 _DN_RE = re.compile(r"^[0-9*#+]{1,32}$")
+_SEP_RE = re.compile(r"SEP[0-9A-F]{12}")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+MAX_LABEL = 40
+
+SCCP_MODELS: frozenset[str] = frozenset({"7912", "7940", "7941", "7960", "7961", "7970", "7971"})
+"""The SCCP phone models a plan may name: ``offhook.sccp.templates.MODEL_BUTTONS``."""
 
 
 class PlanError(Exception):
@@ -167,6 +188,32 @@ class LineSpec(_Spec):
         return value
 
 
+class SpeedDialSpec(_Spec):
+    """A speed-dial button: the number it dials and its label on the phone."""
+
+    number: str
+    label: str = Field(default="", max_length=MAX_LABEL)
+
+    @field_validator("number", mode="before")
+    @classmethod
+    def _number_type(cls, value: object) -> object:
+        return _not_a_number(value, "number")
+
+    @field_validator("number")
+    @classmethod
+    def _number(cls, value: str) -> str:
+        if not _DN_RE.match(value):
+            raise ValueError(f"{value!r} is not a dialable number (1-32 of 0-9 * # +)")
+        return value
+
+    @field_validator("label")
+    @classmethod
+    def _label(cls, value: str) -> str:
+        if _CONTROL_RE.search(value):
+            raise ValueError("the label has a control character")
+        return value
+
+
 class DeviceSpec(_Spec):
     name: str = Field(pattern=_NAME_RE)
     protocol: Literal["sip", "sccp"]
@@ -175,6 +222,23 @@ class DeviceSpec(_Spec):
     css: str = Field(default="", max_length=64)
     max_calls: int = Field(default=4, ge=0, le=100_000)
     lines: list[LineSpec] = Field(default_factory=list, max_length=64)
+    model: str = Field(default="", max_length=32)
+    speed_dials: list[SpeedDialSpec] = Field(default_factory=list, max_length=64)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sccp_name(cls, data: object) -> object:
+        # An SCCP phone registers as SEP + its MAC in upper case.
+        if isinstance(data, dict) and data.get("protocol") == "sccp":
+            name = data.get("name")
+            if isinstance(name, str) and _SEP_RE.fullmatch(name.upper()):
+                data = {**data, "name": name.upper()}
+        return data
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _model_type(cls, value: object) -> object:
+        return _not_a_number(value, "model")
 
     @model_validator(mode="after")
     def _check(self) -> DeviceSpec:
@@ -356,6 +420,8 @@ class PlanSpec(_Spec):
                 name=d.name,
                 protocol=d.protocol,
                 lines=tuple(LineInfo(ln.dn, ln.display, ln.partition) for ln in d.lines),
+                model=d.model,
+                speed_dials=tuple(SpeedDial(sd.number, sd.label) for sd in d.speed_dials),
             )
             for d in self.devices
         ]
@@ -568,6 +634,7 @@ def _references(plan: PlanSpec) -> list[tuple[str, str]]:
             if p in c.partitions[:j]:
                 problems.append((loc, f"partition {p!r} is listed twice"))
     for i, d in enumerate(plan.devices):
+        problems += _device_kind(f"devices[{i}] ({d.name})", d)
         css(f"devices[{i}] ({d.name}).css", d.css)
         for j, ln in enumerate(d.lines):
             partition(f"devices[{i}] ({d.name}).lines[{j}].partition", ln.partition)
@@ -621,6 +688,33 @@ def _references(plan: PlanSpec) -> list[tuple[str, str]]:
             elif isinstance(e, TranslationPatternSpec):
                 css(f"{base}.css", e.css)
     return problems
+
+
+def _device_kind(base: str, d: DeviceSpec) -> list[tuple[str, str]]:
+    """What an SCCP device needs (SEP name, known model, no password); speed dials are SCCP's."""
+    if d.protocol != "sccp":
+        if d.speed_dials:
+            return [(f"{base}.speed_dials", "speed dials are for sccp devices only")]
+        return []
+    out: list[tuple[str, str]] = []
+    if not _SEP_RE.fullmatch(d.name):
+        out.append(
+            (
+                f"{base}.name",
+                "an sccp device is named SEP and the phone's MAC address "
+                "(12 hex digits), such as SEP001122334455",
+            )
+        )
+    known = ", ".join(sorted(SCCP_MODELS))
+    if not d.model:
+        out.append((f"{base}.model", f"an sccp device needs a model (one of {known})"))
+    elif d.model not in SCCP_MODELS:
+        out.append((f"{base}.model", f"{d.model!r} is not a known SCCP phone model ({known})"))
+    if d.password is not None:
+        out.append(
+            (f"{base}.password", "an sccp device has no password (SCCP phones do not authenticate)")
+        )
+    return out
 
 
 def _compile(plan: PlanSpec) -> list[tuple[str, str]]:
@@ -712,11 +806,18 @@ def _desired(spec: DeviceSpec, realm: str) -> dict[str, Any]:
         "ha1_md5": md5,
         "ha1_sha256": sha,
         "max_calls": spec.max_calls,
+        "model": spec.model,
     }
 
 
 def _line_tuples(lines: Sequence[LineSpec] | Sequence[Line]) -> list[tuple[str, str, str]]:
     return [(ln.dn, ln.display, ln.partition) for ln in lines]
+
+
+def _speed_dial_tuples(
+    dials: Sequence[SpeedDialSpec] | Sequence[SpeedDialRow],
+) -> list[tuple[str, str]]:
+    return [(sd.number, sd.label) for sd in dials]
 
 
 def _lock_version(session: Session) -> PlanMeta:
@@ -736,7 +837,9 @@ def apply_plan(engine: Engine, plan: PlanSpec, realm: str, *, prune: bool = True
         meta = _lock_version(session)
         existing = {
             d.name: d
-            for d in session.scalars(select(Device).options(selectinload(Device.lines))).all()
+            for d in session.scalars(
+                select(Device).options(selectinload(Device.lines), selectinload(Device.speed_dials))
+            ).all()
         }
         now = utcnow()
         for spec in plan.devices:
@@ -748,12 +851,17 @@ def apply_plan(engine: Engine, plan: PlanSpec, realm: str, *, prune: bool = True
                     Line(position=i, dn=ln.dn, display=ln.display, partition=ln.partition)
                     for i, ln in enumerate(spec.lines)
                 ]
+                dev.speed_dials = [
+                    SpeedDialRow(position=i, number=sd.number, label=sd.label)
+                    for i, sd in enumerate(spec.speed_dials)
+                ]
                 session.add(dev)
                 created += 1
                 continue
             same_fields = all(getattr(dev, k) == v for k, v in want.items())
             same_lines = _line_tuples(dev.lines) == _line_tuples(spec.lines)
-            if same_fields and same_lines:
+            same_dials = _speed_dial_tuples(dev.speed_dials) == _speed_dial_tuples(spec.speed_dials)
+            if same_fields and same_lines and same_dials:
                 unchanged += 1
                 continue
             for key, value in want.items():
@@ -769,6 +877,16 @@ def apply_plan(engine: Engine, plan: PlanSpec, realm: str, *, prune: bool = True
                             Line(position=i, dn=ln.dn, display=ln.display, partition=ln.partition)
                         )
                 del dev.lines[len(spec.lines) :]
+            if not same_dials:
+                for i, sd in enumerate(spec.speed_dials):
+                    if i < len(dev.speed_dials):
+                        dial = dev.speed_dials[i]
+                        dial.number, dial.label = sd.number, sd.label
+                    else:
+                        dev.speed_dials.append(
+                            SpeedDialRow(position=i, number=sd.number, label=sd.label)
+                        )
+                del dev.speed_dials[len(spec.speed_dials) :]
             dev.updated_at = now
             updated += 1
         if prune:

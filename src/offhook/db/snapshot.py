@@ -31,7 +31,13 @@ from offhook.core.dialplan.model import (
     TranslationPattern,
     Trunk,
 )
-from offhook.core.directory import DeviceInfo, LineInfo, PlanSnapshot, directory_numbers
+from offhook.core.directory import (
+    DeviceInfo,
+    LineInfo,
+    PlanSnapshot,
+    SpeedDial,
+    directory_numbers,
+)
 from offhook.db.models import (
     PLAN_VERSION_KEY,
     CallingSearchSpaceRow,
@@ -45,6 +51,7 @@ from offhook.db.models import (
     RouteListMemberRow,
     RouteListRow,
     RoutePatternRow,
+    SpeedDialRow,
     TranslationPatternRow,
     TrunkRow,
     transform_from_json,
@@ -88,6 +95,7 @@ def load_snapshot(engine: Engine) -> PlanSnapshot:
                 Device.ha1_sha256,
                 Device.css,
                 Device.max_calls,
+                Device.model,
             ).order_by(Device.name)
         ).all()
         lines: dict[int, list[LineInfo]] = {}
@@ -97,6 +105,13 @@ def load_snapshot(engine: Engine) -> PlanSnapshot:
             )
         ):
             lines.setdefault(dev_id, []).append(LineInfo(dn, display, partition))
+        dials: dict[int, list[SpeedDial]] = {}
+        for dev_id, number, label in conn.execute(
+            select(SpeedDialRow.device_id, SpeedDialRow.number, SpeedDialRow.label).order_by(
+                SpeedDialRow.device_id, SpeedDialRow.position
+            )
+        ):
+            dials.setdefault(dev_id, []).append(SpeedDial(number, label))
         spec = _dialplan_rows(conn)
     infos = [
         DeviceInfo(
@@ -108,6 +123,8 @@ def load_snapshot(engine: Engine) -> PlanSnapshot:
             ha1_sha256=d.ha1_sha256,
             css=d.css,
             max_calls=d.max_calls,
+            model=d.model,
+            speed_dials=tuple(dials.get(d.id, ())),
         )
         for d in devices
     ]

@@ -35,7 +35,8 @@ def test_valid_plan() -> None:
 
 
 def test_sccp_needs_no_password() -> None:
-    plan = parse_plan({"devices": [{"name": "SEP001122334455", "protocol": "sccp"}]}, "p")
+    dev = {"name": "SEP001122334455", "protocol": "sccp", "model": "7960"}
+    plan = parse_plan({"devices": [dev]}, "p")
     assert plan.devices[0].password is None
 
 

@@ -1,0 +1,359 @@
+"""The SCCP endpoint: Skinny phones' buttons and hook in, core calls out.
+
+``SccpEndpoint`` is the adapter's ``PhoneHandler`` (phones attach when they
+register, detach when they go) and the engine's ``LegFactory`` for bindings
+of protocol ``sccp``. It turns what a phone's user does into call control:
+
+- off hook (handset), a line button, the NewCall softkey -> a new call with
+  dial tone; with a call ringing, the same actions answer it;
+- KeypadButton digits -> overlap digit analysis (``DigitCollector``, T302),
+  routed as soon as the dial plan says so; EnblocCall, Redial and speed dials
+  route a whole number at once; digits during a connected call are relayed;
+- on hook / EndCall -> the call is released; Hold / Resume softkeys;
+- OpenReceiveChannelAck -> the call waiting for that receive channel.
+
+The call itself (display, tones, media, leg driver) is ``calls.PhoneCall``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from offhook.core.causes import Cause
+from offhook.core.dialplan.overlap import DEFAULT_T302, DigitCollector, Verdict
+from offhook.core.events import PartyInfo, Release, Setup
+from offhook.sccp import mediamap
+from offhook.sccp.calls import Phase, PhoneCall
+from offhook.sccp.messages import (
+    DisplayNotify,
+    EnblocCall,
+    KeypadButton,
+    Message,
+    OffHook,
+    OnHook,
+    OpenReceiveChannelAck,
+    SoftKeyEvent,
+    Stimulus,
+)
+from offhook.sccp.phone import Phone
+from offhook.sccp.templates import SoftKey
+from offhook.sccp.ui import Stimulus as StimulusCode
+from offhook.sccp.ui import keypad_digit
+
+if TYPE_CHECKING:
+    from offhook.common.location import Binding
+    from offhook.core.directory import PlanSnapshot
+    from offhook.core.engine import CallEngine
+    from offhook.core.leg import Leg
+    from offhook.core.media import MediaDescription
+    from offhook.core.ports import LegDriver
+    from offhook.sccp.link import PhoneLink
+    from offhook.sccp.media import Receive
+
+log = logging.getLogger(__name__)
+
+MAX_CALL_REFERENCE = 0x7FFFFFFF
+
+
+class _Unreachable:
+    """The driver of a leg to a phone that is not registered here any more."""
+
+    def __init__(self, engine: CallEngine, leg: Leg) -> None:
+        self.engine = engine
+        self.leg = leg
+
+    def offer(self, setup: Setup) -> None:
+        self.engine.dispatch(self.leg, Release(Cause.SUBSCRIBER_ABSENT))
+
+    def progress(self, media: MediaDescription | None) -> None: ...
+    def alert(self, media: MediaDescription | None) -> None: ...
+    def answer(self, media: MediaDescription | None) -> None: ...
+    def update_media(self, offer: MediaDescription) -> None: ...
+    def media_answer(self, answer: MediaDescription | None, cause: int | None) -> None: ...
+    def release(self, cause: int) -> None: ...
+    def play_tone(self, tone: object) -> None: ...
+    def show_display(self, text: str) -> None: ...
+    def send_digits(self, digits: str) -> None: ...
+
+
+class SccpEndpoint:
+    """Skinny phones <-> core call control (``PhoneHandler`` and ``LegFactory``)."""
+
+    def __init__(
+        self,
+        engine: CallEngine,
+        snapshot: Callable[[], PlanSnapshot],
+        *,
+        t302: float = DEFAULT_T302,
+        first_reference: int = 1,
+    ) -> None:
+        self.engine = engine
+        self._snapshot = snapshot
+        self.t302 = t302
+        self.phones: dict[str, Phone] = {}
+        self._next_ref = first_reference
+        self._next_pass_thru = first_reference
+        self._receiving: dict[int, PhoneCall] = {}
+        self._dialing: dict[PhoneCall, None] = {}
+        self._now = 0.0
+        self._handlers: dict[type[Message], Callable[[Phone, Message], None]] = {
+            OffHook: self._on_off_hook,  # type: ignore[dict-item]
+            OnHook: self._on_on_hook,  # type: ignore[dict-item]
+            KeypadButton: self._on_keypad,  # type: ignore[dict-item]
+            EnblocCall: self._on_enbloc,  # type: ignore[dict-item]
+            Stimulus: self._on_stimulus,  # type: ignore[dict-item]
+            SoftKeyEvent: self._on_soft_key,  # type: ignore[dict-item]
+            OpenReceiveChannelAck: self._on_receive_ack,  # type: ignore[dict-item]
+        }
+
+    # ------------------------------------------------------------ PhoneHandler
+    def attach(self, link: PhoneLink, now: float) -> None:
+        self._now = now
+        old = self.phones.get(link.name)
+        if old is not None and old.link is not link:
+            old.detach(Cause.TEMPORARY_FAILURE)
+        self.phones[link.name] = Phone(link, self.engine, self._open_receive, self._call_gone)
+
+    def detach(self, link: PhoneLink, reason: str, now: float) -> None:
+        self._now = now
+        phone = self.phones.get(link.name)
+        if phone is None or phone.link is not link:
+            return
+        del self.phones[link.name]
+        log.info("sccp phone %s gone (%s)", link.name, reason)
+        phone.detach(Cause.TEMPORARY_FAILURE)
+
+    def on_message(self, link: PhoneLink, msg: Message, now: float) -> None:
+        self._now = now
+        phone = self.phones.get(link.name)
+        handler = self._handlers.get(type(msg))
+        if phone is None or phone.link is not link or handler is None:
+            return
+        handler(phone, msg)
+
+    def next_timer(self) -> float | None:
+        deadlines = [
+            t
+            for call in self._dialing
+            if call.collector is not None and (t := call.collector.next_timer()) is not None
+        ]
+        return min(deadlines, default=None)
+
+    def handle_timer(self, now: float) -> None:
+        self._now = now
+        for call in list(self._dialing):
+            collector = call.collector
+            if collector is None or call.phase is not Phase.DIALING:
+                self._dialing.pop(call, None)
+                continue
+            deadline = collector.next_timer()
+            if deadline is not None and deadline <= now:
+                self._verdict(call, collector.handle_timer(now))
+
+    # ------------------------------------------------------------ LegFactory
+    def create(self, binding: Binding, leg: Leg) -> LegDriver:
+        phone = self.phones.get(binding.device)
+        if phone is None:
+            return _Unreachable(self.engine, leg)
+        call = PhoneCall(phone, self._reference(), 1)
+        call.leg = leg
+        return call
+
+    # ------------------------------------------------------------ ids, media
+    def _reference(self) -> int:
+        ref = self._next_ref
+        self._next_ref = ref + 1 if ref < MAX_CALL_REFERENCE else 1
+        return ref
+
+    def _open_receive(
+        self, call: PhoneCall, choice: mediamap.Choice, then: Callable[[Receive], None]
+    ) -> None:
+        pass_thru = self._next_pass_thru
+        self._next_pass_thru = pass_thru + 1 if pass_thru < MAX_CALL_REFERENCE else 1
+        if call.media.rx is not None:
+            self._receiving.pop(call.media.rx.pass_thru, None)
+        self._receiving[pass_thru] = call
+        call.media.open(pass_thru, choice, then)
+
+    def _call_gone(self, call: PhoneCall) -> None:
+        self._dialing.pop(call, None)
+        for pass_thru in [p for p, c in self._receiving.items() if c is call]:
+            del self._receiving[pass_thru]
+
+    def _on_receive_ack(self, phone: Phone, msg: OpenReceiveChannelAck) -> None:
+        call = self._receiving.pop(msg.pass_thru_party_id, None)
+        if call is None or call.phone is not phone or call.phase is Phase.ENDED:
+            return
+        if msg.status != 0:
+            log.warning("%r: phone refused a receive channel (status %d)", call, msg.status)
+            call.hang_up(Cause.RESOURCE_UNAVAILABLE)
+            return
+        address = msg.ip if msg.ip != "0.0.0.0" else phone.address[0]
+        call.media.acknowledged(msg.pass_thru_party_id, address, msg.port)
+
+    # ------------------------------------------------------------ call actions
+    def _new_call(self, phone: Phone, line: int) -> PhoneCall:
+        """Dial tone on ``line``: the call on the plane is held (or ended) first."""
+        self._clear_plane(phone)
+        lines = len(phone.link.profile.lines)
+        line = line if 1 <= line <= max(lines, 1) else 1
+        call = PhoneCall(phone, self._reference(), line)
+        phone.add_call(call)
+        snapshot = self._snapshot()
+        info = snapshot.devices.get(phone.name)
+        collector = DigitCollector(snapshot.dialplan, info.css if info else "", self.t302)
+        collector.start(self._now)
+        call.start_dialing(collector)
+        self._dialing[call] = None
+        return call
+
+    def _clear_plane(self, phone: Phone, keep: PhoneCall | None = None) -> None:
+        active = phone.active()
+        if active is None or active is keep:
+            return
+        if active.phase is Phase.CONNECTED:
+            active.hold()
+        else:
+            active.hang_up()
+
+    def _digit(self, call: PhoneCall, digit: str) -> None:
+        collector = call.collector
+        if collector is None:
+            return
+        if not collector.digits:
+            call.first_digit()
+        self._verdict(call, collector.add(digit, self._now))
+
+    def _verdict(self, call: PhoneCall, verdict: Verdict) -> None:
+        collector = call.collector
+        if collector is None or verdict is Verdict.COLLECTING:
+            return
+        self._dialing.pop(call, None)
+        if verdict is Verdict.ROUTE:
+            self._route(call, collector.digits)
+        else:
+            call.fail(collector.cause)
+
+    def _route(self, call: PhoneCall, digits: str) -> None:
+        phone = call.phone
+        self._dialing.pop(call, None)
+        phone.last_dialed = digits
+        dn, display = phone.line_info(call.line)
+        leg = self.engine.inbound_leg(call, phone.name)
+        call.routed(leg, digits)
+        calling = PartyInfo(number=dn, name=display, device=phone.name)
+        self.engine.setup(leg, Setup(calling=calling, called=digits, original_called=digits))
+
+    def _dial_whole(self, phone: Phone, number: str, line: int = 0) -> None:
+        """Redial, speed dial, EnblocCall: route ``number`` at once."""
+        if not number:
+            return
+        active = phone.active()
+        if active is not None and active.phase is Phase.DIALING and active.collector is not None:
+            if active.collector.digits:
+                return
+            call = active
+        else:
+            call = self._new_call(phone, line or 1)
+        self._route(call, number)
+
+    def _answer(self, phone: Phone, ref: int) -> bool:
+        ringing = phone.ringing(ref)
+        if ringing is None:
+            return False
+        self._clear_plane(phone, keep=ringing)
+        ringing.pick_up()
+        return True
+
+    def _resume(self, phone: Phone, call: PhoneCall) -> None:
+        self._clear_plane(phone, keep=call)
+        call.resume()
+
+    # ------------------------------------------------------------ phone inputs
+    def _on_off_hook(self, phone: Phone, msg: OffHook) -> None:
+        phone.handset = True
+        if self._answer(phone, msg.call_reference or 0):
+            return
+        if phone.active() is None:
+            self._new_call(phone, msg.line_instance or 1)
+
+    def _on_on_hook(self, phone: Phone, msg: OnHook) -> None:
+        phone.handset = False
+        active = phone.active()
+        if active is not None:
+            active.hang_up()
+        elif phone.speaker:
+            phone.speaker = False
+
+    def _on_keypad(self, phone: Phone, msg: KeypadButton) -> None:
+        digit = keypad_digit(msg.button)
+        if digit is None:
+            return
+        call = phone.calls.get(msg.call_reference or 0)
+        if call is None or not call.on_plane:
+            call = phone.active()
+        if call is None:
+            return
+        if call.phase is Phase.DIALING:
+            self._digit(call, digit)
+        elif call.phase is Phase.CONNECTED and call.leg is not None:
+            self.engine.on_digits(call.leg, digit)
+
+    def _on_enbloc(self, phone: Phone, msg: EnblocCall) -> None:
+        self._dial_whole(phone, msg.called_party, msg.line_instance or 1)
+
+    def _on_stimulus(self, phone: Phone, msg: Stimulus) -> None:
+        code, instance = msg.stimulus, msg.stimulus_instance
+        if code == StimulusCode.LINE:
+            if self._answer(phone, msg.call_reference or 0):
+                return
+            held = phone.on_line(instance, Phase.HELD)
+            if held is not None:
+                self._resume(phone, held)
+            elif phone.active() is None:
+                self._new_call(phone, instance)
+        elif code == StimulusCode.REDIAL:
+            self._dial_whole(phone, phone.last_dialed)
+        elif code == StimulusCode.SPEED_DIAL:
+            self._dial_whole(phone, phone.speed_dial(instance))
+        elif code == StimulusCode.HOLD:
+            active = phone.active()
+            if active is not None:
+                active.hold()
+
+    def _on_soft_key(self, phone: Phone, msg: SoftKeyEvent) -> None:
+        key, ref = msg.soft_key_event, msg.call_reference or 0
+        call = phone.calls.get(ref) or phone.active()
+        if key == SoftKey.NEW_CALL:
+            self._new_call(phone, msg.line_instance or 1)
+        elif key == SoftKey.REDIAL:
+            self._dial_whole(phone, phone.last_dialed, msg.line_instance or 1)
+        elif key == SoftKey.ANSWER:
+            self._answer(phone, ref)
+        elif key == SoftKey.END_CALL and call is not None:
+            call.hang_up(Cause.USER_BUSY if call.phase is Phase.RING_IN else 16)
+        elif key == SoftKey.HOLD and call is not None:
+            call.hold()
+        elif key == SoftKey.RESUME:
+            held = phone.calls.get(ref)
+            if held is None or held.phase is not Phase.HELD:
+                held = next((c for c in phone.calls.values() if c.phase is Phase.HELD), None)
+            if held is not None:
+                self._resume(phone, held)
+        elif key == SoftKey.BACKSPACE and call is not None:
+            self._backspace(call)
+        else:
+            phone.send(DisplayNotify(5, "Not available"))
+
+    def _backspace(self, call: PhoneCall) -> None:
+        collector = call.collector
+        if call.phase is not Phase.DIALING or collector is None or not collector.digits:
+            return
+        fresh = DigitCollector(collector.plan, collector.css, collector.t302)
+        fresh.start(self._now)
+        call.collector = fresh
+        verdict = fresh.add(collector.digits[:-1], self._now) if collector.digits[:-1] else None
+        if verdict is not None:
+            self._verdict(call, verdict)

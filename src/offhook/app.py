@@ -3,8 +3,9 @@
 One node is one process with one event loop. ``serve`` wires the parts
 together: the database (plan snapshot, call records), the location store,
 the core call engine and its event bus, the SIP stack (transport,
-transaction layer, registrar, digest, endpoint) and the local admin
-endpoint that ``offhook status`` reads. Nothing else constructs these.
+transaction layer, registrar, digest, endpoint), phone provisioning
+(``tftp.provision``: TFTP and HTTP serving the plan's cnf.xml files) and the
+local admin endpoint that ``offhook status`` reads. Nothing else constructs these.
 Trunk supervision (``sip.trunks.TrunkMonitor``: OPTIONS pings, trunk
 registration) is fed the plan's trunks at start and on every reload; the
 engine asks it whether a trunk is up before offering it a call.
@@ -52,6 +53,7 @@ from offhook.sip.registrar import Registrar
 from offhook.sip.timers import TimerConfig
 from offhook.sip.transaction import TransactionLayer
 from offhook.sip.trunks import TrunkMonitor, TrunkTarget
+from offhook.tftp.provision import Provisioning
 
 log = logging.getLogger("offhook")
 
@@ -315,6 +317,12 @@ async def run(settings: Settings, ready: asyncio.Event | None = None) -> None:
     endpoint.configure_trunks(trunk_targets(node.snapshot))
     log.info("SIP listening on %s:%d (udp=%s tcp=%s)", sip.listen, port, sip.udp, sip.tcp)
 
+    # Phone provisioning (TFTP + HTTP): a port it cannot bind is logged, not fatal.
+    provisioning: Provisioning | None = None
+    if settings.tftp.enabled:
+        provisioning = Provisioning(settings, lambda: node.snapshot, counters)
+        await provisioning.start()
+
     def status() -> dict[str, Any]:
         now = loop.time()
         return {
@@ -340,6 +348,7 @@ async def run(settings: Settings, ready: asyncio.Event | None = None) -> None:
                 {**row, "last_change": _iso(row["last_change"])}
                 for row in trunks.status(now, time.time())
             ],
+            "tftp": provisioning.status() if provisioning is not None else None,
             "counters": {
                 "rejections": counters.snapshot(),
                 "sip": dict(endpoint.counters),
@@ -418,6 +427,8 @@ async def run(settings: Settings, ready: asyncio.Event | None = None) -> None:
         await asyncio.sleep(0.05)
         await flush_cdrs()
         await transport.close()
+        if provisioning is not None:
+            await provisioning.close()
         if admin is not None:
             await admin.close()
         db.dispose()
@@ -520,5 +531,12 @@ def print_status(settings: Settings, as_json: bool) -> int:
                 str(t.get("registration")),
             )
         console.print(trunks)
+    tftp = data.get("tftp")
+    if tftp:
+        console.print(
+            f"TFTP port {tftp.get('port') or 'off'}, HTTP port {tftp.get('http_port') or 'off'}: "
+            f"{tftp.get('active_transfers')} active transfers, {tftp.get('completed')} completed, "
+            f"{tftp.get('failed')} failed"
+        )
     console.print(f"rejections: {data['counters']['rejections']}")
     return 0

@@ -2,7 +2,9 @@
 
 :class:`OffhookServer` writes a TOML config in a temporary directory (SQLite
 database there, SIP on a loopback port free on both UDP and TCP, the admin
-endpoint on another free port), imports a plan with ``offhook load``, starts
+endpoint on another free port, TFTP and its HTTP twin on free ports of their
+own with ``tftproot/`` there as the root, so that nodes never collide or
+need root for port 69), imports a plan with ``offhook load``, starts
 ``offhook serve --config FILE``, waits until it answers a SIP OPTIONS over
 UDP, and on exit stops it (SIGTERM, then SIGKILL).  Its log goes to a file;
 on stop the tail is printed, which pytest shows only for a failed test.
@@ -127,6 +129,10 @@ class OffhookServer:
         self.dir.mkdir(parents=True)
         self.sip_port = free_port()
         self.admin_port = free_port()
+        self.tftp_port = free_port()  # UDP
+        self.tftp_http_port = free_port()  # TCP
+        self.tftp_root = self.dir / "tftproot"
+        self.tftp_root.mkdir()
         self.realm = realm
         self.db_path = self.dir / "offhook.db"
         self.config_path = self.dir / "offhook.toml"
@@ -142,6 +148,13 @@ class OffhookServer:
                 "realm": realm,
             },
             "admin": {"listen": HOST, "port": self.admin_port},
+            "tftp": {
+                "listen": HOST,
+                "port": self.tftp_port,
+                "http_port": self.tftp_http_port,
+                "allow": ["127.0.0.0/8"],
+                "root": str(self.tftp_root),
+            },
         }
         for name, keys in (extra_config or {}).items():
             sections.setdefault(name, {}).update(keys)

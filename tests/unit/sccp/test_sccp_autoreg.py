@@ -1,0 +1,54 @@
+"""Auto-registration: next free DN of the range, stable per phone, bounded."""
+
+from __future__ import annotations
+
+import pytest
+
+from offhook.sccp.autoreg import DEFAULT_MODEL, AutoRegistrar, model_for, parse_range
+
+
+def test_next_free_dn_skips_the_plan_and_other_phones() -> None:
+    plan = {"2000", "2002"}
+    auto = AutoRegistrar("2000-2009", taken=plan.__contains__)
+    a = auto.profile("SEP000000000001", 7)
+    b = auto.profile("SEP000000000002", 8)
+    assert a is not None and b is not None
+    assert a.lines == (("2001", "Auto 2001"),)
+    assert b.lines[0][0] == "2003"
+    assert (a.model, b.model) == ("7960", "7940")
+    # The same phone gets its DN back.
+    again = auto.profile("SEP000000000001", 7)
+    assert again is not None and again.lines == a.lines
+    assert dict(auto.assigned) == {"SEP000000000001": "2001", "SEP000000000002": "2003"}
+
+
+def test_a_dn_the_plan_takes_later_is_given_up() -> None:
+    plan: set[str] = set()
+    auto = AutoRegistrar("0100-0102", taken=plan.__contains__)
+    first = auto.profile("SEP000000000001", None)
+    assert first is not None and first.lines[0][0] == "0100"  # leading zeros kept
+    plan.add("0100")
+    moved = auto.profile("SEP000000000001", None)
+    assert moved is not None and moved.lines[0][0] == "0101"
+    assert auto.profile("SEP000000000002", None) is not None
+    assert auto.profile("SEP000000000003", None) is None  # 0100 is the plan's, range full
+
+
+def test_bounded_and_sep_only() -> None:
+    auto = AutoRegistrar("10000000-99999999", taken=lambda dn: False, max_entries=3)
+    names = [f"SEP{i:012X}" for i in range(5)]
+    got = [auto.profile(n, 30006) for n in names]
+    assert [p is not None for p in got] == [True, True, True, False, False]
+    assert len(auto.assigned) == 3
+    assert auto.profile("ATA000000000001", 7) is None
+    assert auto.profile("SEP12345", 7) is None
+
+
+def test_models_and_ranges() -> None:
+    assert model_for(30006) == "7970"
+    assert model_for(115) == "7941"
+    assert model_for(None) == model_for(99999) == DEFAULT_MODEL
+    assert parse_range("2000-2099") == (2000, 2099, 4)
+    for bad in ("2000", "2099-2000", "20-2000", "a-b"):
+        with pytest.raises(ValueError):
+            parse_range(bad)

@@ -43,6 +43,7 @@ from offhook.sccp.messages import (
     CallInfo,
     CallState,
     ClearPromptStatus,
+    DialedNumber,
     DisplayPromptStatus,
     SelectSoftKeys,
     SetLamp,
@@ -215,6 +216,7 @@ class PhoneCall:
         self.called = called
         self.collector = None
         self._stop_tone()
+        self.phone.send(DialedNumber(called[:24], self.line, self.ref))
         self._state(CallStateCode.PROCEED, KeySet.RING_OUT, Prompt.CALL_PROCEED)
         self._call_info(CALL_TYPE_OUTBOUND)
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from offhook.common.clock import FakeClock
 from offhook.common.location import Binding, MemoryLocationStore
@@ -387,3 +390,55 @@ def test_call_to_unregistered_phone_reports_absent(rig: Rig) -> None:
     rig.dial(rig.a, "1002")
     (record,) = rig.ended()
     assert record.cause == 20
+
+
+# -- whatever the users press, nothing raises and nothing leaks ------------------
+
+_PRESSES = st.one_of(
+    st.builds(m.OffHook, st.integers(0, 3), st.integers(0, 4)),
+    st.builds(m.OnHook, st.integers(0, 3), st.integers(0, 4)),
+    st.builds(m.KeypadButton, st.integers(0, 16), st.just(1), st.integers(0, 4)),
+    st.builds(m.SoftKeyEvent, st.integers(0, 20), st.integers(0, 3), st.integers(0, 4)),
+    st.builds(m.Stimulus, st.sampled_from([1, 2, 3, 9, 0x7D]), st.integers(0, 3)),
+    st.builds(m.EnblocCall, st.sampled_from(["1001", "1002", "2001", "9", ""]), st.just(1)),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.booleans(), st.one_of(_PRESSES, st.just(None))), max_size=40))
+def test_any_button_sequence_keeps_state_consistent(
+    steps: list[tuple[bool, m.Message | None]],
+) -> None:
+    rig = Rig()
+    errors: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.ERROR)
+    handler.emit = errors.append  # type: ignore[method-assign,assignment]
+    logging.getLogger("offhook").addHandler(handler)
+    try:
+        _run(rig, steps)
+    finally:
+        logging.getLogger("offhook").removeHandler(handler)
+    assert not errors, [r.getMessage() for r in errors]
+    assert rig.engine.calls() == []
+    assert not rig.ep.phones and not rig.ep._receiving and not rig.ep._dialing
+
+
+def _run(rig: Rig, steps: list[tuple[bool, m.Message | None]]) -> None:
+    for on_a, msg in steps:
+        link = rig.a if on_a else rig.b
+        if msg is None:  # the phone acknowledges its newest receive channel, if any
+            opens = link.of(m.OpenReceiveChannel)
+            if opens:
+                rig.ack_open(link, 40000 + len(opens))
+            for sip in rig.sip.drivers:
+                if sip.leg is not None and not sip.leg.released and "answer" not in sip.names():
+                    rig.engine.on_connect(sip.leg, sip_offer(6000))
+            continue
+        rig.press(link, msg)
+        rig.clock.advance(1.0)
+        rig.ep.handle_timer(rig.now())
+    rig.ep.detach(rig.a, "test over", rig.now())
+    rig.ep.detach(rig.b, "test over", rig.now())
+    for sip in rig.sip.drivers:
+        if sip.leg is not None and not sip.leg.released:
+            rig.engine.on_release(sip.leg, 16)

@@ -3,7 +3,8 @@
 One node is one process with one event loop. ``serve`` wires the parts
 together: the database (plan snapshot, call records), the location store,
 the core call engine and its event bus, the SIP stack (transport,
-transaction layer, registrar, digest, endpoint), phone provisioning
+transaction layer, registrar, digest, endpoint), the SCCP listener for
+Cisco phones (``sccp.aio``, its handler ``sccp.endpoint``), phone provisioning
 (``tftp.provision``: TFTP and HTTP serving the plan's cnf.xml files) and the
 local admin endpoint that ``offhook status`` reads. Nothing else constructs these.
 Trunk supervision (``sip.trunks.TrunkMonitor``: OPTIONS pings, trunk
@@ -28,6 +29,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -36,7 +38,7 @@ from offhook.common.location import MemoryLocationStore
 from offhook.config import Settings
 from offhook.core.bus import EventBus
 from offhook.core.causes import cause_text
-from offhook.core.directory import PlanSnapshot
+from offhook.core.directory import DeviceInfo, PlanSnapshot
 from offhook.core.engine import CallEngine
 from offhook.core.records import CallEnded, CallRecord
 from offhook.db.cdr import CdrRepository, CdrRow
@@ -46,6 +48,10 @@ from offhook.net.acl import AllowList
 from offhook.net.counters import RejectionCounters
 from offhook.net.limits import AuthFailureTracker
 from offhook.ris.admin import AdminServer
+from offhook.sccp.aio import SccpLimits, SccpListener
+from offhook.sccp.autoreg import DEFAULT_MODEL, AutoRegistrar
+from offhook.sccp.device import DeviceProfile
+from offhook.sccp.link import PhoneHandler
 from offhook.sip.aio import SipTransport, TransportLimits
 from offhook.sip.auth import Credentials, DigestAuthenticator
 from offhook.sip.endpoint import Caller, SipEndpoint, TrunkPeer
@@ -202,7 +208,77 @@ class Node:
     cdr_queue: list[CdrRow] = field(default_factory=list)
     cdr_written: int = 0
     sip_port: int = 0
+    sccp_port: int = 0
     admin_port: int = 0
+
+
+def sccp_profile(dev: DeviceInfo) -> DeviceProfile:
+    """What the SCCP session needs of a plan device: model, lines, speed dials."""
+    return DeviceProfile(
+        dev.name,
+        dev.model or DEFAULT_MODEL,
+        lines=tuple((line.dn, line.display or dev.display) for line in dev.lines),
+        speed_dials=tuple((sd.number, sd.label) for sd in dev.speed_dials),
+    )
+
+
+def sccp_lookup(node: Node) -> Callable[[str], DeviceProfile | None]:
+    """Device name -> profile, from the current plan snapshot (SCCP devices only)."""
+
+    def lookup(name: str) -> DeviceProfile | None:
+        dev = node.snapshot.device(name)
+        if dev is None or dev.protocol != "sccp":
+            return None
+        return sccp_profile(dev)
+
+    return lookup
+
+
+def make_sccp_handler(engine: CallEngine, node: Node) -> PhoneHandler:
+    """The call side of the SCCP listener: the endpoint, also the engine's leg factory."""
+    from offhook.sccp.endpoint import SccpEndpoint
+
+    handler = SccpEndpoint(engine, lambda: node.snapshot, t302=node.settings.dialplan.t302)
+    engine.register_factory("sccp", handler)
+    return handler
+
+
+async def start_sccp(
+    node: Node,
+    engine: CallEngine,
+    locations: MemoryLocationStore,
+    counters: RejectionCounters,
+) -> SccpListener:
+    """Start the SCCP listener ([sccp]); a port it cannot bind fails the start."""
+    sccp = node.settings.sccp
+    auto = None
+    if sccp.auto_register:
+        auto = AutoRegistrar(sccp.auto_register, taken=lambda dn: dn in node.snapshot.dns)
+    listener = SccpListener(
+        make_sccp_handler(engine, node),
+        sccp_lookup(node),
+        locations,
+        AllowList(sccp.allow).allows,
+        reject=lambda reason, peer: counters.increment("sccp", reason),
+        limits=SccpLimits(
+            max_message=sccp.max_message,
+            keepalive=sccp.keepalive,
+            register_timeout=sccp.register_timeout,
+            max_connections=sccp.max_connections,
+            max_connections_per_source=sccp.max_connections_per_source,
+        ),
+        auto_register=auto,
+        node=node.settings.node.name,
+        server_name=node.settings.node.name,
+    )
+    try:
+        _, node.sccp_port = await listener.start(sccp.listen, sccp.port)
+    except OSError as exc:
+        raise OSError(
+            exc.errno, f"SCCP cannot listen on {sccp.listen}:{sccp.port}: {exc.strerror or exc}"
+        ) from exc
+    log.info("SCCP listening on %s:%d", sccp.listen, node.sccp_port)
+    return listener
 
 
 def setup_logging(settings: Settings) -> None:
@@ -317,10 +393,17 @@ async def run(settings: Settings, ready: asyncio.Event | None = None) -> None:
     endpoint.configure_trunks(trunk_targets(node.snapshot))
     log.info("SIP listening on %s:%d (udp=%s tcp=%s)", sip.listen, port, sip.udp, sip.tcp)
 
+    # SCCP (Skinny) phones: core, so a port it cannot bind fails the start.
+    sccp_listener: SccpListener | None = None
+    if settings.sccp.enabled:
+        sccp_listener = await start_sccp(node, engine, locations, counters)
+
     # Phone provisioning (TFTP + HTTP): a port it cannot bind is logged, not fatal.
     provisioning: Provisioning | None = None
     if settings.tftp.enabled:
-        provisioning = Provisioning(settings, lambda: node.snapshot, counters)
+        provisioning = Provisioning(
+            settings, lambda: node.snapshot, counters, sccp_port=lambda: node.sccp_port
+        )
         await provisioning.start()
 
     def status() -> dict[str, Any]:
@@ -349,6 +432,11 @@ async def run(settings: Settings, ready: asyncio.Event | None = None) -> None:
                 for row in trunks.status(now, time.time())
             ],
             "tftp": provisioning.status() if provisioning is not None else None,
+            "sccp": (
+                {"listen": settings.sccp.listen, "port": node.sccp_port, **sccp_listener.status()}
+                if sccp_listener is not None
+                else None
+            ),
             "counters": {
                 "rejections": counters.snapshot(),
                 "sip": dict(endpoint.counters),
@@ -424,6 +512,8 @@ async def run(settings: Settings, ready: asyncio.Event | None = None) -> None:
         for call_id in [c["call_id"] for c in engine.snapshot_state().get("calls", [])]:
             engine.release_call(call_id, 16)
         endpoint.flush()
+        if sccp_listener is not None:
+            await sccp_listener.close()
         await asyncio.sleep(0.05)
         await flush_cdrs()
         await transport.close()
@@ -483,6 +573,9 @@ def print_status(settings: Settings, as_json: bool) -> int:
         f"node [bold]{data['node']}[/] up {data['uptime']} s, plan version {data['plan_version']},"
         f" SIP port {data['sip']['port']}"
     )
+    sccp = data.get("sccp")
+    if sccp:
+        console.print(f"SCCP port {sccp['port']}: {sccp['registered']} phones registered")
     regs = Table(title=f"Registrations ({len(data['registrations'])})")
     for col in ("device", "aor", "contact", "source", "transport", "expires_in", "user_agent"):
         regs.add_column(col)

@@ -2,12 +2,13 @@
 
 :class:`OffhookServer` writes a TOML config in a temporary directory (SQLite
 database there, SIP on a loopback port free on both UDP and TCP, the admin
-endpoint on another free port, TFTP and its HTTP twin on free ports of their
-own with ``tftproot/`` there as the root, so that nodes never collide or
-need root for port 69), imports a plan with ``offhook load``, starts
-``offhook serve --config FILE``, waits until it answers a SIP OPTIONS over
-UDP, and on exit stops it (SIGTERM, then SIGKILL).  Its log goes to a file;
-on stop the tail is printed, which pytest shows only for a failed test.
+endpoint on another free port, SCCP on a free TCP port, TFTP and its HTTP
+twin on free ports of their own with ``tftproot/`` there as the root, so
+that nodes never collide or need root for port 69), imports a plan with
+``offhook load``, starts ``offhook serve --config FILE``, waits until it
+answers a SIP OPTIONS over UDP, and on exit stops it (SIGTERM, then
+SIGKILL). Its log goes to a file; on stop the tail is printed, which pytest
+shows only for a failed test.
 
 The CLI is run as ``python -c 'from offhook.cli import main; main()'`` with
 this interpreter, so it works with or without the ``offhook`` console script
@@ -129,6 +130,7 @@ class OffhookServer:
         self.dir.mkdir(parents=True)
         self.sip_port = free_port()
         self.admin_port = free_port()
+        self.sccp_port = free_port()  # TCP
         self.tftp_port = free_port()  # UDP
         self.tftp_http_port = free_port()  # TCP
         self.tftp_root = self.dir / "tftproot"
@@ -148,6 +150,7 @@ class OffhookServer:
                 "realm": realm,
             },
             "admin": {"listen": HOST, "port": self.admin_port},
+            "sccp": {"listen": HOST, "port": self.sccp_port, "allow": ["127.0.0.0/8"]},
             "tftp": {
                 "listen": HOST,
                 "port": self.tftp_port,

@@ -44,7 +44,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from offhook.config import Settings, default_external_host
+from offhook.config import Settings
 from offhook.core.directory import PlanSnapshot
 from offhook.net.acl import AllowList
 from offhook.net.counters import RejectionCounters
@@ -117,6 +117,7 @@ _LANG_CODES = {
 }
 _UTC_NAMES = {"", "utc", "gmt", "etc/utc", "etc/gmt", "z", "zulu"}
 GMT_ZONE = "Greenwich Standard Time"  # CallManager's name for UTC+0
+_WILDCARDS = {"", "0.0.0.0", "::", "[::]"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,9 +142,17 @@ class CnfSettings:
 
     @classmethod
     def from_settings(cls, settings: Settings, sccp_port: int | None = None) -> CnfSettings:
-        """This node as phones reach it: ``[sip].external_host`` if set, else the
-        SCCP listen address (its outward interface for a wildcard listener)."""
-        host = settings.sip.external_host or default_external_host(settings.sccp.listen)
+        """This node as phones reach it: ``[sip].external_host`` when set (the
+        address the administrator declared for the node), else a specific
+        ``[sccp].listen`` address, else ``[sip].advertised_host`` (for a
+        wildcard listener: the outward interface, see ``default_external_host``)."""
+        listen = settings.sccp.listen
+        if settings.sip.external_host:
+            host = settings.sip.external_host
+        elif listen not in _WILDCARDS:
+            host = listen
+        else:
+            host = settings.sip.advertised_host
         tftp = settings.tftp
         zone = tftp.time_zone.strip()
         return cls(

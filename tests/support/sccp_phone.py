@@ -378,6 +378,18 @@ class SccpPhone:
     def rtp_received(self) -> int:
         return sum(r.received for r in self.rtp.values())
 
+    @property
+    def rtp_sent(self) -> int:
+        return sum(r.sent for r in self.rtp.values())
+
+    async def wait_rtp(self, count: int = 10, timeout: float = 5.0) -> int:
+        """Wait until ``count`` RTP packets arrived on this phone's receive ports."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.rtp_received < count and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        return self.rtp_received
+
     # -- scapy cross-check ----------------------------------------------------
 
     def _scapy_check(self, msg: Message, frame: bytes) -> None:

@@ -1,0 +1,184 @@
+"""SCCP phones against a real ``offhook serve``: registration, status, tshark.
+
+The node runs as a subprocess (``support.server``) with a plan holding two
+SCCP phones (a 7960 speaking header version 0, a 7941 speaking 0x11) and a
+SIP phone. The test phone simulator (``support.sccp_phone``) registers like
+a 79xx; the node must answer with its lines, speed dials and button
+template; an unknown device is rejected; ``offhook status`` lists the phones.
+Every frame the node sent to the simulators is then fed to tshark's Skinny
+dissector, which must flag none of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from offhook.sccp.messages import (
+    ButtonTemplate,
+    CallState,
+    ConfigStat,
+    OpenReceiveChannel,
+    SetRinger,
+    StartMediaTransmission,
+)
+from support.sccp_phone import PhoneRejected, SccpPhone
+from support.server import OffhookServer, device
+from support.skinny_tshark import TSHARK, tshark_problems
+
+CAROL = "SEP001122334455"
+DAVE = "SEP00AABBCCDDEE"
+PLAN: dict[str, Any] = {
+    "devices": [
+        {
+            "name": CAROL,
+            "protocol": "sccp",
+            "model": "7960",
+            "lines": [{"dn": "1003", "display": "Carol"}, {"dn": "1004", "display": "Carol 2"}],
+            "speed_dials": [{"number": "1001", "label": "Alice"}, {"number": "1005"}],
+        },
+        {
+            "name": DAVE.lower(),  # the plan loader upper-cases SEP names
+            "protocol": "sccp",
+            "model": "7941",
+            "lines": [{"dn": "1005", "display": "Dave"}],
+        },
+        device("alice", "alice-Secret-1", "1001"),
+    ]
+}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    srv = OffhookServer(tmp_path_factory.mktemp("sccp"), PLAN)
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def run(body: Any, timeout: float = 60.0) -> Any:
+    async def main() -> Any:
+        return await asyncio.wait_for(body(), timeout)
+
+    return asyncio.run(main())
+
+
+def test_phones_register_with_their_lines_and_speed_dials(server: OffhookServer) -> None:
+    async def body() -> None:
+        async with (
+            SccpPhone(CAROL, server.sccp_port) as carol,
+            SccpPhone(DAVE, server.sccp_port, model="7941", version=0x11) as dave,
+        ):
+            ack = await carol.register()
+            assert ack.keep_alive_interval == 30
+            template = next(m for m in carol.received if isinstance(m, ButtonTemplate))
+            # 7960: 6 buttons, the two lines first, then speed dials.
+            assert template.buttons == ((1, 9), (2, 9), (1, 2), (2, 2), (3, 2), (4, 2))
+            assert carol.lines[1].line_dir_number == "1003"
+            assert carol.lines[1].line_display_name == "Carol"
+            assert carol.lines[2].line_dir_number == "1004"
+            sd = carol.speed_dials
+            assert (sd[1].speed_dial_dir_number, sd[1].speed_dial_display_name) == ("1001", "Alice")
+            assert sd[2].speed_dial_dir_number == "1005"
+            assert sd[3].speed_dial_dir_number == ""
+            config = next(m for m in carol.received if isinstance(m, ConfigStat))
+            assert (config.device_name, config.number_lines) == (CAROL, 2)
+            assert carol.scapy_mismatches == []
+
+            await dave.register()
+            assert dave.lines[1].line_dir_number == "1005"
+            assert all(f[4:8] == b"\x11\0\0\0" for f in dave.received_raw)
+            await carol.keepalive()
+
+            status = await asyncio.to_thread(server.status)
+            regs = {r["device"]: r for r in status["registrations"]}
+            assert {CAROL, DAVE} <= set(regs)
+            assert regs[CAROL]["transport"] == "tcp"
+            assert regs[CAROL]["contact"] == f"sccp:{CAROL}"
+            assert regs[CAROL]["source"] == "{}:{}".format(*carol.local_address)
+            assert status["sccp"]["registered"] == 2
+            assert status["sccp"]["port"] == server.sccp_port
+            text = await asyncio.to_thread(server.run_cli, "status", check=True)
+            assert "2 phones registered" in text.stdout
+
+            await carol.unregister()
+            await asyncio.wait_for(carol.closed.wait(), 5)
+            for _ in range(50):
+                status = await asyncio.to_thread(server.status)
+                if status["sccp"]["registered"] == 1:
+                    break
+                await asyncio.sleep(0.1)
+            assert status["sccp"]["registered"] == 1
+            assert CAROL not in {r["device"] for r in status["registrations"]}
+
+    run(body)
+
+
+def test_unknown_device_is_rejected(server: OffhookServer) -> None:
+    async def body() -> None:
+        async with SccpPhone("SEP0000DEADBEEF", server.sccp_port) as phone:
+            with pytest.raises(PhoneRejected):
+                await phone.register()
+            await asyncio.wait_for(phone.closed.wait(), 5)
+        status = await asyncio.to_thread(server.status)
+        assert status["counters"]["rejections"]["sccp"]["unknown-device"] >= 1
+        assert "SEP0000DEADBEEF" not in {r["device"] for r in status["registrations"]}
+
+    run(body)
+
+
+def test_bad_frame_closes_only_that_connection(server: OffhookServer) -> None:
+    async def body() -> None:
+        async with SccpPhone(CAROL, server.sccp_port) as carol:
+            await carol.register()
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.sccp_port)
+            writer.write(b"\xff\xff\xff\xff\0\0\0\0\1\0\0\0")
+            assert await asyncio.wait_for(reader.read(), 5) == b""
+            writer.close()
+            await carol.keepalive()
+            status = await asyncio.to_thread(server.status)
+            assert status["counters"]["rejections"]["sccp"]["framing"] >= 1
+            assert CAROL in {r["device"] for r in status["registrations"]}
+
+    run(body)
+
+
+@pytest.mark.skipif(TSHARK is None, reason="tshark not installed")
+def test_tshark_reads_every_frame_the_node_sends(server: OffhookServer, tmp_path: Path) -> None:
+    pytest.importorskip("scapy.all")
+
+    async def body() -> list[list[bytes]]:
+        async with (
+            SccpPhone(CAROL, server.sccp_port) as carol,
+            SccpPhone(DAVE, server.sccp_port, model="7941", version=0x11) as dave,
+        ):
+            await carol.register()
+            await dave.register()
+            # A call between the two phones, for the call-flow messages.
+            carol.off_hook(1)
+            await carol.wait_for(CallState)
+            carol.dial("1005")
+            await dave.wait_for(SetRinger, timeout=10)
+            dave.off_hook(1)
+            for phone in (carol, dave):
+                await phone.wait_for(OpenReceiveChannel, timeout=10)
+                await phone.wait_for(StartMediaTransmission, timeout=10)
+            # RTP flows phone to phone, both ways, to the ports the phones opened.
+            assert await carol.wait_rtp(10) >= 10
+            assert await dave.wait_rtp(10) >= 10
+            carol.on_hook(1)
+            await dave.wait_for(lambda m: isinstance(m, CallState) and m.call_state == 2)
+            await carol.keepalive()
+            await carol.unregister()
+            await dave.unregister()
+            return [carol.received_raw, dave.received_raw]
+
+    streams = run(body)
+    problems = tshark_problems(streams, tmp_path / "sccp_node.pcap")
+    assert not problems, json.dumps(problems, indent=1)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from offhook.sccp.messages import (
     StartMediaTransmission,
 )
 from support.sccp_phone import PhoneRejected, SccpPhone
-from support.server import OffhookServer, device
+from support.server import OffhookServer, ServerError, device
 from support.skinny_tshark import TSHARK, tshark_problems
 
 CAROL = "SEP001122334455"
@@ -182,3 +183,33 @@ def test_tshark_reads_every_frame_the_node_sends(server: OffhookServer, tmp_path
     streams = run(body)
     problems = tshark_problems(streams, tmp_path / "sccp_node.pcap")
     assert not problems, json.dumps(problems, indent=1)
+
+
+def test_sccp_port_in_use_fails_the_start(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        srv = OffhookServer(tmp_path, PLAN, extra_config={"sccp": {"port": port}})
+        with pytest.raises(ServerError, match=r"SCCP cannot listen on 127\.0\.0\.1"):
+            srv.start(timeout=20)
+        assert srv.stop(show_log=False) == 1
+
+
+def test_auto_registration(tmp_path: Path) -> None:
+    config = {"sccp": {"auto_register": "2000-2009"}}
+    plan = {"devices": [*PLAN["devices"], device("bob", "bob-Secret-2", "2000")]}
+    with OffhookServer(tmp_path, plan, extra_config=config) as srv:
+
+        async def body() -> None:
+            async with SccpPhone("SEP0000000000A1", srv.sccp_port, model="7940") as phone:
+                await phone.register()
+                assert phone.lines[1].line_dir_number == "2001"  # 2000 is bob's
+                assert len(phone.buttons) == 2
+                status = await asyncio.to_thread(srv.status)
+                assert "SEP0000000000A1" in {r["device"] for r in status["registrations"]}
+            async with SccpPhone("BADNAME", srv.sccp_port) as odd:
+                with pytest.raises(PhoneRejected):
+                    await odd.register()
+
+        run(body)

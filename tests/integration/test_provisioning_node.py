@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from offhook.tftp.protocol import Error, ErrorCode, Opcode, Request, parse_packet
-from support.ports import HOST, free_port
+from support.ports import HOST
 from support.server import OffhookServer
 
 tftpy = pytest.importorskip("tftpy")
@@ -64,20 +64,12 @@ def plan(*phones: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class Node(OffhookServer):
-    """A test node with a known SCCP port (what its cnf.xml must name)."""
-
-    sccp_port_in_cnf: int = 0
-
-
 @contextlib.contextmanager
-def node(tmp_path: Path, data: dict[str, Any], **tftp: Any) -> Iterator[Node]:
-    sccp_port = free_port()
-    server = Node(
+def node(tmp_path: Path, data: dict[str, Any], **tftp: Any) -> Iterator[OffhookServer]:
+    server = OffhookServer(
         tmp_path,
         data,
         extra_config={
-            "sccp": {"port": sccp_port},
             "tftp": {
                 "load_information": LOAD,
                 "device_pool": "Lab",
@@ -86,7 +78,6 @@ def node(tmp_path: Path, data: dict[str, Any], **tftp: Any) -> Iterator[Node]:
             },
         },
     )
-    server.sccp_port_in_cnf = sccp_port
     (server.tftp_root / f"{LOAD}.bin").write_bytes(FIRMWARE)
     (server.tftp_root / "Chirp1.raw").write_bytes(b"\x7f" * 4000)
     with server:
@@ -137,7 +128,7 @@ def tftp_raw(port: int, name: str, source: str = HOST, timeout: float = 2.0) -> 
         return data
 
 
-def check_cnf(data: bytes, server: Node) -> None:
+def check_cnf(data: bytes, server: OffhookServer) -> None:
     """The fields a 79xx reads from its SEP<MAC>.cnf.xml."""
     root = ET.fromstring(data)  # well-formed
     assert root.tag == "device"
@@ -151,7 +142,7 @@ def check_cnf(data: bytes, server: Node) -> None:
     assert len(members) == 1 and members[0].get("priority") == "0"
     cm = members[0].find("callManager")
     assert cm is not None
-    assert cm.findtext("ports/ethernetPhonePort") == str(server.sccp_port_in_cnf)
+    assert cm.findtext("ports/ethernetPhonePort") == str(server.sccp_port)
     assert cm.findtext("processNodeName") == HOST
     assert root.findtext("loadInformation") == LOAD
     assert root.findtext("userLocale/name") == "English_United_States"
@@ -174,9 +165,13 @@ def test_tftp_serves_the_plan(tmp_path: Path, options: dict[str, int] | None) ->
         # A phone that is not in the plan gets "file not found".
         with pytest.raises(tftpy.TftpException):
             tftp_fetch(server.tftp_port, f"{SEP2}.cnf.xml", tmp_path / "none", options)
-        status = server.status()["tftp"]
-        assert status["port"] == server.tftp_port and status["http_port"] == server.tftp_http_port
-        assert status["completed"] >= 4 and status["active_transfers"] == 0
+        status = server.status()
+        tftp = status["tftp"]
+        assert tftp["port"] == server.tftp_port and tftp["http_port"] == server.tftp_http_port
+        assert tftp["completed"] >= 4 and tftp["active_transfers"] == 0
+        # The cnf names the port the SCCP listener really has.
+        assert status["sccp"]["port"] == server.sccp_port
+        assert tftp["call_manager"] == f"{HOST}:{server.sccp_port}"
 
 
 def test_tftp_hpa_and_http_serve_the_same_file(tmp_path: Path) -> None:

@@ -226,6 +226,8 @@ class ProvisioningFiles:
 
     @staticmethod
     def _generate(name: str, snap: PlanSnapshot, cnf: CnfSettings) -> bytes | None:
+        if not 0 < cnf.sccp_port < 65536:
+            return None  # [sccp] port 0 and no bound port known: nothing true to say
         nodes = (CallManagerNode(cnf.host, cnf.sccp_port),)
         load = cnf.load or None
         if name == DEFAULT_FILENAME:
@@ -241,8 +243,8 @@ class ProvisioningFiles:
         device = snap.device(name[: -len(CNF_SUFFIX)].upper())
         if device is None or device.protocol != "sccp":
             return None
-        return device_cnf(
-            DeviceConfig(
+        try:
+            config = DeviceConfig(
                 device_name=device.name,
                 model=device.model or "7960",
                 nodes=nodes,
@@ -253,7 +255,10 @@ class ProvisioningFiles:
                 timezone=cnf.time_zone,
                 device_pool=cnf.device_pool,
             )
-        )
+        except ValueError as exc:  # a name loaded before SEP names were enforced
+            log.warning("no cnf.xml for %s: %s", device.name, exc)
+            return None
+        return device_cnf(config)
 
     # -- ring lists
 

@@ -209,3 +209,24 @@ def test_ports_in_use_are_warnings_not_errors(
     assert "[tftp] http_port (OFFHOOK_TFTP__HTTP_PORT)" in text
     status = prov.status()
     assert status["port"] is None and status["active_transfers"] == 0
+
+
+def test_cnf_names_the_bound_sccp_port(tmp_path: Path) -> None:
+    """With [sccp] port 0 the listener's real port, once known, is what phones are told."""
+    env = {"OFFHOOK_SCCP__PORT": "0", "OFFHOOK_TFTP__ROOT": str(tmp_path)}
+    bound = [0]
+    prov = Provisioning(
+        load_settings(None, env=env), snapshot, RejectionCounters(), sccp_port=lambda: bound[0]
+    )
+    assert prov.cnf().sccp_port == 0
+    assert prov.files(DEFAULT_FILENAME) is None  # no port to tell phones yet: no file
+    bound[0] = 2345
+    assert prov.cnf().sccp_port == 2345
+    data = prov.files(DEFAULT_FILENAME)
+    assert data is not None and b"<ethernetPhonePort>2345<" in data
+
+
+def test_a_device_name_that_is_not_sep_gets_no_file() -> None:
+    """Rows loaded before SEP names were enforced: no file, no exception."""
+    snap = PlanSnapshot.build([DeviceInfo("SEPXYZ.OLD", "sccp", model="7960")], 1)
+    assert files(Holder(snap))("SEPXYZ.OLD.cnf.xml") is None

@@ -34,8 +34,10 @@ from offhook.config import (
     AuthSettings,
     DatabaseSettings,
     NodeSettings,
+    SccpSettings,
     Settings,
     SipSettings,
+    TftpSettings,
 )
 from offhook.db.cdr import CdrRepository, CdrRow
 from offhook.db.engine import create_engine_for
@@ -149,6 +151,15 @@ def make_settings(tmp_path: Path, **sip: Any) -> Settings:
         ),
         admin=AdminSettings(listen=HOST, port=free_port()),
         auth=AuthSettings(secret="integration-test-secret"),
+        # Every listener on a free loopback port: nodes side by side, no root needed.
+        sccp=SccpSettings(listen=HOST, port=free_port(), allow=["127.0.0.0/8"]),
+        tftp=TftpSettings(
+            listen=HOST,
+            port=free_port(),
+            http_port=free_port(),
+            allow=["127.0.0.0/8"],
+            root=str(tmp_path / "tftproot"),
+        ),
     )
 
 

@@ -466,4 +466,34 @@ secret = ""                       # nonce key; empty = random per process.
 
 [dialplan]
 t302 = 15.0                       # inter-digit timeout of overlap dialing, seconds
+
+[sccp]
+enabled = true                    # Cisco SCCP (Skinny) phones, TCP
+listen = "0.0.0.0"
+port = 2000
+allow = ["0.0.0.0/0", "::/0"]
+keepalive = 30                    # seconds between the phones' keepalives
+max_message = 4096                # bytes
+max_connections = 20000
+max_connections_per_source = 64
+register_timeout = 30.0           # seconds to register before the connection is closed
+auto_register = ""                # DN range for unknown phones ("2000-2099"); "" = off
+auto_register_css = ""
+auto_register_partition = ""
+
+[tftp]
+enabled = true                    # phone provisioning: TFTP and the same files over HTTP
+listen = "0.0.0.0"
+port = 69                         # UDP; below 1024 needs root or CAP_NET_BIND_SERVICE
+http = true
+http_port = 6970
+root = "tftproot"                 # firmware, rings; relative to this file's directory
+allow = ["0.0.0.0/0", "::/0"]
+max_transfers = 256
+timeout = 1.0                     # seconds before a TFTP packet is sent again
+retries = 5
+load_information = ""             # firmware load name in SEP<MAC>.cnf.xml ("": keep)
+device_pool = "Default"
+locale = "English_United_States"
+time_zone = "UTC"                 # or a CallManager zone name
 """

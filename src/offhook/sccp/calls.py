@@ -274,6 +274,7 @@ class PhoneCall:
         """The user answers this ringing call."""
         if self.phase is not Phase.RING_IN or self.leg is None:
             return
+        self.phase = Phase.CONNECTED
         self._off_hook_display()
         self.phone.send(SetRinger(RingMode.OFF, RingDuration.NORMAL, self.line, self.ref))
         self._stop_tone()

@@ -247,6 +247,10 @@ def test_sip_caller_offer_is_answered_with_the_phone_codec(rig: Rig) -> None:
     assert (stream.address, stream.port, stream.codecs[0].name) == ("127.0.0.1", 31000, "PCMA")
     smt = rig.a.last(m.StartMediaTransmission)
     assert (smt.remote_ip, smt.remote_port, smt.payload_capability) == ("10.0.0.5", 4000, 2)
+    # the answered call is the one on the plane: Hold holds it
+    rig.press(rig.a, m.SoftKeyEvent(SoftKey.HOLD, 1, smt.call_reference))
+    assert rig.a.last(m.CallState).call_state == CallStateCode.HOLD
+    assert driver.last("update_media")[1].streams[0].direction == "inactive"
 
 
 def test_sccp_caller_to_sip_uses_a_delayed_offer(rig: Rig) -> None:

@@ -34,7 +34,8 @@ every call into the handler, on ``timer_changed()`` and by a slow poll. A
 half-closed (EOF) connection is closed at once; a phone that does not read
 what we send is closed once its write backlog passes ``MAX_WRITE_BACKLOG``.
 Every refusal is counted by reason through ``reject``. Nothing a peer sends
-can raise out of the protocol callbacks.
+can raise out of the protocol callbacks. The per-connection part (framing,
+session, timers, the link) is ``connection.PhoneConnection``.
 """
 
 from __future__ import annotations
@@ -44,42 +45,23 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
-from offhook.common.errors import ParseError
 from offhook.common.location import Binding, LocationStore
 from offhook.net.limits import ConnectionLimiter
 from offhook.sccp.autoreg import AutoRegistrar
-from offhook.sccp.codec import SccpFramer, encode
-from offhook.sccp.device import (
-    TRANSITIONS,
-    Closed,
-    DeviceProfile,
-    DeviceSession,
-    Registered,
-    State,
-    Unregistered,
-)
+from offhook.sccp.connection import Addr, PhoneConnection, SccpLink
+from offhook.sccp.device import DeviceProfile
 from offhook.sccp.link import PhoneHandler
-from offhook.sccp.messages import Capability, KeepAlive, Message, MessageId, Register, Unknown
+
+__all__ = ["SccpLimits", "SccpLink", "SccpListener"]
 
 log = logging.getLogger("offhook.sccp.transport")
 
-Addr = tuple[str, int]
 BINDING_LIFETIME = 3600.0
 """Seconds a binding lives; refreshed on every keepalive, removed on unregister."""
-MAX_WRITE_BACKLOG = 256 * 1024
-"""Bytes queued to a phone that does not read before its connection is closed."""
 HANDLER_POLL = 0.5
 """Seconds between checks of the handler's timer (when it changes outside our calls)."""
-_KNOWN_IDS = frozenset(int(m) for m in MessageId)
-# Session close reasons that are refusals, and the counter each one bumps.
-_REFUSALS = {
-    "unknown device": "unknown-device",
-    "not registered": "not-registered",
-    "keepalive timeout": "keepalive-timeout",
-    "register timeout": "register-timeout",
-}
 
 
 @dataclass(slots=True)
@@ -91,216 +73,6 @@ class SccpLimits:
     register_timeout: float = 30.0
     max_connections: int = 20000
     max_connections_per_source: int = 64
-
-
-class SccpLink:
-    """``link.PhoneLink`` of one registered connection."""
-
-    __slots__ = ("_conn",)
-
-    def __init__(self, conn: _Conn) -> None:
-        self._conn = conn
-
-    @property
-    def name(self) -> str:
-        return self.profile.name
-
-    @property
-    def version(self) -> int:
-        return self._conn.session.version
-
-    @property
-    def profile(self) -> DeviceProfile:
-        profile = self._conn.session.profile
-        assert profile is not None  # a link exists only once registered
-        return profile
-
-    @property
-    def capabilities(self) -> tuple[Capability, ...]:
-        return self._conn.session.capabilities
-
-    @property
-    def address(self) -> Addr:
-        return self._conn.peer
-
-    @property
-    def connected(self) -> bool:
-        """False once the connection is closing or closed."""
-        return self._conn.closing is None
-
-    def send(self, msg: Message) -> None:
-        self._conn.send(msg)
-
-    def close(self, reason: str) -> None:
-        self._conn.close(reason)
-
-    def __repr__(self) -> str:
-        return f"SccpLink({self.name}, {self.address[0]}:{self.address[1]})"
-
-
-class _Conn(asyncio.Protocol):
-    """One phone's TCP connection."""
-
-    def __init__(self, owner: SccpListener) -> None:
-        self.owner = owner
-        self.loop = owner.loop
-        self.transport: asyncio.Transport | None = None
-        self.peer: Addr = ("", 0)
-        self.framer = SccpFramer(owner.limits.max_message)
-        self.session = DeviceSession(lambda name: None, 0.0)  # replaced when admitted
-        self.link: SccpLink | None = None
-        self.binding: Binding | None = None
-        self.device_type: int | None = None
-        self.admitted = False
-        self.closing: str | None = None
-        self.register_deadline = 0.0
-        self.timer: asyncio.TimerHandle | None = None
-
-    # -- asyncio callbacks -------------------------------------------------
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)
-        peer = transport.get_extra_info("peername")
-        self.peer = (str(peer[0]), int(peer[1])) if peer else ("", 0)
-        if not self.owner.admit(self.peer):
-            self.closing = "refused"
-            self.transport.abort()
-            return
-        self.admitted = True
-        now = self.loop.time()
-        self.session = DeviceSession(
-            self._lookup,
-            now,
-            self.owner.limits.keepalive,
-            wall_offset=time.time() - now,
-            server_name=self.owner.server_name,
-        )
-        self.register_deadline = now + self.owner.limits.register_timeout
-        self.owner.connections.add(self)
-        self._arm()
-
-    def data_received(self, data: bytes) -> None:
-        if self.closing is not None:
-            return
-        try:
-            messages = self.framer.feed(data)
-        except ParseError as exc:
-            self.owner.reject("framing", self.peer)
-            self.close(f"bad frame: {exc.reason}")
-            return
-        for msg in messages:
-            if self.closing is not None:
-                return
-            try:
-                self._dispatch(msg)
-            except Exception:  # a bug of ours: drop this phone, never the listener
-                log.exception("error handling SCCP message from %s:%s", *self.peer)
-                self.owner.reject("internal-error", self.peer)
-                self.close("internal error")
-
-    def eof_received(self) -> bool:
-        # A half-closed socket is closed at once, never kept (CSCed37403).
-        return False
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.admitted:
-            return
-        self.admitted = False
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-        reason = self.closing or "connection lost"
-        self.closing = reason
-        self.owner.detach(self, reason)
-        self.owner.connection_closed(self)
-
-    # -- link side ---------------------------------------------------------
-
-    def send(self, msg: Message) -> None:
-        transport = self.transport
-        if self.closing is not None or transport is None or transport.is_closing():
-            return
-        transport.write(encode(msg, self.session.version))
-        if transport.get_write_buffer_size() > MAX_WRITE_BACKLOG:
-            self.owner.reject("write-backlog", self.peer)
-            self.close("write backlog")
-
-    def close(self, reason: str, abort: bool = False) -> None:
-        if self.closing is not None:
-            return
-        self.closing = reason
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-        self.owner.detach(self, reason)
-        if self.transport is not None:
-            if abort:
-                self.transport.abort()
-            else:
-                self.transport.close()  # what was written is still sent
-
-    # -- session -----------------------------------------------------------
-
-    def _lookup(self, name: str) -> DeviceProfile | None:
-        return self.owner.lookup_profile(name, self.device_type)
-
-    def _dispatch(self, msg: Message) -> None:
-        session = self.session
-        registered = session.state is State.REGISTERED
-        if isinstance(msg, Unknown) and msg.unknown_id not in _KNOWN_IDS:
-            self.owner.reject("unknown-message", self.peer)
-            if not registered:
-                self.close("unknown message")
-            return
-        if isinstance(msg, Register):
-            self.device_type = msg.device_type
-        now = self.loop.time()
-        session.receive(msg, now)
-        self._run_session(now)
-        if not registered or self.link is None or self.closing is not None:
-            return
-        if isinstance(msg, KeepAlive):
-            self.owner.refresh(self, now)
-        elif (State.REGISTERED, type(msg)) not in TRANSITIONS:
-            self.owner.call_handler("on_message", self.link, msg, now)
-
-    def _run_session(self, now: float) -> None:
-        for out in self.session.messages_to_send():
-            self.send(out)
-        for event in self.session.events():
-            if isinstance(event, Registered):
-                self.owner.attach(self, now)
-            elif isinstance(event, Unregistered):
-                self.owner.detach(self, event.reason)
-            elif isinstance(event, Closed):
-                counter = _REFUSALS.get(event.reason)
-                if counter is not None:
-                    self.owner.reject(counter, self.peer)
-                self.close(event.reason)
-
-    def _arm(self) -> None:
-        when = self.session.next_timer()
-        if self.session.state is State.CONNECTED:
-            when = self.register_deadline if when is None else min(when, self.register_deadline)
-        if when is not None and self.closing is None:
-            self.timer = self.loop.call_at(when, self._on_timer)
-
-    def _on_timer(self) -> None:
-        self.timer = None
-        if self.closing is not None:
-            return
-        now = self.loop.time()
-        try:
-            if self.session.state is State.CONNECTED and now >= self.register_deadline:
-                self.owner.reject("register-timeout", self.peer)
-                self.close("register timeout")
-                return
-            self.session.handle_timer(now)
-            self._run_session(now)
-        except Exception:
-            log.exception("SCCP session timer failed for %s:%s", *self.peer)
-            self.close("internal error")
-        self._arm()
 
 
 class SccpListener:
@@ -334,8 +106,8 @@ class SccpListener:
             self.limits.max_connections_per_source,
             self.limits.max_connections,
         )
-        self.connections: set[_Conn] = set()
-        self.phones: dict[str, _Conn] = {}
+        self.connections: set[PhoneConnection] = set()
+        self.phones: dict[str, PhoneConnection] = {}
         self.server: asyncio.Server | None = None
         self.local: Addr = ("", 0)
         self._handler_timer: asyncio.TimerHandle | None = None
@@ -347,7 +119,7 @@ class SccpListener:
     async def start(self, host: str, port: int) -> Addr:
         """Listen on ``host:port`` (0: any free port); returns the bound address."""
         self.server = await self.loop.create_server(
-            lambda: _Conn(self), host=host, port=port, reuse_address=True
+            lambda: PhoneConnection(self), host=host, port=port, reuse_address=True
         )
         self.local = (host, int(self.server.sockets[0].getsockname()[1]))
         self._poll = self.loop.call_later(HANDLER_POLL, self._on_poll)
@@ -391,7 +163,7 @@ class SccpListener:
             return False
         return True
 
-    def connection_closed(self, conn: _Conn) -> None:
+    def connection_closed(self, conn: PhoneConnection) -> None:
         self.connections.discard(conn)
         self.limiter.release(conn.peer[0])
 
@@ -407,7 +179,7 @@ class SccpListener:
             return None
         return profile
 
-    def attach(self, conn: _Conn, now: float) -> None:
+    def attach(self, conn: PhoneConnection, now: float) -> None:
         profile = conn.session.profile
         assert profile is not None
         old = self.phones.get(profile.name)
@@ -433,12 +205,12 @@ class SccpListener:
         log.info("SCCP %s registered from %s:%s", profile.name, *conn.peer)
         self.call_handler("attach", link, now)
 
-    def refresh(self, conn: _Conn, now: float) -> None:
+    def refresh(self, conn: PhoneConnection, now: float) -> None:
         if conn.binding is not None and self.phones.get(conn.binding.device) is conn:
             conn.binding = conn.binding.with_expiry(now + BINDING_LIFETIME)
             self.locations.put(conn.binding)
 
-    def detach(self, conn: _Conn, reason: str) -> None:
+    def detach(self, conn: PhoneConnection, reason: str) -> None:
         link = conn.link
         if link is None:
             return

@@ -314,6 +314,7 @@ class PhoneCall:
         self.media.close()
         self._state(CallStateCode.HOLD, KeySet.ON_HOLD, None)
         self.phone.send(SetLamp(Stimulus.LINE, self.line, LampMode.WINK))
+        self.phone.speaker_off_if_idle()
         choice = self.choice or mediamap.preferred(self.phone.capabilities)[0]
         address = rx.address if rx is not None and rx.ready else self.phone.address[0]
         port = rx.port if rx is not None and rx.ready else 9

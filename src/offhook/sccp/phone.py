@@ -116,6 +116,12 @@ class Phone:
             self.speaker = True
             self.send(SetSpeakerMode(SpeakerMode.ON))
 
+    def speaker_off_if_idle(self) -> None:
+        """No call is on the plane any more: the speakerphone goes off."""
+        if self.speaker and self.active() is None:
+            self.speaker = False
+            self.send(SetSpeakerMode(SpeakerMode.OFF))
+
     def call_cleared(self, call: PhoneCall) -> None:
         """``call`` ended: fix the line lamp, the speaker and the ringer."""
         self.calls.pop(call.ref, None)
@@ -129,9 +135,7 @@ class Phone:
         self.send(SetLamp(Stimulus.LINE, call.line, lamp))
         if self.active() is not None:
             return
-        if self.speaker:
-            self.speaker = False
-            self.send(SetSpeakerMode(SpeakerMode.OFF))
+        self.speaker_off_if_idle()
         self.send(SelectSoftKeys(0, 0, KeySet.ON_HOOK, 0xFFFFFFFF))
         ringing = self.ringing()
         if ringing is not None and not self.handset:

@@ -44,6 +44,7 @@ from offhook.sccp.messages import (
     CallState,
     ClearPromptStatus,
     DialedNumber,
+    DisplayPriNotify,
     DisplayPromptStatus,
     SelectSoftKeys,
     SetLamp,
@@ -68,6 +69,11 @@ if TYPE_CHECKING:
     from offhook.sccp.phone import Phone
 
 log = logging.getLogger(__name__)
+
+PRECEDENCE_ROUTINE = 4
+"""CallState precedence level of an ordinary call (MLPP "routine"), as CallManager sends."""
+CALLER_NOTIFY_SECONDS = 10
+CALLER_NOTIFY_PRIORITY = 5
 
 CALL_TYPE_INBOUND = 1
 CALL_TYPE_OUTBOUND = 2
@@ -142,7 +148,14 @@ class PhoneCall:
         return LampMode.ON
 
     def _call_state(self, code: CallStateCode) -> None:
-        msg = CallState(call_state=code, line_instance=self.line, call_reference=self.ref)
+        msg = CallState(
+            call_state=code,
+            line_instance=self.line,
+            call_reference=self.ref,
+            privacy=0,
+            precedence_level=PRECEDENCE_ROUTINE,
+            precedence_domain=0,
+        )
         self.phone.send(msg)
 
     def _state(
@@ -263,6 +276,13 @@ class PhoneCall:
         self.phase = Phase.RING_IN
         send = self.phone.send
         self._state(CallStateCode.RING_IN, KeySet.RING_IN, Prompt.FROM, self.remote.number)
+        send(
+            DisplayPriNotify(
+                CALLER_NOTIFY_SECONDS,
+                CALLER_NOTIFY_PRIORITY,
+                prompt(Prompt.FROM, self.remote.number),
+            )
+        )
         self._call_info(CALL_TYPE_INBOUND)
         send(SetLamp(Stimulus.LINE, self.line, LampMode.BLINK))
         if waiting:
@@ -278,7 +298,6 @@ class PhoneCall:
         self._off_hook_display()
         self.phone.send(SetRinger(RingMode.OFF, RingDuration.NORMAL, self.line, self.ref))
         self._stop_tone()
-        self._show_connected()
         offer = self.remote_offer
         leg = self.leg
         if offer is None:
@@ -290,6 +309,7 @@ class PhoneCall:
                 self.phone.engine.on_connect(leg, mediamap.offer(choices, rx.address, rx.port))
 
             self._open(choices[0], offered)
+            self._show_connected()
             return
         choice = mediamap.choose_codec(offer, self.phone.capabilities)
         if choice is None:
@@ -304,6 +324,7 @@ class PhoneCall:
             self._transmit_to(offer)
 
         self._open(choice, answered)
+        self._show_connected()
 
     def hold(self) -> None:
         """Hold softkey: close the phone's media and offer ``inactive`` to the far end."""

@@ -258,9 +258,30 @@ class LogSettings(_Section):
 
 
 class AuthSettings(_Section):
-    """[auth] the key of the stateless digest nonces (empty: random per process)."""
+    """[auth] the digest nonce key, and what failed logins cost (``net.authguard``).
+
+    Per source (an IPv4 address or an IPv6 /64), failed logins are counted in
+    a window of ``fail_window`` seconds; from ``throttle_after`` failures the
+    source's requests are held back ``throttle_delay`` seconds, doubling with
+    each further failure up to ``max_delay`` (one held request per source,
+    at most ``max_delayed`` at once; the rest are dropped); at
+    ``block_after`` failures (0: never) it gets no answer at all for
+    ``block_for`` seconds. Accounts are only counted (``account_alert_after``
+    failures: a warning, and failures against it count double for their
+    sources), never locked.
+    """
 
     secret: str = ""
+    fail_window: float = Field(default=300.0, gt=0)
+    throttle_after: int = Field(default=5, ge=1)
+    throttle_delay: float = Field(default=0.5, ge=0, le=60)
+    max_delay: float = Field(default=8.0, ge=0, le=60)
+    block_after: int = Field(default=20, ge=0)
+    block_for: float = Field(default=600.0, ge=0)
+    account_alert_after: int = Field(default=50, ge=1)
+    max_tracked_sources: int = Field(default=10_000, ge=1, le=10_000_000)
+    max_tracked_accounts: int = Field(default=10_000, ge=1, le=10_000_000)
+    max_delayed: int = Field(default=1_000, ge=1, le=1_000_000)
     _generated: str = PrivateAttr(default_factory=lambda: secrets.token_hex(32))
 
     @property
@@ -463,6 +484,17 @@ format = "text"                   # text or json
 [auth]
 secret = ""                       # nonce key; empty = random per process.
                                   # A cluster must set the same secret on every node.
+# Failed logins, per source (IPv4 address, IPv6 /64), within fail_window:
+fail_window = 300.0               # seconds
+throttle_after = 5                # failures before requests are held back
+throttle_delay = 0.5              # first hold, seconds; doubles per failure
+max_delay = 8.0                   # longest hold, seconds
+block_after = 20                  # failures before the source is ignored (0 = never)
+block_for = 600.0                 # seconds a blocked source gets no answer
+account_alert_after = 50          # failures on one account: a warning; never a lockout
+max_tracked_sources = 10000       # memory bound (LRU)
+max_tracked_accounts = 10000      # memory bound (LRU)
+max_delayed = 1000                # requests held back at once; more are dropped
 
 [dialplan]
 t302 = 15.0                       # inter-digit timeout of overlap dialing, seconds

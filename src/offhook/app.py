@@ -11,6 +11,12 @@ Trunk supervision (``sip.trunks.TrunkMonitor``: OPTIONS pings, trunk
 registration) is fed the plan's trunks at start and on every reload; the
 engine asks it whether a trunk is up before offering it a call.
 
+Auto-registered SCCP phones (``[sccp] auto_register``) are not in the
+database: :class:`AutoDevices` keeps them as devices of their own (one line
+in ``auto_register_partition``, dialing with ``auto_register_css``) and
+``node.snapshot`` is the database's plan (``node.plan``) with them added,
+rebuilt when one is assigned and when the plan reloads.
+
 Off the hot path: the plan snapshot is reloaded when the database's
 ``plan_version`` changes (polled once a second in a worker thread), and
 call records are written in batches from a queue by a worker thread, so no
@@ -38,7 +44,8 @@ from offhook.common.location import MemoryLocationStore
 from offhook.config import Settings
 from offhook.core.bus import EventBus
 from offhook.core.causes import cause_text
-from offhook.core.directory import DeviceInfo, PlanSnapshot
+from offhook.core.dialplan.router import DialPlanError
+from offhook.core.directory import DeviceInfo, LineInfo, PlanSnapshot, with_devices
 from offhook.core.engine import CallEngine
 from offhook.core.records import CallEnded, CallRecord
 from offhook.db.cdr import CdrRepository, CdrRow
@@ -203,6 +210,8 @@ def cdr_row(record: CallRecord) -> CdrRow:
 class Node:
     settings: Settings
     snapshot: PlanSnapshot = field(default_factory=PlanSnapshot)
+    # The plan as the database has it; ``snapshot`` adds auto-registered phones.
+    plan: PlanSnapshot = field(default_factory=PlanSnapshot)
     started: float = field(default_factory=time.time)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     cdr_queue: list[CdrRow] = field(default_factory=list)
@@ -223,15 +232,120 @@ def sccp_profile(dev: DeviceInfo) -> DeviceProfile:
 
 
 def sccp_lookup(node: Node) -> Callable[[str], DeviceProfile | None]:
-    """Device name -> profile, from the current plan snapshot (SCCP devices only)."""
+    """Device name -> profile, from the database's plan (SCCP devices only).
+
+    Auto-registered phones are in ``node.snapshot`` but not in ``node.plan``:
+    their profile comes from the auto-registrar, which takes a DN back when
+    the plan has given it to a device.
+    """
 
     def lookup(name: str) -> DeviceProfile | None:
-        dev = node.snapshot.device(name)
+        dev = node.plan.device(name)
         if dev is None or dev.protocol != "sccp":
             return None
         return sccp_profile(dev)
 
     return lookup
+
+
+AUTO_REBUILD_SHARE = 0.3
+"""Most of the loop's time rebuilding the snapshot for auto-registered phones."""
+
+
+class AutoDevices:
+    """Auto-registered SCCP phones, added to the database's plan in ``node.snapshot``.
+
+    Each phone is a :class:`DeviceInfo` (protocol sccp, its model, one line
+    ``Auto <dn>`` in ``[sccp] auto_register_partition``, CSS
+    ``auto_register_css``), so that it can be called and dials within its
+    CSS. :meth:`changed` (the auto-registrar's callback) rebuilds the snapshot
+    at once, except during a registration storm: a rebuild costs time in
+    proportion to the plan, so the next one waits until the loop has spent at
+    most ``AUTO_REBUILD_SHARE`` of its time rebuilding, and one rebuild then
+    takes in every phone assigned meanwhile. :meth:`refresh` (plan reload)
+    rebuilds at once. Bounded by the auto-registrar (at most its range or
+    ``MAX_ENTRIES`` phones).
+    """
+
+    def __init__(self, node: Node) -> None:
+        self._node = node
+        self.devices: dict[str, DeviceInfo] = {}
+        self._next = 0.0
+        self._pending: asyncio.TimerHandle | None = None
+        self._problems: tuple[str, ...] = ()
+
+    def changed(self, name: str, profile: DeviceProfile | None) -> None:
+        sccp = self._node.settings.sccp
+        if profile is None:
+            self.devices.pop(name, None)
+        else:
+            self.devices[name] = DeviceInfo(
+                name=name,
+                protocol="sccp",
+                lines=tuple(
+                    LineInfo(dn, display, sccp.auto_register_partition)
+                    for dn, display in profile.lines
+                ),
+                css=sccp.auto_register_css,
+                model=profile.model,
+            )
+        if self._pending is not None:
+            return
+        loop = asyncio.get_running_loop()
+        delay = self._next - loop.time()
+        if delay <= 0:
+            self.refresh()
+        else:
+            self._pending = loop.call_later(delay, self.refresh)
+
+    def refresh(self) -> None:
+        """``node.snapshot`` = ``node.plan`` + the auto-registered phones, now."""
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
+        node = self._node
+        self._check(node.plan)
+        if not self.devices:
+            node.snapshot = node.plan
+            return
+        t0 = time.perf_counter()
+        try:
+            node.snapshot = with_devices(node.plan, self.devices.values())
+        except DialPlanError as exc:
+            log.warning("auto-registered phones cannot be called: %s", exc)
+            unrouted = [
+                DeviceInfo(d.name, d.protocol, lines=(), css=d.css, model=d.model)
+                for d in self.devices.values()
+            ]
+            node.snapshot = with_devices(node.plan, unrouted)
+        cost = time.perf_counter() - t0
+        with contextlib.suppress(RuntimeError):
+            loop = asyncio.get_running_loop()
+            self._next = loop.time() + cost * (1 - AUTO_REBUILD_SHARE) / AUTO_REBUILD_SHARE
+
+    def _check(self, plan: PlanSnapshot) -> None:
+        """Log, once per change, settings that name what the plan does not have."""
+        sccp = self._node.settings.sccp
+        if not sccp.auto_register:
+            return
+        spec = plan.dialplan_spec
+        problems: list[str] = []
+        partition = sccp.auto_register_partition
+        if partition and partition not in spec.partitions:
+            problems.append(
+                f"[sccp] auto_register_partition {partition!r} is not a partition of the plan:"
+                " auto-registered phones cannot be called"
+            )
+        css = sccp.auto_register_css
+        if css and css not in {c.name for c in spec.calling_search_spaces}:
+            problems.append(
+                f"[sccp] auto_register_css {css!r} is not a calling search space of the plan:"
+                " auto-registered phones reach the null partition only"
+            )
+        if tuple(problems) != self._problems:
+            self._problems = tuple(problems)
+            for problem in problems:
+                log.warning("%s", problem)
 
 
 def make_sccp_handler(engine: CallEngine, node: Node) -> PhoneHandler:
@@ -248,12 +362,17 @@ async def start_sccp(
     engine: CallEngine,
     locations: MemoryLocationStore,
     counters: RejectionCounters,
+    auto_devices: AutoDevices | None = None,
 ) -> SccpListener:
     """Start the SCCP listener ([sccp]); a port it cannot bind fails the start."""
     sccp = node.settings.sccp
     auto = None
     if sccp.auto_register:
-        auto = AutoRegistrar(sccp.auto_register, taken=lambda dn: dn in node.snapshot.dns)
+        auto = AutoRegistrar(
+            sccp.auto_register,
+            taken=lambda dn: dn in node.plan.dns,
+            on_change=auto_devices.changed if auto_devices is not None else None,
+        )
     listener = SccpListener(
         make_sccp_handler(engine, node),
         sccp_lookup(node),
@@ -311,7 +430,9 @@ async def run(settings: Settings, ready: asyncio.Event | None = None) -> None:
     loop = asyncio.get_running_loop()
     node = Node(settings)
     db = create_engine_for(settings.database.url)
-    node.snapshot = await asyncio.to_thread(load_snapshot, db)
+    node.plan = node.snapshot = await asyncio.to_thread(load_snapshot, db)
+    auto_devices = AutoDevices(node)
+    auto_devices.refresh()
     log.info(
         "plan loaded: %d devices, %d numbers (version %d)",
         len(node.snapshot.devices),
@@ -396,7 +517,7 @@ async def run(settings: Settings, ready: asyncio.Event | None = None) -> None:
     # SCCP (Skinny) phones: core, so a port it cannot bind fails the start.
     sccp_listener: SccpListener | None = None
     if settings.sccp.enabled:
-        sccp_listener = await start_sccp(node, engine, locations, counters)
+        sccp_listener = await start_sccp(node, engine, locations, counters, auto_devices)
 
     # Phone provisioning (TFTP + HTTP): a port it cannot bind is logged, not fatal.
     provisioning: Provisioning | None = None
@@ -463,8 +584,9 @@ async def run(settings: Settings, ready: asyncio.Event | None = None) -> None:
             await asyncio.sleep(PLAN_POLL_SECONDS)
             try:
                 version = await asyncio.to_thread(plan_version, db)
-                if version != node.snapshot.version:
-                    node.snapshot = await asyncio.to_thread(load_snapshot, db)
+                if version != node.plan.version:
+                    node.plan = await asyncio.to_thread(load_snapshot, db)
+                    auto_devices.refresh()
                     log.info("plan reloaded (version %d)", node.snapshot.version)
                     endpoint.configure_trunks(trunk_targets(node.snapshot))
             except Exception:

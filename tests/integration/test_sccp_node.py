@@ -26,7 +26,9 @@ from offhook.sccp.messages import (
     OpenReceiveChannel,
     SetRinger,
     StartMediaTransmission,
+    StartTone,
 )
+from offhook.sccp.ui import DeviceTone, RingMode
 from support.sccp_phone import PhoneRejected, SccpPhone
 from support.server import OffhookServer, ServerError, device
 from support.skinny_tshark import TSHARK, tshark_problems
@@ -211,5 +213,96 @@ def test_auto_registration(tmp_path: Path) -> None:
             async with SccpPhone("BADNAME", srv.sccp_port) as odd:
                 with pytest.raises(PhoneRejected):
                     await odd.register()
+
+        run(body)
+
+
+def test_auto_registered_phone_is_called_and_dials_within_its_css(tmp_path: Path) -> None:
+    """An auto-registered phone's DN is in the plan (its partition) and it dials with its CSS."""
+    config = {
+        "sccp": {
+            "auto_register": "2000-2009",
+            "auto_register_partition": "internal",
+            "auto_register_css": "staff",
+        }
+    }
+    plan = {
+        "partitions": ["internal", "exec"],
+        "calling_search_spaces": [
+            {"name": "staff", "partitions": ["internal"]},
+            {"name": "all", "partitions": ["internal", "exec"]},
+        ],
+        "devices": [
+            {
+                "name": CAROL,
+                "protocol": "sccp",
+                "model": "7960",
+                "css": "all",
+                "lines": [{"dn": "1003", "display": "Carol", "partition": "internal"}],
+            },
+            {
+                "name": DAVE,
+                "protocol": "sccp",
+                "model": "7941",
+                "css": "all",
+                "lines": [{"dn": "1005", "display": "Dave", "partition": "exec"}],
+            },
+        ],
+    }
+    auto_name = "SEP0000000000B2"
+
+    def rings(m: Any) -> bool:
+        return isinstance(m, SetRinger) and m.ring_mode == RingMode.INSIDE
+
+    def on_hook(m: Any) -> bool:
+        return isinstance(m, CallState) and m.call_state == 2
+
+    with OffhookServer(tmp_path, plan, extra_config=config) as srv:
+
+        async def body() -> None:
+            async with (
+                SccpPhone(auto_name, srv.sccp_port, model="7940") as auto,
+                SccpPhone(CAROL, srv.sccp_port) as carol,
+                SccpPhone(DAVE, srv.sccp_port, model="7941", version=0x11) as dave,
+            ):
+                await auto.register()
+                await carol.register()
+                await dave.register()
+                assert auto.lines[1].line_dir_number == "2000"
+                assert auto.lines[1].line_display_name == "Auto 2000"
+
+                # A plan phone calls the auto-registered DN: it rings, answers, hangs up.
+                carol.off_hook(1)
+                carol.dial("2000")
+                await auto.wait_for(rings, timeout=10)
+                auto.off_hook(1)
+                await auto.wait_for(StartMediaTransmission, timeout=10)
+                await carol.wait_for(StartMediaTransmission, timeout=10)
+                carol.on_hook(1)
+                await auto.wait_for(on_hook, timeout=10)
+
+                # The auto-registered phone dials a DN of its CSS (internal): carol rings.
+                mark = carol.mark()
+                auto.on_hook(1)
+                auto.off_hook(1)
+                auto.dial("1003")
+                await carol.wait_for(rings, timeout=10, since=mark)
+                auto.on_hook(1)
+                await carol.wait_for(on_hook, timeout=10, since=mark)
+
+                # ... but not one outside it (exec): reorder, and dave never rings.
+                mark = auto.mark()
+                dave_mark = dave.mark()
+                auto.off_hook(1)
+                auto.dial("1005")
+                tone = await auto.wait_for(
+                    lambda m: isinstance(m, StartTone) and m.tone == DeviceTone.REORDER,
+                    timeout=10,
+                    since=mark,
+                )
+                assert tone is not None
+                auto.on_hook(1)
+                await asyncio.sleep(0.3)
+                assert not [m for m in dave.received[dave_mark:] if rings(m)]
 
         run(body)

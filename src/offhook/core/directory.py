@@ -15,7 +15,7 @@ index; a snapshot made directly builds it on first use.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from offhook.core.dialplan.model import DialPlanSpec, DirectoryNumber
@@ -177,3 +177,35 @@ def directory_numbers(devices: Iterable[DeviceInfo]) -> tuple[DirectoryNumber, .
         DirectoryNumber(dn, partition, tuple(names), display.get((dn, partition), ""))
         for (dn, partition), names in owners.items()
     )
+
+
+def with_devices(plan: PlanSnapshot, extra: Iterable[DeviceInfo]) -> PlanSnapshot:
+    """``plan`` with devices the database does not hold (auto-registered phones).
+
+    Each extra device's lines join the dial plan as directory numbers in their
+    partition, so that the device can be called, and the device's ``css`` is
+    what it dials with. The plan wins every conflict: an extra device named
+    like a plan device is ignored, and a line whose DN a plan device carries
+    is dropped. A line in a partition the plan does not have stays on the
+    device but is not routable. Returns ``plan`` itself when nothing is added
+    (no copy, no analyzer rebuilt).
+
+    Raises :class:`offhook.core.dialplan.router.DialPlanError` when the
+    analyzer refuses the result (a DN equal to a pattern of the same partition).
+    """
+    added: list[DeviceInfo] = []
+    for dev in extra:
+        if dev.name in plan.devices:
+            continue
+        lines = tuple(line for line in dev.lines if line.dn not in plan.dns)
+        added.append(dev if lines == dev.lines else replace(dev, lines=lines))
+    if not added:
+        return plan
+    spec = plan.dialplan_spec
+    known = {*spec.partitions, ""}
+    routable = [
+        replace(dev, lines=tuple(line for line in dev.lines if line.partition in known))
+        for dev in added
+    ]
+    spec = replace(spec, directory_numbers=spec.directory_numbers + directory_numbers(routable))
+    return PlanSnapshot.build([*plan.devices.values(), *added], plan.version, spec)

@@ -12,8 +12,11 @@ taken back from the auto-registered phone at its next registration.
 
 Memory is bounded: at most ``min(range size, max_entries)`` phones hold a DN;
 beyond that an unknown phone is rejected like without auto-registration.
-Nothing is written to the database: an auto-registered phone is unknown to
-the plan (its DN is not routable until the plan has it).
+Nothing is written to the database. ``on_change(name, profile)`` tells the
+node whenever a phone's assignment changes (a new DN or model; ``None``
+when it lost its DN), so that the node can put the phone in its plan
+snapshot (its DN in ``[sccp] auto_register_partition``, dialing with
+``auto_register_css``) and the phone can be called.
 """
 
 from __future__ import annotations
@@ -72,13 +75,21 @@ class AutoRegistrar:
         dn_range: str,
         taken: Callable[[str], bool],
         max_entries: int = MAX_ENTRIES,
+        on_change: Callable[[str, DeviceProfile | None], None] | None = None,
     ) -> None:
-        """``taken(dn)`` says whether the plan already carries ``dn``."""
+        """``taken(dn)`` says whether the plan already carries ``dn``.
+
+        ``on_change(name, profile)`` is called after a phone's assignment
+        changed: a new profile (first DN, a new DN, another model), or None
+        when it lost its DN (taken back by the plan and the range full).
+        """
         self._low, self._high, self._width = parse_range(dn_range)
         self._taken = taken
         self._cap = min(self._high - self._low + 1, max_entries)
         self._by_device: dict[str, str] = {}
         self._by_dn: dict[str, str] = {}
+        self._given: dict[str, DeviceProfile] = {}
+        self._on_change = on_change
         self._hint = self._low
         """Every DN below this one was held or in the plan when last scanned."""
 
@@ -98,10 +109,17 @@ class AutoRegistrar:
         if dn is None:
             dn = self._next_free()
             if dn is None:
+                if self._given.pop(name, None) is not None and self._on_change is not None:
+                    self._on_change(name, None)
                 return None
             self._by_device[name] = dn
             self._by_dn[dn] = name
-        return DeviceProfile(name, model_for(device_type), lines=((dn, f"Auto {dn}"),))
+        profile = DeviceProfile(name, model_for(device_type), lines=((dn, f"Auto {dn}"),))
+        if self._given.get(name) != profile:
+            self._given[name] = profile
+            if self._on_change is not None:
+                self._on_change(name, profile)
+        return profile
 
     def _release(self, name: str) -> None:
         dn = self._by_device.pop(name, None)

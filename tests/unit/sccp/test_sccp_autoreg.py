@@ -52,3 +52,26 @@ def test_models_and_ranges() -> None:
     for bad in ("2000", "2099-2000", "20-2000", "a-b"):
         with pytest.raises(ValueError):
             parse_range(bad)
+
+
+def test_on_change_reports_new_and_lost_assignments() -> None:
+    plan: set[str] = set()
+    seen: list[tuple[str, tuple[tuple[str, str], ...] | None, str | None]] = []
+    auto = AutoRegistrar(
+        "2000-2000",
+        taken=plan.__contains__,
+        on_change=lambda name, p: seen.append(
+            (name, p.lines if p else None, p.model if p else None)
+        ),
+    )
+    auto.profile("SEP000000000001", 8)
+    auto.profile("SEP000000000001", 8)  # same profile again: no news
+    assert seen == [("SEP000000000001", (("2000", "Auto 2000"),), "7940")]
+    auto.profile("SEP000000000001", 7)  # another model
+    assert seen[-1] == ("SEP000000000001", (("2000", "Auto 2000"),), "7960")
+    plan.add("2000")  # the plan takes the DN; the range has no other
+    assert auto.profile("SEP000000000001", 7) is None
+    assert seen[2] == ("SEP000000000001", None, None)
+    assert len(seen) == 3
+    assert auto.profile("SEP000000000001", 7) is None  # still none: no news
+    assert len(seen) == 3

@@ -17,6 +17,12 @@ Rules:
   accepted too); numbers and booleans are parsed by pydantic (``5070``,
   ``true``/``false``/``1``/``0``); string fields take the value verbatim.
 - Every ``allow`` entry must be an IP network (``ipaddress.ip_network``).
+- Every listener section (``[sip]``, ``[sccp]``, ``[tftp]``, ``[admin]``, and
+  every later one) has the same defence keys, from :class:`ListenerSettings`:
+  ``allow``, ``max_message``, ``idle_timeout``, ``handshake_timeout``,
+  ``max_connections``, ``max_connections_per_source``, ``rate_per_source``
+  and ``rate_burst``; each section sets defaults that fit its protocol (see
+  the section classes for the values and why).
 - A relative SQLite path in ``[database] url`` (``sqlite:///offhook.db``) is
   resolved against the directory of the config file (the current directory
   when no file is used), so a node finds its database wherever it is started.
@@ -49,6 +55,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 ENV_PREFIX = "OFFHOOK_"
@@ -71,6 +78,59 @@ def _check_networks(value: list[str]) -> list[str]:
         except ValueError as exc:
             raise ValueError(f"{item!r} is not an IP network ({exc})") from None
     return out
+
+
+ALLOW_ALL = ("0.0.0.0/0", "::/0")
+LOOPBACK = ("127.0.0.1/32", "::1/128")
+
+
+class ListenerSettings(_Section):
+    """The defence keys every listener section has (DESIGN.md, "Defences every listener has").
+
+    - ``allow``: source networks; anything else is refused before a byte is
+      parsed, gets no answer and leaves no per-source state.
+    - ``max_message``: bytes; a length field or header block above it closes
+      the connection (or drops/answers the datagram) before anything is
+      allocated for it.
+    - ``idle_timeout``: seconds without a complete message before a
+      connection is closed (half-closed connections are closed at once).
+    - ``handshake_timeout``: seconds a new connection has to deliver its
+      first complete message (the request head for HTTP).
+    - ``max_connections`` / ``max_connections_per_source``: open connections
+      in total and from one source address (TCP only).
+    - ``rate_per_source`` / ``rate_burst``: a token bucket per source
+      address: messages (datagrams, HTTP requests and new connections) a
+      second, and at once. A stream over its rate is paused (TCP
+      back-pressure); a datagram or connection over it is dropped. Buckets
+      are kept in a bounded LRU, so many sources cannot grow memory.
+
+    Every refusal is counted under the listener's name in ``offhook status``.
+    The defaults here are SIP's; each section overrides what its protocol
+    needs.
+    """
+
+    allow: list[str] = Field(default_factory=lambda: list(ALLOW_ALL))
+    max_message: int = Field(default=65535, ge=256, le=1 << 20)
+    idle_timeout: float = Field(default=60.0, gt=0, le=86400)
+    handshake_timeout: float = Field(default=10.0, gt=0, le=3600)
+    max_connections: int = Field(default=4096, ge=1, le=1_000_000)
+    max_connections_per_source: int = Field(default=64, ge=1, le=1_000_000)
+    rate_per_source: float = Field(default=200.0, gt=0)
+    rate_burst: float = Field(default=400.0, ge=1)
+
+    @field_validator("allow")
+    @classmethod
+    def _allow(cls, value: list[str]) -> list[str]:
+        return _check_networks(value)
+
+    @model_validator(mode="after")
+    def _listener_limits(self) -> ListenerSettings:
+        if self.max_connections_per_source > self.max_connections:
+            raise ValueError(
+                f"max_connections_per_source ({self.max_connections_per_source}) "
+                f"must be <= max_connections ({self.max_connections})"
+            )
+        return self
 
 
 def _wildcard(host: str) -> bool:
@@ -125,16 +185,26 @@ class DatabaseSettings(_Section):
         return value
 
 
-class SipSettings(_Section):
-    """[sip] the SIP listener (UDP and TCP on the same port) and its limits."""
+class SipSettings(ListenerSettings):
+    """[sip] the SIP listener (UDP and TCP on the same port) and its limits.
+
+    Defence defaults: ``allow`` everyone (phones are everywhere; restrict it
+    to your phone and trunk networks); ``max_message`` 65535 bytes (the
+    largest UDP datagram; RFC 3261 messages are far smaller);
+    ``idle_timeout`` 60 s for TCP (RFC 5626 keep-alives or re-registrations
+    keep a phone's connection open); ``handshake_timeout`` 10 s (a UA sends
+    its request as soon as it connects); 4096 TCP connections, 64 from one
+    address (phones behind one NAT); 200 messages a second per source with a
+    burst of 400 (a NAT full of phones re-registering, a busy trunk; raise it
+    for a trunk carrying more than ~20 call attempts a second). UDP
+    datagrams over the rate are dropped (the sender retransmits).
+    """
 
     listen: str = "0.0.0.0"
     port: int = Field(default=5060, ge=0, le=65535)
-    allow: list[str] = Field(default_factory=lambda: ["0.0.0.0/0", "::/0"])
     realm: str = Field(default="offhook", min_length=1)
     external_host: str = ""
     max_message: int = Field(default=65535, ge=1024, le=1 << 20)
-    idle_timeout: float = Field(default=60.0, gt=0)
     tcp: bool = True
     udp: bool = True
     min_expires: int = Field(default=60, ge=1)
@@ -148,11 +218,6 @@ class SipSettings(_Section):
         default_factory=lambda: ["MD5"],  # type: ignore[arg-type]
         min_length=1,
     )
-
-    @field_validator("allow")
-    @classmethod
-    def _allow(cls, value: list[str]) -> list[str]:
-        return _check_networks(value)
 
     @field_validator("max_expires")
     @classmethod
@@ -168,31 +233,56 @@ class SipSettings(_Section):
         return self.external_host or default_external_host(self.listen)
 
 
-class AdminSettings(_Section):
-    """[admin] the local JSON status endpoint ``offhook status`` reads."""
+class AdminSettings(ListenerSettings):
+    """[admin] the local JSON status endpoint ``offhook status`` reads.
+
+    Defence defaults: ``allow`` loopback only (the advisory's lesson: an
+    admin service never faces the network by default); ``max_message`` 4096
+    bytes of request head (``GET /status`` needs < 200); ``handshake_timeout``
+    5 s to send the request, ``idle_timeout`` 10 s to take the answer; 32
+    connections, 8 from one address; 10 requests a second per source, burst
+    20 (a person or a monitoring scraper, not a flood).
+    """
 
     enabled: bool = True
     listen: str = "127.0.0.1"
     port: int = Field(default=5099, ge=0, le=65535)
-    allow: list[str] = Field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
+    allow: list[str] = Field(default_factory=lambda: list(LOOPBACK))
+    max_message: int = Field(default=4096, ge=256, le=65536)
+    idle_timeout: float = Field(default=10.0, gt=0, le=3600)
+    handshake_timeout: float = Field(default=5.0, gt=0, le=3600)
+    max_connections: int = Field(default=32, ge=1, le=100_000)
+    max_connections_per_source: int = Field(default=8, ge=1, le=100_000)
+    rate_per_source: float = Field(default=10.0, gt=0)
+    rate_burst: float = Field(default=20.0, ge=1)
 
-    @field_validator("allow")
-    @classmethod
-    def _allow(cls, value: list[str]) -> list[str]:
-        return _check_networks(value)
 
+class SccpSettings(ListenerSettings):
+    """[sccp] the Skinny listener for Cisco IP phones (TCP) and its limits.
 
-class SccpSettings(_Section):
-    """[sccp] the Skinny listener for Cisco IP phones (TCP) and its limits."""
+    Defence defaults: ``allow`` everyone (restrict it to the voice VLANs, as
+    the advisory's ACL for port 2000 does); ``max_message`` 4096 bytes
+    (CallManager's messages are < 3 kB; CSCee00118 was a phone-supplied
+    length allocated as is); ``handshake_timeout`` 10 s to the first frame
+    (a phone sends StationRegister at once) and ``register_timeout`` 30 s to
+    be registered; ``idle_timeout`` 90 s without a frame (registered phones
+    send a keepalive every ``keepalive`` seconds and are also dropped after
+    two missed ones; it must stay above two keepalives); 20000 connections,
+    64 from one address (phones behind one NAT); 100 messages a second per
+    source with a burst of 1000 (64 phones registering at once, ~15
+    messages each); a stream over the rate is paused, not dropped.
+    """
 
     enabled: bool = True
     listen: str = "0.0.0.0"
     port: int = Field(default=2000, ge=0, le=65535)
-    allow: list[str] = Field(default_factory=lambda: ["0.0.0.0/0", "::/0"])
     keepalive: int = Field(default=30, ge=5, le=3600)
     max_message: int = Field(default=4096, ge=256, le=65536)
-    max_connections: int = Field(default=20000, ge=1)
-    max_connections_per_source: int = Field(default=64, ge=1)
+    idle_timeout: float = Field(default=90.0, gt=0, le=86400)
+    max_connections: int = Field(default=20000, ge=1, le=1_000_000)
+    max_connections_per_source: int = Field(default=64, ge=1, le=1_000_000)
+    rate_per_source: float = Field(default=100.0, gt=0)
+    rate_burst: float = Field(default=1000.0, ge=1)
     # A connection that has not registered within this many seconds is closed.
     register_timeout: float = Field(default=30.0, gt=0)
     # Auto-registration: an unknown phone gets the next free DN of this range
@@ -201,10 +291,14 @@ class SccpSettings(_Section):
     auto_register_css: str = ""
     auto_register_partition: str = ""
 
-    @field_validator("allow")
-    @classmethod
-    def _allow(cls, value: list[str]) -> list[str]:
-        return _check_networks(value)
+    @model_validator(mode="after")
+    def _idle(self) -> SccpSettings:
+        if self.idle_timeout <= 2 * self.keepalive:
+            raise ValueError(
+                f"idle_timeout ({self.idle_timeout:g} s) must be above two keepalive "
+                f"intervals ({2 * self.keepalive} s)"
+            )
+        return self
 
     @field_validator("auto_register")
     @classmethod
@@ -220,8 +314,25 @@ class SccpSettings(_Section):
         return value
 
 
-class TftpSettings(_Section):
-    """[tftp] phone provisioning: TFTP (UDP) and the same files over HTTP."""
+class TftpSettings(ListenerSettings):
+    """[tftp] phone provisioning: TFTP (UDP) and the same files over HTTP.
+
+    The defence keys cover both listeners, which serve the same files to the
+    same phones: ``allow`` (both; everyone by default, restrict it to the
+    voice VLANs), ``rate_per_source`` / ``rate_burst`` (TFTP requests and
+    HTTP connections of one source together: 20 a second, burst 100, enough
+    for a NAT full of phones booting after a power cut; a TFTP request over
+    it is dropped and the phone retries). ``max_message`` (8192 bytes) bounds
+    the HTTP request head; TFTP requests are held to RFC 2347's 512 octets
+    (or ``max_message`` if smaller). ``handshake_timeout`` (10 s) is the
+    time to send the HTTP request; ``idle_timeout`` (60 s) is the time to
+    take an HTTP answer and the longest a TFTP transfer may go without an
+    acknowledgement (whatever timeout option the client asked for).
+    ``max_connections`` (256) and ``max_connections_per_source`` (8) are the
+    HTTP side's connections; the TFTP side has its own caps on concurrent
+    transfers, ``max_transfers`` (256) and ``max_transfers_per_source`` (8),
+    each transfer holding one UDP socket.
+    """
 
     enabled: bool = True
     listen: str = "0.0.0.0"
@@ -229,8 +340,14 @@ class TftpSettings(_Section):
     http_port: int = Field(default=6970, ge=0, le=65535)
     http: bool = True
     root: str = "tftproot"
-    allow: list[str] = Field(default_factory=lambda: ["0.0.0.0/0", "::/0"])
+    max_message: int = Field(default=8192, ge=512, le=65536)
+    idle_timeout: float = Field(default=60.0, gt=0, le=3600)
+    max_connections: int = Field(default=256, ge=1, le=100_000)
+    max_connections_per_source: int = Field(default=8, ge=1, le=100_000)
+    rate_per_source: float = Field(default=20.0, gt=0)
+    rate_burst: float = Field(default=100.0, ge=1)
     max_transfers: int = Field(default=256, ge=1)
+    max_transfers_per_source: int = Field(default=8, ge=1)
     timeout: float = Field(default=1.0, gt=0, le=60)
     retries: int = Field(default=5, ge=0, le=50)
     # Firmware load name put in SEP<MAC>.cnf.xml (empty: the phone keeps its own).
@@ -238,11 +355,6 @@ class TftpSettings(_Section):
     device_pool: str = "Default"
     locale: str = "English_United_States"
     time_zone: str = "UTC"
-
-    @field_validator("allow")
-    @classmethod
-    def _allow(cls, value: list[str]) -> list[str]:
-        return _check_networks(value)
 
 
 class LogSettings(_Section):
@@ -464,6 +576,11 @@ external_host = ""                # address in Via/Contact; default: listen addr
                                   # or the outward interface when listening on 0.0.0.0
 max_message = 65535               # bytes
 idle_timeout = 60                 # seconds before an idle TCP connection is closed
+handshake_timeout = 10            # seconds a new TCP connection has to send its first message
+max_connections = 4096            # TCP connections in total
+max_connections_per_source = 64   # TCP connections from one address
+rate_per_source = 200             # messages a second per source address (token bucket)
+rate_burst = 400                  # ... and at once
 tcp = true
 udp = true
 min_expires = 60
@@ -476,6 +593,13 @@ enabled = true
 listen = "127.0.0.1"              # local JSON status endpoint (offhook status)
 port = 5099
 allow = ["127.0.0.1/32", "::1/128"]
+max_message = 4096                # bytes of request head
+idle_timeout = 10                 # seconds to take the answer
+handshake_timeout = 5             # seconds to send the request
+max_connections = 32
+max_connections_per_source = 8
+rate_per_source = 10              # requests a second per source address
+rate_burst = 20
 
 [log]
 level = "info"                    # debug, info, warning, error, critical
@@ -505,9 +629,13 @@ listen = "0.0.0.0"
 port = 2000
 allow = ["0.0.0.0/0", "::/0"]
 keepalive = 30                    # seconds between the phones' keepalives
-max_message = 4096                # bytes
+max_message = 4096                # bytes (the frame's length field is checked first)
+idle_timeout = 90                 # seconds without a frame; above two keepalives
+handshake_timeout = 10            # seconds to the first frame
 max_connections = 20000
 max_connections_per_source = 64
+rate_per_source = 100             # messages a second per source address
+rate_burst = 1000                 # ... and at once (a NAT full of phones registering)
 register_timeout = 30.0           # seconds to register before the connection is closed
 auto_register = ""                # DN range for unknown phones ("2000-2099"); "" = off
 auto_register_css = ""
@@ -520,8 +648,16 @@ port = 69                         # UDP; below 1024 needs root or CAP_NET_BIND_S
 http = true
 http_port = 6970
 root = "tftproot"                 # firmware, rings; relative to this file's directory
-allow = ["0.0.0.0/0", "::/0"]
-max_transfers = 256
+allow = ["0.0.0.0/0", "::/0"]     # TFTP and HTTP
+max_message = 8192                # bytes of HTTP request head (TFTP requests: 512)
+idle_timeout = 60                 # seconds: HTTP answer; a TFTP transfer without an ACK
+handshake_timeout = 10            # seconds to send the HTTP request
+max_connections = 256             # HTTP connections
+max_connections_per_source = 8
+rate_per_source = 20              # TFTP requests + HTTP connections a second per source
+rate_burst = 100
+max_transfers = 256               # concurrent TFTP transfers
+max_transfers_per_source = 8
 timeout = 1.0                     # seconds before a TFTP packet is sent again
 retries = 5
 load_information = ""             # firmware load name in SEP<MAC>.cnf.xml ("": keep)

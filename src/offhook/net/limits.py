@@ -9,7 +9,9 @@ they could have had from a new address anyway. Nothing here reads a clock:
 time comes in as ``now`` (seconds, monotonic) so that tests drive it.
 
 - ``RateLimiter``: a token bucket per source (``rate`` tokens a second, at
-  most ``burst``); ``allow(source, now)`` spends one token.
+  most ``burst``); ``allow(source, now)`` spends one token if there is one
+  (datagrams: drop when not); ``charge(source, now, n)`` spends ``n`` after
+  the fact and says how long to stop reading (streams: back-pressure).
 - ``ConnectionLimiter``: open connections in total and per source.
 - ``AuthFailureTracker``: failed authentications per source and per account
   within a window; a source over the threshold is blocked for a while, and
@@ -137,6 +139,25 @@ class RateLimiter:
             bucket.tokens -= cost
             return True
         return False
+
+    def charge(self, source: Hashable, now: float, cost: float = 1.0) -> float:
+        """Spend ``cost`` tokens even when the bucket cannot cover them (it goes
+        into debt, never below ``-burst``); return the seconds until the balance
+        is back to zero (0.0 when it never went below). A stream adapter that
+        has already read ``cost`` messages pauses reading for that long."""
+        bucket = self._buckets.get(source)
+        if bucket is None:
+            bucket = _Bucket(self.burst, now)
+            self._buckets[source] = bucket
+        elif now > bucket.stamp:
+            bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.stamp) * self.rate)
+            bucket.stamp = now
+        bucket.tokens = max(-self.burst, bucket.tokens - cost)
+        if bucket.tokens >= 0:
+            return 0.0
+        if self.rate <= 0:
+            return float("inf")
+        return -bucket.tokens / self.rate
 
     def tokens(self, source: Hashable, now: float) -> float:
         """Tokens ``source`` would have at ``now`` (a full bucket when unknown)."""

@@ -1,0 +1,164 @@
+"""One listener's defences in one object: allow-list, connection caps, rate, counters.
+
+Theory of operation. Every listener of the node (SIP UDP/TCP, SCCP, TFTP,
+provisioning HTTP, the admin endpoint) owns a ``ListenerGuard`` built from
+its settings section (``ListenerLimits``) and asks it, in this order:
+
+1. ``allowed(host)``: the source allow-list, before a byte is parsed. A
+   refused source is counted (``acl``) and leaves no other trace: the
+   guard creates no per-source entry for it, so a refused flood from any
+   number of addresses costs no memory.
+2. ``admit_connection(host, now)`` (streams): the allow-list, then the global
+   and per-source connection caps (``ConnectionLimiter``: only sources with
+   an open connection are remembered), then one token of the source's rate
+   bucket. Every admitted connection is ``release``\\ d exactly once.
+   ``admit_datagram(host, now)`` (datagrams): the allow-list, then one
+   token; an empty bucket drops the datagram.
+3. ``throttle(host, now, n)`` (streams, after ``n`` messages were framed):
+   spends ``n`` tokens and returns how long the adapter should stop reading
+   that connection (TCP back-pressure: the sender slows down, nothing is
+   lost, nothing is buffered beyond one socket buffer).
+
+Rate buckets live in a ``BoundedLRU`` of ``max_sources`` entries: many
+sources make the guard forget the least recently seen one (which then
+starts again with a full bucket), never grow it. Every refusal is reported
+through ``reject(reason, host)``, which the node wires to its
+``RejectionCounters`` under the listener's name; the reasons are the
+hyphenated names below, shared by every listener.
+
+Sans-IO: time arrives as ``now``; the asyncio adapters call it with
+``loop.time()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any
+
+from offhook.net.limits import ConnectionLimiter, RateLimiter
+
+ACL = "acl"
+MAX_CONNECTIONS = "max-connections"
+MAX_PER_SOURCE = "max-connections-per-source"
+RATE_LIMIT = "rate-limit"
+TOO_LARGE = "too-large"
+IDLE_TIMEOUT = "idle-timeout"
+HANDSHAKE_TIMEOUT = "handshake-timeout"
+MALFORMED = "malformed"
+
+MAX_SOURCES = 16384
+"""Per-source rate buckets kept per listener (an LRU; about 100 bytes each)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerLimits:
+    """The defence settings every listener section has (see ``config.ListenerSettings``).
+
+    ``max_message``: bytes of the largest message (length field or header
+    block) accepted. ``idle_timeout``: seconds without a complete message
+    before a connection is closed. ``handshake_timeout``: seconds a new
+    connection has to deliver its first complete message. ``rate_per_source``
+    and ``rate_burst``: the token bucket of each source (messages, datagrams
+    or connections a second, and at once).
+    """
+
+    max_message: int = 65535
+    idle_timeout: float = 60.0
+    handshake_timeout: float = 10.0
+    max_connections: int = 4096
+    max_connections_per_source: int = 64
+    rate_per_source: float = 200.0
+    rate_burst: float = 400.0
+    max_sources: int = MAX_SOURCES
+
+    @classmethod
+    def of(cls, section: object, **overrides: Any) -> ListenerLimits:
+        """The limits of a settings section: every field it has, then ``overrides``."""
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if hasattr(section, f.name):
+                values[f.name] = getattr(section, f.name)
+        values.update(overrides)
+        return cls(**values)
+
+
+class ListenerGuard:
+    """Allow-list, connection caps and per-source rate of one listener."""
+
+    __slots__ = ("_allow", "_reject", "connections", "limits", "rates")
+
+    def __init__(
+        self,
+        limits: ListenerLimits,
+        allow: Callable[[str], bool] | None = None,
+        reject: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self.limits = limits
+        self._allow = allow
+        self._reject = reject
+        self.connections = ConnectionLimiter(
+            limits.max_connections,
+            min(limits.max_connections_per_source, limits.max_connections),
+            limits.max_connections,
+        )
+        self.rates = RateLimiter(
+            limits.rate_per_source, max(1.0, limits.rate_burst), limits.max_sources
+        )
+
+    def refuse(self, reason: str, host: str) -> None:
+        """Count one refusal (the listener's ``reject`` callback)."""
+        if self._reject is not None:
+            self._reject(reason, host)
+
+    def allowed(self, host: str) -> bool:
+        """The allow-list alone; a refusal is counted under ``acl``."""
+        if self._allow is None or self._allow(host):
+            return True
+        self.refuse(ACL, host)
+        return False
+
+    def admit_connection(self, host: str, now: float) -> bool:
+        """A new inbound connection: allow-list, caps, one rate token."""
+        if not self.allowed(host):
+            return False
+        conns = self.connections
+        if not conns.try_acquire(host):
+            total = conns.total >= conns.max_total or conns.sources >= conns.max_sources
+            self.refuse(MAX_CONNECTIONS if total else MAX_PER_SOURCE, host)
+            return False
+        if not self.rates.allow(host, now):
+            conns.release(host)
+            self.refuse(RATE_LIMIT, host)
+            return False
+        return True
+
+    def release(self, host: str) -> None:
+        """An admitted connection is gone."""
+        self.connections.release(host)
+
+    def admit_datagram(self, host: str, now: float) -> bool:
+        """A datagram: allow-list, then one rate token (an empty bucket drops it)."""
+        if not self.allowed(host):
+            return False
+        if self.rates.allow(host, now):
+            return True
+        self.refuse(RATE_LIMIT, host)
+        return False
+
+    def throttle(self, host: str, now: float, messages: int) -> float:
+        """Charge ``messages`` read from a stream; seconds to stop reading it (0: go on)."""
+        if messages <= 0:
+            return 0.0
+        delay = self.rates.charge(host, now, float(messages))
+        if delay > 0:
+            self.refuse(RATE_LIMIT, host)
+        return delay
+
+    def status(self) -> dict[str, int]:
+        """Open connections and the per-source entries held (for ``offhook status``)."""
+        return {
+            "connections": self.connections.total,
+            "connection_sources": self.connections.sources,
+            "rate_sources": len(self.rates),
+        }

@@ -52,8 +52,8 @@ from offhook.db.cdr import CdrRepository, CdrRow
 from offhook.db.engine import create_engine_for
 from offhook.db.snapshot import load_snapshot, plan_version
 from offhook.net.acl import AllowList
+from offhook.net.authguard import AuthGuard, AuthPolicy, PeerGate
 from offhook.net.counters import RejectionCounters
-from offhook.net.limits import AuthFailureTracker
 from offhook.ris.admin import AdminServer
 from offhook.sccp.aio import SccpLimits, SccpListener
 from offhook.sccp.autoreg import DEFAULT_MODEL, AutoRegistrar
@@ -72,10 +72,6 @@ log = logging.getLogger("offhook")
 
 PLAN_POLL_SECONDS = 1.0
 CDR_BATCH = 500
-AUTH_FAIL_THRESHOLD = 20
-AUTH_FAIL_WINDOW = 60.0
-AUTH_BLOCK_SECONDS = 300.0
-AUTH_TRACKED_SOURCES = 10_000
 
 
 class LoopClock:
@@ -455,19 +451,11 @@ async def run(settings: Settings, ready: asyncio.Event | None = None) -> None:
     bus.subscribe(CallEnded, lambda ev: node.cdr_queue.append(cdr_row(ev.record)))
 
     counters = RejectionCounters()
-    auth_failures = AuthFailureTracker(
-        threshold=AUTH_FAIL_THRESHOLD,
-        window=AUTH_FAIL_WINDOW,
-        block_for=AUTH_BLOCK_SECONDS,
-        max_entries=AUTH_TRACKED_SOURCES,
-    )
+    auth_gate = PeerGate(auth_guard(settings), loop.time)
 
     def on_auth_failure(source: tuple[str, int], username: str) -> None:
         counters.increment("sip", "auth_failed")
-        auth_failures.record_failure(source[0], username or None, loop.time())
-
-    def is_blocked(source: tuple[str, int]) -> bool:
-        return auth_failures.is_blocked(source[0], loop.time())
+        auth_gate.failure(source, username)
 
     sip = settings.sip
     authenticator = DigestAuthenticator(
@@ -506,7 +494,7 @@ async def run(settings: Settings, ready: asyncio.Event | None = None) -> None:
         host=sip.advertised_host,
         port=port,
         on_auth_failure=on_auth_failure,
-        is_blocked=is_blocked,
+        auth_gate=auth_gate,
         trunk_for=creds.trunk_for,
         trunks=trunks,
     )
@@ -558,6 +546,7 @@ async def run(settings: Settings, ready: asyncio.Event | None = None) -> None:
                 if sccp_listener is not None
                 else None
             ),
+            "auth": auth_gate.status(),
             "counters": {
                 "rejections": counters.snapshot(),
                 "sip": dict(endpoint.counters),
@@ -675,6 +664,25 @@ def fetch_status(settings: Settings, timeout: float = 5.0) -> dict[str, Any]:
     return data
 
 
+def auth_guard(settings: Settings) -> AuthGuard:
+    """The failed-login guard of ``[auth]`` (shared by every listener that authenticates)."""
+    a = settings.auth
+    return AuthGuard(
+        AuthPolicy(
+            fail_window=a.fail_window,
+            throttle_after=a.throttle_after,
+            throttle_delay=a.throttle_delay,
+            max_delay=a.max_delay,
+            block_after=a.block_after,
+            block_for=a.block_for,
+            account_alert_after=a.account_alert_after,
+            max_tracked_sources=a.max_tracked_sources,
+            max_tracked_accounts=a.max_tracked_accounts,
+            max_delayed=a.max_delayed,
+        )
+    )
+
+
 def print_status(settings: Settings, as_json: bool) -> int:
     """Entry point of ``offhook status``: ask the running node over its admin endpoint."""
     try:
@@ -752,6 +760,17 @@ def print_status(settings: Settings, as_json: bool) -> int:
             f"TFTP port {tftp.get('port') or 'off'}, HTTP port {tftp.get('http_port') or 'off'}: "
             f"{tftp.get('active_transfers')} active transfers, {tftp.get('completed')} completed, "
             f"{tftp.get('failed')} failed"
+        )
+    auth = data.get("auth")
+    if auth:
+        console.print(
+            f"failed logins: {auth['failures']}, sources blocked now {auth['blocked_now']}"
+            f" (blocks {auth['blocks']}), throttled now {auth['throttled_now']}"
+            f" (held {auth['throttled']}, dropped {auth['dropped_blocked']} blocked"
+            f" + {auth['dropped_throttled']} throttled); accounts under attack:"
+            f" {', '.join(json.dumps(a['account']) for a in auth['accounts_under_attack'])}"
+            f"{'' if auth['accounts_under_attack'] else 'none'}",
+            markup=False,  # account names are whatever attackers claimed
         )
     console.print(f"rejections: {data['counters']['rejections']}")
     return 0

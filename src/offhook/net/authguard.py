@@ -53,13 +53,13 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
 from offhook.net.limits import BoundedLRU
 
-__all__ = ["MAX_ACCOUNT_KEY", "AuthGuard", "AuthPolicy", "source_key"]
+__all__ = ["MAX_ACCOUNT_KEY", "AuthGuard", "AuthPolicy", "PeerGate", "source_key"]
 
 log = logging.getLogger("offhook.auth")
 
@@ -269,3 +269,33 @@ class AuthGuard:
 
     def __len__(self) -> int:
         return len(self._sources) + len(self._accounts)
+
+
+class PeerGate:
+    """An ``AuthGuard`` seen from a listener: peers are ``(host, port)``, time is ``clock()``.
+
+    The port is ignored and the host reduced with :func:`source_key`; this is
+    what the SIP endpoint gets as its ``AuthGate`` (and what the web admin
+    login will get).
+    """
+
+    __slots__ = ("clock", "guard")
+
+    def __init__(self, guard: AuthGuard, clock: Callable[[], float]) -> None:
+        self.guard = guard
+        self.clock = clock
+
+    def admit(self, peer: tuple[str, int]) -> float | None:
+        return self.guard.admit(source_key(peer[0]), self.clock())
+
+    def hold(self, peer: tuple[str, int]) -> bool:
+        return self.guard.hold(source_key(peer[0]))
+
+    def release(self, peer: tuple[str, int]) -> None:
+        self.guard.release(source_key(peer[0]))
+
+    def failure(self, peer: tuple[str, int], account: str | None) -> None:
+        self.guard.failure(source_key(peer[0]), account or None, self.clock())
+
+    def status(self) -> dict[str, Any]:
+        return self.guard.status(self.clock())

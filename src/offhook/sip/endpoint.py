@@ -12,6 +12,10 @@ dispatched here:
   (REGISTER refreshed at half the expiry), and an outbound INVITE a trunk
   challenges (401/407) is sent once more with digest credentials
   (RFC 3261 §22.2);
+* an out-of-dialog request (what may authenticate; not ACK or CANCEL) first
+  passes the failed-login guard (``AuthGate``, ``net.authguard``): a blocked
+  source gets no answer, a throttled one has its request held back, then
+  processed as if it had just arrived;
 * a new INVITE is challenged (407) until its digest checks out, then becomes
   an inbound leg (``InboundLeg``) handed to ``CallEngine.setup``; an
   unauthenticated request is never routed;
@@ -107,6 +111,22 @@ class Caller:
 
     number: str
     name: str
+
+
+class AuthGate(Protocol):
+    """The failed-login guard as the endpoint sees it (``net.authguard.AuthGuard``).
+
+    ``admit``: None drops the request (source blocked), 0 lets it through, a
+    positive delay holds it back that long if ``hold`` grants a slot (else
+    it is dropped); ``release`` gives the slot back. Failures are reported
+    through ``on_auth_failure``.
+    """
+
+    def admit(self, addr: Addr) -> float | None: ...
+
+    def hold(self, addr: Addr) -> bool: ...
+
+    def release(self, addr: Addr) -> None: ...
 
 
 class ClientOwner(Protocol):
@@ -795,7 +815,7 @@ class SipEndpoint:
         host: str,
         port: int,
         on_auth_failure: Callable[[Addr, str], None] | None = None,
-        is_blocked: Callable[[Addr], bool] | None = None,
+        auth_gate: AuthGate | None = None,
         trunk_for: Callable[[Addr], TrunkPeer | None] | None = None,
         trunks: TrunkMonitor | None = None,
     ) -> None:
@@ -811,7 +831,7 @@ class SipEndpoint:
         self.port = port
         self.host_port = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         self.on_auth_failure = on_auth_failure
-        self.is_blocked = is_blocked
+        self.auth_gate = auth_gate
         self.trunk_for = trunk_for
         self.trunks = trunks
         self._registrations: dict[str, _TrunkRegistration] = {}
@@ -823,7 +843,13 @@ class SipEndpoint:
         self.client_owner: dict[TxnKey, tuple[ClientOwner, SipRequest]] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
-        self.counters: dict[str, int] = {"dropped_responses": 0, "rejected_requests": 0}
+        self.counters: dict[str, int] = {
+            "dropped_responses": 0,
+            "rejected_requests": 0,
+            "blocked_requests": 0,  # source blocked after failed logins: no answer
+            "held_requests": 0,  # source throttled: processed after a delay
+            "throttled_dropped": 0,  # source throttled, no hold slot: no answer
+        }
         engine.register_factory("sip", SipLegFactory(self))
 
     # --- addressing ---------------------------------------------------------
@@ -870,28 +896,49 @@ class SipEndpoint:
         if log.isEnabledFor(logging.DEBUG):
             log.debug("<- %s:%s/%s\n%s", addr[0], addr[1], transport, _head(msg))
         if isinstance(msg, SipRequest):
-            if self.is_blocked is not None and msg.method != "ACK" and self.is_blocked(addr):
-                self.counters["rejected_requests"] += 1
-                return
-            if msg.method != "ACK":
-                verdict = check_request(msg)
-                if verdict is not None:
-                    status, reason, extra = verdict
-                    resp = make_response(msg, status, reason)
-                    for name, value in extra.items():
-                        resp.headers.add(name, value)
-                    self.counters["rejected_requests"] += 1
-                    self.txl.send_stateless(resp, addr, transport)
-                    self.flush()
+            gate = self.auth_gate
+            # Out-of-dialog requests (what may authenticate) pass the failed-login
+            # guard first; ACK, CANCEL and in-dialog requests never authenticate.
+            if gate is not None and msg.method not in ("ACK", "CANCEL") and not msg.to_tag:
+                delay = gate.admit(addr)
+                if delay is None:
+                    self.counters["blocked_requests"] += 1
                     return
-            events = self.txl.receive_request(msg, addr, transport, now)
-        else:
-            assert isinstance(msg, SipResponse)
-            if check_response(msg) is not None:
-                self.counters["dropped_responses"] += 1
+                if delay > 0:
+                    if gate.hold(addr):
+                        self.counters["held_requests"] += 1
+                        self.loop.call_later(delay, self._release_held, msg, addr, transport)
+                    else:
+                        self.counters["throttled_dropped"] += 1
+                    return
+            self._receive_request(msg, addr, transport, now)
+            return
+        assert isinstance(msg, SipResponse)
+        if check_response(msg) is not None:
+            self.counters["dropped_responses"] += 1
+            return
+        self.process(self.txl.receive_response(msg, addr, transport, now))
+        self.flush()
+
+    def _release_held(self, msg: SipRequest, addr: Addr, transport: str) -> None:
+        """A throttled source's request, after its delay: processed as if it just came."""
+        if self.auth_gate is not None:
+            self.auth_gate.release(addr)
+        self._receive_request(msg, addr, transport, self.loop.time())
+
+    def _receive_request(self, msg: SipRequest, addr: Addr, transport: str, now: float) -> None:
+        if msg.method != "ACK":
+            verdict = check_request(msg)
+            if verdict is not None:
+                status, reason, extra = verdict
+                resp = make_response(msg, status, reason)
+                for name, value in extra.items():
+                    resp.headers.add(name, value)
+                self.counters["rejected_requests"] += 1
+                self.txl.send_stateless(resp, addr, transport)
+                self.flush()
                 return
-            events = self.txl.receive_response(msg, addr, transport, now)
-        self.process(events)
+        self.process(self.txl.receive_request(msg, addr, transport, now))
         self.flush()
 
     def process(self, events: list[Event]) -> None:

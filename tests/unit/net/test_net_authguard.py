@@ -6,7 +6,7 @@ import tracemalloc
 
 import pytest
 
-from offhook.net.authguard import MAX_ACCOUNT_KEY, AuthGuard, AuthPolicy, source_key
+from offhook.net.authguard import MAX_ACCOUNT_KEY, AuthGuard, AuthPolicy, PeerGate, source_key
 
 
 def guard(**kw: float) -> AuthGuard:
@@ -188,3 +188,19 @@ def test_source_key() -> None:
 def test_invalid_policy(kw: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         AuthPolicy(**kw)  # type: ignore[arg-type]
+
+
+def test_peer_gate_keys_by_host_on_its_clock() -> None:
+    now = [0.0]
+    gate = PeerGate(guard(), lambda: now[0])
+    for port in range(6):  # the port does not matter
+        gate.failure(("2001:db8::1", 5060 + port), "alice")
+    assert gate.admit(("2001:db8::2", 1)) is None  # the same /64
+    assert gate.admit(("192.0.2.1", 1)) == 0.0
+    now[0] = 1000.0
+    assert gate.admit(("2001:db8::1", 5060)) == 0.0
+    assert gate.hold(("192.0.2.1", 1)) and not gate.hold(("192.0.2.1", 2))
+    gate.release(("192.0.2.1", 3))
+    assert gate.status()["held_now"] == 0
+    gate.failure(("192.0.2.1", 1), "")
+    assert gate.status()["tracked_accounts"] == 1  # the empty name is no account

@@ -536,8 +536,10 @@ class DigestAuthenticator:
         if not authentic:
             fail_reason = fail_reason or "bad nonce"
 
-        # Same work for unknown users as for known ones (no enumeration by timing).
+        # Same work for unknown users as for known ones (no enumeration by
+        # timing): the dummy HA1 is derived either way, one response computed.
         creds = creds_lookup.credentials(username) if username else None
+        dummy_ha1 = self._dummy_ha1(algorithm, username)
         secret_ha1 = ""
         if creds is not None:
             if creds.realm and creds.realm != self.realm:
@@ -545,7 +547,7 @@ class DigestAuthenticator:
             secret_ha1 = creds.ha1_for(algorithm)
         if not secret_ha1:
             fail_reason = fail_reason or ("unknown user" if creds is None else "no ha1")
-            secret_ha1 = self._dummy_ha1(algorithm, username)
+            secret_ha1 = dummy_ha1
         expected = digest_response(
             algorithm, secret_ha1.lower(), request.method, digest_uri, nonce,
             qop=qop, nc=nc, cnonce=cnonce,

@@ -14,6 +14,9 @@ current directory is used if it exists, else the built-in defaults (plus any
   what the dial plan in the database does with DIGITS dialed from DEVICE
   (no running node needed).
 - ``offhook status [--json]``: registrations and calls of the running node.
+- ``offhook audit [--json] [--acl-number N] [--host ADDR]``: the listeners the
+  settings open, services exposed to every network, and the router access
+  list that fences each port (exit 1 when anything is flagged WARN).
 - ``offhook demo-config``: print a sample settings file.
 
 Argument handling only: the node itself lives in ``offhook.app``.
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import csv
 import importlib
+import ipaddress
 import json
 import sys
 from datetime import UTC, datetime
@@ -456,6 +460,51 @@ def status(
     rc = _app_module().print_status(settings, as_json)
     if isinstance(rc, int) and rc:
         raise typer.Exit(rc)
+
+
+@app.command()
+def audit(
+    config: ConfigOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    acl_number: Annotated[
+        int, typer.Option("--acl-number", help="IOS extended access list (100-199, 2000-2699).")
+    ] = 101,
+    host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--host",
+            help="The node's address (repeat for IPv4 and IPv6): the ACL destination for "
+            "wildcard listeners (default: the SIP external_host when it is one, else any).",
+        ),
+    ] = None,
+) -> None:
+    """Audit the listeners: exposure, limits, and router access-list lines for each port.
+
+    Exit status 0, or 1 when a service that must not face the whole network
+    (admin, provisioning, database, CTI) is open to everything.
+    """
+    from offhook.audit import audit as run_audit
+    from offhook.audit import valid_acl_number
+
+    if not valid_acl_number(acl_number):
+        raise typer.BadParameter(
+            "IOS extended access lists are numbered 100-199 or 2000-2699",
+            param_hint="--acl-number",
+        )
+    hosts = host or []
+    for h in hosts:
+        try:
+            ipaddress.ip_address(h)
+        except ValueError:
+            raise typer.BadParameter(f"not an IP address: {h!r}", param_hint="--host") from None
+    settings = _settings(config)
+    report = run_audit(settings, acl_number, hosts)
+    if as_json:
+        typer.echo(json.dumps(report.to_json(), indent=2))
+    else:
+        typer.echo(report.text(), nl=False)
+    if report.status:
+        raise typer.Exit(report.status)
 
 
 @app.command("demo-config")

@@ -54,6 +54,7 @@ from offhook.db.snapshot import load_snapshot, plan_version
 from offhook.net.acl import AllowList
 from offhook.net.authguard import AuthGuard, AuthPolicy, PeerGate
 from offhook.net.counters import RejectionCounters
+from offhook.net.guard import ListenerLimits
 from offhook.ris.admin import AdminServer
 from offhook.sccp.aio import SccpLimits, SccpListener
 from offhook.sccp.autoreg import DEFAULT_MODEL, AutoRegistrar
@@ -381,6 +382,10 @@ async def start_sccp(
             register_timeout=sccp.register_timeout,
             max_connections=sccp.max_connections,
             max_connections_per_source=sccp.max_connections_per_source,
+            idle_timeout=sccp.idle_timeout,
+            handshake_timeout=sccp.handshake_timeout,
+            rate_per_source=sccp.rate_per_source,
+            rate_burst=sccp.rate_burst,
         ),
         auto_register=auto,
         node=node.settings.node.name,
@@ -478,7 +483,7 @@ async def run(settings: Settings, ready: asyncio.Event | None = None) -> None:
         on_message=lambda msg, addr, t: endpoint_ref[0].on_message(msg, addr, t),
         allow=allow.allows,
         reject=lambda reason, peer: counters.increment("sip", reason),
-        limits=TransportLimits(max_message=sip.max_message, idle_timeout=sip.idle_timeout),
+        limits=TransportLimits.of(sip),
     )
     _, port = await transport.start(sip.listen, sip.port, udp=sip.udp, tcp=sip.tcp)
     node.sip_port = port
@@ -547,6 +552,11 @@ async def run(settings: Settings, ready: asyncio.Event | None = None) -> None:
                 else None
             ),
             "auth": auth_gate.status(),
+            # Open connections and per-source entries each listener holds now.
+            "listeners": {
+                "sip": transport.status(),
+                "admin": admin.status() if admin is not None else None,
+            },
             "counters": {
                 "rejections": counters.snapshot(),
                 "sip": dict(endpoint.counters),
@@ -564,6 +574,7 @@ async def run(settings: Settings, ready: asyncio.Event | None = None) -> None:
             {"/status": status},
             allow=AllowList(settings.admin.allow).allows,
             reject=lambda reason, peer: counters.increment("admin", reason),
+            limits=ListenerLimits.of(settings.admin),
         )
         node.admin_port = await admin.start(settings.admin.listen, settings.admin.port)
         log.info("admin endpoint on http://%s:%d/status", settings.admin.listen, node.admin_port)
@@ -635,9 +646,42 @@ async def run(settings: Settings, ready: asyncio.Event | None = None) -> None:
         db.dispose()
 
 
+def raise_fd_limit(settings: Settings) -> None:
+    """Lift the soft open-file limit to the hard one when the listeners need more.
+
+    Every connection is a file descriptor: the connection caps of the
+    listeners (20000 SCCP phones by default) are only reachable when the
+    process may open that many. A limit still below them is logged, so that
+    the operator raises it (``LimitNOFILE=`` in a systemd unit).
+    """
+    try:
+        import resource
+    except ImportError:  # not on this platform
+        return
+    need = 256 + settings.sip.max_connections + settings.admin.max_connections
+    if settings.sccp.enabled:
+        need += settings.sccp.max_connections
+    if settings.tftp.enabled:
+        need += settings.tftp.max_connections + settings.tftp.max_transfers
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < need:
+        target = need if hard == resource.RLIM_INFINITY else min(need, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+    if soft != resource.RLIM_INFINITY and soft < need:
+        log.warning(
+            "open-file limit %d is below the %d the listeners' connection caps need: "
+            "raise it (ulimit -n, LimitNOFILE=) or lower max_connections",
+            soft,
+            need,
+        )
+
+
 def serve(settings: Settings) -> int:
     """Entry point of ``offhook serve``."""
     setup_logging(settings)
+    raise_fd_limit(settings)
     try:
         import uvloop
 
@@ -772,5 +816,15 @@ def print_status(settings: Settings, as_json: bool) -> int:
             f"{'' if auth['accounts_under_attack'] else 'none'}",
             markup=False,  # account names are whatever attackers claimed
         )
-    console.print(f"rejections: {data['counters']['rejections']}")
+    rejections = data["counters"]["rejections"]
+    if rejections:
+        refused = Table(title="Rejections (listener, reason, count)")
+        for col in ("listener", "reason", "count"):
+            refused.add_column(col)
+        for listener_name in sorted(rejections):
+            for reason, count in sorted(rejections[listener_name].items()):
+                refused.add_row(listener_name, reason, str(count))
+        console.print(refused)
+    else:
+        console.print("rejections: none")
     return 0

@@ -273,7 +273,7 @@ def test_options_and_malformed_udp(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     run_node(tmp_path, monkeypatch, scenario)
 
 
-def test_oversize_datagram_dropped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_oversize_datagram_answered_513(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     async def scenario(ctx: Ctx) -> None:
         ua = await ctx.ua("probe")
         big = options(ua, "big@test").replace(
@@ -281,7 +281,9 @@ def test_oversize_datagram_dropped(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         )
         assert len(big) > 4096
         ua.send_bytes(big)
-        assert await ua.expect_nothing(wait=0.5) == []
+        # RFC 3261 §21.5.14: 513 Message Too Large, nothing else.
+        got = await ua.expect_nothing(wait=0.5)
+        assert [getattr(m, "status", None) for m in got] == [513], got
         await options_ok(ua)
         status = await ctx.status()
         assert status["counters"]["rejections"], status["counters"]

@@ -2,22 +2,33 @@
 
 ``offhook status`` asks a running node for its registrations, calls and
 counters here (``GET /status``). It listens on loopback by default and has
-the same defences as every listener: a source allow-list checked before a
-byte is read, a bounded request head, a read timeout, a connection cap, and
-one request per connection. It serves only GET of registered paths.
+the same defences as every listener (``net.guard.ListenerGuard`` over the
+``[admin]`` limits): a source allow-list checked before a byte is read (a
+refused source is reset, keeps no state), connection caps overall and per
+source, a token bucket per source, a request head bounded by
+``max_message`` (read in bounded chunks, never more), ``handshake_timeout``
+to send it and ``idle_timeout`` to take the answer, and one request per
+connection. It serves only GET of registered paths.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Callable
+
+from offhook.net.guard import HANDSHAKE_TIMEOUT, TOO_LARGE, ListenerGuard, ListenerLimits
 
 log = logging.getLogger("offhook.admin")
 
 MAX_HEAD = 4096
 READ_TIMEOUT = 5.0
+
+
+class _HeadTooLarge(Exception):
+    pass
 
 
 class AdminServer:
@@ -27,22 +38,39 @@ class AdminServer:
         allow: Callable[[str], bool],
         reject: Callable[[str, tuple[str, int]], None] | None = None,
         max_connections: int = 32,
+        limits: ListenerLimits | None = None,
     ) -> None:
         self.routes = routes
         self.allow = allow
         self._reject = reject
-        self.max_connections = max_connections
-        self._active = 0
+        self.limits = limits or ListenerLimits(
+            max_message=MAX_HEAD,
+            idle_timeout=READ_TIMEOUT,
+            handshake_timeout=READ_TIMEOUT,
+            max_connections=max_connections,
+            max_connections_per_source=min(8, max_connections),
+            rate_per_source=10.0,
+            rate_burst=20.0,
+        )
+        self.max_connections = self.limits.max_connections
+        self.guard = ListenerGuard(
+            self.limits, allow, lambda reason, host: self._refuse(reason, (host, 0))
+        )
         self.server: asyncio.Server | None = None
 
     async def start(self, host: str, port: int) -> int:
-        self.server = await asyncio.start_server(self._handle, host, port, reuse_address=True)
+        self.server = await asyncio.start_server(
+            self._handle, host, port, reuse_address=True, limit=max(4096, self.limits.max_message)
+        )
         return int(self.server.sockets[0].getsockname()[1])
 
     async def close(self) -> None:
         if self.server is not None:
             self.server.close()
             await self.server.wait_closed()
+
+    def status(self) -> dict[str, int]:
+        return self.guard.status()
 
     def _refuse(self, reason: str, peer: tuple[str, int]) -> None:
         if self._reject is not None:
@@ -51,48 +79,54 @@ class AdminServer:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer_info = writer.get_extra_info("peername")
         peer = (str(peer_info[0]), int(peer_info[1])) if peer_info else ("", 0)
-        if not self.allow(peer[0]):
-            self._refuse("acl", peer)
-            writer.transport.abort()
-            return
-        if self._active >= self.max_connections:
-            self._refuse("max-connections", peer)
-            writer.transport.abort()
-            return
-        self._active += 1
-        try:
-            head = await asyncio.wait_for(self._read_head(reader), READ_TIMEOUT)
-            status, body = self._respond(head)
-        except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-            self._refuse("bad-request", peer)
-            status, body = 400, b'{"error": "bad request"}'
-        except ConnectionError:
-            self._active -= 1
+        loop = asyncio.get_running_loop()
+        if not self.guard.admit_connection(peer[0], loop.time()):
+            writer.transport.abort()  # a reset: no answer
             return
         try:
-            writer.write(
-                f"HTTP/1.0 {status} {'OK' if status == 200 else 'Error'}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-                "Connection: close\r\n\r\n".encode()
-                + body
-            )
-            await asyncio.wait_for(writer.drain(), READ_TIMEOUT)
+            await self._serve(reader, writer, peer)
         except (TimeoutError, ConnectionError):
             pass
         finally:
-            self._active -= 1
+            self.guard.release(peer[0])
             writer.close()
+            with contextlib.suppress(ConnectionError, OSError):
+                await writer.wait_closed()
 
-    @staticmethod
-    async def _read_head(reader: asyncio.StreamReader) -> bytes:
+    async def _serve(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: tuple[str, int]
+    ) -> None:
+        try:
+            head = await asyncio.wait_for(self._read_head(reader), self.limits.handshake_timeout)
+            status, body = self._respond(head)
+        except TimeoutError:
+            self._refuse(HANDSHAKE_TIMEOUT, peer)
+            status, body = 408, b'{"error": "request timeout"}'
+        except _HeadTooLarge:
+            self._refuse(TOO_LARGE, peer)
+            status, body = 431, b'{"error": "request head too large"}'
+        except asyncio.IncompleteReadError:
+            self._refuse("bad-request", peer)
+            status, body = 400, b'{"error": "bad request"}'
+        writer.write(
+            f"HTTP/1.0 {status} {'OK' if status == 200 else 'Error'}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            "Connection: close\r\n\r\n".encode()
+            + body
+        )
+        await asyncio.wait_for(writer.drain(), self.limits.idle_timeout)
+
+    async def _read_head(self, reader: asyncio.StreamReader) -> bytes:
+        """The request head, read in chunks of at most what is still allowed."""
+        limit = self.limits.max_message
         data = b""
         while b"\r\n\r\n" not in data and b"\n\n" not in data:
-            chunk = await reader.read(MAX_HEAD + 1 - len(data))
+            chunk = await reader.read(limit + 1 - len(data))
             if not chunk:
-                break
+                raise asyncio.IncompleteReadError(data, None)  # EOF before the head ended
             data += chunk
-            if len(data) > MAX_HEAD:
-                raise asyncio.LimitOverrunError("request head too large", len(data))
+            if len(data) > limit:
+                raise _HeadTooLarge
         return data
 
     def _respond(self, head: bytes) -> tuple[int, bytes]:

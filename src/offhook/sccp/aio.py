@@ -1,10 +1,13 @@
 """asyncio TCP listener for SCCP (Skinny) phones, with the listener defences.
 
 Theory of operation. ``SccpListener`` accepts TCP connections on
-``[sccp] listen:port`` (2000). The source allow-list is checked when a
-connection is accepted, before a byte is read: a refused source is aborted at
-once and leaves no state. Then the global and per-source connection caps
-(``net.limits.ConnectionLimiter``) apply. Each admitted connection gets an
+``[sccp] listen:port`` (2000). Its ``net.guard.ListenerGuard`` checks the
+source allow-list when a connection is accepted, before a byte is read: a
+refused source is aborted at once and leaves no state. Then the global and
+per-source connection caps and one token of the source's rate bucket apply.
+Frames a source sends beyond ``rate_per_source`` pause reading its
+connection for a while (back-pressure; nothing is dropped). Each admitted
+connection gets an
 ``SccpFramer`` (the length field is checked against ``max_message`` before
 anything is buffered; a bad frame closes that connection only) and a sans-IO
 ``DeviceSession`` (registration, status requests, keepalive, unregister).
@@ -28,7 +31,9 @@ it is counted and dropped (firmware sends ids we have no use for).
 
 Timers: one loop timer per connection, armed lazily at the session's deadline
 (it moves on every message, the timer re-arms when it fires early), plus the
-register timeout (``register_timeout``) until the phone registers; one loop
+handshake timeout (``handshake_timeout``: the first frame), the register
+timeout (``register_timeout``) until the phone registers, and the idle
+timeout (``idle_timeout``: no frame at all, registered or not); one loop
 timer for the handler (``next_timer``/``handle_timer``), re-checked after
 every call into the handler, on ``timer_changed()`` and by a slow poll. A
 half-closed (EOF) connection is closed at once; a phone that does not read
@@ -48,7 +53,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from offhook.common.location import Binding, LocationStore
-from offhook.net.limits import ConnectionLimiter
+from offhook.net.guard import ListenerGuard, ListenerLimits
 from offhook.sccp.autoreg import AutoRegistrar
 from offhook.sccp.connection import Addr, PhoneConnection, SccpLink
 from offhook.sccp.device import DeviceProfile
@@ -73,6 +78,14 @@ class SccpLimits:
     register_timeout: float = 30.0
     max_connections: int = 20000
     max_connections_per_source: int = 64
+    idle_timeout: float = 90.0
+    handshake_timeout: float = 10.0
+    rate_per_source: float = 100.0
+    rate_burst: float = 1000.0
+
+    def listener(self) -> ListenerLimits:
+        """The part every listener shares (for the guard)."""
+        return ListenerLimits.of(self)
 
 
 class SccpListener:
@@ -101,11 +114,10 @@ class SccpListener:
         self.node = node
         self.server_name = server_name
         self.loop = asyncio.get_running_loop()
-        self.limiter = ConnectionLimiter(
-            self.limits.max_connections,
-            self.limits.max_connections_per_source,
-            self.limits.max_connections,
+        self.guard = ListenerGuard(
+            self.limits.listener(), allow, lambda reason, host: self.reject(reason, (host, 0))
         )
+        self.limiter = self.guard.connections
         self.connections: set[PhoneConnection] = set()
         self.phones: dict[str, PhoneConnection] = {}
         self.server: asyncio.Server | None = None
@@ -144,7 +156,11 @@ class SccpListener:
 
     def status(self) -> dict[str, Any]:
         """Counts for the node status."""
-        return {"connections": len(self.connections), "registered": len(self.phones)}
+        return {
+            "connections": len(self.connections),
+            "registered": len(self.phones),
+            "rate_sources": len(self.guard.rates),
+        }
 
     # -- defences ----------------------------------------------------------
 
@@ -153,19 +169,18 @@ class SccpListener:
             self._reject(reason, peer)
 
     def admit(self, peer: Addr) -> bool:
-        """Allow-list first (no state for a refused source), then the caps."""
-        if not self.allow(peer[0]):
-            self.reject("acl", peer)
-            return False
-        if not self.limiter.try_acquire(peer[0]):
-            total = self.limiter.total >= self.limiter.max_total
-            self.reject("max-connections" if total else "max-connections-per-source", peer)
-            return False
-        return True
+        """Allow-list first (no state for a refused source), then the caps and the rate."""
+        return self.guard.admit_connection(peer[0], self.loop.time())
 
     def connection_closed(self, conn: PhoneConnection) -> None:
         self.connections.discard(conn)
-        self.limiter.release(conn.peer[0])
+        self.guard.release(conn.peer[0])
+
+    def throttle(self, conn: PhoneConnection, now: float, frames: int) -> None:
+        """Charge ``frames`` to the source; over its rate, stop reading for a while."""
+        delay = self.guard.throttle(conn.peer[0], now, frames)
+        if delay > 0:
+            conn.pause(delay)
 
     # -- registrations -----------------------------------------------------
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, cast
 
 from offhook.common.errors import ParseError
 from offhook.common.location import Binding
+from offhook.net.guard import HANDSHAKE_TIMEOUT, IDLE_TIMEOUT
 from offhook.sccp.codec import SccpFramer, encode
 from offhook.sccp.device import (
     TRANSITIONS,
@@ -111,7 +112,11 @@ class PhoneConnection(asyncio.Protocol):
         self.admitted = False
         self.closing: str | None = None
         self.register_deadline = 0.0
+        self.handshake_deadline = 0.0  # the first frame must arrive before this
+        self.last_frame = 0.0  # idle_timeout counts from here
+        self.framed = False  # a whole frame has arrived
         self.timer: asyncio.TimerHandle | None = None
+        self.resume: asyncio.TimerHandle | None = None
 
     # -- asyncio callbacks -------------------------------------------------
 
@@ -133,6 +138,8 @@ class PhoneConnection(asyncio.Protocol):
             server_name=self.owner.server_name,
         )
         self.register_deadline = now + self.owner.limits.register_timeout
+        self.handshake_deadline = now + self.owner.limits.handshake_timeout
+        self.last_frame = now
         self.owner.connections.add(self)
         self._arm()
 
@@ -145,6 +152,11 @@ class PhoneConnection(asyncio.Protocol):
             self.owner.reject("framing", self.peer)
             self.close(f"bad frame: {exc.reason}")
             return
+        if messages:
+            now = self.loop.time()
+            self.framed = True
+            self.last_frame = now
+            self.owner.throttle(self, now, len(messages))
         for msg in messages:
             if self.closing is not None:
                 return
@@ -157,9 +169,14 @@ class PhoneConnection(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         # A half-closed socket is closed at once, never kept (CSCed37403).
+        if self.admitted and self.framer.buffered:
+            self.owner.reject("truncated", self.peer)
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.resume is not None:
+            self.resume.cancel()
+            self.resume = None
         if not self.admitted:
             return
         self.admitted = False
@@ -181,6 +198,19 @@ class PhoneConnection(asyncio.Protocol):
         if transport.get_write_buffer_size() > MAX_WRITE_BACKLOG:
             self.owner.reject("write-backlog", self.peer)
             self.close("write backlog")
+
+    def pause(self, delay: float) -> None:
+        """Stop reading for ``delay`` seconds (the source is over its rate)."""
+        transport = self.transport
+        if self.resume is not None or transport is None or transport.is_closing():
+            return
+        transport.pause_reading()
+        self.resume = self.loop.call_later(delay, self._resume)
+
+    def _resume(self) -> None:
+        self.resume = None
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
 
     def close(self, reason: str, abort: bool = False) -> None:
         if self.closing is not None:
@@ -236,11 +266,17 @@ class PhoneConnection(asyncio.Protocol):
                 self.close(event.reason)
 
     def _arm(self) -> None:
-        when = self.session.next_timer()
+        limits = self.owner.limits
+        deadlines = [self.last_frame + limits.idle_timeout]
+        session = self.session.next_timer()
+        if session is not None:
+            deadlines.append(session)
         if self.session.state is State.CONNECTED:
-            when = self.register_deadline if when is None else min(when, self.register_deadline)
-        if when is not None and self.closing is None:
-            self.timer = self.loop.call_at(when, self._on_timer)
+            deadlines.append(self.register_deadline)
+        if not self.framed:
+            deadlines.append(self.handshake_deadline)
+        if self.closing is None:
+            self.timer = self.loop.call_at(min(deadlines), self._on_timer)
 
     def _on_timer(self) -> None:
         self.timer = None
@@ -248,9 +284,17 @@ class PhoneConnection(asyncio.Protocol):
             return
         now = self.loop.time()
         try:
+            if not self.framed and now >= self.handshake_deadline:
+                self.owner.reject(HANDSHAKE_TIMEOUT, self.peer)
+                self.close("handshake timeout")
+                return
             if self.session.state is State.CONNECTED and now >= self.register_deadline:
                 self.owner.reject("register-timeout", self.peer)
                 self.close("register timeout")
+                return
+            if now >= self.last_frame + self.owner.limits.idle_timeout:
+                self.owner.reject(IDLE_TIMEOUT, self.peer)
+                self.close("idle timeout")
                 return
             self.session.handle_timer(now)
             self._run_session(now)

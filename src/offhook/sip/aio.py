@@ -15,9 +15,18 @@ Before delivery the top Via of a request is stamped per RFC 3261 §18.2.1 and
 RFC 3581 (``received``, ``rport``). Responses are sent back per §18.2.2: on
 the connection the request came on, or over UDP to received/rport.
 
-TCP connections are closed when idle for ``idle_timeout`` seconds, when the
-peer half-closes, or on a framing error; the number of connections overall
-and per source is capped. Outbound requests to a peer we have a connection
+The defences are a ``net.guard.ListenerGuard`` built from the ``[sip]``
+limits: the allow-list (before a byte is parsed; no state for a refused
+source), the caps on inbound TCP connections overall and per source, and a
+token bucket per source (datagrams over the rate are dropped; a TCP
+connection over it stops being read for a while: back-pressure). A datagram
+over ``max_message`` is answered 513 when its Via/Call-ID/CSeq can be read
+(RFC 3261 §21.5.14), else dropped. TCP connections are closed when they
+deliver no complete message for ``idle_timeout`` seconds (bytes of an
+unfinished message do not count: a slow trickle is idle), when an inbound one
+has not delivered its first message within ``handshake_timeout``, when the
+peer half-closes, or on a framing error (answered 400/413 first when the
+request can be salvaged). Outbound requests to a peer we have a connection
 with reuse it (phones behind NAT registered over TCP); otherwise a new one is
 opened (RFC 3261 §18.1.1).
 """
@@ -27,10 +36,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, cast
 
 from offhook.common.errors import ParseError
+from offhook.net.guard import (
+    HANDSHAKE_TIMEOUT,
+    IDLE_TIMEOUT,
+    TOO_LARGE,
+    ListenerGuard,
+    ListenerLimits,
+)
 from offhook.sip.codec import StreamFramer, parse_message, salvage_for_400
 from offhook.sip.message import SipMessage, SipRequest, SipResponse, make_response
 
@@ -40,12 +55,8 @@ Addr = tuple[str, int]
 MessageHandler = Callable[[SipMessage, Addr, str], None]
 
 
-@dataclass(slots=True)
-class TransportLimits:
-    max_message: int = 65535
-    idle_timeout: float = 60.0
-    max_connections: int = 4096
-    max_connections_per_source: int = 64
+TransportLimits = ListenerLimits
+"""The [sip] limits the transport enforces (the listener limits every listener has)."""
 
 
 def _via_param_span(via: str, key: str) -> tuple[int, int] | None:
@@ -169,43 +180,64 @@ class _Tcp(asyncio.Protocol):
         self.framer = StreamFramer(max_size=owner.limits.max_message)
         self.transport: asyncio.Transport | None = None
         self.peer: Addr = ("", 0)
-        self.last_active = 0.0
+        self.last_active = 0.0  # last complete message (or ping) either way
+        self.greeted = outbound  # an inbound connection must send a message first
         self.outbound = outbound
         self.counted = False
+        self.admitted = False  # holds a slot of the guard's connection caps
+        self.resume: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         self.peer = (peer[0], peer[1]) if peer else ("", 0)
         self.last_active = self.owner.loop.time()
-        if not self.outbound and not self.owner.admit_connection(self.peer[0]):
-            self.transport.abort()
-            return
+        if not self.outbound:
+            if not self.owner.admit_connection(self.peer[0]):
+                self.transport.abort()
+                return
+            self.admitted = True
         self.counted = True
         self.owner.connections[self.peer] = self
 
     def data_received(self, data: bytes) -> None:
-        self.last_active = self.owner.loop.time()
+        if not self.counted or self.transport is None or self.transport.is_closing():
+            return
         try:
             messages = self.framer.feed(data)
         except ParseError as exc:
-            self.owner.reject("tcp-framing", self.peer)
-            log.info("closing TCP %s:%s: %s", self.peer[0], self.peer[1], exc.reason)
-            if self.transport is not None:
-                self.transport.close()
+            self.owner.framing_error(self, exc)
             return
-        if self.framer.pings and self.framer.take_pings():
+        pings = self.framer.take_pings() if self.framer.pings else 0
+        if pings:
             self.write(b"\r\n")  # RFC 5626 §4.4.1: a CRLF pong for each CRLFCRLF ping
+        if messages or pings:
+            now = self.owner.loop.time()
+            self.last_active = now
+            self.greeted = True
+            if not self.outbound:
+                self.owner.throttle(self, now, len(messages) + pings)
         for msg in messages:
             self.owner.deliver(msg, self.peer, "tcp")
 
     def eof_received(self) -> bool:
         # A half-closed socket is closed at once, never kept (CSCed37403).
+        if self.framer.buffered:
+            self.owner.reject("truncated", self.peer)
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.resume is not None:
+            self.resume.cancel()
+            self.resume = None
         if self.counted:
+            self.counted = False
             self.owner.connection_closed(self)
+
+    def resume_reading(self) -> None:
+        self.resume = None
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
 
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
@@ -227,11 +259,13 @@ class SipTransport:
         self.allow = allow
         self._reject = reject
         self.limits = limits or TransportLimits()
+        self.guard = ListenerGuard(
+            self.limits, allow, lambda reason, host: self.reject(reason, (host, 0))
+        )
         self.loop = asyncio.get_running_loop()
         self.udp: asyncio.DatagramTransport | None = None
         self.server: asyncio.Server | None = None
         self.connections: dict[Addr, _Tcp] = {}
-        self._per_source: dict[str, int] = {}
         self._pending: dict[Addr, list[tuple[bytes, Callable[[], None] | None]]] = {}
         self._sweeper: asyncio.TimerHandle | None = None
         self.local: Addr = ("", 0)
@@ -282,53 +316,71 @@ class SipTransport:
             self._reject(reason, peer)
 
     def admit_connection(self, host: str) -> bool:
-        if not self.allow(host):
-            self.reject("acl", (host, 0))
-            return False
-        if len(self.connections) >= self.limits.max_connections:
-            self.reject("max-connections", (host, 0))
-            return False
-        count = self._per_source.get(host, 0)
-        if count >= self.limits.max_connections_per_source:
-            self.reject("max-connections-per-source", (host, 0))
-            return False
-        self._per_source[host] = count + 1
-        return True
+        """Allow-list, connection caps and rate for a new inbound connection."""
+        return self.guard.admit_connection(host, self.loop.time())
 
     def connection_closed(self, conn: _Tcp) -> None:
         if self.connections.get(conn.peer) is conn:
             del self.connections[conn.peer]
         self._pending.pop(conn.peer, None)
-        if conn.outbound:
+        if conn.admitted:
+            conn.admitted = False
+            self.guard.release(conn.peer[0])
+
+    def throttle(self, conn: _Tcp, now: float, messages: int) -> None:
+        """Charge ``messages`` to the source; over its rate, stop reading for a while."""
+        delay = self.guard.throttle(conn.peer[0], now, messages)
+        transport = conn.transport
+        if delay <= 0 or transport is None or transport.is_closing() or conn.resume is not None:
             return
-        host = conn.peer[0]
-        count = self._per_source.get(host, 0) - 1
-        if count > 0:
-            self._per_source[host] = count
-        else:
-            self._per_source.pop(host, None)
+        transport.pause_reading()
+        conn.resume = self.loop.call_later(delay, conn.resume_reading)
+
+    def framing_error(self, conn: _Tcp, exc: ParseError) -> None:
+        """A bad frame on a stream: answer the request if it can be read, then close."""
+        log.info("closing TCP %s:%s: %s", conn.peer[0], conn.peer[1], exc.reason)
+        if exc.status_hint == 413:
+            self.reject(TOO_LARGE, conn.peer)
+        self._answer_bad(conn.framer.rejected, conn.peer, "tcp", exc, conn)
+        conn.framer.rejected = b""
+        if conn.transport is not None:
+            conn.transport.close()  # what was written (the answer) is still sent
+
+    def status(self) -> dict[str, int]:
+        """Connections and per-source entries, for the node status."""
+        return {"tcp_connections": len(self.connections), **self.guard.status()}
 
     def _schedule_sweep(self) -> None:
-        interval = max(0.5, min(5.0, self.limits.idle_timeout / 4))
+        shortest = min(self.limits.idle_timeout, self.limits.handshake_timeout)
+        interval = max(0.25, min(5.0, shortest / 4))
         self._sweeper = self.loop.call_later(interval, self._sweep)
 
     def _sweep(self) -> None:
-        deadline = self.loop.time() - self.limits.idle_timeout
+        now = self.loop.time()
+        idle = now - self.limits.idle_timeout
+        handshake = now - self.limits.handshake_timeout
         for conn in list(self.connections.values()):
-            if conn.last_active < deadline and conn.transport is not None:
-                self.reject("idle-timeout", conn.peer)
-                conn.transport.close()
+            transport = conn.transport
+            if transport is None or transport.is_closing():
+                continue
+            if not conn.greeted and conn.last_active < handshake:
+                self.reject(HANDSHAKE_TIMEOUT, conn.peer)
+                transport.close()
+            elif conn.last_active < idle:
+                self.reject(IDLE_TIMEOUT, conn.peer)
+                transport.close()
         self._schedule_sweep()
 
     # --- receive -------------------------------------------------------------
     def datagram(self, data: bytes, addr: Addr) -> None:
-        if not self.allow(addr[0]):
-            self.reject("acl", addr)
-            return
+        if not self.guard.admit_datagram(addr[0], self.loop.time()):
+            return  # not allowed (no answer, no state) or over its rate (counted)
         if len(data) <= 4 and data.strip(b"\r\n") == b"":
             return  # RFC 5626 keep-alive
         if len(data) > self.limits.max_message:
-            self.reject("too-large", addr)
+            # RFC 3261 §21.5.14 513 Message Too Large, when the request can be read.
+            self.reject(TOO_LARGE, addr)
+            self._answer_bad(data, addr, "udp", ParseError("message too large", 513))
             return
         try:
             msg = parse_message(data, self.limits.max_message)
@@ -337,7 +389,20 @@ class SipTransport:
             return
         self.deliver(msg, addr, "udp")
 
-    def _answer_bad(self, data: bytes, addr: Addr, transport: str, exc: ParseError) -> None:
+    def _answer_bad(
+        self,
+        data: bytes,
+        addr: Addr,
+        transport: str,
+        exc: ParseError,
+        conn: _Tcp | None = None,
+    ) -> None:
+        """Count a message that failed to parse; answer it when it is a readable request.
+
+        RFC 3261 §18.3: a datagram shorter than its Content-Length is answered
+        400; a message too large 413/513 (§21.4.11, §21.5.14). Over TCP the
+        answer goes on the connection it came on (``conn``).
+        """
         self.reject("malformed", addr)
         try:
             salvaged = salvage_for_400(data)
@@ -350,7 +415,10 @@ class SipTransport:
             stamp_via(salvaged, addr)
             resp = make_response(salvaged, exc.status_hint if exc.status_hint >= 400 else 400)
             resp.reason = f"{resp.reason} ({exc.reason})"[:120]
-            self.send(resp, response_destination(resp, addr), transport)
+            if conn is not None:
+                conn.write(resp.serialize())
+            else:
+                self.send(resp, response_destination(resp, addr), transport)
         except Exception:
             log.exception("could not answer a malformed request")
 

@@ -14,7 +14,9 @@ are checked here; URIs, Via, name-addrs etc. are parsed on demand by
 is not complete within ``max_size`` bytes, requires Content-Length (RFC 3261
 §18.3) and refuses a length that would exceed ``max_size`` before it buffers
 a single body byte. After a ParseError the framer stays dead: the adapter
-closes the connection.
+closes the connection. ``rejected`` then holds the start of the message that
+failed (at most ``max_size`` bytes), so that the adapter can still answer a
+request 400/413 from what ``salvage_for_400`` reads out of it.
 
 ``salvage_for_400`` reads Via, From, To, Call-ID and CSeq out of bytes that
 failed to parse, leniently, so the transport can still answer 400.
@@ -196,7 +198,16 @@ class StreamFramer:
     one CRLF "pong" per ping.
     """
 
-    __slots__ = ("_buf", "_crlf_run", "_dead", "_pending", "_scan", "max_size", "pings")
+    __slots__ = (
+        "_buf",
+        "_crlf_run",
+        "_dead",
+        "_pending",
+        "_scan",
+        "max_size",
+        "pings",
+        "rejected",
+    )
 
     def __init__(self, max_size: int = MAX_SIZE) -> None:
         self.max_size = max_size
@@ -206,6 +217,7 @@ class StreamFramer:
         self._scan = 0  # where to resume looking for CRLFCRLF
         self._crlf_run = 0  # CRLFs seen in a row between messages
         self._pending: tuple[Message, int, int] | None = None  # (msg, body offset, length)
+        self.rejected = b""  # the start of the message that failed, for salvage_for_400
 
     @property
     def dead(self) -> bool:
@@ -226,6 +238,7 @@ class StreamFramer:
             return self._feed(data)
         except ParseError:
             self._dead = True
+            self.rejected = bytes(self._buf[: self.max_size])
             self._buf = bytearray()
             self._pending = None
             raise

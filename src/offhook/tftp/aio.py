@@ -7,8 +7,13 @@ protocol itself is ``offhook.tftp.protocol.ReadSession``; this module only
 moves datagrams and drives its timer.
 
 Guards, in order, for each datagram on the listening port: the source
-allow-list (checked before any parsing; refused sources get no answer), the
-size bound, the parser, then the global and per-source transfer caps. Every
+allow-list (checked before any parsing; refused sources get no answer and
+leave no state), the size bound (RFC 2347: a request is at most 512 octets),
+the source's token bucket (``net.limits.RateLimiter`` in a bounded LRU:
+requests over ``rate_per_source`` are dropped, the client retries), the
+parser, then the global and per-source transfer caps. A transfer is
+abandoned when its client has sent nothing for ``idle_timeout`` seconds
+(whatever timeout option it asked for) or after ``max_duration``. Every
 drop is reported to ``on_reject(reason, host)`` so the caller can count it.
 """
 
@@ -22,6 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from offhook.common import ParseError
+from offhook.net.guard import MAX_SOURCES
+from offhook.net.limits import RateLimiter
 from offhook.tftp.files import FileMissing, FileRefused, FileSource
 from offhook.tftp.protocol import (
     Error,
@@ -48,6 +55,11 @@ class TftpLimits:
     max_per_source: int = 4
     max_duration: float = 600.0  # a transfer longer than this is abandoned
     session: SessionSettings = field(default_factory=SessionSettings)
+    max_request: int = MAX_REQUEST  # bytes of a request datagram
+    idle_timeout: float = 60.0  # a transfer whose client is silent this long is abandoned
+    rate_per_source: float = 20.0  # requests a second per source (token bucket)
+    rate_burst: float = 100.0
+    max_sources: int = MAX_SOURCES  # rate buckets kept (LRU)
 
 
 class _Listener(asyncio.DatagramProtocol):
@@ -94,6 +106,11 @@ class TftpServer:
         self._transport: asyncio.DatagramTransport | None = None
         self._active: dict[Addr, asyncio.Task[None]] = {}
         self._per_source: dict[str, int] = {}
+        self._rates = RateLimiter(
+            self._limits.rate_per_source,
+            max(1.0, self._limits.rate_burst),
+            self._limits.max_sources,
+        )
         self.completed = 0
         self.failed = 0
 
@@ -107,6 +124,11 @@ class TftpServer:
     @property
     def active_transfers(self) -> int:
         return len(self._active)
+
+    @property
+    def rate_sources(self) -> int:
+        """Sources with a rate bucket (bounded by ``max_sources``)."""
+        return len(self._rates)
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -137,8 +159,11 @@ class TftpServer:
         if self._allow is not None and not self._allow(host):
             self._reject("not-allowed", host)
             return
-        if len(data) > MAX_REQUEST:
+        if len(data) > min(MAX_REQUEST, self._limits.max_request):
             self._reject("oversize", host)
+            return
+        if not self._rates.allow(host, asyncio.get_running_loop().time()):
+            self._reject("rate-limit", host)
             return
         try:
             packet = parse_packet(data)
@@ -199,6 +224,7 @@ class TftpServer:
             return
         session = ReadSession(request, content, loop.time(), self._limits.session)
         give_up = loop.time() + self._limits.max_duration
+        heard = loop.time()  # the client's last datagram
         try:
             while True:
                 for datagram in session.datagrams_to_send():
@@ -209,7 +235,13 @@ class TftpServer:
                 if now >= give_up:
                     transport.sendto(Error(ErrorCode.NOT_DEFINED, "transfer too long").encode())
                     break
-                deadline = min(session.next_timer() or give_up, give_up)
+                if now >= heard + self._limits.idle_timeout:
+                    self._reject("idle-timeout", addr[0])
+                    transport.sendto(Error(ErrorCode.NOT_DEFINED, "timed out").encode())
+                    break
+                deadline = min(
+                    session.next_timer() or give_up, give_up, heard + self._limits.idle_timeout
+                )
                 try:
                     async with asyncio.timeout(max(0.0, deadline - now)):
                         data = await proto.queue.get()
@@ -218,7 +250,8 @@ class TftpServer:
                     continue
                 if data is None:
                     break
-                session.receive(data, loop.time())
+                heard = loop.time()
+                session.receive(data, heard)
         finally:
             transport.close()
             if session.state is SessionState.COMPLETE:

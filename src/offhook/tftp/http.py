@@ -1,10 +1,19 @@
 """A tiny asyncio HTTP/1.1 file server for phones that fetch their files on port 6970.
 
 Serves the same ``FileSource`` as TFTP: GET and HEAD only, one request per
-connection (``Connection: close``), a bounded request head, a timeout on the
-whole request, ``Content-Length`` on every answer, 404 for anything not
+connection (``Connection: close``), a bounded request head (``max_head``,
+checked by the stream reader before the head is complete: 431), a timeout to
+send the head (``request_timeout``: 408) and one to take the answer
+(``send_timeout``), ``Content-Length`` on every answer, 404 for anything not
 served (a refused name looks like a missing one; there is no directory
-listing). Sources are checked against the allow-list before anything is read.
+listing). A request carrying a body is refused before anything is read of it
+(a bad Content-Length 400, any other than 0 413: we take no bodies).
+
+Sources are checked against the allow-list before anything is read: a
+refused source is reset (no answer, no state). Then the global and
+per-source connection caps and the source's token bucket
+(``net.limits.RateLimiter`` in a bounded LRU): a connection over them is
+reset too.
 """
 
 from __future__ import annotations
@@ -16,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+from offhook.net.guard import MAX_SOURCES
+from offhook.net.limits import RateLimiter
 from offhook.tftp.files import FileError, FileSource
 
 log = logging.getLogger(__name__)
@@ -26,6 +37,7 @@ _REASONS = {
     404: "Not Found",
     405: "Method Not Allowed",
     408: "Request Timeout",
+    413: "Content Too Large",
     431: "Request Header Fields Too Large",
     505: "HTTP Version Not Supported",
 }
@@ -38,6 +50,33 @@ class HttpLimits:
     send_timeout: float = 60.0  # to write the answer
     max_connections: int = 64
     max_per_source: int = 8
+    rate_per_source: float = 20.0  # new connections a second per source (token bucket)
+    rate_burst: float = 100.0
+    max_sources: int = MAX_SOURCES  # rate buckets kept (LRU)
+
+
+def _body_length(head: bytes) -> int | None:
+    """The request's Content-Length (0 without one); None when unreadable.
+
+    Transfer-Encoding means a body of unknown length: refused like a large one.
+    """
+    length = 0
+    seen = False
+    for line in head.split(b"\r\n")[1:]:
+        name, sep, value = line.partition(b":")
+        if not sep:
+            continue
+        key = name.strip().lower()
+        if key == b"transfer-encoding":
+            return 1 << 31
+        if key != b"content-length":
+            continue
+        text = value.strip()
+        if seen or not text.isdigit() or len(text) > 12:
+            return None  # twice, negative, not a number, absurd
+        seen = True
+        length = int(text)
+    return length
 
 
 def _content_type(name: str) -> str:
@@ -71,6 +110,11 @@ class HttpFileServer:
         self._server: asyncio.Server | None = None
         self._connections = 0
         self._per_source: dict[str, int] = {}
+        self._rates = RateLimiter(
+            self._limits.rate_per_source,
+            max(1.0, self._limits.rate_burst),
+            self._limits.max_sources,
+        )
         self.served = 0
 
     @property
@@ -78,6 +122,15 @@ class HttpFileServer:
         if self._server is None:
             raise RuntimeError("server not started")
         return int(self._server.sockets[0].getsockname()[1])
+
+    @property
+    def connections(self) -> int:
+        return self._connections
+
+    @property
+    def rate_sources(self) -> int:
+        """Sources with a rate bucket (bounded by ``max_sources``)."""
+        return len(self._rates)
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(
@@ -98,14 +151,10 @@ class HttpFileServer:
         peer = writer.get_extra_info("peername")
         host = str(peer[0]) if peer else ""
         try:
-            if self._allow is not None and not self._allow(host):
-                self._reject("not-allowed", host)
-                return
-            if self._connections >= self._limits.max_connections:
-                self._reject("busy", host)
-                return
-            if self._per_source.get(host, 0) >= self._limits.max_per_source:
-                self._reject("busy-source", host)
+            refusal = self._refusal(host)
+            if refusal is not None:
+                self._reject(refusal, host)
+                writer.transport.abort()  # a reset: no answer
                 return
             self._connections += 1
             self._per_source[host] = self._per_source.get(host, 0) + 1
@@ -122,6 +171,18 @@ class HttpFileServer:
             writer.close()
             with contextlib.suppress(ConnectionError, OSError):
                 await writer.wait_closed()
+
+    def _refusal(self, host: str) -> str | None:
+        """Why a new connection from ``host`` is refused (None: admitted)."""
+        if self._allow is not None and not self._allow(host):
+            return "not-allowed"  # before any state is kept for it
+        if self._connections >= self._limits.max_connections:
+            return "busy"
+        if self._per_source.get(host, 0) >= self._limits.max_per_source:
+            return "busy-source"
+        if not self._rates.allow(host, asyncio.get_running_loop().time()):
+            return "rate-limit"
+        return None
 
     async def _serve(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str
@@ -145,6 +206,12 @@ class HttpFileServer:
             await self._answer(writer, status)
             return
         method, target = parts[0], parts[1]
+        length = _body_length(head)
+        if length != 0:
+            # A GET or HEAD has no body; we never read one (RFC 9110 §8.6).
+            self._reject("malformed" if length is None else "oversize", host)
+            await self._answer(writer, 400 if length is None else 413)
+            return
         if method not in (b"GET", b"HEAD"):
             await self._answer(writer, 405, extra=b"Allow: GET, HEAD\r\n")
             return

@@ -27,9 +27,12 @@ the root is served as is (CallManager ships it as an editable file).
 Binding: TFTP's well-known port 69 needs root (or CAP_NET_BIND_SERVICE). A
 listener that cannot bind is logged with the setting to change and left
 off; the node keeps running (SIP, SCCP and the other listener are
-unaffected). Both listeners check ``[tftp].allow`` before a byte is parsed;
-rejections are counted in the node's rejection counters (``tftp`` and
-``tftp-http``).
+unaffected). Both listeners check ``[tftp].allow`` before a byte is parsed
+and apply the ``[tftp]`` listener limits (see ``config.TftpSettings``: the
+rate bucket per source, the request size, the HTTP connection caps and
+timeouts, the TFTP transfer caps and idle timeout); rejections are counted
+in the node's rejection counters (``tftp`` and ``tftp-http``) under the
+reasons every listener uses (``acl``, ``too-large``, ``rate-limit``, ...).
 """
 
 from __future__ import annotations
@@ -58,7 +61,7 @@ from offhook.tftp.cnf import (
     device_cnf,
 )
 from offhook.tftp.files import FileError, FileSource, check_name
-from offhook.tftp.http import HttpFileServer
+from offhook.tftp.http import HttpFileServer, HttpLimits
 from offhook.tftp.protocol import SessionSettings
 
 log = logging.getLogger("offhook.tftp")
@@ -303,12 +306,21 @@ class ProvisioningFiles:
         return names
 
 
+# The servers' own refusal names -> the reasons every listener counts under.
 _REASONS = {
-    "not-allowed": "acl",
-    "oversize": "too_large",
-    "malformed": "parse",
-    "busy": "connections",
-    "busy-source": "connections",
+    "tftp": {
+        "not-allowed": "acl",
+        "oversize": "too-large",
+        "busy": "max-transfers",
+        "busy-source": "max-transfers-per-source",
+    },
+    "tftp-http": {
+        "not-allowed": "acl",
+        "oversize": "too-large",
+        "busy": "max-connections",
+        "busy-source": "max-connections-per-source",
+        "timeout": "handshake-timeout",
+    },
 }
 
 
@@ -353,7 +365,12 @@ class Provisioning:
             tftp.port,
             limits=TftpLimits(
                 max_transfers=tftp.max_transfers,
+                max_per_source=tftp.max_transfers_per_source,
                 session=SessionSettings(timeout=tftp.timeout, max_retries=tftp.retries),
+                max_request=tftp.max_message,
+                idle_timeout=tftp.idle_timeout,
+                rate_per_source=tftp.rate_per_source,
+                rate_burst=tftp.rate_burst,
             ),
             allow=allow,
             on_reject=lambda reason, host: self._reject("tftp", reason),
@@ -364,6 +381,15 @@ class Provisioning:
                 self.source,
                 tftp.listen,
                 tftp.http_port,
+                limits=HttpLimits(
+                    max_head=tftp.max_message,
+                    request_timeout=tftp.handshake_timeout,
+                    send_timeout=tftp.idle_timeout,
+                    max_connections=tftp.max_connections,
+                    max_per_source=tftp.max_connections_per_source,
+                    rate_per_source=tftp.rate_per_source,
+                    rate_burst=tftp.rate_burst,
+                ),
                 allow=allow,
                 on_reject=lambda reason, host: self._reject("tftp-http", reason),
             )
@@ -371,7 +397,7 @@ class Provisioning:
         self.http_port: int | None = None
 
     def _reject(self, listener: str, reason: str) -> None:
-        self._counters.increment(listener, _REASONS.get(reason, reason))
+        self._counters.increment(listener, _REASONS[listener].get(reason, reason))
 
     async def start(self) -> None:
         """Start both listeners; one that cannot bind is logged and left off (never raises)."""
@@ -430,4 +456,7 @@ class Provisioning:
             "completed": self.tftp.completed,
             "failed": self.tftp.failed,
             "http_served": self.http.served if self.http is not None else 0,
+            "http_connections": self.http.connections if self.http is not None else 0,
+            "rate_sources": self.tftp.rate_sources,
+            "http_rate_sources": self.http.rate_sources if self.http is not None else 0,
         }

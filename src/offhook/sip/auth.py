@@ -488,9 +488,14 @@ class DigestAuthenticator:
         creds_lookup: CredentialLookup,
         now: float,
         proxy: bool = False,
+        *,
+        record: bool = True,
     ) -> AuthResult:
         """Check the request's digest credentials (RFC 3261 §22.2/§22.3).
 
+        ``record=False`` checks without remembering the nonce count (a replay
+        is still STALE): for a screening pass before the request is handled,
+        so that the handling pass (``record=True``) does not see a replay.
         Never raises on peer input.
         """
         params, why = self._pick(request, proxy)
@@ -562,17 +567,19 @@ class DigestAuthenticator:
         assert creds is not None
         if not fresh:
             return AuthResult(AuthStatus.STALE, username=username, reason="stale nonce")
-        if qop is not None and self._replayed(nonce, int(nc, 16)):
+        if qop is not None and self._replayed(nonce, int(nc, 16), record):
             return AuthResult(AuthStatus.STALE, username=username, reason="nc replay")
         return AuthResult(AuthStatus.OK, username=username, credentials=creds, algorithm=algorithm)
 
-    def _replayed(self, nonce: str, nc: int) -> bool:
+    def _replayed(self, nonce: str, nc: int, record: bool = True) -> bool:
         """RFC 7616 §3.4: nc must increase for each use of a nonce (bounded LRU)."""
         if self._replay_max <= 0:
             return False
         last = self._nc_seen.get(nonce)
         if last is not None and nc <= last:
             return True
+        if not record:
+            return False
         self._nc_seen[nonce] = nc
         self._nc_seen.move_to_end(nonce)
         while len(self._nc_seen) > self._replay_max:

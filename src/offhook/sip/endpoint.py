@@ -16,6 +16,9 @@ dispatched here:
   passes the failed-login guard (``AuthGate``, ``net.authguard``): a blocked
   source gets no answer, a throttled one has its request held back, then
   processed as if it had just arrived;
+* a new REGISTER or INVITE that is refused or not authenticated is answered
+  (401/407) without a transaction (RFC 3261 §8.2.7 stateless UAS), so that
+  failed logins leave nothing behind;
 * a new INVITE is challenged (407) until its digest checks out, then becomes
   an inbound leg (``InboundLeg``) handed to ``CallEngine.setup``; an
   unauthenticated request is never routed;
@@ -73,6 +76,7 @@ from offhook.sip.transaction import (
     TransportError,
     TxnKey,
     build_cancel,
+    server_key,
 )
 from offhook.sip.trunks import (
     TrunkMonitor,
@@ -849,6 +853,7 @@ class SipEndpoint:
             "blocked_requests": 0,  # source blocked after failed logins: no answer
             "held_requests": 0,  # source throttled: processed after a delay
             "throttled_dropped": 0,  # source throttled, no hold slot: no answer
+            "stateless_answers": 0,  # challenges and refusals sent without a transaction
         }
         engine.register_factory("sip", SipLegFactory(self))
 
@@ -938,8 +943,41 @@ class SipEndpoint:
                 self.txl.send_stateless(resp, addr, transport)
                 self.flush()
                 return
+            if not msg.to_tag and self._answered_statelessly(msg, addr, transport):
+                return
         self.process(self.txl.receive_request(msg, addr, transport, now))
         self.flush()
+
+    def _answered_statelessly(self, req: SipRequest, addr: Addr, transport: str) -> bool:
+        """A new REGISTER or INVITE that is refused or not authenticated: answer, keep nothing.
+
+        Its 401/407 (or registrar refusal) is sent without a server transaction,
+        so a flood of unauthenticated requests or failed logins leaves no state
+        (the nonce is stateless too); a retransmission is simply answered again.
+        RFC 3261 §8.2.7: a stateless UAS, whose most common use is "to respond
+        to unauthenticated requests with challenges". A request whose credentials
+        check out, or that matches a transaction already, goes on to the
+        transaction layer and is checked again there (recording its nonce count).
+        """
+        if req.method not in ("REGISTER", "INVITE"):
+            return False
+        if req.method == "INVITE" and self.trunk_for is not None and self.trunk_for(addr):
+            return False  # a trunk's call: no digest (see on_trunk_invite)
+        try:
+            if self.txl.get(server_key(req)) is not None:
+                return False  # a retransmission: the transaction answers it
+        except ParseError:
+            return False
+        if req.method == "REGISTER":
+            answer = self.registrar.screen(req, addr, self.clock.wall())
+        else:
+            answer, _ = self._digest_invite(req, addr, record=False)
+        if answer is None:
+            return False
+        self.counters["stateless_answers"] += 1
+        self.txl.send_stateless(answer, addr, transport)
+        self.flush()
+        return True
 
     def process(self, events: list[Event]) -> None:
         for ev in events:
@@ -1018,17 +1056,10 @@ class SipEndpoint:
         if trunk is not None:
             self.on_trunk_invite(key, req, addr, transport, trunk)
             return
-        result = self.auth.verify(req, self.creds, self.clock.wall(), proxy=True)
-        if result.status is not AuthStatus.OK or result.credentials is None:
-            if result.status is AuthStatus.FAILED and self.on_auth_failure is not None:
-                self.on_auth_failure(addr, result.username)
-            resp = make_response(req, 407, to_tag=new_tag())
-            stale = result.status is AuthStatus.STALE
-            for name, value in self.auth.challenge(self.clock.wall(), stale=stale, proxy=True):
-                resp.headers.add(name, value)
-            self.respond(key, resp)
+        challenge, device = self._digest_invite(req, addr)
+        if challenge is not None:
+            self.respond(key, challenge)
             return
-        device = result.credentials.device
         try:
             target = parse_uri(req.uri)
             called = target.user_unescaped or ""
@@ -1060,6 +1091,26 @@ class SipEndpoint:
             original_called=called,
         )
         self.engine.setup(leg, setup)
+
+    def _digest_invite(
+        self, req: SipRequest, addr: Addr, *, record: bool = True
+    ) -> tuple[SipResponse | None, str]:
+        """RFC 3261 §22.3: (the 407 to answer, "") or (None, the authenticated device).
+
+        A failed check is counted (``on_auth_failure``); unknown users and
+        wrong passwords get the same 407.
+        """
+        wall = self.clock.wall()
+        result = self.auth.verify(req, self.creds, wall, proxy=True, record=record)
+        if result.status is AuthStatus.OK and result.credentials is not None:
+            return None, result.credentials.device
+        if result.status is AuthStatus.FAILED and self.on_auth_failure is not None:
+            self.on_auth_failure(addr, result.username)
+        resp = make_response(req, 407, to_tag=new_tag())
+        stale = result.status is AuthStatus.STALE
+        for name, value in self.auth.challenge(wall, stale=stale, proxy=True):
+            resp.headers.add(name, value)
+        return resp, ""
 
     def on_trunk_invite(
         self, key: TxnKey, req: SipRequest, addr: Addr, transport: str, trunk: TrunkPeer

@@ -13,6 +13,8 @@ the steps of RFC 3261 §10.3:
    an unknown user and for a wrong password produce the same response; the
    ``on_auth_failure(source, username)`` hook lets the security layer count
    them per source and per account;
+   ``screen`` runs steps 1-3 alone and stores nothing, so that the endpoint
+   can answer refused and unauthenticated REGISTERs without a transaction;
 4./5. the address-of-record (user part of the To URI) must be the
    authenticated device's name or one of its directory numbers, else 403;
 6. ``Contact: *`` (only with ``Expires: 0``) removes every binding;
@@ -56,6 +58,7 @@ from offhook.common.location import Binding, LocationStore
 from offhook.sip.auth import (
     AuthStatus,
     CredentialLookup,
+    Credentials,
     DigestAuthenticator,
     split_uri,
     uri_matches,
@@ -299,7 +302,62 @@ class Registrar:
             # A fixed reason phrase: the peer's bytes are never echoed.
             return self._reply(request, exc.status_hint or 400)
 
+    def screen(
+        self, request: SipRequest, source: tuple[str, int], wall: float
+    ) -> SipResponse | None:
+        """Steps 1-3 alone, storing nothing: the final answer, or None when authenticated.
+
+        For answering refused and unauthenticated REGISTERs without a
+        transaction (the endpoint sends the answer statelessly, so a flood of
+        them leaves no state behind). A failed check is counted here through
+        ``on_auth_failure``; None means the credentials check out and
+        ``handle`` will do the rest (it checks them again, recording the
+        nonce count). Never raises on peer input.
+        """
+        try:
+            resp, _ = self._screen(request, source, wall, record=False)
+        except ParseError as exc:
+            return self._reply(request, exc.status_hint or 400)
+        return resp
+
     # --- steps -----------------------------------------------------------------
+    def _screen(
+        self, request: SipRequest, source: tuple[str, int], wall: float, *, record: bool
+    ) -> tuple[SipResponse | None, Credentials | None]:
+        """§10.3 steps 1-3: (the final answer, None) or (None, the authenticated account)."""
+        if request.method != "REGISTER":
+            resp = self._reply(request, 405)
+            resp.headers.add("Allow", "REGISTER")
+            return resp, None
+
+        # §10.3 step 1: the Request-URI names a domain we are responsible for.
+        ruri = split_uri(request.uri)
+        if ruri is None or ruri.scheme not in _SIP_SCHEMES:
+            return self._reply(request, 416 if ruri is not None else 400), None
+        if self.domain_check is not None and not self.domain_check(ruri.host):
+            return self._reply(request, 404, reason="Domain Not Served"), None
+
+        # §10.3 step 2: Require.
+        required = [r for v in request.headers.get_all("Require") for r in v.split(",") if r]
+        if required:
+            resp = self._reply(request, 420)
+            resp.headers.add("Unsupported", ", ".join(r.strip() for r in required[:16]))
+            return resp, None
+
+        # §10.3 step 3: authenticate (RFC 3261 §22.2).
+        # Nonces are timed on the wall clock so that every node sharing the
+        # secret (a phone failing over) can check them.
+        result = self.auth.verify(request, self.creds, wall, record=record)
+        if result.status is not AuthStatus.OK or result.credentials is None:
+            if result.status is AuthStatus.FAILED and self.on_auth_failure is not None:
+                self.on_auth_failure(source, result.username)
+            resp = self._reply(request, 401)
+            stale = result.status is AuthStatus.STALE
+            for name, value in self.auth.challenge(wall, stale=stale):
+                resp.headers.add(name, value)
+            return resp, None
+        return None, result.credentials
+
     def _handle(
         self,
         request: SipRequest,
@@ -308,40 +366,12 @@ class Registrar:
         now: float,
         wall: float,
     ) -> SipResponse:
-        if request.method != "REGISTER":
-            resp = self._reply(request, 405)
-            resp.headers.add("Allow", "REGISTER")
-            return resp
+        refused, creds = self._screen(request, source, wall, record=True)
+        if refused is not None or creds is None:
+            assert refused is not None
+            return refused
         call_id = request.call_id
         cseq, _ = request.cseq
-
-        # §10.3 step 1: the Request-URI names a domain we are responsible for.
-        ruri = split_uri(request.uri)
-        if ruri is None or ruri.scheme not in _SIP_SCHEMES:
-            return self._reply(request, 416 if ruri is not None else 400)
-        if self.domain_check is not None and not self.domain_check(ruri.host):
-            return self._reply(request, 404, reason="Domain Not Served")
-
-        # §10.3 step 2: Require.
-        required = [r for v in request.headers.get_all("Require") for r in v.split(",") if r]
-        if required:
-            resp = self._reply(request, 420)
-            resp.headers.add("Unsupported", ", ".join(r.strip() for r in required[:16]))
-            return resp
-
-        # §10.3 step 3: authenticate (RFC 3261 §22.2).
-        # Nonces are timed on the wall clock so that every node sharing the
-        # secret (a phone failing over) can check them.
-        result = self.auth.verify(request, self.creds, wall)
-        if result.status is not AuthStatus.OK or result.credentials is None:
-            if result.status is AuthStatus.FAILED and self.on_auth_failure is not None:
-                self.on_auth_failure(source, result.username)
-            resp = self._reply(request, 401)
-            stale = result.status is AuthStatus.STALE
-            for name, value in self.auth.challenge(wall, stale=stale):
-                resp.headers.add(name, value)
-            return resp
-        creds = result.credentials
         device = creds.device
 
         # §10.3 steps 4 and 5: the authenticated device may register only its own AORs.

@@ -1,5 +1,8 @@
 """Digest under abuse: nothing stored per nonce or per failure, uniform work.
 
+Also the registrar's ``screen`` (steps 1-3 without state), which the
+endpoint uses to answer challenges and failures without a transaction.
+
 The authenticator's nonces are stateless (HMAC over a timestamp and random
 bytes); the only per-nonce state is the bounded nonce-count cache, written
 only after a *successful* check. A flood of challenges and wrong answers
@@ -20,7 +23,8 @@ from offhook.sip.auth import (
     ha1,
     parse_digest,
 )
-from offhook.sip.message import Headers, SipRequest
+from offhook.sip.message import Headers, SipRequest, SipResponse
+from offhook.sip.registrar import Registrar
 
 SECRET = b"abuse-test-secret-0123456789abcdef"
 REALM = "offhook.test"
@@ -131,3 +135,58 @@ def test_unknown_user_and_wrong_password_do_the_same_work(
     result = auth.verify(register(user, "wrong", nonce, opaque), Lookup(), 1.0)
     assert result.status is AuthStatus.FAILED and result.username == user
     assert calls == [user]  # one dummy derivation either way, one response compared
+
+
+# --- the registrar's screening pass (what the endpoint answers statelessly) ------
+
+
+class Store:
+    """A location store that must never be touched by screening."""
+
+    def __getattr__(self, name: str) -> object:
+        raise AssertionError(f"screen touched the store: {name}")
+
+
+def registrar(failures: list[tuple[tuple[str, int], str]]) -> Registrar:
+    auth = DigestAuthenticator(SECRET, REALM, algorithms=("MD5",))
+    return Registrar(
+        auth,
+        Lookup(),
+        Store(),  # type: ignore[arg-type]
+        on_auth_failure=lambda src, user: failures.append((src, user)),
+    )
+
+
+def test_screen_answers_without_storing_and_counts_failures() -> None:
+    failures: list[tuple[tuple[str, int], str]] = []
+    reg = registrar(failures)
+    src = ("127.0.0.9", 5060)
+    bare = register("alice", "x", "n", "o")
+    bare.headers = Headers([(n, v) for n, v in bare.headers if n != "Authorization"])
+    first = reg.screen(bare, src, 0.0)
+    assert first is not None and first.status == 401 and failures == []  # a challenge
+    nonce, opaque = nonce_of(reg.auth, 0.0)
+    wrong = reg.screen(register("alice", "guess", nonce, opaque), src, 1.0)
+    unknown = reg.screen(register("nobody", "guess", nonce, opaque, nc=2), src, 1.0)
+    assert wrong is not None and unknown is not None
+    assert failures == [(src, "alice"), (src, "nobody")]
+
+    def shape(resp: SipResponse) -> tuple[object, ...]:
+        _, params = parse_digest(resp.headers.get("WWW-Authenticate") or "")
+        return (resp.status, resp.reason, [n for n, _ in resp.headers], sorted(params))
+
+    assert shape(wrong) == shape(unknown) == shape(first)
+    assert len(reg.auth._nc_seen) == 0
+
+
+def test_screen_passes_good_credentials_without_recording_the_nonce_count() -> None:
+    reg = registrar([])
+    nonce, opaque = nonce_of(reg.auth, 0.0)
+    good = register("alice", "alice-Secret-1", nonce, opaque)
+    assert reg.screen(good, ("127.0.0.9", 5060), 1.0) is None
+    assert reg.screen(good, ("127.0.0.9", 5060), 1.0) is None  # not a replay yet
+    assert len(reg.auth._nc_seen) == 0
+    # The handling pass records it; the same nc again is then a replay (stale).
+    assert reg.auth.verify(good, Lookup(), 1.0).ok
+    stale = reg.screen(good, ("127.0.0.9", 5060), 1.0)
+    assert stale is not None and "stale=true" in (stale.headers.get("WWW-Authenticate") or "")

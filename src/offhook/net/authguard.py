@@ -65,6 +65,8 @@ log = logging.getLogger("offhook.auth")
 
 MAX_ACCOUNT_KEY = 128
 TOP_ACCOUNTS = 10
+LOG_PERIOD = 60.0
+LOG_BLOCKS = 20  # "source blocked" lines per LOG_PERIOD; the rest are summed up
 
 
 def source_key(host: str) -> str:
@@ -124,7 +126,10 @@ class AuthGuard:
     __slots__ = (
         "_accounts",
         "_held",
+        "_log_start",
+        "_logged",
         "_sources",
+        "_unlogged",
         "blocks",
         "dropped_blocked",
         "dropped_throttled",
@@ -143,6 +148,9 @@ class AuthGuard:
         self.throttled_total = 0  # requests held back
         self.dropped_blocked = 0  # requests dropped: source blocked
         self.dropped_throttled = 0  # requests dropped: no hold slot
+        self._log_start = float("-inf")
+        self._logged = 0
+        self._unlogged = 0
 
     # --- counting -------------------------------------------------------------
     def _live(self, entry: _Entry | None, now: float) -> int:
@@ -184,12 +192,30 @@ class AuthGuard:
         if policy.block_after and entry.count >= policy.block_after and now >= entry.blocked_until:
             entry.blocked_until = now + policy.block_for
             self.blocks += 1
-            log.warning(
-                "auth: source %s blocked for %.0f s after %d failed logins",
-                source,
-                policy.block_for,
-                entry.count,
-            )
+            self._log_block(source, entry.count, now)
+
+    def _log_block(self, source: Hashable, count: int, now: float) -> None:
+        """A warning per blocked source, at most ``LOG_BLOCKS`` a minute (a flood
+        from many addresses must not flood the log): the rest are counted and
+        summed up in one line when the next minute starts."""
+        if now - self._log_start >= LOG_PERIOD:
+            if self._unlogged:
+                log.warning(
+                    "auth: %d more sources blocked in the last %.0f s (not logged one by one)",
+                    self._unlogged,
+                    LOG_PERIOD,
+                )
+            self._log_start, self._logged, self._unlogged = now, 0, 0
+        if self._logged >= LOG_BLOCKS:
+            self._unlogged += 1
+            return
+        self._logged += 1
+        log.warning(
+            "auth: source %s blocked for %.0f s after %d failed logins",
+            source,
+            self.policy.block_for,
+            count,
+        )
 
     # --- admission --------------------------------------------------------------
     def is_blocked(self, source: Hashable, now: float) -> bool:

@@ -204,3 +204,15 @@ def test_peer_gate_keys_by_host_on_its_clock() -> None:
     assert gate.status()["held_now"] == 0
     gate.failure(("192.0.2.1", 1), "")
     assert gate.status()["tracked_accounts"] == 1  # the empty name is no account
+
+
+def test_block_log_is_bounded(caplog: pytest.LogCaptureFixture) -> None:
+    g = guard(block_after=1)
+    with caplog.at_level("WARNING", logger="offhook.auth"):
+        for i in range(500):
+            g.failure(f"10.0.{i // 250}.{i % 250}", None, 1.0)
+        g.failure("10.9.9.9", None, 70.0)  # the next minute: a summary, then this one
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 22
+    assert "480 more sources blocked" in lines[20]
+    assert g.blocks == 501

@@ -15,8 +15,11 @@ attempts, and ``drain`` seconds after the last one.
 Loopback only: the sources are ``127.0.0.0/8`` addresses, which Linux
 accepts on ``lo`` without configuration.
 
-:func:`rss_kib` and :func:`fd_count` read ``/proc`` for a process's resident
-memory and open descriptors.
+:class:`Probe` sends one request at a time from a chosen loopback source
+and returns the final answer parsed (enumeration checks, a legitimate
+registration from an address that does not attack). :func:`rss_kib` and
+:func:`fd_count` read ``/proc`` for a process's resident memory and open
+descriptors.
 """
 
 from __future__ import annotations
@@ -32,7 +35,9 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from offhook.sip.auth import digest_response, ha1
+from offhook.sip.auth import digest_response, ha1, parse_digest
+from offhook.sip.codec import parse_message
+from offhook.sip.message import SipResponse
 
 _NONCE = re.compile(rb'nonce="([^"]+)"')
 _OPAQUE = re.compile(rb'opaque="([^"]+)"')
@@ -234,3 +239,105 @@ class DigestFlood:
         while time.monotonic() < deadline:
             self._drain(0.05)
         return FloodResult(len(self.sources), attempts, challenged, seconds, Counter(self.answers))
+
+
+class Probe:
+    """One SIP request at a time from one loopback source (blocking UDP, bounded waits).
+
+    For the enumeration checks: ask the node anything as anyone, with or
+    without an answer to a challenge, and get the final response parsed.
+    """
+
+    def __init__(self, server: tuple[str, int], realm: str, source: str = "127.0.0.1") -> None:
+        self.server = server
+        self.realm = realm
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((source, 0))
+        self.source = source
+        self.port = self.sock.getsockname()[1]
+        self.n = 0
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> Probe:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def uri(self, method: str, user: str) -> str:
+        host, port = self.server
+        return f"sip:{host}:{port}" if method == "REGISTER" else f"sip:{user}@{host}:{port}"
+
+    def ask(
+        self,
+        method: str,
+        user: str,
+        *,
+        password: str | None = None,
+        challenge: str | None = None,
+        timeout: float = 5.0,
+    ) -> SipResponse:
+        """Send ``method`` as ``user``; with ``challenge`` (a WWW-/Proxy-Authenticate
+        value) answer it with ``password``. Returns the final response."""
+        self.n += 1
+        host = self.server[0]
+        uri = self.uri(method, user)
+        call_id = f"probe{self.n}-{secrets.token_hex(4)}@{self.source}"
+        branch = f"z9hG4bK{secrets.token_hex(6)}"
+        lines = [
+            f"{method} {uri} SIP/2.0",
+            f"Via: SIP/2.0/UDP {self.source}:{self.port};branch={branch};rport",
+            "Max-Forwards: 70",
+            f"From: <sip:{user}@{host}>;tag={secrets.token_hex(4)}",
+            f"To: <sip:{user}@{host}>",
+            f"Call-ID: {call_id}",
+            f"CSeq: 1 {method}",
+            f"Contact: <sip:{user}@{self.source}:{self.port}>",
+        ]
+        if method == "REGISTER":
+            lines.append("Expires: 60")
+        if challenge is not None:
+            _, params = parse_digest(challenge)
+            cnonce = secrets.token_hex(4)
+            response = digest_response(
+                params.get("algorithm", "MD5"),
+                ha1(user, params["realm"], password or "", params.get("algorithm", "MD5")),
+                method,
+                uri,
+                params["nonce"],
+                qop="auth",
+                nc="00000001",
+                cnonce=cnonce,
+            )
+            name = "Authorization" if method == "REGISTER" else "Proxy-Authorization"
+            lines.append(
+                f'{name}: Digest username="{user}", realm="{params["realm"]}",'
+                f' nonce="{params["nonce"]}", uri="{uri}", response="{response}",'
+                f' algorithm={params.get("algorithm", "MD5")}, opaque="{params.get("opaque", "")}",'
+                f' qop=auth, nc=00000001, cnonce="{cnonce}"'
+            )
+        lines.append("Content-Length: 0")
+        self.sock.sendto(("\r\n".join(lines) + "\r\n\r\n").encode(), self.server)
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no final answer to {method} as {user} from {self.source}")
+            self.sock.settimeout(left)
+            try:
+                data = self.sock.recv(65535)
+            except TimeoutError:
+                continue
+            msg = parse_message(data)
+            if isinstance(msg, SipResponse) and msg.call_id == call_id and msg.status >= 200:
+                return msg
+
+    def register(self, user: str, password: str, timeout: float = 10.0) -> SipResponse:
+        """REGISTER, answer the 401, return the final response."""
+        first = self.ask("REGISTER", user, timeout=timeout)
+        if first.status != 401:
+            return first
+        challenge = first.headers.get("WWW-Authenticate") or ""
+        return self.ask("REGISTER", user, password=password, challenge=challenge, timeout=timeout)

@@ -41,6 +41,7 @@ import asyncio
 import contextlib
 import random
 import resource
+import signal
 import struct
 import time
 from dataclasses import dataclass
@@ -380,9 +381,9 @@ class Worker:
     # -- registration storm -----------------------------------------------------
 
     async def register_all(
-        self, window: int, register_timeout: float, attempts: int
+        self, window: int, register_timeout: float, attempts: int, deadline: float
     ) -> dict[str, Any]:
-        """Register every phone, at most ``window`` at a time; returns times and counts."""
+        """Register every phone, at most ``window`` at a time, for at most ``deadline`` s."""
         gate = asyncio.Semaphore(window)
         times: list[float] = []
         t0 = time.monotonic()
@@ -407,13 +408,19 @@ class Worker:
                     self.counters.register_failures += 1
                     phone.close()
 
-        await asyncio.gather(*(one(p) for p in self.phones))
+        tasks = [asyncio.ensure_future(one(p)) for p in self.phones]
+        _, late = await asyncio.wait(tasks, timeout=deadline)
+        for task in late:  # bounded: phones still trying at the deadline give up
+            task.cancel()
+        if late:
+            await asyncio.wait(late)
         t1 = time.monotonic()
         times.sort()
         return {
             "t_start": t0,
             "t_end": t1,
             "registered": sum(1 for p in self.phones if p.connected),
+            "gave_up": len(late),
             "phones": len(self.phones),
             "register_times": times,
         }
@@ -462,7 +469,10 @@ class Worker:
     async def command(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
         if name == "register":
             return await self.register_all(
-                int(args["window"]), float(args["register_timeout"]), int(args["attempts"])
+                int(args["window"]),
+                float(args["register_timeout"]),
+                int(args["attempts"]),
+                float(args["deadline"]),
             )
         if name == "latency":
             return await self.latency(
@@ -484,6 +494,8 @@ def worker_main(
     conn: Connection, host: str, port: int, first: int, count: int, sources: int, full_every: int
 ) -> None:
     """Entry point of a load process: run commands from ``conn`` until ``stop``."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the parent stops us
     loop = new_loop()
     asyncio.set_event_loop(loop)
     worker = Worker(loop, host, port, range(first, first + count), sources, full_every)

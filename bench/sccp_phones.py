@@ -49,6 +49,7 @@ import os
 import platform
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -77,6 +78,8 @@ CallManager"; MCS-7835)."""
 CALLMANAGER_KEEPALIVE = 30
 """CallManager's default keepalive interval, seconds (also offhook's default)."""
 MAX_PHONES = 60000
+NOFILE_SPARE = 1024
+"""Descriptors kept for everything but the phones (database, log, listeners, pipes)."""
 FIRST_DN = 200000
 
 
@@ -129,6 +132,10 @@ def node_sccp_count(status: dict[str, Any]) -> dict[str, Any]:
 def raise_nofile(needed: int) -> tuple[int, int, str]:
     """Raise RLIMIT_NOFILE's soft limit towards ``needed``; returns (soft, hard, warning)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        with contextlib.suppress(ValueError, OSError):  # only root may raise the hard limit
+            resource.setrlimit(resource.RLIMIT_NOFILE, (needed, needed))
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
     if soft != resource.RLIM_INFINITY and soft < want:
         with contextlib.suppress(ValueError, OSError):
@@ -139,7 +146,7 @@ def raise_nofile(needed: int) -> tuple[int, int, str]:
         warning = (
             f"RLIMIT_NOFILE is {soft} (hard {hard}) but this run needs about {needed} "
             "descriptors in the node: raise the hard limit (ulimit -Hn, limits.conf) or "
-            "run fewer phones; phones beyond it will fail to connect"
+            "run fewer phones"
         )
     return soft, hard, warning
 
@@ -391,8 +398,9 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 "window": args.window,
                 "register_timeout": args.register_timeout,
                 "attempts": args.attempts,
+                "deadline": args.storm_timeout,
             },
-            timeout=args.attempts * (args.register_timeout + 10) + n / 20 + 120,
+            timeout=args.storm_timeout + 60,
         )
         s = storm.end()
         t_start = min(r["t_start"] for r in replies)
@@ -409,6 +417,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             else None,
             register_time=pct_ms(times),
             failures=s["client"]["register_failures"],
+            gave_up=sum(r["gave_up"] for r in replies),
             rejects=s["client"]["rejects"],
         )
         result["storm"] = s
@@ -417,7 +426,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         print(
             f"  {registered}/{n} registered in {span:.1f}s = {s['phones_per_s']} phones/s; "
             f"node cpu {s['node_cpu_pct']}%, client cpu {s['client_cpu_pct']}%, "
-            f"{s['failures']} failed attempts",
+            f"{s['failures']} failed attempts, {s['gave_up']} gave up",
             flush=True,
         )
 
@@ -571,6 +580,12 @@ def print_summary(s: dict[str, Any], note: str) -> None:
     print(f"note: {note}")
 
 
+def on_sigterm(signum: int, frame: object) -> None:
+    """Stop the node and the load processes on SIGTERM (once: a second one is ignored)."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sys.exit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--phones", type=int, default=10000, help=f"N phones (max {MAX_PHONES})")
@@ -592,6 +607,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--register-timeout", type=float, default=20)
     ap.add_argument("--attempts", type=int, default=5, help="registration attempts per phone")
+    ap.add_argument(
+        "--storm-timeout", type=float, default=0, help="bound of the storm, s (default 60 + N/100)"
+    )
     ap.add_argument("--settle", type=float, default=3, help="pause after the storm, s")
     ap.add_argument("--log-level", default="info", help="the node's [log] level")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
@@ -607,11 +625,18 @@ def main(argv: list[str] | None = None) -> int:
     args.attempts = max(1, min(args.attempts, 20))
     args.register_timeout = max(1.0, min(args.register_timeout, 120.0))
     args.settle = max(0.0, min(args.settle, 60.0))
+    signal.signal(signal.SIGTERM, on_sigterm)
 
-    soft, hard, warning = raise_nofile(args.phones + 1024)
+    soft, hard, warning = raise_nofile(args.phones + NOFILE_SPARE)
     print(f"RLIMIT_NOFILE {soft} (hard {hard})")
     if warning:
-        print(f"WARNING: {warning}")
+        fits = max(1, int(soft) - NOFILE_SPARE)
+        print(f"WARNING: {warning}; running {fits} phones instead of {args.phones}")
+        args.phones = fits
+        args.samples = min(args.samples, fits)
+    args.processes = max(args.processes, math.ceil(args.phones / max(1, soft - NOFILE_SPARE)))
+    args.storm_timeout = args.storm_timeout or 60 + args.phones / 100
+    args.storm_timeout = max(5.0, min(args.storm_timeout, 1800.0))
     note = sccp_peer_note()
     workdir = Path(tempfile.mkdtemp(prefix="offhook-sccp-bench-"))
     print(
@@ -627,6 +652,10 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as exc:
         error = str(exc)
         print(f"ERROR: {error}")
+    except BaseException:  # SIGTERM, Ctrl-C: the node is stopped (run's finally); tidy up
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+        raise
     summary = summarize(result) if result else {}
     if summary:
         print_summary(summary, note)

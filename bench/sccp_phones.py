@@ -106,6 +106,16 @@ def proc_status_kb(pid: int, key: str) -> int:
     return 0
 
 
+def listen_overflows() -> int:
+    """The kernel's TcpExt ListenOverflows (SYNs dropped on a full accept queue), host-wide."""
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        with open("/proc/net/netstat") as f:
+            lines = [ln.split() for ln in f if ln.startswith("TcpExt:")]
+        names, values = lines[0], lines[1]
+        return int(values[names.index("ListenOverflows")])
+    return -1
+
+
 def fetch_status(port: int, timeout: float = 60.0) -> dict[str, Any]:
     """The node's ``GET /status`` (what ``offhook status --json`` prints)."""
     with urllib.request.urlopen(f"http://{HOST}:{port}/status", timeout=timeout) as r:
@@ -391,6 +401,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         load = Load(port, n, args.processes, sources, args.full_every)
         # -- registration storm
         print(f"registration storm: {n} phones, window {args.window} per process ...", flush=True)
+        overflows0 = listen_overflows()
         storm = Phase(pid, load)
         replies = load.all(
             "register",
@@ -418,6 +429,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             register_time=pct_ms(times),
             failures=s["client"]["register_failures"],
             gave_up=sum(r["gave_up"] for r in replies),
+            listen_overflows=listen_overflows() - overflows0,
             rejects=s["client"]["rejects"],
         )
         result["storm"] = s
@@ -426,7 +438,10 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         print(
             f"  {registered}/{n} registered in {span:.1f}s = {s['phones_per_s']} phones/s; "
             f"node cpu {s['node_cpu_pct']}%, client cpu {s['client_cpu_pct']}%, "
-            f"{s['failures']} failed attempts, {s['gave_up']} gave up",
+            f"{s['failures']} failed attempts, {s['gave_up']} gave up; "
+            f"register time p50 {s['register_time']['p50_ms']} ms, "
+            f"p99 {s['register_time']['p99_ms']} ms; "
+            f"{s['listen_overflows']} SYNs dropped on a full accept queue (host-wide)",
             flush=True,
         )
 

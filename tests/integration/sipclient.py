@@ -162,10 +162,9 @@ class SipClient:
             self._udp, _ = await loop.create_datagram_endpoint(_Proto, local_addr=(HOST, 0))
             self.port = self._udp.get_extra_info("sockname")[1]
         else:
-            self._reader, self._writer = await asyncio.wait_for(
-                asyncio.open_connection(*self.server), 5.0
-            )
-            self.port = self._writer.get_extra_info("sockname")[1]
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(*self.server), 5.0)
+            self._reader, self._writer = reader, writer
+            self.port = writer.get_extra_info("sockname")[1]
             self._task = asyncio.create_task(self._read_tcp())
         return self
 

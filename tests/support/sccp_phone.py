@@ -225,9 +225,9 @@ class SccpPhone:
             for rtp in self.rtp.values():
                 rtp.stop_stream()
         elif isinstance(msg, CloseReceiveChannel):
-            rtp = self.rtp.pop(msg.pass_thru_party_id or 0, None)
-            if rtp is not None:
-                rtp.close()
+            channel = self.rtp.pop(msg.pass_thru_party_id or 0, None)
+            if channel is not None:
+                channel.close()
 
     async def wait_for(
         self, match: type[M] | Callable[[Message], bool], timeout: float = 5.0, since: int = 0

@@ -49,6 +49,10 @@ MALFORMED = "malformed"
 
 MAX_SOURCES = 16384
 """Per-source rate buckets kept per listener (an LRU; about 100 bytes each)."""
+LISTEN_BACKLOG = 1024
+"""Accept queue of every TCP listener (the kernel caps it at net.core.somaxconn):
+phones reconnecting together after a failover wait in it instead of having
+their SYNs dropped (and retried a second later) by a queue of 100."""
 
 
 @dataclass(frozen=True, slots=True)

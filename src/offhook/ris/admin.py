@@ -19,7 +19,13 @@ import json
 import logging
 from collections.abc import Callable
 
-from offhook.net.guard import HANDSHAKE_TIMEOUT, TOO_LARGE, ListenerGuard, ListenerLimits
+from offhook.net.guard import (
+    HANDSHAKE_TIMEOUT,
+    LISTEN_BACKLOG,
+    TOO_LARGE,
+    ListenerGuard,
+    ListenerLimits,
+)
 
 log = logging.getLogger("offhook.admin")
 
@@ -60,7 +66,12 @@ class AdminServer:
 
     async def start(self, host: str, port: int) -> int:
         self.server = await asyncio.start_server(
-            self._handle, host, port, reuse_address=True, limit=max(4096, self.limits.max_message)
+            self._handle,
+            host,
+            port,
+            reuse_address=True,
+            limit=max(4096, self.limits.max_message),
+            backlog=LISTEN_BACKLOG,
         )
         return int(self.server.sockets[0].getsockname()[1])
 
@@ -108,6 +119,8 @@ class AdminServer:
         except asyncio.IncompleteReadError:
             self._refuse("bad-request", peer)
             status, body = 400, b'{"error": "bad request"}'
+        if writer.transport.is_closing():
+            return  # the peer is gone (reset): uvloop refuses writes to a closed transport
         writer.write(
             f"HTTP/1.0 {status} {'OK' if status == 200 else 'Error'}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"

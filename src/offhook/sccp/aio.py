@@ -53,7 +53,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from offhook.common.location import Binding, LocationStore
-from offhook.net.guard import ListenerGuard, ListenerLimits
+from offhook.net.guard import LISTEN_BACKLOG, ListenerGuard, ListenerLimits
 from offhook.sccp.autoreg import AutoRegistrar
 from offhook.sccp.connection import Addr, PhoneConnection, SccpLink
 from offhook.sccp.device import DeviceProfile
@@ -131,7 +131,11 @@ class SccpListener:
     async def start(self, host: str, port: int) -> Addr:
         """Listen on ``host:port`` (0: any free port); returns the bound address."""
         self.server = await self.loop.create_server(
-            lambda: PhoneConnection(self), host=host, port=port, reuse_address=True
+            lambda: PhoneConnection(self),
+            host=host,
+            port=port,
+            reuse_address=True,
+            backlog=LISTEN_BACKLOG,
         )
         self.local = (host, int(self.server.sockets[0].getsockname()[1]))
         self._poll = self.loop.call_later(HANDLER_POLL, self._on_poll)

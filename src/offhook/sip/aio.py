@@ -42,6 +42,7 @@ from offhook.common.errors import ParseError
 from offhook.net.guard import (
     HANDSHAKE_TIMEOUT,
     IDLE_TIMEOUT,
+    LISTEN_BACKLOG,
     TOO_LARGE,
     ListenerGuard,
     ListenerLimits,
@@ -289,7 +290,11 @@ class SipTransport:
                     pass
         if tcp:
             self.server = await self.loop.create_server(
-                lambda: _Tcp(self), host=host, port=port, reuse_address=True
+                lambda: _Tcp(self),
+                host=host,
+                port=port,
+                reuse_address=True,
+                backlog=LISTEN_BACKLOG,
             )
             if not udp:
                 port = self.server.sockets[0].getsockname()[1]

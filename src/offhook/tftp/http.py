@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from offhook.net.guard import MAX_SOURCES
+from offhook.net.guard import LISTEN_BACKLOG, MAX_SOURCES
 from offhook.net.limits import RateLimiter
 from offhook.tftp.files import FileError, FileSource
 
@@ -134,7 +134,11 @@ class HttpFileServer:
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(
-            self._handle, self._host, self._port, limit=self._limits.max_head
+            self._handle,
+            self._host,
+            self._port,
+            limit=self._limits.max_head,
+            backlog=LISTEN_BACKLOG,
         )
 
     async def close(self) -> None:
@@ -260,6 +264,8 @@ class HttpFileServer:
             + extra
             + b"\r\n"
         )
+        if writer.transport.is_closing():
+            return  # the peer is gone (reset): uvloop refuses writes to a closed transport
         writer.write(head if head_only else head + body)
         async with asyncio.timeout(self._limits.send_timeout):
             await writer.drain()

@@ -385,8 +385,8 @@ class AuthSettings(_Section):
 
     secret: str = ""
     fail_window: float = Field(default=300.0, gt=0)
-    throttle_after: int = Field(default=5, ge=1)
-    throttle_delay: float = Field(default=0.5, ge=0, le=60)
+    throttle_after: int = Field(default=10, ge=1)
+    throttle_delay: float = Field(default=0.25, ge=0, le=60)
     max_delay: float = Field(default=8.0, ge=0, le=60)
     block_after: int = Field(default=20, ge=0)
     block_for: float = Field(default=600.0, ge=0)
@@ -610,8 +610,8 @@ secret = ""                       # nonce key; empty = random per process.
                                   # A cluster must set the same secret on every node.
 # Failed logins, per source (IPv4 address, IPv6 /64), within fail_window:
 fail_window = 300.0               # seconds
-throttle_after = 5                # failures before requests are held back
-throttle_delay = 0.5              # first hold, seconds; doubles per failure
+throttle_after = 10               # failures before requests are held back
+throttle_delay = 0.25             # first hold, seconds; doubles per failure
 max_delay = 8.0                   # longest hold, seconds
 block_after = 20                  # failures before the source is ignored (0 = never)
 block_for = 600.0                 # seconds a blocked source gets no answer

@@ -91,8 +91,8 @@ class AuthPolicy:
     """The ``[auth]`` thresholds (see the module docstring)."""
 
     fail_window: float = 300.0
-    throttle_after: int = 5
-    throttle_delay: float = 0.5
+    throttle_after: int = 10
+    throttle_delay: float = 0.25
     max_delay: float = 8.0
     block_after: int = 20
     block_for: float = 600.0

@@ -543,6 +543,9 @@ def summarize(r: dict[str, Any]) -> dict[str, Any]:
         "phones": n,
         "registered_per_s": storm.get("phones_per_s"),
         "storm_seconds": storm.get("storm_seconds"),
+        "storm_node_cpu_pct": storm.get("node_cpu_pct"),
+        "storm_client_cpu_pct": storm.get("client_cpu_pct"),
+        "node_cpu_ms_per_registration": storm.get("node_cpu_ms_per_registration"),
         "all_connected_client": connected_client,
         "all_connected_node": connected_node,
         "all_connected": all_connected,
@@ -551,6 +554,9 @@ def summarize(r: dict[str, Any]) -> dict[str, Any]:
         "node_rss_bytes_per_phone": k.get("node_rss_bytes_per_phone"),
         "node_cpu_us_per_keepalive": us_ka,
         "keepalive_s": r.get("keepalive_interval"),
+        "node_cpu_pct_idle_at_30s": round(100 * us_ka * 1e-6 * n / CALLMANAGER_KEEPALIVE, 2)
+        if us_ka
+        else None,
         "offhook_to_dialtone": r.get("offhook", {}).get("latency"),
         "ratio_held_vs_callmanager_3x": round((connected_client if all_connected else 0) / 2500, 1),
         "keepalive_cpu_ceiling_phones_per_core_at_30s": ceiling,
@@ -564,7 +570,12 @@ def print_summary(s: dict[str, Any], note: str) -> None:
     lat = s["offhook_to_dialtone"] or {}
     rows = [
         ("phones", f"{s['phones']:,}"),
-        ("registration storm", f"{s['registered_per_s']} phones/s ({s['storm_seconds']} s)"),
+        (
+            "registration storm",
+            f"{s['registered_per_s']} phones/s ({s['storm_seconds']} s; node cpu "
+            f"{s['storm_node_cpu_pct']} %, {s['node_cpu_ms_per_registration']} ms/registration; "
+            f"load processes {s['storm_client_cpu_pct']} %)",
+        ),
         (
             "all connected (client / node)",
             f"{s['all_connected_client']} / {s['all_connected_node']}"
@@ -578,14 +589,18 @@ def print_summary(s: dict[str, Any], note: str) -> None:
         ("RSS per phone", f"{s['node_rss_bytes_per_phone']} B"),
         ("CPU per keepalive", f"{s['node_cpu_us_per_keepalive']} us"),
         (
+            f"node CPU, idle with N at {CALLMANAGER_KEEPALIVE} s keepalive (computed)",
+            f"{s['node_cpu_pct_idle_at_30s']} %",
+        ),
+        (
             "OffHook -> StartTone p50/p95/p99",
             f"{lat.get('p50_ms')} / {lat.get('p95_ms')} / {lat.get('p99_ms')} ms",
         ),
         ("held vs CallManager 3.x (2,500/server)", f"{s['ratio_held_vs_callmanager_3x']}x"),
         (
-            "keepalive-CPU ceiling at 30 s (1 core)",
-            f"{s['keepalive_cpu_ceiling_phones_per_core_at_30s']} phones "
-            f"= {s['ratio_ceiling_vs_callmanager_3x']}x CallManager 3.x",
+            "extrapolated: keepalive CPU alone fills 1 core at",
+            f"{s['keepalive_cpu_ceiling_phones_per_core_at_30s']} phones (30 s keepalive; "
+            f"{s['ratio_ceiling_vs_callmanager_3x']}x CallManager 3.x; not measured)",
         ),
     ]
     print()
@@ -606,7 +621,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--phones", type=int, default=10000, help=f"N phones (max {MAX_PHONES})")
     ap.add_argument("--processes", type=int, default=2, help="load processes (max 16)")
     ap.add_argument("--keepalive", type=int, default=10, help="[sccp] keepalive, s (5-60)")
-    ap.add_argument("--idle", type=float, default=30, help="keepalive-load window, s (max 600)")
+    ap.add_argument(
+        "--idle", type=float, default=30, help="keepalive-load window, s (>= keepalive, max 600)"
+    )
     ap.add_argument("--baseline", type=float, default=5, help="no-phone baseline, s (max 60)")
     ap.add_argument("--samples", type=int, default=1000, help="off-hook samples (max N)")
     ap.add_argument("--offhook-rate", type=float, default=50, help="off-hooks per second")
@@ -632,7 +649,7 @@ def main(argv: list[str] | None = None) -> int:
     args.phones = max(1, min(args.phones, MAX_PHONES))
     args.processes = max(1, min(args.processes, 16, args.phones))
     args.keepalive = max(5, min(args.keepalive, 60))
-    args.idle = max(1.0, min(args.idle, 600.0))
+    args.idle = max(float(args.keepalive), min(args.idle, 600.0))  # one interval at least
     args.baseline = max(1.0, min(args.baseline, 60.0))
     args.samples = max(0, min(args.samples, args.phones))
     args.offhook_rate = max(1.0, min(args.offhook_rate, 1000.0))

@@ -67,7 +67,10 @@ class ConfigError(Exception):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True, frozen=True)
+    # No inf/nan (TOML has them): no timer, rate or limit may be infinite.
+    model_config = ConfigDict(
+        extra="forbid", validate_default=True, frozen=True, allow_inf_nan=False
+    )
 
 
 def _check_networks(value: list[str]) -> list[str]:
@@ -468,6 +471,8 @@ def _env_overrides(
                     value = json.loads(text)
                 except json.JSONDecodeError as exc:
                     raise ConfigError(f"{var}: invalid JSON list ({exc})") from None
+                except RecursionError:
+                    raise ConfigError(f"{var}: invalid JSON list (nested too deeply)") from None
             else:
                 value = [part.strip() for part in text.split(",") if part.strip()]
         elif not _is_str_field(section, key):
@@ -533,6 +538,14 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
             raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: invalid TOML: not UTF-8 ({exc.reason})") from None
+        except ValueError as exc:
+            # tomllib lets int()'s 4300-digit limit (CVE-2020-10735) out as ValueError.
+            raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+        except RecursionError:
+            # tomllib parses nested arrays and inline tables recursively.
+            raise ConfigError(f"{path}: invalid TOML: nested too deeply") from None
         base = path.resolve().parent
     if "source" in data:
         raise ConfigError(f"{where}: [source]: unknown section")

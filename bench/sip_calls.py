@@ -345,7 +345,11 @@ def bench_offhook(rates: list[int], duration: int, workdir: Path) -> ServerResul
     except ImportError as exc:  # pyyaml missing
         result.error = f"cannot import the offhook test helper: {exc}"
         return result
-    server = OffhookServer(wd, PLAN)
+    # SIPp's UAC and UAS both send from 127.0.0.1: lift the per-source rate
+    # limit ([sip] rate_per_source, 200 messages/s by default), which exists
+    # precisely to stop one address from sending this much.
+    unlimited = {"rate_per_source": 1e9, "rate_burst": 1e9}
+    server = OffhookServer(wd, PLAN, extra_config={"sip": unlimited})
     try:
         server.start(timeout=30)
     except (ServerError, OSError, subprocess.SubprocessError) as exc:

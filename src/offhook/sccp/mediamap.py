@@ -76,8 +76,12 @@ def _same(a: Codec, b: Codec) -> bool:
 
 
 def preferred(capabilities: tuple[int, ...]) -> list[Choice]:
-    """The phone's usable codecs in offer order."""
-    caps = set(capabilities) or set(DEFAULT_CAPABILITIES)
+    """The phone's usable codecs in offer order; never empty.
+
+    A phone that names no codec we know (an empty or a crafted
+    CapabilitiesRes) gets G.711, which every SCCP phone has.
+    """
+    caps = set(capabilities) & set(_OFFER_ORDER) or set(DEFAULT_CAPABILITIES)
     return [Choice(p, _CODECS[p]) for p in _OFFER_ORDER if p in caps]
 
 

@@ -14,11 +14,10 @@ numbers.
 from offhook.net.acl import AllowList, parse_host, parse_network
 from offhook.net.counters import Reason, RejectionCounters
 from offhook.net.guard import ListenerGuard, ListenerLimits
-from offhook.net.limits import AuthFailureTracker, BoundedLRU, ConnectionLimiter, RateLimiter
+from offhook.net.limits import BoundedLRU, ConnectionLimiter, RateLimiter
 
 __all__ = [
     "AllowList",
-    "AuthFailureTracker",
     "BoundedLRU",
     "ConnectionLimiter",
     "ListenerGuard",

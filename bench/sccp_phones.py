@@ -32,7 +32,7 @@ asterisk``), so the ratio is against CallManager 3.x's documented ceiling of
 
 Run from the repository root::
 
-    python bench/sccp_phones.py                           # 10,000 phones, ~2-3 minutes
+    python bench/sccp_phones.py                           # 10,000 phones, about 90 s
     python bench/sccp_phones.py --phones 2000 --idle 20 --samples 300
 """
 

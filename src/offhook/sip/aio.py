@@ -220,6 +220,9 @@ class _Tcp(asyncio.Protocol):
                 self.owner.throttle(self, now, len(messages) + pings)
         for msg in messages:
             self.owner.deliver(msg, self.peer, "tcp")
+        if self.framer.error is not None:
+            # Bad bytes after good messages: those were handled, now the stream fails.
+            self.owner.framing_error(self, self.framer.error)
 
     def eof_received(self) -> bool:
         # A half-closed socket is closed at once, never kept (CSCed37403).

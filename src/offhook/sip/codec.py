@@ -204,6 +204,7 @@ class StreamFramer:
         "_dead",
         "_pending",
         "_scan",
+        "error",
         "max_size",
         "pings",
         "rejected",
@@ -218,6 +219,7 @@ class StreamFramer:
         self._crlf_run = 0  # CRLFs seen in a row between messages
         self._pending: tuple[Message, int, int] | None = None  # (msg, body offset, length)
         self.rejected = b""  # the start of the message that failed, for salvage_for_400
+        self.error: ParseError | None = None  # why the stream failed (see feed)
 
     @property
     def dead(self) -> bool:
@@ -232,21 +234,33 @@ class StreamFramer:
         return n
 
     def feed(self, data: bytes) -> list[Message]:
+        """Add bytes from the peer; return the messages they complete.
+
+        A framing error kills the stream: ``error`` says why and ``rejected``
+        holds the bytes that failed. It is raised at once when ``data``
+        completed no message; messages that ``data`` completed before the bad
+        bytes are good ones and are returned first, with ``error`` set (the
+        adapter handles them, then closes the connection). Every later
+        ``feed`` raises.
+        """
         if self._dead:
             raise ParseError("stream already failed", None)
+        out: list[Message] = []
         try:
-            return self._feed(data)
-        except ParseError:
+            self._feed(data, out)
+        except ParseError as exc:
             self._dead = True
+            self.error = exc
             self.rejected = bytes(self._buf[: self.max_size])
             self._buf = bytearray()
             self._pending = None
-            raise
+            if not out:
+                raise
+        return out
 
-    def _feed(self, data: bytes) -> list[Message]:
+    def _feed(self, data: bytes, out: list[Message]) -> None:
         buf = self._buf
         buf += data
-        out: list[Message] = []
         while True:
             if self._pending is None:
                 # Keep-alives between messages (RFC 5626 §3.5.1: CRLFCRLF ping).
@@ -262,14 +276,14 @@ class StreamFramer:
                     del buf[:pos]
                     self._scan = 0
                 if not buf or buf == b"\r":
-                    return out
+                    return
                 self._crlf_run = 0
                 end = buf.find(b"\r\n\r\n", self._scan)
                 if end < 0:
                     if len(buf) > self.max_size:
                         raise ParseError("header block too large", 413)
                     self._scan = max(0, len(buf) - 3)
-                    return out
+                    return
                 if end + 4 > self.max_size:
                     raise ParseError("header block too large", 413)
                 msg, length = _parse_head(bytes(buf[:end]))
@@ -281,7 +295,7 @@ class StreamFramer:
                 self._scan = 0
             msg, body_start, length = self._pending
             if len(buf) < body_start + length:
-                return out
+                return
             msg.body = bytes(buf[body_start : body_start + length])
             del buf[: body_start + length]
             self._pending = None

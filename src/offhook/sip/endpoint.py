@@ -91,6 +91,15 @@ log = logging.getLogger("offhook.sip")
 
 Addr = tuple[str, int]
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO"
+# Methods of RFC 3261 and its registered extensions: refused with 405 + Allow
+# when not supported (RFC 3261 §8.2.1); any other method is not recognised: 501
+# (§21.5.2), e.g. RFC 4475 intmeth and esc02 ("RE%47IST%45R" is not REGISTER).
+KNOWN_METHODS = frozenset(
+    {
+        "INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER", "INFO", "PRACK",
+        "SUBSCRIBE", "NOTIFY", "PUBLISH", "REFER", "MESSAGE", "UPDATE",
+    }
+)  # fmt: skip
 USER_AGENT = "offhook"
 SDP = "application/sdp"
 
@@ -1046,6 +1055,8 @@ class SipEndpoint:
             self.respond(key, make_response(req, 481, to_tag=new_tag()))
         elif method == "SUBSCRIBE":
             self.respond(key, make_response(req, 489, to_tag=new_tag()))
+        elif method not in KNOWN_METHODS:
+            self.respond(key, make_response(req, 501, to_tag=new_tag()))
         else:
             resp = make_response(req, 405, to_tag=new_tag())
             resp.headers.add("Allow", ALLOW)

@@ -39,7 +39,7 @@ from interop.peers import in_ci
 from offhook.sip.auth import parse_digest
 from offhook.sip.message import SipResponse
 from support.attack import Probe
-from support.ports import HOST
+from support.ports import HOST, free_port
 from support.server import OffhookServer, device, plan_of
 
 PASSWORDS = {"alice": "alice-Secret-1", "bob": "bob-Secret-2", "carol": "carol-Secret-3"}
@@ -62,6 +62,10 @@ def tool(name: str) -> str:
 
 
 def run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    # A fresh source port per run: answers the node still sends to an earlier
+    # run (held back by throttling) must not reach this one, whose parsers take
+    # any datagram on their port for an answer to their own probes.
+    argv = [*argv[:1], "-P", str(free_port()), *argv[1:]]
     proc = subprocess.run(
         argv,
         cwd=cwd,  # svwar/svcrack keep session files under ~/.sipvicious unless -s

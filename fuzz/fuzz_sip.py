@@ -4,7 +4,10 @@ Invariant (DESIGN.md "Errors"): any bytes either parse or raise
 ``offhook.common.ParseError``; anything else is a crash. For each input:
 
 - ``parse_message`` on the whole input; on ParseError, ``salvage_for_400``
-  (which must not raise at all). A parsed message must re-parse from its
+  (which must not raise at all), and a salvaged request must be answerable:
+  ``stamp_via`` (received/rport on its top Via, as the transport does) and
+  ``make_response`` 400 must not raise either (the soak found salvaged Vias
+  that ``stamp_via`` could not read). A parsed message must re-parse from its
   serialised form with the same start line, headers and body, and
   ``check_request`` / ``check_response`` must return (never raise).
 - ``StreamFramer.feed`` with the input split at a fuzzer-chosen point.
@@ -37,6 +40,7 @@ import atheris  # type: ignore[import-untyped]
 
 with atheris.instrument_imports():
     from offhook.common.errors import ParseError
+    from offhook.sip.aio import stamp_via
     from offhook.sip.codec import StreamFramer, parse_message, salvage_for_400
     from offhook.sip.headers import (
         parse_auth_params,
@@ -44,7 +48,7 @@ with atheris.instrument_imports():
         parse_name_addr,
         parse_via,
     )
-    from offhook.sip.message import SipRequest
+    from offhook.sip.message import SipRequest, make_response
     from offhook.sip.uri import parse_uri
     from offhook.sip.validate import check_request, check_response
 
@@ -53,7 +57,10 @@ def _message(data: bytes) -> None:
     try:
         msg = parse_message(data)
     except ParseError:
-        salvage_for_400(data)
+        salvaged = salvage_for_400(data)
+        if salvaged is not None:
+            stamp_via(salvaged, ("127.0.0.1", 5060))
+            make_response(salvaged, 400).serialize()
         return
     again = parse_message(msg.serialize(), max_size=1 << 20)
     if type(again) is not type(msg) or again.body != msg.body:

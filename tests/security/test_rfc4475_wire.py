@@ -196,9 +196,18 @@ async def over_udp(port: int, source: str, data: bytes) -> Outcome:
     loop = asyncio.get_running_loop()
     outcome = Outcome()
     arrived = asyncio.Event()
-    transport, _ = await loop.create_datagram_endpoint(
-        lambda: _Collect(outcome, arrived), local_addr=(source, top_via_port(data))
-    )
+    via_port = top_via_port(data)
+    for attempt in range(4):
+        try:
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: _Collect(outcome, arrived), local_addr=(source, via_port)
+            )
+            break
+        except OSError as exc:
+            # Another process holds the port on this address (or on 0.0.0.0).
+            if attempt == 3:
+                raise RuntimeError(f"cannot bind UDP {source}:{via_port}: {exc}") from exc
+            source = f"127.{random.randint(1, 99)}.{random.randint(0, 255)}.{attempt + 200}"
     try:
         transport.sendto(data, ("127.0.0.1", port))
         await _quiet(arrived)

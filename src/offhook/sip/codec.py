@@ -27,6 +27,7 @@ from __future__ import annotations
 import re
 
 from offhook.common.errors import ParseError
+from offhook.sip.headers import parse_via
 from offhook.sip.message import (
     _CANONICAL,
     COMPACT_FORMS,
@@ -34,6 +35,7 @@ from offhook.sip.message import (
     SipRequest,
     SipResponse,
     canonical_name,
+    split_list,
 )
 
 MAX_SIZE = 65535
@@ -344,8 +346,10 @@ def _salvage(data: bytes) -> SipRequest | None:
     names = [n for n, _ in items]
     if "Via" not in names or "Call-ID" not in names or "CSeq" not in names:
         return None
-    via = next(v for n, v in items if n == "Via")
-    if not via.upper().startswith("SIP") or "/" not in via:
+    via = split_list(next(v for n, v in items if n == "Via"))
+    try:
+        parse_via(via[0])  # the answer goes by the top Via: it must be readable
+    except (ParseError, IndexError):
         return None
     cseq = next(v for n, v in items if n == "CSeq")
     if _CSEQ_RE.match(cseq) is None:

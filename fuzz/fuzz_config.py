@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -38,9 +39,25 @@ with atheris.instrument_imports():
 
 from sqlalchemy.engine import make_url
 
-_DIR = Path(
-    tempfile.mkdtemp(prefix="fuzz_config-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
-)
+
+def _scratch(prefix: str) -> Path:
+    """This process's scratch directory (tmpfs when there is one).
+
+    libFuzzer exits without running atexit handlers, so each run removes the
+    directories of runs whose process is gone instead.
+    """
+    base = Path("/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir())
+    for old in base.glob(f"{prefix}-*"):
+        pid = old.name.rsplit("-", 1)[1]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(old, ignore_errors=True)
+    path = base / f"{prefix}-{os.getpid()}"
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir()
+    return path
+
+
+_DIR = _scratch("fuzz_config")
 _FILE = _DIR / "offhook.toml"
 _SECTIONS: dict[str, tuple[str, ...]] = {
     name: tuple(info.annotation.model_fields)

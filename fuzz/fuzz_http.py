@@ -24,7 +24,9 @@ independent). Seeds: ``fuzz/corpus/fuzz_http``.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -40,7 +42,26 @@ with atheris.instrument_imports():
     from offhook.tftp.provision import CnfSettings, ProvisioningFiles
 
 SECRET = b"SECRET-OUTSIDE-THE-ROOT-0d8f1c"
-_BASE = Path(tempfile.mkdtemp(prefix="fuzz_http-"))
+
+
+def _scratch(prefix: str) -> Path:
+    """This process's scratch directory (tmpfs when there is one).
+
+    libFuzzer exits without running atexit handlers, so each run removes the
+    directories of runs whose process is gone instead.
+    """
+    base = Path("/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir())
+    for old in base.glob(f"{prefix}-*"):
+        pid = old.name.rsplit("-", 1)[1]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(old, ignore_errors=True)
+    path = base / f"{prefix}-{os.getpid()}"
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir()
+    return path
+
+
+_BASE = _scratch("fuzz_http")
 _ROOT = _BASE / "tftproot"
 _ROOT.mkdir()
 (_BASE / "secret").write_bytes(SECRET)

@@ -8,16 +8,20 @@ by the first byte:
 
 - raw: the rest of the input is the YAML text itself (seed it with real plans,
   ``fuzz/corpus/fuzz_plan``, for a head start);
-- structured: the input drives a generator of plan-shaped data (the plan's
-  own keys, values full of edge cases: SQL metacharacters, control
-  characters, huge and negative numbers, wrong types, dangling references,
-  patterns and transforms), which is validated with ``parse_plan`` and also
-  dumped to YAML and read back through ``parse_plan_text``: both must agree;
-- apply: like structured, and a plan that validates is written to an
-  in-memory SQLite database (schema upgraded once at start) with
-  ``apply_plan`` and read back with ``load_snapshot``: the devices, lines,
-  speed dials and dial plan must come back unchanged, and applying the same
-  plan again must change nothing.
+- shapeless: the input drives a generator of plan-shaped data (the plan's
+  own keys at random, values full of edge cases: SQL metacharacters, control
+  characters, huge and negative numbers, wrong types, dangling references),
+  which is validated with ``parse_plan`` and also dumped to YAML and read
+  back through ``parse_plan_text``: both must agree;
+- apply: the input shapes a plan that is valid by construction (partitions,
+  calling search spaces, SIP and SCCP devices with lines and speed dials,
+  trunks, route groups and lists, route and translation patterns with
+  transforms, every reference resolving), then replaces, drops or adds a few
+  values anywhere; validated both ways as above, and a plan that validates
+  is written to an in-memory SQLite database (schema upgraded once at
+  start) with ``apply_plan`` and read back with ``load_snapshot``: the
+  devices, lines, speed dials and dial plan must come back unchanged, and
+  applying the same plan again must change nothing.
 
 Run it bounded (libFuzzer flags pass through)::
 
@@ -214,6 +218,168 @@ def _plan(fdp: atheris.FuzzedDataProvider) -> dict[str, Any]:
     return out
 
 
+_PATTERNS = (
+    "9.1[2-9]XX[2-9]XXXXXX",
+    "9.011!",
+    "9.011!#",
+    "8XXX",
+    "[2-4]XX",
+    "[^0]XX",
+    "\\+1XXXXXXXXXX",
+    "*67X.",
+    "0",
+    "911",
+    "9.[2-9]XXXXXX",
+    "5?",
+)
+_TRANSFORMS: tuple[dict[str, Any], ...] = (
+    {},
+    {"discard": "pre-dot"},
+    {"discard": "pre-dot", "prefix": "+"},
+    {"replace": "1000"},
+    {"mask": "5551XXXX"},
+    {"prefix": "9", "presentation": "restricted"},
+    {"discard": "trailing-#"},
+)
+
+
+def _pick(fdp: atheris.FuzzedDataProvider, options: list[Any] | tuple[Any, ...]) -> Any:
+    return options[fdp.ConsumeIntInRange(0, len(options) - 1)] if options else ""
+
+
+def _subset(fdp: atheris.FuzzedDataProvider, options: list[str], least: int = 0) -> list[str]:
+    out = [o for o in options if fdp.ConsumeBool()]
+    return out or options[:least]
+
+
+def _template_plan(fdp: atheris.FuzzedDataProvider) -> dict[str, Any]:
+    """A plan that is valid by construction (names, references), of fuzzer-chosen shape."""
+    partitions = [f"part{i}" for i in range(fdp.ConsumeIntInRange(0, 3))]
+    css = [
+        {"name": f"css{i}", "partitions": _subset(fdp, partitions)}
+        for i in range(fdp.ConsumeIntInRange(0, 2))
+    ]
+    css_names = ["", *(c["name"] for c in css)]
+    devices = []
+    for i in range(fdp.ConsumeIntInRange(0, 4)):
+        sccp = fdp.ConsumeBool()
+        dev: dict[str, Any] = {
+            "name": f"SEP{0xA0000 + i:012X}" if sccp else f"dev{i}",
+            "protocol": "sccp" if sccp else "sip",
+            "css": _pick(fdp, css_names),
+            "description": _pick(fdp, _STRINGS[35:]),
+            "lines": [
+                {
+                    "dn": f"{1000 + 10 * i + j}",
+                    "display": _pick(fdp, _STRINGS[35:]),
+                    "partition": _pick(fdp, ["", *partitions]),
+                }
+                for j in range(fdp.ConsumeIntInRange(0, 2))
+            ],
+        }
+        if sccp:
+            dev["model"] = _pick(fdp, ("7940", "7960", "7970", "7912"))
+            dev["speed_dials"] = [
+                {"number": "1000", "label": "x"} for _ in range(fdp.ConsumeIntInRange(0, 2))
+            ]
+        else:
+            dev["password"] = _pick(fdp, ("p", "'; DROP TABLE devices; --", "Ünï ☎"))
+            dev["model"] = _pick(fdp, ("", "softphone"))
+        devices.append(dev)
+    trunks = [
+        {
+            "name": f"trunk{i}",
+            "protocol": "sip",
+            "host": _pick(fdp, ("127.0.0.1", "carrier.example.com", "::1")),
+            "port": fdp.ConsumeIntInRange(1, 65535),
+            "transport": _pick(fdp, ("udp", "tcp", "tls")),
+            "css": _pick(fdp, css_names),
+            "max_calls": fdp.ConsumeIntInRange(0, 100),
+            "inbound_addresses": _subset(fdp, ["127.0.0.0/8", "192.0.2.0/24", "::1"]),
+        }
+        for i in range(fdp.ConsumeIntInRange(0, 2))
+    ]
+    names = [t["name"] for t in trunks]
+    groups = [
+        {
+            "name": f"group{i}",
+            "distribution": _pick(fdp, ("top-down", "circular")),
+            "members": [
+                {"trunk": t, "called_transform": _pick(fdp, _TRANSFORMS)}
+                if fdp.ConsumeBool()
+                else t
+                for t in _subset(fdp, names, 1)
+            ],
+        }
+        for i in range(fdp.ConsumeIntInRange(0, 2) if names else 0)
+    ]
+    lists = [
+        {"name": f"list{i}", "groups": _subset(fdp, [g["name"] for g in groups], 1)}
+        for i in range(fdp.ConsumeIntInRange(0, 2) if groups else 0)
+    ]
+    route_patterns: list[dict[str, Any]] = []
+    for _ in range(fdp.ConsumeIntInRange(0, 3)):
+        entry: dict[str, Any] = {
+            "pattern": _pick(fdp, _PATTERNS),
+            "partition": _pick(fdp, ["", *partitions]),
+            "urgent": fdp.ConsumeBool(),
+            "called_transform": _pick(fdp, _TRANSFORMS),
+            "calling_transform": _pick(fdp, _TRANSFORMS[:1] + _TRANSFORMS[4:6]),
+        }
+        if lists and fdp.ConsumeBool():
+            entry["route_list"] = _pick(fdp, [r["name"] for r in lists])
+        else:
+            entry["block"] = True
+            entry["block_cause"] = fdp.ConsumeIntInRange(1, 127)
+        route_patterns.append(entry)
+    translations = [
+        {
+            "pattern": _pick(fdp, _PATTERNS),
+            "partition": _pick(fdp, ["", *partitions]),
+            "css": _pick(fdp, css_names),
+            "called_transform": _pick(fdp, _TRANSFORMS),
+        }
+        for _ in range(fdp.ConsumeIntInRange(0, 2))
+    ]
+    return {
+        "partitions": partitions,
+        "calling_search_spaces": css,
+        "devices": devices,
+        "trunks": trunks,
+        "route_groups": groups,
+        "route_lists": lists,
+        "route_patterns": route_patterns,
+        "translation_patterns": translations,
+    }
+
+
+def _mutate(fdp: atheris.FuzzedDataProvider, node: Any) -> None:
+    """Replace, drop or add one value somewhere in ``node`` (a few times)."""
+    for _ in range(fdp.ConsumeIntInRange(0, 3)):
+        here = node
+        while True:
+            if isinstance(here, dict) and here:
+                key = _pick(fdp, sorted(here))
+                child = here[key]
+                if isinstance(child, dict | list) and child and fdp.ConsumeBool():
+                    here = child
+                    continue
+                action = fdp.ConsumeIntInRange(0, 3)
+                if action == 0:
+                    del here[key]
+                elif action == 1:
+                    here["unknown_" + str(key)] = _scalar(fdp)
+                else:
+                    here[key] = _scalar(fdp)
+            elif isinstance(here, list) and here:
+                i = fdp.ConsumeIntInRange(0, len(here) - 1)
+                if isinstance(here[i], dict | list) and here[i] and fdp.ConsumeBool():
+                    here = here[i]
+                    continue
+                here[i] = _scalar(fdp)
+            break
+
+
 def _checked(fn: Any, *args: Any) -> PlanSpec | None:
     """``fn(*args)``: the plan, or None for a PlanError that names its problems."""
     try:
@@ -281,7 +447,11 @@ def test_one_input(data: bytes) -> None:
         _checked(parse_plan_text, data[1:], "plan.yaml")
         return
     fdp = atheris.FuzzedDataProvider(data[1:])
-    raw = _plan(fdp)
+    if mode == 2:
+        raw = _plan(fdp)
+    else:
+        raw = _template_plan(fdp)
+        _mutate(fdp, raw)
     direct = _checked(parse_plan, raw, "plan.yaml")
     try:
         text = yaml.safe_dump(raw, allow_unicode=fdp.ConsumeBool(), sort_keys=False)

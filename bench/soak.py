@@ -26,9 +26,16 @@ real ``offhook serve`` on loopback (free ports, default defences):
   preambles, idle connections) and the admin endpoint (refused by its
   allow-list: it is loopback-only by default).
 
-Every ``--sample`` seconds the node's resident memory (``VmRSS``) and open
-file descriptors (``/proc/PID/fd``) are recorded. Verdict (exit status 1 when
-any fails):
+The SIPp UAS and registration scenarios are ``bench/scenarios/soak_*.xml``:
+the interop ones, made tolerant of what a late answer brings (an extra ACK
+for a retransmitted 200, a second 401 for a retransmitted REGISTER), since
+offhook answering correctly a little late is not a failed call.
+
+Every ``--sample`` seconds the node's resident memory (``VmRSS``), open file
+descriptors (``/proc/PID/fd``) and CPU share are recorded, and every second
+an OPTIONS from 127.0.0.1 measures how long the node takes to answer (a stall
+of the node, or of the box, shows there). Verdict (exit status 1 when any
+fails):
 
 - no legitimate call or registration failed (SIPp counters, SCCP driver);
 - RSS growth after the warm-up: the median of the last 10 s of load minus the
@@ -82,6 +89,7 @@ sys.path.insert(0, str(REPO / "src"))
 from support.ports import HOST, free_port  # noqa: E402
 
 SCENARIOS = REPO / "tests" / "interop" / "scenarios"
+SOAK_SCENARIOS = HERE / "scenarios"  # uas/register copies tolerant of late answers
 VECTORS = REPO / "tests" / "vectors" / "sip" / "rfc4475"
 PASSWORDS = {"soakuac": "soak-Uac-Secret-1", "soakuas": "soak-Uas-Secret-1"}
 
@@ -126,6 +134,55 @@ def rss_kib(pid: int) -> int:
 
 def fd_count(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of ``pid`` (/proc/PID/stat fields 14 and 15)."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class _Pong(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.waiter: asyncio.Future[None] | None = None
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+
+async def options_rtt(port: int, rtts: list[float], stop: asyncio.Event) -> None:
+    """An OPTIONS to the node every second from 127.0.0.1: its round-trip times (s).
+
+    A probe unanswered within 2 s counts as 2.0: the node (or the box) stalled.
+    """
+    loop = asyncio.get_running_loop()
+    proto = _Pong()
+    transport, _ = await loop.create_datagram_endpoint(lambda: proto, local_addr=(HOST, 0))
+    lport = transport.get_extra_info("sockname")[1]
+    n = 0
+    try:
+        while not stop.is_set():
+            n += 1
+            msg = (
+                f"OPTIONS sip:{HOST}:{port} SIP/2.0\r\n"
+                f"Via: SIP/2.0/UDP {HOST}:{lport};branch=z9hG4bKprobe{n};rport\r\n"
+                f"Max-Forwards: 70\r\nFrom: <sip:probe@{HOST}>;tag=p{n}\r\n"
+                f"To: <sip:{HOST}:{port}>\r\nCall-ID: soak-probe-{n}@{HOST}\r\n"
+                "CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+            ).encode()
+            proto.waiter = loop.create_future()
+            sent = loop.time()
+            transport.sendto(msg, (HOST, port))
+            try:
+                await asyncio.wait_for(proto.waiter, 2.0)
+                rtts.append(loop.time() - sent)
+            except TimeoutError:
+                rtts.append(2.0)
+            await asyncio.sleep(max(0.0, 1.0 - (loop.time() - sent)))
+    finally:
+        transport.close()
 
 
 # -- the flood (a separate process) -------------------------------------------------
@@ -392,8 +449,9 @@ class Legit:
 
 
 def sipp(scenario: str, port: int, workdir: Path, name: str) -> list[str]:
+    path = SOAK_SCENARIOS / scenario
     return [
-        "sipp", "-sf", str(SCENARIOS / scenario),
+        "sipp", "-sf", str(path if path.exists() else SCENARIOS / scenario),
         "-i", HOST, "-p", str(port), "-mp", str(free_port(span=2)),
         "-t", "u1", "-nostdin", "-buff_size", "4194304",
         "-trace_err", "-error_file", str(workdir / f"{name}.errors.log"),
@@ -402,7 +460,7 @@ def sipp(scenario: str, port: int, workdir: Path, name: str) -> list[str]:
 
 async def register_uas(node_port: int, uas_port: int, workdir: Path, n: int) -> bool:
     cmd = [
-        *sipp("register.xml", free_port(), workdir, f"register-{n % 3}"),
+        *sipp("soak_register.xml", free_port(), workdir, f"register-{n % 3}"),
         "-m", "1", "-timeout", "20s", "-timeout_error",
         "-key", "user", "soakuas", "-key", "contact_host", HOST,
         "-key", "contact_port", str(uas_port), "-key", "expires", "600",
@@ -482,6 +540,21 @@ class Sample:
     t: float
     rss_kib: int
     fds: int
+    cpu_pct: float  # the node's CPU since the previous sample (100 = one core)
+
+
+def rtt_summary(rtts: list[float]) -> dict[str, float | int]:
+    if not rtts:
+        return {}
+    ordered = sorted(rtts)
+    return {
+        "probes": len(ordered),
+        "p50": round(1000 * ordered[len(ordered) // 2], 2),
+        "p99": round(1000 * ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))], 2),
+        "max": round(1000 * ordered[-1], 2),
+        "over_500ms": sum(1 for r in ordered if r > 0.5),
+        "unanswered_2s": sum(1 for r in ordered if r >= 2.0),
+    }
 
 
 def median_in(samples: list[Sample], lo: float, hi: float) -> float | None:
@@ -503,7 +576,7 @@ async def soak(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     try:
         uas_port = free_port()
         uas_cmd = [
-            *sipp("uas.xml", uas_port, workdir, "uas"),
+            *sipp("soak_uas.xml", uas_port, workdir, "uas"),
             "-timeout", f"{int(args.duration) + 300}s", HOST,
         ]  # fmt: skip
         with open(workdir / "uas.out", "wb") as out:
@@ -574,14 +647,26 @@ async def soak(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 n += 1
 
         async def sampler() -> None:
+            last_t, last_cpu = loop.time(), cpu_seconds(node.pid)
             while True:
+                now, cpu = loop.time(), cpu_seconds(node.pid)
+                pct = 100.0 * (cpu - last_cpu) / max(1e-3, now - last_t)
+                last_t, last_cpu = now, cpu
                 samples.append(
-                    Sample(round(loop.time() - start, 1), rss_kib(node.pid), fd_count(node.pid))
+                    Sample(
+                        round(now - start, 1),
+                        rss_kib(node.pid),
+                        fd_count(node.pid),
+                        round(pct, 1),
+                    )
                 )
                 await asyncio.sleep(args.sample)
 
         reg_task = asyncio.ensure_future(registrations())
         sample_task = asyncio.ensure_future(sampler())
+        probe_stop = asyncio.Event()
+        rtts: list[float] = []
+        probe_task = asyncio.ensure_future(options_rtt(node.sip_port, rtts, probe_stop))
         progress = 0.0
         while loop.time() < stop_at:
             await asyncio.sleep(1.0)
@@ -598,6 +683,7 @@ async def soak(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                     flush=True,
                 )
         load_end = loop.time() - start
+        probe_stop.set()
         # The flood stops by itself at the duration; its report arrives through the pipe.
         flood_counts: dict[str, int] = {}
         if await loop.run_in_executor(None, parent.poll, 60.0):
@@ -607,7 +693,7 @@ async def soak(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             await asyncio.wait_for(uac.wait(), 120.0)
         uac_out.close()
         reg_task.cancel()
-        await asyncio.gather(*pairs, reg_task, return_exceptions=True)
+        await asyncio.gather(*pairs, reg_task, probe_task, return_exceptions=True)
 
         # Settle: every hostile socket is closed; the node's count comes back.
         settle_start = loop.time()
@@ -645,6 +731,13 @@ async def soak(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 "peak_sampled": max((s.rss_kib for s in samples), default=0),
                 "growth_mb": None if growth_mb is None else round(growth_mb, 2),
             },
+            cpu_pct={
+                "mean": round(statistics.mean(s.cpu_pct for s in samples[1:]), 1)
+                if len(samples) > 1
+                else None,
+                "max": max((s.cpu_pct for s in samples[1:]), default=None),
+            },
+            options_rtt_ms=rtt_summary(rtts),
             fds={
                 "before_flood": fd_before,
                 "peak": max((s.fds for s in samples), default=0),
@@ -708,6 +801,7 @@ def report(r: dict[str, Any]) -> None:
         f"fds: before flood {fds['before_flood']}, peak {fds['peak']}, after {fds['after']} "
         f"(settled in {fds['settle_s']} s)"
     )
+    print(f"node CPU %: {r['cpu_pct']}; OPTIONS round trip ms: {r['options_rtt_ms']}")
     for name, ok in r["checks"].items():
         print(f"  [{'ok' if ok else 'FAIL'}] {name}")
     for err in r["legit"]["errors"][:10] + r["node_errors"][:10]:

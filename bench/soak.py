@@ -572,6 +572,7 @@ async def soak(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     samples: list[Sample] = []
     result: dict[str, Any] = {"args": vars(args), "node_pid": node.pid}
     uas: subprocess.Popen[bytes] | None = None
+    uac: asyncio.subprocess.Process | None = None
     flood: multiprocessing.process.BaseProcess | None = None
     try:
         uas_port = free_port()
@@ -762,6 +763,9 @@ async def soak(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     finally:
         if flood is not None and flood.is_alive():
             flood.terminate()
+        if uac is not None and uac.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                uac.terminate()
         if uas is not None and uas.poll() is None:
             uas.send_signal(signal.SIGTERM)
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -832,8 +836,13 @@ def main(argv: list[str] | None = None) -> int:
         print("soak: sipp (Debian sip-tester) is needed", file=sys.stderr)
         return 2
     workdir = Path(tempfile.mkdtemp(prefix="offhook-soak-"))
+    # SIGTERM like Ctrl-C: the run is cancelled and every process it started is stopped.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         result = asyncio.run(soak(args, workdir))
+    except KeyboardInterrupt:
+        print(f"soak: interrupted (work directory kept: {workdir})", file=sys.stderr)
+        return 130
     except Exception as exc:
         print(f"soak: {exc!r} (work directory kept: {workdir})", file=sys.stderr)
         return 1

@@ -29,6 +29,7 @@ offers ``inactive``; resume reopens them and offers the same codec again.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from enum import Enum
 from typing import TYPE_CHECKING
 
@@ -125,10 +126,6 @@ class PhoneCall:
         return f"<PhoneCall {self.phone.name} ref={self.ref} {self.phase.value}>"
 
     # ------------------------------------------------------------ presentation
-    @property
-    def live(self) -> bool:
-        return self.phase not in (Phase.ENDED, Phase.NEW)
-
     @property
     def on_plane(self) -> bool:
         """The call the phone's handset/speaker is on (not ringing, not held)."""
@@ -363,8 +360,8 @@ class PhoneCall:
     def _show_connected(self) -> None:
         self._state(CallStateCode.CONNECTED, KeySet.CONNECTED, Prompt.CONNECTED)
 
-    def _open(self, choice: mediamap.Choice, then: object) -> None:
-        self.phone.open_receive(self, choice, then)  # type: ignore[arg-type]
+    def _open(self, choice: mediamap.Choice, then: Callable[[Receive], None]) -> None:
+        self.phone.open_receive(self, choice, then)
 
     def _transmit_to(self, media: MediaDescription | None) -> None:
         """Start (or stop) the phone's transmission as the far end's description asks."""

@@ -452,7 +452,7 @@ def sipp(scenario: str, port: int, workdir: Path, name: str) -> list[str]:
     path = SOAK_SCENARIOS / scenario
     return [
         "sipp", "-sf", str(path if path.exists() else SCENARIOS / scenario),
-        "-i", HOST, "-p", str(port), "-mp", str(free_port(span=2)),
+        "-i", HOST, "-p", str(port), "-mp", str(free_port(span=4)),  # audio + video RTP/RTCP
         "-t", "u1", "-nostdin", "-buff_size", "4194304",
         "-trace_err", "-error_file", str(workdir / f"{name}.errors.log"),
     ]  # fmt: skip

@@ -354,8 +354,8 @@ def test_tcp_framing_and_connection_hygiene(
 
 
 def _challenge_shape(resp: SipResponse) -> tuple[Any, ...]:
-    value = resp.headers.get("WWW-Authenticate") or ""
-    scheme, params = parse_digest(value)
+    value = resp.headers.get("WWW-Authenticate")
+    scheme, params = parse_digest(value) if value else ("", {})
     return (
         resp.status,
         resp.reason,
@@ -389,14 +389,15 @@ def test_register_flows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
         assert regs[0]["transport"] == "udp"
         assert 0 < regs[0]["expires_in"] <= 300
 
-        # Wrong password and unknown user: the same 401 shape.
+        # Wrong password and unknown user: challenged alike, then the same 403.
         wrong = await ctx.ua("bob", password="not-the-password")
         first, bad_pw = await wrong.register()
         nobody = await ctx.ua("nobody", password="whatever")
-        _, unknown = await nobody.register()
-        assert bad_pw.status == 401 and unknown.status == 401
+        first_nobody, unknown = await nobody.register()
+        assert bad_pw.status == 403 and unknown.status == 403
         assert _challenge_shape(bad_pw) == _challenge_shape(unknown)
-        assert _challenge_shape(bad_pw) == _challenge_shape(first)
+        assert _challenge_shape(first) == _challenge_shape(first_nobody)
+        assert first.status == 401
 
         # AOR by DN (To: 1002 registered with bob's credentials).
         bob = await ctx.ua("bob")
@@ -456,13 +457,13 @@ def test_unauthenticated_invite_never_routed(
         liar = await ctx.ua("alice", password="wrong-password")
         call = await liar.call("1002", body=sdp(40002))
         resp = await call.final()
-        assert resp.status == 407
+        assert resp.status == 403
         call.ack_failure(resp)
         # An unknown user answering the challenge.
         nobody = await ctx.ua("nobody", password="x")
         call = await nobody.call("1002", body=sdp(40004))
         resp = await call.final()
-        assert resp.status == 407
+        assert resp.status == 403
         call.ack_failure(resp)
         assert await bob.expect_nothing(is_request("INVITE"), wait=0.8) == []
         assert (await ctx.status())["calls"].get("calls", []) == []

@@ -347,7 +347,12 @@ def test_wrong_password_baresip(server: OffhookServer, tmp_path: Path) -> None:
     alice = baresip_ua(tmp_path, server, "alice", password="not-the-password")
     with alice:
         alice.wait_register_failed(timeout=15)
-        status = json.dumps(server.status())
+        state = server.status()
+        status = json.dumps(state)
+    # Refused (403) at the first wrong answer: a new challenge would make
+    # baresip retry on every fresh nonce until the failed-login guard throttled it.
+    assert state["auth"]["failures"] == 1, state["auth"]
+    assert state["auth"]["throttled_now"] == 0, state["auth"]
     assert "not-the-password" not in status
 
 

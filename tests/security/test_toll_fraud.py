@@ -139,7 +139,8 @@ class Scene:
 
 
 def shape(resp: SipResponse) -> tuple[Any, ...]:
-    _, params = parse_digest(resp.headers.get("Proxy-Authenticate") or "")
+    challenge = resp.headers.get("Proxy-Authenticate")
+    params = parse_digest(challenge)[1] if challenge else {}
     return (
         resp.status,
         resp.reason,
@@ -152,6 +153,14 @@ async def challenged(call: Call) -> SipResponse:
     final = await call.final()
     call.ack_failure(final)
     assert final.status == 407, (final.status, final.reason)
+    return final
+
+
+async def forbidden(call: Call) -> SipResponse:
+    """A wrong answer to the challenge: refused, not challenged again."""
+    final = await call.final()
+    call.ack_failure(final)
+    assert final.status == 403, (final.status, final.reason)
     return final
 
 
@@ -190,17 +199,17 @@ async def scenario(scene: Scene, carrier_port: int) -> None:
 
     # 1. Unauthenticated sources are never routed.
     intruder = await scene.ua("intruder", host=STRANGER_HOST)
-    no_creds = await challenged(
+    await challenged(
         await intruder.call(DNS["bob"], body=sdp(scene.port()), authenticate=False)
     )
     liar = await scene.ua("alice", "wrong-password", host=STRANGER_HOST)
-    wrong = await challenged(await liar.call(DNS["bob"], body=sdp(scene.port())))
+    wrong = await forbidden(await liar.call(DNS["bob"], body=sdp(scene.port())))
     nobody = await scene.ua("mallory", "whatever", host=STRANGER_HOST)
-    unknown = await challenged(await nobody.call(DNS["bob"], body=sdp(scene.port())))
-    assert shape(no_creds) == shape(wrong) == shape(unknown)
+    unknown = await forbidden(await nobody.call(DNS["bob"], body=sdp(scene.port())))
+    assert shape(wrong) == shape(unknown)
     # A device that registered once is no exception: its source is not trusted.
     again = await scene.ua("bob", "wrong-password")
-    await challenged(await again.call(DNS["bob"], body=sdp(scene.port())))
+    await forbidden(await again.call(DNS["bob"], body=sdp(scene.port())))
     # Pretending to be the carrier (a carrier's caller number) from elsewhere: challenged.
     spoof = await scene.ua("+15550100", host=STRANGER_HOST)
     spoof.display = "Carrier"

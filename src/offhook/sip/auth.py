@@ -146,7 +146,12 @@ class AuthStatus(enum.Enum):
     OK = "ok"
     MISSING = "missing"  # no credentials for us: challenge
     STALE = "stale"  # right password, old nonce: challenge with stale=true
-    FAILED = "failed"  # anything else: challenge, count the failure
+    FAILED = "failed"  # unusable credentials (malformed, not our nonce): challenge, count
+    # A well-formed answer to one of our challenges that does not match (wrong
+    # password or unknown user, told apart by nobody): answer 403, count. A new
+    # challenge would be answered the same way, and some UAs (libre's sipreg)
+    # loop on every fresh nonce until the failure guard throttles them.
+    REJECTED = "rejected"
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +183,8 @@ _TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01
 _BARE_VALUE_CHARS = frozenset(chr(c) for c in range(0x21, 0x7F)) - frozenset('",\\')
 _WS = " \t\r\n"
 MAX_AUTH_HEADER = 4096
+# Failures that say something about the account: answered alike (REJECTED).
+_ACCOUNT_REASONS = frozenset({"", "unknown user", "no ha1", "realm"})
 MAX_AUTH_PARAMS = 32
 
 
@@ -561,9 +568,9 @@ class DigestAuthenticator:
             expected.encode(), response.lower().encode("utf-8", "replace")
         )
         if fail_reason or not matched:
-            return AuthResult(
-                AuthStatus.FAILED, username=username, reason=fail_reason or "response"
-            )
+            # Every reason that depends on the account must give the same status.
+            status = AuthStatus.REJECTED if fail_reason in _ACCOUNT_REASONS else AuthStatus.FAILED
+            return AuthResult(status, username=username, reason=fail_reason or "response")
         assert creds is not None
         if not fresh:
             return AuthResult(AuthStatus.STALE, username=username, reason="stale nonce")

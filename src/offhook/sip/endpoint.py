@@ -17,8 +17,8 @@ dispatched here:
   source gets no answer, a throttled one has its request held back, then
   processed as if it had just arrived;
 * a new REGISTER or INVITE that is refused or not authenticated is answered
-  (401/407) without a transaction (RFC 3261 §8.2.7 stateless UAS), so that
-  failed logins leave nothing behind;
+  (401/407, or 403 for a wrong password) without a transaction (RFC 3261
+  §8.2.7 stateless UAS), so that failed logins leave nothing behind;
 * a new INVITE is challenged (407) until its digest checks out, then becomes
   an inbound leg (``InboundLeg``) handed to ``CallEngine.setup``; an
   unauthenticated request is never routed;
@@ -1109,14 +1109,17 @@ class SipEndpoint:
         """RFC 3261 §22.3: (the 407 to answer, "") or (None, the authenticated device).
 
         A failed check is counted (``on_auth_failure``); unknown users and
-        wrong passwords get the same 407.
+        wrong passwords get the same 403 (unusable credentials: a new 407).
         """
         wall = self.clock.wall()
         result = self.auth.verify(req, self.creds, wall, proxy=True, record=record)
         if result.status is AuthStatus.OK and result.credentials is not None:
             return None, result.credentials.device
-        if result.status is AuthStatus.FAILED and self.on_auth_failure is not None:
+        failed = result.status in (AuthStatus.FAILED, AuthStatus.REJECTED)
+        if failed and self.on_auth_failure is not None:
             self.on_auth_failure(addr, result.username)
+        if result.status is AuthStatus.REJECTED:
+            return make_response(req, 403, to_tag=new_tag()), ""
         resp = make_response(req, 407, to_tag=new_tag())
         stale = result.status is AuthStatus.STALE
         for name, value in self.auth.challenge(wall, stale=stale, proxy=True):

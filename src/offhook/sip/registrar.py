@@ -9,8 +9,10 @@ the steps of RFC 3261 §10.3:
 1. the Request-URI must name a domain we serve (optional ``domain_check``);
 2. ``Require`` options are refused with 420 (we support no extensions here);
 3. the UA is authenticated by digest (``DigestAuthenticator``): a missing,
-   failed or stale credential gets a 401 with a fresh challenge. Failures for
-   an unknown user and for a wrong password produce the same response; the
+   unusable or stale credential gets a 401 with a fresh challenge; a
+   well-formed answer to our challenge that does not match gets 403 (a new
+   challenge would only make the UA loop). Failures for an unknown user and
+   for a wrong password produce the same response; the
    ``on_auth_failure(source, username)`` hook lets the security layer count
    them per source and per account;
    ``screen`` runs steps 1-3 alone and stores nothing, so that the endpoint
@@ -349,8 +351,11 @@ class Registrar:
         # secret (a phone failing over) can check them.
         result = self.auth.verify(request, self.creds, wall, record=record)
         if result.status is not AuthStatus.OK or result.credentials is None:
-            if result.status is AuthStatus.FAILED and self.on_auth_failure is not None:
+            failed = result.status in (AuthStatus.FAILED, AuthStatus.REJECTED)
+            if failed and self.on_auth_failure is not None:
                 self.on_auth_failure(source, result.username)
+            if result.status is AuthStatus.REJECTED:
+                return self._reply(request, 403), None
             resp = self._reply(request, 401)
             stale = result.status is AuthStatus.STALE
             for name, value in self.auth.challenge(wall, stale=stale):

@@ -229,8 +229,8 @@ def test_verify_wrong_password_and_unknown_user_fail_alike() -> None:
     lookup = Lookup(account())
     wrong = auth.verify(request(("Authorization", authorization(p, password="x"))), lookup, 1.0)
     unknown = auth.verify(request(("Authorization", authorization(p, user="mallory"))), lookup, 1.0)
-    assert wrong.status is AuthStatus.FAILED
-    assert unknown.status is AuthStatus.FAILED
+    assert wrong.status is AuthStatus.REJECTED
+    assert unknown.status is AuthStatus.REJECTED
     assert wrong.username == "alice" and unknown.username == "mallory"
     assert wrong.credentials is None and unknown.credentials is None
     # both looked up: the work is the same
@@ -248,7 +248,7 @@ def test_stale_nonce_with_wrong_password_is_failed() -> None:
     auth = make_auth(nonce_ttl=60)
     p = challenge_params(auth, 0.0)
     req = request(("Authorization", authorization(p, password="nope")))
-    assert auth.verify(req, Lookup(account()), 61.0).status is AuthStatus.FAILED
+    assert auth.verify(req, Lookup(account()), 61.0).status is AuthStatus.REJECTED
 
 
 def test_nonce_from_future_is_stale() -> None:
@@ -303,7 +303,7 @@ def test_wrong_method_fails() -> None:
     p = challenge_params(auth, 0.0)
     hdr = authorization(p, method="INVITE")
     assert auth.verify(request(("Authorization", hdr)), Lookup(account()), 1.0).status is (
-        AuthStatus.FAILED
+        AuthStatus.REJECTED
     )
 
 
@@ -323,7 +323,7 @@ def test_account_of_other_realm_fails() -> None:
     creds = account()
     other = Credentials(creds.username, creds.device, "elsewhere", creds.ha1_md5, creds.ha1_sha256)
     assert auth.verify(request(("Authorization", hdr)), Lookup(other), 1.0).status is (
-        AuthStatus.FAILED
+        AuthStatus.REJECTED
     )
 
 
@@ -332,7 +332,7 @@ def test_account_without_sha256_ha1_fails_sha256_but_md5_ok() -> None:
     md5_only = Credentials("alice", "d", REALM, ha1_md5=ha1("alice", REALM, "secret"))
     p = challenge_params(auth, 0.0, "SHA-256")
     res = auth.verify(request(("Authorization", authorization(p))), Lookup(md5_only), 1.0)
-    assert res.status is AuthStatus.FAILED
+    assert res.status is AuthStatus.REJECTED
     p = challenge_params(auth, 0.0, "MD5")
     res = auth.verify(request(("Authorization", authorization(p))), Lookup(md5_only), 1.0)
     assert res.ok

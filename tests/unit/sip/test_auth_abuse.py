@@ -82,7 +82,7 @@ def test_failed_flood_stores_nothing_per_nonce() -> None:
         for i in range(start, start + n):
             nonce, opaque = nonce_of(auth, i / 100)
             req = register(users[i % 4], f"guess{i}", nonce, opaque, nc=i + 1)
-            assert auth.verify(req, lookup, i / 100).status is AuthStatus.FAILED
+            assert auth.verify(req, lookup, i / 100).status is AuthStatus.REJECTED
 
     flood(0, 2_000)  # warm caches, interned strings, ...
     tracemalloc.start()
@@ -102,7 +102,7 @@ def test_one_nonce_many_wrong_answers_all_fail() -> None:
     nonce, opaque = nonce_of(auth, 0.0)
     for i in range(200):
         req = register("alice", f"guess{i}", nonce, opaque, nc=i + 1)
-        assert auth.verify(req, Lookup(), 1.0).status is AuthStatus.FAILED
+        assert auth.verify(req, Lookup(), 1.0).status is AuthStatus.REJECTED
     assert len(auth._nc_seen) == 0
 
 
@@ -115,7 +115,7 @@ def test_nonces_expire() -> None:
     assert auth.verify(late, Lookup(), 1300.5).status is AuthStatus.STALE
     # An expired nonce with a wrong password is a failure, like any wrong password.
     wrong = register("alice", "guess", nonce, opaque, nc=3)
-    assert auth.verify(wrong, Lookup(), 1300.5).status is AuthStatus.FAILED
+    assert auth.verify(wrong, Lookup(), 1300.5).status is AuthStatus.REJECTED
 
 
 @pytest.mark.parametrize("user", ["alice", "nobody"])
@@ -133,7 +133,7 @@ def test_unknown_user_and_wrong_password_do_the_same_work(
     monkeypatch.setattr(auth, "_dummy_ha1", counted)
     nonce, opaque = nonce_of(auth, 0.0)
     result = auth.verify(register(user, "wrong", nonce, opaque), Lookup(), 1.0)
-    assert result.status is AuthStatus.FAILED and result.username == user
+    assert result.status is AuthStatus.REJECTED and result.username == user
     assert calls == [user]  # one dummy derivation either way, one response compared
 
 
@@ -172,10 +172,14 @@ def test_screen_answers_without_storing_and_counts_failures() -> None:
     assert failures == [(src, "alice"), (src, "nobody")]
 
     def shape(resp: SipResponse) -> tuple[object, ...]:
-        _, params = parse_digest(resp.headers.get("WWW-Authenticate") or "")
-        return (resp.status, resp.reason, [n for n, _ in resp.headers], sorted(params))
+        challenge = resp.headers.get("WWW-Authenticate")
+        params = sorted(parse_digest(challenge)[1]) if challenge else []
+        return (resp.status, resp.reason, [n for n, _ in resp.headers], params)
 
-    assert shape(wrong) == shape(unknown) == shape(first)
+    # A wrong answer to our challenge is refused (403), never re-challenged
+    # (UAs loop on a fresh nonce), and the same for a user that does not exist.
+    assert shape(wrong) == shape(unknown)
+    assert wrong.status == 403 and "WWW-Authenticate" not in wrong.headers
     assert len(reg.auth._nc_seen) == 0
 
 

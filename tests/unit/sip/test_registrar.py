@@ -178,7 +178,7 @@ def test_register_ok_creates_binding() -> None:
     assert env.changes and env.changes[-1][0] == "SEP001"
 
 
-def _failed_401(env: Env, user: str, password: str) -> SipResponse:
+def _failed_answer(env: Env, user: str, password: str) -> SipResponse:
     probe = Phone(env)
     probe.learn(env.send(probe.request()))
     ph = Phone(env, user=user, password=password)
@@ -199,9 +199,9 @@ def _normalise(resp: SipResponse) -> bytes:
 
 def test_wrong_password_and_unknown_user_answer_identically() -> None:
     env = Env()
-    wrong = _failed_401(env, "SEP001", "nope")
-    unknown = _failed_401(env, "SEP999", "pw")
-    assert wrong.status == unknown.status == 401
+    wrong = _failed_answer(env, "SEP001", "nope")
+    unknown = _failed_answer(env, "SEP999", "pw")
+    assert wrong.status == unknown.status == 403
     assert _normalise(wrong) == _normalise(unknown)
     assert env.failures == [(SRC, "SEP001"), (SRC, "SEP999")]
     assert env.store.count() == 0
@@ -543,3 +543,17 @@ def test_parse_delta_seconds() -> None:
     for bad in ("", "-1", "1.5", "١٢"):
         with pytest.raises(ParseError):
             parse_delta_seconds(bad)
+
+
+def test_credentials_on_a_nonce_not_ours_are_challenged_again() -> None:
+    """A phone answering another node's (or a restarted node's) nonce gets a new
+    401, not 403: its password may be right, only the challenge is unknown here."""
+    env = Env()
+    probe = Phone(env)
+    probe.learn(env.send(probe.request()))
+    assert probe.nonce is not None
+    ph = Phone(env, user="SEP001", password="nope")
+    ph.nonce = {**probe.nonce, "nonce": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}
+    resp = env.send(ph.request())
+    assert resp.status == 401 and resp.headers.get("WWW-Authenticate")
+    assert env.failures == [(SRC, "SEP001")]

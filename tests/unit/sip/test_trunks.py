@@ -228,7 +228,7 @@ def test_digest_answer_verifies_at_the_server(algorithms: tuple[str, ...], proxy
     wrong = digest_authorization(chosen, "INVITE", URI, "acct", "nope")
     assert wrong is not None
     assert auth.verify(request(header, wrong), Lookup(), 1000.0, proxy=proxy).status is (
-        AuthStatus.FAILED
+        AuthStatus.REJECTED
     )
 
 

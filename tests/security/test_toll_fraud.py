@@ -199,9 +199,7 @@ async def scenario(scene: Scene, carrier_port: int) -> None:
 
     # 1. Unauthenticated sources are never routed.
     intruder = await scene.ua("intruder", host=STRANGER_HOST)
-    await challenged(
-        await intruder.call(DNS["bob"], body=sdp(scene.port()), authenticate=False)
-    )
+    await challenged(await intruder.call(DNS["bob"], body=sdp(scene.port()), authenticate=False))
     liar = await scene.ua("alice", "wrong-password", host=STRANGER_HOST)
     wrong = await forbidden(await liar.call(DNS["bob"], body=sdp(scene.port())))
     nobody = await scene.ua("mallory", "whatever", host=STRANGER_HOST)

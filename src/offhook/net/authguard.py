@@ -43,10 +43,13 @@ the same answer after the same wait (no user enumeration).
 Memory: sources and accounts live in two ``BoundedLRU`` tables
 (``max_tracked_sources``, ``max_tracked_accounts``); account keys are cut to
 ``MAX_ACCOUNT_KEY`` characters; hold slots are a set of at most
-``max_delayed`` entries. Forgetting an entry is the safe direction for
-memory: it costs an attacker with more addresses than the table holds only a
-fresh count, which a new address would have given them anyway. Nothing here
-reads a clock: ``now`` is an argument (seconds, monotonic).
+``max_delayed`` entries. An entry whose window is over and that blocks
+nothing is dropped from the old end as new ones arrive, so the tables hold
+the sources and accounts that failed lately, not every one ever seen.
+Forgetting an entry is the safe direction for memory: it costs an attacker
+with more addresses than the table holds only a fresh count, which a new
+address would have given them anyway. Nothing here reads a clock: ``now``
+is an argument (seconds, monotonic).
 """
 
 from __future__ import annotations
@@ -161,6 +164,11 @@ class AuthGuard:
     def _bump(self, table: BoundedLRU[Any, _Entry], key: Hashable, now: float, n: int) -> _Entry:
         entry = table.get(key)
         if entry is None:
+            window = self.policy.fail_window
+            table.prune_oldest(
+                lambda e: now - e.window_start >= window and now >= e.blocked_until,
+                pinned=lambda e: now < e.blocked_until,
+            )
             entry = _Entry(0, now)
             table[key] = entry
         elif now - entry.window_start >= self.policy.fail_window:

@@ -19,9 +19,10 @@ its settings section (``ListenerLimits``) and asks it, in this order:
    that connection (TCP back-pressure: the sender slows down, nothing is
    lost, nothing is buffered beyond one socket buffer).
 
-Rate buckets live in a ``BoundedLRU`` of ``max_sources`` entries: many
-sources make the guard forget the least recently seen one (which then
-starts again with a full bucket), never grow it. Every refusal is reported
+Rate buckets live in a ``BoundedLRU`` of ``max_sources`` entries: a bucket
+that is full again is forgotten as new sources arrive, and beyond the limit
+the least recently seen source is (it then starts again with a full
+bucket); the table never grows past it. Every refusal is reported
 through ``reject(reason, host)``, which the node wires to its
 ``RejectionCounters`` under the listener's name; the reasons are the
 hyphenated names below, shared by every listener.
@@ -48,7 +49,7 @@ HANDSHAKE_TIMEOUT = "handshake-timeout"
 MALFORMED = "malformed"
 
 MAX_SOURCES = 16384
-"""Per-source rate buckets kept per listener (an LRU; about 100 bytes each)."""
+"""Per-source rate buckets kept per listener at most (an LRU; about 230 bytes each)."""
 LISTEN_BACKLOG = 1024
 """Accept queue of every TCP listener (the kernel caps it at net.core.somaxconn):
 phones reconnecting together after a failover wait in it instead of having

@@ -5,7 +5,12 @@ address, account name) lives in a ``BoundedLRU``: an insertion-ordered map
 with a fixed maximum size that forgets its least recently used entry when a
 new key arrives at the limit. Forgetting is always the *safe* direction for
 memory and costs an attacker only a fresh start for one forgotten key, which
-they could have had from a new address anyway. Nothing here reads a clock:
+they could have had from a new address anyway. Entries that no longer say
+anything (a bucket full again, a failure window over) are also dropped from
+the old end as new ones arrive (``prune_oldest``), so that the tables hold
+the sources active lately, not every source ever seen up to the limit: a
+flood from random addresses keeps memory near its working set instead of
+filling every table to its cap. Nothing here reads a clock:
 time comes in as ``now`` (seconds, monotonic) so that tests drive it.
 
 - ``RateLimiter``: a token bucket per source (``rate`` tokens a second, at
@@ -20,7 +25,15 @@ Failed logins are tracked by ``offhook.net.authguard`` on these structures.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Hashable, ItemsView, Iterator, KeysView, MutableMapping, ValuesView
+from collections.abc import (
+    Callable,
+    Hashable,
+    ItemsView,
+    Iterator,
+    KeysView,
+    MutableMapping,
+    ValuesView,
+)
 from dataclasses import dataclass
 from typing import Generic, TypeVar, overload
 
@@ -95,6 +108,32 @@ class BoundedLRU(MutableMapping[K, V], Generic[K, V]):
         """The value without marking it used."""
         return self._data.get(key)
 
+    def prune_oldest(
+        self,
+        stale: Callable[[V], bool],
+        limit: int = 2,
+        pinned: Callable[[V], bool] | None = None,
+    ) -> int:
+        """Look at up to ``limit`` least recently used entries: drop those for
+        which ``stale(value)`` holds, move ``pinned`` ones to the recent end
+        (a long block must not shield the stale entries behind it), stop at
+        the first other one (the entries after it are younger). Returns how
+        many went. Called once per insertion with a limit above 1, this keeps
+        a table near the number of its live entries, at O(1) per call."""
+        data = self._data
+        dropped = 0
+        for _ in range(min(limit, len(data))):
+            key = next(iter(data))
+            value = data[key]
+            if stale(value):
+                del data[key]
+                dropped += 1
+            elif pinned is not None and pinned(value):
+                data.move_to_end(key)
+            else:
+                break
+        return dropped
+
     def clear(self) -> None:
         self._data.clear()
 
@@ -128,6 +167,7 @@ class RateLimiter:
         """Spend ``cost`` tokens of ``source``'s bucket if it has them."""
         bucket = self._buckets.get(source)
         if bucket is None:
+            self._prune(now)
             bucket = _Bucket(self.burst, now)
             self._buckets[source] = bucket
         elif now > bucket.stamp:
@@ -145,6 +185,7 @@ class RateLimiter:
         has already read ``cost`` messages pauses reading for that long."""
         bucket = self._buckets.get(source)
         if bucket is None:
+            self._prune(now)
             bucket = _Bucket(self.burst, now)
             self._buckets[source] = bucket
         elif now > bucket.stamp:
@@ -156,6 +197,14 @@ class RateLimiter:
         if self.rate <= 0:
             return float("inf")
         return -bucket.tokens / self.rate
+
+    def _prune(self, now: float) -> None:
+        """Forget the oldest buckets that are full again: a new source starts
+        with a full bucket anyway, so they carry no information."""
+        rate, burst = self.rate, self.burst
+        self._buckets.prune_oldest(
+            lambda b: b.tokens + max(0.0, now - b.stamp) * rate >= burst, limit=2
+        )
 
     def tokens(self, source: Hashable, now: float) -> float:
         """Tokens ``source`` would have at ``now`` (a full bucket when unknown)."""

@@ -48,8 +48,34 @@ def test_token_bucket_math() -> None:
 def test_rate_limiter_memory_bounded() -> None:
     rl = RateLimiter(1.0, 1, max_sources=500)
     for i in range(100_000):
-        rl.allow(i, float(i))
+        rl.allow(i, i / 1_000_000)  # all within one refill time: none is idle
     assert len(rl) == 500 and rl.evictions == 99_500
+
+
+def test_rate_limiter_forgets_full_buckets() -> None:
+    """Sources whose bucket refilled carry nothing: the table keeps the live ones."""
+    rl = RateLimiter(rate_per_second=10.0, burst=5, max_sources=10_000)
+    for i in range(100_000):  # 1,000 new sources a second; a bucket refills in 0.1 s
+        rl.allow(f"10.0.{i >> 8 & 255}.{i & 255}-{i}", i / 1000)
+    assert len(rl) <= 110 and rl.evictions == 0
+    # An active source keeps its state (no free refill by being forgotten).
+    for _ in range(5):
+        assert rl.allow("busy", 200.0)
+    assert not rl.allow("busy", 200.0)
+    for i in range(50):
+        rl.allow(f"new{i}", 200.0)
+    assert not rl.allow("busy", 200.0)
+
+
+def test_lru_prune_oldest_skips_live_entries() -> None:
+    lru: BoundedLRU[str, int] = BoundedLRU(10)
+    for k, v in [("a", 0), ("b", 0), ("c", 1), ("d", 0)]:
+        lru[k] = v
+    assert lru.prune_oldest(lambda v: v == 0) == 2
+    assert list(lru) == ["c", "d"]
+    assert lru.prune_oldest(lambda v: v == 0) == 0  # c is live: d, younger, is not looked at
+    assert lru.prune_oldest(lambda v: v == 0, pinned=lambda v: v == 1) == 1  # c to the end
+    assert list(lru) == ["c"] and lru.evictions == 0
 
 
 def test_connection_limiter() -> None:

@@ -12,7 +12,8 @@ registration) is fed the plan's trunks at start and on every reload; the
 engine asks it whether a trunk is up before offering it a call.
 
 Auto-registered SCCP phones (``[sccp] auto_register``) are not in the
-database: :class:`AutoDevices` keeps them as devices of their own (one line
+plan: their DNs are stored apart (``db.autoreg``, given back at the next
+start) and :class:`AutoDevices` keeps them as devices of their own (one line
 in ``auto_register_partition``, dialing with ``auto_register_css``) and
 ``node.snapshot`` is the database's plan (``node.plan``) with them added,
 rebuilt when one is assigned and when the plan reloads.
@@ -40,14 +41,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy.engine import Engine
+
 from offhook.common.location import MemoryLocationStore
-from offhook.config import Settings
+from offhook.config import SccpSettings, Settings
 from offhook.core.bus import EventBus
 from offhook.core.causes import cause_text
 from offhook.core.dialplan.router import DialPlanError
 from offhook.core.directory import DeviceInfo, LineInfo, PlanSnapshot, with_devices
 from offhook.core.engine import CallEngine
 from offhook.core.records import CallEnded, CallRecord
+from offhook.db.autoreg import (
+    AutoRegistrationWriter,
+    drop_auto_registrations,
+    load_auto_registrations,
+)
 from offhook.db.cdr import CdrRepository, CdrRow
 from offhook.db.engine import create_engine_for
 from offhook.db.snapshot import load_snapshot, plan_version
@@ -216,6 +224,7 @@ class Node:
     sip_port: int = 0
     sccp_port: int = 0
     admin_port: int = 0
+    autoreg_writer: AutoRegistrationWriter | None = None
 
 
 def sccp_profile(dev: DeviceInfo) -> DeviceProfile:
@@ -245,6 +254,36 @@ def sccp_lookup(node: Node) -> Callable[[str], DeviceProfile | None]:
     return lookup
 
 
+def auto_device(sccp: SccpSettings, profile: DeviceProfile) -> DeviceInfo:
+    """An auto-registered phone as a device: its line in ``auto_register_partition``,
+    dialing with ``auto_register_css``."""
+    return DeviceInfo(
+        name=profile.name,
+        protocol="sccp",
+        lines=tuple(
+            LineInfo(dn, display, sccp.auto_register_partition) for dn, display in profile.lines
+        ),
+        css=sccp.auto_register_css,
+        model=profile.model,
+    )
+
+
+def stored_auto_profile(name: str, dn: str, model: str) -> DeviceProfile:
+    """The profile of a stored auto-registration, as ``AutoRegistrar`` makes it."""
+    return DeviceProfile(name, model or DEFAULT_MODEL, ((dn, f"Auto {dn}"),))
+
+
+def with_auto_registrations(plan: PlanSnapshot, settings: Settings, db: Engine) -> PlanSnapshot:
+    """``plan`` with the stored auto-registered phones (for tools such as ``offhook dna``)."""
+    if not settings.sccp.auto_register:
+        return plan
+    rows = load_auto_registrations(db)
+    return with_devices(
+        plan,
+        (auto_device(settings.sccp, stored_auto_profile(r.name, r.dn, r.model)) for r in rows),
+    )
+
+
 AUTO_REBUILD_SHARE = 0.3
 """Most of the loop's time rebuilding the snapshot for auto-registered phones."""
 
@@ -272,20 +311,10 @@ class AutoDevices:
         self._problems: tuple[str, ...] = ()
 
     def changed(self, name: str, profile: DeviceProfile | None) -> None:
-        sccp = self._node.settings.sccp
         if profile is None:
             self.devices.pop(name, None)
         else:
-            self.devices[name] = DeviceInfo(
-                name=name,
-                protocol="sccp",
-                lines=tuple(
-                    LineInfo(dn, display, sccp.auto_register_partition)
-                    for dn, display in profile.lines
-                ),
-                css=sccp.auto_register_css,
-                model=profile.model,
-            )
+            self.devices[name] = auto_device(self._node.settings.sccp, profile)
         if self._pending is not None:
             return
         loop = asyncio.get_running_loop()
@@ -354,22 +383,65 @@ def make_sccp_handler(engine: CallEngine, node: Node) -> PhoneHandler:
     return handler
 
 
+async def restore_auto_registrations(
+    auto: AutoRegistrar, db: Engine, node: Node, auto_devices: AutoDevices | None
+) -> None:
+    """Give the phones auto-registered before this start their DNs back.
+
+    Kept assignments become devices of the snapshot at once (their numbers
+    exist, their phones not registered yet); stored rows the registrar does
+    not keep (the plan has the phone or its DN now, the range changed) go.
+    """
+    rows = await asyncio.to_thread(load_auto_registrations, db)
+    candidates = [r for r in rows if node.plan.device(r.name) is None]
+    kept = set(auto.restore((r.name, r.dn) for r in candidates))
+    stale = [r.name for r in rows if r.name not in kept]
+    if stale:
+        await asyncio.to_thread(drop_auto_registrations, db, stale)
+    for r in rows:
+        if r.name in kept and auto_devices is not None:
+            auto_devices.changed(r.name, stored_auto_profile(r.name, r.dn, r.model))
+    if rows:
+        log.info(
+            "auto-registration: %d phones keep their DN, %d stored entries dropped",
+            len(kept),
+            len(stale),
+        )
+
+
 async def start_sccp(
     node: Node,
     engine: CallEngine,
     locations: MemoryLocationStore,
     counters: RejectionCounters,
     auto_devices: AutoDevices | None = None,
+    db: Engine | None = None,
 ) -> SccpListener:
-    """Start the SCCP listener ([sccp]); a port it cannot bind fails the start."""
+    """Start the SCCP listener ([sccp]); a port it cannot bind fails the start.
+
+    With ``db``, auto-registrations are stored there and restored from it
+    (``node.autoreg_writer`` writes them; the caller closes it).
+    """
     sccp = node.settings.sccp
     auto = None
     if sccp.auto_register:
+        writer = AutoRegistrationWriter(db) if db is not None else None
+        node.autoreg_writer = writer
+
+        def changed(name: str, profile: DeviceProfile | None) -> None:
+            if auto_devices is not None:
+                auto_devices.changed(name, profile)
+            if writer is not None:
+                if profile is None:
+                    writer.drop([name])
+                else:
+                    writer.save(name, profile.lines[0][0], profile.model)
+
         auto = AutoRegistrar(
-            sccp.auto_register,
-            taken=lambda dn: dn in node.plan.dns,
-            on_change=auto_devices.changed if auto_devices is not None else None,
+            sccp.auto_register, taken=lambda dn: dn in node.plan.dns, on_change=changed
         )
+        if db is not None:
+            await restore_auto_registrations(auto, db, node, auto_devices)
     listener = SccpListener(
         make_sccp_handler(engine, node),
         sccp_lookup(node),
@@ -510,7 +582,7 @@ async def run(settings: Settings, ready: asyncio.Event | None = None) -> None:
     # SCCP (Skinny) phones: core, so a port it cannot bind fails the start.
     sccp_listener: SccpListener | None = None
     if settings.sccp.enabled:
-        sccp_listener = await start_sccp(node, engine, locations, counters, auto_devices)
+        sccp_listener = await start_sccp(node, engine, locations, counters, auto_devices, db)
 
     # Phone provisioning (TFTP + HTTP): a port it cannot bind is logged, not fatal.
     provisioning: Provisioning | None = None
@@ -638,6 +710,8 @@ async def run(settings: Settings, ready: asyncio.Event | None = None) -> None:
         endpoint.flush()
         if sccp_listener is not None:
             await sccp_listener.close()
+        if node.autoreg_writer is not None:
+            await asyncio.to_thread(node.autoreg_writer.close)
         await asyncio.sleep(0.05)
         await flush_cdrs()
         await transport.close()

@@ -415,7 +415,8 @@ def dna(
 ) -> None:
     """Dialed number analyzer: what the dial plan does with DIGITS dialed from a device.
 
-    Reads the plan from the database (no running node needed) and prints
+    Reads the plan from the database (no running node needed; phones
+    auto-registered so far are in it with their DNs) and prints
     each translation, the matched pattern and partition, the
     transformations, the route list and its trunks in order, or why the
     number is blocked, incomplete or unknown (with the Q.850 cause).
@@ -429,7 +430,7 @@ def dna(
     settings = _settings(config)
     engine = create_engine_for(settings.database.url)
     try:
-        snapshot = load_snapshot(engine)
+        snapshot = _app_module().with_auto_registrations(load_snapshot(engine), settings, engine)
     except SQLAlchemyError as exc:
         raise _fail(
             f"offhook: cannot read the plan ({type(exc).__name__}); "

@@ -90,7 +90,9 @@ def test_downgrade_0001_and_upgrade_again(db_url: str) -> None:
         assert current_revision(engine) == "0001"
         tables = set(inspect(engine).get_table_names())
         assert not set(DIALPLAN_TABLES) & tables and "devices" in tables
+        assert "auto_registrations" not in tables
         upgrade(engine)
-        assert current_revision(engine) == head_revision() == "0003"
+        assert current_revision(engine) == head_revision() == "0004"
+        assert "auto_registrations" in set(inspect(engine).get_table_names())
     finally:
         engine.dispose()

@@ -217,6 +217,38 @@ def test_auto_registration(tmp_path: Path) -> None:
         run(body)
 
 
+def test_auto_registered_phones_keep_their_dn_across_restarts(tmp_path: Path) -> None:
+    """The DNs handed out are stored: after a restart, whichever phone comes back
+    first, each gets its own number again; a DN the plan took meanwhile is not
+    given back, and that phone gets the next free one."""
+    config = {"sccp": {"auto_register": "2000-2009"}}
+    first, second = "SEP0000000000C1", "SEP0000000000C2"
+
+    async def register(srv: OffhookServer, name: str) -> str:
+        async with SccpPhone(name, srv.sccp_port, model="7940") as phone:
+            await phone.register()
+            return str(phone.lines[1].line_dir_number)
+
+    srv = OffhookServer(tmp_path, PLAN, extra_config=config)
+    with srv:
+        assert run(lambda: register(srv, first)) == "2000"
+        assert run(lambda: register(srv, second)) == "2001"
+
+    with srv:  # the same database; the second phone comes back first
+        assert run(lambda: register(srv, second)) == "2001"
+        assert run(lambda: register(srv, first)) == "2000"
+    # The dialed number analyzer sees them too (no node running).
+    dna = json.loads(srv.run_cli("dna", "2001", "--from", CAROL, "--json", check=True).stdout)
+    assert dna["outcome"] == "dn" and dna["dn"]["devices"] == [second], dna
+
+    srv.plan = {"devices": [*PLAN["devices"], device("bob", "bob-Secret-2", "2001")]}
+    with srv:  # the plan gave 2001 to bob: the second phone gets the next free DN
+        assert run(lambda: register(srv, second)) == "2002"
+        assert run(lambda: register(srv, first)) == "2000"
+        log = srv.log_tail()
+    assert "auto-registration: 1 phones keep their DN, 1 stored entries dropped" in log, log
+
+
 def test_auto_registered_phone_is_called_and_dials_within_its_css(tmp_path: Path) -> None:
     """An auto-registered phone's DN is in the plan (its partition) and it dials with its CSS."""
     config = {

@@ -186,6 +186,19 @@ class Cdr(Base):
     extra: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
+class AutoRegistrationRow(Base):
+    """An auto-registered SCCP phone and the DN it was given (migration 0004)."""
+
+    __tablename__ = "auto_registrations"
+    __table_args__ = (UniqueConstraint("dn", name="uq_auto_registrations_dn"),)
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dn: Mapped[str] = mapped_column(String(32))
+    model: Mapped[str] = mapped_column(String(32), default="", server_default="")
+    first_seen: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_seen: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
 class PlanMeta(Base):
     __tablename__ = "plan_meta"
 

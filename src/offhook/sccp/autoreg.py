@@ -6,13 +6,15 @@ anyway, as CallManager's auto-registration does: it gets an in-memory
 ``DeviceProfile`` with one line, the lowest DN of the range that no plan
 device carries and no other auto-registered phone holds, and the model of
 its Register ``device_type`` (a 7960 layout when the type is not one we
-know). The assignment is kept for the life of the process, so that a phone
-re-registering gets its DN back; a DN the plan later gives to a device is
-taken back from the auto-registered phone at its next registration.
+know). A phone re-registering gets its DN back; the node also stores the
+assignments (``on_change``, into the database) and hands them to
+:meth:`AutoRegistrar.restore` when it starts again, so that a phone keeps
+its number across restarts. A DN the plan later gives to a device is taken
+back from the auto-registered phone at its next registration.
 
 Memory is bounded: at most ``min(range size, max_entries)`` phones hold a DN;
 beyond that an unknown phone is rejected like without auto-registration.
-Nothing is written to the database. ``on_change(name, profile)`` tells the
+``on_change(name, profile)`` tells the
 node whenever a phone's assignment changes (a new DN or model; ``None``
 when it lost its DN), so that the node can put the phone in its plan
 snapshot (its DN in ``[sccp] auto_register_partition``, dialing with
@@ -22,7 +24,7 @@ snapshot (its DN in ``[sccp] auto_register_partition``, dialing with
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 
 from offhook.sccp.device import DeviceProfile
@@ -97,6 +99,29 @@ class AutoRegistrar:
     def assigned(self) -> Mapping[str, str]:
         """device name -> DN, a read-only view."""
         return MappingProxyType(self._by_device)
+
+    def restore(self, assignments: Iterable[tuple[str, str]]) -> list[str]:
+        """Take back stored ``(name, dn)`` assignments (a node starting again).
+
+        An assignment is kept when the name is a SEP name, the DN is of the
+        range, the plan does not carry it, and neither name nor DN is held
+        already (first come first kept), within the cap. Returns the names
+        kept; ``on_change`` is not called (the phones have not registered).
+        """
+        kept: list[str] = []
+        for name, dn in assignments:
+            if len(self._by_device) >= self._cap:
+                break
+            if not _SEP.match(name) or name in self._by_device or dn in self._by_dn:
+                continue
+            if len(dn) != self._width or not dn.isdigit():
+                continue
+            if not self._low <= int(dn) <= self._high or self._taken(dn):
+                continue
+            self._by_device[name] = dn
+            self._by_dn[dn] = name
+            kept.append(name)
+        return kept
 
     def profile(self, name: str, device_type: int | None) -> DeviceProfile | None:
         """A profile for unknown phone ``name``, or None (not a SEP name, range full)."""

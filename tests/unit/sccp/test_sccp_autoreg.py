@@ -75,3 +75,31 @@ def test_on_change_reports_new_and_lost_assignments() -> None:
     assert len(seen) == 3
     assert auto.profile("SEP000000000001", 7) is None  # still none: no news
     assert len(seen) == 3
+
+
+def test_restore_keeps_what_still_fits() -> None:
+    plan = {"2003"}
+    reg = AutoRegistrar("2000-2005", taken=plan.__contains__, max_entries=3)
+    kept = reg.restore(
+        [
+            ("SEP0000000000A1", "2001"),
+            ("SEP0000000000A2", "2001"),  # DN held already
+            ("SEP0000000000A1", "2002"),  # phone holds one already
+            ("SEP0000000000A3", "2003"),  # the plan has it now
+            ("SEP0000000000A4", "1999"),  # outside the range
+            ("SEP0000000000A5", "20040"),  # not of the range's width
+            ("BADNAME", "2004"),
+            ("SEP0000000000A6", "2000"),
+            ("SEP0000000000A7", "2005"),
+            ("SEP0000000000A8", "2004"),  # over the cap of 3
+        ]
+    )
+    assert kept == ["SEP0000000000A1", "SEP0000000000A6", "SEP0000000000A7"]
+    assert dict(reg.assigned) == {
+        "SEP0000000000A1": "2001",
+        "SEP0000000000A6": "2000",
+        "SEP0000000000A7": "2005",
+    }
+    profile = reg.profile("SEP0000000000A1", None)
+    assert profile is not None and profile.lines == (("2001", "Auto 2001"),)
+    assert reg.profile("SEP0000000000A2", None) is None  # the cap holds after a restore

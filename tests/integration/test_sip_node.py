@@ -252,6 +252,31 @@ def test_options_and_malformed_udp(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         assert {"INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER"} <= allow
         assert ok.to_tag  # RFC 3261 §8.2.6.2
 
+        # Answered without a transaction (RFC 3261 §8.2.7): nothing kept, and a
+        # retransmission gets the same answer, To tag included.
+        again = options(ua, "opt-retransmitted@test")
+        answers = []
+        for _ in range(3):
+            ua.send_bytes(again)
+            answers.append(await ua.recv(lambda m: m.call_id == "opt-retransmitted@test", 2.0))
+        assert {getattr(a, "to_tag", None) for a in answers} == {answers[0].to_tag}
+        for method, status in (("MESSAGE", 405), ("FOO", 501), ("SUBSCRIBE", 489)):
+            ua.send_bytes(
+                ua.build(
+                    method,
+                    ua.server_uri,
+                    from_=ua.from_value(),
+                    to=f"<{ua.server_uri}>",
+                    call_id=f"{method}@test",
+                    cseq=1,
+                )
+            )
+            got = await ua.recv(lambda m, c=f"{method}@test": m.call_id == c, 2.0)
+            assert isinstance(got, SipResponse) and got.status == status, got
+        counters = (await ctx.status())["counters"]
+        assert counters["transactions"] == 0, counters
+        assert counters["sip"]["stateless_answers"] >= 6, counters
+
         # Unparseable header line, but Via/Call-ID/CSeq readable: 400 back.
         bad = options(ua, "bad-1@test").replace(
             b"Max-Forwards: 70\r\n", b"Max-Forwards: 70\r\nthis line has no colon\r\n"

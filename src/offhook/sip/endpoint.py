@@ -6,7 +6,8 @@ through the sans-IO ``TransactionLayer``; the events that come out are
 dispatched here:
 
 * REGISTER goes to the ``Registrar`` (digest, bindings in the location store);
-* OPTIONS is answered 200;
+* OPTIONS is answered 200, without a transaction (as is every out-of-dialog
+  request refused outright: BYE/INFO 481, SUBSCRIBE 489, 405, 501);
 * trunks (``trunks.TrunkMonitor``): OPTIONS pings mark them up or down
   (RFC 3261 §11), ``register: true`` trunks are registered to their far end
   (REGISTER refreshed at half the expiry), and an outbound INVITE a trunk
@@ -60,7 +61,14 @@ from offhook.sip.auth import AuthStatus, CredentialLookup, DigestAuthenticator
 from offhook.sip.causes import cause_for_status, status_for_cause
 from offhook.sip.dialog import Dialog, DialogError, DialogId, DialogState
 from offhook.sip.headers import parse_name_addr
-from offhook.sip.message import Headers, SipMessage, SipRequest, SipResponse, make_response
+from offhook.sip.message import (
+    Headers,
+    SipMessage,
+    SipRequest,
+    SipResponse,
+    derived_tag,
+    make_response,
+)
 from offhook.sip.registrar import Registrar
 from offhook.sip.sdpmap import SdpWriter, sdp_to_media
 from offhook.sip.transaction import (
@@ -124,6 +132,29 @@ class Caller:
 
     number: str
     name: str
+
+
+def out_of_dialog_answer(req: SipRequest) -> SipResponse:
+    """The final answer to a new request that is not REGISTER, INVITE, ACK or
+    CANCEL: OPTIONS 200 with what we support; BYE/INFO outside a dialog 481;
+    SUBSCRIBE 489 (no event package); unknown methods 501; the rest 405."""
+    method = req.method
+    tag = derived_tag(req)
+    if method == "OPTIONS":
+        resp = make_response(req, 200, to_tag=tag)
+        resp.headers.add("Allow", ALLOW)
+        resp.headers.add("Accept", SDP)
+        resp.headers.add("Server", USER_AGENT)
+        return resp
+    if method in ("BYE", "INFO"):
+        return make_response(req, 481, to_tag=tag)
+    if method == "SUBSCRIBE":
+        return make_response(req, 489, to_tag=tag)
+    if method not in KNOWN_METHODS:
+        return make_response(req, 501, to_tag=tag)
+    resp = make_response(req, 405, to_tag=tag)
+    resp.headers.add("Allow", ALLOW)
+    return resp
 
 
 class AuthGate(Protocol):
@@ -958,6 +989,24 @@ class SipEndpoint:
         self.flush()
 
     def _answered_statelessly(self, req: SipRequest, addr: Addr, transport: str) -> bool:
+        """A new out-of-dialog request answered without a transaction, or False.
+
+        OPTIONS and what we refuse outright (out-of-dialog BYE/INFO, SUBSCRIBE,
+        unknown methods) never need one: the answer is final and the same for
+        a retransmission (``derived_tag``). A new REGISTER or INVITE that is
+        refused or not authenticated is answered the same way
+        (``_challenged_statelessly``).
+        """
+        if req.method in ("REGISTER", "INVITE"):
+            return self._challenged_statelessly(req, addr, transport)
+        if req.method in ("ACK", "CANCEL"):
+            return False
+        self.counters["stateless_answers"] += 1
+        self.txl.send_stateless(out_of_dialog_answer(req), addr, transport)
+        self.flush()
+        return True
+
+    def _challenged_statelessly(self, req: SipRequest, addr: Addr, transport: str) -> bool:
         """A new REGISTER or INVITE that is refused or not authenticated: answer, keep nothing.
 
         Its 401/407 (or registrar refusal) is sent without a server transaction,
@@ -968,8 +1017,6 @@ class SipEndpoint:
         check out, or that matches a transaction already, goes on to the
         transaction layer and is checked again there (recording its nonce count).
         """
-        if req.method not in ("REGISTER", "INVITE"):
-            return False
         if req.method == "INVITE" and self.trunk_for is not None and self.trunk_for(addr):
             return False  # a trunk's call: no digest (see on_trunk_invite)
         try:
@@ -1045,22 +1092,8 @@ class SipEndpoint:
             self.on_invite(key, req, addr, transport)
         elif method == "CANCEL":
             self.on_cancel(key, req)
-        elif method == "OPTIONS":
-            resp = make_response(req, 200, to_tag=new_tag())
-            resp.headers.add("Allow", ALLOW)
-            resp.headers.add("Accept", SDP)
-            resp.headers.add("Server", USER_AGENT)
-            self.respond(key, resp)
-        elif method in ("BYE", "INFO"):
-            self.respond(key, make_response(req, 481, to_tag=new_tag()))
-        elif method == "SUBSCRIBE":
-            self.respond(key, make_response(req, 489, to_tag=new_tag()))
-        elif method not in KNOWN_METHODS:
-            self.respond(key, make_response(req, 501, to_tag=new_tag()))
         else:
-            resp = make_response(req, 405, to_tag=new_tag())
-            resp.headers.add("Allow", ALLOW)
-            self.respond(key, resp)
+            self.respond(key, out_of_dialog_answer(req))
 
     def on_invite(self, key: TxnKey, req: SipRequest, addr: Addr, transport: str) -> None:
         trunk = self.trunk_for(addr) if self.trunk_for is not None else None
@@ -1119,8 +1152,8 @@ class SipEndpoint:
         if failed and self.on_auth_failure is not None:
             self.on_auth_failure(addr, result.username)
         if result.status is AuthStatus.REJECTED:
-            return make_response(req, 403, to_tag=new_tag()), ""
-        resp = make_response(req, 407, to_tag=new_tag())
+            return make_response(req, 403, to_tag=derived_tag(req)), ""
+        resp = make_response(req, 407, to_tag=derived_tag(req))
         stale = result.status is AuthStatus.STALE
         for name, value in self.auth.challenge(wall, stale=stale, proxy=True):
             resp.headers.add(name, value)

@@ -11,6 +11,7 @@ Content-Length from the body (RFC 3261 §20.14).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -431,3 +432,13 @@ def make_response(
                 v = f"{v};tag={to_tag}"
             h._items.append((n, v))
     return SipResponse(headers=h, body=b"", status=status, reason=reason or REASONS.get(status, ""))
+
+
+def derived_tag(request: SipRequest) -> str:
+    """A To tag computed from the request (Call-ID, From, CSeq, top Via), so that
+    a stateless UAS answers a retransmission with the same tag (RFC 3261 §8.2.7)."""
+    h = hashlib.sha256()
+    for name in ("Call-ID", "From", "CSeq", "Via"):
+        h.update((request.headers.get(name) or "").encode("utf-8", "surrogateescape"))
+        h.update(b"\x00")
+    return h.hexdigest()[:12]

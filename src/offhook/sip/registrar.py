@@ -48,7 +48,6 @@ could later be swapped for ``sip.headers.parse_contact_list``.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -65,7 +64,7 @@ from offhook.sip.auth import (
     split_uri,
     uri_matches,
 )
-from offhook.sip.message import SipRequest, SipResponse, make_response
+from offhook.sip.message import SipRequest, SipResponse, derived_tag, make_response
 
 __all__ = ["ContactSpec", "Registrar", "parse_contact", "parse_delta_seconds"]
 
@@ -498,7 +497,7 @@ class Registrar:
         return resp
 
     def _reply(self, request: SipRequest, status: int, reason: str | None = None) -> SipResponse:
-        return make_response(request, status, reason, to_tag=_to_tag(request))
+        return make_response(request, status, reason, to_tag=derived_tag(request))
 
     def _prune_q(self, device: str, keep: list[Binding]) -> None:
         qs = self._q.get(device)
@@ -509,12 +508,3 @@ class Registrar:
             del qs[contact]
         if not qs:
             del self._q[device]
-
-
-def _to_tag(request: SipRequest) -> str:
-    """A To tag derived from the request, so a retransmitted answer carries the same one."""
-    h = hashlib.sha256()
-    for name in ("Call-ID", "From", "CSeq"):
-        h.update((request.headers.get(name) or "").encode("utf-8", "surrogateescape"))
-        h.update(b"\x00")
-    return h.hexdigest()[:12]

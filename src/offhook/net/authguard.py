@@ -165,10 +165,7 @@ class AuthGuard:
         entry = table.get(key)
         if entry is None:
             window = self.policy.fail_window
-            table.prune_oldest(
-                lambda e: now - e.window_start >= window and now >= e.blocked_until,
-                pinned=lambda e: now < e.blocked_until,
-            )
+            table.prune_oldest(lambda e: now - e.window_start >= window and now >= e.blocked_until)
             entry = _Entry(0, now)
             table[key] = entry
         elif now - entry.window_start >= self.policy.fail_window:

@@ -35,6 +35,7 @@ from collections.abc import (
     ValuesView,
 )
 from dataclasses import dataclass
+from itertools import islice
 from typing import Generic, TypeVar, overload
 
 K = TypeVar("K", bound=Hashable)
@@ -108,31 +109,20 @@ class BoundedLRU(MutableMapping[K, V], Generic[K, V]):
         """The value without marking it used."""
         return self._data.get(key)
 
-    def prune_oldest(
-        self,
-        stale: Callable[[V], bool],
-        limit: int = 2,
-        pinned: Callable[[V], bool] | None = None,
-    ) -> int:
-        """Look at up to ``limit`` least recently used entries: drop those for
-        which ``stale(value)`` holds, move ``pinned`` ones to the recent end
-        (a long block must not shield the stale entries behind it), stop at
-        the first other one (the entries after it are younger). Returns how
-        many went. Called once per insertion with a limit above 1, this keeps
-        a table near the number of its live entries, at O(1) per call."""
+    def prune_oldest(self, stale: Callable[[V], bool], limit: int = 2) -> int:
+        """Drop those of the ``limit`` least recently used entries for which
+        ``stale(value)`` holds; returns how many went. Nothing is reordered:
+        a live entry at the old end (a long block, say) is evicted at the cap
+        as before, and holds up pruning behind it only until it goes stale.
+        Called once per insertion with a limit above 1, this keeps a table
+        near the number of its live entries, at O(1) per call."""
         data = self._data
-        dropped = 0
-        for _ in range(min(limit, len(data))):
-            key = next(iter(data))
-            value = data[key]
-            if stale(value):
-                del data[key]
-                dropped += 1
-            elif pinned is not None and pinned(value):
-                data.move_to_end(key)
-            else:
-                break
-        return dropped
+        if not data:
+            return 0
+        dropped = [key for key in islice(data, limit) if stale(data[key])]
+        for key in dropped:
+            del data[key]
+        return len(dropped)
 
     def clear(self) -> None:
         self._data.clear()

@@ -154,10 +154,12 @@ def test_tables_forget_failures_whose_window_is_over() -> None:
     g = AuthGuard(AuthPolicy(fail_window=10.0, block_after=3, block_for=1000.0))
     for _ in range(3):
         g.failure("10.9.9.9", "root", 0.0)  # blocked until t=1000
+    g.failure("10.9.9.10", "admin", 1.0)
     for i in range(20_000):  # 100 failing sources a second for 200 s
-        g.failure(f"10.1.{i >> 8 & 255}.{i & 255}", f"u{i}", i / 100)
+        g.failure(f"10.1.{i >> 8 & 255}.{i & 255}", f"u{i}", 2 + i / 100)
     assert len(g) <= 2 * (10 * 100 + 10)  # one window of sources and accounts
     assert g.is_blocked("10.9.9.9", 200.0)  # a block outlives its window
+    assert g.failures("10.9.9.10", 200.0) == 0 and "10.9.9.10" not in g._sources
 
 
 def test_status_counts() -> None:

@@ -73,8 +73,8 @@ def test_lru_prune_oldest_skips_live_entries() -> None:
         lru[k] = v
     assert lru.prune_oldest(lambda v: v == 0) == 2
     assert list(lru) == ["c", "d"]
-    assert lru.prune_oldest(lambda v: v == 0) == 0  # c is live: d, younger, is not looked at
-    assert lru.prune_oldest(lambda v: v == 0, pinned=lambda v: v == 1) == 1  # c to the end
+    assert lru.prune_oldest(lambda v: v == 0, limit=1) == 0  # c is live: d not looked at
+    assert lru.prune_oldest(lambda v: v == 0) == 1  # c stays where it is, d goes
     assert list(lru) == ["c"] and lru.evictions == 0
 
 

@@ -65,7 +65,7 @@ from offhook.net.counters import RejectionCounters
 from offhook.net.guard import ListenerLimits
 from offhook.ris.admin import AdminServer
 from offhook.sccp.aio import SccpLimits, SccpListener
-from offhook.sccp.autoreg import DEFAULT_MODEL, AutoRegistrar
+from offhook.sccp.autoreg import DEFAULT_MODEL, AutoRegistrar, auto_profile
 from offhook.sccp.device import DeviceProfile
 from offhook.sccp.link import PhoneHandler
 from offhook.sip.aio import SipTransport, TransportLimits
@@ -268,11 +268,6 @@ def auto_device(sccp: SccpSettings, profile: DeviceProfile) -> DeviceInfo:
     )
 
 
-def stored_auto_profile(name: str, dn: str, model: str) -> DeviceProfile:
-    """The profile of a stored auto-registration, as ``AutoRegistrar`` makes it."""
-    return DeviceProfile(name, model or DEFAULT_MODEL, ((dn, f"Auto {dn}"),))
-
-
 def with_auto_registrations(plan: PlanSnapshot, settings: Settings, db: Engine) -> PlanSnapshot:
     """``plan`` with the stored auto-registered phones (for tools such as ``offhook dna``)."""
     if not settings.sccp.auto_register:
@@ -280,7 +275,7 @@ def with_auto_registrations(plan: PlanSnapshot, settings: Settings, db: Engine) 
     rows = load_auto_registrations(db)
     return with_devices(
         plan,
-        (auto_device(settings.sccp, stored_auto_profile(r.name, r.dn, r.model)) for r in rows),
+        (auto_device(settings.sccp, auto_profile(r.name, r.dn, r.model)) for r in rows),
     )
 
 
@@ -400,7 +395,7 @@ async def restore_auto_registrations(
         await asyncio.to_thread(drop_auto_registrations, db, stale)
     for r in rows:
         if r.name in kept and auto_devices is not None:
-            auto_devices.changed(r.name, stored_auto_profile(r.name, r.dn, r.model))
+            auto_devices.changed(r.name, auto_profile(r.name, r.dn, r.model))
     if rows:
         log.info(
             "auto-registration: %d phones keep their DN, %d stored entries dropped",

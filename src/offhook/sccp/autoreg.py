@@ -59,6 +59,11 @@ def model_for(device_type: int | None) -> str:
     return DEVICE_TYPES.get(device_type, DEFAULT_MODEL)
 
 
+def auto_profile(name: str, dn: str, model: str) -> DeviceProfile:
+    """The profile of an auto-registered phone: one line ``Auto <dn>``."""
+    return DeviceProfile(name, model or DEFAULT_MODEL, lines=((dn, f"Auto {dn}"),))
+
+
 def parse_range(text: str) -> tuple[int, int, int]:
     """``"2000-2099"`` -> (low, high, digits); ValueError when malformed."""
     low, sep, high = text.strip().partition("-")
@@ -139,7 +144,7 @@ class AutoRegistrar:
                 return None
             self._by_device[name] = dn
             self._by_dn[dn] = name
-        profile = DeviceProfile(name, model_for(device_type), lines=((dn, f"Auto {dn}"),))
+        profile = auto_profile(name, dn, model_for(device_type))
         if self._given.get(name) != profile:
             self._given[name] = profile
             if self._on_change is not None:

@@ -14,7 +14,13 @@ from sqlalchemy import inspect, select, text
 from sqlalchemy.engine import Engine
 
 from offhook.core.directory import SpeedDial
-from offhook.db.engine import alembic_config, create_engine_for, current_revision, upgrade
+from offhook.db.engine import (
+    alembic_config,
+    create_engine_for,
+    current_revision,
+    head_revision,
+    upgrade,
+)
 from offhook.db.models import Device, SpeedDialRow
 from offhook.db.plan import PlanError, load_plan
 from offhook.db.snapshot import load_snapshot, plan_version
@@ -101,7 +107,7 @@ def test_migration_0003(db_url: str) -> None:
         upgrade(engine, "0002")
         with engine.begin() as conn:
             conn.execute(text("INSERT INTO devices (name, protocol) VALUES ('old', 'sip')"))
-        upgrade(engine)
+        upgrade(engine, "0003")
         assert current_revision(engine) == "0003"
         assert "speed_dials" in inspect(engine).get_table_names()
         assert models(engine) == {"old": ""}
@@ -115,7 +121,7 @@ def test_migration_0003(db_url: str) -> None:
         assert "speed_dials" not in inspect(engine).get_table_names()
         assert "model" not in {c["name"] for c in inspect(engine).get_columns("devices")}
         upgrade(engine)
-        assert current_revision(engine) == "0003"
+        assert current_revision(engine) == head_revision()
     finally:
         engine.dispose()
 

@@ -43,6 +43,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from offhook.common.addr import host_port, is_wildcard
 from offhook.common.location import MemoryLocationStore
 from offhook.config import SccpSettings, Settings
 from offhook.core.bus import EventBus
@@ -554,6 +555,7 @@ async def run(settings: Settings, ready: asyncio.Event | None = None) -> None:
     )
     _, port = await transport.start(sip.listen, sip.port, udp=sip.udp, tcp=sip.tcp)
     node.sip_port = port
+    advertised = {v: h for v in sorted(transport.families) if (h := sip.advertised(v))}
     endpoint = SipEndpoint(
         engine=engine,
         registrar=registrar,
@@ -569,6 +571,9 @@ async def run(settings: Settings, ready: asyncio.Event | None = None) -> None:
         auth_gate=auth_gate,
         trunk_for=creds.trunk_for,
         trunks=trunks,
+        hosts=advertised,
+        resolve_cached=transport.cached,
+        prefetch=transport.prefetch,
     )
     endpoint_ref.append(endpoint)
     endpoint.configure_trunks(trunk_targets(node.snapshot))
@@ -594,7 +599,12 @@ async def run(settings: Settings, ready: asyncio.Event | None = None) -> None:
             "started": _utc(node.started).isoformat(),
             "uptime": round(time.time() - node.started, 1),
             "plan_version": node.snapshot.version,
-            "sip": {"listen": sip.listen, "port": port, "advertised_host": sip.advertised_host},
+            "sip": {
+                "listen": sip.listen,
+                "port": port,
+                "advertised_host": sip.advertised_host,
+                "advertised": {f"ipv{v}": h for v, h in advertised.items()},
+            },
             "registrations": [
                 {
                     "device": b.device,
@@ -768,12 +778,10 @@ def serve(settings: Settings) -> int:
 
 
 def fetch_status(settings: Settings, timeout: float = 5.0) -> dict[str, Any]:
-    host = settings.admin.listen
-    if host in ("0.0.0.0", "::", ""):
-        host = "127.0.0.1"
-    if ":" in host:
-        host = f"[{host}]"
-    url = f"http://{host}:{settings.admin.port}/status"
+    host = settings.admin.listen[0]
+    if is_wildcard(host):
+        host = "::1" if ":" in host else "127.0.0.1"
+    url = f"http://{host_port(host.split('%', 1)[0], settings.admin.port)}/status"
     with urllib.request.urlopen(url, timeout=timeout) as resp:
         data: dict[str, Any] = json.loads(resp.read())
     return data

@@ -58,6 +58,9 @@ from pydantic import (
     model_validator,
 )
 
+from offhook.common.addr import canonical, family, is_wildcard
+from offhook.net.listen import bind_plan, served_families
+
 ENV_PREFIX = "OFFHOOK_"
 DEFAULT_CONFIG_NAME = "offhook.toml"
 
@@ -126,6 +129,23 @@ class ListenerSettings(_Section):
     def _allow(cls, value: list[str]) -> list[str]:
         return _check_networks(value)
 
+    @field_validator("listen", mode="before", check_fields=False)
+    @classmethod
+    def _listen(cls, value: object) -> object:
+        # One address or a list of them (net.listen.bind_plan: IPv4, IPv6,
+        # dual-stack "::"); written back canonical (RFC 5952).
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list):
+            return value
+        return [spec.host for spec in bind_plan(value)]
+
+    @property
+    def families(self) -> frozenset[int]:
+        """The IP versions (4, 6) this listener serves."""
+        listen = getattr(self, "listen", None)
+        return served_families(listen) if listen else frozenset()
+
     @model_validator(mode="after")
     def _listener_limits(self) -> ListenerSettings:
         if self.max_connections_per_source > self.max_connections:
@@ -136,32 +156,49 @@ class ListenerSettings(_Section):
         return self
 
 
-def _wildcard(host: str) -> bool:
-    return host in {"", "0.0.0.0", "::", "[::]"}
+_LOOPBACK_OF = {4: "127.0.0.1", 6: "::1"}
 
 
-def default_external_host(listen: str) -> str:
-    """The address to advertise in Via/Contact when ``external_host`` is empty.
+def outward_address(version: int) -> str:
+    """The address of the interface that routes outwards, for IP ``version`` 4 or 6.
 
-    A specific listen address is advertised as is. For a wildcard listener the
-    address of the interface that routes outwards is used (a UDP ``connect``
-    to a documentation address picks it; no packet is sent), falling back to
-    127.0.0.1 on a machine without a route.
+    A UDP ``connect`` to a documentation address picks it (no packet is
+    sent); a machine without such a route gets the loopback address.
     """
-    if not _wildcard(listen):
-        return listen
     family, probe = (
-        (socket.AF_INET6, "2001:db8::1")
-        if listen in {"::", "[::]"}
-        else (socket.AF_INET, "192.0.2.1")
+        (socket.AF_INET6, "2001:db8::1") if version == 6 else (socket.AF_INET, "192.0.2.1")
     )
     try:
         with socket.socket(family, socket.SOCK_DGRAM) as s:
             s.connect((probe, 9))
             addr = str(s.getsockname()[0])
     except OSError:
-        return "127.0.0.1"
-    return addr if not _wildcard(addr) else "127.0.0.1"
+        return _LOOPBACK_OF[version]
+    if is_wildcard(addr) or addr.startswith("fe80:"):
+        return _LOOPBACK_OF[version]
+    return canonical(addr, allow_zone=True).split("%", 1)[0]
+
+
+def default_external_host(listen: str | list[str], version: int | None = None) -> str:
+    """The address to advertise in Via/Contact when ``external_host`` is empty.
+
+    ``version`` picks the family (4 or 6; default: the first listen
+    address's). A specific listen address of that family is advertised as
+    is; for a wildcard listener that serves the family, the outward
+    interface's address (see :func:`outward_address`). A family the
+    listener does not serve gets "".
+    """
+    specs = bind_plan(listen)
+    if version is None:
+        version = 6 if specs[0].family == socket.AF_INET6 else 4
+    for spec in specs:
+        if version not in spec.families:
+            continue
+        if not is_wildcard(spec.host) and family(spec.host) == version:
+            return spec.host.split("%", 1)[0]
+        if is_wildcard(spec.host):
+            return outward_address(version)
+    return ""
 
 
 class NodeSettings(_Section):
@@ -203,10 +240,12 @@ class SipSettings(ListenerSettings):
     datagrams over the rate are dropped (the sender retransmits).
     """
 
-    listen: str = "0.0.0.0"
+    listen: list[str] = Field(default_factory=lambda: ["0.0.0.0"])
     port: int = Field(default=5060, ge=0, le=65535)
     realm: str = Field(default="offhook", min_length=1)
-    external_host: str = ""
+    # What Via/Contact/SDP name this node by: at most one address per family,
+    # or one host name for both; empty: see advertised_host.
+    external_host: list[str] = Field(default_factory=list)
     max_message: int = Field(default=65535, ge=1024, le=1 << 20)
     tcp: bool = True
     udp: bool = True
@@ -230,10 +269,49 @@ class SipSettings(ListenerSettings):
             raise ValueError(f"must be >= min_expires ({low})")
         return value
 
+    @field_validator("external_host", mode="before")
+    @classmethod
+    def _external(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [value] if value.strip() else []
+        if not isinstance(value, list):
+            return value
+        out: list[str] = []
+        seen: set[int | None] = set()
+        for item in value:
+            if not isinstance(item, str) or not item.strip():
+                raise ValueError(f"external_host entry {item!r} is not an address or name")
+            text = item.strip()
+            version = family(text)
+            if version is not None:
+                text = canonical(text)
+            if version in seen or (None in seen) or (version is None and seen):
+                raise ValueError(
+                    "external_host takes at most one address per family (IPv4, IPv6) "
+                    "or a single host name"
+                )
+            seen.add(version)
+            out.append(text)
+        return out
+
+    def advertised(self, version: int) -> str:
+        """The host this node gives peers of IP ``version`` (4 or 6) in Via/Contact/SDP.
+
+        ``external_host`` of that family (or its host name), else the listen
+        address of the family, else the outward interface for a wildcard
+        listener (:func:`default_external_host`); "" when the node does not
+        serve the family.
+        """
+        for host in self.external_host:
+            if family(host) in (version, None):
+                return host
+        return default_external_host(self.listen, version)
+
     @property
     def advertised_host(self) -> str:
-        """``external_host``, or a sensible default (see :func:`default_external_host`)."""
-        return self.external_host or default_external_host(self.listen)
+        """The advertised host of the first listen address's family."""
+        first = 6 if ":" in self.listen[0] else 4
+        return self.advertised(first) or self.advertised(10 - first)
 
 
 class AdminSettings(ListenerSettings):
@@ -248,7 +326,7 @@ class AdminSettings(ListenerSettings):
     """
 
     enabled: bool = True
-    listen: str = "127.0.0.1"
+    listen: list[str] = Field(default_factory=lambda: ["127.0.0.1"])
     port: int = Field(default=5099, ge=0, le=65535)
     allow: list[str] = Field(default_factory=lambda: list(LOOPBACK))
     max_message: int = Field(default=4096, ge=256, le=65536)
@@ -277,7 +355,7 @@ class SccpSettings(ListenerSettings):
     """
 
     enabled: bool = True
-    listen: str = "0.0.0.0"
+    listen: list[str] = Field(default_factory=lambda: ["0.0.0.0"])
     port: int = Field(default=2000, ge=0, le=65535)
     keepalive: int = Field(default=30, ge=5, le=3600)
     max_message: int = Field(default=4096, ge=256, le=65536)
@@ -338,7 +416,7 @@ class TftpSettings(ListenerSettings):
     """
 
     enabled: bool = True
-    listen: str = "0.0.0.0"
+    listen: list[str] = Field(default_factory=lambda: ["0.0.0.0"])
     port: int = Field(default=69, ge=0, le=65535)
     http_port: int = Field(default=6970, ge=0, le=65535)
     http: bool = True

@@ -43,6 +43,7 @@ import pytest
 from offhook.common.errors import ParseError
 from offhook.common.location import MemoryLocationStore
 from offhook.net.guard import ListenerLimits
+from offhook.net.listen import BindSpec
 from offhook.ris.admin import AdminServer
 from offhook.sccp.aio import SccpLimits, SccpListener
 from offhook.sccp.codec import SccpFramer
@@ -337,7 +338,7 @@ def test_listener_objects_bound_what_crafted_lengths_cost(tmp_path: Path) -> Non
             limits=limits,
         )
         udp = FakeDatagrams()
-        sip.udp = udp  # type: ignore[assignment]
+        sip.udp_endpoints = [(BindSpec("127.0.0.1", socket.AF_INET), udp)]  # type: ignore[list-item]
 
         def sip_udp(i: int) -> None:
             length = lengths[i % len(lengths)]

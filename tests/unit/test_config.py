@@ -24,11 +24,11 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_defaults() -> None:
     s = load_settings(None, env={})
     assert s.sip.port == 5060
-    assert s.sip.listen == "0.0.0.0"
+    assert s.sip.listen == ["0.0.0.0"]
     assert "0.0.0.0/0" in s.sip.allow
     assert s.sip.udp and s.sip.tcp
     assert s.sip.realm == "offhook"
-    assert s.admin.port == 5099 and s.admin.listen == "127.0.0.1"
+    assert s.admin.port == 5099 and s.admin.listen == ["127.0.0.1"]
     assert s.log.level == "info" and s.log.format == "text"
     assert s.node.name
     assert s.database.url.startswith("sqlite:///")

@@ -34,10 +34,14 @@ opened (RFC 3261 §18.1.1).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+import re
+import socket
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
+from offhook.common.addr import canonical, family, peer, same_host
 from offhook.common.errors import ParseError
 from offhook.net.guard import (
     HANDSHAKE_TIMEOUT,
@@ -47,6 +51,15 @@ from offhook.net.guard import (
     ListenerGuard,
     ListenerLimits,
 )
+from offhook.net.listen import (
+    BindSpec,
+    bind_plan,
+    listen_list,
+    open_datagram_endpoints,
+    open_stream_servers,
+    pick_endpoint,
+    served_families,
+)
 from offhook.sip.codec import StreamFramer, parse_message, salvage_for_400
 from offhook.sip.message import SipMessage, SipRequest, SipResponse, make_response
 
@@ -55,6 +68,10 @@ log = logging.getLogger("offhook.sip.transport")
 Addr = tuple[str, int]
 MessageHandler = Callable[[SipMessage, Addr, str], None]
 
+
+_IPV4 = re.compile(r"[0-9.]+\Z")
+_RESOLVE_TTL = 60.0
+_MAX_RESOLVED = 1024
 
 TransportLimits = ListenerLimits
 """The [sip] limits the transport enforces (the listener limits every listener has)."""
@@ -121,11 +138,12 @@ def stamp_via(request: SipRequest, source: Addr) -> None:
     if span is not None:
         via = f"{via[: span[0]]};rport={source[1]}{via[span[1] :]}"
         changed = True
-    if host.strip("[]") != source[0] or span is not None:
+    if span is not None or not same_host(host, source[0]):
+        # RFC 3261 §18.2.1, RFC 5118 §4.5: received carries the bare address.
         rspan = _via_param_span(via, "received")
         if rspan is not None:
             via = via[: rspan[0]] + via[rspan[1] :]
-        via = f"{via};received={source[0]}"
+        via = f"{via};received={source[0].split('%', 1)[0]}"
         changed = True
     if changed:
         elements[0] = via
@@ -149,13 +167,16 @@ def response_destination(response: SipResponse, fallback: Addr) -> Addr:
         value = via[rspan[0] : rspan[1]].partition("=")[2].strip()
         if value:
             host = value
+    host = host.strip("[]")
+    with contextlib.suppress(ValueError):
+        host = canonical(host)
     pspan = _via_param_span(via, "rport")
     if pspan is not None:
         value = via[pspan[0] : pspan[1]].partition("=")[2].strip()
         if value.isdigit():
-            return host.strip("[]"), int(value)
+            return host, int(value)
         return fallback
-    return host.strip("[]"), port or 5060
+    return host, port or 5060
 
 
 class _Udp(asyncio.DatagramProtocol):
@@ -167,7 +188,7 @@ class _Udp(asyncio.DatagramProtocol):
         self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
-        self.owner.datagram(data, (addr[0], addr[1]))
+        self.owner.datagram(data, peer(addr))
 
     def error_received(self, exc: Exception) -> None:
         log.debug("udp error: %s", exc)
@@ -190,8 +211,8 @@ class _Tcp(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
-        peer = transport.get_extra_info("peername")
-        self.peer = (peer[0], peer[1]) if peer else ("", 0)
+        name = transport.get_extra_info("peername")
+        self.peer = peer(name) if name else ("", 0)
         self.last_active = self.owner.loop.time()
         if not self.outbound:
             if not self.owner.admit_connection(self.peer[0]):
@@ -267,56 +288,54 @@ class SipTransport:
             self.limits, allow, lambda reason, host: self.reject(reason, (host, 0))
         )
         self.loop = asyncio.get_running_loop()
-        self.udp: asyncio.DatagramTransport | None = None
-        self.server: asyncio.Server | None = None
+        self.udp_endpoints: list[tuple[BindSpec, asyncio.DatagramTransport]] = []
+        self.servers: list[asyncio.Server] = []
+        self.families: frozenset[int] = frozenset()
+        self._resolved: dict[str, tuple[str, float]] = {}
         self.connections: dict[Addr, _Tcp] = {}
         self._pending: dict[Addr, list[tuple[bytes, Callable[[], None] | None]]] = {}
         self._sweeper: asyncio.TimerHandle | None = None
         self.local: Addr = ("", 0)
 
     # --- lifecycle -----------------------------------------------------------
-    async def start(self, host: str, port: int, udp: bool = True, tcp: bool = True) -> Addr:
-        if udp:
-            transport, _ = await self.loop.create_datagram_endpoint(
-                lambda: _Udp(self), local_addr=(host, port)
-            )
-            self.udp = transport
-            sock = transport.get_extra_info("sockname")
-            port = sock[1]
-            for opt_name in ("SO_RCVBUF", "SO_SNDBUF"):
-                try:
-                    import socket
+    async def start(
+        self, host: str | Sequence[str], port: int, udp: bool = True, tcp: bool = True
+    ) -> Addr:
+        """Listen on every address of ``host`` (one or a list, see net.listen), one port.
 
-                    s = transport.get_extra_info("socket")
-                    s.setsockopt(socket.SOL_SOCKET, getattr(socket, opt_name), 4 * 1024 * 1024)
-                except OSError:
-                    pass
-        if tcp:
-            self.server = await self.loop.create_server(
-                lambda: _Tcp(self),
-                host=host,
-                port=port,
-                reuse_address=True,
-                backlog=LISTEN_BACKLOG,
+        Returns (first address, port). With port 0 the first socket picks it.
+        """
+        hosts = listen_list(host)
+        if udp:
+            self.udp_endpoints, port = await open_datagram_endpoints(
+                lambda: _Udp(self), hosts, port
             )
-            if not udp:
-                port = self.server.sockets[0].getsockname()[1]
-        self.local = (host, port)
+            for _, transport in self.udp_endpoints:
+                sock = transport.get_extra_info("socket")
+                for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+                    with contextlib.suppress(OSError):
+                        sock.setsockopt(socket.SOL_SOCKET, opt, 4 * 1024 * 1024)
+        if tcp:
+            self.servers, port = await open_stream_servers(
+                lambda: _Tcp(self), hosts, port, backlog=LISTEN_BACKLOG
+            )
+        self.families = served_families(hosts)
+        self.local = (bind_plan(hosts)[0].host, port)
         self._schedule_sweep()
         return self.local
 
     async def close(self) -> None:
         if self._sweeper is not None:
             self._sweeper.cancel()
-        if self.udp is not None:
-            self.udp.close()
-        if self.server is not None:
-            self.server.close()
+        for _, transport in self.udp_endpoints:
+            transport.close()
+        for server in self.servers:
+            server.close()
         for conn in list(self.connections.values()):
             if conn.transport is not None:
                 conn.transport.abort()
-        if self.server is not None:
-            await self.server.wait_closed()
+        for server in self.servers:
+            await server.wait_closed()
 
     # --- defences ------------------------------------------------------------
     def reject(self, reason: str, peer: Addr) -> None:
@@ -463,6 +482,9 @@ class SipTransport:
         §17.1.4: the transaction learns of the transport failure at once).
         """
         data = msg if isinstance(msg, bytes) else msg.serialize()  # type: ignore[attr-defined]
+        if ":" not in addr[0] and not _IPV4.match(addr[0]):
+            self._send_to_name(data, addr, transport, on_error)
+            return
         if transport == "tcp":
             conn = self.connections.get(addr)
             if conn is not None:
@@ -475,8 +497,73 @@ class SipTransport:
             self._pending[addr] = [(data, on_error)]
             self.loop.create_task(self._connect(addr))
             return
-        if self.udp is not None:
-            self.udp.sendto(data, addr)
+        if not self.udp_endpoints:
+            return
+        endpoint, form = pick_endpoint(self.udp_endpoints, addr[0])
+        if endpoint is None or form is None:
+            log.info("no UDP socket of %s's family to send from", addr[0])
+            if on_error is not None:
+                self.loop.call_soon(on_error)
+            return
+        endpoint.sendto(data, (form[0], addr[1]))
+
+    def _send_to_name(
+        self, data: bytes, addr: Addr, transport: str, on_error: Callable[[], None] | None
+    ) -> None:
+        """A message to a host name: resolved off the event loop (cached), then sent."""
+        cached = self._resolved.get(addr[0].lower())
+        if cached is not None and cached[1] > self.loop.time():
+            self.send(data, (cached[0], addr[1]), transport, on_error)
+            return
+        self.loop.create_task(self._resolve_and_send(data, addr, transport, on_error))
+
+    async def _resolve_and_send(
+        self, data: bytes, addr: Addr, transport: str, on_error: Callable[[], None] | None
+    ) -> None:
+        resolved = await self.resolve(addr[0])
+        if resolved is None:
+            if on_error is not None:
+                on_error()
+            return
+        self.send(data, (resolved, addr[1]), transport, on_error)
+
+    def cached(self, name: str) -> str | None:
+        """The address ``name`` resolved to, if known and fresh (no lookup)."""
+        entry = self._resolved.get(name.lower())
+        return entry[0] if entry is not None and entry[1] > self.loop.time() else None
+
+    def prefetch(self, name: str) -> None:
+        """Resolve ``name`` in the background, so that ``cached`` knows it soon."""
+        if self.cached(name) is None:
+            self.loop.create_task(self.resolve(name))
+
+    async def resolve(self, name: str) -> str | None:
+        """An address of ``name`` of a family this node serves (IPv6 first when it does).
+
+        getaddrinfo runs in the loop's executor; answers are kept 60 s.
+        """
+        key = name.lower()
+        cached = self._resolved.get(key)
+        if cached is not None and cached[1] > self.loop.time():
+            return cached[0]
+        try:
+            infos = await asyncio.wait_for(
+                self.loop.getaddrinfo(name, None, type=socket.SOCK_DGRAM), timeout=5.0
+            )
+        except (OSError, TimeoutError, UnicodeError) as exc:
+            log.info("cannot resolve %s: %s", name, exc)
+            return None
+        candidates = [peer(info[4])[0] for info in infos]
+        order = (6, 4) if 6 in self.families else (4,)
+        for version in order:
+            for host in candidates:
+                if family(host) == version:
+                    if len(self._resolved) >= _MAX_RESOLVED:
+                        self._resolved.clear()
+                    self._resolved[key] = (host, self.loop.time() + _RESOLVE_TTL)
+                    return host
+        log.info("%s has no address of a family this node serves", name)
+        return None
 
     async def _connect(self, addr: Addr) -> None:
         try:

@@ -42,11 +42,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Protocol
 
+from offhook.common.addr import host_port, normalize_host, uri_host
 from offhook.common.clock import Clock
 from offhook.common.errors import ParseError
 from offhook.common.ids import new_branch, new_call_id, new_tag
@@ -95,6 +97,7 @@ from offhook.sip.trunks import (
 from offhook.sip.uri import parse_uri
 from offhook.sip.validate import check_request, check_response
 
+_IPV4_RE = re.compile(r"[0-9.]+\Z")
 log = logging.getLogger("offhook.sip")
 
 Addr = tuple[str, int]
@@ -190,7 +193,7 @@ class SipLeg(LegDriver):
         self.dest = dest
         self.transport = transport
         self.dialog: Dialog | None = None
-        self.writer = SdpWriter(ep.host)
+        self.writer = SdpWriter(ep.host_for(dest[0]))
         self.done = False
         # mid-call offer/answer
         self.reinvite_in: TxnKey | None = None  # their re-INVITE we must answer
@@ -199,10 +202,10 @@ class SipLeg(LegDriver):
 
     # --- helpers ------------------------------------------------------------
     def contact(self) -> str:
-        return self.ep.contact(self.transport)
+        return self.ep.contact(self.transport, self.dest[0])
 
     def via(self) -> str:
-        return self.ep.via(self.transport)
+        return self.ep.via(self.transport, self.dest[0])
 
     def body_for(self, media: MediaDescription | None) -> bytes:
         if media is None:
@@ -355,6 +358,13 @@ class SipLeg(LegDriver):
             self.ep.send_ack(self.dialog, self.dest, self.transport)
 
 
+def _version(host: str) -> int | None:
+    """4 or 6 for an IP literal, None for a host name (cheap: the hot path asks)."""
+    if ":" in host:
+        return 6
+    return 4 if _IPV4_RE.match(host) else None
+
+
 def _head(msg: SipMessage) -> str:
     data = msg.serialize()  # type: ignore[attr-defined]
     return bytes(data).split(b"\r\n\r\n", 1)[0].decode("utf-8", "replace")
@@ -495,6 +505,8 @@ class OutboundLeg(SipLeg):
 
     def __init__(self, ep: SipEndpoint, binding: Binding) -> None:
         dest, transport = ep.binding_destination(binding)
+        if not binding.contact:
+            dest = ep.trunk_dest(*dest)  # a trunk: its name resolved, when known
         super().__init__(ep, dest, transport)
         self.binding = binding
         self.invite: SipRequest | None = None
@@ -507,7 +519,7 @@ class OutboundLeg(SipLeg):
 
     def offer(self, setup: Setup) -> None:
         ep = self.ep
-        host = ep.host_port
+        host = ep.host_port_for(self.dest[0])
         calling = setup.calling
         name = (
             calling.name.replace("\\", "").replace('"', "") if calling.presentation_allowed else ""
@@ -519,7 +531,7 @@ class OutboundLeg(SipLeg):
             to_value = f"<sip:{setup.called}@{host}>"
         else:
             # A trunk: the request goes to the called number at the far end.
-            far = f"[{self.dest[0]}]" if ":" in self.dest[0] else self.dest[0]
+            far = uri_host(self.dest[0])
             suffix = f";transport={self.transport}" if self.transport != "udp" else ""
             target = f"sip:{setup.called}@{far}:{self.dest[1]}{suffix}"
             to_value = f"<sip:{setup.called}@{far}:{self.dest[1]}>"
@@ -777,13 +789,13 @@ class _TrunkRegistration:
         aor = _trunk_uri(t, t.username).split(";", 1)[0]
         suffix = f";transport={t.transport}" if t.transport != "udp" else ""
         items = [
-            ("Via", ep.via(t.transport)),
+            ("Via", ep.via(t.transport, t.host)),
             ("Max-Forwards", "70"),
             ("From", f"<{aor}>;tag={self.tag}"),
             ("To", f"<{aor}>"),
             ("Call-ID", self.call_id),
             ("CSeq", f"{self.cseq} REGISTER"),
-            ("Contact", f"<sip:{t.username}@{ep.host_port}{suffix}>"),
+            ("Contact", f"<sip:{t.username}@{ep.host_port_for(t.host)}{suffix}>"),
             ("Expires", str(t.expires)),
             *ep.common_headers(),
         ]
@@ -791,7 +803,7 @@ class _TrunkRegistration:
             items.append(auth)
         uri = _trunk_uri(t)
         req = SipRequest(method="REGISTER", uri=uri, headers=Headers(items), body=b"")
-        if not ep.request(req, (t.host, t.port), t.transport, self):
+        if not ep.request(req, ep.trunk_dest(t.host, t.port), t.transport, self):
             self.monitor.register_result(t.name, None, ep.loop.time())
 
     def on_response(self, req: SipRequest, resp: SipResponse) -> None:
@@ -829,7 +841,7 @@ class _TrunkRegistration:
 
     def _granted(self, resp: SipResponse) -> int:
         """The expiry the registrar granted our contact (Contact param, then Expires)."""
-        ours = f"{self.target.username}@{self.ep.host_port}".lower()
+        ours = f"{self.target.username}@{self.ep.host_port_for(self.target.host)}".lower()
         for value in resp.headers.get_all("Contact"):
             try:
                 contact = parse_name_addr(value)
@@ -862,6 +874,9 @@ class SipEndpoint:
         auth_gate: AuthGate | None = None,
         trunk_for: Callable[[Addr], TrunkPeer | None] | None = None,
         trunks: TrunkMonitor | None = None,
+        hosts: dict[int, str] | None = None,
+        resolve_cached: Callable[[str], str | None] | None = None,
+        prefetch: Callable[[str], None] | None = None,
     ) -> None:
         self.engine = engine
         self.registrar = registrar
@@ -873,7 +888,12 @@ class SipEndpoint:
         self.clock = clock
         self.host = host
         self.port = port
-        self.host_port = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        self.host_port = host_port(host, port)
+        # The host peers of each IP version are given (RFC 5118: an IPv6 peer
+        # must not get an IPv4 Via or Contact, nor the reverse).
+        self.hosts: dict[int, str] = dict(hosts or {})
+        self.resolve_cached = resolve_cached
+        self.prefetch = prefetch
         self.on_auth_failure = on_auth_failure
         self.auth_gate = auth_gate
         self.trunk_for = trunk_for
@@ -898,12 +918,35 @@ class SipEndpoint:
         engine.register_factory("sip", SipLegFactory(self))
 
     # --- addressing ---------------------------------------------------------
-    def via(self, transport: str) -> str:
-        return f"SIP/2.0/{transport.upper()} {self.host_port};branch={new_branch()};rport"
+    def host_for(self, dest: str = "") -> str:
+        """Our host as a peer at ``dest`` (an address or a name) must see it."""
+        if not self.hosts or not dest:
+            return self.host
+        version = _version(dest)
+        if version is None and self.resolve_cached is not None:
+            resolved = self.resolve_cached(dest)
+            version = _version(resolved) if resolved else None
+        return self.hosts.get(version or 0) or self.host
 
-    def contact(self, transport: str) -> str:
+    def host_port_for(self, dest: str = "") -> str:
+        host = self.host_for(dest)
+        return self.host_port if host == self.host else host_port(host, self.port)
+
+    def trunk_dest(self, host: str, port: int) -> Addr:
+        """Where a trunk's requests go: its address, or its name's resolved one."""
+        if _version(host) is None and self.resolve_cached is not None:
+            resolved = self.resolve_cached(host)
+            if resolved:
+                return resolved, port
+        return host, port
+
+    def via(self, transport: str, dest: str = "") -> str:
+        hp = self.host_port_for(dest)
+        return f"SIP/2.0/{transport.upper()} {hp};branch={new_branch()};rport"
+
+    def contact(self, transport: str, dest: str = "") -> str:
         suffix = ";transport=tcp" if transport == "tcp" else ""
-        return f"<sip:offhook@{self.host_port}{suffix}>"
+        return f"<sip:offhook@{self.host_port_for(dest)}{suffix}>"
 
     @staticmethod
     def common_headers() -> list[tuple[str, str]]:
@@ -922,7 +965,7 @@ class SipEndpoint:
         transport = binding.transport or "udp"
         try:
             uri = parse_uri(binding.contact)
-            contact: Addr | None = (uri.host_addr, uri.port or 5060)
+            contact: Addr | None = (normalize_host(uri.host_addr), uri.port or 5060)
             transport = (uri.param("transport") or transport).lower()
         except ParseError:
             contact = None
@@ -1220,6 +1263,10 @@ class SipEndpoint:
         if self.trunks is None:
             return
         self.trunks.configure(targets, self.loop.time())
+        if self.prefetch is not None:
+            for target in targets:
+                if _version(target.host) is None:
+                    self.prefetch(target.host)
         for name, reg in list(self._registrations.items()):
             if self.trunks.target(name) != reg.target:
                 del self._registrations[name]
@@ -1242,9 +1289,9 @@ class SipEndpoint:
         """OPTIONS to the trunk through the transaction layer (RFC 3261 §11)."""
         uri = _trunk_uri(target)
         items = [
-            ("Via", self.via(target.transport)),
+            ("Via", self.via(target.transport, target.host)),
             ("Max-Forwards", "70"),
-            ("From", f"<sip:offhook@{self.host_port}>;tag={new_tag()}"),
+            ("From", f"<sip:offhook@{self.host_port_for(target.host)}>;tag={new_tag()}"),
             ("To", f"<{uri.split(';', 1)[0]}>"),
             ("Call-ID", new_call_id(self.host)),
             ("CSeq", "1 OPTIONS"),
@@ -1253,7 +1300,8 @@ class SipEndpoint:
         ]
         req = SipRequest(method="OPTIONS", uri=uri, headers=Headers(items), body=b"")
         owner = _PingOwner(self, monitor, target.name)
-        if not self.request(req, (target.host, target.port), target.transport, owner):
+        dest = self.trunk_dest(target.host, target.port)
+        if not self.request(req, dest, target.transport, owner):
             monitor.ping_result(target.name, None, self.loop.time())
 
     # --- sending ------------------------------------------------------------
@@ -1284,7 +1332,7 @@ class SipEndpoint:
     def send_ack(self, dialog: Dialog, dest: Addr, transport: str, body: bytes = b"") -> None:
         ack = dialog.create_request(
             "ACK",
-            via=self.via(transport),
+            via=self.via(transport, dest[0]),
             body=body,
             content_type=SDP if body else None,
             headers=self.common_headers(),

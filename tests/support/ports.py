@@ -2,7 +2,8 @@
 
 A SIP listener uses the same port number on UDP and TCP, baresip also binds
 TLS on ``port + 1``, and several processes are started side by side, so the
-helpers here hand out ports that are free on both transports and never give
+helpers here hand out ports that are free on both transports (and on both
+loopbacks, 127.0.0.1 and ::1, for dual-stack nodes) and never give
 the same number twice in one process (the kernel may otherwise hand back a
 port we just released before its owner binds it).
 """
@@ -14,22 +15,25 @@ import socket
 import threading
 
 HOST = "127.0.0.1"
+HOST6 = "::1"
 
 _lock = threading.Lock()
 _handed_out: set[int] = set()
 
 
 def _free_on_both(port: int) -> bool:
-    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-        s = socket.socket(socket.AF_INET, kind)
-        try:
-            if kind == socket.SOCK_STREAM:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind((HOST, port))
-        except OSError:
-            return False
-        finally:
-            s.close()
+    """Free on UDP and TCP, on IPv4 loopback and (for dual-stack nodes) IPv6 loopback."""
+    for family, host in ((socket.AF_INET, HOST), (socket.AF_INET6, HOST6)):
+        for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+            s = socket.socket(family, kind)
+            try:
+                if kind == socket.SOCK_STREAM:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind((host, port))
+            except OSError:
+                return False
+            finally:
+                s.close()
     return True
 
 

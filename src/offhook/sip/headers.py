@@ -24,6 +24,7 @@ from offhook.sip.abnf import (
     TOKEN_CLASS,
     WSP,
     format_params,
+    ipv6_text,
     is_host,
     is_token,
     parse_generic_params,
@@ -32,10 +33,11 @@ from offhook.sip.abnf import (
     unquote,
 )
 from offhook.sip.message import split_list
-from offhook.sip.uri import SipUri, parse_uri
+from offhook.sip.uri import SipUri, host_addr, parse_uri
 
 _COLON_LWS_RE = re.compile(r"[ \t]*:[ \t]*")
 _WS_RE = re.compile(r"[ \t]")
+_BARE_IPV6_PARAMS = frozenset({"received"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +55,22 @@ class Via:
         return self.params.get("branch")
 
     @property
+    def host_addr(self) -> str:
+        """The sent-by host without IPv6 brackets (see ``SipUri.host_addr``)."""
+        return host_addr(self.host)
+
+    @property
     def received(self) -> str | None:
+        """The received parameter as written: RFC 3261's bare ``2001:db8::1``, or bracketed."""
         return self.params.get("received")
+
+    @property
+    def received_addr(self) -> str | None:
+        """The received address without IPv6 brackets, whichever form was sent (RFC 5118 §4.5)."""
+        value = self.params.get("received")
+        if value is None or value.startswith("["):
+            return None if value is None else host_addr(value)
+        return ipv6_text(value) or value
 
     @property
     def has_rport(self) -> bool:
@@ -110,7 +126,10 @@ def parse_via(value: str) -> Via:
     if not is_host(host):
         raise ParseError("bad Via host")
     port = None if port_text is None else parse_port(port_text)
-    params = parse_generic_params(ptext) if semi else {}
+    # RFC 3261 §25.1 via-received = "received" EQUAL (IPv4address / IPv6address):
+    # a bare IPv6 address; senders also bracket it, and RFC 5118 §4.5 asks
+    # receivers to accept both.
+    params = parse_generic_params(ptext, bare_ipv6=_BARE_IPV6_PARAMS) if semi else {}
     return Via(
         transport=transport.upper(),
         host=host,

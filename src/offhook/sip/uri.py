@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 
 from offhook.common.errors import ParseError
-from offhook.sip.abnf import is_host, parse_port, unescape
+from offhook.sip.abnf import ipv6_text, is_host, parse_port, unescape
 
 SIP_SCHEMES = frozenset({"sip", "sips"})
 
@@ -56,9 +56,12 @@ class SipUri:
 
     @property
     def host_addr(self) -> str:
-        """The host without IPv6 brackets, for address lookups."""
-        h = self.host
-        return h[1:-1] if h.startswith("[") else h
+        """The host without IPv6 brackets, for address lookups.
+
+        RFC 3261's three-colon form (``[2001:db8:::192.0.2.1]``) comes back
+        without the extra colon (RFC 5118 §4.10); ``host`` keeps the wire text.
+        """
+        return host_addr(self.host)
 
     @property
     def user_unescaped(self) -> str | None:
@@ -113,6 +116,14 @@ class SipUri:
         if self.headers:
             parts.append("?" + "&".join(f"{n}={v}" for n, v in self.headers))
         return "".join(parts)
+
+
+def host_addr(host: str) -> str:
+    """A host as an address lookup wants it: IPv6 brackets (and RFC 3261's extra colon) removed."""
+    if host.startswith("[") and host.endswith("]"):
+        inner = host[1:-1]
+        return ipv6_text(inner) or inner
+    return host
 
 
 def _parse_uri_params(text: str) -> Params:

@@ -577,7 +577,13 @@ async def run(settings: Settings, ready: asyncio.Event | None = None) -> None:
     )
     endpoint_ref.append(endpoint)
     endpoint.configure_trunks(trunk_targets(node.snapshot))
-    log.info("SIP listening on %s:%d (udp=%s tcp=%s)", sip.listen, port, sip.udp, sip.tcp)
+    log.info(
+        "SIP listening on %s (udp=%s tcp=%s; advertised %s)",
+        ", ".join(host_port(h, port) for h in sip.listen),
+        sip.udp,
+        sip.tcp,
+        ", ".join(f"IPv{v} {h}" for v, h in advertised.items()),
+    )
 
     # SCCP (Skinny) phones: core, so a port it cannot bind fails the start.
     sccp_listener: SccpListener | None = None

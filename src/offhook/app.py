@@ -60,6 +60,7 @@ from offhook.db.autoreg import (
 from offhook.db.cdr import CdrRepository, CdrRow
 from offhook.db.engine import create_engine_for
 from offhook.db.snapshot import load_snapshot, plan_version
+from offhook.media.bridge import FamilyBridge
 from offhook.net.acl import AllowList
 from offhook.net.authguard import AuthGuard, AuthPolicy, PeerGate
 from offhook.net.counters import RejectionCounters
@@ -556,6 +557,14 @@ async def run(settings: Settings, ready: asyncio.Event | None = None) -> None:
     _, port = await transport.start(sip.listen, sip.port, udp=sip.udp, tcp=sip.tcp)
     node.sip_port = port
     advertised = {v: h for v in sorted(transport.families) if (h := sip.advertised(v))}
+    bridge: FamilyBridge | None = None
+    if settings.media.bridge and len(advertised) > 1:
+        bridge = FamilyBridge(
+            advertised,
+            settings.media.port_range,
+            settings.media.max_streams,
+            count=lambda reason, n: counters.increment("media", reason, n),
+        )
     endpoint = SipEndpoint(
         engine=engine,
         registrar=registrar,
@@ -574,6 +583,7 @@ async def run(settings: Settings, ready: asyncio.Event | None = None) -> None:
         hosts=advertised,
         resolve_cached=transport.cached,
         prefetch=transport.prefetch,
+        bridge=bridge,
     )
     endpoint_ref.append(endpoint)
     endpoint.configure_trunks(trunk_targets(node.snapshot))
@@ -651,6 +661,7 @@ async def run(settings: Settings, ready: asyncio.Event | None = None) -> None:
                 "client_requests": len(endpoint.client_owner),
                 "cdrs_written": node.cdr_written,
             },
+            "media_bridge": bridge.status() if bridge is not None else None,
         }
 
     admin: AdminServer | None = None
@@ -726,6 +737,8 @@ async def run(settings: Settings, ready: asyncio.Event | None = None) -> None:
         await asyncio.sleep(0.05)
         await flush_cdrs()
         await transport.close()
+        if bridge is not None:
+            bridge.close()
         if provisioning is not None:
             await provisioning.close()
         if admin is not None:

@@ -490,6 +490,38 @@ class DialPlanSettings(_Section):
     t302: float = Field(default=15.0, gt=0, le=300)
 
 
+class MediaSettings(_Section):
+    """[media] media anchored on this node: today the IPv4 <-> IPv6 bridge.
+
+    A call between devices of different address families (an IPv6 phone and
+    an IPv4 one) cannot send media phone to phone; the node relays those
+    streams (``media.bridge``) on an RTP/RTCP port pair per family from
+    ``rtp_ports``, for at most ``max_streams`` streams at once. ``bridge``
+    false turns it off (such calls then have no media path).
+    """
+
+    bridge: bool = True
+    rtp_ports: str = "16384-32767"
+    max_streams: int = Field(default=1000, ge=1, le=100_000)
+
+    @field_validator("rtp_ports")
+    @classmethod
+    def _ports(cls, value: str) -> str:
+        low, sep, high = value.strip().partition("-")
+        if not sep or not low.strip().isdigit() or not high.strip().isdigit():
+            raise ValueError("must be a port range such as 16384-32767")
+        first, last = int(low) + int(low) % 2, int(high)
+        if not 1024 <= first < last <= 65535 or last - first < 3:
+            raise ValueError("needs at least two port pairs within 1024-65535")
+        return value.strip()
+
+    @property
+    def port_range(self) -> tuple[int, int]:
+        """(first even port, last port)."""
+        low, _, high = self.rtp_ports.partition("-")
+        return int(low) + int(low) % 2, int(high)
+
+
 class Settings(_Section):
     """All node settings; build with :func:`load_settings`."""
 
@@ -502,6 +534,7 @@ class Settings(_Section):
     dialplan: DialPlanSettings = Field(default_factory=DialPlanSettings)
     sccp: SccpSettings = Field(default_factory=SccpSettings)
     tftp: TftpSettings = Field(default_factory=TftpSettings)
+    media: MediaSettings = Field(default_factory=MediaSettings)
 
     # Where the settings came from (None: defaults + environment only).
     source: Path | None = None
@@ -755,4 +788,9 @@ load_information = ""             # firmware load name in SEP<MAC>.cnf.xml ("": 
 device_pool = "Default"
 locale = "English_United_States"
 time_zone = "UTC"                 # or a CallManager zone name
+
+[media]
+bridge = true                     # relay media between IPv4 and IPv6 devices
+rtp_ports = "16384-32767"         # RTP/RTCP port pairs for relayed streams
+max_streams = 1000                # relayed streams at once
 """

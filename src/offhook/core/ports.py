@@ -82,3 +82,22 @@ class LegFactory(Protocol):
     """Creates the driver of an outbound leg towards ``binding`` (one per protocol)."""
 
     def create(self, binding: Binding, leg: Leg) -> LegDriver: ...
+
+
+class MediaBridge(Protocol):
+    """Anchors a media stream between devices of different IP families (IPv4 <-> IPv6).
+
+    An adapter that is about to tell its device (of IP ``version``) to send a
+    stream to ``far``, an address of the other family, asks ``bridge`` for
+    an address of the device's own family instead; the bridge forwards
+    between the two. ``session`` groups the streams of one call, ``owner``
+    is the asking leg; ``release`` when the leg ends (the streams close when
+    no leg of the session needs them). None: no media path (bridge full or
+    the family not served); the call goes on.
+    """
+
+    def bridge(
+        self, session: str, owner: str, stream: int, version: int, far: tuple[str, int]
+    ) -> tuple[str, int] | None: ...
+
+    def release(self, session: str, owner: str) -> None: ...

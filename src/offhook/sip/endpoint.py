@@ -44,7 +44,7 @@ import contextlib
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Protocol
 
@@ -56,8 +56,8 @@ from offhook.common.location import Binding
 from offhook.core.engine import CallEngine
 from offhook.core.events import PartyInfo, Setup
 from offhook.core.leg import Leg
-from offhook.core.media import MediaDescription
-from offhook.core.ports import LegDriver
+from offhook.core.media import MediaDescription, MediaStream
+from offhook.core.ports import LegDriver, MediaBridge
 from offhook.sip.aio import response_destination
 from offhook.sip.auth import AuthStatus, CredentialLookup, DigestAuthenticator
 from offhook.sip.causes import cause_for_status, status_for_cause
@@ -210,8 +210,45 @@ class SipLeg(LegDriver):
     def body_for(self, media: MediaDescription | None) -> bytes:
         if media is None:
             return b""
+        if self.ep.bridge is not None:
+            media = self._bridged(media)
         self.last_sdp = self.writer.write(media)
         return self.last_sdp
+
+    @property
+    def _session(self) -> tuple[str, str]:
+        """(call, leg) keys for the media bridge."""
+        leg = self.leg
+        if leg is None:
+            return f"sip-{id(self)}", f"sip-{id(self)}"
+        return (leg.call.id if leg.call is not None else leg.id), leg.id
+
+    def _bridged(self, media: MediaDescription) -> MediaDescription:
+        """Streams of the other IP family go through the bridge (RFC 5118 peers of one
+        family cannot reach the other's addresses); the rest is left as it is."""
+        version = _version(self.dest[0]) or _version(self.ep.host) or 4
+        streams: list[MediaStream] = []
+        changed = False
+        for index, stream in enumerate(media.streams):
+            far = stream.address
+            far_version = _version(far) if far else None
+            if stream.port == 0 or far_version in (None, version):
+                streams.append(stream)
+                continue
+            if far in ("0.0.0.0", "::"):  # RFC 2543 hold: the unspecified address, ours
+                streams.append(replace(stream, address="::" if version == 6 else "0.0.0.0"))
+                changed = True
+                continue
+            session, owner = self._session
+            assert self.ep.bridge is not None
+            local = self.ep.bridge.bridge(session, owner, index, version, (far, stream.port))
+            if local is None:
+                streams.append(stream)
+                continue
+            extra = tuple((n, v) for n, v in stream.extra if n.lower() != "rtcp")
+            streams.append(replace(stream, address=local[0], port=local[1], extra=extra))
+            changed = True
+        return replace(media, streams=tuple(streams)) if changed else media
 
     def register_dialog(self, dialog: Dialog) -> None:
         if self.dialog is not None and self.dialog.id != dialog.id:
@@ -222,6 +259,8 @@ class SipLeg(LegDriver):
     def finish(self) -> None:
         """Forget this leg's SIP state (after BYE/final response)."""
         self.done = True
+        if self.ep.bridge is not None:
+            self.ep.bridge.release(*self._session)
         if self.dialog is not None:
             self.dialog.state = DialogState.TERMINATED
             self.ep.forget_dialog(self.dialog.id)
@@ -877,6 +916,7 @@ class SipEndpoint:
         hosts: dict[int, str] | None = None,
         resolve_cached: Callable[[str], str | None] | None = None,
         prefetch: Callable[[str], None] | None = None,
+        bridge: MediaBridge | None = None,
     ) -> None:
         self.engine = engine
         self.registrar = registrar
@@ -894,6 +934,7 @@ class SipEndpoint:
         self.hosts: dict[int, str] = dict(hosts or {})
         self.resolve_cached = resolve_cached
         self.prefetch = prefetch
+        self.bridge = bridge
         self.on_auth_failure = on_auth_failure
         self.auth_gate = auth_gate
         self.trunk_for = trunk_for

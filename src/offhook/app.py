@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import json
 import logging
 import signal
@@ -43,7 +42,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from offhook.common.addr import host_port, is_wildcard
+from offhook.common.addr import canonical, host_port, is_wildcard
 from offhook.common.location import MemoryLocationStore
 from offhook.config import SccpSettings, Settings
 from offhook.core.bus import EventBus
@@ -63,6 +62,7 @@ from offhook.db.snapshot import load_snapshot, plan_version
 from offhook.media.bridge import FamilyBridge
 from offhook.net.acl import AllowList
 from offhook.net.authguard import AuthGuard, AuthPolicy, PeerGate
+from offhook.net.bindings import describe
 from offhook.net.counters import RejectionCounters
 from offhook.net.guard import ListenerLimits
 from offhook.ris.admin import AdminServer
@@ -129,26 +129,43 @@ class SnapshotCredentials:
         """
         snapshot = self._node.snapshot
         if self._trunks_snapshot is not snapshot:
-            self._trunks = []
-            self._trunk_exact = {}
-            for trunk in snapshot.dialplan_spec.trunks:
-                peer = TrunkPeer(trunk.name, trunk.css, trunk.max_calls)
-                if trunk.inbound_addresses:
-                    self._trunks.append((AllowList(trunk.inbound_addresses), peer))
-                    continue
-                try:
-                    host = str(ipaddress.ip_address(trunk.host))
-                except ValueError:
-                    continue  # a host name: inbound calls need inbound_addresses
-                self._trunk_exact[(host, trunk.port)] = peer
-            self._trunks_snapshot = snapshot
+            self._index_trunks(snapshot)
         exact = self._trunk_exact.get(addr)
+        if exact is None and ":" in addr[0]:
+            # IPv6 in another written form than canonical (RFC 5952) one.
+            try:
+                exact = self._trunk_exact.get((canonical(addr[0]), addr[1]))
+            except ValueError:
+                exact = None
         if exact is not None:
             return exact
         for allow, peer in self._trunks:
             if allow.allows(addr[0]):
                 return peer
         return None
+
+    def _index_trunks(self, snapshot: PlanSnapshot) -> None:
+        """Trunks by exact address (canonical IP, port) and by inbound networks."""
+        self._trunks = []
+        self._trunk_exact = {}
+        for trunk in snapshot.dialplan_spec.trunks:
+            peer = TrunkPeer(trunk.name, trunk.css, trunk.max_calls)
+            if trunk.inbound_addresses:
+                try:
+                    allow = AllowList(trunk.inbound_addresses)
+                except ValueError as exc:  # rows stored before the plan checked them
+                    log.warning("trunk %s: inbound_addresses ignored: %s", trunk.name, exc)
+                else:
+                    self._trunks.append((allow, peer))
+                    continue
+            try:
+                # Any written form of the address ([::1], 0:0::1, ::ffff:a.b.c.d)
+                # matches the source the transport reports (common.addr.peer).
+                host = canonical(trunk.host)
+            except ValueError:
+                continue  # a host name: inbound calls need inbound_addresses
+            self._trunk_exact[(host, trunk.port)] = peer
+        self._trunks_snapshot = snapshot
 
     def caller_of(self, device: str) -> Caller | None:
         dev = self._node.snapshot.device(device)
@@ -164,7 +181,7 @@ def trunk_targets(snapshot: PlanSnapshot) -> list[TrunkTarget]:
     return [
         TrunkTarget(
             name=t.name,
-            host=t.host,
+            host=_trunk_host(t.host),
             port=t.port,
             transport=t.transport,
             options_ping=t.options_ping,
@@ -175,6 +192,14 @@ def trunk_targets(snapshot: PlanSnapshot) -> list[TrunkTarget]:
         for t in snapshot.dialplan_spec.trunks
         if t.protocol == "sip"
     ]
+
+
+def _trunk_host(host: str) -> str:
+    """An IP literal in the one written form (rows loaded before the plan checked it)."""
+    try:
+        return canonical(host)
+    except ValueError:
+        return host
 
 
 def _iso(ts: float | None) -> str | None:
@@ -227,6 +252,7 @@ class Node:
     sccp_port: int = 0
     admin_port: int = 0
     autoreg_writer: AutoRegistrationWriter | None = None
+    media_bridge: FamilyBridge | None = None
 
 
 def sccp_profile(dev: DeviceInfo) -> DeviceProfile:
@@ -375,7 +401,9 @@ def make_sccp_handler(engine: CallEngine, node: Node) -> PhoneHandler:
     """The call side of the SCCP listener: the endpoint, also the engine's leg factory."""
     from offhook.sccp.endpoint import SccpEndpoint
 
-    handler = SccpEndpoint(engine, lambda: node.snapshot, t302=node.settings.dialplan.t302)
+    handler = SccpEndpoint(
+        engine, lambda: node.snapshot, t302=node.settings.dialplan.t302, bridge=node.media_bridge
+    )
     engine.register_factory("sccp", handler)
     return handler
 
@@ -463,10 +491,9 @@ async def start_sccp(
     try:
         _, node.sccp_port = await listener.start(sccp.listen, sccp.port)
     except OSError as exc:
-        raise OSError(
-            exc.errno, f"SCCP cannot listen on {sccp.listen}:{sccp.port}: {exc.strerror or exc}"
-        ) from exc
-    log.info("SCCP listening on %s:%d", sccp.listen, node.sccp_port)
+        where = describe(sccp.listen, sccp.port)
+        raise OSError(exc.errno, f"SCCP cannot listen on {where}: {exc.strerror or exc}") from exc
+    log.info("SCCP listening on %s", describe(sccp.listen, node.sccp_port))
     return listener
 
 
@@ -565,6 +592,7 @@ async def run(settings: Settings, ready: asyncio.Event | None = None) -> None:
             settings.media.max_streams,
             count=lambda reason, n: counters.increment("media", reason, n),
         )
+        node.media_bridge = bridge
     endpoint = SipEndpoint(
         engine=engine,
         registrar=registrar,
@@ -673,7 +701,9 @@ async def run(settings: Settings, ready: asyncio.Event | None = None) -> None:
             limits=ListenerLimits.of(settings.admin),
         )
         node.admin_port = await admin.start(settings.admin.listen, settings.admin.port)
-        log.info("admin endpoint on http://%s:%d/status", settings.admin.listen, node.admin_port)
+        log.info(
+            "admin endpoint on %s (GET /status)", describe(settings.admin.listen, node.admin_port)
+        )
 
     async def poll_plan() -> None:
         while True:
@@ -831,7 +861,8 @@ def print_status(settings: Settings, as_json: bool) -> int:
         data = fetch_status(settings)
     except (urllib.error.URLError, OSError, ValueError) as exc:
         sys.stderr.write(
-            f"offhook: no node answering on {settings.admin.listen}:{settings.admin.port}: {exc}\n"
+            "offhook: no node answering on "
+            f"{describe(settings.admin.listen, settings.admin.port)}: {exc}\n"
         )
         return 1
     if as_json:

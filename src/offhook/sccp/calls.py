@@ -114,6 +114,7 @@ class PhoneCall:
         self.line = line
         self.phase = Phase.NEW
         self.leg: Leg | None = None
+        self._bridged: tuple[str, str] | None = None  # (call, leg) keys in the media bridge
         self.collector: DigitCollector | None = None
         self.remote = PartyInfo("")
         self.called = ""
@@ -252,6 +253,9 @@ class PhoneCall:
         self.phase = Phase.ENDED
         self.collector = None
         self.media.close()
+        if self._bridged is not None and self.phone.bridge is not None:
+            self.phone.bridge.release(*self._bridged)
+            self._bridged = None
         send = self.phone.send
         if ringing:
             send(SetRinger(RingMode.OFF, RingDuration.NORMAL, self.line, self.ref))
@@ -370,10 +374,26 @@ class PhoneCall:
             self.media.stop()
             return
         stream: MediaStream = found[1]
-        if stream.direction in ("sendrecv", "recvonly") and stream.address != "0.0.0.0":
-            self.media.start(stream.address, stream.port, self.choice)
+        if stream.direction in ("sendrecv", "recvonly") and stream.address not in ("0.0.0.0", "::"):
+            far = self._reachable(stream.address, stream.port)
+            if far is None:
+                self.media.stop()
+                return
+            self.media.start(far[0], far[1], self.choice)
         else:
             self.media.stop()
+
+    def _reachable(self, address: str, port: int) -> tuple[str, int] | None:
+        """Where the phone sends to reach ``address``: SCCP media is IPv4, so an
+        IPv6 far end goes through the node's media bridge (None: no path)."""
+        if ":" not in address:
+            return address, port
+        bridge, leg = self.phone.bridge, self.leg
+        if bridge is None or leg is None:
+            log.warning("sccp %s: far end %s is IPv6 and no media bridge", self.phone.name, address)
+            return None
+        self._bridged = (leg.call.id if leg.call is not None else leg.id, leg.id)
+        return bridge.bridge(*self._bridged, 0, 4, (address, port))
 
     # ------------------------------------------------------------ LegDriver
     def offer(self, setup: Setup) -> None:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from offhook.core.causes import Cause
 from offhook.core.dialplan.overlap import DEFAULT_T302, DigitCollector, Verdict
 from offhook.core.events import PartyInfo, Release, Setup
+from offhook.core.ports import MediaBridge
 from offhook.sccp import mediamap
 from offhook.sccp.calls import Phase, PhoneCall
 from offhook.sccp.messages import (
@@ -88,8 +89,10 @@ class SccpEndpoint:
         *,
         t302: float = DEFAULT_T302,
         first_reference: int = 1,
+        bridge: MediaBridge | None = None,
     ) -> None:
         self.engine = engine
+        self.bridge = bridge  # SCCP media is IPv4: IPv6 far ends go through it
         self._snapshot = snapshot
         self.t302 = t302
         self.phones: dict[str, Phone] = {}
@@ -114,7 +117,9 @@ class SccpEndpoint:
         old = self.phones.get(link.name)
         if old is not None and old.link is not link:
             old.detach(Cause.TEMPORARY_FAILURE)
-        self.phones[link.name] = Phone(link, self.engine, self._open_receive, self._call_gone)
+        phone = Phone(link, self.engine, self._open_receive, self._call_gone)
+        phone.bridge = self.bridge
+        self.phones[link.name] = phone
 
     def detach(self, link: PhoneLink, reason: str, now: float) -> None:
         self._now = now

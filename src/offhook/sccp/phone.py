@@ -20,6 +20,7 @@ from offhook.sccp.ui import LampMode, RingDuration, RingMode, SpeakerMode, Stimu
 
 if TYPE_CHECKING:
     from offhook.core.engine import CallEngine
+    from offhook.core.ports import MediaBridge
     from offhook.sccp.link import PhoneLink
     from offhook.sccp.media import Receive
 
@@ -42,6 +43,7 @@ class Phone:
         self.handset = False
         self.speaker = False
         self.last_dialed = ""
+        self.bridge: MediaBridge | None = None
 
     @property
     def name(self) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import secrets
 
+from offhook.common.addr import normalize_host
 from offhook.common.errors import ParseError
 from offhook.core.media import Codec, MediaDescription, MediaStream
 from offhook.sdp.codec import parse_sdp
@@ -25,7 +26,8 @@ def sdp_to_media(body: bytes) -> MediaDescription:
     sdp = parse_sdp(body)
     streams: list[MediaStream] = []
     for m in sdp.media:
-        address = sdp.media_address(m) or ""
+        # One form inside the node: compressed IPv6, IPv4-mapped as IPv4 (RFC 5118 §4.9).
+        address = normalize_host(sdp.media_address(m) or "")
         fmtp = m.fmtp
         codecs: list[Codec] = []
         for fmt in m.formats:

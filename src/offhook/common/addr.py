@@ -120,4 +120,4 @@ def host_port(host: str, port: int) -> str:
 
 def same_host(a: str, b: str) -> bool:
     """True when two hosts name the same address (any written form) or the same name."""
-    return normalize_host(a) == normalize_host(b)
+    return a == b or normalize_host(a) == normalize_host(b)

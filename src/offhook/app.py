@@ -132,7 +132,7 @@ class SnapshotCredentials:
             self._index_trunks(snapshot)
         exact = self._trunk_exact.get(addr)
         if exact is None and ":" in addr[0]:
-            # IPv6 in another written form than canonical (RFC 5952) one.
+            # An IPv6 source written otherwise than RFC 5952 (inet_ntop forms differ).
             try:
                 exact = self._trunk_exact.get((canonical(addr[0]), addr[1]))
             except ValueError:
@@ -654,7 +654,7 @@ async def run(settings: Settings, ready: asyncio.Event | None = None) -> None:
                     "device": b.device,
                     "aor": b.aor,
                     "contact": b.contact,
-                    "source": f"{b.source[0]}:{b.source[1]}",
+                    "source": host_port(*b.source),
                     "transport": b.transport,
                     "expires_in": max(0, round(b.expires_at - now)),
                     "user_agent": b.user_agent,

@@ -477,6 +477,13 @@ class AuthSettings(_Section):
     max_delayed: int = Field(default=1_000, ge=1, le=1_000_000)
     _generated: str = PrivateAttr(default_factory=lambda: secrets.token_hex(32))
 
+    @field_validator("secret")
+    @classmethod
+    def _secret(cls, value: str) -> str:
+        if value and len(value.encode()) < 16:
+            raise ValueError("must be empty (random per process) or at least 16 bytes")
+        return value
+
     @property
     def key(self) -> bytes:
         """The nonce HMAC key: ``secret``, or this process's random one."""
@@ -692,12 +699,13 @@ SAMPLE_TOML = """\
 url = "sqlite:///offhook.db"
 
 [sip]
-listen = "0.0.0.0"
+listen = "0.0.0.0"                # or "::" (IPv6 and IPv4: one dual-stack socket), or a list,
+                                  # ["0.0.0.0", "::"]: a socket per family (in every section)
 port = 5060                       # UDP and TCP on the same port
 allow = ["0.0.0.0/0", "::/0"]     # source networks allowed to reach SIP
 realm = "offhook"                 # digest realm (HA1s in the plan are for it)
-external_host = ""                # address in Via/Contact; default: listen address,
-                                  # or the outward interface when listening on 0.0.0.0
+external_host = []                # Via/Contact/SDP address, one per family: ["198.51.100.10",
+                                  # "2001:db8::10"]; default: listen address or outward interface
 max_message = 65535               # bytes
 idle_timeout = 60                 # seconds before an idle TCP connection is closed
 handshake_timeout = 10            # seconds a new TCP connection has to send its first message
@@ -714,7 +722,7 @@ digest_algorithms = ["MD5"]       # add "SHA-256" (RFC 8760) when every UA suppo
 
 [admin]
 enabled = true
-listen = "127.0.0.1"              # local JSON status endpoint (offhook status)
+listen = "127.0.0.1"              # status endpoint (offhook status); or ["127.0.0.1", "::1"]
 port = 5099
 allow = ["127.0.0.1/32", "::1/128"]
 max_message = 4096                # bytes of request head
@@ -749,7 +757,7 @@ t302 = 15.0                       # inter-digit timeout of overlap dialing, seco
 
 [sccp]
 enabled = true                    # Cisco SCCP (Skinny) phones, TCP
-listen = "0.0.0.0"
+listen = "0.0.0.0"                # "::" serves IPv4 and IPv6 phones
 port = 2000
 allow = ["0.0.0.0/0", "::/0"]
 keepalive = 30                    # seconds between the phones' keepalives
@@ -767,7 +775,7 @@ auto_register_partition = ""
 
 [tftp]
 enabled = true                    # phone provisioning: TFTP and the same files over HTTP
-listen = "0.0.0.0"
+listen = "0.0.0.0"                # "::": IPv6 phones get the node's IPv6 address in cnf.xml
 port = 69                         # UDP; below 1024 needs root or CAP_NET_BIND_SERVICE
 http = true
 http_port = 6970

@@ -38,13 +38,20 @@ def branch() -> str:
     return "z9hG4bK" + secrets.token_hex(8)
 
 
-def sdp(port: int, direction: str | None = None, session: int = 1, version: int = 1) -> bytes:
-    """A small audio offer/answer on ``port`` (PCMU + telephone-event)."""
+def sdp(
+    port: int,
+    direction: str | None = None,
+    session: int = 1,
+    version: int = 1,
+    host: str = HOST,
+) -> bytes:
+    """A small audio offer/answer on ``host``:``port`` (PCMU + telephone-event)."""
+    kind = "IP6" if ":" in host else "IP4"
     lines = [
         "v=0",
-        f"o=test {session} {version} IN IP4 {HOST}",
+        f"o=test {session} {version} IN {kind} {host}",
         "s=-",
-        f"c=IN IP4 {HOST}",
+        f"c=IN {kind} {host}",
         "t=0 0",
         f"m=audio {port} RTP/AVP 0 101",
         "a=rtpmap:0 PCMU/8000",
@@ -138,6 +145,7 @@ class SipClient:
     port: int = 0
     closed: bool = False
     pongs: int = 0
+    local: str = HOST  # the address the UA binds and writes (IPv4 or IPv6 loopback)
 
     def __post_init__(self) -> None:
         self._arrived = asyncio.Event()
@@ -159,7 +167,7 @@ class SipClient:
                 def datagram_received(self, data: bytes, addr: Any) -> None:
                     owner._received(data)
 
-            self._udp, _ = await loop.create_datagram_endpoint(_Proto, local_addr=(HOST, 0))
+            self._udp, _ = await loop.create_datagram_endpoint(_Proto, local_addr=(self.local, 0))
             self.port = self._udp.get_extra_info("sockname")[1]
         else:
             reader, writer = await asyncio.wait_for(asyncio.open_connection(*self.server), 5.0)
@@ -270,11 +278,16 @@ class SipClient:
     # --- message building ---------------------------------------------------
     @property
     def host_port(self) -> str:
-        return f"{HOST}:{self.port}"
+        return f"[{self.local}]:{self.port}" if ":" in self.local else f"{self.local}:{self.port}"
+
+    @property
+    def server_host(self) -> str:
+        host = self.server[0]
+        return f"[{host}]" if ":" in host else host
 
     @property
     def server_uri(self) -> str:
-        return f"sip:{self.server[0]}:{self.server[1]}"
+        return f"sip:{self.server_host}:{self.server[1]}"
 
     @property
     def contact_uri(self) -> str:
@@ -283,7 +296,7 @@ class SipClient:
 
     def from_value(self, user: str | None = None, tag_: str | None = None) -> str:
         disp = f'"{self.display}" ' if self.display else ""
-        return f"{disp}<sip:{user or self.user}@{self.server[0]}>;tag={tag_ or tag()}"
+        return f"{disp}<sip:{user or self.user}@{self.server_host}>;tag={tag_ or tag()}"
 
     def via(self, branch_: str | None = None) -> str:
         return (
@@ -370,9 +383,9 @@ class SipClient:
             headers.append(("Authorization", auth))
         return self.build(
             "REGISTER",
-            f"sip:{self.server[0]}",
-            from_=f"<sip:{aor_user}@{self.server[0]}>;tag={tag()}",
-            to=f"<sip:{aor_user}@{self.server[0]}>",
+            f"sip:{self.server_host}",
+            from_=f"<sip:{aor_user}@{self.server_host}>;tag={tag()}",
+            to=f"<sip:{aor_user}@{self.server_host}>",
             call_id=self.call_id,
             cseq=self._cseq,
             contact=contact,
@@ -395,7 +408,7 @@ class SipClient:
         if first.status != 401:
             return first, first
         challenge = first.headers.get("WWW-Authenticate") or ""
-        auth = self.authorization(challenge, "REGISTER", f"sip:{self.server[0]}")
+        auth = self.authorization(challenge, "REGISTER", f"sip:{self.server_host}")
         self.send_bytes(
             self.register_request(expires=expires, contact=contact, aor=aor, auth=auth, extra=extra)
         )
@@ -418,9 +431,9 @@ class SipClient:
             extra.append(("Proxy-Authorization", auth))
         return self.build(
             "INVITE",
-            f"sip:{called}@{self.server[0]}:{self.server[1]}",
+            f"sip:{called}@{self.server_host}:{self.server[1]}",
             from_=self.from_value(tag_=from_tag),
-            to=f"<sip:{called}@{self.server[0]}>",
+            to=f"<sip:{called}@{self.server_host}>",
             call_id=call_id,
             cseq=cseq,
             via=self.via(branch_),
@@ -437,7 +450,7 @@ class SipClient:
         challenge = await self.recv_response("INVITE")
         assert challenge.status == 407, _summary(challenge)
         call.ack_failure(challenge)
-        uri = f"sip:{called}@{self.server[0]}:{self.server[1]}"
+        uri = f"sip:{called}@{self.server_host}:{self.server[1]}"
         value = challenge.headers.get("Proxy-Authenticate") or ""
         call.cseq += 1
         call.branch = branch()
@@ -546,7 +559,7 @@ class Call:
         self.ua.send_bytes(
             self.ua.build(
                 "ACK",
-                f"sip:{self.called}@{self.ua.server[0]}:{self.ua.server[1]}",
+                f"sip:{self.called}@{self.ua.server_host}:{self.ua.server[1]}",
                 from_=self.ua.from_value(tag_=self.from_tag),
                 to=resp.headers.get("To") or "",
                 call_id=self.call_id,
@@ -561,9 +574,9 @@ class Call:
         self.ua.send_bytes(
             self.ua.build(
                 "CANCEL",
-                f"sip:{self.called}@{self.ua.server[0]}:{self.ua.server[1]}",
+                f"sip:{self.called}@{self.ua.server_host}:{self.ua.server[1]}",
                 from_=self.ua.from_value(tag_=self.from_tag),
-                to=f"<sip:{self.called}@{self.ua.server[0]}>",
+                to=f"<sip:{self.called}@{self.ua.server_host}>",
                 call_id=self.call_id,
                 cseq=self.cseq,
                 via=self.ua.via(self.branch),

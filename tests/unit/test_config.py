@@ -165,5 +165,10 @@ def test_auth_secret() -> None:
     b = load_settings(None, env={})
     assert a.auth.key and a.auth.key == a.auth.key
     assert a.auth.key != b.auth.key  # random per process/settings when unset
-    c = load_settings(None, env={"OFFHOOK_AUTH__SECRET": "cluster-wide"})
-    assert c.auth.key == b"cluster-wide"
+    c = load_settings(None, env={"OFFHOOK_AUTH__SECRET": "cluster-wide-secret-1"})
+    assert c.auth.key == b"cluster-wide-secret-1"
+
+
+def test_short_auth_secret_refused() -> None:
+    with pytest.raises(ConfigError, match="at least 16 bytes"):
+        load_settings(None, env={"OFFHOOK_AUTH__SECRET": "short"})

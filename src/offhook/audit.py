@@ -13,7 +13,10 @@ reads the node settings and reports, without touching the network:
    CTI listener once a ``[cti]`` section exists) and the database server
    when the database URL names a network host: address, port, transport,
    allow-list and limits (the per-listener defence keys, read with
-   ``getattr`` so a section without one still audits).
+   ``getattr`` so a section without one still audits). A ``listen`` list
+   gives one entry per address, each with the IP versions its socket
+   serves (``net.listen.bind_plan``): ``"::"`` alone is dual-stack (4 and
+   6), ``["0.0.0.0", "::"]`` is one IPv4 and one IPv6-only socket.
 2. :func:`findings`: a ``WARN`` for each service the advisory says must not
    face the whole network (CTI, database, admin, provisioning) that is open
    to everything (an allow-list holding ``0.0.0.0/0`` or ``::/0`` while
@@ -28,8 +31,9 @@ reads the node settings and reports, without touching the network:
    ``host`` for a /32, ``any`` for a /0), then the ``deny`` for the port,
    and a final ``permit ip any any`` so that the entries sit beside the
    router's other traffic. IPv6 networks go into a named ``ipv6
-   access-list`` the same way (``permit ipv6 any any`` last). Loopback
-   listeners get no entries (the router never sees their traffic).
+   access-list`` the same way (``permit udp 2001:db8::/64 any eq 5060``;
+   ``permit ipv6 any any`` last), for every listener that serves IPv6.
+   Loopback listeners get no entries (the router never sees their traffic).
 
 :func:`audit` puts the three into an :class:`AuditReport`, which renders as
 text (:meth:`AuditReport.text`) or JSON (:meth:`AuditReport.to_json`); its
@@ -46,6 +50,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from offhook.config import Settings
+from offhook.net.listen import bind_plan, listen_list
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -121,6 +126,8 @@ class Listener:
     allow: tuple[str, ...] | None
     """Allowed source networks; None when offhook does not control them (database)."""
     limits: dict[str, float | int] = field(default_factory=dict)
+    families: tuple[int, ...] = ()
+    """IP versions its socket serves (4, 6); empty: from the address (``::`` dual-stack)."""
 
     @property
     def label(self) -> str:
@@ -134,10 +141,13 @@ class Listener:
 
     @property
     def open_to_all(self) -> bool:
-        """An allow-list holding 0.0.0.0/0 or ::/0 on a non-loopback address."""
+        """An allow-list holding 0.0.0.0/0 or ::/0 (of a family it serves), not on loopback."""
         if self.loopback or self.allow is None:
             return False
-        return any(_network(n).prefixlen == 0 for n in self.allow)
+        versions = self.ip_versions
+        return any(
+            net.prefixlen == 0 and net.version in versions for net in map(_network, self.allow)
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -147,10 +157,16 @@ class Listener:
             "address": self.address,
             "port": self.port,
             "allow": list(self.allow) if self.allow is not None else None,
+            "families": list(self.ip_versions),
             "loopback": self.loopback,
             "open_to_all": self.open_to_all,
             "limits": dict(self.limits),
         }
+
+    @property
+    def ip_versions(self) -> tuple[int, ...]:
+        """The IP versions this listener accepts."""
+        return self.families or _families(self.address)
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,16 +298,26 @@ def _allow(section: object) -> tuple[str, ...]:
 
 def _listener(
     section_name: str, section: object, service: str, transport: Literal["tcp", "udp"], port: int
-) -> Listener:
-    return Listener(
-        service=service,
-        section=section_name,
-        transport=transport,
-        address=str(getattr(section, "listen", "")),
-        port=port,
-        allow=_allow(section),
-        limits=_limits(section, service),
-    )
+) -> list[Listener]:
+    """One entry per address of the section's ``listen`` (a string or a list)."""
+    listen = getattr(section, "listen", "")
+    try:
+        specs = [(spec.host, tuple(sorted(spec.families))) for spec in bind_plan(listen)]
+    except (ValueError, TypeError):  # not addresses (a section audited as is)
+        specs = [(str(host), ()) for host in listen_list(listen or "")]
+    return [
+        Listener(
+            service=service,
+            section=section_name,
+            transport=transport,
+            address=host,
+            port=port,
+            allow=_allow(section),
+            limits=_limits(section, service),
+            families=families,
+        )
+        for host, families in specs
+    ]
 
 
 def database_listener(url: str) -> tuple[Listener | None, str]:
@@ -332,23 +358,23 @@ def listeners(settings: Settings) -> list[Listener]:
     sip = settings.sip
     if getattr(sip, "enabled", True):
         if sip.udp:
-            out.append(_listener("sip", sip, "sip", "udp", sip.port))
+            out += _listener("sip", sip, "sip", "udp", sip.port)
         if sip.tcp:
-            out.append(_listener("sip", sip, "sip", "tcp", sip.port))
+            out += _listener("sip", sip, "sip", "tcp", sip.port)
     sccp = settings.sccp
     if sccp.enabled:
-        out.append(_listener("sccp", sccp, "sccp", "tcp", sccp.port))
+        out += _listener("sccp", sccp, "sccp", "tcp", sccp.port)
     tftp = settings.tftp
     if tftp.enabled:
-        out.append(_listener("tftp", tftp, "tftp", "udp", tftp.port))
+        out += _listener("tftp", tftp, "tftp", "udp", tftp.port)
         if tftp.http:
-            out.append(_listener("tftp", tftp, "tftp-http", "tcp", tftp.http_port))
+            out += _listener("tftp", tftp, "tftp-http", "tcp", tftp.http_port)
     admin = settings.admin
     if admin.enabled:
-        out.append(_listener("admin", admin, "admin", "tcp", admin.port))
+        out += _listener("admin", admin, "admin", "tcp", admin.port)
     cti = getattr(settings, "cti", None)  # CTI (TAPI/JTAPI-like) has no listener yet
     if cti is not None and getattr(cti, "enabled", True) and hasattr(cti, "port"):
-        out.append(_listener("cti", cti, "cti", "tcp", int(cti.port)))
+        out += _listener("cti", cti, "cti", "tcp", int(cti.port))
     db, _ = database_listener(settings.database.url)
     if db is not None:
         allow = getattr(settings.database, "allow", None)
@@ -416,7 +442,7 @@ def _destination(x: Listener, version: int, hosts: Sequence[str]) -> str | None:
 
     None when the listener does not accept that version at all.
     """
-    if version not in _families(x.address):
+    if version not in x.ip_versions:
         return None
     addr = _address(x.address)
     if addr is not None and not addr.is_unspecified:
@@ -496,11 +522,11 @@ def audit(
 ) -> AuditReport:
     """The whole audit of ``settings`` (see the module docstring).
 
-    ``hosts`` default to ``[sip] external_host`` when it is an IP address.
+    ``hosts`` default to the IP addresses of ``[sip] external_host`` (one per family).
     """
     items = listeners(settings)
-    if not hosts and _address(settings.sip.external_host) is not None:
-        hosts = (settings.sip.external_host,)
+    if not hosts:
+        hosts = tuple(h for h in listen_list(settings.sip.external_host) if _address(h))
     v4, v6 = acl_lines(items, acl_number, hosts)
     _, database = database_listener(settings.database.url)
     return AuditReport(

@@ -699,8 +699,7 @@ SAMPLE_TOML = """\
 url = "sqlite:///offhook.db"
 
 [sip]
-listen = "0.0.0.0"                # or "::" (IPv6 and IPv4: one dual-stack socket), or a list,
-                                  # ["0.0.0.0", "::"]: a socket per family (in every section)
+listen = "0.0.0.0"                # or "::" (dual-stack), or ["0.0.0.0", "::"] (socket per family)
 port = 5060                       # UDP and TCP on the same port
 allow = ["0.0.0.0/0", "::/0"]     # source networks allowed to reach SIP
 realm = "offhook"                 # digest realm (HA1s in the plan are for it)

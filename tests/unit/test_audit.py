@@ -215,11 +215,13 @@ def test_json_shape() -> None:
         "address",
         "port",
         "allow",
+        "families",
         "loopback",
         "open_to_all",
         "limits",
     }
     assert first["service"] == "sip" and first["transport"] == "udp"
+    assert first["families"] == [4]
     assert isinstance(first["limits"], dict) and first["limits"]["max_message"] == 65535
     assert set(data["acl"]) == {"number", "ipv4", "ipv6_name", "ipv6"}
     assert data["acl"]["number"] == 101 and data["acl"]["ipv6_name"] == "offhook-101"
@@ -239,3 +241,82 @@ def test_acl_numbers_and_port_zero() -> None:
     report = audit(loopback(OFFHOOK_SCCP__LISTEN="0.0.0.0", OFFHOOK_SCCP__PORT="0"))
     assert any("port 0" in f.message for f in report.findings)
     assert not [line for line in report.acl_ipv4 if "eq 0" in line]
+
+
+def test_listen_lists_give_one_entry_per_socket() -> None:
+    """["0.0.0.0", "::"]: an IPv4 and an IPv6-only socket; "::" alone: one dual-stack socket."""
+    both = listeners(
+        loopback(
+            OFFHOOK_SCCP__LISTEN='["0.0.0.0", "::"]',
+            OFFHOOK_TFTP__LISTEN='["192.0.2.20", "2001:db8::20"]',
+        )
+    )
+    sccp = [(x.address, x.ip_versions) for x in both if x.service == "sccp"]
+    assert sccp == [("0.0.0.0", (4,)), ("::", (6,))]
+    tftp = [(x.label, x.ip_versions) for x in both if x.service == "tftp"]
+    assert tftp == [("tftp udp 192.0.2.20:69", (4,)), ("tftp udp [2001:db8::20]:69", (6,))]
+    dual = listeners(loopback(OFFHOOK_SCCP__LISTEN="::"))
+    assert [(x.label, x.ip_versions) for x in dual if x.service == "sccp"] == [
+        ("sccp tcp [::]:2000", (4, 6))
+    ]
+    v6_loopback = listeners(loopback(OFFHOOK_ADMIN__LISTEN='["::1", "127.0.0.1"]'))
+    admin = [x for x in v6_loopback if x.service == "admin"]
+    assert [x.address for x in admin] == ["::1", "127.0.0.1"] and all(x.loopback for x in admin)
+
+
+def test_ipv6_access_list_beside_the_ipv4_one() -> None:
+    s = loopback(
+        OFFHOOK_SIP__LISTEN='["0.0.0.0", "::"]',
+        OFFHOOK_SIP__ALLOW='["10.1.0.0/16", "2001:db8:1::/64", "2001:db8:2::7"]',
+        OFFHOOK_SIP__EXTERNAL_HOST='["192.0.2.10", "2001:db8::10"]',
+        OFFHOOK_SIP__TCP="false",
+    )
+    report = audit(s)  # the node's addresses: external_host, one per family
+    assert report.acl_ipv4[:4] == (
+        "access-list 101 remark offhook sip udp port 5060",
+        "access-list 101 permit udp 10.1.0.0 0.0.255.255 host 192.0.2.10 eq 5060",
+        "access-list 101 deny udp any host 192.0.2.10 eq 5060",
+        "access-list 101 remark offhook sccp tcp port 2000: loopback only, nothing to filter",
+    )
+    assert report.acl_ipv6 == (
+        "ipv6 access-list offhook-101",
+        " remark offhook sip udp port 5060",
+        " permit udp 2001:db8:1::/64 host 2001:db8::10 eq 5060",
+        " permit udp host 2001:db8:2::7 host 2001:db8::10 eq 5060",
+        " deny udp any host 2001:db8::10 eq 5060",
+        " permit ipv6 any any",
+    )
+    text = report.text()
+    assert "ipv6 access-list offhook-101\n" in text
+    assert "sip udp [::]:5060" in text and "sip udp 0.0.0.0:5060" in text
+
+
+def test_dual_stack_listener_gets_entries_for_both_families() -> None:
+    report = audit(
+        loopback(
+            OFFHOOK_SCCP__LISTEN="::",
+            OFFHOOK_SCCP__ALLOW='["10.0.0.0/8", "fd00:1::/48"]',
+        )
+    )
+    assert "access-list 101 permit tcp 10.0.0.0 0.255.255.255 any eq 2000" in report.acl_ipv4
+    assert " permit tcp fd00:1::/48 any eq 2000" in report.acl_ipv6
+    assert " deny tcp any any eq 2000" in report.acl_ipv6
+    # IPv4 entries only on a dual-stack listener: every IPv6 source is denied.
+    v4_only = audit(loopback(OFFHOOK_SCCP__LISTEN="::", OFFHOOK_SCCP__ALLOW='["10.0.0.0/8"]'))
+    assert v4_only.acl_ipv6 == (
+        "ipv6 access-list offhook-101",
+        " remark offhook sccp tcp port 2000",
+        " deny tcp any any eq 2000",
+        " permit ipv6 any any",
+    )
+
+
+def test_open_to_all_counts_only_the_families_served() -> None:
+    # ::/0 opens nothing on an IPv4 socket; it does on the IPv6 one of the same list.
+    narrow = audit(loopback(OFFHOOK_ADMIN__LISTEN="0.0.0.0", OFFHOOK_ADMIN__ALLOW='["::/0"]'))
+    assert narrow.status == 0
+    wide = audit(
+        loopback(OFFHOOK_ADMIN__LISTEN='["0.0.0.0", "::"]', OFFHOOK_ADMIN__ALLOW='["::/0"]')
+    )
+    warns = [f.listener.label for f in wide.findings if f.level == "WARN"]
+    assert warns == ["admin tcp [::]:5099"]

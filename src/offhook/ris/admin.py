@@ -1,14 +1,18 @@
 """The node's local admin endpoint: a tiny read-only HTTP/1.0 JSON server.
 
 ``offhook status`` asks a running node for its registrations, calls and
-counters here (``GET /status``). It listens on loopback by default and has
-the same defences as every listener (``net.guard.ListenerGuard`` over the
-``[admin]`` limits): a source allow-list checked before a byte is read (a
-refused source is reset, keeps no state), connection caps overall and per
-source, a token bucket per source, a request head bounded by
+counters here (``GET /status``). It listens on loopback by default
+(``[admin] listen``: one address or a list, IPv4, IPv6 or a dual-stack
+``"::"``; see ``net.listen``) and has the same defences as every listener
+(``net.guard.ListenerGuard`` over the ``[admin]`` limits): a source
+allow-list checked before a byte is read (a refused source is reset, keeps
+no state), connection caps overall and per source, a token bucket per
+source, a request head bounded by
 ``max_message`` (read in bounded chunks, never more), ``handshake_timeout``
 to send it and ``idle_timeout`` to take the answer, and one request per
-connection. It serves only GET of registered paths.
+connection. It serves only GET of registered paths. A peer's address is
+normalised as it arrives (``common.addr.peer``: an IPv4-mapped source is
+IPv4), so ``127.0.0.0/8`` admits ``::ffff:127.0.0.1`` as ``127.0.0.1``.
 """
 
 from __future__ import annotations
@@ -17,8 +21,10 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
+from offhook.common.addr import peer as normal_peer
+from offhook.net.bindings import start_stream_servers
 from offhook.net.guard import (
     HANDSHAKE_TIMEOUT,
     LISTEN_BACKLOG,
@@ -62,23 +68,24 @@ class AdminServer:
         self.guard = ListenerGuard(
             self.limits, allow, lambda reason, host: self._refuse(reason, (host, 0))
         )
-        self.server: asyncio.Server | None = None
+        self.servers: list[asyncio.Server] = []
 
-    async def start(self, host: str, port: int) -> int:
-        self.server = await asyncio.start_server(
+    async def start(self, host: str | Sequence[str], port: int) -> int:
+        """Listen on every address of ``host`` (one or a list) on ``port``; the bound port."""
+        self.servers, bound = await start_stream_servers(
             self._handle,
             host,
             port,
-            reuse_address=True,
             limit=max(4096, self.limits.max_message),
             backlog=LISTEN_BACKLOG,
         )
-        return int(self.server.sockets[0].getsockname()[1])
+        return bound
 
     async def close(self) -> None:
-        if self.server is not None:
-            self.server.close()
-            await self.server.wait_closed()
+        for server in self.servers:
+            server.close()
+        for server in self.servers:
+            await server.wait_closed()
 
     def status(self) -> dict[str, int]:
         return self.guard.status()
@@ -89,7 +96,7 @@ class AdminServer:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer_info = writer.get_extra_info("peername")
-        peer = (str(peer_info[0]), int(peer_info[1])) if peer_info else ("", 0)
+        peer = normal_peer(peer_info) if peer_info else ("", 0)
         loop = asyncio.get_running_loop()
         if not self.guard.admit_connection(peer[0], loop.time()):
             writer.transport.abort()  # a reset: no answer

@@ -1,9 +1,14 @@
 """asyncio TCP listener for SCCP (Skinny) phones, with the listener defences.
 
 Theory of operation. ``SccpListener`` accepts TCP connections on
-``[sccp] listen:port`` (2000). Its ``net.guard.ListenerGuard`` checks the
-source allow-list when a connection is accepted, before a byte is read: a
-refused source is aborted at once and leaves no state. Then the global and
+``[sccp] listen:port`` (2000): every address of the ``listen`` list, IPv4,
+IPv6 or a dual-stack ``"::"`` (``net.listen``), all on one port. A peer's
+address is normalised as it arrives (``common.addr.peer``: an IPv4-mapped
+source of a dual-stack socket is plain IPv4), so the allow-list, the
+per-source tables, logs, bindings and ``offhook status`` see one form. Its
+``net.guard.ListenerGuard`` checks the source allow-list when a connection
+is accepted, before a byte is read: a refused source is aborted at once and
+leaves no state. Then the global and
 per-source connection caps and one token of the source's rate bucket apply.
 Frames a source sends beyond ``rate_per_source`` pause reading its
 connection for a while (back-pressure; nothing is dropped). Each admitted
@@ -48,12 +53,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from offhook.common.addr import host_port
 from offhook.common.location import Binding, LocationStore
 from offhook.net.guard import LISTEN_BACKLOG, ListenerGuard, ListenerLimits
+from offhook.net.listen import bind_plan, open_stream_servers
 from offhook.sccp.autoreg import AutoRegistrar
 from offhook.sccp.connection import Addr, PhoneConnection, SccpLink
 from offhook.sccp.device import DeviceProfile
@@ -120,7 +127,7 @@ class SccpListener:
         self.limiter = self.guard.connections
         self.connections: set[PhoneConnection] = set()
         self.phones: dict[str, PhoneConnection] = {}
-        self.server: asyncio.Server | None = None
+        self.servers: list[asyncio.Server] = []
         self.local: Addr = ("", 0)
         self._handler_timer: asyncio.TimerHandle | None = None
         self._handler_when: float | None = None
@@ -128,16 +135,16 @@ class SccpListener:
 
     # -- lifecycle ---------------------------------------------------------
 
-    async def start(self, host: str, port: int) -> Addr:
-        """Listen on ``host:port`` (0: any free port); returns the bound address."""
-        self.server = await self.loop.create_server(
-            lambda: PhoneConnection(self),
-            host=host,
-            port=port,
-            reuse_address=True,
-            backlog=LISTEN_BACKLOG,
+    async def start(self, host: str | Sequence[str], port: int) -> Addr:
+        """Listen on every address of ``host`` (one or a list, see ``net.listen``) on ``port``.
+
+        Port 0 picks a free one, shared by every address. Returns (first
+        address, port); an address that cannot be bound raises OSError.
+        """
+        self.servers, bound = await open_stream_servers(
+            lambda: PhoneConnection(self), host, port, backlog=LISTEN_BACKLOG
         )
-        self.local = (host, int(self.server.sockets[0].getsockname()[1]))
+        self.local = (bind_plan(host)[0].host, bound)
         self._poll = self.loop.call_later(HANDLER_POLL, self._on_poll)
         return self.local
 
@@ -146,12 +153,12 @@ class SccpListener:
         for handle in (self._poll, self._handler_timer):
             if handle is not None:
                 handle.cancel()
-        if self.server is not None:
-            self.server.close()
+        for server in self.servers:
+            server.close()
         for conn in list(self.connections):
             conn.close("shutdown", abort=True)
-        if self.server is not None:
-            await self.server.wait_closed()
+        for server in self.servers:
+            await server.wait_closed()
 
     @property
     def registered(self) -> int:
@@ -203,7 +210,7 @@ class SccpListener:
         assert profile is not None
         old = self.phones.get(profile.name)
         if old is not None and old is not conn:
-            log.info("SCCP %s re-registered from %s:%s", profile.name, *conn.peer)
+            log.info("SCCP %s re-registered from %s", profile.name, host_port(*conn.peer))
             old.close("replaced")  # detaches it first
         link = SccpLink(conn)
         conn.link = link
@@ -221,7 +228,7 @@ class SccpListener:
             node=self.node,
         )
         self.locations.put(conn.binding)
-        log.info("SCCP %s registered from %s:%s", profile.name, *conn.peer)
+        log.info("SCCP %s registered from %s", profile.name, host_port(*conn.peer))
         self.call_handler("attach", link, now)
 
     def refresh(self, conn: PhoneConnection, now: float) -> None:

@@ -18,6 +18,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, cast
 
+from offhook.common.addr import host_port, peer
 from offhook.common.errors import ParseError
 from offhook.common.location import Binding
 from offhook.net.guard import HANDSHAKE_TIMEOUT, IDLE_TIMEOUT
@@ -93,7 +94,7 @@ class SccpLink:
         self._conn.close(reason)
 
     def __repr__(self) -> str:
-        return f"SccpLink({self.name}, {self.address[0]}:{self.address[1]})"
+        return f"SccpLink({self.name}, {host_port(*self.address)})"
 
 
 class PhoneConnection(asyncio.Protocol):
@@ -126,8 +127,9 @@ class PhoneConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
-        peer = transport.get_extra_info("peername")
-        self.peer = (str(peer[0]), int(peer[1])) if peer else ("", 0)
+        # One form for every source: an IPv4-mapped peer of a dual-stack socket is IPv4.
+        name = transport.get_extra_info("peername")
+        self.peer = peer(name) if name else ("", 0)
         if not self.owner.admit(self.peer):
             self.closing = "refused"
             self.transport.abort()
@@ -167,7 +169,7 @@ class PhoneConnection(asyncio.Protocol):
             try:
                 self._dispatch(msg)
             except Exception:  # a bug of ours: drop this phone, never the listener
-                log.exception("error handling SCCP message from %s:%s", *self.peer)
+                log.exception("error handling SCCP message from %s", host_port(*self.peer))
                 self.owner.reject("internal-error", self.peer)
                 self.close("internal error")
 
@@ -322,6 +324,6 @@ class PhoneConnection(asyncio.Protocol):
             self.session.handle_timer(now)
             self._run_session(now)
         except Exception:
-            log.exception("SCCP session timer failed for %s:%s", *self.peer)
+            log.exception("SCCP session timer failed for %s", host_port(*self.peer))
             self.close("internal error")
         self._arm()

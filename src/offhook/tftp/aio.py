@@ -6,6 +6,17 @@ client's address so that the kernel drops datagrams from any other TID. The
 protocol itself is ``offhook.tftp.protocol.ReadSession``; this module only
 moves datagrams and drives its timer.
 
+Addresses: the listening port is open on every address of the ``listen``
+setting (one or a list: IPv4, IPv6, a dual-stack ``"::"``; see
+``net.listen``). A transfer's socket is opened like the listening socket
+the request came in on: same family, same address (port 0), and for a
+dual-stack one ``IPV6_V6ONLY`` off, so an IPv4 client of a dual-stack
+listener is answered through an IPv6 socket connected to its mapped
+address. Everything else sees the client's address normalised
+(``common.addr.peer``: mapped IPv4 as IPv4): the allow-list, the rate and
+per-source tables, logs, and the IP version the file source is asked for
+(a generated cnf.xml names the node by the family the phone used).
+
 Guards, in order, for each datagram on the listening port: the source
 allow-list (checked before any parsing; refused sources get no answer and
 leave no state), the size bound (RFC 2347: a request is at most 512 octets),
@@ -22,13 +33,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+import socket
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from offhook.common import ParseError
+from offhook.common.addr import host_port, peer
 from offhook.net.guard import MAX_SOURCES
 from offhook.net.limits import RateLimiter
+from offhook.net.listen import BindSpec, bind_plan, listen_list, open_datagram_endpoints
 from offhook.tftp.files import FileMissing, FileRefused, FileSource
 from offhook.tftp.protocol import (
     Error,
@@ -65,9 +79,33 @@ class TftpLimits:
 class _Listener(asyncio.DatagramProtocol):
     def __init__(self, server: TftpServer) -> None:
         self._server = server
+        self.spec: BindSpec | None = None  # set once the endpoint is open
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
-        self._server._on_request(data, (str(addr[0]), int(addr[1])))
+        if self.spec is not None:
+            self._server._on_request(data, addr, self.spec)
+
+
+def transfer_socket(spec: BindSpec, remote: Any) -> socket.socket:
+    """A UDP socket for one transfer: like the listening one (``spec``), connected to ``remote``.
+
+    ``remote`` is the client's address as the listening socket reported it
+    (mapped for an IPv4 client of a dual-stack socket).
+    """
+    sock = socket.socket(spec.family, socket.SOCK_DGRAM)
+    try:
+        if spec.family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1 if spec.v6only else 0)
+        if "%" in spec.host:  # a link-local address: getaddrinfo fills in its scope id
+            sock.bind(socket.getaddrinfo(spec.host, 0, spec.family, socket.SOCK_DGRAM)[0][4])
+        else:
+            sock.bind((spec.host, 0))
+        sock.connect(remote)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 class _TransferProtocol(asyncio.DatagramProtocol):
@@ -85,12 +123,15 @@ class _TransferProtocol(asyncio.DatagramProtocol):
 
 
 class TftpServer:
-    """Serve ``source`` over TFTP on ``host:port`` (port 0 picks a free one)."""
+    """Serve ``source`` over TFTP on ``host:port`` (port 0 picks a free one).
+
+    ``host`` is one address or a list of them (see ``net.listen``).
+    """
 
     def __init__(
         self,
         source: FileSource,
-        host: str = "0.0.0.0",
+        host: str | Sequence[str] = "0.0.0.0",
         port: int = 69,
         *,
         limits: TftpLimits | None = None,
@@ -98,12 +139,13 @@ class TftpServer:
         on_reject: Callable[[str, str], None] | None = None,
     ) -> None:
         self._source = source
-        self._host = host
+        self._hosts = listen_list(host)
         self._port = port
         self._limits = limits or TftpLimits()
         self._allow = allow
         self._on_reject = on_reject
-        self._transport: asyncio.DatagramTransport | None = None
+        self._endpoints: list[tuple[BindSpec, asyncio.DatagramTransport]] = []
+        self._bound = 0
         self._active: dict[Addr, asyncio.Task[None]] = {}
         self._per_source: dict[str, int] = {}
         self._rates = RateLimiter(
@@ -116,10 +158,14 @@ class TftpServer:
 
     @property
     def port(self) -> int:
-        if self._transport is None:
+        if not self._endpoints:
             raise RuntimeError("server not started")
-        sockname = self._transport.get_extra_info("sockname")
-        return int(sockname[1])
+        return self._bound
+
+    @property
+    def addresses(self) -> str:
+        """The listening addresses as logs print them (``0.0.0.0:69, [::]:69``)."""
+        return ", ".join(host_port(spec.host, self._bound) for spec, _ in self._endpoints)
 
     @property
     def active_transfers(self) -> int:
@@ -131,16 +177,19 @@ class TftpServer:
         return len(self._rates)
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: _Listener(self), local_addr=(self._host, self._port)
+        """Open the listening port on every address; OSError when one cannot be bound."""
+        self._endpoints, self._bound = await open_datagram_endpoints(
+            lambda: _Listener(self), self._hosts, self._port
         )
-        self._transport = transport
+        for spec, transport in self._endpoints:
+            protocol = transport.get_protocol()
+            assert isinstance(protocol, _Listener)
+            protocol.spec = spec
 
     async def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
-            self._transport = None
+        for _, transport in self._endpoints:
+            transport.close()
+        self._endpoints = []
         tasks = list(self._active.values())
         for task in tasks:
             task.cancel()
@@ -154,7 +203,10 @@ class TftpServer:
         if self._on_reject is not None:
             self._on_reject(reason, host)
 
-    def _on_request(self, data: bytes, addr: Addr) -> None:
+    def _on_request(self, data: bytes, raw: Any, spec: BindSpec | None = None) -> None:
+        """A datagram on the listening socket ``spec`` (default: the first) from ``raw``."""
+        # One form for every source (mapped IPv4 -> IPv4) before anything looks at it.
+        addr = peer(raw)
         host = addr[0]
         if self._allow is not None and not self._allow(host):
             self._reject("not-allowed", host)
@@ -185,7 +237,9 @@ class TftpServer:
         if packet.opcode is Opcode.WRQ:
             self._reject("write-request", host)
         self._per_source[host] = self._per_source.get(host, 0) + 1
-        task = asyncio.get_running_loop().create_task(self._transfer(packet, addr))
+        if spec is None:
+            spec = self._endpoints[0][0] if self._endpoints else bind_plan(self._hosts)[0]
+        task = asyncio.get_running_loop().create_task(self._transfer(packet, addr, raw, spec))
         self._active[addr] = task
         task.add_done_callback(lambda _t: self._finished(addr))
 
@@ -199,11 +253,11 @@ class TftpServer:
 
     # -- one transfer
 
-    async def _read(self, request: Request) -> bytes | Error | None:
+    async def _read(self, request: Request, version: int) -> bytes | Error | None:
         if request.opcode is not Opcode.RRQ:
             return None  # the session refuses a WRQ itself
         try:
-            return await asyncio.to_thread(self._source.read, request.filename)
+            return await asyncio.to_thread(self._source.read, request.filename, version)
         except FileRefused:
             return Error(ErrorCode.ACCESS_VIOLATION, "access violation")
         except FileMissing:
@@ -211,16 +265,18 @@ class TftpServer:
         except OSError:
             return Error(ErrorCode.NOT_DEFINED, "read error")
 
-    async def _transfer(self, request: Request, addr: Addr) -> None:
+    async def _transfer(self, request: Request, addr: Addr, raw: Any, spec: BindSpec) -> None:
         loop = asyncio.get_running_loop()
-        content = await self._read(request)
+        content = await self._read(request, 6 if ":" in addr[0] else 4)
+        sock: socket.socket | None = None
         try:
-            transport, proto = await loop.create_datagram_endpoint(
-                _TransferProtocol, local_addr=(self._host, 0), remote_addr=addr
-            )
+            sock = transfer_socket(spec, raw)
+            transport, proto = await loop.create_datagram_endpoint(_TransferProtocol, sock=sock)
         except OSError as exc:
+            if sock is not None:
+                sock.close()
             self.failed += 1
-            log.warning("tftp: no socket for a transfer to %s: %s", addr, exc)
+            log.warning("tftp: no socket for a transfer to %s: %s", host_port(*addr), exc)
             return
         session = ReadSession(request, content, loop.time(), self._limits.session)
         give_up = loop.time() + self._limits.max_duration
@@ -258,4 +314,4 @@ class TftpServer:
                 self.completed += 1
             else:
                 self.failed += 1
-                log.debug("tftp %s from %s: %s", request.filename, addr, session.reason)
+                log.debug("tftp %s from %s: %s", request.filename, host_port(*addr), session.reason)

@@ -1,7 +1,10 @@
 """The files TFTP and HTTP provisioning serve: generated ones first, then a root folder.
 
-``FileSource.read(name)`` returns the bytes or raises ``FileRefused`` (a name
-that could reach outside the root) or ``FileMissing``. Names are checked
+``FileSource.read(name, version)`` returns the bytes or raises ``FileRefused`` (a name
+that could reach outside the root) or ``FileMissing``. ``version`` is the IP
+version (4 or 6) the client asked over: a generator is given it, so that a
+generated configuration names the node by the address family the phone
+uses; files of the root are the same for both. Names are checked
 before anything touches the file system: no NUL or other control characters,
 no backslash, no absolute path or drive letter, no ``.``/``..``/empty path
 components; and the resolved real path (symlinks followed) must still lie
@@ -21,7 +24,8 @@ MAX_NAME_LENGTH = 255
 DEFAULT_MAX_SIZE = 64 * 1024 * 1024
 DEFAULT_CACHE_BYTES = 128 * 1024 * 1024
 
-Generator = Callable[[str], bytes | None]
+Generator = Callable[[str, int], bytes | None]
+"""``(name, ip_version) -> bytes`` of a generated file, or None: not one of ours."""
 
 
 class FileError(Exception):
@@ -73,10 +77,11 @@ class FileSource:
         self._cache_used = 0
         self._lock = threading.Lock()
 
-    def read(self, name: str) -> bytes:
+    def read(self, name: str, version: int = 4) -> bytes:
+        """The bytes of ``name`` for a client over IP ``version`` (4 or 6)."""
         clean = check_name(name)
         if self._generated is not None:
-            made = self._generated(clean)
+            made = self._generated(clean, version)
             if made is not None:
                 return made
         if self._root is None:

@@ -9,6 +9,12 @@ served (a refused name looks like a missing one; there is no directory
 listing). A request carrying a body is refused before anything is read of it
 (a bad Content-Length 400, any other than 0 413: we take no bodies).
 
+It listens on every address of the ``listen`` setting (one or a list:
+IPv4, IPv6, a dual-stack ``"::"``; see ``net.listen``). A peer's address is
+normalised as it arrives (``common.addr.peer``: an IPv4-mapped source is
+IPv4), and the file source is told the IP version the client used (a
+generated cnf.xml names the node by that family).
+
 Sources are checked against the allow-list before anything is read: a
 refused source is reset (no answer, no state). Then the global and
 per-source connection caps and the source's token bucket
@@ -21,10 +27,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+from offhook.common.addr import host_port, peer
+from offhook.net.bindings import start_stream_servers
 from offhook.net.guard import LISTEN_BACKLOG, MAX_SOURCES
 from offhook.net.limits import RateLimiter
 from offhook.tftp.files import FileError, FileSource
@@ -89,12 +97,15 @@ def _content_type(name: str) -> str:
 
 
 class HttpFileServer:
-    """Serve ``source`` over HTTP GET on ``host:port`` (port 0 picks a free one)."""
+    """Serve ``source`` over HTTP GET on ``host:port`` (port 0 picks a free one).
+
+    ``host`` is one address or a list of them (see ``net.listen``).
+    """
 
     def __init__(
         self,
         source: FileSource,
-        host: str = "0.0.0.0",
+        host: str | Sequence[str] = "0.0.0.0",
         port: int = 6970,
         *,
         limits: HttpLimits | None = None,
@@ -107,7 +118,8 @@ class HttpFileServer:
         self._limits = limits or HttpLimits()
         self._allow = allow
         self._on_reject = on_reject
-        self._server: asyncio.Server | None = None
+        self._servers: list[asyncio.Server] = []
+        self._bound = 0
         self._connections = 0
         self._per_source: dict[str, int] = {}
         self._rates = RateLimiter(
@@ -119,9 +131,18 @@ class HttpFileServer:
 
     @property
     def port(self) -> int:
-        if self._server is None:
+        if not self._servers:
             raise RuntimeError("server not started")
-        return int(self._server.sockets[0].getsockname()[1])
+        return self._bound
+
+    @property
+    def addresses(self) -> str:
+        """The listening addresses as logs print them (``0.0.0.0:6970, [::]:6970``)."""
+        return ", ".join(
+            host_port(str(sock.getsockname()[0]), self._bound)
+            for server in self._servers
+            for sock in server.sockets
+        )
 
     @property
     def connections(self) -> int:
@@ -133,7 +154,8 @@ class HttpFileServer:
         return len(self._rates)
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(
+        """Listen on every address; OSError when one cannot be bound."""
+        self._servers, self._bound = await start_stream_servers(
             self._handle,
             self._host,
             self._port,
@@ -142,18 +164,19 @@ class HttpFileServer:
         )
 
     async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
+        servers, self._servers = self._servers, []
+        for server in servers:
+            server.close()
+        for server in servers:
+            await server.wait_closed()
 
     def _reject(self, reason: str, host: str) -> None:
         if self._on_reject is not None:
             self._on_reject(reason, host)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = writer.get_extra_info("peername")
-        host = str(peer[0]) if peer else ""
+        name = writer.get_extra_info("peername")
+        host = peer(name)[0] if name else ""  # mapped IPv4 -> IPv4
         try:
             refusal = self._refusal(host)
             if refusal is not None:
@@ -229,7 +252,8 @@ class HttpFileServer:
             await self._answer(writer, 400)
             return
         try:
-            body = await asyncio.to_thread(self._source.read, name[1:])
+            version = 6 if ":" in host else 4
+            body = await asyncio.to_thread(self._source.read, name[1:], version)
         except (FileError, OSError):
             await self._answer(writer, 404, head_only=method == b"HEAD")
             return

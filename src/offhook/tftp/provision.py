@@ -5,9 +5,14 @@ What a phone fetches, and where it comes from:
 - ``SEP<MAC>.cnf.xml`` for every SCCP device of the plan snapshot, generated
   (``offhook.tftp.cnf``) with this node as the call manager group's member
   (its address and ``[sccp].port``), the device pool, date/time, locale and
-  ``[tftp].load_information``. The files are derived from the snapshot the
-  node holds at request time and cached until the snapshot is replaced, so an
-  ``offhook load`` shows in the next fetch without a restart.
+  ``[tftp].load_information``. The node's address is the one of the IP
+  family the phone fetched the file over (``CnfSettings.node_host``): a
+  phone asking over IPv6 is told the node's IPv6 address, one asking over
+  IPv4 its IPv4 address; when the SCCP listener serves IPv6, the file also
+  carries Unified CM's IP addressing mode elements (``cnf`` docstring).
+  The files are derived from the snapshot the node holds at request time and
+  cached until the snapshot is replaced, so an ``offhook load`` shows in the
+  next fetch without a restart.
 - ``XMLDefault.cnf.xml``: the same call manager group for phones not in the
   plan (auto-registration, ``[sccp].auto_register``).
 - ``RingList.xml`` (and ``DistinctiveRingList.xml``, which later firmware
@@ -47,13 +52,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from offhook.config import Settings
+from offhook.common.addr import family, is_wildcard
+from offhook.config import Settings, default_external_host
 from offhook.core.directory import PlanSnapshot
 from offhook.net.acl import AllowList
+from offhook.net.bindings import describe
 from offhook.net.counters import RejectionCounters
 from offhook.tftp.aio import TftpLimits, TftpServer
 from offhook.tftp.cnf import (
     DEFAULT_FILENAME,
+    IPV4_AND_IPV6,
+    IPV6_ONLY,
     CallManagerNode,
     DefaultConfig,
     DeviceConfig,
@@ -120,12 +129,17 @@ _LANG_CODES = {
 }
 _UTC_NAMES = {"", "utc", "gmt", "etc/utc", "etc/gmt", "z", "zulu"}
 GMT_ZONE = "Greenwich Standard Time"  # CallManager's name for UTC+0
-_WILDCARDS = {"", "0.0.0.0", "::", "[::]"}
 
 
 @dataclass(frozen=True, slots=True)
 class CnfSettings:
-    """What every generated cnf.xml of this node says."""
+    """What every generated cnf.xml of this node says.
+
+    ``host`` names the node to IPv4 phones, ``host6`` to IPv6 phones ("":
+    the SCCP listener serves no IPv6, and every phone is told ``host``).
+    ``families`` are the IP versions the SCCP listener serves: (4,) keeps the
+    CallManager 4.1 layout; with 6 the IP addressing mode elements are written.
+    """
 
     host: str
     sccp_port: int = 2000
@@ -133,6 +147,25 @@ class CnfSettings:
     device_pool: str = "Default"
     locale: str = "English_United_States"
     time_zone: str = GMT_ZONE
+    host6: str = ""
+    families: tuple[int, ...] = (4,)
+
+    def node_host(self, version: int) -> str:
+        """The node's address for a phone that fetched its file over IP ``version``."""
+        if version == 6 and self.host6:
+            return self.host6
+        return self.host or self.host6
+
+    @property
+    def ip_mode(self) -> int | None:
+        """``<ipAddressMode>`` (None: an IPv4-only node, CallManager 4.1 layout)."""
+        if 6 not in self.families:
+            return None
+        return IPV4_AND_IPV6 if 4 in self.families else IPV6_ONLY
+
+    def prefers_ipv6(self, version: int) -> bool:
+        """Whether a phone fetching over IP ``version`` is told to signal over IPv6."""
+        return 6 in self.families and (version == 6 or 4 not in self.families)
 
     @property
     def lang_code(self) -> str:
@@ -145,27 +178,39 @@ class CnfSettings:
 
     @classmethod
     def from_settings(cls, settings: Settings, sccp_port: int | None = None) -> CnfSettings:
-        """This node as phones reach it: ``[sip].external_host`` when set (the
-        address the administrator declared for the node), else a specific
-        ``[sccp].listen`` address, else ``[sip].advertised_host`` (for a
-        wildcard listener: the outward interface, see ``default_external_host``)."""
-        listen = settings.sccp.listen
-        if settings.sip.external_host:
-            host = settings.sip.external_host
-        elif listen not in _WILDCARDS:
-            host = listen
-        else:
-            host = settings.sip.advertised_host
+        """This node as phones reach it, per IP version the SCCP listener serves.
+
+        For each version: ``[sip].external_host`` of that family (or its host
+        name) when set (the address the administrator declared for the
+        node), else a specific ``[sccp].listen`` address of that family, else
+        ``[sip]``'s advertised address of that family, else (SIP does not
+        serve it) the outward interface (``config.default_external_host``).
+        """
+        families = tuple(sorted(settings.sccp.families))
+        hosts = {v: _node_host(settings, v) for v in families}
         tftp = settings.tftp
         zone = tftp.time_zone.strip()
         return cls(
-            host=host,
+            host=hosts.get(4) or hosts.get(6, ""),
             sccp_port=sccp_port or settings.sccp.port,
             load=tftp.load_information,
             device_pool=tftp.device_pool,
             locale=tftp.locale,
             time_zone=GMT_ZONE if zone.lower() in _UTC_NAMES else zone,
+            host6=hosts.get(6, ""),
+            families=families,
         )
+
+
+def _node_host(settings: Settings, version: int) -> str:
+    """The node's address for phones of IP ``version`` (see ``CnfSettings.from_settings``)."""
+    for host in settings.sip.external_host:
+        if family(host) in (version, None):
+            return host
+    for host in settings.sccp.listen:
+        if not is_wildcard(host) and family(host) == version:
+            return host.split("%", 1)[0]
+    return settings.sip.advertised(version) or default_external_host(settings.sccp.listen, version)
 
 
 def ring_list(names: list[str]) -> bytes:
@@ -186,7 +231,8 @@ class ProvisioningFiles:
     Called from worker threads (``FileSource.read`` runs in one): the caches
     are swapped under a lock. The cnf cache belongs to one snapshot object and
     is dropped when the node holds another; it holds at most one entry per
-    SCCP device of the plan.
+    SCCP device of the plan and IP version (the files differ by the family
+    the phone asked over).
     """
 
     def __init__(
@@ -200,39 +246,45 @@ class ProvisioningFiles:
         self._root = root
         self._lock = threading.Lock()
         self._for: tuple[PlanSnapshot, CnfSettings] | None = None
-        self._files: dict[str, bytes] = {}
+        self._files: dict[tuple[str, int], bytes] = {}
         self._rings: tuple[tuple[int, int], bytes] | None = None
 
-    def __call__(self, name: str) -> bytes | None:
+    def __call__(self, name: str, version: int = 4) -> bytes | None:
+        """The generated file ``name`` for a phone asking over IP ``version``; None: not ours."""
         if name == DEFAULT_FILENAME or name.endswith(CNF_SUFFIX):
-            return self._cnf_file(name)
+            return self._cnf_file(name, 6 if version == 6 else 4)
         if name in RING_LISTS:
             return self._ring_list(name)
         return None
 
     # -- configuration files
 
-    def _cnf_file(self, name: str) -> bytes | None:
+    def _cnf_file(self, name: str, version: int) -> bytes | None:
         snap, cnf = self._snapshot(), self._cnf()
+        key = (name, version)
         with self._lock:
             if self._for is None or self._for[0] is not snap or self._for[1] != cnf:
                 self._for, self._files = (snap, cnf), {}
-            cached = self._files.get(name)
+            cached = self._files.get(key)
         if cached is not None:
             return cached
-        data = self._generate(name, snap, cnf)
+        data = self._generate(name, snap, cnf, version)
         if data is not None:
             with self._lock:
                 if self._for is not None and self._for[0] is snap and self._for[1] == cnf:
-                    self._files[name] = data
+                    self._files[key] = data
         return data
 
     @staticmethod
-    def _generate(name: str, snap: PlanSnapshot, cnf: CnfSettings) -> bytes | None:
+    def _generate(name: str, snap: PlanSnapshot, cnf: CnfSettings, version: int) -> bytes | None:
         if not 0 < cnf.sccp_port < 65536:
             return None  # [sccp] port 0 and no bound port known: nothing true to say
-        nodes = (CallManagerNode(cnf.host, cnf.sccp_port),)
+        host = cnf.node_host(version)
+        if not host:
+            return None  # no address of the node to tell phones
+        nodes = (CallManagerNode(host, cnf.sccp_port),)
         load = cnf.load or None
+        mode, prefer = cnf.ip_mode, cnf.prefers_ipv6(version)
         if name == DEFAULT_FILENAME:
             return default_cnf(
                 DefaultConfig(
@@ -241,6 +293,8 @@ class ProvisioningFiles:
                     locale=cnf.locale,
                     lang_code=cnf.lang_code,
                     network_locale=cnf.network_locale,
+                    ip_mode=mode,
+                    prefer_ipv6=prefer,
                 )
             )
         device = snap.device(name[: -len(CNF_SUFFIX)].upper())
@@ -257,6 +311,8 @@ class ProvisioningFiles:
                 network_locale=cnf.network_locale,
                 timezone=cnf.time_zone,
                 device_pool=cnf.device_pool,
+                ip_mode=mode,
+                prefer_ipv6=prefer,
             )
         except ValueError as exc:  # a name loaded before SEP names were enforced
             log.warning("no cnf.xml for %s: %s", device.name, exc)
@@ -412,15 +468,16 @@ class Provisioning:
             await self.tftp.start()
             self.tftp_port = self.tftp.port
             log.info(
-                "TFTP listening on %s:%d/udp (root %s)", tftp.listen, self.tftp_port, self.root
+                "TFTP listening on %s/udp (root %s)",
+                describe(tftp.listen, self.tftp_port),
+                self.root,
             )
         except OSError as exc:
             log.warning(
-                "TFTP cannot listen on %s:%d/udp (%s): phones cannot fetch their configuration "
+                "TFTP cannot listen on %s/udp (%s): phones cannot fetch their configuration "
                 "over TFTP. Set [tftp] port (OFFHOOK_TFTP__PORT) to a free port, grant "
                 "CAP_NET_BIND_SERVICE for port 69, or set [tftp] enabled = false",
-                tftp.listen,
-                tftp.port,
+                describe(tftp.listen, tftp.port),
                 exc.strerror or exc,
             )
         if self.http is None:
@@ -428,14 +485,13 @@ class Provisioning:
         try:
             await self.http.start()
             self.http_port = self.http.port
-            log.info("provisioning HTTP on %s:%d", tftp.listen, self.http_port)
+            log.info("provisioning HTTP on %s", describe(tftp.listen, self.http_port))
         except OSError as exc:
             self.http = None
             log.warning(
-                "provisioning HTTP cannot listen on %s:%d/tcp (%s). Set [tftp] http_port "
+                "provisioning HTTP cannot listen on %s/tcp (%s). Set [tftp] http_port "
                 "(OFFHOOK_TFTP__HTTP_PORT) to a free port, or [tftp] http = false",
-                tftp.listen,
-                tftp.http_port,
+                describe(tftp.listen, tftp.http_port),
                 exc.strerror or exc,
             )
 
@@ -466,7 +522,11 @@ class Provisioning:
             "port": self.tftp_port,
             "http_port": self.http_port,
             "root": str(self.root),
-            "call_manager": f"{cnf.host}:{cnf.sccp_port}",
+            # What phones are told, per IP version they ask over.
+            "call_manager": describe(
+                list(dict.fromkeys(h for v in cnf.families if (h := cnf.node_host(v)))),
+                cnf.sccp_port,
+            ),
             "active_transfers": self.tftp.active_transfers,
             "completed": self.tftp.completed,
             "failed": self.tftp.failed,

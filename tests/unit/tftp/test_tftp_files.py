@@ -72,8 +72,10 @@ def test_missing(root: Path, name: str) -> None:
 def test_generated_checked_first(root: Path) -> None:
     seen: list[str] = []
 
-    def gen(name: str) -> bytes | None:
+    def gen(name: str, version: int) -> bytes | None:
         seen.append(name)
+        if name == "v.xml":
+            return f"IPv{version}".encode()
         return b"GEN" if name == "a.bin" or name == "SEP1.cnf.xml" else None
 
     src = FileSource(root, gen)
@@ -83,10 +85,12 @@ def test_generated_checked_first(root: Path) -> None:
     with pytest.raises(FileRefused):
         src.read("../secret")
     assert "../secret" not in seen  # unsafe names never reach the generator
+    # The generator learns the IP version the client asked over (4 unless told).
+    assert (src.read("v.xml"), src.read("v.xml", 6)) == (b"IPv4", b"IPv6")
 
 
 def test_no_root_only_generated() -> None:
-    src = FileSource(None, lambda n: b"x" if n == "x" else None)
+    src = FileSource(None, lambda n, v: b"x" if n == "x" else None)
     assert src.read("x") == b"x"
     with pytest.raises(FileMissing):
         src.read("y")

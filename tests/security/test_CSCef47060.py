@@ -31,6 +31,16 @@ What must hold (every figure printed, so a run's log records them):
   listed as accounts under attack, the tables within their bounds, and no
   transactions piled up.
 
+How long the legitimate devices waited is printed (and recorded as the
+test's ``legit_answer_ms`` property) beside the memory figures: for each
+wave and after the flood, p50/p99/max of the time from sending a REGISTER
+(alice) or an INVITE/BYE (carol) to its final answer, from SIPp's message
+traces, and how many of them SIPp had to retransmit (no answer within T1,
+500 ms). A node answering late is still answering: the duplicate answers a
+retransmission brings are normal SIP, which the scenarios accept
+(``register.xml`` takes a second 401 of its first REGISTER). So these
+figures are for a regression to show, not asserted: the machine is noisy.
+
 The ``[auth]`` thresholds are lowered (block after 10 failures, short
 holds) so that blocking engages within this bounded run; the defaults do
 the same over minutes rather than seconds. Nothing asserts how long
@@ -39,11 +49,17 @@ anything took: the send rate is a pace, not a requirement.
 
 from __future__ import annotations
 
+import math
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from interop.peers import require_binary
-from interop.sipp import Sipp, describe
+from interop.sipp import Sipp, SippResult, describe
 from support.attack import DigestFlood, loopback_sources, rss_kib
 from support.ports import HOST, free_port
 from support.server import OffhookServer, device, plan_of
@@ -88,7 +104,99 @@ def sipp(workdir: Path, scenario: str, role: str, server: OffhookServer, **kw: A
     return Sipp(workdir, scenario, role, target=f"{HOST}:{server.sip_port}", **kw)
 
 
-def test_50000_failed_logins(tmp_path: Path) -> None:
+# One message of a SIPp -trace_msg log: a dashed line with the time, the
+# direction, a blank line, the message.
+TRACED = re.compile(
+    r"^-{20,} (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)\n"
+    r"UDP message (sent|received)[^\n]*\n\n(.*?)(?=^-{20,}|\Z)",
+    re.M | re.S,
+)
+
+
+@dataclass(frozen=True)
+class Answered:
+    """One request a SIPp client sent, and how long its final answer took."""
+
+    method: str
+    sent: float  # epoch seconds of its first transmission
+    ms: float | None  # to the first final response; None when none came
+    copies: int  # transmissions: 1, or more when SIPp retransmitted it
+
+
+def _header(message: str, *names: str) -> str:
+    for name in names:
+        m = re.search(rf"^{name}[ \t]*:[ \t]*(.*?)\s*$", message, re.M | re.I)
+        if m:
+            return m.group(1)
+    return ""
+
+
+def answer_times(result: SippResult, methods: Sequence[str]) -> list[Answered]:
+    """Each request of ``methods`` in a SIPp client's message trace, from its
+    first transmission to the first final response with its Call-ID and CSeq
+    (a retransmission and the duplicate answers it brings count once)."""
+    sent: dict[tuple[str, str], float] = {}
+    copies: dict[tuple[str, str], int] = {}
+    answered: dict[tuple[str, str], float] = {}
+    for stamp, direction, message in TRACED.findall(result.messages):
+        cseq = _header(message, "CSeq")
+        method = cseq.rpartition(" ")[2]
+        if method not in methods:
+            continue
+        at = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S.%f").timestamp()  # local, as time.time()
+        key = (_header(message, "Call-ID", "i"), cseq)
+        start = message.split("\n", 1)[0].split()
+        if direction == "sent" and start[:1] == [method]:
+            sent.setdefault(key, at)
+            copies[key] = copies.get(key, 0) + 1
+        elif direction == "received" and start[:1] == ["SIP/2.0"] and int(start[1]) >= 200:
+            answered.setdefault(key, at)
+    return [
+        Answered(
+            key[1].rpartition(" ")[2],
+            at,
+            (answered[key] - at) * 1000 if key in answered else None,
+            copies[key],
+        )
+        for key, at in sorted(sent.items(), key=lambda kv: kv[1])
+    ]
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile (``values`` not empty)."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+def latency(answers: Sequence[Answered]) -> dict[str, float | int]:
+    ms = [a.ms for a in answers if a.ms is not None]
+    figures: dict[str, float | int] = {
+        "requests": len(answers),
+        "unanswered": len(answers) - len(ms),
+        "retransmitted": sum(a.copies > 1 for a in answers),
+    }
+    if ms:
+        figures |= {
+            "p50": round(percentile(ms, 50), 1),
+            "p99": round(percentile(ms, 99), 1),
+            "max": round(max(ms), 1),
+        }
+    return figures
+
+
+def show(figures: dict[str, float | int]) -> str:
+    if "p50" not in figures:
+        return f"{figures['requests']} requests, none answered"
+    return (
+        f"{figures['requests']} requests, p50 {figures['p50']:.1f} ms, p99 {figures['p99']:.1f} ms,"
+        f" max {figures['max']:.1f} ms, {figures['retransmitted']} retransmitted,"
+        f" {figures['unanswered']} unanswered"
+    )
+
+
+def test_50000_failed_logins(
+    tmp_path: Path, record_property: Callable[[str, object], None]
+) -> None:
     require_binary("sipp")
     work = tmp_path / "sipp"
     work.mkdir()
@@ -166,10 +274,13 @@ def test_50000_failed_logins(tmp_path: Path) -> None:
         carol.start(listening=False)
 
         rss = [rss0]
+        windows: list[tuple[float, float]] = []  # each wave's time.time() span
         for wave in range(WAVES):
             sources = loopback_sources(SOURCES, 20 + wave)
             with DigestFlood(target, server.realm, sources, ACCOUNTS) as flood:
+                began = time.time()
                 result = flood.run(GUESSES, RATE)
+                windows.append((began, time.time()))
             rss.append(rss_kib(server.pid))
             print(
                 f"wave {wave + 1}: {result.attempts} guesses from {result.sources} sources"
@@ -198,6 +309,36 @@ def test_50000_failed_logins(tmp_path: Path) -> None:
         auth = status["auth"]
         print(f"RSS {rss0} KiB before the attack, {rss[-1]} KiB after; status auth: {auth}")
         print(f"sip counters: {status['counters']['sip']}")
+
+        # How long the legitimate devices waited for their answers: a figure to
+        # watch, not a bound (see the docstring).
+        registers = answer_times(registered, ["REGISTER"])
+        requests = answer_times(called, ["INVITE", "BYE"])
+        assert len(registers) == 2 * LEGIT, registers  # the challenged one, the authenticated one
+        assert all(a.ms is not None for a in registers), registers
+        attack = (windows[0][0], windows[-1][1])
+        spans = {"before": (-math.inf, attack[0])}  # the waves' spans, back to back
+        for n, (began, ended) in enumerate(windows):
+            spans[f"wave {n + 1}"] = (began, windows[n + 1][0] if n + 1 < WAVES else ended)
+        spans["after"] = (attack[1], math.inf)
+        legit: dict[str, dict[str, dict[str, float | int]]] = {}
+        for client, answers in (("alice REGISTER", registers), ("carol INVITE/BYE", requests)):
+            legit[client] = {}
+            for span, (begin, end) in spans.items():
+                inside = [a for a in answers if begin <= a.sent < end]
+                if inside:
+                    legit[client][span] = latency(inside)
+                    print(f"{span}: {client} -> final answer: {show(legit[client][span])}")
+        during = [a for a in registers if attack[0] <= a.sent < attack[1]]
+        assert during, (windows, registers)  # alice registered during the flood
+        flood_figures = latency(during)
+        print(
+            f"during the flood: alice REGISTER -> final answer {show(flood_figures)};"
+            f" RSS {rss0} -> {rss[-1]} KiB ({rss[-1] - rss0:+d} KiB,"
+            f" wave 2 {rss[-1] - rss[-2]:+d} KiB)"
+        )
+        record_property("legit_answer_ms", legit)
+        record_property("rss_kib", rss)
         assert rss[-1] - rss0 < RSS_BOUND, rss
         assert rss[-1] - rss[-2] < RSS_WAVE2_BOUND, rss
 

@@ -26,10 +26,11 @@ real ``offhook serve`` on loopback (free ports, default defences):
   preambles, idle connections) and the admin endpoint (refused by its
   allow-list: it is loopback-only by default).
 
-The SIPp UAS and registration scenarios are ``bench/scenarios/soak_*.xml``:
-the interop ones, made tolerant of what a late answer brings (an extra ACK
-for a retransmitted 200, a second 401 for a retransmitted REGISTER), since
-offhook answering correctly a little late is not a failed call.
+The SIPp UAS and registration scenarios are the interop ones
+(``tests/interop/scenarios/uas.xml``, ``register.xml``), which tolerate what
+a late answer brings (an extra ACK for a retransmitted 200, a second 401 for
+a retransmitted REGISTER), since offhook answering correctly a little late
+is not a failed call.
 
 Every ``--sample`` seconds the node's resident memory (``VmRSS``), open file
 descriptors (``/proc/PID/fd``) and CPU share are recorded, and every second
@@ -89,7 +90,6 @@ sys.path.insert(0, str(REPO / "src"))
 from support.ports import HOST, free_port  # noqa: E402
 
 SCENARIOS = REPO / "tests" / "interop" / "scenarios"
-SOAK_SCENARIOS = HERE / "scenarios"  # uas/register copies tolerant of late answers
 VECTORS = REPO / "tests" / "vectors" / "sip" / "rfc4475"
 PASSWORDS = {"soakuac": "soak-Uac-Secret-1", "soakuas": "soak-Uas-Secret-1"}
 
@@ -449,9 +449,8 @@ class Legit:
 
 
 def sipp(scenario: str, port: int, workdir: Path, name: str) -> list[str]:
-    path = SOAK_SCENARIOS / scenario
     return [
-        "sipp", "-sf", str(path if path.exists() else SCENARIOS / scenario),
+        "sipp", "-sf", str(SCENARIOS / scenario),
         "-i", HOST, "-p", str(port), "-mp", str(free_port(span=4)),  # audio + video RTP/RTCP
         "-t", "u1", "-nostdin", "-buff_size", "4194304",
         "-trace_err", "-error_file", str(workdir / f"{name}.errors.log"),
@@ -460,7 +459,7 @@ def sipp(scenario: str, port: int, workdir: Path, name: str) -> list[str]:
 
 async def register_uas(node_port: int, uas_port: int, workdir: Path, n: int) -> bool:
     cmd = [
-        *sipp("soak_register.xml", free_port(), workdir, f"register-{n % 3}"),
+        *sipp("register.xml", free_port(), workdir, f"register-{n % 3}"),
         "-m", "1", "-timeout", "20s", "-timeout_error",
         "-key", "user", "soakuas", "-key", "contact_host", HOST,
         "-key", "contact_port", str(uas_port), "-key", "expires", "600",
@@ -577,7 +576,7 @@ async def soak(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     try:
         uas_port = free_port()
         uas_cmd = [
-            *sipp("soak_uas.xml", uas_port, workdir, "uas"),
+            *sipp("uas.xml", uas_port, workdir, "uas"),
             "-timeout", f"{int(args.duration) + 300}s", HOST,
         ]  # fmt: skip
         with open(workdir / "uas.out", "wb") as out:

@@ -23,6 +23,13 @@ an OpenReceiveChannel opens a real UDP port (``support.rtp.RtpEndpoint``) and
 is answered with OpenReceiveChannelAck carrying it; StartMediaTransmission
 starts a G.711 stream of ``rtp_packets`` 20 ms packets to the address given;
 StopMediaTransmission stops it; CloseReceiveChannel closes the port.
+
+IPv6: ``host`` may be an IPv6 address (``"::1"``): the phone then signals
+over IPv6. The SCCP messages it sends carry IPv4 addresses only (Register's
+address, OpenReceiveChannelAck's media address: 4 bytes in these header
+versions), so its RTP port is IPv4, on ``media_host`` (by default the
+signalling address when that is IPv4, else ``127.0.0.1``), as a dual-stack
+phone signalling over IPv6 with IPv4 media would.
 """
 
 from __future__ import annotations
@@ -105,9 +112,11 @@ class SccpPhone:
         version: int = 0,
         auto_keepalive: bool = True,
         rtp_packets: int = 50,
+        media_host: str | None = None,
     ) -> None:
         self.name = name
         self.host = host
+        self._media_host = media_host
         self.port = port
         self.model = model
         self.version = version
@@ -142,6 +151,15 @@ class SccpPhone:
         assert self._writer is not None
         sock = self._writer.get_extra_info("sockname")
         return str(sock[0]), int(sock[1])
+
+    @property
+    def media_host(self) -> str:
+        """The IPv4 address this phone gives in Register and receives RTP on."""
+        if self._media_host is not None:
+            return self._media_host
+        if self._writer is not None and ":" not in self.local_address[0]:
+            return self.local_address[0]
+        return "127.0.0.1"
 
     def send(self, msg: Message) -> bytes:
         """Encode ``msg`` with this phone's header version and write it."""
@@ -266,12 +284,11 @@ class SccpPhone:
     # -- registration -------------------------------------------------------
 
     def register_message(self) -> Register:
-        ip, _ = self.local_address
         return Register(
             self.name,
             0,
             1,
-            ip,
+            self.media_host,
             DEVICE_TYPES.get(self.model, 7),
             5,
             0,
@@ -356,11 +373,11 @@ class SccpPhone:
     # -- media ----------------------------------------------------------------
 
     async def _open_receive(self, msg: OpenReceiveChannel) -> None:
-        rtp = await RtpEndpoint.open(self.local_address[0])
+        rtp = await RtpEndpoint.open(self.media_host)
         self.rtp[msg.pass_thru_party_id] = rtp
         self.send(
             OpenReceiveChannelAck(
-                0, self.local_address[0], rtp.port, msg.pass_thru_party_id, msg.call_reference
+                0, self.media_host, rtp.port, msg.pass_thru_party_id, msg.call_reference
             )
         )
 

@@ -10,6 +10,13 @@ answers a SIP OPTIONS over UDP, and on exit stops it (SIGTERM, then
 SIGKILL). Its log goes to a file; on stop the tail is printed, which pytest
 shows only for a failed test.
 
+``listen`` (an address or a list, as the settings take it: ``"::"``,
+``["127.0.0.1", "::1"]``) moves every listener (SIP, SCCP, TFTP, HTTP,
+admin) off ``127.0.0.1``; the allow-lists then admit both loopbacks
+(``127.0.0.0/8`` and ``::1``) unless ``extra_config`` says otherwise, and
+the start-up OPTIONS goes to a loopback address the SIP listener serves
+(``sip_host``).
+
 The CLI is run as ``python -c 'from offhook.cli import main; main()'`` with
 this interpreter, so it works with or without the ``offhook`` console script
 on PATH (``src/`` is added to PYTHONPATH for an uninstalled checkout).
@@ -36,7 +43,7 @@ from typing import Any
 
 import yaml
 
-from support.ports import HOST, free_port
+from support.ports import HOST, HOST6, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 SRC = REPO / "src"
@@ -85,21 +92,34 @@ def dump_toml(sections: dict[str, dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
+def loopback_of(listen: str | Sequence[str]) -> str:
+    """A loopback address a listener on ``listen`` serves (IPv4 when it can)."""
+    hosts = [listen] if isinstance(listen, str) else list(listen)
+    for host in hosts:
+        if host in ("0.0.0.0", "::") or host.startswith("127."):
+            return host if host.startswith("127.") else HOST
+    return HOST6 if HOST6 in hosts else hosts[0]
+
+
 def sip_options_ping(port: int, host: str = HOST, timeout: float = 0.5) -> str | None:
-    """Send one OPTIONS over UDP; return the status line of any SIP answer."""
-    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_DGRAM)) as s:
+    """Send one OPTIONS over UDP (IPv4 or IPv6 ``host``); the status line of any SIP answer."""
+    v6 = ":" in host
+    with contextlib.closing(
+        socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_DGRAM)
+    ) as s:
         s.bind((host, 0))
         lport = s.getsockname()[1]
         tag = uuid.uuid4().hex[:10]
+        uhost = f"[{host}]" if v6 else host
         msg = (
-            f"OPTIONS sip:{host}:{port} SIP/2.0\r\n"
-            f"Via: SIP/2.0/UDP {host}:{lport};branch=z9hG4bK{tag};rport\r\n"
+            f"OPTIONS sip:{uhost}:{port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP {uhost}:{lport};branch=z9hG4bK{tag};rport\r\n"
             "Max-Forwards: 70\r\n"
-            f"From: <sip:probe@{host}>;tag={tag}\r\n"
-            f"To: <sip:{host}:{port}>\r\n"
-            f"Call-ID: probe-{tag}@{host}\r\n"
+            f"From: <sip:probe@{uhost}>;tag={tag}\r\n"
+            f"To: <sip:{uhost}:{port}>\r\n"
+            f"Call-ID: probe-{tag}@{uhost}\r\n"
             "CSeq: 1 OPTIONS\r\n"
-            f"Contact: <sip:probe@{host}:{lport}>\r\n"
+            f"Contact: <sip:probe@{uhost}:{lport}>\r\n"
             "Accept: application/sdp\r\n"
             "Content-Length: 0\r\n\r\n"
         )
@@ -125,6 +145,7 @@ class OffhookServer:
         extra_config: dict[str, dict[str, Any]] | None = None,
         env: dict[str, str] | None = None,
         log_level: str | None = None,
+        listen: str | Sequence[str] | None = None,
     ) -> None:
         self.dir = Path(workdir) / f"offhook-{uuid.uuid4().hex[:6]}"
         self.dir.mkdir(parents=True)
@@ -141,26 +162,30 @@ class OffhookServer:
         self.log_path = self.dir / "offhook.log"
         self.plan = plan
         self.proc: subprocess.Popen[bytes] | None = None
+        where: str | list[str] = HOST if listen is None else _as_listen(listen)
+        allow = ["127.0.0.0/8"] if listen is None else ["127.0.0.0/8", "::1/128"]
         sections: dict[str, dict[str, Any]] = {
             "database": {"url": f"sqlite:///{self.db_path}"},
             "sip": {
-                "listen": HOST,
+                "listen": where,
                 "port": self.sip_port,
-                "allow": ["127.0.0.0/8"],
+                "allow": allow,
                 "realm": realm,
             },
-            "admin": {"listen": HOST, "port": self.admin_port},
-            "sccp": {"listen": HOST, "port": self.sccp_port, "allow": ["127.0.0.0/8"]},
+            "admin": {"listen": where, "port": self.admin_port},
+            "sccp": {"listen": where, "port": self.sccp_port, "allow": allow},
             "tftp": {
-                "listen": HOST,
+                "listen": where,
                 "port": self.tftp_port,
                 "http_port": self.tftp_http_port,
-                "allow": ["127.0.0.0/8"],
+                "allow": allow,
                 "root": str(self.tftp_root),
             },
         }
         for name, keys in (extra_config or {}).items():
             sections.setdefault(name, {}).update(keys)
+        self.sip_host = loopback_of(sections["sip"]["listen"])
+        """A loopback address the SIP listener serves (where the start-up OPTIONS goes)."""
         self.config_path.write_text(dump_toml(sections))
         base = {k: v for k, v in os.environ.items() if not k.startswith("OFFHOOK_")}
         if "OFFHOOK_TEST_LOG_LEVEL" in os.environ:  # e.g. debug, to see every SIP message
@@ -244,12 +269,13 @@ class OffhookServer:
                     f"offhook serve exited {self.proc.returncode} before answering SIP:\n"
                     f"{self.log_tail()}"
                 )
-            if sip_options_ping(self.sip_port) is not None:
+            if sip_options_ping(self.sip_port, self.sip_host) is not None:
                 return self
             time.sleep(0.1)
         self.stop()
         raise ServerError(
-            f"offhook serve did not answer OPTIONS on UDP {self.sip_port} in {timeout}s:\n"
+            f"offhook serve did not answer OPTIONS on UDP {self.sip_port} "
+            f"({self.sip_host}) in {timeout}s:\n"
             f"{self.log_tail()}"
         )
 
@@ -291,6 +317,10 @@ class OffhookServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _as_listen(listen: str | Sequence[str]) -> str | list[str]:
+    return listen if isinstance(listen, str) else list(listen)
 
 
 @contextlib.contextmanager

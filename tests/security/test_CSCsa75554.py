@@ -271,7 +271,9 @@ def evil_plan() -> dict[str, Any]:
             {
                 "name": f"trunk{i}",
                 "protocol": "sip",
-                "host": evil,
+                # host is checked (an IP address or RFC 3261 hostname), so the
+                # payloads go in the free-text credentials.
+                "host": f"trunk{i}.example",
                 "username": evil,
                 "password": evil,
             }
@@ -298,7 +300,10 @@ def test_plan_loader_binds_every_value(recorded: tuple[Engine, Recorder], tmp_pa
     assert [sd.label for sd in sccp.speed_dials] == [e[:40] for e in EVIL]
     trunks = {t.name: t for t in snap.dialplan_spec.trunks}
     for i, evil in enumerate(EVIL):
-        assert (trunks[f"trunk{i}"].host, trunks[f"trunk{i}"].username) == (evil, evil)
+        assert (trunks[f"trunk{i}"].host, trunks[f"trunk{i}"].username) == (
+            f"trunk{i}.example",
+            evil,
+        )
         assert trunks[f"trunk{i}"].password == evil
     # The tables the payloads name are all still there, and loading again changes nothing.
     rec.statements.clear()

@@ -97,6 +97,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, selectinload
 
+from offhook.common.addr import canonical
 from offhook.core.dialplan.model import (
     CallingSearchSpace,
     DialPlanSpec,
@@ -131,6 +132,7 @@ from offhook.db.models import (
     transform_to_json,
     utcnow,
 )
+from offhook.net.acl import parse_network
 
 if TYPE_CHECKING:
     from offhook.config import Settings
@@ -153,6 +155,74 @@ MAX_LABEL = 40
 
 SCCP_MODELS: frozenset[str] = frozenset({"7912", "7940", "7941", "7960", "7961", "7970", "7971"})
 """The SCCP phone models a plan may name: ``offhook.sccp.templates.MODEL_BUTTONS``."""
+
+# RFC 3261 §25.1 hostname: labels of letters, digits and inner hyphens; the
+# last label starts with a letter (so that 999.1.1.1 is no host name).
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME_RE = re.compile(rf"(?:{_LABEL}\.)*[A-Za-z](?:[A-Za-z0-9-]{{0,61}}[A-Za-z0-9])?\.?\Z")
+_IPV4_LIKE_RE = re.compile(r"[0-9.]+\Z")
+
+
+def trunk_host(value: str) -> str:
+    """A trunk's ``host`` as it is stored: an IP address or a host name.
+
+    IP literals are written the one way offhook writes them
+    (``common.addr.canonical``: RFC 5952, brackets dropped, an IPv4-mapped
+    address as IPv4), so that ``[2001:DB8::0001]`` and ``2001:db8::1`` are
+    the same trunk, its requests go to an address a socket takes, and its
+    Request-URI brackets it once (RFC 3261 §25.1, RFC 5118 §4). Zone ids and
+    the any-address are refused; a name must be an RFC 3261 ``hostname``.
+    """
+    text = value.strip()
+    if ":" in text or text.startswith("[") or _IPV4_LIKE_RE.match(text):
+        if "%" in text:
+            raise ValueError(
+                f"{value!r}: a zone id (%...) does not belong in a trunk's host; "
+                "give a global or unique-local address"
+            )
+        try:
+            addr = canonical(text)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not an IP address or host name (the port goes in 'port'; "
+                "IPv6 as 2001:db8::1 or [2001:db8::1])"
+            ) from None
+        if addr in ("0.0.0.0", "::"):
+            raise ValueError(f"{value!r} is the any-address, not a trunk's address")
+        return addr
+    if len(text) > 253 or not _HOSTNAME_RE.match(text):
+        raise ValueError(
+            f"{value!r} is not a host name or IP address "
+            "(such as carrier.example.com, 192.0.2.1 or 2001:db8::1)"
+        )
+    return text
+
+
+def inbound_network(value: str) -> str:
+    """One ``inbound_addresses`` entry as it is stored: a network the allow-list takes.
+
+    The allow-list's own parser (``net.acl.parse_network``: host bits must be
+    clear, an IPv4-mapped network is the IPv4 one) decides, so a plan that
+    loads always builds; brackets around an IPv6 address are dropped and the
+    network is written canonically (``::1`` -> ``::1/128``).
+    """
+    text = value.strip()
+    if text.startswith("[") and "]" in text:
+        close = text.index("]")
+        text = text[1:close] + text[close + 1 :]
+    if "%" in text:
+        raise ValueError(f"{value!r}: a zone id (%...) does not belong in a network")
+    try:
+        return str(parse_network(text))
+    except ValueError:
+        try:
+            loose = ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not an IP address or network "
+                "(such as 192.0.2.0/24, 192.0.2.7, 2001:db8::/32 or ::1)"
+            ) from None
+        raise ValueError(f"{value!r} has host bits set; did you mean {loose}?") from None
 
 
 class PlanError(Exception):
@@ -320,17 +390,15 @@ class TrunkSpec(_Spec):
     options_ping: float = Field(default=30.0, ge=0, le=86_400)
     inbound_addresses: list[str] = Field(default_factory=list, max_length=256)
 
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        return trunk_host(value)
+
     @field_validator("inbound_addresses")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
-        for item in value:
-            try:
-                ipaddress.ip_network(item, strict=False)
-            except ValueError:
-                raise ValueError(
-                    f"{item!r} is not an IP address or network (such as 192.0.2.0/24)"
-                ) from None
-        return value
+        return [inbound_network(item) for item in value]
 
     @model_validator(mode="after")
     def _check(self) -> TrunkSpec:

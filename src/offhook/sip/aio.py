@@ -71,7 +71,9 @@ MessageHandler = Callable[[SipMessage, Addr, str], None]
 
 _IPV4 = re.compile(r"[0-9.]+\Z")
 _RESOLVE_TTL = 60.0
+_STALE_MAX = 3600.0  # an expired answer is still used this long while it is looked up again
 _MAX_RESOLVED = 1024
+_MAX_RESOLVING = 64  # host name lookups in flight (each holds an executor thread)
 
 TransportLimits = ListenerLimits
 """The [sip] limits the transport enforces (the listener limits every listener has)."""
@@ -292,6 +294,7 @@ class SipTransport:
         self.servers: list[asyncio.Server] = []
         self.families: frozenset[int] = frozenset()
         self._resolved: dict[str, tuple[str, float]] = {}
+        self._resolving: dict[str, asyncio.Task[str | None]] = {}
         self.connections: dict[Addr, _Tcp] = {}
         self._pending: dict[Addr, list[tuple[bytes, Callable[[], None] | None]]] = {}
         self._sweeper: asyncio.TimerHandle | None = None
@@ -511,9 +514,9 @@ class SipTransport:
         self, data: bytes, addr: Addr, transport: str, on_error: Callable[[], None] | None
     ) -> None:
         """A message to a host name: resolved off the event loop (cached), then sent."""
-        cached = self._resolved.get(addr[0].lower())
-        if cached is not None and cached[1] > self.loop.time():
-            self.send(data, (cached[0], addr[1]), transport, on_error)
+        host = self.cached(addr[0])
+        if host is not None:
+            self.send(data, (host, addr[1]), transport, on_error)
             return
         self.loop.create_task(self._resolve_and_send(data, addr, transport, on_error))
 
@@ -528,24 +531,60 @@ class SipTransport:
         self.send(data, (resolved, addr[1]), transport, on_error)
 
     def cached(self, name: str) -> str | None:
-        """The address ``name`` resolved to, if known and fresh (no lookup)."""
+        """The address ``name`` resolved to, if known (no lookup on the loop).
+
+        An answer past its 60 s is still given, and looked up again in the
+        background (serve-stale, RFC 8767): a trunk keeps one address, and
+        its requests one Via/Contact family, instead of going out by name
+        with a family guessed every time the entry expires. It is forgotten
+        an hour after it expired when no lookup could renew it.
+        """
         entry = self._resolved.get(name.lower())
-        return entry[0] if entry is not None and entry[1] > self.loop.time() else None
+        if entry is None:
+            return None
+        now = self.loop.time()
+        if entry[1] <= now:
+            if entry[1] + _STALE_MAX <= now:
+                return None
+            self._lookup(name)
+        return entry[0]
 
     def prefetch(self, name: str) -> None:
         """Resolve ``name`` in the background, so that ``cached`` knows it soon."""
-        if self.cached(name) is None:
-            self.loop.create_task(self.resolve(name))
+        entry = self._resolved.get(name.lower())
+        if entry is None or entry[1] <= self.loop.time():
+            self._lookup(name)
 
     async def resolve(self, name: str) -> str | None:
         """An address of ``name`` of a family this node serves (IPv6 first when it does).
 
-        getaddrinfo runs in the loop's executor; answers are kept 60 s.
+        getaddrinfo runs in the loop's executor, one lookup per name at a
+        time however many ask; answers are kept 60 s.
         """
+        entry = self._resolved.get(name.lower())
+        if entry is not None and entry[1] > self.loop.time():
+            return entry[0]
+        task = self._lookup(name)
+        if task is None:
+            return None
+        # shield: a caller given up on (cancelled) does not cancel the others' lookup
+        return await asyncio.shield(task)
+
+    def _lookup(self, name: str) -> asyncio.Task[str | None] | None:
+        """The lookup of ``name`` in flight, or a new one (None: too many in flight)."""
         key = name.lower()
-        cached = self._resolved.get(key)
-        if cached is not None and cached[1] > self.loop.time():
-            return cached[0]
+        task = self._resolving.get(key)
+        if task is not None:
+            return task
+        if len(self._resolving) >= _MAX_RESOLVING:
+            log.info("cannot resolve %s now: %d lookups in flight", name, len(self._resolving))
+            return None
+        task = self.loop.create_task(self._getaddrinfo(name, key))
+        self._resolving[key] = task
+        task.add_done_callback(lambda _: self._resolving.pop(key, None))
+        return task
+
+    async def _getaddrinfo(self, name: str, key: str) -> str | None:
         try:
             infos = await asyncio.wait_for(
                 self.loop.getaddrinfo(name, None, type=socket.SOCK_DGRAM), timeout=5.0
@@ -554,15 +593,17 @@ class SipTransport:
             log.info("cannot resolve %s: %s", name, exc)
             return None
         candidates = [peer(info[4])[0] for info in infos]
-        order = (6, 4) if 6 in self.families else (4,)
+        # IPv6 first on a node that serves it; never a family it has no socket for.
+        order = tuple(v for v in (6, 4) if v in self.families) or (4,)
         for version in order:
             for host in candidates:
                 if family(host) == version:
-                    if len(self._resolved) >= _MAX_RESOLVED:
+                    if len(self._resolved) >= _MAX_RESOLVED and key not in self._resolved:
                         self._resolved.clear()
                     self._resolved[key] = (host, self.loop.time() + _RESOLVE_TTL)
                     return host
         log.info("%s has no address of a family this node serves", name)
+        self._resolved.pop(key, None)
         return None
 
     async def _connect(self, addr: Addr) -> None:

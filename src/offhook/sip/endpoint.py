@@ -569,8 +569,10 @@ class OutboundLeg(SipLeg):
         if target:
             to_value = f"<sip:{setup.called}@{host}>"
         else:
-            # A trunk: the request goes to the called number at the far end.
-            far = uri_host(self.dest[0])
+            # A trunk: the request goes to the called number at the far end,
+            # named as configured (a host name stays a name: RFC 3263 resolves
+            # where to send, not what the Request-URI says).
+            far = uri_host(self.binding.source[0] or self.dest[0])
             suffix = f";transport={self.transport}" if self.transport != "udp" else ""
             target = f"sip:{setup.called}@{far}:{self.dest[1]}{suffix}"
             to_value = f"<sip:{setup.called}@{far}:{self.dest[1]}>"

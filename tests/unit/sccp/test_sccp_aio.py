@@ -5,7 +5,10 @@ A recording PhoneHandler stands in for the call endpoint. Covered: the whole
 new connection, unknown devices, register and keepalive timeouts, bad frames
 (huge length, truncated body, unknown id, garbage) closing only their own
 connection, half-closed sockets, the allow-list and the per-source cap, the
-handler's timer and a handler that raises, auto-registration.
+handler's timer and a handler that raises, auto-registration. IPv6: a
+listener on a dual-stack ``"::"`` and on a list of addresses, one port, with
+IPv4 peers in their plain form (bindings, the link, the allow-list, the
+per-source tables).
 """
 
 from __future__ import annotations
@@ -105,6 +108,7 @@ class Node:
 @contextlib.asynccontextmanager
 async def node(
     *,
+    listen: str | list[str] = HOST,
     allow: list[str] | None = None,
     auto: AutoRegistrar | None = None,
     **limits: Any,
@@ -122,7 +126,7 @@ async def node(
         auto_register=auto,
         node="test-node",
     )
-    await listener.start(HOST, 0)
+    await listener.start(listen, 0)
     try:
         yield Node(listener, handler, locations, counters)
     finally:
@@ -477,5 +481,84 @@ def test_connection_refused_leaves_no_socket_state() -> None:
                 pass
             finally:
                 s.close()
+
+    run(body)
+
+
+HOST6 = "::1"
+
+
+def test_dual_stack_listener_keeps_ipv4_peers_plain() -> None:
+    async def body() -> None:
+        async with (
+            node(listen="::", allow=["127.0.0.0/8", "::1/128"]) as n,
+            SccpPhone(CAROL.name, n.port, HOST) as carol,
+            SccpPhone(DAVE.name, n.port, HOST6, model="7940") as dave,
+        ):
+            assert n.listener.local == ("::", n.port)
+            await carol.register()
+            await dave.register()
+            await until(lambda: {CAROL.name, DAVE.name} <= set(n.handler.links))
+            [c] = n.locations.bindings(CAROL.name, 0.0)
+            [d] = n.locations.bindings(DAVE.name, 0.0)
+            assert c.source == carol.local_address and c.source[0] == HOST  # not ::ffff:
+            assert d.source == dave.local_address and d.source[0] == HOST6
+            assert n.handler.links[CAROL.name].address[0] == HOST
+            # The per-source tables are keyed by the plain address.
+            assert n.listener.limiter.count(HOST) == 1
+            assert n.listener.limiter.count(HOST6) == 1
+            assert n.listener.limiter.count("::ffff:127.0.0.1") == 0
+
+    run(body)
+
+
+@pytest.mark.parametrize(
+    ("allow", "admitted", "refused"),
+    [(["::1/128"], HOST6, HOST), (["127.0.0.0/8"], HOST, HOST6)],
+)
+def test_allow_list_on_a_dual_stack_listener(allow: list[str], admitted: str, refused: str) -> None:
+    """An IPv4 entry admits a mapped IPv4 peer and refuses IPv6; an IPv6 entry the reverse."""
+
+    async def body() -> None:
+        async with node(listen="::", allow=allow) as n:
+            reader, writer = await asyncio.open_connection(refused, n.port)
+            with contextlib.suppress(ConnectionError):
+                writer.write(b"\0" * 12)
+            assert await closed_by_peer(reader)
+            writer.close()
+            assert n.rejected("acl") == 1
+            assert n.listener.limiter.sources == 0 and not n.listener.guard.rates
+            async with SccpPhone(CAROL.name, n.port, admitted) as phone:
+                await phone.register()
+                [binding] = n.locations.bindings(CAROL.name, 0.0)
+                assert binding.source == phone.local_address
+            assert n.rejected("acl") == 1
+
+    run(body)
+
+
+def test_listen_list_opens_every_address_on_one_port() -> None:
+    async def body() -> None:
+        async with node(listen=[HOST, HOST6], allow=["127.0.0.0/8", "::1/128"]) as n:
+            assert n.listener.local == (HOST, n.port)
+            bound = sorted(
+                (sock.family, sock.getsockname()[1])
+                for server in n.listener.servers
+                for sock in server.sockets
+            )
+            assert bound == [(socket.AF_INET, n.port), (socket.AF_INET6, n.port)]
+            for name, host in ((CAROL.name, HOST), (DAVE.name, HOST6)):
+                async with SccpPhone(name, n.port, host, model="7940") as phone:
+                    await phone.register()
+                    await phone.unregister()
+        # An address that cannot be bound fails the start, naming nothing half-open.
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as busy:
+            busy.bind((HOST6, 0))
+            busy.listen()
+            port = busy.getsockname()[1]
+            listener = SccpListener(Recorder(), PROFILES.get, MemoryLocationStore(), bool)
+            with pytest.raises(OSError):
+                await listener.start([HOST, HOST6], port)
+            assert listener.servers == []
 
     run(body)

@@ -10,6 +10,8 @@ import pytest
 
 from offhook.tftp.cnf import (
     DEFAULT_FILENAME,
+    IPV4_AND_IPV6,
+    IPV6_ONLY,
     CallManagerNode,
     DefaultConfig,
     DeviceConfig,
@@ -113,3 +115,36 @@ def test_generator() -> None:
     assert gen("SEP999999999999.cnf.xml") is None
     assert gen("firmware.bin") is None
     assert generator(devices)(DEFAULT_FILENAME) is None
+
+
+def test_ipv6_node_writes_the_ip_addressing_elements() -> None:
+    """Unified CM's layout for an IPv6-capable node; an IPv6 processNodeName is bare."""
+    node6 = CallManagerNode("2001:db8::10", 2000)
+    cfg = DeviceConfig("SEP001122334455", nodes=(node6,), ip_mode=IPV4_AND_IPV6, prefer_ipv6=True)
+    root = ET.fromstring(device_cnf(cfg))
+    assert [child.tag for child in root][:4] == [
+        "deviceProtocol",
+        "ipAddressMode",
+        "allowAutoConfig",
+        "ipPreferenceModeControl",
+    ]
+    assert root.findtext("ipAddressMode") == "2"
+    assert root.findtext("allowAutoConfig") == "true"
+    assert root.findtext("ipPreferenceModeControl") == "1"
+    member = "devicePool/callManagerGroup/members/member/callManager/processNodeName"
+    assert root.findtext(member) == "2001:db8::10"
+    v4_phone = DeviceConfig("SEP001122334455", nodes=(NODE,), ip_mode=IPV4_AND_IPV6)
+    assert ET.fromstring(device_cnf(v4_phone)).findtext("ipPreferenceModeControl") == "0"
+    default = ET.fromstring(default_cnf(DefaultConfig(nodes=(node6,), ip_mode=IPV6_ONLY)))
+    assert [child.tag for child in default][:3] == ["deviceProtocol", "fullConfig", "ipAddressMode"]
+    assert default.findtext("ipAddressMode") == "1"
+
+
+def test_ipv4_only_node_keeps_the_cm41_layout() -> None:
+    root = ET.fromstring(device_cnf(DeviceConfig("SEP001122334455", nodes=(NODE,))))
+    for tag in ("ipAddressMode", "allowAutoConfig", "ipPreferenceModeControl"):
+        assert root.find(tag) is None
+    with pytest.raises(ValueError):
+        DeviceConfig("SEP001122334455", nodes=(NODE,), ip_mode=3)
+    with pytest.raises(ValueError):
+        DefaultConfig(nodes=(NODE,), ip_mode=-1)

@@ -230,3 +230,73 @@ def test_a_device_name_that_is_not_sep_gets_no_file() -> None:
     """Rows loaded before SEP names were enforced: no file, no exception."""
     snap = PlanSnapshot.build([DeviceInfo("SEPXYZ.OLD", "sccp", model="7960")], 1)
     assert files(Holder(snap))("SEPXYZ.OLD.cnf.xml") is None
+
+
+NODE_PATH = "devicePool/callManagerGroup/members/member/callManager/processNodeName"
+
+
+def node_of(data: bytes | None) -> tuple[str | None, str | None, str | None]:
+    assert data is not None
+    root = ET.fromstring(data)
+    return (
+        root.findtext(NODE_PATH),
+        root.findtext("ipAddressMode"),
+        root.findtext("ipPreferenceModeControl"),
+    )
+
+
+def test_the_node_is_named_by_the_family_the_phone_used() -> None:
+    holder = Holder(snapshot(SEP))
+    holder.cnf = CnfSettings(host="192.0.2.10", host6="2001:db8::10", families=(4, 6))
+    gen = files(holder)
+    over4, over6 = gen(f"{SEP}.cnf.xml", 4), gen(f"{SEP}.cnf.xml", 6)
+    assert node_of(over4) == ("192.0.2.10", "2", "0")
+    assert node_of(over6) == ("2001:db8::10", "2", "1")
+    assert gen(f"{SEP}.cnf.xml", 6) is over6  # cached per IP version
+    assert node_of(gen(DEFAULT_FILENAME, 6))[0] == "2001:db8::10"
+    # An IPv4-only node: every phone gets the IPv4 address, in the CM 4.1 layout.
+    holder.cnf = CnfSettings(host="192.0.2.10")
+    assert node_of(gen(f"{SEP}.cnf.xml", 6)) == ("192.0.2.10", None, None)
+    # An IPv6-only node: every phone gets the IPv6 address and signals over IPv6.
+    holder.cnf = CnfSettings(host="2001:db8::10", host6="2001:db8::10", families=(6,))
+    assert node_of(gen(f"{SEP}.cnf.xml", 4)) == ("2001:db8::10", "1", "1")
+
+
+def cnf_of(**env: str) -> CnfSettings:
+    return CnfSettings.from_settings(load_settings(None, env={"OFFHOOK_SIP__LISTEN": "::", **env}))
+
+
+def test_cnf_settings_per_family() -> None:
+    # external_host, one address per family: each family's phones get theirs.
+    cnf = cnf_of(
+        OFFHOOK_SCCP__LISTEN="::",
+        OFFHOOK_SIP__EXTERNAL_HOST='["198.51.100.10", "2001:db8::10"]',
+    )
+    assert (cnf.host, cnf.host6, cnf.families) == ("198.51.100.10", "2001:db8::10", (4, 6))
+    assert cnf.ip_mode == 2
+    # Specific SCCP addresses of each family (written canonical).
+    cnf = cnf_of(OFFHOOK_SCCP__LISTEN='["127.0.0.5", "::1"]')
+    assert (cnf.host, cnf.host6) == ("127.0.0.5", "::1")
+    # IPv6 only.
+    cnf = cnf_of(OFFHOOK_SCCP__LISTEN="::1")
+    assert (cnf.host, cnf.host6, cnf.families, cnf.ip_mode) == ("::1", "::1", (6,), 1)
+    assert cnf.node_host(4) == "::1"
+    # IPv4 only, the shipped default: no IPv6 address, the 4.1 layout.
+    cnf = cnf_of(OFFHOOK_SIP__LISTEN="127.0.0.1", OFFHOOK_SCCP__LISTEN="0.0.0.0")
+    assert (cnf.host, cnf.host6, cnf.families, cnf.ip_mode) == ("127.0.0.1", "", (4,), None)
+    assert cnf.node_host(6) == "127.0.0.1"
+    # A host name names the node to both families.
+    cnf = cnf_of(OFFHOOK_SCCP__LISTEN="::", OFFHOOK_SIP__EXTERNAL_HOST="cm1.example.net")
+    assert (cnf.host, cnf.host6) == ("cm1.example.net", "cm1.example.net")
+
+
+def test_status_names_the_call_manager_per_family(tmp_path: Path) -> None:
+    env = {
+        "OFFHOOK_SCCP__LISTEN": '["127.0.0.5", "::1"]',
+        "OFFHOOK_TFTP__LISTEN": '["127.0.0.1", "::1"]',
+        "OFFHOOK_TFTP__ROOT": str(tmp_path),
+    }
+    prov = Provisioning(load_settings(None, env=env), snapshot, RejectionCounters())
+    status = prov.status()
+    assert status["listen"] == ["127.0.0.1", "::1"]
+    assert status["call_manager"] == "127.0.0.5:2000, [::1]:2000"

@@ -126,3 +126,53 @@ def test_bad_settings_and_options(tmp_path: Path) -> None:
     config.write_text(SAFE)
     assert audit(config, "--acl-number", "99").returncode == 2
     assert audit(config, "--host", "node.example").returncode == 2
+
+
+LISTS = """\
+[database]
+url = "sqlite:///offhook.db"
+
+[sip]
+listen = ["0.0.0.0", "::"]
+allow = ["10.1.0.0/16", "2001:db8:1::/64"]
+external_host = ["192.0.2.10", "2001:db8::10"]
+
+[sccp]
+listen = ["192.0.2.10", "2001:db8::10"]
+allow = ["10.1.0.0/16", "2001:db8:1::/64"]
+
+[tftp]
+enabled = false
+
+[admin]
+listen = ["127.0.0.1", "::1"]
+"""
+
+
+def test_listen_lists_and_ipv6_access_list(tmp_path: Path) -> None:
+    """One entry per listen address, and the IPv6 lines next to the IPv4 ones."""
+    config = tmp_path / "offhook.toml"
+    config.write_text(LISTS)
+    r = audit(config)
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = r.stdout.splitlines()
+    for expected in (
+        "access-list 101 permit udp 10.1.0.0 0.0.255.255 host 192.0.2.10 eq 5060",
+        "access-list 101 permit tcp 10.1.0.0 0.0.255.255 host 192.0.2.10 eq 2000",
+        "ipv6 access-list offhook-101",
+        " permit udp 2001:db8:1::/64 host 2001:db8::10 eq 5060",
+        " deny udp any host 2001:db8::10 eq 5060",
+        " permit tcp 2001:db8:1::/64 host 2001:db8::10 eq 2000",
+        " permit ipv6 any any",
+    ):
+        assert expected in lines, f"{expected!r} missing from:\n{r.stdout}"
+    for label in ("sip udp 0.0.0.0:5060", "sip udp [::]:5060", "sccp tcp [2001:db8::10]:2000"):
+        assert f"  {label} " in r.stdout, r.stdout
+    data = json.loads(audit(config, "--json").stdout)
+    admin = [x for x in data["listeners"] if x["service"] == "admin"]
+    assert [(x["address"], x["families"], x["loopback"]) for x in admin] == [
+        ("127.0.0.1", [4], True),
+        ("::1", [6], True),
+    ]
+    sip = [(x["address"], x["families"]) for x in data["listeners"] if x["service"] == "sip"]
+    assert sip == [("0.0.0.0", [4]), ("::", [6])] * 2  # UDP, then TCP

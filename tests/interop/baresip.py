@@ -15,7 +15,10 @@ nobody reads, so decoded audio is dropped after the filters), the source is
 logs when a call's audio ends (``rtp_stats yes``; :meth:`Baresip.rtp_summaries`),
 the ``dump-*-dec.wav`` recording of what it heard (:func:`heard_tone`) and,
 in tests, a tshark capture (``support.capture``).  ``net_interface`` is pinned
-to 127.0.0.1, otherwise baresip puts the eth0 address in its SDP.
+to 127.0.0.1, otherwise baresip puts the eth0 address in its SDP; with
+``host="::1"`` the UA runs over IPv6 (SIP listener ``[::1]:PORT`` and
+``net_interface ::1``: baresip 1.0 then has only an IPv6 local address, so
+its Via, Contact and SDP are IPv6); its control socket stays on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from offhook.common.addr import uri_host
 from support.ports import HOST, free_port, free_range
 
 BINARY = "baresip"
@@ -102,14 +106,16 @@ class Baresip:
         regint: int = 0,
         answermode: str = "manual",
         extra_account_params: str = "",
+        host: str = HOST,
     ) -> None:
         self.name = name
+        self.host = host
         self.dir = Path(workdir) / f"baresip-{name}"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.sip_port = free_port(span=2)  # baresip binds TLS on port + 1
         self.ctrl_port = free_port()
         self.rtp_ports = free_range(10)
-        self.aor = aor or f"sip:{name}@{HOST}:{self.sip_port}"
+        self.aor = aor or f"sip:{name}@{uri_host(host)}:{self.sip_port}"
         self.password = password
         self.auth_user = auth_user
         self.regint = regint
@@ -129,14 +135,14 @@ class Baresip:
     @property
     def uri(self) -> str:
         """Where to reach this UA directly (peer to peer)."""
-        return f"sip:{self.name}@{HOST}:{self.sip_port}"
+        return f"sip:{self.name}@{uri_host(self.host)}:{self.sip_port}"
 
     def write_config(self) -> None:
         lo, hi = self.rtp_ports
         config = f"""\
 poll_method\t\tepoll
-sip_listen\t\t{HOST}:{self.sip_port}
-net_interface\t\t127.0.0.1
+sip_listen\t\t{uri_host(self.host)}:{self.sip_port}
+net_interface\t\t{self.host}
 audio_player\t\taubridge,{self.name}-out
 audio_source\t\tausine,440
 audio_alert\t\taubridge,{self.name}-alert

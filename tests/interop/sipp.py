@@ -2,7 +2,8 @@
 
 :func:`sipp_cmd` builds the command line (loopback, UDP, a free local port
 and media port, bounded by ``-timeout``, message and error traces in the work
-directory); :class:`Sipp` runs one scenario either to completion
+directory; ``host="::1"`` for SIPp over IPv6, signalling and media, the
+target then written ``[::1]:PORT``); :class:`Sipp` runs one scenario either to completion
 (:meth:`Sipp.run`) or in the background (:meth:`Sipp.start` then
 :meth:`Sipp.wait`, for a UAS that must be listening before the call).
 SIPp exits 0 when every call passed, 1 when some failed, other codes on
@@ -17,6 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from offhook.common.addr import uri_host
 from support.ports import HOST, free_port
 
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
@@ -46,10 +48,11 @@ def sipp_cmd(
     workdir: Path | None = None,
     name: str = "sipp",
     extra: list[str] | None = None,
+    host: str = HOST,
 ) -> list[str]:
     cmd = [
         "sipp", "-sf", str(scenario_file),
-        "-i", HOST, "-p", str(local_port), "-mp", str(media_port), "-t", "u1",
+        "-i", host, "-p", str(local_port), "-mp", str(media_port), "-t", "u1",
         "-m", str(calls), "-nostdin",
         "-timeout", f"{timeout_s}s", "-timeout_error",
         "-max_socket", "64",
@@ -70,6 +73,10 @@ def sipp_cmd(
             # SIPp's digest uri defaults to sip:HOST:PORT; RFC 3261 §22.4 wants
             # the Request-URI, which a strict server checks.
             cmd += ["-auth_uri", f"{service}@{target}"]
+        elif target is not None and ":" in host:
+            # Over IPv6 SIPp's default digest uri is "sip:::1:PORT", not a URI
+            # (RFC 3261 §25.1 wants "sip:[::1]:PORT", the Request-URI).
+            cmd += ["-auth_uri", target]
     if pause_ms is not None:
         cmd += ["-d", str(pause_ms)]
     cmd += extra or []
@@ -107,13 +114,15 @@ class Sipp:
         pause_ms: int | None = None,
         local_port: int | None = None,
         extra: list[str] | None = None,
+        host: str = HOST,
     ) -> None:
         if shutil.which("sipp") is None:
             raise RuntimeError("sipp not installed")
         self.workdir = Path(workdir)
         self.role = role
+        self.host = host
         self.port = local_port or free_port()
-        self.media_port = free_port(span=2)
+        self.media_port = free_port(span=4)  # RTP/RTCP, and video on +2
         self.cmd = sipp_cmd(
             scenario(scenario_name),
             local_port=self.port,
@@ -128,6 +137,7 @@ class Sipp:
             workdir=self.workdir,
             name=role,
             extra=extra,
+            host=host,
         )
         self.timeout_s = timeout_s
         self.proc: subprocess.Popen[str] | None = None
@@ -135,7 +145,7 @@ class Sipp:
 
     @property
     def uri_host(self) -> str:
-        return f"{HOST}:{self.port}"
+        return f"{uri_host(self.host)}:{self.port}"
 
     def start(self, listening: bool = True) -> Sipp:
         """Start SIPp; with ``listening`` (a UAS), give it time to bind first."""

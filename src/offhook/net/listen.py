@@ -16,12 +16,15 @@ is a list of one). ``bind_plan`` turns it into sockets to open:
 
 ``open_stream_servers`` and ``open_datagram_endpoints`` open the plan on
 one port: with port 0 the first socket picks a free port and the others
-take the same one, so a listener has one port whatever its addresses.
+take the same one, so a listener has one port whatever its addresses (when
+that port is taken on another address of the plan, everything opened is
+closed and a new port is picked, a few times).
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -124,6 +127,15 @@ def _bound_port(sock: socket.socket) -> int:
     return int(sock.getsockname()[1])
 
 
+PICK_ATTEMPTS = 8
+"""Ports tried with port 0 when the one picked is taken on another address of the plan."""
+
+
+def _retry_pick(exc: OSError, asked: int, opened: int, attempt: int) -> bool:
+    """Port 0, a later address found the picked port taken: pick another one."""
+    return asked == 0 and opened > 0 and exc.errno == errno.EADDRINUSE and attempt < PICK_ATTEMPTS
+
+
 async def open_stream_servers(
     factory: Callable[[], asyncio.BaseProtocol],
     addresses: str | Sequence[str],
@@ -136,8 +148,26 @@ async def open_stream_servers(
 
     An address that cannot be bound raises OSError after closing what was opened.
     """
+    attempt = 1
+    while True:
+        opened: list[asyncio.Server] = []
+        try:
+            return await _stream_servers(factory, addresses, port, opened, backlog, kwargs)
+        except OSError as exc:
+            if not _retry_pick(exc, port, len(opened), attempt):
+                raise
+            attempt += 1
+
+
+async def _stream_servers(
+    factory: Callable[[], asyncio.BaseProtocol],
+    addresses: str | Sequence[str],
+    port: int,
+    servers: list[asyncio.Server],
+    backlog: int,
+    kwargs: dict[str, Any],
+) -> tuple[list[asyncio.Server], int]:
     loop = asyncio.get_running_loop()
-    servers: list[asyncio.Server] = []
     try:
         for spec in bind_plan(addresses):
             sock = _socket(spec, socket.SOCK_STREAM, port)
@@ -161,8 +191,24 @@ async def open_datagram_endpoints(
     port: int,
 ) -> tuple[list[tuple[BindSpec, asyncio.DatagramTransport]], int]:
     """UDP endpoints on every address of the plan, on one port; (endpoints, port)."""
+    attempt = 1
+    while True:
+        opened: list[tuple[BindSpec, asyncio.DatagramTransport]] = []
+        try:
+            return await _datagram_endpoints(factory, addresses, port, opened)
+        except OSError as exc:
+            if not _retry_pick(exc, port, len(opened), attempt):
+                raise
+            attempt += 1
+
+
+async def _datagram_endpoints(
+    factory: Callable[[], asyncio.DatagramProtocol],
+    addresses: str | Sequence[str],
+    port: int,
+    opened: list[tuple[BindSpec, asyncio.DatagramTransport]],
+) -> tuple[list[tuple[BindSpec, asyncio.DatagramTransport]], int]:
     loop = asyncio.get_running_loop()
-    opened: list[tuple[BindSpec, asyncio.DatagramTransport]] = []
     try:
         for spec in bind_plan(addresses):
             sock = _socket(spec, socket.SOCK_DGRAM, port)

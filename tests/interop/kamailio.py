@@ -28,6 +28,13 @@ Kamailio is meant to be the far end of an offhook SIP trunk: bind it on a
 loopback address other than 127.0.0.1 (default ``127.0.0.2``), because a
 trunk's ``inbound_addresses`` skip digest authentication and offhook's own
 phones are on 127.0.0.1.
+
+``host="::1"`` runs it over IPv6 (``listen=udp:[::1]:PORT``): URIs, the
+alias and ``forward_to`` are then written with brackets (RFC 3261 §25.1),
+``$si`` compared bare, and the readiness OPTIONS goes over IPv6. IPv6
+loopback has one address, so a trunk to it is told from offhook's IPv6
+phones by its port (a trunk without ``inbound_addresses`` is its exact
+address and port).
 """
 
 from __future__ import annotations
@@ -41,6 +48,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from offhook.common.addr import uri_host
+from support.ports import free_port
 from support.server import sip_options_ping
 
 BINARY = "kamailio"
@@ -73,8 +82,8 @@ disable_tcp=yes
 auto_aliases=no
 dns=no
 rev_dns=no
-listen=udp:{host}:{port}
-alias="{host}:{port}"
+listen=udp:{uhost}:{port}
+alias="{uhost}:{port}"
 mpath="{mpath}"
 
 {loadmodules}
@@ -156,7 +165,7 @@ if ($si == "{fhost}" && $sp == {fport}) {{
         sl_send_reply("404", "Not Found");
         exit;
     }}
-    $du = "sip:{fhost}:{fport}";
+    $du = "sip:{ufhost}:{fport}";
     route(RELAY);"""
 
 REJECT_BLOCK = """\
@@ -176,8 +185,9 @@ class KamailioError(RuntimeError):
 
 
 def free_udp_port(host: str) -> int:
-    """A UDP port free on ``host`` (Kamailio here listens on UDP only)."""
-    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_DGRAM)) as s:
+    """A UDP port free on ``host`` (Kamailio here listens on UDP only), IPv4 or IPv6."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with contextlib.closing(socket.socket(family, socket.SOCK_DGRAM)) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
 
@@ -206,7 +216,11 @@ class Kamailio:
         self.dir = Path(workdir) / f"kamailio-{os.getpid()}-{time.monotonic_ns() % 10**6}"
         self.dir.mkdir(parents=True)
         self.host = host
-        self.port = port if port is not None else free_udp_port(host)
+        if port is None:
+            # IPv6: a port the test process hands out once (support.ports), so a
+            # UA started next cannot be given the same number.
+            port = free_port() if ":" in host else free_udp_port(host)
+        self.port = port
         self.forward_to = forward_to
         self.reject = reject
         self.debug = debug
@@ -216,7 +230,8 @@ class Kamailio:
 
     @property
     def domain(self) -> str:
-        return f"{self.host}:{self.port}"
+        """``host:port`` as a SIP URI writes it (``[::1]:PORT`` for IPv6)."""
+        return f"{uri_host(self.host)}:{self.port}"
 
     def uri(self, user: str) -> str:
         """``sip:USER@HOST:PORT`` -- an address served by this proxy."""
@@ -225,12 +240,12 @@ class Kamailio:
     def config(self) -> str:
         if self.forward_to is not None:
             fhost, fport = self.forward_to
-            forward = FORWARD_BLOCK.format(fhost=fhost, fport=fport)
+            forward = FORWARD_BLOCK.format(fhost=fhost, ufhost=uri_host(fhost), fport=fport)
         else:
             forward = NO_FORWARD_BLOCK
         return CONFIG.format(
             debug=self.debug,
-            host=self.host,
+            uhost=uri_host(self.host),
             port=self.port,
             mpath=MODULE_PATH,
             loadmodules="\n".join(f'loadmodule "{m}.so"' for m in MODULES),

@@ -6,13 +6,23 @@ helpers here hand out ports that are free on both transports (and on both
 loopbacks, 127.0.0.1 and ::1, for dual-stack nodes) and never give
 the same number twice in one process (the kernel may otherwise hand back a
 port we just released before its owner binds it).
+
+Ports are drawn below the kernel's ephemeral range
+(``net.ipv4.ip_local_port_range``, 32768-60999 by default): a port in that
+range is free when checked but can become the source port of any process's
+outgoing connection or unbound UDP socket before the server binds it, and a
+dual-stack listener on ``::`` collides with such a port on every address of
+both families (``Address already in use`` at start, seen on a machine
+running other tests). Below it only explicit binds take ports.
 """
 
 from __future__ import annotations
 
 import contextlib
+import random
 import socket
 import threading
+from pathlib import Path
 
 HOST = "127.0.0.1"
 HOST6 = "::1"
@@ -37,7 +47,24 @@ def _free_on_both(port: int) -> bool:
     return True
 
 
-def _candidate() -> int:
+LOWEST = 10000  # under it: well-known and registered services' usual ports
+
+
+def _ephemeral_start() -> int:
+    """The first port of the kernel's ephemeral range (Linux; 32768 elsewhere)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_EPHEMERAL = _ephemeral_start()
+
+
+def _candidate(span: int = 1) -> int:
+    if _EPHEMERAL - LOWEST >= 2000:
+        return random.randrange(LOWEST, _EPHEMERAL - span + 1)
+    # An unusual range leaves no room below it: let the kernel pick.
     with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_DGRAM)) as s:
         s.bind((HOST, 0))
         return int(s.getsockname()[1])
@@ -47,7 +74,7 @@ def free_port(span: int = 1) -> int:
     """A port P such that P .. P+span-1 are free on UDP and TCP (loopback)."""
     with _lock:
         for _ in range(500):
-            port = _candidate()
+            port = _candidate(span)
             if port + span > 65535:
                 continue
             ports = range(port, port + span)

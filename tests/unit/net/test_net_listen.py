@@ -15,6 +15,7 @@ from offhook.net.listen import (
     pick_endpoint,
     served_families,
 )
+from support.ports import free_port
 
 
 def test_dual_stack_alone() -> None:
@@ -73,7 +74,7 @@ def _exchange(listen: str | list[str], client: tuple[int, str]) -> tuple[str, in
             seen.append(addr)
 
     async def main() -> tuple[str, int]:
-        endpoints, port = await open_datagram_endpoints(Udp, listen, 0)
+        endpoints, port = await open_datagram_endpoints(Udp, listen, free_port())
         servers, tcp_port = await open_stream_servers(asyncio.Protocol, listen, port)
         assert tcp_port == port  # one port for every socket and both transports
         try:

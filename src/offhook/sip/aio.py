@@ -170,8 +170,9 @@ def response_destination(response: SipResponse, fallback: Addr) -> Addr:
         if value:
             host = value
     host = host.strip("[]")
-    with contextlib.suppress(ValueError):
-        host = canonical(host)
+    if ":" in host:  # IPv6, or IPv4-mapped: the node's one form
+        with contextlib.suppress(ValueError):
+            host = canonical(host)
     pspan = _via_param_span(via, "rport")
     if pspan is not None:
         value = via[pspan[0] : pspan[1]].partition("=")[2].strip()

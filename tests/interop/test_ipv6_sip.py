@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -53,7 +52,7 @@ from interop.baresip import Baresip
 from interop.peers import require_binary, require_capture
 from interop.sipp import Sipp, describe
 from offhook.common.addr import uri_host
-from support.capture import Capture
+from support.capture import Capture, rtp_header
 from support.ports import HOST, free_range
 from support.rtp import PCMU, tone
 from support.server import OffhookServer, ServerError, device, plan_of
@@ -259,25 +258,12 @@ class WireMsg:
         return not self.first_line.startswith("SIP/2.0 ")
 
 
-def sip_on_wire(pcap: Path) -> list[WireMsg]:
-    out = subprocess.run(
-        [
-            "tshark", "-n", "-r", str(pcap), "-Y", "udp",
-            "-T", "fields", "-E", "separator=|",
-            "-e", "ip.src", "-e", "ipv6.src", "-e", "udp.srcport",
-            "-e", "ip.dst", "-e", "ipv6.dst", "-e", "udp.dstport", "-e", "udp.payload",
-        ],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    msgs = []
-    for line in out.stdout.splitlines():
-        f = line.split("|")
-        if len(f) < 7 or not f[6]:
-            continue
-        payload = bytes.fromhex(f[6].replace(":", "")).decode("utf-8", "replace")
-        msgs.append(WireMsg(f[0] or f[1], int(f[2]), f[3] or f[4], int(f[5]), payload))
-    return msgs
+def sip_on_wire(cap: Capture) -> list[WireMsg]:
+    return [
+        WireMsg(src, sport, dst, dport, payload.decode("utf-8", "replace"))
+        for src, sport, dst, dport, payload in cap.udp_datagrams()
+        if payload
+    ]
 
 
 _SENT_BY = re.compile(r"SIP/2\.0/\w+\s+(\[[^\]]+\]|[^;:\s]+)(?::(\d+))?", re.I)
@@ -361,26 +347,15 @@ class RtpSeen:
     sport: int
     dst: str
     dport: int
-    ssrc: str
+    ssrc: int
 
 
-def rtp_on_wire(pcap: Path) -> list[RtpSeen]:
-    out = subprocess.run(
-        [
-            "tshark", "-n", "-r", str(pcap), "--enable-heuristic", "rtp_udp",
-            "-Y", "rtp && rtp.version == 2", "-T", "fields", "-E", "separator=|",
-            "-e", "ip.src", "-e", "ipv6.src", "-e", "udp.srcport",
-            "-e", "ip.dst", "-e", "ipv6.dst", "-e", "udp.dstport", "-e", "rtp.ssrc",
-        ],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
+def rtp_on_wire(cap: Capture) -> list[RtpSeen]:
     seen = []
-    for line in out.stdout.splitlines():
-        f = line.split("|")
-        if len(f) < 7 or not f[2]:
-            continue
-        seen.append(RtpSeen(f[0] or f[1], int(f[2]), f[3] or f[4], int(f[5]), f[6]))
+    for src, sport, dst, dport, payload in cap.udp_datagrams():
+        header = rtp_header(payload)
+        if header is not None:
+            seen.append(RtpSeen(src, sport, dst, dport, header[0]))
     return seen
 
 
@@ -438,7 +413,7 @@ def test_sipp_registers_over_ipv6_and_ipv4(node: OffhookServer, sipp_dir: Path) 
         reg4 = register_sipp(node, sipp_dir, frank, "frank")
         regs = {r["device"]: r for r in node.status()["registrations"]}
         cap.stop()
-        msgs = sip_on_wire(cap.pcap)
+        msgs = sip_on_wire(cap)
     assert_family_per_peer(
         msgs, node.sip_port, {"dave": (reg6.port, 6), "frank": (reg4.port, 4)}, sdp=False
     )
@@ -491,11 +466,11 @@ def test_sipp_calls_sipp_with_media(
     assert result.ok, describe(result)
     assert served.ok, describe(served)
     assert_family_per_peer(
-        sip_on_wire(sip_cap.pcap),
+        sip_on_wire(sip_cap),
         node.sip_port,
         {caller: (uac.port, version_of(caller_host)), callee: (uas.port, version_of(callee_host))},
     )
-    packets = rtp_on_wire(rtp_cap.pcap)
+    packets = rtp_on_wire(rtp_cap)
     assert_rtp_reaches(packets, phones[0], phones[1])
     assert_rtp_reaches(packets, phones[1], phones[0])
     assert_answered_cdr(node, caller, callee)
@@ -526,7 +501,7 @@ def baresip_call(
         callee.wait_event("CALL_CLOSED", timeout=10, since=mark)
         sip_cap.stop()
         rtp_cap.stop()
-    return sip_on_wire(sip_cap.pcap), rtp_on_wire(rtp_cap.pcap)
+    return sip_on_wire(sip_cap), rtp_on_wire(rtp_cap)
 
 
 @pytest.mark.parametrize(
@@ -590,11 +565,11 @@ def test_baresip_ipv6_calls_sipp_ipv6_uas(
             rtp_cap.stop()
     assert served.ok, describe(served)
     assert_family_per_peer(
-        sip_on_wire(sip_cap.pcap),
+        sip_on_wire(sip_cap),
         node.sip_port,
         {"alice": (alice.sip_port, 6), "dave": (dave.port, 6)},
     )
-    packets = rtp_on_wire(rtp_cap.pcap)
+    packets = rtp_on_wire(rtp_cap)
     assert_rtp_reaches(packets, phones[0], phones[1])
     assert_rtp_reaches(packets, phones[1], phones[0])
     assert_answered_cdr(node, "alice", "dave")
@@ -624,11 +599,11 @@ def test_sipp_ipv6_calls_baresip_ipv6(node: OffhookServer, tmp_path: Path, sipp_
             rtp_cap.stop()
     assert result.ok, describe(result)
     assert_family_per_peer(
-        sip_on_wire(sip_cap.pcap),
+        sip_on_wire(sip_cap),
         node.sip_port,
         {"carol": (carol.port, 6), "alice": (alice.sip_port, 6)},
     )
-    packets = rtp_on_wire(rtp_cap.pcap)
+    packets = rtp_on_wire(rtp_cap)
     assert_rtp_reaches(packets, phones[0], phones[1])
     assert_rtp_reaches(packets, phones[1], phones[0])
     assert_answered_cdr(node, "carol", "alice")

@@ -2,8 +2,13 @@
 
 ``Capture`` starts ``tshark -i lo`` with a capture filter, waits until it
 captures, and on ``stop()`` ends it (SIGINT, then SIGTERM) and reads the
-pcap back with the RTP heuristic dissector on, so media between two UAs
-can be counted per direction without trusting either UA.
+pcap back, so media between two UAs can be counted per direction without
+trusting either UA.
+
+RTP is recognised from each UDP payload here (:func:`rtp_header`: version 2,
+not RTCP), not by tshark's RTP heuristic: that one only runs on ports no
+other dissector claims, and a phone's RTP port may be a registered one
+(UDP 19132 is decoded as RakNet, and its RTP was not counted).
 """
 
 from __future__ import annotations
@@ -95,33 +100,59 @@ class Capture:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def rtp_packets(self) -> list[RtpPacket]:
-        """Every RTP packet in the capture (heuristic RTP-over-UDP decoding)."""
+    def udp_datagrams(self) -> list[tuple[str, int, str, int, bytes]]:
+        """Every UDP datagram in the capture: (source, port, destination, port, payload).
+
+        Addresses as tshark writes them (IPv4 or IPv6); ICMP errors quoting
+        a UDP header are left out.
+        """
         if not self.pcap.exists():
             raise CaptureError(f"no capture file {self.pcap}")
         out = subprocess.run(
             [
                 "tshark", "-n", "-r", str(self.pcap),
-                "--enable-heuristic", "rtp_udp",
-                "-Y", "rtp && rtp.version == 2",
-                "-T", "fields",
-                "-e", "udp.srcport", "-e", "udp.dstport", "-e", "rtp.ssrc", "-e", "rtp.p_type",
+                "-Y", "udp && !icmp && !icmpv6",
+                "-T", "fields", "-E", "separator=|",
+                "-e", "ip.src", "-e", "ipv6.src", "-e", "udp.srcport",
+                "-e", "ip.dst", "-e", "ipv6.dst", "-e", "udp.dstport", "-e", "udp.payload",
             ],
             capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip
         if out.returncode != 0:
             raise CaptureError(f"tshark -r failed: {out.stderr}")
-        packets = []
+        datagrams = []
         for line in out.stdout.splitlines():
-            parts = line.split("\t")
-            if len(parts) < 4 or not parts[0]:
+            f = line.split("|")
+            if len(f) < 7 or not f[2] or not f[5]:
                 continue
-            packets.append(RtpPacket(int(parts[0]), int(parts[1]), parts[2], int(parts[3] or -1)))
+            payload = bytes.fromhex(f[6].replace(":", ""))
+            datagrams.append((f[0] or f[1], int(f[2]), f[3] or f[4], int(f[5]), payload))
+        return datagrams
+
+    def rtp_packets(self) -> list[RtpPacket]:
+        """Every RTP packet in the capture (each UDP payload read by :func:`rtp_header`)."""
+        packets = []
+        for _, sport, _, dport, payload in self.udp_datagrams():
+            header = rtp_header(payload)
+            if header is not None:
+                ssrc, payload_type = header
+                packets.append(RtpPacket(sport, dport, f"0x{ssrc:08x}", payload_type))
         return packets
 
     def rtp_flows(self) -> Counter[tuple[int, int]]:
         """Packet count per (source port, destination port)."""
         return Counter((p.src_port, p.dst_port) for p in self.rtp_packets())
+
+
+def rtp_header(payload: bytes) -> tuple[int, int] | None:
+    """(SSRC, payload type) of an RTP packet (RFC 3550 §5.1), None for anything else.
+
+    Version 2 and a full fixed header; RTCP (packet types 200-204, which
+    share RTP's first bits, RFC 5761 §4) is not RTP.
+    """
+    if len(payload) < 12 or payload[0] >> 6 != 2 or 200 <= payload[1] <= 204:
+        return None
+    return int.from_bytes(payload[8:12], "big"), payload[1] & 0x7F
 
 
 def count_between(

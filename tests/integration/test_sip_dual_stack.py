@@ -43,6 +43,7 @@ from offhook.config import (
     AdminSettings,
     AuthSettings,
     DatabaseSettings,
+    MediaSettings,
     NodeSettings,
     SccpSettings,
     Settings,
@@ -51,7 +52,7 @@ from offhook.config import (
 )
 from offhook.db.plan import load_plan
 from offhook.sip.message import SipResponse
-from support.ports import free_port
+from support.ports import RELAY_PORTS, free_port
 
 V4, V6 = "127.0.0.1", "::1"
 
@@ -73,6 +74,7 @@ def settings_for(
         auth=AuthSettings(secret="dual-stack-test-secret"),
         sccp=SccpSettings(enabled=False, listen=V4, port=free_port()),
         tftp=TftpSettings(enabled=False, listen=V4, port=free_port(), http_port=free_port()),
+        media=MediaSettings(rtp_ports=RELAY_PORTS),
     )
 
 

@@ -49,6 +49,11 @@ def _free_on_both(port: int) -> bool:
 
 LOWEST = 10000  # under it: well-known and registered services' usual ports
 
+# The media relay's [media] rtp_ports for test nodes: above the kernel's
+# ephemeral range and the ports handed out here, so a relayed call's sockets
+# never take a port a test is about to give another process.
+RELAY_PORTS = "61000-64999"
+
 
 def _ephemeral_start() -> int:
     """The first port of the kernel's ephemeral range (Linux; 32768 elsewhere)."""

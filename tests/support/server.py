@@ -43,7 +43,7 @@ from typing import Any
 
 import yaml
 
-from support.ports import HOST, HOST6, free_port
+from support.ports import HOST, HOST6, RELAY_PORTS, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 SRC = REPO / "src"
@@ -181,6 +181,7 @@ class OffhookServer:
                 "allow": allow,
                 "root": str(self.tftp_root),
             },
+            "media": {"rtp_ports": RELAY_PORTS},
         }
         for name, keys in (extra_config or {}).items():
             sections.setdefault(name, {}).update(keys)

@@ -105,7 +105,11 @@ class SnapshotCredentials:
         self._node = node
         self._trunks: list[tuple[AllowList, TrunkPeer]] = []
         self._trunk_exact: dict[tuple[str, int], TrunkPeer] = {}
+        self._trunk_names: list[tuple[str, int, TrunkPeer]] = []
         self._trunks_snapshot: PlanSnapshot | None = None
+        # The SIP transport's name cache: a trunk named by a host name is
+        # recognised by the address its name resolved to (and its port).
+        self.resolve_cached: Callable[[str], str | None] | None = None
 
     def credentials(self, username: str) -> Credentials | None:
         dev = self._node.snapshot.device_for_user(username)
@@ -142,12 +146,17 @@ class SnapshotCredentials:
         for allow, peer in self._trunks:
             if allow.allows(addr[0]):
                 return peer
+        if self._trunk_names and self.resolve_cached is not None:
+            for name, port, peer in self._trunk_names:
+                if port == addr[1] and self.resolve_cached(name) == addr[0]:
+                    return peer
         return None
 
     def _index_trunks(self, snapshot: PlanSnapshot) -> None:
         """Trunks by exact address (canonical IP, port) and by inbound networks."""
         self._trunks = []
         self._trunk_exact = {}
+        self._trunk_names = []
         for trunk in snapshot.dialplan_spec.trunks:
             peer = TrunkPeer(trunk.name, trunk.css, trunk.max_calls)
             if trunk.inbound_addresses:
@@ -163,7 +172,9 @@ class SnapshotCredentials:
                 # matches the source the transport reports (common.addr.peer).
                 host = canonical(trunk.host)
             except ValueError:
-                continue  # a host name: inbound calls need inbound_addresses
+                # A host name: its calls come from the address it resolves to.
+                self._trunk_names.append((trunk.host.lower(), trunk.port, peer))
+                continue
             self._trunk_exact[(host, trunk.port)] = peer
         self._trunks_snapshot = snapshot
 
@@ -583,6 +594,7 @@ async def run(settings: Settings, ready: asyncio.Event | None = None) -> None:
     )
     _, port = await transport.start(sip.listen, sip.port, udp=sip.udp, tcp=sip.tcp)
     node.sip_port = port
+    creds.resolve_cached = transport.cached
     advertised = {v: h for v in sorted(transport.families) if (h := sip.advertised(v))}
     bridge: FamilyBridge | None = None
     if settings.media.bridge and len(advertised) > 1:

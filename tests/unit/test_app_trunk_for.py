@@ -3,7 +3,8 @@
 A trunk without ``inbound_addresses`` is its exact address and port, whatever
 way the plan wrote the address (``[::1]``, ``0:0::1``, ``::ffff:a.b.c.d``,
 upper case) and however the socket reports the source; a trunk with
-``inbound_addresses`` is any port of those networks, IPv6 and IPv4 alike.
+``inbound_addresses`` is any port of those networks, IPv6 and IPv4 alike; a
+trunk named by a host name is the address the name resolved to, and its port.
 ``trunk_targets`` hands the trunk monitor the same canonical address.
 """
 
@@ -54,9 +55,15 @@ def test_mapped_trunk_address_matches_the_ipv4_source() -> None:
     assert peer is not None and peer.name == "v4"
 
 
-def test_host_name_trunk_needs_inbound_addresses() -> None:
-    creds = SnapshotCredentials(node(trunk("byname", "v6only.test", 5060)))
-    assert creds.trunk_for(("::1", 5060)) is None
+def test_host_name_trunk_is_its_resolved_address() -> None:
+    creds = SnapshotCredentials(node(trunk("byname", "V6only.test", 5060)))
+    assert creds.trunk_for(("::1", 5060)) is None  # not resolved (yet): a stranger
+    resolved = {"v6only.test": "::1"}
+    creds.resolve_cached = resolved.get
+    peer = creds.trunk_for(("::1", 5060))
+    assert peer is not None and peer.name == "byname"
+    assert creds.trunk_for(("::1", 5061)) is None  # another port: a phone
+    assert creds.trunk_for(("127.0.0.1", 5060)) is None
 
 
 def test_inbound_addresses_ipv6_and_ipv4_networks() -> None:

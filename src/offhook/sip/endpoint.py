@@ -581,7 +581,7 @@ class OutboundLeg(SipLeg):
             ("Max-Forwards", "70"),
             ("From", from_value),
             ("To", to_value),
-            ("Call-ID", new_call_id(ep.host)),
+            ("Call-ID", new_call_id(ep.host_for(self.dest[0]))),
             ("CSeq", "1 INVITE"),
             ("Contact", self.contact()),
             ("Allow", ALLOW),
@@ -818,7 +818,8 @@ class _TrunkRegistration:
         self.ep = ep
         self.monitor = monitor
         self.target = target
-        self.call_id = new_call_id(ep.host)  # one Call-ID for every refresh (§10.2.4)
+        # One Call-ID for every refresh (§10.2.4), naming us in the trunk's family.
+        self.call_id = new_call_id(ep.host_for(target.host))
         self.tag = new_tag()
         self.cseq = 0
         self.auth_sent = False
@@ -1336,7 +1337,7 @@ class SipEndpoint:
             ("Max-Forwards", "70"),
             ("From", f"<sip:offhook@{self.host_port_for(target.host)}>;tag={new_tag()}"),
             ("To", f"<{uri.split(';', 1)[0]}>"),
-            ("Call-ID", new_call_id(self.host)),
+            ("Call-ID", new_call_id(self.host_for(target.host))),
             ("CSeq", "1 OPTIONS"),
             ("Accept", SDP),
             *self.common_headers(),

@@ -26,6 +26,21 @@ real ``offhook serve`` on loopback (free ports, default defences):
   preambles, idle connections) and the admin endpoint (refused by its
   allow-list: it is loopback-only by default).
 
+With ``--dual-stack`` every listener of the node (SIP, SCCP, TFTP, HTTP,
+admin) is one dual-stack socket (``listen = "::"``; allow-lists
+``127.0.0.0/8`` and ``::1/128``, the admin's its default loopback pair), and
+the one run covers both families: the legitimate clients are IPv4 as above
+(from 127.0.0.1, so they arrive on the IPv6 sockets as ``::ffff:127.0.0.1``),
+and half of the flood's operations, of every kind, come over IPv6 from ::1,
+the other half over IPv4 from random 127.x.y.z (arriving mapped too). ::1 is
+the only IPv6 loopback address, so the IPv6 half is one source to the
+per-source defences (one rate bucket, one failed-login entry, at most
+``max_connections_per_source`` connections per listener; and the admin
+endpoint admits it, as it admits 127.0.0.1); legitimate IPv6 clients on
+that same address would share its fate, hence IPv4 for the legitimate
+clients. One more check then: no IPv4-mapped address (``::ffff:``) anywhere
+in the node's log or ``offhook status``.
+
 The SIPp UAS and registration scenarios are the interop ones
 (``tests/interop/scenarios/uas.xml``, ``register.xml``), which tolerate what
 a late answer brings (an extra ACK for a retransmitted 200, a second 401 for
@@ -52,6 +67,7 @@ Run from the repository root (needs ``sipp``; loopback only; bounded by
 ``--duration``)::
 
     python bench/soak.py --duration 120 --rate 5            # what CI runs (test_soak.py)
+    python bench/soak.py --duration 120 --rate 5 --dual-stack   # CI too: "::", both families
     python bench/soak.py --duration 1800 --rate 10 --flood-rate 300 --json soak.json
 
 The figures of a 30-minute run are in ``bench/README.md``.
@@ -87,7 +103,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "src"))
 
-from support.ports import HOST, free_port  # noqa: E402
+from support.ports import HOST, HOST6, free_port  # noqa: E402
 
 SCENARIOS = REPO / "tests" / "interop" / "scenarios"
 VECTORS = REPO / "tests" / "vectors" / "sip" / "rfc4475"
@@ -199,6 +215,7 @@ class FloodConfig:
     rate: float
     max_connections: int
     seed: int
+    ipv6: float = 0.0  # share of the operations sent over IPv6 (from ::1)
 
 
 _CRAFTED_LENGTHS = (1, 4095, 65535, 65536, 2**31 - 1, 2**32 - 1, -1, 10**30)
@@ -217,6 +234,7 @@ class Flood:
         self.open = 0
         self.tasks: set[asyncio.Task[None]] = set()
         self.udp: list[socket.socket] = []
+        self.udp6: list[socket.socket] = []  # all bound to ::1 (the one IPv6 loopback address)
         self.kinds = list(_WEIGHTS)
         self.weights = list(_WEIGHTS.values())
 
@@ -305,27 +323,36 @@ class Flood:
             ]
         )
 
+    def ipv6(self, kind: str) -> bool:
+        """Whether this operation goes over IPv6 (``--dual-stack``); counted."""
+        if self.cfg.ipv6 <= 0 or self.rng.random() >= self.cfg.ipv6:
+            return False
+        self.counts[f"{kind}_ipv6"] += 1
+        return True
+
     # operations
-    def datagram(self, port: int, data: bytes) -> None:
-        if len(self.udp) < 256:
-            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    def datagram(self, port: int, data: bytes, v6: bool = False) -> None:
+        pool = self.udp6 if v6 else self.udp
+        if len(pool) < (64 if v6 else 256):
+            s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_DGRAM)
             s.setblocking(False)
-            s.bind((self.source(), 0))
-            self.udp.append(s)
-        s = self.rng.choice(self.udp)
+            s.bind((HOST6 if v6 else self.source(), 0))
+            pool.append(s)
+        s = self.rng.choice(pool)
         with contextlib.suppress(OSError):
-            s.sendto(data[:65000], ("127.0.0.1", port))
-        for sock in self.rng.sample(self.udp, min(4, len(self.udp))):
+            s.sendto(data[:65000], (HOST6 if v6 else "127.0.0.1", port))
+        for sock in self.rng.sample(pool, min(4, len(pool))):
             with contextlib.suppress(OSError):
                 while sock.recv(65536):
                     self.counts["udp_answers"] += 1
 
-    async def connection(self, kind: str, port: int, data: bytes) -> None:
+    async def connection(self, kind: str, port: int, data: bytes, v6: bool = False) -> None:
         r = self.rng
         self.open += 1
+        target, source = (HOST6, HOST6) if v6 else ("127.0.0.1", self.source())
         try:
             reader, writer = await asyncio.wait_for(
-                asyncio.open_connection("127.0.0.1", port, local_addr=(self.source(), 0)), 5.0
+                asyncio.open_connection(target, port, local_addr=(source, 0)), 5.0
             )
         except (OSError, TimeoutError):
             self.counts[f"{kind}_connect_failed"] += 1
@@ -366,10 +393,10 @@ class Flood:
         kind = self.rng.choices(self.kinds, self.weights)[0]
         self.counts[kind] += 1
         if kind == "sip_udp":
-            self.datagram(cfg.sip, self.sip_payload("UDP"))
+            self.datagram(cfg.sip, self.sip_payload("UDP"), self.ipv6(kind))
             return
         if kind == "tftp":
-            self.datagram(cfg.tftp, self.tftp_payload())
+            self.datagram(cfg.tftp, self.tftp_payload(), self.ipv6(kind))
             return
         if self.open >= cfg.max_connections:
             self.counts["connection_cap_skips"] += 1
@@ -380,7 +407,8 @@ class Flood:
             "http": (cfg.http, self.http_payload()),
             "admin": (cfg.admin, self.http_payload()),
         }[kind]
-        task = asyncio.ensure_future(self.connection(kind, port, data))
+        v6 = self.ipv6(kind)
+        task = asyncio.ensure_future(self.connection(kind, port, data, v6))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
@@ -402,7 +430,7 @@ class Flood:
         for task in list(self.tasks):
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
-        for s in self.udp:
+        for s in self.udp + self.udp6:
             s.close()
         self.counts["operations"] = sum(self.counts[k] for k in _WEIGHTS)
         return dict(self.counts)
@@ -564,7 +592,7 @@ def median_in(samples: list[Sample], lo: float, hi: float) -> float | None:
 async def soak(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     from support.server import OffhookServer
 
-    node = OffhookServer(workdir, plan(args.sccp_pairs))
+    node = OffhookServer(workdir, plan(args.sccp_pairs), listen="::" if args.dual_stack else None)
     node.start(timeout=60)
     loop = asyncio.get_running_loop()
     legit = Legit()
@@ -609,6 +637,7 @@ async def soak(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             rate=args.flood_rate,
             max_connections=args.flood_connections,
             seed=args.seed,
+            ipv6=0.5 if args.dual_stack else 0.0,
         )
         parent, child = multiprocessing.get_context("spawn").Pipe(duplex=False)
         flood = multiprocessing.get_context("spawn").Process(
@@ -756,6 +785,9 @@ async def soak(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             and node.proc.poll() is None
             and not result["node_errors"],
         }
+        if args.dual_stack:
+            mapped = "::ffff:" in log or "::ffff:" in json.dumps(result["status"], default=str)
+            checks["one address form (no ::ffff: in log or status)"] = not mapped
         result["checks"] = checks
         result["passed"] = all(checks.values())
         return result
@@ -777,7 +809,7 @@ async def soak(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 def report(r: dict[str, Any]) -> None:
     legit, rss, fds = r["legit"], r["rss_kib"], r["fds"]
     total = legit["sip_calls_ok"] + legit["sip_calls_failed"]
-    print("== soak")
+    print("== soak" + (' (dual-stack listeners, "::")' if r["args"].get("dual_stack") else ""))
     share = 100.0 * legit["sip_calls_ok"] / max(1, total)
     print(
         f"SIP calls: {legit['sip_calls_ok']}/{legit['sip_calls_planned']} ok "
@@ -826,6 +858,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-rss-growth-mb", type=float, default=15.0)
     ap.add_argument("--max-fd-delta", type=int, default=5)
     ap.add_argument("--seed", type=int, default=4475)
+    ap.add_argument(
+        "--dual-stack",
+        action="store_true",
+        help='every listener on one dual-stack socket ("::"); half the flood over IPv6 from ::1',
+    )
     ap.add_argument("--json", type=Path, help="write the whole result here")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     args = ap.parse_args(argv)

@@ -16,8 +16,9 @@ Loopback only: the sources are ``127.0.0.0/8`` addresses, which Linux
 accepts on ``lo`` without configuration.
 
 :class:`Probe` sends one request at a time from a chosen loopback source
-and returns the final answer parsed (enumeration checks, a legitimate
-registration from an address that does not attack). :func:`rss_kib` and
+(``127.x.y.z``, or ``::1`` to an IPv6 or dual-stack listener) and returns the
+final answer parsed (enumeration checks, a legitimate registration from an
+address that does not attack). :func:`rss_kib` and
 :func:`fd_count` read ``/proc`` for a process's resident memory and open
 descriptors.
 """
@@ -35,6 +36,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from offhook.common.addr import host_port, uri_host
 from offhook.sip.auth import digest_response, ha1, parse_digest
 from offhook.sip.codec import parse_message
 from offhook.sip.message import SipResponse
@@ -252,12 +254,15 @@ class Probe:
 
     For the enumeration checks: ask the node anything as anyone, with or
     without an answer to a challenge, and get the final response parsed.
+    An IPv6 ``source`` (``::1``) talks to an IPv6 ``server`` address; hosts
+    are bracketed in URIs and Via (RFC 3261 §25.1, RFC 5118).
     """
 
     def __init__(self, server: tuple[str, int], realm: str, source: str = "127.0.0.1") -> None:
         self.server = server
         self.realm = realm
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        family = socket.AF_INET6 if ":" in source else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_DGRAM)
         self.sock.bind((source, 0))
         self.source = source
         self.port = self.sock.getsockname()[1]
@@ -273,8 +278,8 @@ class Probe:
         self.close()
 
     def uri(self, method: str, user: str) -> str:
-        host, port = self.server
-        return f"sip:{host}:{port}" if method == "REGISTER" else f"sip:{user}@{host}:{port}"
+        target = host_port(*self.server)
+        return f"sip:{target}" if method == "REGISTER" else f"sip:{user}@{target}"
 
     def ask(
         self,
@@ -288,19 +293,20 @@ class Probe:
         """Send ``method`` as ``user``; with ``challenge`` (a WWW-/Proxy-Authenticate
         value) answer it with ``password``. Returns the final response."""
         self.n += 1
-        host = self.server[0]
+        host = uri_host(self.server[0])
         uri = self.uri(method, user)
         call_id = f"probe{self.n}-{secrets.token_hex(4)}@{self.source}"
         branch = f"z9hG4bK{secrets.token_hex(6)}"
+        local = host_port(self.source, self.port)
         lines = [
             f"{method} {uri} SIP/2.0",
-            f"Via: SIP/2.0/UDP {self.source}:{self.port};branch={branch};rport",
+            f"Via: SIP/2.0/UDP {local};branch={branch};rport",
             "Max-Forwards: 70",
             f"From: <sip:{user}@{host}>;tag={secrets.token_hex(4)}",
             f"To: <sip:{user}@{host}>",
             f"Call-ID: {call_id}",
             f"CSeq: 1 {method}",
-            f"Contact: <sip:{user}@{self.source}:{self.port}>",
+            f"Contact: <sip:{user}@{local}>",
         ]
         if method == "REGISTER":
             lines.append("Expires: 60")

@@ -47,6 +47,9 @@ TOO_LARGE = "too-large"
 IDLE_TIMEOUT = "idle-timeout"
 HANDSHAKE_TIMEOUT = "handshake-timeout"
 MALFORMED = "malformed"
+GONE = "gone-before-accept"
+"""A connection reset by its peer before the listener saw it (no peer address):
+closed and counted apart, never as an ``acl`` refusal of an unknown source."""
 
 MAX_SOURCES = 16384
 """Per-source rate buckets kept per listener at most (an LRU; about 230 bytes each)."""
@@ -124,7 +127,14 @@ class ListenerGuard:
         return False
 
     def admit_connection(self, host: str, now: float) -> bool:
-        """A new inbound connection: allow-list, caps, one rate token."""
+        """A new inbound connection: allow-list, caps, one rate token.
+
+        ``host`` "" (the socket had no peer address any more: reset before
+        it was accepted) is refused and counted under ``gone-before-accept``.
+        """
+        if not host:
+            self.refuse(GONE, host)
+            return False
         if not self.allowed(host):
             return False
         conns = self.connections

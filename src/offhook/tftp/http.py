@@ -33,7 +33,7 @@ from urllib.parse import unquote
 
 from offhook.common.addr import host_port, peer
 from offhook.net.bindings import start_stream_servers
-from offhook.net.guard import LISTEN_BACKLOG, MAX_SOURCES
+from offhook.net.guard import GONE, LISTEN_BACKLOG, MAX_SOURCES
 from offhook.net.limits import RateLimiter
 from offhook.tftp.files import FileError, FileSource
 
@@ -201,6 +201,8 @@ class HttpFileServer:
 
     def _refusal(self, host: str) -> str | None:
         """Why a new connection from ``host`` is refused (None: admitted)."""
+        if not host:
+            return GONE  # reset by the peer before it was accepted: nothing to admit
         if self._allow is not None and not self._allow(host):
             return "not-allowed"  # before any state is kept for it
         if self._connections >= self._limits.max_connections:

@@ -27,6 +27,14 @@ def test_refused_source_leaves_no_state() -> None:
     assert guard.status() == {"connections": 0, "connection_sources": 0, "rate_sources": 0}
 
 
+def test_connection_reset_before_accept_is_not_an_acl_refusal() -> None:
+    """A socket reset by its peer before the listener saw it has no peer address."""
+    guard, refused = make()
+    assert not guard.admit_connection("", 0.0)
+    assert refused == [("gone-before-accept", "")]
+    assert guard.status() == {"connections": 0, "connection_sources": 0, "rate_sources": 0}
+
+
 def test_connection_caps_and_release() -> None:
     guard, refused = make(max_connections=3, max_connections_per_source=2)
     assert guard.admit_connection("127.0.0.1", 0.0)

@@ -20,11 +20,11 @@ frank    1006    SIPp UAS                                  IPv4
 Everyone registers and calls with digest auth. What is checked:
 
 - on the wire (tshark on the node's SIP port): every message the node sends
-  to a peer goes over the peer's family and names the node, in Via sent-by
-  and Contact, by an address of that family (``[::1]`` for an IPv6 peer,
-  ``127.0.0.1`` for an IPv4 one; RFC 5118 §4), stamps ``received`` bare
-  and canonical, and carries SDP (``o=`` and ``c=``) of that family; no
-  IPv4-mapped address leaves the node;
+  to a peer goes over the peer's family and names the node, in Via sent-by,
+  Contact, From/To and Call-ID, by an address of that family (``[::1]`` for
+  an IPv6 peer, ``127.0.0.1`` for an IPv4 one; RFC 5118 §4), stamps
+  ``received`` bare and canonical, and carries SDP (``o=`` and ``c=``) of
+  that family; no IPv4-mapped address leaves the node;
 - media as in the other interop tests, from the packets each phone receives
   (tshark on the phones' RTP ports): RTP from each side reaches the other
   (same SSRC), over the receiving phone's own family;
@@ -51,7 +51,7 @@ import pytest
 from interop.baresip import Baresip
 from interop.peers import require_binary, require_capture
 from interop.sipp import Sipp, describe
-from offhook.common.addr import uri_host
+from offhook.common.addr import is_ip, uri_host
 from support.capture import Capture, rtp_header
 from support.ports import HOST, free_range
 from support.rtp import PCMU, tone
@@ -299,6 +299,12 @@ def family_problems(msg: WireMsg, version: int, node_port: int) -> list[str]:
             host = m.group(1) if m else value
             if host != want_host:
                 bad.append(f"{name} host {host!r}, want {want_host}")
+    for call_id in msg.headers("Call-ID", "i"):
+        # The node's Call-IDs name it in the peer's family (the peers' own
+        # Call-IDs here name themselves, of their family too).
+        _, at, host = call_id.rpartition("@")
+        if at and is_ip(host) and version_of(host) != version:
+            bad.append(f"Call-ID {call_id!r} names an IPv{version_of(host)} host")
     for contact in msg.headers("Contact", "m"):
         m = _URI_HOST.search(contact)
         host = m.group(1) if m else contact

@@ -1,0 +1,150 @@
+"""``offhook status``: ask the running node over its admin endpoint and show the answer.
+
+``fetch_status`` reads ``GET /status`` from ``[admin] listen``:``port`` (the
+first address; a wildcard means this machine's loopback of its family);
+``print_status`` prints it as JSON or as tables (registrations, calls,
+trunks, provisioning, failed logins, the listeners' open connections and
+tracked sources, the media bridge and every rejection counter).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import urllib.error
+import urllib.request
+from typing import Any
+
+from offhook.common.addr import host_port, is_wildcard
+from offhook.config import Settings
+from offhook.net.bindings import describe
+
+
+def fetch_status(settings: Settings, timeout: float = 5.0) -> dict[str, Any]:
+    host = settings.admin.listen[0]
+    if is_wildcard(host):
+        host = "::1" if ":" in host else "127.0.0.1"
+    url = f"http://{host_port(host.split('%', 1)[0], settings.admin.port)}/status"
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
+        data: dict[str, Any] = json.loads(resp.read())
+    return data
+
+
+def print_status(settings: Settings, as_json: bool) -> int:
+    """Entry point of ``offhook status``: ask the running node over its admin endpoint."""
+    try:
+        data = fetch_status(settings)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        sys.stderr.write(
+            "offhook: no node answering on "
+            f"{describe(settings.admin.listen, settings.admin.port)}: {exc}\n"
+        )
+        return 1
+    if as_json:
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(
+        f"node [bold]{data['node']}[/] up {data['uptime']} s, plan version {data['plan_version']},"
+        f" SIP port {data['sip']['port']}"
+    )
+    sccp = data.get("sccp")
+    if sccp:
+        console.print(f"SCCP port {sccp['port']}: {sccp['registered']} phones registered")
+    regs = Table(title=f"Registrations ({len(data['registrations'])})")
+    for col in ("device", "aor", "contact", "source", "transport", "expires_in", "user_agent"):
+        regs.add_column(col)
+    for r in data["registrations"]:
+        regs.add_row(
+            *(
+                str(r[c])
+                for c in (
+                    "device",
+                    "aor",
+                    "contact",
+                    "source",
+                    "transport",
+                    "expires_in",
+                    "user_agent",
+                )
+            )
+        )
+    console.print(regs)
+    calls = data["calls"].get("calls", []) if isinstance(data["calls"], dict) else data["calls"]
+    table = Table(title=f"Active calls ({len(calls)})")
+    for col in ("call_id", "calling", "called", "state", "legs"):
+        table.add_column(col)
+    for c in calls:
+        legs = ", ".join(f"{leg.get('device')}:{leg.get('state')}" for leg in c.get("legs", []))
+        table.add_row(
+            str(c.get("call_id")),
+            str(c.get("calling")),
+            str(c.get("called")),
+            str(c.get("state")),
+            legs,
+        )
+    console.print(table)
+    trunk_rows = data.get("trunks", [])
+    if trunk_rows:
+        trunks = Table(title=f"Trunks ({len(trunk_rows)})")
+        for col in ("name", "address", "state", "since", "last_result", "registration"):
+            trunks.add_column(col)
+        for t in trunk_rows:
+            trunks.add_row(
+                str(t.get("name")),
+                f"{t.get('host')}:{t.get('port')}/{t.get('transport', 'udp')}",
+                str(t.get("state")),
+                str(t.get("last_change") or "-"),
+                str(t.get("last_result") or "-"),
+                str(t.get("registration")),
+            )
+        console.print(trunks)
+    tftp = data.get("tftp")
+    if tftp:
+        console.print(
+            f"TFTP port {tftp.get('port') or 'off'}, HTTP port {tftp.get('http_port') or 'off'}: "
+            f"{tftp.get('active_transfers')} active transfers, {tftp.get('completed')} completed, "
+            f"{tftp.get('failed')} failed"
+        )
+    auth = data.get("auth")
+    if auth:
+        console.print(
+            f"failed logins: {auth['failures']}, sources blocked now {auth['blocked_now']}"
+            f" (blocks {auth['blocks']}), throttled now {auth['throttled_now']}"
+            f" (held {auth['throttled']}, dropped {auth['dropped_blocked']} blocked"
+            f" + {auth['dropped_throttled']} throttled); accounts under attack:"
+            f" {', '.join(json.dumps(a['account']) for a in auth['accounts_under_attack'])}"
+            f"{'' if auth['accounts_under_attack'] else 'none'}",
+            markup=False,  # account names are whatever attackers claimed
+        )
+    held = {k: v for k, v in (data.get("listeners") or {}).items() if v}
+    if held:
+        console.print(
+            "listeners now: "
+            + "; ".join(
+                f"{name} {row.get('connections', 0)} connections, "
+                f"{row.get('rate_sources', 0)} sources tracked"
+                for name, row in sorted(held.items())
+            )
+        )
+    bridge = data.get("media_bridge")
+    if bridge:
+        console.print(
+            f"media bridge (IPv4 <-> IPv6): {bridge.get('streams', 0)} streams relayed now, "
+            f"{bridge.get('forwarded', 0)} packets forwarded"
+        )
+    rejections = data["counters"]["rejections"]
+    if rejections:
+        refused = Table(title="Rejections (listener, reason, count)")
+        for col in ("listener", "reason", "count"):
+            refused.add_column(col)
+        for listener_name in sorted(rejections):
+            for reason, count in sorted(rejections[listener_name].items()):
+                refused.add_row(listener_name, reason, str(count))
+        console.print(refused)
+    else:
+        console.print("rejections: none")
+    return 0

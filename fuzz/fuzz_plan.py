@@ -1,4 +1,4 @@
-"""atheris fuzz target for the plan loader (offhook.db.plan: YAML text -> validated plan).
+"""atheris fuzz target for the plan loader (offhook.db.plan_yaml: YAML text -> validated plan).
 
 Invariant: any bytes either give a ``PlanSpec`` or raise ``PlanError`` whose
 message names the source and says what is wrong; anything else (a
@@ -41,7 +41,10 @@ from sqlalchemy import create_engine
 from sqlalchemy.pool import StaticPool
 
 with atheris.instrument_imports():
-    from offhook.db.plan import PlanError, PlanSpec, apply_plan, parse_plan, parse_plan_text
+    from offhook.db.plan_apply import apply_plan
+    from offhook.db.plan_check import PlanError, parse_plan
+    from offhook.db.plan_spec import PlanSpec
+    from offhook.db.plan_yaml import parse_plan_text
     from offhook.db.snapshot import load_snapshot
 
 from offhook.db.engine import upgrade

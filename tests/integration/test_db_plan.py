@@ -16,15 +16,9 @@ from sqlalchemy.orm import Session
 from offhook.config import load_settings
 from offhook.db.engine import create_engine_for, upgrade
 from offhook.db.models import Device, Line
-from offhook.db.plan import (
-    DeviceSpec,
-    PlanError,
-    PlanSpec,
-    apply_plan,
-    ensure_demo_plan,
-    ha1,
-    load_plan,
-)
+from offhook.db.plan import PlanError, ensure_demo_plan, load_plan
+from offhook.db.plan_apply import apply_plan, ha1
+from offhook.db.plan_spec import DeviceSpec, PlanSpec
 from offhook.db.snapshot import load_snapshot, plan_version
 
 REALM = "offhook.test"

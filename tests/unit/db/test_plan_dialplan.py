@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from offhook.core.dialplan.model import Distribution, Presentation, Transform
-from offhook.db.plan import PlanError, parse_plan, read_plan
+from offhook.db.plan_check import PlanError, parse_plan
+from offhook.db.plan_yaml import read_plan
 
 FULL = Path(__file__).with_name("full_plan.yaml")
 

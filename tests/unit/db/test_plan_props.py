@@ -19,15 +19,9 @@ import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from offhook.db.plan import (
-    MAX_PLAN_DEPTH,
-    MAX_PLAN_NODES,
-    MAX_PROBLEMS,
-    PlanError,
-    PlanSpec,
-    parse_plan,
-    parse_plan_text,
-)
+from offhook.db.plan_check import MAX_PROBLEMS, PlanError, parse_plan
+from offhook.db.plan_spec import PlanSpec
+from offhook.db.plan_yaml import MAX_PLAN_DEPTH, MAX_PLAN_NODES, parse_plan_text
 
 SOURCE = "plan.yaml"
 PROPS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from offhook.db.plan import SCCP_MODELS, PlanError, parse_plan
+from offhook.db.plan_check import PlanError, parse_plan
+from offhook.db.plan_spec import SCCP_MODELS
 from offhook.sccp.templates import MODEL_BUTTONS
 
 

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from offhook.db.plan import PlanError, inbound_network, parse_plan, trunk_host
+from offhook.db.plan_check import PlanError, parse_plan
+from offhook.db.plan_spec import inbound_network, trunk_host
 from offhook.net.acl import AllowList
 
 

@@ -7,7 +7,10 @@ from typing import Any
 
 import pytest
 
-from offhook.db.plan import DEMO_PLAN, PlanError, ha1, parse_plan, read_plan
+from offhook.db.plan import DEMO_PLAN
+from offhook.db.plan_apply import ha1
+from offhook.db.plan_check import PlanError, parse_plan
+from offhook.db.plan_yaml import read_plan
 
 
 def good(**extra: Any) -> dict[str, Any]:

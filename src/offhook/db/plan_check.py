@@ -1,0 +1,308 @@
+"""Validating a plan: already-parsed YAML data to a checked ``PlanSpec``, or ``PlanError``.
+
+:func:`parse_plan` runs the schema (``offhook.db.plan_spec``), then the checks
+across entries. Every reference (partition, calling search space, trunk, route
+group, route list) must exist, names are unique per kind, a pattern is unique
+in its partition (a DN counts as a pattern), an SCCP device has a SEP name and a
+known model and no password, patterns must compile and transformations be
+valid; finally the whole plan is built into a ``DialPlan`` to catch anything
+else.
+
+A DN may appear on several devices (a shared line). Validation is strict
+(unknown keys refused); every problem is reported as
+``FILE: devices[1] (bob).lines[0].dn: problem`` (or
+``FILE: route_patterns[2] (9.1900XXXXXXX).route_list: problem``) and nothing
+is written.
+
+Reading the YAML text itself is ``offhook.db.plan_yaml``'s.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from offhook.db.plan_spec import (
+    SCCP_MODELS,
+    SEP_RE,
+    DeviceSpec,
+    PatternSpec,
+    PlanSpec,
+    RouteGroupMemberSpec,
+    RoutePatternSpec,
+    TransformSpec,
+    TranslationPatternSpec,
+)
+
+MAX_PROBLEMS = 200
+"""Problems listed in a :class:`PlanError`; the rest are counted."""
+
+
+class PlanError(Exception):
+    """An invalid plan: ``problems`` are ``(location, message)`` pairs."""
+
+    def __init__(self, source: str, problems: Sequence[tuple[str, str]]) -> None:
+        self.source = source
+        self.problems = list(problems[:MAX_PROBLEMS])
+        if len(problems) > MAX_PROBLEMS:
+            self.problems.append(("", f"and {len(problems) - MAX_PROBLEMS} more problems"))
+        super().__init__(
+            "\n".join(
+                f"{source}: {loc}: {msg}" if loc else f"{source}: {msg}" for loc, msg in problems
+            )
+        )
+
+
+def _label(node: Any) -> str:
+    """What names a list entry in messages: its name, pattern or trunk (or itself)."""
+    if isinstance(node, str):
+        return node
+    if isinstance(node, dict):
+        for key in ("name", "pattern", "trunk"):
+            if isinstance(node.get(key), str):
+                return str(node[key])
+    return ""
+
+
+def _location(loc: tuple[int | str, ...], raw: Any) -> str:
+    out = ""
+    node = raw
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+            try:
+                node = node[part]
+            except (IndexError, KeyError, TypeError):
+                node = None
+            label = _label(node)
+            if label:
+                out += f" ({label})"
+        else:
+            out += f".{part}" if out else part
+            node = node.get(part) if isinstance(node, dict) else None
+    return out
+
+
+def parse_plan(data: Any, source: str) -> PlanSpec:
+    """Validate already-parsed YAML data; raise :class:`PlanError` on any problem."""
+    if data is None:
+        raise PlanError(source, [("", "the plan is empty (write `devices: []` to remove all)")])
+    if not isinstance(data, dict):
+        raise PlanError(source, [("", "the plan must be a mapping with a `devices` list")])
+    try:
+        plan = PlanSpec.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            # Drop pydantic's union/function tags such as "function-after[...]".
+            loc = tuple(p for p in loc if not (isinstance(p, str) and "[" in p))
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key"
+            elif err["type"] == "missing":
+                msg = "required key missing"
+            problems.append((_location(loc, data), msg))
+        raise PlanError(source, problems) from None
+    problems = _references(plan)
+    if not problems:
+        problems = _compile(plan)
+    if problems:
+        raise PlanError(source, problems)
+    return plan
+
+
+def _unique(
+    kind: str, names: Sequence[str], where: str, suffix: str = ".name"
+) -> list[tuple[str, str]]:
+    """Duplicate names in one section, reported at the later entry."""
+    first: dict[str, int] = {}
+    out = []
+    for i, name in enumerate(names):
+        if name in first:
+            out.append(
+                (
+                    f"{where}[{i}] ({name}){suffix}",
+                    f"duplicate {kind} (first at {where}[{first[name]}])",
+                )
+            )
+        else:
+            first[name] = i
+    return out
+
+
+def _references(plan: PlanSpec) -> list[tuple[str, str]]:
+    """Unique names and existing references; every problem, in plan order."""
+    problems: list[tuple[str, str]] = []
+    problems += _unique("device name", [d.name for d in plan.devices], "devices")
+    problems += _unique("partition", plan.partitions, "partitions", suffix="")
+    problems += _unique(
+        "calling search space name",
+        [c.name for c in plan.calling_search_spaces],
+        "calling_search_spaces",
+    )
+    problems += _unique("trunk name", [t.name for t in plan.trunks], "trunks")
+    problems += _unique("route group name", [g.name for g in plan.route_groups], "route_groups")
+    problems += _unique("route list name", [r.name for r in plan.route_lists], "route_lists")
+
+    partitions = set(plan.partitions)
+    css_names = {c.name for c in plan.calling_search_spaces}
+    trunks = {t.name for t in plan.trunks}
+    groups = {g.name for g in plan.route_groups}
+    lists = {r.name for r in plan.route_lists}
+
+    def missing(kind: str, name: str, known: set[str]) -> str:
+        defined = ", ".join(sorted(known)) if known else "none"
+        return f"{kind} {name!r} does not exist (defined: {defined})"
+
+    def partition(loc: str, name: str) -> None:
+        if name and name not in partitions:
+            problems.append((loc, missing("partition", name, partitions)))
+
+    def css(loc: str, name: str) -> None:
+        if name and name not in css_names:
+            problems.append((loc, missing("calling search space", name, css_names)))
+
+    for i, c in enumerate(plan.calling_search_spaces):
+        for j, p in enumerate(c.partitions):
+            loc = f"calling_search_spaces[{i}] ({c.name}).partitions[{j}]"
+            partition(loc, p)
+            if p in c.partitions[:j]:
+                problems.append((loc, f"partition {p!r} is listed twice"))
+    for i, d in enumerate(plan.devices):
+        problems += _device_kind(f"devices[{i}] ({d.name})", d)
+        css(f"devices[{i}] ({d.name}).css", d.css)
+        for j, ln in enumerate(d.lines):
+            partition(f"devices[{i}] ({d.name}).lines[{j}].partition", ln.partition)
+    for i, t in enumerate(plan.trunks):
+        css(f"trunks[{i}] ({t.name}).css", t.css)
+    for i, g in enumerate(plan.route_groups):
+        for j, m in enumerate(g.members):
+            loc = f"route_groups[{i}] ({g.name}).members[{j}] ({m.trunk})"
+            if m.trunk not in trunks:
+                problems.append((loc, missing("trunk", m.trunk, trunks)))
+            elif m.trunk in [x.trunk for x in g.members[:j]]:
+                problems.append((loc, f"trunk {m.trunk!r} is listed twice in this group"))
+    for i, r in enumerate(plan.route_lists):
+        for j, name in enumerate(r.groups):
+            loc = f"route_lists[{i}] ({r.name}).groups[{j}]"
+            if name not in groups:
+                problems.append((loc, missing("route group", name, groups)))
+            elif name in r.groups[:j]:
+                problems.append((loc, f"route group {name!r} is listed twice in this list"))
+
+    # A pattern is unique in its partition; a DN is a pattern too (shared
+    # lines are one DN on several devices, so the same DN twice is fine).
+    used: dict[tuple[str, str], str] = {}
+    for i, d in enumerate(plan.devices):
+        for j, ln in enumerate(d.lines):
+            used.setdefault((ln.dn, ln.partition), f"devices[{i}] ({d.name}).lines[{j}]")
+    sections: list[tuple[str, Sequence[PatternSpec]]] = [
+        ("route_patterns", plan.route_patterns),
+        ("translation_patterns", plan.translation_patterns),
+    ]
+    for section, entries in sections:
+        for i, e in enumerate(entries):
+            base = f"{section}[{i}] ({e.pattern})"
+            partition(f"{base}.partition", e.partition)
+            key = (e.pattern, e.partition)
+            if key in used:
+                problems.append(
+                    (
+                        f"{base}.pattern",
+                        f"{e.pattern!r} in partition {e.partition!r} is already used by "
+                        f"{used[key]}",
+                    )
+                )
+            else:
+                used[key] = base
+            if isinstance(e, RoutePatternSpec):
+                if e.route_list is not None and e.route_list not in lists:
+                    problems.append(
+                        (f"{base}.route_list", missing("route list", e.route_list, lists))
+                    )
+            elif isinstance(e, TranslationPatternSpec):
+                css(f"{base}.css", e.css)
+    return problems
+
+
+def _device_kind(base: str, d: DeviceSpec) -> list[tuple[str, str]]:
+    """What an SCCP device needs (SEP name, known model, no password); speed dials are SCCP's."""
+    if d.protocol != "sccp":
+        if d.speed_dials:
+            return [(f"{base}.speed_dials", "speed dials are for sccp devices only")]
+        return []
+    out: list[tuple[str, str]] = []
+    if not SEP_RE.fullmatch(d.name):
+        out.append(
+            (
+                f"{base}.name",
+                "an sccp device is named SEP and the phone's MAC address "
+                "(12 hex digits), such as SEP001122334455",
+            )
+        )
+    known = ", ".join(sorted(SCCP_MODELS))
+    if not d.model:
+        out.append((f"{base}.model", f"an sccp device needs a model (one of {known})"))
+    elif d.model not in SCCP_MODELS:
+        out.append((f"{base}.model", f"{d.model!r} is not a known SCCP phone model ({known})"))
+    if d.password is not None:
+        out.append(
+            (f"{base}.password", "an sccp device has no password (SCCP phones do not authenticate)")
+        )
+    return out
+
+
+def _compile(plan: PlanSpec) -> list[tuple[str, str]]:
+    """Patterns compile, transformations are valid, and the analyzer accepts the plan."""
+    from offhook.core.dialplan.pattern import PatternError, compile_pattern
+    from offhook.core.dialplan.router import DialPlan, DialPlanError
+    from offhook.core.dialplan.transform import validate_transform
+
+    problems: list[tuple[str, str]] = []
+
+    def transforms(base: str, entry: PatternSpec | RouteGroupMemberSpec) -> None:
+        for name, calling in (("called_transform", False), ("calling_transform", True)):
+            spec: TransformSpec = getattr(entry, name)
+            try:
+                validate_transform(spec.to_model(), calling=calling)
+            except ValueError as exc:
+                problems.append((f"{base}.{name}", str(exc)))
+
+    for i, g in enumerate(plan.route_groups):
+        for j, m in enumerate(g.members):
+            transforms(f"route_groups[{i}] ({g.name}).members[{j}] ({m.trunk})", m)
+    sections: list[tuple[str, Sequence[PatternSpec]]] = [
+        ("route_patterns", plan.route_patterns),
+        ("translation_patterns", plan.translation_patterns),
+    ]
+    for section, entries in sections:
+        for i, e in enumerate(entries):
+            base = f"{section}[{i}] ({e.pattern})"
+            try:
+                compile_pattern(e.pattern)
+            except PatternError as exc:
+                problems.append((f"{base}.pattern", f"invalid pattern: {exc}"))
+            transforms(base, e)
+    if problems:
+        return problems
+    try:
+        DialPlan(plan.dialplan_spec())
+    except DialPlanError as exc:
+        return [(_plan_path(plan, exc.path), exc.message)]
+    return []
+
+
+def _plan_path(plan: PlanSpec, path: str) -> str:
+    """The analyzer names DNs ``directory_numbers[i] (dn)``: say which line that is."""
+    m = re.match(r"directory_numbers\[\d+\] \((.*)\)$", path)
+    if m is None:
+        return path
+    for i, d in enumerate(plan.devices):
+        for j, ln in enumerate(d.lines):
+            if ln.dn == m.group(1):
+                return f"devices[{i}] ({d.name}).lines[{j}].dn"
+    return path

@@ -1,0 +1,484 @@
+"""The YAML plan's schema: one pydantic model per section, checked field by field.
+
+``PlanSpec`` is what a plan file holds once validated (``offhook.db.plan_check``
+validates, ``offhook.db.plan_apply`` writes it to the database). The models are
+strict (unknown keys refused, no type coercion) and frozen; they also normalise
+what they store: a trunk's ``host`` and ``inbound_addresses`` are written
+canonically (:func:`trunk_host`, :func:`inbound_network`) and an SCCP device's
+name is upper-cased. Checks across entries (unique names, references, pattern
+compilation) are ``plan_check``'s.
+
+Format (grows with later capabilities)::
+
+    devices:
+      - name: alice            # SIP digest user name
+        protocol: sip          # sip | sccp
+        password: alice-Secret-1   # required for sip; stored as HA1 only
+        description: ""        # optional
+        css: ""                # optional calling search space
+        max_calls: 4           # optional; concurrent calls, 0 = no limit (gateways)
+        lines:
+          - dn: "1001"         # digits, * # + (quote it: YAML reads 0100 as 64)
+            display: Alice Smith
+            partition: ""      # optional; must be in `partitions`
+      - name: SEP001122334455  # sccp: SEP + the phone's MAC (12 hex digits)
+        protocol: sccp         # no password (SCCP phones do not authenticate)
+        model: "7960"          # required for sccp: one of SCCP_MODELS
+        css: staff
+        lines: [{dn: "1003", partition: internal, display: Carol}]
+        speed_dials:           # sccp only; in button order after the lines
+          - {number: "1001", label: Alice}   # label: up to 40 characters
+
+    # The dial plan (Cisco CallManager's model; see offhook.core.dialplan).
+    partitions: [internal, pstn]
+    calling_search_spaces:           # ordered partitions a caller may reach
+      - {name: staff, partitions: [internal, pstn]}
+    trunks:
+      - {name: carrier, protocol: sip, host: 127.0.0.1, port: 5080,
+         transport: udp, css: inbound, max_calls: 0, username: "", password: "",
+         register: false, options_ping: 30, inbound_addresses: [127.0.0.1/32]}
+    route_groups:                    # members: a trunk name, or a mapping
+      - {name: carriers, distribution: top-down,     # or circular
+         members: [carrier, {trunk: backup, called_transform: {prefix: "0"}}]}
+    route_lists:
+      - {name: pstn-out, groups: [carriers]}
+    route_patterns:                  # route_list, or block: true
+      - {pattern: "9.1[2-9]XX[2-9]XXXXXX", partition: pstn, route_list: pstn-out,
+         urgent: false, called_transform: {discard: pre-dot, prefix: "+"}}
+      - {pattern: "9.1900XXXXXXX", partition: pstn, block: true, block_cause: 21}
+    translation_patterns:
+      - {pattern: "0", partition: internal, css: staff,
+         called_transform: {replace: "1000"}, calling_transform: {}}
+
+A transformation is ``{discard, replace, mask, prefix, presentation}`` (all
+optional; see ``offhook.core.dialplan.model.Transform``).
+
+Trunk passwords are stored as given (offhook needs the clear secret to
+answer a carrier's digest challenge): a known limitation, to be encrypted at
+rest later. Device passwords, by contrast, are only ever stored as HA1.
+
+An SCCP device name is upper-cased (``sep00aabb...`` becomes ``SEP00AABB...``,
+the name the phone registers with and asks its ``SEP<MAC>.cnf.xml`` by). Its
+model must be one the SCCP button templates know (``SCCP_MODELS``, the keys of
+``offhook.sccp.templates.MODEL_BUTTONS``; kept here because ``db`` imports no
+protocol package, and a test keeps the two equal). A model on a SIP device is
+free text, for the administrator's information.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from offhook.common.addr import canonical
+from offhook.core.dialplan.model import (
+    CallingSearchSpace,
+    DialPlanSpec,
+    Distribution,
+    Presentation,
+    RouteGroup,
+    RouteGroupMember,
+    RouteList,
+    RoutePattern,
+    Transform,
+    TranslationPattern,
+    Trunk,
+)
+from offhook.core.directory import DeviceInfo, LineInfo, SpeedDial, directory_numbers
+from offhook.net.acl import parse_network
+
+_NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$"
+_DN_RE = re.compile(r"^[0-9*#+]{1,32}$")
+SEP_RE = re.compile(r"SEP[0-9A-F]{12}")
+"""An SCCP device's name: SEP and the phone's MAC address (12 hex digits)."""
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+MAX_LABEL = 40
+
+SCCP_MODELS: frozenset[str] = frozenset({"7912", "7940", "7941", "7960", "7961", "7970", "7971"})
+"""The SCCP phone models a plan may name: ``offhook.sccp.templates.MODEL_BUTTONS``."""
+
+# RFC 3261 §25.1 hostname: labels of letters, digits and inner hyphens; the
+# last label starts with a letter (so that 999.1.1.1 is no host name).
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME_RE = re.compile(rf"(?:{_LABEL}\.)*[A-Za-z](?:[A-Za-z0-9-]{{0,61}}[A-Za-z0-9])?\.?\Z")
+_IPV4_LIKE_RE = re.compile(r"[0-9.]+\Z")
+
+
+def trunk_host(value: str) -> str:
+    """A trunk's ``host`` as it is stored: an IP address or a host name.
+
+    IP literals are written the one way offhook writes them
+    (``common.addr.canonical``: RFC 5952, brackets dropped, an IPv4-mapped
+    address as IPv4), so that ``[2001:DB8::0001]`` and ``2001:db8::1`` are
+    the same trunk, its requests go to an address a socket takes, and its
+    Request-URI brackets it once (RFC 3261 §25.1, RFC 5118 §4). Zone ids and
+    the any-address are refused; a name must be an RFC 3261 ``hostname``.
+    """
+    text = value.strip()
+    if ":" in text or text.startswith("[") or _IPV4_LIKE_RE.match(text):
+        if "%" in text:
+            raise ValueError(
+                f"{value!r}: a zone id (%...) does not belong in a trunk's host; "
+                "give a global or unique-local address"
+            )
+        try:
+            addr = canonical(text)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not an IP address or host name (the port goes in 'port'; "
+                "IPv6 as 2001:db8::1 or [2001:db8::1])"
+            ) from None
+        if addr in ("0.0.0.0", "::"):
+            raise ValueError(f"{value!r} is the any-address, not a trunk's address")
+        return addr
+    if len(text) > 253 or not _HOSTNAME_RE.match(text):
+        raise ValueError(
+            f"{value!r} is not a host name or IP address "
+            "(such as carrier.example.com, 192.0.2.1 or 2001:db8::1)"
+        )
+    return text
+
+
+def inbound_network(value: str) -> str:
+    """One ``inbound_addresses`` entry as it is stored: a network the allow-list takes.
+
+    The allow-list's own parser (``net.acl.parse_network``: host bits must be
+    clear, an IPv4-mapped network is the IPv4 one) decides, so a plan that
+    loads always builds; brackets around an IPv6 address are dropped and the
+    network is written canonically (``::1`` -> ``::1/128``).
+    """
+    text = value.strip()
+    if text.startswith("[") and "]" in text:
+        close = text.index("]")
+        text = text[1:close] + text[close + 1 :]
+    if "%" in text:
+        raise ValueError(f"{value!r}: a zone id (%...) does not belong in a network")
+    try:
+        return str(parse_network(text))
+    except ValueError:
+        try:
+            loose = ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not an IP address or network "
+                "(such as 192.0.2.0/24, 192.0.2.7, 2001:db8::/32 or ::1)"
+            ) from None
+        raise ValueError(f"{value!r} has host bits set; did you mean {loose}?") from None
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class LineSpec(_Spec):
+    dn: str
+    display: str = Field(default="", max_length=128)
+    partition: str = Field(default="", max_length=64)
+
+    @field_validator("dn", mode="before")
+    @classmethod
+    def _dn_type(cls, value: object) -> object:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            raise ValueError(
+                f"got the number {value}: write the DN as a quoted string "
+                "(YAML reads unquoted digits as a number: 0100 becomes 64)"
+            )
+        return value
+
+    @field_validator("dn")
+    @classmethod
+    def _dn(cls, value: str) -> str:
+        if not _DN_RE.match(value):
+            raise ValueError(f"{value!r} is not a directory number (1-32 of 0-9 * # +)")
+        return value
+
+
+class SpeedDialSpec(_Spec):
+    """A speed-dial button: the number it dials and its label on the phone."""
+
+    number: str
+    label: str = Field(default="", max_length=MAX_LABEL)
+
+    @field_validator("number", mode="before")
+    @classmethod
+    def _number_type(cls, value: object) -> object:
+        return _not_a_number(value, "number")
+
+    @field_validator("number")
+    @classmethod
+    def _number(cls, value: str) -> str:
+        if not _DN_RE.match(value):
+            raise ValueError(f"{value!r} is not a dialable number (1-32 of 0-9 * # +)")
+        return value
+
+    @field_validator("label")
+    @classmethod
+    def _label(cls, value: str) -> str:
+        if _CONTROL_RE.search(value):
+            raise ValueError("the label has a control character")
+        return value
+
+
+class DeviceSpec(_Spec):
+    name: str = Field(pattern=_NAME_RE)
+    protocol: Literal["sip", "sccp"]
+    password: str | None = Field(default=None, min_length=1, max_length=128)
+    description: str = Field(default="", max_length=255)
+    css: str = Field(default="", max_length=64)
+    max_calls: int = Field(default=4, ge=0, le=100_000)
+    lines: list[LineSpec] = Field(default_factory=list, max_length=64)
+    model: str = Field(default="", max_length=32)
+    speed_dials: list[SpeedDialSpec] = Field(default_factory=list, max_length=64)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sccp_name(cls, data: object) -> object:
+        # An SCCP phone registers as SEP + its MAC in upper case.
+        if isinstance(data, dict) and data.get("protocol") == "sccp":
+            name = data.get("name")
+            if isinstance(name, str) and SEP_RE.fullmatch(name.upper()):
+                data = {**data, "name": name.upper()}
+        return data
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _model_type(cls, value: object) -> object:
+        return _not_a_number(value, "model")
+
+    @model_validator(mode="after")
+    def _check(self) -> DeviceSpec:
+        if self.protocol == "sip" and self.password is None:
+            raise ValueError("a sip device needs a password (its digest secret)")
+        seen: set[str] = set()
+        for line in self.lines:
+            if line.dn in seen:
+                raise ValueError(f"DN {line.dn} appears twice on this device")
+            seen.add(line.dn)
+        return self
+
+
+def _not_a_number(value: object, what: str) -> object:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError(
+            f"got the number {value}: write the {what} as a quoted string "
+            "(YAML reads unquoted digits as a number: 0100 becomes 64)"
+        )
+    return value
+
+
+_Name = Annotated[str, Field(pattern=_NAME_RE)]
+_Ref = Annotated[str, Field(max_length=64)]
+
+
+class TransformSpec(_Spec):
+    """A calling or called party transformation (``core.dialplan.model.Transform``)."""
+
+    discard: str | None = Field(default=None, max_length=32)
+    replace: str | None = Field(default=None, max_length=32)
+    mask: str | None = Field(default=None, max_length=32)
+    prefix: str = Field(default="", max_length=32)
+    presentation: Literal["allowed", "restricted"] | None = None
+
+    @field_validator("replace", "mask", "prefix", mode="before")
+    @classmethod
+    def _digits_type(cls, value: object) -> object:
+        return _not_a_number(value, "digits")
+
+    def to_model(self) -> Transform:
+        return Transform(
+            discard=self.discard,
+            replace=self.replace,
+            mask=self.mask,
+            prefix=self.prefix,
+            presentation=Presentation(self.presentation) if self.presentation else None,
+        )
+
+
+class CallingSearchSpaceSpec(_Spec):
+    name: _Name
+    partitions: list[_Ref] = Field(default_factory=list, max_length=256)
+
+
+class TrunkSpec(_Spec):
+    """A SIP trunk. ``password`` is stored as given (see the module doc)."""
+
+    name: _Name
+    protocol: Literal["sip"]
+    host: str = Field(min_length=1, max_length=255)
+    port: int = Field(default=5060, ge=1, le=65535)
+    transport: Literal["udp", "tcp", "tls"] = "udp"
+    css: _Ref = ""
+    max_calls: int = Field(default=0, ge=0, le=1_000_000)
+    username: str = Field(default="", max_length=128)
+    password: str = Field(default="", max_length=128)
+    # "register" would shadow BaseModel.register (ABCMeta): alias it.
+    register_: bool = Field(default=False, alias="register")
+    options_ping: float = Field(default=30.0, ge=0, le=86_400)
+    inbound_addresses: list[str] = Field(default_factory=list, max_length=256)
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        return trunk_host(value)
+
+    @field_validator("inbound_addresses")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        return [inbound_network(item) for item in value]
+
+    @model_validator(mode="after")
+    def _check(self) -> TrunkSpec:
+        if self.register_ and not self.username:
+            raise ValueError("a trunk that registers needs a username")
+        return self
+
+    def to_model(self) -> Trunk:
+        return Trunk(
+            name=self.name,
+            protocol=self.protocol,
+            host=self.host,
+            port=self.port,
+            transport=self.transport,
+            css=self.css,
+            max_calls=self.max_calls,
+            username=self.username,
+            password=self.password,
+            register=self.register_,
+            options_ping=float(self.options_ping),
+            inbound_addresses=tuple(self.inbound_addresses),
+        )
+
+
+class RouteGroupMemberSpec(_Spec):
+    trunk: _Ref
+    called_transform: TransformSpec = Field(default_factory=TransformSpec)
+    calling_transform: TransformSpec = Field(default_factory=TransformSpec)
+
+
+class RouteGroupSpec(_Spec):
+    name: _Name
+    distribution: Literal["top-down", "circular"] = "top-down"
+    members: list[RouteGroupMemberSpec] = Field(min_length=1, max_length=256)
+
+    @field_validator("members", mode="before")
+    @classmethod
+    def _short_members(cls, value: object) -> object:
+        # A member is a trunk name or a mapping with its transformations.
+        if isinstance(value, list):
+            return [{"trunk": m} if isinstance(m, str) else m for m in value]
+        return value
+
+
+class RouteListSpec(_Spec):
+    name: _Name
+    groups: list[_Ref] = Field(min_length=1, max_length=256)
+
+
+class PatternSpec(_Spec):
+    """What route and translation patterns share: a pattern in a partition."""
+
+    pattern: str = Field(min_length=1, max_length=64)
+    partition: _Ref = ""
+    urgent: bool = False
+    called_transform: TransformSpec = Field(default_factory=TransformSpec)
+    calling_transform: TransformSpec = Field(default_factory=TransformSpec)
+
+    @field_validator("pattern", mode="before")
+    @classmethod
+    def _pattern_type(cls, value: object) -> object:
+        return _not_a_number(value, "pattern")
+
+
+class RoutePatternSpec(PatternSpec):
+    route_list: _Ref | None = None
+    block: bool = False
+    block_cause: int = Field(default=21, ge=1, le=127)  # Q.850 cause; 21 call rejected
+
+    @model_validator(mode="after")
+    def _check(self) -> RoutePatternSpec:
+        if self.block and self.route_list is not None:
+            raise ValueError("a route pattern has either a route_list or block: true, not both")
+        if not self.block and self.route_list is None:
+            raise ValueError("a route pattern needs a route_list (or block: true)")
+        return self
+
+
+class TranslationPatternSpec(PatternSpec):
+    css: _Ref
+    block: bool = False
+
+
+class PlanSpec(_Spec):
+    devices: list[DeviceSpec] = Field(default_factory=list)
+    partitions: list[_Name] = Field(default_factory=list)
+    calling_search_spaces: list[CallingSearchSpaceSpec] = Field(default_factory=list)
+    trunks: list[TrunkSpec] = Field(default_factory=list)
+    route_groups: list[RouteGroupSpec] = Field(default_factory=list)
+    route_lists: list[RouteListSpec] = Field(default_factory=list)
+    route_patterns: list[RoutePatternSpec] = Field(default_factory=list)
+    translation_patterns: list[TranslationPatternSpec] = Field(default_factory=list)
+
+    def dialplan_spec(self) -> DialPlanSpec:
+        """The plan as the analyzer's :class:`DialPlanSpec` (DNs derived from the lines)."""
+        infos = [
+            DeviceInfo(
+                name=d.name,
+                protocol=d.protocol,
+                lines=tuple(LineInfo(ln.dn, ln.display, ln.partition) for ln in d.lines),
+                model=d.model,
+                speed_dials=tuple(SpeedDial(sd.number, sd.label) for sd in d.speed_dials),
+            )
+            for d in self.devices
+        ]
+        return DialPlanSpec(
+            partitions=tuple(self.partitions),
+            calling_search_spaces=tuple(
+                CallingSearchSpace(c.name, tuple(c.partitions)) for c in self.calling_search_spaces
+            ),
+            directory_numbers=directory_numbers(infos),
+            route_patterns=tuple(
+                RoutePattern(
+                    pattern=r.pattern,
+                    partition=r.partition,
+                    route_list=r.route_list,
+                    block=r.block,
+                    block_cause=r.block_cause,
+                    urgent=r.urgent,
+                    called_transform=r.called_transform.to_model(),
+                    calling_transform=r.calling_transform.to_model(),
+                )
+                for r in self.route_patterns
+            ),
+            translation_patterns=tuple(
+                TranslationPattern(
+                    pattern=t.pattern,
+                    partition=t.partition,
+                    css=t.css,
+                    urgent=t.urgent,
+                    block=t.block,
+                    called_transform=t.called_transform.to_model(),
+                    calling_transform=t.calling_transform.to_model(),
+                )
+                for t in self.translation_patterns
+            ),
+            trunks=tuple(t.to_model() for t in self.trunks),
+            route_groups=tuple(
+                RouteGroup(
+                    name=g.name,
+                    members=tuple(
+                        RouteGroupMember(
+                            m.trunk,
+                            m.called_transform.to_model(),
+                            m.calling_transform.to_model(),
+                        )
+                        for m in g.members
+                    ),
+                    distribution=Distribution(g.distribution),
+                )
+                for g in self.route_groups
+            ),
+            route_lists=tuple(RouteList(r.name, tuple(r.groups)) for r in self.route_lists),
+        )

@@ -31,8 +31,8 @@ Everyone registers and calls with digest auth. What is checked:
 - ``offhook status`` (registrations with their sources) and ``offhook cdr``.
 
 Calls between an IPv6 and an IPv4 phone go through the node's cross-family
-RTP relay (``[media]``, the SDP rewritten per side, on ports of its own per
-node); those tests check the same things.
+RTP relay (``[media]``, the SDP rewritten per side); those tests check the
+same things.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ from interop.peers import require_binary, require_capture
 from interop.sipp import Sipp, describe
 from offhook.common.addr import is_ip, uri_host
 from support.capture import Capture, rtp_header
-from support.ports import HOST, free_range
+from support.ports import HOST
 from support.rtp import PCMU, tone
 from support.server import OffhookServer, ServerError, device, plan_of
 
@@ -103,15 +103,14 @@ def version_of(host: str) -> int:
 def start_dual_stack_node(tmp_path: Path, attempts: int = 3) -> OffhookServer:
     """A started node on ``::``; on a port taken meanwhile, again on other free ports.
 
-    A wildcard bind conflicts with a port held on any local address, and
-    ``free_port`` checks only 127.0.0.1 and ::1: a flood tool bound to
-    ``127.x.y.z`` (tests/support/attack.py, bench/soak.py) running beside
-    these tests can hold, or take before the node binds, one of its ports.
+    A wildcard bind conflicts with a port held on any local address, while
+    ``free_port`` checks 127.0.0.1 and ::1 only, and some time before the
+    node binds: another test run on the machine (a flood tool bound to
+    ``127.x.y.z``, another node) can hold or take one of its ports meanwhile
+    (seen as ``Address already in use`` beside a soak run).
     """
     for attempt in range(attempts):
-        # The cross-family relay's ports: this node's own, never a phone's.
-        media = {"media": {"rtp_ports": "{}-{}".format(*free_range(12))}}
-        srv = OffhookServer(tmp_path, PLAN, extra_config={**DUAL_STACK, **media})
+        srv = OffhookServer(tmp_path, PLAN, extra_config=DUAL_STACK)
         try:
             return srv.start()
         except ServerError as exc:

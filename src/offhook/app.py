@@ -340,7 +340,11 @@ async def run(settings: Settings, ready: asyncio.Event | None = None) -> None:
         reject=lambda reason, peer: counters.increment("sip", reason),
         limits=TransportLimits.of(sip),
     )
-    _, port = await transport.start(sip.listen, sip.port, udp=sip.udp, tcp=sip.tcp)
+    try:
+        _, port = await transport.start(sip.listen, sip.port, udp=sip.udp, tcp=sip.tcp)
+    except OSError as exc:
+        where = describe(sip.listen, sip.port)
+        raise OSError(exc.errno, f"SIP cannot listen on {where} ({exc.strerror or exc})") from exc
     node.sip_port = port
     creds.resolve_cached = transport.cached
     advertised = {v: h for v in sorted(transport.families) if (h := sip.advertised(v))}
@@ -460,7 +464,13 @@ async def run(settings: Settings, ready: asyncio.Event | None = None) -> None:
             reject=lambda reason, peer: counters.increment("admin", reason),
             limits=ListenerLimits.of(settings.admin),
         )
-        node.admin_port = await admin.start(settings.admin.listen, settings.admin.port)
+        try:
+            node.admin_port = await admin.start(settings.admin.listen, settings.admin.port)
+        except OSError as exc:
+            where = describe(settings.admin.listen, settings.admin.port)
+            raise OSError(
+                exc.errno, f"the admin endpoint cannot listen on {where} ({exc.strerror or exc})"
+            ) from exc
         log.info(
             "admin endpoint on %s (GET /status)", describe(settings.admin.listen, node.admin_port)
         )

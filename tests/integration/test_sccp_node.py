@@ -198,6 +198,27 @@ def test_sccp_port_in_use_fails_the_start(tmp_path: Path) -> None:
         assert srv.stop(show_log=False) == 1
 
 
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ("sip", r"SIP cannot listen on 127\.0\.0\.1:\d+, \[::1\]:\d+ \(\[::1\]:\d+/"),
+        ("admin", r"admin endpoint cannot listen on .*\(\[::1\]:\d+/tcp: "),
+    ],
+)
+def test_sip_and_admin_ports_in_use_name_the_listener(
+    tmp_path: Path, section: str, message: str
+) -> None:
+    with socket.socket(socket.AF_INET6) as busy:
+        busy.bind(("::1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        keys: dict[str, object] = {"port": port, "listen": ["127.0.0.1", "::1"]}
+        srv = OffhookServer(tmp_path, PLAN, extra_config={section: keys})
+        with pytest.raises(ServerError, match=message):
+            srv.start(timeout=20)
+        assert srv.stop(show_log=False) == 1
+
+
 def test_auto_registration(tmp_path: Path) -> None:
     config = {"sccp": {"auto_register": "2000-2009"}}
     plan = {"devices": [*PLAN["devices"], device("bob", "bob-Secret-2", "2000")]}

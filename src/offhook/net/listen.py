@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from offhook.common.addr import canonical, is_wildcard
+from offhook.common.addr import canonical, host_port, is_wildcard
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +117,11 @@ def _socket(spec: BindSpec, kind: int, port: int) -> socket.socket:
         else:
             sock.bind((spec.host, port))
         sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        kind_name = "tcp" if kind == socket.SOCK_STREAM else "udp"
+        where = f"{host_port(spec.host, port)}/{kind_name}"
+        raise OSError(exc.errno, f"{where}: {exc.strerror or exc}") from exc
     except BaseException:
         sock.close()
         raise

@@ -357,6 +357,7 @@ async def run(settings: Settings, ready: asyncio.Event | None = None) -> None:
             count=lambda reason, n: counters.increment("media", reason, n),
         )
         node.media_bridge = bridge
+        bus.subscribe(CallEnded, lambda ev: bridge.end(ev.record.call_id))
     endpoint = SipEndpoint(
         engine=engine,
         registrar=registrar,

@@ -26,19 +26,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from sipclient import SipClient, angle_uri, header_param, sdp, tag
 from test_sip_node import (
     DEVICES,
     REALM,
     Ctx,
-    RecordingNode,
     media_port,
     options,
-    plan,
+    run_node,
 )
 
-from offhook import app
 from offhook.config import (
     AdminSettings,
     AuthSettings,
@@ -50,7 +47,6 @@ from offhook.config import (
     SipSettings,
     TftpSettings,
 )
-from offhook.db.plan import load_plan
 from offhook.sip.message import SipResponse
 from support.ports import RELAY_PORTS, free_port
 
@@ -85,34 +81,7 @@ def run(
     listen: str | list[str] = "::",
     allow: list[str] | None = None,
 ) -> None:
-    settings = settings_for(tmp_path, listen, allow)
-    plan_path = tmp_path / "plan.yaml"
-    plan_path.write_text(yaml.safe_dump(plan(), sort_keys=False))
-    load_plan(plan_path, settings.database.url, REALM)
-    monkeypatch.setattr(RecordingNode, "instances", [])
-    monkeypatch.setattr(app, "Node", RecordingNode)
-
-    async def main() -> None:
-        ready = asyncio.Event()
-        task = asyncio.create_task(app.run(settings, ready))
-        waiter = asyncio.create_task(ready.wait())
-        done, _ = await asyncio.wait({task, waiter}, timeout=15.0, return_when="FIRST_COMPLETED")
-        if waiter not in done:
-            waiter.cancel()
-            if task.done():
-                task.result()
-            task.cancel()
-            raise TimeoutError("node not ready in 15 s")
-        ctx = Ctx(settings, RecordingNode.instances[-1])
-        try:
-            await asyncio.wait_for(scenario(ctx), 30.0)
-        finally:
-            for client in ctx.clients:
-                await client.close()
-            ctx.node.stopping.set()
-            await asyncio.wait_for(task, 15.0)
-
-    asyncio.run(main())
+    run_node(tmp_path, monkeypatch, scenario, settings=settings_for(tmp_path, listen, allow))
 
 
 async def ua(ctx: Ctx, name: str, local: str, register: bool = True) -> SipClient:

@@ -167,10 +167,14 @@ def run_node(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     scenario: Callable[[Ctx], Awaitable[None]],
+    settings: Settings | None = None,
     **sip: Any,
 ) -> Result:
-    """Load the plan, run a node, run ``scenario`` against it, stop the node."""
-    settings = make_settings(tmp_path, **sip)
+    """Load the plan, run a node, run ``scenario`` against it, stop the node.
+
+    ``settings``: the node's own (default: ``make_settings`` with ``sip`` keys).
+    """
+    settings = settings or make_settings(tmp_path, **sip)
     plan_path = tmp_path / "plan.yaml"
     plan_path.write_text(yaml.safe_dump(plan(), sort_keys=False))
     load_plan(plan_path, settings.database.url, REALM)

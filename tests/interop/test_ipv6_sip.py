@@ -56,6 +56,7 @@ from support.capture import Capture, rtp_header
 from support.ports import HOST
 from support.rtp import PCMU, tone
 from support.server import OffhookServer, ServerError, device, plan_of
+from support.sipwire import WireMsg, sip_on_wire
 
 V4 = HOST  # 127.0.0.1
 V6 = "::1"
@@ -218,51 +219,6 @@ def assert_answered_cdr(node: OffhookServer, caller: str, callee: str) -> None:
 
 
 # -- SIP on the wire ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class WireMsg:
-    """One SIP datagram captured on the node's port."""
-
-    src: str
-    sport: int
-    dst: str
-    dport: int
-    text: str
-
-    @property
-    def first_line(self) -> str:
-        return self.text.split("\r\n", 1)[0]
-
-    @property
-    def head(self) -> str:
-        return self.text.split("\r\n\r\n", 1)[0]
-
-    @property
-    def body(self) -> str:
-        parts = self.text.split("\r\n\r\n", 1)
-        return parts[1] if len(parts) > 1 else ""
-
-    def headers(self, name: str, compact: str = "") -> list[str]:
-        names = {name.lower(), compact.lower()} - {""}
-        out = []
-        for line in self.head.split("\r\n")[1:]:
-            key, _, value = line.partition(":")
-            if key.strip().lower() in names:
-                out.append(value.strip())
-        return out
-
-    @property
-    def is_request(self) -> bool:
-        return not self.first_line.startswith("SIP/2.0 ")
-
-
-def sip_on_wire(cap: Capture) -> list[WireMsg]:
-    return [
-        WireMsg(src, sport, dst, dport, payload.decode("utf-8", "replace"))
-        for src, sport, dst, dport, payload in cap.udp_datagrams()
-        if payload
-    ]
 
 
 _SENT_BY = re.compile(r"SIP/2\.0/\w+\s+(\[[^\]]+\]|[^;:\s]+)(?::(\d+))?", re.I)

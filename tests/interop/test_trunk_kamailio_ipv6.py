@@ -49,7 +49,6 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +70,7 @@ from interop.test_trunk_kamailio import (
 )
 from support.capture import Capture, count_between
 from support.server import OffhookServer
+from support.sipwire import WireMsg, between, requests, responses, sip_on_wire
 
 V6 = "::1"
 V4 = "127.0.0.1"
@@ -243,91 +243,6 @@ def start_ua(stack: contextlib.ExitStack, make: Callable[[], Baresip]) -> Baresi
 
 
 # -- the wire ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class WireMsg:
-    """One SIP datagram captured on loopback."""
-
-    src: str
-    sport: int
-    dst: str
-    dport: int
-    text: str
-
-    @property
-    def first_line(self) -> str:
-        return self.text.split("\r\n", 1)[0]
-
-    @property
-    def method(self) -> str:
-        """The request's method, or "" for a response."""
-        return "" if self.first_line.startswith("SIP/2.0") else self.first_line.split(" ", 1)[0]
-
-    @property
-    def uri(self) -> str:
-        return self.first_line.split(" ")[1]
-
-    @property
-    def status(self) -> int:
-        return int(self.first_line.split(" ")[1]) if not self.method else 0
-
-    @property
-    def body(self) -> str:
-        parts = self.text.split("\r\n\r\n", 1)
-        return parts[1] if len(parts) > 1 else ""
-
-    def headers(self, name: str, compact: str = "") -> list[str]:
-        names = {name.lower(), compact.lower()} - {""}
-        out = []
-        for line in self.text.split("\r\n\r\n", 1)[0].split("\r\n")[1:]:
-            key, _, value = line.partition(":")
-            if key.strip().lower() in names:
-                out.append(value.strip())
-        return out
-
-    def header(self, name: str, compact: str = "") -> str:
-        values = self.headers(name, compact)
-        assert values, f"no {name} in\n{self.text}"
-        return values[0]
-
-    @property
-    def cseq_method(self) -> str:
-        return self.header("CSeq").split()[-1]
-
-
-def sip_on_wire(pcap: Path) -> list[WireMsg]:
-    out = subprocess.run(
-        [
-            "tshark", "-n", "-r", str(pcap), "-Y", "udp",
-            "-T", "fields", "-E", "separator=|",
-            "-e", "ip.src", "-e", "ipv6.src", "-e", "udp.srcport",
-            "-e", "ip.dst", "-e", "ipv6.dst", "-e", "udp.dstport", "-e", "udp.payload",
-        ],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    msgs = []
-    for line in out.stdout.splitlines():
-        f = line.split("|")
-        if len(f) < 7 or not f[6]:
-            continue
-        text = bytes.fromhex(f[6].replace(":", "")).decode("utf-8", "replace")
-        if text.startswith("SIP/2.0 ") or " SIP/2.0\r\n" in text.split("\r\n", 1)[0] + "\r\n":
-            msgs.append(WireMsg(f[0] or f[1], int(f[2]), f[3] or f[4], int(f[5]), text))
-    return msgs
-
-
-def between(msgs: list[WireMsg], src: tuple[str, int], dst: tuple[str, int]) -> list[WireMsg]:
-    return [m for m in msgs if (m.src, m.sport) == src and (m.dst, m.dport) == dst]
-
-
-def requests(msgs: list[WireMsg], method: str) -> list[WireMsg]:
-    return [m for m in msgs if m.method == method]
-
-
-def responses(msgs: list[WireMsg], method: str) -> list[WireMsg]:
-    return [m for m in msgs if not m.method and m.cseq_method == method]
 
 
 _IPV4 = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b")

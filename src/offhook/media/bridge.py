@@ -6,7 +6,8 @@ loop; it costs one ``recvfrom``/``sendto`` pair a packet and only for
 cross-family calls, which are rare in a network that is mostly one
 family). A signalling adapter calls ``bridge`` when it writes towards a
 device of one family a media address of the other family, and ``release``
-when its leg ends; a stream's sockets live while any leg uses them.
+when its leg ends; a stream's sockets live while any leg uses them, and
+never past the end of the call (``end``, on the core's ``CallEnded``).
 
 Each anchored stream holds an RTP/RTCP socket pair per family (even and odd
 port of ``[media] rtp_ports``; RFC 3550 §11), bound to the family's
@@ -99,6 +100,17 @@ class FamilyBridge:
         if owners:
             return
         del self._owners[session]
+        for key in [k for k in self._streams if k[0] == session]:
+            self._close(self._streams.pop(key))
+
+    def end(self, session: str) -> None:
+        """The call is over: close its streams whatever legs still hold them.
+
+        The node calls it on every ``CallEnded``, so that a leg whose
+        protocol never reported its end cannot keep ports open.
+        """
+        if self._owners.pop(session, None) is None:
+            return
         for key in [k for k in self._streams if k[0] == session]:
             self._close(self._streams.pop(key))
 

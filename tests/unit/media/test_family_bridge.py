@@ -117,3 +117,21 @@ def test_same_family_is_not_bridged_and_streams_are_bounded() -> None:
             bridge.close()
 
     asyncio.run(main())
+
+
+def test_end_of_call_closes_its_streams_whoever_holds_them() -> None:
+    async def main() -> None:
+        bridge = FamilyBridge(HOSTS, (43000, 43999), 4)
+        try:
+            assert bridge.bridge("c1", "a", 0, 4, ("::1", 5000)) is not None
+            assert bridge.bridge("c1", "a", 1, 4, ("::1", 5002)) is not None
+            assert bridge.bridge("c2", "x", 0, 6, ("127.0.0.1", 5000)) is not None
+            bridge.end("c1")  # leg "a" never released (a protocol that lost track)
+            assert bridge.status()["streams"] == 1
+            bridge.release("c1", "a")  # late release: nothing left, no error
+            bridge.end("c9")  # unknown call: nothing
+            assert bridge.status()["streams"] == 1
+        finally:
+            bridge.close()
+
+    asyncio.run(main())

@@ -28,7 +28,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from offhook.common.addr import peer
+from offhook.common.addr import ip_version, peer
 from offhook.media.relay import RelayPath
 
 log = logging.getLogger("offhook.media.bridge")
@@ -71,7 +71,7 @@ class FamilyBridge:
     def bridge(self, session: str, owner: str, stream: int, version: int, far: Addr) -> Addr | None:
         """The address (of IP ``version``) a device must use to reach ``far`` through us."""
         host = self.hosts.get(version)
-        if host is None or version_of(far[0]) == version:
+        if host is None or ip_version(far[0]) == version:
             return None
         key = (session, stream)
         entry = self._streams.get(key)
@@ -197,8 +197,3 @@ class FamilyBridge:
                 continue
             with contextlib.suppress(OSError):
                 out_sock.sendto(data, target)
-
-
-def version_of(host: str) -> int:
-    """The IP version of an address literal (6 when it has a colon, else 4)."""
-    return 6 if ":" in host else 4

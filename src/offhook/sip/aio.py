@@ -36,12 +36,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import socket
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
-from offhook.common.addr import canonical, family, peer, same_host
+from offhook.common.addr import canonical, family, ip_version, peer, same_host
 from offhook.common.errors import ParseError
 from offhook.net.guard import (
     HANDSHAKE_TIMEOUT,
@@ -69,7 +68,6 @@ Addr = tuple[str, int]
 MessageHandler = Callable[[SipMessage, Addr, str], None]
 
 
-_IPV4 = re.compile(r"[0-9.]+\Z")
 _RESOLVE_TTL = 60.0
 _STALE_MAX = 3600.0  # an expired answer is still used this long while it is looked up again
 _MAX_RESOLVED = 1024
@@ -486,7 +484,7 @@ class SipTransport:
         §17.1.4: the transaction learns of the transport failure at once).
         """
         data = msg if isinstance(msg, bytes) else msg.serialize()  # type: ignore[attr-defined]
-        if ":" not in addr[0] and not _IPV4.match(addr[0]):
+        if ip_version(addr[0]) is None:
             self._send_to_name(data, addr, transport, on_error)
             return
         if transport == "tcp":

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Protocol
 
-from offhook.common.addr import host_port, normalize_host
+from offhook.common.addr import host_port, ip_version, normalize_host
 from offhook.common.clock import Clock
 from offhook.common.errors import ParseError
 from offhook.common.ids import new_branch, new_call_id, new_tag
@@ -69,7 +69,6 @@ from offhook.sip.legs import (
     InboundLeg,
     SipLeg,
     SipLegFactory,
-    ip_version,
     message_head,
 )
 from offhook.sip.message import (

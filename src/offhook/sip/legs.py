@@ -23,12 +23,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from offhook.common.addr import uri_host
+from offhook.common.addr import ip_version, uri_host
 from offhook.common.errors import ParseError
 from offhook.common.ids import new_call_id, new_tag
 from offhook.common.location import Binding
@@ -58,7 +57,6 @@ from offhook.sip.trunks import (
 if TYPE_CHECKING:
     from offhook.sip.endpoint import SipEndpoint
 
-_IPV4_RE = re.compile(r"[0-9.]+\Z")
 log = logging.getLogger("offhook.sip")
 
 Addr = tuple[str, int]
@@ -283,13 +281,6 @@ class SipLeg(LegDriver):
     def on_stray_2xx(self, resp: SipResponse) -> None:
         if self.dialog is not None:
             self.ep.send_ack(self.dialog, self.dest, self.transport)
-
-
-def ip_version(host: str) -> int | None:
-    """4 or 6 for an IP literal, None for a host name (cheap: the hot path asks)."""
-    if ":" in host:
-        return 6
-    return 4 if _IPV4_RE.match(host) else None
 
 
 def message_head(msg: SipMessage) -> str:

@@ -12,6 +12,7 @@ from offhook.common.addr import (
     canonical,
     family,
     host_port,
+    ip_version,
     is_wildcard,
     normalize_host,
     peer,
@@ -67,6 +68,13 @@ def test_family_and_forms() -> None:
     assert family("[2001:db8::1]") == 6
     assert family("fe80::1%eth0") == 6
     assert family("pbx.example.com") is None
+    assert [ip_version(h) for h in ("10.0.0.1", "::1", "fe80::1%eth0", "pbx.example.com", "")] == [
+        4,
+        6,
+        6,
+        None,
+        None,
+    ]
     assert uri_host("2001:db8::1") == "[2001:db8::1]"
     assert uri_host("2001:DB8:0::1") == "[2001:db8::1]"
     assert uri_host("[2001:db8::1]") == "[2001:db8::1]"

@@ -10,11 +10,16 @@ analyzer built from it (:class:`offhook.core.dialplan.router.DialPlan`).
 :meth:`PlanSnapshot.build` builds the analyzer at once, so that a plan the
 analyzer refuses fails at load time and the first call does not pay for the
 index; a snapshot made directly builds it on first use.
+
+And the media plane's plan: ``moh_sources`` (music on hold files by name)
+with :meth:`PlanSnapshot.moh_source_for` (which one a held party hears), and
+the media resource groups and lists with :meth:`PlanSnapshot.media_servers_for`
+(which media servers serve a device's calls).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -23,14 +28,26 @@ from offhook.core.dialplan.model import DialPlanSpec, DirectoryNumber
 if TYPE_CHECKING:
     from offhook.core.dialplan.router import DialPlan
 
+DEFAULT_MOH_SOURCE = "default"
+"""The music on hold source used when neither the line nor the device names one
+(the media server plays its built-in tone pattern when the plan declares no
+file by this name)."""
+EMBEDDED_MEDIA_SERVER = "embedded"
+"""The media server ``offhook serve`` starts: it always exists, and serves the
+calls of every device without a media resource list."""
+
 
 @dataclass(frozen=True, slots=True)
 class LineInfo:
-    """A line appearance: a directory number on a device."""
+    """A line appearance: a directory number on a device.
+
+    ``moh_source`` is what a party this line holds hears ("" = the device's).
+    """
 
     dn: str
     display: str = ""
     partition: str = ""
+    moh_source: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +66,9 @@ class DeviceInfo:
     (RFC 2617/8760 H(username:realm:password)); the clear password is never kept.
     ``model`` is the phone model ("7960" for an SCCP phone; "" when not
     configured) and ``speed_dials`` its speed-dial buttons in button order.
+    ``moh_source`` is the music on hold a party this device holds hears when
+    the line names none ("" = ``DEFAULT_MOH_SOURCE``); ``media_resource_list``
+    names the media servers that serve its calls ("" = the embedded one).
     """
 
     name: str
@@ -61,6 +81,8 @@ class DeviceInfo:
     max_calls: int = 4
     model: str = ""
     speed_dials: tuple[SpeedDial, ...] = ()
+    moh_source: str = ""
+    media_resource_list: str = ""
 
     @property
     def display(self) -> str:
@@ -82,13 +104,22 @@ class DnEntry:
 
 @dataclass(frozen=True, slots=True)
 class PlanSnapshot:
-    """An immutable view of the plan; build it with :meth:`build`."""
+    """An immutable view of the plan; build it with :meth:`build`.
+
+    ``moh_sources`` maps a music on hold source's name to its file (an
+    absolute path); ``media_resource_groups`` a group's name to its media
+    servers and ``media_resource_lists`` a list's name to its groups, both in
+    order.
+    """
 
     devices: dict[str, DeviceInfo] = field(default_factory=dict)
     dns: dict[str, DnEntry] = field(default_factory=dict)
     version: int = 0
     dialplan_spec: DialPlanSpec = field(default_factory=DialPlanSpec)
     _dialplan: DialPlan | None = field(default=None, repr=False, compare=False)
+    moh_sources: Mapping[str, str] = field(default_factory=dict)
+    media_resource_groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    media_resource_lists: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def dialplan(self) -> DialPlan:
@@ -109,12 +140,19 @@ class PlanSnapshot:
         devices: Iterable[DeviceInfo],
         version: int = 0,
         dialplan_spec: DialPlanSpec | None = None,
+        *,
+        moh_sources: Mapping[str, str] | None = None,
+        media_resource_groups: Mapping[str, tuple[str, ...]] | None = None,
+        media_resource_lists: Mapping[str, tuple[str, ...]] | None = None,
     ) -> PlanSnapshot:
         """A snapshot of ``devices``; with ``dialplan_spec``, its analyzer is built now.
 
         Raises :class:`offhook.core.dialplan.router.DialPlanError` when the
         analyzer refuses ``dialplan_spec``.
         """
+        sources = dict(moh_sources or {})
+        groups = dict(media_resource_groups or {})
+        lists = dict(media_resource_lists or {})
         devs = {d.name: d for d in devices}
         owners: dict[str, list[str]] = {}
         first: dict[str, LineInfo] = {}
@@ -127,17 +165,26 @@ class PlanSnapshot:
             dn: DnEntry(dn, tuple(names), first[dn].display, first[dn].partition)
             for dn, names in owners.items()
         }
-        if dialplan_spec is None:
+        built = dialplan_spec
+        if built is None:
             # Directory numbers only, from the devices' lines (no patterns).
-            spec = DialPlanSpec(
+            built = DialPlanSpec(
                 partitions=tuple(sorted({e.partition for e in dns.values()} - {""})),
                 directory_numbers=tuple(
                     DirectoryNumber(e.dn, e.partition, e.devices, e.display) for e in dns.values()
                 ),
             )
-            return cls(devices=devs, dns=dns, version=version, dialplan_spec=spec)
-        snapshot = cls(devices=devs, dns=dns, version=version, dialplan_spec=dialplan_spec)
-        _ = snapshot.dialplan
+        snapshot = cls(
+            devices=devs,
+            dns=dns,
+            version=version,
+            dialplan_spec=built,
+            moh_sources=sources,
+            media_resource_groups=groups,
+            media_resource_lists=lists,
+        )
+        if dialplan_spec is not None:
+            _ = snapshot.dialplan
         return snapshot
 
     def device(self, name: str) -> DeviceInfo | None:
@@ -155,6 +202,37 @@ class PlanSnapshot:
         if entry is not None and len(entry.devices) == 1:
             return self.devices.get(entry.devices[0])
         return None
+
+    def moh_source_for(self, device: str, number: str) -> str:
+        """The music on hold source a party held by ``device`` on its line ``number`` hears.
+
+        The holder's line's source, else the holder's device's, else
+        ``DEFAULT_MOH_SOURCE`` (an unknown device or number included).
+        """
+        dev = self.devices.get(device)
+        if dev is None:
+            return DEFAULT_MOH_SOURCE
+        for line in dev.lines:
+            if line.dn == number and line.moh_source:
+                return line.moh_source
+        return dev.moh_source or DEFAULT_MOH_SOURCE
+
+    def media_servers_for(self, device: str) -> tuple[str, ...]:
+        """The media servers for ``device``'s calls, in preference order.
+
+        Its media resource list's groups in list order, each group's servers
+        in group order, each server once; ``(EMBEDDED_MEDIA_SERVER,)`` for a
+        device without a list (or an unknown device).
+        """
+        dev = self.devices.get(device)
+        groups = self.media_resource_lists.get(dev.media_resource_list) if dev else None
+        if not groups:
+            return (EMBEDDED_MEDIA_SERVER,)
+        servers: dict[str, None] = {}
+        for group in groups:
+            for server in self.media_resource_groups.get(group, ()):
+                servers.setdefault(server)
+        return tuple(servers) or (EMBEDDED_MEDIA_SERVER,)
 
 
 def directory_numbers(devices: Iterable[DeviceInfo]) -> tuple[DirectoryNumber, ...]:
@@ -208,4 +286,11 @@ def with_devices(plan: PlanSnapshot, extra: Iterable[DeviceInfo]) -> PlanSnapsho
         for dev in added
     ]
     spec = replace(spec, directory_numbers=spec.directory_numbers + directory_numbers(routable))
-    return PlanSnapshot.build([*plan.devices.values(), *added], plan.version, spec)
+    return PlanSnapshot.build(
+        [*plan.devices.values(), *added],
+        plan.version,
+        spec,
+        moh_sources=plan.moh_sources,
+        media_resource_groups=plan.media_resource_groups,
+        media_resource_lists=plan.media_resource_lists,
+    )

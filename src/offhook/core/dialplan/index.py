@@ -23,9 +23,10 @@ the work per symbol follows the caller's visible plan, never the plan's size.
 Selection (Cisco closest match): among the visible entries whose pattern
 matches the whole string, the one with the smallest
 ``Pattern.match_count(len(digits))``; ties go to the partition that comes
-first in the CSS, then a directory number beats a pattern, then the entry
-added first. Entries on one node share their element sequence, hence their
-count; each node keeps its best entry per partition.
+first in the CSS, then a directory number (or meet-me number: an exact
+number too) beats a pattern, then the entry added first. Entries on one node
+share their element sequence, hence their count; each node keeps its best
+entry per partition.
 
 The null partition ``""`` (Cisco's <None>) is visible to every caller and
 searched last. Pure and sans-IO.
@@ -47,6 +48,7 @@ NULL_PARTITION = ""
 _KIND_SHIFT = 13
 _MASK = (1 << _KIND_SHIFT) - 1
 _CSS_CACHE_SIZE = 1024
+_EXACT_KINDS = frozenset({"dn", "meetme"})  # exact numbers, ranked before patterns
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +57,7 @@ class IndexEntry:
 
     pattern: Pattern
     partition: str
-    kind: str  # "dn" | "route" | "translation"
+    kind: str  # "dn" | "meetme" | "route" | "translation"
     payload: object
     urgent: bool = False
 
@@ -92,7 +94,8 @@ class _Node:
         self.reach = 0
         self.ext = 0
         # Build time: partition id -> (best entry, its tie rank, number of
-        # entries); the rank is (0 for a DN, 1 for a pattern) << 40 | order.
+        # entries); the rank is (0 for a DN or meet-me number, 1 for a
+        # pattern) << 40 | order.
         self.ents: dict[int, tuple[IndexEntry, int, int]] | None = None
         # After the build: the same as a tuple of (pid, entry, rank, count).
         self.hits: tuple[tuple[int, IndexEntry, int, int], ...] = ()
@@ -142,7 +145,7 @@ class PatternIndex:
                 self._nodes += 1
             node = child
         pid = self._pids.setdefault(entry.partition, len(self._pids))
-        rank = (0 if entry.kind == "dn" else 1 << 40) | order
+        rank = (0 if entry.kind in _EXACT_KINDS else 1 << 40) | order
         ents = node.ents
         if ents is None:
             ents = node.ents = {}

@@ -5,7 +5,9 @@ analyzer (``core.dialplan.router``) and tools such as the dialed number
 analyzer. They mirror Cisco CallManager's model: partitions hold
 directory numbers and patterns; a calling search space (CSS) is the ordered
 list of partitions a caller may reach; route patterns point at route lists,
-which try route groups in order, which distribute over trunks.
+which try route groups in order, which distribute over trunks. Meet-me
+conference numbers live in partitions too and are reached like directory
+numbers (exact numbers).
 """
 
 from __future__ import annotations
@@ -63,6 +65,21 @@ class DirectoryNumber:
     partition: str
     devices: tuple[str, ...]
     display: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MeetMe:
+    """A meet-me conference number in a partition.
+
+    Callers who reach ``number`` join one conference; ``pin`` ("" = none) is
+    the digits they must enter first, ``max_parties`` how many may be in it
+    at once.
+    """
+
+    number: str
+    partition: str = ""
+    pin: str = ""
+    max_parties: int = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,4 +159,5 @@ class DialPlanSpec:
     trunks: tuple[Trunk, ...] = ()
     route_groups: tuple[RouteGroup, ...] = ()
     route_lists: tuple[RouteList, ...] = ()
+    meetme: tuple[MeetMe, ...] = ()
     extra: dict[str, str] = field(default_factory=dict)

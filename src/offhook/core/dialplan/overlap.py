@@ -13,9 +13,12 @@ route_now          urgent match, or nothing longer can match  ROUTE
 no_match           nothing can match                          REORDER
 =================  ========================================  ==============
 
-When T302 expires (ITU-T Q.931 §9.1 T302, default 15 s) the best complete
-match routes (``route_on_timeout`` -> ROUTE); a number that is still only a
-prefix is incomplete (REORDER, cause 28). Sans-IO: time arrives as ``now``;
+A directory number and a meet-me conference number are complete matches
+like any pattern: dialed in full they route at once, or when T302 expires if
+a longer pattern could still match. When T302 expires (ITU-T Q.931 §9.1
+T302, default 15 s) the best complete match routes (``route_on_timeout`` ->
+ROUTE); a number that is still only a prefix is incomplete (REORDER, cause
+28). Sans-IO: time arrives as ``now``;
 the owner arms one timer from ``next_timer()`` and calls ``handle_timer``.
 """
 

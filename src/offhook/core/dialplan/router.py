@@ -5,9 +5,11 @@ Theory of operation
 :class:`DialPlan` is built once from a :class:`DialPlanSpec` (a snapshot of
 the configuration; a plan change builds a new one). Construction validates
 every reference and raises :class:`DialPlanError` with the path of the first
-offending record, then puts every directory number (kind ``dn``), route
-pattern (``route``) and translation pattern (``translation``) into one
-:class:`PatternIndex`.
+offending record, then puts every directory number (kind ``dn``), meet-me
+conference number (``meetme``), route pattern (``route``) and translation
+pattern (``translation``) into one :class:`PatternIndex`. A meet-me number
+is an exact number like a DN, and like a DN it may not share its partition
+with an equal DN or pattern.
 
 :meth:`DialPlan.route` is en bloc digit analysis, as CallManager does it:
 
@@ -18,7 +20,8 @@ pattern (``route``) and translation pattern (``translation``) into one
    translation's own CSS; after ``max_translations`` translations (or when a
    translation brings back a state already seen) the call is stopped as a
    loop, as CallManager stops translation loops.
-3. A directory number routes to its line; a route pattern is either blocked
+3. A directory number routes to its line; a meet-me number to its
+   conference (``Outcome.MEETME``, ``Decision.meetme``); a route pattern is either blocked
    or applies its transformations and expands its route list into the
    ordered trunks to try (route groups in list order; within a group
    top-down, or circular starting one further on each call).
@@ -43,6 +46,7 @@ counter of circular route groups.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -53,6 +57,7 @@ from offhook.core.dialplan.model import (
     DialPlanSpec,
     DirectoryNumber,
     Distribution,
+    MeetMe,
     Presentation,
     RouteGroup,
     RouteGroupMember,
@@ -86,6 +91,8 @@ __all__ = [
 ]
 
 NULL_PARTITION = ""
+_MEETME_RE = re.compile(r"\+?[0-9*#]{1,32}")
+_PIN_RE = re.compile(r"[0-9]{1,16}")
 
 # Q.850 cause values of the non-routable outcomes (see the module docstring).
 CAUSE_UNKNOWN = 1  # unallocated (unassigned) number
@@ -105,6 +112,7 @@ class DialPlanError(ValueError):
 
 class Outcome(StrEnum):
     DN = "dn"
+    MEETME = "meetme"  # a meet-me conference number: ``Decision.meetme``
     ROUTE = "route"
     BLOCKED = "blocked"
     INCOMPLETE = "incomplete"
@@ -123,7 +131,7 @@ class OverlapState(StrEnum):
 class Step:
     """One pattern matched during analysis (the dialed number analyzer's trace)."""
 
-    kind: str  # "dn" | "route" | "translation"
+    kind: str  # "dn" | "meetme" | "route" | "translation"
     pattern: str
     partition: str
     searched: tuple[str, ...]  # the partitions searched, in order
@@ -160,10 +168,11 @@ class Decision:
     trunks: tuple[TrunkChoice, ...] = ()
     steps: tuple[Step, ...] = ()
     cause: int = 0  # Q.850, for blocked/incomplete/unknown/loop; 0 when routable
+    meetme: MeetMe | None = None  # the conference, for Outcome.MEETME
 
     @property
     def routable(self) -> bool:
-        return self.outcome in (Outcome.DN, Outcome.ROUTE)
+        return self.outcome in (Outcome.DN, Outcome.MEETME, Outcome.ROUTE)
 
 
 class DialPlan:
@@ -258,6 +267,17 @@ class DialPlan:
             text = "\\" + dn.dn if dn.dn.startswith("+") else dn.dn
             yield entry(path, text, dn.partition, "dn", dn, False)
 
+        for i, mm in enumerate(spec.meetme):
+            path = f"meetme[{i}] ({mm.number})"
+            if not _MEETME_RE.fullmatch(mm.number):
+                raise DialPlanError(path, f"{mm.number!r} is not a number (+, 0-9, * and #)")
+            if mm.pin and not _PIN_RE.fullmatch(mm.pin):
+                raise DialPlanError(path, "a PIN is 1-16 digits")
+            if mm.max_parties < 2:
+                raise DialPlanError(path, f"max_parties {mm.max_parties} is fewer than 2")
+            text = "\\" + mm.number if mm.number.startswith("+") else mm.number
+            yield entry(path, text, mm.partition, "meetme", mm, False)
+
         for i, rp in enumerate(spec.route_patterns):
             path = f"route_patterns[{i}] ({rp.pattern})"
             if rp.route_list is None and not rp.block:
@@ -335,10 +355,20 @@ class DialPlan:
         states = {(called, calling, searched)}
 
         def decision(
-            outcome: Outcome, cause: int = 0, dn: DirectoryNumber | None = None
+            outcome: Outcome,
+            cause: int = 0,
+            dn: DirectoryNumber | None = None,
+            meetme: MeetMe | None = None,
         ) -> Decision:
             return Decision(
-                outcome, called, calling, presentation, dn=dn, steps=tuple(steps), cause=cause
+                outcome,
+                called,
+                calling,
+                presentation,
+                dn=dn,
+                steps=tuple(steps),
+                cause=cause,
+                meetme=meetme,
             )
 
         while True:
@@ -388,6 +418,10 @@ class DialPlan:
             if isinstance(payload, DirectoryNumber):
                 steps.append(_step(match, searched, called, called, calling, calling))
                 return decision(Outcome.DN, dn=payload)
+
+            if isinstance(payload, MeetMe):
+                steps.append(_step(match, searched, called, called, calling, calling))
+                return decision(Outcome.MEETME, meetme=payload)
 
             if isinstance(payload, RoutePattern):
                 return self._route_pattern(

@@ -226,17 +226,18 @@ def cdr_row(record: CallRecord) -> CdrRow:
         cause=record.cause,
         cause_text=record.cause_text or cause_text(record.cause),
         node=record.node,
-        extra=(
-            {
-                "trunks_failed": [
-                    {"trunk": trunk, "cause": cause, "cause_text": cause_text(cause)}
-                    for trunk, cause in record.hunt
-                ]
-            }
-            if record.hunt
-            else {}
-        ),
+        extra=_cdr_extra(record),
     )
+
+
+def _cdr_extra(record: CallRecord) -> dict[str, Any]:
+    extra: dict[str, Any] = dict(record.extra)
+    if record.hunt:
+        extra["trunks_failed"] = [
+            {"trunk": trunk, "cause": cause, "cause_text": cause_text(cause)}
+            for trunk, cause in record.hunt
+        ]
+    return extra
 
 
 @dataclass

@@ -9,7 +9,8 @@ all of that — this module only holds the state and builds the record.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from offhook.core.causes import cause_text
 from offhook.core.dialplan.router import TrunkChoice
@@ -18,13 +19,20 @@ from offhook.core.leg import Leg, LegState
 from offhook.core.media import MediaDescription
 from offhook.core.records import CallRecord, CallStatus, LegStatus
 
+AnswerHandler = Callable[[MediaDescription | None, int | None], None]
+
 
 @dataclass(slots=True)
 class PendingOffer:
-    """A media offer sent to ``answerer`` on behalf of ``offerer``, not yet answered."""
+    """A media offer sent to ``answerer`` on behalf of ``offerer``, not yet answered.
 
-    offerer: Leg
+    ``offerer`` None: call control itself made the offer (a feature moving
+    media); the answer goes to ``on_answer`` instead of a leg.
+    """
+
+    offerer: Leg | None
     answerer: Leg
+    on_answer: AnswerHandler | None = field(default=None)
 
 
 class Call:
@@ -35,18 +43,24 @@ class Call:
         "b_leg",
         "called_device",
         "cause",
+        "deferred",
         "end",
         "ended",
+        "extra",
         "failures",
         "forks",
+        "holds",
         "hunt",
         "id",
+        "peers",
         "pending",
         "relayed",
         "relayed_media",
+        "resources",
         "ring_deadline",
         "setup",
         "start",
+        "transfers",
         "trunk_queue",
     )
 
@@ -63,7 +77,20 @@ class Call:
         self.cause: int | None = None
         self.called_device = ""
         self.failures: list[int] = []  # causes of failed forks, in arrival order
-        self.pending: PendingOffer | None = None
+        # Offers in flight, by the id of the leg asked to answer.
+        self.pending: dict[str, PendingOffer] = {}
+        # Media peers that differ from A <-> B while a feature anchors media
+        # (hold music, a bridge): leg id -> the leg its offers go to (None:
+        # call control answers that leg's offers itself).
+        self.peers: dict[str, Leg | None] = {}
+        self.holds: dict[str, Leg] = {}  # holder's leg id -> the held party's leg
+        self.resources: list[Leg] = []  # legs ending on a media server
+        self.extra: dict[str, str] = {}  # what a CDR adds (transfer links, bridge)
+        # Offers that arrived while call control was moving this call's media.
+        self.deferred: list[tuple[Leg, MediaDescription]] = []
+        # Blind transfers under way, by the transferring leg's id: the stand-in
+        # leg calling the target for the transferee.
+        self.transfers: dict[str, Leg] = {}
         self.alerted = False
         self.relayed = False  # some Progress/Alerting was relayed to A
         self.relayed_media: MediaDescription | None = None
@@ -88,10 +115,12 @@ class Call:
         return [f for f in self.forks if not f.released]
 
     def legs(self) -> list[Leg]:
-        return [self.a_leg, *self.forks]
+        return [self.a_leg, *self.forks, *self.resources]
 
     def other(self, leg: Leg) -> Leg | None:
-        """The leg connected to ``leg`` (A <-> B), or None."""
+        """The leg ``leg`` exchanges media with (A <-> B unless a feature anchors it), or None."""
+        if leg.id in self.peers:
+            return self.peers[leg.id]
         if self.b_leg is None:
             return None
         if leg is self.a_leg:
@@ -117,6 +146,7 @@ class Call:
             cause_text=cause_text(cause),
             node=node,
             hunt=tuple(self.hunt),
+            extra=tuple(sorted(self.extra.items())),
         )
 
     def status(self) -> CallStatus:

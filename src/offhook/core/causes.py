@@ -43,6 +43,7 @@ class Cause(IntEnum):
     SERVICE_UNAVAILABLE = 63
     BEARER_CAPABILITY_NOT_IMPLEMENTED = 65
     SERVICE_NOT_IMPLEMENTED = 79
+    INVALID_CALL_REFERENCE = 81
     INCOMPATIBLE_DESTINATION = 88
     INVALID_MESSAGE = 95
     MESSAGE_NOT_COMPATIBLE_WITH_CALL_STATE = 101
@@ -68,6 +69,7 @@ _TEXT: dict[int, str] = {
     Cause.NORMAL_UNSPECIFIED: "Normal, unspecified",
     Cause.NO_CIRCUIT_AVAILABLE: "No circuit/channel available",
     Cause.NETWORK_OUT_OF_ORDER: "Network out of order",
+    Cause.INVALID_CALL_REFERENCE: "Invalid call reference value",
     Cause.TEMPORARY_FAILURE: "Temporary failure",
     Cause.SWITCHING_EQUIPMENT_CONGESTION: "Switching equipment congestion",
     Cause.RESOURCE_UNAVAILABLE: "Resource unavailable, unspecified",

@@ -72,9 +72,12 @@ from offhook.core.events import (
     Release,
     Setup,
 )
-from offhook.core.leg import CoreError, Direction, Leg, LegEvent
+from offhook.core.features import hold, transfer
+from offhook.core.features.resources import ResourceDriver
+from offhook.core.leg import CoreError, Direction, Leg, LegEvent, LegState
 from offhook.core.media import MediaDescription
-from offhook.core.ports import LegDriver, LegFactory
+from offhook.core.ops import FeatureOps
+from offhook.core.ports import LegDriver, LegFactory, MediaResources
 from offhook.core.records import (
     CallAlerting,
     CallAnswered,
@@ -94,7 +97,7 @@ FAILOVER_CAUSES = frozenset({3, 27, 34, 38, 41, 42, 47, 63, 102})
 DEFAULT_RING_TIMEOUT = 60.0
 
 
-class CallEngine:
+class CallEngine(FeatureOps):
     def __init__(
         self,
         snapshot_provider: Callable[[], PlanSnapshot],
@@ -126,6 +129,11 @@ class CallEngine:
         self._queue: deque[Callable[[], None]] = deque()
         self._running = False
         self._leg_seq = 0
+        # The media server (music on hold, bridges); None: features that need
+        # one fall back to what the phones can do alone (hold in silence).
+        self.media: MediaResources | None = None
+        self._resources: dict[str, Leg] = {}  # media server handle -> its leg
+        self.moh_for: Callable[[Leg], str] = lambda leg: "moh:default"
 
     def _default_call_id(self) -> str:
         return f"{self.node}-{token(8)}" if self.node else token(8)
@@ -231,6 +239,32 @@ class CallEngine:
             case Release(cause):
                 self.on_release(leg, cause)
 
+    def transfer(self, leg: Leg, target: str) -> None:
+        """Blind transfer: the party connected to ``leg`` is called through to ``target``.
+
+        Routed with the calling search space of ``leg``'s device; progress goes
+        to ``leg``'s driver (``transfer_progress``). ``leg`` stays in its call
+        until the target answers, then it is released (cause 16).
+        """
+        self._post(partial(transfer.blind, self, leg, target))
+
+    def transfer_to(self, leg: Leg, other: Leg) -> None:
+        """Attended transfer: join the parties connected to ``leg`` and ``other``.
+
+        Both legs belong to the transferring device; both are released.
+        """
+        self._post(partial(transfer.attended, self, leg, other))
+
+    def replace(self, leg: Leg, replaced: Leg, setup: Setup) -> None:
+        """An inbound ``leg`` takes the place of the connected leg ``replaced`` (RFC 3891)."""
+        self._post(partial(transfer.replace, self, leg, replaced, setup))
+
+    def on_resource_lost(self, handle: str, cause: int) -> None:
+        """The media server lost the endpoint ``handle``: its call is cleared with ``cause``."""
+        leg = self._resources.get(handle)
+        if leg is not None:
+            self.on_release(leg, cause)
+
     def release_call(self, call_id: str, cause: int = Cause.NORMAL_CLEARING) -> bool:
         """Clear a call from outside (admin, CTI); False if there is no such call."""
         if call_id not in self._calls:
@@ -307,6 +341,8 @@ class CallEngine:
         leg.cause = cause
         self._fire(leg, LegEvent.RELEASE, cause)
         self._legs.pop(leg.id, None)
+        if isinstance(leg.driver, ResourceDriver):
+            self._resources.pop(leg.driver.handle, None)
         on_device = self._by_device.get(leg.device)
         if on_device is not None:
             on_device.pop(leg.id, None)
@@ -322,9 +358,10 @@ class CallEngine:
         call.ended = True
         call.cause = cause
         call.ring_deadline = None
-        call.pending = None
+        call.pending.clear()
         for leg in call.legs():
-            self._release_leg(leg, cause, notify=True)
+            if leg.call is call:  # a leg moved to another call (transfer) stays up
+                self._release_leg(leg, cause, notify=True)
         call.end = self._clock.wall()
         self._calls.pop(call.id, None)
         self._bus.publish(CallEnded(call.record(call.end, cause, self.node)))
@@ -561,45 +598,78 @@ class CallEngine:
             if other is not leg:
                 self._release_leg(other, Cause.NON_SELECTED_USER_CLEARING, notify=True)
         a = call.a_leg
-        self._fire(a, LegEvent.CONNECT)
-        if call.setup.media is None and media is not None:
-            # Delayed offer: the answer's media is an offer; A answers it.
-            call.pending = PendingOffer(offerer=leg, answerer=a)
-        self._drive(a, lambda d: d.answer(media))
+        if a.state is LegState.CONNECTED:
+            # A connected party was moved in while this leg rang (a transfer):
+            # the two exchange media afresh.
+            transfer.connect_moved(self, call, a, leg, media)
+        else:
+            self._fire(a, LegEvent.CONNECT)
+            if call.setup.media is None and media is not None:
+                # Delayed offer: the answer's media is an offer; A answers it.
+                call.pending[a.id] = PendingOffer(offerer=leg, answerer=a)
+            self._drive(a, lambda d: d.answer(media))
         self._bus.publish(CallAnswered(call.id, leg.device, call.answer))
 
     # ------------------------------------------------------------ mid-call
     def _do_media_offer(self, leg: Leg, offer: MediaDescription) -> None:
         call = leg.call
-        other = call.other(leg) if call is not None and not call.ended else None
-        if call is None or other is None or not leg.can(LegEvent.MEDIA):
+        if call is None or call.ended or not leg.can(LegEvent.MEDIA):
             self._drive(
                 leg, lambda d: d.media_answer(None, Cause.MESSAGE_NOT_COMPATIBLE_WITH_CALL_STATE)
             )
             return
-        if call.pending is not None:
-            # Glare: an offer is already in flight; the newcomer retries later.
-            self._drive(leg, lambda d: d.media_answer(None, Cause.TEMPORARY_FAILURE))
+        blocking = self._offer_blocking(call, leg)
+        if blocking is not None:
+            if blocking.offerer is None or blocking.offerer in call.resources:
+                # Call control is moving this call's media: this offer follows.
+                call.deferred.append((leg, offer))
+            else:
+                # Glare: an offer is already in flight; the newcomer retries later.
+                self._drive(leg, lambda d: d.media_answer(None, Cause.TEMPORARY_FAILURE))
+            return
+        if hold.on_offer(self, call, leg, offer):
+            return
+        other = call.other(leg)
+        if other is None:
+            self._drive(
+                leg, lambda d: d.media_answer(None, Cause.MESSAGE_NOT_COMPATIBLE_WITH_CALL_STATE)
+            )
             return
         self._fire(leg, LegEvent.MEDIA)
         leg.media = offer
-        call.pending = PendingOffer(offerer=leg, answerer=other)
-        self._drive(other, lambda d: d.update_media(offer))
+        self.offer_media(other, offer, offerer=leg)
+
+    @staticmethod
+    def _offer_blocking(call: Call, leg: Leg) -> PendingOffer | None:
+        """The offer in flight that ``leg`` offering now would cross, if any."""
+        if leg.id in call.pending:
+            return call.pending[leg.id]
+        for pending in call.pending.values():
+            if pending.offerer is leg:
+                return pending
+        other = call.other(leg)
+        return call.pending.get(other.id) if other is not None else None
 
     def _do_media_answer(
         self, leg: Leg, answer: MediaDescription | None, cause: int | None
     ) -> None:
         call = leg.call
-        pending = call.pending if call is not None else None
-        if call is None or pending is None or pending.answerer is not leg:
+        pending = call.pending.pop(leg.id, None) if call is not None else None
+        if call is None or pending is None:
             log.warning("media answer on %r without a pending offer ignored", leg)
             return
-        call.pending = None
         if answer is not None:
             leg.media = answer
         offerer = pending.offerer
-        if not offerer.released:
+        if pending.on_answer is not None:
+            pending.on_answer(answer, cause)
+        elif offerer is not None and not offerer.released:
             self._drive(offerer, lambda d: d.media_answer(answer, cause))
+        if call.deferred and not call.ended:
+            waiting, call.deferred = call.deferred, []
+            for deferred_leg, offer in waiting:
+                if not deferred_leg.released:
+                    self._queue.append(partial(self._do_media_offer, deferred_leg, offer))
 
     def _do_digits(self, leg: Leg, digits: str) -> None:
         call = leg.call
@@ -620,7 +690,10 @@ class CallEngine:
         self._release_leg(leg, cause, notify=False)
         if call is None or call.ended:
             return
-        if leg is call.a_leg or leg is call.b_leg:
+        if call.transfers:
+            transfer.leaving(self, call, leg)
+        if leg is call.a_leg or leg is call.b_leg or leg in call.resources:
+            # A party, or the media server under a held party, is gone.
             self._end_call(call, cause)
             return
         # An unanswered fork failed (losers after connect are released already).

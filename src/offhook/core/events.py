@@ -99,3 +99,12 @@ class Tone(StrEnum):
     CALL_WAITING = "call-waiting"
     HOLD = "hold"
     OFF = "off"
+
+
+class TransferState(StrEnum):
+    """How a transfer a device asked for is going (reported to the transferring leg)."""
+
+    TRYING = "trying"
+    RINGING = "ringing"
+    DONE = "done"
+    FAILED = "failed"

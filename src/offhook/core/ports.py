@@ -16,7 +16,12 @@ leg that receives a 200 OK after CANCEL sends ACK and BYE); the engine ignores
 further reports on a released leg.
 
 Subclass ``LegDriver`` explicitly to inherit the no-op defaults of
-``play_tone``, ``show_display`` and ``send_digits``.
+``play_tone``, ``show_display``, ``send_digits`` and ``transfer_progress``.
+
+``MediaResources`` is the media server as call control sees it (music on
+hold, conference bridges, announcements): every call returns at once and
+its outcome arrives later through a callback, so call processing never waits
+on media.
 """
 
 from __future__ import annotations
@@ -24,8 +29,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from offhook.common.location import Binding
-    from offhook.core.events import Setup, Tone
+    from offhook.core.events import Setup, Tone, TransferState
     from offhook.core.leg import Leg
     from offhook.core.media import MediaDescription
 
@@ -77,6 +84,10 @@ class LegDriver(Protocol):
         """Relay out-of-band digits to the device (SIP INFO); no-op by default."""
         return None
 
+    def transfer_progress(self, state: TransferState, cause: int | None) -> None:
+        """How the transfer this leg's device asked for goes (SIP: NOTIFY sipfrag)."""
+        return None
+
 
 class LegFactory(Protocol):
     """Creates the driver of an outbound leg towards ``binding`` (one per protocol)."""
@@ -101,3 +112,39 @@ class MediaBridge(Protocol):
     ) -> tuple[str, int] | None: ...
 
     def release(self, session: str, owner: str) -> None: ...
+
+
+class MediaResources(Protocol):
+    """RTP endpoints on a media server, named by handles call control chooses.
+
+    ``open`` allocates an endpoint of IP ``family`` (4 or 6) and calls
+    ``reply`` later with its (address, port), or None when it failed; an
+    empty address means "the node's own address as the device sees it".
+    The other calls never answer: an endpoint that is lost afterwards (the
+    media server died, the endpoint timed out) is reported through the
+    ``lost`` callback the composition root connects to
+    ``CallEngine.on_resource_lost``.
+    """
+
+    def open(
+        self, handle: str, family: int, reply: Callable[[tuple[str, int] | None], None]
+    ) -> None: ...
+
+    def connect(
+        self,
+        handle: str,
+        address: str,
+        port: int,
+        codec: str,
+        pt: int,
+        dtmf_pt: int | None,
+        direction: str,
+    ) -> None: ...
+
+    def play(self, handle: str, source: str, loop: bool = True) -> None: ...
+
+    def join(self, handle: str, bridge: str) -> None: ...
+
+    def dtmf(self, handle: str, digits: str) -> None: ...
+
+    def release(self, handle: str) -> None: ...

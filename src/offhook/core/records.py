@@ -38,6 +38,9 @@ class CallRecord:
     # Trunks a route list tried before the one that carried the call (or all of
     # them, when none did): (trunk name, Q.850 cause of its failure or skip).
     hunt: tuple[tuple[str, int], ...] = ()
+    # What features add (transfer_of / transferred_to / transferred_by links,
+    # the bridge a party was joined to), as (key, value) pairs.
+    extra: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

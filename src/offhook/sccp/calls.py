@@ -34,7 +34,7 @@ from enum import Enum
 from typing import TYPE_CHECKING
 
 from offhook.core.causes import Cause
-from offhook.core.events import PartyInfo, Setup, Tone
+from offhook.core.events import PartyInfo, Setup, Tone, TransferState
 from offhook.core.leg import Leg
 from offhook.core.media import INACTIVE, SENDRECV, MediaDescription, MediaStream
 from offhook.sccp import mediamap
@@ -534,3 +534,7 @@ class PhoneCall:
 
     def send_digits(self, digits: str) -> None:
         return None
+
+    def transfer_progress(self, state: TransferState, cause: int | None) -> None:
+        if state is TransferState.FAILED:
+            self.show_display("Transfer failed")

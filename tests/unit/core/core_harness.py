@@ -64,6 +64,9 @@ class FakeDriver(LegDriver):
     def send_digits(self, digits: str) -> None:
         self._rec("send_digits", digits)
 
+    def transfer_progress(self, state: Any, cause: int | None) -> None:
+        self._rec("transfer_progress", state, cause)
+
     def names(self) -> list[str]:
         return [c[0] for c in self.calls]
 

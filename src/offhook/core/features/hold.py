@@ -1,0 +1,126 @@
+"""Hold and resume: the held party hears music on hold from the media server.
+
+A device puts its call on hold with a media offer that asks for nothing
+back (``sendonly``/``inactive``, or ``c=0.0.0.0`` from old phones); resume is
+any later offer that does. Call control answers the holder itself
+(``inactive``: it should send nothing) and, when a media server is
+available, moves the held party's media to a music-on-hold endpoint; on
+resume the endpoint is released and the holder's offer goes to the held
+party, so the two talk directly again. Without a media server, the hold
+offer goes to the held party as it is (it hears silence), as before.
+
+======================  ==================  =====================================
+holder's offer          holder holding?     action
+======================  ==================  =====================================
+hold                    no                  answer holder; held party -> MOH
+hold (a refresh)        yes                 answer holder again, nothing else
+not hold                yes                 release MOH; offer goes to held party
+not hold                no                  not a hold matter: forwarded as usual
+======================  ==================  =====================================
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from offhook.core.leg import LegEvent
+from offhook.core.media import INACTIVE, MediaDescription, MediaStream
+
+if TYPE_CHECKING:
+    from offhook.core.call import Call
+    from offhook.core.engine import CallEngine
+    from offhook.core.leg import Leg
+
+
+def family_of(media: MediaDescription | None) -> int:
+    """The IP family of a description's first active stream (4 by default)."""
+    if media is not None:
+        for stream in media.active_streams():
+            if ":" in stream.address:
+                return 6
+            break
+    return 4
+
+
+def hold_answer(offer: MediaDescription, party: Leg) -> MediaDescription:
+    """Call control's answer to a hold offer: ``inactive`` (RFC 3264 §6.1 allows it for
+    sendonly and inactive offers), on the held party's address."""
+    theirs = party.media.active_streams() if party.media is not None else ()
+    streams: list[MediaStream] = []
+    for index, stream in enumerate(offer.streams):
+        if stream.rejected:
+            streams.append(stream)
+            continue
+        ref = theirs[index] if index < len(theirs) else stream
+        streams.append(
+            MediaStream(
+                stream.kind,
+                ref.address or stream.address,
+                ref.port or 9,
+                stream.codecs[:1],
+                direction=INACTIVE,
+                ptime=stream.ptime,
+            )
+        )
+    return MediaDescription(tuple(streams))
+
+
+def _is_device(call: Call, leg: Leg | None) -> bool:
+    return leg is not None and leg not in call.resources and not leg.released
+
+
+def on_offer(engine: CallEngine, call: Call, leg: Leg, offer: MediaDescription) -> bool:
+    """Handle ``leg``'s offer if it is a hold matter; False: forward it as usual."""
+    if leg in call.resources or not call.connected:
+        return False
+    held = call.holds.get(leg.id)
+    holding = offer.is_hold()
+    if held is None and not holding:
+        return False
+    if held is not None and holding:
+        engine.fire(leg, LegEvent.MEDIA)
+        leg.media = offer
+        answer = hold_answer(offer, held)
+        engine.drive(leg, lambda d: d.media_answer(answer, None))
+        return True
+    if held is None:
+        party = call.other(leg)
+        if engine.media is None or not _is_device(call, party):
+            return False
+        assert party is not None
+        engine.fire(leg, LegEvent.MEDIA)
+        leg.media = offer
+        call.holds[leg.id] = party
+        call.peers[leg.id] = None
+        moh = engine.add_resource(call, family_of(party.media), play=engine.moh_for(leg))
+        call.peers[party.id] = moh
+        call.peers[moh.id] = party
+        answer = hold_answer(offer, party)
+        engine.drive(leg, lambda d: d.media_answer(answer, None))
+        driver = moh.driver
+        assert driver is not None
+        driver.start_offering()  # type: ignore[attr-defined]
+        return True
+    # Resume: the held party goes back to the holder, directly; after the
+    # music's own offer to it, if that is still in flight.
+    if held.id in call.pending:
+        call.deferred.append((leg, offer))
+        return True
+    end_hold(engine, call, leg)
+    return False
+
+
+def end_hold(engine: CallEngine, call: Call, holder: Leg) -> Leg | None:
+    """Forget ``holder``'s hold: release the music endpoint; returns the held party."""
+    party = call.holds.pop(holder.id, None)
+    call.peers.pop(holder.id, None)
+    if party is None:
+        return None
+    moh = call.peers.pop(party.id, None)
+    if moh is not None:
+        call.peers.pop(moh.id, None)
+        call.pending.pop(party.id, None)
+        if moh in call.resources:
+            call.resources.remove(moh)
+        engine.release_leg(moh, 16)
+    return party

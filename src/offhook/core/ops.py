@@ -1,0 +1,113 @@
+"""The operations call features use on the engine (``core.features``).
+
+``FeatureOps`` is mixed into ``CallEngine``: features move media between
+legs (``offer_media``), add legs that end on a media server
+(``add_resource``) or stand in for a device (``new_inbound``), and release
+single legs or whole calls, always from inside call control's queue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, cast
+
+from offhook.core.call import AnswerHandler, Call, PendingOffer
+from offhook.core.causes import Cause
+from offhook.core.features.resources import ResourceDriver, resource_handle
+from offhook.core.leg import Direction, Leg, LegEvent, LegState
+from offhook.core.media import MediaDescription
+from offhook.core.ports import LegDriver, MediaResources
+
+if TYPE_CHECKING:
+    from offhook.common.clock import Clock
+    from offhook.core.engine import CallEngine
+
+
+class FeatureOps:
+    media: MediaResources | None
+    _clock: Clock
+    _leg_seq: int
+    _legs: dict[str, Leg]
+    _by_device: dict[str, dict[str, Leg]]
+    _resources: dict[str, Leg]
+
+    if TYPE_CHECKING:
+
+        def _post(self, step: Callable[[], None]) -> None: ...
+        def _drive(self, leg: Leg, action: Callable[[LegDriver], None]) -> None: ...
+        def _fire(self, leg: Leg, event: LegEvent, cause: int | None = None) -> None: ...
+        def _release_leg(self, leg: Leg, cause: int, *, notify: bool) -> None: ...
+        def _end_call(self, call: Call, cause: int) -> None: ...
+        def _new_leg(
+            self, direction: Direction, device: str, *, driver: LegDriver | None = None
+        ) -> Leg: ...
+
+    def offer_media(
+        self,
+        answerer: Leg,
+        offer: MediaDescription,
+        *,
+        offerer: Leg | None = None,
+        then: AnswerHandler | None = None,
+    ) -> None:
+        """Send ``offer`` to ``answerer``; its answer goes to ``offerer`` or to ``then``."""
+        call = answerer.call
+        if call is None or answerer.released:
+            if then is not None:
+                then(None, Cause.TEMPORARY_FAILURE)
+            return
+        call.pending[answerer.id] = PendingOffer(offerer=offerer, answerer=answerer, on_answer=then)
+        self._drive(answerer, lambda d: d.update_media(offer))
+
+    def drive(self, leg: Leg, action: Callable[[LegDriver], None]) -> None:
+        self._drive(leg, action)
+
+    def fire(self, leg: Leg, event: LegEvent) -> None:
+        self._fire(leg, event)
+
+    def release_leg(self, leg: Leg, cause: int) -> None:
+        """Release one leg (its device is told) without ending its call."""
+        self._release_leg(leg, cause, notify=True)
+
+    def end_call(self, call: Call, cause: int) -> None:
+        self._end_call(call, cause)
+
+    def post(self, step: Callable[[], None]) -> None:
+        """Run ``step`` in call control's queue (callbacks from outside, e.g. the media server)."""
+        self._post(step)
+
+    def add_resource(self, call: Call, family: int, *, play: str = "", bridge: str = "") -> Leg:
+        """A connected leg of ``call`` ending on a media server endpoint (``ResourceDriver``)."""
+        assert self.media is not None
+        self._leg_seq += 1
+        leg = Leg(f"L{self._leg_seq}", Direction.OUTBOUND, "media", self._clock)
+        leg.call = call
+        driver = ResourceDriver(
+            cast("CallEngine", self),
+            self.media,
+            resource_handle(call.id, leg.id),
+            family,
+            play=play,
+            bridge=bridge,
+        )
+        leg.driver = driver
+        driver.leg = leg
+        call.resources.append(leg)
+        self._legs[leg.id] = leg
+        self._resources[driver.handle] = leg
+        self._fire(leg, LegEvent.OFFER)
+        self._fire(leg, LegEvent.CONNECT)
+        return leg
+
+    def new_inbound(self, driver: LegDriver, device: str) -> Leg:
+        return self._new_leg(Direction.INBOUND, device, driver=driver)
+
+    def forget(self, leg: Leg) -> None:
+        """Drop a stand-in leg that a transfer replaced, without telling anyone."""
+        leg.state = LegState.RELEASED
+        self._legs.pop(leg.id, None)
+        on_device = self._by_device.get(leg.device)
+        if on_device is not None:
+            on_device.pop(leg.id, None)
+            if not on_device:
+                del self._by_device[leg.device]

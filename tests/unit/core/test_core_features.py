@@ -1,0 +1,282 @@
+"""Hold with music, blind and attended transfer, Replaces: call control's feature tables."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from core_harness import FakeDriver, Harness, media
+
+from offhook.core.causes import Cause
+from offhook.core.events import PartyInfo, Setup, TransferState
+from offhook.core.leg import LegState
+from offhook.core.media import INACTIVE, RECVONLY, SENDONLY, SENDRECV
+
+
+class RecordingMedia:
+    """The media server port as call control sees it: replies are given by the test."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+        self.replies: dict[str, Callable[[tuple[str, int] | None], None]] = {}
+
+    def open(self, handle: str, family: int, reply: Callable[[tuple[str, int] | None], None]):
+        self.calls.append(("open", handle, family))
+        self.replies[handle] = reply
+
+    def connect(self, handle, address, port, codec, pt, dtmf_pt, direction) -> None:  # type: ignore[no-untyped-def]
+        self.calls.append(("connect", handle, address, port, codec, pt, dtmf_pt, direction))
+
+    def play(self, handle: str, source: str, loop: bool = True) -> None:
+        self.calls.append(("play", handle, source))
+
+    def join(self, handle: str, bridge: str) -> None:
+        self.calls.append(("join", handle, bridge))
+
+    def dtmf(self, handle: str, digits: str) -> None:
+        self.calls.append(("dtmf", handle, digits))
+
+    def release(self, handle: str) -> None:
+        self.calls.append(("release", handle))
+
+    def named(self, what: str) -> list[tuple[Any, ...]]:
+        return [c for c in self.calls if c[0] == what]
+
+    def reply(self, local: tuple[str, int] | None, handle: str | None = None) -> str:
+        handle = handle or list(self.replies)[-1]
+        self.replies.pop(handle)(local)
+        return handle
+
+
+def phones(h: Harness, css: str = "") -> None:
+    h.device("alice", "1001")
+    h.device("bob", "1002", css=css)
+    h.device("carol", "1003")
+    for name in ("alice", "bob", "carol"):
+        h.register(name)
+
+
+def connect(h: Harness, caller: str, number: str, callee: str) -> tuple[FakeDriver, FakeDriver]:
+    _, ad = h.call(caller, number)
+    b, bd = h.out(f"sip:{callee}@10.0.0.9")
+    h.engine.on_connect(b, media(f"10.0.0.{number[-1]}"))
+    h.factory.drivers.pop(f"sip:{callee}@10.0.0.9")
+    h.factory.legs.pop(f"sip:{callee}@10.0.0.9")
+    return ad, bd
+
+
+@pytest.fixture
+def ms(h: Harness) -> RecordingMedia:
+    port = RecordingMedia()
+    h.engine.media = port
+    return port
+
+
+def hold_with_music(h: Harness, ms: RecordingMedia) -> tuple[FakeDriver, FakeDriver, str]:
+    phones(h)
+    ad, bd = connect(h, "alice", "1002", "bob")
+    assert ad.leg is not None and bd.leg is not None
+    h.engine.on_media_offer(bd.leg, media("10.0.0.2", direction=SENDONLY))
+    answer = bd.last("media_answer")[1]
+    assert answer.streams[0].direction == INACTIVE
+    handle = ms.reply(("192.0.2.50", 20000))
+    offer = ad.last("update_media")[1]
+    assert (offer.streams[0].address, offer.streams[0].port) == ("192.0.2.50", 20000)
+    assert offer.streams[0].direction == SENDONLY
+    h.engine.on_media_answer(ad.leg, media("10.0.0.1", direction=RECVONLY))
+    return ad, bd, handle
+
+
+def test_hold_plays_music_to_the_held_party_and_resume_reconnects(
+    h: Harness, ms: RecordingMedia
+) -> None:
+    ad, bd, handle = hold_with_music(h, ms)
+    assert ms.named("connect")[-1][2:5] == ("10.0.0.1", 4000, "PCMU")
+    assert ms.named("play") == [("play", handle, "moh:default")]
+    assert bd.leg is not None and ad.leg is not None
+    resume = media("10.0.0.2", port=5002)
+    h.engine.on_media_offer(bd.leg, resume)
+    assert ms.named("release") == [("release", handle)]
+    assert ad.last("update_media")[1] == resume
+    h.engine.on_media_answer(ad.leg, media("10.0.0.1"))
+    assert bd.last("media_answer") == ("media_answer", media("10.0.0.1"), None)
+    assert ad.leg.state is LegState.CONNECTED
+
+
+def test_hold_refresh_is_answered_again_without_new_music(h: Harness, ms: RecordingMedia) -> None:
+    _, bd, _ = hold_with_music(h, ms)
+    assert bd.leg is not None
+    h.engine.on_media_offer(bd.leg, media("10.0.0.2", direction=INACTIVE))
+    assert bd.last("media_answer")[1].streams[0].direction == INACTIVE
+    assert len(ms.named("open")) == 1
+
+
+def test_resume_before_the_music_is_answered_waits_for_it(h: Harness, ms: RecordingMedia) -> None:
+    phones(h)
+    ad, bd = connect(h, "alice", "1002", "bob")
+    assert ad.leg is not None and bd.leg is not None
+    h.engine.on_media_offer(bd.leg, media("10.0.0.2", direction=SENDONLY))
+    ms.reply(("192.0.2.50", 20000))
+    h.engine.on_media_offer(bd.leg, media("10.0.0.2", port=5004))  # resume, music in flight
+    assert ad.names().count("update_media") == 1
+    h.engine.on_media_answer(ad.leg, media("10.0.0.1", direction=RECVONLY))
+    assert ad.last("update_media")[1] == media("10.0.0.2", port=5004)
+    assert len(ms.named("release")) == 1
+
+
+def test_media_server_loss_clears_the_held_call(h: Harness, ms: RecordingMedia) -> None:
+    ad, bd, handle = hold_with_music(h, ms)
+    h.engine.on_resource_lost(handle, Cause.NETWORK_OUT_OF_ORDER)
+    assert ad.released_with() == [Cause.NETWORK_OUT_OF_ORDER]
+    assert bd.released_with() == [Cause.NETWORK_OUT_OF_ORDER]
+    assert h.record().cause == Cause.NETWORK_OUT_OF_ORDER
+
+
+def test_no_music_endpoint_clears_nothing_but_the_music(h: Harness, ms: RecordingMedia) -> None:
+    phones(h)
+    ad, bd = connect(h, "alice", "1002", "bob")
+    assert bd.leg is not None
+    h.engine.on_media_offer(bd.leg, media("10.0.0.2", direction=SENDONLY))
+    ms.reply(None)  # the media server refused (max_streams)
+    assert ad.released_with() == [Cause.RESOURCE_UNAVAILABLE]
+
+
+def test_hold_without_media_server_is_relayed(h: Harness) -> None:
+    phones(h)
+    ad, bd = connect(h, "alice", "1002", "bob")
+    assert bd.leg is not None
+    hold = media("10.0.0.2", direction=SENDONLY)
+    h.engine.on_media_offer(bd.leg, hold)
+    assert ad.last("update_media")[1] == hold
+
+
+def test_blind_transfer_joins_transferee_and_target(h: Harness, ms: RecordingMedia) -> None:
+    ad, bd, _ = hold_with_music(h, ms)
+    assert ad.leg is not None and bd.leg is not None
+    h.engine.transfer(bd.leg, "1003")
+    assert bd.last("transfer_progress") == ("transfer_progress", TransferState.TRYING, None)
+    c, cd = h.out("sip:carol@10.0.0.9")
+    setup = cd.calls[0][1]
+    assert setup.called == "1003" and setup.calling.number == "alice"
+    assert setup.media.streams[0].address == "10.0.0.1"
+    assert setup.media.streams[0].direction == SENDRECV
+    h.engine.on_alerting(c)
+    assert bd.last("transfer_progress")[1] is TransferState.RINGING
+    h.engine.on_connect(c, media("10.0.0.3"))
+    assert bd.last("transfer_progress")[1] is TransferState.DONE
+    assert bd.released_with() == [Cause.NORMAL_CLEARING]
+    assert ad.released_with() == []
+    assert ad.last("update_media")[1].streams[0].address == "10.0.0.3"
+    h.engine.on_media_answer(ad.leg, media("10.0.0.1"))
+    assert "update_media" not in cd.names()  # carol already sends to alice
+    assert len(ms.named("release")) == 1  # the music stopped
+    first = h.record()
+    assert first.extra and dict(first.extra)["transferred_to"]
+    h.engine.on_release(c)
+    second = h.records()[-1]
+    assert dict(second.extra)["transferred_by"] == "bob"
+    assert dict(second.extra)["transfer_of"] == first.call_id
+    assert second.calling_device == "alice"
+    assert ad.released_with() == [Cause.NORMAL_CLEARING]
+
+
+def test_blind_transfer_to_a_busy_target_leaves_the_call(h: Harness, ms: RecordingMedia) -> None:
+    ad, bd, _ = hold_with_music(h, ms)
+    assert bd.leg is not None
+    h.engine.transfer(bd.leg, "1003")
+    c, _ = h.out("sip:carol@10.0.0.9")
+    h.engine.on_release(c, Cause.USER_BUSY)
+    assert bd.last("transfer_progress")[1:] == (TransferState.FAILED, Cause.USER_BUSY)
+    assert bd.released_with() == [] and ad.released_with() == []
+
+
+def test_blind_transfer_outside_the_css_fails(h: Harness, ms: RecordingMedia) -> None:
+    ad, bd, _ = hold_with_music(h, ms)
+    assert bd.leg is not None
+    h.engine.transfer(bd.leg, "9999")
+    assert bd.last("transfer_progress")[1:] == (TransferState.FAILED, Cause.UNALLOCATED_NUMBER)
+    assert ad.released_with() == []
+
+
+def test_transferrer_hanging_up_early_hands_the_call_over(h: Harness, ms: RecordingMedia) -> None:
+    ad, bd, _ = hold_with_music(h, ms)
+    assert bd.leg is not None and ad.leg is not None
+    h.engine.transfer(bd.leg, "1003")
+    c, cd = h.out("sip:carol@10.0.0.9")
+    h.engine.on_release(bd.leg)  # bob hangs up while carol rings
+    assert ad.released_with() == []
+    h.engine.on_connect(c, media("10.0.0.3"))
+    assert ad.last("update_media")[1].streams[0].address == "10.0.0.3"
+    h.engine.on_media_answer(ad.leg, media("10.0.0.1", port=4010))
+    assert cd.last("update_media")[1].streams[0].port == 4010
+
+
+def test_transferee_hanging_up_cancels_the_transfer(h: Harness, ms: RecordingMedia) -> None:
+    ad, bd, _ = hold_with_music(h, ms)
+    assert bd.leg is not None and ad.leg is not None
+    h.engine.transfer(bd.leg, "1003")
+    _, cd = h.out("sip:carol@10.0.0.9")
+    h.engine.on_release(ad.leg)
+    assert cd.released_with() == [Cause.NORMAL_CLEARING]
+    assert bd.released_with() == [Cause.NORMAL_CLEARING]
+
+
+def test_attended_transfer(h: Harness, ms: RecordingMedia) -> None:
+    ad, bd, _ = hold_with_music(h, ms)  # alice <-> bob, alice held
+    consult, xd = h.call("bob", "1003")
+    c, cd = h.out("sip:carol@10.0.0.9")
+    h.engine.on_connect(c, media("10.0.0.3"))
+    assert bd.leg is not None and ad.leg is not None
+    h.engine.transfer_to(bd.leg, consult)
+    assert bd.last("transfer_progress")[1] is TransferState.DONE
+    assert bd.released_with() == [Cause.NORMAL_CLEARING]
+    assert xd.released_with() == [Cause.NORMAL_CLEARING]
+    assert ad.last("update_media")[1].streams[0].address == "10.0.0.3"
+    h.engine.on_media_answer(ad.leg, media("10.0.0.1"))
+    assert cd.last("update_media")[1].streams[0].address == "10.0.0.1"
+    h.engine.on_media_answer(c, media("10.0.0.3"))
+    h.engine.on_release(c)
+    assert ad.released_with() == [Cause.NORMAL_CLEARING]
+    assert len(h.records()) == 2
+
+
+def test_attended_transfer_while_the_target_rings(h: Harness, ms: RecordingMedia) -> None:
+    ad, bd, _ = hold_with_music(h, ms)
+    consult, xd = h.call("bob", "1003")
+    c, cd = h.out("sip:carol@10.0.0.9")
+    h.engine.on_alerting(c)
+    assert bd.leg is not None and ad.leg is not None
+    h.engine.transfer_to(bd.leg, consult)
+    assert xd.released_with() == [Cause.NORMAL_CLEARING]
+    h.engine.on_connect(c, media("10.0.0.3"))
+    assert ad.last("update_media")[1].streams[0].address == "10.0.0.3"
+    h.engine.on_media_answer(ad.leg, media("10.0.0.1", port=4010))
+    # carol answered bob's offer: she is told where alice is
+    assert cd.last("update_media")[1].streams[0].port == 4010
+
+
+def test_replaces_takes_the_place_of_a_connected_leg(h: Harness) -> None:
+    phones(h)
+    ad, bd = connect(h, "alice", "1002", "bob")
+    assert bd.leg is not None and ad.leg is not None
+    nd = FakeDriver("carol")
+    new = h.engine.inbound_leg(nd, "carol")
+    nd.leg = new
+    h.engine.replace(new, bd.leg, Setup(PartyInfo("1003"), "", media("10.0.0.3")))
+    assert bd.released_with() == [Cause.NORMAL_CLEARING]
+    assert ad.last("update_media")[1] == media("10.0.0.3")
+    h.engine.on_media_answer(ad.leg, media("10.0.0.1"))
+    assert nd.last("answer")[1] == media("10.0.0.1")
+    h.engine.on_release(new)
+    assert ad.released_with() == [Cause.NORMAL_CLEARING]
+
+
+def test_replaces_of_an_unknown_state_is_refused(h: Harness) -> None:
+    phones(h)
+    _, _ = h.call("alice", "1002")
+    b, _ = h.out("sip:bob@10.0.0.9")
+    nd = FakeDriver("carol")
+    new = h.engine.inbound_leg(nd, "carol")
+    h.engine.replace(new, b, Setup(PartyInfo("1003"), "", media("10.0.0.3")))
+    assert nd.released_with() == [Cause.INVALID_CALL_REFERENCE]

@@ -53,11 +53,11 @@ def _times(seconds: float) -> NDArray[np.float64]:
     return np.arange(round(seconds * RATE)) / RATE
 
 
-def _sum_of_sines(freqs: Sequence[float], seconds: float, level: float = LEVEL) -> NDArray[np.float64]:
+def _sum_of_sines(freqs: Sequence[float], seconds: float) -> NDArray[np.float64]:
     t = _times(seconds)
     wave = np.zeros_like(t)
     for f in freqs:
-        wave += level * np.sin(2 * np.pi * f * t)
+        wave += LEVEL * np.sin(2 * np.pi * f * t)
     return wave
 
 

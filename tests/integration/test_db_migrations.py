@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
 from offhook.db.engine import create_engine_for, current_revision, head_revision, upgrade
 from offhook.db.models import Base
-from offhook.db.snapshot import plan_version
+from offhook.db.snapshot import load_snapshot, plan_version
 
 DIALPLAN_TABLES = (
     "partitions",
@@ -22,6 +24,14 @@ DIALPLAN_TABLES = (
     "route_patterns",
     "translation_patterns",
 )
+MEDIA_TABLES = (
+    "moh_sources",
+    "meetme_numbers",
+    "media_resource_groups",
+    "media_resource_group_members",
+    "media_resource_lists",
+    "media_resource_list_members",
+)
 
 
 def test_upgrade_creates_schema(db_url: str) -> None:
@@ -34,6 +44,7 @@ def test_upgrade_creates_schema(db_url: str) -> None:
         tables = set(inspect(engine).get_table_names())
         assert {"devices", "lines", "cdrs", "plan_meta", "alembic_version"} <= tables
         assert set(DIALPLAN_TABLES) <= tables
+        assert set(MEDIA_TABLES) <= tables
         indexes = {ix["name"] for ix in inspect(engine).get_indexes("cdrs")}
         assert {"ix_cdrs_start", "ix_cdrs_call_id"} <= indexes
         assert plan_version(engine) == 0
@@ -91,8 +102,80 @@ def test_downgrade_0001_and_upgrade_again(db_url: str) -> None:
         tables = set(inspect(engine).get_table_names())
         assert not set(DIALPLAN_TABLES) & tables and "devices" in tables
         assert "auto_registrations" not in tables
+        assert not set(MEDIA_TABLES) & tables
         upgrade(engine)
-        assert current_revision(engine) == head_revision() == "0004"
-        assert "auto_registrations" in set(inspect(engine).get_table_names())
+        assert current_revision(engine) == head_revision() == "0005"
+        tables = set(inspect(engine).get_table_names())
+        assert "auto_registrations" in tables
+        assert set(MEDIA_TABLES) <= tables
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_0004_database_to_the_media_plane(db_url: str, tmp_path: Path) -> None:
+    """A database of revision 0004 with a plan in it: upgraded in place, rows kept.
+
+    The new columns read "" (no music on hold source, no media resource list),
+    the old plan loads again unchanged, and the media plane can then be loaded.
+    """
+    from offhook.db.plan import load_plan
+
+    upgrade(db_url, "0004")
+    engine = create_engine_for(db_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO devices (name, protocol, css, max_calls, model) "
+                    "VALUES ('alice', 'sip', '', 4, '')"
+                )
+            )
+            dev_id = conn.execute(text("SELECT id FROM devices WHERE name = 'alice'")).scalar_one()
+            conn.execute(
+                text(
+                    "INSERT INTO lines (device_id, position, dn, partition, display) "
+                    "VALUES (:d, 0, '1001', '', 'Alice')"
+                ),
+                {"d": dev_id},
+            )
+        assert current_revision(engine) == "0004"
+        upgrade(engine)
+        assert current_revision(engine) == "0005"
+        with engine.connect() as conn:
+            assert conn.execute(
+                text("SELECT name, moh_source, media_resource_list FROM devices")
+            ).all() == [("alice", "", "")]
+            assert conn.execute(text("SELECT dn, display, moh_source FROM lines")).all() == [
+                ("1001", "Alice", "")
+            ]
+            for table in MEDIA_TABLES:
+                assert conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one() == 0
+        snap = load_snapshot(engine)
+        assert snap.devices["alice"].lines[0].dn == "1001"
+        assert snap.moh_source_for("alice", "1001") == "default"
+        assert snap.media_servers_for("alice") == ("embedded",)
+        assert dict(snap.moh_sources) == {} and snap.dialplan_spec.meetme == ()
+
+        old = tmp_path / "old.yaml"
+        old.write_text(
+            "devices:\n"
+            "  - {name: alice, protocol: sip, password: a-Secret-1,\n"
+            "     lines: [{dn: '1001', display: Alice}]}\n"
+        )
+        load_plan(old, engine, "realm")
+        again = load_plan(old, engine, "realm")
+        assert not again.changed
+        (tmp_path / "hold.wav").write_bytes(b"RIFF....WAVE")
+        media = tmp_path / "media.yaml"
+        media.write_text(
+            old.read_text()
+            + "moh_sources: [{name: default, file: hold.wav}]\n"
+            + "meetme: [{number: '5000'}]\n"
+        )
+        report = load_plan(media, engine, "realm")
+        assert report.changed and report.dialplan[0] == 2
+        snap = load_snapshot(engine)
+        assert snap.moh_sources == {"default": str(tmp_path / "hold.wav")}
+        assert snap.dialplan.route("", "5000").meetme is not None
     finally:
         engine.dispose()

@@ -32,6 +32,17 @@ The dial plan (migration 0002, Cisco CallManager's model, see
 - ``route_patterns`` and ``translation_patterns``, unique per
   ``(pattern, partition)``.
 
+The media plane (migration 0005):
+
+- ``moh_sources``: music on hold files by name (absolute paths);
+  ``devices.moh_source`` and ``lines.moh_source`` name one ("" = none).
+- ``meetme_numbers``: meet-me conference numbers, unique per
+  ``(number, partition)``; ``pin`` "" = none.
+- ``media_resource_groups`` with ordered ``media_resource_group_members``
+  (media server names); ``media_resource_lists`` with ordered
+  ``media_resource_list_members`` (group names); ``devices.media_resource_list``
+  names one ("" = the embedded media server).
+
 References between these rows are names (like ``devices.css`` and
 ``lines.partition``), checked by the plan loader before anything is written;
 only the ordered member rows have foreign keys (to their parent, cascading).
@@ -111,6 +122,8 @@ class Device(Base):
     ha1_sha256: Mapped[str] = mapped_column(String(64), default="")
     max_calls: Mapped[int] = mapped_column(Integer, default=4)
     model: Mapped[str] = mapped_column(String(32), default="")
+    moh_source: Mapped[str] = mapped_column(String(64), default="")
+    media_resource_list: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
@@ -141,6 +154,7 @@ class Line(Base):
     dn: Mapped[str] = mapped_column(String(32))
     partition: Mapped[str] = mapped_column(String(64), default="")
     display: Mapped[str] = mapped_column(String(128), default="")
+    moh_source: Mapped[str] = mapped_column(String(64), default="")
 
     device: Mapped[Device] = relationship(back_populates="lines")
 
@@ -364,3 +378,84 @@ class TranslationPatternRow(Base):
     block: Mapped[bool] = mapped_column(Boolean, default=False)
     called_transform: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     calling_transform: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+# -- the media plane (migration 0005) --------------------------------------------
+
+
+class MohSourceRow(Base):
+    __tablename__ = "moh_sources"
+    __table_args__ = (UniqueConstraint("name", name="uq_moh_sources_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    path: Mapped[str] = mapped_column(String(4096))
+
+
+class MeetMeRow(Base):
+    __tablename__ = "meetme_numbers"
+    __table_args__ = (
+        UniqueConstraint("number", "partition", name="uq_meetme_numbers_number_partition"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    number: Mapped[str] = mapped_column(String(32))
+    partition: Mapped[str] = mapped_column(String(64), default="")
+    pin: Mapped[str] = mapped_column(String(16), default="")
+    max_parties: Mapped[int] = mapped_column(Integer, default=32)
+
+
+class MediaResourceGroupRow(Base):
+    __tablename__ = "media_resource_groups"
+    __table_args__ = (UniqueConstraint("name", name="uq_media_resource_groups_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+
+
+class MediaResourceGroupMemberRow(Base):
+    __tablename__ = "media_resource_group_members"
+    __table_args__ = (
+        UniqueConstraint(
+            "group_id", "position", name="uq_media_resource_group_members_group_position"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey(
+            "media_resource_groups.id",
+            ondelete="CASCADE",
+            name="fk_media_resource_group_members_group_id",
+        )
+    )
+    position: Mapped[int] = mapped_column(Integer)
+    server: Mapped[str] = mapped_column(String(64))
+
+
+class MediaResourceListRow(Base):
+    __tablename__ = "media_resource_lists"
+    __table_args__ = (UniqueConstraint("name", name="uq_media_resource_lists_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+
+
+class MediaResourceListMemberRow(Base):
+    __tablename__ = "media_resource_list_members"
+    __table_args__ = (
+        UniqueConstraint(
+            "list_id", "position", name="uq_media_resource_list_members_list_position"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    list_id: Mapped[int] = mapped_column(
+        ForeignKey(
+            "media_resource_lists.id",
+            ondelete="CASCADE",
+            name="fk_media_resource_list_members_list_id",
+        )
+    )
+    position: Mapped[int] = mapped_column(Integer)
+    media_resource_group: Mapped[str] = mapped_column(String(64))

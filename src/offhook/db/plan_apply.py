@@ -9,8 +9,10 @@ file twice changes nothing, and ``plan_version`` (``plan_meta``) is bumped
 only when something changed, so running nodes reload only then.
 
 Devices are matched by name and updated in place (their lines and speed dials
-by position); dial plan entries are matched by their natural key (a name, or
-pattern + partition). :class:`PlanReport` counts what changed.
+by position); dial plan entries (and the media plane's: music on hold sources,
+meet-me numbers, media resource groups and lists) are matched by their
+natural key (a name, or pattern/number + partition). :class:`PlanReport`
+counts what changed.
 
 Trunk passwords are stored as given (see ``offhook.db.plan_spec``). Device
 passwords become HA1 = H(name:realm:password) for MD5 and SHA-256
@@ -37,6 +39,12 @@ from offhook.db.models import (
     CssMember,
     Device,
     Line,
+    MediaResourceGroupMemberRow,
+    MediaResourceGroupRow,
+    MediaResourceListMemberRow,
+    MediaResourceListRow,
+    MeetMeRow,
+    MohSourceRow,
     Partition,
     PlanMeta,
     RouteGroupMemberRow,
@@ -65,8 +73,9 @@ from offhook.db.plan_spec import (
 class PlanReport:
     """What a load did: ``created`` ... ``deleted`` count devices; ``dialplan``
     counts the dial plan entries (partitions, CSSs, trunks, route groups and
-    lists, route and translation patterns) as (created, updated, unchanged,
-    deleted)."""
+    lists, route and translation patterns, and the media plane's music on
+    hold sources, meet-me numbers, media resource groups and lists) as
+    (created, updated, unchanged, deleted)."""
 
     created: int = 0
     updated: int = 0
@@ -114,11 +123,23 @@ def _desired(spec: DeviceSpec, realm: str) -> dict[str, Any]:
         "ha1_sha256": sha,
         "max_calls": spec.max_calls,
         "model": spec.model,
+        "moh_source": spec.moh_source,
+        "media_resource_list": spec.media_resource_list,
     }
 
 
-def _line_tuples(lines: Sequence[LineSpec] | Sequence[Line]) -> list[tuple[str, str, str]]:
-    return [(ln.dn, ln.display, ln.partition) for ln in lines]
+def _line_tuples(lines: Sequence[LineSpec] | Sequence[Line]) -> list[tuple[str, str, str, str]]:
+    return [(ln.dn, ln.display, ln.partition, ln.moh_source) for ln in lines]
+
+
+def _line_row(position: int, ln: LineSpec) -> Line:
+    return Line(
+        position=position,
+        dn=ln.dn,
+        display=ln.display,
+        partition=ln.partition,
+        moh_source=ln.moh_source,
+    )
 
 
 def _speed_dial_tuples(
@@ -154,10 +175,7 @@ def apply_plan(engine: Engine, plan: PlanSpec, realm: str, *, prune: bool = True
             dev = existing.pop(spec.name, None)
             if dev is None:
                 dev = Device(name=spec.name, created_at=now, updated_at=now, **want)
-                dev.lines = [
-                    Line(position=i, dn=ln.dn, display=ln.display, partition=ln.partition)
-                    for i, ln in enumerate(spec.lines)
-                ]
+                dev.lines = [_line_row(i, ln) for i, ln in enumerate(spec.lines)]
                 dev.speed_dials = [
                     SpeedDialRow(position=i, number=sd.number, label=sd.label)
                     for i, sd in enumerate(spec.speed_dials)
@@ -179,10 +197,9 @@ def apply_plan(engine: Engine, plan: PlanSpec, realm: str, *, prune: bool = True
                     if i < len(dev.lines):
                         row = dev.lines[i]
                         row.dn, row.display, row.partition = ln.dn, ln.display, ln.partition
+                        row.moh_source = ln.moh_source
                     else:
-                        dev.lines.append(
-                            Line(position=i, dn=ln.dn, display=ln.display, partition=ln.partition)
-                        )
+                        dev.lines.append(_line_row(i, ln))
                 del dev.lines[len(spec.lines) :]
             if not same_dials:
                 for i, sd in enumerate(spec.speed_dials):
@@ -403,5 +420,56 @@ def _sync_dialplan(
                 for t in plan.translation_patterns
             ],
             prune,
+        ),
+        *_sync_media(session, plan, prune),
+    ]
+
+
+def _sync_media(session: Session, plan: PlanSpec, prune: bool) -> list[tuple[int, int, int, int]]:
+    """The media plane's rows: music on hold sources, meet-me numbers, media resources."""
+    name = ("name",)
+    return [
+        _sync(
+            session,
+            MohSourceRow,
+            name,
+            [((m.name,), {"path": m.file}, []) for m in plan.moh_sources],
+            prune,
+        ),
+        _sync(
+            session,
+            MeetMeRow,
+            ("number", "partition"),
+            [
+                (
+                    (m.number, m.partition),
+                    {"pin": m.pin or "", "max_parties": m.max_parties},
+                    [],
+                )
+                for m in plan.meetme
+            ],
+            prune,
+        ),
+        _sync(
+            session,
+            MediaResourceGroupRow,
+            name,
+            [
+                ((g.name,), {}, [{"server": s} for s in g.servers])
+                for g in plan.media_resource_groups
+            ],
+            prune,
+            (MediaResourceGroupMemberRow, "group_id"),
+        ),
+        _sync(
+            session,
+            MediaResourceListRow,
+            name,
+            [
+                ((r.name,), {}, [{"media_resource_group": g} for g in r.groups])
+                for r in plan.media_resource_lists
+            ],
+            prune,
+            (MediaResourceListMemberRow, "list_id"),
         ),
     ]

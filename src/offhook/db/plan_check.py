@@ -8,6 +8,15 @@ known model and no password, patterns must compile and transformations be
 valid; finally the whole plan is built into a ``DialPlan`` to catch anything
 else.
 
+The media plane: a ``moh_source`` (of a device or a line) names a declared
+music on hold source (or ``default``, which always exists), a
+``media_resource_list`` a declared list, whose groups must exist; a meet-me
+number is unique in its partition like a DN (and may not equal a DN or
+pattern there). Each music on hold file must be a readable, non-empty
+regular file: a relative path is taken from the plan file's directory
+(``base``) and the plan comes back with every file made absolute
+(normalised, symbolic links kept as written).
+
 A DN may appear on several devices (a shared line). Validation is strict
 (unknown keys refused); every problem is reported as
 ``FILE: devices[1] (bob).lines[0].dn: problem`` (or
@@ -19,16 +28,22 @@ Reading the YAML text itself is ``offhook.db.plan_yaml``'s.
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from offhook.core.directory import DEFAULT_MOH_SOURCE
 from offhook.db.plan_spec import (
+    MAX_PATH,
     SCCP_MODELS,
     SEP_RE,
     DeviceSpec,
+    MohSourceSpec,
     PatternSpec,
     PlanSpec,
     RouteGroupMemberSpec,
@@ -56,12 +71,13 @@ class PlanError(Exception):
         )
 
 
-def _label(node: Any) -> str:
-    """What names a list entry in messages: its name, pattern or trunk (or itself)."""
+def _label(node: Any, section: str) -> str:
+    """What names an entry of list ``section`` in messages: its name, pattern or
+    trunk (a meet-me entry: its number), or the entry itself."""
     if isinstance(node, str):
         return node
     if isinstance(node, dict):
-        for key in ("name", "pattern", "trunk"):
+        for key in ("number",) if section == "meetme" else ("name", "pattern", "trunk"):
             if isinstance(node.get(key), str):
                 return str(node[key])
     return ""
@@ -70,6 +86,7 @@ def _label(node: Any) -> str:
 def _location(loc: tuple[int | str, ...], raw: Any) -> str:
     out = ""
     node = raw
+    section = ""
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
@@ -77,17 +94,22 @@ def _location(loc: tuple[int | str, ...], raw: Any) -> str:
                 node = node[part]
             except (IndexError, KeyError, TypeError):
                 node = None
-            label = _label(node)
+            label = _label(node, section)
             if label:
                 out += f" ({label})"
         else:
             out += f".{part}" if out else part
             node = node.get(part) if isinstance(node, dict) else None
+            section = part
     return out
 
 
-def parse_plan(data: Any, source: str) -> PlanSpec:
-    """Validate already-parsed YAML data; raise :class:`PlanError` on any problem."""
+def parse_plan(data: Any, source: str, base: Path | None = None) -> PlanSpec:
+    """Validate already-parsed YAML data; raise :class:`PlanError` on any problem.
+
+    ``base`` is the directory relative music on hold files are read from (the
+    plan file's; the current directory when None).
+    """
     if data is None:
         raise PlanError(source, [("", "the plan is empty (write `devices: []` to remove all)")])
     if not isinstance(data, dict):
@@ -110,9 +132,11 @@ def parse_plan(data: Any, source: str) -> PlanSpec:
     problems = _references(plan)
     if not problems:
         problems = _compile(plan)
+    sources, file_problems = _moh_files(plan.moh_sources, base)
+    problems += file_problems
     if problems:
         raise PlanError(source, problems)
-    return plan
+    return plan.model_copy(update={"moh_sources": sources})
 
 
 def _unique(
@@ -147,12 +171,28 @@ def _references(plan: PlanSpec) -> list[tuple[str, str]]:
     problems += _unique("trunk name", [t.name for t in plan.trunks], "trunks")
     problems += _unique("route group name", [g.name for g in plan.route_groups], "route_groups")
     problems += _unique("route list name", [r.name for r in plan.route_lists], "route_lists")
+    problems += _unique(
+        "music on hold source name", [m.name for m in plan.moh_sources], "moh_sources"
+    )
+    problems += _unique(
+        "media resource group name",
+        [g.name for g in plan.media_resource_groups],
+        "media_resource_groups",
+    )
+    problems += _unique(
+        "media resource list name",
+        [r.name for r in plan.media_resource_lists],
+        "media_resource_lists",
+    )
 
     partitions = set(plan.partitions)
     css_names = {c.name for c in plan.calling_search_spaces}
     trunks = {t.name for t in plan.trunks}
     groups = {g.name for g in plan.route_groups}
     lists = {r.name for r in plan.route_lists}
+    moh = {m.name for m in plan.moh_sources} | {DEFAULT_MOH_SOURCE}
+    media_groups = {g.name for g in plan.media_resource_groups}
+    media_lists = {r.name for r in plan.media_resource_lists}
 
     def missing(kind: str, name: str, known: set[str]) -> str:
         defined = ", ".join(sorted(known)) if known else "none"
@@ -172,11 +212,26 @@ def _references(plan: PlanSpec) -> list[tuple[str, str]]:
             partition(loc, p)
             if p in c.partitions[:j]:
                 problems.append((loc, f"partition {p!r} is listed twice"))
+
+    def moh_source(loc: str, name: str) -> None:
+        if name and name not in moh:
+            problems.append((loc, missing("music on hold source", name, moh)))
+
     for i, d in enumerate(plan.devices):
-        problems += _device_kind(f"devices[{i}] ({d.name})", d)
-        css(f"devices[{i}] ({d.name}).css", d.css)
+        base = f"devices[{i}] ({d.name})"
+        problems += _device_kind(base, d)
+        css(f"{base}.css", d.css)
+        moh_source(f"{base}.moh_source", d.moh_source)
+        if d.media_resource_list and d.media_resource_list not in media_lists:
+            problems.append(
+                (
+                    f"{base}.media_resource_list",
+                    missing("media resource list", d.media_resource_list, media_lists),
+                )
+            )
         for j, ln in enumerate(d.lines):
-            partition(f"devices[{i}] ({d.name}).lines[{j}].partition", ln.partition)
+            partition(f"{base}.lines[{j}].partition", ln.partition)
+            moh_source(f"{base}.lines[{j}].moh_source", ln.moh_source)
     for i, t in enumerate(plan.trunks):
         css(f"trunks[{i}] ({t.name}).css", t.css)
     for i, g in enumerate(plan.route_groups):
@@ -193,6 +248,24 @@ def _references(plan: PlanSpec) -> list[tuple[str, str]]:
                 problems.append((loc, missing("route group", name, groups)))
             elif name in r.groups[:j]:
                 problems.append((loc, f"route group {name!r} is listed twice in this list"))
+    for i, mg in enumerate(plan.media_resource_groups):
+        for j, server in enumerate(mg.servers):
+            if server in mg.servers[:j]:
+                problems.append(
+                    (
+                        f"media_resource_groups[{i}] ({mg.name}).servers[{j}]",
+                        f"media server {server!r} is listed twice in this group",
+                    )
+                )
+    for i, ml in enumerate(plan.media_resource_lists):
+        for j, name in enumerate(ml.groups):
+            loc = f"media_resource_lists[{i}] ({ml.name}).groups[{j}]"
+            if name not in media_groups:
+                problems.append((loc, missing("media resource group", name, media_groups)))
+            elif name in ml.groups[:j]:
+                problems.append(
+                    (loc, f"media resource group {name!r} is listed twice in this list")
+                )
 
     # A pattern is unique in its partition; a DN is a pattern too (shared
     # lines are one DN on several devices, so the same DN twice is fine).
@@ -200,6 +273,20 @@ def _references(plan: PlanSpec) -> list[tuple[str, str]]:
     for i, d in enumerate(plan.devices):
         for j, ln in enumerate(d.lines):
             used.setdefault((ln.dn, ln.partition), f"devices[{i}] ({d.name}).lines[{j}]")
+    # A meet-me number is an exact number like a DN, never shared.
+    for i, mm in enumerate(plan.meetme):
+        base = f"meetme[{i}] ({mm.number})"
+        partition(f"{base}.partition", mm.partition)
+        key = (mm.number, mm.partition)
+        if key in used:
+            problems.append(
+                (
+                    f"{base}.number",
+                    f"{mm.number!r} in partition {mm.partition!r} is already used by {used[key]}",
+                )
+            )
+        else:
+            used[key] = base
     sections: list[tuple[str, Sequence[PatternSpec]]] = [
         ("route_patterns", plan.route_patterns),
         ("translation_patterns", plan.translation_patterns),
@@ -227,6 +314,40 @@ def _references(plan: PlanSpec) -> list[tuple[str, str]]:
             elif isinstance(e, TranslationPatternSpec):
                 css(f"{base}.css", e.css)
     return problems
+
+
+def _moh_files(
+    sources: Sequence[MohSourceSpec], base: Path | None
+) -> tuple[list[MohSourceSpec], list[tuple[str, str]]]:
+    """The music on hold sources with absolute files, and the files that cannot be played.
+
+    A file must be a non-empty regular file this process can open; it is
+    not decoded here (the media server does, and plays its built-in tones
+    for a file it cannot decode).
+    """
+    root = str((Path.cwd() if base is None else base).absolute())
+    out: list[MohSourceSpec] = []
+    problems: list[tuple[str, str]] = []
+    for i, m in enumerate(sources):
+        loc = f"moh_sources[{i}] ({m.name}).file"
+        path = os.path.normpath(os.path.join(root, m.file))
+        out.append(m.model_copy(update={"file": path}))
+        if len(path) > MAX_PATH:
+            problems.append((loc, f"the absolute path is longer than {MAX_PATH} characters"))
+            continue
+        try:
+            info = os.stat(path)
+            if not stat.S_ISREG(info.st_mode):
+                problems.append((loc, f"{path} is not a regular file"))
+            elif info.st_size == 0:
+                problems.append((loc, f"{path} is empty"))
+            else:
+                with open(path, "rb"):
+                    pass
+        except (OSError, ValueError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            problems.append((loc, f"cannot read {path} ({reason})"))
+    return out, problems
 
 
 def _device_kind(base: str, d: DeviceSpec) -> list[tuple[str, str]]:

@@ -17,10 +17,13 @@ Format (grows with later capabilities)::
         description: ""        # optional
         css: ""                # optional calling search space
         max_calls: 4           # optional; concurrent calls, 0 = no limit (gateways)
+        moh_source: ""         # optional; what a party this device holds hears
+        media_resource_list: ""    # optional; the media servers of its calls
         lines:
           - dn: "1001"         # digits, * # + (quote it: YAML reads 0100 as 64)
             display: Alice Smith
             partition: ""      # optional; must be in `partitions`
+            moh_source: ""     # optional; overrides the device's for this line
       - name: SEP001122334455  # sccp: SEP + the phone's MAC (12 hex digits)
         protocol: sccp         # no password (SCCP phones do not authenticate)
         model: "7960"          # required for sccp: one of SCCP_MODELS
@@ -50,6 +53,24 @@ Format (grows with later capabilities)::
       - {pattern: "0", partition: internal, css: staff,
          called_transform: {replace: "1000"}, calling_transform: {}}
 
+    # The media plane.
+    moh_sources:                     # music on hold files, relative to the plan file
+      - {name: default, file: moh/default.wav}   # `default`: when nothing else is named
+      - {name: jazz, file: /srv/moh/jazz.flac}
+    meetme:                          # meet-me conference numbers, dialed like DNs
+      - {number: "5000", partition: internal, pin: "1234", max_parties: 32}
+    media_resource_groups:           # media servers; `embedded` is offhook serve's own
+      - {name: local, servers: [embedded]}
+    media_resource_lists:
+      - {name: standard, groups: [local]}
+
+A line's ``moh_source`` wins over its device's, which wins over
+``default`` (the media server's built-in tones unless the plan declares a
+``default`` file); a reference may name ``default`` without declaring it.
+A device without ``media_resource_list`` is served by the ``embedded`` media
+server. The files of ``moh_sources`` are checked when the plan is read
+(``offhook.db.plan_check``) and stored as absolute paths.
+
 A transformation is ``{discard, replace, mask, prefix, presentation}`` (all
 optional; see ``offhook.core.dialplan.model.Transform``).
 
@@ -78,6 +99,7 @@ from offhook.core.dialplan.model import (
     CallingSearchSpace,
     DialPlanSpec,
     Distribution,
+    MeetMe,
     Presentation,
     RouteGroup,
     RouteGroupMember,
@@ -92,6 +114,10 @@ from offhook.net.acl import parse_network
 
 _NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$"
 _DN_RE = re.compile(r"^[0-9*#+]{1,32}$")
+_MEETME_RE = re.compile(r"\+?[0-9*#]{1,32}")
+_PIN_RE = re.compile(r"[0-9]{1,16}")
+MAX_PATH = 4096
+"""Longest music on hold file path, as written and once made absolute."""
 SEP_RE = re.compile(r"SEP[0-9A-F]{12}")
 """An SCCP device's name: SEP and the phone's MAC address (12 hex digits)."""
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
@@ -177,6 +203,7 @@ class LineSpec(_Spec):
     dn: str
     display: str = Field(default="", max_length=128)
     partition: str = Field(default="", max_length=64)
+    moh_source: str = Field(default="", max_length=64)
 
     @field_validator("dn", mode="before")
     @classmethod
@@ -232,6 +259,8 @@ class DeviceSpec(_Spec):
     lines: list[LineSpec] = Field(default_factory=list, max_length=64)
     model: str = Field(default="", max_length=32)
     speed_dials: list[SpeedDialSpec] = Field(default_factory=list, max_length=64)
+    moh_source: str = Field(default="", max_length=64)
+    media_resource_list: str = Field(default="", max_length=64)
 
     @model_validator(mode="before")
     @classmethod
@@ -411,6 +440,65 @@ class TranslationPatternSpec(PatternSpec):
     block: bool = False
 
 
+class MohSourceSpec(_Spec):
+    """A music on hold source: a name and its audio file (see the module doc)."""
+
+    name: _Name
+    file: str = Field(min_length=1, max_length=MAX_PATH)
+
+    @field_validator("file")
+    @classmethod
+    def _file(cls, value: str) -> str:
+        if _CONTROL_RE.search(value):
+            raise ValueError("the file name has a control character")
+        return value
+
+
+class MeetMeSpec(_Spec):
+    """A meet-me conference number (``core.dialplan.model.MeetMe``)."""
+
+    number: str = Field(max_length=32)
+    partition: _Ref = ""
+    pin: str | None = None
+    max_parties: int = Field(default=32, ge=2, le=1000)
+
+    @field_validator("number", "pin", mode="before")
+    @classmethod
+    def _digits_type(cls, value: object) -> object:
+        return _not_a_number(value, "number or PIN")
+
+    @field_validator("number")
+    @classmethod
+    def _number(cls, value: str) -> str:
+        if not _MEETME_RE.fullmatch(value):
+            raise ValueError(f"{value!r} is not a meet-me number (0-9 * #, after an optional +)")
+        return value
+
+    @field_validator("pin")
+    @classmethod
+    def _pin(cls, value: str | None) -> str | None:
+        if value is not None and not _PIN_RE.fullmatch(value):
+            raise ValueError("a PIN is 1-16 digits (0-9)")
+        return value
+
+    def to_model(self) -> MeetMe:
+        return MeetMe(self.number, self.partition, self.pin or "", self.max_parties)
+
+
+class MediaResourceGroupSpec(_Spec):
+    """Media servers in preference order (``embedded``: the one ``offhook serve`` starts)."""
+
+    name: _Name
+    servers: list[_Name] = Field(min_length=1, max_length=64)
+
+
+class MediaResourceListSpec(_Spec):
+    """Media resource groups in preference order."""
+
+    name: _Name
+    groups: list[_Ref] = Field(min_length=1, max_length=64)
+
+
 class PlanSpec(_Spec):
     devices: list[DeviceSpec] = Field(default_factory=list)
     partitions: list[_Name] = Field(default_factory=list)
@@ -420,19 +508,33 @@ class PlanSpec(_Spec):
     route_lists: list[RouteListSpec] = Field(default_factory=list)
     route_patterns: list[RoutePatternSpec] = Field(default_factory=list)
     translation_patterns: list[TranslationPatternSpec] = Field(default_factory=list)
+    moh_sources: list[MohSourceSpec] = Field(default_factory=list)
+    meetme: list[MeetMeSpec] = Field(default_factory=list)
+    media_resource_groups: list[MediaResourceGroupSpec] = Field(default_factory=list)
+    media_resource_lists: list[MediaResourceListSpec] = Field(default_factory=list)
 
-    def dialplan_spec(self) -> DialPlanSpec:
-        """The plan as the analyzer's :class:`DialPlanSpec` (DNs derived from the lines)."""
-        infos = [
+    def device_infos(self) -> list[DeviceInfo]:
+        """The devices as the snapshot holds them (without their digest secrets)."""
+        return [
             DeviceInfo(
                 name=d.name,
                 protocol=d.protocol,
-                lines=tuple(LineInfo(ln.dn, ln.display, ln.partition) for ln in d.lines),
+                lines=tuple(
+                    LineInfo(ln.dn, ln.display, ln.partition, ln.moh_source) for ln in d.lines
+                ),
+                css=d.css,
+                max_calls=d.max_calls,
                 model=d.model,
                 speed_dials=tuple(SpeedDial(sd.number, sd.label) for sd in d.speed_dials),
+                moh_source=d.moh_source,
+                media_resource_list=d.media_resource_list,
             )
             for d in self.devices
         ]
+
+    def dialplan_spec(self) -> DialPlanSpec:
+        """The plan as the analyzer's :class:`DialPlanSpec` (DNs derived from the lines)."""
+        infos = self.device_infos()
         return DialPlanSpec(
             partitions=tuple(self.partitions),
             calling_search_spaces=tuple(
@@ -481,4 +583,5 @@ class PlanSpec(_Spec):
                 for g in self.route_groups
             ),
             route_lists=tuple(RouteList(r.name, tuple(r.groups)) for r in self.route_lists),
+            meetme=tuple(m.to_model() for m in self.meetme),
         )

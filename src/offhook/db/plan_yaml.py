@@ -104,19 +104,22 @@ def _load_yaml(text: bytes | str, source: str) -> Any:
             loader.dispose()
 
 
-def parse_plan_text(text: bytes | str, source: str) -> PlanSpec:
-    """Validate a plan given as YAML text; raise :class:`PlanError` on any problem."""
+def parse_plan_text(text: bytes | str, source: str, base: Path | None = None) -> PlanSpec:
+    """Validate a plan given as YAML text; raise :class:`PlanError` on any problem.
+
+    ``base``: the directory relative music on hold files are read from.
+    """
     if len(text) > MAX_PLAN_BYTES:
         raise PlanError(source, [("", f"larger than {MAX_PLAN_BYTES} bytes")])
-    return parse_plan(_load_yaml(text, source), source)
+    return parse_plan(_load_yaml(text, source), source, base)
 
 
 def read_plan(path: Path) -> PlanSpec:
-    """Read and validate a YAML plan file."""
+    """Read and validate a YAML plan file (music on hold files relative to its directory)."""
     source = str(path)
     try:
         with Path(path).open("rb") as fh:
             text = fh.read(MAX_PLAN_BYTES + 1)
     except OSError as exc:
         raise PlanError(source, [("", f"cannot read ({exc.strerror})")]) from None
-    return parse_plan_text(text, source)
+    return parse_plan_text(text, source, Path(path).parent)

@@ -7,13 +7,15 @@ call processing then reads only the snapshot.
 The snapshot carries the dial plan too (``PlanSnapshot.dialplan_spec``, its
 directory numbers derived from the device lines) and its analyzer, built
 here: a plan the analyzer refuses raises ``DialPlanError`` and the node keeps
-its previous snapshot.
+its previous snapshot. Meet-me numbers are part of the dial plan
+(``DialPlanSpec.meetme``); the music on hold sources and the media resource
+groups and lists are the snapshot's own mappings.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import select
@@ -24,6 +26,7 @@ from offhook.core.dialplan.model import (
     CallingSearchSpace,
     DialPlanSpec,
     Distribution,
+    MeetMe,
     RouteGroup,
     RouteGroupMember,
     RouteList,
@@ -44,6 +47,12 @@ from offhook.db.models import (
     CssMember,
     Device,
     Line,
+    MediaResourceGroupMemberRow,
+    MediaResourceGroupRow,
+    MediaResourceListMemberRow,
+    MediaResourceListRow,
+    MeetMeRow,
+    MohSourceRow,
     Partition,
     PlanMeta,
     RouteGroupMemberRow,
@@ -96,15 +105,17 @@ def load_snapshot(engine: Engine) -> PlanSnapshot:
                 Device.css,
                 Device.max_calls,
                 Device.model,
+                Device.moh_source,
+                Device.media_resource_list,
             ).order_by(Device.name)
         ).all()
         lines: dict[int, list[LineInfo]] = {}
-        for dev_id, dn, display, partition in conn.execute(
-            select(Line.device_id, Line.dn, Line.display, Line.partition).order_by(
+        for dev_id, dn, display, partition, moh_source in conn.execute(
+            select(Line.device_id, Line.dn, Line.display, Line.partition, Line.moh_source).order_by(
                 Line.device_id, Line.position
             )
         ):
-            lines.setdefault(dev_id, []).append(LineInfo(dn, display, partition))
+            lines.setdefault(dev_id, []).append(LineInfo(dn, display, partition, moh_source))
         dials: dict[int, list[SpeedDial]] = {}
         for dev_id, number, label in conn.execute(
             select(SpeedDialRow.device_id, SpeedDialRow.number, SpeedDialRow.label).order_by(
@@ -113,6 +124,7 @@ def load_snapshot(engine: Engine) -> PlanSnapshot:
         ):
             dials.setdefault(dev_id, []).append(SpeedDial(number, label))
         spec = _dialplan_rows(conn)
+        media = _media_rows(conn)
     infos = [
         DeviceInfo(
             name=d.name,
@@ -125,11 +137,20 @@ def load_snapshot(engine: Engine) -> PlanSnapshot:
             max_calls=d.max_calls,
             model=d.model,
             speed_dials=tuple(dials.get(d.id, ())),
+            moh_source=d.moh_source,
+            media_resource_list=d.media_resource_list,
         )
         for d in devices
     ]
-    spec = replace(spec, directory_numbers=directory_numbers(infos))
-    return PlanSnapshot.build(infos, version, spec)
+    spec = replace(spec, directory_numbers=directory_numbers(infos), meetme=media.meetme)
+    return PlanSnapshot.build(
+        infos,
+        version,
+        spec,
+        moh_sources=media.moh_sources,
+        media_resource_groups=media.groups,
+        media_resource_lists=media.lists,
+    )
 
 
 def _children(rows: Iterable[Any]) -> dict[int, list[Any]]:
@@ -257,3 +278,64 @@ def _dialplan_rows(conn: Connection) -> DialPlanSpec:
         route_groups=tuple(groups),
         route_lists=tuple(lists),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Media:
+    moh_sources: dict[str, str]
+    meetme: tuple[MeetMe, ...]
+    groups: dict[str, tuple[str, ...]]
+    lists: dict[str, tuple[str, ...]]
+
+
+def _media_rows(conn: Connection) -> _Media:
+    """The media plane's tables: music on hold sources, meet-me numbers, media resources."""
+    sources = {
+        name: path
+        for name, path in conn.execute(
+            select(MohSourceRow.name, MohSourceRow.path).order_by(MohSourceRow.name)
+        )
+    }
+    meetme = tuple(
+        MeetMe(m.number, m.partition, m.pin, m.max_parties)
+        for m in conn.execute(
+            select(
+                MeetMeRow.number, MeetMeRow.partition, MeetMeRow.pin, MeetMeRow.max_parties
+            ).order_by(MeetMeRow.id)
+        )
+    )
+    servers = _children(
+        conn.execute(
+            select(
+                MediaResourceGroupMemberRow.group_id,
+                MediaResourceGroupMemberRow.position,
+                MediaResourceGroupMemberRow.server,
+            ).order_by(MediaResourceGroupMemberRow.group_id, MediaResourceGroupMemberRow.position)
+        )
+    )
+    groups = {
+        name: tuple(m.server for m in servers.get(group_id, ()))
+        for group_id, name in conn.execute(
+            select(MediaResourceGroupRow.id, MediaResourceGroupRow.name).order_by(
+                MediaResourceGroupRow.name
+            )
+        )
+    }
+    members = _children(
+        conn.execute(
+            select(
+                MediaResourceListMemberRow.list_id,
+                MediaResourceListMemberRow.position,
+                MediaResourceListMemberRow.media_resource_group,
+            ).order_by(MediaResourceListMemberRow.list_id, MediaResourceListMemberRow.position)
+        )
+    )
+    lists = {
+        name: tuple(m.media_resource_group for m in members.get(list_id, ()))
+        for list_id, name in conn.execute(
+            select(MediaResourceListRow.id, MediaResourceListRow.name).order_by(
+                MediaResourceListRow.name
+            )
+        )
+    }
+    return _Media(sources, meetme, groups, lists)

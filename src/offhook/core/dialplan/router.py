@@ -91,7 +91,7 @@ __all__ = [
 ]
 
 NULL_PARTITION = ""
-_MEETME_RE = re.compile(r"\+?[0-9*#]{1,32}")
+_MEETME_RE = re.compile(r"\+?[0-9*#]{1,32}")  # an exact number; a leading + is literal
 _PIN_RE = re.compile(r"[0-9]{1,16}")
 
 # Q.850 cause values of the non-routable outcomes (see the module docstring).

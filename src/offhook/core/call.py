@@ -41,6 +41,7 @@ class Call:
         "alerted",
         "answer",
         "b_leg",
+        "bridge",
         "called_device",
         "cause",
         "deferred",
@@ -85,6 +86,7 @@ class Call:
         self.peers: dict[str, Leg | None] = {}
         self.holds: dict[str, Leg] = {}  # holder's leg id -> the held party's leg
         self.resources: list[Leg] = []  # legs ending on a media server
+        self.bridge = ""  # the bridge this call's parties talk through (a conference)
         self.extra: dict[str, str] = {}  # what a CDR adds (transfer links, bridge)
         # Offers that arrived while call control was moving this call's media.
         self.deferred: list[tuple[Leg, MediaDescription]] = []

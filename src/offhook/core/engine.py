@@ -72,7 +72,7 @@ from offhook.core.events import (
     Release,
     Setup,
 )
-from offhook.core.features import hold, transfer
+from offhook.core.features import conference, hold, transfer
 from offhook.core.features.resources import ResourceDriver
 from offhook.core.leg import CoreError, Direction, Leg, LegEvent, LegState
 from offhook.core.media import MediaDescription
@@ -134,6 +134,8 @@ class CallEngine(FeatureOps):
         self.media: MediaResources | None = None
         self._resources: dict[str, Leg] = {}  # media server handle -> its leg
         self.moh_for: Callable[[Leg], str] = lambda leg: "moh:default"
+        self.conferences: dict[str, conference.Conference] = {}
+        self.adhoc_max_parties = 8
 
     def _default_call_id(self) -> str:
         return f"{self.node}-{token(8)}" if self.node else token(8)
@@ -259,6 +261,26 @@ class CallEngine(FeatureOps):
         """An inbound ``leg`` takes the place of the connected leg ``replaced`` (RFC 3891)."""
         self._post(partial(transfer.replace, self, leg, replaced, setup))
 
+    def conference(self, leg: Leg, other: Leg) -> None:
+        """Ad hoc conference: ``leg``'s call, ``leg`` itself and ``other``'s party join a bridge.
+
+        Both legs belong to the conferencing device; ``other`` (the
+        consultation) is released. Refused: ``leg``'s device is told.
+        """
+
+        def step() -> None:
+            if not conference.adhoc(self, leg, other):
+                self._drive(leg, lambda d: d.show_display("Cannot conference"))
+
+        self._post(step)
+
+    def on_resource_digits(self, handle: str, digit: str) -> None:
+        """A digit the media server received on ``handle`` (RFC 4733)."""
+        leg = self._resources.get(handle)
+        if leg is not None and isinstance(leg.driver, ResourceDriver):
+            driver = leg.driver
+            self._post(lambda: driver.collect(digit))
+
     def on_resource_lost(self, handle: str, cause: int) -> None:
         """The media server lost the endpoint ``handle``: its call is cleared with ``cause``."""
         leg = self._resources.get(handle)
@@ -341,8 +363,11 @@ class CallEngine(FeatureOps):
         leg.cause = cause
         self._fire(leg, LegEvent.RELEASE, cause)
         self._legs.pop(leg.id, None)
-        if isinstance(leg.driver, ResourceDriver):
-            self._resources.pop(leg.driver.handle, None)
+        driver = leg.driver
+        if isinstance(driver, ResourceDriver):
+            self._resources.pop(driver.handle, None)
+            if driver.bridge:
+                conference.port_gone(self, leg, driver.bridge)
         on_device = self._by_device.get(leg.device)
         if on_device is not None:
             on_device.pop(leg.id, None)
@@ -412,6 +437,9 @@ class CallEngine(FeatureOps):
             )
         if decision.outcome == Outcome.ROUTE:
             self._route_trunks(call, setup, calling, decision)
+            return
+        if decision.outcome == Outcome.MEETME and decision.meetme is not None:
+            conference.meetme(self, call, leg, setup, decision.meetme)
             return
         if decision.outcome != Outcome.DN or decision.dn is None:
             self._end_call(call, decision.cause or Cause.UNALLOCATED_NUMBER)
@@ -692,6 +720,9 @@ class CallEngine(FeatureOps):
             return
         if call.transfers:
             transfer.leaving(self, call, leg)
+        if call.bridge and leg not in call.resources:
+            conference.party_left(self, call, leg, cause)
+            return
         if leg is call.a_leg or leg is call.b_leg or leg in call.resources:
             # A party, or the media server under a held party, is gone.
             self._end_call(call, cause)

@@ -99,6 +99,26 @@ class FeatureOps:
         self._fire(leg, LegEvent.CONNECT)
         return leg
 
+    def add_port(self, call: Call, family: int, *, bridge: str, pin: str = "") -> Leg:
+        """A fork of ``call`` answered by a bridge port (a meet-me conference)."""
+        assert self.media is not None
+        leg = self._new_leg(Direction.OUTBOUND, "conference")
+        leg.call = call
+        driver = ResourceDriver(
+            cast("CallEngine", self),
+            self.media,
+            resource_handle(call.id, leg.id),
+            family,
+            bridge=bridge,
+            pin=pin,
+        )
+        leg.driver = driver
+        driver.leg = leg
+        call.forks.append(leg)
+        call.called_device = call.called_device or "conference"
+        self._resources[driver.handle] = leg
+        return leg
+
     def new_inbound(self, driver: LegDriver, device: str) -> Leg:
         return self._new_leg(Direction.INBOUND, device, driver=driver)
 

@@ -31,6 +31,9 @@ class RecordingMedia:
     def play(self, handle: str, source: str, loop: bool = True) -> None:
         self.calls.append(("play", handle, source))
 
+    def stop_play(self, handle: str) -> None:
+        self.calls.append(("stop_play", handle))
+
     def join(self, handle: str, bridge: str) -> None:
         self.calls.append(("join", handle, bridge))
 
@@ -280,3 +283,104 @@ def test_replaces_of_an_unknown_state_is_refused(h: Harness) -> None:
     new = h.engine.inbound_leg(nd, "carol")
     h.engine.replace(new, b, Setup(PartyInfo("1003"), "", media("10.0.0.3")))
     assert nd.released_with() == [Cause.INVALID_CALL_REFERENCE]
+
+
+# ---------------------------------------------------------------- conferences
+def meetme_plan(h: Harness, pin: str = "") -> None:
+    from offhook.core.dialplan.model import DialPlanSpec, DirectoryNumber, MeetMe
+
+    phones(h)
+    h.spec = DialPlanSpec(
+        directory_numbers=tuple(
+            DirectoryNumber(dn, "", (name,)) for dn, name in (("1001", "alice"), ("1002", "bob"))
+        ),
+        meetme=(MeetMe("5000", pin=pin, max_parties=2),),
+    )
+
+
+def join_meetme(h: Harness, ms: RecordingMedia, who: str, port: int) -> tuple[FakeDriver, str]:
+    _, d = h.call(who, "5000")
+    handle = ms.reply(("192.0.2.50", port))
+    answer = d.last("answer")[1]
+    assert (answer.streams[0].address, answer.streams[0].port) == ("192.0.2.50", port)
+    return d, handle
+
+
+def test_meetme_callers_are_answered_by_bridge_ports(h: Harness, ms: RecordingMedia) -> None:
+    meetme_plan(h)
+    ad, ah = join_meetme(h, ms, "alice", 20000)
+    bd, bh = join_meetme(h, ms, "bob", 20002)
+    assert ms.named("join") == [("join", ah, "meetme-5000"), ("join", bh, "meetme-5000")]
+    assert ms.named("connect")[0][2:5] == ("10.0.0.1", 4000, "PCMU")
+    _, cd = h.call("carol", "5000")  # max_parties 2
+    assert cd.released_with() == [Cause.USER_BUSY]
+    assert ad.leg is not None
+    h.engine.on_release(ad.leg)
+    assert ("release", ah) in ms.calls
+    assert bd.released_with() == []  # a meet-me conference lives on with one party
+    assert h.records()[-1].called_device == "conference"
+
+
+def test_meetme_pin(h: Harness, ms: RecordingMedia) -> None:
+    meetme_plan(h, pin="42")
+    ad, ah = join_meetme(h, ms, "alice", 20000)
+    assert ms.named("play") == [("play", ah, "announce:enter-pin")]
+    assert not ms.named("join")
+    assert ad.leg is not None
+    h.engine.on_digits(ad.leg, "41")  # wrong: prompted again
+    assert len(ms.named("play")) == 2
+    h.engine.on_resource_digits(ah, "4")  # RFC 4733 digits come from the media server
+    h.engine.on_resource_digits(ah, "2")
+    assert ms.named("join") == [("join", ah, "meetme-5000")]
+
+
+def test_meetme_wrong_pin_three_times_clears(h: Harness, ms: RecordingMedia) -> None:
+    meetme_plan(h, pin="42")
+    ad, _ = join_meetme(h, ms, "alice", 20000)
+    assert ad.leg is not None
+    for _ in range(3):
+        h.engine.on_digits(ad.leg, "9#")
+    assert ad.released_with() == [Cause.CALL_REJECTED]
+
+
+def adhoc_three(h: Harness, ms: RecordingMedia) -> tuple[FakeDriver, FakeDriver, Any, FakeDriver]:
+    ad, bd, _ = hold_with_music(h, ms)  # alice <-> bob, bob holds alice
+    consult, xd = h.call("bob", "1003")
+    c, cd = h.out("sip:carol@10.0.0.9")
+    h.engine.on_connect(c, media("10.0.0.3"))
+    assert bd.leg is not None
+    h.engine.conference(bd.leg, consult)
+    assert xd.released_with() == [Cause.NORMAL_CLEARING]
+    opened = [c[1] for c in ms.named("open")][1:]  # after the music's
+    assert len(opened) == 3
+    for i, handle in enumerate(opened):
+        ms.reply(("192.0.2.50", 21000 + 2 * i), handle)
+    for d in (ad, bd, cd):
+        offer = d.last("update_media")[1]
+        assert offer.streams[0].address == "192.0.2.50"
+        assert d.leg is not None
+        h.engine.on_media_answer(d.leg, media(f"10.0.0.{d.name[-1:]}", port=4100))
+    joins = ms.named("join")
+    assert len(joins) == 3 and {j[2] for j in joins} == {joins[0][2]}
+    return ad, bd, c, cd
+
+
+def test_adhoc_conference_joins_three_parties(h: Harness, ms: RecordingMedia) -> None:
+    ad, bd, c, cd = adhoc_three(h, ms)
+    # the music on hold stopped, the consultation leg went
+    assert len(ms.named("release")) == 1
+    h.engine.on_release(c)  # carol leaves: alice and bob stay
+    assert cd.released_with() == []
+    assert ad.released_with() == [] and bd.released_with() == []
+    assert len(ms.named("release")) == 2
+
+
+def test_adhoc_conference_ends_with_one_party_left(h: Harness, ms: RecordingMedia) -> None:
+    ad, bd, c, cd = adhoc_three(h, ms)
+    assert ad.leg is not None and bd.leg is not None
+    h.engine.on_release(ad.leg)
+    h.engine.on_release(bd.leg)
+    assert cd.released_with() == [Cause.NORMAL_CLEARING]
+    assert len(ms.named("release")) == 4  # music + three ports
+    assert not h.engine.conferences
+    assert all(r.extra and dict(r.extra).get("conference") for r in h.records()[-2:])

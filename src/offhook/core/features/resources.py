@@ -52,6 +52,8 @@ _G711 = frozenset({"PCMU", "PCMA"})
 _ANSWER_DIRECTION = {SENDRECV: SENDRECV, SENDONLY: RECVONLY, RECVONLY: SENDONLY, INACTIVE: INACTIVE}
 # What the media server does with the stream, seen from its side, given the far end's direction.
 _OUR_DIRECTION = _ANSWER_DIRECTION
+PIN_PROMPT = "announce:enter-pin"
+MAX_PIN_TRIES = 3
 _HANDLE_BAD = re.compile(r"[^A-Za-z0-9._:-]")
 
 
@@ -98,6 +100,7 @@ class ResourceDriver(LegDriver):
         *,
         play: str = "",
         bridge: str = "",
+        pin: str = "",
     ) -> None:
         self.engine = engine
         self.media = media
@@ -105,6 +108,9 @@ class ResourceDriver(LegDriver):
         self.family = family
         self.play = play  # "moh:NAME", "tone:...", "announce:..."
         self.bridge = bridge
+        self.pin = pin  # digits to collect before joining ``bridge``
+        self.entered = ""
+        self.tries = 0
         self.leg: Leg | None = None
         self.phase = Phase.NEW
         self.local: tuple[str, int] | None = None
@@ -159,7 +165,9 @@ class ResourceDriver(LegDriver):
         )
         if self.phase is not Phase.UP:
             self.phase = Phase.UP
-            if self.bridge:
+            if self.pin:
+                self.media.play(self.handle, PIN_PROMPT)
+            elif self.bridge:
                 self.media.join(self.handle, self.bridge)
             elif self.play:
                 self.media.play(self.handle, self.play)
@@ -261,4 +269,29 @@ class ResourceDriver(LegDriver):
             self.media.release(self.handle)
 
     def send_digits(self, digits: str) -> None:
+        """Digits from the far end: a PIN being entered, else relayed as RFC 4733."""
+        if self.pin:
+            for digit in digits:
+                self.collect(digit)
+            return
         self.media.dtmf(self.handle, digits)
+
+    def collect(self, digit: str) -> None:
+        """One digit towards the PIN ('#' ends it); the media server reports RTP ones here."""
+        if not self.pin or self.phase is not Phase.UP or self.leg is None:
+            return
+        if digit != "#":
+            self.entered += digit
+            if len(self.entered) < len(self.pin):
+                return
+        if self.entered == self.pin:
+            self.pin = ""
+            self.media.stop_play(self.handle)
+            self.media.join(self.handle, self.bridge)
+            return
+        self.entered = ""
+        self.tries += 1
+        if self.tries >= MAX_PIN_TRIES:
+            self.engine.on_release(self.leg, Cause.CALL_REJECTED)
+            return
+        self.media.play(self.handle, PIN_PROMPT)

@@ -376,7 +376,7 @@ def test_adhoc_conference_joins_three_parties(h: Harness, ms: RecordingMedia) ->
 
 
 def test_adhoc_conference_ends_with_one_party_left(h: Harness, ms: RecordingMedia) -> None:
-    ad, bd, c, cd = adhoc_three(h, ms)
+    ad, bd, _, cd = adhoc_three(h, ms)
     assert ad.leg is not None and bd.leg is not None
     h.engine.on_release(ad.leg)
     h.engine.on_release(bd.leg)

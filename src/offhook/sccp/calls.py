@@ -122,6 +122,10 @@ class PhoneCall:
         self.remote_offer: MediaDescription | None = None
         self.choice: mediamap.Choice | None = None
         self.awaiting_answer = False  # we made an offer; the answer starts transmission
+        # A consultation call (Trnsfer/Confrn pressed on ``consult_for``) and what for.
+        self.consult_for: PhoneCall | None = None
+        self.consult_kind = ""
+        self.conferenced = False  # this call talks to a conference bridge
 
     def __repr__(self) -> str:
         return f"<PhoneCall {self.phone.name} ref={self.ref} {self.phase.value}>"
@@ -352,12 +356,27 @@ class PhoneCall:
         self.phase = Phase.CONNECTED
         self._off_hook_display()
         self._show_connected()
+        self.resume_media()
+
+    def rejoin(self) -> None:
+        """Back from hold into a conference: the bridge's offer opens the media."""
+        if self.phase is not Phase.HELD:
+            return
+        self.phase = Phase.CONNECTED
+        self._off_hook_display()
+        self._show_connected()
+        if self.conferenced:
+            self.resume_media()
+        self.conferenced = True
+
+    def resume_media(self) -> None:
         choice = self.choice or mediamap.preferred(self.phone.capabilities)[0]
         leg = self.leg
 
         def reopened(rx: Receive) -> None:
-            self.awaiting_answer = True
-            self.phone.engine.on_media_offer(leg, mediamap.offer([choice], rx.address, rx.port))
+            if leg is not None:
+                self.awaiting_answer = True
+                self.phone.engine.on_media_offer(leg, mediamap.offer([choice], rx.address, rx.port))
 
         self._open(choice, reopened)
 

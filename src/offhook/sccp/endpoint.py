@@ -350,8 +350,34 @@ class SccpEndpoint:
                 self._resume(phone, held)
         elif key == SoftKey.BACKSPACE and call is not None:
             self._backspace(call)
+        elif key in (SoftKey.TRANSFER, SoftKey.CONFERENCE) and call is not None:
+            kind = "transfer" if key == SoftKey.TRANSFER else "conference"
+            if not self._consult_key(phone, call, kind):
+                phone.send(DisplayNotify(5, "Not available"))
         else:
             phone.send(DisplayNotify(5, "Not available"))
+
+    def _consult_key(self, phone: Phone, call: PhoneCall, kind: str) -> bool:
+        """Trnsfer/Confrn: the first press holds the call and gives dial tone for the
+        consultation; the second (on the consultation) transfers or conferences."""
+        origin = call.consult_for
+        if origin is None:
+            if call.phase is not Phase.CONNECTED or call.leg is None:
+                return False
+            consult = self._new_call(phone, call.line)  # holds ``call`` first
+            consult.consult_for, consult.consult_kind = call, kind
+            return True
+        if origin.leg is None or origin.phase is not Phase.HELD or call.leg is None:
+            return False
+        if kind == "transfer":
+            self.engine.transfer_to(origin.leg, call.leg)
+            return True
+        if call.phase is not Phase.CONNECTED:
+            return False
+        consult_leg = call.leg
+        origin.rejoin()
+        self.engine.conference(origin.leg, consult_leg)
+        return True
 
     def _backspace(self, call: PhoneCall) -> None:
         collector = call.collector

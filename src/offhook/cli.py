@@ -17,6 +17,9 @@ current directory is used if it exists, else the built-in defaults (plus any
 - ``offhook audit [--json] [--acl-number N] [--host ADDR]``: the listeners the
   settings open, services exposed to every network, and the router access
   list that fences each port (exit 1 when anything is flagged WARN).
+- ``offhook media [--control ADDR]``: run a media server standalone (``offhook
+  serve`` runs its own): music on hold, tones, conference bridges, driven over
+  the control address (``[media] control``).
 - ``offhook demo-config``: print a sample settings file.
 
 Argument handling only: the node itself lives in ``offhook.app``.
@@ -112,7 +115,7 @@ def serve(
         raise _db_error(exc) from None
     except PlanError as exc:
         raise _fail(f"offhook: demo plan: {exc}") from None
-    rc = _app_module().serve(settings)
+    rc = _app_module().serve(settings, config if config is not None else default_config_path())
     if isinstance(rc, int) and rc:
         raise typer.Exit(rc)
 
@@ -506,6 +509,37 @@ def audit(
         typer.echo(report.text(), nl=False)
     if report.status:
         raise typer.Exit(report.status)
+
+
+@app.command()
+def media(
+    config: ConfigOpt = None,
+    control: Annotated[
+        str | None,
+        typer.Option(
+            "--control",
+            help="Control address (unix:PATH, HOST:PORT or IPv6 in brackets:PORT); "
+            "default: the media.control setting.",
+        ),
+    ] = None,
+    exit_on_stdin_eof: Annotated[
+        bool, typer.Option("--exit-on-stdin-eof", hidden=True, help="Stop when stdin closes.")
+    ] = False,
+) -> None:
+    """Run a media server (music on hold, tones, conference bridges) standalone.
+
+    offhook serve runs one itself (setting media.embedded); this runs one on
+    its own, driven by nodes over the control address.
+    """
+    settings = _settings(config)
+    address = control if control is not None else settings.media.control
+    if not address.strip():
+        raise _fail("offhook: media: no control address: set [media] control or pass --control", 2)
+    from offhook.media.process import main as media_main
+
+    rc = media_main(settings, address, exit_on_stdin_eof=exit_on_stdin_eof)
+    if rc:
+        raise typer.Exit(rc)
 
 
 @app.command("demo-config")

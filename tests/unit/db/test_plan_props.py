@@ -12,6 +12,7 @@ to make the loader do unbounded work.
 from __future__ import annotations
 
 import string
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +25,7 @@ from offhook.db.plan_spec import PlanSpec
 from offhook.db.plan_yaml import MAX_PLAN_DEPTH, MAX_PLAN_NODES, parse_plan_text
 
 SOURCE = "plan.yaml"
+AUDIO = str(Path(__file__).resolve())  # any readable file does for a music on hold source
 PROPS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 names = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,20}", fullmatch=True)
@@ -59,6 +61,21 @@ def valid_plans(draw: st.DrawFn) -> dict[str, Any]:
     partitions = draw(st.lists(names, max_size=3, unique=True))
     part = st.sampled_from(["", *partitions])
     css_names = draw(st.lists(names, max_size=2, unique=True))
+    moh_names = draw(st.lists(names, max_size=2, unique=True))
+    moh = st.sampled_from(["", "default", *moh_names])
+    groups = [
+        {"name": g, "servers": draw(st.lists(names, min_size=1, max_size=3, unique=True))}
+        for g in draw(st.lists(names, max_size=2, unique=True))
+    ]
+    lists = [
+        {
+            "name": name,
+            "groups": draw(
+                st.lists(st.sampled_from([g["name"] for g in groups]), min_size=1, unique=True)
+            ),
+        }
+        for name in (draw(st.lists(names, max_size=2, unique=True)) if groups else [])
+    ]
     devices = []
     used: set[tuple[str, str]] = set()
     for name in draw(st.lists(names, max_size=4, unique=True)):
@@ -69,6 +86,7 @@ def valid_plans(draw: st.DrawFn) -> dict[str, Any]:
                     "dn": dn,
                     "display": draw(free_text.filter(lambda t: len(t) <= 128)),
                     "partition": draw(part),
+                    "moh_source": draw(moh),
                 }
             )
             used.add((dn, lines[-1]["partition"]))
@@ -81,6 +99,8 @@ def valid_plans(draw: st.DrawFn) -> dict[str, Any]:
                 "css": draw(st.sampled_from(["", *css_names])),
                 "max_calls": draw(st.integers(0, 100_000)),
                 "lines": lines,
+                "moh_source": draw(moh),
+                "media_resource_list": draw(st.sampled_from(["", *(r["name"] for r in lists)])),
             }
         )
     if draw(st.booleans()):
@@ -94,7 +114,22 @@ def valid_plans(draw: st.DrawFn) -> dict[str, Any]:
             }
         )
     assume(len({d["name"] for d in devices}) == len(devices))
+    meetme = []
+    for number in draw(st.lists(dns, max_size=3)):
+        entry = {"number": number, "partition": draw(part)}
+        if (number, entry["partition"]) in used:
+            continue
+        used.add((number, entry["partition"]))
+        if draw(st.booleans()):
+            entry["pin"] = draw(st.from_regex(r"[0-9]{1,16}", fullmatch=True))
+        if draw(st.booleans()):
+            entry["max_parties"] = draw(st.integers(2, 1000))
+        meetme.append(entry)
     return {
+        "moh_sources": [{"name": name, "file": AUDIO} for name in moh_names],
+        "meetme": meetme,
+        "media_resource_groups": groups,
+        "media_resource_lists": lists,
         "partitions": partitions,
         "calling_search_spaces": [
             {"name": c, "partitions": draw(st.lists(st.sampled_from(partitions), unique=True))}
@@ -127,7 +162,8 @@ def test_valid_plan_survives_yaml(raw: dict[str, Any]) -> None:
     assert parse_plan_text(text, SOURCE) == direct
     assert parse_plan_text(text.encode("utf-8"), SOURCE) == direct
     assert [d.name for d in direct.devices] == [d["name"] for d in raw["devices"]]
-    direct.dialplan_spec()
+    assert [m.file for m in direct.moh_sources] == [AUDIO] * len(raw["moh_sources"])
+    assert len(direct.dialplan_spec().meetme) == len(raw["meetme"])
 
 
 _BAD_VALUES: list[tuple[str, Any]] = [
@@ -138,6 +174,8 @@ _BAD_VALUES: list[tuple[str, Any]] = [
     ("protocol", "h323"),
     ("css", "no-such-css"),
     ("partition", "no-such-partition"),
+    ("moh_source", "no-such-source"),
+    ("media_resource_list", "no-such-list"),
     ("unknown_key", 1),
 ]
 

@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from offhook.common.addr import canonical, host_port
@@ -55,6 +56,7 @@ from offhook.net.authguard import AuthGuard, AuthPolicy, PeerGate
 from offhook.net.bindings import describe
 from offhook.net.counters import RejectionCounters
 from offhook.net.guard import ListenerLimits
+from offhook.node_media import MediaPlane, start_media
 from offhook.node_sccp import AutoDevices, start_sccp
 from offhook.node_sccp import with_auto_registrations as with_auto_registrations  # for the CLI
 from offhook.ris.admin import AdminServer
@@ -255,6 +257,7 @@ class Node:
     admin_port: int = 0
     autoreg_writer: AutoRegistrationWriter | None = None
     media_bridge: FamilyBridge | None = None
+    media_plane: MediaPlane | None = None
 
 
 def setup_logging(settings: Settings) -> None:
@@ -282,8 +285,13 @@ def setup_logging(settings: Settings) -> None:
     root.setLevel(level)
 
 
-async def run(settings: Settings, ready: asyncio.Event | None = None) -> None:
-    """Run a node until SIGTERM/SIGINT (or ``node.stopping`` is set)."""
+async def run(
+    settings: Settings, ready: asyncio.Event | None = None, *, config_path: Path | None = None
+) -> None:
+    """Run a node until SIGTERM/SIGINT (or ``node.stopping`` is set).
+
+    ``config_path``: the settings file, for the media server child process.
+    """
     loop = asyncio.get_running_loop()
     node = Node(settings)
     db = create_engine_for(settings.database.url)
@@ -389,6 +397,12 @@ async def run(settings: Settings, ready: asyncio.Event | None = None) -> None:
         ", ".join(f"IPv{v} {h}" for v, h in advertised.items()),
     )
 
+    # The media server (music on hold, bridges): a child process, never in this loop.
+    media_plane = await start_media(
+        settings, engine, lambda: node.snapshot, advertised, config_path
+    )
+    node.media_plane = media_plane
+
     # SCCP (Skinny) phones: core, so a port it cannot bind fails the start.
     sccp_listener: SccpListener | None = None
     if settings.sccp.enabled:
@@ -456,6 +470,7 @@ async def run(settings: Settings, ready: asyncio.Event | None = None) -> None:
                 "cdrs_written": node.cdr_written,
             },
             "media_bridge": bridge.status() if bridge is not None else None,
+            "media_server": media_plane.status() if media_plane is not None else None,
         }
 
     admin: AdminServer | None = None
@@ -487,6 +502,8 @@ async def run(settings: Settings, ready: asyncio.Event | None = None) -> None:
                     auto_devices.refresh()
                     log.info("plan reloaded (version %d)", node.snapshot.version)
                     endpoint.configure_trunks(trunk_targets(node.snapshot))
+                    if media_plane is not None:
+                        media_plane.plan_changed(node.snapshot)
             except Exception:
                 log.exception("plan reload failed; keeping the current plan")
 
@@ -539,6 +556,8 @@ async def run(settings: Settings, ready: asyncio.Event | None = None) -> None:
         await asyncio.sleep(0.05)
         await flush_cdrs()
         await transport.close()
+        if media_plane is not None:
+            await media_plane.stop()
         if bridge is not None:
             bridge.close()
         if provisioning is not None:
@@ -580,7 +599,7 @@ def raise_fd_limit(settings: Settings) -> None:
         )
 
 
-def serve(settings: Settings) -> int:
+def serve(settings: Settings, config_path: Path | None = None) -> int:
     """Entry point of ``offhook serve``."""
     setup_logging(settings)
     raise_fd_limit(settings)
@@ -591,7 +610,7 @@ def serve(settings: Settings) -> int:
     except ImportError:
         pass
     try:
-        asyncio.run(run(settings))
+        asyncio.run(run(settings, config_path=config_path))
     except OSError as exc:
         log.error("cannot start: %s", exc)
         return 1

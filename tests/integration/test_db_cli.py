@@ -144,7 +144,7 @@ def test_bad_config(tmp_path: Path) -> None:
 def test_serve_bootstraps_demo(config: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[Settings] = []
     fake = types.ModuleType("offhook.app")
-    fake.serve = lambda settings: seen.append(settings)  # type: ignore[attr-defined]
+    fake.serve = lambda settings, path: seen.append(settings)  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "offhook.app", fake)
     r = invoke("serve", "--config", str(config))
     assert r.exit_code == 0, r.output
@@ -163,7 +163,7 @@ def test_serve_bootstraps_demo(config: Path, db_url: str, monkeypatch: pytest.Mo
 
 def test_serve_no_demo(config: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     fake = types.ModuleType("offhook.app")
-    fake.serve = lambda settings: None  # type: ignore[attr-defined]
+    fake.serve = lambda settings, path: None  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "offhook.app", fake)
     assert invoke("serve", "--no-demo", "--config", str(config)).exit_code == 0
     engine = create_engine_for(db_url)

@@ -284,7 +284,9 @@ class CallEngine(FeatureOps):
     def on_resource_lost(self, handle: str, cause: int) -> None:
         """The media server lost the endpoint ``handle``: its call is cleared with ``cause``."""
         leg = self._resources.get(handle)
-        if leg is not None:
+        driver = leg.driver if leg is not None else None
+        if leg is not None and not (isinstance(driver, ResourceDriver) and driver.opening):
+            # (a failed open is answered through its own reply)
             self.on_release(leg, cause)
 
     def release_call(self, call_id: str, cause: int = Cause.NORMAL_CLEARING) -> bool:

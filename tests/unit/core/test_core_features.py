@@ -136,13 +136,21 @@ def test_media_server_loss_clears_the_held_call(h: Harness, ms: RecordingMedia) 
     assert h.record().cause == Cause.NETWORK_OUT_OF_ORDER
 
 
-def test_no_music_endpoint_clears_nothing_but_the_music(h: Harness, ms: RecordingMedia) -> None:
+def test_no_music_endpoint_holds_in_silence(h: Harness, ms: RecordingMedia) -> None:
     phones(h)
     ad, bd = connect(h, "alice", "1002", "bob")
-    assert bd.leg is not None
-    h.engine.on_media_offer(bd.leg, media("10.0.0.2", direction=SENDONLY))
-    ms.reply(None)  # the media server refused (max_streams)
-    assert ad.released_with() == [Cause.RESOURCE_UNAVAILABLE]
+    assert bd.leg is not None and ad.leg is not None
+    hold = media("10.0.0.2", direction=SENDONLY)
+    h.engine.on_media_offer(bd.leg, hold)
+    handle = list(ms.replies)[-1]
+    h.engine.on_resource_lost(handle, Cause.NETWORK_OUT_OF_ORDER)  # reported before the reply
+    ms.reply(None)  # the media server is down, or refused (max_streams)
+    assert ad.released_with() == [] and bd.released_with() == []
+    assert ad.last("update_media")[1] == hold
+    h.engine.on_media_answer(ad.leg, media("10.0.0.1", direction=RECVONLY))
+    resume = media("10.0.0.2")
+    h.engine.on_media_offer(bd.leg, resume)
+    assert ad.last("update_media")[1] == resume
 
 
 def test_hold_without_media_server_is_relayed(h: Harness) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from offhook.core.features.resources import ResourceDriver
 from offhook.core.leg import LegEvent
 from offhook.core.media import INACTIVE, MediaDescription, MediaStream
 
@@ -98,8 +99,21 @@ def on_offer(engine: CallEngine, call: Call, leg: Leg, offer: MediaDescription) 
         answer = hold_answer(offer, party)
         engine.drive(leg, lambda d: d.media_answer(answer, None))
         driver = moh.driver
-        assert driver is not None
-        driver.start_offering()  # type: ignore[attr-defined]
+        assert isinstance(driver, ResourceDriver)
+
+        def without_music() -> None:
+            # No media server endpoint: the hold offer goes to the held party
+            # as it came (it hears silence), as without a media server.
+            call.peers.pop(party.id, None)
+            call.peers.pop(moh.id, None)
+            if moh in call.resources:
+                call.resources.remove(moh)
+            engine.release_leg(moh, 47)
+            if not party.released and not call.ended:
+                engine.offer_media(party, offer)
+
+        driver.on_open_failed = without_music
+        driver.start_offering()
         return True
     # Resume: the held party goes back to the holder, directly; after the
     # music's own offer to it, if that is still in flight.

@@ -21,6 +21,7 @@ CLOSED        released or failed                           -
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from enum import Enum
 from typing import TYPE_CHECKING
 
@@ -111,6 +112,8 @@ class ResourceDriver(LegDriver):
         self.pin = pin  # digits to collect before joining ``bridge``
         self.entered = ""
         self.tries = 0
+        # Called instead of clearing the call when the endpoint cannot be opened.
+        self.on_open_failed: Callable[[], None] | None = None
         self.leg: Leg | None = None
         self.phase = Phase.NEW
         self.local: tuple[str, int] | None = None
@@ -189,7 +192,10 @@ class ResourceDriver(LegDriver):
             return
         if local is None:
             self.phase = Phase.CLOSED
-            self.engine.on_release(leg, Cause.RESOURCE_UNAVAILABLE)
+            if self.on_open_failed is not None:
+                self.on_open_failed()
+            else:
+                self.engine.on_release(leg, Cause.RESOURCE_UNAVAILABLE)
             return
         self.local = local
         self.phase = Phase.OFFERING
@@ -262,6 +268,10 @@ class ResourceDriver(LegDriver):
             return
         codec, dtmf = chosen
         self._connect(found[1], codec, dtmf, _OUR_DIRECTION[found[1].direction])
+
+    @property
+    def opening(self) -> bool:
+        return self.phase is Phase.OPENING
 
     def release(self, cause: int) -> None:
         if self.phase is not Phase.CLOSED:

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
-from support.audio import dominant_frequencies, has_tone, rms, tone_power
 
 from offhook.media import sounds, tones
 from offhook.media.sources import load_audio
+from support.audio import dominant_frequencies, has_tone, rms, tone_power
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -103,3 +103,10 @@ def cause_for_status(status: int) -> int:
 def status_for_cause(cause: int) -> int:
     """The final response for a call released with ``cause`` before answer."""
     return CAUSE_TO_STATUS.get(cause, 480)
+
+
+# The Q.850 causes the SIP legs name themselves.
+NORMAL_CLEARING = 16
+ANSWERED_ELSEWHERE = 26  # non-selected user clearing: another device answered
+TEMPORARY_FAILURE = 41
+RECOVERY_ON_TIMER = 102

@@ -7,7 +7,8 @@ dispatched here:
 
 * REGISTER goes to the ``Registrar`` (digest, bindings in the location store);
 * OPTIONS is answered 200, without a transaction (as is every out-of-dialog
-  request refused outright: BYE/INFO 481, SUBSCRIBE 489, 405, 501);
+  request refused outright, ``refusals``: BYE/INFO/PRACK 481, REFER 403,
+  SUBSCRIBE 489, 405, 501);
 * trunks (``trunks.TrunkMonitor``): OPTIONS pings mark them up or down
   (RFC 3261 §11), ``register: true`` trunks are registered to their far end
   (REGISTER refreshed at half the expiry), and an outbound INVITE a trunk
@@ -20,22 +21,25 @@ dispatched here:
 * a new REGISTER or INVITE that is refused or not authenticated is answered
   (401/407, or 403 for a wrong password) without a transaction (RFC 3261
   §8.2.7 stateless UAS), so that failed logins leave nothing behind;
-* a new INVITE is challenged (407) until its digest checks out, then becomes
-  an inbound leg (``InboundLeg``) handed to ``CallEngine.setup``; an
-  unauthenticated request is never routed;
+* a new INVITE (``incoming_call.CallIntake``) is challenged (407) until its
+  digest checks out, then becomes an inbound leg (``InboundLeg``) handed to
+  ``CallEngine.setup`` (or ``CallEngine.replace`` for an RFC 3891 Replaces);
+  an unauthenticated request is never routed;
 * the engine places each fork through ``SipLegFactory``, which creates an
   ``OutboundLeg`` that INVITEs one registered contact;
-* in-dialog requests (ACK, BYE, re-INVITE, INFO) are matched to their leg
-  by dialog id (Call-ID, local tag, remote tag); CANCEL by its INVITE's
-  server transaction.
+* in-dialog requests (ACK, BYE, re-INVITE, UPDATE, PRACK, INFO, REFER) are
+  matched to their leg by dialog id (Call-ID, local tag, remote tag); CANCEL
+  by its INVITE's server transaction.
 
 Both leg kinds (``legs``) translate between SIP and the core's neutral
 events: SDP is mapped to ``MediaDescription`` (``sdpmap``) and failures to
 Q.850 causes (``causes``, RFC 3398); trunk pings and registrations are
-``trunk_client``'s. The endpoint owns the UAS 2xx retransmission
-(RFC 3261 §13.3.1.4) and drives one timer for the transaction layer and the
-engine. It runs on the event loop but does no socket I/O itself: it sends
-through the ``send`` callable the transport gives it.
+``trunk_client``'s. The endpoint drives one timer for the transaction
+layer, the engine, the trunk monitor and the legs' own named timers
+(``deadlines``: 2xx and reliable 1xx retransmission, session refresh and
+expiry; ``set_timer``). ``session_timers`` are the RFC 4028 settings (None
+turns session timers off). It runs on the event loop but does no socket
+I/O itself: it sends through the ``send`` callable the transport gives it.
 """
 
 from __future__ import annotations
@@ -53,34 +57,20 @@ from offhook.common.errors import ParseError
 from offhook.common.ids import new_branch, new_call_id, new_tag
 from offhook.common.location import Binding
 from offhook.core.engine import CallEngine
-from offhook.core.events import PartyInfo, Setup
-from offhook.core.media import MediaDescription
 from offhook.core.ports import MediaBridge
 from offhook.sip.aio import response_destination
-from offhook.sip.auth import AuthStatus, CredentialLookup, DigestAuthenticator
+from offhook.sip.auth import CredentialLookup, DigestAuthenticator
+from offhook.sip.causes import TEMPORARY_FAILURE
+from offhook.sip.deadlines import Action, Deadlines
 from offhook.sip.dialog import Dialog, DialogId
-from offhook.sip.headers import parse_name_addr
-from offhook.sip.legs import (
-    ALLOW,
-    SDP,
-    TEMPORARY_FAILURE,
-    USER_AGENT,
-    Addr,
-    InboundLeg,
-    SipLeg,
-    SipLegFactory,
-    message_head,
-)
-from offhook.sip.message import (
-    Headers,
-    SipMessage,
-    SipRequest,
-    SipResponse,
-    derived_tag,
-    make_response,
-)
+from offhook.sip.inbound_leg import InboundLeg
+from offhook.sip.incoming_call import CallIntake
+from offhook.sip.legs import SDP, USER_AGENT, Addr, SipLeg, message_head
+from offhook.sip.message import Headers, SipMessage, SipRequest, SipResponse, make_response
+from offhook.sip.outbound_leg import SipLegFactory
+from offhook.sip.refusals import out_of_dialog_answer
 from offhook.sip.registrar import Registrar
-from offhook.sip.sdpmap import sdp_to_media
+from offhook.sip.session_timer import SessionTimerSettings
 from offhook.sip.transaction import (
     AckReceived,
     Event,
@@ -96,24 +86,11 @@ from offhook.sip.transaction import (
     server_key,
 )
 from offhook.sip.trunk_client import PingOwner, TrunkRegistration, trunk_uri
-from offhook.sip.trunks import (
-    TrunkMonitor,
-    TrunkTarget,
-)
+from offhook.sip.trunks import TrunkMonitor, TrunkTarget
 from offhook.sip.uri import parse_uri
 from offhook.sip.validate import check_request, check_response
 
 log = logging.getLogger("offhook.sip")
-
-# Methods of RFC 3261 and its registered extensions: refused with 405 + Allow
-# when not supported (RFC 3261 §8.2.1); any other method is not recognised: 501
-# (§21.5.2), e.g. RFC 4475 intmeth and esc02 ("RE%47IST%45R" is not REGISTER).
-KNOWN_METHODS = frozenset(
-    {
-        "INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER", "INFO", "PRACK",
-        "SUBSCRIBE", "NOTIFY", "PUBLISH", "REFER", "MESSAGE", "UPDATE",
-    }
-)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,29 +108,6 @@ class Caller:
 
     number: str
     name: str
-
-
-def out_of_dialog_answer(req: SipRequest) -> SipResponse:
-    """The final answer to a new request that is not REGISTER, INVITE, ACK or
-    CANCEL: OPTIONS 200 with what we support; BYE/INFO outside a dialog 481;
-    SUBSCRIBE 489 (no event package); unknown methods 501; the rest 405."""
-    method = req.method
-    tag = derived_tag(req)
-    if method == "OPTIONS":
-        resp = make_response(req, 200, to_tag=tag)
-        resp.headers.add("Allow", ALLOW)
-        resp.headers.add("Accept", SDP)
-        resp.headers.add("Server", USER_AGENT)
-        return resp
-    if method in ("BYE", "INFO"):
-        return make_response(req, 481, to_tag=tag)
-    if method == "SUBSCRIBE":
-        return make_response(req, 489, to_tag=tag)
-    if method not in KNOWN_METHODS:
-        return make_response(req, 501, to_tag=tag)
-    resp = make_response(req, 405, to_tag=tag)
-    resp.headers.add("Allow", ALLOW)
-    return resp
 
 
 class AuthGate(Protocol):
@@ -204,6 +158,7 @@ class SipEndpoint:
         resolve_cached: Callable[[str], str | None] | None = None,
         prefetch: Callable[[str], None] | None = None,
         bridge: MediaBridge | None = None,
+        session_timers: SessionTimerSettings | None = SessionTimerSettings(),  # noqa: B008
     ) -> None:
         self.engine = engine
         self.registrar = registrar
@@ -222,6 +177,7 @@ class SipEndpoint:
         self.resolve_cached = resolve_cached
         self.prefetch = prefetch
         self.bridge = bridge
+        self.session_timers = session_timers  # RFC 4028; None: no session timers
         self.on_auth_failure = on_auth_failure
         self.auth_gate = auth_gate
         self.trunk_for = trunk_for
@@ -233,6 +189,8 @@ class SipEndpoint:
         self.dialogs: dict[DialogId, SipLeg] = {}
         self.inbound_by_key: dict[TxnKey, InboundLeg] = {}
         self.client_owner: dict[TxnKey, tuple[ClientOwner, SipRequest]] = {}
+        self.timers = Deadlines()  # the legs' own timers (2xx, PRACK, session refresh)
+        self.intake = CallIntake(self)
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self.counters: dict[str, int] = {
@@ -398,7 +356,7 @@ class SipEndpoint:
         if req.method == "REGISTER":
             answer = self.registrar.screen(req, addr, self.clock.wall())
         else:
-            answer, _ = self._digest_invite(req, addr, record=False)
+            answer, _ = self.intake.digest(req, addr, record=False)
         if answer is None:
             return False
         self.counters["stateless_answers"] += 1
@@ -460,119 +418,11 @@ class SipEndpoint:
             resp = self.registrar.handle(req, addr, transport, self.loop.time(), self.clock.wall())
             self.respond(key, resp)
         elif method == "INVITE":
-            self.on_invite(key, req, addr, transport)
+            self.intake.on_invite(key, req, addr, transport)
         elif method == "CANCEL":
             self.on_cancel(key, req)
         else:
             self.respond(key, out_of_dialog_answer(req))
-
-    def on_invite(self, key: TxnKey, req: SipRequest, addr: Addr, transport: str) -> None:
-        trunk = self.trunk_for(addr) if self.trunk_for is not None else None
-        if trunk is not None:
-            self.on_trunk_invite(key, req, addr, transport, trunk)
-            return
-        challenge, device = self._digest_invite(req, addr)
-        if challenge is not None:
-            self.respond(key, challenge)
-            return
-        try:
-            target = parse_uri(req.uri)
-            called = target.user_unescaped or ""
-        except ParseError:
-            self.respond(key, make_response(req, 400, to_tag=new_tag()))
-            return
-        ok, media = self._initial_offer(key, req)
-        if not ok:
-            return
-        caller = self.caller_of(device)
-        if caller is None:  # the device vanished from the plan since authenticating
-            self.respond(key, make_response(req, 403, to_tag=new_tag()))
-            return
-        name = caller.name
-        if not name:
-            try:
-                display = parse_name_addr(req.headers.get("From") or "").display
-            except ParseError:
-                display = None
-            name = display or ""
-        inbound = InboundLeg(self, key, req, addr, transport)
-        self.inbound_by_key[key] = inbound
-        leg = self.engine.inbound_leg(inbound, device)
-        inbound.leg = leg
-        setup = Setup(
-            calling=PartyInfo(number=caller.number, name=name, device=device),
-            called=called,
-            media=media,
-            original_called=called,
-        )
-        self.engine.setup(leg, setup)
-
-    def _digest_invite(
-        self, req: SipRequest, addr: Addr, *, record: bool = True
-    ) -> tuple[SipResponse | None, str]:
-        """RFC 3261 §22.3: (the 407 to answer, "") or (None, the authenticated device).
-
-        A failed check is counted (``on_auth_failure``); unknown users and
-        wrong passwords get the same 403 (unusable credentials: a new 407).
-        """
-        wall = self.clock.wall()
-        result = self.auth.verify(req, self.creds, wall, proxy=True, record=record)
-        if result.status is AuthStatus.OK and result.credentials is not None:
-            return None, result.credentials.device
-        failed = result.status in (AuthStatus.FAILED, AuthStatus.REJECTED)
-        if failed and self.on_auth_failure is not None:
-            self.on_auth_failure(addr, result.username)
-        if result.status is AuthStatus.REJECTED:
-            return make_response(req, 403, to_tag=derived_tag(req)), ""
-        resp = make_response(req, 407, to_tag=derived_tag(req))
-        stale = result.status is AuthStatus.STALE
-        for name, value in self.auth.challenge(wall, stale=stale, proxy=True):
-            resp.headers.add(name, value)
-        return resp, ""
-
-    def on_trunk_invite(
-        self, key: TxnKey, req: SipRequest, addr: Addr, transport: str, trunk: TrunkPeer
-    ) -> None:
-        """A call from a trunk's address: no digest, routed with the trunk's CSS."""
-        if trunk.max_calls > 0 and self.engine.device_calls(trunk.name) >= trunk.max_calls:
-            self.respond(key, make_response(req, 503, "Trunk Busy", to_tag=new_tag()))
-            return
-        try:
-            called = parse_uri(req.uri).user_unescaped or ""
-            caller = parse_name_addr(req.headers.get("From") or "")
-        except ParseError:
-            self.respond(key, make_response(req, 400, to_tag=new_tag()))
-            return
-        ok, media = self._initial_offer(key, req)
-        if not ok:
-            return
-        inbound = InboundLeg(self, key, req, addr, transport)
-        self.inbound_by_key[key] = inbound
-        leg = self.engine.inbound_leg(inbound, trunk.name, css=trunk.css)
-        inbound.leg = leg
-        number = caller.uri.user_unescaped or ""
-        setup = Setup(
-            calling=PartyInfo(
-                number=number,
-                name=caller.display or "",
-                device=trunk.name,
-                presentation_allowed=number.lower() != "anonymous",
-            ),
-            called=called,
-            media=media,
-            original_called=called,
-        )
-        self.engine.setup(leg, setup)
-
-    def _initial_offer(self, key: TxnKey, req: SipRequest) -> tuple[bool, MediaDescription | None]:
-        """The offer in a new INVITE (None: delayed offer); answers 488/400 if unusable."""
-        if not req.body:
-            return True, None
-        try:
-            return True, sdp_to_media(req.body)
-        except ParseError as exc:
-            self.respond(key, make_response(req, exc.status_hint or 488, to_tag=new_tag()))
-            return False, None
 
     def on_cancel(self, key: TxnKey, req: SipRequest) -> None:
         invite_txn = self.txl.find_invite_server_for_cancel(req)
@@ -708,11 +558,24 @@ class SipEndpoint:
         self.flush()
 
     # --- timers -------------------------------------------------------------
+    def set_timer(self, key: object, delay: float, action: Action) -> None:
+        """A leg's timer: ``action`` runs ``delay`` seconds from now (replacing ``key``'s)."""
+        self.timers.set(key, self.loop.time() + delay, action)
+        self._rearm()
+
+    def cancel_timer(self, key: object) -> None:
+        self.timers.cancel(key)
+
     def _rearm(self) -> None:
         trunk_timer = self.trunks.next_timer() if self.trunks is not None else None
         deadlines = [
             d
-            for d in (self.txl.next_timer(), self.engine.next_timer(), trunk_timer)
+            for d in (
+                self.txl.next_timer(),
+                self.engine.next_timer(),
+                trunk_timer,
+                self.timers.next_timer(),
+            )
             if d is not None
         ]
         if not deadlines:
@@ -735,4 +598,9 @@ class SipEndpoint:
             self._trunk_work(now)
         except Exception:
             log.exception("timer handling failed")
+        for action in self.timers.due(now):
+            try:
+                action()
+            except Exception:
+                log.exception("leg timer failed")
         self.flush()

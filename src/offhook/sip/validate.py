@@ -19,6 +19,7 @@ from collections.abc import Collection, Iterable
 
 from offhook.common.errors import ParseError
 from offhook.sip.abnf import CALLID_RE, DIGITS_RE
+from offhook.sip.extensions import SUPPORTED_TAGS
 from offhook.sip.headers import NameAddr, parse_contact_list, parse_name_addr, parse_via
 from offhook.sip.message import SipRequest, SipResponse, split_list
 from offhook.sip.uri import SIP_SCHEMES, parse_uri
@@ -33,8 +34,8 @@ SINGLE_VALUED = (
     "Expires", "Date", "Min-Expires", "MIME-Version", "Content-Disposition", "RSeq", "RAck",
     "Session-Expires", "Min-SE",
 )  # fmt: skip
-# Option tags this server implements (RFC 3261 §8.2.2.3): none yet.
-SUPPORTED: frozenset[str] = frozenset()
+# Option tags this server implements (RFC 3261 §8.2.2.3): 100rel, timer, replaces.
+SUPPORTED: frozenset[str] = SUPPORTED_TAGS
 # Methods whose body this server interprets as a session description.
 SDP_METHODS = frozenset({"INVITE", "UPDATE", "PRACK", "ACK"})
 _MAX_UINT32 = 2**32 - 1

@@ -85,7 +85,8 @@ def test_single_valued(name: str) -> None:
         ({"Contact": "<sip:a@b>;expires=99999999999"}, 400),
         ({"Date": "Fri, 01 Jan 2010 16:00:00 EST"}, 400),
         ({"Date": "Sat, 13 Nov 2010 23:29:00 GMT"}, None),
-        ({"Require": "100rel"}, 420),
+        ({"Require": "100rel"}, None),  # supported (RFC 3262)
+        ({"Require": "100rel, foo"}, 420),
     ],
 )
 def test_checks(over: dict[str, str], want: int | None) -> None:

@@ -35,7 +35,7 @@ import signal
 import stat
 import sys
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from offhook.common.addr import peer as normal_peer
 from offhook.media import control
@@ -97,8 +97,8 @@ class ControlConnection(asyncio.Protocol):
     # -- asyncio.Protocol --------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's Unix socket transport is not an asyncio.Transport subclass.
+        self.transport = cast(asyncio.Transport, transport)
         guard = self.listener.guard
         if self.listener.address.unix:
             self.host = "unix"
@@ -110,7 +110,7 @@ class ControlConnection(asyncio.Protocol):
             self.host = normal_peer(name)[0] if name else ""
             admitted = guard.admit_connection(self.host, self.loop.time())
         if not admitted:
-            transport.abort()
+            self.transport.abort()
             return
         self.admitted = True
         self.listener.connections.add(self)

@@ -16,11 +16,13 @@ by the first byte:
 - apply: the input shapes a plan that is valid by construction (partitions,
   calling search spaces, SIP and SCCP devices with lines and speed dials,
   trunks, route groups and lists, route and translation patterns with
-  transforms, every reference resolving), then replaces, drops or adds a few
-  values anywhere; validated both ways as above, and a plan that validates
-  is written to an in-memory SQLite database (schema upgraded once at
-  start) with ``apply_plan`` and read back with ``load_snapshot``: the
-  devices, lines, speed dials and dial plan must come back unchanged, and
+  transforms, music on hold sources (this file is their audio: any readable
+  file is), meet-me numbers, media resource groups and lists, every
+  reference resolving), then replaces, drops or adds a few values anywhere;
+  validated both ways as above, and a plan that validates is written to an
+  in-memory SQLite database (schema upgraded once at start) with
+  ``apply_plan`` and read back with ``load_snapshot``: the devices, lines,
+  speed dials, dial plan and media plane must come back unchanged, and
   applying the same plan again must change nothing.
 
 Run it bounded (libFuzzer flags pass through)::
@@ -33,6 +35,7 @@ Figures of the long runs are in ``fuzz/README.md``.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 import atheris
@@ -50,6 +53,7 @@ with atheris.instrument_imports():
 from offhook.db.engine import upgrade
 
 REALM = "fuzz"
+AUDIO = str(Path(__file__).resolve())
 _ENGINE = create_engine("sqlite://", poolclass=StaticPool)
 
 _TOP = (
@@ -61,6 +65,10 @@ _TOP = (
     "route_lists",
     "route_patterns",
     "translation_patterns",
+    "moh_sources",
+    "meetme",
+    "media_resource_groups",
+    "media_resource_lists",
 )
 _KEYS: dict[str, tuple[str, ...]] = {
     "devices": (
@@ -73,8 +81,10 @@ _KEYS: dict[str, tuple[str, ...]] = {
         "lines",
         "model",
         "speed_dials",
+        "moh_source",
+        "media_resource_list",
     ),
-    "lines": ("dn", "display", "partition"),
+    "lines": ("dn", "display", "partition", "moh_source"),
     "speed_dials": ("number", "label"),
     "calling_search_spaces": ("name", "partitions"),
     "trunks": (
@@ -115,6 +125,10 @@ _KEYS: dict[str, tuple[str, ...]] = {
     ),
     "called_transform": ("discard", "replace", "mask", "prefix", "presentation"),
     "calling_transform": ("discard", "replace", "mask", "prefix", "presentation"),
+    "moh_sources": ("name", "file"),
+    "meetme": ("number", "partition", "pin", "max_parties"),
+    "media_resource_groups": ("name", "servers"),
+    "media_resource_lists": ("name", "groups"),
 }
 _STRINGS = (
     "alice",
@@ -161,6 +175,14 @@ _STRINGS = (
     "",
     "%s%s%n",
     "0100",
+    "default",
+    "embedded",
+    "5000",
+    "0042",
+    "moh/default.wav",
+    "../../etc/passwd",
+    "/dev/zero",
+    "/nonexistent/x.wav",
 )
 
 
@@ -188,7 +210,7 @@ def _value(fdp: atheris.FuzzedDataProvider, key: str, depth: int) -> Any:
         if key in ("called_transform", "calling_transform"):
             return _mapping(fdp, key, depth + 1)
         return [_entry(fdp, key, depth + 1) for _ in range(fdp.ConsumeIntInRange(0, 4))]
-    if key in ("partitions", "groups", "inbound_addresses"):
+    if key in ("partitions", "groups", "inbound_addresses", "servers"):
         return [_scalar(fdp) for _ in range(fdp.ConsumeIntInRange(0, 3))]
     return _scalar(fdp)
 
@@ -344,7 +366,16 @@ def _template_plan(fdp: atheris.FuzzedDataProvider) -> dict[str, Any]:
         }
         for _ in range(fdp.ConsumeIntInRange(0, 2))
     ]
+    media = _template_media(fdp, partitions)
+    moh_names = ["", "default", *(m["name"] for m in media["moh_sources"])]
+    list_names = ["", *(r["name"] for r in media["media_resource_lists"])]
+    for dev in devices:
+        dev["moh_source"] = _pick(fdp, moh_names)
+        dev["media_resource_list"] = _pick(fdp, list_names)
+        for line in dev["lines"]:
+            line["moh_source"] = _pick(fdp, moh_names)
     return {
+        **media,
         "partitions": partitions,
         "calling_search_spaces": css,
         "devices": devices,
@@ -353,6 +384,33 @@ def _template_plan(fdp: atheris.FuzzedDataProvider) -> dict[str, Any]:
         "route_lists": lists,
         "route_patterns": route_patterns,
         "translation_patterns": translations,
+    }
+
+
+def _template_media(fdp: atheris.FuzzedDataProvider, partitions: list[str]) -> dict[str, Any]:
+    """The media plane of a valid plan: sources, meet-me numbers (5xxx: no DN is), resources."""
+    groups = [
+        {"name": f"mrg{i}", "servers": _subset(fdp, ["embedded", "ms1", "ms2"], 1)}
+        for i in range(fdp.ConsumeIntInRange(0, 2))
+    ]
+    meetme: list[dict[str, Any]] = []
+    for i in range(fdp.ConsumeIntInRange(0, 3)):
+        room: dict[str, Any] = {"number": f"5{i:03d}", "partition": _pick(fdp, ["", *partitions])}
+        if fdp.ConsumeBool():
+            room["pin"] = str(fdp.ConsumeIntInRange(0, 10**8))
+        if fdp.ConsumeBool():
+            room["max_parties"] = fdp.ConsumeIntInRange(2, 1000)
+        meetme.append(room)
+    return {
+        "moh_sources": [
+            {"name": name, "file": AUDIO} for name in _subset(fdp, ["default", "jazz"])
+        ],
+        "meetme": meetme,
+        "media_resource_groups": groups,
+        "media_resource_lists": [
+            {"name": f"mrl{i}", "groups": _subset(fdp, [g["name"] for g in groups], 1)}
+            for i in range(fdp.ConsumeIntInRange(0, 2) if groups else 0)
+        ],
     }
 
 
@@ -407,22 +465,26 @@ def _round_trip(plan: PlanSpec) -> None:
     want = {
         d.name: (
             d.protocol,
-            [(ln.dn, ln.display, ln.partition) for ln in d.lines],
+            [(ln.dn, ln.display, ln.partition, ln.moh_source) for ln in d.lines],
             [(s.number, s.label) for s in d.speed_dials],
             d.css,
             d.max_calls,
             d.model,
+            d.moh_source,
+            d.media_resource_list,
         )
         for d in plan.devices
     }
     got = {
         d.name: (
             d.protocol,
-            [(ln.dn, ln.display, ln.partition) for ln in d.lines],
+            [(ln.dn, ln.display, ln.partition, ln.moh_source) for ln in d.lines],
             [(s.number, s.label) for s in d.speed_dials],
             d.css,
             d.max_calls,
             d.model,
+            d.moh_source,
+            d.media_resource_list,
         )
         for d in snap.devices.values()
     }
@@ -440,6 +502,19 @@ def _round_trip(plan: PlanSpec) -> None:
             getattr(snap.dialplan_spec, field), key=key
         ):
             raise AssertionError(f"{field} changed in the database")
+    if sorted(spec.meetme, key=repr) != sorted(snap.dialplan_spec.meetme, key=repr):
+        raise AssertionError("meet-me numbers changed in the database")
+    media = (
+        {m.name: m.file for m in plan.moh_sources},
+        {g.name: tuple(g.servers) for g in plan.media_resource_groups},
+        {r.name: tuple(r.groups) for r in plan.media_resource_lists},
+    )
+    if media != (
+        dict(snap.moh_sources),
+        dict(snap.media_resource_groups),
+        dict(snap.media_resource_lists),
+    ):
+        raise AssertionError("the media plane changed in the database")
 
 
 def test_one_input(data: bytes) -> None:

@@ -26,9 +26,10 @@ from numpy.typing import NDArray
 
 from offhook.media import g711
 from offhook.media.control import ControlAddress
-from offhook.media.process import ControlListener
+from offhook.media.process import CONTROL_LIMITS, ControlListener
 from offhook.media.rtp import RtpError, RtpPacket, RtpStream, parse_rtp
 from offhook.media.server import MediaServer, ServerConfig
+from offhook.net.guard import ListenerLimits
 from support.audio import decode_rtp_payloads, sine
 
 HOST = "127.0.0.1"
@@ -43,12 +44,14 @@ class Running:
 
 
 @contextlib.asynccontextmanager
-async def media_server(tmp_path: Path, **config: Any) -> AsyncIterator[Running]:
+async def media_server(
+    tmp_path: Path, limits: ListenerLimits = CONTROL_LIMITS, **config: Any
+) -> AsyncIterator[Running]:
     config.setdefault("listen", (HOST,))
     config.setdefault("port_range", RTP_PORTS)
     server = MediaServer(ServerConfig(**config))
     path = str(tmp_path / "media.sock")
-    listener = ControlListener(server, ControlAddress(path=path))
+    listener = ControlListener(server, ControlAddress(path=path), limits=limits)
     await listener.start()
     server.start()
     try:

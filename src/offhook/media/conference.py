@@ -60,6 +60,7 @@ class Party:
             "jitter_late": j.late,
             "jitter_overflow": j.overflow,
             "jitter_underruns": j.underruns,
+            "jitter_resyncs": j.resyncs,
             "wrong_size": self.wrong_size,
         }
 

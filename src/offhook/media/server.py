@@ -232,6 +232,7 @@ class MediaServer:
                 "jitter_late",
                 "jitter_overflow",
                 "jitter_underruns",
+                "jitter_resyncs",
                 "wrong_size",
             ),
             0,

@@ -460,8 +460,8 @@ def _sources(f: _Fields) -> Sources:
         if not isinstance(path, str) or not path or len(path) > MAX_PATH or "\0" in path:
             raise f.fail(f"sources: path must be a string of 1-{MAX_PATH} characters")
         assert isinstance(name, str)
-        if name in names or name == DEFAULT_MOH:
-            raise f.fail(f"sources: name {name!r} given twice or reserved")
+        if name in names:
+            raise f.fail(f"sources: name {name!r} given twice")
         names.add(name)
         out.append(SourceFile(name, path))
     return Sources(f.rid, tuple(out))

@@ -90,7 +90,7 @@ class SourceLibrary:
 
     @property
     def moh_names(self) -> list[str]:
-        return [DEFAULT_MOH, *self._moh]
+        return [DEFAULT_MOH, *(name for name in self._moh if name != DEFAULT_MOH)]
 
     def track(self, source: Source) -> Track | None:
         """The track of ``source``; None for an announcement or tone that does not exist.

@@ -158,9 +158,11 @@ class ReliableProvisionals:
         if self._unacked is None:
             return None
         self.elapsed += self.interval
-        if self.elapsed >= 64 * self.t1:
+        limit = 64 * self.t1
+        if self.elapsed >= limit - 1e-9:
             return None
-        self.interval *= 2
+        # Doubling, the last wait cut short so that the give-up comes at 64*T1.
+        self.interval = min(self.interval * 2, limit - self.elapsed)
         return self._unacked.response
 
     def prack(self, rack: RAck, invite_cseq: int) -> tuple[bool, SipResponse | None]:

@@ -5,17 +5,20 @@ epan/dissectors/packet-skinny.c, the ``message_id`` value table); the code is
 our own. ``Message`` is the frozen, slotted base every message derives from:
 it keeps the header version a message arrived with (``version``) and any bytes
 after the fields we know (``extra``), so that a decoded frame encodes back to
-the same layout. Flat bodies are described by ``LAYOUT`` (see ``fields.py``);
-``LAYOUT_V17`` replaces it from header version 0x11 on, where layouts differ.
+the same layout. A flat message declares each field once with its wire format
+(``Annotated[int, U32]``, see ``fields.py``); ``Message`` derives ``LAYOUT``,
+``REQUIRED`` and ``LAYOUT_V17`` (the layout from header version 0x11 on, where
+layouts differ) from those when the class is created.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import inspect
+from dataclasses import MISSING, Field, dataclass, field
 from enum import IntEnum
-from typing import Any, ClassVar
+from typing import Annotated, ClassVar, get_origin, get_type_hints
 
-from offhook.sccp.fields import Layout, decode_fields, encode_fields
+from offhook.sccp.fields import FieldCodec, Layout, Wire, layout_of
 
 # Header version from which address fields are a 4-byte type + 16-byte union
 # (packet-skinny.c: "ipv4or6" fields for protocol version >= 17).
@@ -119,15 +122,36 @@ class MessageId(IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """Base of every SCCP message: header version and unparsed trailing bytes."""
+    """Base of every SCCP message: header version and unparsed trailing bytes.
+
+    A subclass declares each wire field once, ``button: Annotated[int, U32]``
+    (see ``fields.py``); when the class is created its ``LAYOUT``,
+    ``REQUIRED`` (the layout entries up to the last field without a default:
+    what a body must hold) and ``LAYOUT_V17`` (None when no field differs from
+    0x11 on) are derived from those, and compiled into the codecs
+    ``decode_body``/``encode_body`` use. A class with no wire fields has an
+    empty layout (the array messages bring their own codec).
+    """
 
     ID: ClassVar[int]
     LAYOUT: ClassVar[Layout] = ()
     REQUIRED: ClassVar[int] = 0
     LAYOUT_V17: ClassVar[Layout | None] = None
+    _FIELDS: ClassVar[tuple[tuple[str, tuple[Wire, ...], bool], ...]] = ()
+    _CODECS: ClassVar[tuple[FieldCodec, FieldCodec]] = (FieldCodec((), 0), FieldCodec((), 0))
 
     version: int = field(default=0, kw_only=True)
     extra: bytes = field(default=b"", kw_only=True, repr=False)
+
+    def __init_subclass__(cls) -> None:
+        # Runs twice per message class: for the class body, then for the copy
+        # dataclass(slots=True) builds from it (which carries the first's results).
+        if "_CODECS" in cls.__dict__:
+            return
+        if "LAYOUT" in cls.__dict__:
+            _describe_explicit(cls)
+        else:
+            _describe(cls)
 
     @property
     def msg_id(self) -> int:
@@ -136,28 +160,76 @@ class Message:
 
     @classmethod
     def _layout(cls, version: int) -> tuple[Layout, int]:
-        if version >= V17 and cls.LAYOUT_V17 is not None:
-            names = {name for name, _ in cls.LAYOUT[: cls.REQUIRED]}
-            last = max(
-                (i for i, (name, _) in enumerate(cls.LAYOUT_V17) if name in names), default=-1
-            )
-            return cls.LAYOUT_V17, last + 1
-        return cls.LAYOUT, cls.REQUIRED
+        codec = cls._CODECS[version >= V17]
+        return codec.layout, codec.required
 
     @classmethod
     def decode_body(cls, body: bytes, version: int) -> Message:
         """Decode a body (after the message id) of this message type."""
-        layout, required = cls._layout(version)
-        values, extra = decode_fields(layout, required, body, cls.__name__)
+        values, extra = cls._CODECS[version >= V17].decode(body, cls.__name__)
         return cls(**values, version=version, extra=extra)
 
     def encode_body(self, version: int) -> bytes:
         """Encode this message's body for header ``version``."""
-        layout, _ = self._layout(version)
-        values: dict[str, Any] = {
-            name: getattr(self, name) for name, kind in layout if kind[0] != "p"
-        }
-        return encode_fields(layout, values, self.extra)
+        return self._CODECS[version >= V17].encode(self, self.extra)
+
+
+def _wires(hint: object) -> tuple[Wire, ...]:
+    if get_origin(hint) is not Annotated:
+        return ()
+    return tuple(m for m in getattr(hint, "__metadata__", ()) if isinstance(m, Wire))
+
+
+def _has_default(cls: type[Message], name: str) -> bool:
+    value = cls.__dict__.get(name, MISSING)
+    if isinstance(value, Field):
+        return value.default is not MISSING or value.default_factory is not MISSING
+    return value is not MISSING
+
+
+def _describe(cls: type[Message]) -> None:
+    """Derive the layouts and codecs of ``cls`` from its annotated fields."""
+    hints = get_type_hints(cls, include_extras=True)
+    own: list[tuple[str, tuple[Wire, ...], bool]] = []
+    plain: list[str] = []
+    for name in inspect.get_annotations(cls):
+        hint = hints[name]
+        if hint is ClassVar or get_origin(hint) is ClassVar:
+            continue
+        wires = _wires(hint)
+        if wires:
+            own.append((name, wires, not _has_default(cls, name)))
+        else:
+            plain.append(name)
+    if own and plain:
+        raise TypeError(f"{cls.__name__}: fields {plain} say nothing of their wire format")
+    fields = cls._FIELDS + tuple(own)
+    layout, required = layout_of(fields, v17=False)
+    layout_v17, required_v17 = layout_of(fields, v17=True)
+    cls._FIELDS = fields
+    cls.LAYOUT = layout
+    cls.REQUIRED = required
+    cls.LAYOUT_V17 = layout_v17 if layout_v17 != layout else None
+    cls._CODECS = (FieldCodec(layout, required), FieldCodec(layout_v17, required_v17))
+
+
+def _describe_explicit(cls: type[Message]) -> None:
+    """Codecs of a class that spells ``LAYOUT`` (and ``REQUIRED``, ``LAYOUT_V17``) out.
+
+    Transitional, for classes not yet declared field by field.
+    """
+    hints = get_type_hints(cls, include_extras=True)
+    if any(_wires(hints[name]) for name in inspect.get_annotations(cls)):
+        raise TypeError(f"{cls.__name__}: wire format given both in LAYOUT and on the fields")
+    layout, required = cls.LAYOUT, cls.REQUIRED
+    layout_v17, required_v17 = layout, required
+    if cls.LAYOUT_V17 is not None:
+        names = {name for name, _ in layout[:required]}
+        layout_v17 = cls.LAYOUT_V17
+        required_v17 = 1 + max(
+            (i for i, (name, _) in enumerate(layout_v17) if name in names), default=-1
+        )
+    cls._CODECS = (FieldCodec(layout, required), FieldCodec(layout_v17, required_v17))
 
 
 @dataclass(frozen=True, slots=True)

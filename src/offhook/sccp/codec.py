@@ -7,7 +7,8 @@ Wire format (little-endian)::
 ``length`` counts the message id and the body, so a frame is ``8 + length``
 bytes. Header version 0 is what CallManager 3.x/4.x phones send; later
 firmware sends 0x11 and above (e.g. 0x11, 0x12, 0x14, 0x16), which changes a
-few layouts (see ``messages.LAYOUT_V17``). Each decoded message keeps its
+few layouts (the fields marked ``IPV4OR6``, ``raw(n, v17=m)`` or ``from_v17``,
+see ``fields.py``; a class's ``LAYOUT_V17``). Each decoded message keeps its
 version; replies are encoded with the version of the phone.
 
 ``SccpFramer`` checks the length field against its maximum *before* keeping

@@ -179,3 +179,39 @@ def test_upgrade_0004_database_to_the_media_plane(db_url: str, tmp_path: Path) -
         assert snap.dialplan.route("", "5000").meetme is not None
     finally:
         engine.dispose()
+
+
+def test_downgrade_0005_keeps_devices_and_lines(db_url: str) -> None:
+    """Dropping the media plane's columns must not cascade to the devices' children."""
+    from alembic import command
+
+    from offhook.db.engine import alembic_config
+
+    upgrade(db_url)
+    engine = create_engine_for(db_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO devices (name, protocol) VALUES ('a', 'sip')"))
+            dev_id = conn.execute(text("SELECT id FROM devices")).scalar_one()
+            conn.execute(
+                text("INSERT INTO lines (device_id, position, dn) VALUES (:d, 0, '1001')"),
+                {"d": dev_id},
+            )
+            conn.execute(
+                text("INSERT INTO speed_dials (device_id, position, number) VALUES (:d, 0, '1')"),
+                {"d": dev_id},
+            )
+        with engine.begin() as conn:
+            cfg = alembic_config()
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0004")
+        assert current_revision(engine) == "0004"
+        assert not set(MEDIA_TABLES) & set(inspect(engine).get_table_names())
+        assert "moh_source" not in {c["name"] for c in inspect(engine).get_columns("lines")}
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT dn FROM lines")).scalars().all() == ["1001"]
+            assert conn.execute(text("SELECT count(*) FROM speed_dials")).scalar_one() == 1
+        upgrade(engine)
+        assert current_revision(engine) == "0005"
+    finally:
+        engine.dispose()

@@ -88,8 +88,9 @@ def downgrade() -> None:
     op.drop_table("media_resource_groups")
     op.drop_table("meetme_numbers")
     op.drop_table("moh_sources")
-    with op.batch_alter_table("lines") as batch:
-        batch.drop_column("moh_source")
-    with op.batch_alter_table("devices") as batch:
-        batch.drop_column("media_resource_list")
-        batch.drop_column("moh_source")
+    # Not batch mode: on SQLite it copies ``devices`` and drops the old table,
+    # and with foreign keys on that drop cascades to every line and speed
+    # dial. ALTER TABLE ... DROP COLUMN (SQLite 3.35 and later) keeps them.
+    op.drop_column("lines", "moh_source")
+    op.drop_column("devices", "media_resource_list")
+    op.drop_column("devices", "moh_source")

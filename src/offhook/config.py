@@ -252,6 +252,10 @@ class SipSettings(ListenerSettings):
     min_expires: int = Field(default=60, ge=1)
     max_expires: int = Field(default=3600, ge=1)
     t1: float = Field(default=0.5, gt=0)  # RFC 3261 §17.1.1.1 T1, seconds
+    # RFC 4028 session timers: the interval offered and the least accepted (422 below),
+    # seconds; a call whose refreshes stop is hung up (cause 102). 0 turns them off.
+    min_se: int = Field(default=90, ge=90, le=86400)
+    session_expires: int = Field(default=1800, ge=0, le=86400)
     # Digest algorithms challenged with, in this order (RFC 8760 §2.4: most
     # preferred first, e.g. ["SHA-256", "MD5"]). Only MD5 by default: deployed
     # UAs such as baresip 1.0 (libre) fail outright when any challenge names an
@@ -260,6 +264,14 @@ class SipSettings(ListenerSettings):
         default_factory=lambda: ["MD5"],  # type: ignore[arg-type]
         min_length=1,
     )
+
+    @field_validator("session_expires")
+    @classmethod
+    def _session_expires(cls, value: int, info: ValidationInfo) -> int:
+        low = info.data.get("min_se", 90)
+        if value and value < low:
+            raise ValueError(f"must be 0 (off) or >= min_se ({low})")
+        return value
 
     @field_validator("max_expires")
     @classmethod

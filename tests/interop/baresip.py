@@ -107,8 +107,10 @@ class Baresip:
         answermode: str = "manual",
         extra_account_params: str = "",
         host: str = HOST,
+        tone: int = 440,
     ) -> None:
         self.name = name
+        self.tone = tone  # the frequency its microphone (ausine) sends
         self.host = host
         self.dir = Path(workdir) / f"baresip-{name}"
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -144,7 +146,7 @@ poll_method\t\tepoll
 sip_listen\t\t{uri_host(self.host)}:{self.sip_port}
 net_interface\t\t{self.host}
 audio_player\t\taubridge,{self.name}-out
-audio_source\t\tausine,440
+audio_source\t\tausine,{self.tone}
 audio_alert\t\taubridge,{self.name}-alert
 ausrc_srate\t\t48000
 ausrc_channels\t\t2

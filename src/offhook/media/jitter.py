@@ -121,6 +121,9 @@ class JitterBuffer:
         if ext in self._held:
             self.duplicate += 1
             return
+        self._store(ext, timestamp, payload)
+
+    def _store(self, ext: int, timestamp: int, payload: bytes) -> None:
         if len(self._held) >= self.capacity:
             oldest = min(self._held)
             self.overflow += 1
@@ -136,8 +139,8 @@ class JitterBuffer:
         if stray is not None and (seq - stray[0]) % _SEQ_MOD == 1:
             self._held.clear()
             self._held[stray[1]] = (stray[2], stray[3])
-            self._held[stray[1] + 1] = (timestamp, payload)
             self._floor = stray[1]
+            self._store(stray[1] + 1, timestamp, payload)
             self._playing = self._started = False
             self._stray = None
             self.resyncs += 1

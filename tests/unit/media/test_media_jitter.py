@@ -138,6 +138,16 @@ def test_lone_stray_dropped() -> None:
     assert _pop(jb, 3) == [0, 1, 2]
 
 
+def test_resync_within_a_capacity_of_one() -> None:
+    # Found by fuzz_rtp: a resync kept both confirming packets whatever the capacity.
+    jb = JitterBuffer(depth=1, capacity=1)
+    _push(jb, 24944)
+    assert _pop(jb, 2) == [24944, None]
+    _push(jb, 0, 1)
+    assert jb.resyncs == 1 and len(jb) == 1 and jb.overflow == 1
+    assert _pop(jb, 2) == [1, None]
+
+
 def test_capacity_bound() -> None:
     jb = JitterBuffer(depth=3, capacity=5)
     _push(jb, *range(0, 5))

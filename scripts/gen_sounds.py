@@ -70,7 +70,7 @@ def build(use_speech: bool) -> dict[str, NDArray[np.int16]]:
     not_in_service = [tones.sit()]
     if said["not-in-service"] is not None:
         # tones.sit() ends in a second of silence; half of it is enough before speech.
-        not_in_service = [tones.sit()[: -round(0.5 * RATE)], said["not-in-service"]]
+        not_in_service = [tones.sit()[: -round(0.51 * RATE)], said["not-in-service"]]
     pin = said["enter-pin"]
     out = {
         "ringback": tones.ringback(),
@@ -80,6 +80,8 @@ def build(use_speech: bool) -> dict[str, NDArray[np.int16]]:
         "enter-pin": np.concatenate([pin if pin is not None else chime(), _silence(0.5)]),
         "moh": tones.moh_pattern(),
     }
+    # Whole 20 ms frames: a player never plays a partial last frame.
+    out = {name: np.concatenate([x, _silence((-len(x) % 160) / RATE)]) for name, x in out.items()}
     if set(out) != set(sounds.NAMES):
         raise SystemExit(f"generator and sounds.NAMES disagree: {sorted(out)}")
     return out

@@ -1,7 +1,8 @@
 """Call-progress tones and the built-in music on hold, generated at 8 kHz.
 
-Each function returns one cadence period as int16 samples, so a player that
-loops the array plays the tone without a seam: continuous tones hold whole
+Each function returns one cadence period as int16 samples, a whole number
+of 20 ms frames, so a player that loops the array plays the tone without a
+seam: continuous tones hold whole
 cycles of every frequency, and interrupted ones start and end each burst
 with a short raised-cosine ramp (no click) and end the period in silence.
 
@@ -11,7 +12,7 @@ with a short raised-cosine ramp (no click) and end the period in silence.
 | `ringback` | 440 + 480                | 2 s on, 4 s off                      |
 | `busy`     | 480 + 620                | 0.5 s on, 0.5 s off                  |
 | `reorder`  | 480 + 620                | 0.25 s on, 0.25 s off                |
-| `sit`      | 913.8, 1370.6, 1776.7    | 330 ms each in turn, then 1 s silence |
+| `sit`      | 913.8, 1370.6, 1776.7    | 330 ms each in turn, then 1.01 s silence |
 
 The dual tones are the North American precise tones (ANSI T1.401); the
 special information tone follows ITU-T E.180 (three rising tones of 330 ms
@@ -46,7 +47,7 @@ BUSY = (480.0, 620.0)
 REORDER = BUSY
 SIT = (913.8, 1370.6, 1776.7)
 SIT_TONE_S = 0.330
-SIT_SILENCE_S = 1.0
+SIT_SILENCE_S = 1.01  # E.180: 1 s +- 250 ms; this makes the period 2 s, whole 20 ms frames
 
 
 def _times(seconds: float) -> NDArray[np.float64]:
@@ -101,7 +102,7 @@ def reorder() -> NDArray[np.int16]:
 
 
 def sit() -> NDArray[np.int16]:
-    """The special information tone: 913.8, 1370.6, 1776.7 Hz, 330 ms each, then 1 s silence."""
+    """The special information tone: 913.8, 1370.6, 1776.7 Hz, 330 ms each, then silence."""
     parts = [_ramped(_sum_of_sines([f], SIT_TONE_S)) for f in SIT]
     return _int16(np.concatenate([*parts, np.zeros(round(SIT_SILENCE_S * RATE))]))
 

@@ -28,6 +28,7 @@ def test_files(name: str) -> None:
     )
     pcm = load_audio(path)
     assert len(pcm) == info.frames and rms(pcm) > 500
+    assert info.frames % 160 == 0  # whole 20 ms frames
 
 
 def test_total_size_and_package_data() -> None:

@@ -20,6 +20,7 @@ the field-by-field path (``decode_fields``/``encode_fields``).
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any
@@ -187,7 +188,17 @@ class FieldCodec:
     layout; bodies shorter than the layout and values that are None go to them.
     """
 
-    __slots__ = ("_get", "_ips", "_raws", "_struct", "_texts", "layout", "names", "required")
+    __slots__ = (
+        "_convert",
+        "_get",
+        "_ips",
+        "_raws",
+        "_struct",
+        "_texts",
+        "layout",
+        "names",
+        "required",
+    )
 
     def __init__(self, layout: Layout, required: int) -> None:
         self.layout = layout
@@ -198,7 +209,15 @@ class FieldCodec:
         self._texts = tuple(i for i, kind in enumerate(kinds) if kind[0] == "s")
         self._ips = tuple(i for i, kind in enumerate(kinds) if kind == "ip")
         self._raws = tuple(i for i, kind in enumerate(kinds) if kind[0] == "b")
-        self._get = attrgetter(*self.names) if len(self.names) > 1 else None
+        self._convert = bool(self._texts or self._ips or self._raws)
+        self._get: Callable[[object], tuple[Any, ...]]
+        if len(self.names) > 1:
+            self._get = attrgetter(*self.names)
+        elif self.names:
+            one = attrgetter(self.names[0])
+            self._get = lambda message: (one(message),)
+        else:
+            self._get = lambda message: ()
 
     @property
     def size(self) -> int:
@@ -211,7 +230,7 @@ class FieldCodec:
         if len(body) < size:
             return decode_fields(self.layout, self.required, body, name)
         values: Any = self._struct.unpack_from(body)
-        if self._texts or self._ips or self._raws:
+        if self._convert:
             values = list(values)
             for i in self._texts:
                 values[i] = values[i].split(b"\0", 1)[0].decode("latin-1")
@@ -219,21 +238,18 @@ class FieldCodec:
                 values[i] = ".".join(map(str, values[i]))
             for i in self._raws:
                 values[i] = values[i].rstrip(b"\0")
-        return dict(zip(self.names, values, strict=True)), body[size:]
+        return dict(zip(self.names, values, strict=False)), body[size:]
 
     def values(self, message: object) -> tuple[Any, ...]:
         """The field values of ``message`` in layout order."""
-        if self._get is not None:
-            result: tuple[Any, ...] = self._get(message)
-            return result
-        return tuple(getattr(message, name) for name in self.names)
+        return self._get(message)
 
     def encode(self, message: object, extra: bytes) -> bytes:
         """The body of ``message`` followed by ``extra``."""
-        values = self.values(message)
+        values = self._get(message)
         if None in values:
             return encode_fields(self.layout, dict(zip(self.names, values, strict=True)), extra)
-        if self._texts or self._ips or self._raws:
+        if self._convert:
             out = list(values)
             for i in self._texts:
                 out[i] = str(out[i]).encode("latin-1", "replace")

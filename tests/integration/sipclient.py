@@ -317,6 +317,7 @@ class SipClient:
         body: bytes = b"",
         extra: list[tuple[str, str]] | None = None,
         cseq_method: str | None = None,
+        content_type: str = "application/sdp",
     ) -> bytes:
         lines = [
             f"{method} {uri} SIP/2.0",
@@ -333,7 +334,7 @@ class SipClient:
             lines.append(f"Contact: {contact}")
         lines.extend(f"{n}: {v}" for n, v in extra or [])
         if body:
-            lines.append("Content-Type: application/sdp")
+            lines.append(f"Content-Type: {content_type}")
         lines.append(f"Content-Length: {len(body)}")
         return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
@@ -425,8 +426,9 @@ class SipClient:
         body: bytes = b"",
         auth: str | None = None,
         branch_: str | None = None,
+        headers: list[tuple[str, str]] | None = None,
     ) -> bytes:
-        extra = [("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS")]
+        extra = [("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS"), *(headers or [])]
         if auth is not None:
             extra.append(("Proxy-Authorization", auth))
         return self.build(
@@ -441,9 +443,17 @@ class SipClient:
             extra=extra,
         )
 
-    async def call(self, called: str, body: bytes = b"", authenticate: bool = True) -> Call:
-        """Send an INVITE, answer the 407 (with its ACK), return the Call in progress."""
+    async def call(
+        self,
+        called: str,
+        body: bytes = b"",
+        authenticate: bool = True,
+        headers: list[tuple[str, str]] | None = None,
+    ) -> Call:
+        """Send an INVITE (with extra ``headers``), answer the 407 (with its ACK),
+        return the Call in progress."""
         call = Call(self, called, f"{secrets.token_hex(8)}@{HOST}", tag(), body)
+        call.headers = list(headers or [])
         self.send_bytes(call.invite_bytes())
         if not authenticate:
             return call
@@ -467,11 +477,14 @@ class SipClient:
         to_tag: str,
         body: bytes = b"",
         reason: str | None = None,
+        headers: list[tuple[str, str]] | None = None,
+        content_type: str = "application/sdp",
     ) -> None:
-        """Send a response to ``invite`` (or any request) from this UA."""
+        """Send a response to ``invite`` (or any request) from this UA, with extra ``headers``."""
         reasons = {
             100: "Trying",
             180: "Ringing",
+            183: "Session Progress",
             200: "OK",
             486: "Busy Here",
             487: "Request Terminated",
@@ -489,10 +502,11 @@ class SipClient:
             f"Call-ID: {invite.call_id}",
             f"CSeq: {invite.headers.get('CSeq')}",
         ]
-        if 100 < status < 300 and invite.method == "INVITE":
+        if 100 < status < 300 and invite.method in ("INVITE", "UPDATE"):
             lines.append(f"Contact: <{self.contact_uri}>")
+        lines.extend(f"{n}: {v}" for n, v in headers or [])
         if body:
-            lines.append("Content-Type: application/sdp")
+            lines.append(f"Content-Type: {content_type}")
         lines.append(f"Content-Length: {len(body)}")
         self.send_bytes(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
 
@@ -513,8 +527,10 @@ class SipClient:
         body: bytes = b"",
         cseq: int | None = None,
         branch_: str | None = None,
+        headers: list[tuple[str, str]] | None = None,
+        content_type: str = "application/sdp",
     ) -> bytes:
-        """An in-dialog request (BYE, re-INVITE, ACK with ``cseq``)."""
+        """An in-dialog request (BYE, re-INVITE, UPDATE, INFO, REFER, PRACK, ACK with ``cseq``)."""
         num = cseq if cseq is not None else dialog.next_cseq()
         return self.build(
             method,
@@ -524,8 +540,10 @@ class SipClient:
             call_id=dialog.call_id,
             cseq=num,
             via=self.via(branch_),
-            contact="" if method == "INVITE" else None,
+            contact="" if method in ("INVITE", "UPDATE") else None,
             body=body,
+            extra=headers,
+            content_type=content_type,
         )
 
 
@@ -542,6 +560,7 @@ class Call:
     branch: str = field(default_factory=branch)
     auth: str | None = None
     dialog: Dialog | None = None
+    headers: list[tuple[str, str]] = field(default_factory=list)  # extra INVITE headers
 
     def invite_bytes(self) -> bytes:
         return self.ua.invite_request(
@@ -552,6 +571,7 @@ class Call:
             body=self.body,
             auth=self.auth,
             branch_=self.branch,
+            headers=self.headers,
         )
 
     def ack_failure(self, resp: SipResponse) -> None:

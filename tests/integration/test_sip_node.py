@@ -713,6 +713,11 @@ def test_caller_cancels_while_ringing(tmp_path: Path, monkeypatch: pytest.Monkey
 
 
 def test_hold_reinvite_relayed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hold is call control's (core.features.hold): the holder's sendonly offer is
+    answered inactive by offhook, the held phone is offered a sendonly stream
+    (music on hold from the media server, or the holder's own offer without
+    one); resume sends the holder's offer to the held phone again."""
+
     async def scenario(ctx: Ctx) -> None:
         alice = await ctx.ua("alice", register=True)
         bob = await ctx.ua("bob", register=True)
@@ -721,16 +726,24 @@ def test_hold_reinvite_relayed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
         hold = est.call.dialog
         alice.send_bytes(alice.in_dialog(hold, "INVITE", body=sdp(A_PORT, "sendonly", version=2)))
-        reinvite = await bob.recv_request("INVITE")
-        assert reinvite.to_tag == est.callee_tag  # in bob's dialog
-        assert direction(reinvite.body) == "sendonly"
-        assert media_port(reinvite.body) == A_PORT
-        bob.answer(reinvite, 200, to_tag=est.callee_tag, body=sdp(B_PORT, "recvonly", version=2))
-        await bob.recv_request("ACK")
         ok = await alice.recv_response("INVITE")
         assert ok.status == 200 and ok.cseq == (hold.cseq, "INVITE")
-        assert direction(ok.body) == "recvonly"
-        assert media_port(ok.body) == B_PORT
+        assert direction(ok.body) == "inactive"
+        alice.send_bytes(alice.in_dialog(hold, "ACK", cseq=hold.cseq))
+        moh = await bob.recv_request("INVITE")
+        assert moh.to_tag == est.callee_tag  # in bob's dialog
+        assert direction(moh.body) == "sendonly"
+        bob.answer(moh, 200, to_tag=est.callee_tag, body=sdp(B_PORT, "recvonly", version=2))
+        await bob.recv_request("ACK")
+        # Resume: alice's offer goes to bob, bob's answer back to alice.
+        alice.send_bytes(alice.in_dialog(hold, "INVITE", body=sdp(A_PORT, version=3)))
+        resume = await bob.recv_request("INVITE")
+        assert direction(resume.body) == "sendrecv" and media_port(resume.body) == A_PORT
+        bob.answer(resume, 200, to_tag=est.callee_tag, body=sdp(B_PORT, version=3))
+        await bob.recv_request("ACK")
+        ok = await alice.recv_response("INVITE")
+        assert ok.status == 200 and media_port(ok.body) == B_PORT
+        assert direction(ok.body) == "sendrecv"
         alice.send_bytes(alice.in_dialog(hold, "ACK", cseq=hold.cseq))
 
     run_node(tmp_path, monkeypatch, scenario)
@@ -745,13 +758,15 @@ def test_reinvite_glare_491(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         a_dialog = est.call.dialog
         b_dialog = est.callee_dialog(bob)
 
-        alice.send_bytes(alice.in_dialog(a_dialog, "INVITE", body=sdp(A_PORT, "sendonly", 1, 2)))
+        # New media offers (not holds: those are answered by call control itself).
+        alice.send_bytes(alice.in_dialog(a_dialog, "INVITE", body=sdp(A_PORT + 2, None, 1, 2)))
         from_alice = await bob.recv_request("INVITE")
+        assert media_port(from_alice.body) == A_PORT + 2
         # bob offers at the same time: glare on bob's leg.
         glare_branch = branch()
         bob.send_bytes(
             bob.in_dialog(
-                b_dialog, "INVITE", body=sdp(B_PORT, "sendonly", 1, 2), branch_=glare_branch
+                b_dialog, "INVITE", body=sdp(B_PORT + 2, None, 1, 2), branch_=glare_branch
             )
         )
         pending = await bob.recv_response("INVITE")
@@ -760,19 +775,19 @@ def test_reinvite_glare_491(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         # ACK the 491 in its transaction (RFC 3261 §17.1.1.3: same branch)
         bob.send_bytes(bob.in_dialog(b_dialog, "ACK", cseq=b_dialog.cseq, branch_=glare_branch))
         # The first offer completes normally.
-        bob.answer(from_alice, 200, to_tag=est.callee_tag, body=sdp(B_PORT, "recvonly", 1, 2))
+        bob.answer(from_alice, 200, to_tag=est.callee_tag, body=sdp(B_PORT + 4, None, 1, 2))
         await bob.recv_request("ACK")
         ok = await alice.recv_response("INVITE")
-        assert ok.status == 200 and direction(ok.body) == "recvonly"
+        assert ok.status == 200 and media_port(ok.body) == B_PORT + 4
         alice.send_bytes(alice.in_dialog(a_dialog, "ACK", cseq=a_dialog.cseq))
         # bob retries afterwards and succeeds (RFC 3261 §14.1).
-        bob.send_bytes(bob.in_dialog(b_dialog, "INVITE", body=sdp(B_PORT, "sendonly", 1, 3)))
+        bob.send_bytes(bob.in_dialog(b_dialog, "INVITE", body=sdp(B_PORT + 6, None, 1, 3)))
         to_alice = await alice.recv_request("INVITE")
-        assert direction(to_alice.body) == "sendonly"
-        alice.answer(to_alice, 200, to_tag=est.call.from_tag, body=sdp(A_PORT, "recvonly", 1, 3))
+        assert media_port(to_alice.body) == B_PORT + 6
+        alice.answer(to_alice, 200, to_tag=est.call.from_tag, body=sdp(A_PORT + 4, None, 1, 3))
         await alice.recv_request("ACK")
         ok = await bob.recv_response("INVITE")
-        assert ok.status == 200 and direction(ok.body) == "recvonly"
+        assert ok.status == 200 and media_port(ok.body) == A_PORT + 4
 
     run_node(tmp_path, monkeypatch, scenario)
 

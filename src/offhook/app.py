@@ -316,6 +316,8 @@ async def run(
         node=settings.node.name,
         trunk_up=trunks.is_up,
     )
+    engine.hold_reversion = settings.features.hold_reversion or None
+    engine.adhoc_max_parties = settings.features.adhoc_max_parties
     repo = CdrRepository(db)
     bus.subscribe(CallEnded, lambda ev: node.cdr_queue.append(cdr_row(ev.record)))
 
@@ -399,7 +401,7 @@ async def run(
 
     # The media server (music on hold, bridges): a child process, never in this loop.
     media_plane = await start_media(
-        settings, engine, lambda: node.snapshot, advertised, config_path
+        settings, engine, lambda: node.snapshot, advertised, config_path or settings.source
     )
     node.media_plane = media_plane
 
@@ -523,6 +525,15 @@ async def run(
             del node.cdr_queue[: len(batch)]
             node.cdr_written += len(batch)
 
+    async def engine_timers() -> None:
+        # The SIP endpoint re-arms call control's timer as it works; this
+        # catches timers (ring timeouts, hold reversion) of calls without SIP.
+        while True:
+            await asyncio.sleep(0.5)
+            due = engine.next_timer()
+            if due is not None and due <= loop.time():
+                engine.handle_timer(loop.time())
+
     async def expire_bindings() -> None:
         while True:
             await asyncio.sleep(5.0)
@@ -533,6 +544,7 @@ async def run(
         asyncio.create_task(poll_plan()),
         asyncio.create_task(write_cdrs()),
         asyncio.create_task(expire_bindings()),
+        asyncio.create_task(engine_timers()),
     ]
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):

@@ -604,6 +604,19 @@ class MediaSettings(_Section):
         return int(low) + int(low) % 2, int(high)
 
 
+class FeaturesSettings(_Section):
+    """[features] call features.
+
+    ``hold_reversion``: seconds after which a phone that holds a call is
+    reminded of it (a tone and a prompt, on SCCP phones), and again every
+    such interval; 0 turns it off (CallManager's default). ``adhoc_max_parties``:
+    how many parties an ad hoc conference (the Confrn softkey) may have.
+    """
+
+    hold_reversion: float = Field(default=0.0, ge=0.0, le=3600.0)
+    adhoc_max_parties: int = Field(default=8, ge=3, le=64)
+
+
 class Settings(_Section):
     """All node settings; build with :func:`load_settings`."""
 
@@ -617,6 +630,7 @@ class Settings(_Section):
     sccp: SccpSettings = Field(default_factory=SccpSettings)
     tftp: TftpSettings = Field(default_factory=TftpSettings)
     media: MediaSettings = Field(default_factory=MediaSettings)
+    features: FeaturesSettings = Field(default_factory=FeaturesSettings)
 
     # Where the settings came from (None: defaults + environment only).
     source: Path | None = None

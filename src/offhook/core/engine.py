@@ -136,6 +136,10 @@ class CallEngine(FeatureOps):
         self.moh_for: Callable[[Leg], str] = lambda leg: "moh:default"
         self.conferences: dict[str, conference.Conference] = {}
         self.adhoc_max_parties = 8
+        # Seconds after which a holder is reminded of a held call (None: never),
+        # and the reminders due: (when, call id, holder's leg id).
+        self.hold_reversion: float | None = None
+        self.hold_reminders: list[tuple[float, str, str]] = []
 
     def _default_call_id(self) -> str:
         return f"{self.node}-{token(8)}" if self.node else token(8)
@@ -299,6 +303,13 @@ class CallEngine(FeatureOps):
     # ------------------------------------------------------------ timers (sans-IO)
     def next_timer(self) -> float | None:
         """The monotonic time ``handle_timer`` should next be called, or None."""
+        ring = self._next_ring()
+        reminder = hold.next_reminder(self)
+        if ring is None or (reminder is not None and reminder < ring):
+            return reminder
+        return ring
+
+    def _next_ring(self) -> float | None:
         # A heap of (deadline, call id) with lazy deletion: entries whose call
         # ended, connected or got another deadline are dropped when they surface.
         heap = self._ring_heap
@@ -752,8 +763,9 @@ class CallEngine(FeatureOps):
             self._end_call(call, cause)
 
     def _do_timers(self, now: float) -> None:
+        hold.remind_due(self, now)
         while True:
-            deadline = self.next_timer()
+            deadline = self._next_ring()
             if deadline is None or deadline > now:
                 return
             _, call_id = heapq.heappop(self._ring_heap)

@@ -72,6 +72,9 @@ class FeatureOps:
     def end_call(self, call: Call, cause: int) -> None:
         self._end_call(call, cause)
 
+    def monotonic(self) -> float:
+        return self._clock.monotonic()
+
     def post(self, step: Callable[[], None]) -> None:
         """Run ``step`` in call control's queue (callbacks from outside, e.g. the media server)."""
         self._post(step)

@@ -64,6 +64,12 @@ class FakeDriver(LegDriver):
     def send_digits(self, digits: str) -> None:
         self._rec("send_digits", digits)
 
+    def play_tone(self, tone: Any) -> None:
+        self._rec("play_tone", tone)
+
+    def show_display(self, text: str) -> None:
+        self._rec("show_display", text)
+
     def transfer_progress(self, state: Any, cause: int | None) -> None:
         self._rec("transfer_progress", state, cause)
 

@@ -9,7 +9,7 @@ import pytest
 from core_harness import FakeDriver, Harness, media
 
 from offhook.core.causes import Cause
-from offhook.core.events import PartyInfo, Setup, TransferState
+from offhook.core.events import PartyInfo, Setup, Tone, TransferState
 from offhook.core.leg import LegState
 from offhook.core.media import INACTIVE, RECVONLY, SENDONLY, SENDRECV
 
@@ -392,3 +392,19 @@ def test_adhoc_conference_ends_with_one_party_left(h: Harness, ms: RecordingMedi
     assert len(ms.named("release")) == 4  # music + three ports
     assert not h.engine.conferences
     assert all(r.extra and dict(r.extra).get("conference") for r in h.records()[-2:])
+
+
+def test_hold_reversion_reminds_the_holder(h: Harness, ms: RecordingMedia) -> None:
+    h.engine.hold_reversion = 30.0
+    _, bd, _ = hold_with_music(h, ms)
+    due = h.engine.next_timer()
+    assert due is not None and due > h.clock.monotonic()
+    h.clock.advance(30.0)
+    h.engine.handle_timer(h.clock.monotonic())
+    assert bd.calls.count(("play_tone", Tone.CALL_WAITING)) == 1
+    h.clock.advance(30.0)
+    h.engine.handle_timer(h.clock.monotonic())
+    assert bd.calls.count(("play_tone", Tone.CALL_WAITING)) == 2
+    assert bd.leg is not None
+    h.engine.on_media_offer(bd.leg, media("10.0.0.2"))  # resumed: no more reminders
+    assert h.engine.next_timer() is None

@@ -2,7 +2,9 @@
 
 A device puts its call on hold with a media offer that asks for nothing
 back (``sendonly``/``inactive``, or ``c=0.0.0.0`` from old phones); resume is
-any later offer that does. Call control answers the holder itself
+any later offer that does. With ``hold_reversion`` set, a holder that
+leaves a call held that long is reminded (a tone and a prompt, where the
+device can show them: SCCP), and again each such interval. Call control answers the holder itself
 (``inactive``: it should send nothing) and, when a media server is
 available, moves the held party's media to a music-on-hold endpoint; on
 resume the endpoint is released and the holder's offer goes to the held
@@ -21,8 +23,10 @@ not hold                no                  not a hold matter: forwarded as usua
 
 from __future__ import annotations
 
+import heapq
 from typing import TYPE_CHECKING
 
+from offhook.core.events import Tone
 from offhook.core.features.resources import ResourceDriver
 from offhook.core.leg import LegEvent
 from offhook.core.media import INACTIVE, MediaDescription, MediaStream
@@ -93,6 +97,7 @@ def on_offer(engine: CallEngine, call: Call, leg: Leg, offer: MediaDescription) 
         leg.media = offer
         call.holds[leg.id] = party
         call.peers[leg.id] = None
+        _schedule_reminder(engine, call, leg)
         moh = engine.add_resource(call, family_of(party.media), play=engine.moh_for(leg))
         call.peers[party.id] = moh
         call.peers[moh.id] = party
@@ -138,3 +143,42 @@ def end_hold(engine: CallEngine, call: Call, holder: Leg) -> Leg | None:
             call.resources.remove(moh)
         engine.release_leg(moh, 16)
     return party
+
+
+# ---------------------------------------------------------------- hold reversion
+REVERSION_TEXT = "Call on hold"
+
+
+def _schedule_reminder(engine: CallEngine, call: Call, holder: Leg) -> None:
+    if engine.hold_reversion:
+        when = engine.monotonic() + engine.hold_reversion
+        heapq.heappush(engine.hold_reminders, (when, call.id, holder.id))
+
+
+def next_reminder(engine: CallEngine) -> float | None:
+    """When the next hold reversion reminder is due (stale ones are dropped lazily)."""
+    heap = engine.hold_reminders
+    while heap:
+        _, call_id, holder_id = heap[0]
+        call = engine.call(call_id)
+        if call is not None and holder_id in call.holds:
+            return heap[0][0]
+        heapq.heappop(heap)
+    return None
+
+
+def remind_due(engine: CallEngine, now: float) -> None:
+    """Hold reversion: remind each holder whose call has been held too long, and again later."""
+    heap = engine.hold_reminders
+    while True:
+        due = next_reminder(engine)
+        if due is None or due > now:
+            return
+        _, call_id, holder_id = heapq.heappop(heap)
+        call = engine.call(call_id)
+        holder = engine.leg(holder_id)
+        if call is None or holder is None or engine.hold_reversion is None:
+            continue
+        engine.drive(holder, lambda d: d.play_tone(Tone.CALL_WAITING))
+        engine.drive(holder, lambda d: d.show_display(REVERSION_TEXT))
+        heapq.heappush(heap, (now + engine.hold_reversion, call_id, holder_id))

@@ -136,6 +136,14 @@ def print_status(settings: Settings, as_json: bool) -> int:
             f"media bridge (IPv4 <-> IPv6): {bridge.get('streams', 0)} streams relayed now, "
             f"{bridge.get('forwarded', 0)} packets forwarded"
         )
+    media = data.get("media_server")
+    if media:
+        state = "connected" if media.get("connected") else "NOT connected"
+        where = "embedded" if media.get("embedded") else "standalone"
+        console.print(
+            f"media server ({where}, {media.get('control', '')}): {state}, "
+            f"{media.get('streams', 0)} endpoints, started {media.get('starts', 0)} times"
+        )
     rejections = data["counters"]["rejections"]
     if rejections:
         refused = Table(title="Rejections (listener, reason, count)")

@@ -15,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import socket
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -228,3 +230,69 @@ def udp_port_free(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def write_config(tmp_path: Path, **media: Any) -> Path:
+    """A settings file for ``offhook media``: RTP on 127.0.0.1 in the test range."""
+    media.setdefault("listen", HOST)
+    media.setdefault("rtp_ports", f"{RTP_PORTS[0]}-{RTP_PORTS[1]}")
+    lines = ["[media]"] + [f"{key} = {json.dumps(value)}" for key, value in media.items()]
+    path = tmp_path / "offhook.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def child_env() -> dict[str, str]:
+    """The environment of a child ``python -m offhook`` run from this checkout."""
+    env = dict(os.environ)
+    src = str(REPO / "src")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+async def spawn_media(tmp_path: Path, **media: Any) -> tuple[asyncio.subprocess.Process, str]:
+    """``offhook media`` as a child process on a Unix socket in ``tmp_path``, listening."""
+    config = write_config(tmp_path, **media)
+    address = f"unix:{tmp_path / 'child.sock'}"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "offhook",
+        "media",
+        "--config",
+        str(config),
+        "--control",
+        address,
+        env=child_env(),
+    )
+    await wait_listening(address, proc)
+    return proc, address
+
+
+async def wait_listening(
+    address: str, proc: asyncio.subprocess.Process | None = None, timeout: float = 30.0
+) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while True:
+        if proc is not None and proc.returncode is not None:
+            raise RuntimeError(f"offhook media exited with {proc.returncode}")
+        try:
+            _, writer = await asyncio.open_unix_connection(address.removeprefix("unix:"))
+        except OSError:
+            if loop.time() > end:
+                raise
+            await asyncio.sleep(0.05)
+            continue
+        writer.close()
+        return
+
+
+async def end_process(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+    await proc.wait()

@@ -155,9 +155,7 @@ class MediaClient:
         self._stopping = True
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await _cancel(task)
         for pending in self._pending.values():
             if pending.timer is not None:
                 pending.timer.cancel()
@@ -183,7 +181,7 @@ class MediaClient:
 
     async def _run(self) -> None:
         delay = self.backoff[0]
-        while True:
+        while not self._stopping:
             try:
                 ok = await self._session()
             except asyncio.CancelledError:
@@ -468,6 +466,16 @@ class MediaClient:
             callback(*args)
         except Exception:
             log.exception("media client callback %s failed", getattr(callback, "__name__", ""))
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    """Cancel ``task`` and wait for it (again and again: a cancellation that
+    arrives as an inner ``wait_for`` completes is lost on Python 3.11)."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait([task], timeout=0.1)
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        task.result()
 
 
 def _settle(future: asyncio.Future[Reply | None]) -> Callable[[Reply | None], None]:

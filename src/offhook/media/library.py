@@ -24,7 +24,6 @@ Announcements (``sounds.NAMES``) are decoded on first use and kept.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -33,7 +32,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from offhook.media import tones
+from offhook.media import sounds, tones
 from offhook.media.control import DEFAULT_MOH, Source, SourceFile
 from offhook.media.sources import AudioError, Broadcast, load_audio
 
@@ -103,7 +102,6 @@ class SourceLibrary:
         if source.kind == "tone":
             return self._tones.get(source.name)
         found = self._announcements.get(source.name)
-        sounds = importlib.import_module("offhook.media.sounds")
         if found is None and source.name in sounds.NAMES:
             try:
                 samples = load_audio(sounds.path(source.name))

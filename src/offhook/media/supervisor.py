@@ -111,9 +111,11 @@ class MediaSupervisor:
         self._stopping = True
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            while not task.done():  # a cancellation can be lost in an inner wait_for
+                task.cancel()
+                await asyncio.wait([task], timeout=0.1)
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                task.result()
         await self._terminate()
         self.up = False
         if self._private is not None:

@@ -481,3 +481,30 @@ def test_ipv6_endpoint(tmp_path: Path) -> None:
             assert phone.received[0].source[0] == "::1"
 
     run(main())
+
+
+def test_announcement_once_then_play_done(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with media_server(tmp_path) as media:
+            peer = await ControlPeer.connect(media.address)
+            phone = await Phone.open()
+            await endpoint(peer, "h", phone, codec="PCMA", pt=8)
+            unknown = await peer.request("play", handle="h", source="announce:nope")
+            assert not unknown["ok"] and "no such source" in unknown["error"]
+            await peer.ok("play", handle="h", source="announce:not-in-service", loop=False)
+            done = await peer.event(timeout=30)
+            assert done == {
+                "event": "play-done",
+                "handle": "h",
+                "source": "announce:not-in-service",
+            }
+            packets = [r.packet for r in phone.received]
+            assert {p.payload_type for p in packets} == {8}
+            audio = np.concatenate([g711.decode("PCMA", p.payload) for p in packets])
+            # It opens with the special information tone: 913.8 Hz for 330 ms.
+            assert dominant_frequencies(audio[400:2400], count=1) == [pytest.approx(914, abs=5)]
+            assert len(audio) >= 8000  # a spoken sentence follows (seconds of it)
+            await asyncio.sleep(0.1)
+            assert len(phone.received) == len(packets)  # and then nothing
+
+    run(main())

@@ -350,6 +350,9 @@ class SccpEndpoint:
                 self._resume(phone, held)
         elif key == SoftKey.BACKSPACE and call is not None:
             self._backspace(call)
+        elif key == SoftKey.JOIN and call is not None:
+            if not self._join(phone, call):
+                phone.send(DisplayNotify(5, "Not available"))
         elif key in (SoftKey.TRANSFER, SoftKey.CONFERENCE) and call is not None:
             kind = "transfer" if key == SoftKey.TRANSFER else "conference"
             if not self._consult_key(phone, call, kind):
@@ -377,6 +380,20 @@ class SccpEndpoint:
         consult_leg = call.leg
         origin.rejoin()
         self.engine.conference(origin.leg, consult_leg)
+        return True
+
+    def _join(self, phone: Phone, call: PhoneCall) -> bool:
+        """Join: the connected call and a held one of this phone become a conference."""
+        held = next(
+            (c for c in phone.calls.values() if c is not call and c.phase is Phase.HELD), None
+        )
+        if call.phase is not Phase.CONNECTED or call.leg is None or held is None:
+            return False
+        if held.leg is None:
+            return False
+        held_leg, active_leg = held.leg, call.leg
+        held.rejoin()
+        self.engine.conference(held_leg, active_leg)
         return True
 
     def _backspace(self, call: PhoneCall) -> None:

@@ -94,7 +94,14 @@ _SET_KEYS: tuple[tuple[KeySet, tuple[SoftKey, ...]], ...] = (
     (KeySet.ON_HOOK, (SoftKey.REDIAL, SoftKey.NEW_CALL, SoftKey.CFWD_ALL, SoftKey.PICKUP)),
     (
         KeySet.CONNECTED,
-        (SoftKey.HOLD, SoftKey.END_CALL, SoftKey.TRANSFER, SoftKey.CONFERENCE, SoftKey.PARK),
+        (
+            SoftKey.HOLD,
+            SoftKey.END_CALL,
+            SoftKey.TRANSFER,
+            SoftKey.CONFERENCE,
+            SoftKey.JOIN,
+            SoftKey.PARK,
+        ),
     ),
     (KeySet.ON_HOLD, (SoftKey.RESUME, SoftKey.NEW_CALL, SoftKey.END_CALL)),
     (KeySet.RING_IN, (SoftKey.ANSWER, SoftKey.END_CALL)),

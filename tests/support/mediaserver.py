@@ -72,6 +72,7 @@ class ControlPeer:
         self.events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.replies: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._next = 1
+        self.lines = 0  # every line received
         self._task = asyncio.get_running_loop().create_task(self._read())
         self.closed = asyncio.get_running_loop().create_future()
 
@@ -86,6 +87,7 @@ class ControlPeer:
                 line = await self.reader.readline()
                 if not line:
                     break
+                self.lines += 1
                 msg = json.loads(line)
                 if "event" in msg:
                     self.events.put_nowait(msg)

@@ -5,7 +5,11 @@ given one), counts every RTP packet it receives (per source, per payload
 type, per SSRC; anything that is not RTP version 2 is counted apart), and
 sends a stream of ``count`` packets of ``ptime`` ms of a 1 kHz tone encoded
 as G.711 mu-law (payload type 0) or A-law (8), RFC 3550 headers with
-increasing sequence numbers and timestamps, paced in real time.
+increasing sequence numbers and timestamps, paced in real time. The tone's
+frequency is ``tone_hz`` (1 kHz unless told), so that in a test with several
+phones each one's voice can be told apart in what the others hear; with
+``keep`` > 0 the last ``keep`` received (payload type, payload) pairs are kept
+(``kept``, bounded) for a test to decode what the endpoint heard.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import contextlib
 import math
 import random
 import struct
-from collections import Counter
+from collections import Counter, deque
 from typing import Any
 
 HOST = "127.0.0.1"
@@ -70,6 +74,17 @@ def rtp_packet(payload_type: int, seq: int, timestamp: int, ssrc: int, payload: 
     return header + payload
 
 
+def _payload(data: bytes) -> bytes:
+    """An RTP packet's payload: after the CSRC list and any extension, before padding."""
+    start = 12 + 4 * (data[0] & 0x0F)
+    if data[0] & 0x10 and len(data) >= start + 4:
+        start += 4 + 4 * struct.unpack_from("!H", data, start + 2)[0]
+    end = len(data)
+    if data[0] & 0x20 and end > start:
+        end -= data[-1]
+    return data[start:end] if start < end else b""
+
+
 class _Proto(asyncio.DatagramProtocol):
     def __init__(self, owner: RtpEndpoint) -> None:
         self.owner = owner
@@ -81,7 +96,16 @@ class _Proto(asyncio.DatagramProtocol):
 class RtpEndpoint:
     """One RTP port: ``await RtpEndpoint.open()``, ``start_stream(dest)``, ``received``."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        tone_hz: float = 1000.0,
+        keep: int = 0,
+        kept: deque[tuple[int, bytes]] | None = None,
+    ) -> None:
+        self.tone_hz = tone_hz
+        self.kept: deque[tuple[int, bytes]] = kept if kept is not None else deque(maxlen=keep)
+        """The last (payload type, payload) pairs received (bounded; may be a shared deque)."""
         self.transport: asyncio.DatagramTransport | None = None
         self.port = 0
         self.received = 0
@@ -95,8 +119,16 @@ class RtpEndpoint:
         self._got_packet = asyncio.Event()
 
     @classmethod
-    async def open(cls, host: str = HOST, port: int = 0) -> RtpEndpoint:
-        self = cls()
+    async def open(
+        cls,
+        host: str = HOST,
+        port: int = 0,
+        *,
+        tone_hz: float = 1000.0,
+        keep: int = 0,
+        kept: deque[tuple[int, bytes]] | None = None,
+    ) -> RtpEndpoint:
+        self = cls(tone_hz=tone_hz, keep=keep, kept=kept)
         loop = asyncio.get_running_loop()
         transport, _ = await loop.create_datagram_endpoint(
             lambda: _Proto(self), local_addr=(host, port)
@@ -113,6 +145,8 @@ class RtpEndpoint:
         self.sources[addr] += 1
         self.payload_types[data[1] & 0x7F] += 1
         self.ssrcs[struct.unpack_from("!I", data, 8)[0]] += 1
+        if self.kept.maxlen:
+            self.kept.append((data[1] & 0x7F, _payload(data)))
         self._got_packet.set()
 
     async def send_stream(
@@ -129,7 +163,7 @@ class RtpEndpoint:
         for seq in range(count):
             if self.transport is None or self.transport.is_closing():
                 break
-            payload = tone(payload_type, samples, seq * samples)
+            payload = tone(payload_type, samples, seq * samples, self.tone_hz)
             self.transport.sendto(
                 rtp_packet(payload_type, seq, seq * samples, self.ssrc, payload), dest
             )

@@ -21,8 +21,12 @@ Call side: ``off_hook``, ``dial`` (KeypadButton digit by digit), ``enbloc``,
 ``softkey``, ``on_hook``, ``wait_for(type or predicate)``. Media like a phone:
 an OpenReceiveChannel opens a real UDP port (``support.rtp.RtpEndpoint``) and
 is answered with OpenReceiveChannelAck carrying it; StartMediaTransmission
-starts a G.711 stream of ``rtp_packets`` 20 ms packets to the address given;
-StopMediaTransmission stops it; CloseReceiveChannel closes the port.
+starts a G.711 stream of ``rtp_packets`` 20 ms packets of a ``tone_hz`` sine
+to the address given; StopMediaTransmission stops that stream (the one of
+its pass-through party id); CloseReceiveChannel closes the port. With
+``keep_payloads`` > 0 the phone keeps the last that many (payload type,
+payload) pairs its receive ports got (``kept``, bounded, across channels),
+so that a test can decode what the phone's user heard.
 
 IPv6: ``host`` may be an IPv6 address (``"::1"``): the phone then signals
 over IPv6. The SCCP messages it sends carry IPv4 addresses only (Register's
@@ -37,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import struct
+from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -113,8 +118,13 @@ class SccpPhone:
         auto_keepalive: bool = True,
         rtp_packets: int = 50,
         media_host: str | None = None,
+        tone_hz: float = 1000.0,
+        keep_payloads: int = 0,
     ) -> None:
         self.name = name
+        self.tone_hz = tone_hz
+        self.kept: deque[tuple[int, bytes]] = deque(maxlen=keep_payloads)
+        """The last (payload type, payload) pairs received on any of the phone's RTP ports."""
         self.host = host
         self._media_host = media_host
         self.port = port
@@ -132,6 +142,8 @@ class SccpPhone:
         self.speed_dials: dict[int, SpeedDialStat] = {}
         self.rtp: dict[int, RtpEndpoint] = {}
         """Receive channels by pass-through party id."""
+        self._transmitting: dict[int, RtpEndpoint] = {}
+        """The endpoint each StartMediaTransmission streams from, by pass-through party id."""
         self.closed = asyncio.Event()
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -240,7 +252,8 @@ class SccpPhone:
         elif isinstance(msg, StartMediaTransmission):
             self._start_media(msg)
         elif isinstance(msg, StopMediaTransmission):
-            for rtp in self.rtp.values():
+            sender = self._transmitting.pop(msg.pass_thru_party_id or 0, None)
+            for rtp in [sender] if sender is not None else list(self.rtp.values()):
                 rtp.stop_stream()
         elif isinstance(msg, CloseReceiveChannel):
             channel = self.rtp.pop(msg.pass_thru_party_id or 0, None)
@@ -373,7 +386,7 @@ class SccpPhone:
     # -- media ----------------------------------------------------------------
 
     async def _open_receive(self, msg: OpenReceiveChannel) -> None:
-        rtp = await RtpEndpoint.open(self.media_host)
+        rtp = await RtpEndpoint.open(self.media_host, tone_hz=self.tone_hz, kept=self.kept)
         self.rtp[msg.pass_thru_party_id] = rtp
         self.send(
             OpenReceiveChannelAck(
@@ -389,6 +402,7 @@ class SccpPhone:
             return
         pt = _CODEC_PT.get(msg.payload_capability or 4, PCMU)
         ptime = msg.ms_packet_size or 20
+        self._transmitting[msg.pass_thru_party_id or 0] = rtp
         rtp.start_stream((msg.remote_ip, msg.remote_port), self.rtp_packets, ptime, pt)
 
     @property

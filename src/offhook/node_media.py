@@ -157,8 +157,11 @@ async def start_media(
         return None
 
     def on_event(event: dict[str, Any]) -> None:
-        if event.get("event") == "dtmf":
-            engine.on_resource_digits(str(event.get("handle", "")), str(event.get("digit", "")))
+        kind, handle = event.get("event"), str(event.get("handle", ""))
+        if kind == "dtmf":
+            engine.on_resource_digits(handle, str(event.get("digit", "")))
+        elif kind == "play-done":
+            engine.on_resource_done(handle)
 
     supervisor: MediaSupervisor | None = None
     if media.embedded:

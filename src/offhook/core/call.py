@@ -39,6 +39,7 @@ class Call:
     __slots__ = (
         "a_leg",
         "alerted",
+        "announcing",
         "answer",
         "b_leg",
         "bridge",
@@ -86,6 +87,7 @@ class Call:
         self.peers: dict[str, Leg | None] = {}
         self.holds: dict[str, Leg] = {}  # holder's leg id -> the held party's leg
         self.resources: list[Leg] = []  # legs ending on a media server
+        self.announcing = 0  # the cause an announcement is being played for
         self.bridge = ""  # the bridge this call's parties talk through (a conference)
         self.extra: dict[str, str] = {}  # what a CDR adds (transfer links, bridge)
         # Offers that arrived while call control was moving this call's media.

@@ -72,7 +72,7 @@ from offhook.core.events import (
     Release,
     Setup,
 )
-from offhook.core.features import conference, hold, transfer
+from offhook.core.features import announce, conference, hold, transfer
 from offhook.core.features.resources import ResourceDriver
 from offhook.core.leg import CoreError, Direction, Leg, LegEvent, LegState
 from offhook.core.media import MediaDescription
@@ -140,6 +140,8 @@ class CallEngine(FeatureOps):
         # and the reminders due: (when, call id, holder's leg id).
         self.hold_reversion: float | None = None
         self.hold_reminders: list[tuple[float, str, str]] = []
+        self.timers: list[tuple[float, int, Callable[[], None]]] = []  # see ``later``
+        self._later_seq = 0
 
     def _default_call_id(self) -> str:
         return f"{self.node}-{token(8)}" if self.node else token(8)
@@ -278,6 +280,15 @@ class CallEngine(FeatureOps):
 
         self._post(step)
 
+    def on_resource_done(self, handle: str) -> None:
+        """The media server finished playing on ``handle`` (an announcement)."""
+        leg = self._resources.get(handle)
+        if leg is not None and isinstance(leg.driver, ResourceDriver):
+            leg.driver.played()
+
+    def snapshot(self) -> PlanSnapshot:
+        return self._snapshot()
+
     def on_resource_digits(self, handle: str, digit: str) -> None:
         """A digit the media server received on ``handle`` (RFC 4733)."""
         leg = self._resources.get(handle)
@@ -303,11 +314,16 @@ class CallEngine(FeatureOps):
     # ------------------------------------------------------------ timers (sans-IO)
     def next_timer(self) -> float | None:
         """The monotonic time ``handle_timer`` should next be called, or None."""
-        ring = self._next_ring()
-        reminder = hold.next_reminder(self)
-        if ring is None or (reminder is not None and reminder < ring):
-            return reminder
-        return ring
+        due = [
+            t
+            for t in (
+                self._next_ring(),
+                hold.next_reminder(self),
+                self.timers[0][0] if self.timers else None,
+            )
+            if t is not None
+        ]
+        return min(due) if due else None
 
     def _next_ring(self) -> float | None:
         # A heap of (deadline, call id) with lazy deletion: entries whose call
@@ -391,7 +407,7 @@ class CallEngine(FeatureOps):
 
     def _end_call(self, call: Call, cause: int) -> None:
         """Release every leg still up with ``cause`` and publish the record."""
-        if call.ended:
+        if call.ended or announce.intercept(self, call, cause):
             return
         call.ended = True
         call.cause = cause
@@ -764,6 +780,9 @@ class CallEngine(FeatureOps):
 
     def _do_timers(self, now: float) -> None:
         hold.remind_due(self, now)
+        while self.timers and self.timers[0][0] <= now:
+            _, _, step = heapq.heappop(self.timers)
+            step()
         while True:
             deadline = self._next_ring()
             if deadline is None or deadline > now:

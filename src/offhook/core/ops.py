@@ -8,6 +8,7 @@ single legs or whole calls, always from inside call control's queue.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
@@ -30,6 +31,8 @@ class FeatureOps:
     _legs: dict[str, Leg]
     _by_device: dict[str, dict[str, Leg]]
     _resources: dict[str, Leg]
+    _later_seq: int
+    timers: list[tuple[float, int, Callable[[], None]]]
 
     if TYPE_CHECKING:
 
@@ -75,6 +78,11 @@ class FeatureOps:
     def monotonic(self) -> float:
         return self._clock.monotonic()
 
+    def later(self, delay: float, step: Callable[[], None]) -> None:
+        """Run ``step`` in call control's queue ``delay`` seconds from now."""
+        self._later_seq += 1
+        heapq.heappush(self.timers, (self._clock.monotonic() + delay, self._later_seq, step))
+
     def post(self, step: Callable[[], None]) -> None:
         """Run ``step`` in call control's queue (callbacks from outside, e.g. the media server)."""
         self._post(step)
@@ -102,8 +110,18 @@ class FeatureOps:
         self._fire(leg, LegEvent.CONNECT)
         return leg
 
-    def add_port(self, call: Call, family: int, *, bridge: str, pin: str = "") -> Leg:
-        """A fork of ``call`` answered by a bridge port (a meet-me conference)."""
+    def add_port(
+        self,
+        call: Call,
+        family: int,
+        *,
+        bridge: str = "",
+        pin: str = "",
+        play: str = "",
+        early: bool = False,
+    ) -> Leg:
+        """A fork of ``call`` answered by a media server endpoint (a meet-me bridge port,
+        or an announcement played as early media)."""
         assert self.media is not None
         leg = self._new_leg(Direction.OUTBOUND, "conference")
         leg.call = call
@@ -114,6 +132,8 @@ class FeatureOps:
             family,
             bridge=bridge,
             pin=pin,
+            play=play,
+            early=early,
         )
         leg.driver = driver
         driver.leg = leg

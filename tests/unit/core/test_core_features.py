@@ -408,3 +408,47 @@ def test_hold_reversion_reminds_the_holder(h: Harness, ms: RecordingMedia) -> No
     assert bd.leg is not None
     h.engine.on_media_offer(bd.leg, media("10.0.0.2"))  # resumed: no more reminders
     assert h.engine.next_timer() is None
+
+
+# ---------------------------------------------------------------- announcements
+def trunk_plan(h: Harness) -> None:
+    from offhook.core.dialplan.model import DialPlanSpec, DirectoryNumber, Trunk
+
+    phones(h)
+    h.device("carrier")  # calls over the trunk arrive as its device
+    h.spec = DialPlanSpec(
+        directory_numbers=(DirectoryNumber("1002", "", ("bob",)),),
+        trunks=(Trunk("carrier", "sip", "192.0.2.10"),),
+    )
+
+
+def test_trunk_caller_hears_why_its_call_failed(h: Harness, ms: RecordingMedia) -> None:
+    trunk_plan(h)
+    _, cd = h.call("carrier", "7777")  # not a number here: cause 1
+    assert cd.released_with() == []
+    handle = ms.reply(("192.0.2.50", 22000))
+    early = cd.last("progress")[1]
+    assert (early.streams[0].address, early.streams[0].port) == ("192.0.2.50", 22000)
+    assert ("play", handle, "announce:not-in-service") in ms.calls
+    h.engine.on_resource_done(handle)
+    assert cd.released_with() == [Cause.UNALLOCATED_NUMBER]
+    assert h.record().cause == Cause.UNALLOCATED_NUMBER
+
+
+def test_announcement_is_cut_after_its_longest(h: Harness, ms: RecordingMedia) -> None:
+    trunk_plan(h)
+    _, cd = h.call("carrier", "1002")
+    b, _ = h.out("sip:bob@10.0.0.9")
+    h.engine.on_release(b, Cause.USER_BUSY)
+    ms.reply(("192.0.2.50", 22000))
+    assert ("play", ms.named("open")[-1][1], "tone:busy") in ms.calls
+    h.clock.advance(30.0)
+    h.engine.handle_timer(h.clock.monotonic())
+    assert cd.released_with() == [Cause.USER_BUSY]
+
+
+def test_phones_get_failures_at_once(h: Harness, ms: RecordingMedia) -> None:
+    trunk_plan(h)
+    _, ad = h.call("alice", "7777")
+    assert ad.released_with() == [Cause.UNALLOCATED_NUMBER]
+    assert not ms.calls

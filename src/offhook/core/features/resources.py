@@ -102,6 +102,7 @@ class ResourceDriver(LegDriver):
         play: str = "",
         bridge: str = "",
         pin: str = "",
+        early: bool = False,
     ) -> None:
         self.engine = engine
         self.media = media
@@ -110,6 +111,8 @@ class ResourceDriver(LegDriver):
         self.play = play  # "moh:NAME", "tone:...", "announce:..."
         self.bridge = bridge
         self.pin = pin  # digits to collect before joining ``bridge``
+        # An announcement to a caller as early media: played once, never connected.
+        self.early = early
         self.entered = ""
         self.tries = 0
         # Called instead of clearing the call when the endpoint cannot be opened.
@@ -173,7 +176,7 @@ class ResourceDriver(LegDriver):
             elif self.bridge:
                 self.media.join(self.handle, self.bridge)
             elif self.play:
-                self.media.play(self.handle, self.play)
+                self.media.play(self.handle, self.play, not self.early)
 
     # ---------------------------------------------------------- starting
     def start_offering(self) -> None:
@@ -231,7 +234,10 @@ class ResourceDriver(LegDriver):
             self.phase = Phase.CLOSED
             self.engine.on_release(leg, Cause.BEARER_CAPABILITY_NOT_IMPLEMENTED)
             return
-        self.engine.on_connect(leg, answer)
+        if self.early:
+            self.engine.on_progress(leg, answer)
+        else:
+            self.engine.on_connect(leg, answer)
 
     # ---------------------------------------------------------- LegDriver
     def progress(self, media: MediaDescription | None) -> None:
@@ -268,6 +274,15 @@ class ResourceDriver(LegDriver):
             return
         codec, dtmf = chosen
         self._connect(found[1], codec, dtmf, _OUR_DIRECTION[found[1].direction])
+
+    def played(self) -> None:
+        """The media server finished playing (``play-done``): an announcement is over."""
+        leg = self.leg
+        if self.early and leg is not None and leg.call is not None:
+            call = leg.call
+            self.engine.post(
+                lambda: self.engine.end_call(call, call.announcing or Cause.NORMAL_CLEARING)
+            )
 
     @property
     def opening(self) -> bool:

@@ -1,0 +1,90 @@
+"""Announcements: a caller that needs in-band progress hears why its call failed.
+
+A call that arrives over a trunk (from a gateway or carrier, whose callers
+hear only what comes in band) and fails before it is answered is not
+released at once: a media server endpoint answers the caller's offer as
+early media (SIP 183 with SDP), plays the announcement or tone of the
+failure's cause, and the call is released with that cause when it ends
+(``play-done`` from the media server) or after ``MAX_SECONDS``. Phones get
+the failure at once, as before: they show and play it themselves.
+
+=====================  ===============================
+Q.850 cause            what the caller hears
+=====================  ===============================
+1, 3, 22, 28           "number not in service" (SIT + speech)
+17                     busy tone
+34, 38, 41, 42, 47     reorder tone
+others                 nothing: released at once
+=====================  ===============================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+from offhook.core.features import hold
+from offhook.core.features.resources import ResourceDriver
+from offhook.core.leg import Direction, LegEvent
+
+if TYPE_CHECKING:
+    from offhook.core.call import Call
+    from offhook.core.engine import CallEngine
+
+ANNOUNCEMENTS: Mapping[int, str] = MappingProxyType(
+    {
+        1: "announce:not-in-service",
+        3: "announce:not-in-service",
+        22: "announce:not-in-service",
+        28: "announce:not-in-service",
+        17: "tone:busy",
+        34: "tone:reorder",
+        38: "tone:reorder",
+        41: "tone:reorder",
+        42: "tone:reorder",
+        47: "tone:reorder",
+    }
+)
+MAX_SECONDS = 12.0  # an announcement (or tone) longer than this is cut
+
+
+def wants_inband(engine: CallEngine, call: Call) -> bool:
+    """The caller came over a trunk: its far end hears only in-band progress."""
+    a = call.a_leg
+    trunks = engine.snapshot().dialplan_spec.trunks
+    return a.direction is Direction.INBOUND and any(t.name == a.device for t in trunks)
+
+
+def intercept(engine: CallEngine, call: Call, cause: int) -> bool:
+    """Start the announcement of ``cause`` instead of ending ``call`` now (True if started)."""
+    source = ANNOUNCEMENTS.get(cause)
+    a = call.a_leg
+    if (
+        source is None
+        or call.connected
+        or call.announcing
+        or engine.media is None
+        or a.released
+        or call.setup.media is None
+        or not wants_inband(engine, call)
+    ):
+        return False
+    call.announcing = cause
+    call.ring_deadline = None
+    call.trunk_queue.clear()
+    for fork in call.live_forks():
+        engine.release_leg(fork, cause)
+    port = engine.add_port(call, hold.family_of(call.setup.media), play=source, early=True)
+    driver = port.driver
+    assert isinstance(driver, ResourceDriver)
+    engine.fire(port, LegEvent.OFFER)
+    driver.offer(call.setup)
+    engine.later(MAX_SECONDS, lambda: finish(engine, call))
+    return True
+
+
+def finish(engine: CallEngine, call: Call) -> None:
+    """The announcement is over: the call ends with the cause it was played for."""
+    if not call.ended and call.announcing:
+        engine.end_call(call, call.announcing)

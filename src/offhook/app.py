@@ -399,12 +399,6 @@ async def run(
         ", ".join(f"IPv{v} {h}" for v, h in advertised.items()),
     )
 
-    # The media server (music on hold, bridges): a child process, never in this loop.
-    media_plane = await start_media(
-        settings, engine, lambda: node.snapshot, advertised, config_path or settings.source
-    )
-    node.media_plane = media_plane
-
     # SCCP (Skinny) phones: core, so a port it cannot bind fails the start.
     sccp_listener: SccpListener | None = None
     if settings.sccp.enabled:
@@ -417,6 +411,8 @@ async def run(
             settings, lambda: node.snapshot, counters, sccp_port=lambda: node.sccp_port
         )
         await provisioning.start()
+
+    media_plane: MediaPlane | None = None  # started last (below)
 
     def status() -> dict[str, Any]:
         now = loop.time()
@@ -539,6 +535,14 @@ async def run(
             await asyncio.sleep(5.0)
             for b in registrar.expire(loop.time()):
                 log.info("registration of %s at %s expired", b.device, b.contact)
+
+    # The media server (music on hold, bridges): a child process, never in this
+    # loop; started once every listener is bound (a port in use fails the start
+    # before any child exists).
+    media_plane = await start_media(
+        settings, engine, lambda: node.snapshot, advertised, config_path or settings.source
+    )
+    node.media_plane = media_plane
 
     tasks = [
         asyncio.create_task(poll_plan()),

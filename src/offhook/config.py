@@ -535,10 +535,15 @@ class MediaSettings(_Section):
       the node is told (``rtp-timeout`` event); 0: never.
     - ``bridge``: the node relays media between devices of different
       address families (``media.bridge``); false: such calls have no media.
+    - ``servers``: other media servers the node drives, by the name the
+      plan's media resource groups give them (``{ms2 = "10.0.0.5:2429"}``);
+      ``embedded`` (or, without it, ``control``) is the server named
+      ``embedded``.
     """
 
     bridge: bool = True
     embedded: bool = True
+    servers: dict[str, str] = Field(default_factory=dict)
     listen: list[str] = Field(default_factory=lambda: ["0.0.0.0"])
     advertise: list[str] = Field(default_factory=list)
     rtp_ports: str = "16384-32767"
@@ -558,6 +563,20 @@ class MediaSettings(_Section):
         if not 1024 <= first < last <= 65535 or last - first < 3:
             raise ValueError("needs at least two port pairs within 1024-65535")
         return value.strip()
+
+    @field_validator("servers")
+    @classmethod
+    def _servers(cls, value: dict[str, str]) -> dict[str, str]:
+        from offhook.media.control import parse_control_address
+
+        for name, address in value.items():
+            if name == "embedded" or not name.strip():
+                raise ValueError(f"media server name {name!r} is reserved or empty")
+            try:
+                parse_control_address(address)
+            except ValueError as exc:
+                raise ValueError(f"media server {name}: {exc}") from None
+        return value
 
     @field_validator("allow", "control_allow")
     @classmethod

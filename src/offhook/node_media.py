@@ -4,8 +4,10 @@
 default), a ``MediaSupervisor`` runs ``offhook media`` as a child process on
 a private control socket and restarts it when it dies; with ``embedded``
 off and a ``control`` address, the node drives a standalone media server
-there. Either way a ``MediaClient`` connects (and reconnects) to it and
-``NodeMedia`` adapts it to ``core.ports.MediaResources``:
+there. ``[media] servers`` names more (standalone) media servers; the
+plan's media resource groups and lists choose among them per device. A
+``MediaClient`` connects (and reconnects) to each, and ``NodeMedia`` adapts
+them to ``core.ports.MediaResources``:
 
 - an endpoint the media server opened on a wildcard address (no
   ``advertise``) gets the node's own advertised address for its family;
@@ -40,25 +42,68 @@ if TYPE_CHECKING:
 log = logging.getLogger("offhook.media")
 
 _WILDCARDS = frozenset({"", "0.0.0.0", "::"})
+EMBEDDED = "embedded"  # the media server offhook serve starts (or [media] control)
 
 
 class NodeMedia:
-    """``core.ports.MediaResources`` over a ``MediaClient``."""
+    """``core.ports.MediaResources`` over the node's media servers (``MediaClient`` each).
 
-    def __init__(self, client: MediaClient, advertised: dict[int, str]) -> None:
-        self.client = client
+    ``open`` picks the server: the first connected one of the device's media
+    resource list (``servers_for``; unknown names skipped), else the list's
+    first (it fails fast), and every endpoint of one bridge goes where the
+    bridge's first endpoint went. Later requests follow their handle.
+    """
+
+    def __init__(
+        self,
+        clients: dict[str, MediaClient],
+        advertised: dict[int, str],
+        servers_for: Callable[[str], tuple[str, ...]],
+    ) -> None:
+        self.clients = clients
         self.advertised = advertised
+        self.servers_for = servers_for
+        self._by_handle: dict[str, tuple[MediaClient, str]] = {}  # handle -> (client, bridge)
+        self._bridges: dict[str, tuple[MediaClient, int]] = {}  # bridge -> (client, endpoints)
+
+    def choose(self, device: str, bridge: str = "") -> MediaClient | None:
+        if bridge in self._bridges:
+            return self._bridges[bridge][0]
+        listed = [self.clients[n] for n in self.servers_for(device) if n in self.clients]
+        for client in listed:
+            if client.connected:
+                return client
+        return listed[0] if listed else next(iter(self.clients.values()), None)
 
     def open(
-        self, handle: str, family: int, reply: Callable[[tuple[str, int] | None], None]
+        self,
+        handle: str,
+        family: int,
+        reply: Callable[[tuple[str, int] | None], None],
+        *,
+        device: str = "",
+        bridge: str = "",
     ) -> None:
+        client = self.choose(device, bridge)
+        if client is None:
+            reply(None)
+            return
+        self._by_handle[handle] = (client, bridge)
+        if bridge:
+            _, count = self._bridges.get(bridge, (client, 0))
+            self._bridges[bridge] = (client, count + 1)
+
         def opened(local: tuple[str, int] | None) -> None:
             if local is not None and local[0] in _WILDCARDS:
                 host = self.advertised.get(family) or next(iter(self.advertised.values()), "")
                 local = (host, local[1]) if host else None
             reply(local)
 
-        self.client.open(handle, family, opened)
+        client.open(handle, family, opened)
+
+    def _client(self, handle: str) -> MediaClient | None:
+        found = self._by_handle.get(handle)
+        return found[0] if found is not None else None
 
     def connect(
         self,
@@ -70,22 +115,48 @@ class NodeMedia:
         dtmf_pt: int | None,
         direction: str,
     ) -> None:
-        self.client.connect(handle, address, port, codec, pt, dtmf_pt, direction)
+        client = self._client(handle)
+        if client is not None:
+            client.connect(handle, address, port, codec, pt, dtmf_pt, direction)
 
     def play(self, handle: str, source: str, loop: bool = True) -> None:
-        self.client.play(handle, source, loop)
+        client = self._client(handle)
+        if client is not None:
+            client.play(handle, source, loop)
 
     def stop_play(self, handle: str) -> None:
-        self.client.stop_play(handle)
+        client = self._client(handle)
+        if client is not None:
+            client.stop_play(handle)
 
     def join(self, handle: str, bridge: str) -> None:
-        self.client.join(handle, bridge)
+        client = self._client(handle)
+        if client is not None:
+            client.join(handle, bridge)
 
     def dtmf(self, handle: str, digits: str) -> None:
-        self.client.dtmf(handle, digits)
+        client = self._client(handle)
+        if client is not None:
+            client.dtmf(handle, digits)
 
     def release(self, handle: str) -> None:
-        self.client.release(handle)
+        found = self._by_handle.pop(handle, None)
+        if found is None:
+            return
+        client, bridge = found
+        if bridge in self._bridges:
+            _, count = self._bridges[bridge]
+            if count <= 1:
+                del self._bridges[bridge]
+            else:
+                self._bridges[bridge] = (client, count - 1)
+        client.release(handle)
+
+    def forget(self, handle: str) -> None:
+        """A handle the client lost: drop its bookkeeping (the call is being cleared)."""
+        found = self._by_handle.get(handle)
+        if found is not None:
+            self.release(handle)
 
 
 def moh_chooser(snapshot: Callable[[], PlanSnapshot]) -> Callable[[Leg], str]:
@@ -107,7 +178,7 @@ def moh_files(snapshot: PlanSnapshot) -> list[tuple[str, str]]:
 
 @dataclass
 class MediaPlane:
-    client: MediaClient
+    clients: dict[str, MediaClient]
     supervisor: MediaSupervisor | None
     sent_sources: list[tuple[str, str]] = field(default_factory=list)
 
@@ -115,22 +186,32 @@ class MediaPlane:
         files = moh_files(snapshot)
         if files != self.sent_sources:
             self.sent_sources = files
-            self.client.sources(files, _log_sources)
+            for client in self.clients.values():
+                client.sources(files, _log_sources)
 
     def status(self) -> dict[str, Any]:
         sup = self.supervisor
+        servers = {
+            name: {
+                "control": str(client.address),
+                "connected": client.connected,
+                "streams": len(client.handles),
+                "counters": dict(client.counters),
+            }
+            for name, client in self.clients.items()
+        }
+        first = next(iter(servers.values()))
         return {
-            "control": str(self.client.address),
-            "connected": self.client.connected,
+            **first,
             "embedded": sup is not None,
             "pid": sup.pid if sup is not None else None,
             "starts": sup.starts if sup is not None else 0,
-            "streams": len(self.client.handles),
-            "counters": dict(self.client.counters),
+            "servers": servers,
         }
 
     async def stop(self) -> None:
-        await self.client.stop()
+        for client in self.clients.values():
+            await client.stop()
         if self.supervisor is not None:
             await self.supervisor.stop()
 
@@ -152,9 +233,14 @@ async def start_media(
 ) -> MediaPlane | None:
     """Start the media plane ``[media]`` asks for, or None (features go without media)."""
     media = settings.media
-    if not media.embedded and not media.control:
+    if not media.embedded and not media.control and not media.servers:
         log.info("no media server ([media] embedded off, no control address)")
         return None
+    ports: list[NodeMedia] = []
+
+    def on_lost(handle: str, cause: int) -> None:
+        ports[0].forget(handle)
+        engine.on_resource_lost(handle, cause)
 
     def on_event(event: dict[str, Any]) -> None:
         kind, handle = event.get("event"), str(event.get("handle", ""))
@@ -164,6 +250,7 @@ async def start_media(
             engine.on_resource_done(handle)
 
     supervisor: MediaSupervisor | None = None
+    addresses: dict[str, str] = {}
     if media.embedded:
         supervisor = MediaSupervisor(
             settings,
@@ -171,16 +258,25 @@ async def start_media(
             on_up=lambda address: log.info("media server up on %s", address),
             on_down=lambda: log.warning("media server down; its calls are cleared"),
         )
-        address = supervisor.control_address
-    else:
-        address = media.control
-    client = MediaClient(address, on_lost=engine.on_resource_lost, on_event=on_event)
-    plane = MediaPlane(client, supervisor)
+        addresses[EMBEDDED] = supervisor.control_address
+    elif media.control:
+        addresses[EMBEDDED] = media.control
+    addresses.update(media.servers)
+    clients = {
+        name: MediaClient(address, on_lost=on_lost, on_event=on_event)
+        for name, address in addresses.items()
+    }
+    plane = MediaPlane(clients, supervisor)
     if supervisor is not None:
         await supervisor.start()
-    await client.start()
-    engine.media = NodeMedia(client, advertised)
+    for client in clients.values():
+        await client.start()
+    ports.append(
+        NodeMedia(clients, advertised, lambda device: snapshot().media_servers_for(device))
+    )
+    engine.media = ports[0]
     engine.moh_for = moh_chooser(snapshot)
     plane.plan_changed(snapshot())
-    log.info("media server: %s (%s)", address, "embedded" if supervisor else "standalone")
+    for name, address in addresses.items():
+        log.info("media server %s: %s", name, address)
     return plane

@@ -87,7 +87,9 @@ class FeatureOps:
         """Run ``step`` in call control's queue (callbacks from outside, e.g. the media server)."""
         self._post(step)
 
-    def add_resource(self, call: Call, family: int, *, play: str = "", bridge: str = "") -> Leg:
+    def add_resource(
+        self, call: Call, family: int, *, play: str = "", bridge: str = "", device: str = ""
+    ) -> Leg:
         """A connected leg of ``call`` ending on a media server endpoint (``ResourceDriver``)."""
         assert self.media is not None
         self._leg_seq += 1
@@ -100,6 +102,7 @@ class FeatureOps:
             family,
             play=play,
             bridge=bridge,
+            device=device,
         )
         leg.driver = driver
         driver.leg = leg
@@ -119,6 +122,7 @@ class FeatureOps:
         pin: str = "",
         play: str = "",
         early: bool = False,
+        device: str = "",
     ) -> Leg:
         """A fork of ``call`` answered by a media server endpoint (a meet-me bridge port,
         or an announcement played as early media)."""
@@ -134,6 +138,7 @@ class FeatureOps:
             pin=pin,
             play=play,
             early=early,
+            device=device,
         )
         leg.driver = driver
         driver.leg = leg

@@ -120,6 +120,9 @@ class MediaResources(Protocol):
     ``open`` allocates an endpoint of IP ``family`` (4 or 6) and calls
     ``reply`` later with its (address, port), or None when it failed; an
     empty address means "the node's own address as the device sees it".
+    ``device`` is the device the endpoint streams to (its media resource
+    list chooses the media server); every endpoint of one ``bridge`` is on
+    the same media server.
     The other calls never answer: an endpoint that is lost afterwards (the
     media server died, the endpoint timed out) is reported through the
     ``lost`` callback the composition root connects to
@@ -127,7 +130,13 @@ class MediaResources(Protocol):
     """
 
     def open(
-        self, handle: str, family: int, reply: Callable[[tuple[str, int] | None], None]
+        self,
+        handle: str,
+        family: int,
+        reply: Callable[[tuple[str, int] | None], None],
+        *,
+        device: str = "",
+        bridge: str = "",
     ) -> None: ...
 
     def connect(

@@ -20,9 +20,19 @@ class RecordingMedia:
     def __init__(self) -> None:
         self.calls: list[tuple[Any, ...]] = []
         self.replies: dict[str, Callable[[tuple[str, int] | None], None]] = {}
+        self.devices: dict[str, tuple[str, str]] = {}
 
-    def open(self, handle: str, family: int, reply: Callable[[tuple[str, int] | None], None]):
+    def open(
+        self,
+        handle: str,
+        family: int,
+        reply: Callable[[tuple[str, int] | None], None],
+        *,
+        device: str = "",
+        bridge: str = "",
+    ) -> None:
         self.calls.append(("open", handle, family))
+        self.devices[handle] = (device, bridge)
         self.replies[handle] = reply
 
     def connect(self, handle, address, port, codec, pt, dtmf_pt, direction) -> None:  # type: ignore[no-untyped-def]
@@ -97,6 +107,7 @@ def test_hold_plays_music_to_the_held_party_and_resume_reconnects(
     ad, bd, handle = hold_with_music(h, ms)
     assert ms.named("connect")[-1][2:5] == ("10.0.0.1", 4000, "PCMU")
     assert ms.named("play") == [("play", handle, "moh:default")]
+    assert ms.devices[handle] == ("alice", "")  # the held party's media resource list
     assert bd.leg is not None and ad.leg is not None
     resume = media("10.0.0.2", port=5002)
     h.engine.on_media_offer(bd.leg, resume)
@@ -319,6 +330,7 @@ def test_meetme_callers_are_answered_by_bridge_ports(h: Harness, ms: RecordingMe
     ad, ah = join_meetme(h, ms, "alice", 20000)
     bd, bh = join_meetme(h, ms, "bob", 20002)
     assert ms.named("join") == [("join", ah, "meetme-5000"), ("join", bh, "meetme-5000")]
+    assert ms.devices[bh] == ("bob", "meetme-5000")
     assert ms.named("connect")[0][2:5] == ("10.0.0.1", 4000, "PCMU")
     _, cd = h.call("carol", "5000")  # max_parties 2
     assert cd.released_with() == [Cause.USER_BUSY]

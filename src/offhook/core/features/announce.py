@@ -75,7 +75,9 @@ def intercept(engine: CallEngine, call: Call, cause: int) -> bool:
     call.trunk_queue.clear()
     for fork in call.live_forks():
         engine.release_leg(fork, cause)
-    port = engine.add_port(call, hold.family_of(call.setup.media), play=source, early=True)
+    port = engine.add_port(
+        call, hold.family_of(call.setup.media), play=source, early=True, device=a.device
+    )
     driver = port.driver
     assert isinstance(driver, ResourceDriver)
     engine.fire(port, LegEvent.OFFER)

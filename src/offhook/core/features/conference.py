@@ -66,7 +66,9 @@ def meetme(engine: CallEngine, call: Call, caller: Leg, setup: Setup, mm: MeetMe
     if len(conf.ports) >= conf.max_parties:
         engine.end_call(call, Cause.USER_BUSY)
         return
-    port = engine.add_port(call, hold.family_of(setup.media), bridge=name, pin=mm.pin)
+    port = engine.add_port(
+        call, hold.family_of(setup.media), bridge=name, pin=mm.pin, device=caller.device
+    )
     conf.ports[port.id] = port
     call.extra["conference"] = name
     driver = port.driver
@@ -76,7 +78,9 @@ def meetme(engine: CallEngine, call: Call, caller: Leg, setup: Setup, mm: MeetMe
 
 
 def _bridge_party(engine: CallEngine, call: Call, party: Leg, conf: Conference) -> None:
-    port = engine.add_resource(call, hold.family_of(party.media), bridge=conf.name)
+    port = engine.add_resource(
+        call, hold.family_of(party.media), bridge=conf.name, device=party.device
+    )
     conf.ports[port.id] = port
     call.peers[party.id] = port
     call.peers[port.id] = party

@@ -98,7 +98,9 @@ def on_offer(engine: CallEngine, call: Call, leg: Leg, offer: MediaDescription) 
         call.holds[leg.id] = party
         call.peers[leg.id] = None
         _schedule_reminder(engine, call, leg)
-        moh = engine.add_resource(call, family_of(party.media), play=engine.moh_for(leg))
+        moh = engine.add_resource(
+            call, family_of(party.media), play=engine.moh_for(leg), device=party.device
+        )
         call.peers[party.id] = moh
         call.peers[moh.id] = party
         answer = hold_answer(offer, party)

@@ -103,6 +103,7 @@ class ResourceDriver(LegDriver):
         bridge: str = "",
         pin: str = "",
         early: bool = False,
+        device: str = "",
     ) -> None:
         self.engine = engine
         self.media = media
@@ -113,6 +114,7 @@ class ResourceDriver(LegDriver):
         self.pin = pin  # digits to collect before joining ``bridge``
         # An announcement to a caller as early media: played once, never connected.
         self.early = early
+        self.device = device  # the device it streams to (chooses the media server)
         self.entered = ""
         self.tries = 0
         # Called instead of clearing the call when the endpoint cannot be opened.
@@ -182,7 +184,13 @@ class ResourceDriver(LegDriver):
     def start_offering(self) -> None:
         """Open the endpoint, then offer it to the leg's media peer (hold music, bridge port)."""
         self.phase = Phase.OPENING
-        self.media.open(self.handle, self.family, self._opened_for_offer)
+        self.media.open(
+            self.handle,
+            self.family,
+            self._opened_for_offer,
+            device=self.device,
+            bridge=self.bridge,
+        )
 
     def _opened_for_offer(self, local: tuple[str, int] | None) -> None:
         self.engine.post(lambda: self._offer_when_open(local))
@@ -208,7 +216,13 @@ class ResourceDriver(LegDriver):
         """A call routed to this endpoint (meet-me): open, then answer the caller."""
         self.remote_offer = setup.media
         self.phase = Phase.OPENING
-        self.media.open(self.handle, self.family, self._opened_for_call)
+        self.media.open(
+            self.handle,
+            self.family,
+            self._opened_for_call,
+            device=self.device,
+            bridge=self.bridge,
+        )
 
     def _opened_for_call(self, local: tuple[str, int] | None) -> None:
         self.engine.post(lambda: self._answer_when_open(local))

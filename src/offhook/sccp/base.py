@@ -146,11 +146,7 @@ class Message:
     def __init_subclass__(cls) -> None:
         # Runs twice per message class: for the class body, then for the copy
         # dataclass(slots=True) builds from it (which carries the first's results).
-        if "_CODECS" in cls.__dict__:
-            return
-        if "LAYOUT" in cls.__dict__:
-            _describe_explicit(cls)
-        else:
+        if "_CODECS" not in cls.__dict__:
             _describe(cls)
 
     @property
@@ -189,6 +185,9 @@ def _has_default(cls: type[Message], name: str) -> bool:
 
 def _describe(cls: type[Message]) -> None:
     """Derive the layouts and codecs of ``cls`` from its annotated fields."""
+    spelled = {"LAYOUT", "REQUIRED", "LAYOUT_V17"} & set(cls.__dict__)
+    if spelled:
+        raise TypeError(f"{cls.__name__}: {sorted(spelled)} come from the fields, not by hand")
     hints = get_type_hints(cls, include_extras=True)
     own: list[tuple[str, tuple[Wire, ...], bool]] = []
     plain: list[str] = []
@@ -210,25 +209,6 @@ def _describe(cls: type[Message]) -> None:
     cls.LAYOUT = layout
     cls.REQUIRED = required
     cls.LAYOUT_V17 = layout_v17 if layout_v17 != layout else None
-    cls._CODECS = (FieldCodec(layout, required), FieldCodec(layout_v17, required_v17))
-
-
-def _describe_explicit(cls: type[Message]) -> None:
-    """Codecs of a class that spells ``LAYOUT`` (and ``REQUIRED``, ``LAYOUT_V17``) out.
-
-    Transitional, for classes not yet declared field by field.
-    """
-    hints = get_type_hints(cls, include_extras=True)
-    if any(_wires(hints[name]) for name in inspect.get_annotations(cls)):
-        raise TypeError(f"{cls.__name__}: wire format given both in LAYOUT and on the fields")
-    layout, required = cls.LAYOUT, cls.REQUIRED
-    layout_v17, required_v17 = layout, required
-    if cls.LAYOUT_V17 is not None:
-        names = {name for name, _ in layout[:required]}
-        layout_v17 = cls.LAYOUT_V17
-        required_v17 = 1 + max(
-            (i for i, (name, _) in enumerate(layout_v17) if name in names), default=-1
-        )
     cls._CODECS = (FieldCodec(layout, required), FieldCodec(layout_v17, required_v17))
 
 

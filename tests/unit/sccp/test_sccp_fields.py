@@ -178,7 +178,7 @@ def test_one_value_per_field() -> None:
 
 
 def test_layout_given_twice_is_refused() -> None:
-    with pytest.raises(TypeError, match="both in LAYOUT and on the fields"):
+    with pytest.raises(TypeError, match=r"\['LAYOUT'\] come from the fields"):
 
         @dataclasses.dataclass(frozen=True, slots=True)
         class Bad(Message):

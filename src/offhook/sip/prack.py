@@ -6,10 +6,12 @@ offhook sends its 18x reliably: with ``Require: 100rel`` and an ``RSeq``
 that starts at a random value and goes up by one (§3).
 ``ReliableProvisionals`` holds that side's state:
 
-* ``offer(resp, with_sdp)`` numbers a response and says whether to send
-  it now; only one may be unacknowledged at a time, later ones wait in
-  order (§3: "MUST NOT send a second reliable provisional response until
-  the first is acknowledged");
+* ``offer(resp, with_sdp)`` says whether to send a response now, numbered;
+  only one may be unacknowledged at a time, later ones wait in order (§3:
+  "MUST NOT send a second reliable provisional response until the first is
+  acknowledged"), at most a few: when more pile up the oldest waiting one,
+  never sent, is dropped. A response is numbered when it goes out, so the
+  RSeqs the caller sees have no gaps (§4: it ignores one out of order);
 * the unacknowledged one is retransmitted at T1, 2*T1, 4*T1 ... (``interval``
   and ``on_timer``) until its PRACK or until 64*T1 have passed, when the
   INVITE is to be refused with a 5xx (``on_timer`` returns None);
@@ -45,6 +47,7 @@ __all__ = [
 
 _MAX_RSEQ = 2**32 - 1  # RFC 3262 §7.1: 1*DIGIT, 1 to 2**32-1
 _MAX_EARLY_DIALOGS = 16  # forks of one INVITE we track (a bound, not a limit on calls)
+_MAX_WAITING = 4  # reliable 18x queued behind an unacknowledged one; older ones are dropped
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,9 +103,9 @@ def wants_100rel(invite: SipMessage) -> tuple[bool, bool]:
 
 @dataclass(slots=True)
 class _Pending:
-    rseq: int
     response: SipResponse
     with_sdp: bool
+    rseq: int = 0  # given when it goes out
 
 
 class ReliableProvisionals:
@@ -135,19 +138,21 @@ class ReliableProvisionals:
         return self._unacked is not None
 
     def offer(self, resp: SipResponse, with_sdp: bool) -> bool:
-        """Number ``resp`` (adds RSeq and Require: 100rel); True: send it now."""
-        rseq = self._next
-        self._next = rseq + 1
-        resp.headers.add("Require", "100rel")
-        resp.headers.add("RSeq", str(rseq))
-        pending = _Pending(rseq, resp, with_sdp)
+        """True: send ``resp`` now (numbered: RSeq and Require: 100rel); False: it waits."""
+        pending = _Pending(resp, with_sdp)
         if self._unacked is not None:
+            if len(self._waiting) >= _MAX_WAITING:
+                self._waiting.popleft()
             self._waiting.append(pending)
             return False
         self._start(pending)
         return True
 
     def _start(self, pending: _Pending) -> None:
+        pending.rseq = self._next
+        self._next += 1
+        pending.response.headers.add("Require", "100rel")
+        pending.response.headers.add("RSeq", str(pending.rseq))
         self._unacked = pending
         self.interval = self.t1
         self.elapsed = 0.0

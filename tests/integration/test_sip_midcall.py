@@ -362,3 +362,44 @@ def test_attended_transfer_by_refer_with_replaces(
         carol.answer(c_bye, 200, to_tag=consult.callee_tag)
 
     run_node(tmp_path, monkeypatch, scenario)
+
+
+# --------------------------------------------------------------------------
+# INVITE with Replaces (RFC 3891)
+
+
+def test_invite_with_replaces_takes_over_a_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def scenario(ctx: Ctx) -> None:
+        alice = await ctx.ua("alice", register=True)
+        bob = await ctx.ua("bob", register=True)
+        carol = await ctx.ua("carol", register=True)
+        est = await establish(alice, bob, "1002")
+        # No such dialog: 481, nothing else happens.
+        ghost = [("Replaces", "nope@h;to-tag=1;from-tag=2")]
+        call = await carol.call("1002", body=sdp(C_PORT), headers=ghost)
+        final = await call.final()
+        assert final.status == 481
+        call.ack_failure(final)
+        # carol takes alice's place in her call with bob (RFC 3891: to-tag is offhook's).
+        replaces = f"{est.call.call_id};to-tag={est.ok.to_tag};from-tag={est.call.from_tag}"
+        call = await carol.call("1002", body=sdp(C_PORT), headers=[("Replaces", replaces)])
+        to_bob = await bob.recv_request("INVITE")
+        assert to_bob.to_tag == est.callee_tag and media_port(to_bob.body) == C_PORT
+        bob.answer(to_bob, 200, to_tag=est.callee_tag, body=sdp(B_PORT + 2))
+        await bob.recv_request("ACK")
+        ok = await call.final()
+        assert ok.status == 200 and media_port(ok.body) == B_PORT + 2
+        call.ack(ok)
+        bye = await alice.recv_request("BYE")
+        assert bye.call_id == est.call.call_id
+        alice.answer(bye, 200, to_tag=est.call.from_tag)
+        # bob hangs up: carol gets the BYE.
+        b_dialog = est.callee_dialog(bob)
+        bob.send_bytes(bob.in_dialog(b_dialog, "BYE"))
+        c_bye = await carol.recv_request("BYE")
+        assert c_bye.call_id == call.call_id
+        carol.answer(c_bye, 200, to_tag=call.from_tag)
+
+    run_node(tmp_path, monkeypatch, scenario)

@@ -52,7 +52,15 @@ _DIALOG_GONE = (408, 481)
 class MidCallOffers:
     """One leg's offers in flight: the device's, core's and our own."""
 
-    __slots__ = ("in_agreement", "leg", "offer_in", "offer_out", "own_interval", "own_out")
+    __slots__ = (
+        "in_agreement",
+        "leg",
+        "offer_in",
+        "offer_out",
+        "own_interval",
+        "own_out",
+        "queued",
+    )
 
     def __init__(self, leg: SipLeg) -> None:
         self.leg = leg
@@ -61,6 +69,7 @@ class MidCallOffers:
         self.offer_out: SipRequest | None = None  # core's re-INVITE, waiting for a final
         self.own_out: SipRequest | None = None  # our refresh, waiting for a final
         self.own_interval = 0
+        self.queued: MediaDescription | None = None  # core's offer, after our refresh
 
     def _offering(self) -> bool:
         """An offer of ours (core's or our own refresh with SDP) awaits its answer."""
@@ -148,6 +157,9 @@ class MidCallOffers:
     def update_media(self, offer: MediaDescription) -> None:
         leg = self.leg
         dialog = leg.dialog
+        if self.own_out is not None and self.offer_out is None and not leg.done:
+            self.queued = offer  # core knows nothing of our refresh: its offer follows it
+            return
         if dialog is None or leg.done or self._offering() or dialog.state is DialogState.EARLY:
             leg._report(lambda core: leg.ep.engine.on_media_answer(core, None, TEMPORARY_FAILURE))
             return
@@ -180,12 +192,17 @@ class MidCallOffers:
         leg = self.leg
         status = resp.status
         self.own_out = None
+        waiting = self.queued is not None  # core's offer refreshes the session as well
         if status < 300:
             if leg.dialog is not None:
                 leg.dialog.receive_response(resp)
                 if req.method == "INVITE":
                     leg.ep.send_ack(leg.dialog, leg.dest, leg.transport)
             leg.session.from_response(resp, self.own_interval)
+        elif status in _DIALOG_GONE:
+            leg.dialog_gone(cause_for_status(status))
+        elif waiting:
+            pass
         elif status == 422:
             wanted = retry_interval(resp, self.own_interval)
             if wanted is not None:
@@ -193,13 +210,14 @@ class MidCallOffers:
         elif status == 491:
             delay = 2.1 + secrets.randbelow(1900) / 1000  # RFC 3261 §14.1
             leg.set_timer("refresh-retry", delay, leg.session.refresh_now)
-        elif status in _DIALOG_GONE:
-            leg.dialog_gone(cause_for_status(status))
         elif req.method == "UPDATE" and status in (405, 501):
             leg.session.no_update = True  # it said it allows UPDATE, but does not
             self.send_refresh(False)
         else:
             log.info("session refresh answered %d on %s", status, req.call_id)
+        offer, self.queued = self.queued, None
+        if offer is not None and not leg.done:
+            self.update_media(offer)  # core's offer, held back while ours was in flight
 
     # --- responses and timeouts -----------------------------------------------------
     def on_response(self, req: SipRequest, resp: SipResponse) -> bool:
@@ -239,6 +257,7 @@ class MidCallOffers:
             engine = leg.ep.engine
             leg._report(lambda core: engine.on_media_answer(core, None, RECOVERY_ON_TIMER))
         elif req is self.own_out:
+            self.queued = None
             self.own_out = None
         else:
             return False

@@ -147,7 +147,7 @@ class ReferHandler:
         if sub is None:
             return
         notify = sub.notify(state, failure)
-        if notify is None or sub.silent or self.leg.dialog is None:
+        if notify is None or sub.silent or self.leg.dialog is None or self.leg.done:
             return
         self.leg.send_in_dialog(
             "NOTIFY",

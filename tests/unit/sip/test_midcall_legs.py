@@ -318,3 +318,26 @@ def test_info_outside_dialog_is_481() -> None:
     msgs = rig.take()
     assert [r.status for r in responses(msgs, "INFO")] == [481]
     assert not isinstance(msgs[0], SipRequest)
+
+
+def test_core_offer_during_our_refresh_waits_for_it() -> None:
+    rig, peer = Rig(session=SessionTimerSettings(120, 90)), Peer(PHONE)
+    leg = call_in(rig, peer, [("Allow", "INVITE, ACK, BYE, CANCEL")])
+    answer_in(rig, peer, leg)
+    rig.take()
+    rig.advance(60.5)
+    (refresh,) = requests(rig.take(), "INVITE")
+    assert leg.driver is not None
+    leg.driver.update_media(media(7000))  # core offers while our refresh is in flight
+    assert requests(rig.take(), "INVITE") == []
+    assert rig.engine.named("on_media_answer") == []  # not refused: it waits
+    rig.feed(peer.answer(refresh, 200, body=sdp()))
+    msgs = rig.take()
+    (ack,) = requests(msgs, "ACK")
+    (offer,) = requests(msgs, "INVITE")
+    assert b"m=audio 7000 " in offer.body and offer.cseq[0] > ack.cseq[0]
+    methods = [m.method for m in msgs if isinstance(m, SipRequest)]
+    assert methods.index("ACK") < methods.index("INVITE")
+    rig.feed(peer.answer(offer, 200, body=sdp(41010)))
+    (answer,) = rig.engine.named("on_media_answer")
+    assert answer[0] is leg and answer[1].streams[0].port == 41010

@@ -10,8 +10,8 @@ Handles belong to the owner that opened them and are released with it.
   address serving the family, on a port of its pool (``portpool``), at
   most ``max_streams`` endpoints in all. ``connect`` names the far end (an
   address in ``allow``), codec, payload types and direction.
-- One timer drives the media: ``loop.call_at(t0 + n * 20 ms)``, so timer
-  error never accumulates. A tick more than ``LATE`` after its slot is
+- One timer drives the media: ``loop.call_at(t0 + n * 20 ms - EARLY)``, so
+  timer error never accumulates. A tick more than ``LATE`` after its slot is
   counted late; one more than ``MAX_BEHIND`` ticks behind skips ahead
   (counted) instead of sending bursts. Each tick mixes every bridge once,
   then sends, for each *active* stream (playing, bridged or sending DTMF;
@@ -64,6 +64,10 @@ PTIME = 0.02
 FRAME = 160
 LATE = 0.005
 """A tick (and so its packets) more than this after its 20 ms slot is late."""
+EARLY = 0.001
+"""The timer is armed this long before each slot: loop timers fire up to a
+millisecond late (epoll and libuv count milliseconds), and a packet sent a
+little early is never a problem for a receiver's jitter buffer."""
 MAX_BEHIND = 5
 """Ticks the loop may fall behind before the media skips ahead."""
 TIMEOUT_CHECK = 50
@@ -273,7 +277,7 @@ class MediaServer:
         loop = self._loop = asyncio.get_running_loop()
         self._t0 = self.now = loop.time()
         self.tick = 0
-        self._timer = loop.call_at(self._t0 + PTIME, self._on_tick)
+        self._timer = loop.call_at(self._t0 + PTIME - EARLY, self._on_tick)
 
     async def close(self) -> None:
         """Stop the tick and release every endpoint."""
@@ -562,7 +566,7 @@ class MediaServer:
             self.totals["tick_errors"] += 1
             log.exception("media tick %d failed", tick)
         finally:
-            self._timer = loop.call_at(self._t0 + (tick + 1) * PTIME, self._on_tick)
+            self._timer = loop.call_at(self._t0 + (tick + 1) * PTIME - EARLY, self._on_tick)
 
     def _media(self, tick: int) -> None:
         mixes: dict[Hashable, bytes] = {}

@@ -7,9 +7,9 @@ a ``sources.Broadcast`` over them that hands out 20 ms frames by position.
 - Music on hold is *shared*: a listener hears the track at the server's
   tick, whenever it started listening, so every listener of a source hears
   the same frame and a frame is encoded once per codec per tick however
-  many listen. ``moh:default`` (the built-in pattern) always exists, and an
-  unknown name plays it (a missing file must not leave a held party in
-  silence).
+  many listen. ``moh:default`` always exists: a source named ``default``
+  when one was loaded, else the built-in pattern; an unknown name plays it
+  (a missing file must not leave a held party in silence).
 - Tones and announcements start at their beginning for each listener
   (ringback starts with its ring, an announcement with its first word);
   listeners that start on the same tick still share the encoding.
@@ -98,7 +98,8 @@ class SourceLibrary:
         prompt) on the caller's thread.
         """
         if source.kind == "moh":
-            return self._moh.get(source.name, self.default_moh)
+            found = self._moh.get(source.name) or self._moh.get(DEFAULT_MOH)
+            return found or self.default_moh
         if source.kind == "tone":
             return self._tones.get(source.name)
         found = self._announcements.get(source.name)

@@ -184,9 +184,11 @@ async def off_hook_call(phone: SccpPhone, line: int = 1) -> int:
     return int(state.call_reference)
 
 
-async def answer(phone: SccpPhone, since: int = 0, timeout: float = 10) -> int:
-    """Wait for a call to ring on ``phone`` and answer it; returns its call reference."""
-    ring = await phone.wait_for(state_is(CallStateCode.RING_IN), since=since, timeout=timeout)
+async def answer(phone: SccpPhone, since: int = 0, ring: CallState | None = None) -> int:
+    """Answer the call ringing on ``phone`` (``ring``, else the next to ring from ``since``);
+    returns its call reference once the phone shows it connected."""
+    if ring is None:
+        ring = await phone.wait_for(state_is(CallStateCode.RING_IN), since=since, timeout=10)
     mark = phone.mark()
     phone.softkey(SoftKey.ANSWER, 1, ring.call_reference)
     await phone.wait_for(
@@ -226,13 +228,14 @@ async def consult(phone: SccpPhone, key: SoftKey, ref: int, number: str) -> int:
     return int(dialing.call_reference)
 
 
-def calls_on(server: OffhookServer) -> list[dict[str, Any]]:
+def active_calls(server: OffhookServer) -> list[dict[str, Any]]:
     """The node's active calls (``offhook status --json``)."""
-    status = server.status()
-    calls = status.get("calls")
-    if isinstance(calls, dict):
-        calls = calls.get("calls", [])
-    return list(calls or [])
+    return list(server.status()["calls"]["calls"])
+
+
+def devices_in_calls(server: OffhookServer) -> list[str]:
+    """The devices with a leg in an active call (media server ports included)."""
+    return [leg["device"] for call in active_calls(server) for leg in call["legs"]]
 
 
 # ---------------------------------------------------------------- SIP phones

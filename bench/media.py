@@ -6,8 +6,8 @@ python bench/media.py --moh 100,250,500 --conf 24,48,96 --duration 5
 ```
 
 Method (loopback only, bounded: each step lasts ``--duration`` seconds after
-a one-second warm-up, the ladders are finite and stop at the first failing
-step):
+a one-second warm-up, the ladders are finite and stop after two failing
+steps in a row; the figure is the largest passing step):
 
 1. ``offhook media`` runs as a child process (uvloop, as ``offhook serve``
    runs it), driven by the node's own ``MediaClient`` over a Unix socket.
@@ -101,10 +101,11 @@ def receiver_sockets(n: int) -> list[socket.socket]:
 # -- the receiver (and party sender) process ----------------------------------------
 
 
-def _late(records: list[tuple[int, float]]) -> tuple[int, int]:
-    """(late or missing slots, expected slots) of one stream's (rtp ts, arrival)."""
+def _late(records: list[tuple[int, float]]) -> tuple[int, int, np.ndarray[Any, Any]]:
+    """(late or missing slots, expected slots, each packet's lateness) of one stream's
+    (rtp ts, arrival)."""
     if len(records) < 2:
-        return 0, 0
+        return 0, 0, np.zeros(0)
     ts0 = records[0][0]
     # Slots relative to the first packet's (signed: a reordered packet may come before it).
     slots = np.array(
@@ -113,10 +114,11 @@ def _late(records: list[tuple[int, float]]) -> tuple[int, int]:
     )
     arrival = np.array([t for _, t in records])
     anchor = float(np.min(arrival - slots * PTIME))
-    late = int(np.sum(arrival - (anchor + slots * PTIME) > LATE))
+    lateness = arrival - (anchor + slots * PTIME)
+    late = int(np.sum(lateness > LATE))
     expected = int(slots.max() - slots.min() + 1)
     missing = max(0, expected - len(set(slots.tolist())))
-    return late + missing, expected
+    return late + missing, expected, lateness
 
 
 def receive(
@@ -169,12 +171,23 @@ def receive(
                         stamp = sec + nsec * 1e-9
                 records[key.data].append((_HEADER.unpack_from(data)[3], stamp))
     late = expected = packets = 0
+    spread = [np.zeros(0)]
     for rec in records:
         packets += len(rec)
-        a, b = _late(rec)
+        a, b, lateness = _late(rec)
         late += a
         expected += b
-    result.send({"late": late, "expected": expected, "packets": packets})
+        spread.append(lateness)
+    every = np.concatenate(spread) * 1000 if packets else np.zeros(1)
+    result.send(
+        {
+            "late": late,
+            "expected": expected,
+            "packets": packets,
+            "p50_ms": float(np.percentile(every, 50)),
+            "p99_ms": float(np.percentile(every, 99)),
+        }
+    )
 
 
 def reference_sender(targets: list[tuple[str, int]], seconds: float, done: Connection) -> None:
@@ -211,11 +224,13 @@ class Step:
     kind: str
     streams: int
     late_pct: float
+    p99_ms: float
     server_late_ticks_pct: float
     packets: int
     cpu_ms_per_stream_s: float
     core_pct: float
     ref_late_pct: float
+    ref_p99_ms: float
     ref_cpu_ms_per_stream_s: float
 
     @property
@@ -235,8 +250,8 @@ def _fork(target: Any, *args: Any) -> tuple[mp.process.BaseProcess, Connection]:
     return proc, parent
 
 
-async def measure_reference(n: int, seconds: float) -> tuple[float, float]:
-    """(late %, CPU ms per stream-second) of the plain loop for ``n`` streams."""
+async def measure_reference(n: int, seconds: float) -> tuple[float, float, float]:
+    """(late %, CPU ms per stream-second, p99 lateness ms) of the plain loop."""
     socks = receiver_sockets(n)
     try:
         targets = [s.getsockname() for s in socks]
@@ -250,7 +265,7 @@ async def measure_reference(n: int, seconds: float) -> tuple[float, float]:
         for s in socks:
             s.close()
     late = 100.0 * got["late"] / max(1, got["expected"])
-    return late, 1000.0 * sent["cpu"] / (n * sent["wall"])
+    return late, 1000.0 * sent["cpu"] / (n * sent["wall"]), got["p99_ms"]
 
 
 async def server_counters(client: MediaClient) -> dict[str, int]:
@@ -263,9 +278,9 @@ async def server_counters(client: MediaClient) -> dict[str, int]:
 
 async def measure_server(
     client: MediaClient, pid: int, kind: str, n: int, seconds: float, bridge: int
-) -> tuple[float, int, float, float, float]:
+) -> tuple[float, int, float, float, float, float]:
     """(late %, packets, CPU ms per stream-second, % of a core, % of the server's own
-    ticks late) of the media server."""
+    ticks late, p99 lateness ms) of the media server."""
     socks = receiver_sockets(n)
     handles = [f"{kind}{i}" for i in range(n)]
     opened: dict[str, tuple[str, int] | None] = {}
@@ -304,7 +319,8 @@ async def measure_server(
     ticks = after.get("ticks", 0) - before.get("ticks", 0)
     late_ticks = after.get("late_ticks", 0) - before.get("late_ticks", 0)
     tick_pct = 100.0 * late_ticks / max(1, ticks)
-    return late, got["packets"], 1000.0 * cpu / (n * wall), 100.0 * cpu / wall, tick_pct
+    cpu_ms = 1000.0 * cpu / (n * wall)
+    return late, got["packets"], cpu_ms, 100.0 * cpu / wall, tick_pct, got["p99_ms"]
 
 
 async def run(args: argparse.Namespace) -> list[Step]:
@@ -336,22 +352,27 @@ async def run(args: argparse.Namespace) -> list[Step]:
         if not await client.wait_connected(30):
             raise RuntimeError("offhook media did not start")
         for kind, ladder in ladders.items():
+            failed = 0
             for n in ladder:
-                late, packets, cpu, core, ticks = await measure_server(
+                late, packets, cpu, core, ticks, p99 = await measure_server(
                     client, proc.pid, kind, n, args.duration, args.bridge
                 )
-                ref_late, ref_cpu = await measure_reference(n, args.duration)
-                step = Step(kind, n, late, ticks, packets, cpu, core, ref_late, ref_cpu)
+                ref_late, ref_cpu, ref_p99 = await measure_reference(n, args.duration)
+                step = Step(
+                    kind, n, late, p99, ticks, packets, cpu, core, ref_late, ref_p99, ref_cpu
+                )
                 steps.append(step)
                 print(
-                    f"{kind:4} {n:5} streams: late {late:6.2f} % ({packets} packets; "
-                    f"{ticks:.1f} % of the server's ticks late), "
+                    f"{kind:4} {n:5} streams: late {late:6.2f} % (p99 {p99:.1f} ms; {packets} "
+                    f"packets; {ticks:.1f} % of the server's ticks late), "
                     f"CPU {cpu:6.3f} ms/stream-s ({core:5.1f} % of a core); reference late "
-                    f"{ref_late:5.2f} %, {ref_cpu:6.3f} ms/stream-s; ratio {step.ratio:5.2f} "
+                    f"{ref_late:5.2f} % (p99 {ref_p99:.1f} ms), {ref_cpu:6.3f} ms/stream-s; "
+                    f"ratio {step.ratio:5.2f} "
                     f"{'pass' if step.passed else 'FAIL'}",
                     flush=True,
                 )
-                if not step.passed:
+                failed = 0 if step.passed else failed + 1
+                if failed == 2:
                     break
     finally:
         await client.stop()
@@ -376,6 +397,7 @@ def main() -> None:
     print()
     for kind in ("moh", "conf"):
         passed = [s for s in steps if s.kind == kind and s.passed]
+        passed.sort(key=lambda s: s.streams)
         best = passed[-1] if passed else None
         if best is None:
             print(f"{kind}: no step passed")

@@ -24,11 +24,18 @@ channel for the first codec it supports and the call answers with it. A
 phone that answers opens its channel for the caller's offer, or makes the
 offer itself when the caller made none. Hold closes the phone's channels and
 offers ``inactive``; resume reopens them and offers the same codec again.
+
+DTMF from the far end (core's ``send_digits``: SIP INFO, another phone's
+keypad) is played to the user, one digit after the other: StartTone with the
+digit's DTMF tone, StopTone ``DTMF_ON`` seconds later, the next digit after
+``DTMF_GAP`` (call control's ``later`` times both). At most ``MAX_DTMF``
+digits wait; more are dropped.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable
 from enum import Enum
 from typing import TYPE_CHECKING
@@ -55,6 +62,7 @@ from offhook.sccp.messages import (
 )
 from offhook.sccp.templates import KeySet
 from offhook.sccp.ui import (
+    DTMF_TONES,
     CallStateCode,
     DeviceTone,
     LampMode,
@@ -83,6 +91,13 @@ _BUSY_CAUSES = frozenset({Cause.USER_BUSY})
 _UNKNOWN_NUMBER_CAUSES = frozenset({1, 3, 22, 28})
 # Causes that end a call quietly: the far end hung up, nobody answered, it was declined.
 _QUIET_CAUSES = frozenset({16, 18, 19, 21, 26, 31})
+
+DTMF_ON = 0.1
+"""Seconds a far end's DTMF digit is played (ITU-T Q.24 wants at least 40 ms)."""
+DTMF_GAP = 0.06
+"""Seconds of silence between two digits played."""
+MAX_DTMF = 32
+"""Digits waiting to be played, at most (a far end sending faster loses the rest)."""
 
 _TONES = {
     Tone.DIAL: DeviceTone.INSIDE_DIAL,
@@ -126,6 +141,8 @@ class PhoneCall:
         self.consult_for: PhoneCall | None = None
         self.consult_kind = ""
         self.conferenced = False  # this call talks to a conference bridge
+        self._dtmf: deque[DeviceTone] = deque()
+        self._dtmf_playing = False
 
     def __repr__(self) -> str:
         return f"<PhoneCall {self.phone.name} ref={self.ref} {self.phase.value}>"
@@ -552,7 +569,29 @@ class PhoneCall:
         self.phone.send(DisplayPromptStatus(10, text[:32], self.line, self.ref))
 
     def send_digits(self, digits: str) -> None:
-        return None
+        """The far end's DTMF: play each digit to the user (StartTone, then StopTone)."""
+        if self.phase is Phase.ENDED:
+            return
+        for digit in digits.upper():
+            if digit in DTMF_TONES and len(self._dtmf) < MAX_DTMF:
+                self._dtmf.append(DTMF_TONES[digit])
+        if not self._dtmf_playing:
+            self._next_digit()
+
+    def _next_digit(self) -> None:
+        if self.phase is Phase.ENDED or not self._dtmf:
+            self._dtmf_playing = False
+            return
+        self._dtmf_playing = True
+        self._tone(self._dtmf.popleft())
+        self.phone.engine.later(DTMF_ON, self._digit_played)
+
+    def _digit_played(self) -> None:
+        if self.phase is Phase.ENDED:
+            self._dtmf_playing = False
+            return
+        self._stop_tone()
+        self.phone.engine.later(DTMF_GAP, self._next_digit)
 
     def transfer_progress(self, state: TransferState, cause: int | None) -> None:
         if state is TransferState.FAILED:

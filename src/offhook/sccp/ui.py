@@ -11,7 +11,9 @@ looks up in its own language table (``\\x80\\x17`` + "1003" shows
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import IntEnum
+from types import MappingProxyType
 
 
 class CallStateCode(IntEnum):
@@ -34,15 +36,50 @@ class CallStateCode(IntEnum):
 
 
 class DeviceTone(IntEnum):
-    """StartTone.tone (the tones CallManager asks phones to play locally)."""
+    """StartTone.tone (the tones CallManager asks phones to play locally).
+
+    The DTMF values are Wireshark packet-skinny.c ``DeviceTone``: 1-9 for the
+    digits 1-9, 0x0A for 0, 0x0E ``*``, 0x0F ``#``, 0x10-0x13 A-D.
+    """
 
     SILENCE = 0x00
+    DTMF_1 = 0x01
+    DTMF_2 = 0x02
+    DTMF_3 = 0x03
+    DTMF_4 = 0x04
+    DTMF_5 = 0x05
+    DTMF_6 = 0x06
+    DTMF_7 = 0x07
+    DTMF_8 = 0x08
+    DTMF_9 = 0x09
+    DTMF_0 = 0x0A
+    DTMF_STAR = 0x0E
+    DTMF_POUND = 0x0F
+    DTMF_A = 0x10
+    DTMF_B = 0x11
+    DTMF_C = 0x12
+    DTMF_D = 0x13
     INSIDE_DIAL = 0x21
     OUTSIDE_DIAL = 0x22
     LINE_BUSY = 0x23
     ALERTING = 0x24  # ringback
     REORDER = 0x25
     CALL_WAITING = 0x2D
+
+
+DTMF_TONES: Mapping[str, DeviceTone] = MappingProxyType(
+    {
+        **{str(d): DeviceTone(d) for d in range(1, 10)},
+        "0": DeviceTone.DTMF_0,
+        "*": DeviceTone.DTMF_STAR,
+        "#": DeviceTone.DTMF_POUND,
+        "A": DeviceTone.DTMF_A,
+        "B": DeviceTone.DTMF_B,
+        "C": DeviceTone.DTMF_C,
+        "D": DeviceTone.DTMF_D,
+    }
+)
+"""The StartTone tone that plays a DTMF digit (``0-9*#A-D``) on the phone."""
 
 
 class RingMode(IntEnum):

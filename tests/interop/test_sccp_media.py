@@ -17,9 +17,12 @@ from typing import Any
 
 import pytest
 
-from interop.peers import require_capture
+from interop.baresip import Baresip
+from interop.peers import require_binary, require_capture
 from interop.sccp_media import (
+    MEETME,
     MOH_HZ,
+    PIN,
     SCCP,
     TONES,
     answer,
@@ -44,8 +47,14 @@ from interop.sccp_media import (
     wait_event,
     wait_hearing,
 )
+from interop.sipp import Sipp
+from interop.sipp import describe as describe_sipp
+from interop.test_sip_calls import PASSWORDS
+from offhook.sccp.messages import StartMediaTransmission, StartTone, StopTone
 from offhook.sccp.templates import SoftKey
-from offhook.sccp.ui import CallStateCode
+from offhook.sccp.ui import CallStateCode, DeviceTone
+from support.audio import has_tone
+from support.ports import HOST
 from support.sccp_phone import SccpPhone
 from support.server import OffhookServer
 
@@ -150,6 +159,15 @@ def test_sccp_caller_held_by_sip_phone_hears_music(server: OffhookServer, tmp_pa
                 await wait_event(alice, "CALL_CLOSED", since=mark)
 
         run(body)
+
+
+def loop_deadline(seconds: float) -> float:
+    return asyncio.get_running_loop().time() + seconds
+
+
+def dtmf_digits(ua: Baresip, since: int) -> list[str]:
+    """The digits ``ua`` reported receiving (CALL_DTMF_START events) from event ``since``."""
+    return [e.param for e in ua.events[since:] if e.type == "CALL_DTMF_START"]
 
 
 def extra(row: dict[str, str]) -> dict[str, Any]:
@@ -305,3 +323,140 @@ def test_sccp_adhoc_conference(server: OffhookServer, parties: int) -> None:
     run(body)
     rows = server.wait_cdr(lambda r: bool(extra(r).get("conference")), count=parties - 1)
     assert rows, server.cdr_rows()
+
+
+# -- meet-me with a PIN ------------------------------------------------------------------
+
+
+async def sccp_meetme(phone: SccpPhone) -> int:
+    """``phone`` dials the meet-me number and is answered (the PIN prompt plays)."""
+    ref = await off_hook_call(phone)
+    mark = phone.mark()
+    phone.dial(MEETME)
+    await phone.wait_for(state_is(CallStateCode.CONNECTED, ref), since=mark, timeout=10)
+    await phone.wait_for(StartMediaTransmission, since=mark, timeout=10)
+    return ref
+
+
+def test_meetme_pin_from_sccp_and_sip_phones(server: OffhookServer, tmp_path: Path) -> None:
+    require_capture()
+    alice = sip_phone(tmp_path, server, "alice")
+    with alice:
+        alice.wait_registered()
+
+        async def body() -> None:
+            async with sccp_phones(server, "A", "B") as (a, b):
+                a_ref = await sccp_meetme(a)
+                a.dial(PIN, call_reference=a_ref)  # KeypadButton digits on the call
+                b_ref = await sccp_meetme(b)
+                b.dial("9999", call_reference=b_ref)  # a wrong PIN: not let in
+                samples = await sccp_heard(b, 2.0)
+                assert not has_tone(samples, tone_of(a)), describe(samples)
+                b.dial(PIN, call_reference=b_ref)
+                await hear_all([a, b], "A and B in the meet-me")
+                mark = alice.mark()
+                await sip_do(alice.dial, dial_uri(server, MEETME))
+                await wait_event(alice, "CALL_ESTABLISHED", since=mark)
+                heard_before = await sip_heard(tmp_path, alice)
+                assert not has_tone(heard_before, tone_of(a)), describe(heard_before)
+                await sip_do(alice.command, "sndcode", PIN)  # RFC 4733 events
+                await wait_hearing(
+                    lambda: sip_heard(tmp_path, alice),
+                    (tone_of(a), tone_of(b)),
+                    tries=3,
+                    who="alice in the meet-me",
+                )
+                for phone in (a, b):
+                    await wait_hearing(
+                        lambda phone=phone: sccp_heard(phone),  # type: ignore[misc]
+                        (TONES["alice"], *(tone_of(p) for p in (a, b) if p is not phone)),
+                        (tone_of(phone),),
+                        who=phone.name,
+                    )
+
+        run(body)
+    rows = server.wait_cdr(lambda r: r["called"] == MEETME, count=3)
+    assert all(r["called_device"] == "conference" for r in rows), rows
+
+
+# -- DTMF between SCCP and SIP phones ----------------------------------------------------
+
+
+def test_sccp_keypad_reaches_a_sip_phone(server: OffhookServer, tmp_path: Path) -> None:
+    alice = sip_phone(tmp_path, server, "alice")
+    with alice:
+        alice.wait_registered()
+
+        async def body() -> None:
+            async with sccp_phones(server, "A") as (a,):
+                ref = await off_hook_call(a)
+                mark, ua_mark = a.mark(), alice.mark()
+                a.dial("1001")
+                await wait_event(alice, "CALL_INCOMING", since=ua_mark)
+                await sip_do(alice.accept)
+                await a.wait_for(state_is(CallStateCode.CONNECTED, ref), since=mark, timeout=10)
+                await wait_event(alice, "CALL_ESTABLISHED", since=ua_mark)
+                dtmf_mark = alice.mark()
+                a.dial("5#", call_reference=ref)
+                deadline = loop_deadline(10)
+                while dtmf_digits(alice, dtmf_mark) != ["5", "#"]:
+                    assert asyncio.get_running_loop().time() < deadline, dtmf_digits(
+                        alice, dtmf_mark
+                    )
+                    await asyncio.sleep(0.1)
+
+        run(body)
+
+
+def test_sip_info_digits_play_on_an_sccp_phone(server: OffhookServer, tmp_path: Path) -> None:
+    require_binary("sipp")
+    work = tmp_path / "sipp"
+    work.mkdir()
+
+    async def body() -> None:
+        async with sccp_phones(server, "B") as (b,):
+            caller = Sipp(
+                work,
+                "uac_auth_info.xml",
+                "uac-info",
+                target=f"{HOST}:{server.sip_port}",
+                keys={"caller": "dave"},
+                service=SCCP["B"][1],
+                auth=("dave", PASSWORDS["dave"]),
+                pause_ms=1500,
+                timeout_s=30,
+            )
+            mark = b.mark()
+            caller.start(listening=False)
+            try:
+                ref = await answer(b, since=mark)
+                tones = await b.wait_for(
+                    lambda msg: isinstance(msg, StartTone) and msg.tone == DeviceTone.DTMF_5,
+                    since=mark,
+                    timeout=10,
+                )
+                assert tones.call_reference == ref
+                pound = await b.wait_for(
+                    lambda msg: isinstance(msg, StartTone) and msg.tone == DeviceTone.DTMF_POUND,
+                    since=mark,
+                    timeout=10,
+                )
+                await b.wait_for(state_is(CallStateCode.ON_HOOK, ref), since=mark, timeout=15)
+            finally:
+                result = await asyncio.to_thread(caller.wait)
+            assert result.ok, describe_sipp(result)
+            # each digit's StartTone is followed by its StopTone, in order
+            played = [
+                ("start", msg.tone) if isinstance(msg, StartTone) else ("stop", None)
+                for msg in b.received[b.received.index(tones) :]
+                if isinstance(msg, StartTone | StopTone) and msg.call_reference == ref
+            ]
+            assert played[:4] == [
+                ("start", DeviceTone.DTMF_5),
+                ("stop", None),
+                ("start", DeviceTone.DTMF_POUND),
+                ("stop", None),
+            ], played
+            assert pound.call_reference == ref
+
+    run(body)

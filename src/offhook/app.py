@@ -66,6 +66,7 @@ from offhook.sip.aio import SipTransport, TransportLimits
 from offhook.sip.auth import Credentials, DigestAuthenticator
 from offhook.sip.endpoint import Caller, SipEndpoint, TrunkPeer
 from offhook.sip.registrar import Registrar
+from offhook.sip.session_timer import SessionTimerSettings
 from offhook.sip.timers import TimerConfig
 from offhook.sip.transaction import TransactionLayer
 from offhook.sip.trunks import TrunkMonitor, TrunkTarget
@@ -388,6 +389,9 @@ async def run(
         resolve_cached=transport.cached,
         prefetch=transport.prefetch,
         bridge=bridge,
+        session_timers=(
+            SessionTimerSettings(sip.session_expires, sip.min_se) if sip.session_expires else None
+        ),
     )
     endpoint_ref.append(endpoint)
     endpoint.configure_trunks(trunk_targets(node.snapshot))

@@ -288,18 +288,7 @@ async def add_party(b: SccpPhone, conf_ref: int, party: SccpPhone, number: str) 
     await b.wait_for(state_is(CallStateCode.CONNECTED, conf_ref), since=b_mark, timeout=10)
 
 
-ADDED_PARTY_BUG = (
-    "core.features.hold.end_hold pops call.peers[holder] even when the holder has no hold: "
-    "conference.adhoc calls it for the conferencing leg of an already bridged call, which "
-    "unlinks that leg from its bridge port, so its resume offer goes to call.other() = the "
-    "first party directly (B and A talk past the bridge)"
-)
-
-
-@pytest.mark.parametrize(
-    "parties",
-    [3, pytest.param(5, marks=pytest.mark.xfail(strict=True, reason=ADDED_PARTY_BUG))],
-)
+@pytest.mark.parametrize("parties", [3, 5])
 def test_sccp_adhoc_conference(server: OffhookServer, parties: int) -> None:
     letters = "ABCDE"[:parties]
 

@@ -409,6 +409,7 @@ class CallEngine(FeatureOps):
         """Release every leg still up with ``cause`` and publish the record."""
         if call.ended or announce.intercept(self, call, cause):
             return
+        cause = call.announcing or cause  # a failed announcement still ends with its cause
         call.ended = True
         call.cause = cause
         call.ring_deadline = None

@@ -464,3 +464,25 @@ def test_phones_get_failures_at_once(h: Harness, ms: RecordingMedia) -> None:
     _, ad = h.call("alice", "7777")
     assert ad.released_with() == [Cause.UNALLOCATED_NUMBER]
     assert not ms.calls
+
+
+def test_adhoc_conference_adds_a_fourth_party(h: Harness, ms: RecordingMedia) -> None:
+    h.device("dave", "1004")
+    h.register("dave")
+    ad, bd, _, cd = adhoc_three(h, ms)
+    assert bd.leg is not None
+    h.engine.on_media_offer(bd.leg, media("10.0.0.2", port=4100, direction=SENDONLY))
+    assert bd.last("media_answer")[1] is not None  # the bridge port answered the hold
+    consult, xd = h.call("bob", "1004")
+    d, dd = h.out("sip:dave@10.0.0.9")
+    h.engine.on_connect(d, media("10.0.0.4"))
+    h.engine.conference(bd.leg, consult)
+    assert xd.released_with() == [Cause.NORMAL_CLEARING]
+    ms.reply(("192.0.2.50", 21010))
+    assert d is not None
+    h.engine.on_media_answer(d, media("10.0.0.4", port=4100))
+    joins = ms.named("join")
+    assert len(joins) == 4 and len({j[2] for j in joins}) == 1
+    h.engine.on_media_offer(bd.leg, media("10.0.0.2", port=4100))  # bob back in
+    assert bd.last("media_answer")[1].streams[0].address == "192.0.2.50"
+    assert all(x.released_with() == [] for x in (ad, bd, cd, dd))

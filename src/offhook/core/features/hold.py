@@ -134,9 +134,9 @@ def on_offer(engine: CallEngine, call: Call, leg: Leg, offer: MediaDescription) 
 def end_hold(engine: CallEngine, call: Call, holder: Leg) -> Leg | None:
     """Forget ``holder``'s hold: release the music endpoint; returns the held party."""
     party = call.holds.pop(holder.id, None)
-    call.peers.pop(holder.id, None)
     if party is None:
-        return None
+        return None  # not holding: its media peer (a bridge port, say) stays
+    call.peers.pop(holder.id, None)
     moh = call.peers.pop(party.id, None)
     if moh is not None:
         call.peers.pop(moh.id, None)

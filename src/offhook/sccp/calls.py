@@ -141,6 +141,8 @@ class PhoneCall:
         self.consult_for: PhoneCall | None = None
         self.consult_kind = ""
         self.conferenced = False  # this call talks to a conference bridge
+        # A far end's offer we answer once the receive channel opens (None: none owed).
+        self.owed: MediaDescription | None = None
         self._dtmf: deque[DeviceTone] = deque()
         self._dtmf_playing = False
 
@@ -354,6 +356,10 @@ class PhoneCall:
             return
         self.phase = Phase.HELD
         rx = self.media.rx
+        if self.owed is not None:
+            # Held before the channel for the far end's last offer opened: answer it now.
+            owed, self.owed = self.owed, None
+            self._answer_inactive(self.leg, owed)
         self.media.close()
         self._state(CallStateCode.HOLD, KeySet.ON_HOLD, None)
         self.phone.send(SetLamp(Stimulus.LINE, self.line, LampMode.WINK))
@@ -489,11 +495,7 @@ class PhoneCall:
         found = mediamap.audio_stream(offer)
         rx = self.media.rx
         if self.phase is Phase.HELD or found is None:
-            address = rx.address if rx is not None and rx.ready else self.phone.address[0]
-            current = self.choice or mediamap.preferred(self.phone.capabilities)[0]
-            self.phone.engine.on_media_answer(
-                leg, mediamap.answer(offer, current, address, rx.port if rx else 9, INACTIVE)
-            )
+            self._answer_inactive(leg, offer)
             return
         choice = mediamap.choose_codec(offer, self.phone.capabilities)
         if choice is None:
@@ -502,6 +504,7 @@ class PhoneCall:
         direction = mediamap.answer_direction(found[1].direction)
 
         def answered(rx: Receive) -> None:
+            self.owed = None
             self.phone.engine.on_media_answer(
                 leg, mediamap.answer(offer, choice, rx.address, rx.port, direction)
             )
@@ -517,7 +520,18 @@ class PhoneCall:
             return
         self.choice = choice
         self.media.stop()
+        self.owed = offer
         self._open(choice, answered)
+
+    def _answer_inactive(self, leg: Leg, offer: MediaDescription) -> None:
+        """Answer ``offer`` for a phone whose media is closed (held): ``inactive``."""
+        rx = self.media.rx
+        address = rx.address if rx is not None and rx.ready else self.phone.address[0]
+        current = self.choice or mediamap.preferred(self.phone.capabilities)[0]
+        port = rx.port if rx is not None and rx.ready else 9  # the discard port: a placeholder
+        self.phone.engine.on_media_answer(
+            leg, mediamap.answer(offer, current, address, port, INACTIVE)
+        )
 
     def media_answer(self, answer: MediaDescription | None, cause: int | None) -> None:
         """The far end's answer to our offer (delayed-offer answer, hold, resume)."""

@@ -279,6 +279,8 @@ class ResourceDriver(LegDriver):
         leg = self.leg
         if leg is None or self.phase is Phase.CLOSED:
             return
+        if answer is not None and answer.streams and not answer.active_streams():
+            return  # the far end declined the stream for now (it holds): nothing to send
         found = audio_stream(answer)
         chosen = pick(found[1]) if found is not None else None
         if found is None or chosen is None:

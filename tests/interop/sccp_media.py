@@ -18,6 +18,8 @@ SEP00000000A002    2002    SCCP simulator "B"          620
 SEP00000000A003    2003    SCCP simulator "C"          1150
 SEP00000000A004    2004    SCCP simulator "D"          1600
 SEP00000000A005    2005    SCCP simulator "E"          1850
+SEP00000000A006    2006    SCCP simulator "F"          2100
+SEP00000000A007    2007    SCCP simulator "G"          2300
 (meet-me)          5000    media server bridge, PIN 1234
 =================  ======  ==========================  =========
 
@@ -58,6 +60,8 @@ SCCP = {
     "C": ("SEP00000000A003", "2003", 1150),
     "D": ("SEP00000000A004", "2004", 1600),
     "E": ("SEP00000000A005", "2005", 1850),
+    "F": ("SEP00000000A006", "2006", 2100),
+    "G": ("SEP00000000A007", "2007", 2300),
 }
 SIP_DN = {"alice": "1001", "bob": "1002", "carol": "1003"}
 RTP_PACKETS = 3000  # 60 s of 20 ms packets per StartMediaTransmission

@@ -14,9 +14,13 @@ it (a dual-stack socket reports an IPv4 peer as ``::ffff:a.b.c.d``: the
 expected form is computed once, so the test costs one string comparison).
 The port is not checked: a phone behind a NAT, or one that sends from
 another port than it announced, is answered where its packets come from
-(symmetric RTP, RFC 4961): the send target follows the source port of the
-latest accepted packet (``latched`` counts the moves). Everything else is
-dropped and counted (``dropped_source``), before anything is parsed.
+(symmetric RTP, RFC 4961): the send target latches to the source port of
+the first accepted packet after ``connect`` (``latched`` counts the moves),
+and stays there, so a later stranger on the phone's host cannot take the
+stream over. A far end the media server only sends to (``receives`` false:
+a held party hearing music) is expected to send nothing: its host's
+packets are dropped too. Everything else is dropped and counted
+(``dropped_source``), before anything is parsed.
 
 Accepted RTP goes to ``on_rtp(endpoint, data)``; RTCP is only counted (the
 media server sends none). The far end's packets never queue here: what the
@@ -96,6 +100,8 @@ class RtpEndpoint:
 
     __slots__ = (
         "_expect",
+        "_latch",
+        "_receives",
         "_rtcp_sock",
         "_rtp_sock",
         "_starting",
@@ -129,6 +135,8 @@ class RtpEndpoint:
         self._rtcp_sock: socket.socket | None = None
         self.far: Addr | None = None  # the signalled far end, canonical
         self._expect = ""  # the far end's host as the socket reports it
+        self._receives = True  # packets from the far end are expected
+        self._latch = False  # the next accepted packet fixes the send target
         self.target: Addr | None = None  # where RTP goes, as sendto takes it
         self.rtcp_target: Addr | None = None
         self.closed = False
@@ -197,11 +205,13 @@ class RtpEndpoint:
         """``host`` as this socket writes peer addresses (mapped IPv4 on a dual-stack socket)."""
         return _MAPPED + host if self.dual_stack and ":" not in host else host
 
-    def connect(self, address: str, port: int) -> None:
+    def connect(self, address: str, port: int, *, receives: bool = True) -> None:
         """Accept packets from ``address`` only; send RTP to ``port`` and RTCP to ``port + 1``
-        until the far end's own packets say where it is."""
+        until the far end's first packet says where it is. ``receives`` false: none expected."""
+        self._receives = receives
         if self.far == (address, port):
             return  # the same far end again (a re-INVITE): keep what was latched
+        self._latch = True
         wire = self._wire(address)
         self.far = (address, port)
         self._expect = wire
@@ -211,15 +221,17 @@ class RtpEndpoint:
     # -- packets ---------------------------------------------------------------
 
     def rtp_received(self, data: bytes, addr: Any) -> None:
-        if addr[0] != self._expect or not self._expect:
+        if addr[0] != self._expect or not self._expect or not self._receives:
             self.dropped_source += 1
             return
         self.rx_packets += 1
         self.rx_bytes += len(data)
-        target = self.target
-        if target is None or target[1] != addr[1]:
-            self.target = (addr[0], addr[1])
-            self.latched += 1
+        if self._latch:
+            self._latch = False
+            target = self.target
+            if target is None or target[1] != addr[1]:
+                self.target = (addr[0], addr[1])
+                self.latched += 1
         self.on_rtp(self, data)
 
     def rtcp_received(self, data: bytes, addr: Any) -> None:

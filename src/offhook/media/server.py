@@ -19,7 +19,10 @@ Handles belong to the owner that opened them and are released with it.
   (``dtmf.DtmfSender``), else what it plays, else its bridge's mix. A
   played frame is encoded once per track position and codec per tick
   (``library``: music on hold is shared, so a hundred held parties cost
-  one encoding), then only a 12-byte RTP header is written per listener.
+  one encoding), then only a 12-byte RTP header is packed per listener
+  (from the stream's ``RtpStream`` fields, valid by construction; the
+  packet and octet counts of RTCP sender reports are not kept: the media
+  server sends no RTCP).
   A stream that was silent for a while (idle, skipped ticks) moves its RTP
   timestamp over the gap and marks its first packet (RFC 3551 §4.1).
 - Received RTP (``_received``): RFC 4733 events feed the stream's
@@ -77,18 +80,6 @@ MAX_DTMF_BACKLOG = 128
 _HEADER = struct.Struct("!BBHII")
 
 
-def _next_packet(rtp: RtpStream, payload: bytes, marker: bool) -> bytes:
-    """``rtp.packet(payload, 160, marker)`` for the hot path: the stream's fields are
-    valid by construction, so the header is packed without building a packet object."""
-    second = rtp.payload_type | 0x80 if marker else rtp.payload_type
-    data = _HEADER.pack(0x80, second, rtp.sequence, rtp.timestamp, rtp.ssrc) + payload
-    rtp.sequence = (rtp.sequence + 1) & 0xFFFF
-    rtp.timestamp = (rtp.timestamp + FRAME) & 0xFFFFFFFF
-    rtp.packet_count = (rtp.packet_count + 1) & 0xFFFFFFFF
-    rtp.octet_count = (rtp.octet_count + len(payload)) & 0xFFFFFFFF
-    return data
-
-
 class Owner(Protocol):
     """A control connection: where replies and events for its handles go.
 
@@ -141,6 +132,7 @@ class Stream:
     __slots__ = (
         "bridge",
         "codec",
+        "codec_id",
         "connected_at",
         "detector",
         "direction",
@@ -160,6 +152,7 @@ class Stream:
         "pt",
         "rtp",
         "sender",
+        "sends",
         "timed_out",
     )
 
@@ -173,6 +166,8 @@ class Stream:
         self.pool = pool
         self.port = endpoint.local[1]
         self.codec = "PCMU"
+        self.codec_id = 0  # 0 PCMU, 8 PCMA: a cheap key for the tick's encoding cache
+        self.sends = False  # direction.sends, read on every tick
         self.pt = 0
         self.dtmf_pt: int | None = None
         self.direction = Direction.INACTIVE
@@ -357,6 +352,8 @@ class MediaServer:
             return error_reply(req.id, f"address {req.address} is not allowed (allow)")
         stream.endpoint.connect(req.address, req.port)
         stream.codec, stream.pt, stream.direction = str(req.codec), req.pt, req.direction
+        stream.codec_id = 0 if req.codec is control.Codec.PCMU else 8
+        stream.sends = req.direction.sends
         if stream.rtp is None:
             stream.rtp = RtpStream(req.pt)
             stream.last_tick = self.tick
@@ -572,25 +569,27 @@ class MediaServer:
         mixes: dict[Hashable, bytes] = {}
         for bridge in self._bridges.values():
             mixes.update(bridge.mix())
-        encoded: dict[tuple[int, str, int], bytes] = {}
+        encoded: dict[tuple[int, ...], bytes] = {}
         idle: list[Stream] = []
+        pack = _HEADER.pack
+        # The hot loop: attribute reads, a header and one sendto a stream.
         for stream in list(self._active):
             rtp = stream.rtp
-            if rtp is None or stream.endpoint.closed:
+            endpoint = stream.endpoint
+            if rtp is None or endpoint.closed:
                 continue
             gap = tick - stream.last_tick
             stream.last_tick = tick
             marker = gap > 1
             if marker:
                 rtp.skip(FRAME * (gap - 1))
-            data = None
             sender = stream.sender
-            if sender is not None and sender.busy:
-                data = sender.tick()
-                if data is not None and data[1] & 0x80:
+            data = sender.tick() if sender is not None and sender.busy else None
+            if data is not None:
+                if data[1] & 0x80:
                     stream.dtmf_backlog -= 1
                     self.totals["dtmf_out"] += 1
-            if data is None:
+            else:
                 payload = None
                 play = stream.play
                 if play is not None:
@@ -602,24 +601,44 @@ class MediaServer:
                     if not stream.busy:
                         idle.append(stream)
                     continue
-                data = _next_packet(rtp, payload, marker)
-            if stream.direction.sends:
-                stream.endpoint.send(data)
+                sequence, timestamp = rtp.sequence, rtp.timestamp
+                pt = rtp.payload_type | 0x80 if marker else rtp.payload_type
+                data = pack(0x80, pt, sequence, timestamp, rtp.ssrc) + payload
+                rtp.sequence = (sequence + 1) & 0xFFFF
+                rtp.timestamp = (timestamp + FRAME) & 0xFFFFFFFF
+            if stream.sends:
+                transport, target = endpoint.transport, endpoint.target
+                if transport is not None and target is not None:
+                    try:
+                        transport.sendto(data, target)
+                    except OSError:
+                        endpoint.send_errors += 1
+                        continue
+                    endpoint.tx_packets += 1
+                    endpoint.tx_bytes += len(data)
         for stream in idle:
             self._active.pop(stream, None)
 
     def _played(
-        self, stream: Stream, play: Playing, tick: int, encoded: dict[tuple[int, str, int], bytes]
+        self, stream: Stream, play: Playing, tick: int, encoded: dict[tuple[int, ...], bytes]
     ) -> bytes | None:
         track = play.track
-        position = tick if track.shared and play.loop else tick - play.start
+        if track.shared and play.loop:
+            # Music on hold: every listener is at the same position this tick.
+            key: tuple[int, ...] = (id(track), stream.codec_id)
+            payload = encoded.get(key)
+            if payload is None:
+                position = tick % track.frames
+                payload = encoded[key] = track.broadcast.payload_at(position, stream.codec)
+            return payload
+        position = tick - play.start
         if not play.loop and position >= track.frames:
             stream.play = None
             fields = {"source": play.source}
             stream.owner.event(Event(control.PLAY_DONE_EVENT, stream.handle, fields))
             return None
         position %= track.frames
-        key = (id(track), stream.codec, position)
+        key = (id(track), stream.codec_id, position)
         payload = encoded.get(key)
         if payload is None:
             payload = encoded[key] = track.broadcast.payload_at(position, stream.codec)

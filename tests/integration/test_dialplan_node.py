@@ -170,6 +170,7 @@ class FarEnd(SipClient):
         body: bytes = b"",
         auth: str | None = None,
         branch_: str | None = None,
+        headers: list[tuple[str, str]] | None = None,
     ) -> bytes:
         data = super().invite_request(
             called,
@@ -179,6 +180,7 @@ class FarEnd(SipClient):
             body=body,
             auth=auth,
             branch_=branch_,
+            headers=headers,
         )
         if self.uri_host is None:
             return data

@@ -143,7 +143,8 @@ class FeatureOps:
         leg.driver = driver
         driver.leg = leg
         call.forks.append(leg)
-        call.called_device = call.called_device or "conference"
+        if bridge:
+            call.called_device = call.called_device or "conference"
         self._resources[driver.handle] = leg
         return leg
 

@@ -39,7 +39,7 @@ class Wire:
     Of each tuple, the one kind not starting with ``"p"`` holds the value (no
     such kind: the field is not on the wire in that version); ``"pN"`` kinds
     are padding around it. Several markers on one field are laid end to end,
-    ``Annotated[str, text(6), pad(2)]``.
+    ``Annotated[str, chars(6), pad(2)]``.
     """
 
     kinds: tuple[str, ...]
@@ -55,7 +55,7 @@ IPV4OR6 = Wire(("ip",), ("p4", "ip", "p12"))
 union holding it (packet-skinny.c "ipv4or6" fields)."""
 
 
-def text(size: int) -> Wire:
+def chars(size: int) -> Wire:
     """A NUL-padded latin-1 string of ``size`` bytes."""
     return Wire((f"s{size}",), (f"s{size}",))
 

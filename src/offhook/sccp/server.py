@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Annotated, ClassVar
 
 from offhook.sccp.base import Message, MessageId
-from offhook.sccp.fields import IPV4OR6, U8, U16, U32, from_v17, pad, raw, text
+from offhook.sccp.fields import IPV4OR6, U8, U16, U32, chars, from_v17, pad, raw
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +23,7 @@ class RegisterAck(Message):
     ID: ClassVar[MessageId] = MessageId.REGISTER_ACK
 
     keep_alive_interval: Annotated[int, U32]
-    date_template: Annotated[str, text(6), pad(2)]
+    date_template: Annotated[str, chars(6), pad(2)]
     secondary_keep_alive_interval: Annotated[int | None, U32] = 0
     protocol_version: Annotated[int | None, U8] = 0
     unknown1: Annotated[int | None, U8] = 0
@@ -138,23 +138,23 @@ class CallInfo(Message):
 
     ID: ClassVar[MessageId] = MessageId.CALL_INFO
 
-    calling_party_name: Annotated[str, text(40)]
-    calling_party: Annotated[str, text(24)]
-    called_party_name: Annotated[str, text(40)]
-    called_party: Annotated[str, text(24)]
+    calling_party_name: Annotated[str, chars(40)]
+    calling_party: Annotated[str, chars(24)]
+    called_party_name: Annotated[str, chars(40)]
+    called_party: Annotated[str, chars(24)]
     line_instance: Annotated[int | None, U32] = 0
     call_reference: Annotated[int | None, U32] = 0
     call_type: Annotated[int | None, U32] = 0
-    original_called_party_name: Annotated[str | None, text(40)] = ""
-    original_called_party: Annotated[str | None, text(24)] = ""
-    last_redirecting_party_name: Annotated[str | None, text(40)] = ""
-    last_redirecting_party: Annotated[str | None, text(24)] = ""
+    original_called_party_name: Annotated[str | None, chars(40)] = ""
+    original_called_party: Annotated[str | None, chars(24)] = ""
+    last_redirecting_party_name: Annotated[str | None, chars(40)] = ""
+    last_redirecting_party: Annotated[str | None, chars(24)] = ""
     original_cdpn_redirect_reason: Annotated[int | None, U32] = 0
     last_redirecting_reason: Annotated[int | None, U32] = 0
-    cgpn_voice_mailbox: Annotated[str | None, text(24)] = ""
-    cdpn_voice_mailbox: Annotated[str | None, text(24)] = ""
-    original_cdpn_voice_mailbox: Annotated[str | None, text(24)] = ""
-    last_redirecting_voice_mailbox: Annotated[str | None, text(24)] = ""
+    cgpn_voice_mailbox: Annotated[str | None, chars(24)] = ""
+    cdpn_voice_mailbox: Annotated[str | None, chars(24)] = ""
+    original_cdpn_voice_mailbox: Annotated[str | None, chars(24)] = ""
+    last_redirecting_voice_mailbox: Annotated[str | None, chars(24)] = ""
     call_instance: Annotated[int | None, U32] = 0
     call_security_status: Annotated[int | None, U32] = 0
     party_pi_restriction_bits: Annotated[int | None, U32] = 0
@@ -169,11 +169,11 @@ class ForwardStat(Message):
     active_forward: Annotated[int, U32]
     line_number: Annotated[int, U32]
     forward_all_active: Annotated[int, U32]
-    forward_all_number: Annotated[str, text(24)]
+    forward_all_number: Annotated[str, chars(24)]
     forward_busy_active: Annotated[int, U32]
-    forward_busy_number: Annotated[str, text(24)]
+    forward_busy_number: Annotated[str, chars(24)]
     forward_no_answer_active: Annotated[int, U32]
-    forward_no_answer_number: Annotated[str, text(24)]
+    forward_no_answer_number: Annotated[str, chars(24)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,8 +183,8 @@ class SpeedDialStat(Message):
     ID: ClassVar[MessageId] = MessageId.SPEED_DIAL_STAT
 
     speed_dial_number: Annotated[int, U32]
-    speed_dial_dir_number: Annotated[str, text(24)]
-    speed_dial_display_name: Annotated[str, text(40)]
+    speed_dial_dir_number: Annotated[str, chars(24)]
+    speed_dial_display_name: Annotated[str, chars(40)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,9 +194,9 @@ class LineStat(Message):
     ID: ClassVar[MessageId] = MessageId.LINE_STAT
 
     line_number: Annotated[int, U32]
-    line_dir_number: Annotated[str, text(24)]
-    line_display_name: Annotated[str | None, text(40)] = ""
-    line_text_label: Annotated[str | None, text(40)] = ""
+    line_dir_number: Annotated[str, chars(24)]
+    line_display_name: Annotated[str | None, chars(40)] = ""
+    line_text_label: Annotated[str | None, chars(40)] = ""
     # CallManager 3.3 sends no display options (cm33_reg/line_stat); from header
     # version 0x11 on they follow (Wireshark's layout).
     line_display_options: Annotated[int | None, from_v17(U32)] = 0
@@ -208,11 +208,11 @@ class ConfigStat(Message):
 
     ID: ClassVar[MessageId] = MessageId.CONFIG_STAT
 
-    device_name: Annotated[str, text(16)]
+    device_name: Annotated[str, chars(16)]
     user_id: Annotated[int, U32]
     instance: Annotated[int, U32]
-    user_name: Annotated[str, text(40)]
-    server_name: Annotated[str, text(40)]
+    user_name: Annotated[str, chars(40)]
+    server_name: Annotated[str, chars(40)]
     number_lines: Annotated[int, U32]
     number_speed_dials: Annotated[int | None, U32] = 0
 
@@ -240,7 +240,7 @@ class VersionRes(Message):
 
     ID: ClassVar[MessageId] = MessageId.VERSION_RES
 
-    version_text: Annotated[str, text(16)]
+    version_text: Annotated[str, chars(16)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,7 +256,7 @@ class RegisterReject(Message):
 
     ID: ClassVar[MessageId] = MessageId.REGISTER_REJECT
 
-    text: Annotated[str, text(33)]
+    text: Annotated[str, chars(33)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,7 +338,7 @@ class DisplayPromptStatus(Message):
     ID: ClassVar[MessageId] = MessageId.DISPLAY_PROMPT_STATUS
 
     timeout: Annotated[int, U32]
-    text: Annotated[str, text(32)]
+    text: Annotated[str, chars(32)]
     line_instance: Annotated[int, U32]
     call_reference: Annotated[int | None, U32] = 0
 
@@ -360,7 +360,7 @@ class DisplayNotify(Message):
     ID: ClassVar[MessageId] = MessageId.DISPLAY_NOTIFY
 
     timeout: Annotated[int, U32]
-    text: Annotated[str, text(32)]
+    text: Annotated[str, chars(32)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -411,7 +411,7 @@ class DialedNumber(Message):
 
     ID: ClassVar[MessageId] = MessageId.DIALED_NUMBER
 
-    called_party: Annotated[str, text(24)]
+    called_party: Annotated[str, chars(24)]
     line_instance: Annotated[int | None, U32] = 0
     call_reference: Annotated[int | None, U32] = 0
 
@@ -424,7 +424,7 @@ class FeatureStat(Message):
 
     feature_index: Annotated[int, U32]
     feature_id: Annotated[int, U32]
-    feature_text_label: Annotated[str, text(40)]
+    feature_text_label: Annotated[str, chars(40)]
     feature_status: Annotated[int, U32]
 
 
@@ -436,7 +436,7 @@ class DisplayPriNotify(Message):
 
     timeout: Annotated[int, U32]
     priority: Annotated[int, U32]
-    text: Annotated[str, text(32)]
+    text: Annotated[str, chars(32)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -455,5 +455,5 @@ class ServiceUrlStat(Message):
     ID: ClassVar[MessageId] = MessageId.SERVICE_URL_STAT
 
     service_url_index: Annotated[int, U32]
-    service_url: Annotated[str, text(256)]
-    service_display_name: Annotated[str, text(40)]
+    service_url: Annotated[str, chars(256)]
+    service_display_name: Annotated[str, chars(40)]

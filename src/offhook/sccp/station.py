@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Annotated, ClassVar
 
 from offhook.sccp.base import Message, MessageId
-from offhook.sccp.fields import IPV4, IPV4OR6, U8, U16, U32, text
+from offhook.sccp.fields import IPV4, IPV4OR6, U8, U16, U32, chars
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +28,7 @@ class Register(Message):
 
     ID: ClassVar[MessageId] = MessageId.REGISTER
 
-    device_name: Annotated[str, text(16)]
+    device_name: Annotated[str, chars(16)]
     user_id: Annotated[int, U32]
     instance: Annotated[int, U32]
     ip: Annotated[str, IPV4]
@@ -66,7 +66,7 @@ class EnblocCall(Message):
 
     ID: ClassVar[MessageId] = MessageId.ENBLOC_CALL
 
-    called_party: Annotated[str, text(24)]
+    called_party: Annotated[str, chars(24)]
     line_instance: Annotated[int | None, U32] = 0
 
 
@@ -181,7 +181,7 @@ class Alarm(Message):
     ID: ClassVar[MessageId] = MessageId.ALARM
 
     alarm_severity: Annotated[int, U32]
-    text: Annotated[str, text(80)]
+    text: Annotated[str, chars(80)]
     param1: Annotated[int, U32]
     param2: Annotated[int, U32]
 

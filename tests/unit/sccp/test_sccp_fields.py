@@ -27,13 +27,13 @@ from offhook.sccp.fields import (
     FieldCodec,
     Layout,
     Wire,
+    chars,
     decode_fields,
     encode_fields,
     from_v17,
     kind_size,
     pad,
     raw,
-    text,
 )
 from offhook.sccp.messages import (
     KeypadButton,
@@ -125,7 +125,7 @@ def test_every_message_is_a_frozen_slotted_dataclass(cls: type[Message]) -> None
 
 def test_wire_markers() -> None:
     assert (Wire(("B",), ("B",)), Wire(("H",), ("H",)), Wire(("ip",), ("ip",))) == (U8, U16, IPV4)
-    assert text(24) == Wire(("s24",), ("s24",))
+    assert chars(24) == Wire(("s24",), ("s24",))
     assert raw(40, v17=72) == Wire(("b40",), ("b72",))
     assert raw(8) == Wire(("b8",), ("b8",))
     assert pad(2) == Wire(("p2",), ("p2",))

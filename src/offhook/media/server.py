@@ -350,7 +350,7 @@ class MediaServer:
             return error_reply(req.id, f"address {req.address} is not IPv{stream.family}")
         if not self.allow.allows(req.address):
             return error_reply(req.id, f"address {req.address} is not allowed (allow)")
-        stream.endpoint.connect(req.address, req.port)
+        stream.endpoint.connect(req.address, req.port, receives=req.direction.receives)
         stream.codec, stream.pt, stream.direction = str(req.codec), req.pt, req.direction
         stream.codec_id = 0 if req.codec is control.Codec.PCMU else 8
         stream.sends = req.direction.sends

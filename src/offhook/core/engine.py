@@ -247,62 +247,8 @@ class CallEngine(FeatureOps):
             case Release(cause):
                 self.on_release(leg, cause)
 
-    def transfer(self, leg: Leg, target: str) -> None:
-        """Blind transfer: the party connected to ``leg`` is called through to ``target``.
-
-        Routed with the calling search space of ``leg``'s device; progress goes
-        to ``leg``'s driver (``transfer_progress``). ``leg`` stays in its call
-        until the target answers, then it is released (cause 16).
-        """
-        self._post(partial(transfer.blind, self, leg, target))
-
-    def transfer_to(self, leg: Leg, other: Leg) -> None:
-        """Attended transfer: join the parties connected to ``leg`` and ``other``.
-
-        Both legs belong to the transferring device; both are released.
-        """
-        self._post(partial(transfer.attended, self, leg, other))
-
-    def replace(self, leg: Leg, replaced: Leg, setup: Setup) -> None:
-        """An inbound ``leg`` takes the place of the connected leg ``replaced`` (RFC 3891)."""
-        self._post(partial(transfer.replace, self, leg, replaced, setup))
-
-    def conference(self, leg: Leg, other: Leg) -> None:
-        """Ad hoc conference: ``leg``'s call, ``leg`` itself and ``other``'s party join a bridge.
-
-        Both legs belong to the conferencing device; ``other`` (the
-        consultation) is released. Refused: ``leg``'s device is told.
-        """
-
-        def step() -> None:
-            if not conference.adhoc(self, leg, other):
-                self._drive(leg, lambda d: d.show_display("Cannot conference"))
-
-        self._post(step)
-
-    def on_resource_done(self, handle: str) -> None:
-        """The media server finished playing on ``handle`` (an announcement)."""
-        leg = self._resources.get(handle)
-        if leg is not None and isinstance(leg.driver, ResourceDriver):
-            leg.driver.played()
-
     def snapshot(self) -> PlanSnapshot:
         return self._snapshot()
-
-    def on_resource_digits(self, handle: str, digit: str) -> None:
-        """A digit the media server received on ``handle`` (RFC 4733)."""
-        leg = self._resources.get(handle)
-        if leg is not None and isinstance(leg.driver, ResourceDriver):
-            driver = leg.driver
-            self._post(lambda: driver.collect(digit))
-
-    def on_resource_lost(self, handle: str, cause: int) -> None:
-        """The media server lost the endpoint ``handle``: its call is cleared with ``cause``."""
-        leg = self._resources.get(handle)
-        driver = leg.driver if leg is not None else None
-        if leg is not None and not (isinstance(driver, ResourceDriver) and driver.opening):
-            # (a failed open is answered through its own reply)
-            self.on_release(leg, cause)
 
     def release_call(self, call_id: str, cause: int = Cause.NORMAL_CLEARING) -> bool:
         """Clear a call from outside (admin, CTI); False if there is no such call."""

@@ -1,6 +1,8 @@
-"""The operations call features use on the engine (``core.features``).
+"""The feature side of the engine: adapters' feature requests and what features use.
 
-``FeatureOps`` is mixed into ``CallEngine``: features move media between
+``FeatureOps`` is mixed into ``CallEngine``. Adapters ask for features
+(``transfer``, ``transfer_to``, ``replace``, ``conference``) and report what
+the media server says (``on_resource_*``). Features move media between
 legs (``offer_media``), add legs that end on a media server
 (``add_resource``) or stand in for a device (``new_inbound``), and release
 single legs or whole calls, always from inside call control's queue.
@@ -10,10 +12,13 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, cast
 
 from offhook.core.call import AnswerHandler, Call, PendingOffer
 from offhook.core.causes import Cause
+from offhook.core.events import Setup
+from offhook.core.features import conference, transfer
 from offhook.core.features.resources import ResourceDriver, resource_handle
 from offhook.core.leg import Direction, Leg, LegEvent, LegState
 from offhook.core.media import MediaDescription
@@ -41,10 +46,70 @@ class FeatureOps:
         def _fire(self, leg: Leg, event: LegEvent, cause: int | None = None) -> None: ...
         def _release_leg(self, leg: Leg, cause: int, *, notify: bool) -> None: ...
         def _end_call(self, call: Call, cause: int) -> None: ...
+        def on_release(self, leg: Leg, cause: int = ...) -> None: ...
         def _new_leg(
             self, direction: Direction, device: str, *, driver: LegDriver | None = None
         ) -> Leg: ...
 
+    def _engine(self) -> CallEngine:
+        return cast("CallEngine", self)
+
+    # ---------------------------------------------------------- adapter entry points
+    def transfer(self, leg: Leg, target: str) -> None:
+        """Blind transfer: the party connected to ``leg`` is called through to ``target``.
+
+        Routed with the calling search space of ``leg``'s device; progress goes
+        to ``leg``'s driver (``transfer_progress``). ``leg`` stays in its call
+        until the target answers, then it is released (cause 16).
+        """
+        self._post(partial(transfer.blind, self._engine(), leg, target))
+
+    def transfer_to(self, leg: Leg, other: Leg) -> None:
+        """Attended transfer: join the parties connected to ``leg`` and ``other``.
+
+        Both legs belong to the transferring device; both are released.
+        """
+        self._post(partial(transfer.attended, self._engine(), leg, other))
+
+    def replace(self, leg: Leg, replaced: Leg, setup: Setup) -> None:
+        """An inbound ``leg`` takes the place of the connected leg ``replaced`` (RFC 3891)."""
+        self._post(partial(transfer.replace, self._engine(), leg, replaced, setup))
+
+    def conference(self, leg: Leg, other: Leg) -> None:
+        """Ad hoc conference: ``leg``'s call, ``leg`` itself and ``other``'s party join a bridge.
+
+        Both legs belong to the conferencing device; ``other`` (the
+        consultation) is released. Refused: ``leg``'s device is told.
+        """
+
+        def step() -> None:
+            if not conference.adhoc(self._engine(), leg, other):
+                self._drive(leg, lambda d: d.show_display("Cannot conference"))
+
+        self._post(step)
+
+    def on_resource_done(self, handle: str) -> None:
+        """The media server finished playing on ``handle`` (an announcement)."""
+        leg = self._resources.get(handle)
+        if leg is not None and isinstance(leg.driver, ResourceDriver):
+            leg.driver.played()
+
+    def on_resource_digits(self, handle: str, digit: str) -> None:
+        """A digit the media server received on ``handle`` (RFC 4733)."""
+        leg = self._resources.get(handle)
+        if leg is not None and isinstance(leg.driver, ResourceDriver):
+            driver = leg.driver
+            self._post(lambda: driver.collect(digit))
+
+    def on_resource_lost(self, handle: str, cause: int) -> None:
+        """The media server lost the endpoint ``handle``: its call is cleared with ``cause``."""
+        leg = self._resources.get(handle)
+        driver = leg.driver if leg is not None else None
+        if leg is not None and not (isinstance(driver, ResourceDriver) and driver.opening):
+            # (a failed open is answered through its own reply)
+            self.on_release(leg, cause)
+
+    # ---------------------------------------------------------- feature operations
     def offer_media(
         self,
         answerer: Leg,
@@ -96,7 +161,7 @@ class FeatureOps:
         leg = Leg(f"L{self._leg_seq}", Direction.OUTBOUND, "media", self._clock)
         leg.call = call
         driver = ResourceDriver(
-            cast("CallEngine", self),
+            self._engine(),
             self.media,
             resource_handle(call.id, leg.id),
             family,
@@ -130,7 +195,7 @@ class FeatureOps:
         leg = self._new_leg(Direction.OUTBOUND, "conference")
         leg.call = call
         driver = ResourceDriver(
-            cast("CallEngine", self),
+            self._engine(),
             self.media,
             resource_handle(call.id, leg.id),
             family,

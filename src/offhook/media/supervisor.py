@@ -4,7 +4,7 @@ Theory of operation. ``MediaSupervisor`` runs ``python -m offhook media``
 (this interpreter, this copy of offhook: its directory is put first on the
 child's ``PYTHONPATH``) with the node's settings file and a control
 address: ``[media] control`` when set, else a Unix socket in a private
-directory (mode 0700, removed on ``stop``). The child runs in its own
+directory (mode 0700, made when the supervisor is, removed by ``stop``). The child runs in its own
 session (a Ctrl-C in the terminal reaches the node, which stops the child
 in order) and with a pipe as its standard input, which it watches: if the
 node dies, even by SIGKILL, the pipe closes and the child exits.

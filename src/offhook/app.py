@@ -25,10 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import signal
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,6 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from offhook.common import logsetup
 from offhook.common.addr import canonical, host_port
 from offhook.common.location import MemoryLocationStore
 from offhook.config import Settings
@@ -262,28 +261,7 @@ class Node:
 
 
 def setup_logging(settings: Settings) -> None:
-    level = getattr(logging, settings.log.level.upper(), logging.INFO)
-    handler = logging.StreamHandler(sys.stderr)
-    if settings.log.format == "json":
-
-        class _Json(logging.Formatter):
-            def format(self, record: logging.LogRecord) -> str:
-                out = {
-                    "ts": datetime.fromtimestamp(record.created, tz=UTC).isoformat(),
-                    "level": record.levelname.lower(),
-                    "logger": record.name,
-                    "msg": record.getMessage(),
-                }
-                if record.exc_info:
-                    out["exc"] = self.formatException(record.exc_info)
-                return json.dumps(out)
-
-        handler.setFormatter(_Json())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
+    logsetup.setup_logging(settings.log.level, settings.log.format)
 
 
 async def run(

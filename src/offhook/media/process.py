@@ -28,16 +28,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import signal
 import stat
-import sys
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, cast
 
 from offhook.common.addr import peer as normal_peer
+from offhook.common.logsetup import setup_logging
 from offhook.media import control
 from offhook.media.control import ControlAddress, ControlError, Event, LineFramer, Reply
 from offhook.media.server import MediaServer, ServerConfig
@@ -305,31 +303,6 @@ def _remove_stale_socket(path: str) -> None:
 
 
 # -- the process -------------------------------------------------------------------
-
-
-def setup_logging(level: str, fmt: str) -> None:
-    """Log to stderr, text or JSON lines (the node's format, see ``app.setup_logging``)."""
-    handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-
-        class _Json(logging.Formatter):
-            def format(self, record: logging.LogRecord) -> str:
-                out = {
-                    "ts": datetime.fromtimestamp(record.created, tz=UTC).isoformat(),
-                    "level": record.levelname.lower(),
-                    "logger": record.name,
-                    "msg": record.getMessage(),
-                }
-                if record.exc_info:
-                    out["exc"] = self.formatException(record.exc_info)
-                return json.dumps(out)
-
-        handler.setFormatter(_Json())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(getattr(logging, level.upper(), logging.INFO))
 
 
 def raise_fd_limit(max_streams: int) -> None:

@@ -183,61 +183,50 @@ class ResourceDriver(LegDriver):
     # ---------------------------------------------------------- starting
     def start_offering(self) -> None:
         """Open the endpoint, then offer it to the leg's media peer (hold music, bridge port)."""
+        self._open(self._offer_when_open)
+
+    def offer(self, setup: Setup) -> None:
+        """A call routed to this endpoint (meet-me, announcement): open, then answer the caller."""
+        self.remote_offer = setup.media
+        self._open(self._answer_when_open)
+
+    def _open(self, then: Callable[[tuple[str, int] | None], None]) -> None:
         self.phase = Phase.OPENING
         self.media.open(
             self.handle,
             self.family,
-            self._opened_for_offer,
+            lambda local: self.engine.post(lambda: then(local)),
             device=self.device,
             bridge=self.bridge,
         )
 
-    def _opened_for_offer(self, local: tuple[str, int] | None) -> None:
-        self.engine.post(lambda: self._offer_when_open(local))
-
-    def _offer_when_open(self, local: tuple[str, int] | None) -> None:
+    def _opened(self, local: tuple[str, int] | None) -> Leg | None:
+        """The media server's reply to ``open``: the leg to go on with, or None (dealt with)."""
         leg = self.leg
         if leg is None or leg.released or self.phase is Phase.CLOSED:
             if local is not None:
                 self.media.release(self.handle)
-            return
+            return None
         if local is None:
             self.phase = Phase.CLOSED
             if self.on_open_failed is not None:
                 self.on_open_failed()
             else:
                 self.engine.on_release(leg, Cause.RESOURCE_UNAVAILABLE)
-            return
+            return None
         self.local = local
-        self.phase = Phase.OFFERING
-        self.engine.on_media_offer(leg, self.description(self.direction))
+        return leg
 
-    def offer(self, setup: Setup) -> None:
-        """A call routed to this endpoint (meet-me): open, then answer the caller."""
-        self.remote_offer = setup.media
-        self.phase = Phase.OPENING
-        self.media.open(
-            self.handle,
-            self.family,
-            self._opened_for_call,
-            device=self.device,
-            bridge=self.bridge,
-        )
-
-    def _opened_for_call(self, local: tuple[str, int] | None) -> None:
-        self.engine.post(lambda: self._answer_when_open(local))
+    def _offer_when_open(self, local: tuple[str, int] | None) -> None:
+        leg = self._opened(local)
+        if leg is not None:
+            self.phase = Phase.OFFERING
+            self.engine.on_media_offer(leg, self.description(self.direction))
 
     def _answer_when_open(self, local: tuple[str, int] | None) -> None:
-        leg = self.leg
-        if leg is None or leg.released or self.phase is Phase.CLOSED:
-            if local is not None:
-                self.media.release(self.handle)
+        leg = self._opened(local)
+        if leg is None:
             return
-        if local is None:
-            self.phase = Phase.CLOSED
-            self.engine.on_release(leg, Cause.RESOURCE_UNAVAILABLE)
-            return
-        self.local = local
         if self.remote_offer is None:
             # A delayed offer (SCCP callers): ours goes in the answer; theirs follows.
             self.phase = Phase.OFFERING

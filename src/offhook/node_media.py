@@ -187,7 +187,8 @@ class MediaPlane:
         if files != self.sent_sources:
             self.sent_sources = files
             for client in self.clients.values():
-                client.sources(files, _log_sources)
+                # Not connected yet: the client sends them once it is (no reply to log).
+                client.sources(files, _log_sources if client.connected else None)
 
     def status(self) -> dict[str, Any]:
         sup = self.supervisor

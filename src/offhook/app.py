@@ -297,6 +297,7 @@ async def run(
     )
     engine.hold_reversion = settings.features.hold_reversion or None
     engine.adhoc_max_parties = settings.features.adhoc_max_parties
+    engine.adhoc_drop = settings.features.adhoc_drop
     repo = CdrRepository(db)
     bus.subscribe(CallEnded, lambda ev: node.cdr_queue.append(cdr_row(ev.record)))
 

@@ -624,16 +624,15 @@ class MediaSettings(_Section):
 
 
 class FeaturesSettings(_Section):
-    """[features] call features.
-
-    ``hold_reversion``: seconds after which a phone that holds a call is
-    reminded of it (a tone and a prompt, on SCCP phones), and again every
-    such interval; 0 turns it off (CallManager's default). ``adhoc_max_parties``:
-    how many parties an ad hoc conference (the Confrn softkey) may have.
-    """
+    """[features] ``hold_reversion``: seconds after which a phone holding a call is
+    reminded of it (tone and prompt, SCCP), then every such interval; 0: off.
+    ``adhoc_max_parties``: parties of an ad hoc conference (Confrn); ``adhoc_drop``:
+    "never" (on while two parties are left) or "controller-leaves" (ends when
+    the phone that set it up hangs up)."""
 
     hold_reversion: float = Field(default=0.0, ge=0.0, le=3600.0)
     adhoc_max_parties: int = Field(default=8, ge=3, le=64)
+    adhoc_drop: Literal["never", "controller-leaves"] = "never"
 
 
 class Settings(_Section):

@@ -136,6 +136,7 @@ class CallEngine(FeatureOps):
         self.moh_for: Callable[[Leg], str] = lambda leg: "moh:default"
         self.conferences: dict[str, conference.Conference] = {}
         self.adhoc_max_parties = 8
+        self.adhoc_drop = "never"  # or "controller-leaves" (see features.conference)
         # Seconds after which a holder is reminded of a held call (None: never),
         # and the reminders due: (when, call id, holder's leg id).
         self.hold_reversion: float | None = None

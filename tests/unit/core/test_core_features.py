@@ -486,3 +486,15 @@ def test_adhoc_conference_adds_a_fourth_party(h: Harness, ms: RecordingMedia) ->
     h.engine.on_media_offer(bd.leg, media("10.0.0.2", port=4100))  # bob back in
     assert bd.last("media_answer")[1].streams[0].address == "192.0.2.50"
     assert all(x.released_with() == [] for x in (ad, bd, cd, dd))
+
+
+def test_adhoc_conference_dropped_when_its_controller_leaves(
+    h: Harness, ms: RecordingMedia
+) -> None:
+    h.engine.adhoc_drop = "controller-leaves"
+    ad, bd, _, cd = adhoc_three(h, ms)
+    assert bd.leg is not None
+    h.engine.on_release(bd.leg)  # bob set it up
+    assert ad.released_with() == [Cause.NORMAL_CLEARING]
+    assert cd.released_with() == [Cause.NORMAL_CLEARING]
+    assert not h.engine.conferences

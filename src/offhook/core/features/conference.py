@@ -52,6 +52,7 @@ class Conference:
     kind: str  # "meetme" | "adhoc"
     max_parties: int
     ports: dict[str, Leg] = field(default_factory=dict)
+    controller: str = ""  # the leg id of the device that set an ad hoc conference up
 
 
 def meetme(engine: CallEngine, call: Call, caller: Leg, setup: Setup, mm: MeetMe) -> None:
@@ -103,7 +104,9 @@ def adhoc(engine: CallEngine, x1: Leg, x2: Leg) -> bool:
     name = c1.bridge or f"adhoc-{c1.id}"
     conf = engine.conferences.get(name)
     if conf is None:
-        conf = engine.conferences[name] = Conference(name, "adhoc", engine.adhoc_max_parties)
+        conf = engine.conferences[name] = Conference(
+            name, "adhoc", engine.adhoc_max_parties, controller=x1.id
+        )
     joining = [c] if c1.bridge else [t, x1, c]
     if len(conf.ports) + len(joining) > conf.max_parties:
         return False
@@ -118,7 +121,22 @@ def adhoc(engine: CallEngine, x1: Leg, x2: Leg) -> bool:
 
 
 def party_left(engine: CallEngine, call: Call, leg: Leg, cause: int) -> None:
-    """A device left a bridged call: release its port; end the call if no device is left."""
+    """A device left a bridged call: release its port; end the call if no device is left.
+
+    With ``adhoc_drop`` "controller-leaves", the ad hoc conference's controller
+    leaving ends it for everyone (CallManager's "Drop Ad Hoc Conference").
+    """
+    conf = engine.conferences.get(call.bridge)
+    if (
+        conf is not None
+        and conf.kind == "adhoc"
+        and conf.controller == leg.id
+        and engine.adhoc_drop == "controller-leaves"
+    ):
+        for other in list(conf.ports.values()):
+            if other.call is not None and not other.call.ended:
+                engine.end_call(other.call, Cause.NORMAL_CLEARING)
+        return
     port = call.peers.pop(leg.id, None)
     if port is not None:
         call.peers.pop(port.id, None)

@@ -298,6 +298,7 @@ async def run(
     engine.hold_reversion = settings.features.hold_reversion or None
     engine.adhoc_max_parties = settings.features.adhoc_max_parties
     engine.adhoc_drop = settings.features.adhoc_drop
+    engine.inband_ringback = settings.features.inband_ringback
     repo = CdrRepository(db)
     bus.subscribe(CallEnded, lambda ev: node.cdr_queue.append(cdr_row(ev.record)))
 

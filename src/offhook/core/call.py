@@ -35,6 +35,9 @@ class PendingOffer:
     on_answer: AnswerHandler | None = field(default=None)
 
 
+EARLY_MEDIA_DEVICE = "announcer"  # the device name of early media endpoints (ringback, prompts)
+
+
 class Call:
     __slots__ = (
         "a_leg",
@@ -60,6 +63,7 @@ class Call:
         "relayed_media",
         "resources",
         "ring_deadline",
+        "ringback",
         "setup",
         "start",
         "transfers",
@@ -88,6 +92,7 @@ class Call:
         self.holds: dict[str, Leg] = {}  # holder's leg id -> the held party's leg
         self.resources: list[Leg] = []  # legs ending on a media server
         self.announcing = 0  # the cause an announcement is being played for
+        self.ringback = False  # the caller hears ringback from the media server
         self.bridge = ""  # the bridge this call's parties talk through (a conference)
         self.extra: dict[str, str] = {}  # what a CDR adds (transfer links, bridge)
         # Offers that arrived while call control was moving this call's media.
@@ -117,6 +122,10 @@ class Call:
 
     def live_forks(self) -> list[Leg]:
         return [f for f in self.forks if not f.released]
+
+    def ringing_forks(self) -> list[Leg]:
+        """Live forks toward devices (not a ringback or announcement endpoint)."""
+        return [f for f in self.forks if not f.released and f.device != EARLY_MEDIA_DEVICE]
 
     def legs(self) -> list[Leg]:
         return [self.a_leg, *self.forks, *self.resources]

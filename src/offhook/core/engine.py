@@ -55,7 +55,7 @@ from offhook.common.clock import Clock
 from offhook.common.ids import token
 from offhook.common.location import Binding, LocationStore
 from offhook.core.bus import EventBus
-from offhook.core.call import Call, PendingOffer
+from offhook.core.call import EARLY_MEDIA_DEVICE, Call, PendingOffer
 from offhook.core.causes import Cause, select_cause
 from offhook.core.dialplan.model import Presentation
 from offhook.core.dialplan.router import Decision, Outcome
@@ -137,6 +137,7 @@ class CallEngine(FeatureOps):
         self.conferences: dict[str, conference.Conference] = {}
         self.adhoc_max_parties = 8
         self.adhoc_drop = "never"  # or "controller-leaves" (see features.conference)
+        self.inband_ringback = False  # ringback as early media for trunk callers
         # Seconds after which a holder is reminded of a held call (None: never),
         # and the reminders due: (when, call id, holder's leg id).
         self.hold_reversion: float | None = None
@@ -506,7 +507,7 @@ class CallEngine(FeatureOps):
                 transport=trunk.transport,
             )
             self._start_fork(call, binding, out)
-            if call.live_forks():
+            if call.ringing_forks():
                 return True
         return False
 
@@ -582,6 +583,8 @@ class CallEngine(FeatureOps):
                 self._drive(a, lambda d: d.alert(media))
             else:
                 self._drive(a, lambda d: d.progress(media))
+        if alert and media is None and not call.alerted:
+            announce.ringback(self, call)
         if alert and not call.alerted:
             call.alerted = True
             self._bus.publish(CallAlerting(call.id, leg.device))
@@ -613,6 +616,10 @@ class CallEngine(FeatureOps):
                 # Delayed offer: the answer's media is an offer; A answers it.
                 call.pending[a.id] = PendingOffer(offerer=leg, answerer=a)
             self._drive(a, lambda d: d.answer(media))
+            if call.ringback:
+                # A heard ringback from the media server as early media: its
+                # dialog's answer was that; A is told where B is now.
+                transfer.join(self, a, leg, media, known_to_y=call.setup.media)
         self._bus.publish(CallAnswered(call.id, leg.device, call.answer))
 
     # ------------------------------------------------------------ mid-call
@@ -704,6 +711,12 @@ class CallEngine(FeatureOps):
             # A party, or the media server under a held party, is gone.
             self._end_call(call, cause)
             return
+        if leg.device == EARLY_MEDIA_DEVICE:
+            # The media server's ringback or announcement failed: the phones
+            # still ring, or the call ends now with the announced cause.
+            if call.announcing:
+                self._end_call(call, call.announcing)
+            return
         # An unanswered fork failed (losers after connect are released already).
         call.failures.append(cause)
         if leg.binding is not None and not leg.binding.contact:
@@ -718,7 +731,7 @@ class CallEngine(FeatureOps):
         if cause in self.fork_ending_causes:
             # RFC 3261 §16.7: a 6xx-class answer ends the whole fork at once.
             self._end_call(call, cause)
-        elif not call.live_forks():
+        elif not call.ringing_forks():
             self._end_call(call, select_cause(call.failures))
 
     def _do_release_call(self, call_id: str, cause: int) -> None:

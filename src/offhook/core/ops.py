@@ -15,7 +15,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, cast
 
-from offhook.core.call import AnswerHandler, Call, PendingOffer
+from offhook.core.call import EARLY_MEDIA_DEVICE, AnswerHandler, Call, PendingOffer
 from offhook.core.causes import Cause
 from offhook.core.events import Setup
 from offhook.core.features import conference, transfer
@@ -188,11 +188,12 @@ class FeatureOps:
         play: str = "",
         early: bool = False,
         device: str = "",
+        loop: bool = True,
     ) -> Leg:
         """A fork of ``call`` answered by a media server endpoint (a meet-me bridge port,
         or an announcement played as early media)."""
         assert self.media is not None
-        leg = self._new_leg(Direction.OUTBOUND, "conference")
+        leg = self._new_leg(Direction.OUTBOUND, EARLY_MEDIA_DEVICE if early else "conference")
         leg.call = call
         driver = ResourceDriver(
             self._engine(),
@@ -204,6 +205,7 @@ class FeatureOps:
             play=play,
             early=early,
             device=device,
+            loop=loop,
         )
         leg.driver = driver
         driver.leg = leg

@@ -498,3 +498,39 @@ def test_adhoc_conference_dropped_when_its_controller_leaves(
     assert ad.released_with() == [Cause.NORMAL_CLEARING]
     assert cd.released_with() == [Cause.NORMAL_CLEARING]
     assert not h.engine.conferences
+
+
+def test_trunk_caller_hears_ringback_then_the_called_phone(h: Harness, ms: RecordingMedia) -> None:
+    trunk_plan(h)
+    h.engine.inband_ringback = True
+    _, cd = h.call("carrier", "1002")
+    b, bd = h.out("sip:bob@10.0.0.9")
+    h.engine.on_alerting(b)  # bob rings, no early media of his own
+    handle = ms.reply(("192.0.2.50", 22000))
+    assert ("play", handle, "tone:ringback") in ms.calls
+    early = cd.last("progress")[1]
+    assert early.streams[0].address == "192.0.2.50"
+    assert cd.names().count("alert") == 1
+    h.engine.on_connect(b, media("10.0.0.2"))
+    assert ("release", handle) in ms.calls
+    assert cd.last("answer")[1] == media("10.0.0.2")
+    # the caller's dialog answered with the ringback's address: re-offered bob's
+    assert cd.last("update_media")[1].streams[0].address == "10.0.0.2"
+    assert cd.leg is not None
+    h.engine.on_media_answer(cd.leg, media("10.0.0.1"))
+    assert "update_media" not in bd.names()  # bob already sends to the caller
+    h.engine.on_release(cd.leg)
+    assert h.record().called_device == "bob"
+
+
+def test_ringback_failing_keeps_the_call_ringing(h: Harness, ms: RecordingMedia) -> None:
+    trunk_plan(h)
+    h.engine.inband_ringback = True
+    _, cd = h.call("carrier", "1002")
+    b, _ = h.out("sip:bob@10.0.0.9")
+    h.engine.on_alerting(b)
+    ms.reply(None)  # no media server endpoint
+    assert cd.released_with() == []
+    h.engine.on_release(b, Cause.USER_BUSY)
+    ms.reply(("192.0.2.50", 22002))  # the busy tone's endpoint
+    assert ms.named("play")[-1][2] == "tone:busy"

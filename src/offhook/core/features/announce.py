@@ -8,6 +8,11 @@ failure's cause, and the call is released with that cause when it ends
 (``play-done`` from the media server) or after ``MAX_SECONDS``. Phones get
 the failure at once, as before: they show and play it themselves.
 
+With ``inband_ringback``, such a caller also hears ringback from the media
+server while the called phone rings without early media of its own; when
+it answers, the ringback endpoint goes and the caller is re-offered the
+called phone's media (its dialog's answer was the ringback's).
+
 =====================  ===============================
 Q.850 cause            what the caller hears
 =====================  ===============================
@@ -76,7 +81,7 @@ def intercept(engine: CallEngine, call: Call, cause: int) -> bool:
     for fork in call.live_forks():
         engine.release_leg(fork, cause)
     port = engine.add_port(
-        call, hold.family_of(call.setup.media), play=source, early=True, device=a.device
+        call, hold.family_of(call.setup.media), play=source, early=True, device=a.device, loop=False
     )
     driver = port.driver
     assert isinstance(driver, ResourceDriver)
@@ -90,3 +95,25 @@ def finish(engine: CallEngine, call: Call) -> None:
     """The announcement is over: the call ends with the cause it was played for."""
     if not call.ended and call.announcing:
         engine.end_call(call, call.announcing)
+
+
+def ringback(engine: CallEngine, call: Call) -> None:
+    """The called phone rings without early media: with ``inband_ringback``, a caller over
+    a trunk hears ringback from the media server (183 with SDP) until it answers."""
+    a = call.a_leg
+    if (
+        not engine.inband_ringback
+        or call.ringback
+        or engine.media is None
+        or call.setup.media is None
+        or not wants_inband(engine, call)
+    ):
+        return
+    call.ringback = True
+    port = engine.add_port(
+        call, hold.family_of(call.setup.media), play="tone:ringback", early=True, device=a.device
+    )
+    driver = port.driver
+    assert isinstance(driver, ResourceDriver)
+    engine.fire(port, LegEvent.OFFER)
+    driver.offer(call.setup)

@@ -104,6 +104,7 @@ class ResourceDriver(LegDriver):
         pin: str = "",
         early: bool = False,
         device: str = "",
+        loop: bool = True,
     ) -> None:
         self.engine = engine
         self.media = media
@@ -115,6 +116,7 @@ class ResourceDriver(LegDriver):
         # An announcement to a caller as early media: played once, never connected.
         self.early = early
         self.device = device  # the device it streams to (chooses the media server)
+        self.loop = loop  # ``play`` repeats (music, ringback) or plays once (a prompt)
         self.entered = ""
         self.tries = 0
         # Called instead of clearing the call when the endpoint cannot be opened.
@@ -178,7 +180,7 @@ class ResourceDriver(LegDriver):
             elif self.bridge:
                 self.media.join(self.handle, self.bridge)
             elif self.play:
-                self.media.play(self.handle, self.play, not self.early)
+                self.media.play(self.handle, self.play, self.loop)
 
     # ---------------------------------------------------------- starting
     def start_offering(self) -> None:
@@ -283,7 +285,7 @@ class ResourceDriver(LegDriver):
     def played(self) -> None:
         """The media server finished playing (``play-done``): an announcement is over."""
         leg = self.leg
-        if self.early and leg is not None and leg.call is not None:
+        if self.early and not self.loop and leg is not None and leg.call is not None:
             call = leg.call
             self.engine.post(
                 lambda: self.engine.end_call(call, call.announcing or Cause.NORMAL_CLEARING)

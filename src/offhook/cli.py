@@ -308,6 +308,12 @@ def _dna_text(
             f"result: directory number {d.dn.dn} in partition {d.dn.partition or '<None>'}"
             f" on {', '.join(d.dn.devices)} (called {d.called}, calling {d.calling or '(none)'})"
         )
+    elif outcome == "meetme" and d.meetme is not None:
+        mm = d.meetme
+        lines.append(
+            f"result: meet-me conference {mm.number} in partition {mm.partition or '<None>'}"
+            f" (up to {mm.max_parties} parties{', PIN required' if mm.pin else ''})"
+        )
     elif outcome == "route" and d.route_list is not None:
         lines.append(
             f"result: route list {d.route_list.name} (called {d.called}, calling {_num(d.calling)})"
@@ -378,6 +384,16 @@ def _dna_json(
         "dn": (
             {"dn": d.dn.dn, "partition": d.dn.partition, "devices": list(d.dn.devices)}
             if d.dn
+            else None
+        ),
+        "meetme": (
+            {
+                "number": d.meetme.number,
+                "partition": d.meetme.partition,
+                "max_parties": d.meetme.max_parties,
+                "pin_required": bool(d.meetme.pin),
+            }
+            if d.meetme
             else None
         ),
         "route_pattern": (

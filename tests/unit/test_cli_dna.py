@@ -148,3 +148,31 @@ def test_unknown_device(config: Path) -> None:
     r = dna(config, "zed", "1001")
     assert r.exit_code == 1
     assert "unknown device 'zed'" in r.output
+
+
+def test_meetme(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in list(os.environ):
+        if key.startswith("OFFHOOK_") and "__" in key:
+            monkeypatch.delenv(key)
+    url = f"sqlite:///{tmp_path / 'offhook.db'}"
+    path = tmp_path / "offhook.toml"
+    path.write_text(f'[database]\nurl = "{url}"\n')
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(
+        "meetme: [{number: '5000', pin: '42', max_parties: 6}]\n"
+        "devices: [{name: alice, protocol: sip, password: a-Secret-1, lines: [{dn: '1001'}]}]\n"
+    )
+    load_plan(plan, url, "offhook")
+    r = dna(path, "alice", "5000")
+    assert r.exit_code == 0, r.output
+    assert r.stdout.splitlines()[-1] == (
+        "result: meet-me conference 5000 in partition <None> (up to 6 parties, PIN required)"
+    )
+    out = dna_json(path, "alice", "5000")
+    assert out["outcome"] == "meetme"
+    assert out["meetme"] == {
+        "number": "5000",
+        "partition": "",
+        "max_parties": 6,
+        "pin_required": True,
+    }

@@ -49,6 +49,7 @@ class Call:
         "called_device",
         "cause",
         "deferred",
+        "early_answer",
         "end",
         "ended",
         "extra",
@@ -93,6 +94,8 @@ class Call:
         self.resources: list[Leg] = []  # legs ending on a media server
         self.announcing = 0  # the cause an announcement is being played for
         self.ringback = False  # the caller hears ringback from the media server
+        # The first media relayed to the caller before answer: its dialog's SDP answer.
+        self.early_answer: MediaDescription | None = None
         self.bridge = ""  # the bridge this call's parties talk through (a conference)
         self.extra: dict[str, str] = {}  # what a CDR adds (transfer links, bridge)
         # Offers that arrived while call control was moving this call's media.

@@ -574,11 +574,17 @@ class CallEngine(FeatureOps):
             or (media is not None and media != call.relayed_media)
         )
         a = call.a_leg
+        if media is not None and call.ringback and leg.device != EARLY_MEDIA_DEVICE:
+            # The phone's own early media reaches the caller: the ringback stops.
+            playing = announce.early_port(call)
+            if playing is not None:
+                self._release_leg(playing, Cause.NORMAL_CLEARING, notify=True)
         if relay and a.can(event):
             self._fire(a, event)
             call.relayed = True
             if media is not None:
                 call.relayed_media = media
+                call.early_answer = call.early_answer or media
             if alert:
                 self._drive(a, lambda d: d.alert(media))
             else:
@@ -616,9 +622,15 @@ class CallEngine(FeatureOps):
                 # Delayed offer: the answer's media is an offer; A answers it.
                 call.pending[a.id] = PendingOffer(offerer=leg, answerer=a)
             self._drive(a, lambda d: d.answer(media))
-            if call.ringback:
-                # A heard ringback from the media server as early media: its
-                # dialog's answer was that; A is told where B is now.
+            early = call.early_answer
+            if (
+                early is not None
+                and call.setup.media is not None
+                and media is not None
+                and not transfer.same_endpoint(media, early)
+            ):
+                # A's dialog took its SDP answer from early media (ringback,
+                # another fork): A is told where B is now.
                 transfer.join(self, a, leg, media, known_to_y=call.setup.media)
         self._bus.publish(CallAnswered(call.id, leg.device, call.answer))
 

@@ -75,7 +75,7 @@ class InboundLeg(SipLeg):
         self.reliable = (
             ReliableProvisionals(secrets.randbelow(2**30) + 1, ep.t1) if supported else None
         )
-        self.early_answer: bytes | None = None  # SDP given in a reliable 18x
+        self.early_answer: bytes | None = None  # the SDP answer given in an 18x
 
     def _response(self, status: int, media: MediaDescription | None = None) -> SipResponse:
         resp = make_response(self.invite, status, to_tag=self.local_tag)
@@ -95,6 +95,12 @@ class InboundLeg(SipLeg):
         if reliable and self.delayed_offer:
             media = None  # no offer in a reliable 18x: it would be answered in the PRACK
         resp = self._response(status, media)
+        if resp.body:
+            if self.early_answer is None:
+                self.early_answer = resp.body
+            else:
+                # RFC 3261 §13.2.1: the first SDP is the answer; later ones repeat it.
+                resp.body = self.early_answer
         if self.dialog is None:
             with contextlib.suppress(DialogError):
                 self.register_dialog(Dialog.from_uas(self.invite, resp))
@@ -167,9 +173,8 @@ class InboundLeg(SipLeg):
         resp = self._response(200, media)
         resp.headers.add("Supported", SUPPORTED)
         if self.early_answer is not None:
-            # RFC 3262 §3 / RFC 3264: the answer went in a reliable 18x; the 2xx repeats it.
-            if media is not None and resp.body != self.early_answer:
-                log.info("call %s: media changed after a reliable answer", self.invite.call_id)
+            # RFC 3264: the answer went in an 18x; the 2xx repeats it (call control
+            # re-offers the caller when the answering side's media differs).
             resp.body = self.early_answer
             resp.headers.set("Content-Type", SDP)
             self.last_sdp = self.early_answer

@@ -133,11 +133,13 @@ def test_shared_line_forks_first_answer_wins(h: Harness) -> None:
         assert h.out(c)[1].released_with() == [Cause.NON_SELECTED_USER_CLEARING]
     assert h.out(c2)[1].released_with() == []
     assert ad.last("answer")[1] == media("10.0.0.2")
+    # alice's dialog took its SDP answer from lobby's early media: she is re-offered soft's
+    assert ad.last("update_media")[1] == media("10.0.0.2")
 
     # a loser's late 200 OK / release are ignored: the adapter cleans up itself
     h.engine.on_connect(h.out(c1)[0], media("10.0.0.3"))
     h.engine.on_release(h.out(c1)[0], 16)
-    assert ad.names() == ["alert", "progress", "answer"]
+    assert ad.names() == ["alert", "progress", "answer", "update_media"]
 
     h.engine.on_release(a, 16)
     rec = h.record()

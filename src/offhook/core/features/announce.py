@@ -5,8 +5,11 @@ hear only what comes in band) and fails before it is answered is not
 released at once: a media server endpoint answers the caller's offer as
 early media (SIP 183 with SDP), plays the announcement or tone of the
 failure's cause, and the call is released with that cause when it ends
-(``play-done`` from the media server) or after ``MAX_SECONDS``. Phones get
-the failure at once, as before: they show and play it themselves.
+(``play-done`` from the media server, or ``MAX_SECONDS``; a busy or reorder
+tone repeats its cadence for ``TONE_SECONDS``). A caller already hearing
+ringback from the media server keeps that endpoint (its dialog's one SDP
+answer) for the announcement. Phones get the failure at once, as before:
+they show and play it themselves.
 
 With ``inband_ringback``, such a caller also hears ringback from the media
 server while the called phone rings without early media of its own; when
@@ -29,6 +32,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
+from offhook.core.call import EARLY_MEDIA_DEVICE
 from offhook.core.features import hold
 from offhook.core.features.resources import ResourceDriver
 from offhook.core.leg import Direction, LegEvent
@@ -36,6 +40,7 @@ from offhook.core.leg import Direction, LegEvent
 if TYPE_CHECKING:
     from offhook.core.call import Call
     from offhook.core.engine import CallEngine
+    from offhook.core.leg import Leg
 
 ANNOUNCEMENTS: Mapping[int, str] = MappingProxyType(
     {
@@ -51,7 +56,8 @@ ANNOUNCEMENTS: Mapping[int, str] = MappingProxyType(
         47: "tone:reorder",
     }
 )
-MAX_SECONDS = 12.0  # an announcement (or tone) longer than this is cut
+MAX_SECONDS = 12.0  # an announcement longer than this is cut
+TONE_SECONDS = 8.0  # how long a busy or reorder tone plays before the call is released
 
 
 def wants_inband(engine: CallEngine, call: Call) -> bool:
@@ -78,17 +84,35 @@ def intercept(engine: CallEngine, call: Call, cause: int) -> bool:
     call.announcing = cause
     call.ring_deadline = None
     call.trunk_queue.clear()
+    once = source.startswith("announce:")  # a prompt plays once; a tone repeats its cadence
+    playing = early_port(call)
     for fork in call.live_forks():
-        engine.release_leg(fork, cause)
-    port = engine.add_port(
-        call, hold.family_of(call.setup.media), play=source, early=True, device=a.device, loop=False
-    )
-    driver = port.driver
-    assert isinstance(driver, ResourceDriver)
-    engine.fire(port, LegEvent.OFFER)
-    driver.offer(call.setup)
-    engine.later(MAX_SECONDS, lambda: finish(engine, call))
+        if fork is not playing:
+            engine.release_leg(fork, cause)
+    if playing is not None:
+        # The caller's answer is this endpoint's (ringback): the same one plays on.
+        driver = playing.driver
+        assert isinstance(driver, ResourceDriver)
+        driver.replay(source, loop=not once)
+    else:
+        port = engine.add_port(
+            call, hold.family_of(call.setup.media), play=source, early=True, device=a.device
+        )
+        driver = port.driver
+        assert isinstance(driver, ResourceDriver)
+        driver.loop = not once
+        engine.fire(port, LegEvent.OFFER)
+        driver.offer(call.setup)
+    engine.later(MAX_SECONDS if once else TONE_SECONDS, lambda: finish(engine, call))
     return True
+
+
+def early_port(call: Call) -> Leg | None:
+    """The live media server endpoint giving this call's caller early media, if any."""
+    for fork in call.live_forks():
+        if fork.device == EARLY_MEDIA_DEVICE and isinstance(fork.driver, ResourceDriver):
+            return fork
+    return None
 
 
 def finish(engine: CallEngine, call: Call) -> None:

@@ -282,6 +282,12 @@ class ResourceDriver(LegDriver):
         codec, dtmf = chosen
         self._connect(found[1], codec, dtmf, _OUR_DIRECTION[found[1].direction])
 
+    def replay(self, source: str, *, loop: bool) -> None:
+        """Play ``source`` instead of what plays now (ringback -> busy), on the same endpoint."""
+        self.play, self.loop = source, loop
+        if self.phase is Phase.UP:
+            self.media.play(self.handle, source, loop)
+
     def played(self) -> None:
         """The media server finished playing (``play-done``): an announcement is over."""
         leg = self.leg

@@ -71,7 +71,7 @@ def sendrecv(media: MediaDescription) -> MediaDescription:
     return media.with_direction(SENDRECV)
 
 
-def _same_endpoint(a: MediaDescription | None, b: MediaDescription | None) -> bool:
+def same_endpoint(a: MediaDescription | None, b: MediaDescription | None) -> bool:
     if a is None or b is None:
         return False
     sa, sb = a.active_streams(), b.active_streams()
@@ -107,7 +107,7 @@ def join(
         return
 
     def answered(answer: MediaDescription | None, cause: int | None) -> None:
-        if answer is None or y.released or _same_endpoint(answer, known_to_y):
+        if answer is None or y.released or same_endpoint(answer, known_to_y):
             return
         engine.offer_media(y, sendrecv(answer))
 

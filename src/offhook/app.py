@@ -299,6 +299,7 @@ async def run(
     engine.adhoc_max_parties = settings.features.adhoc_max_parties
     engine.adhoc_drop = settings.features.adhoc_drop
     engine.inband_ringback = settings.features.inband_ringback
+    engine.inband_progress = settings.features.inband_progress
     repo = CdrRepository(db)
     bus.subscribe(CallEnded, lambda ev: node.cdr_queue.append(cdr_row(ev.record)))
 

@@ -628,12 +628,13 @@ class FeaturesSettings(_Section):
     reminded of it (tone and prompt, SCCP), then every such interval; 0: off.
     ``adhoc_max_parties``: parties of an ad hoc conference (Confrn); ``adhoc_drop``:
     "never" (on while two parties are left) or "controller-leaves" (ends when
-    the phone that set it up hangs up). ``inband_ringback``: trunk callers hear
-    ringback from the media server (183) while the called phone rings."""
+    the phone that set it up hangs up). Trunk callers hear, as early media (183),
+    why a call failed (``inband_progress``) and ringback (``inband_ringback``)."""
 
     hold_reversion: float = Field(default=0.0, ge=0.0, le=3600.0)
     adhoc_max_parties: int = Field(default=8, ge=3, le=64)
     adhoc_drop: Literal["never", "controller-leaves"] = "never"
+    inband_progress: bool = False
     inband_ringback: bool = False
 
 

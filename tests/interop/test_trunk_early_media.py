@@ -111,9 +111,10 @@ def node(tmp_path: Path, caller: Baresip) -> Iterator[Callable[..., OffhookServe
     started: list[OffhookServer] = []
 
     def start(**features: Any) -> OffhookServer:
-        extra: dict[str, dict[str, Any]] = {"media": {"listen": [HOST]}}
-        if features:
-            extra["features"] = features
+        extra: dict[str, dict[str, Any]] = {
+            "media": {"listen": [HOST]},
+            "features": {"inband_progress": True, **features},
+        }
         srv = OffhookServer(tmp_path, trunk_plan(caller.sip_port), extra_config=extra)
         started.append(srv)
         srv.start()

@@ -138,6 +138,7 @@ class CallEngine(FeatureOps):
         self.adhoc_max_parties = 8
         self.adhoc_drop = "never"  # or "controller-leaves" (see features.conference)
         self.inband_ringback = False  # ringback as early media for trunk callers
+        self.inband_progress = False  # why a trunk caller's call failed, as early media
         # Seconds after which a holder is reminded of a held call (None: never),
         # and the reminders due: (when, call id, holder's leg id).
         self.hold_reversion: float | None = None

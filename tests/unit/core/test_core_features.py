@@ -432,6 +432,7 @@ def trunk_plan(h: Harness) -> None:
         directory_numbers=(DirectoryNumber("1002", "", ("bob",)),),
         trunks=(Trunk("carrier", "sip", "192.0.2.10"),),
     )
+    h.engine.inband_progress = True
 
 
 def test_trunk_caller_hears_why_its_call_failed(h: Harness, ms: RecordingMedia) -> None:
@@ -534,3 +535,13 @@ def test_ringback_failing_keeps_the_call_ringing(h: Harness, ms: RecordingMedia)
     h.engine.on_release(b, Cause.USER_BUSY)
     ms.reply(("192.0.2.50", 22002))  # the busy tone's endpoint
     assert ms.named("play")[-1][2] == "tone:busy"
+
+
+def test_trunk_caller_gets_the_failure_at_once_without_inband_progress(
+    h: Harness, ms: RecordingMedia
+) -> None:
+    trunk_plan(h)
+    h.engine.inband_progress = False
+    _, cd = h.call("carrier", "7777")
+    assert cd.released_with() == [Cause.UNALLOCATED_NUMBER]
+    assert not ms.calls

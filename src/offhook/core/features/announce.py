@@ -1,7 +1,9 @@
 """Announcements: a caller that needs in-band progress hears why its call failed.
 
-A call that arrives over a trunk (from a gateway or carrier, whose callers
-hear only what comes in band) and fails before it is answered is not
+With ``inband_progress`` (``[features]``, off by default: a SIP carrier
+usually wants the final response at once), a call that arrives over a trunk
+(from a gateway or carrier, whose callers hear only what comes in band) and
+fails before it is answered is not
 released at once: a media server endpoint answers the caller's offer as
 early media (SIP 183 with SDP), plays the announcement or tone of the
 failure's cause, and the call is released with that cause when it ends
@@ -73,6 +75,7 @@ def intercept(engine: CallEngine, call: Call, cause: int) -> bool:
     a = call.a_leg
     if (
         source is None
+        or not engine.inband_progress
         or call.connected
         or call.announcing
         or engine.media is None

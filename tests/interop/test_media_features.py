@@ -159,3 +159,34 @@ def test_meetme_three_parties_hear_each_other(server: OffhookServer, tmp_path: P
             ua.stop()
     rows = server.wait_cdr(lambda r: r["called"] == "5000", count=3)
     assert all(r["called_device"] == "conference" for r in rows), rows
+
+
+def test_sip_phone_builds_a_conference_by_refer_to_the_bridge(
+    server: OffhookServer, tmp_path: Path
+) -> None:
+    """How a SIP phone makes an ad hoc conference: bob transfers alice to the meet-me
+    number (REFER), then calls it himself, and carol joins: all three hear the others."""
+    alice, bob, carol = (phone(tmp_path, server, n) for n in ("alice", "bob", "carol"))
+    with alice, bob, carol:
+        for ua in (alice, bob, carol):
+            ua.wait_registered()
+        established_call(alice, bob, dial_uri(server, "1002"))
+        mark = bob.mark()
+        bob.command("transfer", dial_uri(server, "5000"))
+        bob.wait_event("CALL_CLOSED", timeout=15, since=mark)  # alice went to the bridge
+        for ua in (bob, carol):
+            ua.dial(dial_uri(server, "5000"))
+            ua.wait_event("CALL_ESTABLISHED", timeout=10)
+        time.sleep(0.5)
+        for ua in (alice, bob, carol):
+            samples = heard(tmp_path, ua, 2.0)
+            for other in ("alice", "bob", "carol"):
+                if other != ua.name:
+                    assert_hears(samples, TONES[other])
+            assert not has_tone(samples, TONES[ua.name]), (
+                ua.name,
+                dominant_frequencies(samples, count=4),
+            )
+        assert "CALL_CLOSED" not in alice.event_types()[-3:], alice.event_types()
+    rows = server.wait_cdr(lambda r: bool(r.get("extra")) and "transfer_of" in r["extra"])
+    assert rows and rows[0]["called_device"] == "conference", rows

@@ -140,9 +140,15 @@ class NodeMedia:
             client.dtmf(handle, digits)
 
     def release(self, handle: str) -> None:
+        client = self.forget(handle)
+        if client is not None:
+            client.release(handle)
+
+    def forget(self, handle: str) -> MediaClient | None:
+        """Drop ``handle``'s bookkeeping (a handle the client lost needs no release)."""
         found = self._by_handle.pop(handle, None)
         if found is None:
-            return
+            return None
         client, bridge = found
         if bridge in self._bridges:
             _, count = self._bridges[bridge]
@@ -150,13 +156,7 @@ class NodeMedia:
                 del self._bridges[bridge]
             else:
                 self._bridges[bridge] = (client, count - 1)
-        client.release(handle)
-
-    def forget(self, handle: str) -> None:
-        """A handle the client lost: drop its bookkeeping (the call is being cleared)."""
-        found = self._by_handle.get(handle)
-        if found is not None:
-            self.release(handle)
+        return client
 
 
 def moh_chooser(snapshot: Callable[[], PlanSnapshot]) -> Callable[[Leg], str]:

@@ -111,11 +111,7 @@ def on_offer(engine: CallEngine, call: Call, leg: Leg, offer: MediaDescription) 
         def without_music() -> None:
             # No media server endpoint: the hold offer goes to the held party
             # as it came (it hears silence), as without a media server.
-            call.peers.pop(party.id, None)
-            call.peers.pop(moh.id, None)
-            if moh in call.resources:
-                call.resources.remove(moh)
-            engine.release_leg(moh, 47)
+            _drop_music(engine, call, party, 47)
             if not party.released and not call.ended:
                 engine.offer_media(party, offer)
 
@@ -137,14 +133,19 @@ def end_hold(engine: CallEngine, call: Call, holder: Leg) -> Leg | None:
     if party is None:
         return None  # not holding: its media peer (a bridge port, say) stays
     call.peers.pop(holder.id, None)
+    _drop_music(engine, call, party, 16)
+    return party
+
+
+def _drop_music(engine: CallEngine, call: Call, party: Leg, cause: int) -> None:
+    """Release the music endpoint ``party`` listens to, if any; ``party`` has no peer then."""
     moh = call.peers.pop(party.id, None)
     if moh is not None:
         call.peers.pop(moh.id, None)
         call.pending.pop(party.id, None)
         if moh in call.resources:
             call.resources.remove(moh)
-        engine.release_leg(moh, 16)
-    return party
+        engine.release_leg(moh, cause)
 
 
 # ---------------------------------------------------------------- hold reversion

@@ -51,8 +51,6 @@ OFFERED = (
 )
 _G711 = frozenset({"PCMU", "PCMA"})
 _ANSWER_DIRECTION = {SENDRECV: SENDRECV, SENDONLY: RECVONLY, RECVONLY: SENDONLY, INACTIVE: INACTIVE}
-# What the media server does with the stream, seen from its side, given the far end's direction.
-_OUR_DIRECTION = _ANSWER_DIRECTION
 PIN_PROMPT = "announce:enter-pin"
 MAX_PIN_TRIES = 3
 _HANDLE_BAD = re.compile(r"[^A-Za-z0-9._:-]")
@@ -280,7 +278,7 @@ class ResourceDriver(LegDriver):
             self.engine.on_release(leg, cause or Cause.BEARER_CAPABILITY_NOT_IMPLEMENTED)
             return
         codec, dtmf = chosen
-        self._connect(found[1], codec, dtmf, _OUR_DIRECTION[found[1].direction])
+        self._connect(found[1], codec, dtmf, _ANSWER_DIRECTION[found[1].direction])
 
     def replay(self, source: str, *, loop: bool) -> None:
         """Play ``source`` instead of what plays now (ringback -> busy), on the same endpoint."""

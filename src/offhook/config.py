@@ -37,7 +37,6 @@ sample file with every key and its default.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import secrets
@@ -48,8 +47,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     PrivateAttr,
     ValidationError,
@@ -59,35 +56,16 @@ from pydantic import (
 )
 
 from offhook.common.addr import canonical, family, is_wildcard
+from offhook.config_base import ALLOW_ALL, LOOPBACK
+from offhook.config_base import ConfigError as ConfigError
+from offhook.config_base import Section as _Section
+from offhook.config_base import check_networks as _check_networks
+from offhook.config_features import FeaturesSettings as FeaturesSettings
+from offhook.config_media import MediaSettings as MediaSettings
 from offhook.net.listen import bind_plan, served_families
 
 ENV_PREFIX = "OFFHOOK_"
 DEFAULT_CONFIG_NAME = "offhook.toml"
-
-
-class ConfigError(Exception):
-    """Settings that cannot be used; the message says where and why."""
-
-
-class _Section(BaseModel):
-    # No inf/nan (TOML has them): no timer, rate or limit may be infinite.
-    model_config = ConfigDict(
-        extra="forbid", validate_default=True, frozen=True, allow_inf_nan=False
-    )
-
-
-def _check_networks(value: list[str]) -> list[str]:
-    out = []
-    for item in value:
-        try:
-            out.append(str(ipaddress.ip_network(item.strip(), strict=False)))
-        except ValueError as exc:
-            raise ValueError(f"{item!r} is not an IP network ({exc})") from None
-    return out
-
-
-ALLOW_ALL = ("0.0.0.0/0", "::/0")
-LOOPBACK = ("127.0.0.1/32", "::1/128")
 
 
 class ListenerSettings(_Section):
@@ -507,135 +485,6 @@ class DialPlanSettings(_Section):
 
     # ITU-T Q.931 T302: inter-digit timeout of overlap dialing, seconds.
     t302: float = Field(default=15.0, gt=0, le=300)
-
-
-class MediaSettings(_Section):
-    """[media] the media server (``offhook media``) and the node's IPv4 <-> IPv6 bridge.
-
-    The media server (docs/media-control.md) anchors the streams a feature
-    needs (music on hold, tones, announcements, conference bridges). With
-    ``embedded`` (default) ``offhook serve`` runs one as a child process on
-    a private Unix socket (``control`` empty) and restarts it when it dies;
-    ``offhook media`` runs one standalone, on ``control`` (``"127.0.0.1:2429"``
-    or ``"unix:/run/offhook/media.sock"``), which then must be set.
-
-    - ``listen``: RTP bind addresses (one or a list, IPv4, IPv6, dual-stack
-      ``"::"``); ``advertise``: the address to give phones when ``listen``
-      is a wildcard, at most one per family (empty: the node fills in its
-      own address of the phone's family).
-    - ``rtp_ports``: RTP/RTCP port pairs, shared by the media server and the
-      bridge (each skips the ports the other holds); ``max_streams``:
-      endpoints of the media server, and streams of the bridge, at once.
-    - ``allow``: networks a far end may be in (everyone by default: phones
-      are everywhere; each endpoint accepts packets only from its far end
-      anyway). ``control_allow``: who may connect to a TCP ``control``
-      address (loopback by default; a Unix socket is guarded by its file
-      permissions, 0600).
-    - ``rtp_timeout``: seconds without RTP from a connected far end before
-      the node is told (``rtp-timeout`` event); 0: never.
-    - ``bridge``: the node relays media between devices of different
-      address families (``media.bridge``); false: such calls have no media.
-    - ``servers``: other media servers the node drives, by the name the
-      plan's media resource groups give them (``{ms2 = "10.0.0.5:2429"}``);
-      ``embedded`` (or, without it, ``control``) is the server named
-      ``embedded``.
-    """
-
-    bridge: bool = True
-    embedded: bool = True
-    servers: dict[str, str] = Field(default_factory=dict)
-    listen: list[str] = Field(default_factory=lambda: ["0.0.0.0"])
-    advertise: list[str] = Field(default_factory=list)
-    rtp_ports: str = "16384-32767"
-    max_streams: int = Field(default=1000, ge=1, le=100_000)
-    allow: list[str] = Field(default_factory=lambda: list(ALLOW_ALL))
-    control: str = ""
-    control_allow: list[str] = Field(default_factory=lambda: list(LOOPBACK))
-    rtp_timeout: float = Field(default=60.0, ge=0, le=86400)
-
-    @field_validator("rtp_ports")
-    @classmethod
-    def _ports(cls, value: str) -> str:
-        low, sep, high = value.strip().partition("-")
-        if not sep or not low.strip().isdigit() or not high.strip().isdigit():
-            raise ValueError("must be a port range such as 16384-32767")
-        first, last = int(low) + int(low) % 2, int(high)
-        if not 1024 <= first < last <= 65535 or last - first < 3:
-            raise ValueError("needs at least two port pairs within 1024-65535")
-        return value.strip()
-
-    @field_validator("servers")
-    @classmethod
-    def _servers(cls, value: dict[str, str]) -> dict[str, str]:
-        from offhook.media.control import parse_control_address
-
-        for name, address in value.items():
-            if name == "embedded" or not name.strip():
-                raise ValueError(f"media server name {name!r} is reserved or empty")
-            try:
-                parse_control_address(address)
-            except ValueError as exc:
-                raise ValueError(f"media server {name}: {exc}") from None
-        return value
-
-    @field_validator("allow", "control_allow")
-    @classmethod
-    def _networks(cls, value: list[str]) -> list[str]:
-        return _check_networks(value)
-
-    @field_validator("listen", mode="before")
-    @classmethod
-    def _listen(cls, value: object) -> object:
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list):
-            return value
-        return [spec.host for spec in bind_plan(value)]
-
-    @field_validator("advertise", mode="before")
-    @classmethod
-    def _advertise(cls, value: object) -> object:
-        if isinstance(value, str):
-            value = [value] if value.strip() else []
-        if not isinstance(value, list):
-            return value
-        out: list[str] = []
-        for item in value:
-            version = family(item) if isinstance(item, str) else None
-            if version is None or is_wildcard(item):
-                raise ValueError(f"advertise entry {item!r} is not a specific IP address")
-            if any(family(other) == version for other in out):
-                raise ValueError("advertise takes at most one address per family")
-            out.append(canonical(item))
-        return out
-
-    @field_validator("control")
-    @classmethod
-    def _control(cls, value: str) -> str:
-        from offhook.media.control import parse_control_address
-
-        return str(parse_control_address(value)) if value.strip() else ""
-
-    @property
-    def port_range(self) -> tuple[int, int]:
-        """(first even port, last port)."""
-        low, _, high = self.rtp_ports.partition("-")
-        return int(low) + int(low) % 2, int(high)
-
-
-class FeaturesSettings(_Section):
-    """[features] ``hold_reversion``: seconds after which a phone holding a call is
-    reminded of it (tone and prompt, SCCP), then every such interval; 0: off.
-    ``adhoc_max_parties``: parties of an ad hoc conference (Confrn); ``adhoc_drop``:
-    "never" (on while two parties are left) or "controller-leaves" (ends when
-    the phone that set it up hangs up). Trunk callers hear, as early media (183),
-    why a call failed (``inband_progress``) and ringback (``inband_ringback``)."""
-
-    hold_reversion: float = Field(default=0.0, ge=0.0, le=3600.0)
-    adhoc_max_parties: int = Field(default=8, ge=3, le=64)
-    adhoc_drop: Literal["never", "controller-leaves"] = "never"
-    inband_progress: bool = False
-    inband_ringback: bool = False
 
 
 class Settings(_Section):

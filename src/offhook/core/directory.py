@@ -15,12 +15,17 @@ And the media plane's plan: ``moh_sources`` (music on hold files by name)
 with :meth:`PlanSnapshot.moh_source_for` (which one a held party hears), and
 the media resource groups and lists with :meth:`PlanSnapshot.media_servers_for`
 (which media servers serve a device's calls).
+
+And call coverage: each line's forwards, voicemail pilot and pickup group
+(:class:`LineInfo`, :meth:`PlanSnapshot.line`), hunt line groups and hunt
+lists (hunt pilots, pickup group numbers and park numbers are in the dial plan).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from offhook.core.dialplan.model import DialPlanSpec, DirectoryNumber
@@ -38,16 +43,68 @@ calls of every device without a media resource list."""
 
 
 @dataclass(frozen=True, slots=True)
+class Forward:
+    """Where a line forwards, and the CSS the destination is analysed with.
+
+    ``css`` "" is the line's device's CSS (CallManager's forward CSS default
+    is the null CSS; offhook never lets a forward reach what the line's owner
+    could not dial).
+    """
+
+    destination: str
+    css: str = ""
+
+
+class HuntDistribution(StrEnum):
+    TOP_DOWN = "top-down"
+    CIRCULAR = "circular"
+    LONGEST_IDLE = "longest-idle"
+    BROADCAST = "broadcast"
+
+
+class HuntStep(StrEnum):
+    """What a line group does when a member does not answer, is busy or absent."""
+
+    NEXT_MEMBER = "next-member"  # try the group's next member
+    NEXT_GROUP = "next-group"  # skip the rest of this group
+    STOP = "stop"  # stop hunting: the pilot's final forward
+
+
+@dataclass(frozen=True, slots=True)
+class LineGroup:
+    """A hunt line group: member DNs (in the null or their own partition), in order."""
+
+    name: str
+    members: tuple[str, ...] = ()
+    distribution: HuntDistribution = HuntDistribution.TOP_DOWN
+    rna_timeout: float = 10.0  # seconds a member rings before the next is tried
+    on_no_answer: HuntStep = HuntStep.NEXT_MEMBER
+    on_busy: HuntStep = HuntStep.NEXT_MEMBER
+    on_unavailable: HuntStep = HuntStep.NEXT_MEMBER
+
+
+@dataclass(frozen=True, slots=True)
 class LineInfo:
     """A line appearance: a directory number on a device.
 
     ``moh_source`` is what a party this line holds hears ("" = the device's).
+    Coverage (the DN's, whichever appearance of a shared line carries it):
+    ``forward_*`` where calls go instead, ``cfna_timer`` seconds before
+    forward no answer (None: ``[features] cfna_timer``), ``voicemail`` the
+    line's voicemail pilot number, ``pickup_group`` its call pickup group.
     """
 
     dn: str
     display: str = ""
     partition: str = ""
     moh_source: str = ""
+    forward_all: Forward | None = None
+    forward_busy: Forward | None = None
+    forward_no_answer: Forward | None = None
+    forward_unregistered: Forward | None = None
+    cfna_timer: float | None = None
+    voicemail: str = ""
+    pickup_group: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +140,7 @@ class DeviceInfo:
     speed_dials: tuple[SpeedDial, ...] = ()
     moh_source: str = ""
     media_resource_list: str = ""
+    dnd_option: str = "ringer-off"  # or "reject": what do not disturb does on this device
 
     @property
     def display(self) -> str:
@@ -118,6 +176,8 @@ class PlanSnapshot:
     dialplan_spec: DialPlanSpec = field(default_factory=DialPlanSpec)
     _dialplan: DialPlan | None = field(default=None, repr=False, compare=False)
     moh_sources: Mapping[str, str] = field(default_factory=dict)
+    line_groups: Mapping[str, LineGroup] = field(default_factory=dict)
+    hunt_lists: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     media_resource_groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     media_resource_lists: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
@@ -144,6 +204,8 @@ class PlanSnapshot:
         moh_sources: Mapping[str, str] | None = None,
         media_resource_groups: Mapping[str, tuple[str, ...]] | None = None,
         media_resource_lists: Mapping[str, tuple[str, ...]] | None = None,
+        line_groups: Mapping[str, LineGroup] | None = None,
+        hunt_lists: Mapping[str, tuple[str, ...]] | None = None,
     ) -> PlanSnapshot:
         """A snapshot of ``devices``; with ``dialplan_spec``, its analyzer is built now.
 
@@ -182,6 +244,8 @@ class PlanSnapshot:
             moh_sources=sources,
             media_resource_groups=groups,
             media_resource_lists=lists,
+            line_groups=dict(line_groups or {}),
+            hunt_lists=dict(hunt_lists or {}),
         )
         if dialplan_spec is not None:
             _ = snapshot.dialplan
@@ -217,6 +281,27 @@ class PlanSnapshot:
                 return line.moh_source
         return dev.moh_source or DEFAULT_MOH_SOURCE
 
+    def line(self, dn: str, partition: str = "") -> LineInfo | None:
+        """The line of ``dn`` in ``partition`` that carries its coverage settings.
+
+        A shared line's appearances may differ: the first appearance (device
+        order) with any forward, voicemail or pickup group wins; else the first.
+        """
+        first: LineInfo | None = None
+        for device in self.dns[dn].devices if dn in self.dns else ():
+            dev = self.devices.get(device)
+            for line in dev.lines if dev is not None else ():
+                if line.dn != dn or line.partition != partition:
+                    continue
+                if _has_coverage(line):
+                    return line
+                first = first or line
+        return first
+
+    def lines_of(self, device: str) -> tuple[LineInfo, ...]:
+        dev = self.devices.get(device)
+        return dev.lines if dev is not None else ()
+
     def media_servers_for(self, device: str) -> tuple[str, ...]:
         """The media servers for ``device``'s calls, in preference order.
 
@@ -233,6 +318,18 @@ class PlanSnapshot:
             for server in self.media_resource_groups.get(group, ()):
                 servers.setdefault(server)
         return tuple(servers) or (EMBEDDED_MEDIA_SERVER,)
+
+
+def _has_coverage(line: LineInfo) -> bool:
+    return bool(
+        line.forward_all
+        or line.forward_busy
+        or line.forward_no_answer
+        or line.forward_unregistered
+        or line.voicemail
+        or line.pickup_group
+        or line.cfna_timer is not None
+    )
 
 
 def directory_numbers(devices: Iterable[DeviceInfo]) -> tuple[DirectoryNumber, ...]:
@@ -293,4 +390,6 @@ def with_devices(plan: PlanSnapshot, extra: Iterable[DeviceInfo]) -> PlanSnapsho
         moh_sources=plan.moh_sources,
         media_resource_groups=plan.media_resource_groups,
         media_resource_lists=plan.media_resource_lists,
+        line_groups=plan.line_groups,
+        hunt_lists=plan.hunt_lists,
     )

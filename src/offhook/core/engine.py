@@ -332,6 +332,8 @@ class CallEngine(FeatureOps):
                     old=old.value,
                     new=leg.state.value,
                     cause=cause,
+                    line=leg.line[0],
+                    partition=leg.line[1],
                 )
             )
 

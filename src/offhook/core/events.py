@@ -26,14 +26,48 @@ class PartyInfo:
     presentation_allowed: bool = True
 
 
+class RedirectReason(StrEnum):
+    """Why a call went somewhere other than where it was dialled (CDR words).
+
+    Adapters map them to their wire: SIP Diversion (RFC 5806) and History-Info
+    (RFC 7044 with RFC 4458 cause codes), SCCP's redirect reasons.
+    """
+
+    FORWARD_ALL = "forward-all"
+    FORWARD_BUSY = "forward-busy"
+    FORWARD_NO_ANSWER = "forward-no-answer"
+    FORWARD_UNREGISTERED = "forward-unregistered"
+    DND = "dnd"  # do not disturb (reject) forwarded it as busy
+    HUNT = "hunt"  # a hunt pilot offered it to a member
+    PICKUP = "pickup"
+    PARK = "park"  # retrieved from park, or reverted to the parker
+    TRANSFER = "transfer"
+    DEFLECTION = "deflection"  # a ringing phone sent it on (e.g. to voicemail)
+
+
+@dataclass(frozen=True, slots=True)
+class Diversion:
+    """One redirection of a call: from the ``number`` that redirected it, and why."""
+
+    number: str
+    reason: RedirectReason
+    name: str = ""
+
+
 @dataclass(frozen=True, slots=True)
 class Setup:
-    """A new call: ``media`` is the caller's offer, or None for a delayed offer."""
+    """A new call: ``media`` is the caller's offer, or None for a delayed offer.
+
+    ``original_called`` is the number first dialled when the call was
+    redirected; ``diversions`` every redirection so far, oldest first (the
+    last one's ``number`` is the last redirecting number).
+    """
 
     calling: PartyInfo
     called: str
     media: MediaDescription | None = None
     original_called: str = ""
+    diversions: tuple[Diversion, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -128,6 +128,7 @@ class Leg:
         "direction",
         "driver",
         "id",
+        "line",
         "media",
         "released_at",
         "state",
@@ -151,6 +152,10 @@ class Leg:
         # The calling search space this leg's calls are routed with, when it is
         # not the device's own (a call arriving over a trunk uses the trunk's).
         self.css: str | None = None
+        # The directory number (and its partition) this leg is an appearance
+        # of: the caller's line for an inbound leg, the DN rung for a fork
+        # ("" when none: a trunk, a media resource).
+        self.line: tuple[str, str] = ("", "")
         self.call: Call | None = None
         self.state = LegState.IDLE
         self.cause: int | None = None

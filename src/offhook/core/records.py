@@ -41,6 +41,10 @@ class CallRecord:
     # What features add (transfer_of / transferred_to / transferred_by links,
     # the bridge a party was joined to), as (key, value) pairs.
     extra: tuple[tuple[str, str], ...] = ()
+    # The number that redirected the call last, and why (RedirectReason value),
+    # as CallManager's CDR lastRedirectDn / lastRedirectRedirectReason.
+    last_redirecting: str = ""
+    redirect_reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +83,58 @@ class LegStateChanged:
     old: str
     new: str
     cause: int | None = None
+    line: str = ""  # the leg's directory number ("" none; see Leg.line)
+    partition: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardChanged:
+    """A phone (or an application) set or cleared forward all on a line.
+
+    ``destination`` None: back to what the plan says; "" : off.
+    """
+
+    dn: str
+    partition: str
+    destination: str | None
+    device: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DndChanged:
+    device: str
+    on: bool
+
+
+@dataclass(frozen=True, slots=True)
+class HuntLoginChanged:
+    device: str
+    logged_in: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MwiChanged:
+    """Message waiting on a line changed (RFC 3842 counts; 0 when unknown)."""
+
+    dn: str
+    partition: str
+    waiting: bool
+    new: int = 0
+    old: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LineStateChanged:
+    """A directory number's busy-lamp state: ``idle``, ``ringing`` or ``in-use``.
+
+    ``devices`` are the devices whose appearance of the line is in a call
+    (``in-use`` on one appearance is remote-in-use on the others).
+    """
+
+    dn: str
+    partition: str
+    state: str
+    devices: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

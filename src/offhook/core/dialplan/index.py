@@ -48,7 +48,8 @@ NULL_PARTITION = ""
 _KIND_SHIFT = 13
 _MASK = (1 << _KIND_SHIFT) - 1
 _CSS_CACHE_SIZE = 1024
-_EXACT_KINDS = frozenset({"dn", "meetme"})  # exact numbers, ranked before patterns
+# Exact numbers, ranked before patterns.
+_EXACT_KINDS = frozenset({"dn", "meetme", "hunt", "pickup", "park"})
 
 
 @dataclass(frozen=True, slots=True)

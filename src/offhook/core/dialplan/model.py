@@ -7,7 +7,8 @@ directory numbers and patterns; a calling search space (CSS) is the ordered
 list of partitions a caller may reach; route patterns point at route lists,
 which try route groups in order, which distribute over trunks. Meet-me
 conference numbers live in partitions too and are reached like directory
-numbers (exact numbers).
+numbers (exact numbers), as do hunt pilots, pickup group numbers and call
+park numbers.
 """
 
 from __future__ import annotations
@@ -80,6 +81,49 @@ class MeetMe:
     partition: str = ""
     pin: str = ""
     max_parties: int = 32
+
+
+@dataclass(frozen=True, slots=True)
+class HuntPilot:
+    """A hunt pilot number in a partition: calls to it hunt over ``hunt_list``.
+
+    When every member failed, the call goes to ``final_forward`` (a number
+    analysed with ``final_css``; "" = the caller gets the last failure).
+    """
+
+    pattern: str
+    partition: str = ""
+    hunt_list: str = ""
+    final_forward: str = ""
+    final_css: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PickupGroup:
+    """A call pickup group; dialling ``number`` (GPickUp) picks up a call ringing in it."""
+
+    name: str
+    number: str = ""
+    partition: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CallPark:
+    """Call park numbers ``first``..``last`` (same length, digits) in a partition.
+
+    A call parked on one of them reverts to the parker after ``reversion``
+    seconds (0: never).
+    """
+
+    first: str
+    last: str
+    partition: str = ""
+    reversion: float = 60.0
+
+    def numbers(self) -> tuple[str, ...]:
+        """Every park number of the range, in order."""
+        width = len(self.first)
+        return tuple(str(n).zfill(width) for n in range(int(self.first), int(self.last) + 1))
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,4 +204,7 @@ class DialPlanSpec:
     route_groups: tuple[RouteGroup, ...] = ()
     route_lists: tuple[RouteList, ...] = ()
     meetme: tuple[MeetMe, ...] = ()
+    hunt_pilots: tuple[HuntPilot, ...] = ()
+    pickup_groups: tuple[PickupGroup, ...] = ()
+    call_park: tuple[CallPark, ...] = ()
     extra: dict[str, str] = field(default_factory=dict)

@@ -21,7 +21,9 @@ with an equal DN or pattern.
    translation brings back a state already seen) the call is stopped as a
    loop, as CallManager stops translation loops.
 3. A directory number routes to its line; a meet-me number to its
-   conference (``Outcome.MEETME``, ``Decision.meetme``); a route pattern is either blocked
+   conference (``Outcome.MEETME``, ``Decision.meetme``); a hunt pilot, pickup
+   group number or call park number to its feature (``Outcome.HUNT``,
+   ``PICKUP``, ``PARK`` and the ``Decision`` field of that name); a route pattern is either blocked
    or applies its transformations and expands its route list into the
    ordered trunks to try (route groups in list order; within a group
    top-down, or circular starting one further on each call).
@@ -54,10 +56,13 @@ from enum import StrEnum
 from offhook.core.dialplan.index import IndexEntry, PatternIndex
 from offhook.core.dialplan.model import (
     NO_TRANSFORM,
+    CallPark,
     DialPlanSpec,
     DirectoryNumber,
     Distribution,
+    HuntPilot,
     MeetMe,
+    PickupGroup,
     Presentation,
     RouteGroup,
     RouteGroupMember,
@@ -113,11 +118,19 @@ class DialPlanError(ValueError):
 class Outcome(StrEnum):
     DN = "dn"
     MEETME = "meetme"  # a meet-me conference number: ``Decision.meetme``
+    HUNT = "hunt"  # a hunt pilot: ``Decision.hunt``
+    PICKUP = "pickup"  # a pickup group's number (GPickUp): ``Decision.pickup``
+    PARK = "park"  # a call park number (``Decision.called``): ``Decision.park``
     ROUTE = "route"
     BLOCKED = "blocked"
     INCOMPLETE = "incomplete"
     UNKNOWN = "unknown"
     LOOP = "loop"
+
+
+_ROUTABLE = frozenset(
+    {Outcome.DN, Outcome.MEETME, Outcome.HUNT, Outcome.PICKUP, Outcome.PARK, Outcome.ROUTE}
+)
 
 
 class OverlapState(StrEnum):
@@ -131,7 +144,7 @@ class OverlapState(StrEnum):
 class Step:
     """One pattern matched during analysis (the dialed number analyzer's trace)."""
 
-    kind: str  # "dn" | "meetme" | "route" | "translation"
+    kind: str  # "dn" | "meetme" | "hunt" | "pickup" | "park" | "route" | "translation"
     pattern: str
     partition: str
     searched: tuple[str, ...]  # the partitions searched, in order
@@ -169,10 +182,13 @@ class Decision:
     steps: tuple[Step, ...] = ()
     cause: int = 0  # Q.850, for blocked/incomplete/unknown/loop; 0 when routable
     meetme: MeetMe | None = None  # the conference, for Outcome.MEETME
+    hunt: HuntPilot | None = None  # for Outcome.HUNT
+    pickup: PickupGroup | None = None  # for Outcome.PICKUP
+    park: CallPark | None = None  # the range ``called`` is in, for Outcome.PARK
 
     @property
     def routable(self) -> bool:
-        return self.outcome in (Outcome.DN, Outcome.MEETME, Outcome.ROUTE)
+        return self.outcome in _ROUTABLE
 
 
 class DialPlan:
@@ -278,6 +294,32 @@ class DialPlan:
             text = "\\" + mm.number if mm.number.startswith("+") else mm.number
             yield entry(path, text, mm.partition, "meetme", mm, False)
 
+        for i, hp in enumerate(spec.hunt_pilots):
+            path = f"hunt_pilots[{i}] ({hp.pattern})"
+            if not _MEETME_RE.fullmatch(hp.pattern):
+                raise DialPlanError(path, f"{hp.pattern!r} is not a number (+, 0-9, * and #)")
+            text = "\\" + hp.pattern if hp.pattern.startswith("+") else hp.pattern
+            yield entry(path, text, hp.partition, "hunt", hp, False)
+
+        for i, pg in enumerate(spec.pickup_groups):
+            if not pg.number:
+                continue  # a group only its members pick up from (PickUp)
+            path = f"pickup_groups[{i}] ({pg.number})"
+            if not _MEETME_RE.fullmatch(pg.number):
+                raise DialPlanError(path, f"{pg.number!r} is not a number (+, 0-9, * and #)")
+            text = "\\" + pg.number if pg.number.startswith("+") else pg.number
+            yield entry(path, text, pg.partition, "pickup", pg, False)
+
+        for i, park in enumerate(spec.call_park):
+            path = f"call_park[{i}] ({park.first}-{park.last})"
+            first, last = park.first, park.last
+            if not (first.isdigit() and last.isdigit() and len(first) == len(last)):
+                raise DialPlanError(path, "a park range is two numbers of the same length")
+            if int(last) < int(first) or int(last) - int(first) >= 1000:
+                raise DialPlanError(path, "a park range runs up, with at most 1000 numbers")
+            for number in park.numbers():
+                yield entry(f"{path} {number}", number, park.partition, "park", park, False)
+
         for i, rp in enumerate(spec.route_patterns):
             path = f"route_patterns[{i}] ({rp.pattern})"
             if rp.route_list is None and not rp.block:
@@ -359,6 +401,9 @@ class DialPlan:
             cause: int = 0,
             dn: DirectoryNumber | None = None,
             meetme: MeetMe | None = None,
+            hunt: HuntPilot | None = None,
+            pickup: PickupGroup | None = None,
+            park: CallPark | None = None,
         ) -> Decision:
             return Decision(
                 outcome,
@@ -369,6 +414,9 @@ class DialPlan:
                 steps=tuple(steps),
                 cause=cause,
                 meetme=meetme,
+                hunt=hunt,
+                pickup=pickup,
+                park=park,
             )
 
         while True:
@@ -422,6 +470,14 @@ class DialPlan:
             if isinstance(payload, MeetMe):
                 steps.append(_step(match, searched, called, called, calling, calling))
                 return decision(Outcome.MEETME, meetme=payload)
+
+            if isinstance(payload, HuntPilot | PickupGroup | CallPark):
+                steps.append(_step(match, searched, called, called, calling, calling))
+                if isinstance(payload, HuntPilot):
+                    return decision(Outcome.HUNT, hunt=payload)
+                if isinstance(payload, PickupGroup):
+                    return decision(Outcome.PICKUP, pickup=payload)
+                return decision(Outcome.PARK, park=payload)
 
             if isinstance(payload, RoutePattern):
                 return self._route_pattern(

@@ -57,6 +57,7 @@ from offhook.common.location import Binding, LocationStore
 from offhook.core.bus import EventBus
 from offhook.core.call import EARLY_MEDIA_DEVICE, Call, PendingOffer
 from offhook.core.causes import Cause, select_cause
+from offhook.core.coverage_ops import CoverageOps
 from offhook.core.dialplan.model import Presentation
 from offhook.core.dialplan.router import Decision, Outcome
 from offhook.core.directory import PlanSnapshot
@@ -97,7 +98,7 @@ FAILOVER_CAUSES = frozenset({3, 27, 34, 38, 41, 42, 47, 63, 102})
 DEFAULT_RING_TIMEOUT = 60.0
 
 
-class CallEngine(FeatureOps):
+class CallEngine(FeatureOps, CoverageOps):
     def __init__(
         self,
         snapshot_provider: Callable[[], PlanSnapshot],
@@ -145,6 +146,7 @@ class CallEngine(FeatureOps):
         self.hold_reminders: list[tuple[float, str, str]] = []
         self.timers: list[tuple[float, int, Callable[[], None]]] = []  # see ``later``
         self._later_seq = 0
+        self._init_coverage()
 
     def _default_call_id(self) -> str:
         return f"{self.node}-{token(8)}" if self.node else token(8)

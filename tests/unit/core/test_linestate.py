@@ -1,0 +1,238 @@
+"""Busy lamps: LineStates from leg state changes, fed by hand and by a real CallEngine."""
+
+from __future__ import annotations
+
+from core_harness import FakeDriver, Harness, media
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from offhook.core.bus import EventBus
+from offhook.core.events import PartyInfo, Setup
+from offhook.core.features.linestate import CONTRIBUTION, IDLE, IN_USE, RINGING, LineStates
+from offhook.core.leg import Leg, LegState
+from offhook.core.records import LegStateChanged, LineStateChanged
+
+
+class Feed:
+    def __init__(self) -> None:
+        self.bus = EventBus()
+        self.lines = LineStates(self.bus)
+        self.published: list[LineStateChanged] = []
+        self.bus.subscribe(LineStateChanged, self.published.append)
+        self.state: dict[str, str] = {}
+
+    def leg(
+        self, leg_id: str, new: str, *, device: str = "bob", direction: str = "outbound",
+        line: str = "1002", partition: str = "",
+    ) -> None:  # fmt: skip
+        old = self.state.get(leg_id, "idle")
+        self.state[leg_id] = new
+        self.bus.publish(
+            LegStateChanged("c1", leg_id, device, direction, old, new, None, line, partition)
+        )
+
+    def states(self) -> list[tuple[str, str, tuple[str, ...]]]:
+        return [(e.dn, e.state, e.devices) for e in self.published]
+
+
+def test_a_called_line_rings_then_is_in_use_then_idle() -> None:
+    f = Feed()
+    assert f.lines.state("1002") == IDLE
+    f.leg("b1", "offered")
+    assert f.lines.state("1002") == RINGING
+    f.leg("b1", "alerting")  # still ringing: nothing new published
+    f.leg("b1", "connected")
+    assert f.lines.view("1002").direction == "recipient"
+    f.leg("b1", "released")
+    assert f.states() == [
+        ("1002", RINGING, ("bob",)),
+        ("1002", IN_USE, ("bob",)),
+        ("1002", IDLE, ()),
+    ]
+    assert len(f.lines) == 0 and f.lines.tracked_legs == 0
+
+
+def test_a_calling_line_is_in_use_from_setup_as_initiator() -> None:
+    f = Feed()
+    f.leg("a1", "setup", device="alice", direction="inbound", line="1001")
+    view = f.lines.view("1001")
+    assert (view.state, view.devices, view.direction) == (IN_USE, ("alice",), "initiator")
+    f.leg("a1", "connected", device="alice", direction="inbound", line="1001")
+    assert len(f.published) == 1  # in use all along
+    f.leg("a1", "released", device="alice", direction="inbound", line="1001")
+    assert f.lines.state("1001") == IDLE
+
+
+def test_shared_line_rings_on_both_then_in_use_on_the_answering_one() -> None:
+    f = Feed()
+    f.leg("b1", "offered", device="alice", line="1010")
+    f.leg("b2", "offered", device="bob", line="1010")
+    assert f.lines.view("1010").devices == ("alice", "bob")
+    f.leg("b2", "connected", device="bob", line="1010")
+    assert f.lines.view("1010").devices == ("bob",)
+    f.leg("b1", "released", device="alice", line="1010")  # the other fork is cancelled
+    f.leg("b2", "released", device="bob", line="1010")
+    assert f.states() == [
+        ("1010", RINGING, ("alice",)),
+        ("1010", RINGING, ("alice", "bob")),
+        ("1010", IN_USE, ("bob",)),
+        ("1010", IDLE, ()),
+    ]
+
+
+def test_in_use_beats_ringing_on_a_line_with_a_waiting_call() -> None:
+    f = Feed()
+    f.leg("a1", "connected", device="bob", direction="inbound")
+    f.leg("b9", "offered", device="bob")
+    assert f.lines.state("1002") == IN_USE
+    f.leg("a1", "released", device="bob", direction="inbound")
+    assert f.lines.state("1002") == RINGING
+    assert [s for _, s, _ in f.states()] == [IN_USE, RINGING]
+
+
+def test_partitions_are_separate_lines() -> None:
+    f = Feed()
+    f.leg("b1", "offered", partition="p1")
+    assert f.lines.state("1002", "p1") == RINGING
+    assert f.lines.state("1002") == IDLE
+    assert f.published[0].partition == "p1"
+
+
+def test_legs_without_a_line_are_not_tracked() -> None:
+    f = Feed()
+    f.leg("t1", "offered", device="carrier", line="")
+    f.leg("t1", "connected", device="carrier", line="")
+    assert f.published == [] and f.lines.tracked_legs == 0
+
+
+def test_a_line_learnt_after_the_first_event_and_kept_after() -> None:
+    f = Feed()
+    f.leg("a1", "setup", direction="inbound", line="")
+    f.leg("a1", "proceeding", direction="inbound", line="1002")
+    assert f.lines.state("1002") == IN_USE
+    f.leg("a1", "released", direction="inbound", line="")  # the line is remembered
+    assert f.lines.state("1002") == IDLE and f.lines.tracked_legs == 0
+
+
+def test_a_leg_moving_to_another_line_leaves_the_first_idle() -> None:
+    f = Feed()
+    f.leg("b1", "connected", line="1002")
+    f.leg("b1", "connected", line="1003")
+    assert f.lines.state("1002") == IDLE and f.lines.state("1003") == IN_USE
+
+
+def test_the_table_covers_every_live_state() -> None:
+    live = [s.value for s in LegState if s not in (LegState.IDLE, LegState.RELEASED)]
+    for direction in ("inbound", "outbound"):
+        for state in live:
+            if (direction, state) == ("inbound", "offered") or (direction, state) == (
+                "outbound",
+                "setup",
+            ):
+                continue  # never happens: each direction has its own first state
+            assert (direction, state) in CONTRIBUTION, (direction, state)
+
+
+EVENTS = st.lists(
+    st.tuples(
+        st.sampled_from(["l1", "l2", "l3", "l4"]),
+        st.sampled_from([s.value for s in LegState]),
+        st.sampled_from(["inbound", "outbound"]),
+        st.sampled_from(["", "1001", "1002"]),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(EVENTS)
+def test_any_event_sequence_ends_idle_once_every_leg_is_released(
+    events: list[tuple[str, str, str, str]],
+) -> None:
+    f = Feed()
+    directions: dict[str, str] = {}
+    for leg_id, state, direction, line in events:
+        directions.setdefault(leg_id, direction)
+        f.leg(leg_id, state, direction=directions[leg_id], line=line)
+        assert f.lines.tracked_legs <= 4  # bounded by the live legs
+        for (dn, part), view in f.lines.busy_lines().items():
+            assert view.state in (RINGING, IN_USE) and view.devices, (dn, part, view)
+    for leg_id in directions:
+        f.leg(leg_id, "released", direction=directions[leg_id], line="")
+    assert len(f.lines) == 0 and f.lines.tracked_legs == 0
+    # What was published last for each line is what the tracker says now: idle.
+    last: dict[str, str] = {}
+    for e in f.published:
+        last[e.dn] = e.state
+    assert all(s == IDLE for s in last.values()), last
+
+
+# -- with a real engine: the legs' own state changes drive the lamps ----------------
+
+
+def _lines_on(h: Harness) -> LineStates:
+    lines = LineStates(h.bus)
+
+    def set_line(driver: FakeDriver, leg: Leg) -> None:
+        # What routing does for a fork: the DN rung (Leg.line), before it is offered.
+        assert leg.call is not None
+        leg.line = (leg.call.setup.called, "")
+
+    h.factory.hook = set_line
+    return lines
+
+
+def _call(h: Harness, device: str, dn: str, called: str) -> tuple[Leg, FakeDriver]:
+    driver = FakeDriver(device)
+    leg = h.engine.inbound_leg(driver, device)
+    driver.leg = leg
+    leg.line = (dn, "")  # the caller's line
+    h.engine.setup(leg, Setup(PartyInfo(dn), called, media("10.0.0.1")))
+    return leg, driver
+
+
+def test_engine_call_lights_both_lines_and_clears_them() -> None:
+    h = Harness()
+    h.device("alice", "1001")
+    h.device("bob", "1002")
+    h.register("alice")
+    h.register("bob")
+    lines = _lines_on(h)
+    a, _ = _call(h, "alice", "1001", "1002")
+    assert lines.state("1001") == IN_USE and lines.state("1002") == RINGING
+    b, _ = h.out("sip:bob@10.0.0.9")
+    h.engine.on_alerting(b)
+    h.engine.on_connect(b, media("10.0.0.2"))
+    assert lines.view("1002").devices == ("bob",) and lines.state("1002") == IN_USE
+    h.engine.on_release(a)
+    assert lines.state("1001") == IDLE and lines.state("1002") == IDLE
+    published = [(e.dn, e.state) for e in h.of(LineStateChanged)]
+    assert published == [
+        ("1001", IN_USE),
+        ("1002", RINGING),
+        ("1002", IN_USE),
+        ("1001", IDLE),
+        ("1002", IDLE),
+    ], published
+    assert lines.tracked_legs == 0
+
+
+def test_engine_unanswered_shared_line_fork_cancelled_goes_idle() -> None:
+    h = Harness()
+    h.device("alice", "1001")
+    h.device("bob", "1010")
+    h.device("carol", "1010")
+    for name in ("alice", "bob", "carol"):
+        h.register(name)
+    lines = _lines_on(h)
+    a, _ = _call(h, "alice", "1001", "1010")
+    assert lines.view("1010").devices == ("bob", "carol")
+    h.engine.on_release(a)  # the caller gives up
+    assert lines.state("1010") == IDLE and len(lines) == 0
+    assert h.of(LineStateChanged)[-1].state == IDLE
+    assert lines.tracked_legs == 0
+    assert b_states(h) == ["offered", "released"]
+
+
+def b_states(h: Harness) -> list[str]:
+    return [e.new for e in h.of(LegStateChanged) if e.device == "bob"]

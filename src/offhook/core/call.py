@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from offhook.core.causes import cause_text
 from offhook.core.dialplan.router import TrunkChoice
 from offhook.core.events import Setup
+from offhook.core.features.coverage import Coverage
 from offhook.core.leg import Leg, LegState
 from offhook.core.media import MediaDescription
 from offhook.core.records import CallRecord, CallStatus, LegStatus
@@ -48,6 +49,7 @@ class Call:
         "bridge",
         "called_device",
         "cause",
+        "coverage",
         "deferred",
         "early_answer",
         "end",
@@ -69,6 +71,7 @@ class Call:
         "start",
         "transfers",
         "trunk_queue",
+        "visited",
     )
 
     def __init__(self, call_id: str, a_leg: Leg, setup: Setup, start: float) -> None:
@@ -110,6 +113,12 @@ class Call:
         # Trunks still to try, in route list order, when routed by a route pattern.
         self.trunk_queue: list[tuple[TrunkChoice, Setup]] = []
         self.hunt: list[tuple[str, int]] = []  # trunks that failed or were skipped
+        # The feature that decides what happens when every fork failed or nobody
+        # answers (see features.coverage); None: the call ends.
+        self.coverage: Coverage | None = None
+        # Directory numbers (dn, partition) this call was offered to: a forward
+        # back to one of them is a loop.
+        self.visited: set[tuple[str, str]] = set()
 
     def __repr__(self) -> str:
         return f"<Call {self.id} {self.setup.called!r} {self.state.value}>"
@@ -147,6 +156,7 @@ class Call:
 
     def record(self, end: float, cause: int, node: str = "") -> CallRecord:
         duration = 0 if self.answer is None else max(0, round(end - self.answer))
+        last = self.setup.diversions[-1] if self.setup.diversions else None
         return CallRecord(
             call_id=self.id,
             calling=self.setup.calling.number,
@@ -163,6 +173,8 @@ class Call:
             node=node,
             hunt=tuple(self.hunt),
             extra=tuple(sorted(self.extra.items())),
+            last_redirecting=last.number if last is not None else "",
+            redirect_reason=last.reason.value if last is not None else "",
         )
 
     def status(self) -> CallStatus:

@@ -47,7 +47,7 @@ import heapq
 import logging
 from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from functools import partial
 from typing import Any
 
@@ -58,8 +58,6 @@ from offhook.core.bus import EventBus
 from offhook.core.call import EARLY_MEDIA_DEVICE, Call, PendingOffer
 from offhook.core.causes import Cause, select_cause
 from offhook.core.coverage_ops import CoverageOps
-from offhook.core.dialplan.model import Presentation
-from offhook.core.dialplan.router import Decision, Outcome
 from offhook.core.directory import PlanSnapshot
 from offhook.core.events import (
     Alerting,
@@ -68,12 +66,11 @@ from offhook.core.events import (
     LegMessage,
     MediaAnswer,
     MediaOffer,
-    PartyInfo,
     Progress,
     Release,
     Setup,
 )
-from offhook.core.features import announce, conference, hold, transfer
+from offhook.core.features import announce, conference, coverage, hold, transfer
 from offhook.core.features.resources import ResourceDriver
 from offhook.core.leg import CoreError, Direction, Leg, LegEvent, LegState
 from offhook.core.media import MediaDescription
@@ -83,10 +80,10 @@ from offhook.core.records import (
     CallAlerting,
     CallAnswered,
     CallEnded,
-    CallStarted,
     CallStatus,
     LegStateChanged,
 )
+from offhook.core.routing import RoutingOps
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +95,7 @@ FAILOVER_CAUSES = frozenset({3, 27, 34, 38, 41, 42, 47, 63, 102})
 DEFAULT_RING_TIMEOUT = 60.0
 
 
-class CallEngine(FeatureOps, CoverageOps):
+class CallEngine(RoutingOps, FeatureOps, CoverageOps):
     def __init__(
         self,
         snapshot_provider: Callable[[], PlanSnapshot],
@@ -374,13 +371,6 @@ class CallEngine(FeatureOps, CoverageOps):
         self._calls.pop(call.id, None)
         self._bus.publish(CallEnded(call.record(call.end, cause, self.node)))
 
-    # ------------------------------------------------------------ routing
-    def _over_limit(self, snapshot: PlanSnapshot, device: str, extra: int = 0) -> bool:
-        info = snapshot.device(device)
-        if info is None or info.max_calls <= 0:
-            return False
-        return self.device_calls(device) - extra >= info.max_calls
-
     def _do_setup(self, leg: Leg, setup: Setup) -> None:
         if leg.direction is not Direction.INBOUND or not leg.can(LegEvent.SETUP):
             raise CoreError(f"setup on {leg!r}")
@@ -395,162 +385,6 @@ class CallEngine(FeatureOps, CoverageOps):
             # e.g. the plan or the location store failed: the call fails, cleanly.
             log.exception("routing call %s failed", call.id)
             self._end_call(call, Cause.TEMPORARY_FAILURE)
-
-    def _route(self, call: Call, leg: Leg, setup: Setup) -> None:
-        snapshot = self._snapshot()
-        calling = self._calling_party(snapshot, leg, setup.calling)
-        self._bus.publish(CallStarted(call.id, calling, setup.called, leg.device, call.start))
-
-        # The caller's own leg already counts towards its device's calls.
-        if self._over_limit(snapshot, leg.device, extra=1):
-            self._end_call(call, Cause.USER_BUSY)
-            return
-        info = snapshot.device(leg.device)
-        css = leg.css if leg.css is not None else (info.css if info is not None else "")
-        decision = snapshot.dialplan.route(css, setup.called, calling.number)
-        if decision.presentation is not None or decision.calling != calling.number:
-            calling = replace(
-                calling,
-                number=decision.calling,
-                presentation_allowed=(
-                    calling.presentation_allowed
-                    if decision.presentation is None
-                    else decision.presentation is Presentation.ALLOWED
-                ),
-            )
-        if decision.outcome == Outcome.ROUTE:
-            self._route_trunks(call, setup, calling, decision)
-            return
-        if decision.outcome == Outcome.MEETME and decision.meetme is not None:
-            conference.meetme(self, call, leg, setup, decision.meetme)
-            return
-        if decision.outcome != Outcome.DN or decision.dn is None:
-            self._end_call(call, decision.cause or Cause.UNALLOCATED_NUMBER)
-            return
-        entry = decision.dn
-        now = self._clock.monotonic()
-        targets: list[Binding] = []
-        for device in entry.devices:
-            if device == leg.device:
-                continue  # never ring the phone the call comes from
-            bindings = self._locations.bindings(device, now)
-            if not bindings:
-                call.failures.append(Cause.SUBSCRIBER_ABSENT)
-            elif self._over_limit(snapshot, device):
-                call.failures.append(Cause.USER_BUSY)
-            else:
-                targets.extend(bindings)
-        if not targets:
-            self._end_call(call, select_cause(call.failures, default=Cause.USER_BUSY))
-            return
-
-        out = Setup(
-            calling=calling,
-            called=decision.called,
-            media=setup.media,
-            original_called=setup.original_called or setup.called,
-        )
-        if self.ring_timeout is not None:
-            call.ring_deadline = now + self.ring_timeout
-            heapq.heappush(self._ring_heap, (call.ring_deadline, call.id))
-        for binding in targets:
-            self._start_fork(call, binding, out)
-        if not call.live_forks():
-            self._end_call(call, select_cause(call.failures))
-
-    def _route_trunks(
-        self, call: Call, setup: Setup, calling: PartyInfo, decision: Decision
-    ) -> None:
-        """Try the route list's trunks in order, failing over (see ``_do_release``)."""
-        for choice in decision.trunks:
-            party = replace(
-                calling,
-                number=choice.calling,
-                presentation_allowed=(
-                    calling.presentation_allowed
-                    if choice.presentation is None
-                    else choice.presentation is Presentation.ALLOWED
-                ),
-            )
-            out = Setup(
-                calling=party,
-                called=choice.called,
-                media=setup.media,
-                original_called=setup.original_called or setup.called,
-            )
-            call.trunk_queue.append((choice, out))
-        if self.ring_timeout is not None:
-            call.ring_deadline = self._clock.monotonic() + self.ring_timeout
-            heapq.heappush(self._ring_heap, (call.ring_deadline, call.id))
-        if not self._next_trunk(call):
-            self._end_call(call, select_cause(call.failures, default=Cause.NO_CIRCUIT_AVAILABLE))
-
-    def _next_trunk(self, call: Call) -> bool:
-        """Offer the call to the next usable trunk; False when none is left."""
-        while call.trunk_queue:
-            choice, out = call.trunk_queue.pop(0)
-            trunk = choice.trunk
-            if not self._trunk_up(trunk.name):
-                # Its OPTIONS pings fail: skip it without waiting for Timer B.
-                log.info("call %s: trunk %s is down, skipped", call.id, trunk.name)
-                call.failures.append(Cause.NETWORK_OUT_OF_ORDER)
-                call.hunt.append((trunk.name, Cause.NETWORK_OUT_OF_ORDER))
-                continue
-            if trunk.max_calls > 0 and self.device_calls(trunk.name) >= trunk.max_calls:
-                log.info("call %s: trunk %s is at its limit, skipped", call.id, trunk.name)
-                call.failures.append(Cause.NO_CIRCUIT_AVAILABLE)
-                call.hunt.append((trunk.name, Cause.NO_CIRCUIT_AVAILABLE))
-                continue
-            # The adapter builds the request target from the called number
-            # and the trunk's address (an empty contact).
-            binding = Binding(
-                device=trunk.name,
-                protocol=trunk.protocol,
-                contact="",
-                expires_at=float("inf"),
-                source=(trunk.host, trunk.port),
-                transport=trunk.transport,
-            )
-            self._start_fork(call, binding, out)
-            if call.ringing_forks():
-                return True
-        return False
-
-    def _calling_party(self, snapshot: PlanSnapshot, leg: Leg, party: PartyInfo) -> PartyInfo:
-        """The caller as the called side sees it: device and name filled from the plan."""
-        name = party.name
-        if not name:
-            info = snapshot.device(leg.device)
-            if info is not None:
-                name = next((ln.display for ln in info.lines if ln.dn == party.number), "")
-                name = name or info.display
-        return PartyInfo(
-            number=party.number,
-            name=name,
-            device=party.device or leg.device,
-            presentation_allowed=party.presentation_allowed,
-        )
-
-    def _start_fork(self, call: Call, binding: Binding, setup: Setup) -> None:
-        factory = self._factories.get(binding.protocol)
-        if factory is None:
-            log.warning("no leg factory for protocol %r (%s)", binding.protocol, binding.device)
-            call.failures.append(Cause.SERVICE_UNAVAILABLE)
-            return
-        leg = self._new_leg(Direction.OUTBOUND, binding.device, binding=binding)
-        leg.call = call
-        call.forks.append(leg)
-        if not call.called_device:
-            call.called_device = leg.device
-        try:
-            leg.driver = factory.create(binding, leg)
-        except Exception:
-            log.exception("leg factory %r failed for %s", binding.protocol, binding.device)
-            call.failures.append(Cause.TEMPORARY_FAILURE)
-            self._release_leg(leg, Cause.TEMPORARY_FAILURE, notify=False)
-            return
-        self._fire(leg, LegEvent.OFFER)
-        self._drive(leg, lambda d: d.offer(setup))
 
     # ------------------------------------------------------------ call progress
     def _live_outbound(self, leg: Leg, what: str) -> Call | None:
@@ -616,6 +450,7 @@ class CallEngine(FeatureOps, CoverageOps):
         for other in call.live_forks():
             if other is not leg:
                 self._release_leg(other, Cause.NON_SELECTED_USER_CLEARING, notify=True)
+        coverage.answered(self, call, leg)
         a = call.a_leg
         if a.state is LegState.CONNECTED:
             # A connected party was moved in while this leg rang (a transfer):
@@ -749,7 +584,9 @@ class CallEngine(FeatureOps, CoverageOps):
             # RFC 3261 §16.7: a 6xx-class answer ends the whole fork at once.
             self._end_call(call, cause)
         elif not call.ringing_forks():
-            self._end_call(call, select_cause(call.failures))
+            failed = select_cause(call.failures)
+            if not coverage.exhausted(self, call, failed):
+                self._end_call(call, failed)
 
     def _do_release_call(self, call_id: str, cause: int) -> None:
         call = self._calls.get(call_id)

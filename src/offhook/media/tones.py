@@ -107,6 +107,12 @@ def sit() -> NDArray[np.int16]:
     return _int16(np.concatenate([*parts, np.zeros(round(SIT_SILENCE_S * RATE))]))
 
 
+def confirm() -> NDArray[np.int16]:
+    """Confirmation tone: 350 + 440 Hz, three bursts of 0.1 s on, 0.1 s off (a feature was set)."""
+    burst = _cadence(DIAL, 0.1, 0.1)
+    return np.concatenate([burst, burst, burst, np.zeros(round(0.4 * RATE), dtype=np.int16)])
+
+
 def note_freq(midi: int) -> float:
     """Equal temperament, A4 (MIDI 69) = 440 Hz."""
     return float(440.0 * 2.0 ** ((midi - 69) / 12))
@@ -161,4 +167,5 @@ TONES: dict[str, Callable[[], NDArray[np.int16]]] = {
     "busy": busy,
     "reorder": reorder,
     "sit": sit,
+    "confirm": confirm,
 }

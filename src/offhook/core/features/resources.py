@@ -119,6 +119,8 @@ class ResourceDriver(LegDriver):
         self.tries = 0
         # Called instead of clearing the call when the endpoint cannot be opened.
         self.on_open_failed: Callable[[], None] | None = None
+        # Called when a prompt played once is over (e.g. a feature code's confirmation).
+        self.on_played: Callable[[], None] | None = None
         self.leg: Leg | None = None
         self.phase = Phase.NEW
         self.local: tuple[str, int] | None = None
@@ -289,6 +291,9 @@ class ResourceDriver(LegDriver):
     def played(self) -> None:
         """The media server finished playing (``play-done``): an announcement is over."""
         leg = self.leg
+        if self.on_played is not None:
+            self.engine.post(self.on_played)
+            return
         if self.early and not self.loop and leg is not None and leg.call is not None:
             call = leg.call
             self.engine.post(

@@ -300,6 +300,9 @@ async def run(
     engine.adhoc_drop = settings.features.adhoc_drop
     engine.inband_ringback = settings.features.inband_ringback
     engine.inband_progress = settings.features.inband_progress
+    engine.codes = settings.features.codes()
+    engine.cfna_timer = settings.features.cfna_timer
+    engine.max_forward_hops = settings.features.max_forward_hops
     repo = CdrRepository(db)
     bus.subscribe(CallEnded, lambda ev: node.cdr_queue.append(cdr_row(ev.record)))
 

@@ -19,6 +19,7 @@ from offhook.core.causes import Cause
 from offhook.core.dialplan.router import Outcome
 from offhook.core.directory import Forward, LineInfo, PlanSnapshot
 from offhook.core.features import park
+from offhook.core.features.linestate import LineStates
 from offhook.core.features.state import FeatureState, Mwi
 from offhook.core.records import DndChanged, ForwardChanged, HuntLoginChanged, MwiChanged
 
@@ -43,6 +44,7 @@ DEFAULT_CODES = {
 class CoverageOps:
     _bus: EventBus
     features: FeatureState
+    lines: LineStates
     codes: dict[str, str]
     cfna_timer: float
     max_forward_hops: int
@@ -54,6 +56,7 @@ class CoverageOps:
 
     def _init_coverage(self) -> None:
         self.features = FeatureState()
+        self.lines = LineStates(self._bus)  # busy-lamp state of every line in a call
         self.codes = dict(DEFAULT_CODES)  # feature name -> code ("" or absent: off)
         self.cfna_timer = 12.0  # seconds before forward no answer (a line may override)
         self.max_forward_hops = 12

@@ -171,7 +171,7 @@ def test_any_event_sequence_ends_idle_once_every_leg_is_released(
 
 
 def _lines_on(h: Harness) -> LineStates:
-    lines = LineStates(h.bus)
+    lines = h.engine.lines  # the engine's own tracker
 
     def set_line(driver: FakeDriver, leg: Leg) -> None:
         # What routing does for a fork: the DN rung (Leg.line), before it is offered.

@@ -39,10 +39,10 @@ from offhook.net.counters import RejectionCounters
 from offhook.sccp.aio import SccpLimits, SccpListener
 from offhook.sccp.autoreg import DEFAULT_MODEL, AutoRegistrar, auto_profile
 from offhook.sccp.device import DeviceProfile
-from offhook.sccp.link import PhoneHandler
 
 if TYPE_CHECKING:
     from offhook.app import Node
+    from offhook.sccp.endpoint import SccpEndpoint
 
 log = logging.getLogger("offhook")
 
@@ -189,12 +189,17 @@ class AutoDevices:
                 log.warning("%s", problem)
 
 
-def make_sccp_handler(engine: CallEngine, node: Node) -> PhoneHandler:
-    """The call side of the SCCP listener: the endpoint, also the engine's leg factory."""
+def make_sccp_handler(engine: CallEngine, node: Node) -> SccpEndpoint:
+    """The call side of the SCCP listener: the endpoint, also the engine's leg factory
+    (and what phones show of the engine's call coverage events)."""
     from offhook.sccp.endpoint import SccpEndpoint
 
     handler = SccpEndpoint(
-        engine, lambda: node.snapshot, t302=node.settings.dialplan.t302, bridge=node.media_bridge
+        engine,
+        lambda: node.snapshot,
+        t302=node.settings.dialplan.t302,
+        bridge=node.media_bridge,
+        bus=engine._bus,
     )
     engine.register_factory("sccp", handler)
     return handler
@@ -259,8 +264,9 @@ async def start_sccp(
         )
         if db is not None:
             await restore_auto_registrations(auto, db, node, auto_devices)
+    handler = make_sccp_handler(engine, node)
     listener = SccpListener(
-        make_sccp_handler(engine, node),
+        handler,
         sccp_lookup(node),
         locations,
         AllowList(sccp.allow).allows,
@@ -279,6 +285,7 @@ async def start_sccp(
         auto_register=auto,
         node=node.settings.node.name,
         server_name=node.settings.node.name,
+        forwards=handler.coverage.forwards,
     )
     try:
         _, node.sccp_port = await listener.start(sccp.listen, sccp.port)

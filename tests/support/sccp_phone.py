@@ -18,7 +18,18 @@ bytes (``scapy_mismatches``), so that the phone is not a protocol talking
 only to itself.
 
 Call side: ``off_hook``, ``dial`` (KeypadButton digit by digit), ``enbloc``,
-``softkey``, ``on_hook``, ``wait_for(type or predicate)``. Media like a phone:
+``softkey`` (by event or by the label the softkey template gives it),
+``stimulus`` (a feature button), ``on_hook``, ``wait_for(type or predicate)``.
+
+What the phone shows is kept as a phone keeps it: ``lamps`` (the last
+SetLamp mode per (stimulus, instance)), ``forwards`` (the last ForwardStat
+per line), ``displayed`` (every text of DisplayNotify, DisplayPriNotify and
+DisplayPromptStatus, in order), ``status_line`` (the idle prompt, line 0
+call reference 0; "" when cleared), ``soft_keys`` (label -> event, from
+the softkey template), ``key_sets`` (the softkey sets), ``key_set`` (the
+last SelectSoftKeys set per (line, call reference)), ``ringer`` (the last
+SetRinger) and ``call_states`` (the last CallState per call reference);
+``wait_lamp`` and ``wait_display`` wait for one of them. Media like a phone:
 an OpenReceiveChannel opens a real UDP port (``support.rtp.RtpEndpoint``) and
 is answered with OpenReceiveChannelAck carrying it; StartMediaTransmission
 starts a G.711 stream of ``rtp_packets`` 20 ms packets of a ``tone_hz`` sine
@@ -49,13 +60,18 @@ from offhook.sccp import Message, decode_frame, encode
 from offhook.sccp.messages import (
     ButtonTemplate,
     ButtonTemplateReq,
+    CallState,
     CapabilitiesReq,
     CapabilitiesRes,
     Capability,
+    ClearPromptStatus,
     CloseReceiveChannel,
     ConfigStat,
     ConfigStatReq,
     DefineTimeDate,
+    DisplayNotify,
+    DisplayPriNotify,
+    DisplayPromptStatus,
     EnblocCall,
     ForwardStat,
     ForwardStatReq,
@@ -73,6 +89,9 @@ from offhook.sccp.messages import (
     RegisterAck,
     RegisterAvailableLines,
     RegisterReject,
+    SelectSoftKeys,
+    SetLamp,
+    SetRinger,
     SoftKeyEvent,
     SoftKeySetReq,
     SoftKeySetRes,
@@ -81,6 +100,7 @@ from offhook.sccp.messages import (
     SpeedDialStat,
     SpeedDialStatReq,
     StartMediaTransmission,
+    Stimulus,
     StopMediaTransmission,
     TimeDateReq,
     Unregister,
@@ -140,6 +160,23 @@ class SccpPhone:
         self.buttons: tuple[tuple[int, int], ...] = ()
         self.lines: dict[int, LineStat] = {}
         self.speed_dials: dict[int, SpeedDialStat] = {}
+        self.lamps: dict[tuple[int, int], int] = {}
+        """The last SetLamp mode per (stimulus, instance)."""
+        self.forwards: dict[int, ForwardStat] = {}
+        """The last ForwardStat per line."""
+        self.displayed: list[str] = []
+        """Every text shown (DisplayNotify, DisplayPriNotify, DisplayPromptStatus), in order."""
+        self.status_line = ""
+        """The idle prompt (DisplayPromptStatus on line 0, call reference 0)."""
+        self.soft_keys: dict[str, int] = {}
+        """Softkey label -> event, from SoftKeyTemplateRes."""
+        self.key_sets: tuple[Any, ...] = ()
+        """The softkey sets (SoftKeySetRes), index = softkey set."""
+        self.key_set: dict[tuple[int, int], int] = {}
+        """The last SelectSoftKeys set per (line, call reference)."""
+        self.ringer: SetRinger | None = None
+        self.call_states: dict[int, CallState] = {}
+        """The last CallState per call reference."""
         self.rtp: dict[int, RtpEndpoint] = {}
         """Receive channels by pass-through party id."""
         self._transmitting: dict[int, RtpEndpoint] = {}
@@ -259,6 +296,74 @@ class SccpPhone:
             channel = self.rtp.pop(msg.pass_thru_party_id or 0, None)
             if channel is not None:
                 channel.close()
+        else:
+            self._show(msg)
+
+    def _show(self, msg: Message) -> None:
+        """Keep what the phone would show: lamps, forwarding, texts, softkeys, ringer."""
+        if isinstance(msg, SetLamp):
+            self.lamps[(msg.stimulus, msg.stimulus_instance)] = msg.lamp_mode
+        elif isinstance(msg, ForwardStat):
+            self.forwards[msg.line_number] = msg
+        elif isinstance(msg, DisplayNotify | DisplayPriNotify):
+            self.displayed.append(msg.text)
+        elif isinstance(msg, DisplayPromptStatus):
+            self.displayed.append(msg.text)
+            if msg.line_instance == 0 and not msg.call_reference:
+                self.status_line = msg.text
+        elif isinstance(msg, ClearPromptStatus):
+            if msg.line_instance == 0 and msg.call_reference == 0:
+                self.status_line = ""
+        elif isinstance(msg, SoftKeyTemplateRes):
+            self.soft_keys.update(dict(msg.soft_keys))
+        elif isinstance(msg, SoftKeySetRes):
+            self.key_sets = msg.sets
+        elif isinstance(msg, SelectSoftKeys):
+            self.key_set[(msg.line_instance, msg.call_reference)] = msg.soft_key_set_index
+        elif isinstance(msg, SetRinger):
+            self.ringer = msg
+        elif isinstance(msg, CallState):
+            self.call_states[msg.call_reference] = msg
+
+    def keys_of(self, key_set: int) -> list[str]:
+        """The labels of softkey set ``key_set``, in order (from the template and sets)."""
+        labels = list(self.soft_keys)
+        chosen = self.key_sets[key_set].template_index
+        return [labels[i - 1] for i in chosen if 1 <= i <= len(labels)]
+
+    async def wait_lamp(
+        self, stimulus: int, instance: int, mode: int, timeout: float = 5.0
+    ) -> None:
+        """Wait until lamp (``stimulus``, ``instance``) is in ``mode``."""
+        await self._wait_until(
+            lambda: self.lamps.get((stimulus, instance)) == mode,
+            timeout,
+            lambda: f"lamp {(stimulus, instance)} {mode}; lamps {self.lamps}",
+        )
+
+    async def wait_display(self, text: str, timeout: float = 5.0, since: int = 0) -> str:
+        """The first text shown from display index ``since`` on that contains ``text``."""
+        found: list[str] = []
+
+        def shown() -> bool:
+            found[:] = [t for t in self.displayed[since:] if text in t][:1]
+            return bool(found)
+
+        await self._wait_until(shown, timeout, lambda: f"{text!r}; shown {self.displayed}")
+        return found[0]
+
+    async def _wait_until(
+        self, done: Callable[[], bool], timeout: float, what: Callable[[], str]
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not done():
+            remaining = deadline - loop.time()
+            if remaining <= 0 or self.closed.is_set():
+                raise TimeoutError(f"{self.name}: waiting for {what()}")
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), remaining)
 
     async def wait_for(
         self, match: type[M] | Callable[[Message], bool], timeout: float = 5.0, since: int = 0
@@ -380,8 +485,14 @@ class SccpPhone:
     def enbloc(self, digits: str, line: int = 1) -> None:
         self.send(EnblocCall(digits, line))
 
-    def softkey(self, event: int, line: int = 0, call_reference: int = 0) -> None:
-        self.send(SoftKeyEvent(int(event), line, call_reference))
+    def softkey(self, event: int | str, line: int = 0, call_reference: int = 0) -> None:
+        """Press a softkey: its event, or its label in the template the phone was given."""
+        code = self.soft_keys[event] if isinstance(event, str) else int(event)
+        self.send(SoftKeyEvent(code, line, call_reference))
+
+    def stimulus(self, code: int, instance: int = 0, call_reference: int = 0) -> None:
+        """Press a feature or line button (Stimulus)."""
+        self.send(Stimulus(int(code), instance, call_reference))
 
     # -- media ----------------------------------------------------------------
 

@@ -63,7 +63,7 @@ from offhook.net.guard import LISTEN_BACKLOG, ListenerGuard, ListenerLimits
 from offhook.net.listen import bind_plan, open_stream_servers
 from offhook.sccp.autoreg import AutoRegistrar
 from offhook.sccp.connection import Addr, PhoneConnection, SccpLink
-from offhook.sccp.device import DeviceProfile
+from offhook.sccp.device import NOT_FORWARDED, DeviceProfile, Forwards
 from offhook.sccp.link import PhoneHandler
 
 __all__ = ["SccpLimits", "SccpLink", "SccpListener"]
@@ -110,8 +110,10 @@ class SccpListener:
         auto_register: AutoRegistrar | None = None,
         node: str = "",
         server_name: str = "offhook",
+        forwards: Callable[[str, int], Forwards] | None = None,
     ) -> None:
         self.handler = handler
+        self._forwards = forwards
         self.lookup = lookup
         self.locations = locations
         self.allow = allow
@@ -204,6 +206,17 @@ class SccpListener:
             log.exception("SCCP device lookup failed for %r", name)
             return None
         return profile
+
+    def forwards(self, name: str, line: int) -> Forwards:
+        """How line ``line`` of ``name`` forwards now (ForwardStatReq); a lookup bug
+        answers "not forwarded"."""
+        if self._forwards is None:
+            return NOT_FORWARDED
+        try:
+            return self._forwards(name, line)
+        except Exception:
+            log.exception("SCCP forward lookup failed for %r line %d", name, line)
+            return NOT_FORWARDED
 
     def attach(self, conn: PhoneConnection, now: float) -> None:
         profile = conn.session.profile

@@ -52,6 +52,7 @@ from offhook.sccp.messages import (
     CallState,
     ClearPromptStatus,
     DialedNumber,
+    DisplayNotify,
     DisplayPriNotify,
     DisplayPromptStatus,
     SelectSoftKeys,
@@ -83,6 +84,8 @@ PRECEDENCE_ROUTINE = 4
 """CallState precedence level of an ordinary call (MLPP "routine"), as CallManager sends."""
 CALLER_NOTIFY_SECONDS = 10
 CALLER_NOTIFY_PRIORITY = 5
+NOTIFY_SECONDS = 10
+"""How long ``show_display``'s notification stays on the phone's display."""
 
 CALL_TYPE_INBOUND = 1
 CALL_TYPE_OUTBOUND = 2
@@ -141,6 +144,9 @@ class PhoneCall:
         self.consult_for: PhoneCall | None = None
         self.consult_kind = ""
         self.conferenced = False  # this call talks to a conference bridge
+        # What the digits collected are for: "" a call, else a coverage feature's
+        # (``coverage.FORWARD``: a forward all destination, ``GROUP_PICKUP``).
+        self.purpose = ""
         # A far end's offer we answer once the receive channel opens (None: none owed).
         self.owed: MediaDescription | None = None
         self._dtmf: deque[DeviceTone] = deque()
@@ -312,7 +318,7 @@ class PhoneCall:
         if waiting:
             self._tone(DeviceTone.CALL_WAITING)
         else:
-            send(SetRinger(RingMode.INSIDE, RingDuration.NORMAL, self.line, self.ref))
+            send(SetRinger(self.phone.ring_mode(), RingDuration.NORMAL, self.line, self.ref))
 
     def pick_up(self) -> None:
         """The user answers this ringing call."""
@@ -580,7 +586,8 @@ class PhoneCall:
             self._tone(_TONES[tone])
 
     def show_display(self, text: str) -> None:
-        self.phone.send(DisplayPromptStatus(10, text[:32], self.line, self.ref))
+        """A notification (a park number, "Transfer failed"): it outlasts the call."""
+        self.phone.send(DisplayNotify(NOTIFY_SECONDS, text[:32]))
 
     def send_digits(self, digits: str) -> None:
         """The far end's DTMF: play each digit to the user (StartTone, then StopTone)."""

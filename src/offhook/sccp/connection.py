@@ -142,6 +142,7 @@ class PhoneConnection(asyncio.Protocol):
             self.owner.limits.keepalive,
             wall_offset=time.time() - now,
             server_name=self.owner.server_name,
+            forwards=self.owner.forwards,
         )
         self.register_deadline = now + self.owner.limits.register_timeout
         self.handshake_deadline = now + self.owner.limits.handshake_timeout

@@ -98,6 +98,26 @@ class Closed:
 
 SessionEvent = Registered | Unregistered | Closed
 
+Forwards = tuple[str, str, str]
+"""A line's forward all, forward busy and forward no answer destinations ("" none)."""
+NOT_FORWARDED: Forwards = ("", "", "")
+
+
+def forward_stat(line: int, forwards: Forwards, version: int = 0) -> ForwardStat:
+    """ForwardStat of line ``line`` (1-based) forwarding as ``forwards`` says."""
+    cfa, cfb, cfna = (number[:24] for number in forwards)
+    return ForwardStat(
+        int(bool(cfa or cfb or cfna)),
+        line,
+        int(bool(cfa)),
+        cfa,
+        int(bool(cfb)),
+        cfb,
+        int(bool(cfna)),
+        cfna,
+        version=version,
+    )
+
 
 class State(Enum):
     """Session states."""
@@ -143,9 +163,12 @@ class DeviceSession:
         *,
         wall_offset: float = 0.0,
         server_name: str = "offhook",
+        forwards: Callable[[str, int], Forwards] | None = None,
     ) -> None:
-        """``wall_offset`` is wall-clock seconds minus ``now`` (for DefineTimeDate)."""
+        """``wall_offset`` is wall-clock seconds minus ``now`` (for DefineTimeDate);
+        ``forwards`` says how line n of a device forwards now (ForwardStatReq)."""
         self._lookup = lookup
+        self._forwards = forwards
         self._keepalive = keepalive
         self._wall_offset = wall_offset
         self._server_name = server_name
@@ -284,8 +307,12 @@ class DeviceSession:
         self._send(SpeedDialStat(n, number, label, version=self.version))
 
     def _on_forward_stat_req(self, msg: ForwardStatReq, now: float) -> None:
-        # Call forwarding arrives with the call-features work: never forwarded yet.
-        self._send(ForwardStat(0, msg.line_number, 0, "", 0, "", 0, "", version=self.version))
+        p = self._require_profile()
+        n = msg.line_number
+        forwards = NOT_FORWARDED
+        if self._forwards is not None and 1 <= n <= len(p.lines):
+            forwards = self._forwards(p.name, n)
+        self._send(forward_stat(n, forwards, self.version))
 
     def _on_time_date_req(self, msg: TimeDateReq, now: float) -> None:
         wall = now + self._wall_offset

@@ -12,7 +12,10 @@ of protocol ``sccp``. It turns what a phone's user does into call control:
 - on hook / EndCall -> the call is released; Hold / Resume softkeys;
 - OpenReceiveChannelAck -> the call waiting for that receive channel.
 
-The call itself (display, tones, media, leg driver) is ``calls.PhoneCall``.
+The call itself (display, tones, media, leg driver) is ``calls.PhoneCall``;
+call coverage (CFwdAll, PickUp, GPickUp, Park, DND, HLog, Messages, the
+message and busy lamps) is ``coverage.Coverage``, which sees the digits a
+call collects first.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from offhook.core.events import PartyInfo, Release, Setup
 from offhook.core.ports import MediaBridge
 from offhook.sccp import mediamap
 from offhook.sccp.calls import Phase, PhoneCall
+from offhook.sccp.coverage import Coverage
 from offhook.sccp.messages import (
     DisplayNotify,
     EnblocCall,
@@ -45,6 +49,7 @@ from offhook.sccp.ui import keypad_digit
 
 if TYPE_CHECKING:
     from offhook.common.location import Binding
+    from offhook.core.bus import EventBus
     from offhook.core.directory import PlanSnapshot
     from offhook.core.engine import CallEngine
     from offhook.core.leg import Leg
@@ -91,7 +96,9 @@ class SccpEndpoint:
         t302: float = DEFAULT_T302,
         first_reference: int = 1,
         bridge: MediaBridge | None = None,
+        bus: EventBus | None = None,
     ) -> None:
+        """``bus``: the engine's event bus, for what phones show of call coverage."""
         self.engine = engine
         self.bridge = bridge  # SCCP media is IPv4: IPv6 far ends go through it
         self._snapshot = snapshot
@@ -111,6 +118,14 @@ class SccpEndpoint:
             SoftKeyEvent: self._on_soft_key,  # type: ignore[dict-item]
             OpenReceiveChannelAck: self._on_receive_ack,  # type: ignore[dict-item]
         }
+        self.coverage = Coverage(self)
+        if bus is not None:
+            self.coverage.watch(bus)
+
+    @property
+    def now(self) -> float:
+        """The time of the phone input or timer being handled (monotonic seconds)."""
+        return self._now
 
     # ------------------------------------------------------------ PhoneHandler
     def attach(self, link: PhoneLink, now: float) -> None:
@@ -121,6 +136,7 @@ class SccpEndpoint:
         phone = Phone(link, self.engine, self._open_receive, self._call_gone)
         phone.bridge = self.bridge
         self.phones[link.name] = phone
+        self.coverage.attached(phone)
 
     def detach(self, link: PhoneLink, reason: str, now: float) -> None:
         self._now = now
@@ -163,12 +179,12 @@ class SccpEndpoint:
         phone = self.phones.get(binding.device)
         if phone is None:
             return _Unreachable(self.engine, leg)
-        call = PhoneCall(phone, self._reference(), 1)
+        call = PhoneCall(phone, self.reference(), 1)
         call.leg = leg
         return call
 
     # ------------------------------------------------------------ ids, media
-    def _reference(self) -> int:
+    def reference(self) -> int:
         ref = self._next_ref
         self._next_ref = ref + 1 if ref < MAX_CALL_REFERENCE else 1
         return ref
@@ -200,12 +216,12 @@ class SccpEndpoint:
         call.media.acknowledged(msg.pass_thru_party_id, address, msg.port)
 
     # ------------------------------------------------------------ call actions
-    def _new_call(self, phone: Phone, line: int) -> PhoneCall:
+    def new_call(self, phone: Phone, line: int) -> PhoneCall:
         """Dial tone on ``line``: the call on the plane is held (or ended) first."""
         self._clear_plane(phone)
         lines = len(phone.link.profile.lines)
         line = line if 1 <= line <= max(lines, 1) else 1
-        call = PhoneCall(phone, self._reference(), line)
+        call = PhoneCall(phone, self.reference(), line)
         phone.add_call(call)
         snapshot = self._snapshot()
         info = snapshot.devices.get(phone.name)
@@ -226,7 +242,7 @@ class SccpEndpoint:
 
     def _digit(self, call: PhoneCall, digit: str) -> None:
         collector = call.collector
-        if collector is None:
+        if collector is None or self.coverage.digit(call, digit):
             return
         if not collector.digits:
             call.first_digit()
@@ -238,11 +254,12 @@ class SccpEndpoint:
             return
         self._dialing.pop(call, None)
         if verdict is Verdict.ROUTE:
-            self._route(call, collector.digits)
-        else:
+            if not self.coverage.dialed(call, collector.digits):
+                self.route(call, collector.digits)
+        elif not self.coverage.refused(call, collector.cause):
             call.fail(collector.cause)
 
-    def _route(self, call: PhoneCall, digits: str) -> None:
+    def route(self, call: PhoneCall, digits: str) -> None:
         phone = call.phone
         self._dialing.pop(call, None)
         phone.last_dialed = digits
@@ -252,7 +269,7 @@ class SccpEndpoint:
         calling = PartyInfo(number=dn, name=display, device=phone.name)
         self.engine.setup(leg, Setup(calling=calling, called=digits, original_called=digits))
 
-    def _dial_whole(self, phone: Phone, number: str, line: int = 0) -> None:
+    def dial_whole(self, phone: Phone, number: str, line: int = 0) -> None:
         """Redial, speed dial, EnblocCall: route ``number`` at once."""
         if not number:
             return
@@ -262,8 +279,9 @@ class SccpEndpoint:
                 return
             call = active
         else:
-            call = self._new_call(phone, line or 1)
-        self._route(call, number)
+            call = self.new_call(phone, line or 1)
+        if not self.coverage.dialed(call, number):
+            self.route(call, number)
 
     def _answer(self, phone: Phone, ref: int) -> bool:
         ringing = phone.ringing(ref)
@@ -283,7 +301,7 @@ class SccpEndpoint:
         if self._answer(phone, msg.call_reference or 0):
             return
         if phone.active() is None:
-            self._new_call(phone, msg.line_instance or 1)
+            self.new_call(phone, msg.line_instance or 1)
 
     def _on_on_hook(self, phone: Phone, msg: OnHook) -> None:
         phone.handset = False
@@ -308,7 +326,7 @@ class SccpEndpoint:
             self.engine.on_digits(call.leg, digit)
 
     def _on_enbloc(self, phone: Phone, msg: EnblocCall) -> None:
-        self._dial_whole(phone, msg.called_party, msg.line_instance or 1)
+        self.dial_whole(phone, msg.called_party, msg.line_instance or 1)
 
     def _on_stimulus(self, phone: Phone, msg: Stimulus) -> None:
         code, instance = msg.stimulus, msg.stimulus_instance
@@ -319,23 +337,25 @@ class SccpEndpoint:
             if held is not None:
                 self._resume(phone, held)
             elif phone.active() is None:
-                self._new_call(phone, instance)
+                self.new_call(phone, instance)
         elif code == StimulusCode.REDIAL:
-            self._dial_whole(phone, phone.last_dialed)
+            self.dial_whole(phone, phone.last_dialed)
         elif code == StimulusCode.SPEED_DIAL:
-            self._dial_whole(phone, phone.speed_dial(instance))
+            self.dial_whole(phone, phone.speed_dial(instance))
         elif code == StimulusCode.HOLD:
             active = phone.active()
             if active is not None:
                 active.hold()
+        else:
+            self.coverage.stimulus(phone, code, instance)
 
     def _on_soft_key(self, phone: Phone, msg: SoftKeyEvent) -> None:
         key, ref = msg.soft_key_event, msg.call_reference or 0
         call = phone.calls.get(ref) or phone.active()
         if key == SoftKey.NEW_CALL:
-            self._new_call(phone, msg.line_instance or 1)
+            self.new_call(phone, msg.line_instance or 1)
         elif key == SoftKey.REDIAL:
-            self._dial_whole(phone, phone.last_dialed, msg.line_instance or 1)
+            self.dial_whole(phone, phone.last_dialed, msg.line_instance or 1)
         elif key == SoftKey.ANSWER:
             self._answer(phone, ref)
         elif key == SoftKey.END_CALL and call is not None:
@@ -357,7 +377,7 @@ class SccpEndpoint:
             kind = "transfer" if key == SoftKey.TRANSFER else "conference"
             if not self._consult_key(phone, call, kind):
                 phone.send(DisplayNotify(5, "Not available"))
-        else:
+        elif not self.coverage.soft_key(phone, key, msg.line_instance or 1, call):
             phone.send(DisplayNotify(5, "Not available"))
 
     def _consult_key(self, phone: Phone, call: PhoneCall, kind: str) -> bool:
@@ -367,7 +387,7 @@ class SccpEndpoint:
         if origin is None:
             if call.phase is not Phase.CONNECTED or call.leg is None:
                 return False
-            consult = self._new_call(phone, call.line)  # holds ``call`` first
+            consult = self.new_call(phone, call.line)  # holds ``call`` first
             consult.consult_for, consult.consult_kind = call, kind
             return True
         if origin.leg is None or origin.phase is not Phase.HELD or call.leg is None:

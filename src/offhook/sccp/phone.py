@@ -44,6 +44,9 @@ class Phone:
         self.speaker = False
         self.last_dialed = ""
         self.bridge: MediaBridge | None = None
+        self.status_line = ""  # the idle prompt shown now (coverage: DND, forwarded, ...)
+        self.remote_in_use: dict[int, int] = {}  # line -> call reference shown RemInUse
+        self.busy_lamps: dict[int, int] = {}  # speed dial -> lamp mode shown (BLF)
 
     @property
     def name(self) -> str:
@@ -112,6 +115,10 @@ class Phone:
     ) -> None:
         self._open_receive(call, choice, then)
 
+    def ring_mode(self) -> RingMode:
+        """How an incoming call rings: not at all with do not disturb on (ringer off)."""
+        return RingMode.OFF if self.engine.dnd(self.name) else RingMode.INSIDE
+
     def speaker_on_if_needed(self) -> None:
         """A call goes on the plane with the handset down: the speakerphone takes it."""
         if not self.handset and not self.speaker:
@@ -134,6 +141,8 @@ class Phone:
             if any(c.lamp() is mode for c in others):
                 lamp = mode
                 break
+        if lamp is LampMode.OFF and call.line in self.remote_in_use:
+            lamp = LampMode.ON  # another phone's appearance of the line is in use
         self.send(SetLamp(Stimulus.LINE, call.line, lamp))
         if self.active() is not None:
             return
@@ -142,7 +151,7 @@ class Phone:
         ringing = self.ringing()
         if ringing is not None and not self.handset:
             # A call that was waiting rings in full now that the phone is free.
-            self.send(SetRinger(RingMode.INSIDE, RingDuration.NORMAL, ringing.line, ringing.ref))
+            self.send(SetRinger(self.ring_mode(), RingDuration.NORMAL, ringing.line, ringing.ref))
 
     def detach(self, cause: int) -> None:
         """The phone is gone: release every call it had."""

@@ -46,6 +46,11 @@ class SoftKey(IntEnum):
     MEET_ME = 16
     PICKUP = 17
     GROUP_PICKUP = 18
+    # Later softkeys carry the index of their label (packet-skinny.c
+    # ``SoftKeyEvent``/``DisplayLabels_200``: 0x3A Voicemail, 0x3F DND, 0x5C HLog).
+    MESSAGES = 0x3A
+    DND = 0x3F
+    HLOG = 0x5C
 
 
 class KeySet(IntEnum):
@@ -68,6 +73,9 @@ MODEL_BUTTONS: Mapping[str, int] = MappingProxyType(
 )
 """Programmable line/feature buttons per phone model."""
 
+BLF_MODELS = frozenset({"7941", "7961", "7970", "7971"})
+"""Models whose speed dials can be busy lamp field speed dials (the 7940/7960 cannot)."""
+
 # (label, event) in template order; the label is what the phone shows.
 SOFT_KEY_TEMPLATE: tuple[tuple[str, int], ...] = (
     ("Redial", SoftKey.REDIAL),
@@ -88,10 +96,25 @@ SOFT_KEY_TEMPLATE: tuple[tuple[str, int], ...] = (
     ("MeetMe", SoftKey.MEET_ME),
     ("PickUp", SoftKey.PICKUP),
     ("GPickUp", SoftKey.GROUP_PICKUP),
+    ("Messages", SoftKey.MESSAGES),
+    ("DND", SoftKey.DND),
+    ("HLog", SoftKey.HLOG),
 )
 
 _SET_KEYS: tuple[tuple[KeySet, tuple[SoftKey, ...]], ...] = (
-    (KeySet.ON_HOOK, (SoftKey.REDIAL, SoftKey.NEW_CALL, SoftKey.CFWD_ALL, SoftKey.PICKUP)),
+    (
+        KeySet.ON_HOOK,
+        (
+            SoftKey.REDIAL,
+            SoftKey.NEW_CALL,
+            SoftKey.CFWD_ALL,
+            SoftKey.PICKUP,
+            SoftKey.GROUP_PICKUP,
+            SoftKey.MESSAGES,
+            SoftKey.DND,
+            SoftKey.HLOG,
+        ),
+    ),
     (
         KeySet.CONNECTED,
         (
@@ -105,7 +128,17 @@ _SET_KEYS: tuple[tuple[KeySet, tuple[SoftKey, ...]], ...] = (
     ),
     (KeySet.ON_HOLD, (SoftKey.RESUME, SoftKey.NEW_CALL, SoftKey.END_CALL)),
     (KeySet.RING_IN, (SoftKey.ANSWER, SoftKey.END_CALL)),
-    (KeySet.OFF_HOOK, (SoftKey.REDIAL, SoftKey.END_CALL, SoftKey.CFWD_ALL, SoftKey.PICKUP)),
+    (
+        KeySet.OFF_HOOK,
+        (
+            SoftKey.REDIAL,
+            SoftKey.END_CALL,
+            SoftKey.CFWD_ALL,
+            SoftKey.PICKUP,
+            SoftKey.GROUP_PICKUP,
+            SoftKey.MESSAGES,
+        ),
+    ),
     (KeySet.CONNECTED_TRANSFER, (SoftKey.END_CALL, SoftKey.TRANSFER)),
     (KeySet.DIGITS_FOLLOWING, (SoftKey.BACKSPACE, SoftKey.END_CALL)),
     (KeySet.CONNECTED_CONFERENCE, (SoftKey.END_CALL, SoftKey.CONFERENCE)),

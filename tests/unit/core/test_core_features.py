@@ -199,6 +199,7 @@ def test_blind_transfer_joins_transferee_and_target(h: Harness, ms: RecordingMed
     second = h.records()[-1]
     assert dict(second.extra)["transferred_by"] == "bob"
     assert dict(second.extra)["transfer_of"] == first.call_id
+    assert (second.last_redirecting, second.redirect_reason) == ("1002", "transfer")
     assert second.calling_device == "alice"
     assert ad.released_with() == [Cause.NORMAL_CLEARING]
 

@@ -33,11 +33,12 @@ consultation answered   T moved in while it rang           join T and the target
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 from offhook.core.call import PendingOffer
 from offhook.core.causes import Cause
-from offhook.core.events import PartyInfo, Setup, TransferState
+from offhook.core.events import Diversion, PartyInfo, RedirectReason, Setup, TransferState
 from offhook.core.features import hold
 from offhook.core.leg import LegEvent, LegState
 from offhook.core.media import SENDRECV, MediaDescription
@@ -213,6 +214,11 @@ def _link(origin: Call, target_call: Call, transferrer: Leg) -> None:
     origin.extra["transferred_to"] = target_call.id
     target_call.extra["transfer_of"] = origin.id
     target_call.extra["transferred_by"] = transferrer.device
+    if transferrer.line[0]:
+        # The CDR's last redirecting number and reason: the transferrer's line.
+        setup = target_call.setup
+        by = Diversion(transferrer.line[0], RedirectReason.TRANSFER)
+        target_call.setup = dataclasses.replace(setup, diversions=(*setup.diversions, by))
 
 
 def blind(engine: CallEngine, x: Leg, target: str) -> None:

@@ -89,7 +89,8 @@ class LineInfo:
 
     ``moh_source`` is what a party this line holds hears ("" = the device's).
     Coverage (the DN's, whichever appearance of a shared line carries it):
-    ``forward_*`` where calls go instead, ``cfna_timer`` seconds before
+    ``forward_*`` where calls go instead (``forward_*_external``: for
+    callers from a trunk, CallManager's external variants), ``cfna_timer`` seconds before
     forward no answer (None: ``[features] cfna_timer``), ``voicemail`` the
     line's voicemail pilot number, ``pickup_group`` its call pickup group.
     """
@@ -102,6 +103,10 @@ class LineInfo:
     forward_busy: Forward | None = None
     forward_no_answer: Forward | None = None
     forward_unregistered: Forward | None = None
+    # For callers from outside (a trunk), when set; else the ones above.
+    forward_busy_external: Forward | None = None
+    forward_no_answer_external: Forward | None = None
+    forward_unregistered_external: Forward | None = None
     cfna_timer: float | None = None
     voicemail: str = ""
     pickup_group: str = ""
@@ -326,6 +331,9 @@ def _has_coverage(line: LineInfo) -> bool:
         or line.forward_busy
         or line.forward_no_answer
         or line.forward_unregistered
+        or line.forward_busy_external
+        or line.forward_no_answer_external
+        or line.forward_unregistered_external
         or line.voicemail
         or line.pickup_group
         or line.cfna_timer is not None

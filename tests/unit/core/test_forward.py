@@ -391,3 +391,31 @@ def test_plan_dns_only(h: Harness) -> None:
     call(h, "alice", "1001", "1002")
     assert rung(h) == ["carol"]
     assert DirectoryNumber  # imported for the plan helpers' types
+
+
+def test_external_callers_take_the_external_forward(h: Harness) -> None:
+    plan(
+        h,
+        [
+            dev("alice", line("1001")),
+            dev(
+                "bob",
+                line(
+                    "1002",
+                    forward_unregistered=Forward("1003"),
+                    forward_unregistered_external=Forward("1004"),
+                ),
+            ),
+            dev("carol", line("1003")),
+            dev("dave", line("1004")),
+        ],
+        trunk=True,
+    )
+    h.locations.remove("bob", "sip:bob@10.0.0.9")
+    call(h, "alice", "1001", "1002")
+    assert rung(h) == ["carol"]
+    driver = FakeDriver("carrier")
+    leg = h.engine.inbound_leg(driver, "carrier", css="staff")
+    driver.leg = leg
+    h.engine.setup(leg, Setup(PartyInfo("5551234"), "1002", media()))
+    assert rung(h) == ["carol", "dave"]

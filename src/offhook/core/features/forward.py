@@ -23,6 +23,10 @@ redirections, or when its destination is a DN the call was already offered
 appends a ``Diversion`` (the forwarding DN and why) to the call's setup: the
 CDR's last redirecting number and reason, SIP Diversion/History-Info.
 
+Busy, no answer and unregistered each have an external variant
+(``forward_busy_external``, ...) that applies instead to callers from a
+trunk when it is set, as CallManager's internal/external forwards.
+
 Do not disturb "ringer-off" still offers the call (the phone shows it without
 ringing); "reject" treats the device as busy.
 """
@@ -61,18 +65,21 @@ class DnCoverage:
 
     dn: DirectoryNumber
     line: LineInfo | None
+    external: bool = False  # the caller came over a trunk
 
     def forward_for(self, reason: RedirectReason) -> Forward | None:
         line = self.line
         if line is None:
             return None
         if reason is RedirectReason.FORWARD_BUSY or reason is RedirectReason.DND:
-            return line.forward_busy
-        if reason is RedirectReason.FORWARD_UNREGISTERED:
-            return line.forward_unregistered
-        if reason is RedirectReason.FORWARD_NO_ANSWER:
-            return line.forward_no_answer
-        return None
+            pair = (line.forward_busy, line.forward_busy_external)
+        elif reason is RedirectReason.FORWARD_UNREGISTERED:
+            pair = (line.forward_unregistered, line.forward_unregistered_external)
+        elif reason is RedirectReason.FORWARD_NO_ANSWER:
+            pair = (line.forward_no_answer, line.forward_no_answer_external)
+        else:
+            return None
+        return (self.external and pair[1]) or pair[0]
 
     def failed(self, engine: CallEngine, call: Call, cause: int) -> bool:
         reason = _ON_FAILURE.get(cause)
@@ -91,7 +98,7 @@ def offer(engine: CallEngine, call: Call, setup: Setup, dn: DirectoryNumber) -> 
     call.visited.add((dn.dn, dn.partition))
     snapshot = engine.snapshot()
     line = snapshot.line(dn.dn, dn.partition)
-    cover = DnCoverage(dn, line)
+    cover = DnCoverage(dn, line, snapshot.device(call.a_leg.device) is None)
     forward_all = engine.forward_all_of(dn.dn, dn.partition)
     if forward_all is not None and redirect(
         engine, call, dn, forward_all, RedirectReason.FORWARD_ALL
@@ -108,7 +115,8 @@ def offer(engine: CallEngine, call: Call, setup: Setup, dn: DirectoryNumber) -> 
             return
         engine.end_call(call, cause)
         return
-    if line is not None and line.forward_no_answer is not None:
+    if cover.forward_for(RedirectReason.FORWARD_NO_ANSWER) is not None:
+        assert line is not None
         delay = line.cfna_timer if line.cfna_timer is not None else engine.cfna_timer
         engine.later(delay, partial(_no_answer, engine, call, cover))
 

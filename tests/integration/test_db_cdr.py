@@ -64,3 +64,28 @@ def test_add_and_query(db_url: str) -> None:
 def test_field_order() -> None:
     assert ",".join(CDR_FIELDS).startswith("call_id,calling,called,start,answer,end,duration,cause")
     assert set(CDR_FIELDS) == set(CdrRow.__dataclass_fields__)
+
+
+def test_redirection_columns(db_url: str) -> None:
+    """The last redirecting number and the reason (CallManager's lastRedirectDn and
+    lastRedirectRedirectReason) are stored and read back; "" when never redirected."""
+    upgrade(db_url)
+    engine = create_engine_for(db_url)
+    try:
+        repo = CdrRepository(engine)
+        rows = [
+            row(0),
+            row(1, called="1500", last_redirecting="1500", redirect_reason="hunt"),
+            row(2, last_redirecting="1002", redirect_reason="forward-no-answer"),
+        ]
+        repo.add_many(rows)
+        got = repo.query()
+        assert got == rows
+        assert [(r.last_redirecting, r.redirect_reason) for r in got] == [
+            ("", ""),
+            ("1500", "hunt"),
+            ("1002", "forward-no-answer"),
+        ]
+        assert got[1].as_dict()["redirect_reason"] == "hunt"
+    finally:
+        engine.dispose()

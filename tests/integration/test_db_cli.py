@@ -79,7 +79,7 @@ def test_load_and_cdr(config: Path, tmp_path: Path, db_url: str) -> None:
     assert r.exit_code == 0, r.output
     assert r.stdout.splitlines() == [
         "call_id,calling,called,start,answer,end,duration,cause,cause_text,"
-        "original_called,calling_device,called_device,node,extra"
+        "original_called,last_redirecting,redirect_reason,calling_device,called_device,node,extra"
     ]
     t0 = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
     engine = create_engine_for(db_url)
@@ -101,6 +101,8 @@ def test_load_and_cdr(config: Path, tmp_path: Path, db_url: str) -> None:
                     19,
                     "no answer",
                     "n",
+                    last_redirecting="1003",
+                    redirect_reason="forward-busy",
                 ),
             ]
         )
@@ -111,9 +113,12 @@ def test_load_and_cdr(config: Path, tmp_path: Path, db_url: str) -> None:
     assert [x["call_id"] for x in rows] == ["c1", "c2"]
     assert rows[0]["start"] == "2024-01-02T03:04:05+00:00"
     assert rows[1]["answer"] == "" and rows[1]["cause"] == "19"
+    assert (rows[0]["last_redirecting"], rows[0]["redirect_reason"]) == ("", "")
+    assert (rows[1]["last_redirecting"], rows[1]["redirect_reason"]) == ("1003", "forward-busy")
     r = invoke("cdr", "--config", str(config), "--since", "2024-01-02T03:30:00Z", "--json")
     data = json.loads(r.stdout)
     assert [x["call_id"] for x in data] == ["c2"] and data[0]["answer"] is None
+    assert data[0]["redirect_reason"] == "forward-busy"
     r = invoke("cdr", "--config", str(config), "--until", "2024-01-02T03:30:00")
     assert [x["call_id"] for x in csv.DictReader(io.StringIO(r.stdout))] == ["c1"]
     r = runner.invoke(app, ["cdr", "--config", str(config), "--since", "yesterday"])

@@ -32,6 +32,16 @@ MEDIA_TABLES = (
     "media_resource_lists",
     "media_resource_list_members",
 )
+COVERAGE_TABLES = (
+    "line_groups",
+    "line_group_members",
+    "hunt_lists",
+    "hunt_list_members",
+    "hunt_pilots",
+    "pickup_groups",
+    "call_park",
+    "feature_settings",
+)
 
 
 def test_upgrade_creates_schema(db_url: str) -> None:
@@ -45,6 +55,7 @@ def test_upgrade_creates_schema(db_url: str) -> None:
         assert {"devices", "lines", "cdrs", "plan_meta", "alembic_version"} <= tables
         assert set(DIALPLAN_TABLES) <= tables
         assert set(MEDIA_TABLES) <= tables
+        assert set(COVERAGE_TABLES) <= tables
         indexes = {ix["name"] for ix in inspect(engine).get_indexes("cdrs")}
         assert {"ix_cdrs_start", "ix_cdrs_call_id"} <= indexes
         assert plan_version(engine) == 0
@@ -103,11 +114,13 @@ def test_downgrade_0001_and_upgrade_again(db_url: str) -> None:
         assert not set(DIALPLAN_TABLES) & tables and "devices" in tables
         assert "auto_registrations" not in tables
         assert not set(MEDIA_TABLES) & tables
+        assert not set(COVERAGE_TABLES) & tables
         upgrade(engine)
-        assert current_revision(engine) == head_revision() == "0005"
+        assert current_revision(engine) == head_revision() == "0006"
         tables = set(inspect(engine).get_table_names())
         assert "auto_registrations" in tables
         assert set(MEDIA_TABLES) <= tables
+        assert set(COVERAGE_TABLES) <= tables
     finally:
         engine.dispose()
 
@@ -140,7 +153,7 @@ def test_upgrade_0004_database_to_the_media_plane(db_url: str, tmp_path: Path) -
             )
         assert current_revision(engine) == "0004"
         upgrade(engine)
-        assert current_revision(engine) == "0005"
+        assert current_revision(engine) == head_revision()
         with engine.connect() as conn:
             assert conn.execute(
                 text("SELECT name, moh_source, media_resource_list FROM devices")
@@ -212,6 +225,140 @@ def test_downgrade_0005_keeps_devices_and_lines(db_url: str) -> None:
             assert conn.execute(text("SELECT dn FROM lines")).scalars().all() == ["1001"]
             assert conn.execute(text("SELECT count(*) FROM speed_dials")).scalar_one() == 1
         upgrade(engine)
+        assert current_revision(engine) == head_revision()
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_0005_database_to_call_coverage(db_url: str, tmp_path: Path) -> None:
+    """A database of revision 0005 with a plan and a CDR in it: upgraded in place.
+
+    The new columns read what a plan without coverage keys means (no forwards,
+    the node's no-answer timer, ringer-off do not disturb, a CDR never
+    redirected), the old plan loads again unchanged, then coverage loads.
+    """
+    from offhook.db.cdr import CdrRepository
+    from offhook.db.plan import load_plan
+
+    upgrade(db_url, "0005")
+    engine = create_engine_for(db_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO devices (name, protocol, css, max_calls, model) "
+                    "VALUES ('alice', 'sip', '', 4, '')"
+                )
+            )
+            dev_id = conn.execute(text("SELECT id FROM devices WHERE name = 'alice'")).scalar_one()
+            conn.execute(
+                text(
+                    "INSERT INTO lines (device_id, position, dn, partition, display) "
+                    "VALUES (:d, 0, '1001', '', 'Alice')"
+                ),
+                {"d": dev_id},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO cdrs (call_id, calling, called, original_called, "
+                    'calling_device, called_device, start, "end", duration, cause, '
+                    "cause_text, node) VALUES ('c1', '1001', '1002', '1002', 'alice', 'bob', "
+                    "'2024-01-02 03:04:05', '2024-01-02 03:04:09', 4, 16, 'ok', 'n')"
+                )
+            )
+        upgrade(engine)
+        assert current_revision(engine) == head_revision() == "0006"
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT name, dnd_option FROM devices")).all() == [
+                ("alice", "ringer-off")
+            ]
+            assert conn.execute(
+                text(
+                    "SELECT dn, forward_all, forward_all_css, forward_busy, forward_no_answer, "
+                    "forward_unregistered_css, cfna_timer, voicemail, pickup_group FROM lines"
+                )
+            ).all() == [("1001", "", "", "", "", "", None, "", "")]
+            for table in COVERAGE_TABLES:
+                assert conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one() == 0
+        (cdr,) = CdrRepository(engine).query()
+        assert (cdr.call_id, cdr.last_redirecting, cdr.redirect_reason) == ("c1", "", "")
+        snap = load_snapshot(engine)
+        line = snap.devices["alice"].lines[0]
+        assert (line.dn, line.forward_all, line.forward_busy, line.cfna_timer) == (
+            "1001",
+            None,
+            None,
+            None,
+        )
+        assert snap.devices["alice"].dnd_option == "ringer-off"
+        assert dict(snap.line_groups) == {} and dict(snap.hunt_lists) == {}
+        assert snap.dialplan_spec.hunt_pilots == () and snap.dialplan_spec.call_park == ()
+
+        old = tmp_path / "old.yaml"
+        old.write_text(
+            "devices:\n"
+            "  - {name: alice, protocol: sip, password: a-Secret-1,\n"
+            "     lines: [{dn: '1001', display: Alice}]}\n"
+        )
+        load_plan(old, engine, "realm")
+        assert not load_plan(old, engine, "realm").changed
+        coverage = tmp_path / "coverage.yaml"
+        coverage.write_text(
+            "devices:\n"
+            "  - {name: alice, protocol: sip, password: a-Secret-1, dnd_option: reject,\n"
+            "     lines: [{dn: '1001', display: Alice, voicemail: '8000',\n"
+            "              forward_busy: {destination: '8000'}}]}\n"
+            "line_groups: [{name: desk, members: ['1001']}]\n"
+            "hunt_lists: [{name: desk, line_groups: [desk]}]\n"
+            "hunt_pilots: [{pattern: '1500', hunt_list: desk}]\n"
+            "call_park: [{range: '7000-7001'}]\n"
+        )
+        report = load_plan(coverage, engine, "realm")
+        assert report.changed and report.updated == 1 and report.dialplan[0] == 4
+        snap = load_snapshot(engine)
+        assert snap.devices["alice"].dnd_option == "reject"
+        assert snap.line("1001") is not None and snap.line("1001").voicemail == "8000"
+        assert snap.dialplan.route("", "1500").hunt is not None
+        assert snap.dialplan.route("", "7001").park is not None
+    finally:
+        engine.dispose()
+
+
+def test_downgrade_0006_keeps_devices_lines_and_cdrs(db_url: str) -> None:
+    """Dropping call coverage's columns must not cascade to the devices' children."""
+    from alembic import command
+
+    from offhook.db.engine import alembic_config
+
+    upgrade(db_url)
+    engine = create_engine_for(db_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO devices (name, protocol) VALUES ('a', 'sip')"))
+            dev_id = conn.execute(text("SELECT id FROM devices")).scalar_one()
+            conn.execute(
+                text(
+                    "INSERT INTO lines (device_id, position, dn, forward_all) "
+                    "VALUES (:d, 0, '1001', '1002')"
+                ),
+                {"d": dev_id},
+            )
+            conn.execute(
+                text("INSERT INTO speed_dials (device_id, position, number) VALUES (:d, 0, '1')"),
+                {"d": dev_id},
+            )
+        with engine.begin() as conn:
+            cfg = alembic_config()
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0005")
         assert current_revision(engine) == "0005"
+        assert not set(COVERAGE_TABLES) & set(inspect(engine).get_table_names())
+        assert "forward_all" not in {c["name"] for c in inspect(engine).get_columns("lines")}
+        assert "dnd_option" not in {c["name"] for c in inspect(engine).get_columns("devices")}
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT dn FROM lines")).scalars().all() == ["1001"]
+            assert conn.execute(text("SELECT count(*) FROM speed_dials")).scalar_one() == 1
+        upgrade(engine)
+        assert current_revision(engine) == head_revision()
     finally:
         engine.dispose()

@@ -28,6 +28,8 @@ CDR_FIELDS: tuple[str, ...] = (
     "cause",
     "cause_text",
     "original_called",
+    "last_redirecting",
+    "redirect_reason",
     "calling_device",
     "called_device",
     "node",
@@ -38,7 +40,10 @@ CDR_FIELDS: tuple[str, ...] = (
 @dataclass(frozen=True, slots=True)
 class CdrRow:
     """One call attempt. ``duration`` is whole seconds from answer to end (0 unanswered);
-    ``cause`` is the Q.850 release cause (16 = normal clearing)."""
+    ``cause`` is the Q.850 release cause (16 = normal clearing). ``last_redirecting``
+    is the number that redirected the call last and ``redirect_reason`` why
+    (``core.events.RedirectReason``: forward-all, hunt, pickup, park, ...; "" = never
+    redirected), as CallManager's lastRedirectDn / lastRedirectRedirectReason."""
 
     call_id: str
     calling: str
@@ -54,6 +59,8 @@ class CdrRow:
     cause_text: str
     node: str
     extra: dict[str, Any] = field(default_factory=dict)
+    last_redirecting: str = ""
+    redirect_reason: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         """The row with the columns of :data:`CDR_FIELDS`, in that order."""
@@ -75,6 +82,8 @@ _COLUMNS = (
     Cdr.cause_text,
     Cdr.node,
     Cdr.extra,
+    Cdr.last_redirecting,
+    Cdr.redirect_reason,
 )
 
 
@@ -134,6 +143,8 @@ class CdrRepository:
                 cause_text=r.cause_text,
                 node=r.node,
                 extra=dict(r.extra or {}),
+                last_redirecting=r.last_redirecting,
+                redirect_reason=r.redirect_reason,
             )
             for r in result
         ]

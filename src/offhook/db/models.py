@@ -32,6 +32,21 @@ The dial plan (migration 0002, Cisco CallManager's model, see
 - ``route_patterns`` and ``translation_patterns``, unique per
   ``(pattern, partition)``.
 
+Call coverage (migration 0006):
+
+- ``lines``: each forward's destination and CSS (``forward_all`` /
+  ``forward_all_css``, ... ``forward_unregistered_css``; "" = none),
+  ``cfna_timer`` (NULL = the node's), ``voicemail``, ``pickup_group``;
+  ``devices.dnd_option`` ("ringer-off" or "reject");
+  ``cdrs.last_redirecting`` and ``cdrs.redirect_reason``.
+- ``line_groups`` with ordered ``line_group_members`` (DNs); ``hunt_lists``
+  with ordered ``hunt_list_members`` (line group names); ``hunt_pilots``,
+  unique per ``(pattern, partition)``; ``pickup_groups``; ``call_park``
+  ranges, unique per ``(first, partition)``.
+- ``feature_settings``: what phones set at run time (forward all, do not
+  disturb, hunt group login, message waiting), the latest per line or
+  device (``offhook.db.feature_state``).
+
 The media plane (migration 0005):
 
 - ``moh_sources``: music on hold files by name (absolute paths);
@@ -124,6 +139,7 @@ class Device(Base):
     model: Mapped[str] = mapped_column(String(32), default="")
     moh_source: Mapped[str] = mapped_column(String(64), default="")
     media_resource_list: Mapped[str] = mapped_column(String(64), default="")
+    dnd_option: Mapped[str] = mapped_column(String(16), default="ringer-off")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
@@ -155,6 +171,18 @@ class Line(Base):
     partition: Mapped[str] = mapped_column(String(64), default="")
     display: Mapped[str] = mapped_column(String(128), default="")
     moh_source: Mapped[str] = mapped_column(String(64), default="")
+    # Call coverage (migration 0006): "" = not set.
+    forward_all: Mapped[str] = mapped_column(String(32), default="")
+    forward_all_css: Mapped[str] = mapped_column(String(64), default="")
+    forward_busy: Mapped[str] = mapped_column(String(32), default="")
+    forward_busy_css: Mapped[str] = mapped_column(String(64), default="")
+    forward_no_answer: Mapped[str] = mapped_column(String(32), default="")
+    forward_no_answer_css: Mapped[str] = mapped_column(String(64), default="")
+    forward_unregistered: Mapped[str] = mapped_column(String(32), default="")
+    forward_unregistered_css: Mapped[str] = mapped_column(String(64), default="")
+    cfna_timer: Mapped[float | None] = mapped_column(Float, nullable=True)
+    voicemail: Mapped[str] = mapped_column(String(32), default="")
+    pickup_group: Mapped[str] = mapped_column(String(64), default="")
 
     device: Mapped[Device] = relationship(back_populates="lines")
 
@@ -198,6 +226,8 @@ class Cdr(Base):
     cause_text: Mapped[str] = mapped_column(String(128), default="")
     node: Mapped[str] = mapped_column(String(64), default="")
     extra: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    last_redirecting: Mapped[str] = mapped_column(String(64), default="")
+    redirect_reason: Mapped[str] = mapped_column(String(32), default="")
 
 
 class AutoRegistrationRow(Base):
@@ -459,3 +489,108 @@ class MediaResourceListMemberRow(Base):
     )
     position: Mapped[int] = mapped_column(Integer)
     media_resource_group: Mapped[str] = mapped_column(String(64))
+
+
+# -- call coverage (migration 0006) ----------------------------------------------
+
+
+class LineGroupRow(Base):
+    __tablename__ = "line_groups"
+    __table_args__ = (UniqueConstraint("name", name="uq_line_groups_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    distribution: Mapped[str] = mapped_column(String(16), default="top-down")
+    rna_timeout: Mapped[float] = mapped_column(Float, default=10.0)
+    on_no_answer: Mapped[str] = mapped_column(String(16), default="next-member")
+    on_busy: Mapped[str] = mapped_column(String(16), default="next-member")
+    on_unavailable: Mapped[str] = mapped_column(String(16), default="next-member")
+
+
+class LineGroupMemberRow(Base):
+    __tablename__ = "line_group_members"
+    __table_args__ = (
+        UniqueConstraint("group_id", "position", name="uq_line_group_members_group_position"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("line_groups.id", ondelete="CASCADE", name="fk_line_group_members_group_id")
+    )
+    position: Mapped[int] = mapped_column(Integer)
+    dn: Mapped[str] = mapped_column(String(32))
+
+
+class HuntListRow(Base):
+    __tablename__ = "hunt_lists"
+    __table_args__ = (UniqueConstraint("name", name="uq_hunt_lists_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+
+
+class HuntListMemberRow(Base):
+    __tablename__ = "hunt_list_members"
+    __table_args__ = (
+        UniqueConstraint("list_id", "position", name="uq_hunt_list_members_list_position"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    list_id: Mapped[int] = mapped_column(
+        ForeignKey("hunt_lists.id", ondelete="CASCADE", name="fk_hunt_list_members_list_id")
+    )
+    position: Mapped[int] = mapped_column(Integer)
+    line_group: Mapped[str] = mapped_column(String(64))
+
+
+class HuntPilotRow(Base):
+    __tablename__ = "hunt_pilots"
+    __table_args__ = (
+        UniqueConstraint("pattern", "partition", name="uq_hunt_pilots_pattern_partition"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pattern: Mapped[str] = mapped_column(String(32))
+    partition: Mapped[str] = mapped_column(String(64), default="")
+    hunt_list: Mapped[str] = mapped_column(String(64))
+    final_forward: Mapped[str] = mapped_column(String(32), default="")
+    final_css: Mapped[str] = mapped_column(String(64), default="")
+
+
+class PickupGroupRow(Base):
+    __tablename__ = "pickup_groups"
+    __table_args__ = (UniqueConstraint("name", name="uq_pickup_groups_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    number: Mapped[str] = mapped_column(String(32), default="")
+    partition: Mapped[str] = mapped_column(String(64), default="")
+
+
+class CallParkRow(Base):
+    __tablename__ = "call_park"
+    __table_args__ = (UniqueConstraint("first", "partition", name="uq_call_park_first_partition"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    first: Mapped[str] = mapped_column(String(32))
+    last: Mapped[str] = mapped_column(String(32))
+    partition: Mapped[str] = mapped_column(String(64), default="")
+    reversion: Mapped[float] = mapped_column(Float, default=60.0)
+
+
+class FeatureSettingRow(Base):
+    """A run-time coverage setting: ``kind`` and its key (``device``, or ``dn`` +
+    ``partition``), ``value`` the rest of the event that set it."""
+
+    __tablename__ = "feature_settings"
+    __table_args__ = (
+        UniqueConstraint("kind", "device", "dn", "partition", name="uq_feature_settings_key"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    device: Mapped[str] = mapped_column(String(64), default="")
+    dn: Mapped[str] = mapped_column(String(32), default="")
+    partition: Mapped[str] = mapped_column(String(64), default="")
+    value: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)

@@ -10,9 +10,10 @@ only when something changed, so running nodes reload only then.
 
 Devices are matched by name and updated in place (their lines and speed dials
 by position); dial plan entries (and the media plane's: music on hold sources,
-meet-me numbers, media resource groups and lists) are matched by their
-natural key (a name, or pattern/number + partition). :class:`PlanReport`
-counts what changed.
+meet-me numbers, media resource groups and lists, and call coverage's line
+groups, hunt lists and pilots, pickup groups and park ranges) are matched by
+their natural key (a name, or pattern/number + partition; a park range by its
+first number + partition). :class:`PlanReport` counts what changed.
 
 Trunk passwords are stored as given (see ``offhook.db.plan_spec``). Device
 passwords become HA1 = H(name:realm:password) for MD5 and SHA-256
@@ -36,9 +37,15 @@ from sqlalchemy.orm import Session, selectinload
 from offhook.db.models import (
     PLAN_VERSION_KEY,
     CallingSearchSpaceRow,
+    CallParkRow,
     CssMember,
     Device,
+    HuntListMemberRow,
+    HuntListRow,
+    HuntPilotRow,
     Line,
+    LineGroupMemberRow,
+    LineGroupRow,
     MediaResourceGroupMemberRow,
     MediaResourceGroupRow,
     MediaResourceListMemberRow,
@@ -46,6 +53,7 @@ from offhook.db.models import (
     MeetMeRow,
     MohSourceRow,
     Partition,
+    PickupGroupRow,
     PlanMeta,
     RouteGroupMemberRow,
     RouteGroupRow,
@@ -58,6 +66,7 @@ from offhook.db.models import (
     transform_to_json,
     utcnow,
 )
+from offhook.db.plan_coverage import ForwardSpec
 from offhook.db.plan_spec import (
     DeviceSpec,
     LineSpec,
@@ -73,9 +82,10 @@ from offhook.db.plan_spec import (
 class PlanReport:
     """What a load did: ``created`` ... ``deleted`` count devices; ``dialplan``
     counts the dial plan entries (partitions, CSSs, trunks, route groups and
-    lists, route and translation patterns, and the media plane's music on
-    hold sources, meet-me numbers, media resource groups and lists) as
-    (created, updated, unchanged, deleted)."""
+    lists, route and translation patterns, the media plane's music on hold
+    sources, meet-me numbers, media resource groups and lists, and call
+    coverage's line groups, hunt lists, hunt pilots, pickup groups and park
+    ranges) as (created, updated, unchanged, deleted)."""
 
     created: int = 0
     updated: int = 0
@@ -125,21 +135,55 @@ def _desired(spec: DeviceSpec, realm: str) -> dict[str, Any]:
         "model": spec.model,
         "moh_source": spec.moh_source,
         "media_resource_list": spec.media_resource_list,
+        "dnd_option": spec.dnd_option,
     }
 
 
-def _line_tuples(lines: Sequence[LineSpec] | Sequence[Line]) -> list[tuple[str, str, str, str]]:
-    return [(ln.dn, ln.display, ln.partition, ln.moh_source) for ln in lines]
+_FORWARDS = ("forward_all", "forward_busy", "forward_no_answer", "forward_unregistered")
+_LINE_COLUMNS = (
+    "dn",
+    "display",
+    "partition",
+    "moh_source",
+    *(c for name in _FORWARDS for c in (name, f"{name}_css")),
+    "cfna_timer",
+    "voicemail",
+    "pickup_group",
+)
+
+
+def _line_fields(ln: LineSpec) -> dict[str, Any]:
+    """A line's columns: each forward as destination and CSS columns ("" = none)."""
+    out: dict[str, Any] = {
+        "dn": ln.dn,
+        "display": ln.display,
+        "partition": ln.partition,
+        "moh_source": ln.moh_source,
+        "cfna_timer": None if ln.cfna_timer is None else float(ln.cfna_timer),
+        "voicemail": ln.voicemail,
+        "pickup_group": ln.pickup_group,
+    }
+    for name in _FORWARDS:
+        fwd: ForwardSpec | None = getattr(ln, name)
+        out[name] = fwd.destination if fwd is not None else ""
+        out[f"{name}_css"] = fwd.css if fwd is not None else ""
+    return out
+
+
+def _line_tuples(lines: Sequence[LineSpec] | Sequence[Line]) -> list[tuple[Any, ...]]:
+    out = []
+    for ln in lines:
+        row = (
+            _line_fields(ln)
+            if isinstance(ln, LineSpec)
+            else {c: getattr(ln, c) for c in _LINE_COLUMNS}
+        )
+        out.append(tuple(row[c] for c in _LINE_COLUMNS))
+    return out
 
 
 def _line_row(position: int, ln: LineSpec) -> Line:
-    return Line(
-        position=position,
-        dn=ln.dn,
-        display=ln.display,
-        partition=ln.partition,
-        moh_source=ln.moh_source,
-    )
+    return Line(position=position, **_line_fields(ln))
 
 
 def _speed_dial_tuples(
@@ -196,8 +240,8 @@ def apply_plan(engine: Engine, plan: PlanSpec, realm: str, *, prune: bool = True
                 for i, ln in enumerate(spec.lines):
                     if i < len(dev.lines):
                         row = dev.lines[i]
-                        row.dn, row.display, row.partition = ln.dn, ln.display, ln.partition
-                        row.moh_source = ln.moh_source
+                        for key, value in _line_fields(ln).items():
+                            setattr(row, key, value)
                     else:
                         dev.lines.append(_line_row(i, ln))
                 del dev.lines[len(spec.lines) :]
@@ -422,6 +466,7 @@ def _sync_dialplan(
             prune,
         ),
         *_sync_media(session, plan, prune),
+        *_sync_coverage(session, plan, prune),
     ]
 
 
@@ -471,5 +516,81 @@ def _sync_media(session: Session, plan: PlanSpec, prune: bool) -> list[tuple[int
             ],
             prune,
             (MediaResourceListMemberRow, "list_id"),
+        ),
+    ]
+
+
+def _sync_coverage(
+    session: Session, plan: PlanSpec, prune: bool
+) -> list[tuple[int, int, int, int]]:
+    """Call coverage's rows: line groups, hunt lists and pilots, pickup groups, park ranges."""
+    name = ("name",)
+    return [
+        _sync(
+            session,
+            LineGroupRow,
+            name,
+            [
+                (
+                    (g.name,),
+                    {
+                        "distribution": g.distribution,
+                        "rna_timeout": float(g.rna_timeout),
+                        "on_no_answer": g.on_no_answer,
+                        "on_busy": g.on_busy,
+                        "on_unavailable": g.on_unavailable,
+                    },
+                    [{"dn": dn} for dn in g.members],
+                )
+                for g in plan.line_groups
+            ],
+            prune,
+            (LineGroupMemberRow, "group_id"),
+        ),
+        _sync(
+            session,
+            HuntListRow,
+            name,
+            [((h.name,), {}, [{"line_group": g} for g in h.line_groups]) for h in plan.hunt_lists],
+            prune,
+            (HuntListMemberRow, "list_id"),
+        ),
+        _sync(
+            session,
+            HuntPilotRow,
+            ("pattern", "partition"),
+            [
+                (
+                    (h.pattern, h.partition),
+                    {
+                        "hunt_list": h.hunt_list,
+                        "final_forward": h.final_forward,
+                        "final_css": h.final_css,
+                    },
+                    [],
+                )
+                for h in plan.hunt_pilots
+            ],
+            prune,
+        ),
+        _sync(
+            session,
+            PickupGroupRow,
+            name,
+            [
+                ((p.name,), {"number": p.number, "partition": p.partition}, [])
+                for p in plan.pickup_groups
+            ],
+            prune,
+        ),
+        _sync(
+            session,
+            CallParkRow,
+            ("first", "partition"),
+            [
+                ((c.first, c.partition), {"last": c.last, "reversion": float(c.reversion)}, [])
+                for c in plan.call_park
+            ],
+            prune,
         ),
     ]

@@ -17,6 +17,14 @@ regular file: a relative path is taken from the plan file's directory
 (``base``) and the plan comes back with every file made absolute
 (normalised, symbolic links kept as written).
 
+Call coverage: a forward's ``css`` and a hunt pilot's ``final_css`` name
+declared CSSs, a line's ``pickup_group`` a declared pickup group, a hunt
+list's line groups and a hunt pilot's hunt list exist, a line group's members
+are DNs of the plan (each once), and no line forwards to itself. Hunt pilots,
+pickup group numbers and every number of a park range are exact numbers in
+their partition, like DNs: each must be free there (so park ranges may not
+overlap each other or a DN).
+
 A DN may appear on several devices (a shared line). Validation is strict
 (unknown keys refused); every problem is reported as
 ``FILE: devices[1] (bob).lines[0].dn: problem`` (or
@@ -71,13 +79,18 @@ class PlanError(Exception):
         )
 
 
+_LABEL_KEYS = {"meetme": ("number",), "call_park": ("range",)}
+
+
 def _label(node: Any, section: str) -> str:
     """What names an entry of list ``section`` in messages: its name, pattern or
-    trunk (a meet-me entry: its number), or the entry itself."""
+    trunk (a meet-me entry: its number, a park entry: its range), or the entry
+    itself."""
     if isinstance(node, str):
         return node
     if isinstance(node, dict):
-        for key in ("number",) if section == "meetme" else ("name", "pattern", "trunk"):
+        keys = _LABEL_KEYS.get(section, ("name", "pattern", "trunk"))
+        for key in keys:
             if isinstance(node.get(key), str):
                 return str(node[key])
     return ""
@@ -194,9 +207,7 @@ def _references(plan: PlanSpec) -> list[tuple[str, str]]:
     media_groups = {g.name for g in plan.media_resource_groups}
     media_lists = {r.name for r in plan.media_resource_lists}
 
-    def missing(kind: str, name: str, known: set[str]) -> str:
-        defined = ", ".join(sorted(known)) if known else "none"
-        return f"{kind} {name!r} does not exist (defined: {defined})"
+    missing = _missing
 
     def partition(loc: str, name: str) -> None:
         if name and name not in partitions:
@@ -287,6 +298,7 @@ def _references(plan: PlanSpec) -> list[tuple[str, str]]:
             )
         else:
             used[key] = base
+    problems += _coverage(plan, used, partitions, css_names)
     sections: list[tuple[str, Sequence[PatternSpec]]] = [
         ("route_patterns", plan.route_patterns),
         ("translation_patterns", plan.translation_patterns),
@@ -313,6 +325,99 @@ def _references(plan: PlanSpec) -> list[tuple[str, str]]:
                     )
             elif isinstance(e, TranslationPatternSpec):
                 css(f"{base}.css", e.css)
+    return problems
+
+
+def _missing(kind: str, name: str, known: set[str]) -> str:
+    defined = ", ".join(sorted(known)) if known else "none"
+    return f"{kind} {name!r} does not exist (defined: {defined})"
+
+
+_FORWARDS = ("forward_all", "forward_busy", "forward_no_answer", "forward_unregistered")
+
+
+def _coverage(
+    plan: PlanSpec,
+    used: dict[tuple[str, str], str],
+    partitions: set[str],
+    css_names: set[str],
+) -> list[tuple[str, str]]:
+    """Call coverage's names and references; its numbers join ``used``.
+
+    Hunt pilots, pickup group numbers and park numbers are exact numbers in a
+    partition, like DNs: each must be free there.
+    """
+    problems: list[tuple[str, str]] = []
+    problems += _unique("line group name", [g.name for g in plan.line_groups], "line_groups")
+    problems += _unique("hunt list name", [h.name for h in plan.hunt_lists], "hunt_lists")
+    problems += _unique("pickup group name", [p.name for p in plan.pickup_groups], "pickup_groups")
+    groups = {g.name for g in plan.line_groups}
+    hunt_lists = {h.name for h in plan.hunt_lists}
+    pickups = {p.name for p in plan.pickup_groups}
+    dns = {ln.dn for d in plan.devices for ln in d.lines}
+
+    def known(loc: str, kind: str, name: str, names: set[str]) -> None:
+        if name and name not in names:
+            problems.append((loc, _missing(kind, name, names)))
+
+    def number(base: str, field: str, text: str, partition: str, what: str) -> bool:
+        key = (text, partition)
+        if key in used:
+            problems.append(
+                (
+                    f"{base}.{field}",
+                    f"{what} {text!r} in partition {partition!r} is already used by {used[key]}",
+                )
+            )
+            return False
+        used[key] = base
+        return True
+
+    for i, d in enumerate(plan.devices):
+        for j, ln in enumerate(d.lines):
+            base = f"devices[{i}] ({d.name}).lines[{j}]"
+            for key in _FORWARDS:
+                fwd = getattr(ln, key)
+                if fwd is None:
+                    continue
+                known(f"{base}.{key}.css", "calling search space", fwd.css, css_names)
+                if fwd.destination == ln.dn:
+                    problems.append((f"{base}.{key}.destination", f"{ln.dn} forwards to itself"))
+            known(f"{base}.pickup_group", "pickup group", ln.pickup_group, pickups)
+    for i, g in enumerate(plan.line_groups):
+        for j, dn in enumerate(g.members):
+            loc = f"line_groups[{i}] ({g.name}).members[{j}]"
+            if dn not in dns:
+                problems.append((loc, f"DN {dn!r} is on no device's line"))
+            elif dn in g.members[:j]:
+                problems.append((loc, f"DN {dn!r} is listed twice in this line group"))
+    for i, h in enumerate(plan.hunt_lists):
+        for j, name in enumerate(h.line_groups):
+            loc = f"hunt_lists[{i}] ({h.name}).line_groups[{j}]"
+            if name not in groups:
+                problems.append((loc, _missing("line group", name, groups)))
+            elif name in h.line_groups[:j]:
+                problems.append((loc, f"line group {name!r} is listed twice in this hunt list"))
+    for i, hp in enumerate(plan.hunt_pilots):
+        base = f"hunt_pilots[{i}] ({hp.pattern})"
+        if hp.hunt_list not in hunt_lists:
+            problems.append((f"{base}.hunt_list", _missing("hunt list", hp.hunt_list, hunt_lists)))
+        known(f"{base}.final_css", "calling search space", hp.final_css, css_names)
+        if hp.final_forward == hp.pattern:
+            problems.append((f"{base}.final_forward", "the final forward is the pilot itself"))
+        known(f"{base}.partition", "partition", hp.partition, partitions)
+        number(base, "pattern", hp.pattern, hp.partition, "hunt pilot")
+    for i, pg in enumerate(plan.pickup_groups):
+        base = f"pickup_groups[{i}] ({pg.name})"
+        known(f"{base}.partition", "partition", pg.partition, partitions)
+        if pg.number:
+            number(base, "number", pg.number, pg.partition, "pickup number")
+    for i, park in enumerate(plan.call_park):
+        base = f"call_park[{i}] ({park.range})"
+        known(f"{base}.partition", "partition", park.partition, partitions)
+        for n in park.to_model().numbers():
+            if not number(base, "range", n, park.partition, "park number"):
+                break  # one problem a range
     return problems
 
 

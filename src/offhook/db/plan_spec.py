@@ -19,11 +19,22 @@ Format (grows with later capabilities)::
         max_calls: 4           # optional; concurrent calls, 0 = no limit (gateways)
         moh_source: ""         # optional; what a party this device holds hears
         media_resource_list: ""    # optional; the media servers of its calls
+        dnd_option: ringer-off # optional; or reject: what do not disturb does
         lines:
           - dn: "1001"         # digits, * # + (quote it: YAML reads 0100 as 64)
             display: Alice Smith
             partition: ""      # optional; must be in `partitions`
             moh_source: ""     # optional; overrides the device's for this line
+            # Call coverage, all optional: where calls go instead, each with
+            # the CSS its destination is dialled with ("" = the device's).
+            forward_all: {destination: "1003", css: staff}
+            forward_busy: {destination: "8000"}
+            forward_no_answer: {destination: "8000"}
+            forward_unregistered: {destination: "8000"}
+            cfna_timer: 20     # seconds before forward no answer (1-600;
+                               # default [features] cfna_timer)
+            voicemail: "8000"  # the line's voicemail pilot (*97, Messages)
+            pickup_group: sales    # must be in `pickup_groups`
       - name: SEP001122334455  # sccp: SEP + the phone's MAC (12 hex digits)
         protocol: sccp         # no password (SCCP phones do not authenticate)
         model: "7960"          # required for sccp: one of SCCP_MODELS
@@ -64,12 +75,37 @@ Format (grows with later capabilities)::
     media_resource_lists:
       - {name: standard, groups: [local]}
 
+    # Call coverage.
+    line_groups:                     # hunt groups: member DNs, in order
+      - {name: support, distribution: circular,  # top-down, circular,
+                                                 # longest-idle, broadcast
+         rna_timeout: 10,            # seconds a member rings (1-600)
+         on_no_answer: next-member,  # next-member | next-group | stop,
+         on_busy: next-member,       # also on_unavailable
+         members: ["1002", "1003"]}
+    hunt_lists:                      # line groups a pilot tries, in order
+      - {name: support, line_groups: [support]}
+    hunt_pilots:                     # a number in a partition, like a DN
+      - {pattern: "1500", partition: internal, hunt_list: support,
+         final_forward: "8000", final_css: ""}   # when every member failed
+    pickup_groups:                   # number: optional, for GPickUp from others
+      - {name: sales, number: "8100", partition: internal}
+    call_park:                       # a range (same number of digits) or one number
+      - {range: "7000-7009", partition: internal, reversion: 60}   # 0: never
+
 A line's ``moh_source`` wins over its device's, which wins over
 ``default`` (the media server's built-in tones unless the plan declares a
 ``default`` file); a reference may name ``default`` without declaring it.
 A device without ``media_resource_list`` is served by the ``embedded`` media
 server. The files of ``moh_sources`` are checked when the plan is read
 (``offhook.db.plan_check``) and stored as absolute paths.
+
+A forward's destination, a voicemail number and a hunt pilot's final
+forward are numbers as dialled (0-9 * # +); the dial plan resolves them when
+a call is forwarded. A line group's members are DNs of the plan's lines. Hunt
+pilots, pickup group numbers and park numbers are exact numbers in their
+partition: none may equal a DN, meet-me number, pattern or another of them
+there. The coverage sections' models are ``offhook.db.plan_coverage``'s.
 
 A transformation is ``{discard, replace, mask, prefix, presentation}`` (all
 optional; see ``offhook.core.dialplan.model.Transform``).
@@ -90,9 +126,9 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from offhook.common.addr import canonical
 from offhook.core.dialplan.model import (
@@ -109,18 +145,39 @@ from offhook.core.dialplan.model import (
     TranslationPattern,
     Trunk,
 )
-from offhook.core.directory import DeviceInfo, LineInfo, SpeedDial, directory_numbers
+from offhook.core.directory import (
+    DeviceInfo,
+    LineGroup,
+    LineInfo,
+    SpeedDial,
+    directory_numbers,
+)
+from offhook.db.plan_base import (
+    CONTROL_RE,
+    DN_RE,
+    NAME_RE,
+    NUMBER_RE,
+    Name,
+    Ref,
+    Spec,
+    not_a_number,
+)
+from offhook.db.plan_coverage import (
+    CallParkSpec,
+    ForwardSpec,
+    HuntListSpec,
+    HuntPilotSpec,
+    LineGroupSpec,
+    PickupGroupSpec,
+    forward_model,
+)
 from offhook.net.acl import parse_network
 
-_NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$"
-_DN_RE = re.compile(r"^[0-9*#+]{1,32}$")
-_MEETME_RE = re.compile(r"\+?[0-9*#]{1,32}")
 _PIN_RE = re.compile(r"[0-9]{1,16}")
 MAX_PATH = 4096
 """Longest music on hold file path, as written and once made absolute."""
 SEP_RE = re.compile(r"SEP[0-9A-F]{12}")
 """An SCCP device's name: SEP and the phone's MAC address (12 hex digits)."""
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 MAX_LABEL = 40
 
 SCCP_MODELS: frozenset[str] = frozenset({"7912", "7940", "7941", "7960", "7961", "7970", "7971"})
@@ -195,15 +252,45 @@ def inbound_network(value: str) -> str:
         raise ValueError(f"{value!r} has host bits set; did you mean {loose}?") from None
 
 
-class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
-class LineSpec(_Spec):
+class LineSpec(Spec):
     dn: str
     display: str = Field(default="", max_length=128)
     partition: str = Field(default="", max_length=64)
     moh_source: str = Field(default="", max_length=64)
+    forward_all: ForwardSpec | None = None
+    forward_busy: ForwardSpec | None = None
+    forward_no_answer: ForwardSpec | None = None
+    forward_unregistered: ForwardSpec | None = None
+    cfna_timer: float | None = Field(default=None, ge=1, le=600)
+    voicemail: str = ""
+    pickup_group: Ref = ""
+
+    @field_validator("voicemail", mode="before")
+    @classmethod
+    def _voicemail_type(cls, value: object) -> object:
+        return not_a_number(value, "voicemail number")
+
+    @field_validator("voicemail")
+    @classmethod
+    def _voicemail(cls, value: str) -> str:
+        if value and not DN_RE.match(value):
+            raise ValueError(f"{value!r} is not a voicemail number (1-32 of 0-9 * # +)")
+        return value
+
+    def to_model(self) -> LineInfo:
+        return LineInfo(
+            dn=self.dn,
+            display=self.display,
+            partition=self.partition,
+            moh_source=self.moh_source,
+            forward_all=forward_model(self.forward_all),
+            forward_busy=forward_model(self.forward_busy),
+            forward_no_answer=forward_model(self.forward_no_answer),
+            forward_unregistered=forward_model(self.forward_unregistered),
+            cfna_timer=None if self.cfna_timer is None else float(self.cfna_timer),
+            voicemail=self.voicemail,
+            pickup_group=self.pickup_group,
+        )
 
     @field_validator("dn", mode="before")
     @classmethod
@@ -218,12 +305,12 @@ class LineSpec(_Spec):
     @field_validator("dn")
     @classmethod
     def _dn(cls, value: str) -> str:
-        if not _DN_RE.match(value):
+        if not DN_RE.match(value):
             raise ValueError(f"{value!r} is not a directory number (1-32 of 0-9 * # +)")
         return value
 
 
-class SpeedDialSpec(_Spec):
+class SpeedDialSpec(Spec):
     """A speed-dial button: the number it dials and its label on the phone."""
 
     number: str
@@ -232,25 +319,25 @@ class SpeedDialSpec(_Spec):
     @field_validator("number", mode="before")
     @classmethod
     def _number_type(cls, value: object) -> object:
-        return _not_a_number(value, "number")
+        return not_a_number(value, "number")
 
     @field_validator("number")
     @classmethod
     def _number(cls, value: str) -> str:
-        if not _DN_RE.match(value):
+        if not DN_RE.match(value):
             raise ValueError(f"{value!r} is not a dialable number (1-32 of 0-9 * # +)")
         return value
 
     @field_validator("label")
     @classmethod
     def _label(cls, value: str) -> str:
-        if _CONTROL_RE.search(value):
+        if CONTROL_RE.search(value):
             raise ValueError("the label has a control character")
         return value
 
 
-class DeviceSpec(_Spec):
-    name: str = Field(pattern=_NAME_RE)
+class DeviceSpec(Spec):
+    name: str = Field(pattern=NAME_RE)
     protocol: Literal["sip", "sccp"]
     password: str | None = Field(default=None, min_length=1, max_length=128)
     description: str = Field(default="", max_length=255)
@@ -261,6 +348,7 @@ class DeviceSpec(_Spec):
     speed_dials: list[SpeedDialSpec] = Field(default_factory=list, max_length=64)
     moh_source: str = Field(default="", max_length=64)
     media_resource_list: str = Field(default="", max_length=64)
+    dnd_option: Literal["ringer-off", "reject"] = "ringer-off"
 
     @model_validator(mode="before")
     @classmethod
@@ -275,7 +363,7 @@ class DeviceSpec(_Spec):
     @field_validator("model", mode="before")
     @classmethod
     def _model_type(cls, value: object) -> object:
-        return _not_a_number(value, "model")
+        return not_a_number(value, "model")
 
     @model_validator(mode="after")
     def _check(self) -> DeviceSpec:
@@ -289,20 +377,7 @@ class DeviceSpec(_Spec):
         return self
 
 
-def _not_a_number(value: object, what: str) -> object:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        raise ValueError(
-            f"got the number {value}: write the {what} as a quoted string "
-            "(YAML reads unquoted digits as a number: 0100 becomes 64)"
-        )
-    return value
-
-
-_Name = Annotated[str, Field(pattern=_NAME_RE)]
-_Ref = Annotated[str, Field(max_length=64)]
-
-
-class TransformSpec(_Spec):
+class TransformSpec(Spec):
     """A calling or called party transformation (``core.dialplan.model.Transform``)."""
 
     discard: str | None = Field(default=None, max_length=32)
@@ -314,7 +389,7 @@ class TransformSpec(_Spec):
     @field_validator("replace", "mask", "prefix", mode="before")
     @classmethod
     def _digits_type(cls, value: object) -> object:
-        return _not_a_number(value, "digits")
+        return not_a_number(value, "digits")
 
     def to_model(self) -> Transform:
         return Transform(
@@ -326,20 +401,20 @@ class TransformSpec(_Spec):
         )
 
 
-class CallingSearchSpaceSpec(_Spec):
-    name: _Name
-    partitions: list[_Ref] = Field(default_factory=list, max_length=256)
+class CallingSearchSpaceSpec(Spec):
+    name: Name
+    partitions: list[Ref] = Field(default_factory=list, max_length=256)
 
 
-class TrunkSpec(_Spec):
+class TrunkSpec(Spec):
     """A SIP trunk. ``password`` is stored as given (see the module doc)."""
 
-    name: _Name
+    name: Name
     protocol: Literal["sip"]
     host: str = Field(min_length=1, max_length=255)
     port: int = Field(default=5060, ge=1, le=65535)
     transport: Literal["udp", "tcp", "tls"] = "udp"
-    css: _Ref = ""
+    css: Ref = ""
     max_calls: int = Field(default=0, ge=0, le=1_000_000)
     username: str = Field(default="", max_length=128)
     password: str = Field(default="", max_length=128)
@@ -381,14 +456,14 @@ class TrunkSpec(_Spec):
         )
 
 
-class RouteGroupMemberSpec(_Spec):
-    trunk: _Ref
+class RouteGroupMemberSpec(Spec):
+    trunk: Ref
     called_transform: TransformSpec = Field(default_factory=TransformSpec)
     calling_transform: TransformSpec = Field(default_factory=TransformSpec)
 
 
-class RouteGroupSpec(_Spec):
-    name: _Name
+class RouteGroupSpec(Spec):
+    name: Name
     distribution: Literal["top-down", "circular"] = "top-down"
     members: list[RouteGroupMemberSpec] = Field(min_length=1, max_length=256)
 
@@ -401,16 +476,16 @@ class RouteGroupSpec(_Spec):
         return value
 
 
-class RouteListSpec(_Spec):
-    name: _Name
-    groups: list[_Ref] = Field(min_length=1, max_length=256)
+class RouteListSpec(Spec):
+    name: Name
+    groups: list[Ref] = Field(min_length=1, max_length=256)
 
 
-class PatternSpec(_Spec):
+class PatternSpec(Spec):
     """What route and translation patterns share: a pattern in a partition."""
 
     pattern: str = Field(min_length=1, max_length=64)
-    partition: _Ref = ""
+    partition: Ref = ""
     urgent: bool = False
     called_transform: TransformSpec = Field(default_factory=TransformSpec)
     calling_transform: TransformSpec = Field(default_factory=TransformSpec)
@@ -418,11 +493,11 @@ class PatternSpec(_Spec):
     @field_validator("pattern", mode="before")
     @classmethod
     def _pattern_type(cls, value: object) -> object:
-        return _not_a_number(value, "pattern")
+        return not_a_number(value, "pattern")
 
 
 class RoutePatternSpec(PatternSpec):
-    route_list: _Ref | None = None
+    route_list: Ref | None = None
     block: bool = False
     block_cause: int = Field(default=21, ge=1, le=127)  # Q.850 cause; 21 call rejected
 
@@ -436,41 +511,41 @@ class RoutePatternSpec(PatternSpec):
 
 
 class TranslationPatternSpec(PatternSpec):
-    css: _Ref
+    css: Ref
     block: bool = False
 
 
-class MohSourceSpec(_Spec):
+class MohSourceSpec(Spec):
     """A music on hold source: a name and its audio file (see the module doc)."""
 
-    name: _Name
+    name: Name
     file: str = Field(min_length=1, max_length=MAX_PATH)
 
     @field_validator("file")
     @classmethod
     def _file(cls, value: str) -> str:
-        if _CONTROL_RE.search(value):
+        if CONTROL_RE.search(value):
             raise ValueError("the file name has a control character")
         return value
 
 
-class MeetMeSpec(_Spec):
+class MeetMeSpec(Spec):
     """A meet-me conference number (``core.dialplan.model.MeetMe``)."""
 
     number: str = Field(max_length=32)
-    partition: _Ref = ""
+    partition: Ref = ""
     pin: str | None = None
     max_parties: int = Field(default=32, ge=2, le=1000)
 
     @field_validator("number", "pin", mode="before")
     @classmethod
     def _digits_type(cls, value: object) -> object:
-        return _not_a_number(value, "number or PIN")
+        return not_a_number(value, "number or PIN")
 
     @field_validator("number")
     @classmethod
     def _number(cls, value: str) -> str:
-        if not _MEETME_RE.fullmatch(value):
+        if not NUMBER_RE.fullmatch(value):
             raise ValueError(f"{value!r} is not a meet-me number (0-9 * #, after an optional +)")
         return value
 
@@ -485,23 +560,23 @@ class MeetMeSpec(_Spec):
         return MeetMe(self.number, self.partition, self.pin or "", self.max_parties)
 
 
-class MediaResourceGroupSpec(_Spec):
+class MediaResourceGroupSpec(Spec):
     """Media servers in preference order (``embedded``: the one ``offhook serve`` starts)."""
 
-    name: _Name
-    servers: list[_Name] = Field(min_length=1, max_length=64)
+    name: Name
+    servers: list[Name] = Field(min_length=1, max_length=64)
 
 
-class MediaResourceListSpec(_Spec):
+class MediaResourceListSpec(Spec):
     """Media resource groups in preference order."""
 
-    name: _Name
-    groups: list[_Ref] = Field(min_length=1, max_length=64)
+    name: Name
+    groups: list[Ref] = Field(min_length=1, max_length=64)
 
 
-class PlanSpec(_Spec):
+class PlanSpec(Spec):
     devices: list[DeviceSpec] = Field(default_factory=list)
-    partitions: list[_Name] = Field(default_factory=list)
+    partitions: list[Name] = Field(default_factory=list)
     calling_search_spaces: list[CallingSearchSpaceSpec] = Field(default_factory=list)
     trunks: list[TrunkSpec] = Field(default_factory=list)
     route_groups: list[RouteGroupSpec] = Field(default_factory=list)
@@ -512,6 +587,19 @@ class PlanSpec(_Spec):
     meetme: list[MeetMeSpec] = Field(default_factory=list)
     media_resource_groups: list[MediaResourceGroupSpec] = Field(default_factory=list)
     media_resource_lists: list[MediaResourceListSpec] = Field(default_factory=list)
+    line_groups: list[LineGroupSpec] = Field(default_factory=list)
+    hunt_lists: list[HuntListSpec] = Field(default_factory=list)
+    hunt_pilots: list[HuntPilotSpec] = Field(default_factory=list)
+    pickup_groups: list[PickupGroupSpec] = Field(default_factory=list)
+    call_park: list[CallParkSpec] = Field(default_factory=list)
+
+    def line_group_models(self) -> dict[str, LineGroup]:
+        """The hunt line groups as the snapshot holds them, by name."""
+        return {g.name: g.to_model() for g in self.line_groups}
+
+    def hunt_list_models(self) -> dict[str, tuple[str, ...]]:
+        """The hunt lists as the snapshot holds them: name -> line group names."""
+        return {h.name: tuple(h.line_groups) for h in self.hunt_lists}
 
     def device_infos(self) -> list[DeviceInfo]:
         """The devices as the snapshot holds them (without their digest secrets)."""
@@ -519,15 +607,14 @@ class PlanSpec(_Spec):
             DeviceInfo(
                 name=d.name,
                 protocol=d.protocol,
-                lines=tuple(
-                    LineInfo(ln.dn, ln.display, ln.partition, ln.moh_source) for ln in d.lines
-                ),
+                lines=tuple(ln.to_model() for ln in d.lines),
                 css=d.css,
                 max_calls=d.max_calls,
                 model=d.model,
                 speed_dials=tuple(SpeedDial(sd.number, sd.label) for sd in d.speed_dials),
                 moh_source=d.moh_source,
                 media_resource_list=d.media_resource_list,
+                dnd_option=d.dnd_option,
             )
             for d in self.devices
         ]
@@ -584,4 +671,7 @@ class PlanSpec(_Spec):
             ),
             route_lists=tuple(RouteList(r.name, tuple(r.groups)) for r in self.route_lists),
             meetme=tuple(m.to_model() for m in self.meetme),
+            hunt_pilots=tuple(h.to_model() for h in self.hunt_pilots),
+            pickup_groups=tuple(p.to_model() for p in self.pickup_groups),
+            call_park=tuple(c.to_model() for c in self.call_park),
         )

@@ -9,7 +9,10 @@ directory numbers derived from the device lines) and its analyzer, built
 here: a plan the analyzer refuses raises ``DialPlanError`` and the node keeps
 its previous snapshot. Meet-me numbers are part of the dial plan
 (``DialPlanSpec.meetme``); the music on hold sources and the media resource
-groups and lists are the snapshot's own mappings.
+groups and lists are the snapshot's own mappings. So are call coverage's
+hunt line groups and hunt lists; its hunt pilots, pickup group numbers and park
+ranges are in the dial plan, and each line carries its forwards, voicemail
+pilot and pickup group (``LineInfo``).
 """
 
 from __future__ import annotations
@@ -24,9 +27,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from offhook.core.dialplan.model import (
     CallingSearchSpace,
+    CallPark,
     DialPlanSpec,
     Distribution,
+    HuntPilot,
     MeetMe,
+    PickupGroup,
     RouteGroup,
     RouteGroupMember,
     RouteList,
@@ -36,6 +42,10 @@ from offhook.core.dialplan.model import (
 )
 from offhook.core.directory import (
     DeviceInfo,
+    Forward,
+    HuntDistribution,
+    HuntStep,
+    LineGroup,
     LineInfo,
     PlanSnapshot,
     SpeedDial,
@@ -44,9 +54,15 @@ from offhook.core.directory import (
 from offhook.db.models import (
     PLAN_VERSION_KEY,
     CallingSearchSpaceRow,
+    CallParkRow,
     CssMember,
     Device,
+    HuntListMemberRow,
+    HuntListRow,
+    HuntPilotRow,
     Line,
+    LineGroupMemberRow,
+    LineGroupRow,
     MediaResourceGroupMemberRow,
     MediaResourceGroupRow,
     MediaResourceListMemberRow,
@@ -54,6 +70,7 @@ from offhook.db.models import (
     MeetMeRow,
     MohSourceRow,
     Partition,
+    PickupGroupRow,
     PlanMeta,
     RouteGroupMemberRow,
     RouteGroupRow,
@@ -107,15 +124,12 @@ def load_snapshot(engine: Engine) -> PlanSnapshot:
                 Device.model,
                 Device.moh_source,
                 Device.media_resource_list,
+                Device.dnd_option,
             ).order_by(Device.name)
         ).all()
         lines: dict[int, list[LineInfo]] = {}
-        for dev_id, dn, display, partition, moh_source in conn.execute(
-            select(Line.device_id, Line.dn, Line.display, Line.partition, Line.moh_source).order_by(
-                Line.device_id, Line.position
-            )
-        ):
-            lines.setdefault(dev_id, []).append(LineInfo(dn, display, partition, moh_source))
+        for row in conn.execute(select(Line).order_by(Line.device_id, Line.position)):
+            lines.setdefault(row.device_id, []).append(_line_info(row))
         dials: dict[int, list[SpeedDial]] = {}
         for dev_id, number, label in conn.execute(
             select(SpeedDialRow.device_id, SpeedDialRow.number, SpeedDialRow.label).order_by(
@@ -125,6 +139,7 @@ def load_snapshot(engine: Engine) -> PlanSnapshot:
             dials.setdefault(dev_id, []).append(SpeedDial(number, label))
         spec = _dialplan_rows(conn)
         media = _media_rows(conn)
+        coverage = _coverage_rows(conn)
     infos = [
         DeviceInfo(
             name=d.name,
@@ -139,10 +154,18 @@ def load_snapshot(engine: Engine) -> PlanSnapshot:
             speed_dials=tuple(dials.get(d.id, ())),
             moh_source=d.moh_source,
             media_resource_list=d.media_resource_list,
+            dnd_option=d.dnd_option or "ringer-off",
         )
         for d in devices
     ]
-    spec = replace(spec, directory_numbers=directory_numbers(infos), meetme=media.meetme)
+    spec = replace(
+        spec,
+        directory_numbers=directory_numbers(infos),
+        meetme=media.meetme,
+        hunt_pilots=coverage.hunt_pilots,
+        pickup_groups=coverage.pickup_groups,
+        call_park=coverage.call_park,
+    )
     return PlanSnapshot.build(
         infos,
         version,
@@ -150,6 +173,29 @@ def load_snapshot(engine: Engine) -> PlanSnapshot:
         moh_sources=media.moh_sources,
         media_resource_groups=media.groups,
         media_resource_lists=media.lists,
+        line_groups=coverage.line_groups,
+        hunt_lists=coverage.hunt_lists,
+    )
+
+
+def _forward(destination: str, css: str) -> Forward | None:
+    return Forward(destination, css) if destination else None
+
+
+def _line_info(row: Any) -> LineInfo:
+    """A ``lines`` row as the snapshot's :class:`LineInfo`."""
+    return LineInfo(
+        dn=row.dn,
+        display=row.display,
+        partition=row.partition,
+        moh_source=row.moh_source,
+        forward_all=_forward(row.forward_all, row.forward_all_css),
+        forward_busy=_forward(row.forward_busy, row.forward_busy_css),
+        forward_no_answer=_forward(row.forward_no_answer, row.forward_no_answer_css),
+        forward_unregistered=_forward(row.forward_unregistered, row.forward_unregistered_css),
+        cfna_timer=None if row.cfna_timer is None else float(row.cfna_timer),
+        voicemail=row.voicemail,
+        pickup_group=row.pickup_group,
     )
 
 
@@ -339,3 +385,61 @@ def _media_rows(conn: Connection) -> _Media:
         )
     }
     return _Media(sources, meetme, groups, lists)
+
+
+@dataclass(frozen=True, slots=True)
+class _Coverage:
+    line_groups: dict[str, LineGroup]
+    hunt_lists: dict[str, tuple[str, ...]]
+    hunt_pilots: tuple[HuntPilot, ...]
+    pickup_groups: tuple[PickupGroup, ...]
+    call_park: tuple[CallPark, ...]
+
+
+def _coverage_rows(conn: Connection) -> _Coverage:
+    """Call coverage's tables: line groups, hunt lists and pilots, pickup groups, park."""
+    members = _children(
+        conn.execute(
+            select(
+                LineGroupMemberRow.group_id, LineGroupMemberRow.position, LineGroupMemberRow.dn
+            ).order_by(LineGroupMemberRow.group_id, LineGroupMemberRow.position)
+        )
+    )
+    line_groups = {
+        g.name: LineGroup(
+            name=g.name,
+            members=tuple(m.dn for m in members.get(g.id, ())),
+            distribution=HuntDistribution(g.distribution),
+            rna_timeout=float(g.rna_timeout),
+            on_no_answer=HuntStep(g.on_no_answer),
+            on_busy=HuntStep(g.on_busy),
+            on_unavailable=HuntStep(g.on_unavailable),
+        )
+        for g in conn.execute(select(LineGroupRow).order_by(LineGroupRow.name))
+    }
+    groups = _children(
+        conn.execute(
+            select(
+                HuntListMemberRow.list_id, HuntListMemberRow.position, HuntListMemberRow.line_group
+            ).order_by(HuntListMemberRow.list_id, HuntListMemberRow.position)
+        )
+    )
+    hunt_lists = {
+        name: tuple(m.line_group for m in groups.get(list_id, ()))
+        for list_id, name in conn.execute(
+            select(HuntListRow.id, HuntListRow.name).order_by(HuntListRow.name)
+        )
+    }
+    pilots = tuple(
+        HuntPilot(h.pattern, h.partition, h.hunt_list, h.final_forward, h.final_css)
+        for h in conn.execute(select(HuntPilotRow).order_by(HuntPilotRow.id))
+    )
+    pickups = tuple(
+        PickupGroup(p.name, p.number, p.partition)
+        for p in conn.execute(select(PickupGroupRow).order_by(PickupGroupRow.id))
+    )
+    park = tuple(
+        CallPark(c.first, c.last, c.partition, float(c.reversion))
+        for c in conn.execute(select(CallParkRow).order_by(CallParkRow.id))
+    )
+    return _Coverage(line_groups, hunt_lists, pilots, pickups, park)

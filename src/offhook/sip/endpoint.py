@@ -8,7 +8,11 @@ dispatched here:
 * REGISTER goes to the ``Registrar`` (digest, bindings in the location store);
 * OPTIONS is answered 200, without a transaction (as is every out-of-dialog
   request refused outright, ``refusals``: BYE/INFO/PRACK 481, REFER 403,
-  SUBSCRIBE 489, 405, 501);
+  405, 501; SUBSCRIBE 489 when no ``notifier`` is set);
+* SUBSCRIBE (busy lamps, presence, message waiting) goes to the
+  ``notifier`` (``notifier.Notifier``, RFC 6665), challenged statelessly
+  like REGISTER; an out-of-dialog NOTIFY is a voicemail system's message
+  waiting (``mwi_in``), answered without a transaction;
 * trunks (``trunks.TrunkMonitor``): OPTIONS pings mark them up or down
   (RFC 3261 §11), ``register: true`` trunks are registered to their far end
   (REGISTER refreshed at half the expiry), and an outbound INVITE a trunk
@@ -49,7 +53,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from offhook.common.addr import host_port, ip_version, normalize_host
 from offhook.common.clock import Clock
@@ -89,6 +93,9 @@ from offhook.sip.trunk_client import PingOwner, TrunkRegistration, trunk_uri
 from offhook.sip.trunks import TrunkMonitor, TrunkTarget
 from offhook.sip.uri import parse_uri
 from offhook.sip.validate import check_request, check_response
+
+if TYPE_CHECKING:
+    from offhook.sip.notifier import Notifier
 
 log = logging.getLogger("offhook.sip")
 
@@ -191,6 +198,7 @@ class SipEndpoint:
         self.client_owner: dict[TxnKey, tuple[ClientOwner, SipRequest]] = {}
         self.timers = Deadlines()  # the legs' own timers (2xx, PRACK, session refresh)
         self.intake = CallIntake(self)
+        self.notifier: Notifier | None = None  # SUBSCRIBE/NOTIFY; set by the composition root
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self.counters: dict[str, int] = {
@@ -320,23 +328,32 @@ class SipEndpoint:
     def _answered_statelessly(self, req: SipRequest, addr: Addr, transport: str) -> bool:
         """A new out-of-dialog request answered without a transaction, or False.
 
-        OPTIONS and what we refuse outright (out-of-dialog BYE/INFO, SUBSCRIBE,
-        unknown methods) never need one: the answer is final and the same for
-        a retransmission (``derived_tag``). A new REGISTER or INVITE that is
-        refused or not authenticated is answered the same way
-        (``_challenged_statelessly``).
+        OPTIONS and what we refuse outright (out-of-dialog BYE/INFO, SUBSCRIBE
+        without a notifier, unknown methods) never need one: the answer is
+        final and the same for a retransmission (``derived_tag``); nor does a
+        voicemail system's NOTIFY (``mwi_in``). A new REGISTER, INVITE or
+        SUBSCRIBE that is refused or not authenticated is answered the same
+        way (``_challenged_statelessly``).
         """
         if req.method in ("REGISTER", "INVITE"):
             return self._challenged_statelessly(req, addr, transport)
         if req.method in ("ACK", "CANCEL"):
             return False
+        if self.notifier is not None and req.method in ("SUBSCRIBE", "NOTIFY"):
+            if req.method == "SUBSCRIBE":
+                return self._challenged_statelessly(req, addr, transport)
+            answer = self.notifier.unsolicited(req, addr)
+            self.counters["stateless_answers"] += 1
+            self.txl.send_stateless(answer, addr, transport)
+            self.flush()
+            return True
         self.counters["stateless_answers"] += 1
         self.txl.send_stateless(out_of_dialog_answer(req), addr, transport)
         self.flush()
         return True
 
     def _challenged_statelessly(self, req: SipRequest, addr: Addr, transport: str) -> bool:
-        """A new REGISTER or INVITE that is refused or not authenticated: answer, keep nothing.
+        """A new REGISTER, INVITE or SUBSCRIBE refused or not authenticated: answer, keep nothing.
 
         Its 401/407 (or registrar refusal) is sent without a server transaction,
         so a flood of unauthenticated requests or failed logins leaves no state
@@ -355,6 +372,9 @@ class SipEndpoint:
             return False
         if req.method == "REGISTER":
             answer = self.registrar.screen(req, addr, self.clock.wall())
+        elif req.method == "SUBSCRIBE":
+            assert self.notifier is not None
+            answer = self.notifier.screen(req, addr)
         else:
             answer, _ = self.intake.digest(req, addr, record=False)
         if answer is None:
@@ -410,7 +430,8 @@ class SipEndpoint:
         if req.to_tag:
             leg = self.dialogs.get(self._dialog_id_of(req))
             if leg is None or leg.dialog is None:
-                self.respond(key, make_response(req, 481))
+                if self.notifier is None or not self.notifier.on_in_dialog(key, req):
+                    self.respond(key, make_response(req, 481))
                 return
             leg.on_request(key, req)
             return
@@ -421,6 +442,8 @@ class SipEndpoint:
             self.intake.on_invite(key, req, addr, transport)
         elif method == "CANCEL":
             self.on_cancel(key, req)
+        elif method == "SUBSCRIBE" and self.notifier is not None:
+            self.notifier.on_subscribe(key, req, addr, transport)
         else:
             self.respond(key, out_of_dialog_answer(req))
 

@@ -23,7 +23,7 @@ __all__ = [
     "option_tags",
 ]
 
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, PRACK, UPDATE, REFER"
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, PRACK, UPDATE, REFER, SUBSCRIBE, NOTIFY"
 SUPPORTED_TAGS = frozenset({"100rel", "timer", "replaces"})
 SUPPORTED = "100rel, timer, replaces"
 

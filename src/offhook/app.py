@@ -48,6 +48,7 @@ from offhook.db.autoreg import (
 )
 from offhook.db.cdr import CdrRepository, CdrRow
 from offhook.db.engine import create_engine_for
+from offhook.db.feature_state import FEATURE_EVENTS, FeatureSettingsWriter, load_feature_events
 from offhook.db.snapshot import load_snapshot, plan_version
 from offhook.media.bridge import FamilyBridge
 from offhook.net.acl import AllowList
@@ -229,6 +230,8 @@ def cdr_row(record: CallRecord) -> CdrRow:
         cause_text=record.cause_text or cause_text(record.cause),
         node=record.node,
         extra=_cdr_extra(record),
+        last_redirecting=record.last_redirecting,
+        redirect_reason=record.redirect_reason,
     )
 
 
@@ -305,6 +308,12 @@ async def run(
     engine.max_forward_hops = settings.features.max_forward_hops
     repo = CdrRepository(db)
     bus.subscribe(CallEnded, lambda ev: node.cdr_queue.append(cdr_row(ev.record)))
+    # What phones set (forward all, DND, hunt login) and MWI: stored like CDRs, off the
+    # call path, and given back before any listener starts.
+    feature_store = FeatureSettingsWriter(db)
+    for kind in FEATURE_EVENTS:
+        bus.subscribe(kind, feature_store.record)
+    engine.features.restore(await asyncio.to_thread(load_feature_events, db, node.snapshot))
 
     counters = RejectionCounters()
     auth_gate = PeerGate(auth_guard(settings), loop.time)
@@ -499,6 +508,8 @@ async def run(
             await flush_cdrs()
 
     async def flush_cdrs() -> None:
+        if feature_store.pending:
+            await asyncio.to_thread(feature_store.flush)
         while node.cdr_queue:
             batch = node.cdr_queue[:CDR_BATCH]
             try:

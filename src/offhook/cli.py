@@ -262,6 +262,10 @@ def _partitions_text(partitions: tuple[str, ...]) -> str:
 def _step_lines(n: int, step: Step, snapshot: PlanSnapshot) -> list[str]:
     kind = {
         "dn": "directory number",
+        "meetme": "meet-me number",
+        "hunt": "hunt pilot",
+        "pickup": "pickup group number",
+        "park": "call park number",
         "route": "route pattern",
         "translation": "translation pattern",
     }
@@ -313,6 +317,22 @@ def _dna_text(
         lines.append(
             f"result: meet-me conference {mm.number} in partition {mm.partition or '<None>'}"
             f" (up to {mm.max_parties} parties{', PIN required' if mm.pin else ''})"
+        )
+    elif outcome == "hunt" and d.hunt is not None:
+        hp = d.hunt
+        final = f", then {hp.final_forward}" if hp.final_forward else ""
+        groups = ", ".join(snapshot.hunt_lists.get(hp.hunt_list, ())) or "none"
+        lines.append(
+            f"result: hunt pilot {hp.pattern} in partition {hp.partition or '<None>'}: hunt list "
+            f"{hp.hunt_list} (line groups: {groups}){final}"
+        )
+    elif outcome == "pickup" and d.pickup is not None:
+        lines.append(f"result: pick up a call ringing in pickup group {d.pickup.name}")
+    elif outcome == "park" and d.park is not None:
+        park = d.park
+        lines.append(
+            f"result: call park number {d.called} (range {park.first}-{park.last} in partition "
+            f"{park.partition or '<None>'}; reverts after {park.reversion:g} s)"
         )
     elif outcome == "route" and d.route_list is not None:
         lines.append(
@@ -394,6 +414,28 @@ def _dna_json(
                 "pin_required": bool(d.meetme.pin),
             }
             if d.meetme
+            else None
+        ),
+        "hunt": (
+            {
+                "pattern": d.hunt.pattern,
+                "partition": d.hunt.partition,
+                "hunt_list": d.hunt.hunt_list,
+                "line_groups": list(snapshot.hunt_lists.get(d.hunt.hunt_list, ())),
+                "final_forward": d.hunt.final_forward,
+            }
+            if d.hunt
+            else None
+        ),
+        "pickup": {"name": d.pickup.name, "number": d.pickup.number} if d.pickup else None,
+        "park": (
+            {
+                "first": d.park.first,
+                "last": d.park.last,
+                "partition": d.park.partition,
+                "reversion": d.park.reversion,
+            }
+            if d.park
             else None
         ),
         "route_pattern": (

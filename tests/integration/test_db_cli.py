@@ -190,3 +190,50 @@ def test_status_delegates(config: Path, monkeypatch: pytest.MonkeyPatch) -> None
 def test_demo_config() -> None:
     r = invoke("demo-config")
     assert r.exit_code == 0 and "[sip]" in r.stdout
+
+
+def test_dna_names_hunt_pickup_and_park(config: Path, tmp_path: Path) -> None:
+    """The dialed number analyzer says what a hunt pilot, pickup number or park number is."""
+    plan = tmp_path / "coverage.yaml"
+    plan.write_text(
+        "devices:\n"
+        "  - {name: alice, protocol: sip, password: a-Secret-1, lines: [{dn: '1001'}]}\n"
+        "  - {name: bob, protocol: sip, password: b-Secret-2, lines: [{dn: '1002'}]}\n"
+        "line_groups: [{name: desk, members: ['1001', '1002']}]\n"
+        "hunt_lists: [{name: desk, line_groups: [desk]}]\n"
+        "hunt_pilots: [{pattern: '1500', hunt_list: desk, final_forward: '1001'}]\n"
+        "pickup_groups: [{name: sales, number: '8100'}]\n"
+        "call_park: [{range: '7000-7009', reversion: 90}]\n"
+    )
+    assert invoke("load", str(plan), "--config", str(config)).exit_code == 0
+
+    def dna(digits: str, *extra: str) -> str:
+        r = invoke("dna", "--config", str(config), "--from", "alice", digits, *extra)
+        assert r.exit_code == 0, r.output
+        return str(r.stdout)
+
+    assert dna("1500").splitlines()[-2:] == [
+        "1. hunt pilot 1500 in partition <None> (searched: <None>)",
+        "result: hunt pilot 1500 in partition <None>: hunt list desk (line groups: desk), "
+        "then 1001",
+    ]
+    assert dna("8100").splitlines()[-1] == "result: pick up a call ringing in pickup group sales"
+    assert dna("7003").splitlines()[-1] == (
+        "result: call park number 7003 (range 7000-7009 in partition <None>; reverts after 90 s)"
+    )
+    out = json.loads(dna("1500", "--json"))
+    assert out["outcome"] == "hunt" and out["pickup"] is None and out["park"] is None
+    assert out["hunt"] == {
+        "pattern": "1500",
+        "partition": "",
+        "hunt_list": "desk",
+        "line_groups": ["desk"],
+        "final_forward": "1001",
+    }
+    assert json.loads(dna("8100", "--json"))["pickup"] == {"name": "sales", "number": "8100"}
+    assert json.loads(dna("7009", "--json"))["park"] == {
+        "first": "7000",
+        "last": "7009",
+        "partition": "",
+        "reversion": 90.0,
+    }

@@ -27,7 +27,8 @@ What phones show follows the engine's bus events, whoever made the change
 ForwardStat to every phone carrying the line; ``DndChanged`` and
 ``HuntLoginChanged`` a notification; ``MwiChanged`` the message lamp
 (SetLamp VoiceMail, instance 0, on while any line of the phone has messages
-waiting); ``LineStateChanged`` the busy lamps of speed dials on models with
+waiting); ``LineStateChanged`` (the engine's line state tracker,
+``engine.lines``) the busy lamps of speed dials on models with
 busy lamp field speed dials (ringing blinks, in use is on) and remote in use
 (CallState RemInUse) on the other appearances of a shared line. An idle
 phone's status line says what is in force: do not disturb, logged out of
@@ -86,8 +87,6 @@ class Coverage:
     def __init__(self, endpoint: SccpEndpoint) -> None:
         self.ep = endpoint
         self.engine = endpoint.engine
-        # The last non-idle state of each directory number (for phones registering).
-        self._line_states: dict[str, LineStateChanged] = {}
 
     def watch(self, bus: EventBus) -> None:
         """Follow the engine's coverage events on ``bus``."""
@@ -151,8 +150,8 @@ class Coverage:
         self._status(phone)
         if self._messages_waiting(phone):
             phone.send(SetLamp(Stimulus.VOICEMAIL, 0, LampMode.ON))
-        for state in list(self._line_states.values()):
-            self._show_line_state(phone, state)
+        for (dn, partition), view in self.engine.lines.busy_lines().items():
+            self._show_line_state(phone, LineStateChanged(dn, partition, view.state, view.devices))
 
     # ------------------------------------------------------------ inputs
     def soft_key(self, phone: Phone, key: int, line: int, call: PhoneCall | None) -> bool:
@@ -372,10 +371,6 @@ class Coverage:
 
     # ------------------------------------------------------------ busy lamps, remote in use
     def _line_state_changed(self, event: LineStateChanged) -> None:
-        if event.state == "idle":
-            self._line_states.pop(event.dn, None)
-        else:
-            self._line_states[event.dn] = event
         for phone in list(self.ep.phones.values()):
             self._show_line_state(phone, event)
 

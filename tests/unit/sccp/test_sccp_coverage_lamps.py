@@ -1,7 +1,7 @@
 """SCCP lamps of call coverage: message waiting, busy lamp speed dials, remote in use.
 
 The phones, plan and engine are ``sccp_coverage_rig``'s. Line states come
-from core's tracker (``core.features.linestate.LineStates`` on the same bus)
+from the engine's tracker (``engine.lines``, ``core.features.linestate``)
 following real calls, or are published directly where a test needs one.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 import pytest
 from sccp_coverage_rig import INTERNAL, A, B, FakeLink, Rig
 
-from offhook.core.features.linestate import LineStates
 from offhook.core.records import LineStateChanged
 from offhook.sccp import messages as m
 from offhook.sccp.ui import CallStateCode, LampMode, Stimulus
@@ -20,9 +19,7 @@ MWI = (Stimulus.VOICEMAIL, 0)
 
 @pytest.fixture
 def rig() -> Rig:
-    rig = Rig()
-    LineStates(rig.bus)
-    return rig
+    return Rig()
 
 
 def speed_dial_lamps(link: FakeLink) -> list[tuple[int, int]]:

@@ -54,7 +54,7 @@ MAX_ERROR = 300
 _NAME = re.compile(r"[A-Za-z0-9._:-]{1,64}\Z")
 _DIGITS = re.compile(rf"[0-9*#A-D]{{1,{MAX_DIGITS}}}\Z")
 
-TONE_NAMES = frozenset({"dial", "ringback", "busy", "reorder", "sit"})
+TONE_NAMES = frozenset({"dial", "ringback", "busy", "reorder", "sit", "confirm"})
 SOURCE_KINDS = frozenset({"moh", "tone", "announce"})
 DEFAULT_MOH = "default"
 

@@ -315,10 +315,12 @@ class PhoneCall:
         )
         self._call_info(CALL_TYPE_INBOUND)
         send(SetLamp(Stimulus.LINE, self.line, LampMode.BLINK))
+        ring_mode = self.phone.ring_mode()  # off with do not disturb: shown, not heard
         if waiting:
-            self._tone(DeviceTone.CALL_WAITING)
+            if ring_mode is not RingMode.OFF:
+                self._tone(DeviceTone.CALL_WAITING)
         else:
-            send(SetRinger(self.phone.ring_mode(), RingDuration.NORMAL, self.line, self.ref))
+            send(SetRinger(ring_mode, RingDuration.NORMAL, self.line, self.ref))
 
     def pick_up(self) -> None:
         """The user answers this ringing call."""

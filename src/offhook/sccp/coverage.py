@@ -87,6 +87,10 @@ class Coverage:
     def __init__(self, endpoint: SccpEndpoint) -> None:
         self.ep = endpoint
         self.engine = endpoint.engine
+        # Number -> the registered phones with a line or a busy lamp speed dial on
+        # it, and each phone's numbers (bounded by the phones registered).
+        self._watchers: dict[str, set[str]] = {}
+        self._watching: dict[str, frozenset[str]] = {}
 
     def watch(self, bus: EventBus) -> None:
         """Follow the engine's coverage events on ``bus``."""
@@ -102,10 +106,15 @@ class Coverage:
         dn, _ = phone.line_info(index)
         return self.engine.line_of(phone.name, dn) if dn else None
 
+    def _watchers_of(self, dn: str) -> list[Phone]:
+        """The registered phones with a line or a busy lamp speed dial on ``dn``."""
+        phones = (self.ep.phones.get(name) for name in self._watchers.get(dn, ()))
+        return [phone for phone in phones if phone is not None]
+
     def _appearances(self, dn: str, partition: str) -> list[tuple[Phone, int]]:
         """(phone, line index) of every registered phone carrying line ``dn``."""
         found = []
-        for phone in self.ep.phones.values():
+        for phone in self._watchers_of(dn):
             for index, (number, _) in enumerate(phone.link.profile.lines, start=1):
                 if number != dn:
                     continue
@@ -147,11 +156,35 @@ class Coverage:
     # ------------------------------------------------------------ phones
     def attached(self, phone: Phone) -> None:
         """A phone registered: its status line and lamps as they are now."""
+        self.detached(phone.name)
+        numbers = frozenset(
+            [dn for dn, _ in phone.link.profile.lines]
+            + [number for _, number in self._busy_lamp_dials(phone)]
+        )
+        self._watching[phone.name] = numbers
+        for number in numbers:
+            self._watchers.setdefault(number, set()).add(phone.name)
         self._status(phone)
         if self._messages_waiting(phone):
             phone.send(SetLamp(Stimulus.VOICEMAIL, 0, LampMode.ON))
-        for (dn, partition), view in self.engine.lines.busy_lines().items():
-            self._show_line_state(phone, LineStateChanged(dn, partition, view.state, view.devices))
+        dns = self.engine.snapshot().dns
+        for number in sorted(numbers):
+            entry = dns.get(number)
+            if entry is None:
+                continue
+            view = self.engine.lines.view(number, entry.partition)
+            if view.state != "idle":
+                event = LineStateChanged(number, entry.partition, view.state, view.devices)
+                self._show_line_state(phone, event)
+
+    def detached(self, name: str) -> None:
+        """Phone ``name`` is gone: it watches no number any more."""
+        for number in self._watching.pop(name, ()):
+            names = self._watchers.get(number)
+            if names is not None:
+                names.discard(name)
+                if not names:
+                    del self._watchers[number]
 
     # ------------------------------------------------------------ inputs
     def soft_key(self, phone: Phone, key: int, line: int, call: PhoneCall | None) -> bool:
@@ -371,19 +404,26 @@ class Coverage:
 
     # ------------------------------------------------------------ busy lamps, remote in use
     def _line_state_changed(self, event: LineStateChanged) -> None:
-        for phone in list(self.ep.phones.values()):
+        for phone in self._watchers_of(event.dn):
             self._show_line_state(phone, event)
+
+    @staticmethod
+    def _busy_lamp_dials(phone: Phone) -> list[tuple[int, str]]:
+        """(speed dial, number) of ``phone``'s speed dials with a lamp (busy lamp field)."""
+        profile = phone.link.profile
+        if profile.model not in BLF_MODELS:
+            return []
+        buttons = button_template(profile.model, len(profile.lines), len(profile.speed_dials))
+        dials = sum(1 for _, kind in buttons if kind == Stimulus.SPEED_DIAL)
+        return [(i, number) for i, (number, _) in enumerate(profile.speed_dials[:dials], start=1)]
 
     def _show_line_state(self, phone: Phone, event: LineStateChanged) -> None:
         profile = phone.link.profile
-        if profile.model in BLF_MODELS:
-            buttons = button_template(profile.model, len(profile.lines), len(profile.speed_dials))
-            dials = sum(1 for _, kind in buttons if kind == Stimulus.SPEED_DIAL)
-            mode = BLF_LAMPS.get(event.state, LampMode.OFF)
-            for index, (number, _) in enumerate(profile.speed_dials[:dials], start=1):
-                if number == event.dn and phone.busy_lamps.get(index, LampMode.OFF) != mode:
-                    phone.busy_lamps[index] = mode
-                    phone.send(SetLamp(Stimulus.SPEED_DIAL, index, mode))
+        mode = BLF_LAMPS.get(event.state, LampMode.OFF)
+        for index, number in self._busy_lamp_dials(phone):
+            if number == event.dn and phone.busy_lamps.get(index, LampMode.OFF) != mode:
+                phone.busy_lamps[index] = mode
+                phone.send(SetLamp(Stimulus.SPEED_DIAL, index, mode))
         for index, (number, _) in enumerate(profile.lines, start=1):
             if number == event.dn:
                 line = self.engine.line_of(phone.name, number)

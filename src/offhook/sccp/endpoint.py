@@ -144,6 +144,7 @@ class SccpEndpoint:
         if phone is None or phone.link is not link:
             return
         del self.phones[link.name]
+        self.coverage.detached(link.name)
         log.info("sccp phone %s gone (%s)", link.name, reason)
         phone.detach(Cause.TEMPORARY_FAILURE)
 

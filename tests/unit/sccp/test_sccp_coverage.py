@@ -271,6 +271,16 @@ def test_dnd_ringer_off_offers_the_call_without_ringing(rig: Rig) -> None:
     assert rig.b.last(m.CallState).call_state == CallStateCode.CONNECTED
 
 
+def test_dnd_silences_the_call_waiting_tone_too(rig: Rig) -> None:
+    connect(rig)  # B is in a call with A
+    rig.key(rig.b, SoftKey.DND)
+    tones = len(rig.b.of(m.StartTone))
+    rig.press(rig.c, m.OffHook(1, 0))
+    rig.dial(rig.c, "2002")
+    assert rig.b.last(m.CallState).call_state == CallStateCode.RING_IN
+    assert len(rig.b.of(m.StartTone)) == tones
+
+
 def test_dnd_off_rings_again(rig: Rig) -> None:
     rig.key(rig.b, SoftKey.DND)
     rig.key(rig.b, SoftKey.DND)

@@ -163,3 +163,15 @@ def test_a_registering_phone_sees_the_shared_line_in_use(rig: Rig) -> None:
     again = rig.attach(B)
     assert [type(x) for x in again.sent] == [m.CallState, m.SetLamp]
     assert again.sent[0].call_state == CallStateCode.REMOTE_MULTILINE
+
+
+def test_a_phone_gone_watches_nothing(rig: Rig) -> None:
+    coverage = rig.ep.coverage
+    assert A in coverage._watchers["2002"]  # A's busy lamp speed dial
+    rig.ep.detach(rig.a, "unregister", rig.now())
+    assert all(A not in names for names in coverage._watchers.values())
+    call_voicemail(rig, rig.b)  # 2002 in use: nobody left to show it to
+    assert not speed_dial_lamps(rig.a)
+    rig.ep.detach(rig.b, "unregister", rig.now())
+    rig.ep.detach(rig.c, "unregister", rig.now())
+    assert coverage._watchers == {} and coverage._watching == {}

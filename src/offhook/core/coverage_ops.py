@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, cast
 from offhook.core.causes import Cause
 from offhook.core.dialplan.router import Outcome
 from offhook.core.directory import Forward, LineInfo, PlanSnapshot
-from offhook.core.features import park
+from offhook.core.features import barge, park
 from offhook.core.features.linestate import LineStates
 from offhook.core.features.state import FeatureState, Mwi
 from offhook.core.records import DndChanged, ForwardChanged, HuntLoginChanged, MwiChanged
@@ -26,6 +26,7 @@ from offhook.core.records import DndChanged, ForwardChanged, HuntLoginChanged, M
 if TYPE_CHECKING:
     from offhook.core.bus import EventBus
     from offhook.core.engine import CallEngine
+    from offhook.core.events import Setup
     from offhook.core.leg import Leg
 
 DEFAULT_CODES = {
@@ -168,6 +169,17 @@ class CoverageOps:
             self.features.apply(event)
             self._bus.publish(event)
         return True
+
+    # ------------------------------------------------------------ barge
+    def barge(self, leg: Leg, setup: Setup) -> None:
+        """``leg`` (a new call from an appearance of a shared line) joins the call in
+        progress on another appearance of that line (Barge, cBarge; see features.barge).
+
+        ``leg.line`` must name the shared line; ``setup.media`` is the phone's
+        offer (None: delayed, as SCCP phones do).
+        """
+        engine = cast("CallEngine", self)
+        self._post(partial(engine._do_setup, leg, setup, partial(barge.start, engine)))
 
     # ------------------------------------------------------------ park
     def park(self, leg: Leg) -> None:

@@ -146,6 +146,7 @@ class DeviceInfo:
     moh_source: str = ""
     media_resource_list: str = ""
     dnd_option: str = "ringer-off"  # or "reject": what do not disturb does on this device
+    privacy: bool = False  # other appearances of its shared lines may not barge in
 
     @property
     def display(self) -> str:

@@ -186,6 +186,9 @@ class CallEngine(RoutingOps, FeatureOps, CoverageOps):
     def call(self, call_id: str) -> Call | None:
         return self._calls.get(call_id)
 
+    def active_calls(self) -> list[Call]:
+        return list(self._calls.values())
+
     def calls(self) -> list[CallStatus]:
         return [c.status() for c in self._calls.values()]
 
@@ -371,7 +374,10 @@ class CallEngine(RoutingOps, FeatureOps, CoverageOps):
         self._calls.pop(call.id, None)
         self._bus.publish(CallEnded(call.record(call.end, cause, self.node)))
 
-    def _do_setup(self, leg: Leg, setup: Setup) -> None:
+    def _do_setup(
+        self, leg: Leg, setup: Setup, route: Callable[[Call, Leg, Setup], None] | None = None
+    ) -> None:
+        """A new call from ``leg``: routed (``route``: a feature instead, e.g. barge)."""
         if leg.direction is not Direction.INBOUND or not leg.can(LegEvent.SETUP):
             raise CoreError(f"setup on {leg!r}")
         call = Call(self._id_factory(), leg, setup, self._clock.wall())
@@ -380,7 +386,7 @@ class CallEngine(RoutingOps, FeatureOps, CoverageOps):
         self._calls[call.id] = call
         self._fire(leg, LegEvent.SETUP)
         try:
-            self._route(call, leg, setup)
+            (route or self._route)(call, leg, setup)
         except Exception:
             # e.g. the plan or the location store failed: the call fails, cleanly.
             log.exception("routing call %s failed", call.id)

@@ -78,7 +78,7 @@ def meetme(engine: CallEngine, call: Call, caller: Leg, setup: Setup, mm: MeetMe
     driver.offer(setup)
 
 
-def _bridge_party(engine: CallEngine, call: Call, party: Leg, conf: Conference) -> None:
+def bridge_party(engine: CallEngine, call: Call, party: Leg, conf: Conference) -> None:
     port = engine.add_resource(
         call, hold.family_of(party.media), bridge=conf.name, device=party.device
     )
@@ -113,10 +113,10 @@ def adhoc(engine: CallEngine, x1: Leg, x2: Leg) -> bool:
     hold.end_hold(engine, c1, x1)
     hold.end_hold(engine, c2, x2)
     if t is not None:
-        _bridge_party(engine, c1, t, conf)
-        _bridge_party(engine, c1, x1, conf)
+        bridge_party(engine, c1, t, conf)
+        bridge_party(engine, c1, x1, conf)
     engine.release_leg(x2, Cause.NORMAL_CLEARING)
-    _bridge_party(engine, c2, c, conf)
+    bridge_party(engine, c2, c, conf)
     return True
 
 

@@ -6,7 +6,10 @@ match to a dialog:
 * from a phone: digest (``digest``, RFC 3261 §22.3; 407 until it checks
   out, the same 403 for unknown users and wrong passwords), then the
   caller's line from the plan; from a trunk's address: no digest, the
-  trunk's CSS and call limit (503 at the limit);
+  trunk's CSS and call limit (503 at the limit), and the redirections its
+  ``Diversion`` headers carry (RFC 5806: ``Setup.diversions`` and the
+  original called number; at most ``max_forward_hops``, a malformed one
+  ignored);
 * the offer (none: a delayed offer; unusable: 488/400) and the session
   timer (RFC 4028 §9: 422 with our Min-SE when the interval asked for is
   too short, 400 when it is malformed);
@@ -19,15 +22,17 @@ match to a dialog:
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from offhook.common.errors import ParseError
 from offhook.common.ids import new_tag
-from offhook.core.events import PartyInfo, Setup
+from offhook.core.events import Diversion, PartyInfo, RedirectReason, Setup
 from offhook.core.leg import Leg
 from offhook.core.media import MediaDescription
 from offhook.sip.auth import AuthStatus
 from offhook.sip.dialog import DialogState
+from offhook.sip.diversion import parse_diversions
 from offhook.sip.headers import parse_name_addr
 from offhook.sip.inbound_leg import InboundLeg
 from offhook.sip.legs import Addr, SipLeg
@@ -41,6 +46,8 @@ from offhook.sip.uri import parse_uri
 
 if TYPE_CHECKING:
     from offhook.sip.endpoint import SipEndpoint, TrunkPeer
+
+log = logging.getLogger("offhook.sip")
 
 
 class CallIntake:
@@ -123,7 +130,20 @@ class CallIntake:
             device=trunk.name,
             presentation_allowed=number.lower() != "anonymous",
         )
-        self._start(key, req, addr, transport, trunk.name, trunk.css, calling, called)
+        diversions = self._diversions(req)
+        self._start(key, req, addr, transport, trunk.name, trunk.css, calling, called, diversions)
+
+    def _diversions(self, req: SipRequest) -> tuple[Diversion, ...]:
+        """The redirections of a trunk's call, oldest first (RFC 5806 Diversion)."""
+        values = req.headers.get_all("Diversion")
+        if not values:
+            return ()
+        try:
+            found = parse_diversions(values, self.ep.engine.max_forward_hops)
+        except ParseError as exc:
+            log.debug("Diversion ignored: %s", exc.reason)
+            return ()
+        return tuple(Diversion(r.number, RedirectReason(r.reason), r.name) for r in found)
 
     def _start(
         self,
@@ -135,6 +155,7 @@ class CallIntake:
         css: str | None,
         calling: PartyInfo,
         called: str,
+        diversions: tuple[Diversion, ...] = (),
     ) -> None:
         """The checks every new call passes, then the leg and the call (or the replacement)."""
         ep = self.ep
@@ -151,7 +172,13 @@ class CallIntake:
         ep.inbound_by_key[key] = inbound
         leg = ep.engine.inbound_leg(inbound, device, css=css)
         inbound.leg = leg
-        setup = Setup(calling=calling, called=called, media=media, original_called=called)
+        setup = Setup(
+            calling=calling,
+            called=called,
+            media=media,
+            original_called=diversions[0].number if diversions else called,
+            diversions=diversions,
+        )
         if replaced is None:
             ep.engine.setup(leg, setup)
         else:

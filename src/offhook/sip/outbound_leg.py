@@ -18,6 +18,10 @@ Q.850 causes (RFC 3398), and cancels or hangs up as core releases it
   session interval too small (422: its Min-SE, RFC 4028 §7.4).
 * With a delayed offer, the callee's 2xx holds the offer; the ACK waits for
   the caller's answer (``media_answer``).
+* A redirected call (``Setup.diversions``) carries its redirections as
+  ``Diversion`` (RFC 5806) and ``History-Info`` (RFC 7044, RFC 4458 causes)
+  headers (``diversion``), to phones and trunks (a voicemail system opens
+  the mailbox of the number first called).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from offhook.sip.causes import (
     cause_for_status,
 )
 from offhook.sip.dialog import Dialog, DialogError
+from offhook.sip.diversion import Redirect, diversion_headers, history_info_headers
 from offhook.sip.extensions import ALLOW, allowed_methods
 from offhook.sip.legs import SDP, SipLeg
 from offhook.sip.message import Headers, SipRequest, SipResponse
@@ -110,6 +115,7 @@ class OutboundLeg(SipLeg):
             ("Allow", ALLOW),
             ("Supported", tags),
             *self.session.request_headers(),
+            *self._redirections(setup, host),
             *ep.common_headers(),
         ]
         self.offered_interval = self.session.interval
@@ -118,6 +124,17 @@ class OutboundLeg(SipLeg):
         req = SipRequest(method="INVITE", uri=target, headers=Headers(items), body=body)
         self.invite = req
         ep.request(req, self.dest, self.transport, self)
+
+    @staticmethod
+    def _redirections(setup: Setup, host: str) -> list[tuple[str, str]]:
+        """Diversion and History-Info for a redirected call (none for a direct one)."""
+        if not setup.diversions:
+            return []
+        redirects = [Redirect(d.number, str(d.reason), d.name) for d in setup.diversions]
+        return [
+            *diversion_headers(redirects, host),
+            *history_info_headers(redirects, setup.called, host),
+        ]
 
     def progress(self, media: MediaDescription | None) -> None:
         """Not used on a called leg."""

@@ -110,6 +110,7 @@ class LineInfo:
     cfna_timer: float | None = None
     voicemail: str = ""
     pickup_group: str = ""
+    intercom: bool = False  # calls to it are answered by the phone at once, never forwarded
 
 
 @dataclass(frozen=True, slots=True)

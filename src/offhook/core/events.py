@@ -60,7 +60,9 @@ class Setup:
 
     ``original_called`` is the number first dialled when the call was
     redirected; ``diversions`` every redirection so far, oldest first (the
-    last one's ``number`` is the last redirecting number).
+    last one's ``number`` is the last redirecting number). ``auto_answer``:
+    the called phone is asked to answer at once (intercom; SIP Call-Info
+    answer-after=0, SCCP speaker with the microphone muted).
     """
 
     calling: PartyInfo
@@ -68,6 +70,7 @@ class Setup:
     media: MediaDescription | None = None
     original_called: str = ""
     diversions: tuple[Diversion, ...] = ()
+    auto_answer: bool = False  # an intercom call: the called phone answers by itself
 
 
 @dataclass(frozen=True, slots=True)

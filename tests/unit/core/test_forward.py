@@ -419,3 +419,18 @@ def test_external_callers_take_the_external_forward(h: Harness) -> None:
     driver.leg = leg
     h.engine.setup(leg, Setup(PartyInfo("5551234"), "1002", media()))
     assert rung(h) == ["carol", "dave"]
+
+
+def test_intercom_lines_auto_answer_and_never_forward(h: Harness) -> None:
+    plan(
+        h,
+        [
+            dev("alice", line("1001")),
+            dev("bob", line("1002"), line("9002", intercom=True, forward_all=Forward("1003"))),
+            dev("carol", line("1003")),
+        ],
+    )
+    h.engine.set_dnd("bob", True)
+    call(h, "alice", "1001", "9002")
+    assert rung(h) == ["bob"]
+    assert h.factory.drivers["sip:bob@10.0.0.9"].last("offer")[1].auto_answer is True

@@ -27,6 +27,9 @@ Busy, no answer and unregistered each have an external variant
 (``forward_busy_external``, ...) that applies instead to callers from a
 trunk when it is set, as CallManager's internal/external forwards.
 
+An intercom line (``intercom``) is never forwarded and ignores do not
+disturb: its phones are asked to answer by themselves (``Setup.auto_answer``).
+
 Do not disturb "ringer-off" still offers the call (the phone shows it without
 ringing); "reject" treats the device as busy.
 """
@@ -99,6 +102,12 @@ def offer(engine: CallEngine, call: Call, setup: Setup, dn: DirectoryNumber) -> 
     snapshot = engine.snapshot()
     line = snapshot.line(dn.dn, dn.partition)
     cover = DnCoverage(dn, line, snapshot.device(call.a_leg.device) is None)
+    if line is not None and line.intercom:
+        # Intercom: answered by the phone at once, whisper first; never forwarded.
+        cause = engine.ring_dn(call, dn, replace(setup, auto_answer=True), dnd=False)
+        if cause is not None:
+            engine.end_call(call, cause)
+        return
     forward_all = engine.forward_all_of(dn.dn, dn.partition)
     if forward_all is not None and redirect(
         engine, call, dn, forward_all, RedirectReason.FORWARD_ALL

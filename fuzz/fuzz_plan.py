@@ -17,13 +17,15 @@ by the first byte:
   calling search spaces, SIP and SCCP devices with lines and speed dials,
   trunks, route groups and lists, route and translation patterns with
   transforms, music on hold sources (this file is their audio: any readable
-  file is), meet-me numbers, media resource groups and lists, every
-  reference resolving), then replaces, drops or adds a few values anywhere;
+  file is), meet-me numbers, media resource groups and lists, call coverage,
+  every reference resolving), then replaces, drops or adds a few values anywhere;
   validated both ways as above, and a plan that validates is written to an
   in-memory SQLite database (schema upgraded once at start) with
-  ``apply_plan`` and read back with ``load_snapshot``: the devices, lines,
-  speed dials, dial plan and media plane must come back unchanged, and
-  applying the same plan again must change nothing.
+  ``apply_plan`` and read back with ``load_snapshot``: the devices, lines
+  (with their forwards, voicemail and pickup group), speed dials, dial plan,
+  media plane and call coverage (line groups, hunt lists and pilots, pickup
+  groups, park ranges) must come back unchanged, and applying the same plan
+  again must change nothing.
 
 Run it bounded (libFuzzer flags pass through)::
 
@@ -69,7 +71,13 @@ _TOP = (
     "meetme",
     "media_resource_groups",
     "media_resource_lists",
+    "line_groups",
+    "hunt_lists",
+    "hunt_pilots",
+    "pickup_groups",
+    "call_park",
 )
+_FORWARDS = ("forward_all", "forward_busy", "forward_no_answer", "forward_unregistered")
 _KEYS: dict[str, tuple[str, ...]] = {
     "devices": (
         "name",
@@ -83,8 +91,19 @@ _KEYS: dict[str, tuple[str, ...]] = {
         "speed_dials",
         "moh_source",
         "media_resource_list",
+        "dnd_option",
     ),
-    "lines": ("dn", "display", "partition", "moh_source"),
+    "lines": (
+        "dn",
+        "display",
+        "partition",
+        "moh_source",
+        *_FORWARDS,
+        "cfna_timer",
+        "voicemail",
+        "pickup_group",
+    ),
+    **{key: ("destination", "css") for key in _FORWARDS},
     "speed_dials": ("number", "label"),
     "calling_search_spaces": ("name", "partitions"),
     "trunks": (
@@ -129,6 +148,19 @@ _KEYS: dict[str, tuple[str, ...]] = {
     "meetme": ("number", "partition", "pin", "max_parties"),
     "media_resource_groups": ("name", "servers"),
     "media_resource_lists": ("name", "groups"),
+    "line_groups": (
+        "name",
+        "distribution",
+        "rna_timeout",
+        "on_no_answer",
+        "on_busy",
+        "on_unavailable",
+        "members",
+    ),
+    "hunt_lists": ("name", "line_groups"),
+    "hunt_pilots": ("pattern", "partition", "hunt_list", "final_forward", "final_css"),
+    "pickup_groups": ("name", "number", "partition"),
+    "call_park": ("range", "partition", "reversion"),
 }
 _STRINGS = (
     "alice",
@@ -183,6 +215,21 @@ _STRINGS = (
     "../../etc/passwd",
     "/dev/zero",
     "/nonexistent/x.wav",
+    "ringer-off",
+    "reject",
+    "longest-idle",
+    "broadcast",
+    "next-member",
+    "next-group",
+    "stop",
+    "support",
+    "sales",
+    "1500",
+    "8100",
+    "7000-7009",
+    "7009-7000",
+    "7000-17000",
+    "7000",
 )
 
 
@@ -206,11 +253,12 @@ def _scalar(fdp: atheris.FuzzedDataProvider) -> Any:
 def _value(fdp: atheris.FuzzedDataProvider, key: str, depth: int) -> Any:
     if depth > 4 or fdp.ConsumeIntInRange(0, 7) == 0:
         return _scalar(fdp)
-    if key in _KEYS:
-        if key in ("called_transform", "calling_transform"):
+    # "line_groups" here is a hunt list's (names); the section itself is _plan's.
+    if key in _KEYS and key != "line_groups":
+        if key in ("called_transform", "calling_transform", *_FORWARDS):
             return _mapping(fdp, key, depth + 1)
         return [_entry(fdp, key, depth + 1) for _ in range(fdp.ConsumeIntInRange(0, 4))]
-    if key in ("partitions", "groups", "inbound_addresses", "servers"):
+    if key in ("partitions", "groups", "inbound_addresses", "servers", "line_groups"):
         return [_scalar(fdp) for _ in range(fdp.ConsumeIntInRange(0, 3))]
     return _scalar(fdp)
 
@@ -376,6 +424,7 @@ def _template_plan(fdp: atheris.FuzzedDataProvider) -> dict[str, Any]:
             line["moh_source"] = _pick(fdp, moh_names)
     return {
         **media,
+        **_template_coverage(fdp, partitions, css_names, devices),
         "partitions": partitions,
         "calling_search_spaces": css,
         "devices": devices,
@@ -411,6 +460,79 @@ def _template_media(fdp: atheris.FuzzedDataProvider, partitions: list[str]) -> d
             {"name": f"mrl{i}", "groups": _subset(fdp, [g["name"] for g in groups], 1)}
             for i in range(fdp.ConsumeIntInRange(0, 2) if groups else 0)
         ],
+    }
+
+
+def _template_coverage(
+    fdp: atheris.FuzzedDataProvider,
+    partitions: list[str],
+    css_names: list[str],
+    devices: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """Call coverage of a valid plan: the lines' forwards, voicemail and pickup groups
+    (set on ``devices``), line groups, hunt lists, pilots (6xxx), pickup numbers
+    (66xx: no pilot is) and park ranges (7xxx), every reference resolving."""
+    dns = [line["dn"] for dev in devices for line in dev["lines"]]
+    pickups = [
+        {"name": f"pickup{i}", "partition": _pick(fdp, ["", *partitions])}
+        for i in range(fdp.ConsumeIntInRange(0, 2))
+    ]
+    for i, pickup in enumerate(pickups):
+        if fdp.ConsumeBool():
+            pickup["number"] = f"66{i:02d}"
+    for dev in devices:
+        dev["dnd_option"] = _pick(fdp, ("ringer-off", "reject"))
+        for line in dev["lines"]:
+            for key in _FORWARDS:
+                if fdp.ConsumeBool():
+                    destination = _pick(fdp, ["8000", "+15551234", "*97", *dns])
+                    if destination != line["dn"]:
+                        line[key] = {"destination": destination, "css": _pick(fdp, css_names)}
+            if fdp.ConsumeBool():
+                line["cfna_timer"] = fdp.ConsumeIntInRange(1, 600)
+            line["voicemail"] = _pick(fdp, ("", "8000", "*97"))
+            line["pickup_group"] = _pick(fdp, ["", *(p["name"] for p in pickups)])
+    groups = [
+        {
+            "name": f"lg{i}",
+            "distribution": _pick(fdp, ("top-down", "circular", "longest-idle", "broadcast")),
+            "rna_timeout": fdp.ConsumeIntInRange(1, 600),
+            "on_no_answer": _pick(fdp, ("next-member", "next-group", "stop")),
+            "members": _subset(fdp, sorted(set(dns))),
+        }
+        for i in range(fdp.ConsumeIntInRange(0, 2))
+    ]
+    hunt_lists = [
+        {"name": f"hl{i}", "line_groups": _subset(fdp, [g["name"] for g in groups], 1)}
+        for i in range(fdp.ConsumeIntInRange(0, 2) if groups else 0)
+    ]
+    pilots = [
+        {
+            "pattern": f"6{i:03d}",
+            "partition": _pick(fdp, ["", *partitions]),
+            "hunt_list": _pick(fdp, [h["name"] for h in hunt_lists]),
+            "final_forward": _pick(fdp, ["", "8000", *dns]),
+            "final_css": _pick(fdp, css_names),
+        }
+        for i in range(fdp.ConsumeIntInRange(0, 2) if hunt_lists else 0)
+    ]
+    parks = []
+    for i in range(fdp.ConsumeIntInRange(0, 2)):
+        first = 7000 + 100 * i
+        last = first + fdp.ConsumeIntInRange(0, 99)
+        parks.append(
+            {
+                "range": f"{first}-{last}" if fdp.ConsumeBool() else str(first),
+                "partition": _pick(fdp, ["", *partitions]),
+                "reversion": fdp.ConsumeIntInRange(0, 3600),
+            }
+        )
+    return {
+        "line_groups": groups,
+        "hunt_lists": hunt_lists,
+        "hunt_pilots": pilots,
+        "pickup_groups": pickups,
+        "call_park": parks,
     }
 
 
@@ -465,26 +587,28 @@ def _round_trip(plan: PlanSpec) -> None:
     want = {
         d.name: (
             d.protocol,
-            [(ln.dn, ln.display, ln.partition, ln.moh_source) for ln in d.lines],
+            list(d.lines),
             [(s.number, s.label) for s in d.speed_dials],
             d.css,
             d.max_calls,
             d.model,
             d.moh_source,
             d.media_resource_list,
+            d.dnd_option,
         )
-        for d in plan.devices
+        for d in plan.device_infos()
     }
     got = {
         d.name: (
             d.protocol,
-            [(ln.dn, ln.display, ln.partition, ln.moh_source) for ln in d.lines],
+            list(d.lines),
             [(s.number, s.label) for s in d.speed_dials],
             d.css,
             d.max_calls,
             d.model,
             d.moh_source,
             d.media_resource_list,
+            d.dnd_option,
         )
         for d in snap.devices.values()
     }
@@ -515,6 +639,21 @@ def _round_trip(plan: PlanSpec) -> None:
         dict(snap.media_resource_lists),
     ):
         raise AssertionError("the media plane changed in the database")
+    coverage = (
+        plan.line_group_models(),
+        plan.hunt_list_models(),
+        sorted(spec.hunt_pilots, key=repr),
+        sorted(spec.pickup_groups, key=repr),
+        sorted(spec.call_park, key=repr),
+    )
+    if coverage != (
+        dict(snap.line_groups),
+        dict(snap.hunt_lists),
+        sorted(snap.dialplan_spec.hunt_pilots, key=repr),
+        sorted(snap.dialplan_spec.pickup_groups, key=repr),
+        sorted(snap.dialplan_spec.call_park, key=repr),
+    ):
+        raise AssertionError("call coverage changed in the database")
 
 
 def test_one_input(data: bytes) -> None:

@@ -20,6 +20,7 @@ import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from offhook.core.directory import PlanSnapshot
 from offhook.db.plan_check import MAX_PROBLEMS, PlanError, parse_plan
 from offhook.db.plan_spec import PlanSpec
 from offhook.db.plan_yaml import MAX_PLAN_DEPTH, MAX_PLAN_NODES, parse_plan_text
@@ -78,6 +79,7 @@ def valid_plans(draw: st.DrawFn) -> dict[str, Any]:
     ]
     devices = []
     used: set[tuple[str, str]] = set()
+    pickup_names = draw(st.lists(names, max_size=2, unique=True))
     for name in draw(st.lists(names, max_size=4, unique=True)):
         lines = []
         for dn in draw(st.lists(dns, max_size=3, unique=True)):
@@ -87,6 +89,7 @@ def valid_plans(draw: st.DrawFn) -> dict[str, Any]:
                     "display": draw(free_text.filter(lambda t: len(t) <= 128)),
                     "partition": draw(part),
                     "moh_source": draw(moh),
+                    **draw(line_coverage(dn, css_names, pickup_names)),
                 }
             )
             used.add((dn, lines[-1]["partition"]))
@@ -101,6 +104,7 @@ def valid_plans(draw: st.DrawFn) -> dict[str, Any]:
                 "lines": lines,
                 "moh_source": draw(moh),
                 "media_resource_list": draw(st.sampled_from(["", *(r["name"] for r in lists)])),
+                "dnd_option": draw(st.sampled_from(["ringer-off", "reject"])),
             }
         )
     if draw(st.booleans()):
@@ -125,7 +129,9 @@ def valid_plans(draw: st.DrawFn) -> dict[str, Any]:
         if draw(st.booleans()):
             entry["max_parties"] = draw(st.integers(2, 1000))
         meetme.append(entry)
+    member_dns = sorted({ln["dn"] for d in devices for ln in d.get("lines", [])})
     return {
+        **draw(coverage(partitions, css_names, pickup_names, member_dns, used)),
         "moh_sources": [{"name": name, "file": AUDIO} for name in moh_names],
         "meetme": meetme,
         "media_resource_groups": groups,
@@ -138,6 +144,104 @@ def valid_plans(draw: st.DrawFn) -> dict[str, Any]:
             for c in css_names
         ],
         "devices": devices,
+    }
+
+
+@st.composite
+def line_coverage(
+    draw: st.DrawFn, dn: str, css_names: list[str], pickup_names: list[str]
+) -> dict[str, Any]:
+    """A line's coverage keys, each present or not."""
+    out: dict[str, Any] = {}
+    for key in ("forward_all", "forward_busy", "forward_no_answer", "forward_unregistered"):
+        if draw(st.booleans()):
+            out[key] = {
+                "destination": draw(dns.filter(lambda d: d != dn)),
+                "css": draw(st.sampled_from(["", *css_names])),
+            }
+    if draw(st.booleans()):
+        out["cfna_timer"] = draw(st.one_of(st.integers(1, 600), st.floats(1, 600)))
+    if draw(st.booleans()):
+        out["voicemail"] = draw(dns)
+    out["pickup_group"] = draw(st.sampled_from(["", *pickup_names]))
+    return out
+
+
+@st.composite
+def coverage(
+    draw: st.DrawFn,
+    partitions: list[str],
+    css_names: list[str],
+    pickup_names: list[str],
+    member_dns: list[str],
+    used: set[tuple[str, str]],
+) -> dict[str, Any]:
+    """Line groups, hunt lists and pilots, pickup groups and park ranges: valid, their
+    numbers free in their partition."""
+    part = st.sampled_from(["", *partitions])
+
+    def free(numbers: list[str], partition: str) -> bool:
+        if any((n, partition) in used for n in numbers):
+            return False
+        used.update((n, partition) for n in numbers)
+        return True
+
+    groups = [
+        {
+            "name": g,
+            "distribution": draw(
+                st.sampled_from(["top-down", "circular", "longest-idle", "broadcast"])
+            ),
+            "rna_timeout": draw(st.integers(1, 600)),
+            "on_busy": draw(st.sampled_from(["next-member", "next-group", "stop"])),
+            "members": draw(st.lists(st.sampled_from(member_dns), unique=True))
+            if member_dns
+            else [],
+        }
+        for g in draw(st.lists(names, max_size=2, unique=True))
+    ]
+    hunt_lists = [
+        {"name": h, "line_groups": [g["name"] for g in groups]}
+        for h in (draw(st.lists(names, max_size=2, unique=True)) if groups else [])
+    ]
+    pilots = []
+    for number in draw(st.lists(dns, max_size=2)) if hunt_lists else []:
+        pilot = {
+            "pattern": number,
+            "partition": draw(part),
+            "hunt_list": draw(st.sampled_from([h["name"] for h in hunt_lists])),
+            "final_forward": draw(st.sampled_from(["", *member_dns])),
+            "final_css": draw(st.sampled_from(["", *css_names])),
+        }
+        if pilot["final_forward"] != pilot["pattern"] and free(
+            [pilot["pattern"]], pilot["partition"]
+        ):
+            pilots.append(pilot)
+    pickups = []
+    for name in pickup_names:
+        entry = {"name": name, "partition": draw(part)}
+        number = draw(st.one_of(st.just(""), st.from_regex(r"[0-9]{1,8}", fullmatch=True)))
+        entry["number"] = number if number and free([number], entry["partition"]) else ""
+        pickups.append(entry)
+    parks = []
+    for _ in range(draw(st.integers(0, 2))):
+        first = draw(st.integers(0, 9990))
+        count = draw(st.integers(1, 10))
+        width = draw(st.integers(4, 6))
+        numbers = [str(n).zfill(width) for n in range(first, first + count)]
+        entry = {
+            "range": numbers[0] if count == 1 else f"{numbers[0]}-{numbers[-1]}",
+            "partition": draw(part),
+            "reversion": draw(st.integers(0, 3600)),
+        }
+        if free(numbers, entry["partition"]):
+            parks.append(entry)
+    return {
+        "line_groups": groups,
+        "hunt_lists": hunt_lists,
+        "hunt_pilots": pilots,
+        "pickup_groups": pickups,
+        "call_park": parks,
     }
 
 
@@ -163,7 +267,13 @@ def test_valid_plan_survives_yaml(raw: dict[str, Any]) -> None:
     assert parse_plan_text(text.encode("utf-8"), SOURCE) == direct
     assert [d.name for d in direct.devices] == [d["name"] for d in raw["devices"]]
     assert [m.file for m in direct.moh_sources] == [AUDIO] * len(raw["moh_sources"])
-    assert len(direct.dialplan_spec().meetme) == len(raw["meetme"])
+    spec = direct.dialplan_spec()
+    assert len(spec.meetme) == len(raw["meetme"])
+    assert len(spec.hunt_pilots) == len(raw["hunt_pilots"])
+    assert len(spec.call_park) == len(raw["call_park"])
+    assert list(direct.line_group_models()) == [g["name"] for g in raw["line_groups"]]
+    # The analyzer takes every coverage number (no collision the checks missed).
+    assert PlanSnapshot.build(direct.device_infos(), 0, spec) is not None
 
 
 _BAD_VALUES: list[tuple[str, Any]] = [
@@ -176,6 +286,8 @@ _BAD_VALUES: list[tuple[str, Any]] = [
     ("partition", "no-such-partition"),
     ("moh_source", "no-such-source"),
     ("media_resource_list", "no-such-list"),
+    ("dnd_option", "loud"),
+    ("pickup_group", "no-such-group"),
     ("unknown_key", 1),
 ]
 
@@ -188,7 +300,7 @@ def test_one_bad_value_is_refused_at_its_entry(raw: dict[str, Any], data: st.Dat
     i = data.draw(st.integers(0, len(sip) - 1))
     key, value = data.draw(st.sampled_from(_BAD_VALUES))
     dev = sip[i]
-    if key in ("dn", "partition"):
+    if key in ("dn", "partition", "pickup_group"):
         dev["lines"][0][key] = value
     else:
         dev[key] = value

@@ -4,7 +4,7 @@
 SUBSCRIBE/NOTIFY for busy lamps, presence and message waiting, and a
 voicemail system's unsolicited message-summary NOTIFY) with ``SipEvents``
 as its policy, and feeds it core's bus events: every ``LineStateChanged``
-(``core.features.linestate.LineStates``) notifies the ``dialog`` and
+(``engine.lines``, ``core.features.linestate.LineStates``) notifies the ``dialog`` and
 ``presence`` watchers of that line, every ``MwiChanged`` the
 ``message-summary`` watchers. ``SipEvents`` answers the notifier from the
 plan snapshot, the location store, the line states and the engine's
@@ -32,7 +32,6 @@ from offhook.core.bus import EventBus
 from offhook.core.dialplan.router import Outcome
 from offhook.core.directory import PlanSnapshot
 from offhook.core.engine import CallEngine
-from offhook.core.features.linestate import LineStates
 from offhook.core.records import LineStateChanged, MwiChanged
 from offhook.sip.endpoint import SipEndpoint
 from offhook.sip.event_packages import DIALOG, MESSAGE_SUMMARY, PRESENCE, LineStatus
@@ -51,13 +50,12 @@ class SipEvents:
         snapshot: Callable[[], PlanSnapshot],
         engine: CallEngine,
         locations: LocationStore,
-        lines: LineStates,
         now: Callable[[], float],
     ) -> None:
         self.snapshot = snapshot
         self.engine = engine
         self.locations = locations
-        self.lines = lines
+        self.lines = engine.lines
         self.now = now
         self.notifier: Notifier | None = None
 
@@ -123,7 +121,6 @@ def start_sip_events(
     engine: CallEngine,
     bus: EventBus,
     locations: LocationStore,
-    lines: LineStates,
     snapshot: Callable[[], PlanSnapshot],
     *,
     min_expires: int,
@@ -131,7 +128,7 @@ def start_sip_events(
     limits: Limits | None = None,
 ) -> SipEvents:
     """Give ``endpoint`` its notifier and feed it the bus; returns the policy (``status()``)."""
-    events = SipEvents(snapshot, engine, locations, lines, endpoint.loop.time)
+    events = SipEvents(snapshot, engine, locations, endpoint.loop.time)
     notifier = Notifier(
         endpoint,
         events,

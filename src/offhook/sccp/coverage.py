@@ -38,7 +38,8 @@ this at once; a phone with nothing to show gets nothing.
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from offhook.core.dialplan.overlap import DigitCollector
@@ -68,13 +69,29 @@ if TYPE_CHECKING:
     from offhook.sccp.endpoint import SccpEndpoint
     from offhook.sccp.phone import Phone
 
-log = logging.getLogger(__name__)
-
 FORWARD = "forward"  # PhoneCall.purpose: collecting a forward all destination
 GROUP_PICKUP = "group-pickup"  # collecting a pickup group (or a DN to pick up)
 
 BLF_LAMPS = {"idle": LampMode.OFF, "ringing": LampMode.BLINK, "in-use": LampMode.ON}
 """SetLamp mode of a busy lamp field speed dial per line state."""
+
+SOFT_KEYS: Mapping[int, str] = MappingProxyType(
+    {
+        SoftKey.CFWD_ALL: "_on_forward_all",
+        SoftKey.PICKUP: "_on_pickup",
+        SoftKey.GROUP_PICKUP: "_on_group_pickup",
+        SoftKey.PARK: "_on_park",
+        SoftKey.DND: "_on_dnd",
+        SoftKey.HLOG: "_on_hunt_login",
+        SoftKey.MESSAGES: "_on_messages",
+    }
+)
+"""Coverage softkey -> its ``Coverage`` handler."""
+
+BUTTONS: Mapping[int, str] = MappingProxyType(
+    {Stimulus.FORWARD_ALL: "_on_forward_all", Stimulus.VOICEMAIL: "_on_messages"}
+)
+"""Coverage feature button (Stimulus) -> its ``Coverage`` handler."""
 
 _REFUSALS = {25: "Forward loop"}
 """What a refused forward shows, by the engine's cause (other causes: NOT_ALLOWED)."""
@@ -189,36 +206,44 @@ class Coverage:
     # ------------------------------------------------------------ inputs
     def soft_key(self, phone: Phone, key: int, line: int, call: PhoneCall | None) -> bool:
         """Handle a coverage softkey (False: not one of ours)."""
-        if key == SoftKey.CFWD_ALL:
-            self._forward_key(phone, line)
-        elif key == SoftKey.PICKUP:
-            self._pickup(phone, line)
-        elif key == SoftKey.GROUP_PICKUP:
-            self._collect(phone, line, GROUP_PICKUP, "Group pickup")
-        elif key == SoftKey.PARK:
-            self._park(phone, call)
-        elif key == SoftKey.DND:
-            if not self.engine.set_dnd(phone.name, not self.engine.dnd(phone.name)):
-                self._notify(phone, "Not available")
-        elif key == SoftKey.HLOG:
-            logged_in = self.engine.hunt_logged_in(phone.name)
-            if not self.engine.set_hunt_login(phone.name, not logged_in):
-                self._notify(phone, "Not available")
-        elif key == SoftKey.MESSAGES:
-            self._voicemail(phone, line)
-        else:
+        handler = SOFT_KEYS.get(key)
+        if handler is None:
             return False
+        getattr(self, handler)(phone, line, call)
         return True
 
     def stimulus(self, phone: Phone, code: int, instance: int) -> bool:
         """Handle a coverage feature button (False: not one of ours)."""
-        if code == Stimulus.VOICEMAIL:
-            self._voicemail(phone, 0)
-        elif code == Stimulus.FORWARD_ALL:
-            self._forward_key(phone, instance)
-        else:
+        handler = BUTTONS.get(code)
+        if handler is None:
             return False
+        getattr(self, handler)(phone, instance, None)
         return True
+
+    # The handlers SOFT_KEYS and BUTTONS name: (phone, line, the call the key is for).
+    def _on_forward_all(self, phone: Phone, line: int, call: PhoneCall | None) -> None:
+        self._forward_key(phone, line)
+
+    def _on_pickup(self, phone: Phone, line: int, call: PhoneCall | None) -> None:
+        self._pickup(phone, line)
+
+    def _on_group_pickup(self, phone: Phone, line: int, call: PhoneCall | None) -> None:
+        self._collect(phone, line, GROUP_PICKUP, "Group pickup")
+
+    def _on_park(self, phone: Phone, line: int, call: PhoneCall | None) -> None:
+        self._park(phone, call)
+
+    def _on_dnd(self, phone: Phone, line: int, call: PhoneCall | None) -> None:
+        if not self.engine.set_dnd(phone.name, not self.engine.dnd(phone.name)):
+            self._notify(phone, "Not available")
+
+    def _on_hunt_login(self, phone: Phone, line: int, call: PhoneCall | None) -> None:
+        logged_in = self.engine.hunt_logged_in(phone.name)
+        if not self.engine.set_hunt_login(phone.name, not logged_in):
+            self._notify(phone, "Not available")
+
+    def _on_messages(self, phone: Phone, line: int, call: PhoneCall | None) -> None:
+        self._voicemail(phone, line)
 
     def dialed(self, call: PhoneCall, number: str) -> bool:
         """``number`` is complete on ``call``; True when coverage took it (not a call)."""

@@ -16,6 +16,7 @@ from offhook.core.events import Setup
 from offhook.core.leg import Leg
 from offhook.core.records import DndChanged, ForwardChanged, HuntLoginChanged
 from offhook.sccp import messages as m
+from offhook.sccp.coverage import BUTTONS, SOFT_KEYS, Coverage
 from offhook.sccp.device import DeviceProfile, DeviceSession, forward_stat
 from offhook.sccp.templates import SOFT_KEY_SETS, SOFT_KEY_TEMPLATE, KeySet, SoftKey
 from offhook.sccp.ui import CallStateCode, RingMode, Stimulus
@@ -65,6 +66,23 @@ def test_idle_and_off_hook_sets_offer_the_coverage_keys() -> None:
     assert "Park" in keys(KeySet.CONNECTED)
     info = SOFT_KEY_SETS[KeySet.ON_HOOK].info_index
     assert 300 + SoftKey.DND in info and 300 + SoftKey.HLOG in info
+
+
+def test_every_coverage_key_and_button_has_a_handler() -> None:
+    for table in (SOFT_KEYS, BUTTONS):
+        for handler in table.values():
+            assert callable(getattr(Coverage, handler))
+    coverage_keys = {
+        SoftKey.CFWD_ALL,
+        SoftKey.PICKUP,
+        SoftKey.GROUP_PICKUP,
+        SoftKey.PARK,
+        SoftKey.MESSAGES,
+        SoftKey.DND,
+        SoftKey.HLOG,
+    }
+    assert set(SOFT_KEYS) == coverage_keys
+    assert coverage_keys <= {event for _, event in SOFT_KEY_TEMPLATE}
 
 
 # ---------------------------------------------------------------- forward all

@@ -18,9 +18,10 @@ from offhook.core.directory import (
     LineGroup,
     PlanSnapshot,
 )
+from offhook.db.plan import DEMO_PLAN
 from offhook.db.plan_check import PlanError, parse_plan
 from offhook.db.plan_spec import PlanSpec
-from offhook.db.plan_yaml import parse_plan_text
+from offhook.db.plan_yaml import parse_plan_text, read_plan
 
 # The example of issue 10, as a whole plan.
 ISSUE_EXAMPLE = """
@@ -520,3 +521,20 @@ def test_every_problem_reported_at_once() -> None:
         "line_groups[1] (overflow).members[0]",
         "hunt_pilots[0] (1500).hunt_list",
     ]
+
+
+def test_demo_plan_has_coverage_to_try() -> None:
+    """The first-run demo: a hunt group, a pickup group and park numbers, no voicemail."""
+    plan = read_plan(DEMO_PLAN)
+    snap = snapshot_of(plan)
+    alice = snap.devices["alice"]
+    decision = snap.dialplan.route(alice.css, "1500", "1001")
+    assert decision.outcome is Outcome.HUNT and decision.hunt is not None
+    groups = snap.hunt_lists[decision.hunt.hunt_list]
+    assert [snap.line_groups[g].members for g in groups] == [("1002", "1003")]
+    assert snap.dialplan.route(alice.css, "8100").outcome is Outcome.PICKUP
+    for number in ("7000", "7009"):
+        assert snap.dialplan.route(alice.css, number).outcome is Outcome.PARK
+    for dn in ("1001", "1002", "1003"):
+        line = snap.line(dn)
+        assert line is not None and line.pickup_group == "office" and line.voicemail == ""

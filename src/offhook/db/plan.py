@@ -11,7 +11,9 @@ only when something changed, so running nodes reload only then.
 This module is the entry point (:func:`load_plan`, and :func:`ensure_demo_plan`
 for a node's first start); the work is done by
 
-- ``offhook.db.plan_spec``: the YAML format, as pydantic models (``PlanSpec``);
+- ``offhook.db.plan_spec``: the YAML format, as pydantic models (``PlanSpec``;
+  call coverage's sections are ``offhook.db.plan_coverage``'s, what every
+  section shares ``offhook.db.plan_base``'s);
 - ``offhook.db.plan_check``: validation across entries (``parse_plan``,
   ``PlanError``);
 - ``offhook.db.plan_yaml``: reading the YAML text, bounded (``read_plan``,
@@ -34,6 +36,14 @@ from offhook.db.engine import create_engine_for, upgrade
 from offhook.db.models import Device
 from offhook.db.plan_apply import PlanReport, apply_plan, ha1
 from offhook.db.plan_check import MAX_PROBLEMS, PlanError, parse_plan
+from offhook.db.plan_coverage import (
+    CallParkSpec,
+    ForwardSpec,
+    HuntListSpec,
+    HuntPilotSpec,
+    LineGroupSpec,
+    PickupGroupSpec,
+)
 from offhook.db.plan_spec import (
     MAX_LABEL,
     SCCP_MODELS,
@@ -75,13 +85,19 @@ __all__ = [
     "MAX_PLAN_NODES",
     "MAX_PROBLEMS",
     "SCCP_MODELS",
+    "CallParkSpec",
     "CallingSearchSpaceSpec",
     "DeviceSpec",
+    "ForwardSpec",
+    "HuntListSpec",
+    "HuntPilotSpec",
+    "LineGroupSpec",
     "LineSpec",
     "MediaResourceGroupSpec",
     "MediaResourceListSpec",
     "MeetMeSpec",
     "MohSourceSpec",
+    "PickupGroupSpec",
     "PlanError",
     "PlanReport",
     "PlanSpec",

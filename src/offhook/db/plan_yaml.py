@@ -20,7 +20,7 @@ from offhook.db.plan_spec import PlanSpec
 
 MAX_PLAN_BYTES = 64 << 20
 MAX_PLAN_DEPTH = 64
-"""Deepest YAML nesting accepted (a plan needs 6; PyYAML composes recursively)."""
+"""Deepest YAML nesting accepted (a plan needs 7; PyYAML composes recursively)."""
 MAX_PLAN_NODES = 4_000_000
 """Most YAML nodes a plan may have once its aliases are expanded (what a
 ``MAX_PLAN_BYTES`` file could hold anyway): anchors cannot multiply the work."""

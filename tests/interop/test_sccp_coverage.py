@@ -14,6 +14,8 @@ SEP00000000D003    7960   2003   staff
 SEP00000000D004    7960   2004   boss      partition exec (staff cannot reach)
 =================  =====  =====  ========  ===================================
 
+Call park numbers 7000-7009 (partition internal).
+
 A voicemail system (SIPp, from the ``voicemail`` trunk's address) sets
 message waiting with an unsolicited NOTIFY message-summary.
 
@@ -35,6 +37,7 @@ import pytest
 
 from interop.peers import require_binary
 from interop.sipp import Sipp
+from interop.test_media_features import wait_media_server
 from offhook.sccp.messages import CallState, ForwardStat, Message, SetLamp, SetRinger
 from offhook.sccp.ui import CallStateCode, LampMode, RingMode, Stimulus
 from support.ports import HOST
@@ -73,6 +76,7 @@ def plan() -> dict[str, Any]:
             }
         ],
         "partitions": ["internal", "exec"],
+        "call_park": [{"range": "7000-7009", "partition": "internal", "reversion": 60}],
         "calling_search_spaces": [
             {"name": "staff", "partitions": ["internal"]},
             {"name": "boss", "partitions": ["internal", "exec"]},
@@ -91,6 +95,7 @@ def server(tmp_path: Path) -> Iterator[OffhookServer]:
     srv = OffhookServer(tmp_path, plan())
     srv.start()
     try:
+        wait_media_server(srv)  # park plays music on hold
         yield srv
     finally:
         srv.stop()
@@ -210,7 +215,49 @@ def test_a_forward_survives_a_restart_of_the_node(server: OffhookServer) -> None
     run(lambda: body(True))
     server.stop()
     server.start()
+    wait_media_server(server)
     run(lambda: body(False))
+
+
+# ---------------------------------------------------------------- park
+
+
+def test_park_softkey_parks_the_call_and_another_phone_retrieves_it(
+    server: OffhookServer,
+) -> None:
+    async def body() -> None:
+        async with phones(server, A, B, C) as (a, b, c):
+            b_mark = b.mark()
+            a_ref = await call(a, "2002")
+            ring = await b.wait_for(state_is(CallStateCode.RING_IN), since=b_mark, timeout=10)
+            b.softkey("Answer", 1, ring.call_reference)
+            await a.wait_for(state_is(CallStateCode.CONNECTED), timeout=10)
+            assert "Park" in a.keys_of(1)  # the connected softkey set offers it
+            mark, since = a.mark(), len(a.displayed)
+            a.softkey("Park", 1, a_ref)
+            shown = await a.wait_display("Call park at 70", since=since, timeout=10)
+            number = shown.rsplit(" ", 1)[-1]
+            await a.wait_for(state_is(CallStateCode.ON_HOOK), since=mark, timeout=10)
+            # B stays in its call (parked, hearing music) until C retrieves it
+            b_ref = ring.call_reference
+            assert b.call_states[b_ref].call_state == CallStateCode.CONNECTED
+            c_mark = c.mark()
+            await call(c, number)
+            await c.wait_for(state_is(CallStateCode.CONNECTED), since=c_mark, timeout=10)
+            assert b.call_states[b_ref].call_state == CallStateCode.CONNECTED
+            c.on_hook(1)
+            await b.wait_for(
+                lambda m: (
+                    isinstance(m, CallState)
+                    and m.call_state == CallStateCode.ON_HOOK
+                    and m.call_reference == b_ref
+                ),
+                timeout=10,
+            )
+
+    run(body)
+    rows = server.wait_cdr(lambda r: r["redirect_reason"] == "park")
+    assert rows[0]["last_redirecting"] in ("2001", "7000")
 
 
 # ---------------------------------------------------------------- DND, HLog

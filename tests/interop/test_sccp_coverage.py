@@ -8,8 +8,10 @@ from the call records.
 =================  =====  =====  ========  ===================================
 device             model  DN     CSS       coverage
 =================  =====  =====  ========  ===================================
-SEP00000000D001    7961   2001   staff     voicemail 2003; speed dial 2002
-SEP00000000D002    7960   2002   staff
+SEP00000000D001    7961   2001   staff     voicemail 2003; speed dial 2002;
+                          2100             line 2 shared with D002
+SEP00000000D002    7960   2002   staff     line 2: 2100 (shared)
+                          2100
 SEP00000000D003    7960   2003   staff
 SEP00000000D004    7960   2004   boss      partition exec (staff cannot reach)
 =================  =====  =====  ========  ===================================
@@ -60,8 +62,12 @@ def plan() -> dict[str, Any]:
             "lines": [{"dn": dn, "display": f"Phone {dn}", "partition": partition, **line}],
         }
 
+    shared = {"dn": "2100", "display": "Shared", "partition": "internal"}
     anna = phone(A, "7961", "2001", "staff", voicemail="2003")
     anna["speed_dials"] = [{"number": "2002", "label": "Bob"}]
+    anna["lines"].append(shared)
+    bob = phone(B, "7960", "2002", "staff")
+    bob["lines"].append(shared)
     return {
         # The voicemail system's trunk: its NOTIFYs set message waiting.
         "trunks": [
@@ -83,7 +89,7 @@ def plan() -> dict[str, Any]:
         ],
         "devices": [
             anna,
-            phone(B, "7960", "2002", "staff"),
+            bob,
             phone(C, "7960", "2003", "staff"),
             phone(X, "7960", "2004", "boss", partition="exec"),
         ],
@@ -348,6 +354,40 @@ def test_a_speed_dial_lamp_shows_the_line_in_use(server: OffhookServer) -> None:
             await a.wait_lamp(*sd, LampMode.BLINK)
             c.on_hook(1)
             await a.wait_lamp(*sd, LampMode.OFF)
+
+    run(body)
+
+
+def test_a_shared_line_in_use_shows_remote_in_use(server: OffhookServer) -> None:
+    async def body() -> None:
+        async with phones(server, A, B, C) as (a, b, c):
+            mark, ring_mark = b.mark(), c.mark()
+            a.off_hook(2)  # A takes the shared line 2100 and calls C
+            await a.wait_for(state_is(CallStateCode.OFF_HOOK), timeout=10)
+            a.dial("2003", line=2)
+            remote = await b.wait_for(state_is(CallStateCode.REMOTE_MULTILINE), since=mark)
+            assert remote.line_instance == 2
+            await b.wait_lamp(Stimulus.LINE, 2, LampMode.ON)
+            ring = await c.wait_for(state_is(CallStateCode.RING_IN), since=ring_mark, timeout=10)
+            assert ring.line_instance == 1
+            a.on_hook(2)
+            await b.wait_for(
+                lambda m: (
+                    isinstance(m, CallState)
+                    and m.call_state == CallStateCode.ON_HOOK
+                    and m.call_reference == remote.call_reference
+                ),
+                since=mark,
+                timeout=10,
+            )
+            await b.wait_lamp(Stimulus.LINE, 2, LampMode.OFF)
+            # B's own appearance never showed a call of its own
+            own = [
+                m
+                for m in b.received[mark:]
+                if isinstance(m, CallState) and m.call_reference != remote.call_reference
+            ]
+            assert own == []
 
     run(body)
 

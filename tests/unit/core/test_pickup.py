@@ -32,7 +32,7 @@ PHONES = (
 )
 
 
-DNS = {name: dn for name, dn, _, _ in PHONES} | {"ivan": "1009"}
+DNS = {name: dn for name, dn, _, _ in PHONES} | {"ivan": "1009", "carrier": "5550100"}
 
 
 def plan(h: Harness, *, shared: bool = False) -> None:
@@ -347,3 +347,35 @@ def test_caller_answering_elsewhere_is_passed_on_to_the_picker(sales: Harness) -
     assert cd.last("update_media")[1].streams[0].port == 4010
     h.engine.on_media_answer(cd.leg, media(address("carol")))
     assert ad.names().count("update_media") == 1
+
+
+def test_a_trunk_caller_hearing_ringback_is_picked_up(h: Harness) -> None:
+    """The ringback endpoint stops, and the caller (whose dialog took the ringback's
+    address as its answer) is re-offered the picker's media."""
+    from dataclasses import replace
+
+    from test_core_features import RecordingMedia
+
+    from offhook.core.dialplan.model import Trunk
+
+    plan(h)
+    h.devices.append(DeviceInfo("carrier", "sip", css="staff"))
+    assert h.spec is not None
+    h.spec = replace(h.spec, trunks=(Trunk("carrier", "sip", "192.0.2.10"),))
+    ms = RecordingMedia()
+    h.engine.media = ms
+    h.engine.inband_ringback = True
+    td = dial(h, "carrier", "1002")
+    b, _ = h.out("sip:bob@10.0.0.9")
+    h.engine.on_alerting(b)
+    handle = ms.reply(("192.0.2.50", 22000))
+    assert td.last("progress")[1].streams[0].address == "192.0.2.50"
+    cd = dial(h, "carol", "*8", offer=False)  # an SCCP picker
+    assert ("release", handle) in ms.calls
+    assert cd.last("answer")[1] == media(address("carrier"))
+    assert cd.leg is not None and td.leg is not None
+    h.engine.on_media_answer(cd.leg, media(address("carol")))
+    assert td.last("answer")[1] == media(address("carol"))
+    assert td.last("update_media")[1] == media(address("carol"))  # its dialog had the ringback's
+    h.engine.on_media_answer(td.leg, media(address("carrier")))
+    assert "update_media" not in cd.names()

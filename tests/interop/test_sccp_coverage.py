@@ -30,6 +30,7 @@ bounded; nothing is judged by how long something took.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -45,6 +46,7 @@ from offhook.sccp.ui import CallStateCode, LampMode, RingMode, Stimulus
 from support.ports import HOST
 from support.sccp_phone import SccpPhone
 from support.server import OffhookServer
+from support.skinny_tshark import TSHARK, tshark_problems
 
 T = TypeVar("T")
 
@@ -390,6 +392,42 @@ def test_a_shared_line_in_use_shows_remote_in_use(server: OffhookServer) -> None
             assert own == []
 
     run(body)
+
+
+@pytest.mark.skipif(TSHARK is None, reason="tshark not installed")
+def test_tshark_reads_every_coverage_frame(server: OffhookServer, tmp_path: Path) -> None:
+    pytest.importorskip("scapy.all")
+
+    async def body() -> list[list[bytes]]:
+        async with (
+            SccpPhone(A, server.sccp_port, model="7961", version=0x11) as a,
+            SccpPhone(B, server.sccp_port) as b,
+        ):
+            await a.register()
+            await b.register()
+            await set_forward(a, "2002")  # ForwardStat with a number, the idle prompt
+            a.softkey("CFwdAll", 1)
+            await a.wait_for(forward_of(1, ""), timeout=10)
+            b.softkey("DND", 1)
+            await b.wait_display("Do Not Disturb active")
+            b.softkey("DND", 1)
+            await b.wait_display("Do Not Disturb off")
+            mark = b.mark()
+            a.off_hook(2)  # the shared line: remote in use on B
+            await a.wait_for(state_is(CallStateCode.OFF_HOOK), timeout=10)
+            a.dial("2002", line=2)  # and B's line 1 rings: A's busy lamp blinks
+            await b.wait_for(state_is(CallStateCode.REMOTE_MULTILINE), since=mark)
+            await a.wait_lamp(Stimulus.SPEED_DIAL, 1, LampMode.BLINK)
+            a.on_hook(2)
+            await a.wait_lamp(Stimulus.SPEED_DIAL, 1, LampMode.OFF)
+            await b.wait_lamp(Stimulus.LINE, 2, LampMode.OFF)
+            b.softkey("Messages", 1)
+            await b.wait_display("No voicemail")
+            return [a.received_raw, b.received_raw]
+
+    streams = run(body)
+    problems = tshark_problems(streams, tmp_path / "sccp_coverage.pcap")
+    assert not problems, json.dumps(problems, indent=1)
 
 
 @pytest.mark.xfail(

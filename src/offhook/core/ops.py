@@ -26,10 +26,12 @@ from offhook.core.ports import LegDriver, MediaResources
 
 if TYPE_CHECKING:
     from offhook.common.clock import Clock
+    from offhook.core.bus import E, EventBus, Unsubscribe
     from offhook.core.engine import CallEngine
 
 
 class FeatureOps:
+    _bus: EventBus
     media: MediaResources | None
     _clock: Clock
     _leg_seq: int
@@ -148,6 +150,14 @@ class FeatureOps:
         self._later_seq += 1
         heapq.heappush(self.timers, (self._clock.monotonic() + delay, self._later_seq, step))
 
+    def publish(self, event: object) -> None:
+        """Publish ``event`` on the event bus (a feature's own records and changes)."""
+        self._bus.publish(event)
+
+    def subscribe(self, event_type: type[E], handler: Callable[[E], None]) -> Unsubscribe:
+        """Follow bus events of ``event_type`` (a feature keeping its own state)."""
+        return self._bus.subscribe(event_type, handler)
+
     def post(self, step: Callable[[], None]) -> None:
         """Run ``step`` in call control's queue (callbacks from outside, e.g. the media server)."""
         self._post(step)
@@ -189,11 +199,12 @@ class FeatureOps:
         early: bool = False,
         device: str = "",
         loop: bool = True,
+        name: str = "conference",
     ) -> Leg:
         """A fork of ``call`` answered by a media server endpoint (a meet-me bridge port,
-        or an announcement played as early media)."""
+        or an announcement played as early media); ``name`` is its device name (CDRs)."""
         assert self.media is not None
-        leg = self._new_leg(Direction.OUTBOUND, EARLY_MEDIA_DEVICE if early else "conference")
+        leg = self._new_leg(Direction.OUTBOUND, EARLY_MEDIA_DEVICE if early else name)
         leg.call = call
         driver = ResourceDriver(
             self._engine(),

@@ -210,7 +210,11 @@ def _park(
         return
     x, t = stand_in.transferrer, stand_in.transferee
     port = engine.add_port(
-        call, hold.family_of(call.setup.media), play=engine.moh_for(x), device=t.device
+        call,
+        hold.family_of(call.setup.media),
+        play=engine.moh_for(x),
+        device=t.device,
+        name="park",
     )
     entry = Parked(
         number=number,
@@ -265,7 +269,7 @@ def _retrieve(engine: CallEngine, call: Call, number: str, park: CallPark) -> No
     park_call.extra["retrieved_by"] = y.device
     engine.fire(y, LegEvent.CONNECT)
     call.answer = y.answered_at
-    engine._bus.publish(CallAnswered(call.id, y.device, call.answer or 0.0))
+    engine.publish(CallAnswered(call.id, y.device, call.answer or 0.0))
     engine.end_call(park_call, Cause.NORMAL_CLEARING)  # the party has left it
     _join(engine, call, y, party)
 

@@ -142,10 +142,7 @@ def group_of(engine: CallEngine, leg: Leg) -> str:
 
 # ---------------------------------------------------------------- choosing
 def _live_calls(engine: CallEngine) -> Iterator[Call]:
-    for status in engine.calls():
-        found = engine.call(status.call_id)
-        if found is not None:
-            yield found
+    yield from engine.active_calls()
 
 
 def ringing(engine: CallEngine, matches: LineMatch, picker: Leg) -> tuple[Call, Leg] | None:
@@ -214,7 +211,7 @@ def take(engine: CallEngine, target: Call, line: Line, picker_call: Call) -> Non
     picker_call.extra["picked_up"] = target.id
     engine.fire(pk, LegEvent.CONNECT)
     target.answer = pk.answered_at
-    engine._bus.publish(CallAnswered(target.id, pk.device, target.answer or 0.0))
+    engine.publish(CallAnswered(target.id, pk.device, target.answer or 0.0))
     engine.end_call(picker_call, Cause.NORMAL_CLEARING)  # pk has moved: only a record is left
     connect(engine, target, a, pk, picker_offer)
     # After connecting: a transfer's stand-in answered in it records its own redirection.

@@ -22,7 +22,7 @@ by the first byte:
   validated both ways as above, and a plan that validates is written to an
   in-memory SQLite database (schema upgraded once at start) with
   ``apply_plan`` and read back with ``load_snapshot``: the devices, lines
-  (with their forwards, voicemail and pickup group), speed dials, dial plan,
+  (with their forwards, voicemail, pickup group and intercom), speed dials, dial plan,
   media plane and call coverage (line groups, hunt lists and pilots, pickup
   groups, park ranges) must come back unchanged, and applying the same plan
   again must change nothing.
@@ -77,7 +77,15 @@ _TOP = (
     "pickup_groups",
     "call_park",
 )
-_FORWARDS = ("forward_all", "forward_busy", "forward_no_answer", "forward_unregistered")
+_FORWARDS = (
+    "forward_all",
+    "forward_busy",
+    "forward_no_answer",
+    "forward_unregistered",
+    "forward_busy_external",
+    "forward_no_answer_external",
+    "forward_unregistered_external",
+)
 _KEYS: dict[str, tuple[str, ...]] = {
     "devices": (
         "name",
@@ -92,6 +100,7 @@ _KEYS: dict[str, tuple[str, ...]] = {
         "moh_source",
         "media_resource_list",
         "dnd_option",
+        "privacy",
     ),
     "lines": (
         "dn",
@@ -102,6 +111,7 @@ _KEYS: dict[str, tuple[str, ...]] = {
         "cfna_timer",
         "voicemail",
         "pickup_group",
+        "intercom",
     ),
     **{key: ("destination", "css") for key in _FORWARDS},
     "speed_dials": ("number", "label"),
@@ -469,9 +479,10 @@ def _template_coverage(
     css_names: list[str],
     devices: list[dict[str, Any]],
 ) -> dict[str, Any]:
-    """Call coverage of a valid plan: the lines' forwards, voicemail and pickup groups
-    (set on ``devices``), line groups, hunt lists, pilots (6xxx), pickup numbers
-    (66xx: no pilot is) and park ranges (7xxx), every reference resolving."""
+    """Call coverage of a valid plan: the lines' forwards, voicemail, pickup groups and
+    intercom, the devices' DND option and privacy (set on ``devices``), line groups,
+    hunt lists, pilots (6xxx), pickup numbers (66xx: no pilot is) and park ranges
+    (7xxx), every reference resolving."""
     dns = [line["dn"] for dev in devices for line in dev["lines"]]
     pickups = [
         {"name": f"pickup{i}", "partition": _pick(fdp, ["", *partitions])}
@@ -482,8 +493,11 @@ def _template_coverage(
             pickup["number"] = f"66{i:02d}"
     for dev in devices:
         dev["dnd_option"] = _pick(fdp, ("ringer-off", "reject"))
+        dev["privacy"] = fdp.ConsumeBool()
         for line in dev["lines"]:
-            for key in _FORWARDS:
+            # An intercom line takes no forwards.
+            line["intercom"] = fdp.ConsumeIntInRange(0, 3) == 0
+            for key in _FORWARDS if not line["intercom"] else ():
                 if fdp.ConsumeBool():
                     destination = _pick(fdp, ["8000", "+15551234", "*97", *dns])
                     if destination != line["dn"]:
@@ -595,6 +609,7 @@ def _round_trip(plan: PlanSpec) -> None:
             d.moh_source,
             d.media_resource_list,
             d.dnd_option,
+            d.privacy,
         )
         for d in plan.device_infos()
     }
@@ -609,6 +624,7 @@ def _round_trip(plan: PlanSpec) -> None:
             d.moh_source,
             d.media_resource_list,
             d.dnd_option,
+            d.privacy,
         )
         for d in snap.devices.values()
     }

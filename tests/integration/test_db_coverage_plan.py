@@ -1,6 +1,6 @@
-"""Call coverage's plan keys on SQLite and PostgreSQL: every key loaded and read back
-through the snapshot into the core's types, idempotency, updates, pruning, and a
-refused plan that writes nothing."""
+"""Call coverage's plan keys on SQLite and PostgreSQL: every key (external forwards,
+intercom and privacy included) loaded and read back through the snapshot into the
+core's types, idempotency, updates, pruning, and a refused plan that writes nothing."""
 
 from __future__ import annotations
 
@@ -47,6 +47,7 @@ devices:
     password: alice-Secret-1
     css: staff
     dnd_option: reject
+    privacy: true
     lines:
       - dn: "1001"
         partition: internal
@@ -55,6 +56,9 @@ devices:
         forward_busy: {destination: "8000"}
         forward_no_answer: {destination: "8000", css: staff}
         forward_unregistered: {destination: "+15555550100", css: staff}
+        forward_busy_external: {destination: "1003", css: local}
+        forward_no_answer_external: {destination: "8000"}
+        forward_unregistered_external: {destination: "+15555550199", css: staff}
         cfna_timer: 20
         voicemail: "8000"
         pickup_group: sales
@@ -65,6 +69,7 @@ devices:
     lines:
       - {dn: "1010", partition: internal}
       - {dn: "1002", partition: internal, cfna_timer: 7.5, voicemail: "*97"}
+      - {dn: "1091", partition: internal, intercom: true}
   - name: carol
     protocol: sip
     password: carol-Secret-3
@@ -121,8 +126,9 @@ def write(tmp_path: Path, body: str, name: str = "plan.yaml") -> Path:
 def check_full(snap: PlanSnapshot) -> None:
     """Every coverage key of ``PLAN``, as the snapshot holds it."""
     alice = snap.devices["alice"]
-    assert alice.dnd_option == "reject"
+    assert alice.dnd_option == "reject" and alice.privacy is True
     assert snap.devices["carol"].dnd_option == "ringer-off"
+    assert snap.devices["carol"].privacy is False
     assert alice.lines[0] == LineInfo(
         "1001",
         "Alice",
@@ -132,6 +138,9 @@ def check_full(snap: PlanSnapshot) -> None:
         forward_busy=Forward("8000"),
         forward_no_answer=Forward("8000", "staff"),
         forward_unregistered=Forward("+15555550100", "staff"),
+        forward_busy_external=Forward("1003", "local"),
+        forward_no_answer_external=Forward("8000"),
+        forward_unregistered_external=Forward("+15555550199", "staff"),
         cfna_timer=20.0,
         voicemail="8000",
         pickup_group="sales",
@@ -139,6 +148,8 @@ def check_full(snap: PlanSnapshot) -> None:
     assert alice.lines[1] == LineInfo("1010", "", "internal", pickup_group="sales")
     phone = snap.devices["SEP001122334455"]
     assert phone.lines[1] == LineInfo("1002", "", "internal", cfna_timer=7.5, voicemail="*97")
+    assert phone.lines[2] == LineInfo("1091", "", "internal", intercom=True)
+    assert phone.privacy is False
     assert snap.devices["carol"].lines[0] == LineInfo("1003", "", "internal")
     # A shared line's coverage: the appearance that has some.
     shared = snap.line("1010", "internal")
@@ -179,8 +190,8 @@ def test_every_key_reads_back(engine: Engine, tmp_path: Path) -> None:
     check_full(snap)
     # The database gives back what the plan file itself says.
     plan = read_plan(path)
-    want = {d.name: (d.lines, d.dnd_option) for d in plan.device_infos()}
-    assert {n: (d.lines, d.dnd_option) for n, d in snap.devices.items()} == want
+    want = {d.name: (d.lines, d.dnd_option, d.privacy) for d in plan.device_infos()}
+    assert {n: (d.lines, d.dnd_option, d.privacy) for n, d in snap.devices.items()} == want
     assert dict(snap.line_groups) == plan.line_group_models()
     assert dict(snap.hunt_lists) == plan.hunt_list_models()
     spec = plan.dialplan_spec()
@@ -197,7 +208,14 @@ def test_updates_and_pruning(engine: Engine, tmp_path: Path) -> None:
     version = plan_version(engine)
     changed = (
         PLAN.replace("dnd_option: reject", "dnd_option: ringer-off")
+        .replace("privacy: true", "")
         .replace('forward_all: {destination: "1003", css: local}', "")
+        .replace('forward_busy_external: {destination: "1003", css: local}', "")
+        .replace(
+            'forward_no_answer_external: {destination: "8000"}',
+            ('forward_no_answer_external: {destination: "8000", css: local}'),
+        )
+        .replace("intercom: true", "intercom: false")
         .replace("rna_timeout: 15", "rna_timeout: 25")
         .replace('members: ["1002", "1003"]', 'members: ["1003", "1002"]')
         .replace("reversion: 90", "reversion: 0")
@@ -205,13 +223,18 @@ def test_updates_and_pruning(engine: Engine, tmp_path: Path) -> None:
         .replace('final_forward: "8000"', 'final_forward: ""')
     )
     report = load_plan(write(tmp_path, changed, "changed.yaml"), engine, REALM)
-    assert (report.created, report.updated, report.unchanged, report.deleted) == (0, 1, 3, 0)
+    assert (report.created, report.updated, report.unchanged, report.deleted) == (0, 2, 2, 0)
     # support (group), 1500 (pilot), sales (pickup group), 7000-7009 (park) changed.
     assert report.dialplan[1] == 4 and report.version == version + 1
     snap = load_snapshot(engine)
     alice = snap.devices["alice"]
     assert alice.dnd_option == "ringer-off" and alice.lines[0].forward_all is None
+    assert alice.privacy is False
     assert alice.lines[0].forward_busy == Forward("8000")
+    assert alice.lines[0].forward_busy_external is None
+    assert alice.lines[0].forward_no_answer_external == Forward("8000", "local")
+    assert alice.lines[0].forward_unregistered_external == Forward("+15555550199", "staff")
+    assert snap.devices["SEP001122334455"].lines[2].intercom is False
     assert snap.line_groups["support"].members == ("1003", "1002")
     assert snap.line_groups["support"].rna_timeout == 25.0
     assert snap.dialplan_spec.call_park[0].reversion == 0.0

@@ -269,8 +269,8 @@ def test_upgrade_0005_database_to_call_coverage(db_url: str, tmp_path: Path) -> 
         upgrade(engine)
         assert current_revision(engine) == head_revision() == "0006"
         with engine.connect() as conn:
-            assert conn.execute(text("SELECT name, dnd_option FROM devices")).all() == [
-                ("alice", "ringer-off")
+            assert conn.execute(text("SELECT name, dnd_option, privacy FROM devices")).all() == [
+                ("alice", "ringer-off", False)
             ]
             assert conn.execute(
                 text(
@@ -278,6 +278,14 @@ def test_upgrade_0005_database_to_call_coverage(db_url: str, tmp_path: Path) -> 
                     "forward_unregistered_css, cfna_timer, voicemail, pickup_group FROM lines"
                 )
             ).all() == [("1001", "", "", "", "", "", None, "", "")]
+            assert conn.execute(
+                text(
+                    "SELECT forward_busy_external, forward_busy_external_css, "
+                    "forward_no_answer_external, forward_no_answer_external_css, "
+                    "forward_unregistered_external, forward_unregistered_external_css, "
+                    "intercom FROM lines"
+                )
+            ).all() == [("", "", "", "", "", "", False)]
             for table in COVERAGE_TABLES:
                 assert conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one() == 0
         (cdr,) = CdrRepository(engine).query()
@@ -291,6 +299,13 @@ def test_upgrade_0005_database_to_call_coverage(db_url: str, tmp_path: Path) -> 
             None,
         )
         assert snap.devices["alice"].dnd_option == "ringer-off"
+        assert snap.devices["alice"].privacy is False
+        assert (
+            line.forward_busy_external,
+            line.forward_no_answer_external,
+            line.forward_unregistered_external,
+            line.intercom,
+        ) == (None, None, None, False)
         assert dict(snap.line_groups) == {} and dict(snap.hunt_lists) == {}
         assert snap.dialplan_spec.hunt_pilots == () and snap.dialplan_spec.call_park == ()
 
@@ -306,8 +321,11 @@ def test_upgrade_0005_database_to_call_coverage(db_url: str, tmp_path: Path) -> 
         coverage.write_text(
             "devices:\n"
             "  - {name: alice, protocol: sip, password: a-Secret-1, dnd_option: reject,\n"
+            "     privacy: true,\n"
             "     lines: [{dn: '1001', display: Alice, voicemail: '8000',\n"
-            "              forward_busy: {destination: '8000'}}]}\n"
+            "              forward_busy: {destination: '8000'},\n"
+            "              forward_busy_external: {destination: '8001'}},\n"
+            "             {dn: '1091', intercom: true}]}\n"
             "line_groups: [{name: desk, members: ['1001']}]\n"
             "hunt_lists: [{name: desk, line_groups: [desk]}]\n"
             "hunt_pilots: [{pattern: '1500', hunt_list: desk}]\n"
@@ -317,7 +335,11 @@ def test_upgrade_0005_database_to_call_coverage(db_url: str, tmp_path: Path) -> 
         assert report.changed and report.updated == 1 and report.dialplan[0] == 4
         snap = load_snapshot(engine)
         assert snap.devices["alice"].dnd_option == "reject"
+        assert snap.devices["alice"].privacy is True
         assert snap.line("1001") is not None and snap.line("1001").voicemail == "8000"
+        assert snap.line("1001").forward_busy_external is not None
+        assert snap.line("1001").forward_busy_external.destination == "8001"
+        assert snap.line("1091") is not None and snap.line("1091").intercom is True
         assert snap.dialplan.route("", "1500").hunt is not None
         assert snap.dialplan.route("", "7001").park is not None
     finally:
@@ -354,7 +376,11 @@ def test_downgrade_0006_keeps_devices_lines_and_cdrs(db_url: str) -> None:
         assert current_revision(engine) == "0005"
         assert not set(COVERAGE_TABLES) & set(inspect(engine).get_table_names())
         assert "forward_all" not in {c["name"] for c in inspect(engine).get_columns("lines")}
-        assert "dnd_option" not in {c["name"] for c in inspect(engine).get_columns("devices")}
+        line_columns = {c["name"] for c in inspect(engine).get_columns("lines")}
+        assert not {"forward_busy_external_css", "intercom"} & line_columns
+        assert not {"dnd_option", "privacy"} & {
+            c["name"] for c in inspect(engine).get_columns("devices")
+        }
         with engine.connect() as conn:
             assert conn.execute(text("SELECT dn FROM lines")).scalars().all() == ["1001"]
             assert conn.execute(text("SELECT count(*) FROM speed_dials")).scalar_one() == 1

@@ -35,9 +35,11 @@ The dial plan (migration 0002, Cisco CallManager's model, see
 Call coverage (migration 0006):
 
 - ``lines``: each forward's destination and CSS (``forward_all`` /
-  ``forward_all_css``, ... ``forward_unregistered_css``; "" = none),
-  ``cfna_timer`` (NULL = the node's), ``voicemail``, ``pickup_group``;
-  ``devices.dnd_option`` ("ringer-off" or "reject");
+  ``forward_all_css``, ... ``forward_unregistered_css``, then the
+  ``forward_*_external`` ones for callers from a trunk; "" = none),
+  ``cfna_timer`` (NULL = the node's), ``voicemail``, ``pickup_group``,
+  ``intercom``; ``devices.dnd_option`` ("ringer-off" or "reject") and
+  ``devices.privacy``;
   ``cdrs.last_redirecting`` and ``cdrs.redirect_reason``.
 - ``line_groups`` with ordered ``line_group_members`` (DNs); ``hunt_lists``
   with ordered ``hunt_list_members`` (line group names); ``hunt_pilots``,
@@ -140,6 +142,7 @@ class Device(Base):
     moh_source: Mapped[str] = mapped_column(String(64), default="")
     media_resource_list: Mapped[str] = mapped_column(String(64), default="")
     dnd_option: Mapped[str] = mapped_column(String(16), default="ringer-off")
+    privacy: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
@@ -180,9 +183,16 @@ class Line(Base):
     forward_no_answer_css: Mapped[str] = mapped_column(String(64), default="")
     forward_unregistered: Mapped[str] = mapped_column(String(32), default="")
     forward_unregistered_css: Mapped[str] = mapped_column(String(64), default="")
+    forward_busy_external: Mapped[str] = mapped_column(String(32), default="")
+    forward_busy_external_css: Mapped[str] = mapped_column(String(64), default="")
+    forward_no_answer_external: Mapped[str] = mapped_column(String(32), default="")
+    forward_no_answer_external_css: Mapped[str] = mapped_column(String(64), default="")
+    forward_unregistered_external: Mapped[str] = mapped_column(String(32), default="")
+    forward_unregistered_external_css: Mapped[str] = mapped_column(String(64), default="")
     cfna_timer: Mapped[float | None] = mapped_column(Float, nullable=True)
     voicemail: Mapped[str] = mapped_column(String(32), default="")
     pickup_group: Mapped[str] = mapped_column(String(64), default="")
+    intercom: Mapped[bool] = mapped_column(Boolean, default=False)
 
     device: Mapped[Device] = relationship(back_populates="lines")
 

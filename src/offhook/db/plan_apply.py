@@ -136,10 +136,19 @@ def _desired(spec: DeviceSpec, realm: str) -> dict[str, Any]:
         "moh_source": spec.moh_source,
         "media_resource_list": spec.media_resource_list,
         "dnd_option": spec.dnd_option,
+        "privacy": spec.privacy,
     }
 
 
-_FORWARDS = ("forward_all", "forward_busy", "forward_no_answer", "forward_unregistered")
+_FORWARDS = (
+    "forward_all",
+    "forward_busy",
+    "forward_no_answer",
+    "forward_unregistered",
+    "forward_busy_external",
+    "forward_no_answer_external",
+    "forward_unregistered_external",
+)
 _LINE_COLUMNS = (
     "dn",
     "display",
@@ -149,6 +158,7 @@ _LINE_COLUMNS = (
     "cfna_timer",
     "voicemail",
     "pickup_group",
+    "intercom",
 )
 
 
@@ -162,6 +172,7 @@ def _line_fields(ln: LineSpec) -> dict[str, Any]:
         "cfna_timer": None if ln.cfna_timer is None else float(ln.cfna_timer),
         "voicemail": ln.voicemail,
         "pickup_group": ln.pickup_group,
+        "intercom": ln.intercom,
     }
     for name in _FORWARDS:
         fwd: ForwardSpec | None = getattr(ln, name)

@@ -20,7 +20,8 @@ regular file: a relative path is taken from the plan file's directory
 Call coverage: a forward's ``css`` and a hunt pilot's ``final_css`` name
 declared CSSs, a line's ``pickup_group`` a declared pickup group, a hunt
 list's line groups and a hunt pilot's hunt list exist, a line group's members
-are DNs of the plan (each once), and no line forwards to itself. Hunt pilots,
+are DNs of the plan (each once), no line forwards to itself (its external
+forwards included) and an intercom line has no forwards. Hunt pilots,
 pickup group numbers and every number of a park range are exact numbers in
 their partition, like DNs: each must be free there (so park ranges may not
 overlap each other or a DN).
@@ -333,7 +334,15 @@ def _missing(kind: str, name: str, known: set[str]) -> str:
     return f"{kind} {name!r} does not exist (defined: {defined})"
 
 
-_FORWARDS = ("forward_all", "forward_busy", "forward_no_answer", "forward_unregistered")
+_FORWARDS = (
+    "forward_all",
+    "forward_busy",
+    "forward_no_answer",
+    "forward_unregistered",
+    "forward_busy_external",
+    "forward_no_answer_external",
+    "forward_unregistered_external",
+)
 
 
 def _coverage(
@@ -380,6 +389,8 @@ def _coverage(
                 fwd = getattr(ln, key)
                 if fwd is None:
                     continue
+                if ln.intercom:
+                    problems.append((f"{base}.{key}", "an intercom line is never forwarded"))
                 known(f"{base}.{key}.css", "calling search space", fwd.css, css_names)
                 if fwd.destination == ln.dn:
                     problems.append((f"{base}.{key}.destination", f"{ln.dn} forwards to itself"))

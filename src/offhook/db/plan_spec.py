@@ -20,6 +20,8 @@ Format (grows with later capabilities)::
         moh_source: ""         # optional; what a party this device holds hears
         media_resource_list: ""    # optional; the media servers of its calls
         dnd_option: ringer-off # optional; or reject: what do not disturb does
+        privacy: false         # optional; true: no other appearance of its
+                               # shared lines may barge into its calls
         lines:
           - dn: "1001"         # digits, * # + (quote it: YAML reads 0100 as 64)
             display: Alice Smith
@@ -31,10 +33,17 @@ Format (grows with later capabilities)::
             forward_busy: {destination: "8000"}
             forward_no_answer: {destination: "8000"}
             forward_unregistered: {destination: "8000"}
+            # For callers from a trunk (else the three above):
+            forward_busy_external: {destination: "8000", css: staff}
+            forward_no_answer_external: {destination: "8000"}
+            forward_unregistered_external: {destination: "8000"}
             cfna_timer: 20     # seconds before forward no answer (1-600;
                                # default [features] cfna_timer)
             voicemail: "8000"  # the line's voicemail pilot (*97, Messages)
             pickup_group: sales    # must be in `pickup_groups`
+          - dn: "1091"
+            intercom: true     # optional; the phone answers calls to it
+                               # itself, never forwarded (no forward_* keys)
       - name: SEP001122334455  # sccp: SEP + the phone's MAC (12 hex digits)
         protocol: sccp         # no password (SCCP phones do not authenticate)
         model: "7960"          # required for sccp: one of SCCP_MODELS
@@ -102,7 +111,10 @@ server. The files of ``moh_sources`` are checked when the plan is read
 
 A forward's destination, a voicemail number and a hunt pilot's final
 forward are numbers as dialled (0-9 * # +); the dial plan resolves them when
-a call is forwarded. A line group's members are DNs of the plan's lines. Hunt
+a call is forwarded. The ``*_external`` forwards are for callers from a
+trunk (CallManager's external variants); a line without one forwards
+those callers like everyone else. An intercom line is never forwarded, so
+it takes no forward keys. A line group's members are DNs of the plan's lines. Hunt
 pilots, pickup group numbers and park numbers are exact numbers in their
 partition: none may equal a DN, meet-me number, pattern or another of them
 there. The coverage sections' models are ``offhook.db.plan_coverage``'s.
@@ -261,9 +273,13 @@ class LineSpec(Spec):
     forward_busy: ForwardSpec | None = None
     forward_no_answer: ForwardSpec | None = None
     forward_unregistered: ForwardSpec | None = None
+    forward_busy_external: ForwardSpec | None = None
+    forward_no_answer_external: ForwardSpec | None = None
+    forward_unregistered_external: ForwardSpec | None = None
     cfna_timer: float | None = Field(default=None, ge=1, le=600)
     voicemail: str = ""
     pickup_group: Ref = ""
+    intercom: bool = False
 
     @field_validator("voicemail", mode="before")
     @classmethod
@@ -287,9 +303,13 @@ class LineSpec(Spec):
             forward_busy=forward_model(self.forward_busy),
             forward_no_answer=forward_model(self.forward_no_answer),
             forward_unregistered=forward_model(self.forward_unregistered),
+            forward_busy_external=forward_model(self.forward_busy_external),
+            forward_no_answer_external=forward_model(self.forward_no_answer_external),
+            forward_unregistered_external=forward_model(self.forward_unregistered_external),
             cfna_timer=None if self.cfna_timer is None else float(self.cfna_timer),
             voicemail=self.voicemail,
             pickup_group=self.pickup_group,
+            intercom=self.intercom,
         )
 
     @field_validator("dn", mode="before")
@@ -349,6 +369,7 @@ class DeviceSpec(Spec):
     moh_source: str = Field(default="", max_length=64)
     media_resource_list: str = Field(default="", max_length=64)
     dnd_option: Literal["ringer-off", "reject"] = "ringer-off"
+    privacy: bool = False
 
     @model_validator(mode="before")
     @classmethod
@@ -615,6 +636,7 @@ class PlanSpec(Spec):
                 moh_source=d.moh_source,
                 media_resource_list=d.media_resource_list,
                 dnd_option=d.dnd_option,
+                privacy=d.privacy,
             )
             for d in self.devices
         ]

@@ -11,8 +11,9 @@ its previous snapshot. Meet-me numbers are part of the dial plan
 (``DialPlanSpec.meetme``); the music on hold sources and the media resource
 groups and lists are the snapshot's own mappings. So are call coverage's
 hunt line groups and hunt lists; its hunt pilots, pickup group numbers and park
-ranges are in the dial plan, and each line carries its forwards, voicemail
-pilot and pickup group (``LineInfo``).
+ranges are in the dial plan, each line carries its forwards (internal and
+external), voicemail pilot, pickup group and intercom flag (``LineInfo``),
+and each device its do not disturb option and privacy (``DeviceInfo``).
 """
 
 from __future__ import annotations
@@ -125,6 +126,7 @@ def load_snapshot(engine: Engine) -> PlanSnapshot:
                 Device.moh_source,
                 Device.media_resource_list,
                 Device.dnd_option,
+                Device.privacy,
             ).order_by(Device.name)
         ).all()
         lines: dict[int, list[LineInfo]] = {}
@@ -155,6 +157,7 @@ def load_snapshot(engine: Engine) -> PlanSnapshot:
             moh_source=d.moh_source,
             media_resource_list=d.media_resource_list,
             dnd_option=d.dnd_option or "ringer-off",
+            privacy=bool(d.privacy),
         )
         for d in devices
     ]
@@ -193,9 +196,17 @@ def _line_info(row: Any) -> LineInfo:
         forward_busy=_forward(row.forward_busy, row.forward_busy_css),
         forward_no_answer=_forward(row.forward_no_answer, row.forward_no_answer_css),
         forward_unregistered=_forward(row.forward_unregistered, row.forward_unregistered_css),
+        forward_busy_external=_forward(row.forward_busy_external, row.forward_busy_external_css),
+        forward_no_answer_external=_forward(
+            row.forward_no_answer_external, row.forward_no_answer_external_css
+        ),
+        forward_unregistered_external=_forward(
+            row.forward_unregistered_external, row.forward_unregistered_external_css
+        ),
         cfna_timer=None if row.cfna_timer is None else float(row.cfna_timer),
         voicemail=row.voicemail,
         pickup_group=row.pickup_group,
+        intercom=bool(row.intercom),
     )
 
 

@@ -1,5 +1,6 @@
-"""Call coverage's plan keys (no database): line forwards, voicemail and pickup group,
-do not disturb option, line groups, hunt lists and pilots, pickup groups and call
+"""Call coverage's plan keys (no database): line forwards (internal and external),
+voicemail, pickup group and intercom, the device's do not disturb option and
+privacy, line groups, hunt lists and pilots, pickup groups and call
 park; what they validate, what they become in the core's types, the messages."""
 
 from __future__ import annotations
@@ -78,14 +79,23 @@ def full() -> dict[str, Any]:
                     "forward_busy": {"destination": "8000"},
                     "forward_no_answer": {"destination": "8000", "css": "staff"},
                     "forward_unregistered": {"destination": "+15555550100", "css": "staff"},
+                    "forward_busy_external": {"destination": "1003", "css": "local"},
+                    "forward_no_answer_external": {"destination": "8000"},
+                    "forward_unregistered_external": {"destination": "+15555550199"},
                     "cfna_timer": 20,
                     "voicemail": "8000",
                     "pickup_group": "sales",
                 },
+                {"dn": "1091", "partition": "internal", "intercom": True},
                 css="staff",
                 dnd_option="reject",
+                privacy=True,
             ),
-            sip("bob", {"dn": "1002", "partition": "internal", "pickup_group": "sales"}),
+            sip(
+                "bob",
+                {"dn": "1002", "partition": "internal", "pickup_group": "sales"},
+                {"dn": "1092", "partition": "internal", "intercom": False},
+            ),
             sip("carol", {"dn": "1003", "partition": "internal"}),
             sip("vm", {"dn": "8000", "partition": "internal"}),
         ],
@@ -159,16 +169,28 @@ def test_full_plan_in_core_types() -> None:
     infos = {d.name: d for d in plan.device_infos()}
     alice = infos["alice"]
     assert alice.dnd_option == "reject" and infos["bob"].dnd_option == "ringer-off"
-    (line,) = alice.lines
+    assert alice.privacy is True and infos["bob"].privacy is False
+    line, intercom = alice.lines
     assert line.forward_all == Forward("1003", "local")
     assert line.forward_busy == Forward("8000", "")
     assert line.forward_no_answer == Forward("8000", "staff")
     assert line.forward_unregistered == Forward("+15555550100", "staff")
+    assert line.forward_busy_external == Forward("1003", "local")
+    assert line.forward_no_answer_external == Forward("8000", "")
+    assert line.forward_unregistered_external == Forward("+15555550199", "")
     assert line.cfna_timer == 20.0 and isinstance(line.cfna_timer, float)
-    assert (line.voicemail, line.pickup_group) == ("8000", "sales")
+    assert (line.voicemail, line.pickup_group, line.intercom) == ("8000", "sales", False)
+    assert intercom.dn == "1091" and intercom.intercom is True
+    assert infos["bob"].lines[1].intercom is False
     carol = infos["carol"].lines[0]
     assert (carol.forward_all, carol.forward_busy, carol.cfna_timer) == (None, None, None)
-    assert (carol.voicemail, carol.pickup_group) == ("", "")
+    assert (
+        carol.forward_busy_external,
+        carol.forward_no_answer_external,
+        carol.forward_unregistered_external,
+    ) == (None, None, None)
+    assert (carol.voicemail, carol.pickup_group, carol.intercom) == ("", "", False)
+    assert infos["carol"].privacy is False
 
     assert plan.line_group_models() == {
         "support": LineGroup(
@@ -294,6 +316,36 @@ LINE = "devices[0] (alice).lines[0]"
             "pickup group 'marketing' does not exist (defined: back-office, sales)",
         ),
         ("devices.0.dnd_option", "silent", "devices[0] (alice).dnd_option", "'ringer-off'"),
+        # External forwards: the same checks as the others.
+        (
+            "devices.0.lines.0.forward_busy_external",
+            {"destination": "8000", "css": "nobody"},
+            f"{LINE}.forward_busy_external.css",
+            "calling search space 'nobody' does not exist (defined: local, staff)",
+        ),
+        (
+            "devices.0.lines.0.forward_no_answer_external",
+            {"destination": "1001"},
+            f"{LINE}.forward_no_answer_external.destination",
+            "1001 forwards to itself",
+        ),
+        (
+            "devices.0.lines.0.forward_unregistered_external",
+            {"destination": 8000},
+            f"{LINE}.forward_unregistered_external.destination",
+            "write the destination as a quoted string",
+        ),
+        (
+            "devices.0.lines.0.forward_busy_external",
+            {"destination": "8000", "timer": 5},
+            f"{LINE}.forward_busy_external.timer",
+            "unknown key",
+        ),
+        # Intercom and privacy are booleans (no "yes" strings, no 1).
+        ("devices.0.lines.0.intercom", "yes", f"{LINE}.intercom", "valid boolean"),
+        ("devices.0.lines.0.intercom", 1, f"{LINE}.intercom", "valid boolean"),
+        ("devices.0.privacy", "on", "devices[0] (alice).privacy", "valid boolean"),
+        ("devices.0.privacy", None, "devices[0] (alice).privacy", "valid boolean"),
         # Line groups.
         (
             "line_groups.0.members",
@@ -470,6 +522,48 @@ LINE = "devices[0] (alice).lines[0]"
 def test_bad_coverage(path: str, value: Any, where: str, message: str) -> None:
     found = problems(edit(path, value))
     assert any(loc == where and message in msg for loc, msg in found), found
+
+
+def test_intercom_line_takes_no_forwards() -> None:
+    data = full()
+    data["devices"][0]["lines"][1]["forward_all"] = {"destination": "1003"}
+    data["devices"][0]["lines"][1]["forward_busy_external"] = {"destination": "8000"}
+    assert problems(data) == [
+        ("devices[0] (alice).lines[1].forward_all", "an intercom line is never forwarded"),
+        (
+            "devices[0] (alice).lines[1].forward_busy_external",
+            "an intercom line is never forwarded",
+        ),
+    ]
+    # Voicemail and a pickup group are fine on an intercom line.
+    data = full()
+    data["devices"][0]["lines"][1].update(voicemail="8000", pickup_group="sales")
+    parse_plan(data, "plan.yaml")
+
+
+def test_external_forwards_and_flags_survive_yaml() -> None:
+    text = """
+calling_search_spaces: [{name: staff}]
+devices:
+  - name: a
+    protocol: sip
+    password: a-Secret-1
+    privacy: true
+    lines:
+      - dn: "1001"
+        forward_busy: {destination: "1002"}
+        forward_busy_external: {destination: "8000", css: staff}
+      - {dn: "1091", intercom: true}
+"""
+    plan = parse_plan_text(text, "plan.yaml")
+    (dev,) = plan.device_infos()
+    assert dev.privacy is True
+    assert dev.lines[0].forward_busy == Forward("1002")
+    assert dev.lines[0].forward_busy_external == Forward("8000", "staff")
+    assert dev.lines[0].forward_no_answer_external is None
+    assert (dev.lines[0].intercom, dev.lines[1].intercom) == (False, True)
+    # YAML's other spellings of true are booleans too.
+    assert parse_plan_text(text.replace("privacy: true", "privacy: yes"), "p").devices[0].privacy
 
 
 def test_park_ranges_overlap() -> None:

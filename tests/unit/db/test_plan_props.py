@@ -105,6 +105,7 @@ def valid_plans(draw: st.DrawFn) -> dict[str, Any]:
                 "moh_source": draw(moh),
                 "media_resource_list": draw(st.sampled_from(["", *(r["name"] for r in lists)])),
                 "dnd_option": draw(st.sampled_from(["ringer-off", "reject"])),
+                "privacy": draw(st.booleans()),
             }
         )
     if draw(st.booleans()):
@@ -151,10 +152,20 @@ def valid_plans(draw: st.DrawFn) -> dict[str, Any]:
 def line_coverage(
     draw: st.DrawFn, dn: str, css_names: list[str], pickup_names: list[str]
 ) -> dict[str, Any]:
-    """A line's coverage keys, each present or not."""
+    """A line's coverage keys, each present or not (an intercom line has no forwards)."""
     out: dict[str, Any] = {}
-    for key in ("forward_all", "forward_busy", "forward_no_answer", "forward_unregistered"):
-        if draw(st.booleans()):
+    if draw(st.booleans()):
+        out["intercom"] = draw(st.booleans())
+    for key in (
+        "forward_all",
+        "forward_busy",
+        "forward_no_answer",
+        "forward_unregistered",
+        "forward_busy_external",
+        "forward_no_answer_external",
+        "forward_unregistered_external",
+    ):
+        if not out.get("intercom") and draw(st.booleans()):
             out[key] = {
                 "destination": draw(dns.filter(lambda d: d != dn)),
                 "css": draw(st.sampled_from(["", *css_names])),
@@ -272,6 +283,11 @@ def test_valid_plan_survives_yaml(raw: dict[str, Any]) -> None:
     assert len(spec.hunt_pilots) == len(raw["hunt_pilots"])
     assert len(spec.call_park) == len(raw["call_park"])
     assert list(direct.line_group_models()) == [g["name"] for g in raw["line_groups"]]
+    infos = direct.device_infos()
+    assert [d.privacy for d in infos] == [d.get("privacy", False) for d in raw["devices"]]
+    assert [ln.intercom for d in infos for ln in d.lines] == [
+        ln.get("intercom", False) for d in raw["devices"] for ln in d.get("lines", [])
+    ]
     # The analyzer takes every coverage number (no collision the checks missed).
     assert PlanSnapshot.build(direct.device_infos(), 0, spec) is not None
 
@@ -287,6 +303,9 @@ _BAD_VALUES: list[tuple[str, Any]] = [
     ("moh_source", "no-such-source"),
     ("media_resource_list", "no-such-list"),
     ("dnd_option", "loud"),
+    ("privacy", "on"),
+    ("intercom", 1),
+    ("forward_busy_external", {"destination": "1x"}),
     ("pickup_group", "no-such-group"),
     ("unknown_key", 1),
 ]
@@ -300,7 +319,7 @@ def test_one_bad_value_is_refused_at_its_entry(raw: dict[str, Any], data: st.Dat
     i = data.draw(st.integers(0, len(sip) - 1))
     key, value = data.draw(st.sampled_from(_BAD_VALUES))
     dev = sip[i]
-    if key in ("dn", "partition", "pickup_group"):
+    if key in ("dn", "partition", "pickup_group", "intercom", "forward_busy_external"):
         dev["lines"][0][key] = value
     else:
         dev[key] = value

@@ -1,12 +1,13 @@
-"""Call coverage: line forwards, voicemail and pickup group, the device's do not
-disturb option, hunt line groups, hunt lists and pilots, pickup groups, call
-park ranges, the CDR's redirection columns, and the run-time feature settings
-(see ``offhook.db.models``).
+"""Call coverage: line forwards (internal and external), voicemail, pickup
+group and intercom, the device's do not disturb option and privacy, hunt line
+groups, hunt lists and pilots, pickup groups, call park ranges, the CDR's
+redirection columns, and the run-time feature settings (see
+``offhook.db.models``).
 
 Existing rows get what a plan without these keys means: no forwards ("" in
-every forward column), the node's no-answer timer (``cfna_timer`` NULL), no
-voicemail or pickup group, ``dnd_option`` "ringer-off"; existing CDRs no
-redirection ("").
+every forward column, the external ones included), the node's no-answer
+timer (``cfna_timer`` NULL), no voicemail or pickup group, no intercom,
+``dnd_option`` "ringer-off", no privacy; existing CDRs no redirection ("").
 
 Revision ID: 0006
 Revises: 0005
@@ -23,11 +24,23 @@ down_revision = "0005"
 branch_labels = None
 depends_on = None
 
-_FORWARDS = ("forward_all", "forward_busy", "forward_no_answer", "forward_unregistered")
+_FORWARDS = (
+    "forward_all",
+    "forward_busy",
+    "forward_no_answer",
+    "forward_unregistered",
+    "forward_busy_external",
+    "forward_no_answer_external",
+    "forward_unregistered_external",
+)
 
 
 def _text(name: str, length: int, default: str = "") -> sa.Column[str]:
     return sa.Column(name, sa.String(length), nullable=False, server_default=default)
+
+
+def _flag(name: str) -> sa.Column[bool]:
+    return sa.Column(name, sa.Boolean(), nullable=False, server_default=sa.false())
 
 
 def _ordered_members(table: str, parent: str, fk: str, column: str, length: int) -> None:
@@ -57,6 +70,11 @@ def upgrade() -> None:
         batch.add_column(_text("pickup_group", 64))
     with op.batch_alter_table("devices") as batch:
         batch.add_column(_text("dnd_option", 16, "ringer-off"))
+    # Not batch mode: an expression default (false()) makes batch mode copy
+    # the table on SQLite, and dropping the old ``devices`` cascades to every
+    # line and speed dial. A plain ADD COLUMN keeps them.
+    op.add_column("lines", _flag("intercom"))
+    op.add_column("devices", _flag("privacy"))
     with op.batch_alter_table("cdrs") as batch:
         batch.add_column(_text("last_redirecting", 64))
         batch.add_column(_text("redirect_reason", 32))
@@ -133,8 +151,9 @@ def downgrade() -> None:
     # dial. ALTER TABLE ... DROP COLUMN (SQLite 3.35 and later) keeps them.
     op.drop_column("cdrs", "redirect_reason")
     op.drop_column("cdrs", "last_redirecting")
+    op.drop_column("devices", "privacy")
     op.drop_column("devices", "dnd_option")
-    for name in ("pickup_group", "voicemail", "cfna_timer"):
+    for name in ("intercom", "pickup_group", "voicemail", "cfna_timer"):
         op.drop_column("lines", name)
     for name in reversed(_FORWARDS):
         op.drop_column("lines", f"{name}_css")

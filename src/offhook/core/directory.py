@@ -338,6 +338,7 @@ def _has_coverage(line: LineInfo) -> bool:
         or line.forward_unregistered_external
         or line.voicemail
         or line.pickup_group
+        or line.intercom
         or line.cfna_timer is not None
     )
 

@@ -11,6 +11,8 @@ pilot      group   members (distribution)               final forward
 1520       desk    1002 bob, 1004 dave (top-down)       8000 (vm)
 1530       floor   1006 the SCCP phone, 1002 bob        -
 1540       busy    1003 carol (top-down)                -
+1550       round   1002 bob, 1003 carol, 1004 dave      -
+                   (circular)
 =========  ======  ===================================  ==========================
 
 alice and bob are baresip (or SIPp UASs registered under their names when a
@@ -71,8 +73,9 @@ def hunt_plan() -> dict[str, Any]:
         group("desk", ["1002", "1004"]),
         group("floor", ["1006", "1002"]),
         group("busy", ["1003"]),
+        group("round", ["1002", "1003", "1004"], "circular"),
     ]
-    names = ("front", "sales", "desk", "floor", "busy")
+    names = ("front", "sales", "desk", "floor", "busy", "round")
     plan["hunt_lists"] = [{"name": name, "line_groups": [name]} for name in names]
     plan["hunt_pilots"] = [
         {"pattern": "1500", "hunt_list": "front"},
@@ -80,6 +83,7 @@ def hunt_plan() -> dict[str, Any]:
         {"pattern": "1520", "hunt_list": "desk", "final_forward": "8000"},
         {"pattern": "1530", "hunt_list": "floor"},
         {"pattern": "1540", "hunt_list": "busy"},
+        {"pattern": "1550", "hunt_list": "round"},
     ]
     return plan
 
@@ -113,9 +117,9 @@ def ua(tmp_path: Path, server: OffhookServer, name: str) -> Baresip:
     )
 
 
-def uas(server: OffhookServer, workdir: Path, scenario: str, name: str) -> Sipp:
-    """A SIPp UAS running ``scenario``, started and registered as device ``name``."""
-    member = Sipp(workdir, scenario, f"uas-{name}", timeout_s=40).start()
+def uas(server: OffhookServer, workdir: Path, scenario: str, name: str, calls: int = 1) -> Sipp:
+    """A SIPp UAS running ``scenario`` for ``calls`` calls, started and registered as ``name``."""
+    member = Sipp(workdir, scenario, f"uas-{name}", calls=calls, timeout_s=40).start()
     reg = Sipp(
         workdir,
         "register.xml",
@@ -179,12 +183,17 @@ def test_top_down_passes_a_busy_and_a_silent_member_to_one_who_answers(
             alice.wait_event("CALL_ESTABLISHED", timeout=20)
             alice.hangup()
             alice.wait_event("CALL_CLOSED", timeout=10)
-        for member in (busy, silent, answering):
-            result = member.wait(timeout=30)
+        results = [member.wait(timeout=30) for member in (busy, silent, answering)]
+        for result in results:
             assert result.ok, describe(result)
     finally:
         for member in (busy, silent, answering):
             member.stop()
+    # The answering member's INVITE names the pilot as the diverting number (RFC 5806).
+    diversions = [
+        line for line in results[2].messages.splitlines() if line.lower().startswith("diversion:")
+    ]
+    assert diversions and all("<sip:1500@" in line for line in diversions), diversions
     assert invites_sent(server) == [
         ("INVITE", busy.port),
         ("INVITE", silent.port),
@@ -249,6 +258,40 @@ def test_broadcast_rings_every_baresip_member_for_a_sipp_caller(
     row = cdr_to(server, "1002")
     assert row["calling"] == "1003" and row["cause"] == "16" and row["answer"], row
     assert_hunted(row, "1510")
+
+
+def test_circular_spreads_consecutive_calls_over_the_members(
+    server: OffhookServer, sipp_dir: Path
+) -> None:
+    """Pilot 1550: six calls one after the other, each member answers every third."""
+    members = [uas(server, sipp_dir, "uas.xml", name, 2) for name in ("bob", "carol", "dave")]
+    caller = Sipp(
+        sipp_dir,
+        "uac_auth.xml",
+        "uac-alice",
+        target=f"{HOST}:{server.sip_port}",
+        keys={"caller": "alice"},
+        service="1550",
+        auth=("alice", PASSWORDS["alice"]),
+        calls=6,
+        timeout_s=60,
+        extra=["-l", "1", "-r", "5"],  # one call at a time
+    )
+    try:
+        result = caller.run()
+        assert result.ok, describe(result)
+        for member in members:
+            served = member.wait(timeout=30)
+            assert served.ok, describe(served)
+    finally:
+        for member in members:
+            member.stop()
+    rows = server.wait_cdr(lambda r: r.get("calling") == "1001", count=6)
+    rows.sort(key=lambda r: r["start"])
+    assert [r["called_device"] for r in rows] == ["bob", "carol", "dave"] * 2, rows
+    for row in rows:
+        assert row["cause"] == "16" and row["answer"], row
+        assert_hunted(row, "1550")
 
 
 @pytest.mark.parametrize(("off", "on"), [("*36", "*36"), ("*78", "*79")])

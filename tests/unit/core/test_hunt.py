@@ -351,6 +351,24 @@ def test_unavailable_with_next_group_skips_the_rest_of_the_group(h: HuntHarness)
     assert h.ringing() == ["dave"]
 
 
+def test_busy_with_next_group(h: HuntHarness) -> None:
+    h.group("first", "1002", "1003", on_busy=HuntStep.NEXT_GROUP)
+    h.group("second", "1004")
+    h.pilot("first", "second")
+    h.call("alice", PILOT, "1001")
+    h.engine.on_release(h.leg_of("bob")[0], Cause.USER_BUSY)
+    assert h.ringing() == ["dave"]
+
+
+def test_member_failing_while_ringing_is_unavailable(h: HuntHarness) -> None:
+    h.group("first", "1002", "1003", on_unavailable=HuntStep.STOP, on_busy=HuntStep.STOP)
+    h.pilot("first")
+    _, caller = h.call("alice", PILOT, "1001")
+    h.engine.on_release(h.leg_of("bob")[0], Cause.DESTINATION_OUT_OF_ORDER)
+    assert h.ringing() == []
+    assert caller.released_with() == [Cause.DESTINATION_OUT_OF_ORDER]
+
+
 def test_no_answer_with_next_group(h: HuntHarness) -> None:
     h.group("first", "1002", "1003", on_no_answer=HuntStep.NEXT_GROUP, rna=5)
     h.group("second", "1004", "1005")

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, cast
 from offhook.core.causes import Cause
 from offhook.core.dialplan.router import Outcome
 from offhook.core.directory import Forward, LineInfo, PlanSnapshot
-from offhook.core.features import barge, park
+from offhook.core.features import barge, hunt, park
 from offhook.core.features.linestate import LineStates
 from offhook.core.features.state import FeatureState, Mwi
 from offhook.core.records import DndChanged, ForwardChanged, HuntLoginChanged, MwiChanged
@@ -58,6 +58,7 @@ class CoverageOps:
     def _init_coverage(self) -> None:
         self.features = FeatureState()
         self.lines = LineStates(self._bus)  # busy-lamp state of every line in a call
+        hunt.memory(cast("CallEngine", self))  # members' idle times, from the first call on
         self.codes = dict(DEFAULT_CODES)  # feature name -> code ("" or absent: off)
         self.cfna_timer = 12.0  # seconds before forward no answer (a line may override)
         self.max_forward_hops = 12

@@ -71,6 +71,7 @@ from offhook.core.events import (
     Setup,
 )
 from offhook.core.features import announce, conference, coverage, hold, transfer
+from offhook.core.features.hunt import HuntCoverage
 from offhook.core.features.resources import ResourceDriver
 from offhook.core.leg import CoreError, Direction, Leg, LegEvent, LegState
 from offhook.core.media import MediaDescription
@@ -586,8 +587,9 @@ class CallEngine(RoutingOps, FeatureOps, CoverageOps):
                     return
             else:
                 call.trunk_queue.clear()  # a user-level answer ends the hunt
-        if cause in self.fork_ending_causes:
-            # RFC 3261 §16.7: a 6xx-class answer ends the whole fork at once.
+        if cause in self.fork_ending_causes and not isinstance(call.coverage, HuntCoverage):
+            # RFC 3261 §16.7: a 6xx-class answer ends the whole fork at once
+            # (a hunt member declining passes the call on instead).
             self._end_call(call, cause)
         elif not call.ringing_forks():
             failed = select_cause(call.failures)

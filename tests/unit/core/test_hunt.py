@@ -303,6 +303,15 @@ def test_busy_member_after_ringing_goes_to_the_next_member(h: HuntHarness) -> No
     assert h.ringing() == ["carol"]
 
 
+def test_a_member_declining_passes_the_call_on(h: HuntHarness) -> None:
+    # A 603 Decline (cause 21) ends a call's forks, but not a hunt.
+    h.group("sales", "1002", "1003")
+    h.pilot("sales")
+    h.call("alice", PILOT, "1001")
+    h.engine.on_release(h.leg_of("bob")[0], Cause.CALL_REJECTED)
+    assert h.ringing() == ["carol"]
+
+
 def test_an_earlier_members_timer_does_not_cut_the_next_member_short(h: HuntHarness) -> None:
     h.group("sales", "1002", "1003", "1004", rna=10)
     h.pilot("sales")

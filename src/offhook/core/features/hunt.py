@@ -234,20 +234,20 @@ _MEMORIES: weakref.WeakKeyDictionary[CallEngine, HuntMemory] = weakref.WeakKeyDi
 
 
 def memory(engine: CallEngine) -> HuntMemory:
-    """``engine``'s hunt memory (made, and subscribed to its bus, on first use)."""
+    """``engine``'s hunt memory (made, and subscribed to its bus, with the engine)."""
     found = _MEMORIES.get(engine)
     if found is not None:
         return found
     mem = HuntMemory()
-    mem.sync(engine.snapshot())
     ref = weakref.ref(engine)
 
     def on_leg(event: LegStateChanged) -> None:
         owner = ref()
         if owner is not None and event.line:
+            mem.sync(owner.snapshot())  # the plan a node runs on changes rarely: cheap
             mem.active(event.line, owner.monotonic())
 
-    engine._bus.subscribe(LegStateChanged, on_leg)
+    engine.subscribe(LegStateChanged, on_leg)
     _MEMORIES[engine] = mem
     return mem
 

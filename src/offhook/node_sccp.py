@@ -199,7 +199,6 @@ def make_sccp_handler(engine: CallEngine, node: Node) -> SccpEndpoint:
         lambda: node.snapshot,
         t302=node.settings.dialplan.t302,
         bridge=node.media_bridge,
-        bus=engine._bus,
     )
     engine.register_factory("sccp", handler)
     return handler

@@ -10,13 +10,14 @@ device             model  DN     CSS       coverage
 =================  =====  =====  ========  ===================================
 SEP00000000D001    7961   2001   staff     voicemail 2003; speed dial 2002;
                           2100             line 2 shared with D002
-SEP00000000D002    7960   2002   staff     line 2: 2100 (shared)
+SEP00000000D002    7960   2002   staff     line 2: 2100 (shared); pickup group sales
                           2100
-SEP00000000D003    7960   2003   staff
+SEP00000000D003    7960   2003   staff     pickup group sales
 SEP00000000D004    7960   2004   boss      partition exec (staff cannot reach)
 =================  =====  =====  ========  ===================================
 
-Call park numbers 7000-7009 (partition internal).
+Call park numbers 7000-7009 and pickup group ``sales`` (number 8100), all
+in partition internal.
 
 A voicemail system (SIPp, from the ``voicemail`` trunk's address) sets
 message waiting with an unsolicited NOTIFY message-summary.
@@ -68,7 +69,7 @@ def plan() -> dict[str, Any]:
     anna = phone(A, "7961", "2001", "staff", voicemail="2003")
     anna["speed_dials"] = [{"number": "2002", "label": "Bob"}]
     anna["lines"].append(shared)
-    bob = phone(B, "7960", "2002", "staff")
+    bob = phone(B, "7960", "2002", "staff", pickup_group="sales")
     bob["lines"].append(shared)
     return {
         # The voicemail system's trunk: its NOTIFYs set message waiting.
@@ -85,6 +86,7 @@ def plan() -> dict[str, Any]:
         ],
         "partitions": ["internal", "exec"],
         "call_park": [{"range": "7000-7009", "partition": "internal", "reversion": 60}],
+        "pickup_groups": [{"name": "sales", "number": "8100", "partition": "internal"}],
         "calling_search_spaces": [
             {"name": "staff", "partitions": ["internal"]},
             {"name": "boss", "partitions": ["internal", "exec"]},
@@ -92,7 +94,7 @@ def plan() -> dict[str, Any]:
         "devices": [
             anna,
             bob,
-            phone(C, "7960", "2003", "staff"),
+            phone(C, "7960", "2003", "staff", pickup_group="sales"),
             phone(X, "7960", "2004", "boss", partition="exec"),
         ],
     }
@@ -266,6 +268,68 @@ def test_park_softkey_parks_the_call_and_another_phone_retrieves_it(
     run(body)
     rows = server.wait_cdr(lambda r: r["redirect_reason"] == "park")
     assert rows[0]["last_redirecting"] in ("2001", "7000")
+
+
+# ---------------------------------------------------------------- pickup
+
+
+async def picked_up(
+    picker: SccpPhone, ringing: SccpPhone, caller: SccpPhone, press: Callable[[], None]
+) -> None:
+    """``caller`` calls ``ringing``'s 2002; ``press`` makes ``picker`` pick it up."""
+    ring_mark = ringing.mark()
+    await call(caller, "2002")
+    ring = await ringing.wait_for(state_is(CallStateCode.RING_IN), since=ring_mark, timeout=10)
+    mark = picker.mark()
+    press()
+    await picker.wait_for(state_is(CallStateCode.CONNECTED), since=mark, timeout=10)
+    await caller.wait_for(state_is(CallStateCode.CONNECTED), timeout=10)
+    # the picked-up call stopped ringing 2002
+    await ringing.wait_for(
+        lambda m: (
+            isinstance(m, CallState)
+            and m.call_state == CallStateCode.ON_HOOK
+            and m.call_reference == ring.call_reference
+        ),
+        since=ring_mark,
+        timeout=10,
+    )
+    caller.on_hook(1)
+    await picker.wait_for(state_is(CallStateCode.ON_HOOK), since=mark, timeout=10)
+
+
+def test_pickup_answers_a_call_ringing_in_the_own_group(server: OffhookServer) -> None:
+    async def body() -> None:
+        async with phones(server, A, B, C) as (a, b, c):
+            assert "PickUp" in c.keys_of(0)
+            await picked_up(c, b, a, lambda: c.softkey("PickUp", 1))
+
+    run(body)
+    rows = server.wait_cdr(lambda r: r["redirect_reason"] == "pickup")
+    assert (rows[0]["calling"], rows[0]["called"], rows[0]["last_redirecting"]) == (
+        "2001",
+        "2003",
+        "2002",
+    )
+
+
+def test_gpickup_takes_a_group_number_or_a_directory_number(server: OffhookServer) -> None:
+    async def body() -> None:
+        async with phones(server, A, B, X) as (a, b, x):
+
+            def gpickup(number: str) -> Callable[[], None]:
+                def press() -> None:
+                    x.softkey("GPickUp", 1)
+                    x.dial(number)
+
+                return press
+
+            await picked_up(x, b, a, gpickup("8100"))  # the group's number
+            await picked_up(x, b, a, gpickup("2002"))  # the ringing DN: directed pickup
+
+    run(body)
+    rows = server.wait_cdr(lambda r: r["redirect_reason"] == "pickup", count=2)
+    assert {r["called"] for r in rows} == {"2004"}
 
 
 # ---------------------------------------------------------------- DND, HLog

@@ -64,7 +64,6 @@ from offhook.sccp.templates import BLF_MODELS, SoftKey, button_template
 from offhook.sccp.ui import CallStateCode, LampMode, Stimulus
 
 if TYPE_CHECKING:
-    from offhook.core.bus import EventBus
     from offhook.core.directory import LineInfo
     from offhook.sccp.endpoint import SccpEndpoint
     from offhook.sccp.phone import Phone
@@ -108,14 +107,11 @@ class Coverage:
         # it, and each phone's numbers (bounded by the phones registered).
         self._watchers: dict[str, set[str]] = {}
         self._watching: dict[str, frozenset[str]] = {}
-
-    def watch(self, bus: EventBus) -> None:
-        """Follow the engine's coverage events on ``bus``."""
-        bus.subscribe(ForwardChanged, self._forward_changed)
-        bus.subscribe(DndChanged, self._dnd_changed)
-        bus.subscribe(HuntLoginChanged, self._hunt_changed)
-        bus.subscribe(MwiChanged, self._mwi_changed)
-        bus.subscribe(LineStateChanged, self._line_state_changed)
+        self.engine.subscribe(ForwardChanged, self._forward_changed)
+        self.engine.subscribe(DndChanged, self._dnd_changed)
+        self.engine.subscribe(HuntLoginChanged, self._hunt_changed)
+        self.engine.subscribe(MwiChanged, self._mwi_changed)
+        self.engine.subscribe(LineStateChanged, self._line_state_changed)
 
     # ------------------------------------------------------------ lines
     def _line(self, phone: Phone, index: int) -> LineInfo | None:

@@ -49,7 +49,6 @@ from offhook.sccp.ui import keypad_digit
 
 if TYPE_CHECKING:
     from offhook.common.location import Binding
-    from offhook.core.bus import EventBus
     from offhook.core.directory import PlanSnapshot
     from offhook.core.engine import CallEngine
     from offhook.core.leg import Leg
@@ -96,9 +95,7 @@ class SccpEndpoint:
         t302: float = DEFAULT_T302,
         first_reference: int = 1,
         bridge: MediaBridge | None = None,
-        bus: EventBus | None = None,
     ) -> None:
-        """``bus``: the engine's event bus, for what phones show of call coverage."""
         self.engine = engine
         self.bridge = bridge  # SCCP media is IPv4: IPv6 far ends go through it
         self._snapshot = snapshot
@@ -118,9 +115,7 @@ class SccpEndpoint:
             SoftKeyEvent: self._on_soft_key,  # type: ignore[dict-item]
             OpenReceiveChannelAck: self._on_receive_ack,  # type: ignore[dict-item]
         }
-        self.coverage = Coverage(self)
-        if bus is not None:
-            self.coverage.watch(bus)
+        self.coverage = Coverage(self)  # follows the engine's coverage events from here
 
     @property
     def now(self) -> float:

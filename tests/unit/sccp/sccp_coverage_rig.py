@@ -1,7 +1,7 @@
 """A call engine with Skinny phones for the SCCP call coverage tests (no sockets).
 
 Three SCCP phones and a SIP voicemail on a real ``CallEngine`` and
-``SccpEndpoint`` (with the engine's bus), each phone a ``FakeLink`` that
+``SccpEndpoint`` (which follows the engine's bus events), each phone a ``FakeLink`` that
 records what the endpoint sends:
 
 ===========  =====  ============  =====  ==============================  ======================
@@ -173,7 +173,7 @@ class Rig:
         )
         self.sip = RecorderFactory(self.engine)
         self.engine.register_factory("sip", self.sip)
-        self.ep = SccpEndpoint(self.engine, lambda: self.snapshot, t302=5.0, bus=self.bus)
+        self.ep = SccpEndpoint(self.engine, lambda: self.snapshot, t302=5.0)
         self.engine.register_factory("sccp", self.ep)
         self.locations.put(Binding("vm", "sip", "sip:vm@10.0.0.9", 1e9))
         self.a = self.attach(A)

@@ -16,8 +16,9 @@ SEP00000000D003    7960   2003   staff     pickup group sales
 SEP00000000D004    7960   2004   boss      partition exec (staff cannot reach)
 =================  =====  =====  ========  ===================================
 
-Call park numbers 7000-7009 and pickup group ``sales`` (number 8100), all
-in partition internal.
+Call park numbers 7000-7009, pickup group ``sales`` (number 8100) and hunt
+pilot 1500 (line group ``desk``: 2002 then 2003, top down), all in
+partition internal.
 
 A voicemail system (SIPp, from the ``voicemail`` trunk's address) sets
 message waiting with an unsolicited NOTIFY message-summary.
@@ -87,6 +88,9 @@ def plan() -> dict[str, Any]:
         "partitions": ["internal", "exec"],
         "call_park": [{"range": "7000-7009", "partition": "internal", "reversion": 60}],
         "pickup_groups": [{"name": "sales", "number": "8100", "partition": "internal"}],
+        "line_groups": [{"name": "desk", "distribution": "top-down", "members": ["2002", "2003"]}],
+        "hunt_lists": [{"name": "desk", "line_groups": ["desk"]}],
+        "hunt_pilots": [{"pattern": "1500", "partition": "internal", "hunt_list": "desk"}],
         "calling_search_spaces": [
             {"name": "staff", "partitions": ["internal"]},
             {"name": "boss", "partitions": ["internal", "exec"]},
@@ -367,18 +371,43 @@ def test_dnd_offers_calls_without_ringing(server: OffhookServer) -> None:
 
 
 def test_hlog_logs_out_of_hunt_groups_and_back(server: OffhookServer) -> None:
+    async def hunted(caller: SccpPhone, members: list[SccpPhone]) -> SccpPhone:
+        """``caller`` calls the pilot: the member that rings (then the caller hangs up)."""
+        marks = {member.name: member.mark() for member in members}
+        await call(caller, "1500")
+        rings = {
+            asyncio.ensure_future(
+                m.wait_for(state_is(CallStateCode.RING_IN), since=marks[m.name], timeout=10)
+            ): m
+            for m in members
+        }
+        done, pending = await asyncio.wait(rings, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        first = done.pop()
+        first.result()  # a timeout: nobody rang
+        ringing = rings[first]
+        caller.on_hook(1)
+        await ringing.wait_for(
+            state_is(CallStateCode.ON_HOOK), since=marks[ringing.name], timeout=10
+        )
+        return ringing
+
     async def body() -> None:
-        async with phones(server, B) as (b,):
+        async with phones(server, A, B, C) as (a, b, c):
             assert "HLog" in b.keys_of(0)
+            assert await hunted(a, [b, c]) is b  # top down: 2002 first
             b.softkey("HLog", 1)
             await b.wait_display("Logged out of hunt groups")
             assert b.status_line == "Logged out of hunt groups"
+            assert await hunted(a, [b, c]) is c  # 2002 is skipped
             since = len(b.displayed)
             b.softkey("HLog", 1)
             await b.wait_display("Logged into hunt groups", since=since)
             assert b.status_line == ""
+            assert await hunted(a, [b, c]) is b
 
-    run(body)
+    run(body, timeout=60)
 
 
 # ---------------------------------------------------------------- voicemail, lamps

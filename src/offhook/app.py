@@ -59,6 +59,7 @@ from offhook.net.guard import ListenerLimits
 from offhook.node_media import MediaPlane, start_media
 from offhook.node_sccp import AutoDevices, start_sccp
 from offhook.node_sccp import with_auto_registrations as with_auto_registrations  # for the CLI
+from offhook.node_sip import start_sip_events
 from offhook.ris.admin import AdminServer
 from offhook.ris.status_view import print_status as print_status  # ``offhook status``
 from offhook.sccp.aio import SccpListener
@@ -67,6 +68,7 @@ from offhook.sip.auth import Credentials, DigestAuthenticator
 from offhook.sip.endpoint import Caller, SipEndpoint, TrunkPeer
 from offhook.sip.registrar import Registrar
 from offhook.sip.session_timer import SessionTimerSettings
+from offhook.sip.subscriptions import Limits
 from offhook.sip.timers import TimerConfig
 from offhook.sip.transaction import TransactionLayer
 from offhook.sip.trunks import TrunkMonitor, TrunkTarget
@@ -387,6 +389,16 @@ async def run(
         ),
     )
     endpoint_ref.append(endpoint)
+    sip_events = start_sip_events(
+        endpoint,
+        engine,
+        bus,
+        locations,
+        lambda: node.snapshot,
+        min_expires=sip.min_expires,
+        max_expires=sip.max_expires,
+        limits=Limits(per_device=sip.max_subscriptions_per_device, total=sip.max_subscriptions),
+    )
     endpoint.configure_trunks(trunk_targets(node.snapshot))
     log.info(
         "SIP listening on %s (udp=%s tcp=%s; advertised %s)",
@@ -466,6 +478,7 @@ async def run(
             },
             "media_bridge": bridge.status() if bridge is not None else None,
             "media_server": media_plane.status() if media_plane is not None else None,
+            "subscriptions": sip_events.status(),
         }
 
     admin: AdminServer | None = None

@@ -229,6 +229,9 @@ class SipSettings(ListenerSettings):
     udp: bool = True
     min_expires: int = Field(default=60, ge=1)
     max_expires: int = Field(default=3600, ge=1)
+    # SUBSCRIBE (busy lamps, message waiting): at most this many per device, and in all.
+    max_subscriptions_per_device: int = Field(default=100, ge=1, le=10_000)
+    max_subscriptions: int = Field(default=10_000, ge=1, le=1_000_000)
     t1: float = Field(default=0.5, gt=0)  # RFC 3261 §17.1.1.1 T1, seconds
     # RFC 4028 session timers: the interval offered and the least accepted (422 below),
     # seconds; a call whose refreshes stop is hung up (cause 102). 0 turns them off.

@@ -84,7 +84,7 @@ from offhook.core.records import (
     CallStatus,
     LegStateChanged,
 )
-from offhook.core.routing import RoutingOps
+from offhook.core.routing import RoutingOps, line_of
 
 log = logging.getLogger(__name__)
 
@@ -384,6 +384,8 @@ class CallEngine(RoutingOps, FeatureOps, CoverageOps):
         call = Call(self._id_factory(), leg, setup, self._clock.wall())
         leg.call = call
         leg.media = setup.media
+        if leg.line == ("", ""):
+            leg.line = line_of(self._snapshot(), leg.device, setup.calling.number)
         self._calls[call.id] = call
         self._fire(leg, LegEvent.SETUP)
         try:

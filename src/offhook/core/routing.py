@@ -78,8 +78,6 @@ class RoutingOps:
     def _route(self, call: Call, leg: Leg, setup: Setup) -> None:
         snapshot = self._snapshot()
         calling = self._calling_party(snapshot, leg, setup.calling)
-        if leg.line == ("", ""):
-            leg.line = _line_of(snapshot, leg.device, calling.number)
         self._bus.publish(CallStarted(call.id, calling, setup.called, leg.device, call.start))
 
         # The caller's own leg already counts towards its device's calls.
@@ -178,9 +176,7 @@ class RoutingOps:
             return select_cause(failures, default=Cause.USER_BUSY)
         self.arm_ring_timeout(call)
         for binding in targets:
-            fork = self._start_fork(call, binding, setup)
-            if fork is not None:
-                fork.line = (dn.dn, dn.partition)
+            self._start_fork(call, binding, setup, line=(dn.dn, dn.partition))
         if not call.ringing_forks():
             return select_cause(call.failures)
         return None
@@ -264,7 +260,10 @@ class RoutingOps:
             presentation_allowed=party.presentation_allowed,
         )
 
-    def _start_fork(self, call: Call, binding: Binding, setup: Setup) -> Leg | None:
+    def _start_fork(
+        self, call: Call, binding: Binding, setup: Setup, line: tuple[str, str] = ("", "")
+    ) -> Leg | None:
+        """Offer ``call`` to ``binding``; ``line``: the DN the new leg is an appearance of."""
         factory = self._factories.get(binding.protocol)
         if factory is None:
             log.warning("no leg factory for protocol %r (%s)", binding.protocol, binding.device)
@@ -272,6 +271,7 @@ class RoutingOps:
             return None
         leg = self._new_leg(Direction.OUTBOUND, binding.device, binding=binding)
         leg.call = call
+        leg.line = line
         call.forks.append(leg)
         if not call.called_device:
             call.called_device = leg.device
@@ -287,7 +287,7 @@ class RoutingOps:
         return leg
 
 
-def _line_of(snapshot: PlanSnapshot, device: str, number: str) -> tuple[str, str]:
+def line_of(snapshot: PlanSnapshot, device: str, number: str) -> tuple[str, str]:
     """The line of ``device`` a call from ``number`` is placed on (its first line otherwise)."""
     lines = snapshot.lines_of(device)
     for line in lines:

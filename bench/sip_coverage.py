@@ -23,6 +23,10 @@ Scenarios:
   line group of 10 members (DNs 2101-2110), each a SIPp UAS. The calls
   each member answered are counted from its own statistics: circular
   distribution spreads them evenly.
+* ``forward-no-answer``: the UAC calls DN 2600, whose UAS rings and never
+  answers; after its line's CFNA timer (1 s, the shortest a plan allows)
+  offhook cancels it and forwards to DN 2601, which answers after the
+  delay. Its time to answer is the direct one plus the timer.
 
 Add a scenario with a ``Scenario`` entry in ``SCENARIOS`` (its devices, the
 plan keys it adds, the number dialled).
@@ -83,6 +87,8 @@ class Member:
 
     device: str
     dn: str
+    scenario: Path = UAS_SCENARIO  # what its SIPp UAS plays (default: answers after the delay)
+    cfna_to: str = ""  # its line forwards on no answer to this DN (cfna_timer 1 s)
 
     @property
     def password(self) -> str:
@@ -99,6 +105,10 @@ class Scenario:
 
 
 HUNT_MEMBERS = tuple(Member(f"member{i:02d}", str(2100 + i)) for i in range(1, 11))
+FNA_MEMBERS = (
+    Member("ringer", "2600", sip_calls.SCENARIOS / "uas_ring_cancel.xml", cfna_to="2601"),
+    Member("covering", "2601"),
+)
 
 SCENARIOS: dict[str, Scenario] = {
     "direct": Scenario(
@@ -125,6 +135,12 @@ SCENARIOS: dict[str, Scenario] = {
         },
         about="pilot 2500 -> 10-member circular line group",
     ),
+    "forward-no-answer": Scenario(
+        "forward-no-answer",
+        "2600",
+        FNA_MEMBERS,
+        about="DN 2600 rings 1 s unanswered (CFNA timer), forwards to 2601",
+    ),
 }
 
 
@@ -137,7 +153,14 @@ def plan_for(scenario: Scenario) -> dict[str, Any]:
             "protocol": "sip",
             "password": m.password,
             "max_calls": 0,
-            "lines": [{"dn": m.dn, "display": m.device}],
+            "lines": [
+                {"dn": m.dn, "display": m.device}
+                | (
+                    {"forward_no_answer": {"destination": m.cfna_to}, "cfna_timer": 1}
+                    if m.cfna_to
+                    else {}
+                )
+            ],
         }
         for m in scenario.members
     ]
@@ -174,7 +197,7 @@ def member_uases(
             name = f"uas-{m.device}"
             stat = workdir / f"{name}.stat.csv"
             cmd = [
-                *sipp_base(str(UAS_SCENARIO), port, workdir, name),
+                *sipp_base(str(m.scenario), port, workdir, name),
                 "-d", str(delay_ms), "-timeout", "3600s",
                 "-trace_stat", "-stf", str(stat), "-fd", "1",
                 HOST,
@@ -392,10 +415,12 @@ def summarize(results: list[ScenarioResult], rates: list[int]) -> dict[str, Any]
             "answered_per_member_min_max": [min(spread), max(spread)] if len(spread) > 1 else None,
             "error": r.error or None,
         }
-    if len(passing) == len(results) and "direct" in summary and "hunt" in summary:
-        summary["ratio_hunt_over_direct"] = round(
-            summary["hunt"]["best_calls_per_s"] / summary["direct"]["best_calls_per_s"], 2
-        )
+    if len(passing) == len(results) and "direct" in summary:
+        for name in ("hunt", "forward-no-answer"):
+            if name in summary:
+                summary[f"ratio_{name}_over_direct"] = round(
+                    summary[name]["best_calls_per_s"] / summary["direct"]["best_calls_per_s"], 2
+                )
     return summary
 
 
@@ -405,7 +430,7 @@ def print_table(summary: dict[str, Any], duration: int, delay_ms: int) -> None:
     print(f"Highest rate sustained {duration}s with < {MAX_FAILED_FRACTION:.1%} failed calls;")
     print(f"time to answer (INVITE to 200, members answer after {delay_ms} ms), p95:")
     print(
-        f"{'scenario':10} {'calls/s':>8} {'p95 @' + str(low):>10} "
+        f"{'scenario':18} {'calls/s':>8} {'p95 @' + str(low):>10} "
         f"{'p95 @' + str(common):>10} {'p95 @best':>10} {'cpu ms/call':>12} {'per member':>12}"
     )
     for name, s in summary.items():
@@ -414,14 +439,15 @@ def print_table(summary: dict[str, Any], duration: int, delay_ms: int) -> None:
         spread = s["answered_per_member_min_max"]
         members = f"{spread[0]}-{spread[1]}" if spread else "-"
         print(
-            f"{name:10} {s['best_calls_per_s']:>8} {_ms(s['answer_p95_ms_at_lowest']):>10} "
+            f"{name:18} {s['best_calls_per_s']:>8} {_ms(s['answer_p95_ms_at_lowest']):>10} "
             f"{_ms(s['answer_p95_ms_at_common']):>10} {_ms(s['answer_p95_ms_at_best']):>10} "
             f"{_ms(s['cpu_ms_per_call_at_best']):>12} {members:>12}"
         )
         if s["error"]:
-            print(f"{'':10} error: {s['error']}")
-    if "ratio_hunt_over_direct" in summary:
-        print(f"ratio hunt/direct (calls/s): {summary['ratio_hunt_over_direct']}")
+            print(f"{'':18} error: {s['error']}")
+    for name in ("hunt", "forward-no-answer"):
+        if f"ratio_{name}_over_direct" in summary:
+            print(f"ratio {name}/direct (calls/s): {summary[f'ratio_{name}_over_direct']}")
 
 
 def _ms(value: float | None) -> str:

@@ -18,9 +18,9 @@ import pytest
 
 from interop.baresip import Baresip
 from interop.peers import require_binary
-from interop.sipp import Sipp
+from interop.sipp import Sipp, describe
 from interop.test_media_features import wait_media_server
-from interop.test_sip_calls import PASSWORDS
+from interop.test_sip_calls import PASSWORDS, register_sipp_uas
 from support.ports import HOST
 from support.server import OffhookServer, device
 
@@ -55,7 +55,8 @@ def coverage_plan(trunk_port: int) -> dict[str, Any]:
                     cfna_timer=2,
                 )
             },
-            device("carol", PASSWORDS["carol"], "1003", css="staff") | {"lines": line("1003")},
+            device("carol", PASSWORDS["carol"], "1003", css="staff")
+            | {"lines": [*line("1003"), *line("9003", intercom=True)]},
             device("dave", PASSWORDS["dave"], "1004", css="world") | {"lines": line("1004")},
         ],
     }
@@ -191,3 +192,24 @@ def test_star21_outside_the_forward_css_is_refused_and_codes_never_reach_a_trunk
     assert "INVITE sip:" not in trunk.result().messages, trunk.result().messages
     rows = server.cdr_rows()
     assert not any(r["called_device"] == "carrier" for r in rows), rows
+
+
+def test_an_intercom_call_asks_the_phone_to_answer_by_itself(
+    server: OffhookServer, tmp_path: Path
+) -> None:
+    # The phone is a SIPp UAS that answers at once only when the INVITE asks it to
+    # (Call-Info answer-after=0, Alert-Info auto-answer), else its scenario fails.
+    workdir = tmp_path / "intercom"
+    workdir.mkdir()
+    alice = phone(tmp_path, server, "alice")
+    with Sipp(workdir, "uas_auto_answer.xml", "carol-phone", timeout_s=30) as uas, alice:
+        register_sipp_uas(server, workdir, uas, "carol")
+        alice.wait_registered()
+        alice.dial(uri(server, "9003"))
+        alice.wait_event("CALL_ESTABLISHED", timeout=10)
+        assert "CALL_RINGING" not in alice.event_types()
+        mark = alice.mark()
+        alice.hangup()
+        alice.wait_event("CALL_CLOSED", timeout=10, since=mark)
+        result = uas.wait(timeout=15)
+    assert result.ok, describe(result)

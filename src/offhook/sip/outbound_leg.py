@@ -22,6 +22,10 @@ Q.850 causes (RFC 3398), and cancels or hangs up as core releases it
   ``Diversion`` (RFC 5806) and ``History-Info`` (RFC 7044, RFC 4458 causes)
   headers (``diversion``), to phones and trunks (a voicemail system opens
   the mailbox of the number first called).
+* An intercom call (``Setup.auto_answer``) asks the phone to answer by
+  itself: ``Call-Info: <...>;answer-after=0`` (the convention of
+  Polycom, Yealink, Cisco and baresip) and ``Alert-Info:
+  <urn:alert:service:auto-answer>`` (RFC 7462).
 """
 
 from __future__ import annotations
@@ -59,6 +63,12 @@ if TYPE_CHECKING:
     from offhook.sip.endpoint import SipEndpoint
 
 log = logging.getLogger("offhook.sip")
+
+# What asks a phone to answer an intercom call by itself.
+AUTO_ANSWER = (
+    ("Call-Info", "<sip:auto-answer.invalid>;answer-after=0"),
+    ("Alert-Info", "<urn:alert:service:auto-answer>"),
+)
 
 
 class OutboundLeg(SipLeg):
@@ -116,6 +126,7 @@ class OutboundLeg(SipLeg):
             ("Supported", tags),
             *self.session.request_headers(),
             *self._redirections(setup, host),
+            *(AUTO_ANSWER if setup.auto_answer else ()),
             *ep.common_headers(),
         ]
         self.offered_interval = self.session.interval

@@ -523,10 +523,6 @@ def test_tshark_reads_every_coverage_frame(server: OffhookServer, tmp_path: Path
     assert not problems, json.dumps(problems, indent=1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="app does not wire node_sip's notifier yet: the NOTIFY is answered 405",
-)
 def test_a_voicemail_notify_lights_the_message_lamp(server: OffhookServer, tmp_path: Path) -> None:
     from scapy.contrib import skinny
 

@@ -19,6 +19,7 @@ from offhook.core.causes import Cause
 from offhook.core.dialplan.router import Outcome
 from offhook.core.directory import Forward, LineInfo, PlanSnapshot
 from offhook.core.features import barge, hunt, park
+from offhook.core.features.codes import WITH_NUMBER
 from offhook.core.features.linestate import LineStates
 from offhook.core.features.state import FeatureState, Mwi
 from offhook.core.records import DndChanged, ForwardChanged, HuntLoginChanged, MwiChanged
@@ -62,6 +63,13 @@ class CoverageOps:
         self.codes = dict(DEFAULT_CODES)  # feature name -> code ("" or absent: off)
         self.cfna_timer = 12.0  # seconds before forward no answer (a line may override)
         self.max_forward_hops = 12
+
+    def digit_codes(self) -> tuple[frozenset[str], frozenset[str]]:
+        """(codes dialled as they are, codes a number follows): for overlap dialling
+        (``DigitCollector(..., codes=, number_codes=)``)."""
+        plain = {c for name, c in self.codes.items() if c and name not in WITH_NUMBER}
+        numbered = {c for name, c in self.codes.items() if c and name in WITH_NUMBER}
+        return frozenset(plain), frozenset(numbered)
 
     # ------------------------------------------------------------ lines
     def line_of(self, device: str, dn: str = "") -> LineInfo | None:

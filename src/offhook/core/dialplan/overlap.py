@@ -18,13 +18,16 @@ like any pattern: dialed in full they route at once, or when T302 expires if
 a longer pattern could still match. When T302 expires (ITU-T Q.931 §9.1
 T302, default 15 s) the best complete match routes (``route_on_timeout`` ->
 ROUTE); a number that is still only a prefix is incomplete (REORDER, cause
-28). Sans-IO: time arrives as ``now``;
+28). Feature codes (``codes``, dialled as they are, and ``number_codes``,
+followed by a number analysed like any other) are complete numbers too: a
+code routes at once unless a longer code could follow, and a code's number
+routes when the dial plan says it is complete. Sans-IO: time arrives as ``now``;
 the owner arms one timer from ``next_timer()`` and calls ``handle_timer``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from enum import StrEnum
 
 from offhook.core.dialplan.router import DialPlan, OverlapState
@@ -48,11 +51,19 @@ class DigitCollector:
     """Collects one call's dialed digits against a dial plan and a CSS."""
 
     def __init__(
-        self, plan: DialPlan, css: str | Sequence[str], t302: float = DEFAULT_T302
+        self,
+        plan: DialPlan,
+        css: str | Sequence[str],
+        t302: float = DEFAULT_T302,
+        *,
+        codes: Iterable[str] = (),
+        number_codes: Iterable[str] = (),
     ) -> None:
         self.plan = plan
         self.css = css
         self.t302 = t302
+        self.codes = frozenset(codes)  # feature codes dialled as they are (``*97``)
+        self.number_codes = frozenset(number_codes)  # codes a number follows (``*21``)
         self.digits = ""
         self.verdict = Verdict.COLLECTING
         self.cause = 0
@@ -71,13 +82,31 @@ class DigitCollector:
             if digit not in DIALABLE or len(self.digits) >= MAX_DIGITS:
                 return self._finish(Verdict.REORDER, UNALLOCATED_CAUSE)
             self.digits += digit
-            self._state = self.plan.overlap(self.css, self.digits)
+            self._state = self._analyse(self.digits)
             if self._state is OverlapState.ROUTE_NOW:
                 return self._finish(Verdict.ROUTE)
             if self._state is OverlapState.NO_MATCH:
                 return self._finish(Verdict.REORDER, UNALLOCATED_CAUSE)
         self._deadline = now + self.t302
         return self.verdict
+
+    def _analyse(self, digits: str) -> OverlapState:
+        """The dial plan's overlap state, with the feature codes taken into account."""
+        for code in self.number_codes:
+            if digits.startswith(code) and len(digits) > len(code):
+                return self.plan.overlap(self.css, digits[len(code) :])
+        if digits in self.number_codes:
+            return OverlapState.NEED_MORE  # its number follows
+        state = self.plan.overlap(self.css, digits)
+        everything = self.codes | self.number_codes
+        longer = any(len(c) > len(digits) and c.startswith(digits) for c in everything)
+        if digits in self.codes:
+            return OverlapState.ROUTE_ON_TIMEOUT if longer else OverlapState.ROUTE_NOW
+        if not longer:
+            return state
+        if state is OverlapState.NO_MATCH:
+            return OverlapState.NEED_MORE
+        return OverlapState.ROUTE_ON_TIMEOUT if state is OverlapState.ROUTE_NOW else state
 
     def next_timer(self) -> float | None:
         return self._deadline if self.verdict is Verdict.COLLECTING else None

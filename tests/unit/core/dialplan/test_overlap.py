@@ -106,3 +106,40 @@ def test_no_digit_at_all_times_out(plan: DialPlan) -> None:
 def test_css_limits_what_overlap_can_reach(plan: DialPlan) -> None:
     c = DigitCollector(plan, "")  # null partition only: nothing is there
     assert c.add("1", 0.0) is Verdict.REORDER
+
+
+CODES = frozenset({"*97", "*8", "*78", "#21"})
+NUMBER_CODES = frozenset({"*21", "**"})
+
+
+@pytest.mark.parametrize(
+    ("dialled", "verdict"),
+    [
+        ("*97", Verdict.ROUTE),  # a code routes at once
+        ("#21", Verdict.ROUTE),
+        ("*211001", Verdict.ROUTE),  # *21 + a complete DN
+        ("**1001", Verdict.ROUTE),
+        ("*219911", Verdict.ROUTE),  # *21 + an urgent pattern
+        ("*5", Verdict.REORDER),  # no code, no pattern
+        ("*2", Verdict.COLLECTING),  # still a code's prefix
+        ("*21", Verdict.COLLECTING),  # the code needs its number
+        ("*21100", Verdict.COLLECTING),  # 100 is complete but 1001 could follow: T302
+    ],
+)
+def test_feature_codes_are_complete_numbers(plan: DialPlan, dialled: str, verdict: Verdict) -> None:
+    clock = FakeClock()
+    c = DigitCollector(plan, "staff", codes=CODES, number_codes=NUMBER_CODES)
+    c.start(clock.monotonic())
+    assert c.add(dialled, clock.monotonic()) is verdict
+    if verdict is Verdict.ROUTE:
+        assert c.digits == dialled
+
+
+def test_a_code_that_a_longer_code_extends_waits_for_t302(plan: DialPlan) -> None:
+    clock = FakeClock()
+    c = DigitCollector(plan, "staff", t302=5, codes={"*8", "*88"})
+    c.start(clock.monotonic())
+    assert c.add("*8", clock.monotonic()) is Verdict.COLLECTING
+    clock.advance(5)
+    assert c.handle_timer(clock.monotonic()) is Verdict.ROUTE
+    assert c.digits == "*8"

@@ -41,6 +41,7 @@ class FeaturesSettings(Section):
     code_voicemail: str = "*97"  # the caller's line's voicemail pilot
     code_park: str = "*68"  # a transfer to it parks the call on the first free number
     code_hunt_toggle: str = "*36"  # log the phone out of (or back into) its hunt groups
+    code_barge: str = "*33"  # join the call on another appearance of the caller's shared line
 
     @field_validator(
         "code_forward_all",
@@ -52,6 +53,7 @@ class FeaturesSettings(Section):
         "code_voicemail",
         "code_park",
         "code_hunt_toggle",
+        "code_barge",
     )
     @classmethod
     def _code(cls, value: str) -> str:

@@ -40,6 +40,7 @@ DEFAULT_CODES = {
     "voicemail": "*97",
     "park": "*68",
     "hunt_toggle": "*36",
+    "barge": "*33",
 }
 
 

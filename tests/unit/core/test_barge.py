@@ -65,3 +65,13 @@ def test_nothing_to_barge_into(h: Harness) -> None:
     shared(h)
     _, bd2 = barge_in(h)
     assert bd2.released_with() == [Cause.NORMAL_CLEARING]
+
+
+def test_a_sip_phone_barges_by_feature_code(h: Harness) -> None:
+    ms = shared(h)
+    answered_call(h)
+    bd2 = FakeDriver("bob2")
+    leg = h.engine.inbound_leg(bd2, "bob2")
+    bd2.leg = leg
+    h.engine.setup(leg, Setup(PartyInfo("1002"), "*33", media("10.0.0.7")))
+    assert [ms.devices[c[1]][0] for c in ms.named("open")] == ["alice", "bob", "bob2"]

@@ -15,6 +15,8 @@ pickup             ``*8``          pick up a call ringing in the caller's pickup
 directed_pickup    ``**<dn>``      pick up the call ringing ``dn``
 voicemail          ``*97``         call the caller's line's voicemail pilot
 park               ``*68``         (as a transfer target) park on the first free number
+barge              ``*33``         join the call on another appearance of the
+                                   caller's shared line (features.barge)
 =================  ==============  =============================================
 
 Only phones of the plan use codes: a call from a trunk to a number that is a
@@ -31,7 +33,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from offhook.core.causes import Cause
-from offhook.core.features import hold, park, pickup
+from offhook.core.features import barge, hold, park, pickup
 from offhook.core.features.resources import ResourceDriver
 from offhook.core.leg import LegEvent
 
@@ -151,4 +153,5 @@ _HANDLERS: dict[str, Handler] = {
     "directed_pickup": lambda engine, call, leg, rest: pickup.directed(engine, call, rest),
     "voicemail": _voicemail,
     "park": lambda engine, call, leg, rest: park.dialled_code(engine, call),
+    "barge": lambda engine, call, leg, rest: barge.start(engine, call, leg, call.setup),
 }

@@ -71,6 +71,7 @@ class Setup:
     original_called: str = ""
     diversions: tuple[Diversion, ...] = ()
     auto_answer: bool = False  # an intercom call: the called phone answers by itself
+    silent: bool = False  # the called phone shows the call without ringing (DND ringer off)
 
 
 @dataclass(frozen=True, slots=True)

@@ -175,8 +175,11 @@ class RoutingOps:
         if not targets:
             return select_cause(failures, default=Cause.USER_BUSY)
         self.arm_ring_timeout(call)
+        silent = replace(setup, silent=True)
         for binding in targets:
-            self._start_fork(call, binding, setup, line=(dn.dn, dn.partition))
+            # Do not disturb with the ringer off: offered, shown, not rung.
+            quiet = dnd and engine.dnd(binding.device)
+            self._start_fork(call, binding, silent if quiet else setup, line=(dn.dn, dn.partition))
         if not call.ringing_forks():
             return select_cause(call.failures)
         return None

@@ -22,6 +22,8 @@ Q.850 causes (RFC 3398), and cancels or hangs up as core releases it
   ``Diversion`` (RFC 5806) and ``History-Info`` (RFC 7044, RFC 4458 causes)
   headers (``diversion``), to phones and trunks (a voicemail system opens
   the mailbox of the number first called).
+* A call to a phone in do not disturb with the ringer off (``Setup.silent``)
+  asks for a ring splash only (``Alert-Info: <http://127.0.0.1/Bellcore-dr5>``).
 * An intercom call (``Setup.auto_answer``) asks the phone to answer by
   itself: ``Call-Info: <...>;answer-after=0`` (the convention of
   Polycom, Yealink, Cisco and baresip) and ``Alert-Info:
@@ -64,6 +66,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("offhook.sip")
 
+# What asks a phone to show a call with a short ring splash only (do not disturb,
+# ringer off): the Bellcore "dr5" splash most SIP phones know for this.
+SILENT = (("Alert-Info", "<http://127.0.0.1/Bellcore-dr5>;info=alert-silent"),)
 # What asks a phone to answer an intercom call by itself.
 AUTO_ANSWER = (
     ("Call-Info", "<sip:auto-answer.invalid>;answer-after=0"),
@@ -127,6 +132,7 @@ class OutboundLeg(SipLeg):
             *self.session.request_headers(),
             *self._redirections(setup, host),
             *(AUTO_ANSWER if setup.auto_answer else ()),
+            *(SILENT if setup.silent and not setup.auto_answer else ()),
             *ep.common_headers(),
         ]
         self.offered_interval = self.session.interval

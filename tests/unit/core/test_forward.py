@@ -246,11 +246,13 @@ def test_dnd_reject_is_busy_and_takes_forward_busy(h: Harness) -> None:
     assert offered.diversions[-1].reason is RedirectReason.DND
 
 
-def test_dnd_ringer_off_still_offers_the_call(h: Harness) -> None:
-    plan(h, [dev("alice", line("1001")), dev("bob", line("1002"))])
+def test_dnd_ringer_off_still_offers_the_call_silently(h: Harness) -> None:
+    plan(h, [dev("alice", line("1001")), dev("bob", line("1002")), dev("bob2", line("1002"))])
     h.engine.set_dnd("bob", True)
     call(h, "alice", "1001", "1002")
-    assert rung(h) == ["bob"]
+    assert rung(h) == ["bob", "bob2"]
+    assert h.factory.drivers["sip:bob@10.0.0.9"].last("offer")[1].silent is True
+    assert h.factory.drivers["sip:bob2@10.0.0.9"].last("offer")[1].silent is False
 
 
 def test_dnd_reject_without_forward_busy_is_user_busy(h: Harness) -> None:

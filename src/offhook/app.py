@@ -36,13 +36,13 @@ from typing import Any
 
 from offhook.common import logsetup
 from offhook.common.addr import canonical, host_port
-from offhook.common.location import MemoryLocationStore
+from offhook.common.location import Binding, MemoryLocationStore
 from offhook.config import Settings
 from offhook.core.bus import EventBus
 from offhook.core.causes import cause_text
 from offhook.core.directory import PlanSnapshot
 from offhook.core.engine import CallEngine
-from offhook.core.records import CallEnded, CallRecord
+from offhook.core.records import CallEnded, CallRecord, RegistrationChanged
 from offhook.db.autoreg import (
     AutoRegistrationWriter,
 )
@@ -329,6 +329,15 @@ async def run(
         settings.auth.key, sip.realm, algorithms=tuple(sip.digest_algorithms)
     )
     creds = SnapshotCredentials(node)
+    sip_registered: set[str] = set()  # SIP devices with a binding (bounded by the plan)
+
+    def registration_changed(device: str, *_: list[Binding]) -> None:
+        """Publish a SIP device's first binding, and its last one going."""
+        registered = bool(locations.bindings(device, loop.time()))
+        if registered != (device in sip_registered):
+            (sip_registered.add if registered else sip_registered.discard)(device)
+            bus.publish(RegistrationChanged(device, "sip", registered))
+
     registrar = Registrar(
         authenticator,
         creds,
@@ -338,6 +347,7 @@ async def run(
         default_expires=min(3600, sip.max_expires),
         on_auth_failure=on_auth_failure,
         node=settings.node.name,
+        on_change=registration_changed,
     )
     allow = AllowList(sip.allow)
     endpoint_ref: list[SipEndpoint] = []
@@ -547,6 +557,7 @@ async def run(
             await asyncio.sleep(5.0)
             for b in registrar.expire(loop.time()):
                 log.info("registration of %s at %s expired", b.device, b.contact)
+                registration_changed(b.device)
 
     # The media server (music on hold, bridges): a child process, never in this
     # loop; started once every listener is bound (a port in use fails the start

@@ -5,7 +5,8 @@ SUBSCRIBE/NOTIFY for busy lamps, presence and message waiting, and a
 voicemail system's unsolicited message-summary NOTIFY) with ``SipEvents``
 as its policy, and feeds it core's bus events: every ``LineStateChanged``
 (``engine.lines``, ``core.features.linestate.LineStates``) notifies the ``dialog`` and
-``presence`` watchers of that line, every ``MwiChanged`` the
+``presence`` watchers of that line, every ``RegistrationChanged`` the
+``presence`` watchers of the device's lines (open/closed), every ``MwiChanged`` the
 ``message-summary`` watchers. ``SipEvents`` answers the notifier from the
 plan snapshot, the location store, the line states and the engine's
 message waiting:
@@ -32,7 +33,7 @@ from offhook.core.bus import EventBus
 from offhook.core.dialplan.router import Outcome
 from offhook.core.directory import PlanSnapshot
 from offhook.core.engine import CallEngine
-from offhook.core.records import LineStateChanged, MwiChanged
+from offhook.core.records import LineStateChanged, MwiChanged, RegistrationChanged
 from offhook.sip.endpoint import SipEndpoint
 from offhook.sip.event_packages import DIALOG, MESSAGE_SUMMARY, PRESENCE, LineStatus
 from offhook.sip.message_summary import MessageCounts, MessageSummary
@@ -111,6 +112,13 @@ class SipEvents:
             self.notifier.changed(DIALOG, (ev.dn, ev.partition))
             self.notifier.changed(PRESENCE, (ev.dn, ev.partition))
 
+    def on_registration(self, ev: RegistrationChanged) -> None:
+        """A device came or went: its lines' presence (open/closed) may have changed."""
+        if self.notifier is None:
+            return
+        for line in self.snapshot().lines_of(ev.device):
+            self.notifier.changed(PRESENCE, (line.dn, line.partition))
+
     def on_mwi(self, ev: MwiChanged) -> None:
         if self.notifier is not None:
             self.notifier.changed(MESSAGE_SUMMARY, (ev.dn, ev.partition))
@@ -140,4 +148,5 @@ def start_sip_events(
     endpoint.notifier = notifier
     bus.subscribe(LineStateChanged, events.on_line)
     bus.subscribe(MwiChanged, events.on_mwi)
+    bus.subscribe(RegistrationChanged, events.on_registration)
     return events

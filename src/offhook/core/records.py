@@ -124,6 +124,15 @@ class MwiChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class RegistrationChanged:
+    """A device registered (its first binding) or is gone (its last binding went)."""
+
+    device: str
+    protocol: str
+    registered: bool
+
+
+@dataclass(frozen=True, slots=True)
 class LineStateChanged:
     """A directory number's busy-lamp state: ``idle``, ``ringing`` or ``in-use``.
 

@@ -16,7 +16,7 @@ from offhook.core.bus import EventBus
 from offhook.core.dialplan.model import CallingSearchSpace, DialPlanSpec, DirectoryNumber
 from offhook.core.directory import DeviceInfo, LineInfo, PlanSnapshot
 from offhook.core.engine import CallEngine
-from offhook.core.records import LegStateChanged, MwiChanged
+from offhook.core.records import LegStateChanged, MwiChanged, RegistrationChanged
 from offhook.node_sip import SipEvents, start_sip_events
 from offhook.sip.message_summary import MessageCounts, MessageSummary, parse_message_summary
 
@@ -153,3 +153,22 @@ def test_end_to_end_busy_lamp_and_message_waiting_through_the_bus() -> None:
     assert summary.waiting and summary.voice == MessageCounts("voice-message", 1, 0)
     assert events.status()["subscriptions"] == 2
     assert events.status()["busy_lines"] == 0
+
+
+class ChangeRecorder:
+    """Stands in for the notifier: what the policy asked it to notify."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple[str, str]]] = []
+
+    def changed(self, package: str, resource: tuple[str, str]) -> None:
+        self.calls.append((package, resource))
+
+
+def test_a_registration_change_notifies_the_devices_lines_presence() -> None:
+    core = Core()
+    recorder = ChangeRecorder()
+    core.events.notifier = recorder  # type: ignore[assignment]
+    core.bus.subscribe(RegistrationChanged, core.events.on_registration)
+    core.bus.publish(RegistrationChanged("bob", "sip", True))
+    assert recorder.calls == [("presence", ("1002", "internal"))]

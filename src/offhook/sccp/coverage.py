@@ -368,9 +368,10 @@ class Coverage:
             return
         call = active if active is not None else self.ep.new_call(phone, index or 1)
         call.purpose = purpose
-        if css is not None and call.collector is not None:
+        if call.collector is not None:
+            # A destination or a group is a number, never a feature code.
             old = call.collector
-            collector = DigitCollector(old.plan, css, old.t302)
+            collector = DigitCollector(old.plan, old.css if css is None else css, old.t302)
             collector.start(self.ep.now)
             call.collector = collector
         phone.send(DisplayPromptStatus(0, label, call.line, call.ref))

@@ -7,8 +7,11 @@ of protocol ``sccp``. It turns what a phone's user does into call control:
 - off hook (handset), a line button, the NewCall softkey -> a new call with
   dial tone; with a call ringing, the same actions answer it;
 - KeypadButton digits -> overlap digit analysis (``DigitCollector``, T302),
-  routed as soon as the dial plan says so; EnblocCall, Redial and speed dials
-  route a whole number at once; digits during a connected call are relayed;
+  routed as soon as the dial plan says so; feature codes (``*78``, ``*21``
+  and a number, ``**`` and a DN: ``engine.digit_codes()``) are complete
+  numbers too and go to core like any call (core's codes act on them);
+  EnblocCall, Redial and speed dials route a whole number at once; digits
+  during a connected call are relayed;
 - on hook / EndCall -> the call is released; Hold / Resume softkeys;
 - OpenReceiveChannelAck -> the call waiting for that receive channel.
 
@@ -221,7 +224,14 @@ class SccpEndpoint:
         phone.add_call(call)
         snapshot = self._snapshot()
         info = snapshot.devices.get(phone.name)
-        collector = DigitCollector(snapshot.dialplan, info.css if info else "", self.t302)
+        codes, number_codes = self.engine.digit_codes()
+        collector = DigitCollector(
+            snapshot.dialplan,
+            info.css if info else "",
+            self.t302,
+            codes=codes,
+            number_codes=number_codes,
+        )
         collector.start(self._now)
         call.start_dialing(collector)
         self._dialing[call] = None
@@ -416,7 +426,13 @@ class SccpEndpoint:
         collector = call.collector
         if call.phase is not Phase.DIALING or collector is None or not collector.digits:
             return
-        fresh = DigitCollector(collector.plan, collector.css, collector.t302)
+        fresh = DigitCollector(
+            collector.plan,
+            collector.css,
+            collector.t302,
+            codes=collector.codes,
+            number_codes=collector.number_codes,
+        )
         fresh.start(self._now)
         call.collector = fresh
         verdict = fresh.add(collector.digits[:-1], self._now) if collector.digits[:-1] else None

@@ -16,11 +16,14 @@ vm (SIP)            8000
 
 2100 is a line shared by A and B. ``staff`` reaches the ``internal``
 partition only; ``boss`` reaches ``internal`` and ``exec``. Pickup group
-``sales`` has number 8100.
+``sales`` has number 8100. ``Rig(media=True)`` gives the engine a media
+server (``FakeMedia``: every endpoint opens at once) for the features that
+answer with one (feature code confirmations, barge's conference bridge).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,6 +83,70 @@ class FakeLink:
     def lamps(self) -> dict[tuple[int, int], int]:
         """The last lamp mode per (stimulus, instance), as the phone would show it."""
         return {(x.stimulus, x.stimulus_instance): x.lamp_mode for x in self.of(m.SetLamp)}
+
+
+class FakeMedia:
+    """A media server whose endpoints open at once; records what call control asks."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+        self.bridges: dict[str, str] = {}  # handle -> bridge ("" none)
+        self.devices: dict[str, str] = {}  # handle -> the device it streams to
+        self._port = 20000
+
+    def open(
+        self,
+        handle: str,
+        family: int,
+        reply: Callable[[tuple[str, int] | None], None],
+        *,
+        device: str = "",
+        bridge: str = "",
+    ) -> None:
+        self.calls.append(("open", handle, family))
+        self.bridges[handle], self.devices[handle] = bridge, device
+        self._port += 2
+        reply(("192.0.2.50", self._port))
+
+    def connect(
+        self,
+        handle: str,
+        address: str,
+        port: int,
+        codec: str,
+        pt: int,
+        dtmf_pt: int | None,
+        direction: str,
+    ) -> None:
+        self.calls.append(("connect", handle, address, port, codec, direction))
+
+    def play(self, handle: str, source: str, loop: bool = True) -> None:
+        self.calls.append(("play", handle, source))
+
+    def stop_play(self, handle: str) -> None:
+        self.calls.append(("stop_play", handle))
+
+    def join(self, handle: str, bridge: str) -> None:
+        self.calls.append(("join", handle, bridge))
+        self.bridges[handle] = bridge
+
+    def dtmf(self, handle: str, digits: str) -> None:
+        self.calls.append(("dtmf", handle, digits))
+
+    def release(self, handle: str) -> None:
+        self.calls.append(("release", handle))
+        self.bridges.pop(handle, None)
+
+    def named(self, what: str) -> list[tuple[Any, ...]]:
+        return [c for c in self.calls if c[0] == what]
+
+    def in_bridges(self) -> dict[str, list[str]]:
+        """Bridge -> the devices of its endpoints, now."""
+        found: dict[str, list[str]] = {}
+        for handle, bridge in self.bridges.items():
+            if bridge:
+                found.setdefault(bridge, []).append(self.devices.get(handle, ""))
+        return found
 
 
 class Recorder(LegDriver):
@@ -161,7 +228,7 @@ def plan() -> PlanSnapshot:
 class Rig:
     """The engine, the SCCP endpoint on the engine's bus, and phones A, B, C attached."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, media: bool = False) -> None:
         self.clock = FakeClock()
         self.locations = MemoryLocationStore()
         self.bus = EventBus()
@@ -171,6 +238,9 @@ class Rig:
         self.engine = CallEngine(
             lambda: self.snapshot, self.locations, self.clock, self.bus, node="n1"
         )
+        self.media = FakeMedia()
+        if media:
+            self.engine.media = self.media
         self.sip = RecorderFactory(self.engine)
         self.engine.register_factory("sip", self.sip)
         self.ep = SccpEndpoint(self.engine, lambda: self.snapshot, t302=5.0)
@@ -218,3 +288,9 @@ class Rig:
 
     def of(self, kind: type[Any]) -> list[Any]:
         return [e for e in self.events if isinstance(e, kind)]
+
+    def advance(self, seconds: float) -> None:
+        """Time passes: the engine's and the endpoint's timers that are due run."""
+        self.clock.advance(seconds)
+        self.engine.handle_timer(self.now())
+        self.ep.handle_timer(self.now())

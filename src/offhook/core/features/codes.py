@@ -92,9 +92,10 @@ def _done(engine: CallEngine, call: Call, cause: int | None) -> None:
         engine.end_call(call, cause)
         return
     a = call.a_leg
-    if engine.media is None or call.setup.media is None:
+    if engine.media is None:
         engine.end_call(call, Cause.NORMAL_CLEARING)
         return
+    # A delayed offer (an SCCP caller): the endpoint's offer goes in the answer.
     port = engine.add_port(
         call, hold.family_of(call.setup.media), play="tone:confirm", loop=False, device=a.device
     )

@@ -51,6 +51,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("offhook.sip")
 
+MAX_DISPLAY = 200  # characters of a display text sent as a MESSAGE
+
 Addr = tuple[str, int]
 USER_AGENT = "offhook"
 SDP = "application/sdp"
@@ -216,6 +218,15 @@ class SipLeg(LegDriver):
 
     def transfer_progress(self, state: TransferState, cause: int | None) -> None:
         self.refer.progress(str(state), cause)
+
+    def show_display(self, text: str) -> None:
+        """Text for the phone's screen ("Call park at 7001"): an in-dialog MESSAGE
+        (RFC 3428, text/plain), which SIP phones show; its answer is not awaited."""
+        if self.done or self.dialog is None or self.dialog.state is not DialogState.CONFIRMED:
+            return
+        body = text[:MAX_DISPLAY].encode("utf-8", "replace")
+        if body:
+            self.send_in_dialog("MESSAGE", body=body, content_type="text/plain;charset=utf-8")
 
     # --- the device -> this leg: in-dialog requests -------------------------
     def on_request(self, key: TxnKey, req: SipRequest) -> None:

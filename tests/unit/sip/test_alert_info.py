@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sip_rig import Rig
+from sip_rig import PHONE, Peer, Rig, answer_in, call_in, requests
 from test_diversion_legs import invite_for
 
 from offhook.core.events import PartyInfo, Setup
@@ -27,3 +27,18 @@ def test_a_phone_in_do_not_disturb_gets_a_ring_splash_only() -> None:
     assert invite.headers.get_all("Alert-Info") == [
         "<http://127.0.0.1/Bellcore-dr5>;info=alert-silent"
     ]
+
+
+def test_display_text_goes_to_a_sip_phone_as_a_message() -> None:
+    rig, peer = Rig(), Peer(PHONE)
+    leg = call_in(rig, peer)
+    assert leg.driver is not None
+    leg.driver.show_display("Call park at 7001")  # before answer: no dialog to send in
+    assert requests(rig.take(), "MESSAGE") == []
+    answer_in(rig, peer, leg)
+    rig.take()
+    leg.driver.show_display("Call park at 7001")
+    (message,) = requests(rig.take(), "MESSAGE")
+    assert message.body == b"Call park at 7001"
+    assert message.content_type() == "text/plain"
+    assert message.headers.get("Call-ID") == peer.call_id

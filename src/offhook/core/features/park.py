@@ -21,10 +21,10 @@ transfer to the park code          the first free number the transferrer's CSS
 (``*68``; ``dialled_code``)        reaches (17 when none is free)
 =================================  ============================================
 
-The parker is shown "Call park at <number>" (SCCP; a SIP phone learns that the
-transfer went through from its NOTIFY). With no free number, or no media
-server, the call stays as it was and the parker is told ("No park slot
-available", or the transfer fails).
+The parker is shown "Call park at <number>" (an SCCP phone's display; a SIP
+phone gets it as an in-dialog MESSAGE, before its transfer's NOTIFY). With
+no free number, or no media server, the call stays as it was and the parker
+is told ("No park slot available", or the transfer fails).
 
 =================================  ============================================
 then                               what happens

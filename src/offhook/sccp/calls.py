@@ -41,7 +41,7 @@ from enum import Enum
 from typing import TYPE_CHECKING
 
 from offhook.core.causes import Cause
-from offhook.core.events import PartyInfo, Setup, Tone, TransferState
+from offhook.core.events import Diversion, PartyInfo, RedirectReason, Setup, Tone, TransferState
 from offhook.core.leg import Leg
 from offhook.core.media import INACTIVE, SENDRECV, MediaDescription, MediaStream
 from offhook.sccp import mediamap
@@ -68,6 +68,7 @@ from offhook.sccp.ui import (
     DeviceTone,
     LampMode,
     Prompt,
+    RedirectCode,
     RingDuration,
     RingMode,
     Stimulus,
@@ -101,6 +102,19 @@ DTMF_GAP = 0.06
 """Seconds of silence between two digits played."""
 MAX_DTMF = 32
 """Digits waiting to be played, at most (a far end sending faster loses the rest)."""
+
+REDIRECT_CODES = {
+    RedirectReason.FORWARD_ALL: RedirectCode.FORWARD_ALL,
+    RedirectReason.FORWARD_BUSY: RedirectCode.FORWARD_BUSY,
+    RedirectReason.FORWARD_NO_ANSWER: RedirectCode.FORWARD_NO_ANSWER,
+    RedirectReason.FORWARD_UNREGISTERED: RedirectCode.FORWARD_UNREGISTERED,
+    RedirectReason.DND: RedirectCode.FORWARD_BUSY,  # do not disturb (reject) forwards as busy
+    RedirectReason.PICKUP: RedirectCode.PICKUP,
+    RedirectReason.PARK: RedirectCode.PARK,
+    RedirectReason.TRANSFER: RedirectCode.TRANSFER,
+    RedirectReason.DEFLECTION: RedirectCode.DEFLECTION,
+}
+"""CallInfo's redirect reason per core redirect reason (a hunt pilot's: unknown)."""
 
 _TONES = {
     Tone.DIAL: DeviceTone.INSIDE_DIAL,
@@ -136,6 +150,10 @@ class PhoneCall:
         self.collector: DigitCollector | None = None
         self.remote = PartyInfo("")
         self.called = ""
+        # How an incoming call got here: the number first dialled and every
+        # redirection on the way, oldest first (CallInfo's redirect fields).
+        self.original_called = ""
+        self.diversions: tuple[Diversion, ...] = ()
         self.media = CallMedia(ref, phone.send)
         self.remote_offer: MediaDescription | None = None
         self.choice: mediamap.Choice | None = None
@@ -210,6 +228,17 @@ class PhoneCall:
             calling = self.remote.number if shown else ""
             calling_name = self.remote.name if shown else ""
             called, called_name = dn, display
+        original, original_name = called, called_name
+        last_number = last_name = ""
+        first_reason = last_reason = RedirectCode.UNKNOWN
+        if self.diversions:
+            # "Forward 1002": the number dialled first, and who redirected last.
+            first, last = self.diversions[0], self.diversions[-1]
+            original = self.original_called or first.number
+            original_name = first.name if first.number == original else ""
+            last_number, last_name = last.number, last.name
+            first_reason = REDIRECT_CODES.get(first.reason, RedirectCode.UNKNOWN)
+            last_reason = REDIRECT_CODES.get(last.reason, RedirectCode.UNKNOWN)
         self.phone.send(
             CallInfo(
                 calling_party_name=calling_name,
@@ -219,8 +248,12 @@ class PhoneCall:
                 line_instance=self.line,
                 call_reference=self.ref,
                 call_type=call_type,
-                original_called_party_name=called_name,
-                original_called_party=called,
+                original_called_party_name=original_name[:40],
+                original_called_party=original[:24],
+                last_redirecting_party_name=last_name[:40],
+                last_redirecting_party=last_number[:24],
+                original_cdpn_redirect_reason=first_reason,
+                last_redirecting_reason=last_reason,
             )
         )
 
@@ -450,6 +483,8 @@ class PhoneCall:
         """Core places a call to this phone: ring it."""
         self.remote = setup.calling
         self.called = setup.called
+        self.original_called = setup.original_called
+        self.diversions = setup.diversions
         self.line = self.phone.line_for(setup.called)
         self.remote_offer = setup.media
         self.phone.add_call(self)

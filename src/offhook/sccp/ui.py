@@ -134,6 +134,24 @@ class Stimulus(IntEnum):
     CALL_PICKUP = 0x7F
 
 
+class RedirectCode(IntEnum):
+    """CallInfo's redirect reasons (``original_cdpn_redirect_reason``,
+    ``last_redirecting_reason``): CallManager's redirect reason codes, as its
+    Call Detail Records Administration Guide lists them ("Redirect Reason
+    Codes": Q.931 values first, then CallManager's own). Wireshark's Skinny
+    dissector shows them as plain numbers."""
+
+    UNKNOWN = 0
+    FORWARD_BUSY = 1
+    FORWARD_NO_ANSWER = 2
+    TRANSFER = 4
+    PICKUP = 5
+    PARK = 7
+    FORWARD_ALL = 15
+    DEFLECTION = 18
+    FORWARD_UNREGISTERED = 178
+
+
 class Prompt(IntEnum):
     """CallManager's display label indexes (sent as ``\\x80`` + chr(index))."""
 

@@ -25,6 +25,10 @@ phone that answers opens its channel for the caller's offer, or makes the
 offer itself when the caller made none. Hold closes the phone's channels and
 offers ``inactive``; resume reopens them and offers the same codec again.
 
+A Barge/cBarge call (``barging``) is placed like any call on the shared
+line, through ``engine.barge``, and answered by a conference bridge; when it
+is refused the phone shows why ("Private": the other device has privacy).
+
 DTMF from the far end (core's ``send_digits``: SIP INFO, another phone's
 keypad) is played to the user, one digit after the other: StartTone with the
 digit's DTMF tone, StopTone ``DTMF_ON`` seconds later, the next digit after
@@ -116,6 +120,10 @@ REDIRECT_CODES = {
 }
 """CallInfo's redirect reason per core redirect reason (a hunt pilot's: unknown)."""
 
+BARGE_FAILED = "Failed to setup Barge"
+BARGE_REFUSED: dict[int, str] = {Cause.CALL_REJECTED: "Private"}
+"""What a refused Barge/cBarge shows, by cause (privacy on the other device: 21)."""
+
 _TONES = {
     Tone.DIAL: DeviceTone.INSIDE_DIAL,
     Tone.RINGBACK: DeviceTone.ALERTING,
@@ -162,6 +170,7 @@ class PhoneCall:
         self.consult_for: PhoneCall | None = None
         self.consult_kind = ""
         self.conferenced = False  # this call talks to a conference bridge
+        self.barge = False  # Barge/cBarge: joining another appearance's call
         # What the digits collected are for: "" a call, else a coverage feature's
         # (``coverage.FORWARD``: a forward all destination, ``GROUP_PICKUP``).
         self.purpose = ""
@@ -291,6 +300,16 @@ class PhoneCall:
         self._stop_tone()
         self.phone.send(DialedNumber(called[:24], self.line, self.ref))
         self._state(CallStateCode.PROCEED, KeySet.RING_OUT, Prompt.CALL_PROCEED)
+        self._call_info(CALL_TYPE_OUTBOUND)
+
+    def barging(self, leg: Leg, dn: str) -> None:
+        """Barge/cBarge on line ``dn``: off hook, waiting to join the call on it."""
+        self.phase = Phase.CALLING
+        self.leg = leg
+        self.called = dn
+        self.barge = True
+        self._off_hook_display()
+        self._state(CallStateCode.PROCEED, KeySet.RING_OUT, Prompt.BARGE)
         self._call_info(CALL_TYPE_OUTBOUND)
 
     def fail(self, cause: int) -> None:
@@ -610,6 +629,10 @@ class PhoneCall:
         """Core clears the call: idle, or busy/reorder when a call the user placed failed."""
         self.leg = None
         if self.phase in (Phase.ENDED, Phase.FAILED, Phase.NEW):
+            return
+        if self.barge and self.phase is Phase.CALLING:
+            self.show_display(BARGE_REFUSED.get(cause, BARGE_FAILED))
+            self.clear()
             return
         if self.phase in (Phase.CALLING, Phase.RING_OUT) and cause not in _QUIET_CAUSES:
             self.fail(cause)

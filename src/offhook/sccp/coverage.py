@@ -17,6 +17,10 @@ GPickUp            off hook, prompt "Group pickup": the digits are a pickup grou
                    number (dialled as they are) or a directory number (dialled
                    after the directed pickup code)
 Park               parks the connected call (``engine.park``)
+Barge, cBarge      on an appearance showing remote in use: a new call on that
+                   line joins the call in progress on another appearance
+                   (``engine.barge``: a conference bridge; refused with
+                   privacy on the other device, "Private")
 DND, HLog          toggle do not disturb / hunt group login
 Messages softkey,  dial the line's voicemail pilot ("No voicemail" without one)
 Messages button
@@ -30,10 +34,11 @@ ForwardStat to every phone carrying the line; ``DndChanged`` and
 waiting); ``LineStateChanged`` (the engine's line state tracker,
 ``engine.lines``) the busy lamps of speed dials on models with
 busy lamp field speed dials (ringing blinks, in use is on) and remote in use
-(CallState RemInUse) on the other appearances of a shared line. An idle
-phone's status line says what is in force: do not disturb, logged out of
-hunt groups, or where line 1 forwards. A registering phone gets all of
-this at once; a phone with nothing to show gets nothing.
+(CallState RemInUse, softkeys Barge, cBarge, NewCall) on the other
+appearances of a shared line. An idle phone's status line says what is in
+force: do not disturb, logged out of hunt groups, or where line 1 forwards.
+A registering phone gets all of this at once; a phone with nothing to show
+gets nothing.
 """
 
 from __future__ import annotations
@@ -58,9 +63,10 @@ from offhook.sccp.messages import (
     ClearPromptStatus,
     DisplayNotify,
     DisplayPromptStatus,
+    SelectSoftKeys,
     SetLamp,
 )
-from offhook.sccp.templates import BLF_MODELS, SoftKey, button_template
+from offhook.sccp.templates import BLF_MODELS, KeySet, SoftKey, button_template
 from offhook.sccp.ui import CallStateCode, LampMode, Stimulus
 
 if TYPE_CHECKING:
@@ -83,6 +89,8 @@ SOFT_KEYS: Mapping[int, str] = MappingProxyType(
         SoftKey.DND: "_on_dnd",
         SoftKey.HLOG: "_on_hunt_login",
         SoftKey.MESSAGES: "_on_messages",
+        SoftKey.BARGE: "_on_barge",
+        SoftKey.C_BARGE: "_on_barge",
     }
 )
 """Coverage softkey -> its ``Coverage`` handler."""
@@ -200,12 +208,16 @@ class Coverage:
                     del self._watchers[number]
 
     # ------------------------------------------------------------ inputs
-    def soft_key(self, phone: Phone, key: int, line: int, call: PhoneCall | None) -> bool:
-        """Handle a coverage softkey (False: not one of ours)."""
+    def soft_key(
+        self, phone: Phone, key: int, line: int, call: PhoneCall | None, ref: int = 0
+    ) -> bool:
+        """Handle a coverage softkey (False: not one of ours); ``ref``: the call
+        reference it was pressed on (a remote-in-use appearance names its line)."""
         handler = SOFT_KEYS.get(key)
         if handler is None:
             return False
-        getattr(self, handler)(phone, line, call)
+        shown = [index for index, r in phone.remote_in_use.items() if ref and r == ref]
+        getattr(self, handler)(phone, shown[0] if shown else line, call)
         return True
 
     def stimulus(self, phone: Phone, code: int, instance: int) -> bool:
@@ -240,6 +252,15 @@ class Coverage:
 
     def _on_messages(self, phone: Phone, line: int, call: PhoneCall | None) -> None:
         self._voicemail(phone, line)
+
+    def _on_barge(self, phone: Phone, line: int, call: PhoneCall | None) -> None:
+        if line not in phone.remote_in_use and len(phone.remote_in_use) == 1:
+            line = next(iter(phone.remote_in_use))  # the one appearance it can be
+        info = self._line(phone, line)
+        if line not in phone.remote_in_use or info is None:
+            self._notify(phone, "Not available")
+            return
+        self.ep.barge(phone, line, (info.dn, info.partition))
 
     def dialed(self, call: PhoneCall, number: str) -> bool:
         """``number`` is complete on ``call``; True when coverage took it (not a call)."""
@@ -461,6 +482,7 @@ class Coverage:
             ref = self.ep.reference()
             phone.remote_in_use[index] = ref
             phone.send(CallState(CallStateCode.REMOTE_MULTILINE, index, ref, 0, PRECEDENCE_ROUTINE))
+            phone.send(SelectSoftKeys(index, ref, KeySet.IN_USE_HINT, 0xFFFFFFFF))
             if not own:
                 phone.send(SetLamp(Stimulus.LINE, index, LampMode.ON))
         elif not remote and ref is not None:

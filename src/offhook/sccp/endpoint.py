@@ -275,6 +275,24 @@ class SccpEndpoint:
         calling = PartyInfo(number=dn, name=display, device=phone.name)
         self.engine.setup(leg, Setup(calling=calling, called=digits, original_called=digits))
 
+    def barge(self, phone: Phone, index: int, line: tuple[str, str]) -> None:
+        """Barge/cBarge on appearance ``index`` (showing remote in use) of the shared
+        ``line`` (DN, partition): a new call there joins the call in progress on it.
+
+        The remote-in-use call reference becomes the barging call's; the phone
+        places it as any call (a delayed offer), through ``engine.barge``.
+        """
+        ref = phone.remote_in_use.pop(index)
+        self._clear_plane(phone)
+        call = PhoneCall(phone, ref, index)
+        phone.add_call(call)
+        dn, display = phone.line_info(index)
+        leg = self.engine.inbound_leg(call, phone.name)
+        leg.line = line
+        call.barging(leg, dn)
+        calling = PartyInfo(number=dn, name=display, device=phone.name)
+        self.engine.barge(leg, Setup(calling=calling, called=dn, original_called=dn))
+
     def dial_whole(self, phone: Phone, number: str, line: int = 0) -> None:
         """Redial, speed dial, EnblocCall: route ``number`` at once."""
         if not number:
@@ -383,7 +401,7 @@ class SccpEndpoint:
             kind = "transfer" if key == SoftKey.TRANSFER else "conference"
             if not self._consult_key(phone, call, kind):
                 phone.send(DisplayNotify(5, "Not available"))
-        elif not self.coverage.soft_key(phone, key, msg.line_instance or 1, call):
+        elif not self.coverage.soft_key(phone, key, msg.line_instance or 1, call, ref):
             phone.send(DisplayNotify(5, "Not available"))
 
     def _consult_key(self, phone: Phone, call: PhoneCall, kind: str) -> bool:

@@ -47,9 +47,12 @@ class SoftKey(IntEnum):
     PICKUP = 17
     GROUP_PICKUP = 18
     # Later softkeys carry the index of their label (packet-skinny.c
-    # ``SoftKeyEvent``/``DisplayLabels_200``: 0x3A Voicemail, 0x3F DND, 0x5C HLog).
+    # ``SoftKeyEvent``/``DisplayLabels_200``: 0x3A Voicemail, 0x3F DND, 0x43
+    # Barge, 0x51 cBarge, 0x5C HLog).
     MESSAGES = 0x3A
     DND = 0x3F
+    BARGE = 0x43
+    C_BARGE = 0x51
     HLOG = 0x5C
 
 
@@ -66,6 +69,7 @@ class KeySet(IntEnum):
     CONNECTED_CONFERENCE = 7
     RING_OUT = 8
     OFF_HOOK_FEATURES = 9
+    IN_USE_HINT = 10  # another appearance of the line is in a call (remote in use)
 
 
 MODEL_BUTTONS: Mapping[str, int] = MappingProxyType(
@@ -99,6 +103,8 @@ SOFT_KEY_TEMPLATE: tuple[tuple[str, int], ...] = (
     ("Messages", SoftKey.MESSAGES),
     ("DND", SoftKey.DND),
     ("HLog", SoftKey.HLOG),
+    ("Barge", SoftKey.BARGE),
+    ("cBarge", SoftKey.C_BARGE),
 )
 
 _SET_KEYS: tuple[tuple[KeySet, tuple[SoftKey, ...]], ...] = (
@@ -144,6 +150,7 @@ _SET_KEYS: tuple[tuple[KeySet, tuple[SoftKey, ...]], ...] = (
     (KeySet.CONNECTED_CONFERENCE, (SoftKey.END_CALL, SoftKey.CONFERENCE)),
     (KeySet.RING_OUT, (SoftKey.END_CALL,)),
     (KeySet.OFF_HOOK_FEATURES, (SoftKey.REDIAL, SoftKey.END_CALL)),
+    (KeySet.IN_USE_HINT, (SoftKey.BARGE, SoftKey.C_BARGE, SoftKey.NEW_CALL)),
 )
 
 

@@ -171,6 +171,7 @@ class Prompt(IntEnum):
     ENTER_NUMBER = 0x20
     TEMP_FAIL = 0x23
     UNKNOWN_NUMBER = 0x38
+    BARGE = 0x43
 
 
 def prompt(label: Prompt, text: str = "") -> str:

@@ -80,6 +80,8 @@ def test_every_coverage_key_and_button_has_a_handler() -> None:
         SoftKey.MESSAGES,
         SoftKey.DND,
         SoftKey.HLOG,
+        SoftKey.BARGE,
+        SoftKey.C_BARGE,
     }
     assert set(SOFT_KEYS) == coverage_keys
     assert coverage_keys <= {event for _, event in SOFT_KEY_TEMPLATE}

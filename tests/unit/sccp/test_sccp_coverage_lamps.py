@@ -12,6 +12,7 @@ from sccp_coverage_rig import INTERNAL, A, B, FakeLink, Rig
 
 from offhook.core.records import LineStateChanged
 from offhook.sccp import messages as m
+from offhook.sccp.templates import KeySet
 from offhook.sccp.ui import CallStateCode, LampMode, Stimulus
 
 MWI = (Stimulus.VOICEMAIL, 0)
@@ -161,8 +162,9 @@ def test_ringing_on_a_shared_line_is_not_remote_in_use(rig: Rig) -> None:
 def test_a_registering_phone_sees_the_shared_line_in_use(rig: Rig) -> None:
     call_voicemail(rig, rig.a, 2)
     again = rig.attach(B)
-    assert [type(x) for x in again.sent] == [m.CallState, m.SetLamp]
+    assert [type(x) for x in again.sent] == [m.CallState, m.SelectSoftKeys, m.SetLamp]
     assert again.sent[0].call_state == CallStateCode.REMOTE_MULTILINE
+    assert again.sent[1].soft_key_set_index == KeySet.IN_USE_HINT  # Barge, cBarge, NewCall
 
 
 def test_a_phone_gone_watches_nothing(rig: Rig) -> None:

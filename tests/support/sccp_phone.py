@@ -28,8 +28,11 @@ DisplayPromptStatus, in order), ``status_line`` (the idle prompt, line 0
 call reference 0; "" when cleared), ``soft_keys`` (label -> event, from
 the softkey template), ``key_sets`` (the softkey sets), ``key_set`` (the
 last SelectSoftKeys set per (line, call reference)), ``ringer`` (the last
-SetRinger) and ``call_states`` (the last CallState per call reference);
-``wait_lamp`` and ``wait_display`` wait for one of them. Media like a phone:
+SetRinger), ``call_states`` (the last CallState per call reference),
+``speaker`` and ``microphone`` (SetSpeakerMode, SetMicroMode: on or off);
+``wait_lamp`` and ``wait_display`` wait for one of them. A muted
+microphone (SetMicroMode off) sends silence instead of the phone's sine
+until it is turned on again. Media like a phone:
 an OpenReceiveChannel opens a real UDP port (``support.rtp.RtpEndpoint``) and
 is answered with OpenReceiveChannelAck carrying it; StartMediaTransmission
 starts a G.711 stream of ``rtp_packets`` 20 ms packets of a ``tone_hz`` sine
@@ -91,7 +94,9 @@ from offhook.sccp.messages import (
     RegisterReject,
     SelectSoftKeys,
     SetLamp,
+    SetMicroMode,
     SetRinger,
+    SetSpeakerMode,
     SoftKeyEvent,
     SoftKeySetReq,
     SoftKeySetRes,
@@ -177,6 +182,10 @@ class SccpPhone:
         self.ringer: SetRinger | None = None
         self.call_states: dict[int, CallState] = {}
         """The last CallState per call reference."""
+        self.speaker = False
+        """The speakerphone is on (SetSpeakerMode)."""
+        self.microphone = True
+        """The microphone is on (SetMicroMode); off, the phone sends silence."""
         self.rtp: dict[int, RtpEndpoint] = {}
         """Receive channels by pass-through party id."""
         self._transmitting: dict[int, RtpEndpoint] = {}
@@ -296,8 +305,19 @@ class SccpPhone:
             channel = self.rtp.pop(msg.pass_thru_party_id or 0, None)
             if channel is not None:
                 channel.close()
+        elif isinstance(msg, SetMicroMode):
+            self.microphone = msg.mode == 1
+            for rtp in self.rtp.values():
+                rtp.tone_hz = self._sending_hz
+        elif isinstance(msg, SetSpeakerMode):
+            self.speaker = msg.mode == 1
         else:
             self._show(msg)
+
+    @property
+    def _sending_hz(self) -> float:
+        """The tone the phone's microphone picks up: none while it is muted."""
+        return self.tone_hz if self.microphone else 0.0
 
     def _show(self, msg: Message) -> None:
         """Keep what the phone would show: lamps, forwarding, texts, softkeys, ringer."""
@@ -498,6 +518,7 @@ class SccpPhone:
 
     async def _open_receive(self, msg: OpenReceiveChannel) -> None:
         rtp = await RtpEndpoint.open(self.media_host, tone_hz=self.tone_hz, kept=self.kept)
+        rtp.tone_hz = self._sending_hz  # as the microphone is now
         self.rtp[msg.pass_thru_party_id] = rtp
         self.send(
             OpenReceiveChannelAck(

@@ -25,6 +25,11 @@ phone that answers opens its channel for the caller's offer, or makes the
 offer itself when the caller made none. Hold closes the phone's channels and
 offers ``inactive``; resume reopens them and offers the same codec again.
 
+An intercom call (``Setup.auto_answer``) to a phone with nothing on its
+call plane is answered by the phone itself (CallManager's whisper
+intercom): on the speaker with the microphone muted (SetMicroMode off),
+connected at once; the user answering (``talk``) turns the microphone on.
+
 A Barge/cBarge call (``barging``) is placed like any call on the shared
 line, through ``engine.barge``, and answered by a conference bridge; when it
 is refused the phone shows why ("Private": the other device has privacy).
@@ -61,6 +66,7 @@ from offhook.sccp.messages import (
     DisplayPromptStatus,
     SelectSoftKeys,
     SetLamp,
+    SetMicroMode,
     SetRinger,
     StartTone,
     StopTone,
@@ -71,6 +77,7 @@ from offhook.sccp.ui import (
     CallStateCode,
     DeviceTone,
     LampMode,
+    MicroMode,
     Prompt,
     RedirectCode,
     RingDuration,
@@ -171,6 +178,7 @@ class PhoneCall:
         self.consult_kind = ""
         self.conferenced = False  # this call talks to a conference bridge
         self.barge = False  # Barge/cBarge: joining another appearance's call
+        self.whisper = False  # intercom answered by the phone itself, microphone muted
         # What the digits collected are for: "" a call, else a coverage feature's
         # (``coverage.FORWARD``: a forward all destination, ``GROUP_PICKUP``).
         self.purpose = ""
@@ -334,6 +342,9 @@ class PhoneCall:
         self.phase = Phase.ENDED
         self.collector = None
         self.media.close()
+        if self.whisper:
+            self.whisper = False
+            self.phone.send(SetMicroMode(MicroMode.ON))  # the next call is not muted
         if self._bridged is not None and self.phone.bridge is not None:
             self.phone.bridge.release(*self._bridged)
             self._bridged = None
@@ -464,7 +475,8 @@ class PhoneCall:
         self._open(choice, reopened)
 
     def _show_connected(self) -> None:
-        self._state(CallStateCode.CONNECTED, KeySet.CONNECTED, Prompt.CONNECTED)
+        keys = KeySet.RING_IN if self.whisper else KeySet.CONNECTED  # whisper: Answer to talk
+        self._state(CallStateCode.CONNECTED, keys, Prompt.CONNECTED)
 
     def _open(self, choice: mediamap.Choice, then: Callable[[Receive], None]) -> None:
         self.phone.open_receive(self, choice, then)
@@ -507,9 +519,31 @@ class PhoneCall:
         self.line = self.phone.line_for(setup.called)
         self.remote_offer = setup.media
         self.phone.add_call(self)
-        self.ring(waiting=self.phone.busy_with_other(self))
+        waiting = self.phone.busy_with_other(self)
+        if setup.auto_answer and not waiting:
+            self._auto_answer()
+            return
+        self.ring(waiting)
         if self.leg is not None:
             self.phone.engine.on_alerting(self.leg)
+
+    def _auto_answer(self) -> None:
+        """Intercom (whisper): answered at once on the speaker, the microphone muted,
+        so the caller is heard and the room is not until the user answers (``talk``)."""
+        self._call_info(CALL_TYPE_INBOUND)
+        self.phase = Phase.RING_IN
+        self.whisper = True
+        self.phone.send(SetMicroMode(MicroMode.OFF))
+        self.pick_up()
+
+    def talk(self) -> None:
+        """The user answers an intercom call (Answer, the line, the handset): microphone on."""
+        if not self.whisper:
+            return
+        self.whisper = False
+        self.phone.send(SetMicroMode(MicroMode.ON))
+        if self.phase is Phase.CONNECTED:
+            self._show_connected()
 
     def progress(self, media: MediaDescription | None) -> None:
         return None

@@ -5,7 +5,9 @@ register, detach when they go) and the engine's ``LegFactory`` for bindings
 of protocol ``sccp``. It turns what a phone's user does into call control:
 
 - off hook (handset), a line button, the NewCall softkey -> a new call with
-  dial tone; with a call ringing, the same actions answer it;
+  dial tone; with a call ringing, the same actions answer it; with an
+  intercom call the phone answered by itself (whisper), they (and Answer)
+  turn the microphone on;
 - KeypadButton digits -> overlap digit analysis (``DigitCollector``, T302),
   routed as soon as the dial plan says so; feature codes (``*78``, ``*21``
   and a number, ``**`` and a DN: ``engine.digit_codes()``) are complete
@@ -320,9 +322,22 @@ class SccpEndpoint:
         call.resume()
 
     # ------------------------------------------------------------ phone inputs
+    def _talk(self, phone: Phone, ref: int, line: int = 0) -> bool:
+        """Answer an intercom call the phone answered by itself (True: there was one)."""
+        call = phone.calls.get(ref)
+        if call is None or not call.whisper:
+            whispering = (c for c in phone.calls.values() if c.whisper)
+            call = next((c for c in whispering if not line or c.line == line), None)
+        if call is None:
+            return False
+        call.talk()
+        return True
+
     def _on_off_hook(self, phone: Phone, msg: OffHook) -> None:
         phone.handset = True
-        if self._answer(phone, msg.call_reference or 0):
+        if self._answer(phone, msg.call_reference or 0) or self._talk(
+            phone, msg.call_reference or 0
+        ):
             return
         if phone.active() is None:
             self.new_call(phone, msg.line_instance or 1)
@@ -355,7 +370,8 @@ class SccpEndpoint:
     def _on_stimulus(self, phone: Phone, msg: Stimulus) -> None:
         code, instance = msg.stimulus, msg.stimulus_instance
         if code == StimulusCode.LINE:
-            if self._answer(phone, msg.call_reference or 0):
+            ref = msg.call_reference or 0
+            if self._answer(phone, ref) or self._talk(phone, ref, instance):
                 return
             held = phone.on_line(instance, Phase.HELD)
             if held is not None:
@@ -381,7 +397,8 @@ class SccpEndpoint:
         elif key == SoftKey.REDIAL:
             self.dial_whole(phone, phone.last_dialed, msg.line_instance or 1)
         elif key == SoftKey.ANSWER:
-            self._answer(phone, ref)
+            if not self._answer(phone, ref):
+                self._talk(phone, ref)
         elif key == SoftKey.END_CALL and call is not None:
             call.hang_up(Cause.USER_BUSY if call.phase is Phase.RING_IN else 16)
         elif key == SoftKey.HOLD and call is not None:

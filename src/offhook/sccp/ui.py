@@ -1,7 +1,7 @@
 """What a Cisco phone shows and plays: call states, tones, lamps, ringers, prompts.
 
 The wire codes of the call-presentation messages (CallState, StartTone,
-SetLamp, SetRinger, SetSpeakerMode, DisplayPromptStatus) and of the phone's
+SetLamp, SetRinger, SetSpeakerMode, SetMicroMode, DisplayPromptStatus) and of the phone's
 inputs (Stimulus, KeypadButton), as Wireshark's Skinny dissector and the
 CallManager captures in ``vectors/sccp`` show them. Prompts are CallManager's
 localised labels: ``\\x80`` followed by the label's index, which the phone
@@ -110,6 +110,13 @@ class LampMode(IntEnum):
 
 class SpeakerMode(IntEnum):
     """SetSpeakerMode.mode."""
+
+    ON = 1
+    OFF = 2
+
+
+class MicroMode(IntEnum):
+    """SetMicroMode.mode (packet-skinny.c ``MicrophoneMode``)."""
 
     ON = 1
     OFF = 2

@@ -10,6 +10,8 @@ phones, plan and engine are ``sccp_coverage_rig``'s, with its media server.
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sccp_coverage_rig import A, B, C, FakeLink, Rig
 
 from offhook.sccp import messages as m
@@ -118,3 +120,44 @@ def test_a_ringing_shared_line_is_not_barged(rig: Rig) -> None:
     rig.dial(rig.c, "2100")  # ringing on A and B, nobody answered
     rig.key(rig.b, SoftKey.BARGE, 2)
     assert rig.b.texts()[-1] == "Not available"
+
+
+# ---------------------------------------------------------------- never stuck
+
+PHONES = ("a", "b", "c")
+STEP = st.one_of(
+    st.tuples(st.just("dial"), st.sampled_from(PHONES), st.sampled_from(["2100", "2001", "2002"])),
+    st.tuples(st.just("answer"), st.sampled_from(PHONES), st.just("")),
+    st.tuples(st.just("onhook"), st.sampled_from(PHONES), st.sampled_from(["1", "2"])),
+    st.tuples(st.just("barge"), st.sampled_from(("a", "b")), st.sampled_from(["1", "2"])),
+    st.tuples(st.just("ack"), st.sampled_from(PHONES), st.just("")),
+)
+
+
+@settings(max_examples=80, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(st.lists(STEP, max_size=25))
+def test_any_barge_sequence_ends_with_everything_idle(steps: list[tuple[str, str, str]]) -> None:
+    rig = Rig(media=True)
+    for kind, who, arg in steps:
+        link: FakeLink = getattr(rig, who)
+        if kind == "dial":
+            line = 2 if arg == "2100" and who != "c" else 1
+            rig.press(link, m.OffHook(line, 0))
+            rig.dial(link, arg, line)
+        elif kind == "answer":
+            rig.press(link, m.OffHook(0, 0))
+        elif kind == "onhook":
+            rig.press(link, m.OnHook(int(arg), 0))
+        elif kind == "barge":
+            rig.press(link, m.SoftKeyEvent(int(SoftKey.BARGE), int(arg), 0))
+        elif link.of(m.OpenReceiveChannel):
+            rig.ack_open(link, 40000 + len(link.sent))
+    for who in PHONES:
+        phone = rig.ep.phones[getattr(rig, who).name]
+        for ref in list(phone.calls):
+            rig.key(getattr(rig, who), SoftKey.END_CALL, 0, ref)
+    for name, phone in rig.ep.phones.items():
+        assert not phone.calls, (name, phone.calls)
+        assert rig.engine.device_calls(name) == 0
+        assert phone.remote_in_use == {}
+    assert rig.media.in_bridges() == {}

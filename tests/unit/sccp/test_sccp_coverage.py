@@ -457,6 +457,8 @@ KEYS = (
     SoftKey.PICKUP,
     SoftKey.GROUP_PICKUP,
     SoftKey.PARK,
+    SoftKey.BARGE,
+    SoftKey.C_BARGE,
     SoftKey.END_CALL,
 )
 ACTION = st.one_of(

@@ -1,9 +1,10 @@
 """What a Cisco phone shows and plays: call states, tones, lamps, ringers, prompts.
 
 The wire codes of the call-presentation messages (CallState, StartTone,
-SetLamp, SetRinger, SetSpeakerMode, SetMicroMode, DisplayPromptStatus) and of the phone's
-inputs (Stimulus, KeypadButton), as Wireshark's Skinny dissector and the
-CallManager captures in ``vectors/sccp`` show them. Prompts are CallManager's
+SetLamp, SetRinger, SetSpeakerMode, SetMicroMode, DisplayPromptStatus,
+CallInfo's redirect reasons) and of the phone's inputs (Stimulus,
+KeypadButton), as Wireshark's Skinny dissector and the CallManager
+captures in ``vectors/sccp`` show them. Prompts are CallManager's
 localised labels: ``\\x80`` followed by the label's index, which the phone
 looks up in its own language table (``\\x80\\x17`` + "1003" shows
 "From 1003"). Sans-IO and protocol-only: no core types here.

@@ -54,7 +54,7 @@ need_pip=0
 sys.exit(0 if pathlib.Path(offhook.__file__).resolve().is_relative_to(pathlib.Path("src").resolve()) else 1)' \
   2>/dev/null || need_pip=1
 command -v offhook >/dev/null 2>&1 || need_pip=1
-for mod in pytest pytest_timeout hypothesis mypy ruff importlinter yaml atheris sippy sipvicious numpy soundfile; do
+for mod in pytest pytest_timeout xdist hypothesis mypy ruff importlinter yaml atheris sippy sipvicious numpy soundfile; do
   "$PY" -c "import $mod" 2>/dev/null || need_pip=1
 done
 if ((need_pip)); then

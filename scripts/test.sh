@@ -19,8 +19,11 @@ echo "== mypy"
 echo "== import-linter"
 lint-imports
 echo "== pytest"
+# Two workers (pytest-xdist): most interop and security tests wait on peers and
+# timers, so two run side by side in about the time of one; a test file stays
+# on one worker (its servers and fixtures are shared within it).
 timeout --signal=INT --kill-after=60 2400 \
-  "$PY" -m pytest -q -p no:cacheprovider "$@"
+  "$PY" -m pytest -q -p no:cacheprovider -n "${PYTEST_WORKERS:-2}" --dist loadfile "$@"
 
 shopt -s nullglob
 targets=(fuzz/fuzz_*.py fuzz/*_fuzz.py)

@@ -7,6 +7,10 @@ loopbacks, 127.0.0.1 and ::1, for dual-stack nodes) and never give
 the same number twice in one process (the kernel may otherwise hand back a
 port we just released before its owner binds it).
 
+Under pytest-xdist each worker draws from its own slice of that range
+(``PYTEST_XDIST_WORKER`` of ``PYTEST_XDIST_WORKER_COUNT``), so two workers
+never hand out the same port.
+
 Ports are drawn below the kernel's ephemeral range
 (``net.ipv4.ip_local_port_range``, 32768-60999 by default): a port in that
 range is free when checked but can become the source port of any process's
@@ -19,6 +23,7 @@ running other tests). Below it only explicit binds take ports.
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import socket
 import threading
@@ -66,9 +71,19 @@ def _ephemeral_start() -> int:
 _EPHEMERAL = _ephemeral_start()
 
 
+def _worker_slice(low: int, high: int) -> tuple[int, int]:
+    """This pytest-xdist worker's part of [low, high) (all of it outside xdist)."""
+    count = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1))
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker[2:]) if worker[2:].isdigit() else 0
+    size = (high - low) // count
+    return low + (index % count) * size, low + (index % count + 1) * size
+
+
 def _candidate(span: int = 1) -> int:
     if _EPHEMERAL - LOWEST >= 2000:
-        return random.randrange(LOWEST, _EPHEMERAL - span + 1)
+        low, high = _worker_slice(LOWEST, _EPHEMERAL)
+        return random.randrange(low, high - span + 1)
     # An unusual range leaves no room below it: let the kernel pick.
     with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_DGRAM)) as s:
         s.bind((HOST, 0))

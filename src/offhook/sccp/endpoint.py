@@ -33,6 +33,7 @@ from offhook.core.causes import Cause
 from offhook.core.dialplan.overlap import DEFAULT_T302, DigitCollector, Verdict
 from offhook.core.events import PartyInfo, Release, Setup
 from offhook.core.ports import MediaBridge
+from offhook.core.records import RegistrationChanged
 from offhook.sccp import mediamap
 from offhook.sccp.calls import Phase, PhoneCall
 from offhook.sccp.coverage import Coverage
@@ -137,6 +138,8 @@ class SccpEndpoint:
         phone.bridge = self.bridge
         self.phones[link.name] = phone
         self.coverage.attached(phone)
+        if old is None:
+            self.engine.publish(RegistrationChanged(link.name, "sccp", True))
 
     def detach(self, link: PhoneLink, reason: str, now: float) -> None:
         self._now = now
@@ -147,6 +150,7 @@ class SccpEndpoint:
         self.coverage.detached(link.name)
         log.info("sccp phone %s gone (%s)", link.name, reason)
         phone.detach(Cause.TEMPORARY_FAILURE)
+        self.engine.publish(RegistrationChanged(link.name, "sccp", False))
 
     def on_message(self, link: PhoneLink, msg: Message, now: float) -> None:
         self._now = now

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from sccp_coverage_rig import INTERNAL, A, B, FakeLink, Rig
 
-from offhook.core.records import LineStateChanged
+from offhook.core.records import LineStateChanged, RegistrationChanged
 from offhook.sccp import messages as m
 from offhook.sccp.templates import KeySet
 from offhook.sccp.ui import CallStateCode, LampMode, Stimulus
@@ -177,3 +177,12 @@ def test_a_phone_gone_watches_nothing(rig: Rig) -> None:
     rig.ep.detach(rig.b, "unregister", rig.now())
     rig.ep.detach(rig.c, "unregister", rig.now())
     assert coverage._watchers == {} and coverage._watching == {}
+
+
+def test_a_phone_registering_and_going_is_on_the_bus(rig: Rig) -> None:
+    # Presence watchers (SIP SUBSCRIBE presence) follow these.
+    assert RegistrationChanged(A, "sccp", True) in rig.events
+    rig.ep.detach(rig.a, "gone", rig.now())
+    assert rig.events[-1] == RegistrationChanged(A, "sccp", False)
+    rig.attach(A)
+    assert rig.events.count(RegistrationChanged(A, "sccp", True)) == 2

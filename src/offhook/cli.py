@@ -485,6 +485,7 @@ def dna(
     from sqlalchemy.exc import SQLAlchemyError
 
     from offhook.core.dialplan.router import DialPlanError
+    from offhook.core.features.codes import match
     from offhook.db.engine import create_engine_for
     from offhook.db.snapshot import load_snapshot
 
@@ -505,6 +506,20 @@ def dna(
     if device is None:
         raise _fail(f"offhook: unknown device {from_device!r} (not in the plan)")
     calling = device.lines[0].dn if device.lines else ""
+    code = match(settings.features.codes(), digits)
+    if code is not None:
+        # Analysed before the dial plan: a code never reaches a pattern or a trunk.
+        name, rest = code
+        what = f"feature code {name}" + (f" with {rest}" if rest else "") if name else ""
+        if as_json:
+            typer.echo(json.dumps({"digits": digits, "feature_code": name, "number": rest}))
+        else:
+            typer.echo(
+                f"dialed {digits} from {from_device}: "
+                + (what or "an incomplete feature code (its number is missing)")
+                + " ([features] code_*; analysed before the dial plan)"
+            )
+        return
     decision = snapshot.dialplan.route(device.css, digits, calling, rotate=False)
     if as_json:
         typer.echo(json.dumps(_dna_json(device, digits, calling, decision, snapshot), indent=2))

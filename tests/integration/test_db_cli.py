@@ -237,3 +237,13 @@ def test_dna_names_hunt_pickup_and_park(config: Path, tmp_path: Path) -> None:
         "partition": "",
         "reversion": 90.0,
     }
+    # Feature codes come before the dial plan: the analyzer says so.
+    assert dna("*8").strip() == (
+        "dialed *8 from alice: feature code pickup ([features] code_*; "
+        "analysed before the dial plan)"
+    )
+    assert json.loads(dna("*211002", "--json")) == {
+        "digits": "*211002",
+        "feature_code": "forward_all",
+        "number": "1002",
+    }

@@ -144,6 +144,17 @@ def print_status(settings: Settings, as_json: bool) -> int:
             f"media server ({where}, {media.get('control', '')}): {state}, "
             f"{media.get('streams', 0)} endpoints, started {media.get('starts', 0)} times"
         )
+    subs = data.get("subscriptions")
+    if subs:
+        limits = subs.get("limits", {})
+        packages = ", ".join(f"{p} {n}" for p, n in sorted(subs.get("by_package", {}).items()))
+        console.print(
+            f"SIP subscriptions (busy lamps, presence, message waiting): "
+            f"{subs.get('subscriptions', 0)} from {subs.get('devices', 0)} devices"
+            + (f" ({packages})" if packages else "")
+            + f", at most {limits.get('per_device', '?')} a device and {limits.get('total', '?')}"
+            f" in all; lines not idle: {subs.get('busy_lines', 0)}"
+        )
     rejections = data["counters"]["rejections"]
     if rejections:
         refused = Table(title="Rejections (listener, reason, count)")

@@ -105,16 +105,7 @@ class RoutingOps:
         leg = call.a_leg
         calling = self._calling_party(snapshot, leg, setup.calling)
         decision = snapshot.dialplan.route(css, setup.called, calling.number)
-        if decision.presentation is not None or decision.calling != calling.number:
-            calling = replace(
-                calling,
-                number=decision.calling,
-                presentation_allowed=(
-                    calling.presentation_allowed
-                    if decision.presentation is None
-                    else decision.presentation is Presentation.ALLOWED
-                ),
-            )
+        calling = presented(calling, decision.calling, decision.presentation)
         engine = self.engine
         match decision.outcome:
             case Outcome.ROUTE:
@@ -195,17 +186,8 @@ class RoutingOps:
     ) -> None:
         """Try the route list's trunks in order, failing over (see ``_do_release``)."""
         for choice in decision.trunks:
-            party = replace(
-                calling,
-                number=choice.calling,
-                presentation_allowed=(
-                    calling.presentation_allowed
-                    if choice.presentation is None
-                    else choice.presentation is Presentation.ALLOWED
-                ),
-            )
             out = Setup(
-                calling=party,
+                calling=presented(calling, choice.calling, choice.presentation),
                 called=choice.called,
                 media=setup.media,
                 original_called=setup.original_called or setup.called,
@@ -288,6 +270,16 @@ class RoutingOps:
         self._fire(leg, LegEvent.OFFER)
         self._drive(leg, lambda d: d.offer(setup))
         return leg
+
+
+def presented(party: PartyInfo, number: str, presentation: Presentation | None) -> PartyInfo:
+    """``party`` as a transformation left it: its ``number``, and ``presentation`` if set."""
+    if presentation is None and number == party.number:
+        return party
+    allowed = (
+        party.presentation_allowed if presentation is None else presentation is Presentation.ALLOWED
+    )
+    return replace(party, number=number, presentation_allowed=allowed)
 
 
 def line_of(snapshot: PlanSnapshot, device: str, number: str) -> tuple[str, str]:

@@ -88,26 +88,8 @@ class CallIntake:
     def digest(
         self, req: SipRequest, addr: Addr, *, record: bool = True
     ) -> tuple[SipResponse | None, str]:
-        """RFC 3261 §22.3: (the 407 to answer, "") or (None, the authenticated device).
-
-        A failed check is counted (``on_auth_failure``); unknown users and
-        wrong passwords get the same 403 (unusable credentials: a new 407).
-        """
-        ep = self.ep
-        wall = ep.clock.wall()
-        result = ep.auth.verify(req, ep.creds, wall, proxy=True, record=record)
-        if result.status is AuthStatus.OK and result.credentials is not None:
-            return None, result.credentials.device
-        failed = result.status in (AuthStatus.FAILED, AuthStatus.REJECTED)
-        if failed and ep.on_auth_failure is not None:
-            ep.on_auth_failure(addr, result.username)
-        if result.status is AuthStatus.REJECTED:
-            return make_response(req, 403, to_tag=derived_tag(req)), ""
-        resp = make_response(req, 407, to_tag=derived_tag(req))
-        stale = result.status is AuthStatus.STALE
-        for name, value in ep.auth.challenge(wall, stale=stale, proxy=True):
-            resp.headers.add(name, value)
-        return resp, ""
+        """RFC 3261 §22.3: (the 407 to answer, "") or (None, the authenticated device)."""
+        return digest_check(self.ep, req, addr, record=record, proxy=True)
 
     def on_trunk_invite(
         self, key: TxnKey, req: SipRequest, addr: Addr, transport: str, trunk: TrunkPeer
@@ -247,3 +229,29 @@ class CallIntake:
             self.ep.respond(key, resp)
             return False, None
         return True, outcome
+
+
+def digest_check(
+    ep: SipEndpoint, req: SipRequest, addr: Addr, *, record: bool, proxy: bool
+) -> tuple[SipResponse | None, str]:
+    """Digest authentication of ``req``: (the challenge or 403 to answer, "") or
+    (None, the authenticated device). ``proxy``: 407/Proxy-Authenticate (a call,
+    §22.3), else 401/WWW-Authenticate (as the registrar does, §22.2).
+
+    A failed check is counted (``on_auth_failure``); unknown users and wrong
+    passwords get the same 403 (unusable credentials: a new challenge).
+    """
+    wall = ep.clock.wall()
+    result = ep.auth.verify(req, ep.creds, wall, proxy=proxy, record=record)
+    if result.status is AuthStatus.OK and result.credentials is not None:
+        return None, result.credentials.device
+    failed = result.status in (AuthStatus.FAILED, AuthStatus.REJECTED)
+    if failed and ep.on_auth_failure is not None:
+        ep.on_auth_failure(addr, result.username)
+    if result.status is AuthStatus.REJECTED:
+        return make_response(req, 403, to_tag=derived_tag(req)), ""
+    resp = make_response(req, 407 if proxy else 401, to_tag=derived_tag(req))
+    stale = result.status is AuthStatus.STALE
+    for name, value in ep.auth.challenge(wall, stale=stale, proxy=proxy):
+        resp.headers.add(name, value)
+    return resp, ""

@@ -44,7 +44,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 from offhook.common.addr import normalize_host
 from offhook.common.errors import ParseError
 from offhook.common.ids import new_tag
-from offhook.sip.auth import AuthStatus
 from offhook.sip.dialog import Dialog, DialogError, DialogId
 from offhook.sip.event_packages import (
     ALLOW_EVENTS,
@@ -59,6 +58,7 @@ from offhook.sip.event_packages import (
     parse_event,
     pidf,
 )
+from offhook.sip.incoming_call import digest_check
 from offhook.sip.message import SipRequest, SipResponse, derived_tag, make_response
 from offhook.sip.message_summary import MessageSummary, build_message_summary
 from offhook.sip.mwi_in import unsolicited_notify
@@ -290,20 +290,7 @@ class Notifier:
         self, req: SipRequest, addr: Addr, *, record: bool
     ) -> tuple[SipResponse | None, str]:
         """RFC 3261 §22.2, as the registrar: (401/403, "") or (None, the device)."""
-        ep = self.ep
-        wall = ep.clock.wall()
-        result = ep.auth.verify(req, ep.creds, wall, record=record)
-        if result.status is AuthStatus.OK and result.credentials is not None:
-            return None, result.credentials.device
-        failed = result.status in (AuthStatus.FAILED, AuthStatus.REJECTED)
-        if failed and ep.on_auth_failure is not None:
-            ep.on_auth_failure(addr, result.username)
-        if result.status is AuthStatus.REJECTED:
-            return make_response(req, 403, to_tag=derived_tag(req)), ""
-        resp = make_response(req, 401, to_tag=derived_tag(req))
-        for name, value in ep.auth.challenge(wall, stale=result.status is AuthStatus.STALE):
-            resp.headers.add(name, value)
-        return resp, ""
+        return digest_check(self.ep, req, addr, record=record, proxy=False)
 
     # ------------------------------------------------------------ in-dialog requests
     def on_in_dialog(self, key: TxnKey, req: SipRequest) -> bool:

@@ -1,6 +1,6 @@
 """SIP on a dual-stack node (issue 14): IPv4 and IPv6 phones on one ``listen = "::"``.
 
-A whole node in-process (as test_sip_node.py runs it) on ``"::"`` (one
+A whole node in-process (as sip_node_rig.py runs it) on ``"::"`` (one
 dual-stack socket) or ``"::1"``, driven by ``sipclient.SipClient`` bound to
 ``127.0.0.1`` or ``::1``. Every assertion is on a real wire message or on
 what the node's status endpoint reports:
@@ -26,8 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sipclient import SipClient, angle_uri, header_param, sdp, tag
-from test_sip_node import (
+from sip_node_rig import (
     DEVICES,
     REALM,
     Ctx,
@@ -35,6 +34,7 @@ from test_sip_node import (
     options,
     run_node,
 )
+from sipclient import SipClient, angle_uri, header_param, sdp, tag
 
 from offhook.config import (
     AdminSettings,

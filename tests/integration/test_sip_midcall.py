@@ -5,7 +5,7 @@ responses and PRACK both ways (RFC 3262), the session timer negotiation
 (RFC 4028: 422, Session-Expires in both directions), DTMF by INFO both ways,
 and transfer by REFER (RFC 3515): blind, attended with Replaces (RFC 3891),
 to a number outside the transferrer's calling search space, and outside any
-dialog. The node and the test UAs are ``test_sip_node``'s (``run_node``,
+dialog. The node and the test UAs are ``sip_node_rig``'s (``run_node``,
 ``sipclient.SipClient``); every assertion is on a wire message.
 """
 
@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import test_sip_node as node
+import sip_node_rig as node
+from sip_node_rig import A_PORT, B_PORT, Ctx, establish, media_port, place_call, run_node
 from sipclient import SipClient, angle_uri, sdp, tag
-from test_sip_node import A_PORT, B_PORT, Ctx, establish, media_port, place_call, run_node
 
 from offhook.sip.message import SipMessage, SipRequest, SipResponse
 
@@ -26,7 +26,7 @@ BASE_PLAN = node.plan
 
 
 def exec_plan() -> dict[str, Any]:
-    """test_sip_node's plan, with carol's 1003 in a partition bob's CSS cannot reach."""
+    """sip_node_rig's plan, with carol's 1003 in a partition bob's CSS cannot reach."""
     plan = BASE_PLAN()
     plan["partitions"] = ["exec"]
     plan["calling_search_spaces"] = [{"name": "execs", "partitions": ["exec"]}]

@@ -1,7 +1,7 @@
 """SIP trunk supervision on a whole in-process node: OPTIONS pings, digest toward
 a carrier, trunk registration.
 
-Uses ``test_sip_node.run_node`` (with its module-level ``plan`` swapped for the
+Uses ``sip_node_rig.run_node`` (with its module-level ``plan`` swapped for the
 plans built here) and the raw test UA of ``sipclient``. A trunk's far end is a
 ``Carrier``: a ``SipClient`` bound to another loopback address (127.0.0.2,
 127.0.0.3), so every assertion is on a real wire message. SIP T1 is 50 ms in
@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import test_sip_node as harness
+import sip_node_rig as harness
 from rich.console import Console
+from sip_node_rig import Ctx, Result, run_node
 from sipclient import Call, SipClient, header_param, is_request, sdp, tag
-from test_sip_node import Ctx, Result, run_node
 
 from offhook import app
 from offhook.sip.auth import AuthStatus, Credentials, DigestAuthenticator, ha1

@@ -76,6 +76,9 @@ class FakeLink:
         assert found, f"no {kind.__name__} sent; sent {[type(x).__name__ for x in self.sent]}"
         return found[-1]
 
+    def states(self) -> list[int]:
+        return [x.call_state for x in self.of(m.CallState)]
+
     def texts(self) -> list[str]:
         shown = (m.DisplayNotify, m.DisplayPromptStatus, m.DisplayPriNotify)
         return [x.text for x in self.sent if isinstance(x, shown)]

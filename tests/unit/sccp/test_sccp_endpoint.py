@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sccp_coverage_rig import FakeLink
 
 from offhook.common.clock import FakeClock
 from offhook.common.location import Binding, MemoryLocationStore
@@ -29,36 +29,6 @@ from offhook.sccp.ui import CallStateCode, DeviceTone, LampMode, Prompt, prompt
 PCMU = Codec("PCMU", 8000, 0)
 PCMA = Codec("PCMA", 8000, 8)
 G722 = Codec("G722", 8000, 9)
-
-
-@dataclass
-class FakeLink:
-    """A registered phone connection that records what the endpoint sends."""
-
-    name: str
-    profile: DeviceProfile
-    capabilities: tuple[m.Capability, ...] = (m.Capability(4, 40), m.Capability(2, 40))
-    address: tuple[str, int] = ("127.0.0.1", 50000)
-    version: int = 0
-    sent: list[m.Message] = field(default_factory=list)
-    closed: str = ""
-
-    def send(self, msg: m.Message) -> None:
-        self.sent.append(msg)
-
-    def close(self, reason: str) -> None:
-        self.closed = reason
-
-    def of(self, kind: type[Any]) -> list[Any]:
-        return [x for x in self.sent if isinstance(x, kind)]
-
-    def last(self, kind: type[Any]) -> Any:
-        found = self.of(kind)
-        assert found, f"no {kind.__name__} sent; sent {[type(x).__name__ for x in self.sent]}"
-        return found[-1]
-
-    def states(self) -> list[int]:
-        return [x.call_state for x in self.of(m.CallState)]
 
 
 class SipSide(LegDriver):

@@ -71,7 +71,6 @@ from offhook.core.events import (
     Setup,
 )
 from offhook.core.features import announce, conference, coverage, hold, transfer
-from offhook.core.features.hunt import HuntCoverage
 from offhook.core.features.resources import ResourceDriver
 from offhook.core.leg import CoreError, Direction, Leg, LegEvent, LegState
 from offhook.core.media import MediaDescription
@@ -589,7 +588,7 @@ class CallEngine(RoutingOps, FeatureOps, CoverageOps):
                     return
             else:
                 call.trunk_queue.clear()  # a user-level answer ends the hunt
-        if cause in self.fork_ending_causes and not isinstance(call.coverage, HuntCoverage):
+        if cause in self.fork_ending_causes and not coverage.passes_declines(call):
             # RFC 3261 §16.7: a 6xx-class answer ends the whole fork at once
             # (a hunt member declining passes the call on instead).
             self._end_call(call, cause)

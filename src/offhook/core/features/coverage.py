@@ -18,6 +18,10 @@ if TYPE_CHECKING:
 
 
 class Coverage(Protocol):
+    # A fork declining (cause 21, SIP 6xx) normally ends the whole call at once
+    # (RFC 3261 §16.7); True: it is one more failure the feature carries on from.
+    passes_declines: bool
+
     def failed(self, engine: CallEngine, call: Call, cause: int) -> bool:
         """Every fork failed (``cause``, the best of their causes): carry the call on?"""
         ...
@@ -31,6 +35,12 @@ def exhausted(engine: CallEngine, call: Call, cause: int) -> bool:
     """Every fork of ``call`` failed: True when its coverage carried it on."""
     cov = call.coverage
     return cov is not None and not call.connected and cov.failed(engine, call, cause)
+
+
+def passes_declines(call: Call) -> bool:
+    """A fork of ``call`` declining does not end it (its coverage carries on)."""
+    cov = call.coverage
+    return cov is not None and cov.passes_declines
 
 
 def answered(engine: CallEngine, call: Call, leg: Leg) -> None:

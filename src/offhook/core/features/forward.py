@@ -69,6 +69,7 @@ class DnCoverage:
     dn: DirectoryNumber
     line: LineInfo | None
     external: bool = False  # the caller came over a trunk
+    passes_declines: bool = False  # a phone declining ends the call (RFC 3261 6xx)
 
     def forward_for(self, reason: RedirectReason) -> Forward | None:
         line = self.line

@@ -303,6 +303,7 @@ class HuntCoverage:
     ringing: tuple[str, ...] = ()  # the member DNs ringing now
     seq: int = 0  # which offer a ring no answer timer belongs to
     causes: list[int] = field(default_factory=list)  # every member failure
+    passes_declines: bool = True  # a member declining: the hunt goes on (CallManager)
 
     @property
     def group(self) -> LineGroup:

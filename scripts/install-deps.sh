@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Install what the test suite and the benchmark need; safe to run again.
 #
-# Debian packages (interop peers -- sipp, baresip, tshark, kamailio, tftp-hpa -- and
-# the PostgreSQL server): installed only
+# Debian packages (interop peers -- sipp, baresip, tshark, kamailio, tftp-hpa --,
+# the PostgreSQL server, and chromium for the web UI's browser tests, which
+# Playwright drives by executable_path: it never downloads a browser): installed only
 # when one is missing, and only as root; `apt-get update` only then too.
 # Python: the package in editable mode with its test, fuzz and bench extras.
 # Not root and a peer missing: a note is printed, and the interop tests skip
@@ -18,6 +19,7 @@ declare -A PROBE=(
   [postgresql]=/usr/lib/postgresql
   [kamailio]=kamailio
   [tftp-hpa]=tftp
+  [chromium]=chromium
 )
 
 missing=()
@@ -37,7 +39,7 @@ if ((${#missing[@]})); then
     apt-get update -qq
     # tshark asks whether non-root users may capture; answer no, non-interactively
     echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections || true
-    apt-get install -y -qq sip-tester baresip-core tshark postgresql kamailio tftp-hpa
+    apt-get install -y -qq sip-tester baresip-core tshark postgresql kamailio tftp-hpa chromium
   else
     echo "install-deps: NOTE: missing ${missing[*]} and not root (or no apt-get):" >&2
     echo "install-deps: interop/PostgreSQL tests will skip (they fail under CI=true)." >&2
@@ -54,7 +56,8 @@ need_pip=0
 sys.exit(0 if pathlib.Path(offhook.__file__).resolve().is_relative_to(pathlib.Path("src").resolve()) else 1)' \
   2>/dev/null || need_pip=1
 command -v offhook >/dev/null 2>&1 || need_pip=1
-for mod in pytest pytest_timeout xdist hypothesis mypy ruff importlinter yaml atheris sippy sipvicious numpy soundfile; do
+for mod in pytest pytest_timeout xdist hypothesis mypy ruff importlinter yaml atheris sippy sipvicious numpy soundfile \
+  fastapi uvicorn argon2 multipart prometheus_client httpx playwright schemathesis; do
   "$PY" -c "import $mod" 2>/dev/null || need_pip=1
 done
 if ((need_pip)); then

@@ -1,0 +1,394 @@
+"""The node's local control endpoint (``[admin]``) and its clients.
+
+Theory of operation. A running node answers requests about itself and
+takes live commands here: ``offhook status`` asks it for ``status``, the
+web process for ``status``, ``coverage`` and sets ``forward_all`` and
+``dnd`` for a user. The protocol is JSON lines over TCP
+(``ris.control_codec``): one request a line, one answer a line in order,
+several requests per connection.
+
+``ControlServer(handlers, allow, reject, limits)`` serves the ops it is
+given (``op`` name -> a callable taking the request's arguments as a dict
+and returning what JSON can carry, or an awaitable of it). A handler
+refuses a bad argument with ``ValueError`` (its text is the answer's
+``error``) or ``KeyError`` (a missing argument); anything else it raises is
+logged and answered ``internal error``. The listener has the defences of
+every listener (``net.guard.ListenerGuard`` over the ``[admin]`` limits):
+a source allow-list checked before a byte is read (a refused source is
+reset and keeps no state), connection caps overall and per source, a
+token bucket per source for connections and requests (a source over its
+rate is read more slowly, not answered faster), a line bounded by
+``max_message`` bytes (read in chunks, never more than that is held: a
+longer line is answered with an error and the connection closed),
+``handshake_timeout`` to deliver the first line and ``idle_timeout`` for
+every later one and to take an answer. A line that is no request is
+answered with an error and the connection closed; an unknown op or a bad
+argument is answered with an error and the connection stays. Blank lines
+are ignored. A peer's address is normalised as it arrives
+(``common.addr.peer``: an IPv4-mapped source is IPv4).
+
+Clients: ``ControlClient(host, port)`` (asyncio; one connection kept and
+reopened when the node closed it) and ``control_request(settings, op,
+**args)`` (blocking: the CLI, threads). Both raise ``NodeUnavailable``
+(a ``ConnectionError``) when no node answers, and ``ControlError`` when it
+answers with an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import socket
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from offhook.common.addr import host_port, is_wildcard
+from offhook.common.addr import peer as normal_peer
+from offhook.net.bindings import start_stream_servers
+from offhook.net.guard import (
+    HANDSHAKE_TIMEOUT,
+    IDLE_TIMEOUT,
+    LISTEN_BACKLOG,
+    MALFORMED,
+    TOO_LARGE,
+    ListenerGuard,
+    ListenerLimits,
+)
+from offhook.ris.control_codec import (
+    BadRequest,
+    ControlProtocolError,
+    LineBuffer,
+    LineTooLong,
+    encode_error,
+    encode_request,
+    encode_result,
+    parse_answer,
+    parse_request,
+)
+
+if TYPE_CHECKING:
+    from offhook.config import Settings
+
+log = logging.getLogger("offhook.control")
+
+Handler = Callable[[dict[str, Any]], Any]
+CHUNK = 16384
+MAX_ANSWER = 64 << 20
+"""Bytes of one answer a client accepts at most (a status of many thousand phones)."""
+DEFAULT_TIMEOUT = 5.0
+
+
+class ControlError(Exception):
+    """The node answered a request with an error (the text is its ``error``)."""
+
+
+class NodeUnavailable(ConnectionError):
+    """No node answered: nothing listens, the connection failed, or no answer came in time."""
+
+
+def default_limits() -> ListenerLimits:
+    return ListenerLimits(
+        max_message=65536,
+        idle_timeout=10.0,
+        handshake_timeout=5.0,
+        max_connections=32,
+        max_connections_per_source=8,
+        rate_per_source=10.0,
+        rate_burst=20.0,
+    )
+
+
+class ControlServer:
+    """The JSON-lines control listener; see the module docstring."""
+
+    def __init__(
+        self,
+        handlers: dict[str, Handler],
+        allow: Callable[[str], bool],
+        reject: Callable[[str, tuple[str, int]], None] | None = None,
+        limits: ListenerLimits | None = None,
+    ) -> None:
+        self.handlers = handlers
+        self._reject = reject
+        self.limits = limits or default_limits()
+        self.guard = ListenerGuard(
+            self.limits, allow, lambda reason, host: self._refuse(reason, (host, 0))
+        )
+        self.servers: list[asyncio.Server] = []
+        self.requests = 0
+        self._open: set[asyncio.StreamWriter] = set()
+
+    async def start(self, host: str | Sequence[str], port: int) -> int:
+        """Listen on every address of ``host`` (one or a list) on ``port``; the bound port."""
+        self.servers, bound = await start_stream_servers(
+            self.handle,
+            host,
+            port,
+            limit=max(CHUNK, self.limits.max_message),
+            backlog=LISTEN_BACKLOG,
+        )
+        return bound
+
+    async def close(self) -> None:
+        """Stop listening and close every open connection."""
+        for server in self.servers:
+            server.close()
+        for writer in list(self._open):
+            writer.transport.abort()
+        for server in self.servers:
+            await server.wait_closed()
+
+    def status(self) -> dict[str, int]:
+        return self.guard.status()
+
+    def _refuse(self, reason: str, peer: tuple[str, int]) -> None:
+        if self._reject is not None:
+            self._reject(reason, peer)
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """One connection (the stream server's callback)."""
+        peer_info = writer.get_extra_info("peername")
+        peer = normal_peer(peer_info) if peer_info else ("", 0)
+        loop = asyncio.get_running_loop()
+        if not self.guard.admit_connection(peer[0], loop.time()):
+            writer.transport.abort()  # a reset: no answer
+            return
+        self._open.add(writer)
+        try:
+            await self._serve(reader, writer, peer)
+        except (TimeoutError, ConnectionError):
+            pass
+        finally:
+            self._open.discard(writer)
+            self.guard.release(peer[0])
+            writer.close()
+            with contextlib.suppress(ConnectionError, OSError):
+                await writer.wait_closed()
+
+    async def _serve(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: tuple[str, int]
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        limits = self.limits
+        lines = LineBuffer(limits.max_message)
+        pending: deque[bytes] = deque()
+        deadline = loop.time() + limits.handshake_timeout
+        first = True
+        while True:
+            if not pending:
+                try:
+                    data = await asyncio.wait_for(
+                        reader.read(CHUNK), max(0.0, deadline - loop.time())
+                    )
+                except TimeoutError:
+                    self._refuse(HANDSHAKE_TIMEOUT if first else IDLE_TIMEOUT, peer)
+                    return
+                if not data:
+                    return
+                try:
+                    pending.extend(lines.feed(data))
+                except LineTooLong as exc:
+                    self._refuse(TOO_LARGE, peer)
+                    await self._send(writer, encode_error(str(exc)))
+                    return
+                continue
+            line = pending.popleft().strip()
+            if not line:
+                continue
+            first = False
+            delay = self.guard.throttle(peer[0], loop.time(), 1)
+            if delay > 0:
+                await asyncio.sleep(delay)  # a source over its rate is read more slowly
+            try:
+                request = parse_request(line)
+            except BadRequest as exc:
+                self._refuse(MALFORMED, peer)
+                await self._send(writer, encode_error(str(exc)))
+                return
+            self.requests += 1
+            if not await self._send(writer, await self._answer(request.op, request.args)):
+                return
+            deadline = loop.time() + limits.idle_timeout
+
+    async def _answer(self, op: str, args: dict[str, Any]) -> bytes:
+        handler = self.handlers.get(op)
+        if handler is None:
+            return encode_error(f"unknown op {op!r}")
+        try:
+            result = handler(args)
+            if inspect.isawaitable(result):
+                result = await result
+            return encode_result(result)
+        except KeyError as exc:
+            return encode_error(f"missing argument {exc}")
+        except ValueError as exc:
+            return encode_error(str(exc) or "bad argument")
+        except Exception:
+            log.exception("control op %s failed", op)
+            return encode_error("internal error")
+
+    async def _send(self, writer: asyncio.StreamWriter, answer: bytes) -> bool:
+        if writer.transport.is_closing():
+            return False  # the peer is gone (reset): uvloop refuses writes to a closed transport
+        writer.write(answer)
+        await asyncio.wait_for(writer.drain(), self.limits.idle_timeout)
+        return True
+
+
+def control_address(settings: Settings) -> tuple[str, int]:
+    """Where a client on this machine reaches the node: ``[admin]``'s first address.
+
+    A wildcard listen address means this machine's loopback of its family.
+    """
+    if not settings.admin.enabled:
+        raise NodeUnavailable("the node's control endpoint is off ([admin] enabled = false)")
+    host = settings.admin.listen[0]
+    if is_wildcard(host):
+        host = "::1" if ":" in host else "127.0.0.1"
+    return host.strip("[]"), settings.admin.port
+
+
+def _unavailable(host: str, port: int, why: object) -> NodeUnavailable:
+    return NodeUnavailable(f"no node answering on {host_port(host.split('%', 1)[0], port)}: {why}")
+
+
+def _result(line: bytes) -> Any:
+    try:
+        answer = parse_answer(line)
+    except ControlProtocolError as exc:
+        raise ControlError(f"bad answer from the node: {exc}") from None
+    if not answer.ok:
+        raise ControlError(answer.error)
+    return answer.result
+
+
+class ControlClient:
+    """An asyncio client of the control endpoint; one request at a time on one connection.
+
+    ``request(op, **args)`` returns the answer's ``result``. A connection the
+    node closed while it was idle is reopened once, transparently; a request
+    without an answer within ``timeout`` seconds raises ``NodeUnavailable``
+    and drops the connection (the next request opens a new one).
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_answer: int = MAX_ANSWER,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.timeout = timeout
+        self.max_answer = max_answer
+        self._lock = asyncio.Lock()
+        self._conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, timeout: float = DEFAULT_TIMEOUT
+    ) -> ControlClient:
+        host, port = control_address(settings)
+        return cls(host, port, timeout=timeout)
+
+    async def request(self, op: str, **args: Any) -> Any:
+        line = encode_request(op, args)
+        async with self._lock:
+            try:
+                async with asyncio.timeout(self.timeout):
+                    answer = await self._exchange(line)
+            except TimeoutError:
+                await self._drop()
+                raise _unavailable(self.host, self.port, "no answer in time") from None
+            except BaseException:
+                await self._drop()  # the stream may hold half an answer now
+                raise
+        return _result(answer)
+
+    async def _exchange(self, line: bytes) -> bytes:
+        reused = self._conn is not None
+        while True:
+            reader, writer = await self._connection()
+            try:
+                writer.write(line)
+                await writer.drain()
+                return await reader.readuntil(b"\n")
+            except asyncio.IncompleteReadError as exc:
+                await self._drop()
+                if reused and not exc.partial:
+                    reused = False  # the node closed an idle connection: once more, afresh
+                    continue
+                raise _unavailable(self.host, self.port, "connection closed") from None
+            except asyncio.LimitOverrunError:
+                raise ControlError(f"answer longer than {self.max_answer} bytes") from None
+            except (ConnectionError, OSError) as exc:
+                await self._drop()
+                if reused:
+                    reused = False
+                    continue
+                raise _unavailable(self.host, self.port, exc) from None
+
+    async def _connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self._conn is None:
+            try:
+                self._conn = await asyncio.open_connection(
+                    self.host, self.port, limit=self.max_answer
+                )
+            except OSError as exc:
+                raise _unavailable(self.host, self.port, exc) from None
+        return self._conn
+
+    async def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn[1].close()
+            with contextlib.suppress(Exception):
+                await conn[1].wait_closed()
+
+    async def close(self) -> None:
+        async with self._lock:
+            await self._drop()
+
+
+def control_request(
+    settings: Settings, op: str, timeout: float = DEFAULT_TIMEOUT, **args: Any
+) -> Any:
+    """One request to the node of ``settings`` (blocking); the answer's ``result``."""
+    host, port = control_address(settings)
+    return request_at(host, port, op, timeout=timeout, **args)
+
+
+def request_at(
+    host: str,
+    port: int,
+    op: str,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    max_answer: int = MAX_ANSWER,
+    **args: Any,
+) -> Any:
+    """One request to the control endpoint at ``host``:``port`` (blocking, its own connection)."""
+    line = encode_request(op, args)
+    data = bytearray()
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.sendall(line)
+            while b"\n" not in data:
+                chunk = sock.recv(min(1 << 20, max_answer + 1 - len(data)))
+                if not chunk:
+                    raise _unavailable(host, port, "connection closed")
+                data += chunk
+                if len(data) > max_answer and b"\n" not in data:
+                    raise ControlError(f"answer longer than {max_answer} bytes")
+    except TimeoutError:
+        raise _unavailable(host, port, "no answer in time") from None
+    except NodeUnavailable:
+        raise
+    except OSError as exc:
+        raise _unavailable(host, port, exc) from None
+    return _result(bytes(data[: data.index(b"\n")]))

@@ -1,0 +1,171 @@
+"""The node control protocol on the wire: JSON lines, framed and parsed (sans-IO).
+
+The node's local control endpoint (``ris.control``, on ``[admin]``) and its
+clients (``offhook status``, the web process) exchange one JSON object a
+line, UTF-8, each ended by ``\\n``:
+
+- a request ``{"op": "status", ...arguments}``: ``op`` a lower-case name
+  (letters, digits, ``_``; at most 32), the other members its arguments;
+- an answer ``{"ok": true, "result": ...}`` or ``{"ok": false, "error": "text"}``,
+  one for each request, in order.
+
+``LineBuffer`` cuts a byte stream into lines and never holds more than
+``limit`` bytes of an unfinished one (a longer line raises ``LineTooLong``,
+and the connection is closed: the rest of it cannot be told apart from the
+next request). ``parse_request`` refuses anything but an object with a
+valid ``op`` (``BadRequest``); it also refuses what ``json`` would accept
+but is no JSON (``NaN``, ``Infinity``) and nesting deeper than
+``MAX_DEPTH``, so that no line costs more than its bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+MAX_DEPTH = 32
+"""Deepest nesting of arrays and objects a line may have."""
+_OP = re.compile(r"[a-z][a-z0-9_]{0,31}")
+
+
+class ControlProtocolError(ValueError):
+    """A line that is not a control message (the text says why)."""
+
+
+class LineTooLong(ControlProtocolError):
+    """A line longer than the limit: the connection is closed."""
+
+
+class BadRequest(ControlProtocolError):
+    """A line that is no request: answered with an error, then the connection is closed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    op: str
+    args: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    ok: bool
+    result: Any = None
+    error: str = ""
+
+
+class LineBuffer:
+    """Bytes in, complete lines out (without their ``\\n``; a ``\\r`` before it is kept)."""
+
+    __slots__ = ("_pending", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._pending = bytearray()
+
+    @property
+    def buffered(self) -> int:
+        """Bytes of the unfinished line held now (never above ``limit``)."""
+        return len(self._pending)
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """The lines ``data`` completes; ``LineTooLong`` once a line passes ``limit`` bytes."""
+        lines: list[bytes] = []
+        start = 0
+        while True:
+            end = data.find(b"\n", start)
+            if end < 0:
+                break
+            if len(self._pending) + end - start > self.limit:
+                self._pending.clear()
+                raise LineTooLong(f"line longer than {self.limit} bytes")
+            self._pending += data[start:end]
+            lines.append(bytes(self._pending))
+            self._pending.clear()
+            start = end + 1
+        if len(self._pending) + len(data) - start > self.limit:
+            self._pending.clear()
+            raise LineTooLong(f"line longer than {self.limit} bytes")
+        self._pending += data[start:]
+        return lines
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of arrays and objects, without recursion."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            depth += 1
+            stack.extend((v, depth) for v in item.values())
+        elif isinstance(item, list):
+            depth += 1
+            stack.extend((v, depth) for v in item)
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def _decode(line: bytes) -> Any:
+    try:
+        value = json.loads(line.decode("utf-8"), parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError("nested too deep") from None
+    if _depth(value) > MAX_DEPTH:
+        raise ValueError("nested too deep")
+    return value
+
+
+def parse_request(line: bytes) -> Request:
+    """One request line (without its ``\\n``); ``BadRequest`` with the reason."""
+    try:
+        value = _decode(line)
+    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError too
+        raise BadRequest(f"not a JSON line: {exc}") from None
+    if not isinstance(value, dict):
+        raise BadRequest("a request is a JSON object")
+    op = value.pop("op", None)
+    if not isinstance(op, str) or not _OP.fullmatch(op):
+        raise BadRequest('a request needs "op": a lower-case name')
+    return Request(op, value)
+
+
+def encode_request(op: str, args: dict[str, Any]) -> bytes:
+    """The request line (with its ``\\n``); ValueError for an invalid op or an ``op`` argument."""
+    if not _OP.fullmatch(op):
+        raise ValueError(f"invalid op {op!r}")
+    if "op" in args:
+        raise ValueError('"op" cannot be an argument')
+    return _line({"op": op, **args})
+
+
+def encode_result(result: Any) -> bytes:
+    """A success answer line; values JSON lacks (datetimes, sets) are sent as text."""
+    return _line({"ok": True, "result": result})
+
+
+def encode_error(text: str) -> bytes:
+    return _line({"ok": False, "error": text})
+
+
+def _line(obj: dict[str, Any]) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), default=str, allow_nan=False).encode() + b"\n"
+
+
+def parse_answer(line: bytes) -> Answer:
+    """One answer line; ``ControlProtocolError`` when it is none."""
+    try:
+        value = _decode(line)
+    except ValueError as exc:
+        raise ControlProtocolError(f"not a JSON line: {exc}") from None
+    if not isinstance(value, dict) or not isinstance(value.get("ok"), bool):
+        raise ControlProtocolError('an answer is an object with "ok"')
+    if value["ok"]:
+        return Answer(True, value.get("result"))
+    error = value.get("error")
+    return Answer(False, error=error if isinstance(error, str) else "error")

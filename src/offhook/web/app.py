@@ -1,0 +1,130 @@
+"""The web application: one FastAPI app with every router, built from the settings.
+
+``create_app(settings)`` opens the database (or takes ``engine``), builds
+the one :class:`~offhook.web.deps.WebContext` (stores, sessions, login
+guard, the node's control client) and includes the routers: login
+(``api_auth``), users/roles/tokens/audit (``api_admin``), health and metrics
+(``api_meta``), the plan and operations API (``api_plan``, ``api_ops``),
+the pages and the self-care API (``pages``, ``api_self``). The OpenAPI
+document is ``/api/v1/openapi.json``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy.engine import Engine
+
+from offhook.config import Settings
+from offhook.db.audit import AuditLog
+from offhook.db.cdr import CdrRepository
+from offhook.db.engine import create_engine_for
+from offhook.db.users import UserStore, password_hasher
+from offhook.net.authguard import AuthGuard
+from offhook.web.deps import NodeControl, WebContext
+from offhook.web.middleware import BodyLimit, RequestMetrics, SecurityHeaders, WebMetrics
+from offhook.web.security import LoginGuard, auth_policy
+from offhook.web.sessions import SessionStore
+
+__all__ = ["API_PREFIX", "create_app", "default_control"]
+
+log = logging.getLogger("offhook.web")
+
+API_PREFIX = "/api/v1"
+STATIC = Path(__file__).resolve().parent / "static"
+
+_ROUTERS = (
+    "offhook.web.api_auth",
+    "offhook.web.api_admin",
+    "offhook.web.api_meta",
+    "offhook.web.api_plan",
+    "offhook.web.api_ops",
+    "offhook.web.api_self",
+    "offhook.web.pages",
+)
+
+
+class _NoNode:
+    """The control client when none can be built: every request finds the node down."""
+
+    async def request(self, op: str, **args: Any) -> Any:
+        raise ConnectionError("node unavailable")
+
+
+def default_control(settings: Settings) -> NodeControl:
+    """A control client for the node's ``[admin]`` endpoint."""
+    try:
+        from offhook.ris.control import ControlClient  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return _NoNode()
+    host = settings.admin.listen[0] if settings.admin.listen else "127.0.0.1"
+    if host in {"0.0.0.0", "::"}:
+        host = "127.0.0.1" if host == "0.0.0.0" else "::1"
+    client: NodeControl = ControlClient(host, settings.admin.port)
+    return client
+
+
+def _router(module: str) -> APIRouter | None:
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise
+        return None  # not written yet
+    router: APIRouter = mod.router
+    return router
+
+
+def create_app(
+    settings: Settings,
+    *,
+    engine: Engine | None = None,
+    control: NodeControl | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> FastAPI:
+    """The web app for ``settings`` (``engine``: an open database; ``clock``: monotonic seconds)."""
+    web = settings.web
+    if engine is None:
+        engine = create_engine_for(settings.database.url)
+    hasher = password_hasher(web.argon2_time_cost, web.argon2_memory_kib, web.argon2_parallelism)
+    context = WebContext(
+        settings=settings,
+        engine=engine,
+        users=UserStore(engine, hasher),
+        audit=AuditLog(engine),
+        cdrs=CdrRepository(engine),
+        control=control if control is not None else default_control(settings),
+        sessions=SessionStore(web.session_idle, web.session_absolute, web.max_sessions),
+        login_guard=LoginGuard(AuthGuard(auth_policy(settings)), web.max_concurrent_hashes, clock),
+        clock=clock,
+    )
+    app = FastAPI(
+        title="offhook",
+        summary="offhook call manager: administration and self-care API",
+        version="1",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        swagger_ui_oauth2_redirect_url=f"{API_PREFIX}/docs/oauth2-redirect",
+        redoc_url=None,
+    )
+    app.state.ctx = context
+    metrics = WebMetrics()
+    app.state.metrics = metrics
+    for module in _ROUTERS:
+        router = _router(module)
+        if router is not None:
+            app.include_router(router)
+    if STATIC.is_dir():
+        app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    # Added last = outermost: the body bound holds for everything inside.
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(RequestMetrics, metrics=metrics)
+    app.add_middleware(BodyLimit, limit=web.max_message)
+    return app

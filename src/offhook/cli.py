@@ -34,16 +34,11 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
 from offhook.config import SAMPLE_TOML, ConfigError, Settings, default_config_path, load_settings
-
-if TYPE_CHECKING:
-    from offhook.core.dialplan.model import Transform
-    from offhook.core.dialplan.router import Decision, Step
-    from offhook.core.directory import DeviceInfo, PlanSnapshot
 
 app = typer.Typer(
     name="offhook",
@@ -228,243 +223,6 @@ def cdr(
     sys.stdout.flush()
 
 
-def _transform_text(t: Transform) -> str:
-    parts = []
-    if t.discard:
-        parts.append(f"discard {t.discard}")
-    if t.replace is not None:
-        parts.append(f"replace {t.replace}")
-    if t.mask:
-        parts.append(f"mask {t.mask}")
-    if t.prefix:
-        parts.append(f"prefix {t.prefix}")
-    if t.presentation is not None:
-        parts.append(f"presentation {t.presentation.value}")
-    return ", ".join(parts)
-
-
-def _num(number: str) -> str:
-    return number or "(none)"
-
-
-def _translation_css(step: Step, snapshot: PlanSnapshot) -> str:
-    """The CSS of the translation pattern a step matched."""
-    for tp in snapshot.dialplan_spec.translation_patterns:
-        if tp.pattern == step.pattern and tp.partition == step.partition:
-            return tp.css
-    return ""
-
-
-def _partitions_text(partitions: tuple[str, ...]) -> str:
-    return ", ".join(p or "<None>" for p in partitions)
-
-
-def _step_lines(n: int, step: Step, snapshot: PlanSnapshot) -> list[str]:
-    kind = {
-        "dn": "directory number",
-        "meetme": "meet-me number",
-        "hunt": "hunt pilot",
-        "pickup": "pickup group number",
-        "park": "call park number",
-        "route": "route pattern",
-        "translation": "translation pattern",
-    }
-    partition = step.partition or "<None>"
-    out = [
-        f"{n}. {kind.get(step.kind, step.kind)} {step.pattern} in partition {partition}"
-        f" (searched: {_partitions_text(step.searched)})"
-    ]
-    for label, before, after, t in (
-        ("called", step.called_in, step.called_out, step.called_transform),
-        ("calling", step.calling_in, step.calling_out, step.calling_transform),
-    ):
-        how = _transform_text(t)
-        if before != after or how:
-            out.append(
-                f"   {label} {before or '(none)'} -> {after or '(none)'}"
-                + (f" ({how})" if how else "")
-            )
-    if step.blocked:
-        out.append("   blocked")
-    elif step.kind == "translation":
-        css = _translation_css(step, snapshot)
-        out.append(f"   analysed again with calling search space {css or '(none)'}")
-    return out
-
-
-def _dna_text(
-    device: DeviceInfo, digits: str, calling: str, d: Decision, snapshot: PlanSnapshot
-) -> str:
-    from offhook.core.causes import cause_text
-
-    searched = snapshot.dialplan.css_partitions(device.css)
-    css = device.css or "(none)"
-    lines = [
-        f"dialed {digits} from {device.name} (calling {calling or '(none)'}; "
-        f"calling search space {css}: {_partitions_text(searched)})"
-    ]
-    for n, step in enumerate(d.steps, 1):
-        lines += _step_lines(n, step, snapshot)
-    cause = f"Q.850 cause {d.cause}: {cause_text(d.cause)}" if d.cause else ""
-    outcome = str(d.outcome)
-    if outcome == "dn" and d.dn is not None:
-        lines.append(
-            f"result: directory number {d.dn.dn} in partition {d.dn.partition or '<None>'}"
-            f" on {', '.join(d.dn.devices)} (called {d.called}, calling {d.calling or '(none)'})"
-        )
-    elif outcome == "meetme" and d.meetme is not None:
-        mm = d.meetme
-        lines.append(
-            f"result: meet-me conference {mm.number} in partition {mm.partition or '<None>'}"
-            f" (up to {mm.max_parties} parties{', PIN required' if mm.pin else ''})"
-        )
-    elif outcome == "hunt" and d.hunt is not None:
-        hp = d.hunt
-        final = f", then {hp.final_forward}" if hp.final_forward else ""
-        groups = ", ".join(snapshot.hunt_lists.get(hp.hunt_list, ())) or "none"
-        lines.append(
-            f"result: hunt pilot {hp.pattern} in partition {hp.partition or '<None>'}: hunt list "
-            f"{hp.hunt_list} (line groups: {groups}){final}"
-        )
-    elif outcome == "pickup" and d.pickup is not None:
-        lines.append(f"result: pick up a call ringing in pickup group {d.pickup.name}")
-    elif outcome == "park" and d.park is not None:
-        park = d.park
-        lines.append(
-            f"result: call park number {d.called} (range {park.first}-{park.last} in partition "
-            f"{park.partition or '<None>'}; reverts after {park.reversion:g} s)"
-        )
-    elif outcome == "route" and d.route_list is not None:
-        lines.append(
-            f"result: route list {d.route_list.name} (called {d.called}, calling {_num(d.calling)})"
-        )
-        for n, choice in enumerate(d.trunks, 1):
-            t = choice.trunk
-            pres = f", presentation {choice.presentation.value}" if choice.presentation else ""
-            lines.append(
-                f"   {n}. trunk {t.name} (route group {choice.group}; {t.protocol} {t.transport} "
-                f"{t.host}:{t.port}): called {choice.called}, calling {_num(choice.calling)}{pres}"
-            )
-    elif outcome == "blocked":
-        where = d.steps[-1] if d.steps else None
-        what = f" by {where.pattern} in partition {where.partition or '<None>'}" if where else ""
-        lines.append(f"result: blocked{what} ({cause})")
-    elif outcome == "incomplete":
-        lines.append(f"result: incomplete: more digits could match a pattern ({cause}; SIP 484)")
-    elif outcome == "unknown":
-        last = d.steps[-1] if d.steps else None
-        if last is not None and last.kind == "translation":
-            searched = snapshot.dialplan.css_partitions(_translation_css(last, snapshot))
-        lines.append(
-            f"result: unknown: nothing in {_partitions_text(searched)} matches {d.called} ({cause})"
-        )
-    elif outcome == "loop":
-        lines.append(f"result: translation loop stopped ({cause})")
-    else:
-        lines.append(f"result: {outcome} ({cause})" if cause else f"result: {outcome}")
-    return "\n".join(lines)
-
-
-def _dna_json(
-    device: DeviceInfo, digits: str, calling: str, d: Decision, snapshot: PlanSnapshot
-) -> dict[str, Any]:
-    from offhook.core.causes import cause_text
-    from offhook.db.models import transform_to_json
-
-    def step(s: Step) -> dict[str, Any]:
-        return {
-            "kind": s.kind,
-            "pattern": s.pattern,
-            "partition": s.partition,
-            "searched": list(s.searched),
-            "called_in": s.called_in,
-            "called_out": s.called_out,
-            "calling_in": s.calling_in,
-            "calling_out": s.calling_out,
-            "called_transform": transform_to_json(s.called_transform),
-            "calling_transform": transform_to_json(s.calling_transform),
-            "presentation": s.presentation.value if s.presentation else None,
-            "blocked": s.blocked,
-        }
-
-    rp = d.route_pattern
-    return {
-        "device": device.name,
-        "css": device.css,
-        "partitions": list(snapshot.dialplan.css_partitions(device.css)),
-        "dialed": digits,
-        "calling_in": calling,
-        "outcome": str(d.outcome),
-        "called": d.called,
-        "calling": d.calling,
-        "presentation": d.presentation.value if d.presentation else None,
-        "cause": d.cause,
-        "cause_text": cause_text(d.cause) if d.cause else "",
-        "steps": [step(s) for s in d.steps],
-        "dn": (
-            {"dn": d.dn.dn, "partition": d.dn.partition, "devices": list(d.dn.devices)}
-            if d.dn
-            else None
-        ),
-        "meetme": (
-            {
-                "number": d.meetme.number,
-                "partition": d.meetme.partition,
-                "max_parties": d.meetme.max_parties,
-                "pin_required": bool(d.meetme.pin),
-            }
-            if d.meetme
-            else None
-        ),
-        "hunt": (
-            {
-                "pattern": d.hunt.pattern,
-                "partition": d.hunt.partition,
-                "hunt_list": d.hunt.hunt_list,
-                "line_groups": list(snapshot.hunt_lists.get(d.hunt.hunt_list, ())),
-                "final_forward": d.hunt.final_forward,
-            }
-            if d.hunt
-            else None
-        ),
-        "pickup": {"name": d.pickup.name, "number": d.pickup.number} if d.pickup else None,
-        "park": (
-            {
-                "first": d.park.first,
-                "last": d.park.last,
-                "partition": d.park.partition,
-                "reversion": d.park.reversion,
-            }
-            if d.park
-            else None
-        ),
-        "route_pattern": (
-            {
-                "pattern": rp.pattern,
-                "partition": rp.partition,
-                "route_list": rp.route_list,
-                "block": rp.block,
-            }
-            if rp
-            else None
-        ),
-        "route_list": d.route_list.name if d.route_list else None,
-        "trunks": [
-            {
-                "trunk": c.trunk.name,
-                "group": c.group,
-                "host": c.trunk.host,
-                "port": c.trunk.port,
-                "transport": c.trunk.transport,
-                "called": c.called,
-                "calling": c.calling,
-                "presentation": c.presentation.value if c.presentation else None,
-            }
-            for c in d.trunks
-        ],
-    }
-
-
 @app.command()
 def dna(
     digits: Annotated[str, typer.Argument(help="The digits dialed.")],
@@ -485,14 +243,13 @@ def dna(
     from sqlalchemy.exc import SQLAlchemyError
 
     from offhook.core.dialplan.router import DialPlanError
-    from offhook.core.features.codes import match
+    from offhook.db.analyzer import UnknownDevice, analysis_snapshot, analyze
     from offhook.db.engine import create_engine_for
-    from offhook.db.snapshot import load_snapshot
 
     settings = _settings(config)
     engine = create_engine_for(settings.database.url)
     try:
-        snapshot = _app_module().with_auto_registrations(load_snapshot(engine), settings, engine)
+        snapshot = analysis_snapshot(engine, settings)
     except SQLAlchemyError as exc:
         raise _fail(
             f"offhook: cannot read the plan ({type(exc).__name__}); "
@@ -502,29 +259,14 @@ def dna(
         raise _fail(f"offhook: the dial plan in the database is invalid: {exc}") from None
     finally:
         engine.dispose()
-    device = snapshot.device(from_device)
-    if device is None:
-        raise _fail(f"offhook: unknown device {from_device!r} (not in the plan)")
-    calling = device.lines[0].dn if device.lines else ""
-    code = match(settings.features.codes(), digits)
-    if code is not None:
-        # Analysed before the dial plan: a code never reaches a pattern or a trunk.
-        name, rest = code
-        what = f"feature code {name}" + (f" with {rest}" if rest else "") if name else ""
-        if as_json:
-            typer.echo(json.dumps({"digits": digits, "feature_code": name, "number": rest}))
-        else:
-            typer.echo(
-                f"dialed {digits} from {from_device}: "
-                + (what or "an incomplete feature code (its number is missing)")
-                + " ([features] code_*; analysed before the dial plan)"
-            )
-        return
-    decision = snapshot.dialplan.route(device.css, digits, calling, rotate=False)
+    try:
+        result = analyze(snapshot, from_device, digits, settings.features.codes())
+    except UnknownDevice as exc:
+        raise _fail(f"offhook: {exc}") from None
     if as_json:
-        typer.echo(json.dumps(_dna_json(device, digits, calling, decision, snapshot), indent=2))
+        typer.echo(json.dumps(result.as_json(), indent=None if result.decision is None else 2))
     else:
-        typer.echo(_dna_text(device, digits, calling, decision, snapshot))
+        typer.echo(result.as_text())
 
 
 @app.command()

@@ -116,7 +116,7 @@ def test_downgrade_0001_and_upgrade_again(db_url: str) -> None:
         assert not set(MEDIA_TABLES) & tables
         assert not set(COVERAGE_TABLES) & tables
         upgrade(engine)
-        assert current_revision(engine) == head_revision() == "0006"
+        assert current_revision(engine) == head_revision() == "0007"
         tables = set(inspect(engine).get_table_names())
         assert "auto_registrations" in tables
         assert set(MEDIA_TABLES) <= tables
@@ -267,7 +267,7 @@ def test_upgrade_0005_database_to_call_coverage(db_url: str, tmp_path: Path) -> 
                 )
             )
         upgrade(engine)
-        assert current_revision(engine) == head_revision() == "0006"
+        assert current_revision(engine) == head_revision() == "0007"
         with engine.connect() as conn:
             assert conn.execute(text("SELECT name, dnd_option, privacy FROM devices")).all() == [
                 ("alice", "ringer-off", False)

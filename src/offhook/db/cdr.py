@@ -1,4 +1,6 @@
-"""Call detail records: written by the node when a call attempt ends, read by ``offhook cdr``.
+"""Call detail records: written by the node when a call attempt ends, read by
+``offhook cdr`` and searched by the web admin (:meth:`CdrRepository.search`,
+:meth:`CdrRepository.count`, :meth:`CdrRepository.per_minute`).
 
 All times are aware UTC datetimes (``models.UtcDateTime`` keeps them so on
 SQLite and PostgreSQL). Only bound parameters reach the database.
@@ -8,13 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import ColumnElement, Row, func, insert, or_, select
 from sqlalchemy.engine import Engine
 
 from offhook.db.models import Cdr
+
+MAX_SEARCH = 10_000
+"""Most rows one :meth:`CdrRepository.search` returns."""
+MAX_PER_MINUTE = 7 * 24 * 60
+"""Most minutes one :meth:`CdrRepository.per_minute` covers (a week)."""
 
 # The CSV/JSON column order of ``offhook cdr``: the required columns first.
 CDR_FIELDS: tuple[str, ...] = (
@@ -127,24 +134,114 @@ class CdrRepository:
             stmt = stmt.limit(limit)
         with self.engine.connect() as conn:
             result = conn.execute(stmt).all()
-        return [
-            CdrRow(
-                call_id=r.call_id,
-                calling=r.calling,
-                called=r.called,
-                original_called=r.original_called,
-                calling_device=r.calling_device,
-                called_device=r.called_device,
-                start=r.start,
-                answer=r.answer,
-                end=r.end,
-                duration=r.duration,
-                cause=r.cause,
-                cause_text=r.cause_text,
-                node=r.node,
-                extra=dict(r.extra or {}),
-                last_redirecting=r.last_redirecting,
-                redirect_reason=r.redirect_reason,
-            )
-            for r in result
-        ]
+        return [_row(r) for r in result]
+
+    def search(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        number: str | None = None,
+        cause: int | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[CdrRow]:
+        """Rows with ``since <= start < until``, ``number`` the calling, called or
+        originally called number (exactly), ``cause`` the release cause; newest
+        first, at most ``limit`` (capped at :data:`MAX_SEARCH`) after ``offset``."""
+        stmt = (
+            select(*_COLUMNS)
+            .where(*_search_filters(since, until, number, cause))
+            .order_by(Cdr.start.desc(), Cdr.id.desc())
+            .limit(max(0, min(int(limit), MAX_SEARCH)))
+            .offset(max(0, int(offset)))
+        )
+        with self.engine.connect() as conn:
+            return [_row(r) for r in conn.execute(stmt).all()]
+
+    def count(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        number: str | None = None,
+        cause: int | None = None,
+    ) -> int:
+        """How many rows :meth:`search` would find without ``limit``."""
+        stmt = (
+            select(func.count())
+            .select_from(Cdr)
+            .where(*_search_filters(since, until, number, cause))
+        )
+        with self.engine.connect() as conn:
+            return int(conn.execute(stmt).scalar_one())
+
+    def per_minute(self, since: datetime, until: datetime) -> list[tuple[datetime, int]]:
+        """Calls started in each minute from ``since`` (rounded down to its minute)
+        up to ``until``: every minute, zeros included, oldest first.
+
+        ``ValueError`` when that is more than :data:`MAX_PER_MINUTE` minutes.
+        """
+        first = _utc(since).replace(second=0, microsecond=0)
+        end = _utc(until)
+        minutes = max(0, -(-int((end - first).total_seconds()) // 60))
+        if minutes > MAX_PER_MINUTE:
+            raise ValueError(f"at most {MAX_PER_MINUTE} minutes (a week) at once")
+        counts = [0] * minutes
+        if minutes:
+            with self.engine.connect() as conn:
+                if conn.dialect.name == "postgresql":
+                    bucket: Any = func.date_trunc("minute", Cdr.start)
+                else:
+                    bucket = func.strftime("%Y-%m-%d %H:%M:00", Cdr.start)
+                stmt = (
+                    select(bucket, func.count())
+                    .where(Cdr.start >= first, Cdr.start < end)
+                    .group_by(bucket)
+                )
+                for when, n in conn.execute(stmt).all():
+                    at = when if isinstance(when, datetime) else datetime.fromisoformat(when)
+                    index = int((_utc(at) - first).total_seconds()) // 60
+                    if 0 <= index < minutes:
+                        counts[index] += int(n)
+        return [(first + timedelta(minutes=i), n) for i, n in enumerate(counts)]
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _search_filters(
+    since: datetime | None, until: datetime | None, number: str | None, cause: int | None
+) -> list[ColumnElement[bool]]:
+    out: list[ColumnElement[bool]] = []
+    if since is not None:
+        out.append(Cdr.start >= since)
+    if until is not None:
+        out.append(Cdr.start < until)
+    if number is not None:
+        out.append(or_(Cdr.calling == number, Cdr.called == number, Cdr.original_called == number))
+    if cause is not None:
+        out.append(Cdr.cause == int(cause))
+    return out
+
+
+def _row(r: Row[Any]) -> CdrRow:
+    return CdrRow(
+        call_id=r.call_id,
+        calling=r.calling,
+        called=r.called,
+        original_called=r.original_called,
+        calling_device=r.calling_device,
+        called_device=r.called_device,
+        start=r.start,
+        answer=r.answer,
+        end=r.end,
+        duration=r.duration,
+        cause=r.cause,
+        cause_text=r.cause_text,
+        node=r.node,
+        extra=dict(r.extra or {}),
+        last_redirecting=r.last_redirecting,
+        redirect_reason=r.redirect_reason,
+    )

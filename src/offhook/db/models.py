@@ -60,6 +60,18 @@ The media plane (migration 0005):
   ``media_resource_list_members`` (group names); ``devices.media_resource_list``
   names one ("" = the embedded media server).
 
+Web administration (migration 0007, ``offhook.db.users`` and ``offhook.db.audit``):
+
+- ``web_users``: people who log in to the web admin and the API: a unique
+  name, a role (``users.ROLES``), an argon2id password hash, the device
+  names a self-care user owns (JSON list).
+- ``api_tokens``: a user's API tokens, stored as the SHA-256 of the token
+  (hex, unique) and its first 8 characters to tell them apart; revoked
+  tokens keep their row (``revoked_at``). Deleted with their user.
+- ``audit_log``: every change made through the web admin, the API or the
+  user commands: when, who, from where, what, and the object before and
+  after (JSON).
+
 References between these rows are names (like ``devices.css`` and
 ``lines.partition``), checked by the plan loader before anything is written;
 only the ordered member rows have foreign keys (to their parent, cascading).
@@ -604,3 +616,58 @@ class FeatureSettingRow(Base):
     partition: Mapped[str] = mapped_column(String(64), default="")
     value: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+# -- web administration (migration 0007) -----------------------------------------
+
+
+class WebUser(Base):
+    __tablename__ = "web_users"
+    __table_args__ = (UniqueConstraint("name", name="uq_web_users_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    display: Mapped[str] = mapped_column(String(128), default="")
+    role: Mapped[str] = mapped_column(String(32))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    devices: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class ApiTokenRow(Base):
+    __tablename__ = "api_tokens"
+    __table_args__ = (
+        UniqueConstraint("token_hash", name="uq_api_tokens_token_hash"),
+        Index("ix_api_tokens_user_id", "user_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("web_users.id", ondelete="CASCADE", name="fk_api_tokens_user_id")
+    )
+    label: Mapped[str] = mapped_column(String(128), default="")
+    token_hash: Mapped[str] = mapped_column(String(64))
+    prefix: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class AuditLogRow(Base):
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        Index("ix_audit_log_at", "at"),
+        Index("ix_audit_log_object", "object_type", "object_key"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    actor: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(64), default="")
+    action: Mapped[str] = mapped_column(String(32))
+    object_type: Mapped[str] = mapped_column(String(64))
+    object_key: Mapped[str] = mapped_column(String(255), default="")
+    before: Mapped[Any | None] = mapped_column(JSON, nullable=True)
+    after: Mapped[Any | None] = mapped_column(JSON, nullable=True)

@@ -124,16 +124,26 @@ __all__ = [
 DEMO_PLAN = Path(__file__).resolve().parents[1] / "demo" / "plan.yaml"
 
 
-def load_plan(path: Path | str, url: str | Engine, realm: str, *, prune: bool = True) -> PlanReport:
+def load_plan(
+    path: Path | str,
+    url: str | Engine,
+    realm: str,
+    *,
+    prune: bool = True,
+    keep_passwords: bool = False,
+) -> PlanReport:
     """Validate ``path`` and import it into the database at ``url`` (schema upgraded first).
 
-    Raises :class:`PlanError` (nothing written) for an invalid plan.
+    ``keep_passwords``: a sip device or trunk without a password keeps its
+    stored one (a plan exported by ``offhook.db.plan_export``); a new sip
+    device still needs one. Raises :class:`PlanError` (nothing written) for an
+    invalid plan.
     """
-    plan = read_plan(Path(path))
+    plan = read_plan(Path(path), require_passwords=not keep_passwords)
     engine = url if isinstance(url, Engine) else create_engine_for(url)
     try:
         upgrade(engine)
-        return apply_plan(engine, plan, realm, prune=prune)
+        return apply_plan(engine, plan, realm, prune=prune, keep_passwords=keep_passwords)
     finally:
         if not isinstance(url, Engine):
             engine.dispose()

@@ -66,6 +66,7 @@ from offhook.db.models import (
     transform_to_json,
     utcnow,
 )
+from offhook.db.plan_check import PlanError
 from offhook.db.plan_coverage import ForwardSpec
 from offhook.db.plan_spec import (
     DeviceSpec,
@@ -213,8 +214,39 @@ def _lock_version(session: Session) -> PlanMeta:
     return meta
 
 
-def apply_plan(engine: Engine, plan: PlanSpec, realm: str, *, prune: bool = True) -> PlanReport:
-    """Make the database match ``plan`` in one transaction; see the module doc."""
+def _kept_secret(
+    index: int, spec: DeviceSpec, dev: Device | None, keep_passwords: bool
+) -> dict[str, Any] | None:
+    """The stored realm and HA1s a sip device without a password keeps (None: it
+    has a password, or is not sip); PlanError when there is nothing to keep."""
+    if spec.protocol != "sip" or spec.password is not None:
+        return None
+    if keep_passwords and dev is not None and dev.protocol == "sip" and dev.ha1_md5:
+        return {"realm": dev.realm, "ha1_md5": dev.ha1_md5, "ha1_sha256": dev.ha1_sha256}
+    what = "a new sip device" if keep_passwords else "a sip device"
+    raise PlanError(
+        "plan",
+        [(f"devices[{index}] ({spec.name})", f"{what} needs a password (its digest secret)")],
+    )
+
+
+def apply_plan(
+    engine: Engine,
+    plan: PlanSpec,
+    realm: str,
+    *,
+    prune: bool = True,
+    keep_passwords: bool = False,
+) -> PlanReport:
+    """Make the database match ``plan`` in one transaction; see the module doc.
+
+    ``keep_passwords``: a sip device whose spec has no password keeps its
+    stored realm and HA1s, a trunk whose spec has password "" its stored
+    password (a plan from ``offhook.db.plan_export`` or the web API, which
+    never show passwords). A sip device without a password and nothing
+    stored to keep raises :class:`~offhook.db.plan_check.PlanError` (nothing
+    written).
+    """
     created = updated = unchanged = deleted = 0
     with Session(engine) as session, session.begin():
         meta = _lock_version(session)
@@ -225,8 +257,11 @@ def apply_plan(engine: Engine, plan: PlanSpec, realm: str, *, prune: bool = True
             ).all()
         }
         now = utcnow()
-        for spec in plan.devices:
+        for index, spec in enumerate(plan.devices):
             want = _desired(spec, realm)
+            kept = _kept_secret(index, spec, existing.get(spec.name), keep_passwords)
+            if kept is not None:
+                want.update(kept)
             dev = existing.pop(spec.name, None)
             if dev is None:
                 dev = Device(name=spec.name, created_at=now, updated_at=now, **want)
@@ -273,7 +308,13 @@ def apply_plan(engine: Engine, plan: PlanSpec, realm: str, *, prune: bool = True
                 session.delete(dev)
                 deleted += 1
         session.flush()
-        counts = _sync_dialplan(session, plan, prune)
+        trunk_secrets: dict[str, str] = {}
+        if keep_passwords:
+            trunk_secrets = {
+                name: password
+                for name, password in session.execute(select(TrunkRow.name, TrunkRow.password))
+            }
+        counts = _sync_dialplan(session, plan, prune, trunk_secrets)
         dialplan = (
             sum(c[0] for c in counts),
             sum(c[1] for c in counts),
@@ -361,8 +402,11 @@ def _sync(
 
 
 def _sync_dialplan(
-    session: Session, plan: PlanSpec, prune: bool
+    session: Session, plan: PlanSpec, prune: bool, trunk_secrets: dict[str, str]
 ) -> list[tuple[int, int, int, int]]:
+    """The dial plan's rows; ``trunk_secrets``: the stored password of each trunk
+    whose spec has none (``keep_passwords``), by name."""
+
     def tf(spec: TransformSpec) -> dict[str, Any]:
         return dict(transform_to_json(spec.to_model()))
 
@@ -408,7 +452,7 @@ def _sync_dialplan(
                         "css": t.css,
                         "max_calls": t.max_calls,
                         "username": t.username,
-                        "password": t.password,
+                        "password": t.password or trunk_secrets.get(t.name, ""),
                         "register": t.register_,
                         "options_ping": float(t.options_ping),
                         "inbound_addresses": list(t.inbound_addresses),

@@ -118,11 +118,16 @@ def _location(loc: tuple[int | str, ...], raw: Any) -> str:
     return out
 
 
-def parse_plan(data: Any, source: str, base: Path | None = None) -> PlanSpec:
+def parse_plan(
+    data: Any, source: str, base: Path | None = None, *, require_passwords: bool = False
+) -> PlanSpec:
     """Validate already-parsed YAML data; raise :class:`PlanError` on any problem.
 
     ``base`` is the directory relative music on hold files are read from (the
-    plan file's; the current directory when None).
+    plan file's; the current directory when None). ``require_passwords``: a
+    sip device without a password is a problem (a plan file for ``offhook
+    load``); without it, such a device keeps its stored secret when applied
+    with ``keep_passwords`` (an exported or API-edited plan).
     """
     if data is None:
         raise PlanError(source, [("", "the plan is empty (write `devices: []` to remove all)")])
@@ -143,6 +148,10 @@ def parse_plan(data: Any, source: str, base: Path | None = None) -> PlanSpec:
                 msg = "required key missing"
             problems.append((_location(loc, data), msg))
         raise PlanError(source, problems) from None
+    if require_passwords:
+        missing = sip_without_password(plan)
+        if missing:
+            raise PlanError(source, missing)
     problems = _references(plan)
     if not problems:
         problems = _compile(plan)
@@ -151,6 +160,15 @@ def parse_plan(data: Any, source: str, base: Path | None = None) -> PlanSpec:
     if problems:
         raise PlanError(source, problems)
     return plan.model_copy(update={"moh_sources": sources})
+
+
+def sip_without_password(plan: PlanSpec) -> list[tuple[str, str]]:
+    """A problem for each sip device of ``plan`` that has no password."""
+    return [
+        (f"devices[{i}] ({d.name})", "a sip device needs a password (its digest secret)")
+        for i, d in enumerate(plan.devices)
+        if d.protocol == "sip" and d.password is None
+    ]
 
 
 def _unique(

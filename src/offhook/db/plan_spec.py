@@ -13,7 +13,7 @@ Format (grows with later capabilities)::
     devices:
       - name: alice            # SIP digest user name
         protocol: sip          # sip | sccp
-        password: alice-Secret-1   # required for sip; stored as HA1 only
+        password: alice-Secret-1   # sip: stored as HA1 only (see below)
         description: ""        # optional
         css: ""                # optional calling search space
         max_calls: 4           # optional; concurrent calls, 0 = no limit (gateways)
@@ -121,6 +121,12 @@ there. The coverage sections' models are ``offhook.db.plan_coverage``'s.
 
 A transformation is ``{discard, replace, mask, prefix, presentation}`` (all
 optional; see ``offhook.core.dialplan.model.Transform``).
+
+A sip device needs a password in a plan file (``offhook load``; see
+``plan_check.parse_plan``'s ``require_passwords``). A plan exported from the
+database (``offhook.db.plan_export``) has no passwords, device or trunk: applied
+with ``keep_passwords`` (``plan_apply.apply_plan``), a device or trunk without
+one keeps its stored secret.
 
 Trunk passwords are stored as given (offhook needs the clear secret to
 answer a carrier's digest challenge): a known limitation, to be encrypted at
@@ -388,8 +394,7 @@ class DeviceSpec(Spec):
 
     @model_validator(mode="after")
     def _check(self) -> DeviceSpec:
-        if self.protocol == "sip" and self.password is None:
-            raise ValueError("a sip device needs a password (its digest secret)")
+        # A sip device without a password is plan_check's (require_passwords).
         seen: set[str] = set()
         for line in self.lines:
             if line.dn in seen:

@@ -104,22 +104,33 @@ def _load_yaml(text: bytes | str, source: str) -> Any:
             loader.dispose()
 
 
-def parse_plan_text(text: bytes | str, source: str, base: Path | None = None) -> PlanSpec:
+def parse_plan_text(
+    text: bytes | str,
+    source: str,
+    base: Path | None = None,
+    *,
+    require_passwords: bool = False,
+) -> PlanSpec:
     """Validate a plan given as YAML text; raise :class:`PlanError` on any problem.
 
-    ``base``: the directory relative music on hold files are read from.
+    ``base``: the directory relative music on hold files are read from;
+    ``require_passwords``: see :func:`~offhook.db.plan_check.parse_plan`.
     """
     if len(text) > MAX_PLAN_BYTES:
         raise PlanError(source, [("", f"larger than {MAX_PLAN_BYTES} bytes")])
-    return parse_plan(_load_yaml(text, source), source, base)
+    return parse_plan(_load_yaml(text, source), source, base, require_passwords=require_passwords)
 
 
-def read_plan(path: Path) -> PlanSpec:
-    """Read and validate a YAML plan file (music on hold files relative to its directory)."""
+def read_plan(path: Path, *, require_passwords: bool = True) -> PlanSpec:
+    """Read and validate a YAML plan file (music on hold files relative to its directory).
+
+    A sip device needs its password unless ``require_passwords`` is False
+    (a file to be applied with ``keep_passwords``).
+    """
     source = str(path)
     try:
         with Path(path).open("rb") as fh:
             text = fh.read(MAX_PLAN_BYTES + 1)
     except OSError as exc:
         raise PlanError(source, [("", f"cannot read ({exc.strerror})")]) from None
-    return parse_plan_text(text, source, Path(path).parent)
+    return parse_plan_text(text, source, Path(path).parent, require_passwords=require_passwords)

@@ -26,7 +26,7 @@ def good(**extra: Any) -> dict[str, Any]:
 
 def problems(data: Any) -> list[tuple[str, str]]:
     with pytest.raises(PlanError) as info:
-        parse_plan(data, "plan.yaml")
+        parse_plan(data, "plan.yaml", require_passwords=True)
     assert str(info.value).startswith("plan.yaml: ")
     return info.value.problems
 
@@ -82,6 +82,15 @@ def test_sip_needs_password() -> None:
     del dev["password"]
     found = problems({"devices": [good(), dev]})
     assert found == [("devices[1] (bob)", "a sip device needs a password (its digest secret)")]
+
+
+def test_sip_password_optional_for_an_exported_plan() -> None:
+    """Without require_passwords (an exported or API-edited plan) the device keeps
+    its stored secret when applied with keep_passwords (test_plan_export)."""
+    dev = good(name="bob")
+    del dev["password"]
+    plan = parse_plan({"devices": [good(), dev]}, "export")
+    assert plan.devices[1].password is None
 
 
 def test_missing_name() -> None:

@@ -13,7 +13,7 @@ frames over asyncio/uvloop, each phone on its own source address in
    default), at most ``--window`` registrations in flight per load process;
    phones registered per second = N / (last registered - first connect);
 3. **all connected**: the clients' count and the node's own
-   (``GET /status`` on the admin endpoint: ``sccp.registered``);
+   (the ``status`` op of its control endpoint: ``sccp.registered``);
 4. **keepalive load**: ``--idle`` seconds with every phone sending a
    KeepAlive each interval; node CPU % and RSS, CPU µs per keepalive and
    bytes of RSS per phone (RSS now minus the baseline, over N);
@@ -54,7 +54,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -68,6 +67,7 @@ sys.path.insert(0, str(HERE))
 
 from sccp_load import device_name, worker_main  # noqa: E402
 
+from offhook.ris.control import ControlError, request_at  # noqa: E402
 from support.ports import HOST  # noqa: E402
 
 RESULTS = HERE / "results"
@@ -117,19 +117,18 @@ def listen_overflows() -> int:
 
 
 def fetch_status(port: int, timeout: float = 60.0) -> dict[str, Any]:
-    """The node's ``GET /status`` (what ``offhook status --json`` prints).
+    """The node's ``status`` over its control endpoint (what ``offhook status --json`` prints).
 
-    Retried until ``timeout``: the admin endpoint starts a moment after SIP answers.
+    Retried until ``timeout``: the control endpoint starts a moment after SIP answers.
     """
     deadline = time.monotonic() + timeout
     while True:
         try:
-            with urllib.request.urlopen(f"http://{HOST}:{port}/status", timeout=timeout) as r:
-                data: dict[str, Any] = json.loads(r.read())
+            data: dict[str, Any] = request_at(HOST, port, "status", timeout=timeout)
             return data
-        except (OSError, ValueError) as exc:  # URLError is an OSError
+        except (OSError, ControlError) as exc:  # NodeUnavailable is an OSError
             if time.monotonic() > deadline:
-                raise BenchError(f"no answer from the node's admin endpoint: {exc}") from exc
+                raise BenchError(f"no answer from the node's control endpoint: {exc}") from exc
             time.sleep(0.2)
 
 

@@ -23,7 +23,7 @@ real ``offhook serve`` on loopback (free ports, default defences):
   registering, truncated frames), TFTP (traversal names, bad modes and
   options, WRQ, stray DATA/ACK/ERROR, junk, oversize datagrams), HTTP
   provisioning (traversal, junk, bodies, huge heads, TLS and HTTP/2
-  preambles, idle connections) and the admin endpoint (refused by its
+  preambles, idle connections) and the control endpoint ([admin], junk JSON lines; refused by its
   allow-list: it is loopback-only by default).
 
 With ``--dual-stack`` every listener of the node (SIP, SCCP, TFTP, HTTP,

@@ -157,6 +157,22 @@ class Flood:
             ]
         )
 
+    def control_payload(self) -> bytes:
+        """Junk for the node's control endpoint (JSON lines; refused unless from loopback)."""
+        r = self.rng
+        return r.choice(
+            [
+                b'{"op": "status"}\n',
+                b'{"op": "no_such_op"}\n{"op": "dnd", "device": 7}\n',
+                b'{"op": "forward_all", "device": "x", "dn": "1", "destination": null}\n',
+                b'{"op": "status", "x": ' + b"[" * 5000 + b"\n",
+                b'{"op": "status", "x": "' + b"a" * 70000 + b'"}\n',
+                b'{"op": "sta',  # never finished: the handshake timeout closes it
+                b"GET /status HTTP/1.0\r\n\r\n",
+                r.randbytes(r.randint(1, 3000)),
+            ]
+        )
+
     def ipv6(self, kind: str) -> bool:
         """Whether this operation goes over IPv6 (``--dual-stack``); counted."""
         if self.cfg.ipv6 <= 0 or self.rng.random() >= self.cfg.ipv6:
@@ -239,7 +255,7 @@ class Flood:
             "sip_tcp": (cfg.sip, self.sip_payload("TCP")),
             "sccp": (cfg.sccp, self.sccp_payload()),
             "http": (cfg.http, self.http_payload()),
-            "admin": (cfg.admin, self.http_payload()),
+            "admin": (cfg.admin, self.control_payload()),
         }[kind]
         v6 = self.ipv6(kind)
         task = asyncio.ensure_future(self.connection(kind, port, data, v6))

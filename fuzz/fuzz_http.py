@@ -1,8 +1,9 @@
-"""atheris fuzz target for the two HTTP request parsers: provisioning (6970) and admin.
+"""atheris fuzz target for the provisioning HTTP request parser (6970).
 
 ``offhook.tftp.http.HttpFileServer`` (what phones fetch their cnf.xml and
-firmware with) and ``offhook.ris.admin.AdminServer`` (``GET /status``) read a
-request head from a peer and answer it. Each input is one connection: its
+firmware with) reads a request head from a peer and answers it (the node's
+control endpoint, which was HTTP too, speaks JSON lines now:
+``fuzz_control.py``). Each input is one connection: its
 bytes are fed to a real ``asyncio.StreamReader`` (then EOF) and the server's
 connection callback runs to the end against an in-memory writer. Invariant:
 
@@ -14,9 +15,9 @@ connection callback runs to the end against an in-memory writer. Invariant:
 - provisioning serves only files under its root or generated ones: a file
   beside the root (``../secret``) never leaks, whatever the path encoding.
 
-The first byte picks the server, the second the peer's source address (the
-rate limiter is per source; a fresh server per input keeps inputs
-independent). Seeds: ``fuzz/corpus/fuzz_http``.
+The first byte is not used (it picked the server when there were two; the
+seeds keep it), the second is the peer's source address (the rate limiter
+is per source; a fresh server per input keeps inputs independent). Seeds: ``fuzz/corpus/fuzz_http``.
 
     python fuzz/fuzz_http.py -max_total_time=60 -max_len=8192 fuzz/corpus/fuzz_http
 """
@@ -36,7 +37,6 @@ import atheris
 
 with atheris.instrument_imports():
     from offhook.core.directory import DeviceInfo, LineInfo, PlanSnapshot
-    from offhook.ris.admin import AdminServer
     from offhook.tftp.files import FileSource
     from offhook.tftp.http import HttpFileServer, HttpLimits
     from offhook.tftp.provision import CnfSettings, ProvisioningFiles
@@ -155,16 +155,10 @@ def test_one_input(data: bytes) -> None:
     peer = (f"127.0.{data[1] >> 4}.{data[1] & 15 or 1}", 40000 + data[1])
     request = data[2:]
     loop = asyncio.get_event_loop()
-    if data[0] % 2 == 0:
-        server = HttpFileServer(_SOURCE, limits=_LIMITS, allow=lambda host: True)
-        writer = loop.run_until_complete(
-            _connection(server._handle, request, peer, _LIMITS.max_head)
-        )
-        if SECRET in writer.out:
-            raise AssertionError("served a file outside the root")
-    else:
-        admin = AdminServer({"/status": lambda: {"ok": True}}, allow=lambda host: True)
-        writer = loop.run_until_complete(_connection(admin._handle, request, peer, 4096))
+    server = HttpFileServer(_SOURCE, limits=_LIMITS, allow=lambda host: True)
+    writer = loop.run_until_complete(_connection(server._handle, request, peer, _LIMITS.max_head))
+    if SECRET in writer.out:
+        raise AssertionError("served a file outside the root")
     if not writer.closed:
         raise AssertionError("connection left open")
     if writer.out:

@@ -6,14 +6,16 @@ the core call engine and its event bus, the SIP stack (transport,
 transaction layer, registrar, digest, endpoint), the SCCP listener for
 Cisco phones (``sccp.aio``, its handler ``sccp.endpoint``), phone provisioning
 (``tftp.provision``: TFTP and HTTP serving the plan's cnf.xml files) and the
-local admin endpoint that ``offhook status`` reads. Nothing else constructs these.
+local control endpoint (``ris.control`` on ``[admin]``, its ops in
+``node_control``: ``offhook status`` and the web process ask it for live
+state and live commands). Nothing else constructs these.
 Trunk supervision (``sip.trunks.TrunkMonitor``: OPTIONS pings, trunk
 registration) is fed the plan's trunks at start and on every reload; the
 engine asks it whether a trunk is up before offering it a call.
 
 The SCCP side (the listener, its handler, auto-registered phones:
 :class:`node_sccp.AutoDevices`) is wired in ``node_sccp``; ``offhook
-status`` reads the admin endpoint through ``ris.status_view``.
+status`` reads the control endpoint through ``ris.status_view``.
 
 Off the hot path: the plan snapshot is reloaded when the database's
 ``plan_version`` changes (polled once a second in a worker thread), and
@@ -56,11 +58,12 @@ from offhook.net.authguard import AuthGuard, AuthPolicy, PeerGate
 from offhook.net.bindings import describe
 from offhook.net.counters import RejectionCounters
 from offhook.net.guard import ListenerLimits
+from offhook.node_control import control_ops
 from offhook.node_media import MediaPlane, start_media
 from offhook.node_sccp import AutoDevices, start_sccp
 from offhook.node_sccp import with_auto_registrations as with_auto_registrations  # for the CLI
 from offhook.node_sip import start_sip_events
-from offhook.ris.admin import AdminServer
+from offhook.ris.control import ControlServer
 from offhook.ris.status_view import print_status as print_status  # ``offhook status``
 from offhook.sccp.aio import SccpListener
 from offhook.sip.aio import SipTransport, TransportLimits
@@ -491,10 +494,10 @@ async def run(
             "subscriptions": sip_events.status(),
         }
 
-    admin: AdminServer | None = None
+    admin: ControlServer | None = None
     if settings.admin.enabled:
-        admin = AdminServer(
-            {"/status": status},
+        admin = ControlServer(
+            control_ops(engine, status),
             allow=AllowList(settings.admin.allow).allows,
             reject=lambda reason, peer: counters.increment("admin", reason),
             limits=ListenerLimits.of(settings.admin),
@@ -507,7 +510,9 @@ async def run(
                 exc.errno, f"the admin endpoint cannot listen on {where} ({exc.strerror or exc})"
             ) from exc
         log.info(
-            "admin endpoint on %s (GET /status)", describe(settings.admin.listen, node.admin_port)
+            "admin endpoint on %s (control: %s)",
+            describe(settings.admin.listen, node.admin_port),
+            ", ".join(sorted(admin.handlers)),
         )
 
     async def poll_plan() -> None:

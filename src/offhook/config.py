@@ -243,27 +243,29 @@ class SipSettings(ListenerSettings):
 
 
 class AdminSettings(ListenerSettings):
-    """[admin] the local JSON status endpoint ``offhook status`` reads.
+    """[admin] the node's local control endpoint (``offhook status``, the web process).
 
-    Defence defaults: ``allow`` loopback only (the advisory's lesson: an
-    admin service never faces the network by default); ``max_message`` 4096
-    bytes of request head (``GET /status`` needs < 200); ``handshake_timeout``
-    5 s to send the request, ``idle_timeout`` 10 s to take the answer; 32
-    connections, 8 from one address; 10 requests a second per source, burst
-    20 (a person or a monitoring scraper, not a flood).
+    JSON lines over TCP (``ris.control``). Defence defaults: ``allow``
+    loopback only (the advisory's lesson: an admin service never faces the
+    network by default); ``max_message`` 65536 bytes of one request line;
+    ``handshake_timeout`` 5 s to send the first request, ``idle_timeout``
+    10 s for each later one and to take an answer; 32 connections, 8 from
+    one address; 50 requests a second per source, burst 100 (a person, a
+    monitoring scraper and the web process with its dashboards, not a
+    flood; a source over it is read more slowly).
     """
 
     enabled: bool = True
     listen: list[str] = Field(default_factory=lambda: ["127.0.0.1"])
     port: int = Field(default=5099, ge=0, le=65535)
     allow: list[str] = Field(default_factory=lambda: list(LOOPBACK))
-    max_message: int = Field(default=4096, ge=256, le=65536)
+    max_message: int = Field(default=65536, ge=256, le=1 << 20)
     idle_timeout: float = Field(default=10.0, gt=0, le=3600)
     handshake_timeout: float = Field(default=5.0, gt=0, le=3600)
     max_connections: int = Field(default=32, ge=1, le=100_000)
     max_connections_per_source: int = Field(default=8, ge=1, le=100_000)
-    rate_per_source: float = Field(default=10.0, gt=0)
-    rate_burst: float = Field(default=20.0, ge=1)
+    rate_per_source: float = Field(default=50.0, gt=0)
+    rate_burst: float = Field(default=100.0, ge=1)
 
 
 class SccpSettings(ListenerSettings):

@@ -20,8 +20,6 @@ around the scenario and the shutdown).
 from __future__ import annotations
 
 import asyncio
-import json
-import urllib.request
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +43,7 @@ from offhook.config import (
 from offhook.db.cdr import CdrRepository, CdrRow
 from offhook.db.engine import create_engine_for
 from offhook.db.plan import load_plan
+from offhook.ris.control import ControlClient
 from offhook.sip.message import SipMessage, SipRequest, SipResponse
 from support.ports import free_port
 
@@ -118,14 +117,13 @@ class Ctx:
         return client
 
     async def status(self) -> dict[str, Any]:
-        url = f"http://{HOST}:{self.node.admin_port}/status"
-
-        def get() -> dict[str, Any]:
-            with urllib.request.urlopen(url, timeout=3.0) as resp:
-                data: dict[str, Any] = json.loads(resp.read())
-            return data
-
-        return await asyncio.to_thread(get)
+        """The node's ``status`` over its control endpoint (what ``offhook status`` shows)."""
+        client = ControlClient(HOST, self.node.admin_port, timeout=3.0)
+        try:
+            data: dict[str, Any] = await client.request("status")
+        finally:
+            await client.close()
+        return data
 
 
 @dataclass

@@ -36,6 +36,7 @@ from typing import Any
 
 import pytest
 
+from offhook.ris.control import request_at
 from offhook.sccp.messages import CallState, OpenReceiveChannel, SetRinger, StartMediaTransmission
 from offhook.sccp.ui import RingMode
 from support.ports import HOST, HOST6
@@ -259,7 +260,6 @@ def test_status_over_an_admin_list(tmp_path: Path) -> None:
     with OffhookServer(tmp_path, PLAN, extra_config=config) as server:
         assert server.status()["sccp"]["port"] == server.sccp_port
         for host in (HOST, HOST6):
-            code, body = http_get(host, server.admin_port, "/status")
-            assert code == 200 and json.loads(body)["plan_version"] >= 1
+            assert request_at(host, server.admin_port, "status")["plan_version"] >= 1
         log = server.log()
         assert f"admin endpoint on [::1]:{server.admin_port}, {HOST}:{server.admin_port}" in log

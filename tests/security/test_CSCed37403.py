@@ -4,7 +4,7 @@ CallManager 3.3-4.1 did not time out its RIS data collector's sockets: idle
 and half-closed connections stayed in CLOSE_WAIT and held non-paged memory
 until the server fell over. Here a real ``offhook serve`` (small timeouts,
 connection caps large enough for the test) gets, on every TCP listener
-(SIP over TCP, SCCP, provisioning HTTP, the admin endpoint), 2,000
+(SIP over TCP, SCCP, provisioning HTTP, the node's control endpoint), 2,000
 connections at once from one source:
 
 - idle ones that never send a byte,
@@ -125,8 +125,8 @@ LISTENERS = [
     Listener(
         "admin",
         "admin_port",
-        b"GET /status HTTP/1.0\r\nHost",
-        b"GET /nothing-here HTTP/1.0\r\n\r\n",
+        b'{"op": "sta',
+        b'{"op": "nothing_here"}\n',  # answered (an error), the connection stays
         max(HANDSHAKE, IDLE),
     ),
 ]

@@ -12,8 +12,9 @@ the datagram or stream:
   of the datagram, and datagrams over ``max_message``;
 - TFTP: oversize datagrams, and options with values out of range (blksize
   0 and above 65464, tsize and timeout absurd);
-- provisioning HTTP and the admin endpoint: Content-Length on a GET, and a
-  request head larger than ``max_message``.
+- provisioning HTTP: Content-Length on a GET, and a request head larger
+  than ``max_message``; the node's control endpoint (``[admin]``, JSON
+  lines): a line longer than ``max_message``.
 
 The connection is closed or the message rejected (SIP answers 400, 413 or
 513 as RFC 3261 §18.3, §21.4.11 and §21.5.14 say), and memory stays bounded
@@ -44,7 +45,7 @@ from offhook.common.errors import ParseError
 from offhook.common.location import MemoryLocationStore
 from offhook.net.guard import ListenerLimits
 from offhook.net.listen import BindSpec
-from offhook.ris.admin import AdminServer
+from offhook.ris.control_codec import BadRequest, LineBuffer, LineTooLong, parse_request
 from offhook.sccp.aio import SccpLimits, SccpListener
 from offhook.sccp.codec import SccpFramer
 from offhook.sccp.connection import PhoneConnection
@@ -405,23 +406,22 @@ def test_listener_objects_bound_what_crafted_lengths_cost(tmp_path: Path) -> Non
         results["TFTP listener"] = await ameasure(tftp_request)
         assert set(tftp_rejects) == {"oversize"} and tftp.active_transfers == 0
 
-        admin = AdminServer({}, lambda host: True, limits=ListenerLimits(max_message=MAX))
-
-        def admin_head(i: int) -> None:
-            reader = asyncio.StreamReader(limit=MAX * 2)
-            reader.feed_data(b"GET /status HTTP/1.0\r\nX: " + b"a" * (MAX + i % 64))
-            reader.feed_eof()
-            coro = admin._read_head(reader)
+        def admin_line(i: int) -> None:
+            lines = LineBuffer(MAX)
             try:
-                coro.send(None)
-            except StopIteration:
-                raise AssertionError("an oversize head was accepted") from None
-            except Exception as exc:
-                assert type(exc).__name__ == "_HeadTooLarge"
-            finally:
-                coro.close()
+                lines.feed(b'{"op": "status", "x": "' + b"a" * (MAX + i % 64))
+            except LineTooLong:
+                assert lines.buffered == 0
+            else:
+                raise AssertionError("an oversize line was accepted")
+            try:
+                parse_request(b'{"op": "status", "x": ' + b"[" * (200 + i % 64))
+            except BadRequest:
+                pass
+            else:
+                raise AssertionError("a malformed line was accepted")
 
-        results["admin listener"] = await ameasure(admin_head)
+        results["admin (control) listener"] = await ameasure(admin_line)
 
     asyncio.run(main())
     for what, (peak, retained) in results.items():
@@ -555,9 +555,10 @@ def test_real_node_closes_or_rejects_each_crafted_length(node: OffhookServer) ->
         assert line.startswith(b"HTTP/1.1 413"), (length, line)
     head = b"GET /XMLDefault.cnf.xml HTTP/1.1\r\nX: " + b"a" * HTTP_MAX + b"\r\n\r\n"
     assert _status_line(_exchange_tcp(node.tftp_http_port, head)).startswith(b"HTTP/1.1 431")
-    # Admin endpoint: a head over max_message is 431, and closed.
-    head = b"GET /status HTTP/1.0\r\nX: " + b"a" * MAX + b"\r\n\r\n"
-    assert _status_line(_exchange_tcp(node.admin_port, head)).startswith(b"HTTP/1.0 431")
+    # The control endpoint: a line over max_message is answered with an error, and closed.
+    line = b'{"op": "status", "x": "' + b"a" * MAX + b'"}\n'
+    answer = _exchange_tcp(node.admin_port, line)
+    assert answer == b'{"ok":false,"error":"line longer than %d bytes"}\n' % MAX, answer
 
     rejections = node.status()["counters"]["rejections"]
     assert rejections["sccp"]["framing"] >= 4
@@ -594,7 +595,7 @@ def test_real_node_memory_stays_bounded_over_10000_crafted_frames(node: OffhookS
         else b"GET /x HTTP/1.1\r\nX: " + b"a" * (HTTP_MAX + 1) + b"\r\n\r\n"
         for i in range(1000)
     ]
-    admin = [b"GET /status HTTP/1.0\r\nX: " + b"a" * (MAX + 1) for _ in range(500)]
+    admin = [b'{"op": "status", "x": "' + b"a" * (MAX + 1) for _ in range(500)]
     total = sum(map(len, (sip_udp, sip_tcp, sccp, tftp, http, admin)))
     assert total == FRAMES
 

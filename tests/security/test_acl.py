@@ -128,7 +128,7 @@ def test_outsider_gets_no_answer_and_leaves_no_state(node: OffhookServer) -> Non
             _tcp_answer(OUTSIDER, node.tftp_http_port, b"GET /XMLDefault.cnf.xml HTTP/1.1\r\n\r\n")
             == b""
         )
-        assert _tcp_answer(OUTSIDER, node.admin_port, b"GET /status HTTP/1.0\r\n\r\n") == b""
+        assert _tcp_answer(OUTSIDER, node.admin_port, b'{"op": "status"}\n') == b""
 
     after = node.status()
     refused = after["counters"]["rejections"]

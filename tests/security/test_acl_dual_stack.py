@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import http.client
 import json
 import select
 import socket
@@ -34,6 +33,7 @@ from typing import Any
 
 import pytest
 
+from offhook.ris.control import request_at
 from offhook.tftp.protocol import Data, Error, ErrorCode, OAck, Opcode, Request, parse_packet
 from support.netprobe import received_before_close
 from support.ports import HOST, HOST6
@@ -89,16 +89,9 @@ def tcp_answer(host: str, port: int, data: bytes) -> bytes | None:
 
 
 def status_over(host: str, port: int) -> dict[str, Any]:
-    """GET /status of the admin endpoint from ``host`` (IPv4 arrives mapped on ``::``)."""
-    conn = http.client.HTTPConnection(host, port, timeout=10)
-    try:
-        conn.request("GET", "/status")
-        resp = conn.getresponse()
-        assert resp.status == 200
-        data: dict[str, Any] = json.loads(resp.read())
-        return data
-    finally:
-        conn.close()
+    """The ``status`` op of the control endpoint from ``host`` (IPv4 arrives mapped on ``::``)."""
+    data: dict[str, Any] = request_at(host, port, "status", timeout=10)
+    return data
 
 
 def tables(status: dict[str, Any]) -> dict[str, Any]:
@@ -125,7 +118,7 @@ def refused_everywhere(node: OffhookServer, outsider: str, insider: str) -> None
         assert tcp_answer(outsider, node.sccp_port, SCCP_REGISTER) == b""
         get = f"GET /{PHONE}.cnf.xml HTTP/1.1\r\n\r\n".encode()
         assert tcp_answer(outsider, node.tftp_http_port, get) == b""
-        assert tcp_answer(outsider, node.admin_port, b"GET /status HTTP/1.0\r\n\r\n") == b""
+        assert tcp_answer(outsider, node.admin_port, b'{"op": "status"}\n') == b""
     after = status_over(insider, node.admin_port)
     refused, earlier = after["counters"]["rejections"], before["counters"]["rejections"]
     for name in LISTENERS:

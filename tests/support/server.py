@@ -1,14 +1,20 @@
 """Run a real ``offhook serve`` as a subprocess for integration/interop tests.
 
 :class:`OffhookServer` writes a TOML config in a temporary directory (SQLite
-database there, SIP on a loopback port free on both UDP and TCP, the admin
-endpoint on another free port, SCCP on a free TCP port, TFTP and its HTTP
+database there, SIP on a loopback port free on both UDP and TCP, the node's
+control endpoint (``[admin]``) on another free port, SCCP on a free TCP port,
+the web process's port (``[web]``, off unless ``web=True``), TFTP and its HTTP
 twin on free ports of their own with ``tftproot/`` there as the root, so
 that nodes never collide or need root for port 69), imports a plan with
 ``offhook load``, starts ``offhook serve --config FILE``, waits until it
 answers a SIP OPTIONS over UDP, and on exit stops it (SIGTERM, then
 SIGKILL). Its log goes to a file; on stop the tail is printed, which pytest
-shows only for a failed test.
+shows only for a failed test. ``control(op, **args)`` asks the node's control
+endpoint directly (``ris.control``); ``status()`` goes through the CLI.
+
+``web=True`` enables ``[web]``: ``offhook serve`` then runs the web process
+as its child on ``web_port``, and ``start`` also waits until that port
+accepts connections.
 
 ``listen`` (an address or a list, as the settings take it: ``"::"``,
 ``["127.0.0.1", "::1"]``) moves every listener (SIP, SCCP, TFTP, HTTP,
@@ -43,6 +49,7 @@ from typing import Any
 
 import yaml
 
+from offhook.ris.control import request_at
 from support.ports import HOST, HOST6, RELAY_PORTS, free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -146,11 +153,14 @@ class OffhookServer:
         env: dict[str, str] | None = None,
         log_level: str | None = None,
         listen: str | Sequence[str] | None = None,
+        web: bool = False,
     ) -> None:
         self.dir = Path(workdir) / f"offhook-{uuid.uuid4().hex[:6]}"
         self.dir.mkdir(parents=True)
         self.sip_port = free_port()
         self.admin_port = free_port()
+        self.web_port = free_port()  # TCP
+        self.web = web
         self.sccp_port = free_port()  # TCP
         self.tftp_port = free_port()  # UDP
         self.tftp_http_port = free_port()  # TCP
@@ -173,6 +183,7 @@ class OffhookServer:
                 "realm": realm,
             },
             "admin": {"listen": where, "port": self.admin_port},
+            "web": {"enabled": web, "listen": where, "port": self.web_port, "allow": allow},
             "sccp": {"listen": where, "port": self.sccp_port, "allow": allow},
             "tftp": {
                 "listen": where,
@@ -187,6 +198,9 @@ class OffhookServer:
             sections.setdefault(name, {}).update(keys)
         self.sip_host = loopback_of(sections["sip"]["listen"])
         """A loopback address the SIP listener serves (where the start-up OPTIONS goes)."""
+        self.admin_host = loopback_of(sections["admin"]["listen"])
+        self.web_host = loopback_of(sections["web"]["listen"])
+        self.web = bool(sections["web"]["enabled"])
         self.config_path.write_text(dump_toml(sections))
         base = {k: v for k, v in os.environ.items() if not k.startswith("OFFHOOK_")}
         if "OFFHOOK_TEST_LOG_LEVEL" in os.environ:  # e.g. debug, to see every SIP message
@@ -231,6 +245,29 @@ class OffhookServer:
         """``offhook status --json`` parsed."""
         return json.loads(self.run_cli("status", "--json", check=True).stdout)
 
+    def control(self, op: str, timeout: float = 10.0, **args: Any) -> Any:
+        """One request to the node's control endpoint; its result (``ControlError`` if refused)."""
+        return request_at(self.admin_host, self.admin_port, op, timeout=timeout, **args)
+
+    @property
+    def web_url(self) -> str:
+        host = f"[{self.web_host}]" if ":" in self.web_host else self.web_host
+        return f"http://{host}:{self.web_port}"
+
+    def wait_web(self, timeout: float = 60.0) -> None:
+        """Until the web process accepts connections on ``web_port``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise ServerError(f"offhook serve exited:\n{self.log_tail()}")
+            with contextlib.suppress(OSError):
+                socket.create_connection((self.web_host, self.web_port), timeout=1).close()
+                return
+            time.sleep(0.1)
+        raise ServerError(
+            f"the web process did not listen on {self.web_port} in {timeout}s:\n{self.log_tail()}"
+        )
+
     def wait_cdr(
         self,
         predicate: Callable[[dict[str, str]], bool] = lambda row: True,
@@ -271,6 +308,8 @@ class OffhookServer:
                     f"{self.log_tail()}"
                 )
             if sip_options_ping(self.sip_port, self.sip_host) is not None:
+                if self.web:
+                    self.wait_web(max(5.0, deadline - time.monotonic()))
                 return self
             time.sleep(0.1)
         self.stop()

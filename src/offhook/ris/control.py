@@ -96,8 +96,8 @@ def default_limits() -> ListenerLimits:
         handshake_timeout=5.0,
         max_connections=32,
         max_connections_per_source=8,
-        rate_per_source=10.0,
-        rate_burst=20.0,
+        rate_per_source=50.0,
+        rate_burst=100.0,
     )
 
 

@@ -1,7 +1,8 @@
-"""``offhook status``: ask the running node over its admin endpoint and show the answer.
+"""``offhook status``: ask the running node over its control endpoint and show the answer.
 
-``fetch_status`` reads ``GET /status`` from ``[admin] listen``:``port`` (the
-first address; a wildcard means this machine's loopback of its family);
+``fetch_status`` asks the ``status`` op of the node's control endpoint
+(``ris.control`` on ``[admin] listen``:``port``: the first address; a
+wildcard means this machine's loopback of its family);
 ``print_status`` prints it as JSON or as tables (registrations, calls,
 trunks, provisioning, failed logins, the listeners' open connections and
 tracked sources, the media bridge and every rejection counter).
@@ -11,34 +12,26 @@ from __future__ import annotations
 
 import json
 import sys
-import urllib.error
-import urllib.request
 from typing import Any
 
-from offhook.common.addr import host_port, is_wildcard
 from offhook.config import Settings
-from offhook.net.bindings import describe
+from offhook.ris.control import ControlError, NodeUnavailable, control_request
 
 
 def fetch_status(settings: Settings, timeout: float = 5.0) -> dict[str, Any]:
-    host = settings.admin.listen[0]
-    if is_wildcard(host):
-        host = "::1" if ":" in host else "127.0.0.1"
-    url = f"http://{host_port(host.split('%', 1)[0], settings.admin.port)}/status"
-    with urllib.request.urlopen(url, timeout=timeout) as resp:
-        data: dict[str, Any] = json.loads(resp.read())
+    """The node's ``status`` (``NodeUnavailable`` when none answers)."""
+    data = control_request(settings, "status", timeout=timeout)
+    if not isinstance(data, dict):
+        raise ControlError("the node's status is not an object")
     return data
 
 
 def print_status(settings: Settings, as_json: bool) -> int:
-    """Entry point of ``offhook status``: ask the running node over its admin endpoint."""
+    """Entry point of ``offhook status``: ask the running node over its control endpoint."""
     try:
         data = fetch_status(settings)
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        sys.stderr.write(
-            "offhook: no node answering on "
-            f"{describe(settings.admin.listen, settings.admin.port)}: {exc}\n"
-        )
+    except (NodeUnavailable, ControlError) as exc:
+        sys.stderr.write(f"offhook: {exc}\n")
         return 1
     if as_json:
         sys.stdout.write(json.dumps(data, indent=2) + "\n")

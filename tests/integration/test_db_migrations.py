@@ -42,6 +42,7 @@ COVERAGE_TABLES = (
     "call_park",
     "feature_settings",
 )
+WEB_TABLES = ("web_users", "api_tokens", "audit_log")
 
 
 def test_upgrade_creates_schema(db_url: str) -> None:
@@ -56,6 +57,7 @@ def test_upgrade_creates_schema(db_url: str) -> None:
         assert set(DIALPLAN_TABLES) <= tables
         assert set(MEDIA_TABLES) <= tables
         assert set(COVERAGE_TABLES) <= tables
+        assert set(WEB_TABLES) <= tables
         indexes = {ix["name"] for ix in inspect(engine).get_indexes("cdrs")}
         assert {"ix_cdrs_start", "ix_cdrs_call_id"} <= indexes
         assert plan_version(engine) == 0
@@ -115,6 +117,7 @@ def test_downgrade_0001_and_upgrade_again(db_url: str) -> None:
         assert "auto_registrations" not in tables
         assert not set(MEDIA_TABLES) & tables
         assert not set(COVERAGE_TABLES) & tables
+        assert not set(WEB_TABLES) & tables
         upgrade(engine)
         assert current_revision(engine) == head_revision() == "0007"
         tables = set(inspect(engine).get_table_names())
@@ -384,6 +387,71 @@ def test_downgrade_0006_keeps_devices_lines_and_cdrs(db_url: str) -> None:
         with engine.connect() as conn:
             assert conn.execute(text("SELECT dn FROM lines")).scalars().all() == ["1001"]
             assert conn.execute(text("SELECT count(*) FROM speed_dials")).scalar_one() == 1
+        upgrade(engine)
+        assert current_revision(engine) == head_revision()
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_0006_database_to_web_admin(db_url: str) -> None:
+    """A database of revision 0006 with a plan and a CDR: upgraded in place, the
+    web admin's tables empty and usable (JSON columns on both backends)."""
+    from offhook.db.audit import AuditLog
+    from offhook.db.users import UserStore, password_hasher
+
+    upgrade(db_url, "0006")
+    engine = create_engine_for(db_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO devices (name, protocol) VALUES ('alice', 'sip')"))
+            dev_id = conn.execute(text("SELECT id FROM devices")).scalar_one()
+            conn.execute(
+                text("INSERT INTO lines (device_id, position, dn) VALUES (:d, 0, '1001')"),
+                {"d": dev_id},
+            )
+        upgrade(engine)
+        assert current_revision(engine) == head_revision() == "0007"
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT dn FROM lines")).scalars().all() == ["1001"]
+            for table in WEB_TABLES:
+                assert conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one() == 0
+        indexes = {ix["name"] for ix in inspect(engine).get_indexes("audit_log")}
+        assert {"ix_audit_log_at", "ix_audit_log_object"} <= indexes
+        users = UserStore(engine, password_hasher(1, 8, 1))
+        users.add("alice", "user", "alice-Password-1", devices=["alice"])
+        _, token = users.create_token("alice")
+        alice = users.get("alice")
+        assert alice is not None and alice.devices == ("alice",)
+        audit = AuditLog(engine)
+        audit.record("cli", "cli", "create", "users", "alice", None, {"devices": ["alice"]})
+        assert audit.search()[0].after == {"devices": ["alice"]}
+        with engine.begin() as conn:
+            # Tokens go with their user (ON DELETE CASCADE).
+            conn.execute(text("DELETE FROM web_users"))
+            assert conn.execute(text("SELECT count(*) FROM api_tokens")).scalar_one() == 0
+        assert users.user_for_token(token) is None
+    finally:
+        engine.dispose()
+
+
+def test_downgrade_0007_keeps_the_plan(db_url: str) -> None:
+    from alembic import command
+
+    from offhook.db.engine import alembic_config
+
+    upgrade(db_url)
+    engine = create_engine_for(db_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO devices (name, protocol) VALUES ('a', 'sip')"))
+        with engine.begin() as conn:
+            cfg = alembic_config()
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0006")
+        assert current_revision(engine) == "0006"
+        assert not set(WEB_TABLES) & set(inspect(engine).get_table_names())
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT name FROM devices")).scalars().all() == ["a"]
         upgrade(engine)
         assert current_revision(engine) == head_revision()
     finally:

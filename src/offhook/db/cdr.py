@@ -177,8 +177,9 @@ class CdrRepository:
             return int(conn.execute(stmt).scalar_one())
 
     def per_minute(self, since: datetime, until: datetime) -> list[tuple[datetime, int]]:
-        """Calls started in each minute from ``since`` (rounded down to its minute)
-        up to ``until``: every minute, zeros included, oldest first.
+        """Calls started in each minute from ``since``'s up to ``until``'s (the
+        minute ``until`` falls in included unless ``until`` starts it): every
+        minute whole, zeros included, oldest first.
 
         ``ValueError`` when that is more than :data:`MAX_PER_MINUTE` minutes.
         """
@@ -196,7 +197,7 @@ class CdrRepository:
                     bucket = func.strftime("%Y-%m-%d %H:%M:00", Cdr.start)
                 stmt = (
                     select(bucket, func.count())
-                    .where(Cdr.start >= first, Cdr.start < end)
+                    .where(Cdr.start >= first, Cdr.start < first + timedelta(minutes=minutes))
                     .group_by(bucket)
                 )
                 for when, n in conn.execute(stmt).all():

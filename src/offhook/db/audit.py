@@ -63,8 +63,14 @@ def _filters(
     until: datetime | None,
     actor: str | None,
     object_type: str | None,
+    object_key: str | None = None,
+    action: str | None = None,
 ) -> list[ColumnElement[bool]]:
     out: list[ColumnElement[bool]] = []
+    if object_key is not None:
+        out.append(AuditLogRow.object_key == object_key)
+    if action is not None:
+        out.append(AuditLogRow.action == action)
     if since is not None:
         out.append(AuditLogRow.at >= since)
     if until is not None:
@@ -116,15 +122,18 @@ class AuditLog:
         until: datetime | None = None,
         actor: str | None = None,
         object_type: str | None = None,
+        object_key: str | None = None,
+        action: str | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[AuditEntry]:
-        """Entries with ``since <= at < until`` (and the actor and object type
-        given), newest first; at most ``limit`` (capped at :data:`MAX_LIMIT`)."""
+        """Entries with ``since <= at < until`` (and the actor, object type,
+        object key and action given, each matched exactly), newest first; at
+        most ``limit`` (capped at :data:`MAX_LIMIT`) after ``offset``."""
         limit = max(0, min(int(limit), MAX_LIMIT))
         stmt = (
             select(AuditLogRow)
-            .where(*_filters(since, until, actor, object_type))
+            .where(*_filters(since, until, actor, object_type, object_key, action))
             .order_by(AuditLogRow.at.desc(), AuditLogRow.id.desc())
             .limit(limit)
             .offset(max(0, int(offset)))
@@ -153,12 +162,14 @@ class AuditLog:
         until: datetime | None = None,
         actor: str | None = None,
         object_type: str | None = None,
+        object_key: str | None = None,
+        action: str | None = None,
     ) -> int:
         """How many entries :meth:`search` would find without ``limit``."""
         stmt = (
             select(func.count())
             .select_from(AuditLogRow)
-            .where(*_filters(since, until, actor, object_type))
+            .where(*_filters(since, until, actor, object_type, object_key, action))
         )
         with self.engine.connect() as conn:
             return int(conn.execute(stmt).scalar_one())

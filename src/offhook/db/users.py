@@ -371,6 +371,16 @@ class UserStore:
         with Session(self.engine) as session:
             return [_token(row, name) for row, name in session.execute(stmt).all()]
 
+    def token(self, token_id: int) -> TokenRecord | None:
+        """One token's record by id (revoked or not), or None."""
+        with Session(self.engine) as session:
+            found = session.execute(
+                select(ApiTokenRow, WebUser.name)
+                .join(WebUser, WebUser.id == ApiTokenRow.user_id)
+                .where(ApiTokenRow.id == token_id)
+            ).first()
+            return None if found is None else _token(found[0], found[1])
+
     def user_for_token(self, plaintext: str, now: datetime | None = None) -> UserRecord | None:
         """The enabled user a valid, unrevoked token belongs to, else None."""
         if (

@@ -81,6 +81,12 @@ def test_audit_filters(audit: AuditLog) -> None:
     assert audit.count(actor="alice", object_type="devices") == 1
     assert audit.search(actor="nobody") == [] and audit.count(actor="nobody") == 0
     assert audit.search(actor="' OR 1=1 --") == []
+    assert [e.action for e in audit.search(object_type="devices", object_key="dave")] == [
+        "update",
+        "create",
+    ]
+    assert [e.object_key for e in audit.search(action="create")] == ["carol", "dave"]
+    assert audit.count(action="delete", object_key="pstn/9.1XXX") == 1
 
 
 def test_audit_paging(audit: AuditLog) -> None:

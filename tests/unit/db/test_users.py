@@ -257,6 +257,8 @@ def test_user_for_token(store: UserStore) -> None:
     assert store.revoke_token(9999) is False
     (listed,) = store.tokens()
     assert listed.revoked_at is not None
+    assert store.token(record.id) == listed
+    assert store.token(9999) is None
 
 
 def test_last_used_at_at_most_once_a_minute(store: UserStore) -> None:

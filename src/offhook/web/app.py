@@ -28,6 +28,7 @@ from offhook.db.cdr import CdrRepository
 from offhook.db.engine import create_engine_for
 from offhook.db.users import UserStore, password_hasher
 from offhook.net.authguard import AuthGuard
+from offhook.web.api_meta import ContextCollector
 from offhook.web.deps import NodeControl, WebContext
 from offhook.web.middleware import BodyLimit, RequestMetrics, SecurityHeaders, WebMetrics
 from offhook.web.security import LoginGuard, auth_policy
@@ -116,6 +117,7 @@ def create_app(
     )
     app.state.ctx = context
     metrics = WebMetrics()
+    metrics.registry.register(ContextCollector(context))
     app.state.metrics = metrics
     for module in _ROUTERS:
         router = _router(module)
@@ -125,6 +127,6 @@ def create_app(
         app.mount("/static", StaticFiles(directory=STATIC), name="static")
     # Added last = outermost: the body bound holds for everything inside.
     app.add_middleware(SecurityHeaders)
-    app.add_middleware(RequestMetrics, metrics=metrics)
+    app.add_middleware(RequestMetrics, metrics=metrics, routes=lambda: app.routes)
     app.add_middleware(BodyLimit, limit=web.max_message)
     return app

@@ -20,7 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.routing import RouteContext, iter_route_contexts
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import BaseRoute
@@ -43,11 +44,13 @@ __all__ = [
     "NotAuthenticated",
     "Principal",
     "WebContext",
+    "app_routes",
     "audit",
     "client_host",
     "ctx",
     "require",
     "route_permission",
+    "route_permissions",
 ]
 
 CSRF_HEADER = "X-CSRF-Token"
@@ -210,6 +213,11 @@ def require(permission: Permission) -> Any:
     return Depends(check)
 
 
+def app_routes(app: FastAPI) -> list[RouteContext]:
+    """Every route of ``app`` as it is served (included routers flattened, prefixes on)."""
+    return list(iter_route_contexts(app.routes))
+
+
 def _permissions(dependant: Any) -> list[Permission]:
     found: list[Permission] = []
     marker = getattr(dependant.call, "offhook_permission", None)
@@ -220,17 +228,15 @@ def _permissions(dependant: Any) -> list[Permission]:
     return found
 
 
-def route_permissions(route: BaseRoute) -> list[Permission]:
+def route_permissions(route: BaseRoute | RouteContext) -> list[Permission]:
     """Every ``require(...)`` on ``route`` (its own and its dependencies')."""
     dependant = getattr(route, "dependant", None)
     if dependant is None:
         return []
-    # FastAPI lists a shared dependency once per place it is declared; count
-    # distinct declarations by walking the tree.
     return _permissions(dependant)
 
 
-def route_permission(route: BaseRoute) -> Permission | None:
+def route_permission(route: BaseRoute | RouteContext) -> Permission | None:
     """The one permission ``route`` requires (None: it has no ``require``).
 
     Raises ValueError when a route asks for more than one (ambiguous).

@@ -13,12 +13,14 @@ grow the label set) and status.
 from __future__ import annotations
 
 import time
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
+from fastapi.routing import APIRoute, iter_route_contexts
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["BodyLimit", "RequestMetrics", "SecurityHeaders", "WebMetrics"]
@@ -106,11 +108,33 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 
 
 class RequestMetrics:
-    """Counts and times every HTTP request into ``metrics``."""
+    """Counts and times every HTTP request into ``metrics``.
 
-    def __init__(self, app: ASGIApp, metrics: WebMetrics) -> None:
+    ``routes`` gives the FastAPI app's routes: the route a request matched
+    (``scope["route"]``) is the router's own, without the prefix it was
+    included under; its served template is looked up among them.
+    """
+
+    def __init__(
+        self, app: ASGIApp, metrics: WebMetrics, routes: Callable[[], list[BaseRoute]]
+    ) -> None:
         self.app = app
         self.metrics = metrics
+        self._routes = routes
+        self._templates: dict[int, str] = {}
+
+    def template(self, route: object) -> str:
+        """The served path template of a matched route (``UNMATCHED`` for none)."""
+        if route is None:
+            return UNMATCHED
+        found = self._templates.get(id(route))
+        if found is None and isinstance(route, APIRoute):
+            self._templates = {
+                id(rc.original_route): rc.path_format or UNMATCHED
+                for rc in iter_route_contexts(self._routes())
+            }
+            found = self._templates.get(id(route))
+        return found or getattr(route, "path", None) or UNMATCHED
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -128,8 +152,7 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, watched)
         finally:
-            route = scope.get("route")
-            template = getattr(route, "path", None) or UNMATCHED
+            template = self.template(scope.get("route"))
             method = scope.get("method", "")
             method = method if method in _METHODS else "OTHER"
             self.metrics.requests.labels(method, template, str(status)).inc()

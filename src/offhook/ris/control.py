@@ -177,8 +177,13 @@ class ControlServer:
         pending: deque[bytes] = deque()
         deadline = loop.time() + limits.handshake_timeout
         first = True
+        too_long: LineTooLong | None = None
         while True:
             if not pending:
+                if too_long is not None:  # the lines before it are answered: now the error
+                    self._refuse(TOO_LARGE, peer)
+                    await self._send(writer, encode_error(str(too_long)))
+                    return
                 try:
                     data = await asyncio.wait_for(
                         reader.read(CHUNK), max(0.0, deadline - loop.time())
@@ -191,9 +196,8 @@ class ControlServer:
                 try:
                     pending.extend(lines.feed(data))
                 except LineTooLong as exc:
-                    self._refuse(TOO_LARGE, peer)
-                    await self._send(writer, encode_error(str(exc)))
-                    return
+                    pending.extend(exc.lines)
+                    too_long = exc
                 continue
             line = pending.popleft().strip()
             if not line:

@@ -35,7 +35,15 @@ class ControlProtocolError(ValueError):
 
 
 class LineTooLong(ControlProtocolError):
-    """A line longer than the limit: the connection is closed."""
+    """A line longer than the limit: the connection is closed.
+
+    ``lines``: the complete lines the same ``feed`` found before it (to be
+    answered before the connection is closed).
+    """
+
+    def __init__(self, limit: int, lines: list[bytes]) -> None:
+        super().__init__(f"line longer than {limit} bytes")
+        self.lines = lines
 
 
 class BadRequest(ControlProtocolError):
@@ -79,14 +87,14 @@ class LineBuffer:
                 break
             if len(self._pending) + end - start > self.limit:
                 self._pending.clear()
-                raise LineTooLong(f"line longer than {self.limit} bytes")
+                raise LineTooLong(self.limit, lines)
             self._pending += data[start:end]
             lines.append(bytes(self._pending))
             self._pending.clear()
             start = end + 1
         if len(self._pending) + len(data) - start > self.limit:
             self._pending.clear()
-            raise LineTooLong(f"line longer than {self.limit} bytes")
+            raise LineTooLong(self.limit, lines)
         self._pending += data[start:]
         return lines
 

@@ -44,8 +44,8 @@ values = st.recursive(
 arguments = st.dictionaries(st.text(max_size=10).filter(lambda k: k != "op"), values, max_size=5)
 
 
-def feed_in_pieces(data: bytes, cuts: list[int], limit: int = LIMIT) -> list[bytes] | None:
-    """The lines of ``data`` fed cut at ``cuts``; None when a line was too long."""
+def feed_in_pieces(data: bytes, cuts: list[int], limit: int = LIMIT) -> tuple[list[bytes], bool]:
+    """The lines of ``data`` fed cut at ``cuts``, and whether a line was too long."""
     framer = LineBuffer(limit)
     lines: list[bytes] = []
     points = sorted({min(max(c, 0), len(data)) for c in cuts} | {0, len(data)})
@@ -53,10 +53,10 @@ def feed_in_pieces(data: bytes, cuts: list[int], limit: int = LIMIT) -> list[byt
         for start, end in itertools.pairwise(points):
             lines += framer.feed(data[start:end])
             assert framer.buffered <= limit
-    except LineTooLong:
+    except LineTooLong as exc:
         assert framer.buffered == 0
-        return None
-    return lines
+        return lines + exc.lines, True
+    return lines, False
 
 
 @given(st.binary(max_size=400), st.lists(st.integers(0, 400), max_size=8))
@@ -67,13 +67,14 @@ def test_framing_does_not_depend_on_how_bytes_arrive(data: bytes, cuts: list[int
 @given(st.lists(st.binary(max_size=LIMIT).map(lambda b: b.replace(b"\n", b"")), max_size=10))
 def test_lines_up_to_the_limit_come_out_as_sent(lines: list[bytes]) -> None:
     data = b"".join(line + b"\n" for line in lines)
-    assert feed_in_pieces(data, list(range(0, len(data), 7))) == lines
+    assert feed_in_pieces(data, list(range(0, len(data), 7))) == (lines, False)
 
 
 @given(st.integers(LIMIT + 1, 4 * LIMIT), st.lists(st.integers(0, 400), max_size=8))
 def test_a_line_over_the_limit_is_refused_wherever_it_is_cut(size: int, cuts: list[int]) -> None:
-    data = b'{"op": "x"}\n' + b"a" * size + b"\n"
-    assert feed_in_pieces(data, cuts) is None
+    data = b'{"op": "x"}\n' + b"a" * size + b"\n" + b'{"op": "y"}\n'
+    # The line before it still comes out; nothing after it does.
+    assert feed_in_pieces(data, cuts) == ([b'{"op": "x"}'], True)
 
 
 def test_an_unfinished_line_over_the_limit_is_refused_before_its_end() -> None:

@@ -28,7 +28,7 @@ from starlette.concurrency import run_in_threadpool
 from offhook import __version__
 from offhook.db.plan_edit import PlanEditor
 from offhook.ris.control import ControlError, NodeUnavailable
-from offhook.web.deps import Principal, ctx
+from offhook.web.deps import Principal, authenticate, ctx
 from offhook.web.roles import Permission
 
 __all__ = [
@@ -87,22 +87,32 @@ class PageRoute(APIRoute):
             try:
                 return await handler(request)
             except HTTPException as exc:
-                return _error_page(request, exc)
+                return await _error_page(request, exc)
 
         return page
 
 
-def _error_page(request: Request, exc: HTTPException) -> Response:
+async def _error_page(request: Request, exc: HTTPException) -> Response:
     if exc.status_code == 401:
         target = "/login?next=" + quote(request.url.path, safe="/")
         if request.headers.get("hx-request"):
             return Response(status_code=200, headers={"HX-Redirect": target})
         return RedirectResponse(target, status_code=303)
     principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is None and request.method in ("GET", "HEAD"):
+        # Refused for want of a permission: who it is still frames the page.
+        try:
+            principal = await authenticate(request)
+        except HTTPException:
+            principal = None
     title = {403: "Not allowed", 404: "Not found"}.get(exc.status_code, "Cannot do that")
     message = str(exc.detail)
     if principal is None:
-        return HTMLResponse(f"<h1>{exc.status_code}</h1>", status_code=exc.status_code)
+        return HTMLResponse(
+            templates.get_template("refused.html").render(title=title, message=message),
+            status_code=exc.status_code,
+            headers={"Content-Security-Policy": CSP},
+        )
     return render(
         request,
         "error.html",

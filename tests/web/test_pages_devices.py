@@ -1,0 +1,327 @@
+"""Device and call routing pages: forms through the plan editor, errors next to the field,
+read-only users without edit buttons, escaping, ETag conflicts, refused deletes, the analyzer.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+import httpx
+from fastapi import FastAPI
+
+from offhook.db.plan_edit import PlanEditor
+from offhook.web.deps import WebContext
+from web.rig import PASSWORD, client_for
+
+XSS = '<script>alert("owned")</script><img src=x onerror=alert(1)>'
+
+
+async def as_user(client: httpx.AsyncClient, user: str) -> str:
+    """Log in through the form; the session's CSRF token (read from a page)."""
+    answer = await client.post("/login", data={"username": user, "password": PASSWORD})
+    assert answer.status_code == 303, answer.text
+    page = await client.get("/devices" if user != "user" else "/self")
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert match is not None
+    return match.group(1)
+
+
+def field_error(page: str, name: str) -> str:
+    """The error shown in the field block of input ``name`` ("" when none)."""
+    block = re.search(
+        rf'<div class="field invalid">\s*<label for="f-{re.escape(name)}">.*?</div>', page, re.S
+    )
+    if block is None:
+        return ""
+    msg = re.search(r'<span class="error"[^>]*>(.*?)</span>', block.group(0), re.S)
+    return html.unescape(msg.group(1)) if msg else ""
+
+
+async def test_adding_a_sip_phone_with_a_line(
+    client: httpx.AsyncClient, web_users: dict[str, str], web_ctx: WebContext
+) -> None:
+    csrf = await as_user(client, "phone-admin")
+    form = await client.get("/devices/new")
+    assert form.status_code == 200
+    for name in ("name", "protocol", "password", "lines[0].dn", "lines[0].display"):
+        assert f'name="{name}"' in form.text, name
+    answer = await client.post(
+        "/devices/new",
+        data={
+            "csrf_token": csrf,
+            "name": "dave",
+            "protocol": "sip",
+            "password": "dave-Secret-4",
+            "description": "Reception",
+            "lines[0].dn": "1004",
+            "lines[0].display": "Dave Brown",
+            "lines[1].dn": "",
+            "dnd_option": "ringer-off",
+            "max_calls": "4",
+        },
+    )
+    assert answer.status_code == 303, answer.text
+    assert answer.headers["location"] == "/devices?saved=dave"
+    listing = await client.get("/devices?saved=dave")
+    row = re.search(r'<tr data-device="dave">.*?</tr>', listing.text, re.S)
+    assert row is not None
+    assert "1004" in row.group(0) and "Reception" in row.group(0)
+    assert "unknown" in row.group(0)  # the node is down: registration state unknown
+    view, _ = PlanEditor(web_ctx.engine, web_ctx.settings.sip.realm).get("devices", "dave")
+    assert view["lines"] == [{**view["lines"][0], "dn": "1004", "display": "Dave Brown"}]
+    assert "password" not in view
+    entries = web_ctx.audit.search(actor="phone-admin")
+    assert [(e.action, e.object_type, e.object_key) for e in entries] == [
+        ("create", "devices", "dave")
+    ]
+    page = await client.get("/devices/dave")
+    assert 'value="Dave Brown"' in page.text
+    assert "dave-Secret-4" not in page.text  # passwords are write-only
+
+
+async def test_validation_errors_are_shown_next_to_the_field(
+    client: httpx.AsyncClient, web_users: dict[str, str]
+) -> None:
+    csrf = await as_user(client, "full-admin")
+    answer = await client.post(
+        "/devices/new",
+        data={
+            "csrf_token": csrf,
+            "name": "erin",
+            "protocol": "sip",
+            "password": "erin-Secret-5",
+            "lines[0].dn": "12a4",
+            "lines[0].partition": "nowhere",
+            "max_calls": "many",
+        },
+    )
+    assert answer.status_code == 422
+    assert "is not a whole number" in field_error(answer.text, "max_calls")
+    # The form keeps what was typed.
+    assert 'value="12a4"' in answer.text
+    fixed = await client.post(
+        "/devices/new",
+        data={
+            "csrf_token": csrf,
+            "name": "erin",
+            "protocol": "sip",
+            "password": "erin-Secret-5",
+            "lines[0].dn": "12a4",
+            "lines[0].partition": "nowhere",
+        },
+    )
+    assert fixed.status_code == 422
+    assert "is not a directory number" in field_error(fixed.text, "lines[0].dn")
+    unknown = await client.post(
+        "/devices/new",
+        data={
+            "csrf_token": csrf,
+            "name": "erin",
+            "protocol": "sip",
+            "password": "erin-Secret-5",
+            "lines[0].dn": "1005",
+            "lines[0].partition": "nowhere",
+        },
+    )
+    assert unknown.status_code == 422
+    assert "nowhere" in field_error(unknown.text, "lines[0].partition")
+    # Nothing was saved.
+    assert "erin" not in (await client.get("/devices")).text
+
+
+async def test_a_form_without_the_csrf_token_is_refused(
+    client: httpx.AsyncClient, web_users: dict[str, str], web_ctx: WebContext
+) -> None:
+    await as_user(client, "full-admin")
+    answer = await client.post(
+        "/devices/new",
+        data={"name": "mallory", "protocol": "sip", "password": "x-Secret-1"},
+    )
+    assert answer.status_code == 403
+    assert "mallory" not in (await client.get("/devices")).text
+
+
+async def test_read_only_sees_no_edit_buttons_and_cannot_post(
+    web_app: FastAPI, web_users: dict[str, str]
+) -> None:
+    async with client_for(web_app) as c:
+        csrf = await as_user(c, "read-only")
+        pages = [
+            "/devices",
+            "/devices/alice",
+            "/dialplan/hunt_pilots",
+            "/dialplan/hunt_pilots/edit?key=1500",
+            "/users",
+            "/users/user",
+        ]
+        for path in pages:
+            page = await c.get(path)
+            assert page.status_code == 200, path
+            for marker in ('id="add-', 'id="save"', 'id="delete"', "Add new", 'id="create-token"'):
+                assert marker not in page.text, (path, marker)
+        form = await c.get("/devices/alice")
+        assert '<fieldset class="plain" disabled>' in form.text
+        for path, data in (
+            ("/devices/alice", {"name": "alice", "protocol": "sip"}),
+            ("/devices/new", {"name": "x", "protocol": "sip"}),
+            ("/devices/alice/delete", {}),
+            ("/dialplan/partitions/new", {"name": "p"}),
+            ("/users/new", {"name": "x", "role": "user"}),
+        ):
+            answer = await c.post(path, data={**data, "csrf_token": csrf})
+            assert answer.status_code == 403, path
+        assert (await c.get("/devices/new")).status_code == 403
+        api = await c.post(
+            "/api/v1/devices",
+            json={"name": "x", "protocol": "sip", "password": "x-Secret-1"},
+            headers={"X-CSRF-Token": csrf},
+        )
+        assert api.status_code == 403
+
+
+async def test_a_phone_admin_may_not_touch_the_dial_plan(
+    client: httpx.AsyncClient, web_users: dict[str, str]
+) -> None:
+    csrf = await as_user(client, "phone-admin")
+    page = await client.get("/dialplan/partitions")
+    assert page.status_code == 200 and "Add new" not in page.text
+    answer = await client.post("/dialplan/partitions/new", data={"csrf_token": csrf, "name": "p"})
+    assert answer.status_code == 403
+
+
+async def test_text_fields_are_shown_escaped(
+    client: httpx.AsyncClient, web_users: dict[str, str]
+) -> None:
+    csrf = await as_user(client, "full-admin")
+    answer = await client.post(
+        "/devices/new",
+        data={
+            "csrf_token": csrf,
+            "name": "xss",
+            "protocol": "sip",
+            "password": "xss-Secret-1",
+            "description": XSS,
+            "lines[0].dn": "1099",
+            "lines[0].display": XSS[:100],
+        },
+    )
+    assert answer.status_code == 303, answer.text
+    for path in ("/devices", "/devices/xss", "/audit"):
+        page = await client.get(path)
+        assert "<script>alert" not in page.text, path
+        assert "<img src=x" not in page.text, path
+    listing = await client.get("/devices")
+    assert html.escape(XSS, quote=False).replace('"', "&#34;") in listing.text or (
+        "&lt;script&gt;" in listing.text
+    )
+
+
+async def test_two_admins_cannot_silently_overwrite_each_other(
+    web_app: FastAPI, web_users: dict[str, str]
+) -> None:
+    async with client_for(web_app) as first, client_for(web_app, port=40001) as second:
+        csrf1 = await as_user(first, "full-admin")
+        csrf2 = await as_user(second, "phone-admin")
+        page1 = await first.get("/devices/carol")
+        page2 = await second.get("/devices/carol")
+        etag = re.search(r'name="etag" value="([^"]+)"', page1.text)
+        assert etag is not None
+        assert etag.group(1) in page2.text
+        base = {
+            "name": "carol",
+            "protocol": "sip",
+            "lines[0].dn": "1003",
+            "lines[0].display": "Carol White",
+            "lines[0].pickup_group": "office",
+        }
+        saved = await first.post(
+            "/devices/carol",
+            data={
+                **base,
+                "description": "first",
+                "etag": html.unescape(etag.group(1)),
+                "csrf_token": csrf1,
+            },
+        )
+        assert saved.status_code == 303
+        late = await second.post(
+            "/devices/carol",
+            data={
+                **base,
+                "description": "second",
+                "etag": html.unescape(etag.group(1)),
+                "csrf_token": csrf2,
+            },
+        )
+        assert late.status_code == 412
+        assert "Someone else changed this device" in late.text
+        assert 'value="first"' in (await second.get("/devices/carol")).text
+
+
+async def test_a_delete_that_breaks_references_names_them(
+    client: httpx.AsyncClient, web_users: dict[str, str]
+) -> None:
+    csrf = await as_user(client, "full-admin")
+    refused = await client.post(
+        "/dialplan/hunt_lists/delete?key=demo-hunt", data={"csrf_token": csrf}
+    )
+    assert refused.status_code == 409
+    assert "hunt_pilots[1500]" in html.unescape(refused.text)
+    deleted = await client.post("/dialplan/hunt_pilots/delete?key=1500", data={"csrf_token": csrf})
+    assert deleted.status_code == 303
+    assert deleted.headers["location"] == "/dialplan/hunt_pilots?deleted=1500"
+
+
+async def test_call_routing_forms_and_the_analyzer(
+    client: httpx.AsyncClient, web_users: dict[str, str]
+) -> None:
+    csrf = await as_user(client, "dialplan-admin")
+    for section, data in (
+        ("partitions", {"name": "pstn"}),
+        (
+            "trunks",
+            {
+                "name": "carrier",
+                "protocol": "sip",
+                "host": "192.0.2.10",
+                "port": "5060",
+                "transport": "udp",
+            },
+        ),
+        (
+            "route_groups",
+            {"name": "carriers", "distribution": "top-down", "members[0].trunk": "carrier"},
+        ),
+        ("route_lists", {"name": "out", "groups": "carriers"}),
+        ("calling_search_spaces", {"name": "world", "partitions": "pstn"}),
+        (
+            "route_patterns",
+            {
+                "pattern": "9.!",
+                "partition": "pstn",
+                "route_list": "out",
+                "called_transform.discard": "pre-dot",
+            },
+        ),
+    ):
+        answer = await client.post(f"/dialplan/{section}/new", data={**data, "csrf_token": csrf})
+        assert answer.status_code == 303, (section, answer.text[-2000:])
+    patterns = await client.get("/dialplan/route_patterns")
+    assert "9.!" in patterns.text and 'id="analyzer-panel"' in patterns.text
+    trunks = await client.get("/dialplan/trunks")
+    assert "carrier" in trunks.text and "Trunk state unknown" in trunks.text
+    bad = await client.post(
+        "/dialplan/route_patterns/new",
+        data={"pattern": "8!", "partition": "pstn", "csrf_token": csrf},
+    )
+    assert bad.status_code == 422
+    assert "route_list" in bad.text
+    analysis = await client.get("/dialplan/analyze", params={"device": "alice", "digits": "1002"})
+    assert analysis.status_code == 200
+    assert "1002" in analysis.text and "bob" in analysis.text
+    unknown = await client.get("/dialplan/analyze", params={"device": "nobody", "digits": "1"})
+    assert "unknown device" in unknown.text
+    edit = await client.get("/dialplan/route_patterns/edit", params={"key": "pstn/9.!"})
+    assert edit.status_code == 200
+    assert 'value="pre-dot"' in edit.text

@@ -36,6 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from offhook.children import ChildSupervisor
 from offhook.common import logsetup
 from offhook.common.addr import canonical, host_port
 from offhook.common.location import Binding, MemoryLocationStore
@@ -63,6 +64,7 @@ from offhook.node_media import MediaPlane, start_media
 from offhook.node_sccp import AutoDevices, start_sccp
 from offhook.node_sccp import with_auto_registrations as with_auto_registrations  # for the CLI
 from offhook.node_sip import start_sip_events
+from offhook.node_web import start_web
 from offhook.ris.control import ControlServer
 from offhook.ris.status_view import print_status as print_status  # ``offhook status``
 from offhook.sccp.aio import SccpListener
@@ -273,11 +275,17 @@ def setup_logging(settings: Settings) -> None:
 
 
 async def run(
-    settings: Settings, ready: asyncio.Event | None = None, *, config_path: Path | None = None
+    settings: Settings,
+    ready: asyncio.Event | None = None,
+    *,
+    config_path: Path | None = None,
+    web_child: bool = False,
 ) -> None:
     """Run a node until SIGTERM/SIGINT (or ``node.stopping`` is set).
 
-    ``config_path``: the settings file, for the media server child process.
+    ``config_path``: the settings file, for the child processes (media
+    server, web). ``web_child``: run the web process as a child (``offhook
+    serve`` does when ``[web] enabled``; a node run in-process does not).
     """
     loop = asyncio.get_running_loop()
     node = Node(settings)
@@ -435,6 +443,7 @@ async def run(
         await provisioning.start()
 
     media_plane: MediaPlane | None = None  # started last (below)
+    web: ChildSupervisor | None = None  # likewise
 
     def status() -> dict[str, Any]:
         now = loop.time()
@@ -491,6 +500,7 @@ async def run(
             },
             "media_bridge": bridge.status() if bridge is not None else None,
             "media_server": media_plane.status() if media_plane is not None else None,
+            "web": web.status() if web is not None else None,
             "subscriptions": sip_events.status(),
         }
 
@@ -571,6 +581,8 @@ async def run(
         settings, engine, lambda: node.snapshot, advertised, config_path or settings.source
     )
     node.media_plane = media_plane
+    if web_child:
+        web = await start_web(settings, config_path or settings.source)
 
     tasks = [
         asyncio.create_task(poll_plan()),
@@ -587,6 +599,8 @@ async def run(
         await node.stopping.wait()
     finally:
         log.info("stopping")
+        if web is not None:
+            await web.stop()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -624,6 +638,8 @@ def raise_fd_limit(settings: Settings) -> None:
     except ImportError:  # not on this platform
         return
     need = 256 + settings.sip.max_connections + settings.admin.max_connections
+    if settings.web.enabled:  # a web child inherits the limit
+        need += settings.web.max_connections
     if settings.sccp.enabled:
         need += settings.sccp.max_connections
     if settings.tftp.enabled:
@@ -654,7 +670,7 @@ def serve(settings: Settings, config_path: Path | None = None) -> int:
     except ImportError:
         pass
     try:
-        asyncio.run(run(settings, config_path=config_path))
+        asyncio.run(run(settings, config_path=config_path, web_child=settings.web.enabled))
     except OSError as exc:
         log.error("cannot start: %s", exc)
         return 1

@@ -13,13 +13,19 @@ current directory is used if it exists, else the built-in defaults (plus any
 - ``offhook dna --from DEVICE DIGITS [--json]``: the dialed number analyzer:
   what the dial plan in the database does with DIGITS dialed from DEVICE
   (no running node needed).
-- ``offhook status [--json]``: registrations and calls of the running node.
+- ``offhook status [--json]``: registrations and calls of the running node
+  (asked over its control endpoint, ``[admin]``).
 - ``offhook audit [--json] [--acl-number N] [--host ADDR]``: the listeners the
   settings open, services exposed to every network, and the router access
   list that fences each port (exit 1 when anything is flagged WARN).
 - ``offhook media [--control ADDR]``: run a media server standalone (``offhook
   serve`` runs its own): music on hold, tones, conference bridges, driven over
   the control address (``[media] control``).
+- ``offhook web``: run the web process standalone (REST API, admin pages,
+  self-care portal on ``[web]``; ``offhook serve`` runs its own as a child
+  when ``[web] enabled``).
+- ``offhook user ...``, ``offhook token ...``, ``offhook export [FILE]``:
+  web users and API tokens, the plan as YAML (``offhook.cli_users``).
 - ``offhook demo-config``: print a sample settings file.
 
 Argument handling only: the node itself lives in ``offhook.app``.
@@ -38,6 +44,7 @@ from typing import Annotated, Any
 
 import typer
 
+from offhook.cli_users import export, token_app, user_app
 from offhook.config import SAMPLE_TOML, ConfigError, Settings, default_config_path, load_settings
 
 app = typer.Typer(
@@ -49,6 +56,9 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(user_app, name="user")
+app.add_typer(token_app, name="token")
+app.command()(export)
 
 ConfigOpt = Annotated[
     Path | None,
@@ -353,6 +363,30 @@ def media(
     from offhook.media.process import main as media_main
 
     rc = media_main(settings, address, exit_on_stdin_eof=exit_on_stdin_eof)
+    if rc:
+        raise typer.Exit(rc)
+
+
+@app.command()
+def web(
+    config: ConfigOpt = None,
+    exit_on_stdin_eof: Annotated[
+        bool, typer.Option("--exit-on-stdin-eof", hidden=True, help="Stop when stdin closes.")
+    ] = False,
+) -> None:
+    """Run the web process (REST API, admin pages, self-care portal) standalone.
+
+    offhook serve runs one itself as its child when the web section has
+    enabled = true; this runs it on its own (it reads the database and asks
+    the node's control endpoint, the admin section, for live state).
+    """
+    from offhook.common.logsetup import setup_logging
+
+    settings = _settings(config)
+    setup_logging(settings.log.level, settings.log.format)
+    from offhook.web.server import serve_web
+
+    rc = serve_web(settings, exit_on_stdin_eof=exit_on_stdin_eof)
     if rc:
         raise typer.Exit(rc)
 

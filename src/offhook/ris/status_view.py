@@ -5,7 +5,8 @@
 wildcard means this machine's loopback of its family);
 ``print_status`` prints it as JSON or as tables (registrations, calls,
 trunks, provisioning, failed logins, the listeners' open connections and
-tracked sources, the media bridge and every rejection counter).
+tracked sources, the media bridge, the media server and web children and
+every rejection counter).
 """
 
 from __future__ import annotations
@@ -136,6 +137,13 @@ def print_status(settings: Settings, as_json: bool) -> int:
         console.print(
             f"media server ({where}, {media.get('control', '')}): {state}, "
             f"{media.get('streams', 0)} endpoints, started {media.get('starts', 0)} times"
+        )
+    web = data.get("web")
+    if web:
+        state = "up" if web.get("up") else "NOT up"
+        console.print(
+            f"web process ({web.get('where', '')}): {state}, pid {web.get('pid')}, "
+            f"started {web.get('starts', 0)} times"
         )
     subs = data.get("subscriptions")
     if subs:

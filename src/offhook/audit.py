@@ -9,8 +9,10 @@ voice VLANs. offhook has a source allow-list on every listener; this module
 reads the node settings and reports, without touching the network:
 
 1. :func:`listeners`: every listener the configuration opens (SIP UDP and
-   TCP, SCCP TCP, TFTP UDP, provisioning HTTP TCP, the admin endpoint TCP, a
-   CTI listener once a ``[cti]`` section exists) and the database server
+   TCP, SCCP TCP, TFTP UDP, provisioning HTTP TCP, the node's control
+   endpoint ``[admin]`` TCP, the web administration ``[web]`` TCP (the web
+   process ``offhook serve`` runs when enabled), a CTI listener once a
+   ``[cti]`` section exists) and the database server
    when the database URL names a network host: address, port, transport,
    allow-list and limits (the per-listener defence keys, read with
    ``getattr`` so a section without one still audits). A ``listen`` list
@@ -18,9 +20,12 @@ reads the node settings and reports, without touching the network:
    serves (``net.listen.bind_plan``): ``"::"`` alone is dual-stack (4 and
    6), ``["0.0.0.0", "::"]`` is one IPv4 and one IPv6-only socket.
 2. :func:`findings`: a ``WARN`` for each service the advisory says must not
-   face the whole network (CTI, database, admin, provisioning) that is open
-   to everything (an allow-list holding ``0.0.0.0/0`` or ``::/0`` while
-   listening on a non-loopback address), with the reason; an ``INFO`` for
+   face the whole network (CTI, database, the control endpoint, the web
+   administration, provisioning) that is open to everything (an allow-list
+   holding ``0.0.0.0/0`` or ``::/0`` while listening on a non-loopback
+   address), with the reason; an ``INFO`` for the web administration
+   reachable beyond loopback without TLS (passwords and session cookies in
+   clear), for
    SIP and SCCP open to everything (phones need them, but restrict them to
    the phone subnets), for a database whose allow-list offhook cannot see,
    and for listeners that no source may reach or whose port is chosen at
@@ -69,6 +74,7 @@ LIMIT_KEYS = (
 EXTRA_LIMITS: dict[str, tuple[str, ...]] = {
     "sccp": ("keepalive", "register_timeout"),
     "tftp": ("max_transfers", "max_transfers_per_source", "timeout", "retries"),
+    "web": ("max_sessions", "session_idle", "session_absolute", "max_concurrent_hashes"),
 }
 DATABASE_PORTS = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306, "mssql": 1433, "oracle": 1521}
 
@@ -83,9 +89,15 @@ SENSITIVE: dict[str, str] = {
         "overflowed a buffer in the database layer on TCP 8001); allow only the offhook nodes"
     ),
     "admin": (
-        "the admin endpoint open to every network: the advisory's CSCef47060 (failed admin "
+        "the node's control endpoint open to every network: it shows live state and takes live "
+        "commands (call forwarding, do not disturb) without a login; the advisory's answer for "
+        "every admin service was to let only trusted addresses reach it; set [admin] allow to "
+        "the hosts of the web process and monitoring"
+    ),
+    "web": (
+        "the web administration open to every network: the advisory's CSCef47060 (failed admin "
         "logins leaked memory; the workaround was to let only trusted addresses reach TCP 80); "
-        "set [admin] allow to the management networks"
+        "set [web] allow to the management networks (and the users' subnets for self-care)"
     ),
     "tftp": (
         "phone provisioning (TFTP) open to every network: it serves every phone's configuration "
@@ -117,7 +129,7 @@ class Listener:
     """One port the configuration opens (or, for the database, connects to)."""
 
     service: str
-    """``sip``, ``sccp``, ``tftp``, ``tftp-http``, ``admin``, ``cti`` or ``database``."""
+    """``sip``, ``sccp``, ``tftp``, ``tftp-http``, ``admin``, ``web``, ``cti`` or ``database``."""
     section: str
     """The settings section it comes from (``sip`` for ``[sip]``)."""
     transport: Literal["tcp", "udp"]
@@ -128,6 +140,8 @@ class Listener:
     limits: dict[str, float | int] = field(default_factory=dict)
     families: tuple[int, ...] = ()
     """IP versions its socket serves (4, 6); empty: from the address (``::`` dual-stack)."""
+    tls: bool | None = None
+    """Whether it speaks TLS (None: not a setting of this listener)."""
 
     @property
     def label(self) -> str:
@@ -161,6 +175,7 @@ class Listener:
             "loopback": self.loopback,
             "open_to_all": self.open_to_all,
             "limits": dict(self.limits),
+            "tls": self.tls,
         }
 
     @property
@@ -315,6 +330,7 @@ def _listener(
             allow=_allow(section),
             limits=_limits(section, service),
             families=families,
+            tls=getattr(section, "tls", None) if service == "web" else None,
         )
         for host, families in specs
     ]
@@ -372,6 +388,9 @@ def listeners(settings: Settings) -> list[Listener]:
     admin = settings.admin
     if admin.enabled:
         out += _listener("admin", admin, "admin", "tcp", admin.port)
+    web = getattr(settings, "web", None)
+    if web is not None and web.enabled:
+        out += _listener("web", web, "web", "tcp", web.port)
     cti = getattr(settings, "cti", None)  # CTI (TAPI/JTAPI-like) has no listener yet
     if cti is not None and getattr(cti, "enabled", True) and hasattr(cti, "port"):
         out += _listener("cti", cti, "cti", "tcp", int(cti.port))
@@ -404,6 +423,16 @@ def findings(items: Iterable[Listener]) -> list[Finding]:
             )
         elif x.allow is not None and not x.allow and not x.loopback:
             out.append(Finding("INFO", x, f"[{x.section}] allow is empty: no source may reach it"))
+        if x.tls is False and not x.loopback and (x.allow is None or x.allow):
+            out.append(
+                Finding(
+                    "INFO",
+                    x,
+                    "the web administration without TLS beyond loopback: passwords, API tokens "
+                    "and session cookies cross the network in clear; set [web] tls_cert and "
+                    "tls_key",
+                )
+            )
         if x.port == 0 and x.service != "database":
             out.append(
                 Finding("INFO", x, "port 0: a free port is chosen at start; no ACL can name it")

@@ -33,6 +33,13 @@ allow = ["10.1.0.0/16"]
 [admin]
 listen = "127.0.0.1"
 allow = ["127.0.0.1/32"]
+
+[web]
+listen = "192.0.2.10"
+port = 8443
+allow = ["10.9.0.0/24"]
+tls_cert = "/etc/offhook/web.pem"
+tls_key = "/etc/offhook/web.key"
 """
 
 EXPOSED = """\
@@ -82,6 +89,8 @@ def test_restricted_configuration_passes_and_prints_the_acl(tmp_path: Path) -> N
         "access-list 120 deny tcp any any eq 2000",
         "access-list 120 permit udp 10.1.0.0 0.0.255.255 host 192.0.2.10 eq 69",
         "access-list 120 permit tcp 10.1.0.0 0.0.255.255 host 192.0.2.10 eq 6970",
+        "access-list 120 permit tcp 10.9.0.0 0.0.0.255 host 192.0.2.10 eq 8443",
+        "access-list 120 deny tcp any host 192.0.2.10 eq 8443",
         "access-list 120 permit ip any any",
         "ipv6 access-list offhook-120",
         " permit tcp 2001:db8:1::/64 host 2001:db8::10 eq 2000",
@@ -94,6 +103,22 @@ def test_restricted_configuration_passes_and_prints_the_acl(tmp_path: Path) -> N
         "access-list 120 deny tcp any any eq 2000"
     )
     assert "no warnings: exit status 0" in r.stdout
+    assert "  web tcp 192.0.2.10:8443 " in r.stdout
+
+
+def test_exposed_web_fails_the_audit(tmp_path: Path) -> None:
+    config = tmp_path / "offhook.toml"
+    config.write_text(SAFE.replace('allow = ["10.9.0.0/24"]', 'allow = ["0.0.0.0/0"]'))
+    r = audit(config)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "WARN web tcp 192.0.2.10:8443: the web administration open to every network" in r.stdout
+    tls = 'tls_cert = "/etc/offhook/web.pem"\ntls_key = "/etc/offhook/web.key"\n'
+    plain = SAFE.replace(tls, "")
+    assert plain != SAFE
+    config.write_text(plain)
+    r = audit(config)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "INFO web tcp 192.0.2.10:8443: the web administration without TLS" in r.stdout
 
 
 def test_exposed_admin_fails_the_audit(tmp_path: Path) -> None:

@@ -43,6 +43,7 @@ def test_every_listener_is_listed_with_its_limits() -> None:
         ("tftp", "udp"),
         ("tftp-http", "tcp"),
         ("admin", "tcp"),
+        ("web", "tcp"),
     }
     sccp = items[("sccp", "tcp")]
     assert (sccp.address, sccp.port, sccp.allow) == ("0.0.0.0", 2000, ("0.0.0.0/0", "::/0"))
@@ -51,12 +52,16 @@ def test_every_listener_is_listed_with_its_limits() -> None:
     assert "keepalive" in sccp.limits
     admin = items[("admin", "tcp")]
     assert admin.loopback and not admin.open_to_all
+    web = items[("web", "tcp")]
+    assert (web.address, web.port, web.loopback, web.tls) == ("127.0.0.1", 8080, True, False)
+    assert web.limits["max_sessions"] == 10_000 and "max_concurrent_hashes" in web.limits
     # Disabled listeners are not listed.
     off = listeners(
         settings(
             OFFHOOK_SCCP__ENABLED="false",
             OFFHOOK_TFTP__HTTP="false",
             OFFHOOK_ADMIN__ENABLED="false",
+            OFFHOOK_WEB__ENABLED="false",
             OFFHOOK_SIP__UDP="false",
         )
     )
@@ -72,9 +77,35 @@ def test_admin_open_to_everything_warns() -> None:
     )
     warns = [f for f in report.findings if f.level == "WARN"]
     assert [f.listener.service for f in warns] == ["admin"]
-    assert "CSCef47060" in warns[0].message
+    assert "control endpoint" in warns[0].message and "[admin] allow" in warns[0].message
     assert report.status == 1
     assert "WARN admin tcp 0.0.0.0:5099:" in report.text()
+
+
+def test_web_open_to_everything_warns_and_without_tls_is_noted() -> None:
+    report = audit(loopback(OFFHOOK_WEB__LISTEN="0.0.0.0", OFFHOOK_WEB__ALLOW='["0.0.0.0/0"]'))
+    web = [f for f in report.findings if f.listener.service == "web"]
+    assert [f.level for f in web] == ["WARN", "INFO"]
+    assert "CSCef47060" in web[0].message and "[web] allow" in web[0].message
+    assert "tls_cert" in web[1].message
+    assert report.status == 1
+    assert "WARN web tcp 0.0.0.0:8080:" in report.text()
+    assert "access-list 101 permit tcp any any eq 8080" in report.acl_ipv4
+    # Restricted to a management network: no warning, the clear-text note stays.
+    managed = audit(loopback(OFFHOOK_WEB__LISTEN="0.0.0.0", OFFHOOK_WEB__ALLOW='["10.9.0.0/24"]'))
+    assert managed.status == 0
+    assert [f.level for f in managed.findings if f.listener.service == "web"] == ["INFO"]
+    assert "access-list 101 permit tcp 10.9.0.0 0.0.0.255 any eq 8080" in managed.acl_ipv4
+    assert "access-list 101 deny tcp any any eq 8080" in managed.acl_ipv4
+    # With TLS: nothing to note; on loopback (the default): nothing either.
+    tls = loopback(
+        OFFHOOK_WEB__LISTEN="0.0.0.0",
+        OFFHOOK_WEB__ALLOW='["10.9.0.0/24"]',
+        OFFHOOK_WEB__TLS_CERT="/etc/offhook/web.pem",
+        OFFHOOK_WEB__TLS_KEY="/etc/offhook/web.key",
+    )
+    assert [f for f in audit(tls).findings if f.listener.service == "web"] == []
+    assert [f for f in audit(loopback()).findings if f.listener.service == "web"] == []
 
 
 def test_admin_open_on_loopback_or_restricted_does_not_warn() -> None:
@@ -159,6 +190,7 @@ def test_acl_lines_for_a_16_a_32_and_an_ipv6_64() -> None:
         "access-list 150 remark offhook tftp udp port 69: loopback only, nothing to filter",
         "access-list 150 remark offhook tftp-http tcp port 6970: loopback only, nothing to filter",
         "access-list 150 remark offhook admin tcp port 5099: loopback only, nothing to filter",
+        "access-list 150 remark offhook web tcp port 8080: loopback only, nothing to filter",
         "access-list 150 remark everything else passes, as before (add your own entries above)",
         "access-list 150 permit ip any any",
     )
@@ -219,6 +251,7 @@ def test_json_shape() -> None:
         "loopback",
         "open_to_all",
         "limits",
+        "tls",
     }
     assert first["service"] == "sip" and first["transport"] == "udp"
     assert first["families"] == [4]

@@ -55,7 +55,7 @@ LABELS: dict[str, str] = {
     "forward_busy_external": "Forward busy (external)",
     "forward_no_answer_external": "Forward no answer (external)",
     "forward_unregistered_external": "Forward unregistered (external)",
-    "speed_dials": "Speed dials",
+    "speed_dials": "Speed dials (SCCP phones)",
     "calling_search_spaces": "Calling search spaces",
     "route_list": "Route list",
     "block_cause": "Block cause (Q.850)",
@@ -255,6 +255,10 @@ def form_fields(
         elif kind == "group":
             sub = value if isinstance(value, Mapping) else None
             f.children = form_fields(extra, sub, prefix=f"{path}.", new_rows=new_rows)
+            if _unwrap(info.annotation)[1]:
+                # An optional group (a forward): its fields are needed only when it is used.
+                for child in f.children:
+                    child.required = False
         elif kind == "rows":
             f.item_label = ITEM_LABELS.get(key, "Item")
             items = list(value or [])

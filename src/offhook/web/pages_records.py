@@ -63,14 +63,14 @@ def bar_chart(counts: list[tuple[datetime, int]], title: str) -> Chart:
             + " (UTC)"
         ),
     )
-    chart.peak = max((n for _, n in bins), default=0)
+    chart.peak = max(1, max((n for _, n in bins), default=0))
     if not bins:
         return chart
     span = chart.width - chart.left - 2
     slot = span / len(bins)
     height = chart.base - chart.top
     for i, (at, n) in enumerate(bins):
-        h = 0.0 if chart.peak == 0 else height * n / chart.peak
+        h = height * n / chart.peak
         chart.bars.append(
             {
                 "x": round(chart.left + 1 + i * slot, 2),
@@ -83,12 +83,8 @@ def bar_chart(counts: list[tuple[datetime, int]], title: str) -> Chart:
         )
     every = max(1, len(bins) // 6)
     for i in range(0, len(bins), every):
-        chart.ticks.append(
-            {
-                "x": round(chart.left + 1 + (i + 0.5) * slot, 1),
-                "label": bins[i][0].strftime("%H:%M"),
-            }
-        )
+        x = min(max(chart.left + 1 + (i + 0.5) * slot, chart.left + 16), chart.width - 18)
+        chart.ticks.append({"x": round(x, 1), "label": bins[i][0].strftime("%H:%M")})
     return chart
 
 

@@ -25,7 +25,12 @@ by the first byte:
   (with their forwards, voicemail, pickup group and intercom), speed dials, dial plan,
   media plane and call coverage (line groups, hunt lists and pilots, pickup
   groups, park ranges) must come back unchanged, and applying the same plan
-  again must change nothing.
+  again must change nothing; its export (``offhook.db.plan_export``) must be
+  the same plan without passwords, and applying the export with
+  ``keep_passwords`` must change nothing either.
+
+Plans are validated as ``offhook load`` does (``require_passwords``: a sip
+device needs its password).
 
 Run it bounded (libFuzzer flags pass through)::
 
@@ -48,6 +53,7 @@ from sqlalchemy.pool import StaticPool
 with atheris.instrument_imports():
     from offhook.db.plan_apply import apply_plan
     from offhook.db.plan_check import PlanError, parse_plan
+    from offhook.db.plan_export import export_plan
     from offhook.db.plan_spec import PlanSpec
     from offhook.db.plan_yaml import parse_plan_text
     from offhook.db.snapshot import load_snapshot
@@ -670,6 +676,41 @@ def _round_trip(plan: PlanSpec) -> None:
         sorted(snap.dialplan_spec.call_park, key=repr),
     ):
         raise AssertionError("call coverage changed in the database")
+    _export_round_trip(plan)
+
+
+def _export_round_trip(plan: PlanSpec) -> None:
+    """The export is the plan without passwords; applied back keeping them, a no-op."""
+    exported = parse_plan(export_plan(_ENGINE), "export")
+    bare = plan.model_copy(
+        update={
+            "devices": [d.model_copy(update={"password": None}) for d in plan.devices],
+            "trunks": [t.model_copy(update={"password": ""}) for t in plan.trunks],
+        }
+    )
+
+    # Rows kept from earlier inputs keep their place: compare each section as a
+    # set; a park range as what it holds ("7000-7000" is exported as "7000").
+    def entries(spec: PlanSpec, name: str) -> list[str]:
+        items = getattr(spec, name)
+        if name == "call_park":
+            items = [c.to_model() for c in items]
+        return sorted(map(repr, items))
+
+    for name in PlanSpec.model_fields:
+        if entries(exported, name) != entries(bare, name):
+            raise AssertionError(f"the export's {name} differ from the plan's")
+    again = apply_plan(_ENGINE, exported, REALM, keep_passwords=True)
+    if again.changed:
+        raise AssertionError(f"applying the export changed something: {again}")
+
+
+def _parse_file(raw: Any, source: str) -> PlanSpec:
+    return parse_plan(raw, source, require_passwords=True)
+
+
+def _parse_file_text(text: bytes, source: str) -> PlanSpec:
+    return parse_plan_text(text, source, require_passwords=True)
 
 
 def test_one_input(data: bytes) -> None:
@@ -685,12 +726,12 @@ def test_one_input(data: bytes) -> None:
     else:
         raw = _template_plan(fdp)
         _mutate(fdp, raw)
-    direct = _checked(parse_plan, raw, "plan.yaml")
+    direct = _checked(_parse_file, raw, "plan.yaml")
     try:
         text = yaml.safe_dump(raw, allow_unicode=fdp.ConsumeBool(), sort_keys=False)
     except yaml.YAMLError:
         return
-    via_text = _checked(parse_plan_text, text.encode(), "plan.yaml")
+    via_text = _checked(_parse_file_text, text.encode(), "plan.yaml")
     if direct != via_text:
         raise AssertionError(f"YAML text and data disagree: {direct!r} / {via_text!r}")
     if mode == 3 and direct is not None:

@@ -8,7 +8,8 @@ targets for every parser, the plan loader included, and their figures):
 
 1. No database port is exposed. With the default configuration (SQLite, a file)
    a running ``offhook serve`` has exactly the listeners its settings name
-   (SIP UDP+TCP, SCCP, TFTP, provisioning HTTP, admin) and no other socket
+   (SIP UDP+TCP, SCCP, TFTP, provisioning HTTP, admin; its web child
+   process only ``[web] port``) and no other socket
    that accepts anything: the process's sockets are found through
    ``/proc/PID/fd`` (``socket:[inode]``) and looked up in ``/proc/net/tcp``,
    ``tcp6``, ``udp``, ``udp6`` and ``unix``. With a PostgreSQL URL the node
@@ -158,6 +159,22 @@ def test_default_node_listens_only_where_configured(tmp_path: Path) -> None:
         assert others == []
         assert unix_listeners(server.pid) == []
         assert server.db_path.exists()
+
+
+def test_the_web_child_listens_only_on_its_port(tmp_path: Path) -> None:
+    """With ``[web] enabled`` the web process is a child of its own: the node's sockets
+    are exactly as without it, and the child listens on ``[web] port`` alone."""
+    with OffhookServer(tmp_path, PLAN, web=True) as server:
+        web = server.status()["web"]
+        assert web["up"] and web["pid"] != server.pid
+        socks = inet_sockets(server.pid)
+        assert listening(socks) == configured(server), socks
+        child = inet_sockets(int(web["pid"]))
+        assert listening(child) == {("tcp", server.web_port)}, child
+        for s in child:
+            assert s.local[0] == "127.0.0.1", s
+        assert [s for s in child if s.state != TCP_LISTEN and s.remote[1] != 0] == []
+        assert unix_listeners(int(web["pid"])) == []
 
 
 @pytest.mark.postgres

@@ -273,7 +273,8 @@ class ControlClient:
     """An asyncio client of the control endpoint; one request at a time on one connection.
 
     ``request(op, **args)`` returns the answer's ``result``. A connection the
-    node closed while it was idle is reopened once, transparently; a request
+    node closed while it was idle is reopened once, transparently (and a
+    client used from another event loop opens its own there); a request
     without an answer within ``timeout`` seconds raises ``NodeUnavailable``
     and drops the connection (the next request opens a new one).
     """
@@ -292,6 +293,7 @@ class ControlClient:
         self.max_answer = max_answer
         self._lock = asyncio.Lock()
         self._conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
     def from_settings(
@@ -302,6 +304,9 @@ class ControlClient:
 
     async def request(self, op: str, **args: Any) -> Any:
         line = encode_request(op, args)
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # used from another event loop: start afresh there
+            self._loop, self._lock, self._conn = loop, asyncio.Lock(), None
         async with self._lock:
             try:
                 async with asyncio.timeout(self.timeout):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -312,6 +313,39 @@ def test_concurrent_requests_of_one_client_each_get_their_answer() -> None:
             await client.close()
 
     serve(body)
+
+
+def test_one_client_in_two_event_loops() -> None:
+    """A web app built in one loop and served in another: the client follows."""
+    server_box: list[int] = []
+
+    async def start() -> ControlServer:
+        server = ControlServer(HANDLERS, allow=lambda h: True, limits=LIMITS)
+        server_box.append(await server.start(HOST, 0))
+        return server
+
+    ready = threading.Event()
+    stop: list[asyncio.AbstractEventLoop] = []
+
+    def serve_in_thread() -> None:
+        loop = asyncio.new_event_loop()
+        stop.append(loop)
+        server = loop.run_until_complete(start())
+        ready.set()
+        loop.run_forever()
+        loop.run_until_complete(server.close())
+        loop.close()
+
+    thread = threading.Thread(target=serve_in_thread)
+    thread.start()
+    try:
+        assert ready.wait(30)
+        client = ControlClient(HOST, server_box[0])
+        assert asyncio.run(client.request("echo", n=1)) == {"n": 1}
+        assert asyncio.run(client.request("echo", n=2)) == {"n": 2}  # a new loop
+    finally:
+        stop[0].call_soon_threadsafe(stop[0].stop)
+        thread.join(30)
 
 
 def test_no_node_is_node_unavailable() -> None:

@@ -94,9 +94,13 @@ def _stores(config: Path | None) -> Iterator[tuple[UserStore, AuditLog]]:
         engine.dispose()
 
 
+def _interactive() -> bool:
+    return sys.stdin.isatty()
+
+
 def _read_password(confirm: bool = True) -> str:
     """One line of stdin when it is not a terminal, else a hidden prompt (twice)."""
-    if not sys.stdin.isatty():
+    if not _interactive():
         line = sys.stdin.readline()
         password = line.removesuffix("\n").removesuffix("\r")
         if not password:

@@ -17,6 +17,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
+from offhook import cli_users
 from offhook.cli_users import export, token_app, user_app
 from offhook.db.audit import AuditLog
 from offhook.db.engine import create_engine_for
@@ -125,6 +126,21 @@ def test_user_add_refused(
     assert message in r.output
     if "web_users" in inspect(engine).get_table_names():
         assert store(engine).list() == []
+
+
+def test_password_prompted_twice_on_a_terminal(
+    config: Path, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli_users, "_interactive", lambda: True)
+    r = invoke(config, "user", "add", "dan", "--role", "user", stdin=f"{PASSWORD}\n{PASSWORD}\n")
+    assert r.exit_code == 0, r.output
+    assert r.output.count("Password") == 1 and "Repeat for confirmation" in r.output
+    assert PASSWORD not in r.output  # hidden
+    assert store(engine).verify("dan", PASSWORD) is not None
+    # Two different entries: asked again; no more input: nothing is changed.
+    r = invoke(config, "user", "passwd", "dan", stdin=f"{PASSWORD}\nother-Password-3\n")
+    assert r.exit_code != 0 and "do not match" in r.output
+    assert store(engine).verify("dan", PASSWORD) is not None
 
 
 def test_user_exists(config: Path) -> None:

@@ -8,7 +8,9 @@ when (UTC), who (``actor``, a user name or ``cli``), from where
 ``devices`` or ``users``, ``object_key``), and the object before and after
 as JSON (None for a creation's before and a deletion's after; never a
 password). Text longer than its column is cut, so recording never fails on
-length. :meth:`AuditLog.search` reads it back, newest first.
+length. :meth:`AuditLog.search` reads it back, newest first;
+:meth:`AuditLog.prune` deletes entries older than a date (retention is the
+operator's choice: nothing is deleted on its own).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, insert, select
+from sqlalchemy import ColumnElement, delete, func, insert, select
 from sqlalchemy.engine import Engine
 
 from offhook.db.models import AuditLogRow, utcnow
@@ -173,3 +175,8 @@ class AuditLog:
         )
         with self.engine.connect() as conn:
             return int(conn.execute(stmt).scalar_one())
+
+    def prune(self, before: datetime) -> int:
+        """Delete the entries recorded before ``before``; return how many."""
+        with self.engine.begin() as conn:
+            return int(conn.execute(delete(AuditLogRow).where(AuditLogRow.at < before)).rowcount)

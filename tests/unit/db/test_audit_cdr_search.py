@@ -98,6 +98,12 @@ def test_audit_paging(audit: AuditLog) -> None:
     assert audit.search(offset=-5) == audit.search()
 
 
+def test_audit_prune(audit: AuditLog) -> None:
+    assert audit.prune(T0 + timedelta(minutes=2)) == 2
+    assert [e.action for e in audit.search()] == ["delete", "create"]
+    assert audit.prune(T0) == 0 and audit.count() == 2
+
+
 def test_audit_bounds_what_it_keeps(engine: Engine) -> None:
     log = AuditLog(engine)
     log.record("a" * 500, "s" * 500, "x" * 500, "t" * 500, "k" * 5000, {"big": "y" * MAX_SNAPSHOT})

@@ -52,13 +52,14 @@ def bar_chart(counts: list[tuple[datetime, int]], title: str) -> Chart:
     """Minutes and their call counts as bars (neighbouring minutes summed when
     there are more than :data:`MAX_BARS`), with a few time labels."""
     step = max(1, -(-len(counts) // MAX_BARS))
+    total = sum(n for _, n in counts)
     bins = [
         (counts[i][0], sum(n for _, n in counts[i : i + step])) for i in range(0, len(counts), step)
     ]
     chart = Chart(
         title=title,
         caption=(
-            f"{sum(n for _, n in counts)} calls"
+            f"{total} call{'' if total == 1 else 's'}"
             + (f"; each bar is {step} minutes" if step > 1 else "; each bar is one minute")
             + " (UTC)"
         ),
@@ -164,8 +165,11 @@ async def cdrs_page(
             "cause": cause_text,
         },
         errors=errors,
-        chart=bar_chart(counts, "Calls per minute"),
+        chart=bar_chart(counts, "Call volume (all calls, whatever the filter)"),
         csv_link="/api/v1/cdrs.csv" + ("?" + urlencode(query) if query else ""),
+        chart_range=(
+            f"all calls from {chart_since:%Y-%m-%d %H:%M} to {chart_until:%Y-%m-%d %H:%M} UTC"
+        ),
         query=urlencode(query),
     )
 

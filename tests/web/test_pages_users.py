@@ -93,7 +93,13 @@ async def test_the_last_full_admin_stays_one(
     csrf = await as_user(client, "full-admin")
     demote = await client.post(
         "/users/full-admin",
-        data={"csrf_token": csrf, "role": "read-only", "display": "", "devices": "", "enabled": "on"},
+        data={
+            "csrf_token": csrf,
+            "role": "read-only",
+            "display": "",
+            "devices": "",
+            "enabled": "on",
+        },
     )
     assert demote.status_code == 409
     assert "last enabled full-admin" in error_of(demote.text, "role")

@@ -272,9 +272,14 @@ async def cdrs_per_minute(
     hours: Annotated[int, Query(ge=1, le=MAX_HOURS)] = 3,
 ) -> Response:
     until = datetime.now(UTC)
-    since = until - timedelta(hours=hours)
+    # Whole minutes, the current one last: hours * 60 of them.
+    since = (until - timedelta(hours=hours)).replace(second=0, microsecond=0)
+    since += timedelta(minutes=1)
     cdrs = ctx(request).cdrs
-    counts = await run_in_threadpool(cdrs.per_minute, since, until)
+    try:
+        counts = await run_in_threadpool(cdrs.per_minute, since, until)
+    except ValueError as exc:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
     return JSONResponse(
         {
             "since": since.isoformat(),

@@ -340,9 +340,7 @@ def _add_section_routes(sec: Section) -> None:
     )
     writer = require(write_perm)
 
-    async def create_entry(
-        request: Request, principal: Principal = writer
-    ) -> Response:
+    async def create_entry(request: Request, principal: Principal = writer) -> Response:
         try:
             body = await _json_body(request)
         except EditError as exc:
@@ -504,7 +502,12 @@ async def import_plan(
     summary="Export the whole plan (YAML, offhook load's format, no passwords)",
     tags=["plan"],
     response_class=Response,
-    responses={200: {"content": {"application/yaml": {"schema": {"type": "string"}}}}},
+    responses={
+        200: {
+            "description": "The plan (a YAML mapping of the plan's sections)",
+            "content": {"application/yaml": {"schema": {"type": "object"}}},
+        }
+    },
     dependencies=[require(Permission.PLAN_READ)],
 )
 async def export_plan(request: Request) -> Response:

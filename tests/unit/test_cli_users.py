@@ -1,6 +1,6 @@
-"""``offhook user`` / ``offhook token`` / ``offhook export`` (offhook.cli_users), through
-typer's runner: the password from stdin, a token printed once and stored hashed,
-revocation, and every change in the audit log."""
+"""``offhook user`` / ``offhook token`` / ``offhook export`` (offhook.cli_users, mounted
+by offhook.cli), through typer's runner: the password from stdin, a token printed once
+and stored hashed, revocation, and every change in the audit log."""
 
 from __future__ import annotations
 
@@ -11,14 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import typer
 import yaml
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
 from offhook import cli_users
-from offhook.cli_users import export, token_app, user_app
+from offhook.cli import app
 from offhook.db.audit import AuditLog
 from offhook.db.engine import create_engine_for
 from offhook.db.plan import DEMO_PLAN, load_plan
@@ -26,12 +25,6 @@ from offhook.db.users import UserStore, password_hasher
 
 runner = CliRunner()
 PASSWORD = "first-Admin-Password"
-
-# The commands as `offhook` mounts them (offhook.cli adds the same sub-apps).
-app = typer.Typer()
-app.add_typer(user_app, name="user")
-app.add_typer(token_app, name="token")
-app.command("export")(export)
 
 
 @pytest.fixture

@@ -16,7 +16,9 @@ coroutine test of tests/web; other directories add
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,7 @@ from offhook.db.plan import DEMO_PLAN, load_plan
 from offhook.db.users import ROLES
 from offhook.web.app import create_app
 from offhook.web.deps import WebContext
+from offhook.web.server import WebServer, serve_web
 from support.ports import free_port
 
 __all__ = [
@@ -39,6 +42,7 @@ __all__ = [
     "anyio_backend",
     "client",
     "client_for",
+    "live_server",
     "login",
     "make_settings",
     "tokens",
@@ -55,8 +59,9 @@ USER_DEVICES = ("alice",)
 BASE_URL = "http://testserver"
 
 
-def make_settings(db_url: str, **web: Any) -> Settings:
-    """Settings for a test app: ``db_url``, cheap argon2, ``web`` overrides of ``[web]``."""
+def make_settings(db_url: str, *, auth: dict[str, Any] | None = None, **web: Any) -> Settings:
+    """Settings for a test app: ``db_url``, cheap argon2, ``web`` overrides of
+    ``[web]``, ``auth`` overrides of ``[auth]``."""
     web_keys: dict[str, Any] = {
         "argon2_time_cost": 1,
         "argon2_memory_kib": 8,
@@ -69,6 +74,7 @@ def make_settings(db_url: str, **web: Any) -> Settings:
             "database": {"url": db_url},
             "admin": {"port": free_port()},  # nothing listens there: the node is down
             "web": web_keys,
+            "auth": dict(auth or {}),
         }
     )
 
@@ -145,3 +151,31 @@ async def login(client: httpx.AsyncClient, role: str, password: str = PASSWORD) 
     assert answer.status_code == 200, answer.text
     csrf: str = answer.json()["csrf_token"]
     return csrf
+
+
+@contextmanager
+def live_server(settings: Settings) -> Iterator[WebServer]:
+    """``serve_web(settings)`` in a thread (a real listener on ``[web]``) until the block ends."""
+    ready = threading.Event()
+    servers: list[WebServer] = []
+    status: list[int] = []
+
+    def on_ready(server: WebServer) -> None:
+        servers.append(server)
+        ready.set()
+
+    def run() -> None:
+        status.append(serve_web(settings, on_ready=on_ready))
+        ready.set()
+
+    thread = threading.Thread(target=run, name="web-server", daemon=True)
+    thread.start()
+    ready.wait(60)
+    if not servers:
+        thread.join(10)
+        raise RuntimeError(f"the web server did not start (status {status})")
+    try:
+        yield servers[0]
+    finally:
+        servers[0].should_exit = True
+        thread.join(30)

@@ -77,6 +77,8 @@ async def post_login(body: LoginRequest, request: Request, response: Response) -
         context.sessions.delete(old)
     user = context.users.get(session.user)
     set_session_cookie(response, context.settings, session)
+    source = client_host(request)
+    context.audit.record(session.user, source, "login", "sessions", session.user)
     return LoginAnswer(
         user=session.user, role=user.role if user else "", csrf_token=session.csrf_token
     )
@@ -90,6 +92,8 @@ async def post_logout(
     context = ctx(request)
     if principal.session_id is not None:
         context.sessions.delete(principal.session_id)
+        source = client_host(request)
+        context.audit.record(principal.name, source, "logout", "sessions", principal.name)
     response = Response(status_code=204)
     clear_session_cookie(response, context.settings)
     return response

@@ -39,8 +39,10 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import h11
 import uvicorn
 from fastapi import FastAPI
+from sqlalchemy.exc import SQLAlchemyError
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from offhook.common.addr import peer
@@ -52,6 +54,7 @@ from offhook.net.guard import (
     IDLE_TIMEOUT,
     LISTEN_BACKLOG,
     MALFORMED,
+    TOO_LARGE,
     ListenerGuard,
     ListenerLimits,
 )
@@ -67,6 +70,10 @@ LISTENER = "web"
 MAX_HEAD = 16 * 1024
 """Bytes of request line and headers accepted (h11's incomplete event bound)."""
 GRACEFUL_SHUTDOWN = 5
+HEAD_TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+    b"content-length: 0\r\nconnection: close\r\n\r\n"
+)
 
 
 class _Admission:
@@ -94,6 +101,8 @@ class GuardedH11Protocol(H11Protocol):
         self._limits = admission.guard.limits
         self._deadline: asyncio.TimerHandle | None = None
         self._waiting_body = False
+        self._head_seen = 0  # bytes read while waiting for the current request head
+        self._head_checked = False
 
     # --- deadlines ----------------------------------------------------------------
     def _arm(self, seconds: float, reason: str) -> None:
@@ -122,15 +131,33 @@ class GuardedH11Protocol(H11Protocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self.conn.their_state is h11.IDLE and not self._head_checked:
+            self._head_seen += len(data)
+            if self._head_seen > MAX_HEAD and not self._head_fits(data):
+                self._admission.guard.refuse(TOO_LARGE, self._admission.host)
+                self.transport.write(HEAD_TOO_LARGE)
+                self.transport.close()
+                return
         super().data_received(data)
         if self._waiting_body and not self.transport.is_closing():
             self._arm(self._limits.idle_timeout, IDLE_TIMEOUT)  # the body keeps coming
+
+    def _head_fits(self, data: bytes) -> bool:
+        """Once per request, past MAX_HEAD bytes: did the head end within it?
+
+        (h11 bounds only a head that is still incomplete after a read.)
+        """
+        pending = bytes(self.conn.trailing_data[0]) + data
+        end = pending.find(b"\r\n\r\n", 0, MAX_HEAD + 4)
+        self._head_checked = end >= 0
+        return self._head_checked
 
     def handle_events(self) -> None:
         cycle = self.cycle
         super().handle_events()
         if self.cycle is not None and self.cycle is not cycle:
             self._disarm()  # a complete request head
+            self._head_seen, self._head_checked = 0, False
             self._charge()
         body_pending = self.cycle is not None and self.cycle.more_body
         if body_pending and not self._waiting_body and not self.transport.is_closing():
@@ -158,6 +185,24 @@ class GuardedH11Protocol(H11Protocol):
     def _resume(self) -> None:
         if not self.transport.is_closing():
             self.transport.resume_reading()
+
+
+class _Early(asyncio.Protocol):
+    """Holds what arrives over TLS between the handshake and the hand-over to HTTP."""
+
+    def __init__(self) -> None:
+        self.data: list[bytes] = []
+        self.eof = False
+        self.lost = False
+
+    def data_received(self, data: bytes) -> None:
+        self.data.append(data)  # one read at most: the task hands over at once
+
+    def eof_received(self) -> None:
+        self.eof = True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
 
 
 class _Gate(asyncio.Protocol):
@@ -190,10 +235,11 @@ class _Gate(asyncio.Protocol):
     ) -> None:
         loop = asyncio.get_running_loop()
         assert self.server.tls is not None
+        early = _Early()
         try:
             secure = await loop.start_tls(
                 transport,
-                http,
+                early,
                 self.server.tls,
                 server_side=True,
                 ssl_handshake_timeout=self.server.guard.limits.handshake_timeout,
@@ -204,10 +250,15 @@ class _Gate(asyncio.Protocol):
             admission.release()
             transport.abort()
             return
-        if secure is None:
+        if secure is None or early.lost:
             admission.release()
             return
+        secure.set_protocol(http)
         http.connection_made(secure)
+        for data in early.data:
+            http.data_received(data)
+        if early.eof:
+            http.eof_received()
 
     def data_received(self, data: bytes) -> None:  # pragma: no cover - replaced at once
         pass
@@ -249,7 +300,13 @@ def bind_sockets(addresses: list[str], port: int) -> list[socket.socket]:
 class WebServer(uvicorn.Server):
     """uvicorn's server loop and shutdown, our sockets and gate."""
 
-    def __init__(self, app: FastAPI, settings: Settings, sockets: list[socket.socket]) -> None:
+    def __init__(
+        self,
+        app: FastAPI,
+        settings: Settings,
+        sockets: list[socket.socket],
+        on_ready: Callable[[WebServer], None] | None = None,
+    ) -> None:
         web = settings.web
         config = uvicorn.Config(
             app,
@@ -277,6 +334,12 @@ class WebServer(uvicorn.Server):
         )
         self.tls = tls_context(web.tls_cert, web.tls_key) if web.tls else None
         self.handshakes: set[asyncio.Task[None]] = set()
+        self.on_ready = on_ready
+
+    @property
+    def port(self) -> int:
+        """The port listened on (the one picked when ``[web] port`` is 0)."""
+        return int(self.sockets[0].getsockname()[1])
 
     def http_protocol(self, admission: _Admission) -> GuardedH11Protocol:
         return GuardedH11Protocol(
@@ -297,6 +360,8 @@ class WebServer(uvicorn.Server):
         where = ", ".join(_where(s) for s in self.sockets)
         scheme = "https" if self.tls else "http"
         log.info("web: serving %s on %s", scheme, where)
+        if self.on_ready is not None:
+            self.on_ready(self)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         for task in list(self.handshakes):
@@ -342,7 +407,10 @@ def serve_web(
     exit_on_stdin_eof: bool = False,
     on_ready: Callable[[WebServer], None] | None = None,
 ) -> int:
-    """Run the web process until told to stop; 0 on a clean stop, 1 if it cannot start."""
+    """Run the web process until told to stop; 0 on a clean stop, 1 if it cannot start.
+
+    ``on_ready(server)`` is called once it listens (tests read ``server.port``).
+    """
     web = settings.web
     try:
         sockets = bind_sockets(web.listen, web.port)
@@ -352,30 +420,14 @@ def serve_web(
     try:
         engine = create_engine_for(settings.database.url)
         upgrade(engine)
-        server = WebServer(create_app(settings, engine=engine), settings, sockets)
-    except (OSError, ssl.SSLError) as exc:
+        server = WebServer(create_app(settings, engine=engine), settings, sockets, on_ready)
+    except (OSError, ssl.SSLError, SQLAlchemyError) as exc:
         for sock in sockets:
             sock.close()
         log.error("web: cannot start: %s", exc)
         return 1
     if exit_on_stdin_eof:
         _watch_stdin(server)
-    if on_ready is not None:
-        ready = on_ready
-
-        async def started() -> None:
-            while not server.started and not server.should_exit:
-                await asyncio.sleep(0.01)
-            if server.started:
-                ready(server)
-
-        original = server.startup
-
-        async def startup(sockets: list[socket.socket] | None = None) -> None:
-            await original(sockets)
-            await started()
-
-        server.startup = startup  # type: ignore[method-assign]
     try:
         asyncio.run(server.serve(sockets=[]))
     finally:

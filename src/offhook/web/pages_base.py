@@ -27,6 +27,8 @@ from starlette.concurrency import run_in_threadpool
 
 from offhook import __version__
 from offhook.db.plan_edit import PlanEditor
+from offhook.db.plan_export import export_plan
+from offhook.db.plan_sections import SECTIONS
 from offhook.ris.control import ControlError, NodeUnavailable
 from offhook.web.deps import Principal, authenticate, ctx
 from offhook.web.roles import Permission
@@ -38,6 +40,8 @@ __all__ = [
     "form_data",
     "node_call",
     "page_router",
+    "plan_call",
+    "plan_keys",
     "problems_of",
     "redirect",
     "render",
@@ -196,6 +200,14 @@ def editor(request: Request) -> PlanEditor:
     """The plan editor over the app's database (the same one the plan API uses)."""
     context = ctx(request)
     return PlanEditor(context.engine, context.settings.sip.realm)
+
+
+async def plan_keys(request: Request) -> dict[str, list[str]]:
+    """Every section's keys, read from one export of the plan (not one per section)."""
+    plan = await run_in_threadpool(export_plan, ctx(request).engine)
+    return {
+        name: [sec.key(entry) for entry in plan.get(name) or []] for name, sec in SECTIONS.items()
+    }
 
 
 async def plan_call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

@@ -19,7 +19,7 @@ from fastapi.responses import Response
 from offhook.db.analyzer import UnknownDevice, analysis_snapshot, analyze
 from offhook.db.plan_sections import SECTIONS
 from offhook.web.deps import Principal, ctx, require
-from offhook.web.pages_base import editor, node_call, page_router, plan_call, render
+from offhook.web.pages_base import editor, node_call, page_router, plan_call, plan_keys, render
 from offhook.web.pages_plan import delete_object, edit_url, object_page, save_object, title_of
 from offhook.web.roles import Permission
 
@@ -89,15 +89,15 @@ def cell(value: Any) -> str:
 
 
 async def _devices(request: Request) -> list[str]:
-    return [d["name"] for d in await plan_call(editor(request).list, "devices")]
+    return (await plan_keys(request))["devices"]
 
 
 @router.get("/dialplan")
 async def dialplan_page(
     request: Request, principal: Annotated[Principal, require(Permission.PLAN_READ)]
 ) -> Response:
-    ed = editor(request)
-    counts = {s: len(await plan_call(ed.list, s)) for s in DIALPLAN_SECTIONS}
+    keys = await plan_keys(request)
+    counts = {s: len(keys[s]) for s in DIALPLAN_SECTIONS}
     groups = [
         (label, [{"section": s, "title": title_of(s), "count": counts[s]} for s in sections])
         for label, sections in GROUPS
@@ -108,8 +108,7 @@ async def dialplan_page(
         principal,
         title="Call routing",
         groups=groups,
-        devices=await _devices(request),
-        analysis=None,
+        devices=keys["devices"],
     )
 
 

@@ -23,7 +23,15 @@ from fastapi.responses import Response
 from offhook.db.plan_edit import Conflict, EditError, Invalid, NotFound, PreconditionFailed
 from offhook.db.plan_sections import SECTIONS, Section
 from offhook.web.deps import Principal, audit
-from offhook.web.pages_base import editor, form_data, plan_call, problems_of, redirect, render
+from offhook.web.pages_base import (
+    editor,
+    form_data,
+    plan_call,
+    plan_keys,
+    problems_of,
+    redirect,
+    render,
+)
 from offhook.web.pages_forms import (
     REFERENCES,
     field_errors,
@@ -86,12 +94,8 @@ def delete_url(section: str, key: str) -> str:
 
 async def choices(request: Request) -> dict[str, list[str]]:
     """Names a reference field may take, per section (suggestions in the form)."""
-    ed = editor(request)
-    out: dict[str, list[str]] = {}
-    for name in sorted(set(REFERENCES.values())):
-        items = await plan_call(ed.list, name)
-        out[name] = [SECTIONS[name].key(item) for item in items]
-    return out
+    keys = await plan_keys(request)
+    return {name: keys[name] for name in sorted(set(REFERENCES.values()))}
 
 
 def _readonly_keys(sec: Section, creating: bool) -> frozenset[str]:

@@ -310,3 +310,20 @@ def test_sql_metacharacters_are_data(store: UserStore) -> None:
     store.add("bobby", "user", PASSWORD, display=display)
     assert store.get("bobby") is not None and store.get("bobby").display == display  # type: ignore[union-attr]
     assert store.verify("' OR 1=1 --", PASSWORD) is None
+
+
+def test_concurrent_adds_of_one_name(store: UserStore) -> None:
+    """Two administrators adding the same name at once: one user, one UserExists."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def add(role: str) -> str:
+        try:
+            store.add("dup", role, PASSWORD)
+        except UserExists:
+            return "exists"
+        return "added"
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = sorted(pool.map(add, ["user", "read-only", "phone-admin", "full-admin"]))
+    assert results == ["added", "exists", "exists", "exists"]
+    assert [u.name for u in store.list()] == ["dup"]

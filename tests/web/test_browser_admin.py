@@ -96,7 +96,6 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OffhookServer]:
-    require_binary("baresip")
     server = OffhookServer(
         tmp_path_factory.mktemp("browser"),
         browser_plan(),
@@ -147,6 +146,7 @@ def log_in(page: Any, user: str) -> None:
 
 
 def phone(tmp_path: Path, node: OffhookServer, name: str) -> Baresip:
+    require_binary("baresip")  # skips (fails under CI=true) without it
     return Baresip(
         tmp_path,
         name,

@@ -129,8 +129,11 @@ async def test_logout_ends_the_session(
 async def test_the_dashboard_shows_the_node_is_down_and_a_chart(
     client: httpx.AsyncClient, web_users: dict[str, str]
 ) -> None:
+    wrong = await client.post("/login", data={"username": "read-only", "password": "nope"})
+    assert wrong.status_code == 401
     await login(client, "read-only")
     page = await client.get("/")
+    assert "Administration logins: failed 1, sources blocked now 0" in page.text
     assert page.status_code == 200
     assert "Node unavailable" in page.text
     assert 'hx-get="/dashboard/live"' in page.text and 'hx-trigger="every 2s"' in page.text

@@ -104,6 +104,21 @@ def _age(seconds: float) -> str:
     return f"{seconds // 3600} h {seconds // 60 % 60:02d} min"
 
 
+def web_view(request: Request) -> dict[str, Any]:
+    """The web process's own defences: its listener's rejections and failed logins."""
+    context = ctx(request)
+    guard = context.login_guard
+    return {
+        "web_rejections": [
+            {"listener": listener, "reason": reason, "count": count}
+            for listener, reasons in sorted(context.rejections.snapshot().items())
+            for reason, count in sorted(reasons.items())
+            if count
+        ],
+        "web_auth": guard.guard.status(guard.clock()),
+    }
+
+
 def live_view(status: dict[str, Any] | None) -> dict[str, Any]:
     """The dashboard's live part from the node's ``status`` answer."""
     if not status:
@@ -164,6 +179,7 @@ async def home(
         hours=DASHBOARD_HOURS,
         chart=bar_chart(counts, f"Calls per minute, last {DASHBOARD_HOURS} hours"),
         **live_view(status),
+        **web_view(request),
     )
 
 
@@ -172,7 +188,9 @@ async def dashboard_live(
     request: Request, principal: Annotated[Principal, require(Permission.LIVE_READ)]
 ) -> Response:
     status, why = await node_call(request, "status")
-    return render(request, "_live.html", principal, why=why, **live_view(status))
+    return render(
+        request, "_live.html", principal, why=why, **live_view(status), **web_view(request)
+    )
 
 
 router.include_router(pages_devices.router)

@@ -72,6 +72,27 @@ def test_outsider_is_reset_insider_served(tmp_path: Path) -> None:
         )
 
 
+def test_connections_per_source_capped(tmp_path: Path) -> None:
+    settings = _settings(
+        tmp_path, allow=["127.0.0.0/8"], max_connections_per_source=2, idle_timeout=30
+    )
+    with live_server(settings) as server:
+        held = [
+            socket.create_connection(("127.0.0.1", server.port), source_address=("127.0.0.5", 0))
+            for _ in range(2)
+        ]
+        try:
+            request = b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            third = _raw(server.port, request, source="127.0.0.5")
+            assert third in (b"", b"<reset>")
+            other = _raw(server.port, request, source="127.0.0.6")
+            assert other.startswith(b"HTTP/1.1 200")
+            assert server.context.rejections.get("web", "max-connections-per-source") == 1
+        finally:
+            for s in held:
+                s.close()
+
+
 def test_head_and_body_bounds(tmp_path: Path) -> None:
     settings = _settings(tmp_path, max_message=8192)
     with live_server(settings) as server:

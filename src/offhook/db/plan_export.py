@@ -156,21 +156,24 @@ def _device(dev: Device) -> dict[str, Any]:
     return _compact(DeviceSpec, data, keep=("name", "protocol"))
 
 
-def _transforms(row: Any) -> dict[str, Any]:
+def _transforms(called: dict[str, Any] | None, calling: dict[str, Any] | None) -> dict[str, Any]:
+    """The transformation keys of a pattern or route group member, those set only."""
     out: dict[str, Any] = {}
-    for key in ("called_transform", "calling_transform"):
-        value = getattr(row, key)
-        if value:
-            out[key] = dict(value)
+    if called:
+        out["called_transform"] = dict(called)
+    if calling:
+        out["calling_transform"] = dict(calling)
     return out
 
 
-def _members(session: Session, model: type[Any], fk: str, column: str) -> dict[int, list[Any]]:
-    """Ordered ``column`` values of each parent's member rows, by parent id."""
+def _members(
+    session: Session, model: type[Any], fk: str, column: str | None
+) -> dict[int, list[Any]]:
+    """Ordered ``column`` values (None: whole rows) of each parent's member rows, by parent id."""
     table = model.__table__
     out: dict[int, list[Any]] = {}
     for row in session.execute(select(table).order_by(table.c[fk], table.c.position)).mappings():
-        out.setdefault(int(row[fk]), []).append(row[column] if column else row)
+        out.setdefault(int(row[fk]), []).append(row if column is None else row[column])
     return out
 
 
@@ -180,7 +183,7 @@ def _rows(session: Session, model: type[Any]) -> list[Any]:
 
 def _dialplan(session: Session) -> dict[str, Any]:
     css_members = _members(session, CssMember, "css_id", "partition")
-    group_members = _members(session, RouteGroupMemberRow, "group_id", "")
+    group_members = _members(session, RouteGroupMemberRow, "group_id", None)
     list_members = _members(session, RouteListMemberRow, "list_id", "route_group")
     trunks = []
     for t in _rows(session, TrunkRow):
@@ -202,7 +205,7 @@ def _dialplan(session: Session) -> dict[str, Any]:
     for g in _rows(session, RouteGroupRow):
         members: list[Any] = []
         for m in group_members.get(g.id, []):
-            transforms = _transforms_of(m)
+            transforms = _transforms(m["called_transform"], m["calling_transform"])
             members.append({"trunk": m["trunk"], **transforms} if transforms else m["trunk"])
         entry: dict[str, Any] = {"name": g.name}
         if g.distribution != "top-down":
@@ -231,7 +234,7 @@ def _dialplan(session: Session) -> dict[str, Any]:
                     "pattern": r.pattern,
                     "partition": r.partition,
                     "urgent": r.urgent,
-                    **_transforms(r),
+                    **_transforms(r.called_transform, r.calling_transform),
                     "route_list": r.route_list,
                     "block": r.block,
                     "block_cause": r.block_cause,
@@ -247,7 +250,7 @@ def _dialplan(session: Session) -> dict[str, Any]:
                     "pattern": t.pattern,
                     "partition": t.partition,
                     "urgent": t.urgent,
-                    **_transforms(t),
+                    **_transforms(t.called_transform, t.calling_transform),
                     "css": t.css,
                     "block": t.block,
                 },
@@ -256,15 +259,6 @@ def _dialplan(session: Session) -> dict[str, Any]:
             for t in _rows(session, TranslationPatternRow)
         ],
     }
-
-
-def _transforms_of(member: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key in ("called_transform", "calling_transform"):
-        value = member[key]
-        if value:
-            out[key] = dict(value)
-    return out
 
 
 def _media(session: Session) -> dict[str, Any]:

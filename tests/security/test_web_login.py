@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -251,3 +252,25 @@ async def test_cookie_attributes(client: httpx.AsyncClient, tmp_path: Path) -> N
         answer = await c.post("/api/v1/login", json={"username": "admin", "password": PASSWORD})
         assert "secure" in answer.headers["set-cookie"].lower()
     engine.dispose()
+
+
+async def test_throttled_source_gets_one_attempt_at_a_time(tmp_path: Path, engine: Engine) -> None:
+    settings = make_settings(
+        f"sqlite:///{tmp_path / 'web.db'}",
+        auth={"throttle_after": 1, "throttle_delay": 0.05, "block_after": 0},
+    )
+    app = create_app(settings, engine=engine)
+    _ctx(app).users.add("admin", "full-admin", PASSWORD)
+    wrong = {"username": "admin", "password": "not-it-at-all"}
+    async with client_for(app, host="10.1.2.3") as c:
+        assert (await c.post("/api/v1/login", json=wrong)).status_code == 401
+        # Now throttled: the first attempt waits in the source's one hold slot,
+        # the second finds it taken and is refused at once.
+        first, second = await asyncio.gather(
+            c.post("/api/v1/login", json={"username": "admin", "password": PASSWORD}),
+            c.post("/api/v1/login", json=wrong),
+        )
+        assert first.status_code == 200
+        assert second.status_code == 429 and "retry-after" in second.headers
+    status = _ctx(app).login_guard.guard.status(0.0)
+    assert status["throttled"] == 1 and status["dropped_throttled"] == 1

@@ -20,6 +20,7 @@ from offhook.db.analyzer import UnknownDevice, analysis_snapshot, analyze
 from offhook.db.plan_sections import SECTIONS
 from offhook.web.deps import Principal, ctx, require
 from offhook.web.pages_base import editor, node_call, page_router, plan_call, plan_keys, render
+from offhook.web.pages_forms import label_of
 from offhook.web.pages_plan import delete_object, edit_url, object_page, save_object, title_of
 from offhook.web.roles import Permission
 
@@ -176,7 +177,7 @@ async def section_page(
         section=section,
         section_title=title_of(section),
         noun=sec.noun,
-        columns=[c.replace("_", " ").capitalize() for c in columns],
+        columns=[label_of(c) for c in columns],
         rows=rows,
         trunks=section == "trunks",
         node_down=section == "trunks" and not states and bool(why),

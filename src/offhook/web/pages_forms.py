@@ -34,6 +34,7 @@ __all__ = [
     "Row",
     "field_errors",
     "form_fields",
+    "label_of",
     "parse_form",
     "row_indices",
     "split_fields",
@@ -209,6 +210,11 @@ def _kind(annotation: Any) -> tuple[str, Any]:
 
 def _key(name: str, info: FieldInfo) -> str:
     return info.alias or name
+
+
+def label_of(key: str) -> str:
+    """A field's label as the forms and tables show it."""
+    return _label(key)
 
 
 def _label(key: str) -> str:

@@ -11,12 +11,10 @@ document is ``/api/v1/openapi.json``.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -28,6 +26,8 @@ from offhook.db.cdr import CdrRepository
 from offhook.db.engine import create_engine_for
 from offhook.db.users import UserStore, password_hasher
 from offhook.net.authguard import AuthGuard
+from offhook.ris.control import ControlClient
+from offhook.web import api_admin, api_auth, api_meta, api_ops, api_plan, api_self, pages
 from offhook.web.api_meta import ContextCollector
 from offhook.web.deps import NodeControl, WebContext
 from offhook.web.middleware import BodyLimit, RequestMetrics, SecurityHeaders, WebMetrics
@@ -41,46 +41,23 @@ log = logging.getLogger("offhook.web")
 API_PREFIX = "/api/v1"
 STATIC = Path(__file__).resolve().parent / "static"
 
-_ROUTERS = (
-    "offhook.web.api_auth",
-    "offhook.web.api_admin",
-    "offhook.web.api_meta",
-    "offhook.web.api_plan",
-    "offhook.web.api_ops",
-    "offhook.web.api_self",
-    "offhook.web.pages",
+ROUTERS: tuple[APIRouter, ...] = (
+    api_auth.router,
+    api_admin.router,
+    api_meta.router,
+    api_plan.router,
+    api_ops.router,
+    api_self.router,
+    pages.router,
 )
-
-
-class _NoNode:
-    """The control client when none can be built: every request finds the node down."""
-
-    async def request(self, op: str, **args: Any) -> Any:
-        raise ConnectionError("node unavailable")
 
 
 def default_control(settings: Settings) -> NodeControl:
     """A control client for the node's ``[admin]`` endpoint."""
-    try:
-        from offhook.ris.control import ControlClient  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return _NoNode()
     host = settings.admin.listen[0] if settings.admin.listen else "127.0.0.1"
     if host in {"0.0.0.0", "::"}:
         host = "127.0.0.1" if host == "0.0.0.0" else "::1"
-    client: NodeControl = ControlClient(host, settings.admin.port)
-    return client
-
-
-def _router(module: str) -> APIRouter | None:
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name != module:
-            raise
-        return None  # not written yet
-    router: APIRouter = mod.router
-    return router
+    return ControlClient(host, settings.admin.port)
 
 
 def create_app(
@@ -119,10 +96,8 @@ def create_app(
     metrics = WebMetrics()
     metrics.registry.register(ContextCollector(context))
     app.state.metrics = metrics
-    for module in _ROUTERS:
-        router = _router(module)
-        if router is not None:
-            app.include_router(router)
+    for router in ROUTERS:
+        app.include_router(router)
     if STATIC.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC), name="static")
     # Added last = outermost: the body bound holds for everything inside.

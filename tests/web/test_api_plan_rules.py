@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 from sqlalchemy.engine import Engine
 
+from offhook.db.plan_sections import SECTIONS
 from offhook.db.snapshot import plan_version
 from offhook.web.deps import WebContext
 
@@ -244,3 +245,27 @@ async def test_roles_per_section(client: httpx.AsyncClient, tokens: dict[str, st
         headers={**phone, "Content-Type": "application/yaml"},
     )
     assert dry.status_code == 403
+
+
+async def test_openapi_has_a_typed_schema_per_section(client: httpx.AsyncClient) -> None:
+    doc = (await client.get("/api/v1/openapi.json")).json()
+    paths = doc["paths"]
+    for name, sec in SECTIONS.items():
+        fields = {f.alias or k for k, f in sec.spec.model_fields.items()}
+        create = paths[f"/api/v1/{name}"]["post"]
+        body = create["requestBody"]["content"]["application/json"]["schema"]
+        assert set(body["properties"]) == fields, name
+        shown = create["responses"]["201"]["content"]["application/json"]["schema"]
+        assert set(shown["properties"]) == fields - set(sec.secrets), name
+        item = paths[f"/api/v1/{name}/{{key}}"]
+        assert set(item) == {"get", "put", "patch", "delete"}, name
+        patch = item["patch"]["requestBody"]["content"]["application/merge-patch+json"]["schema"]
+        assert "required" not in patch and set(patch["properties"]) == fields
+        assert any(p["name"] == "if-match" for p in item["patch"]["parameters"])
+        for operation in (create, *item.values()):
+            assert {"401", "403"} <= set(operation["responses"]), name
+    devices = paths["/api/v1/devices"]["post"]["requestBody"]["content"]["application/json"]
+    assert devices["schema"]["properties"]["password"]["writeOnly"] is True
+    line = devices["schema"]["properties"]["lines"]["items"]
+    assert "dn" in line["required"] and "forward_all" in line["properties"]
+    assert "/api/v1/plan/import" in paths and "/api/v1/plan/export" in paths

@@ -47,8 +47,12 @@ MAX_CDR_LIMIT = 1000
 MAX_HOURS = 168
 DIGITS_RE = r"^[0-9*#+]{1,64}$"
 
-router = APIRouter(prefix=PREFIX)
-trunks_router = APIRouter()
+AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "not authenticated (no or a bad token or session)"},
+    403: {"description": "the role lacks the permission"},
+}
+router = APIRouter(prefix=PREFIX, responses=AUTH_ERRORS)
+trunks_router = APIRouter(responses=AUTH_ERRORS)
 """Included by ``web.api_plan.router`` (prefix ``/api/v1``)."""
 
 _DETAIL = {"type": "object", "properties": {"detail": {}}, "required": ["detail"]}

@@ -58,7 +58,11 @@ IfMatch = Annotated[
     str | None, Header(description="the ETag the change is based on; 412 if it moved on")
 ]
 
-router = APIRouter(prefix=PREFIX)
+AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "not authenticated (no or a bad token or session)"},
+    403: {"description": "the role lacks the permission, or no CSRF token"},
+}
+router = APIRouter(prefix=PREFIX, responses=AUTH_ERRORS)
 # /api/v1/trunks/state (live) before /api/v1/trunks/{key}: matched first.
 router.include_router(trunks_router)
 

@@ -173,7 +173,9 @@ def test_tls_listener_and_secure_cookie(tmp_path: Path) -> None:
     if subprocess.run(["which", "openssl"], capture_output=True).returncode != 0:
         pytest.skip("openssl is not installed")
     cert, key = _self_signed(tmp_path)
-    settings = _settings(tmp_path, tls_cert=cert, tls_key=key, secure_cookies="auto")
+    settings = _settings(
+        tmp_path, tls_cert=cert, tls_key=key, secure_cookies="auto", handshake_timeout=0.5
+    )
     with live_server(settings) as server:
         base = f"https://127.0.0.1:{server.port}"
         with httpx.Client(base_url=base, verify=False) as client:
@@ -184,3 +186,9 @@ def test_tls_listener_and_secure_cookie(tmp_path: Path) -> None:
             assert "secure" in cookie and "httponly" in cookie and "samesite=strict" in cookie
         plain = _raw(server.port, b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
         assert not plain.startswith(b"HTTP/1.1 200")
+        # A connection that never starts its handshake is closed at handshake_timeout.
+        failed = server.context.rejections.get("web", "handshake-timeout")
+        assert failed >= 1  # the plain-text request above
+        silent = _raw(server.port, b"", wait=20)
+        assert silent in (b"", b"<reset>")
+        assert server.context.rejections.get("web", "handshake-timeout") == failed + 1

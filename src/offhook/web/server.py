@@ -320,7 +320,10 @@ class WebServer(uvicorn.Server):
             timeout_keep_alive=int(max(1, web.idle_timeout)),
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
             h11_max_incomplete_event_size=MAX_HEAD,
-            limit_concurrency=web.max_connections,
+            # uvicorn counts the asking connection too: max_connections (the
+            # gate's cap) must still be served; beyond it are requests still
+            # running for connections already gone.
+            limit_concurrency=web.max_connections + 1,
             backlog=LISTEN_BACKLOG,
         )
         super().__init__(config)

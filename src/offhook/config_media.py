@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 
 from offhook.common.addr import canonical, family, is_wildcard
+from offhook.common.control_address import parse_control_address
 from offhook.config_base import ALLOW_ALL, LOOPBACK, Section, check_networks
 from offhook.net.listen import bind_plan
 
@@ -67,8 +68,6 @@ class MediaSettings(Section):
     @field_validator("servers")
     @classmethod
     def _servers(cls, value: dict[str, str]) -> dict[str, str]:
-        from offhook.media.control import parse_control_address
-
         for name, address in value.items():
             if name == "embedded" or not name.strip():
                 raise ValueError(f"media server name {name!r} is reserved or empty")
@@ -112,8 +111,6 @@ class MediaSettings(Section):
     @field_validator("control")
     @classmethod
     def _control(cls, value: str) -> str:
-        from offhook.media.control import parse_control_address
-
         return str(parse_control_address(value)) if value.strip() else ""
 
     @property

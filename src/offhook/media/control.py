@@ -38,6 +38,9 @@ from typing import Any, ClassVar
 
 from offhook.common import ParseError
 from offhook.common.addr import canonical
+from offhook.common.control_address import MAX_UNIX_PATH as MAX_UNIX_PATH
+from offhook.common.control_address import ControlAddress as ControlAddress
+from offhook.common.control_address import parse_control_address as parse_control_address
 
 VERSION = 1
 MAX_LINE = 65536
@@ -93,52 +96,6 @@ class Direction(enum.StrEnum):
     @property
     def receives(self) -> bool:
         return self in (Direction.SENDRECV, Direction.RECVONLY)
-
-
-# -- addresses ---------------------------------------------------------------
-
-MAX_UNIX_PATH = 107
-"""Bytes of a Unix socket path (Linux ``sun_path`` is 108 with its NUL)."""
-
-
-@dataclass(frozen=True, slots=True)
-class ControlAddress:
-    """Where a media server's control listener is: a Unix socket path or TCP host and port."""
-
-    path: str = ""
-    host: str = ""
-    port: int = 0
-
-    @property
-    def unix(self) -> bool:
-        return bool(self.path)
-
-    def __str__(self) -> str:
-        if self.path:
-            return f"unix:{self.path}"
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-
-
-def parse_control_address(text: str) -> ControlAddress:
-    """``unix:/path/to.sock``, ``127.0.0.1:2429`` or ``[::1]:2429``; ValueError otherwise."""
-    value = text.strip()
-    if value.startswith("unix:"):
-        path = value[5:]
-        if not path or "\0" in path or len(path.encode()) > MAX_UNIX_PATH:
-            raise ValueError(
-                f"{text!r}: a Unix socket path must be 1-{MAX_UNIX_PATH} bytes (unix:/run/x.sock)"
-            )
-        return ControlAddress(path=path)
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise ValueError(f"{text!r}: expected unix:PATH, HOST:PORT or [IPv6]:PORT")
-    if ":" in host and not (host.startswith("[") and host.endswith("]")):
-        raise ValueError(f"{text!r}: an IPv6 host is written in brackets ([::1]:2429)")
-    try:
-        address = canonical(host)
-    except ValueError:
-        raise ValueError(f"{text!r}: the host must be an IP address") from None
-    return ControlAddress(host=address, port=int(port))
 
 
 # -- framing -----------------------------------------------------------------

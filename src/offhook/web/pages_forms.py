@@ -36,6 +36,7 @@ __all__ = [
     "form_fields",
     "label_of",
     "parse_form",
+    "posted",
     "row_indices",
     "split_fields",
     "split_list",
@@ -304,6 +305,24 @@ def split_fields(fields_: list[FormField]) -> tuple[list[FormField], list[FormFi
         [f for f in fields_ if f.name not in ADVANCED],
         [f for f in fields_ if f.name in ADVANCED],
     )
+
+
+def posted(fields_: list[FormField]) -> dict[str, str]:
+    """What a browser posts for ``fields_`` left as shown (checked boxes, current values,
+    the empty new rows; passwords are never shown, so never posted)."""
+    out: dict[str, str] = {}
+    for f in fields_:
+        if f.kind == "group":
+            out.update(posted(f.children))
+        elif f.kind == "rows":
+            for row in f.rows:
+                out.update(posted(row.primary + row.advanced))
+        elif f.kind == "checkbox":
+            if f.value:
+                out[f.name] = "on"
+        elif f.kind != "password":
+            out[f.name] = f.display_value
+    return out
 
 
 def split_list(text: str) -> list[str]:

@@ -28,12 +28,12 @@ from starlette.concurrency import run_in_threadpool
 
 from offhook.db.audit import AuditEntry
 from offhook.db.users import ROLES, TokenRecord, UnknownUser, UserExists, UserRecord
-from offhook.web.deps import Principal, audit, ctx, require
+from offhook.web.deps import AUTH_ERRORS, Principal, audit, ctx, error_responses, require
 from offhook.web.roles import ROLE_PERMISSIONS, Permission
 
 __all__ = ["router", "user_json"]
 
-router = APIRouter(prefix="/api/v1", tags=["users"])
+router = APIRouter(prefix="/api/v1", tags=["users"], responses=AUTH_ERRORS)
 
 MAX_PAGE = 500
 MAX_CSV_ROWS = 10_000
@@ -193,7 +193,7 @@ def _get_user(request: Request, name: str) -> UserRecord:
     return user
 
 
-@router.get("/users/{name}", response_model=UserOut)
+@router.get("/users/{name}", response_model=UserOut, responses=error_responses(404))
 async def get_user(
     request: Request,
     name: str,
@@ -214,7 +214,7 @@ def _enabled_admins(request: Request) -> list[str]:
     return [u.name for u in ctx(request).users.list() if u.role == FULL_ADMIN and u.enabled]
 
 
-@router.post("/users", response_model=UserOut, status_code=201)
+@router.post("/users", response_model=UserOut, status_code=201, responses=error_responses(409, 422))
 async def create_user(
     request: Request,
     body: UserCreate,
@@ -240,7 +240,7 @@ async def create_user(
     return after
 
 
-@router.patch("/users/{name}", response_model=UserOut)
+@router.patch("/users/{name}", response_model=UserOut, responses=error_responses(404, 409, 422))
 async def patch_user(
     request: Request,
     name: str,
@@ -275,7 +275,7 @@ async def patch_user(
     return after
 
 
-@router.delete("/users/{name}", status_code=204)
+@router.delete("/users/{name}", status_code=204, responses=error_responses(404, 409))
 async def delete_user(
     request: Request,
     name: str,
@@ -304,7 +304,9 @@ async def list_tokens(
     return [_token_out(t) for t in ctx(request).users.tokens(user)]
 
 
-@router.post("/tokens", response_model=TokenCreated, status_code=201)
+@router.post(
+    "/tokens", response_model=TokenCreated, status_code=201, responses=error_responses(404, 422)
+)
 async def create_token(
     request: Request,
     body: TokenCreate,
@@ -321,7 +323,7 @@ async def create_token(
     return TokenCreated(**out.model_dump(), token=plaintext)
 
 
-@router.delete("/tokens/{token_id}", status_code=204)
+@router.delete("/tokens/{token_id}", status_code=204, responses=error_responses(404))
 async def revoke_token(
     request: Request,
     token_id: int,

@@ -15,7 +15,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 
-from offhook.web.deps import Principal, client_host, ctx, require
+from offhook.web.deps import (
+    AUTH_ERRORS,
+    Principal,
+    client_host,
+    ctx,
+    error_responses,
+    require,
+)
 from offhook.web.roles import Permission
 from offhook.web.security import (
     MAX_PASSWORD,
@@ -58,7 +65,7 @@ class Me(BaseModel):
 @router.post(
     "/login",
     response_model=LoginAnswer,
-    responses={401: {"description": INVALID_LOGIN}, 429: {"description": "too many failures"}},
+    responses=error_responses(400, 401, 429),
 )
 async def post_login(body: LoginRequest, request: Request, response: Response) -> LoginAnswer:
     context = ctx(request)
@@ -84,7 +91,7 @@ async def post_login(body: LoginRequest, request: Request, response: Response) -
     )
 
 
-@router.post("/logout", status_code=204)
+@router.post("/logout", status_code=204, responses=AUTH_ERRORS)
 async def post_logout(
     request: Request,
     principal: Annotated[Principal, require(Permission.AUTHENTICATED)],
@@ -99,7 +106,7 @@ async def post_logout(
     return response
 
 
-@router.get("/me", response_model=Me)
+@router.get("/me", response_model=Me, responses=AUTH_ERRORS)
 async def get_me(
     request: Request,
     principal: Annotated[Principal, require(Permission.AUTHENTICATED)],

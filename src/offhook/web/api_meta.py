@@ -22,7 +22,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
-from offhook.web.deps import Principal, WebContext, ctx, require
+from offhook.web.deps import AUTH_ERRORS, Principal, WebContext, ctx, require
 from offhook.web.roles import Permission
 
 __all__ = ["ContextCollector", "router"]
@@ -79,7 +79,15 @@ def _database_ok(context: WebContext) -> bool:
     return True
 
 
-@router.get("/api/v1/health", responses={503: {"description": "the database does not answer"}})
+@router.get(
+    "/api/v1/health",
+    responses={
+        503: {
+            "description": "the database does not answer",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    },
+)
 async def health(request: Request) -> Any:
     if await run_in_threadpool(_database_ok, ctx(request)):
         return {"status": "ok"}
@@ -89,7 +97,10 @@ async def health(request: Request) -> Any:
 @router.get(
     "/metrics",
     response_class=Response,
-    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
+    responses={
+        200: {"content": {"text/plain": {}}, "description": "Prometheus text format"},
+        **AUTH_ERRORS,
+    },
 )
 async def metrics(
     request: Request,

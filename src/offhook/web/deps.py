@@ -37,6 +37,7 @@ from offhook.web.security import LoginGuard, LoginRefused
 from offhook.web.sessions import COOKIE_NAME, SessionStore
 
 __all__ = [
+    "AUTH_ERRORS",
     "CSRF_FIELD",
     "CSRF_HEADER",
     "PUBLIC_ROUTES",
@@ -48,6 +49,7 @@ __all__ = [
     "audit",
     "client_host",
     "ctx",
+    "error_responses",
     "require",
     "route_permission",
     "route_permissions",
@@ -70,6 +72,39 @@ PUBLIC_ROUTES: frozenset[str] = frozenset(
     }
 )
 """Paths served without authentication (every method of them)."""
+
+
+_ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"detail": {}},
+    "required": ["detail"],
+}
+_ERROR_TEXT = {
+    400: "the body could not be read",
+    401: "not authenticated (no or a bad token or session)",
+    403: "the role lacks the permission, or no CSRF token",
+    404: "no such object",
+    409: "conflicts with the current state",
+    413: "request body too large",
+    422: "invalid request (detail: [{loc, msg}])",
+    429: "too many failed logins from this source (see Retry-After)",
+    503: "the node is not answering",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for these error codes: ``{"detail": ...}`` bodies."""
+    return {
+        code: {
+            "description": _ERROR_TEXT[code],
+            "content": {"application/json": {"schema": _ERROR_SCHEMA}},
+        }
+        for code in codes
+    }
+
+
+AUTH_ERRORS = error_responses(401, 403, 429)
+"""What ``require`` may answer: for the ``responses`` of a router of protected routes."""
 
 
 class NodeControl(Protocol):

@@ -64,6 +64,22 @@ async def test_a_wrong_password_and_an_unknown_user_read_the_same(
     assert "set-cookie" not in wrong.headers
 
 
+async def test_a_login_form_posted_from_another_site_is_refused(
+    client: httpx.AsyncClient, web_users: dict[str, str]
+) -> None:
+    data = {"username": "full-admin", "password": PASSWORD}
+    for headers in (
+        {"Origin": "https://evil.example"},
+        {"Origin": "null"},
+        {"Sec-Fetch-Site": "cross-site"},
+    ):
+        answer = await client.post("/login", data=data, headers=headers)
+        assert answer.status_code == 403, headers
+        assert "set-cookie" not in answer.headers
+    same = await client.post("/login", data=data, headers={"Origin": "http://testserver"})
+    assert same.status_code == 303
+
+
 async def test_login_never_redirects_off_site(
     client: httpx.AsyncClient, web_users: dict[str, str]
 ) -> None:

@@ -56,8 +56,21 @@ async def login_page(request: Request) -> Response:
     return _login_page(next_=_safe_next(request.query_params.get("next", "/")))
 
 
+def _cross_site(request: Request) -> bool:
+    """A login form posted from another site (login CSRF: logging a victim in as the
+    attacker): the browser says so in ``Sec-Fetch-Site`` or an ``Origin`` of another host."""
+    if request.headers.get("sec-fetch-site", "") == "cross-site":
+        return True
+    origin = request.headers.get("origin")
+    if origin is None:
+        return False
+    return origin == "null" or urlsplit(origin).netloc != request.headers.get("host", "")
+
+
 @router.post("/login")
 async def login_post(request: Request) -> Response:
+    if _cross_site(request):
+        return _login_page("Log in from this site's own login page.", status=403)
     form = await form_data(request)
     username = form.get("username", "")
     next_ = _safe_next(form.get("next", "/"))

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import csv
 import io
+from pathlib import Path
 
 import httpx
+import pytest
 
+from offhook.ris.control import NodeUnavailable
+from offhook.web.app import default_control
 from offhook.web.deps import WebContext
-from web.rig import PASSWORD, login
+from web.rig import PASSWORD, login, make_settings
 
 
 def _bearer(token: str) -> dict[str, str]:
@@ -174,3 +178,13 @@ async def test_security_headers(client: httpx.AsyncClient) -> None:
     assert answer.headers["x-content-type-options"] == "nosniff"
     assert answer.headers["x-frame-options"] == "DENY"
     assert answer.headers["cache-control"] == "no-store"
+
+
+async def test_node_control_off_means_node_unavailable(tmp_path: Path) -> None:
+    settings = make_settings(f"sqlite:///{tmp_path / 'x.db'}")
+    off = settings.model_copy(
+        update={"admin": settings.admin.model_copy(update={"enabled": False})}
+    )
+    control = default_control(off)
+    with pytest.raises(NodeUnavailable, match="enabled = false"):
+        await control.request("status")

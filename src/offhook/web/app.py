@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -26,7 +27,7 @@ from offhook.db.cdr import CdrRepository
 from offhook.db.engine import create_engine_for
 from offhook.db.users import UserStore, password_hasher
 from offhook.net.authguard import AuthGuard
-from offhook.ris.control import ControlClient
+from offhook.ris.control import ControlClient, NodeUnavailable
 from offhook.web import api_admin, api_auth, api_meta, api_ops, api_plan, api_self, pages
 from offhook.web.api_meta import ContextCollector
 from offhook.web.deps import NodeControl, WebContext
@@ -52,12 +53,22 @@ ROUTERS: tuple[APIRouter, ...] = (
 )
 
 
+class _NoNode:
+    """The node's control when ``[admin]`` is off: every request finds the node down."""
+
+    def __init__(self, why: str) -> None:
+        self.why = why
+
+    async def request(self, op: str, **args: Any) -> Any:
+        raise NodeUnavailable(self.why)
+
+
 def default_control(settings: Settings) -> NodeControl:
     """A control client for the node's ``[admin]`` endpoint."""
-    host = settings.admin.listen[0] if settings.admin.listen else "127.0.0.1"
-    if host in {"0.0.0.0", "::"}:
-        host = "127.0.0.1" if host == "0.0.0.0" else "::1"
-    return ControlClient(host, settings.admin.port)
+    try:
+        return ControlClient.from_settings(settings)
+    except NodeUnavailable as exc:
+        return _NoNode(str(exc))
 
 
 def create_app(

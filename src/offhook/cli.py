@@ -156,6 +156,14 @@ def load(
         bool,
         typer.Option("--prune/--no-prune", help="Delete devices absent from the plan."),
     ] = True,
+    keep_passwords: Annotated[
+        bool,
+        typer.Option(
+            "--keep-passwords",
+            help="A sip device or trunk without a password keeps its stored one "
+            "(a plan from offhook export).",
+        ),
+    ] = False,
 ) -> None:
     """Import a telephony plan (idempotent; the plan is the whole truth)."""
     from sqlalchemy.exc import SQLAlchemyError
@@ -164,7 +172,13 @@ def load(
 
     settings = _settings(config)
     try:
-        report = load_plan(plan, settings.database.url, settings.sip.realm, prune=prune)
+        report = load_plan(
+            plan,
+            settings.database.url,
+            settings.sip.realm,
+            prune=prune,
+            keep_passwords=keep_passwords,
+        )
     except PlanError as exc:
         raise _fail(f"invalid plan:\n{exc}") from None
     except SQLAlchemyError as exc:

@@ -214,3 +214,8 @@ def test_export(config: Path, engine: Engine, tmp_path: Path) -> None:
     assert r.exit_code == 0 and out.read_text() == invoke(config, "export").stdout
     # The export loads back with the stored passwords kept: nothing changes.
     assert not load_plan(out, engine, "offhook", keep_passwords=True).changed
+    r = invoke(config, "load", str(out))
+    assert r.exit_code == 1 and "a sip device needs a password" in r.output
+    r = invoke(config, "load", "--keep-passwords", str(out))
+    assert r.exit_code == 0, r.output
+    assert "0 created, 0 updated, 3 unchanged, 0 deleted" in r.stdout

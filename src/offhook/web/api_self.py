@@ -52,7 +52,26 @@ __all__ = [
     "set_speed_dials",
 ]
 
-router = APIRouter(prefix="/api/v1/me", tags=["self-care"])
+_ERROR = {"type": "object", "properties": {"detail": {}}, "required": ["detail"]}
+_ERROR_TEXT = {
+    400: "the body is not JSON",
+    401: "not authenticated (no or a bad token or session)",
+    403: "not one of your devices or lines, no CSRF token, or the role has no self-care",
+    409: "the change breaks other plan objects",
+    412: "your phone was changed meanwhile: reload and try again",
+    422: "refused (detail: [{loc, msg}]): not a number, or one the line may not forward to",
+    503: "node unavailable",
+}
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {
+        c: {"description": _ERROR_TEXT[c], "content": {"application/json": {"schema": _ERROR}}}
+        for c in codes
+    }
+
+
+router = APIRouter(prefix="/api/v1/me", tags=["self-care"], responses=_errors(401, 403))
 
 MAX_CALLS = 200
 FORWARD_CAUSES = {
@@ -347,34 +366,97 @@ class SpeedDials(BaseModel):
     speed_dials: list[SpeedDial] = Field(max_length=64)
 
 
-@router.get("/devices")
-async def get_devices(request: Request, principal: Self) -> dict[str, Any]:
+class Mwi(BaseModel):
+    waiting: bool
+    new: int
+    old: int
+
+
+class CoverageLine(BaseModel):
+    dn: str
+    partition: str
+    forward_all: str | None
+    mwi: Mwi
+
+
+class Coverage(BaseModel):
+    device: str
+    dnd: bool
+    lines: list[CoverageLine]
+
+
+class CoverageList(BaseModel):
+    items: list[Coverage]
+
+
+class DeviceList(BaseModel):
+    items: list[dict[str, Any]] = Field(description="the devices as the plan API shows them")
+    total: int
+
+
+class ForwardAllSet(BaseModel):
+    device: str
+    dn: str
+    forward_all: str | None
+
+
+class DndSet(BaseModel):
+    dnd: bool
+    devices: list[str]
+
+
+class SpeedDialList(BaseModel):
+    speed_dials: list[SpeedDial]
+
+
+class Call(BaseModel):
+    start: str
+    calling: str
+    called: str
+    original_called: str
+    redirect_reason: str
+    duration: int
+    cause: int
+    cause_text: str
+    direction: str = Field(description="out: from one of your numbers; in: to one")
+    answered: bool
+
+
+class CallList(BaseModel):
+    items: list[Call]
+    total: int
+
+
+@router.get("/devices", response_model=DeviceList)
+async def get_devices(request: Request, principal: Self) -> Any:
     items = await my_devices(request, principal)
     return {"items": items, "total": len(items)}
 
 
-@router.get("/coverage")
-async def get_coverage(request: Request, principal: Self) -> dict[str, Any]:
+@router.get("/coverage", response_model=CoverageList, responses=_errors(503))
+async def get_coverage(request: Request, principal: Self) -> Any:
     try:
         return {"items": await my_coverage(request, principal)}
     except Refused as exc:
         raise _http(exc) from None
 
 
-@router.put("/lines/{dn}/forward_all")
-async def put_forward_all(
-    request: Request, dn: str, body: ForwardAll, principal: Self
-) -> dict[str, Any]:
+@router.put(
+    "/lines/{dn}/forward_all", response_model=ForwardAllSet, responses=_errors(400, 422, 503)
+)
+async def put_forward_all(request: Request, dn: str, body: ForwardAll, principal: Self) -> Any:
     try:
         return await set_forward_all(request, principal, dn, body.destination, body.device)
     except Refused as exc:
         raise _http(exc) from None
 
 
-@router.put("/lines/{dn}/forwarding")
-async def put_forwarding(
-    request: Request, dn: str, body: Forwarding, principal: Self
-) -> dict[str, Any]:
+@router.put(
+    "/lines/{dn}/forwarding",
+    response_model=dict[str, Any],
+    responses=_errors(400, 409, 412, 422),
+)
+async def put_forwarding(request: Request, dn: str, body: Forwarding, principal: Self) -> Any:
     try:
         return await set_forwarding(
             request,
@@ -389,8 +471,8 @@ async def put_forwarding(
         raise _http(exc) from None
 
 
-@router.put("/dnd")
-async def put_dnd(request: Request, body: Dnd, principal: Self) -> dict[str, Any]:
+@router.put("/dnd", response_model=DndSet, responses=_errors(400, 422, 503))
+async def put_dnd(request: Request, body: Dnd, principal: Self) -> Any:
     try:
         devices = await set_dnd(request, principal, body.enabled, body.device)
     except Refused as exc:
@@ -398,10 +480,12 @@ async def put_dnd(request: Request, body: Dnd, principal: Self) -> dict[str, Any
     return {"dnd": body.enabled, "devices": devices}
 
 
-@router.put("/devices/{device}/speed_dials")
-async def put_speed_dials(
-    request: Request, device: str, body: SpeedDials, principal: Self
-) -> dict[str, Any]:
+@router.put(
+    "/devices/{device}/speed_dials",
+    response_model=SpeedDialList,
+    responses=_errors(400, 409, 412, 422),
+)
+async def put_speed_dials(request: Request, device: str, body: SpeedDials, principal: Self) -> Any:
     try:
         items = await set_speed_dials(
             request, principal, device, [sd.model_dump() for sd in body.speed_dials]
@@ -411,11 +495,11 @@ async def put_speed_dials(
     return {"speed_dials": items}
 
 
-@router.get("/calls")
+@router.get("/calls", response_model=CallList)
 async def get_calls(
     request: Request,
     principal: Self,
     limit: Annotated[int, Query(ge=1, le=MAX_CALLS)] = 20,
-) -> dict[str, Any]:
+) -> Any:
     items = await my_calls(request, principal, limit)
     return {"items": items, "total": len(items)}

@@ -11,7 +11,7 @@ import httpx
 
 from offhook.db.cdr import CdrRow
 from offhook.web.deps import WebContext
-from offhook.web.pages_records import MAX_BARS, bar_chart, parse_when
+from offhook.web.pages_records import MAX_BARS, bar_chart, changed_fields, parse_when
 from web.rig import PASSWORD
 
 
@@ -105,6 +105,13 @@ def test_bar_chart_bins_long_ranges_and_keeps_the_total() -> None:
     assert all(chart.left <= t["x"] <= chart.width for t in chart.ticks)
     empty = bar_chart([], "nothing")
     assert empty.bars == [] and empty.caption.startswith("0 calls")
+
+
+def test_changed_fields_names_what_a_change_touched() -> None:
+    before = {"name": "alice", "description": "a", "lines": [{"dn": "1001"}]}
+    after = {"name": "alice", "description": "b", "lines": [{"dn": "1002"}], "css": "x"}
+    assert changed_fields(before, after) == ["description", "lines", "css"]
+    assert changed_fields(None, after) == []
 
 
 def test_parse_when_reads_the_datetime_local_field_as_utc() -> None:

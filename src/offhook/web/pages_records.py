@@ -24,7 +24,7 @@ from offhook.web.deps import Principal, ctx, require
 from offhook.web.pages_base import page_router, render
 from offhook.web.roles import Permission
 
-__all__ = ["Chart", "bar_chart", "parse_when", "router"]
+__all__ = ["Chart", "bar_chart", "changed_fields", "parse_when", "router"]
 
 router = page_router()
 
@@ -212,6 +212,7 @@ async def audit_page(
                 "entry": e,
                 "before": _pretty(e.before),
                 "after": _pretty(e.after),
+                "changed": changed_fields(e.before, e.after),
             }
             for e in entries
         ],
@@ -227,6 +228,14 @@ async def audit_page(
         csv_link="/api/v1/audit.csv" + ("?" + urlencode(query) if query else ""),
         query=urlencode(query),
     )
+
+
+def changed_fields(before: Any, after: Any) -> list[str]:
+    """The top-level fields an audited change touched (both sides objects), in order."""
+    if not isinstance(before, dict) or not isinstance(after, dict):
+        return []
+    keys = [*before, *(k for k in after if k not in before)]
+    return [k for k in keys if before.get(k) != after.get(k)]
 
 
 def _pretty(value: Any) -> str:

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from offhook.db.plan_edit import PlanEditor
 from offhook.web.deps import WebContext
+from offhook.web.pages_devices import registration_index
 from web.rig import PASSWORD, client_for
 
 XSS = '<script>alert("owned")</script><img src=x onerror=alert(1)>'
@@ -325,3 +326,20 @@ async def test_call_routing_forms_and_the_analyzer(
     edit = await client.get("/dialplan/route_patterns/edit", params={"key": "pstn/9.!"})
     assert edit.status_code == 200
     assert 'value="pre-dot"' in edit.text
+
+
+def test_registration_state_comes_from_the_nodes_status() -> None:
+    status = {
+        "registrations": [
+            {"device": "alice", "contact": "sip:alice@192.0.2.5:5060", "expires_in": 90},
+            {"device": "alice", "contact": "sip:alice@192.0.2.6:5060", "expires_in": 30},
+        ],
+        "sccp": {"registered": 1, "phones": [{"device": "SEP001122334455"}]},
+    }
+    index = registration_index(status)
+    assert [r["contact"] for r in index["alice"]] == [
+        "sip:alice@192.0.2.5:5060",
+        "sip:alice@192.0.2.6:5060",
+    ]
+    assert index["SEP001122334455"][0]["protocol"] == "SCCP"
+    assert registration_index(None) == {}

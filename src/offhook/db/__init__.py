@@ -4,10 +4,10 @@ It holds the telephony configuration (devices, lines, digest HA1 secrets,
 and the dial plan: partitions, calling search spaces, trunks, route groups
 and lists, route and translation patterns), the call records, and the web
 administration's users, API tokens and audit log, in SQLite by default or
-PostgreSQL for a cluster, through SQLAlchemy 2 with Alembic migrations. The running node never queries
-it per message: it reads an in-memory snapshot built here and reloaded when
-the plan version changes. It imports ``offhook.core`` for the snapshot's
-types, never a protocol package.
+PostgreSQL for a cluster, through SQLAlchemy 2 with Alembic migrations. The
+running node never queries it per message: it reads an in-memory snapshot
+built here and reloaded when the plan version changes. It imports
+``offhook.core`` for the snapshot's types, never a protocol package.
 
 - ``models``: SQLAlchemy 2 models (devices, lines, cdrs, plan_meta, the dial plan tables).
 - ``engine``: ``create_engine_for(url)``, ``upgrade(url)`` (Alembic, packaged migrations).

@@ -461,6 +461,7 @@ async def run(
             "registrations": [
                 {
                     "device": b.device,
+                    "protocol": b.protocol,
                     "aor": b.aor,
                     "contact": b.contact,
                     "source": host_port(*b.source),

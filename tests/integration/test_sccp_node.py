@@ -103,6 +103,7 @@ def test_phones_register_with_their_lines_and_speed_dials(server: OffhookServer)
             regs = {r["device"]: r for r in status["registrations"]}
             assert {CAROL, DAVE} <= set(regs)
             assert regs[CAROL]["transport"] == "tcp"
+            assert regs[CAROL]["protocol"] == "sccp"
             assert regs[CAROL]["contact"] == f"sccp:{CAROL}"
             assert regs[CAROL]["source"] == "{}:{}".format(*carol.local_address)
             assert status["sccp"]["registered"] == 2

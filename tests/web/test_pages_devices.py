@@ -331,15 +331,27 @@ async def test_call_routing_forms_and_the_analyzer(
 def test_registration_state_comes_from_the_nodes_status() -> None:
     status = {
         "registrations": [
-            {"device": "alice", "contact": "sip:alice@192.0.2.5:5060", "expires_in": 90},
-            {"device": "alice", "contact": "sip:alice@192.0.2.6:5060", "expires_in": 30},
+            {
+                "device": "alice",
+                "protocol": "sip",
+                "contact": "sip:alice@192.0.2.5:5060",
+                "expires_in": 90,
+            },
+            {
+                "device": "alice",
+                "protocol": "sip",
+                "contact": "sip:alice@192.0.2.6:5060",
+                "expires_in": 30,
+            },
+            {"device": "SEP001122334455", "protocol": "sccp", "contact": "sccp:SEP001122334455"},
         ],
-        "sccp": {"registered": 1, "phones": [{"device": "SEP001122334455"}]},
+        "sccp": {"registered": 1},
     }
     index = registration_index(status)
     assert [r["contact"] for r in index["alice"]] == [
         "sip:alice@192.0.2.5:5060",
         "sip:alice@192.0.2.6:5060",
     ]
+    assert index["alice"][0]["protocol"] == "SIP"
     assert index["SEP001122334455"][0]["protocol"] == "SCCP"
     assert registration_index(None) == {}

@@ -137,12 +137,10 @@ def live_view(status: dict[str, Any] | None) -> dict[str, Any]:
     if not status:
         return {"status": None}
     registrations = [
-        {**r, "protocol": "SIP"} for r in status.get("registrations") or [] if isinstance(r, dict)
+        {**r, "protocol": str(r.get("protocol") or "sip").upper()}
+        for r in status.get("registrations") or []
+        if isinstance(r, dict)
     ]
-    sccp = status.get("sccp") or {}
-    for phone in sccp.get("phones") or []:
-        name = phone.get("device") if isinstance(phone, dict) else phone
-        registrations.append({"device": name, "protocol": "SCCP", "contact": "", "expires_in": ""})
     calls_state = status.get("calls") or {}
     calls = calls_state.get("calls", []) if isinstance(calls_state, dict) else calls_state
     now = time.time()
@@ -161,7 +159,7 @@ def live_view(status: dict[str, Any] | None) -> dict[str, Any]:
         "status": status,
         "phones": {
             "sip": len({r["device"] for r in registrations if r["protocol"] == "SIP"}),
-            "sccp": int(sccp.get("registered") or 0),
+            "sccp": len({r["device"] for r in registrations if r["protocol"] == "SCCP"}),
         },
         "registrations": registrations,
         "calls": calls,

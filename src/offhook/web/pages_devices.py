@@ -28,17 +28,14 @@ router = page_router()
 
 
 def registration_index(status: dict[str, Any] | None) -> dict[str, list[dict[str, Any]]]:
-    """Device name -> its registrations now (SIP bindings; SCCP phones when the node lists them)."""
+    """Device name -> its registrations now (SIP bindings and SCCP phones)."""
     out: dict[str, list[dict[str, Any]]] = {}
     if not status:
         return out
     for r in status.get("registrations") or []:
         if isinstance(r, dict) and r.get("device"):
-            out.setdefault(str(r["device"]), []).append({**r, "protocol": "SIP"})
-    for phone in (status.get("sccp") or {}).get("phones") or []:
-        name = phone.get("device") if isinstance(phone, dict) else phone
-        if isinstance(name, str):
-            out.setdefault(name, []).append({"device": name, "protocol": "SCCP"})
+            protocol = str(r.get("protocol") or "sip").upper()
+            out.setdefault(str(r["device"]), []).append({**r, "protocol": protocol})
     return out
 
 

@@ -355,3 +355,66 @@ def test_registration_state_comes_from_the_nodes_status() -> None:
     assert index["alice"][0]["protocol"] == "SIP"
     assert index["SEP001122334455"][0]["protocol"] == "SCCP"
     assert registration_index(None) == {}
+
+
+def form_values(page: str) -> dict[str, str]:
+    """What a browser posts from the page's object form as it is shown (inputs, selects, checks)."""
+    form = re.search(r'<form class="panel"[^>]*id="object-form".*?</form>', page, re.S)
+    assert form is not None
+    out: dict[str, str] = {}
+    for tag in re.findall(r"<input\b[^>]*>", form.group(0)):
+        name = re.search(r'name="([^"]+)"', tag)
+        if name is None:
+            continue
+        if 'type="checkbox"' in tag:
+            if " checked" in tag:
+                out[html.unescape(name.group(1))] = "on"
+            continue
+        value = re.search(r'value="([^"]*)"', tag)
+        out[html.unescape(name.group(1))] = html.unescape(value.group(1)) if value else ""
+    selects = re.findall(r'<select[^>]*name="([^"]+)"[^>]*>(.*?)</select>', form.group(0), re.S)
+    for name, body in selects:
+        chosen = re.search(r'<option value="([^"]*)" selected', body)
+        out[html.unescape(name)] = html.unescape(chosen.group(1)) if chosen else ""
+    return out
+
+
+async def test_an_existing_phone_gets_a_new_line_and_a_speed_dial(
+    web_app: FastAPI, client: httpx.AsyncClient, web_users: dict[str, str], web_ctx: WebContext
+) -> None:
+    csrf = await as_user(client, "phone-admin")
+    ed = PlanEditor(web_ctx.engine, web_ctx.settings.sip.realm)
+    ed.create(
+        "devices",
+        {"name": "SEP001122334455", "protocol": "sccp", "model": "7960", "lines": [{"dn": "1020"}]},
+    )
+    page = await client.get("/devices/SEP001122334455")
+    assert page.status_code == 200
+    # The edit page offers one empty line and one empty speed dial to fill in.
+    assert "Line 2 (new)" in page.text and 'name="lines[1].dn"' in page.text
+    assert "Speed dial 1 (new)" in page.text and 'name="speed_dials[0].number"' in page.text
+    data = form_values(page.text)
+    assert data["name"] == "SEP001122334455" and data["lines[0].dn"] == "1020"
+    data.update(
+        {
+            "csrf_token": csrf,
+            "lines[1].dn": "1021",
+            "lines[1].display": "Second line",
+            "speed_dials[0].number": "1002",
+            "speed_dials[0].label": "Bob",
+        }
+    )
+    saved = await client.post("/devices/SEP001122334455", data=data)
+    assert saved.status_code == 303, saved.text
+    view, _ = ed.get("devices", "SEP001122334455")
+    assert [(ln["dn"], ln["display"]) for ln in view["lines"]] == [
+        ("1020", ""),
+        ("1021", "Second line"),
+    ]
+    assert view["speed_dials"] == [{"number": "1002", "label": "Bob"}]
+    # A read-only administrator sees the lines but is offered no new ones.
+    async with client_for(web_app, port=40002) as other:
+        await as_user(other, "read-only")
+        shown = await other.get("/devices/SEP001122334455")
+        assert 'name="lines[1].dn"' in shown.text
+        assert 'name="lines[2].dn"' not in shown.text and "(new)" not in shown.text

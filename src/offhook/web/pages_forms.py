@@ -271,7 +271,7 @@ def form_fields(
             items = list(value or [])
             for i, item in enumerate(items):
                 f.rows.append(_row(extra, _item(extra, item), f"{path}[{i}].", new_rows))
-            if new_rows and not readonly:
+            if new_rows and key not in readonly:
                 blank = _row(extra, None, f"{path}[{len(items)}].", new_rows)
                 blank.new = True
                 f.rows.append(blank)

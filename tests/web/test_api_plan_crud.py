@@ -155,6 +155,13 @@ async def test_list_filter_sort_page(client: httpx.AsyncClient, tokens: dict[str
     assert page["total"] == 3 and [d["name"] for d in page["items"]] == ["bob"]
     unknown = await client.get("/api/v1/devices", params={"colour": "red"}, headers=h)
     assert unknown.status_code == 422
+    # The devices with a line of a directory number (alice and bob share 1010).
+    shared = (await client.get("/api/v1/devices", params={"dn": "1010"}, headers=h)).json()
+    assert [d["name"] for d in shared["items"]] == ["alice", "bob"]
+    one = await client.get("/api/v1/devices", params={"dn": "1003", "q": "car"}, headers=h)
+    assert [d["name"] for d in one.json()["items"]] == ["carol"]
+    not_devices = await client.get("/api/v1/partitions", params={"dn": "1"}, headers=h)
+    assert not_devices.status_code == 422
     assert (
         await client.get("/api/v1/devices", params={"limit": 501}, headers=h)
     ).status_code == 422

@@ -263,9 +263,13 @@ async def test_openapi_has_a_typed_schema_per_section(client: httpx.AsyncClient)
         assert "required" not in patch and set(patch["properties"]) == fields
         assert any(p["name"] == "if-match" for p in item["patch"]["parameters"])
         for operation in (create, *item.values()):
-            assert {"401", "403"} <= set(operation["responses"]), name
+            assert {"401", "403", "429"} <= set(operation["responses"]), name
+        listing = paths[f"/api/v1/{name}"]["get"]
+        assert listing["summary"] == f"List {name.replace('_', ' ')}"
     devices = paths["/api/v1/devices"]["post"]["requestBody"]["content"]["application/json"]
     assert devices["schema"]["properties"]["password"]["writeOnly"] is True
     line = devices["schema"]["properties"]["lines"]["items"]
     assert "dn" in line["required"] and "forward_all" in line["properties"]
+    filters = {p["name"] for p in paths["/api/v1/devices"]["get"]["parameters"]}
+    assert {"q", "sort", "offset", "limit", "protocol", "dn"} <= filters
     assert "/api/v1/plan/import" in paths and "/api/v1/plan/export" in paths

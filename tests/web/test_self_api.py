@@ -190,6 +190,31 @@ async def test_forward_busy_and_no_answer_change_the_plan(
     )
     assert cleared.status_code == 200
     assert "forward_busy" not in cleared.json() or cleared.json()["forward_busy"] is None
+    assert cleared.json()["cfna_timer"] == 15  # a field left out is unchanged
+    default = await anna.put("/api/v1/me/lines/1001/forwarding", json={"cfna_timer": None})
+    assert default.status_code == 200 and default.json()["cfna_timer"] is None
+
+
+async def test_the_self_care_api_is_documented(anna: httpx.AsyncClient) -> None:
+    doc = (await anna.get("/api/v1/openapi.json")).json()
+    ops = [
+        (path, op)
+        for path, item in doc["paths"].items()
+        if path.startswith("/api/v1/me/")
+        for op in item.values()
+    ]
+    assert len(ops) == 7
+    for path, op in ops:
+        # A written summary, not the one FastAPI makes of the function name.
+        assert op["summary"] and not op["summary"].startswith(("Get ", "Put ")), path
+        assert {"401", "403", "429"} <= set(op["responses"]), path
+        ok = op["responses"]["200"]["content"]["application/json"]["schema"]
+        assert ok.get("$ref") or ok.get("properties"), path
+    devices = doc["paths"]["/api/v1/me/devices"]["get"]["responses"]["200"]
+    item = devices["content"]["application/json"]["schema"]["properties"]["items"]["items"]
+    assert "lines" in item["properties"] and "password" not in item["properties"]
+    line = doc["paths"]["/api/v1/me/lines/{dn}/forwarding"]["put"]["responses"]["200"]
+    assert "forward_busy" in line["content"]["application/json"]["schema"]["properties"]
 
 
 async def test_dnd_and_speed_dials(anna: httpx.AsyncClient, node: OffhookServer) -> None:

@@ -36,7 +36,7 @@ from starlette.concurrency import run_in_threadpool
 from offhook.core.dialplan.router import DialPlanError
 from offhook.db.analyzer import UnknownDevice, analysis_snapshot, analyze
 from offhook.db.cdr import CDR_FIELDS, MAX_SEARCH, CdrRow
-from offhook.web.deps import ctx, require
+from offhook.web.deps import AUTH_ERRORS, ctx, require
 from offhook.web.roles import Permission
 
 __all__ = ["MAX_CDR_LIMIT", "MAX_HOURS", "router", "trunks_router"]
@@ -47,10 +47,6 @@ MAX_CDR_LIMIT = 1000
 MAX_HOURS = 168
 DIGITS_RE = r"^[0-9*#+]{1,64}$"
 
-AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "not authenticated (no or a bad token or session)"},
-    403: {"description": "the role lacks the permission"},
-}
 router = APIRouter(prefix=PREFIX, responses=AUTH_ERRORS)
 trunks_router = APIRouter(responses=AUTH_ERRORS)
 """Included by ``web.api_plan.router`` (prefix ``/api/v1``)."""

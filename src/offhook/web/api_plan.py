@@ -45,23 +45,21 @@ from offhook.db.plan_edit import (
 )
 from offhook.db.plan_sections import SECTIONS, Section
 from offhook.web.api_ops import trunks_router
-from offhook.web.deps import Principal, audit, ctx, require
+from offhook.web.deps import AUTH_ERRORS, Principal, audit, ctx, require
 from offhook.web.roles import SECTION_WRITE, Permission
 
-__all__ = ["MAX_LIMIT", "router"]
+__all__ = ["MAX_LIMIT", "output_schema", "router"]
 
 MAX_LIMIT = 500
 PREFIX = "/api/v1"
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/plain")
 _LIST_PARAMS = frozenset({"q", "sort", "offset", "limit"})
+DN_FILTER = "dn"
+"""Devices only: the devices with a line of this directory number (any partition)."""
 IfMatch = Annotated[
     str | None, Header(description="the ETag the change is based on; 412 if it moved on")
 ]
 
-AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "not authenticated (no or a bad token or session)"},
-    403: {"description": "the role lacks the permission, or no CSRF token"},
-}
 router = APIRouter(prefix=PREFIX, responses=AUTH_ERRORS)
 # /api/v1/trunks/state (live) before /api/v1/trunks/{key}: matched first.
 router.include_router(trunks_router)
@@ -138,6 +136,11 @@ def _schemas(sec: Section) -> tuple[dict[str, Any], dict[str, Any], dict[str, An
     return write, read, patch
 
 
+def output_schema(section: str) -> dict[str, Any]:
+    """The JSON schema of a section's objects as the API answers them (no passwords)."""
+    return _schemas(SECTIONS[section])[1]
+
+
 def _json_body_doc(schema: dict[str, Any], *types: str) -> dict[str, Any]:
     return {
         "requestBody": {
@@ -203,6 +206,7 @@ def _listing(
     sort: str | None,
 ) -> list[dict[str, Any]]:
     filters = {k: v for k, v in params.items() if k not in _LIST_PARAMS}
+    dn = filters.pop(DN_FILTER, None) if sec.name == "devices" else None
     unknown = [k for k in filters if k not in scalars]
     if unknown:
         raise Invalid(
@@ -214,6 +218,7 @@ def _listing(
         for item in items
         if (not q or q.lower() in sec.key(item).lower())
         and all(_matches(item.get(k), v) for k, v in filters.items())
+        and (dn is None or any(ln.get("dn") == dn for ln in item.get("lines") or []))
     ]
     if sort:
         name = sort.removeprefix("-")
@@ -254,6 +259,16 @@ def _add_section_routes(sec: Section) -> None:
         for name in scalars
         if name not in _LIST_PARAMS
     ]
+    if sec.name == "devices":
+        filter_params.append(
+            {
+                "name": DN_FILTER,
+                "in": "query",
+                "required": False,
+                "description": "only devices with a line of this directory number",
+                "schema": {"type": "string"},
+            }
+        )
 
     async def list_entries(
         request: Request,
@@ -276,7 +291,7 @@ def _add_section_routes(sec: Section) -> None:
         list_entries,
         methods=["GET"],
         dependencies=read_dep,
-        summary=f"List {sec.name}",
+        summary=f"List {sec.name.replace('_', ' ')}",
         name=f"list_{sec.name}",
         tags=[tag],
         response_class=JSONResponse,

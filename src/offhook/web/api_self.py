@@ -37,7 +37,8 @@ from starlette.concurrency import run_in_threadpool
 
 from offhook.db.plan_edit import EditError, Invalid, NotFound, PlanEditor, PreconditionFailed
 from offhook.ris.control import ControlError, NodeUnavailable
-from offhook.web.deps import Principal, audit, ctx, require
+from offhook.web.api_plan import output_schema
+from offhook.web.deps import AUTH_ERRORS, Principal, audit, ctx, require
 from offhook.web.roles import Permission
 
 __all__ = [
@@ -71,7 +72,9 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-router = APIRouter(prefix="/api/v1/me", tags=["self-care"], responses=_errors(401, 403))
+router = APIRouter(
+    prefix="/api/v1/me", tags=["self-care"], responses={**AUTH_ERRORS, **_errors(403)}
+)
 
 MAX_CALLS = 200
 FORWARD_CAUSES = {
@@ -346,10 +349,21 @@ class ForwardAll(BaseModel):
 
 
 class Forwarding(BaseModel):
-    forward_busy: str | None = Field(default=None, max_length=32)
-    forward_no_answer: str | None = Field(default=None, max_length=32)
-    cfna_timer: float | None = Field(default=None, ge=1, le=600)
-    device: str | None = Field(default=None, max_length=64)
+    forward_busy: str | None = Field(
+        default=None, max_length=32, description='where calls go when busy; "" removes it'
+    )
+    forward_no_answer: str | None = Field(
+        default=None, max_length=32, description='where unanswered calls go; "" removes it'
+    )
+    cfna_timer: float | None = Field(
+        default=None,
+        ge=1,
+        le=600,
+        description="seconds of ringing before no answer; null puts back the default",
+    )
+    device: str | None = Field(
+        default=None, max_length=64, description="the device, when the line is on several"
+    )
 
 
 class Dnd(BaseModel):
@@ -389,9 +403,20 @@ class CoverageList(BaseModel):
     items: list[Coverage]
 
 
-class DeviceList(BaseModel):
-    items: list[dict[str, Any]] = Field(description="the devices as the plan API shows them")
-    total: int
+_DEVICE = output_schema("devices")
+_DEVICE_LIST = {
+    "type": "object",
+    "properties": {
+        "items": {"type": "array", "items": _DEVICE},
+        "total": {"type": "integer", "minimum": 0},
+    },
+    "required": ["items", "total"],
+}
+_LINE = _DEVICE["properties"]["lines"]["items"]
+
+
+def _ok(schema: dict[str, Any]) -> dict[int | str, dict[str, Any]]:
+    return {200: {"description": "OK", "content": {"application/json": {"schema": schema}}}}
 
 
 class ForwardAllSet(BaseModel):
@@ -427,13 +452,23 @@ class CallList(BaseModel):
     total: int
 
 
-@router.get("/devices", response_model=DeviceList)
+@router.get(
+    "/devices",
+    response_model=None,
+    responses=_ok(_DEVICE_LIST),
+    summary="Your devices with their lines, forwards and speed dials (as the plan has them)",
+)
 async def get_devices(request: Request, principal: Self) -> Any:
     items = await my_devices(request, principal)
     return {"items": items, "total": len(items)}
 
 
-@router.get("/coverage", response_model=CoverageList, responses=_errors(503))
+@router.get(
+    "/coverage",
+    response_model=CoverageList,
+    responses=_errors(503),
+    summary="Do not disturb, forward all and voicemail (MWI) of your lines, live from the node",
+)
 async def get_coverage(request: Request, principal: Self) -> Any:
     try:
         return {"items": await my_coverage(request, principal)}
@@ -442,7 +477,12 @@ async def get_coverage(request: Request, principal: Self) -> Any:
 
 
 @router.put(
-    "/lines/{dn}/forward_all", response_model=ForwardAllSet, responses=_errors(400, 422, 503)
+    "/lines/{dn}/forward_all",
+    response_model=ForwardAllSet,
+    responses=_errors(400, 422, 503),
+    summary="Forward all calls of your line (as the phone's CFwdALL key)",
+    description="The line's forward calling search space decides what it may reach: "
+    'an unreachable number or the line itself is refused (422). "" turns it off.',
 )
 async def put_forward_all(request: Request, dn: str, body: ForwardAll, principal: Self) -> Any:
     try:
@@ -453,8 +493,12 @@ async def put_forward_all(request: Request, dn: str, body: ForwardAll, principal
 
 @router.put(
     "/lines/{dn}/forwarding",
-    response_model=dict[str, Any],
-    responses=_errors(400, 409, 412, 422),
+    response_model=None,
+    responses={**_ok(_LINE), **_errors(400, 409, 412, 422)},
+    summary="Forward busy / no answer of your line and the ring time before no answer",
+    description="Kept in the plan (validated like the plan API). A field left out is "
+    'unchanged; "" removes a forward; a calling search space an administrator gave '
+    "a forward is kept. The answer is the line as the plan now has it.",
 )
 async def put_forwarding(request: Request, dn: str, body: Forwarding, principal: Self) -> Any:
     try:
@@ -465,13 +509,19 @@ async def put_forwarding(request: Request, dn: str, body: Forwarding, principal:
             forward_busy=body.forward_busy,
             forward_no_answer=body.forward_no_answer,
             cfna_timer=body.cfna_timer,
+            clear_timer="cfna_timer" in body.model_fields_set and body.cfna_timer is None,
             device=body.device,
         )
     except Refused as exc:
         raise _http(exc) from None
 
 
-@router.put("/dnd", response_model=DndSet, responses=_errors(400, 422, 503))
+@router.put(
+    "/dnd",
+    response_model=DndSet,
+    responses=_errors(400, 422, 503),
+    summary="Do not disturb on or off (one device, or all of yours)",
+)
 async def put_dnd(request: Request, body: Dnd, principal: Self) -> Any:
     try:
         devices = await set_dnd(request, principal, body.enabled, body.device)
@@ -484,6 +534,7 @@ async def put_dnd(request: Request, body: Dnd, principal: Self) -> Any:
     "/devices/{device}/speed_dials",
     response_model=SpeedDialList,
     responses=_errors(400, 409, 412, 422),
+    summary="Replace the speed dials of your (SCCP) phone; buttons in order",
 )
 async def put_speed_dials(request: Request, device: str, body: SpeedDials, principal: Self) -> Any:
     try:
@@ -495,7 +546,11 @@ async def put_speed_dials(request: Request, device: str, body: SpeedDials, princ
     return {"speed_dials": items}
 
 
-@router.get("/calls", response_model=CallList)
+@router.get(
+    "/calls",
+    response_model=CallList,
+    summary="Your recent calls (from and to your numbers, newest first)",
+)
 async def get_calls(
     request: Request,
     principal: Self,

@@ -318,9 +318,17 @@ async def test_call_routing_forms_and_the_analyzer(
     )
     assert bad.status_code == 422
     assert "route_list" in bad.text
-    analysis = await client.get("/dialplan/analyze", params={"device": "alice", "digits": "1002"})
+    htmx = {"HX-Request": "true"}
+    query = {"device": "alice", "digits": "1002"}
+    analysis = await client.get("/dialplan/analyze", params=query, headers=htmx)
     assert analysis.status_code == 200
     assert "1002" in analysis.text and "bob" in analysis.text
+    assert "<html" not in analysis.text  # the fragment the inline form shows
+    # Without htmx (no JavaScript, a bookmarked link): a whole page, the form filled in.
+    page = await client.get("/dialplan/analyze", params=query)
+    assert page.status_code == 200 and "<html" in page.text and "bob" in page.text
+    assert 'id="analyzer-device" value="alice"' in page.text
+    assert 'id="analyzer-digits" value="1002"' in page.text
     unknown = await client.get("/dialplan/analyze", params={"device": "nobody", "digits": "1"})
     assert "unknown device" in unknown.text
     edit = await client.get("/dialplan/route_patterns/edit", params={"key": "pstn/9.!"})

@@ -117,7 +117,8 @@ async def dialplan_page(
 async def analyze_fragment(
     request: Request, principal: Annotated[Principal, require(Permission.PLAN_READ)]
 ) -> Response:
-    """The dialed number analyzer's answer, as the fragment the inline form shows."""
+    """The dialed number analyzer's answer: the fragment the inline form (htmx) shows,
+    or a whole page with the form filled in (no JavaScript, a bookmarked link)."""
     device = request.query_params.get("device", "").strip()[:64]
     digits = request.query_params.get("digits", "").strip()[:MAX_DIGITS]
     error, text, data = "", "", None
@@ -136,10 +137,13 @@ async def analyze_fragment(
             error = f"The dial plan cannot be analysed: {exc}"
         else:
             text, data = result.as_text(), result.as_json()
+    fragment = request.headers.get("HX-Request") == "true"
     return render(
         request,
-        "_analysis.html",
+        "_analysis.html" if fragment else "analyze.html",
         principal,
+        title="Dialed number analyzer",
+        devices=[] if fragment else (await plan_keys(request))["devices"],
         error=error,
         text=text,
         data=data,

@@ -101,10 +101,32 @@ def test_bar_chart_bins_long_ranges_and_keeps_the_total() -> None:
     chart = bar_chart(counts, "a day")
     assert len(chart.bars) <= MAX_BARS
     assert sum(b["count"] for b in chart.bars) == sum(n for _, n in counts)
-    assert "each bar is 6 minutes" in chart.caption
+    assert "each bar is 10 minutes" in chart.caption
     assert all(chart.left <= t["x"] <= chart.width for t in chart.ticks)
     empty = bar_chart([], "nothing")
     assert empty.bars == [] and empty.caption.startswith("0 calls")
+
+
+def test_bar_chart_bars_are_round_and_on_the_clock() -> None:
+    # A day from 08:49: ten-minute bars from 08:40 (the first partly before the range).
+    start = datetime(2026, 1, 1, 8, 49, tzinfo=UTC)
+    counts = [(start + timedelta(minutes=i), 1) for i in range(24 * 60 + 1)]
+    chart = bar_chart(counts, "a day")
+    assert chart.bars[0]["label"] == "2026-01-01 08:40" and chart.bars[0]["count"] == 1
+    assert chart.bars[1]["label"] == "2026-01-01 08:50" and chart.bars[1]["count"] == 10
+    assert chart.bars[-1]["label"] == "2026-01-02 08:40" and chart.bars[-1]["count"] == 10
+    assert sum(b["count"] for b in chart.bars) == len(counts)
+    assert chart.peak == 10
+    assert all(":" in t["label"] and "-" in t["label"] for t in chart.ticks)  # dates too
+    # Three hours: one bar a minute, labels without the date.
+    hours = [(start + timedelta(minutes=i), i % 2) for i in range(180)]
+    short = bar_chart(hours, "3 hours")
+    assert len(short.bars) == 180 and "each bar is one minute" in short.caption
+    assert all("-" not in t["label"] for t in short.ticks)
+    # A week: an hour a bar at most.
+    week = [(start + timedelta(minutes=i), 0) for i in range(7 * 24 * 60)]
+    weekly = bar_chart(week, "a week")
+    assert len(weekly.bars) <= MAX_BARS and "each bar is one hour" in weekly.caption
 
 
 def test_changed_fields_names_what_a_change_touched() -> None:

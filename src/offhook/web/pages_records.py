@@ -48,21 +48,48 @@ class Chart:
     ticks: list[dict[str, Any]] = field(default_factory=list)
 
 
+BIN_MINUTES = (1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440)
+"""Bar widths a chart uses: the first that keeps it within :data:`MAX_BARS`."""
+
+
+def _bins(counts: list[tuple[datetime, int]]) -> tuple[int, list[tuple[datetime, int]]]:
+    """Minutes summed into bars of a round width aligned on the clock (a 10-minute
+    bar starts at :00, :10, ...; the first and last may be partly outside the range)."""
+    if not counts:
+        return 1, []
+    need = -(-len(counts) // MAX_BARS)
+    step = next((m for m in BIN_MINUTES if m >= need), need)
+    bins: list[tuple[datetime, int]] = []
+    for at, n in counts:
+        minute = at.hour * 60 + at.minute
+        start = at.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(
+            minutes=minute - minute % step
+        )
+        if bins and bins[-1][0] == start:
+            bins[-1] = (start, bins[-1][1] + n)
+        else:
+            bins.append((start, n))
+    return step, bins
+
+
+def _width(minutes: int) -> str:
+    if minutes == 1:
+        return "one minute"
+    if minutes % 60 == 0:
+        hours = minutes // 60
+        return "one hour" if hours == 1 else f"{hours} hours"
+    return f"{minutes} minutes"
+
+
 def bar_chart(counts: list[tuple[datetime, int]], title: str) -> Chart:
-    """Minutes and their call counts as bars (neighbouring minutes summed when
-    there are more than :data:`MAX_BARS`), with a few time labels."""
-    step = max(1, -(-len(counts) // MAX_BARS))
+    """Minutes and their call counts as bars (at most :data:`MAX_BARS`: minutes
+    summed into round, clock-aligned bars), with a few time labels (dates too
+    when the range is longer than a day)."""
+    step, bins = _bins(counts)
     total = sum(n for _, n in counts)
-    bins = [
-        (counts[i][0], sum(n for _, n in counts[i : i + step])) for i in range(0, len(counts), step)
-    ]
     chart = Chart(
         title=title,
-        caption=(
-            f"{total} call{'' if total == 1 else 's'}"
-            + (f"; each bar is {step} minutes" if step > 1 else "; each bar is one minute")
-            + " (UTC)"
-        ),
+        caption=f"{total} call{'' if total == 1 else 's'}; each bar is {_width(step)} (UTC)",
     )
     chart.peak = max(1, max((n for _, n in bins), default=0))
     if not bins:
@@ -82,10 +109,12 @@ def bar_chart(counts: list[tuple[datetime, int]], title: str) -> Chart:
                 "label": at.strftime("%Y-%m-%d %H:%M"),
             }
         )
+    days = counts[-1][0] - counts[0][0] >= timedelta(days=1)
     every = max(1, len(bins) // 6)
     for i in range(0, len(bins), every):
-        x = min(max(chart.left + 1 + (i + 0.5) * slot, chart.left + 16), chart.width - 18)
-        chart.ticks.append({"x": round(x, 1), "label": bins[i][0].strftime("%H:%M")})
+        x = min(max(chart.left + 1 + (i + 0.5) * slot, chart.left + 28), chart.width - 28)
+        label = bins[i][0].strftime("%m-%d %H:%M" if days else "%H:%M")
+        chart.ticks.append({"x": round(x, 1), "label": label})
     return chart
 
 

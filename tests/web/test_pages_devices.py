@@ -8,9 +8,11 @@ import html
 import re
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
 from offhook.db.plan_edit import PlanEditor
+from offhook.web import pages_devices, pages_dialplan
 from offhook.web.deps import WebContext
 from offhook.web.pages_devices import registration_index
 from web.rig import PASSWORD, client_for
@@ -426,3 +428,35 @@ async def test_an_existing_phone_gets_a_new_line_and_a_speed_dial(
         shown = await other.get("/devices/SEP001122334455")
         assert 'name="lines[1].dn"' in shown.text
         assert 'name="lines[2].dn"' not in shown.text and "(new)" not in shown.text
+
+
+async def test_lists_find_and_page(
+    client: httpx.AsyncClient,
+    web_users: dict[str, str],
+    web_ctx: WebContext,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(pages_devices, "LIST_PAGE", 2)
+    monkeypatch.setattr(pages_dialplan, "LIST_PAGE", 2)
+    await as_user(client, "read-only")
+    first = await client.get("/devices")
+    assert re.findall(r'<tr data-device="([^"]+)"', first.text) == ["alice", "bob"]
+    assert "1\N{EN DASH}2 of 3" in first.text and 'href="/devices?offset=2"' in first.text
+    second = await client.get("/devices?offset=2")
+    assert re.findall(r'<tr data-device="([^"]+)"', second.text) == ["carol"]
+    assert 'href="/devices?offset=0"' in second.text  # Previous
+    found = await client.get("/devices", params={"q": "1010"})
+    assert re.findall(r'<tr data-device="([^"]+)"', found.text) == ["alice", "bob"]
+    assert "2 of 3 phones match" in found.text
+    ed = PlanEditor(web_ctx.engine, web_ctx.settings.sip.realm)
+    for name in ("lab", "pstn", "staff"):
+        ed.create("partitions", {"name": name})
+    listing = await client.get("/dialplan/partitions")
+    assert "3 partitions" in listing.text and 'href="/dialplan/partitions?offset=2"' in listing.text
+    match = await client.get("/dialplan/partitions", params={"q": "ST"})
+    rows = re.findall(r'<a href="/dialplan/partitions/edit\?key=([^"]+)"', match.text)
+    assert rows == ["pstn", "staff"]
+    assert "2 of 3 partitions match" in match.text
+    assert 'value="ST"' in match.text
+    none = await client.get("/dialplan/partitions", params={"q": "zzz"})
+    assert "None match" in none.text

@@ -34,11 +34,13 @@ from offhook.web.deps import Principal, authenticate, ctx
 from offhook.web.roles import Permission
 
 __all__ = [
+    "LIST_PAGE",
     "NAV",
     "PageRoute",
     "editor",
     "form_data",
     "node_call",
+    "page_offset",
     "page_router",
     "plan_call",
     "plan_keys",
@@ -237,3 +239,15 @@ def problems_of(problems: list[tuple[str, str]] | list[dict[str, str]]) -> list[
             loc, msg = p
             out.append({"loc": loc, "msg": msg})
     return out
+
+
+LIST_PAGE = 100
+"""Rows of a list page (phones, a call routing section); Previous/Next for the rest."""
+
+
+def page_offset(request: Request) -> int:
+    """The list page's ``offset`` query parameter (0 when absent or not a number)."""
+    try:
+        return max(0, int(request.query_params.get("offset", "0")))
+    except ValueError:
+        return 0

@@ -12,13 +12,22 @@ line's directory number.
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import Request
 from fastapi.responses import Response
 
 from offhook.common.addr import host_port, is_wildcard
 from offhook.web.deps import Principal, ctx, require
-from offhook.web.pages_base import editor, node_call, page_router, plan_call, render
+from offhook.web.pages_base import (
+    LIST_PAGE,
+    editor,
+    node_call,
+    page_offset,
+    page_router,
+    plan_call,
+    render,
+)
 from offhook.web.pages_plan import delete_object, edit_url, object_page, save_object
 from offhook.web.roles import Permission
 
@@ -58,6 +67,7 @@ async def devices_page(
     status, why = await node_call(request, "status")
     regs = registration_index(status)
     q = request.query_params.get("q", "").strip().lower()
+    offset = page_offset(request)
     rows = []
     for d in devices:
         lines = [ln.get("dn", "") for ln in d.get("lines") or []]
@@ -78,9 +88,13 @@ async def devices_page(
         "devices.html",
         principal,
         title="Phones",
-        rows=rows,
+        rows=rows[offset : offset + LIST_PAGE],
+        matching=len(rows),
         total=len(devices),
         q=q,
+        query=urlencode({"q": q}) if q else "",
+        offset=offset,
+        page=LIST_PAGE,
         node_down=status is None,
         why=why,
         saved=request.query_params.get("saved", ""),

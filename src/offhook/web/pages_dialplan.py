@@ -12,6 +12,7 @@ edited with the plan form (``pages_plan``).
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import HTTPException, Request
 from fastapi.responses import Response
@@ -19,7 +20,16 @@ from fastapi.responses import Response
 from offhook.db.analyzer import UnknownDevice, analysis_snapshot, analyze
 from offhook.db.plan_sections import SECTIONS
 from offhook.web.deps import Principal, ctx, require
-from offhook.web.pages_base import editor, node_call, page_router, plan_call, plan_keys, render
+from offhook.web.pages_base import (
+    LIST_PAGE,
+    editor,
+    node_call,
+    page_offset,
+    page_router,
+    plan_call,
+    plan_keys,
+    render,
+)
 from offhook.web.pages_forms import label_of
 from offhook.web.pages_plan import delete_object, edit_url, object_page, save_object, title_of
 from offhook.web.roles import Permission
@@ -164,7 +174,9 @@ async def section_page(
         status, why = await node_call(request, "status")
         states = {t["name"]: t for t in (status or {}).get("trunks") or [] if isinstance(t, dict)}
     columns = COLUMNS.get(section, sec.key_fields)
-    rows = [
+    q = request.query_params.get("q", "").strip()[:64]
+    offset = page_offset(request)
+    rows: list[dict[str, Any]] = [
         {
             "key": sec.key(item),
             "url": edit_url(section, sec.key(item)),
@@ -173,6 +185,9 @@ async def section_page(
         }
         for item in items
     ]
+    if q:
+        wanted = q.lower()
+        rows = [r for r in rows if any(wanted in str(c).lower() for c in [r["key"], *r["cells"]])]
     return render(
         request,
         "section.html",
@@ -182,7 +197,13 @@ async def section_page(
         section_title=title_of(section),
         noun=sec.noun,
         columns=[label_of(c) for c in columns],
-        rows=rows,
+        rows=rows[offset : offset + LIST_PAGE],
+        matching=len(rows),
+        total=len(items),
+        q=q,
+        query=urlencode({"q": q}) if q else "",
+        offset=offset,
+        page=LIST_PAGE,
         trunks=section == "trunks",
         node_down=section == "trunks" and not states and bool(why),
         why=why,

@@ -11,7 +11,13 @@ import httpx
 
 from offhook.db.cdr import CdrRow
 from offhook.web.deps import WebContext
-from offhook.web.pages_records import MAX_BARS, bar_chart, changed_fields, parse_when
+from offhook.web.pages_records import (
+    MAX_BARS,
+    TICK_CHAR_WIDTH,
+    bar_chart,
+    changed_fields,
+    parse_when,
+)
 from web.rig import PASSWORD
 
 
@@ -66,7 +72,7 @@ async def test_cdr_search_chart_and_csv_link(
     got = list(csv.DictReader(io.StringIO(exported.text)))
     assert len(got) == 60 and {r["calling"] for r in got} == {"1001"}
     busy = await client.get("/cdrs", params={"cause": "17"})
-    assert "1 records" in busy.text and "user busy" in busy.text
+    assert "1 record<" in busy.text and "user busy" in busy.text
     bad = await client.get("/cdrs", params={"cause": "loud", "since": "yesterday"})
     assert "A Q.850 cause is a number from 1 to 127" in bad.text
     assert "Not a date and time" in bad.text
@@ -118,6 +124,9 @@ def test_bar_chart_bars_are_round_and_on_the_clock() -> None:
     assert sum(b["count"] for b in chart.bars) == len(counts)
     assert chart.peak == 10
     assert all(":" in t["label"] and "-" in t["label"] for t in chart.ticks)  # dates too
+    for t in chart.ticks:  # every label inside the chart, the last one too
+        half = len(t["label"]) * TICK_CHAR_WIDTH / 2
+        assert chart.left <= t["x"] - half and t["x"] + half <= chart.width
     # Three hours: one bar a minute, labels without the date.
     hours = [(start + timedelta(minutes=i), i % 2) for i in range(180)]
     short = bar_chart(hours, "3 hours")

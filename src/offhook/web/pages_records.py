@@ -48,6 +48,8 @@ class Chart:
     ticks: list[dict[str, Any]] = field(default_factory=list)
 
 
+TICK_CHAR_WIDTH = 8
+"""Width of a time label's character in chart units (generous: a label is never cut off)."""
 BIN_MINUTES = (1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440)
 """Bar widths a chart uses: the first that keeps it within :data:`MAX_BARS`."""
 
@@ -112,8 +114,9 @@ def bar_chart(counts: list[tuple[datetime, int]], title: str) -> Chart:
     days = counts[-1][0] - counts[0][0] >= timedelta(days=1)
     every = max(1, len(bins) // 6)
     for i in range(0, len(bins), every):
-        x = min(max(chart.left + 1 + (i + 0.5) * slot, chart.left + 28), chart.width - 28)
         label = bins[i][0].strftime("%m-%d %H:%M" if days else "%H:%M")
+        half = len(label) * TICK_CHAR_WIDTH / 2 + 2  # the label stays inside the chart
+        x = min(max(chart.left + 1 + (i + 0.5) * slot, chart.left + half), chart.width - half)
         chart.ticks.append({"x": round(x, 1), "label": label})
     return chart
 

@@ -14,6 +14,7 @@ import contextlib
 import re
 import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -262,6 +263,17 @@ async def test_recent_calls_are_those_of_ones_numbers(
         ("1002", "1011", "in"),
         ("1001", "1003", "out"),
     ]
+    # The portal says which calls were missed, not answered, or refused and why.
+    missed = replace(row("c4", "1003", "1001", 0), answer=None, duration=0)
+    unanswered = replace(row("c5", "1001", "1003", 0), answer=None, duration=0, cause=19)
+    busy = replace(
+        row("c6", "1001", "1002", 0), answer=None, duration=0, cause=17, cause_text="user busy"
+    )
+    app.state.ctx.cdrs.add_many([missed, unanswered, busy])
+    page = (await anna.get("/self")).text
+    results = re.findall(r'<td class="result">([^<]*)</td>', page)
+    expected = ["missed", "not answered", "user busy", "answered", "answered"]
+    assert sorted(results) == sorted(expected)
 
 
 async def test_the_portal_page_sets_forward_all_through_its_form(

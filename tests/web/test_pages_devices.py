@@ -49,6 +49,8 @@ async def test_adding_a_sip_phone_with_a_line(
     assert form.status_code == 200
     for name in ("name", "protocol", "password", "lines[0].dn", "lines[0].display"):
         assert f'name="{name}"' in form.text, name
+    # A new phone has no stored password to keep.
+    assert "a SIP phone needs one" in form.text and "keep the stored one" not in form.text
     answer = await client.post(
         "/devices/new",
         data={
@@ -80,6 +82,7 @@ async def test_adding_a_sip_phone_with_a_line(
     ]
     page = await client.get("/devices/dave")
     assert 'value="Dave Brown"' in page.text
+    assert "leave empty to keep the stored one" in page.text
     assert "dave-Secret-4" not in page.text  # passwords are write-only
 
 

@@ -98,6 +98,9 @@ async def choices(request: Request) -> dict[str, list[str]]:
     return {name: keys[name] for name in sorted(set(REFERENCES.values()))}
 
 
+NEW_PASSWORD_HELP = "SIP digest secret (a SIP phone needs one; stored only as its hash)"
+
+
 def _readonly_keys(sec: Section, creating: bool) -> frozenset[str]:
     return frozenset() if creating else frozenset(sec.key_fields)
 
@@ -137,6 +140,10 @@ async def object_page(
         readonly=_readonly_keys(sec, creating),
         new_rows=can_write,
     )
+    if creating:
+        for f in fields_:
+            if f.kind == "password":
+                f.help = NEW_PASSWORD_HELP
     shown, folded = split_fields(fields_)
     errors, summary = field_errors(problems or [], section)
     return render(

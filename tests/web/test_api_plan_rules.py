@@ -126,6 +126,9 @@ async def test_delete_refused_naming_the_referrers(
     refused = await client.delete("/api/v1/partitions/lab", headers=h)
     assert refused.status_code == 409
     assert locs(refused) == ["calling_search_spaces[staff].partitions[0]"]
+    assert refused.json()["detail"][0]["msg"] == (
+        "still uses the partition 'lab' (remove it there first)"
+    )
     # Renaming it breaks the CSS as well: 409, not applied.
     renamed = await client.patch("/api/v1/partitions/lab", json={"name": "lab2"}, headers=h)
     assert renamed.status_code == 409

@@ -71,6 +71,14 @@ _LOCK = threading.Lock()
 """One edit at a time in this process (read, change, validate, write)."""
 
 
+def _still_uses(sec: Section, key: str, msg: str) -> str:
+    """A referrer's problem after a delete, said as what it is: it still uses the
+    entry ("partition 'lab' does not exist" read as if 'lab' had never been there)."""
+    if f"{sec.noun} {key!r} does not exist" in msg:
+        return f"still uses the {sec.noun} {key!r} (remove it there first)"
+    return msg
+
+
 class EditError(Exception):
     """A refused edit; ``problems`` are (location, message) pairs."""
 
@@ -301,7 +309,11 @@ class PlanEditor:
             if not if_match_ok(if_match, etag_of(current)):
                 raise PreconditionFailed(f"{sec.noun} {key!r} has changed (ETag mismatch)")
             del entries[index]
-            self._commit(data, sec, None, deleting=True)
+            try:
+                self._commit(data, sec, None, deleting=True)
+            except Conflict as exc:
+                problems = [(loc, _still_uses(sec, key, msg)) for loc, msg in exc.problems]
+                raise Conflict(str(exc), problems) from None
             return current
 
     # -- the whole plan --------------------------------------------------

@@ -223,7 +223,21 @@ async def test_live_state_of_a_running_node(tmp_path: Path) -> None:
                 assert ok.status == 200
             regs = (await node.client.get("/api/v1/registrations", headers=node.headers)).json()
             assert sorted(r["device"] for r in regs["sip"]) == ["alice", "bob"]
+            assert regs["registrations"] == regs["sip"]  # no SCCP phone here
+            assert all(r["protocol"] == "sip" and r["expires_in"] > 0 for r in regs["sip"])
             assert regs["plan_version"] == status["plan_version"]
+            only = await node.client.get(
+                "/api/v1/registrations", params={"device": "alice"}, headers=node.headers
+            )
+            assert [r["device"] for r in only.json()["registrations"]] == ["alice"]
+            sccp = await node.client.get(
+                "/api/v1/registrations", params={"protocol": "sccp"}, headers=node.headers
+            )
+            assert sccp.json()["registrations"] == [] and sccp.json()["sip"] == []
+            bad = await node.client.get(
+                "/api/v1/registrations", params={"protocol": "h323"}, headers=node.headers
+            )
+            assert bad.status_code == 422
 
             call = await alice.call("1002", body=sdp(40000))
             invite = await bob.recv_request("INVITE")

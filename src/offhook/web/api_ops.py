@@ -333,28 +333,74 @@ async def live_status(request: Request) -> Response:
     return status if isinstance(status, Response) else JSONResponse(status)
 
 
+_REGISTRATION = {
+    "type": "object",
+    "properties": {
+        "device": {"type": "string"},
+        "protocol": {"type": "string", "description": "sip or sccp"},
+        "aor": {"type": "string"},
+        "contact": {"type": "string"},
+        "source": {"type": "string", "description": "address:port it registered from"},
+        "transport": {"type": "string"},
+        "expires_in": {"type": "integer", "description": "seconds until it expires"},
+        "user_agent": {"type": "string"},
+    },
+    "required": ["device", "protocol", "contact"],
+}
 _REGISTRATIONS = {
     "type": "object",
     "properties": {
         "node": {},
         "plan_version": {},
-        "sip": {"type": "array", "items": _OBJECT},
-        "sccp": {},
+        "registrations": {
+            "type": "array",
+            "items": _REGISTRATION,
+            "description": "every registered phone, SIP and SCCP (by device, contact)",
+        },
+        "sip": {"type": "array", "items": _REGISTRATION, "description": "the SIP ones"},
+        "sccp": {"description": "the SCCP listener: open connections, phones registered"},
     },
-    "required": ["sip", "sccp"],
+    "required": ["registrations", "sip", "sccp"],
 }
 
 
-@_live_route("/registrations", "Registered phones (SIP bindings; SCCP counts)", _REGISTRATIONS)
-async def live_registrations(request: Request) -> Response:
+@router.get(
+    "/registrations",
+    summary="Registered phones (SIP bindings and SCCP phones)",
+    tags=["live"],
+    dependencies=[require(Permission.LIVE_READ)],
+    response_class=JSONResponse,
+    responses={200: _json_doc(_REGISTRATIONS), **_LIVE_ERRORS},
+)
+async def live_registrations(
+    request: Request,
+    device: Annotated[
+        str | None, Query(max_length=64, description="only this device's registrations")
+    ] = None,
+    protocol: Annotated[
+        str | None, Query(pattern="^(sip|sccp)$", description="only sip or sccp phones")
+    ] = None,
+) -> Response:
     status = await node_status(request)
     if isinstance(status, Response):
         return status
+    regs = [
+        {**r, "protocol": str(r.get("protocol") or "sip").lower()}
+        for r in status.get("registrations") or []
+        if isinstance(r, dict)
+    ]
+    regs = [
+        r
+        for r in regs
+        if (device is None or r.get("device") == device)
+        and (protocol is None or r["protocol"] == protocol)
+    ]
     return JSONResponse(
         {
             "node": status.get("node"),
             "plan_version": status.get("plan_version"),
-            "sip": list(status.get("registrations") or []),
+            "registrations": regs,
+            "sip": [r for r in regs if r["protocol"] == "sip"],
             "sccp": status.get("sccp"),
         }
     )

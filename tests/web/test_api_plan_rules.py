@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 from sqlalchemy.engine import Engine
 
+from offhook.db.plan_edit import RENAME_NEEDS_PASSWORD
 from offhook.db.plan_sections import SECTIONS
 from offhook.db.snapshot import plan_version
 from offhook.web.deps import WebContext
@@ -197,6 +198,16 @@ async def test_passwords_are_never_shown(client: httpx.AsyncClient, tokens: dict
         assert '"password"' not in answer.text and "password:" not in answer.text
         for secret in [*secrets, "alice-Secret-1"]:
             assert secret not in answer.text
+    # A renamed SIP phone needs its password again (HA1 hashes the name), and says so.
+    renamed = await client.patch("/api/v1/devices/zed", json={"name": "zed2"}, headers=h)
+    assert renamed.status_code == 422
+    assert renamed.json()["detail"] == [
+        {"loc": "devices[zed2].password", "msg": RENAME_NEEDS_PASSWORD}
+    ]
+    again = await client.patch(
+        "/api/v1/devices/zed", json={"name": "zed2", "password": secrets[0]}, headers=h
+    )
+    assert again.status_code == 200 and again.json()["name"] == "zed2"
 
 
 async def test_change_bumps_plan_version_and_is_audited(

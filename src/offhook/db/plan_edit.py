@@ -71,6 +71,11 @@ _LOCK = threading.Lock()
 """One edit at a time in this process (read, change, validate, write)."""
 
 
+RENAME_NEEDS_PASSWORD = (
+    "a renamed sip device needs its password again (only a hash of name and password is stored)"
+)
+
+
 def _still_uses(sec: Section, key: str, msg: str) -> str:
     """A referrer's problem after a delete, said as what it is: it still uses the
     entry ("partition 'lab' does not exist" read as if 'lab' had never been there)."""
@@ -272,6 +277,13 @@ class PlanEditor:
                 raise PreconditionFailed(f"{sec.noun} {key!r} has changed (ETag mismatch)")
             obj = new(current) if callable(new) else new
             model, new_key = self._validated(sec, obj, key, creating=False)
+            renamed_sip = sec.name == "devices" and getattr(model, "protocol", "") == "sip"
+            if new_key != key and renamed_sip and getattr(model, "password", None) is None:
+                # The digest secret is stored as HA1(name:realm:password): a new name needs it.
+                raise Invalid(
+                    "invalid device",
+                    [(f"devices[{new_key}].password", RENAME_NEEDS_PASSWORD)],
+                )
             if new_key != key and any(sec.key(e) == new_key for e in entries):
                 raise Conflict(
                     f"{sec.noun} {new_key!r} already exists",

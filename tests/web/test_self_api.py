@@ -11,6 +11,7 @@ another user's line or device is 403; the node down is 503.
 from __future__ import annotations
 
 import contextlib
+import html
 import re
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -300,6 +301,46 @@ async def test_the_portal_page_sets_forward_all_through_its_form(
     assert refused.status_code == 422
     block = re.search(r'id="fwd-alice-1001".*?</form>', refused.text, re.S)
     assert block is not None and "not a dialable number" in block.group(0)
+    assert 'name="forward_busy" value="12x"' in block.group(0)  # what was typed stays
+    bad_timer = await anna.post(
+        "/self/lines/1001/forwarding",
+        data={
+            "csrf_token": csrf.group(1),
+            "device": "alice",
+            "forward_busy": "1002",
+            "cfna_timer": "soon",
+        },
+    )
+    block = re.search(r'id="fwd-alice-1001".*?</form>', bad_timer.text, re.S)
+    assert block is not None and "'soon' is not a number" in html.unescape(block.group(0))
+    assert 'name="forward_busy" value="1002"' in block.group(0)
+    assert 'name="cfna_timer" value="soon"' in block.group(0)
+    itself = await anna.post(
+        "/self/lines/1001/forward_all",
+        data={"csrf_token": csrf.group(1), "device": "alice", "destination": "1001"},
+    )
+    assert itself.status_code == 422
+    block = re.search(r'id="cfa-alice-1001".*?</form>', itself.text, re.S)
+    assert block is not None and "cannot forward to itself" in block.group(0)
+    assert 'value="1001"' in block.group(0) and 'class="error"' in block.group(0)
+    # Still forwarding to 1003 on the node: a refused change changes nothing.
+    assert node.control("coverage", device="alice")["lines"][0]["forward_all"] == "1003"
+    dials = await anna.post(
+        f"/self/devices/{SEP}/speed_dials",
+        data={
+            "csrf_token": csrf.group(1),
+            "speed_dials[0].number": "1002",
+            "speed_dials[0].label": "Bob",
+            "speed_dials[1].number": "",
+            "speed_dials[2].number": "12x",
+            "speed_dials[2].label": "Typo",
+        },
+    )
+    assert dials.status_code == 422
+    block = re.search(rf'id="sd-{SEP}".*?</form>', dials.text, re.S)
+    assert block is not None
+    assert 'name="speed_dials[1].number" value="12x"' in block.group(0)
+    assert 'name="speed_dials[1].label" value="Typo"' in block.group(0)
 
 
 async def test_with_the_node_down_live_state_is_503_and_the_page_says_so(

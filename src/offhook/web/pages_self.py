@@ -54,9 +54,11 @@ async def self_page(
     principal: Principal,
     *,
     errors: dict[str, dict[str, str]] | None = None,
+    typed: dict[str, dict[str, str]] | None = None,
     status_code: int = 200,
 ) -> Response:
-    """The portal; ``errors``: per form id (``fwd-DEVICE-DN`` ...), field -> message."""
+    """The portal; ``errors``: per form id (``fwd-DEVICE-DN`` ...), field -> message;
+    ``typed``: per form id, what the user typed in the refused form (shown again)."""
     devices = await my_devices(request, principal)
     why = ""
     try:
@@ -93,6 +95,12 @@ async def self_page(
         why=why,
         calls=await my_calls(request, principal),
         errors=errors or {},
+        typed=typed or {},
+        typed_speed_dials={
+            form_id: _speed_dials(form)
+            for form_id, form in (typed or {}).items()
+            if form_id.startswith("sd-")
+        },
         saved=request.query_params.get("saved", ""),
     )
 
@@ -102,9 +110,21 @@ async def self_get(request: Request, principal: Self) -> Response:
     return await self_page(request, principal)
 
 
-async def _refused(request: Request, principal: Principal, form_id: str, exc: Refused) -> Response:
+async def _refused(
+    request: Request,
+    principal: Principal,
+    form_id: str,
+    exc: Refused,
+    form: dict[str, str] | None = None,
+) -> Response:
+    """The portal again with the refusal next to the field and the form as it was typed."""
+    typed = {form_id: dict(form)} if form is not None else {}
     return await self_page(
-        request, principal, errors={form_id: _messages(exc.detail)}, status_code=exc.status
+        request,
+        principal,
+        errors={form_id: _messages(exc.detail)},
+        typed=typed,
+        status_code=exc.status,
     )
 
 
@@ -116,7 +136,9 @@ async def self_forward_all(request: Request, dn: str, principal: Self) -> Respon
     try:
         await set_forward_all(request, principal, dn, destination, device)
     except Refused as exc:
-        return await _refused(request, principal, f"cfa-{device}-{dn}", exc)
+        return await _refused(
+            request, principal, f"cfa-{device}-{dn}", exc, {"destination": destination}
+        )
     return redirect(request, "/self?saved=forward+all")
 
 
@@ -132,7 +154,7 @@ async def self_forwarding(request: Request, dn: str, principal: Self) -> Respons
             timer = float(timer_text)
         except ValueError:
             exc = Refused(422, [{"loc": "cfna_timer", "msg": f"{timer_text!r} is not a number"}])
-            return await _refused(request, principal, form_id, exc)
+            return await _refused(request, principal, form_id, exc, form)
     try:
         await set_forwarding(
             request,
@@ -145,7 +167,7 @@ async def self_forwarding(request: Request, dn: str, principal: Self) -> Respons
             device=device,
         )
     except Refused as exc:
-        return await _refused(request, principal, form_id, _plain_locs(exc))
+        return await _refused(request, principal, form_id, _plain_locs(exc), form)
     return redirect(request, "/self?saved=forwarding")
 
 
@@ -192,5 +214,5 @@ async def self_speed_dials(request: Request, device: str, principal: Self) -> Re
     try:
         await set_speed_dials(request, principal, device, speed_dials)
     except Refused as exc:
-        return await _refused(request, principal, f"sd-{device}", exc)
+        return await _refused(request, principal, f"sd-{device}", exc, form)
     return redirect(request, "/self?saved=speed+dials")

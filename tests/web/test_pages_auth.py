@@ -105,6 +105,7 @@ async def test_an_end_user_lands_on_self_care_and_sees_only_its_menu(
         refused = await client.get(path)
         assert refused.status_code == 403, path
         assert "Not allowed" in refused.text
+        assert "Your role (user) may not open this page" in refused.text
 
 
 async def test_each_role_sees_the_menu_of_what_it_may_open(

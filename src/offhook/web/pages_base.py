@@ -113,6 +113,12 @@ async def _error_page(request: Request, exc: HTTPException) -> Response:
             principal = None
     title = {403: "Not allowed", 404: "Not found"}.get(exc.status_code, "Cannot do that")
     message = str(exc.detail)
+    needs = message.removeprefix("forbidden: needs ") if exc.status_code == 403 else ""
+    if principal is not None and needs and needs != message:
+        message = (
+            f"Your role ({principal.user.role}) may not open this page: it needs the "
+            f"permission {needs!r}. An administrator with the role full-admin can change roles."
+        )
     if principal is None:
         return HTMLResponse(
             templates.get_template("refused.html").render(title=title, message=message),

@@ -87,11 +87,11 @@ async def test_analyzer_answers_as_offhook_dna(
 
 # -- call records ------------------------------------------------------------------
 
-NOW = datetime.now(UTC).replace(microsecond=0)
 
-
-def cdr(n: int, calling: str, called: str, cause: int, minutes_ago: int, **extra: str) -> CdrRow:
-    start = NOW - timedelta(minutes=minutes_ago)
+def cdr(
+    now: datetime, n: int, calling: str, called: str, cause: int, minutes_ago: int, **extra: str
+) -> CdrRow:
+    start = now - timedelta(minutes=minutes_ago)
     return CdrRow(
         call_id=f"call-{n}",
         calling=calling,
@@ -109,22 +109,26 @@ def cdr(n: int, calling: str, called: str, cause: int, minutes_ago: int, **extra
     )
 
 
-def add_cdrs(web_ctx: WebContext) -> None:
+def add_cdrs(web_ctx: WebContext) -> datetime:
+    """Five calls, from 20 minutes to 3 h 10 min before now (returned): the
+    times are taken when the test runs, not when the module was imported."""
+    now = datetime.now(UTC).replace(microsecond=0)
     web_ctx.cdrs.add_many(
         [
-            cdr(1, "1001", "1002", 16, 50),
-            cdr(2, "1002", "1003", 17, 40),
-            cdr(3, "1003", "1001", 16, 30, original_called="1500"),
-            cdr(4, '=HYPERLINK("x")', "1001", 16, 20),
-            cdr(5, "+15551234", "1002", 17, 3 * 60 + 10),
+            cdr(now, 1, "1001", "1002", 16, 50),
+            cdr(now, 2, "1002", "1003", 17, 40),
+            cdr(now, 3, "1003", "1001", 16, 30, original_called="1500"),
+            cdr(now, 4, '=HYPERLINK("x")', "1001", 16, 20),
+            cdr(now, 5, "+15551234", "1002", 17, 3 * 60 + 10),
         ]
     )
+    return now
 
 
 async def test_cdr_search(
     client: httpx.AsyncClient, tokens: dict[str, str], web_ctx: WebContext, web_engine: Engine
 ) -> None:
-    add_cdrs(web_ctx)
+    now = add_cdrs(web_ctx)
     h = bearer(tokens["read-only"])
 
     async def ids(**params: object) -> tuple[list[str], int]:
@@ -137,13 +141,13 @@ async def test_cdr_search(
     assert await ids(number="1001") == (["call-4", "call-3", "call-1"], 3)
     assert await ids(number="1500") == (["call-3"], 1)  # originally called
     assert await ids(cause=17) == (["call-2", "call-5"], 2)
-    since = (NOW - timedelta(minutes=45)).isoformat()
-    until = (NOW - timedelta(minutes=25)).isoformat()
+    since = (now - timedelta(minutes=45)).isoformat()
+    until = (now - timedelta(minutes=25)).isoformat()
     assert await ids(since=since, until=until) == (["call-3", "call-2"], 2)
     assert await ids(limit=2, offset=1) == (["call-3", "call-2"], 5)
     row = (await client.get("/api/v1/cdrs", params={"limit": 1}, headers=h)).json()["items"][0]
     assert list(row) == list(CDR_FIELDS)
-    assert datetime.fromisoformat(row["start"]) == NOW - timedelta(minutes=20)
+    assert datetime.fromisoformat(row["start"]) == now - timedelta(minutes=20)
     assert (await client.get("/api/v1/cdrs", params={"cause": 999}, headers=h)).status_code == 422
     assert (await client.get("/api/v1/cdrs", headers=bearer(tokens["user"]))).status_code == 403
 

@@ -55,7 +55,7 @@ from offhook.db.feature_state import FEATURE_EVENTS, FeatureSettingsWriter, load
 from offhook.db.snapshot import load_snapshot, plan_version
 from offhook.media.bridge import FamilyBridge
 from offhook.net.acl import AllowList
-from offhook.net.authguard import AuthGuard, AuthPolicy, PeerGate
+from offhook.net.authguard import AuthGuard, PeerGate
 from offhook.net.bindings import describe
 from offhook.net.counters import RejectionCounters
 from offhook.net.guard import ListenerLimits
@@ -680,18 +680,4 @@ def serve(settings: Settings, config_path: Path | None = None) -> int:
 
 def auth_guard(settings: Settings) -> AuthGuard:
     """The failed-login guard of ``[auth]`` (shared by every listener that authenticates)."""
-    a = settings.auth
-    return AuthGuard(
-        AuthPolicy(
-            fail_window=a.fail_window,
-            throttle_after=a.throttle_after,
-            throttle_delay=a.throttle_delay,
-            max_delay=a.max_delay,
-            block_after=a.block_after,
-            block_for=a.block_for,
-            account_alert_after=a.account_alert_after,
-            max_tracked_sources=a.max_tracked_sources,
-            max_tracked_accounts=a.max_tracked_accounts,
-            max_delayed=a.max_delayed,
-        )
-    )
+    return AuthGuard(settings.auth.policy())

@@ -63,6 +63,7 @@ from offhook.config_base import Section as _Section
 from offhook.config_features import FeaturesSettings as FeaturesSettings
 from offhook.config_media import MediaSettings as MediaSettings
 from offhook.config_web import WebSettings as WebSettings
+from offhook.net.authguard import AuthPolicy
 from offhook.net.listen import bind_plan
 
 ENV_PREFIX = "OFFHOOK_"
@@ -418,6 +419,21 @@ class AuthSettings(_Section):
     def key(self) -> bytes:
         """The nonce HMAC key: ``secret``, or this process's random one."""
         return (self.secret or self._generated).encode()
+
+    def policy(self) -> AuthPolicy:
+        """The failed-login policy every listener that authenticates applies."""
+        return AuthPolicy(
+            fail_window=self.fail_window,
+            throttle_after=self.throttle_after,
+            throttle_delay=self.throttle_delay,
+            max_delay=self.max_delay,
+            block_after=self.block_after,
+            block_for=self.block_for,
+            account_alert_after=self.account_alert_after,
+            max_tracked_sources=self.max_tracked_sources,
+            max_tracked_accounts=self.max_tracked_accounts,
+            max_delayed=self.max_delayed,
+        )
 
 
 class DialPlanSettings(_Section):

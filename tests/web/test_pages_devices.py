@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import html
 import re
+from pathlib import Path
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
+from integration.sipclient import HOST, SipClient
 from offhook.db.plan_edit import PlanEditor
 from offhook.web import pages_devices, pages_dialplan
 from offhook.web.deps import WebContext
 from offhook.web.pages_devices import registration_index
+from web.live_node import live_node
 from web.rig import PASSWORD, client_for
 
 XSS = '<script>alert("owned")</script><img src=x onerror=alert(1)>'
@@ -463,3 +466,48 @@ async def test_lists_find_and_page(
     assert 'value="ST"' in match.text
     none = await client.get("/dialplan/partitions", params={"q": "zzz"})
     assert "None match" in none.text
+
+
+async def test_the_phone_list_filters_by_registration_and_shows_owners(tmp_path: Path) -> None:
+    async with live_node(tmp_path) as node:
+        users = node.app.state.ctx.users
+        users.add("anna", "user", PASSWORD, devices=("alice",))
+        users.add("ops", "phone-admin", PASSWORD)
+        alice = SipClient(
+            (HOST, node.server.sip_port), "alice", "alice-Secret-1", realm=node.server.realm
+        )
+        await alice.start()
+        try:
+            _, ok = await alice.register(expires=120)
+            assert ok.status == 200
+            answer = await node.client.post(
+                "/login", data={"username": "root", "password": PASSWORD}
+            )
+            assert answer.status_code == 303
+
+            def shown(page: str) -> list[str]:
+                return re.findall(r'<tr data-device="([^"]+)"', page)
+
+            registered = await node.client.get("/devices", params={"status": "registered"})
+            assert shown(registered.text) == ["alice"]
+            assert "1 of 3 phones match" in registered.text
+            assert '<option value="registered" selected>' in registered.text
+            others = await node.client.get("/devices", params={"status": "unregistered"})
+            assert shown(others.text) == ["bob", "carol"]
+            anything = await node.client.get("/devices", params={"status": "bogus"})
+            assert shown(anything.text) == ["alice", "bob", "carol"]
+            # The device page: registration detail and who manages it in self-care.
+            page = await node.client.get("/devices/alice")
+            assert "Registered" in page.text and "sip:alice" in page.text
+            owners = re.search(r'<p id="owners">(.*?)</p>', page.text, re.S)
+            assert owners is not None and 'href="/users/anna">anna</a>' in owners.group(1)
+            assert "none" in (await node.client.get("/devices/bob")).text.split('id="owners"')[1]
+        finally:
+            await alice.close()
+        # A phone administrator (no users.read) is not shown user names.
+        async with client_for(node.app, port=40003) as ops:
+            assert (
+                await ops.post("/login", data={"username": "ops", "password": PASSWORD})
+            ).status_code == 303
+            page = await ops.get("/devices/alice")
+            assert page.status_code == 200 and 'id="owners"' not in page.text

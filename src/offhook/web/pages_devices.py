@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 
 from fastapi import Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from offhook.common.addr import host_port, is_wildcard
 from offhook.web.deps import Principal, ctx, require
@@ -34,6 +35,9 @@ from offhook.web.roles import Permission
 __all__ = ["registration_index", "router"]
 
 router = page_router()
+
+STATES = ("registered", "unregistered")
+"""The phone list's status filter (while the node answers)."""
 
 
 def registration_index(status: dict[str, Any] | None) -> dict[str, list[dict[str, Any]]]:
@@ -67,12 +71,16 @@ async def devices_page(
     status, why = await node_call(request, "status")
     regs = registration_index(status)
     q = request.query_params.get("q", "").strip().lower()
+    state = request.query_params.get("status", "")
+    state = state if state in STATES and status is not None else ""
     offset = page_offset(request)
     rows = []
     for d in devices:
         lines = [ln.get("dn", "") for ln in d.get("lines") or []]
         text = " ".join([d["name"], d.get("description", ""), *lines]).lower()
         if q and q not in text:
+            continue
+        if state and (state == "registered") != bool(regs.get(d["name"])):
             continue
         rows.append(
             {
@@ -92,7 +100,9 @@ async def devices_page(
         matching=len(rows),
         total=len(devices),
         q=q,
-        query=urlencode({"q": q}) if q else "",
+        state=state,
+        states=STATES,
+        query=urlencode({k: v for k, v in (("q", q), ("status", state)) if v}),
         offset=offset,
         page=LIST_PAGE,
         node_down=status is None,
@@ -103,9 +113,9 @@ async def devices_page(
     )
 
 
-async def _device_extra(request: Request, name: str | None) -> dict[str, Any]:
+async def _device_extra(request: Request, name: str | None, principal: Principal) -> dict[str, Any]:
     if name is None:
-        return {"registrations": [], "node_down": False, "provisioning": ""}
+        return {"registrations": [], "node_down": False, "provisioning": "", "owners": None}
     status, why = await node_call(request, "status")
     device = {"name": name}
     try:
@@ -117,7 +127,14 @@ async def _device_extra(request: Request, name: str | None) -> dict[str, Any]:
         "node_down": status is None,
         "why": why,
         "provisioning": provisioning_url(request, device),
+        "owners": await _owners(request, name) if principal.can(Permission.USERS_READ) else None,
     }
+
+
+async def _owners(request: Request, device: str) -> list[str]:
+    """The users who manage ``device`` in self-care (its owners, as CallManager's owner user)."""
+    users = await run_in_threadpool(ctx(request).users.list)
+    return [u.name for u in users if device in u.devices]
 
 
 @router.get("/devices/new")
@@ -131,7 +148,7 @@ async def device_new(
         "devices",
         None,
         values=values,
-        extra=await _device_extra(request, None),
+        extra=await _device_extra(request, None, principal),
         template="device_form.html",
     )
 
@@ -145,7 +162,7 @@ async def device_create(
         principal,
         "devices",
         None,
-        extra=await _device_extra(request, None),
+        extra=await _device_extra(request, None, principal),
         template="device_form.html",
     )
 
@@ -159,7 +176,7 @@ async def device_page(
         principal,
         "devices",
         name,
-        extra=await _device_extra(request, name),
+        extra=await _device_extra(request, name, principal),
         template="device_form.html",
     )
 
@@ -173,7 +190,7 @@ async def device_save(
         principal,
         "devices",
         name,
-        extra=await _device_extra(request, name),
+        extra=await _device_extra(request, name, principal),
         template="device_form.html",
     )
 

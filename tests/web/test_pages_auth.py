@@ -13,7 +13,8 @@ import httpx
 from fastapi import FastAPI
 
 from offhook.web.deps import PUBLIC_ROUTES, app_routes, route_permission
-from offhook.web.pages_base import PageRoute
+from offhook.web.pages import DASHBOARD_ROWS, live_view
+from offhook.web.pages_base import PageRoute, templates
 from web.rig import PASSWORD, client_for, login
 
 PAGES = ["/", "/devices", "/dialplan", "/cdrs", "/users", "/audit", "/self"]
@@ -168,3 +169,24 @@ def test_every_page_route_requires_a_permission_or_is_the_login_page(web_app: Fa
             assert route.path == "/login"
             continue
         assert route_permission(route) is not None, route.path
+
+
+def test_the_dashboard_lists_at_most_a_page_of_calls_and_phones() -> None:
+    phones = [
+        {"device": f"p{i:03d}", "protocol": "sip", "contact": f"sip:p{i}@192.0.2.1"}
+        for i in range(DASHBOARD_ROWS + 7)
+    ]
+    calls = [
+        {"calling": "1001", "called": f"2{i:03d}", "state": "connected", "legs": [], "start": 0}
+        for i in range(DASHBOARD_ROWS + 3)
+    ]
+    status = {"registrations": phones, "calls": {"calls": calls}, "trunks": [], "plan_version": 1}
+    view = live_view(status)
+    assert view["phones"]["sip"] == DASHBOARD_ROWS + 7  # the cards count every phone
+    page = templates.get_template("_live.html").render(
+        **view, web_rejections=[], web_auth={"failures": 0, "blocked_now": 0}, perms={"plan.read"}
+    )
+    assert page.count('<a href="/devices/p') == DASHBOARD_ROWS
+    assert "7 more" in page and 'href="/devices?status=registered"' in page
+    assert "and 3 more calls" in page
+    assert f'id="active-calls">{DASHBOARD_ROWS + 3}<' in page

@@ -108,6 +108,11 @@ async def logout(
     return response
 
 
+DASHBOARD_ROWS = 25
+"""Most calls and registrations the dashboard lists (it is redrawn every 2 s); the
+cards count them all, the phone list has the rest."""
+
+
 def _age(seconds: float) -> str:
     seconds = max(0, int(seconds))
     if seconds < 60:
@@ -157,6 +162,7 @@ def live_view(status: dict[str, Any] | None) -> dict[str, Any]:
     trunks = status.get("trunks") or []
     return {
         "status": status,
+        "dashboard_rows": DASHBOARD_ROWS,
         "phones": {
             "sip": len({r["device"] for r in registrations if r["protocol"] == "SIP"}),
             "sccp": len({r["device"] for r in registrations if r["protocol"] == "SCCP"}),

@@ -54,6 +54,7 @@ async def test_adding_a_sip_phone_with_a_line(
         assert f'name="{name}"' in form.text, name
     # A new phone has no stored password to keep.
     assert "a SIP phone needs one" in form.text and "keep the stored one" not in form.text
+    assert (await client.get("/dialplan/trunks/new")).status_code == 403  # a phone admin
     answer = await client.post(
         "/devices/new",
         data={
@@ -320,6 +321,10 @@ async def test_call_routing_forms_and_the_analyzer(
     assert "9.!" in patterns.text and 'id="analyzer-panel"' in patterns.text
     trunks = await client.get("/dialplan/trunks")
     assert "carrier" in trunks.text and "Trunk state unknown" in trunks.text
+    new_trunk = await client.get("/dialplan/trunks/new")
+    assert "the carrier gave" in new_trunk.text and "SIP phone" not in new_trunk.text
+    carrier = await client.get("/dialplan/trunks/edit", params={"key": "carrier"})
+    assert "the carrier&#39;s digest secret; leave empty to keep the stored one" in carrier.text
     bad = await client.post(
         "/dialplan/route_patterns/new",
         data={"pattern": "8!", "partition": "pstn", "csrf_token": csrf},

@@ -148,3 +148,12 @@ def test_changed_fields_names_what_a_change_touched() -> None:
 def test_parse_when_reads_the_datetime_local_field_as_utc() -> None:
     assert parse_when("2026-03-04T05:06") == datetime(2026, 3, 4, 5, 6, tzinfo=UTC)
     assert parse_when("") is None and parse_when("soon") is None
+
+
+async def test_audit_filter_suggests_the_object_types(
+    client: httpx.AsyncClient, web_users: dict[str, str]
+) -> None:
+    await log_in(client, "read-only")
+    page = await client.get("/audit")
+    suggested = re.findall(r'<option value="([^"]+)">', page.text)
+    assert {"devices", "route_patterns", "users", "tokens", "lines", "sessions"} <= set(suggested)

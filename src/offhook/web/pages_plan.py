@@ -99,6 +99,13 @@ async def choices(request: Request) -> dict[str, list[str]]:
 
 
 NEW_PASSWORD_HELP = "SIP digest secret (a SIP phone needs one; stored only as its hash)"
+PASSWORD_HELP = {
+    (False, True): NEW_PASSWORD_HELP,
+    (False, False): "SIP digest secret; leave empty to keep the stored one",
+    (True, True): "the digest secret the carrier gave, if it asks for one",
+    (True, False): "the carrier's digest secret; leave empty to keep the stored one",
+}
+"""Password help by (a trunk, a new object): never shown, so "empty keeps it" only on edits."""
 
 
 def _readonly_keys(sec: Section, creating: bool) -> frozenset[str]:
@@ -140,10 +147,9 @@ async def object_page(
         readonly=_readonly_keys(sec, creating),
         new_rows=can_write,
     )
-    if creating:
-        for f in fields_:
-            if f.kind == "password":
-                f.help = NEW_PASSWORD_HELP
+    for f in fields_:
+        if f.kind == "password":
+            f.help = PASSWORD_HELP[(section == "trunks", creating)]
     shown, folded = split_fields(fields_)
     errors, summary = field_errors(problems or [], section)
     return render(

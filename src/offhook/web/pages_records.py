@@ -20,6 +20,7 @@ from fastapi import Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from offhook.db.plan_sections import SECTIONS
 from offhook.web.deps import Principal, ctx, require
 from offhook.web.pages_base import page_router, render
 from offhook.web.roles import Permission
@@ -29,6 +30,8 @@ __all__ = ["Chart", "bar_chart", "changed_fields", "parse_when", "router"]
 router = page_router()
 
 PAGE = 50
+AUDITED_TYPES = (*SECTIONS, "lines", "users", "tokens", "sessions", "plan")
+"""What the audit log's object type filter suggests: the plan sections and the rest."""
 MAX_BARS = 240
 CHART_RANGE_DEFAULT = timedelta(hours=24)
 CHART_RANGE_MAX = timedelta(days=7)
@@ -259,6 +262,7 @@ async def audit_page(
         },
         csv_link="/api/v1/audit.csv" + ("?" + urlencode(query) if query else ""),
         query=urlencode(query),
+        object_types=AUDITED_TYPES,
     )
 
 

@@ -141,12 +141,21 @@ async def test_cdr_search(
     assert await ids(number="1001") == (["call-4", "call-3", "call-1"], 3)
     assert await ids(number="1500") == (["call-3"], 1)  # originally called
     assert await ids(cause=17) == (["call-2", "call-5"], 2)
+    assert await ids(device="bob") == (["call-4", "call-3", "call-2", "call-1", "call-5"], 5)
+    assert await ids(device="carol") == ([], 0)
+    csv_answer = await client.get("/api/v1/cdrs.csv", params={"device": "carol"}, headers=h)
+    assert csv_answer.text.count("\r\n") == 1  # the header only
     since = (now - timedelta(minutes=45)).isoformat()
     until = (now - timedelta(minutes=25)).isoformat()
     assert await ids(since=since, until=until) == (["call-3", "call-2"], 2)
     assert await ids(limit=2, offset=1) == (["call-3", "call-2"], 5)
     row = (await client.get("/api/v1/cdrs", params={"limit": 1}, headers=h)).json()["items"][0]
     assert list(row) == list(CDR_FIELDS)
+    doc = (await client.get("/api/v1/openapi.json")).json()
+    ok = doc["paths"]["/api/v1/cdrs"]["get"]["responses"]["200"]["content"]["application/json"]
+    fields = ok["schema"]["properties"]["items"]["items"]["properties"]
+    assert fields["duration"]["type"] == "integer" and fields["start"]["format"] == "date-time"
+    assert all(fields[name] for name in CDR_FIELDS)  # every field typed
     assert datetime.fromisoformat(row["start"]) == now - timedelta(minutes=20)
     assert (await client.get("/api/v1/cdrs", params={"cause": 999}, headers=h)).status_code == 422
     assert (await client.get("/api/v1/cdrs", headers=bearer(tokens["user"]))).status_code == 403

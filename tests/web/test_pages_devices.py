@@ -504,6 +504,7 @@ async def test_the_phone_list_filters_by_registration_and_shows_owners(tmp_path:
             # The device page: registration detail and who manages it in self-care.
             page = await node.client.get("/devices/alice")
             assert "Registered" in page.text and "sip:alice" in page.text
+            assert 'href="/cdrs?device=alice" id="device-cdrs"' in page.text
             owners = re.search(r'<p id="owners">(.*?)</p>', page.text, re.S)
             assert owners is not None and 'href="/users/anna">anna</a>' in owners.group(1)
             assert "none" in (await node.client.get("/devices/bob")).text.split('id="owners"')[1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -73,6 +74,11 @@ async def test_cdr_search_chart_and_csv_link(
     assert len(got) == 60 and {r["calling"] for r in got} == {"1001"}
     busy = await client.get("/cdrs", params={"cause": "17"})
     assert "1 record<" in busy.text and "user busy" in busy.text
+    web_ctx.cdrs.add_many([replace(cdr("c1", "1001", "1003", now), calling_device="SEP00AA")])
+    by_device = await client.get("/cdrs", params={"device": "SEP00AA"})
+    assert "1 record<" in by_device.text and 'name="device" value="SEP00AA"' in by_device.text
+    device_link = re.search(r'href="(/api/v1/cdrs\.csv[^"]*)"', by_device.text)
+    assert device_link is not None and "device=SEP00AA" in device_link.group(1)
     bad = await client.get("/cdrs", params={"cause": "loud", "since": "yesterday"})
     assert "A Q.850 cause is a number from 1 to 127" in bad.text
     assert "Not a date and time" in bad.text

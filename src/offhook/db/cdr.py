@@ -143,15 +143,17 @@ class CdrRepository:
         until: datetime | None = None,
         number: str | None = None,
         cause: int | None = None,
+        device: str | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[CdrRow]:
         """Rows with ``since <= start < until``, ``number`` the calling, called or
-        originally called number (exactly), ``cause`` the release cause; newest
-        first, at most ``limit`` (capped at :data:`MAX_SEARCH`) after ``offset``."""
+        originally called number (exactly), ``cause`` the release cause, ``device``
+        the calling or called device; newest first, at most ``limit`` (capped at
+        :data:`MAX_SEARCH`) after ``offset``."""
         stmt = (
             select(*_COLUMNS)
-            .where(*_search_filters(since, until, number, cause))
+            .where(*_search_filters(since, until, number, cause, device))
             .order_by(Cdr.start.desc(), Cdr.id.desc())
             .limit(max(0, min(int(limit), MAX_SEARCH)))
             .offset(max(0, int(offset)))
@@ -166,12 +168,13 @@ class CdrRepository:
         until: datetime | None = None,
         number: str | None = None,
         cause: int | None = None,
+        device: str | None = None,
     ) -> int:
         """How many rows :meth:`search` would find without ``limit``."""
         stmt = (
             select(func.count())
             .select_from(Cdr)
-            .where(*_search_filters(since, until, number, cause))
+            .where(*_search_filters(since, until, number, cause, device))
         )
         with self.engine.connect() as conn:
             return int(conn.execute(stmt).scalar_one())
@@ -213,7 +216,11 @@ def _utc(value: datetime) -> datetime:
 
 
 def _search_filters(
-    since: datetime | None, until: datetime | None, number: str | None, cause: int | None
+    since: datetime | None,
+    until: datetime | None,
+    number: str | None,
+    cause: int | None,
+    device: str | None = None,
 ) -> list[ColumnElement[bool]]:
     out: list[ColumnElement[bool]] = []
     if since is not None:
@@ -224,6 +231,8 @@ def _search_filters(
         out.append(or_(Cdr.calling == number, Cdr.called == number, Cdr.original_called == number))
     if cause is not None:
         out.append(Cdr.cause == int(cause))
+    if device is not None:
+        out.append(or_(Cdr.calling_device == device, Cdr.called_device == device))
     return out
 
 

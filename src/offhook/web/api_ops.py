@@ -155,10 +155,21 @@ Number = Annotated[
     Query(max_length=64, description="the calling, called or originally called number"),
 ]
 Cause = Annotated[int | None, Query(ge=0, le=127, description="the Q.850 release cause")]
+Device = Annotated[str | None, Query(max_length=64, description="the calling or called device")]
 
+_TIME = {"type": "string", "format": "date-time"}
+_CDR_TYPES: dict[str, dict[str, Any]] = {
+    "start": _TIME,
+    "answer": {"anyOf": [_TIME, {"type": "null"}], "description": "null: never answered"},
+    "end": _TIME,
+    "duration": {"type": "integer", "description": "seconds from answer to end"},
+    "cause": {"type": "integer", "description": "Q.850 release cause (16: normal)"},
+    "redirect_reason": {"type": "string", "description": '"" unless redirected'},
+    "extra": {"type": "object"},
+}
 _CDR_SCHEMA = {
     "type": "object",
-    "properties": {name: {} for name in CDR_FIELDS},
+    "properties": {name: _CDR_TYPES.get(name, {"type": "string"}) for name in CDR_FIELDS},
     "required": list(CDR_FIELDS),
 }
 
@@ -188,6 +199,7 @@ async def search_cdrs(
     until: Until = None,
     number: Number = None,
     cause: Cause = None,
+    device: Device = None,
     limit: Annotated[int, Query(ge=1, le=MAX_CDR_LIMIT)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> Response:
@@ -197,6 +209,7 @@ async def search_cdrs(
         "until": _utc(until),
         "number": number,
         "cause": cause,
+        "device": device,
     }
     rows = await run_in_threadpool(lambda: cdrs.search(**filters, limit=limit, offset=offset))
     total = await run_in_threadpool(lambda: cdrs.count(**filters))
@@ -217,12 +230,18 @@ async def cdrs_csv(
     until: Until = None,
     number: Number = None,
     cause: Cause = None,
+    device: Device = None,
     limit: Annotated[int, Query(ge=1, le=MAX_SEARCH)] = MAX_SEARCH,
 ) -> Response:
     cdrs = ctx(request).cdrs
     rows = await run_in_threadpool(
         lambda: cdrs.search(
-            since=_utc(since), until=_utc(until), number=number, cause=cause, limit=limit
+            since=_utc(since),
+            until=_utc(until),
+            number=number,
+            cause=cause,
+            device=device,
+            limit=limit,
         )
     )
     out = io.StringIO()

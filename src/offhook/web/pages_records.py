@@ -154,6 +154,7 @@ async def cdrs_page(
     q = request.query_params
     since, until = parse_when(q.get("since", "")), parse_when(q.get("until", ""))
     number = q.get("number", "").strip()[:32] or None
+    device = q.get("device", "").strip()[:64] or None
     cause_text = q.get("cause", "").strip()
     errors: dict[str, str] = {}
     cause = None
@@ -167,7 +168,13 @@ async def cdrs_page(
             errors[key] = "Not a date and time"
     offset = _offset(request)
     repo = ctx(request).cdrs
-    filters: dict[str, Any] = {"since": since, "until": until, "number": number, "cause": cause}
+    filters: dict[str, Any] = {
+        "since": since,
+        "until": until,
+        "number": number,
+        "cause": cause,
+        "device": device,
+    }
     rows = await run_in_threadpool(lambda: repo.search(**filters, limit=PAGE, offset=offset))
     total = await run_in_threadpool(lambda: repo.count(**filters))
     chart_until = until or datetime.now(UTC)
@@ -181,6 +188,7 @@ async def cdrs_page(
             ("until", q.get("until", "")),
             ("number", number or ""),
             ("cause", cause_text),
+            ("device", device or ""),
         )
         if v
     }
@@ -198,6 +206,7 @@ async def cdrs_page(
             "until": _local(until),
             "number": number or "",
             "cause": cause_text,
+            "device": device or "",
         },
         errors=errors,
         chart=bar_chart(counts, "Call volume (all calls, whatever the filter)"),

@@ -175,6 +175,22 @@ def test_cdr_search_by_number(cdrs: CdrRepository) -> None:
     assert cdrs.count(number="1002") == 3
 
 
+def test_cdr_search_by_device(engine: Engine) -> None:
+    repo = CdrRepository(engine)
+    repo.add_many(
+        [
+            cdr("d1", T0, "1001", "1002", calling_device="alice", called_device="bob"),
+            cdr("d2", T0 + timedelta(seconds=9), "1002", "1003", calling_device="bob"),
+            cdr("d3", T0 + timedelta(seconds=20), "1003", "1001", called_device="alice"),
+        ]
+    )
+    # The calling or the called device, exactly.
+    assert ids(repo.search(device="alice")) == ["d3", "d1"]
+    assert ids(repo.search(device="bob")) == ["d2", "d1"]
+    assert repo.count(device="bob", number="1003") == 1
+    assert repo.search(device="ali") == [] and repo.count(device="carol") == 0
+
+
 def test_cdr_search_by_cause_and_time(cdrs: CdrRepository) -> None:
     assert ids(cdrs.search(cause=17)) == ["c2"]
     assert ids(cdrs.search(cause=16, number="1001")) == ["c4", "c1"]

@@ -116,8 +116,8 @@ async def _error_page(request: Request, exc: HTTPException) -> Response:
     needs = message.removeprefix("forbidden: needs ") if exc.status_code == 403 else ""
     if principal is not None and needs and needs != message:
         message = (
-            f"Your role ({principal.user.role}) may not open this page: it needs the "
-            f"permission {needs!r}. An administrator with the role full-admin can change roles."
+            f"Your role ({principal.user.role}) may not open this page: it needs {needs}. "
+            "An administrator with the role full-admin can change roles."
         )
     if principal is None:
         return HTMLResponse(

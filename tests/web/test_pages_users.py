@@ -140,3 +140,17 @@ async def test_read_only_sees_users_and_roles_but_no_tokens(
     assert 'id="tokens-panel"' not in page.text
     refused = await client.post("/tokens/new", data={"csrf_token": csrf, "user": "read-only"})
     assert refused.status_code == 403
+
+
+async def test_a_device_the_plan_lacks_is_marked_on_the_user_list(
+    client: httpx.AsyncClient, web_users: dict[str, str], web_ctx: WebContext
+) -> None:
+    web_ctx.users.add("erin", "user", PASSWORD, devices=("bob", "SEP0000DEADBEEF"))
+    await as_user(client, "read-only")
+    page = await client.get("/users")
+    row = re.search(r'<a href="/users/erin">.*?</tr>', page.text, re.S)
+    assert row is not None
+    cell = re.search(r'<td class="devices">(.*?)</td>', row.group(0), re.S)
+    assert cell is not None
+    assert cell.group(1).startswith("bob, ")  # a device of the plan: as it is
+    assert "SEP0000DEADBEEF: no such device" in cell.group(1)

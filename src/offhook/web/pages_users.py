@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from offhook.db.users import ROLES, UnknownUser, UserExists, UserRecord
 from offhook.web.deps import Principal, audit, ctx, require
-from offhook.web.pages_base import form_data, page_router, redirect, render
+from offhook.web.pages_base import form_data, page_router, plan_keys, redirect, render
 from offhook.web.pages_forms import split_list
 from offhook.web.roles import ROLE_PERMISSIONS, Permission
 
@@ -74,6 +74,9 @@ async def _users_page(
     users = await run_in_threadpool(store.list)
     can_write = principal.can(Permission.USERS_WRITE)
     tokens = await run_in_threadpool(store.tokens) if can_write else []
+    known = None
+    if principal.can(Permission.PLAN_READ):
+        known = set((await plan_keys(request))["devices"])
     return render(
         request,
         "users.html",
@@ -81,6 +84,7 @@ async def _users_page(
         status_code=status_code,
         title="Users",
         users=users,
+        known_devices=known,
         roles=_roles(),
         tokens=tokens,
         can_write=can_write,

@@ -99,6 +99,15 @@ async def test_etag_and_if_match(client: httpx.AsyncClient, tokens: dict[str, st
     assert (
         await client.patch("/api/v1/devices/bob", json={"description": "five"}, headers=h)
     ).status_code == 200
+    # If-None-Match: a poller that holds the current version gets 304 and no body.
+    current = await client.get("/api/v1/devices/bob", headers=h)
+    same = await client.get(
+        "/api/v1/devices/bob", headers={**h, "If-None-Match": current.headers["etag"]}
+    )
+    assert same.status_code == 304 and same.content == b""
+    assert same.headers["etag"] == current.headers["etag"]
+    older = await client.get("/api/v1/devices/bob", headers={**h, "If-None-Match": etag})
+    assert older.status_code == 200 and older.json()["description"] == "five"
 
 
 async def test_delete_refused_naming_the_referrers(

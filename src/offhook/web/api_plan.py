@@ -43,7 +43,7 @@ from offhook.db.plan_edit import (
     PlanEditor,
     PreconditionFailed,
 )
-from offhook.db.plan_sections import SECTIONS, Section
+from offhook.db.plan_sections import SECTIONS, Section, if_match_ok
 from offhook.web.api_ops import trunks_router
 from offhook.web.deps import AUTH_ERRORS, Principal, audit, ctx, require
 from offhook.web.roles import SECTION_WRITE, Permission
@@ -304,6 +304,10 @@ def _add_section_routes(sec: Section) -> None:
             view, etag = await run_in_threadpool(editor(request).get, sec.name, key)
         except EditError as exc:
             return error_response(exc)
+        unchanged = request.headers.get("if-none-match")
+        if unchanged is not None and if_match_ok(unchanged, etag):
+            # RFC 9110 13.1.2: what the client holds is current (a poll costs no body).
+            return Response(status_code=304, headers={"ETag": etag})
         return _etag_response(view, etag)
 
     router.add_api_route(
@@ -315,7 +319,11 @@ def _add_section_routes(sec: Section) -> None:
         name=f"get_{sec.name}",
         tags=[tag],
         response_class=JSONResponse,
-        responses={200: _ok(read_schema), **_errors(404)},
+        responses={
+            200: _ok(read_schema),
+            304: {"description": "Not Modified: If-None-Match names the current ETag"},
+            **_errors(404),
+        },
     )
 
     def _changed(

@@ -414,6 +414,7 @@ async def test_an_existing_phone_gets_a_new_line_and_a_speed_dial(
     # The edit page offers one empty line and one empty speed dial to fill in.
     assert "Line 2 (new)" in page.text and 'name="lines[1].dn"' in page.text
     assert "Speed dial 1 (new)" in page.text and 'name="speed_dials[0].number"' in page.text
+    assert "SIP phones only" in page.text  # the password field of an SCCP phone
     data = form_values(page.text)
     assert data["name"] == "SEP001122334455" and data["lines[0].dn"] == "1020"
     data.update(

@@ -106,6 +106,7 @@ PASSWORD_HELP = {
     (True, False): "the carrier's digest secret; leave empty to keep the stored one",
 }
 """Password help by (a trunk, a new object): never shown, so "empty keeps it" only on edits."""
+SCCP_PASSWORD_HELP = "SIP phones only: an SCCP phone registers by its name, without one"
 
 
 def _readonly_keys(sec: Section, creating: bool) -> frozenset[str]:
@@ -147,9 +148,10 @@ async def object_page(
         readonly=_readonly_keys(sec, creating),
         new_rows=can_write,
     )
+    sccp = section == "devices" and (values or {}).get("protocol") == "sccp"
     for f in fields_:
         if f.kind == "password":
-            f.help = PASSWORD_HELP[(section == "trunks", creating)]
+            f.help = SCCP_PASSWORD_HELP if sccp else PASSWORD_HELP[(section == "trunks", creating)]
     shown, folded = split_fields(fields_)
     errors, summary = field_errors(problems or [], section)
     return render(

@@ -415,6 +415,7 @@ async def test_an_existing_phone_gets_a_new_line_and_a_speed_dial(
     assert "Line 2 (new)" in page.text and 'name="lines[1].dn"' in page.text
     assert "Speed dial 1 (new)" in page.text and 'name="speed_dials[0].number"' in page.text
     assert "SIP phones only" in page.text  # the password field of an SCCP phone
+    assert "<title>Device SEP001122334455 · offhook</title>" in page.text  # the tab says which
     data = form_values(page.text)
     assert data["name"] == "SEP001122334455" and data["lines[0].dn"] == "1020"
     data.update(

@@ -159,7 +159,7 @@ async def object_page(
         template,
         principal,
         status_code=status_code,
-        title=("New " if creating else "") + sec.noun,
+        title=f"New {sec.noun}" if creating else f"{sec.noun.capitalize()} {key}",
         section=section,
         section_title=title_of(section),
         noun=sec.noun,

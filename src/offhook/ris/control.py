@@ -120,6 +120,7 @@ class ControlServer:
         self.servers: list[asyncio.Server] = []
         self.requests = 0
         self._open: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     async def start(self, host: str | Sequence[str], port: int) -> int:
         """Listen on every address of ``host`` (one or a list) on ``port``; the bound port."""
@@ -133,11 +134,20 @@ class ControlServer:
         return bound
 
     async def close(self) -> None:
-        """Stop listening and close every open connection."""
+        """Stop listening, close every open connection and wait for their handlers.
+
+        Nothing of the server is left running once this returns (a handler
+        left pending would be destroyed with its event loop).
+        """
         for server in self.servers:
             server.close()
         for writer in list(self._open):
             writer.transport.abort()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
         for server in self.servers:
             await server.wait_closed()
 
@@ -156,6 +166,9 @@ class ControlServer:
         if not self.guard.admit_connection(peer[0], loop.time()):
             writer.transport.abort()  # a reset: no answer
             return
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
         self._open.add(writer)
         try:
             await self._serve(reader, writer, peer)
@@ -167,6 +180,8 @@ class ControlServer:
             writer.close()
             with contextlib.suppress(ConnectionError, OSError):
                 await writer.wait_closed()
+            if task is not None:
+                self._tasks.discard(task)
 
     async def _serve(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: tuple[str, int]
@@ -185,9 +200,9 @@ class ControlServer:
                     await self._send(writer, encode_error(str(too_long)))
                     return
                 try:
-                    data = await asyncio.wait_for(
-                        reader.read(CHUNK), max(0.0, deadline - loop.time())
-                    )
+                    # asyncio.timeout, not wait_for: no inner task to be left unawaited
+                    async with asyncio.timeout_at(deadline):
+                        data = await reader.read(CHUNK)
                 except TimeoutError:
                     self._refuse(HANDSHAKE_TIMEOUT if first else IDLE_TIMEOUT, peer)
                     return
@@ -238,7 +253,8 @@ class ControlServer:
         if writer.transport.is_closing():
             return False  # the peer is gone (reset): uvloop refuses writes to a closed transport
         writer.write(answer)
-        await asyncio.wait_for(writer.drain(), self.limits.idle_timeout)
+        async with asyncio.timeout(self.limits.idle_timeout):
+            await writer.drain()
         return True
 
 
@@ -306,7 +322,8 @@ class ControlClient:
         line = encode_request(op, args)
         loop = asyncio.get_running_loop()
         if loop is not self._loop:  # used from another event loop: start afresh there
-            self._loop, self._lock, self._conn = loop, asyncio.Lock(), None
+            self._abandon()
+            self._loop, self._lock = loop, asyncio.Lock()
         async with self._lock:
             try:
                 async with asyncio.timeout(self.timeout):
@@ -351,6 +368,28 @@ class ControlClient:
             except OSError as exc:
                 raise _unavailable(self.host, self.port, exc) from None
         return self._conn
+
+    def _abandon(self) -> None:
+        """Let go of the connection of the loop used before (it cannot be awaited here).
+
+        Shut down at once, so the node frees its slot (its per-source cap
+        would otherwise fill up, one loop after another); its old loop
+        closes it if it still runs.
+        """
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        transport = conn[1].transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        old = self._loop
+        with contextlib.suppress(RuntimeError):
+            if old is not None and not old.is_closed():
+                old.call_soon_threadsafe(transport.abort)
+            else:
+                transport.abort()  # marks it closing; the closed loop cannot finish it
 
     async def _drop(self) -> None:
         conn, self._conn = self._conn, None

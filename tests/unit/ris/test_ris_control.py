@@ -11,6 +11,7 @@ client; where a client finds the node from the settings.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import socket
 import threading
@@ -91,28 +92,40 @@ def serve(
     return refused
 
 
-async def exchange(port: int, data: bytes) -> tuple[list[Any], bool]:
-    """Send ``data``; the answers read (JSON) until the server closed or went quiet."""
+PROBE = b'{"op": "echo", "probe": 1}\n'
+
+
+async def exchange(port: int, data: bytes, expected: int | None = None) -> tuple[list[Any], bool]:
+    """Send ``data``; its answers (JSON) and whether the server closed the connection.
+
+    Reads ``expected`` answers (default: one per line of ``data``) or until
+    the server closes; then, if it has not, proves the connection still
+    serves: a probe request (``PROBE``, counted by the server) is answered.
+    Nothing here waits for a quiet period.
+    """
     reader, writer = await asyncio.open_connection(HOST, port)
     writer.write(data)
     await writer.drain()
     answers: list[Any] = []
-    closed = False
-    expected = data.count(b"\n")
+    want = data.count(b"\n") if expected is None else expected
     try:
-        while len(answers) < expected:
-            line = await asyncio.wait_for(reader.readline(), 10)
+        while len(answers) < want:
+            line = await asyncio.wait_for(reader.readline(), 30)
             if not line:
-                closed = True
-                break
+                return answers, True
             answers.append(json.loads(line))
-        if not closed:
-            closed = await asyncio.wait_for(reader.read(1), 0.2) == b""
-    except TimeoutError:
-        pass
+        try:
+            writer.write(PROBE)
+            await writer.drain()
+            line = await asyncio.wait_for(reader.readline(), 30)
+        except ConnectionError:
+            return answers, True
+        if not line:
+            return answers, True
+        assert json.loads(line) == {"ok": True, "result": {"probe": 1}}
+        return answers, False
     finally:
         writer.close()
-    return answers, closed
 
 
 async def closed_by_server(reader: asyncio.StreamReader) -> bool:
@@ -131,14 +144,14 @@ def test_several_requests_on_one_connection_in_order() -> None:
             b'{"op": "slow", "seconds": 0}\n'
             b'{"op": "echo", "b": [1, {"c": null}]}\n'
         )
-        answers, closed = await exchange(port, data)
+        answers, closed = await exchange(port, data, expected=4)
         assert answers == [
             {"ok": True, "result": {"a": 1}},
             {"ok": True, "result": 42},
             {"ok": True, "result": {"slept": 0}},
             {"ok": True, "result": {"b": [1, {"c": None}]}},
         ]
-        assert not closed and server.requests == 4
+        assert not closed and server.requests == 4 + 1  # and the probe
 
     assert serve(body) == []
 
@@ -316,16 +329,24 @@ def test_concurrent_requests_of_one_client_each_get_their_answer() -> None:
 
 
 def test_one_client_in_two_event_loops() -> None:
-    """A web app built in one loop and served in another: the client follows."""
-    server_box: list[int] = []
+    """A web app built in one loop and served in another: the client follows.
+
+    The connection of the loop left behind is shut down at once: the node
+    frees its slot (with two per source, five loops one after another would
+    otherwise be refused from the third on).
+    """
+    server_box: list[ControlServer] = []
+    limits = dataclasses.replace(LIMITS, max_connections_per_source=2)
 
     async def start() -> ControlServer:
-        server = ControlServer(HANDLERS, allow=lambda h: True, limits=LIMITS)
-        server_box.append(await server.start(HOST, 0))
+        server = ControlServer(HANDLERS, allow=lambda h: True, limits=limits)
+        await server.start(HOST, 0)
+        server_box.append(server)
         return server
 
     ready = threading.Event()
     stop: list[asyncio.AbstractEventLoop] = []
+    left: list[list[asyncio.Task[Any]]] = []
 
     def serve_in_thread() -> None:
         loop = asyncio.new_event_loop()
@@ -334,18 +355,53 @@ def test_one_client_in_two_event_loops() -> None:
         ready.set()
         loop.run_forever()
         loop.run_until_complete(server.close())
+        left.append(list(asyncio.all_tasks(loop)))
         loop.close()
 
     thread = threading.Thread(target=serve_in_thread)
     thread.start()
     try:
         assert ready.wait(30)
-        client = ControlClient(HOST, server_box[0])
-        assert asyncio.run(client.request("echo", n=1)) == {"n": 1}
-        assert asyncio.run(client.request("echo", n=2)) == {"n": 2}  # a new loop
+        port = server_box[0].servers[0].sockets[0].getsockname()[1]
+        client = ControlClient(HOST, port)
+        for n in range(5):  # a new loop each time
+            assert asyncio.run(client.request("echo", n=n)) == {"n": n}
+
+        async def last() -> None:
+            assert await client.request("echo", n=5) == {"n": 5}
+            await client.close()
+
+        asyncio.run(last())
     finally:
         stop[0].call_soon_threadsafe(stop[0].stop)
         thread.join(30)
+    assert left == [[]]  # close() left no handler behind
+
+
+def test_close_waits_for_every_handler() -> None:
+    """Nothing of a closed server runs on: idle, half-sent and busy connections alike."""
+
+    async def main() -> None:
+        server = ControlServer(HANDLERS, allow=lambda h: True, limits=LIMITS)
+        port = await server.start(HOST, 0)
+        idle = await asyncio.open_connection(HOST, port)
+        half = await asyncio.open_connection(HOST, port)
+        half[1].write(b'{"op": "ec')
+        busy = await asyncio.open_connection(HOST, port)
+        busy[1].write(b'{"op": "slow", "seconds": 3600}\n')
+        await busy[1].drain()
+        await asyncio.wait_for(_until(lambda: server.requests == 1), 30)
+        await server.close()
+        assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task()] == []
+        for _, writer in (idle, half, busy):
+            writer.close()
+
+    asyncio.run(main())
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    while not condition():
+        await asyncio.sleep(0.01)
 
 
 def test_no_node_is_node_unavailable() -> None:

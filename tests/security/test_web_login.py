@@ -14,11 +14,18 @@
   source still logs in (accounts are never locked). Bad API tokens count
   the same way.
 - The cookie is HttpOnly, SameSite=Strict, Path=/, Secure as configured.
+- A state-changing request from another site (Origin, Sec-Fetch-Site) is
+  refused before anything else, the JSON login included (login CSRF).
+- Every answer carries a Content-Security-Policy that lets only this
+  origin's scripts run (the vendored htmx) and its one inline style.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -274,3 +281,58 @@ async def test_throttled_source_gets_one_attempt_at_a_time(tmp_path: Path, engin
         assert second.status_code == 429 and "retry-after" in second.headers
     status = _ctx(app).login_guard.guard.status(0.0)
     assert status["throttled"] == 1 and status["dropped_throttled"] == 1
+
+
+CROSS_SITE = (
+    {"Origin": "https://evil.example"},
+    {"Origin": "null"},
+    {"Origin": "http://testserver:8081"},  # another port is another origin
+    {"Sec-Fetch-Site": "cross-site"},
+)
+
+
+async def test_cross_site_requests_are_refused(app: FastAPI, client: httpx.AsyncClient) -> None:
+    right = {"username": "full-admin", "password": PASSWORD}
+    body = b'{"username": "full-admin", "password": "%s"}' % PASSWORD.encode()
+    for headers in CROSS_SITE:
+        answer = await client.post("/api/v1/login", json=right, headers=headers)
+        assert answer.status_code == 403, headers
+        assert "set-cookie" not in answer.headers
+        # A no-cors fetch of a Blob sends JSON without a Content-Type.
+        untyped = await client.post("/api/v1/login", content=body, headers=headers)
+        assert untyped.status_code == 403, headers
+    assert len(_ctx(app).sessions) == 0
+    csrf = await login(client, "full-admin")
+    for headers in CROSS_SITE:
+        with_token = {**headers, "X-CSRF-Token": csrf}
+        made = await client.post("/api/v1/users", json=NEW_USER, headers=with_token)
+        assert made.status_code == 403, headers
+        assert (await client.post("/api/v1/logout", headers=with_token)).status_code == 403
+    assert _ctx(app).users.get("eve") is None
+    # Reading is not refused, and the same origin writes.
+    assert (await client.get("/api/v1/me", headers=CROSS_SITE[0])).status_code == 200
+    same = {"Origin": "http://testserver", "Sec-Fetch-Site": "same-origin", "X-CSRF-Token": csrf}
+    assert (await client.post("/api/v1/users", json=NEW_USER, headers=same)).status_code == 201
+
+
+HTMX = Path(__file__).resolve().parents[2] / "src/offhook/web/static/htmx.min.js"
+
+
+async def test_content_security_policy(client: httpx.AsyncClient) -> None:
+    for path in ("/login", "/api/v1/health", "/static/htmx.min.js", "/api/v1/me"):
+        answer = await client.get(path)
+        policy = answer.headers["content-security-policy"]
+        directives = dict(d.strip().split(" ", 1) for d in policy.split(";"))
+        assert directives["default-src"] == "'none'", path
+        assert directives["script-src"] == "'self'", path  # no inline, no eval
+        assert directives["frame-ancestors"] == "'none'"
+        assert directives["base-uri"] == "'none'"
+        assert answer.headers["x-content-type-options"] == "nosniff"
+    # The one inline style allowed is the one the vendored htmx inserts.
+    source = HTMX.read_text()
+    match = re.search(r"`<style\$\{e\}>`\+`(.*?)`\+`(.*?)`\+\"</style>\"", source)
+    assert match is not None, "htmx's indicator style not found: update HTMX_INDICATOR_STYLE"
+    style = (match[1] + match[2]).replace("${t}", "htmx-indicator").replace("${n}", "htmx-request")
+    digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
+    styles = directives["style-src"].split()
+    assert styles == ["'self'", f"'sha256-{digest}'"]

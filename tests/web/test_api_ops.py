@@ -151,7 +151,7 @@ async def test_cdr_search(
     assert await ids(limit=2, offset=1) == (["call-3", "call-2"], 5)
     row = (await client.get("/api/v1/cdrs", params={"limit": 1}, headers=h)).json()["items"][0]
     assert list(row) == list(CDR_FIELDS)
-    doc = (await client.get("/api/v1/openapi.json")).json()
+    doc = (await client.get("/api/v1/openapi.json", headers=h)).json()
     ok = doc["paths"]["/api/v1/cdrs"]["get"]["responses"]["200"]["content"]["application/json"]
     fields = ok["schema"]["properties"]["items"]["items"]["properties"]
     assert fields["duration"]["type"] == "integer" and fields["start"]["format"] == "date-time"

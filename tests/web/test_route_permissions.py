@@ -144,3 +144,28 @@ def test_role_table_covers_every_role() -> None:
     assert ROLE_PERMISSIONS["user"] == {Permission.SELF, Permission.AUTHENTICATED}
     for role, permissions in ROLE_PERMISSIONS.items():
         assert Permission.AUTHENTICATED in permissions, role
+
+
+PUBLIC = {"/api/v1/login", "/api/v1/health", "/static", "/login"}
+"""Issue 11: no route without authentication except logging in and health (the
+login page's stylesheet under /static included)."""
+
+
+def test_only_login_and_health_are_public(web_app: FastAPI) -> None:
+    assert PUBLIC_ROUTES == PUBLIC
+    served = {r.path_format for r in app_routes(web_app)}
+    assert served | {"/static"} >= PUBLIC
+
+
+async def test_the_openapi_document_needs_a_signed_in_user(
+    client: httpx.AsyncClient, tokens: dict[str, str]
+) -> None:
+    anonymous = await client.get("/api/v1/openapi.json")
+    assert anonymous.status_code == 401
+    for role in ROLES:  # any role may read it (it holds no data)
+        signed_in = {"Authorization": f"Bearer {tokens[role]}"}
+        doc = await client.get("/api/v1/openapi.json", headers=signed_in)
+        assert doc.status_code == 200 and "/api/v1/devices" in doc.json()["paths"], role
+    # No Swagger UI (its scripts would come from a CDN).
+    for path in ("/api/v1/docs", "/docs", "/redoc", "/openapi.json"):
+        assert (await client.get(path)).status_code in {401, 404}, path

@@ -55,7 +55,8 @@ HYPOTHESIS = settings(
 
 @pytest.fixture
 def web_schema(web_app: FastAPI, tokens: dict[str, str]) -> Any:
-    return schemathesis.openapi.from_asgi("/api/v1/openapi.json", web_app)
+    signed_in = {"Authorization": f"Bearer {tokens['full-admin']}"}  # the document is not public
+    return schemathesis.openapi.from_asgi("/api/v1/openapi.json", web_app, headers=signed_in)
 
 
 schema = (
@@ -91,7 +92,9 @@ def running_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Fas
 
 @pytest.fixture
 def live_schema(running_node: tuple[FastAPI, str]) -> Any:
-    return schemathesis.openapi.from_asgi("/api/v1/openapi.json", running_node[0])
+    app, token = running_node
+    signed_in = {"Authorization": f"Bearer {token}"}
+    return schemathesis.openapi.from_asgi("/api/v1/openapi.json", app, headers=signed_in)
 
 
 live = schemathesis.pytest.from_fixture("live_schema").include(path_regex=_LIVE)

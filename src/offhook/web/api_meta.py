@@ -1,4 +1,6 @@
-"""Health and metrics: ``GET /api/v1/health`` (public) and ``GET /metrics`` (``live.read``).
+"""Health, metrics and the API's description: ``GET /api/v1/health`` (public),
+``GET /metrics`` (``live.read``), ``GET /api/v1/openapi.json`` (anyone signed in:
+no route but login and health answers without authentication).
 
 Health answers 200 ``{"status": "ok"}`` when the database answers, else 503
 (a load balancer or ``offhook serve``'s supervisor may ask it; it says
@@ -108,3 +110,12 @@ async def metrics(
 ) -> Response:
     registry = request.app.state.metrics.registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/api/v1/openapi.json", include_in_schema=False)
+async def openapi(
+    request: Request,
+    _: Annotated[Principal, require(Permission.AUTHENTICATED)],
+) -> JSONResponse:
+    """The OpenAPI document of the API (for a signed-in user or an API token)."""
+    return JSONResponse(request.app.openapi())

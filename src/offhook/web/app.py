@@ -6,7 +6,7 @@ guard, the node's control client) and includes the routers: login
 (``api_auth``), users/roles/tokens/audit (``api_admin``), health and metrics
 (``api_meta``), the plan and operations API (``api_plan``, ``api_ops``),
 the pages and the self-care API (``pages``, ``api_self``). The OpenAPI
-document is ``/api/v1/openapi.json``.
+document is ``/api/v1/openapi.json`` (for any signed-in user or token).
 """
 
 from __future__ import annotations
@@ -31,7 +31,13 @@ from offhook.ris.control import ControlClient, NodeUnavailable
 from offhook.web import api_admin, api_auth, api_meta, api_ops, api_plan, api_self, pages
 from offhook.web.api_meta import ContextCollector
 from offhook.web.deps import NodeControl, WebContext
-from offhook.web.middleware import BodyLimit, RequestMetrics, SecurityHeaders, WebMetrics
+from offhook.web.middleware import (
+    BodyLimit,
+    RequestMetrics,
+    SameOrigin,
+    SecurityHeaders,
+    WebMetrics,
+)
 from offhook.web.security import LoginGuard, auth_policy
 from offhook.web.sessions import SessionStore
 
@@ -98,9 +104,11 @@ def create_app(
         title="offhook",
         summary="offhook call manager: administration and self-care API",
         version="1",
-        openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
-        swagger_ui_oauth2_redirect_url=f"{API_PREFIX}/docs/oauth2-redirect",
+        # The OpenAPI document is served by api_meta to signed-in users only; no
+        # Swagger UI (its scripts come from a CDN: the CSP allows this origin alone).
+        openapi_url=None,
+        docs_url=None,
+        swagger_ui_oauth2_redirect_url=None,
         redoc_url=None,
     )
     app.state.ctx = context
@@ -112,6 +120,7 @@ def create_app(
     if STATIC.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC), name="static")
     # Added last = outermost: the body bound holds for everything inside.
+    app.add_middleware(SameOrigin)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestMetrics, metrics=metrics, routes=lambda: app.routes)
     app.add_middleware(BodyLimit, limit=web.max_message)

@@ -64,14 +64,13 @@ PUBLIC_ROUTES: frozenset[str] = frozenset(
     {
         "/api/v1/login",
         "/api/v1/health",
-        "/api/v1/openapi.json",
-        "/api/v1/docs",
-        "/api/v1/docs/oauth2-redirect",
         "/static",
         "/login",
     }
 )
-"""Paths served without authentication (every method of them)."""
+"""Paths served without authentication (every method of them): logging in (the
+API route, the page and the page's stylesheet) and health. The OpenAPI document
+needs a signed-in user or a token like everything else."""
 
 
 _ERROR_SCHEMA: dict[str, Any] = {

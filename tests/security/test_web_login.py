@@ -336,3 +336,35 @@ async def test_content_security_policy(client: httpx.AsyncClient) -> None:
     digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
     styles = directives["style-src"].split()
     assert styles == ["'self'", f"'sha256-{digest}'"]
+
+
+async def test_a_session_ends_when_its_credentials_change(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """Whoever changes them: here the store itself, as ``offhook user passwd`` in
+    another process does (the web process's own routes end sessions as well)."""
+    users = _ctx(app).users
+
+    async def signed_in(role: str) -> httpx.AsyncClient:
+        c = client_for(app, port=41000 + ROLES.index(role))
+        await login(c, role)
+        assert (await c.get("/api/v1/me")).status_code == 200
+        return c
+
+    changes = {
+        "read-only": lambda: users.set_password("read-only", "a-new-password"),
+        "phone-admin": lambda: users.update("phone-admin", role="read-only"),
+        "dialplan-admin": lambda: users.update("dialplan-admin", enabled=False),
+        "user": lambda: (users.delete("user"), users.add("user", "user", PASSWORD)),
+    }
+    for role, change in changes.items():
+        c = await signed_in(role)
+        change()
+        assert (await c.get("/api/v1/me")).status_code == 401, role
+        await c.aclose()
+    # The session of a role not changed, and a change of display name, leave it alone.
+    admin = await signed_in("full-admin")
+    users.update("full-admin", display="The Admin")
+    assert (await admin.get("/api/v1/me")).status_code == 200
+    await admin.aclose()
+    assert len(_ctx(app).sessions) == 1

@@ -33,7 +33,7 @@ from offhook.db.users import UserRecord, UserStore
 from offhook.net.authguard import source_key
 from offhook.net.counters import RejectionCounters
 from offhook.web.roles import Permission, permissions_of
-from offhook.web.security import LoginGuard, LoginRefused
+from offhook.web.security import LoginGuard, LoginRefused, credential_stamp
 from offhook.web.sessions import COOKIE_NAME, SessionStore
 
 __all__ = [
@@ -204,13 +204,18 @@ async def _csrf_token(request: Request) -> str:
     return ""
 
 
+def _session_user(context: WebContext, name: str) -> tuple[UserRecord | None, str | None]:
+    return context.users.get(name), credential_stamp(context.engine, name)
+
+
 async def _by_session(request: Request, context: WebContext) -> Principal:
     sid = request.cookies.get(COOKIE_NAME, "")
     session = context.sessions.get(sid, context.clock()) if sid else None
     if session is None:
         raise NotAuthenticated()
-    user = await run_in_threadpool(context.users.get, session.user)
-    if user is None or not user.enabled:
+    user, stamp = await run_in_threadpool(_session_user, context, session.user)
+    if user is None or not user.enabled or stamp is None or stamp != session.stamp:
+        # Disabled, deleted, a new password or role: the session is over.
         context.sessions.delete(session.id)
         raise NotAuthenticated()
     if request.method not in SAFE_METHODS:

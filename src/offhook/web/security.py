@@ -12,17 +12,28 @@ verification (``UserStore.verify``) and give the same answer (None).
 argon2 runs in a worker thread, at most ``max_concurrent_hashes`` at once
 (an ``asyncio.Semaphore``): however many logins arrive, hashing never takes
 more than that many times the memory of one hash.
+
+A session remembers the user's :func:`credential_stamp` (their row id, role
+and password hash, digested) and holds only while it is unchanged: a new
+password, a new role, or a user deleted and made again under the same name
+ends it, whoever made the change (this process, another web process, or
+``offhook user passwd`` on the command line).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from offhook.db.models import WebUser
 from offhook.net.authguard import AuthGuard, AuthPolicy, source_key
 from offhook.web.sessions import COOKIE_NAME, Session
 
@@ -36,6 +47,7 @@ __all__ = [
     "auth_policy",
     "clear_session_cookie",
     "cookie_secure",
+    "credential_stamp",
     "login",
     "set_session_cookie",
 ]
@@ -52,6 +64,23 @@ class LoginRefused(Exception):
     def __init__(self, retry_after: float) -> None:
         super().__init__(f"too many failed logins; retry after {retry_after:.0f} s")
         self.retry_after = max(1, math.ceil(retry_after))
+
+
+def credential_stamp(engine: Engine, name: str) -> str | None:
+    """What a session of ``name`` depends on, digested (None: no such enabled user).
+
+    Blocking (a database read): call it in a worker thread.
+    """
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(WebUser.id, WebUser.role, WebUser.password_hash, WebUser.enabled).where(
+                WebUser.name == name
+            )
+        ).first()
+    if row is None or not row.enabled:
+        return None
+    material = f"{row.id}\0{row.role}\0{row.password_hash}".encode()
+    return hashlib.sha256(material).hexdigest()
 
 
 def auth_policy(settings: Settings) -> AuthPolicy:
@@ -129,7 +158,11 @@ async def login(ctx: WebContext, username: str, password: str, source: str) -> S
     if user is None:
         guard.failure(key, username[:MAX_USERNAME] or None)
         return None
-    return ctx.sessions.create(user.name, ctx.clock())
+    # After verify: a rehash of the password changes the stamp.
+    stamp = await run_in_threadpool(credential_stamp, ctx.engine, user.name)
+    if stamp is None:  # disabled or deleted meanwhile
+        return None
+    return ctx.sessions.create(user.name, ctx.clock(), stamp)
 
 
 def cookie_secure(settings: Settings) -> bool:

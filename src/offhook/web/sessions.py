@@ -26,11 +26,15 @@ MAX_ID_LENGTH = 128  # a cookie value longer than any id we issue is not looked 
 
 @dataclass(slots=True)
 class Session:
+    """``stamp``: the user's credential stamp at login (``web.security.credential_stamp``);
+    the session holds only while it is unchanged."""
+
     id: str
     user: str
     csrf_token: str
     created: float
     last_seen: float
+    stamp: str = ""
 
 
 class SessionStore:
@@ -50,7 +54,7 @@ class SessionStore:
     def _expired(self, session: Session, now: float) -> bool:
         return now - session.last_seen >= self.idle or now - session.created >= self.absolute
 
-    def create(self, user: str, now: float) -> Session:
+    def create(self, user: str, now: float, stamp: str = "") -> Session:
         """A new session for ``user`` with new random id and CSRF token."""
         self._prune(now)
         while len(self._sessions) >= self.max_sessions:
@@ -62,6 +66,7 @@ class SessionStore:
             csrf_token=secrets.token_urlsafe(32),
             created=now,
             last_seen=now,
+            stamp=stamp,
         )
         self._sessions[session.id] = session
         return session

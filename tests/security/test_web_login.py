@@ -26,7 +26,7 @@ import asyncio
 import base64
 import hashlib
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -351,7 +351,7 @@ async def test_a_session_ends_when_its_credentials_change(
         assert (await c.get("/api/v1/me")).status_code == 200
         return c
 
-    changes = {
+    changes: dict[str, Callable[[], object]] = {
         "read-only": lambda: users.set_password("read-only", "a-new-password"),
         "phone-admin": lambda: users.update("phone-admin", role="read-only"),
         "dialplan-admin": lambda: users.update("dialplan-admin", enabled=False),

@@ -69,3 +69,13 @@ def test_unknown_ids_find_nothing(session_id: str) -> None:
 def test_bad_limits_refused(args: tuple[float, float, int]) -> None:
     with pytest.raises(ValueError):
         SessionStore(*args)
+
+
+def test_one_user_cannot_push_the_others_out() -> None:
+    store = SessionStore(idle=10_000, absolute=10_000, max_sessions=20, max_per_user=4)
+    admins = [store.create(f"admin{n}", 0.0) for n in range(10)]
+    mallory = [store.create("mallory", 1.0 + n) for n in range(1000)]
+    assert all(store.get(a.id, 1500.0) is a for a in admins)  # all still there
+    live = [m for m in mallory if store.get(m.id, 1500.0) is not None]
+    assert live == mallory[-4:]  # mallory keeps her newest four
+    assert len(store) == 14

@@ -7,9 +7,12 @@ fixation). Each session has its own CSRF token, which every state-changing
 request authenticated by the cookie must echo (``web.deps``).
 
 The store holds at most ``max_sessions``; a new one beyond that evicts the
-least recently used. A session ends ``idle`` seconds after its last request
-or ``absolute`` seconds after its login, whichever comes first. Nothing here
-reads a clock: ``now`` (seconds, monotonic) is an argument.
+least recently used. One user holds at most ``MAX_PER_USER`` of them (a new
+one evicts that user's own least recently used): a user who logs in again
+and again, however low their role, cannot push everyone else out. A session
+ends ``idle`` seconds after its last request or ``absolute`` seconds after
+its login, whichever comes first. Nothing here reads a clock: ``now``
+(seconds, monotonic) is an argument.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ __all__ = ["COOKIE_NAME", "Session", "SessionStore"]
 
 COOKIE_NAME = "offhook_session"
 MAX_ID_LENGTH = 128  # a cookie value longer than any id we issue is not looked up
+MAX_PER_USER = 16
 
 
 @dataclass(slots=True)
@@ -40,14 +44,17 @@ class Session:
 class SessionStore:
     """Live sessions by id (see the module docstring)."""
 
-    __slots__ = ("_sessions", "absolute", "evicted", "idle", "max_sessions")
+    __slots__ = ("_sessions", "absolute", "evicted", "idle", "max_per_user", "max_sessions")
 
-    def __init__(self, idle: float, absolute: float, max_sessions: int) -> None:
+    def __init__(
+        self, idle: float, absolute: float, max_sessions: int, max_per_user: int = MAX_PER_USER
+    ) -> None:
         if idle <= 0 or absolute <= 0 or max_sessions < 1:
             raise ValueError("idle > 0, absolute > 0 and max_sessions >= 1 required")
         self.idle = idle
         self.absolute = absolute
         self.max_sessions = max_sessions
+        self.max_per_user = max(1, max_per_user)
         self.evicted = 0
         self._sessions: OrderedDict[str, Session] = OrderedDict()
 
@@ -57,6 +64,10 @@ class SessionStore:
     def create(self, user: str, now: float, stamp: str = "") -> Session:
         """A new session for ``user`` with new random id and CSRF token."""
         self._prune(now)
+        mine = [sid for sid, s in self._sessions.items() if s.user == user]  # LRU first
+        for sid in mine[: max(0, len(mine) - self.max_per_user + 1)]:
+            del self._sessions[sid]
+            self.evicted += 1
         while len(self._sessions) >= self.max_sessions:
             self._sessions.popitem(last=False)
             self.evicted += 1

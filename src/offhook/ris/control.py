@@ -291,8 +291,9 @@ class ControlClient:
     ``request(op, **args)`` returns the answer's ``result``. A connection the
     node closed while it was idle is reopened once, transparently (and a
     client used from another event loop opens its own there); a request
-    without an answer within ``timeout`` seconds raises ``NodeUnavailable``
-    and drops the connection (the next request opens a new one).
+    without an answer within ``timeout`` seconds, its wait behind other
+    requests included, raises ``NodeUnavailable`` (one that was on the wire
+    drops the connection: the next request opens a new one).
     """
 
     def __init__(
@@ -324,16 +325,18 @@ class ControlClient:
         if loop is not self._loop:  # used from another event loop: start afresh there
             self._abandon()
             self._loop, self._lock = loop, asyncio.Lock()
-        async with self._lock:
-            try:
-                async with asyncio.timeout(self.timeout):
+        try:
+            # The wait for the connection counts too: behind a request the node
+            # never answers, the others give up in time instead of queueing
+            # without bound (a hung node must not stall the web process).
+            async with asyncio.timeout(self.timeout), self._lock:
+                try:
                     answer = await self._exchange(line)
-            except TimeoutError:
-                await self._drop()
-                raise _unavailable(self.host, self.port, "no answer in time") from None
-            except BaseException:
-                await self._drop()  # the stream may hold half an answer now
-                raise
+                except BaseException:
+                    self._abort()  # the stream may hold half an answer now
+                    raise
+        except TimeoutError:
+            raise _unavailable(self.host, self.port, "no answer in time") from None
         return _result(answer)
 
     async def _exchange(self, line: bytes) -> bytes:
@@ -390,6 +393,11 @@ class ControlClient:
                 old.call_soon_threadsafe(transport.abort)
             else:
                 transport.abort()  # marks it closing; the closed loop cannot finish it
+
+    def _abort(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn[1].transport.abort()
 
     async def _drop(self) -> None:
         conn, self._conn = self._conn, None

@@ -11,6 +11,7 @@ client; where a client finds the node from the settings.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import socket
@@ -312,6 +313,29 @@ def test_the_client_reports_a_silent_node_and_recovers() -> None:
             assert await client.request("echo", z=3) == {"z": 3}  # on a new connection
         finally:
             await client.close()
+
+    serve(body)
+
+
+def test_a_request_behind_an_unanswered_one_gives_up_in_its_own_time() -> None:
+    """A node that never answers must not make the web process's requests queue up."""
+
+    async def body(server: ControlServer, port: int) -> None:
+        client = ControlClient(HOST, port, timeout=3600)
+        stuck = asyncio.create_task(client.request("slow", seconds=3600))
+        try:
+            await asyncio.wait_for(_until(lambda: server.requests == 1), 30)
+            client.timeout = 0.2  # read by each request as it starts
+            with pytest.raises(NodeUnavailable, match="no answer in time"):
+                await client.request("echo", q=1)  # waits behind the stuck one
+            assert not stuck.done()
+        finally:
+            stuck.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await stuck
+        client.timeout = 30
+        assert await client.request("echo", q=2) == {"q": 2}  # on a new connection
+        await client.close()
 
     serve(body)
 

@@ -17,6 +17,11 @@ back to 0.5 s once a child has run for ``STABLE`` seconds), for as long as
 the supervisor runs. A child's death never raises into the node: a command
 that cannot start is logged and retried the same way. ``stop`` sends
 SIGTERM, waits ``STOP_TIMEOUT`` seconds, then SIGKILL; it calls no callback.
+
+A child that is up but hung (its port still accepts: the kernel does that)
+is found by an optional ``alive()`` probe, asked every ``watch_every``
+seconds while it is up: ``watch_misses`` misses in a row (no answer within
+``watch_every`` counts as one) and it is killed, then restarted as above.
 """
 
 from __future__ import annotations
@@ -25,14 +30,19 @@ import asyncio
 import contextlib
 import logging
 import os
+import ssl
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+
+from offhook.common.addr import host_port
 
 log = logging.getLogger("offhook.children")
 
 READY_TIMEOUT = 15.0
 STOP_TIMEOUT = 5.0
+WATCH_EVERY = 5.0
+WATCH_MISSES = 3
 STABLE = 60.0
 BACKOFF = (0.5, 30.0)
 _POLL = 0.05
@@ -59,6 +69,34 @@ async def _accepts(connect: Awaitable[tuple[asyncio.StreamReader, asyncio.Stream
     with contextlib.suppress(OSError):
         await writer.wait_closed()
     return True
+
+
+async def _http_answers(host: str, port: int, tls: ssl.SSLContext | None) -> bool:
+    reader, writer = await asyncio.open_connection(host, port, ssl=tls)
+    try:
+        writer.write(
+            f"GET /api/v1/health HTTP/1.1\r\nHost: {host_port(host, port)}\r\n"
+            "Connection: close\r\n\r\n".encode()
+        )
+        await writer.drain()
+        return (await reader.readline()).startswith(b"HTTP/1.")
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+
+
+def http_probe(host: str, port: int, *, tls: bool = False) -> Callable[[], Awaitable[bool]]:
+    """A liveness probe: does ``host``:``port`` answer an HTTP request (any status)?
+
+    With ``tls``, over TLS without checking the certificate (it is our own child).
+    """
+    context: ssl.SSLContext | None = None
+    if tls:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return lambda: _http_answers(host, port, context)
 
 
 def tcp_probe(host: str, port: int) -> Callable[[], Awaitable[bool]]:
@@ -95,6 +133,9 @@ class ChildSupervisor:
         backoff: tuple[float, float] = BACKOFF,
         ready_timeout: float = READY_TIMEOUT,
         where: str = "",
+        alive: Callable[[], Awaitable[bool]] | None = None,
+        watch_every: float = WATCH_EVERY,
+        watch_misses: int = WATCH_MISSES,
     ) -> None:
         self.name = name
         self._command = command
@@ -105,6 +146,10 @@ class ChildSupervisor:
         self.backoff = backoff
         self.ready_timeout = ready_timeout
         self.where = where
+        self.alive = alive
+        self.watch_every = watch_every
+        self.watch_misses = max(1, watch_misses)
+        self.hung = 0
         self.process: asyncio.subprocess.Process | None = None
         self.up = False
         self.starts = 0
@@ -185,12 +230,42 @@ class ChildSupervisor:
                 log.error("%s did not listen within %.0f s", self.name, self.ready_timeout)
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
-            code = await proc.wait()
+            code = await (self._watched(proc) if self.up else proc.wait())
             log.warning("%s (pid %d) exited with %s", self.name, proc.pid, code)
         finally:
             if self.up and not self._stopping:
                 self.up = False
                 self._call(self.on_down, "on_down")
+
+    async def _watched(self, proc: asyncio.subprocess.Process) -> int:
+        """Wait for the child to exit, killing it once ``alive()`` misses too often."""
+        if self.alive is None:
+            return await proc.wait()
+        exited = asyncio.ensure_future(proc.wait())
+        try:
+            misses = 0
+            while True:
+                done, _ = await asyncio.wait({exited}, timeout=self.watch_every)
+                if done:
+                    return exited.result()
+                misses = 0 if await self._answers() else misses + 1
+                if misses >= self.watch_misses:
+                    log.error("%s (pid %d) does not answer: killing it", self.name, proc.pid)
+                    self.hung += 1
+                    with contextlib.suppress(ProcessLookupError):
+                        proc.kill()
+                    return await exited
+        finally:
+            if not exited.done():
+                exited.cancel()
+
+    async def _answers(self) -> bool:
+        assert self.alive is not None
+        try:
+            async with asyncio.timeout(self.watch_every):
+                return await self.alive()
+        except (TimeoutError, OSError):
+            return False
 
     async def _ready(self, proc: asyncio.subprocess.Process) -> bool:
         """Poll the probe until it succeeds, the child exits, or time runs out."""

@@ -4,7 +4,10 @@
 --exit-on-stdin-eof`` under a ``children.ChildSupervisor``: the child is
 up once its ``[web]`` port accepts TCP connections (the first ``listen``
 address; a wildcard is probed on the loopback of its family), and is
-restarted with a backoff whenever it exits. The node never depends on it:
+restarted with a backoff whenever it exits. While it is up, it must answer
+an HTTP request now and then (``GET /api/v1/health``, any status): a hung
+child is killed and restarted (when ``[web] allow`` admits the probe's own
+address; otherwise only its exit is watched). The node never depends on it:
 the web process reads the database and asks the node's control endpoint
 (``[admin]``) for live state, so its death, a leak or a load in it leave
 call processing alone, and the node answers with or without it.
@@ -15,9 +18,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from offhook.children import ChildSupervisor, offhook_command, tcp_probe
+from offhook.children import ChildSupervisor, http_probe, offhook_command, tcp_probe
 from offhook.common.addr import is_wildcard
 from offhook.config import Settings
+from offhook.net.acl import AllowList
 from offhook.net.bindings import describe
 
 log = logging.getLogger("offhook.web.child")
@@ -47,10 +51,13 @@ async def start_web(settings: Settings, config_path: Path | None) -> ChildSuperv
         log.error("[web] port 0: the web process needs a fixed port to be supervised; not started")
         return None
     where = describe(web.listen, web.port)
+    host, port = probe_address(settings)
+    alive = http_probe(host, port, tls=web.tls) if AllowList(web.allow).allows(host) else None
     child = ChildSupervisor(
         "web process",
         web_command(config_path),
-        tcp_probe(*probe_address(settings)),
+        tcp_probe(host, port),
+        alive=alive,
         on_up=lambda: log.info("web process up on %s", where),
         on_down=lambda: log.warning("web process down; restarting it (calls are not affected)"),
         where=where,

@@ -9,22 +9,27 @@ itself is killed with SIGKILL, the child sees its stdin close and exits:
 no orphan keeps the port. ``offhook web`` runs standalone too, and stops
 cleanly on SIGTERM and when its stdin closes (``--exit-on-stdin-eof``).
 A node with ``[web] enabled = false`` (the test default) starts no child.
+A child that is up but hung (its port accepts, nothing answers) is killed
+and restarted; one that answers is left alone.
 """
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from support.ports import HOST
+from offhook.children import ChildSupervisor, http_probe, tcp_probe
+from support.ports import HOST, free_port
 from support.server import CLI, OffhookServer, device, plan_of, sip_options_ping
 
 PLAN = plan_of([device("alice", "alice-Secret-1", "1001")])
@@ -147,3 +152,65 @@ def test_offhook_web_standalone(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+HUNG_CHILD = """
+import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2])))
+s.listen()
+held = []
+while True:  # accepts (as a hung process's kernel does) and never answers
+    held.append(s.accept()[0])
+"""
+
+ANSWERING_CHILD = """
+import http.server, sys
+address = (sys.argv[1], int(sys.argv[2]))
+http.server.HTTPServer(address, http.server.BaseHTTPRequestHandler).serve_forever()
+"""
+
+
+def _supervise(script: str, until: Any) -> ChildSupervisor:
+    """Supervise ``python -c script HOST PORT`` with the web's liveness probe, quickly
+    paced, until ``until(supervisor, probes asked)`` (at most a minute)."""
+    port = free_port()
+    probes = 0
+    probe = http_probe(HOST, port)
+
+    async def counted() -> bool:
+        nonlocal probes
+        probes += 1
+        return await probe()
+
+    async def main() -> ChildSupervisor:
+        child = ChildSupervisor(
+            "test child",
+            [sys.executable, "-c", script, HOST, str(port)],
+            tcp_probe(HOST, port),
+            alive=counted,
+            watch_every=0.2,
+            watch_misses=2,
+            backoff=(0.05, 0.05),
+        )
+        await child.start()
+        try:
+            async with asyncio.timeout(60):
+                while not until(child, probes):
+                    await asyncio.sleep(0.05)
+        finally:
+            await child.stop()
+        return child
+
+    return asyncio.run(main())
+
+
+def test_a_hung_web_child_is_killed_and_restarted() -> None:
+    child = _supervise(HUNG_CHILD, lambda c, probes: c.starts >= 2)
+    assert child.hung >= 1
+
+
+def test_an_answering_child_is_left_alone() -> None:
+    child = _supervise(ANSWERING_CHILD, lambda c, probes: probes >= 6)
+    assert child.starts == 1 and child.hung == 0

@@ -9,6 +9,8 @@
   chunked without a length).
 - A request head trickled byte by byte is cut off at ``handshake_timeout``
   (trickling does not extend it).
+- A request body trickled just under the idle timeout is cut off once it
+  is slower than ``MIN_BODY_RATE`` over the whole body.
 - With ``tls_cert``/``tls_key`` the listener speaks HTTPS and the session
   cookie is Secure.
 """
@@ -143,6 +145,46 @@ def test_trickled_head_is_cut_off(tmp_path: Path) -> None:
                     closed = True
             assert closed
         assert server.context.rejections.get("web", "handshake-timeout") >= 1
+
+
+def test_trickled_body_is_cut_off(tmp_path: Path) -> None:
+    # Budget: idle 0.6 s + 4096 bytes at MIN_BODY_RATE (0.5 s) = 1.1 s for the body;
+    # a byte every 0.1 s keeps under the idle timeout and would need 400 s.
+    settings = _settings(tmp_path, max_message=4096, idle_timeout=0.6, handshake_timeout=10)
+    with live_server(settings) as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=20) as s:
+            s.sendall(
+                b"POST /api/v1/login HTTP/1.1\r\nHost: x\r\n"
+                b"Content-Type: application/json\r\nContent-Length: 4000\r\n\r\n"
+            )
+            closed = False
+            for _ in range(4000):  # at most 400 s: the server must cut it off long before
+                try:
+                    s.sendall(b" ")
+                except OSError:
+                    closed = True
+                    break
+                time.sleep(0.1)
+                if _peer_closed(s):
+                    closed = True
+                    break
+            assert closed
+        refused = server.context.rejections.snapshot().get("web", {})
+        assert refused.get("idle-timeout", 0) >= 1, refused
+
+
+def _peer_closed(s: socket.socket) -> bool:
+    """Whether the server has closed or reset ``s`` (without waiting)."""
+    s.setblocking(False)
+    try:
+        return s.recv(100) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+    finally:
+        s.setblocking(True)
+        s.settimeout(20)
 
 
 def _eventually(check: Callable[[], bool], within: float = 20.0) -> bool:

@@ -16,7 +16,10 @@ to ``GuardedH11Protocol``: uvicorn's h11 protocol with
 - a deadline for each request head (``handshake_timeout`` for the first,
   ``idle_timeout`` after a response), which trickled bytes do not extend;
 - a request body that must keep arriving (``idle_timeout`` between
-  chunks), bounded by ``max_message`` (``middleware.BodyLimit``);
+  chunks) and be complete within ``idle_timeout`` plus ``max_message`` at
+  ``MIN_BODY_RATE`` (a body trickled just under the idle timeout cannot
+  hold a connection for ever), bounded by ``max_message``
+  (``middleware.BodyLimit``);
 - each request charged to the source's rate bucket; over it, the connection
   is not read for a while (TCP back-pressure).
 
@@ -70,6 +73,8 @@ LISTENER = "web"
 MAX_HEAD = 16 * 1024
 """Bytes of request line and headers accepted (h11's incomplete event bound)."""
 GRACEFUL_SHUTDOWN = 5
+MIN_BODY_RATE = 8192
+"""Bytes a second a request body arrives at, on average, at the least."""
 HEAD_TOO_LARGE = (
     b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
     b"content-length: 0\r\nconnection: close\r\n\r\n"
@@ -101,6 +106,7 @@ class GuardedH11Protocol(H11Protocol):
         self._limits = admission.guard.limits
         self._deadline: asyncio.TimerHandle | None = None
         self._waiting_body = False
+        self._body_end = 0.0  # loop time by which the current body must be complete
         self._head_seen = 0  # bytes read while waiting for the current request head
         self._head_checked = False
 
@@ -140,7 +146,7 @@ class GuardedH11Protocol(H11Protocol):
                 return
         super().data_received(data)
         if self._waiting_body and not self.transport.is_closing():
-            self._arm(self._limits.idle_timeout, IDLE_TIMEOUT)  # the body keeps coming
+            self._arm_body()  # the body keeps coming
 
     def _head_fits(self, data: bytes) -> bool:
         """Once per request, past MAX_HEAD bytes: did the head end within it?
@@ -161,10 +167,18 @@ class GuardedH11Protocol(H11Protocol):
             self._charge()
         body_pending = self.cycle is not None and self.cycle.more_body
         if body_pending and not self._waiting_body and not self.transport.is_closing():
-            self._arm(self._limits.idle_timeout, IDLE_TIMEOUT)
+            limits = self._limits
+            budget = limits.idle_timeout + limits.max_message / MIN_BODY_RATE
+            self._body_end = self.loop.time() + budget
+            self._arm_body()
         elif not body_pending and self._waiting_body:
             self._disarm()
         self._waiting_body = body_pending
+
+    def _arm_body(self) -> None:
+        """The next chunk within ``idle_timeout``, the whole body by ``_body_end``."""
+        left = self._body_end - self.loop.time()
+        self._arm(max(0.0, min(self._limits.idle_timeout, left)), IDLE_TIMEOUT)
 
     def on_response_complete(self) -> None:
         cycle = self.cycle

@@ -38,7 +38,7 @@ from offhook.web.middleware import (
     SecurityHeaders,
     WebMetrics,
 )
-from offhook.web.security import LoginGuard, auth_policy
+from offhook.web.security import LoginGuard
 from offhook.web.sessions import SessionStore
 
 __all__ = ["API_PREFIX", "create_app", "default_control"]
@@ -97,7 +97,7 @@ def create_app(
         cdrs=CdrRepository(engine),
         control=control if control is not None else default_control(settings),
         sessions=SessionStore(web.session_idle, web.session_absolute, web.max_sessions),
-        login_guard=LoginGuard(AuthGuard(auth_policy(settings)), web.max_concurrent_hashes, clock),
+        login_guard=LoginGuard(AuthGuard(settings.auth.policy()), web.max_concurrent_hashes, clock),
         clock=clock,
     )
     app = FastAPI(

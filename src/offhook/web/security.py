@@ -34,7 +34,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from offhook.db.models import WebUser
-from offhook.net.authguard import AuthGuard, AuthPolicy, source_key
+from offhook.net.authguard import AuthGuard, source_key
 from offhook.web.sessions import COOKIE_NAME, Session
 
 if TYPE_CHECKING:
@@ -44,7 +44,6 @@ if TYPE_CHECKING:
 __all__ = [
     "LoginGuard",
     "LoginRefused",
-    "auth_policy",
     "clear_session_cookie",
     "cookie_secure",
     "credential_stamp",
@@ -81,23 +80,6 @@ def credential_stamp(engine: Engine, name: str) -> str | None:
         return None
     material = f"{row.id}\0{row.role}\0{row.password_hash}".encode()
     return hashlib.sha256(material).hexdigest()
-
-
-def auth_policy(settings: Settings) -> AuthPolicy:
-    """The ``[auth]`` failed-login policy (the one SIP uses)."""
-    a = settings.auth
-    return AuthPolicy(
-        fail_window=a.fail_window,
-        throttle_after=a.throttle_after,
-        throttle_delay=a.throttle_delay,
-        max_delay=a.max_delay,
-        block_after=a.block_after,
-        block_for=a.block_for,
-        account_alert_after=a.account_alert_after,
-        max_tracked_sources=a.max_tracked_sources,
-        max_tracked_accounts=a.max_tracked_accounts,
-        max_delayed=a.max_delayed,
-    )
 
 
 class LoginGuard:

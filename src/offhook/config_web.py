@@ -9,11 +9,15 @@ bounded request head and body, idle and handshake timeouts.
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from offhook.config_base import LOOPBACK, ListenerSettings
+
+_LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+_HOST_NAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*")
 
 
 class WebSettings(ListenerSettings):
@@ -22,6 +26,11 @@ class WebSettings(ListenerSettings):
     HTTPS; both or neither), the listener defence keys (``max_message``: the
     largest request body, a whole-plan YAML import included; the request head
     is bounded by uvicorn's h11 limit).
+
+    ``hosts``: the host names people reach it by (the Host header), besides
+    IP addresses, ``localhost`` and this machine's own name; any other name
+    is refused (421), which stops DNS rebinding; ``["*"]`` accepts every name
+    (behind a reverse proxy that checks it).
 
     Sessions: ``session_idle`` seconds without a request and
     ``session_absolute`` seconds after login end a session; at most
@@ -41,6 +50,7 @@ class WebSettings(ListenerSettings):
     allow: list[str] = Field(default_factory=lambda: list(LOOPBACK))
     tls_cert: str = ""
     tls_key: str = ""
+    hosts: list[str] = Field(default_factory=list, max_length=256)
     max_message: int = Field(default=4 << 20, ge=4096, le=64 << 20)
     idle_timeout: float = Field(default=30.0, gt=0, le=3600)
     handshake_timeout: float = Field(default=10.0, gt=0, le=3600)
@@ -56,6 +66,17 @@ class WebSettings(ListenerSettings):
     argon2_memory_kib: int = Field(default=64 * 1024, ge=8, le=1024 * 1024)
     max_concurrent_hashes: int = Field(default=2, ge=1, le=64)
     argon2_parallelism: int = Field(default=4, ge=1, le=64)
+
+    @field_validator("hosts")
+    @classmethod
+    def _hosts(cls, value: list[str]) -> list[str]:
+        out = []
+        for item in value:
+            name = item.strip().lower().rstrip(".")
+            if name != "*" and not _HOST_NAME.fullmatch(name):
+                raise ValueError(f"{item!r} is not a host name")
+            out.append(name)
+        return out
 
     @model_validator(mode="after")
     def _tls_pair(self) -> WebSettings:

@@ -63,7 +63,7 @@ def _raw(port: int, data: bytes, source: str = "127.0.0.1", wait: float = 10.0) 
 def test_outsider_is_reset_insider_served(tmp_path: Path) -> None:
     settings = _settings(tmp_path, allow=["127.0.0.1/32"])
     with live_server(settings) as server:
-        request = b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        request = b"GET /api/v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
         inside = _raw(server.port, request)
         assert inside.startswith(b"HTTP/1.1 200"), inside[:200]
         outside = _raw(server.port, request, source="127.0.0.2")
@@ -85,7 +85,7 @@ def test_connections_per_source_capped(tmp_path: Path) -> None:
             for _ in range(2)
         ]
         try:
-            request = b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            request = b"GET /api/v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
             third = _raw(server.port, request, source="127.0.0.5")
             assert third in (b"", b"<reset>")
             other = _raw(server.port, request, source="127.0.0.6")
@@ -100,7 +100,9 @@ def test_head_and_body_bounds(tmp_path: Path) -> None:
     settings = _settings(tmp_path, max_message=8192)
     with live_server(settings) as server:
         big_head = (
-            b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * (40 * 1024) + b"\r\n\r\n"
+            b"GET /api/v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: "
+            + b"a" * (40 * 1024)
+            + b"\r\n\r\n"
         )
         answer = _raw(server.port, big_head)
         assert answer.startswith(b"HTTP/1.1 431"), answer[:100]
@@ -129,7 +131,7 @@ def test_trickled_head_is_cut_off(tmp_path: Path) -> None:
     settings = _settings(tmp_path, handshake_timeout=0.5, idle_timeout=30)
     with live_server(settings) as server:
         with socket.create_connection(("127.0.0.1", server.port), timeout=20) as s:
-            head = b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n" + b"X-Slow: " + b"a" * 200
+            head = b"GET /api/v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n" + b"X-Slow: " + b"a" * 200
             closed = False
             for byte in head:
                 try:
@@ -154,7 +156,7 @@ def test_trickled_body_is_cut_off(tmp_path: Path) -> None:
     with live_server(settings) as server:
         with socket.create_connection(("127.0.0.1", server.port), timeout=20) as s:
             s.sendall(
-                b"POST /api/v1/login HTTP/1.1\r\nHost: x\r\n"
+                b"POST /api/v1/login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                 b"Content-Type: application/json\r\nContent-Length: 4000\r\n\r\n"
             )
             closed = False
@@ -237,7 +239,7 @@ def test_tls_listener_and_secure_cookie(tmp_path: Path) -> None:
             assert answer.status_code == 200
             cookie = answer.headers["set-cookie"].lower()
             assert "secure" in cookie and "httponly" in cookie and "samesite=strict" in cookie
-        plain = _raw(server.port, b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        plain = _raw(server.port, b"GET /api/v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         assert not plain.startswith(b"HTTP/1.1 200")
         # A connection that never starts its handshake is closed at handshake_timeout.
         rejections = server.context.rejections

@@ -64,6 +64,7 @@ def node_settings(server: OffhookServer) -> Settings:
                 "argon2_memory_kib": 8,
                 "argon2_parallelism": 1,
                 "secure_cookies": "never",
+                "hosts": ["testserver"],
             },
         }
     )

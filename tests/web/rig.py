@@ -67,6 +67,7 @@ def make_settings(db_url: str, *, auth: dict[str, Any] | None = None, **web: Any
         "argon2_memory_kib": 8,
         "argon2_parallelism": 1,
         "secure_cookies": "never",
+        "hosts": ["testserver"],  # httpx's name for the in-process app
     }
     web_keys.update(web)
     return Settings.model_validate(

@@ -72,6 +72,7 @@ def app(node: OffhookServer) -> Iterator[FastAPI]:
                     "argon2_memory_kib": 8,
                     "argon2_parallelism": 1,
                     "secure_cookies": "never",
+                    "hosts": ["testserver"],
                 }
             )
         }

@@ -31,6 +31,7 @@ from offhook.ris.control import ControlClient, NodeUnavailable
 from offhook.web import api_admin, api_auth, api_meta, api_ops, api_plan, api_self, pages
 from offhook.web.api_meta import ContextCollector
 from offhook.web.deps import NodeControl, WebContext
+from offhook.web.hosts import KnownHost, known_names
 from offhook.web.middleware import (
     BodyLimit,
     RequestMetrics,
@@ -124,4 +125,5 @@ def create_app(
     app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestMetrics, metrics=metrics, routes=lambda: app.routes)
     app.add_middleware(BodyLimit, limit=web.max_message)
+    app.add_middleware(KnownHost, names=known_names(web.hosts))
     return app

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from offhook.db.engine import upgrade
 from offhook.web.app import create_app
@@ -68,3 +70,18 @@ def test_host_name_parsing() -> None:
     assert host_name("[2001:db8::1") == "[2001:db8::1"
     assert host_name("2001:db8::1") == "2001:db8::1"
     assert host_name("") == ""
+
+
+@given(st.text(max_size=300))
+def test_host_name_takes_any_header(value: str) -> None:
+    name = host_name(value)
+    assert isinstance(name, str)
+    assert ":" not in name or "[" in value or value.count(":") != 1
+
+
+@given(
+    st.from_regex(r"[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?(\.[a-z0-9]{1,8}){0,3}", fullmatch=True),
+    st.integers(1, 65535),
+)
+def test_host_name_drops_the_port(name: str, port: int) -> None:
+    assert host_name(f"{name.upper()}:{port}") == name

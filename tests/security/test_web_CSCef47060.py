@@ -79,7 +79,7 @@ async def _login(app: FastAPI, host: str, username: str, password: str) -> int:
         "query_string": b"",
         "root_path": "",
         "headers": [
-            (b"host", b"offhook"),
+            (b"host", b"127.0.0.1:8080"),
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
         ],

@@ -541,12 +541,21 @@ async def run(
             except Exception:
                 log.exception("plan reload failed; keeping the current plan")
 
+    # One flush at a time, and never cut short: a write runs in a thread that
+    # cancelling cannot stop, so a flush cancelled at shutdown would leave its
+    # batch in the queue and the last flush would write it a second time.
+    flush_lock = asyncio.Lock()
+
     async def write_cdrs() -> None:
         while True:
             await asyncio.sleep(0.2)
-            await flush_cdrs()
+            await asyncio.shield(flush_cdrs())
 
     async def flush_cdrs() -> None:
+        async with flush_lock:
+            await _flush_cdrs()
+
+    async def _flush_cdrs() -> None:
         if feature_store.pending:
             await asyncio.to_thread(feature_store.flush)
         while node.cdr_queue:

@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from offhook.web import pages_devices, pages_dialplan, pages_records, pages_self, pages_users
 from offhook.web.deps import Principal, client_host, ctx, require
-from offhook.web.pages_base import CSP, form_data, node_call, page_router, render, templates
+from offhook.web.pages_base import form_data, node_call, page_router, render, templates
 from offhook.web.pages_records import bar_chart
 from offhook.web.roles import Permission
 from offhook.web.security import LoginRefused, clear_session_cookie, login, set_session_cookie
@@ -48,7 +48,7 @@ def _login_page(
     error: str = "", username: str = "", next_: str = "/", status: int = 200
 ) -> HTMLResponse:
     html = templates.get_template("login.html").render(error=error, username=username, next=next_)
-    return HTMLResponse(html, status_code=status, headers={"Content-Security-Policy": CSP})
+    return HTMLResponse(html, status_code=status)
 
 
 @router.get("/login")

@@ -50,12 +50,6 @@ __all__ = [
     "templates",
 ]
 
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-)
-"""Pages run no inline script: whatever slipped through escaping could not run either."""
-
 templates = Environment(
     loader=PackageLoader("offhook.web", "templates"),
     autoescape=select_autoescape(default=True, default_for_string=True),
@@ -123,7 +117,6 @@ async def _error_page(request: Request, exc: HTTPException) -> Response:
         return HTMLResponse(
             templates.get_template("refused.html").render(title=title, message=message),
             status_code=exc.status_code,
-            headers={"Content-Security-Policy": CSP},
         )
     return render(
         request,
@@ -182,9 +175,7 @@ def render(
         node_name=settings.node.name,
         **context,
     )
-    return HTMLResponse(
-        html, status_code=status_code, headers={"Content-Security-Policy": CSP, **(headers or {})}
-    )
+    return HTMLResponse(html, status_code=status_code, headers=headers)
 
 
 def redirect(request: Request, target: str) -> Response:

@@ -80,9 +80,20 @@ def _worker_slice(low: int, high: int) -> tuple[int, int]:
     return low + (index % count) * size, low + (index % count + 1) * size
 
 
+def _base_range() -> tuple[int, int]:
+    """Where ports are drawn: ``OFFHOOK_TEST_PORTS=LOW-HIGH`` narrows it, so that
+    test sessions run side by side on one machine never draw the same port."""
+    spec = os.environ.get("OFFHOOK_TEST_PORTS", "")
+    if spec:
+        low, _, high = spec.partition("-")
+        return int(low), int(high)
+    return LOWEST, _EPHEMERAL
+
+
 def _candidate(span: int = 1) -> int:
-    if _EPHEMERAL - LOWEST >= 2000:
-        low, high = _worker_slice(LOWEST, _EPHEMERAL)
+    base_low, base_high = _base_range()
+    if base_high - base_low >= 2000:
+        low, high = _worker_slice(base_low, base_high)
         return random.randrange(low, high - span + 1)
     # An unusual range leaves no room below it: let the kernel pick.
     with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_DGRAM)) as s:

@@ -26,6 +26,7 @@ on media.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -35,6 +36,14 @@ if TYPE_CHECKING:
     from offhook.core.events import Setup, Tone, TransferState
     from offhook.core.leg import Leg
     from offhook.core.media import MediaDescription
+
+
+class RemoteAction(StrEnum):
+    """What an application may ask a device to do as its user would (``LegDriver.remote``)."""
+
+    ANSWER = "answer"
+    HOLD = "hold"
+    RESUME = "resume"
 
 
 class LegDriver(Protocol):
@@ -87,6 +96,15 @@ class LegDriver(Protocol):
     def transfer_progress(self, state: TransferState, cause: int | None) -> None:
         """How the transfer this leg's device asked for goes (SIP: NOTIFY sipfrag)."""
         return None
+
+    def remote(self, action: RemoteAction) -> bool:
+        """Act on the device as if its user pressed ``action`` (a CTI command).
+
+        SCCP runs the station's own stimulus (Answer, Hold, Resume softkeys);
+        a SIP phone does what it supports. False: this device cannot, and call
+        control does what it can from the network side instead (or refuses).
+        """
+        return False
 
 
 class LegFactory(Protocol):

@@ -147,6 +147,76 @@ class LineStateChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class CallHeld:
+    """``device`` (leg ``leg_id``) put its call on hold; ``held_device`` hears music.
+
+    ``by`` is ``"device"`` when the phone itself held, ``"cti"`` when an
+    application did (``core.cti_ops``).
+    """
+
+    call_id: str
+    leg_id: str
+    device: str
+    held_device: str = ""
+    by: str = "device"
+
+
+@dataclass(frozen=True, slots=True)
+class CallResumed:
+    call_id: str
+    leg_id: str
+    device: str
+    by: str = "device"
+
+
+@dataclass(frozen=True, slots=True)
+class CallTransferred:
+    """``device`` transferred its call ``call_id``: its party now talks to ``target``.
+
+    ``kind``: ``"blind"`` or ``"consult"``; ``new_call_id`` is the call the
+    transferred party is in afterwards ("" while a blind transfer still rings).
+    """
+
+    call_id: str
+    device: str
+    kind: str
+    target: str = ""
+    new_call_id: str = ""
+    by: str = "device"
+
+
+@dataclass(frozen=True, slots=True)
+class CallConferenced:
+    """``device`` joined ``call_id`` (and ``other_call_id``) into the bridge ``bridge``."""
+
+    call_id: str
+    device: str
+    bridge: str
+    other_call_id: str = ""
+    by: str = "device"
+
+
+@dataclass(frozen=True, slots=True)
+class DigitsReceived:
+    """Digits (DTMF) a device sent in an established call."""
+
+    call_id: str
+    leg_id: str
+    device: str
+    digits: str
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrationRejected:
+    """A device (or a name claiming to be one) was refused registration."""
+
+    device: str
+    protocol: str
+    source: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class LegStatus:
     leg_id: str
     device: str

@@ -1,0 +1,340 @@
+"""CTI benchmark: events delivered to 0, 1, 10 and 100 WebSocket clients under a SIPp call load.
+
+One ``offhook serve`` with its web process runs for the whole run. For each
+client count N, N CTI clients (the ``websockets`` library, a full-admin API
+token, subscribed to everything) connect to ``/cti/v1/events`` and count what
+they receive, while SIPp drives UAC -> offhook -> UAS calls at a fixed rate
+for a bounded time (``rate x duration`` calls). For each N the run records:
+the calls that completed and failed, the node's and the web process's CPU
+seconds per call (``/proc``), and the events per second the clients received
+in all. With ``--ladder`` it also steps the call rate up (as
+``bench/sip_calls.py`` does) with the N clients connected, and records the
+highest rate sustained with < 0.1 % failed calls.
+
+The figure the issue asks for is the cost of CTI to call processing: the
+node's CPU per call with N clients against the same with none, measured in
+the same run (``cti_cost``: (cpu_N - cpu_0) / cpu_0), and, with ``--ladder``,
+the sustained call rate with N clients over the one without. The web
+process's CPU is reported beside it: on this 2-core machine SIPp, the node
+and the web process share the cores.
+
+Run from the repository root::
+
+    python bench/cti_events.py                                  # 0,1,10,100 clients at 200 calls/s
+    python bench/cti_events.py --clients 0,100 --rate 300 --duration 20 --ladder
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "tests"))
+
+import sip_calls as sc  # noqa: E402
+
+from support.ports import HOST, free_port  # noqa: E402
+
+RESULTS = HERE / "results"
+ADMIN = "bench-cti"
+ADMIN_PASSWORD = "bench-Cti-Secret-1"
+MAX_CLIENTS = 100
+
+
+@dataclass
+class Clients:
+    """N WebSocket clients counting events, on their own event loop in a thread."""
+
+    url: str
+    token: str
+    count: int
+    received: int = 0
+    connected: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self, timeout: float = 30.0) -> None:
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise sc.BenchError(f"{self.count} CTI clients did not connect in {timeout}s")
+        if self.connected != self.count:
+            raise sc.BenchError(
+                f"only {self.connected} of {self.count} CTI clients connected: {self.errors[:3]}"
+            )
+
+    def stop(self) -> None:
+        if self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(self._main())
+        self._loop.close()
+
+    async def _main(self) -> None:
+        from websockets.asyncio.client import connect
+
+        self._stop = asyncio.Event()
+        headers = {"Authorization": f"Bearer {self.token}"}
+        connections = []
+        for _ in range(self.count):
+            try:
+                ws = await asyncio.wait_for(
+                    connect(self.url, additional_headers=headers, max_size=1 << 20), 10
+                )
+            except (OSError, TimeoutError, Exception) as exc:  # a refusal of any kind
+                self.errors.append(repr(exc))
+                continue
+            connections.append(ws)
+        self.connected = len(connections)
+        readers = [asyncio.create_task(self._read(ws)) for ws in connections]
+        self._ready.set()
+        await self._stop.wait()
+        for ws in connections:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ws.close(), 5)
+        for task in readers:
+            task.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
+
+    async def _read(self, ws: Any) -> None:
+        with contextlib.suppress(Exception):
+            async for _ in ws:
+                self.received += 1
+
+
+def child_pids(pid: int) -> list[int]:
+    """The direct children of ``pid`` (Linux /proc)."""
+    found: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            stat = (entry / "stat").read_text()
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def web_pid(node_pid: int) -> int:
+    for pid in child_pids(node_pid):
+        with contextlib.suppress(OSError):
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            if b"web" in cmdline:
+                return pid
+    raise sc.BenchError("no web process among the node's children")
+
+
+def cli(server: Any, *args: str, stdin: str = "") -> str:
+    from support.server import CLI
+
+    done = subprocess.run(
+        [*CLI, *args, "--config", str(server.config_path)],
+        input=stdin,
+        env=server.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if done.returncode != 0:
+        raise sc.BenchError(f"offhook {' '.join(args)}: {done.stderr.strip()}")
+    return done.stdout
+
+
+@dataclass
+class Result:
+    clients: int
+    connected: int = 0
+    rate: int = 0
+    calls: int = 0
+    successful: int = 0
+    failed: int = 0
+    elapsed_s: float = 0.0
+    node_cpu_ms_per_call: float | None = None
+    web_cpu_ms_per_call: float | None = None
+    events: int = 0
+    events_per_s: float = 0.0
+    best_rate: int | None = None
+    error: str = ""
+
+
+def measure(
+    server: Any, web: int, clients: int, token: str, args: argparse.Namespace, wd: Path, uac: list
+) -> Result:
+    result = Result(clients=clients, rate=args.rate)
+    url = f"ws://{HOST}:{server.web_port}/cti/v1/events"
+    group = Clients(url, token, clients) if clients else None
+    try:
+        if group is not None:
+            group.start()
+            result.connected = group.connected
+        web0 = sc.cpu_seconds(web)
+        before = group.received if group else 0
+        step = sc.run_step(server.pid, server.sip_port, args.rate, args.duration, wd, uac)
+        result.calls, result.successful, result.failed = step.calls, step.successful, step.failed
+        result.elapsed_s = step.elapsed_s
+        time.sleep(1.0)  # the last calls' events reach the clients
+        if step.calls:
+            result.node_cpu_ms_per_call = round(1000 * step.cpu_s / step.calls, 3)
+            result.web_cpu_ms_per_call = round(1000 * (sc.cpu_seconds(web) - web0) / step.calls, 3)
+        if group is not None:
+            result.events = group.received - before
+            result.events_per_s = round(result.events / max(step.elapsed_s, 0.001), 1)
+        if args.ladder:
+            ladder = sc.ServerResult(f"cti-{clients}")
+            sc.ladder(ladder, server.pid, server.sip_port, args.rates, args.duration, wd, uac)
+            result.best_rate = ladder.best_rate
+    except (sc.BenchError, subprocess.SubprocessError, OSError) as exc:
+        result.error = str(exc)
+    finally:
+        if group is not None:
+            group.stop()
+    return result
+
+
+def run(args: argparse.Namespace, workdir: Path) -> list[Result]:
+    from support.server import OffhookServer
+
+    unlimited = {"rate_per_source": 1e9, "rate_burst": 1e9}
+    server = OffhookServer(
+        workdir,
+        sc.PLAN,
+        extra_config={
+            "sip": unlimited,
+            "web": {"max_connections_per_source": 4 * MAX_CLIENTS, "rate_per_source": 1e6},
+            "cti": {"max_clients": 4 * MAX_CLIENTS, "max_clients_per_user": 4 * MAX_CLIENTS},
+        },
+        web=True,
+    )
+    server.start(timeout=60)
+    results: list[Result] = []
+    try:
+        cli(server, "user", "add", ADMIN, "--role", "full-admin", stdin=ADMIN_PASSWORD + "\n")
+        token = cli(server, "token", "create", "--user", ADMIN, "--label", "bench").split()[0]
+        web = web_pid(server.pid)
+        with sc.sipp_uas(workdir) as uas_port:
+            reg = [
+                *sc.sipp_base("register.xml", free_port(), workdir, "register"),
+                "-m", "1", "-timeout", "20s", "-timeout_error",
+                "-key", "user", "benchuas", "-key", "contact_host", HOST,
+                "-key", "contact_port", str(uas_port), "-key", "expires", "3600",
+                "-au", "benchuas", "-ap", sc.PASSWORDS["benchuas"],
+                f"{HOST}:{server.sip_port}",
+            ]  # fmt: skip
+            if subprocess.run(reg, stdin=subprocess.DEVNULL, capture_output=True).returncode:
+                raise sc.BenchError("the UAS did not register")
+            uac = [
+                "uac_auth.xml", "-key", "caller", "benchuac", "-s", "2002",
+                "-au", "benchuac", "-ap", sc.PASSWORDS["benchuac"],
+                "-auth_uri", f"2002@{HOST}:{server.sip_port}",
+            ]  # fmt: skip
+            for n in args.clients:
+                r = measure(server, web, n, token, args, workdir, uac)
+                results.append(r)
+                print(
+                    f"  {n:4d} clients ({r.connected} up): {r.successful}/{r.calls} calls ok, "
+                    f"{r.failed} failed; node {r.node_cpu_ms_per_call} ms/call, "
+                    f"web {r.web_cpu_ms_per_call} ms/call; {r.events} events, "
+                    f"{r.events_per_s}/s delivered"
+                    + (f"; best {r.best_rate} calls/s" if r.best_rate is not None else "")
+                    + (f"  ERROR {r.error}" if r.error else ""),
+                    flush=True,
+                )
+                time.sleep(3)
+    finally:
+        server.stop(show_log=False)
+    return results
+
+
+def summarize(results: list[Result]) -> dict[str, Any]:
+    base = next((r for r in results if r.clients == 0), None)
+    summary: dict[str, Any] = {}
+    for r in results:
+        row: dict[str, Any] = {
+            "events_per_s": r.events_per_s,
+            "node_cpu_ms_per_call": r.node_cpu_ms_per_call,
+            "web_cpu_ms_per_call": r.web_cpu_ms_per_call,
+            "failed_calls": r.failed,
+            "best_rate": r.best_rate,
+        }
+        if base is not None and base.node_cpu_ms_per_call and r.node_cpu_ms_per_call:
+            row["cti_cost"] = round(
+                (r.node_cpu_ms_per_call - base.node_cpu_ms_per_call) / base.node_cpu_ms_per_call, 3
+            )
+        if base is not None and base.best_rate and r.best_rate is not None:
+            row["rate_ratio"] = round(r.best_rate / base.best_rate, 3)
+        summary[str(r.clients)] = row
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--clients", default="0,1,10,100", help="comma list of client counts")
+    ap.add_argument("--rate", type=int, default=200, help="calls/s of the fixed-rate step")
+    ap.add_argument("--duration", type=int, default=10, help="seconds per step (max 60)")
+    ap.add_argument("--ladder", action="store_true", help="also find the sustained rate per N")
+    ap.add_argument("--rates", default="100,200,300,400,500,600,800")
+    args = ap.parse_args(argv)
+    args.clients = [min(MAX_CLIENTS, max(0, int(x))) for x in args.clients.split(",") if x]
+    args.rate = max(1, min(args.rate, 2000))
+    args.duration = max(1, min(args.duration, 60))
+    args.rates = sorted({max(1, min(int(x), 4000)) for x in args.rates.split(",") if x})[:12]
+    workdir = Path(tempfile.mkdtemp(prefix="offhook-cti-bench-"))
+    print(f"work directory {workdir}; clients {args.clients}; {args.rate} calls/s", flush=True)
+    try:
+        results = run(args, workdir)
+    except (sc.BenchError, OSError, subprocess.SubprocessError) as exc:
+        print(f"bench failed: {exc}")
+        return 1
+    summary = summarize(results)
+    print()
+    print(f"{'clients':>8} {'events/s':>10} {'node ms/call':>13} {'web ms/call':>12} {'cost':>7}")
+    for n, row in summary.items():
+        cost = row.get("cti_cost")
+        print(
+            f"{n:>8} {row['events_per_s']:>10} {row['node_cpu_ms_per_call']!s:>13} "
+            f"{row['web_cpu_ms_per_call']!s:>12} {'-' if cost is None else f'{cost:+.1%}':>7}"
+        )
+    RESULTS.mkdir(exist_ok=True)
+    stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S")
+    out = RESULTS / f"cti_events-{stamp}.json"
+    out.write_text(
+        json.dumps(
+            {
+                "when": stamp,
+                "machine": sc.machine(),
+                "rate": args.rate,
+                "duration_s": args.duration,
+                "summary": summary,
+                "results": [asdict(r) for r in results],
+            },
+            indent=2,
+        )
+    )
+    print(f"results written to {out}")
+    return 1 if any(r.error for r in results) else 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())

@@ -1,7 +1,8 @@
 """Source allow-lists: the check every listener makes before parsing a byte.
 
-``AllowList`` is built once from network strings (settings) and answers
-``allows(host)`` for a peer address. Networks are collapsed and grouped by
+``AllowList`` is built from network strings (settings) and answers
+``allows(host)`` for a peer address; ``update(networks)`` replaces its
+networks in place (a settings reload, ``node_reload``). Networks are collapsed and grouped by
 prefix length per address family; a lookup masks the peer address once per
 distinct prefix length and tests set membership, so it costs at most 33
 (IPv4) or 129 (IPv6) set probes however many networks are listed, and
@@ -98,6 +99,12 @@ class AllowList:
     __slots__ = ("_v4", "_v6", "networks")
 
     def __init__(self, networks: Iterable[str]) -> None:
+        self.update(networks)
+
+    def update(self, networks: Iterable[str]) -> None:
+        """Replace the networks in place (a settings reload): every ``allows`` bound
+        to this list answers from the new networks at once. Nothing changes when
+        one of them is invalid (ValueError)."""
         if isinstance(networks, str):
             raise ValueError("AllowList takes a list of networks, not a single string")
         parsed = [parse_network(n) for n in networks]
@@ -107,9 +114,9 @@ class AllowList:
         v6 = list(
             ipaddress.collapse_addresses(n for n in parsed if isinstance(n, ipaddress.IPv6Network))
         )
+        family4, family6 = _Family(list(v4), 32), _Family(list(v6), 128)
         self.networks: tuple[IPNetwork, ...] = (*v4, *v6)
-        self._v4 = _Family(list(v4), 32)
-        self._v6 = _Family(list(v6), 128)
+        self._v4, self._v6 = family4, family6
 
     @classmethod
     def allow_all(cls) -> AllowList:

@@ -155,6 +155,14 @@ class AuthGuard:
         self._logged = 0
         self._unlogged = 0
 
+    def update_policy(self, policy: AuthPolicy) -> None:
+        """New thresholds (a settings reload): they apply to the next failure and
+        admission; blocks already given keep their end time, and smaller tables
+        forget their least recently used entries as new ones arrive."""
+        self.policy = policy
+        self._sources.max_size = policy.max_tracked_sources
+        self._accounts.max_size = policy.max_tracked_accounts
+
     # --- counting -------------------------------------------------------------
     def _live(self, entry: _Entry | None, now: float) -> int:
         if entry is None or now - entry.window_start >= self.policy.fail_window:
@@ -220,6 +228,7 @@ class AuthGuard:
             source,
             self.policy.block_for,
             count,
+            extra={"source": str(source)},
         )
 
     # --- admission --------------------------------------------------------------

@@ -114,6 +114,28 @@ class ListenerGuard:
             limits.rate_per_source, max(1.0, limits.rate_burst), limits.max_sources
         )
 
+    def update(
+        self, limits: ListenerLimits | None = None, allow: Callable[[str], bool] | None = None
+    ) -> None:
+        """New limits and/or allow-list (a settings reload, ``node_reload``).
+
+        They hold from the next connection, datagram or message on:
+        connections already open stay (even above a lowered cap, or from a
+        source the new list refuses: the listener decides whether to close
+        them), the rate buckets keep their tokens up to the new burst.
+        """
+        if limits is not None:
+            conns = self.connections
+            conns.max_total = limits.max_connections
+            conns.max_per_source = min(limits.max_connections_per_source, limits.max_connections)
+            conns.max_sources = limits.max_connections
+            self.rates.update(
+                limits.rate_per_source, max(1.0, limits.rate_burst), limits.max_sources
+            )
+            self.limits = limits
+        if allow is not None:
+            self._allow = allow
+
     def refuse(self, reason: str, host: str) -> None:
         """Count one refusal (the listener's ``reject`` callback)."""
         if self._reject is not None:

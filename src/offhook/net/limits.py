@@ -153,6 +153,21 @@ class RateLimiter:
         self.burst = float(burst)
         self._buckets: BoundedLRU[Hashable, _Bucket] = BoundedLRU(max_sources)
 
+    def update(self, rate_per_second: float, burst: float, max_sources: int | None = None) -> None:
+        """New rate, burst and table size (a settings reload). Buckets keep their
+        tokens (at most the new burst); a smaller table forgets its least recently
+        used sources as new ones arrive."""
+        if rate_per_second < 0 or burst < 1:
+            raise ValueError("rate_per_second must be >= 0 and burst >= 1")
+        if max_sources is not None and max_sources < 1:
+            raise ValueError("max_sources must be at least 1")
+        self.rate = float(rate_per_second)
+        self.burst = float(burst)
+        if max_sources is not None:
+            self._buckets.max_size = max_sources
+        for bucket in self._buckets.values():
+            bucket.tokens = min(bucket.tokens, self.burst)
+
     def allow(self, source: Hashable, now: float, cost: float = 1.0) -> bool:
         """Spend ``cost`` tokens of ``source``'s bucket if it has them."""
         bucket = self._buckets.get(source)

@@ -30,6 +30,12 @@ call plane is answered by the phone itself (CallManager's whisper
 intercom): on the speaker with the microphone muted (SetMicroMode off),
 connected at once; the user answering (``talk``) turns the microphone on.
 
+A CTI application acts for the user through ``remote`` (core's
+``LegDriver.remote``): Answer, Hold and Resume run exactly what the
+softkeys run (the endpoint's handlers), so the phone sees a remote answer
+as it sees its user's (ringer off, speakerphone on, receive channel
+opened, "Connected").
+
 A Barge/cBarge call (``barging``) is placed like any call on the shared
 line, through ``engine.barge``, and answered by a conference bridge; when it
 is refused the phone shows why ("Private": the other device has privacy).
@@ -88,6 +94,7 @@ from offhook.sccp.ui import (
 
 if TYPE_CHECKING:
     from offhook.core.dialplan.overlap import DigitCollector
+    from offhook.core.ports import RemoteAction
     from offhook.sccp.phone import Phone
 
 log = logging.getLogger(__name__)
@@ -163,7 +170,7 @@ class PhoneCall:
         self.leg: Leg | None = None
         self._bridged: tuple[str, str] | None = None  # (call, leg) keys in the media bridge
         self.collector: DigitCollector | None = None
-        self.remote = PartyInfo("")
+        self.remote_party = PartyInfo("")
         self.called = ""
         # How an incoming call got here: the number first dialled and every
         # redirection on the way, oldest first (CallInfo's redirect fields).
@@ -239,11 +246,11 @@ class PhoneCall:
         dn, display = self.phone.line_info(self.line)
         if call_type == CALL_TYPE_OUTBOUND:
             calling, calling_name = dn, display
-            called, called_name = self.called, self.remote.name
+            called, called_name = self.called, self.remote_party.name
         else:
-            shown = self.remote.presentation_allowed
-            calling = self.remote.number if shown else ""
-            calling_name = self.remote.name if shown else ""
+            shown = self.remote_party.presentation_allowed
+            calling = self.remote_party.number if shown else ""
+            calling_name = self.remote_party.name if shown else ""
             called, called_name = dn, display
         original, original_name = called, called_name
         last_number = last_name = ""
@@ -368,12 +375,12 @@ class PhoneCall:
         """An incoming call: ringer (or the call-waiting tone), blinking lamp, caller shown."""
         self.phase = Phase.RING_IN
         send = self.phone.send
-        self._state(CallStateCode.RING_IN, KeySet.RING_IN, Prompt.FROM, self.remote.number)
+        self._state(CallStateCode.RING_IN, KeySet.RING_IN, Prompt.FROM, self.remote_party.number)
         send(
             DisplayPriNotify(
                 CALLER_NOTIFY_SECONDS,
                 CALLER_NOTIFY_PRIORITY,
-                prompt(Prompt.FROM, self.remote.number),
+                prompt(Prompt.FROM, self.remote_party.number),
             )
         )
         self._call_info(CALL_TYPE_INBOUND)
@@ -512,7 +519,7 @@ class PhoneCall:
     # ------------------------------------------------------------ LegDriver
     def offer(self, setup: Setup) -> None:
         """Core places a call to this phone: ring it."""
-        self.remote = setup.calling
+        self.remote_party = setup.calling
         self.called = setup.called
         self.original_called = setup.original_called
         self.diversions = setup.diversions
@@ -711,3 +718,8 @@ class PhoneCall:
     def transfer_progress(self, state: TransferState, cause: int | None) -> None:
         if state is TransferState.FAILED:
             self.show_display("Transfer failed")
+
+    def remote(self, action: RemoteAction) -> bool:
+        """A CTI application presses Answer, Hold or Resume for the user: the
+        phone's own softkey handling runs (``Phone.remote``, the endpoint's)."""
+        return self.phone.remote(self, action)

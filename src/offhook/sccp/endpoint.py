@@ -17,6 +17,12 @@ of protocol ``sccp``. It turns what a phone's user does into call control:
 - on hook / EndCall -> the call is released; Hold / Resume softkeys;
 - OpenReceiveChannelAck -> the call waiting for that receive channel.
 
+A CTI application's Answer, Hold and Resume (core's ``LegDriver.remote``
+on a ``PhoneCall``) come here too (``remote``): when the call's state
+allows the key, the endpoint handles that softkey's ``SoftKeyEvent`` for
+the call as if the phone had sent it, so the phone gets the same messages
+as for its user's press (CallManager's station stimulus for CTI).
+
 The call itself (display, tones, media, leg driver) is ``calls.PhoneCall``;
 call coverage (CFwdAll, PickUp, GPickUp, Park, DND, HLog, Messages, the
 message and busy lamps) is ``coverage.Coverage``, which sees the digits a
@@ -32,7 +38,7 @@ from typing import TYPE_CHECKING
 from offhook.core.causes import Cause
 from offhook.core.dialplan.overlap import DEFAULT_T302, DigitCollector, Verdict
 from offhook.core.events import PartyInfo, Release, Setup
-from offhook.core.ports import MediaBridge
+from offhook.core.ports import MediaBridge, RemoteAction
 from offhook.core.records import RegistrationChanged
 from offhook.sccp import mediamap
 from offhook.sccp.calls import Phase, PhoneCall
@@ -89,6 +95,9 @@ class _Unreachable:
     def send_digits(self, digits: str) -> None: ...
     def transfer_progress(self, state: object, cause: int | None) -> None: ...
 
+    def remote(self, action: RemoteAction) -> bool:
+        return False
+
 
 class SccpEndpoint:
     """Skinny phones <-> core call control (``PhoneHandler`` and ``LegFactory``)."""
@@ -134,7 +143,7 @@ class SccpEndpoint:
         old = self.phones.get(link.name)
         if old is not None and old.link is not link:
             old.detach(Cause.TEMPORARY_FAILURE)
-        phone = Phone(link, self.engine, self._open_receive, self._call_gone)
+        phone = Phone(link, self.engine, self._open_receive, self._call_gone, self.remote)
         phone.bridge = self.bridge
         self.phones[link.name] = phone
         self.coverage.attached(phone)
@@ -324,6 +333,44 @@ class SccpEndpoint:
     def _resume(self, phone: Phone, call: PhoneCall) -> None:
         self._clear_plane(phone, keep=call)
         call.resume()
+
+    # ------------------------------------------------------------ CTI
+    def remote(self, call: PhoneCall, action: RemoteAction) -> bool:
+        """An application presses Answer, Hold or Resume on ``call`` for its user.
+
+        The softkey's own handling runs (``_on_soft_key`` with the call's line
+        and reference): Answer a ringing call (or talk on an intercom call the
+        phone answered muted), Hold a connected call, Resume a held one.
+        False, and nothing sent, when the call's state does not allow the key
+        or the phone is not registered here any more.
+        """
+        phone = call.phone
+        if self.phones.get(phone.name) is not phone or phone.calls.get(call.ref) is not call:
+            return False
+        if call.leg is None or call.leg.released:
+            return False
+        key = self._remote_key(call, action)
+        if key is None:
+            return False
+        log.info("sccp %s: %s on call %d by an application", phone.name, action, call.ref)
+        if action is RemoteAction.ANSWER and call.whisper and call.phase is not Phase.RING_IN:
+            # Answer on an intercom call the phone took muted: the key's talk step
+            # (the key itself would answer another call ringing meanwhile first).
+            return self._talk(phone, call.ref)
+        self._on_soft_key(phone, SoftKeyEvent(key, call.line, call.ref))
+        return True
+
+    @staticmethod
+    def _remote_key(call: PhoneCall, action: RemoteAction) -> SoftKey | None:
+        """The softkey that does ``action`` on ``call`` now (None: none does)."""
+        if action is RemoteAction.ANSWER:
+            ringing = call.phase is Phase.RING_IN
+            return SoftKey.ANSWER if ringing or call.whisper else None
+        if action is RemoteAction.HOLD:
+            return SoftKey.HOLD if call.phase is Phase.CONNECTED else None
+        if action is RemoteAction.RESUME:
+            return SoftKey.RESUME if call.phase is Phase.HELD else None
+        return None
 
     # ------------------------------------------------------------ phone inputs
     def _talk(self, phone: Phone, ref: int, line: int = 0) -> bool:

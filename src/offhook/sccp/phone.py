@@ -20,7 +20,7 @@ from offhook.sccp.ui import LampMode, RingDuration, RingMode, SpeakerMode, Stimu
 
 if TYPE_CHECKING:
     from offhook.core.engine import CallEngine
-    from offhook.core.ports import MediaBridge
+    from offhook.core.ports import MediaBridge, RemoteAction
     from offhook.sccp.link import PhoneLink
     from offhook.sccp.media import Receive
 
@@ -34,11 +34,13 @@ class Phone:
         engine: CallEngine,
         open_receive: Callable[[PhoneCall, mediamap.Choice, Callable[[Receive], None]], None],
         call_gone: Callable[[PhoneCall], None],
+        remote: Callable[[PhoneCall, RemoteAction], bool] | None = None,
     ) -> None:
         self.link = link
         self.engine = engine
         self._open_receive = open_receive
         self._call_gone = call_gone
+        self._remote = remote
         self.calls: dict[int, PhoneCall] = {}
         self.handset = False
         self.speaker = False
@@ -114,6 +116,10 @@ class Phone:
         self, call: PhoneCall, choice: mediamap.Choice, then: Callable[[Receive], None]
     ) -> None:
         self._open_receive(call, choice, then)
+
+    def remote(self, call: PhoneCall, action: RemoteAction) -> bool:
+        """An application acts on ``call`` as the user would (False: not now)."""
+        return self._remote is not None and self._remote(call, action)
 
     def ring_mode(self) -> RingMode:
         """How an incoming call rings: not at all with do not disturb on (ringer off)."""

@@ -41,7 +41,7 @@ ACTOR = "cli"
 
 user_app = typer.Typer(
     help="Web admin and self-care users (roles: full-admin, read-only, phone-admin, "
-    "dialplan-admin, user).",
+    "dialplan-admin, user, cti-app).",
     no_args_is_help=True,
 )
 token_app = typer.Typer(help="API tokens (Authorization: Bearer TOKEN).", no_args_is_help=True)

@@ -141,7 +141,8 @@ async def test_each_role_allowed_and_refused_on_each_route(
 def test_role_table_covers_every_role() -> None:
     assert set(ROLE_PERMISSIONS) == set(ROLES)
     assert ROLE_PERMISSIONS["full-admin"] == frozenset(Permission)
-    assert ROLE_PERMISSIONS["user"] == {Permission.SELF, Permission.AUTHENTICATED}
+    assert ROLE_PERMISSIONS["user"] == {Permission.SELF, Permission.CTI, Permission.AUTHENTICATED}
+    assert ROLE_PERMISSIONS["cti-app"] == {Permission.CTI, Permission.AUTHENTICATED}
     for role, permissions in ROLE_PERMISSIONS.items():
         assert Permission.AUTHENTICATED in permissions, role
 

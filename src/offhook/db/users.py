@@ -43,7 +43,14 @@ from sqlalchemy.orm import Session
 from offhook.db.models import ApiTokenRow, WebUser, utcnow
 from offhook.db.plan_base import CONTROL_RE, NAME_RE
 
-ROLES: tuple[str, ...] = ("full-admin", "read-only", "phone-admin", "dialplan-admin", "user")
+ROLES: tuple[str, ...] = (
+    "full-admin",
+    "read-only",
+    "phone-admin",
+    "dialplan-admin",
+    "user",
+    "cti-app",
+)
 """The roles a user may have, most powerful first."""
 
 MIN_PASSWORD = 8

@@ -35,6 +35,7 @@ ROLE_TEXT = {
     "phone-admin": "Phones and their lines and speed dials",
     "dialplan-admin": "Partitions, calling search spaces, patterns, route lists and groups, trunks",
     "user": "Self-care only: their own phones' forwarding, DND, speed dials",
+    "cti-app": "CTI applications: watch and control the devices listed on the user",
 }
 
 

@@ -5,6 +5,12 @@ role is a fixed set of them. Every API route and page asks for exactly one
 permission (``web.deps.require``), so what a role may do is this table and
 nothing else. ``authenticated`` is held by every role: the routes that only
 need a signed-in person (``/api/v1/me``, logout).
+
+CTI (``cti``: the event WebSocket and the commands under ``/api/v1/cti``)
+covers the devices listed on the user (``cti.scope``): the role ``cti-app``
+is for applications (CTI and nothing else), an end user (``user``) may
+watch and control their own phones; ``cti.all`` (full-admin) covers every
+device and line.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ class Permission(StrEnum):
     CDR_READ = "cdr.read"
     LIVE_READ = "live.read"
     SELF = "self"
+    CTI = "cti"
+    CTI_ALL = "cti.all"
     AUTHENTICATED = "authenticated"
 
 
@@ -51,7 +59,8 @@ ROLE_PERMISSIONS: Final[MappingProxyType[str, frozenset[Permission]]] = MappingP
         "dialplan-admin": frozenset(
             {_P.AUTHENTICATED, _P.PLAN_READ, _P.DIALPLAN_WRITE, _P.CDR_READ, _P.LIVE_READ}
         ),
-        "user": frozenset({_P.AUTHENTICATED, _P.SELF}),
+        "user": frozenset({_P.AUTHENTICATED, _P.SELF, _P.CTI}),
+        "cti-app": frozenset({_P.AUTHENTICATED, _P.CTI}),
     }
 )
 """Role name (``db.users.ROLES``) -> the permissions it grants."""

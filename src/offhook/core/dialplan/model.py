@@ -8,7 +8,8 @@ list of partitions a caller may reach; route patterns point at route lists,
 which try route groups in order, which distribute over trunks. Meet-me
 conference numbers live in partitions too and are reached like directory
 numbers (exact numbers), as do hunt pilots, pickup group numbers and call
-park numbers.
+park numbers. CTI route points and ports are devices an application
+controls; their DNs are ordinary directory numbers carried by them alone.
 """
 
 from __future__ import annotations
@@ -127,6 +128,37 @@ class CallPark:
 
 
 @dataclass(frozen=True, slots=True)
+class CtiRoutePoint:
+    """A CTI route point: a virtual device at ``dn`` that an application controls.
+
+    A call to ``dn`` waits at the route point for the application to redirect
+    it; after ``timeout`` seconds it goes to ``default`` (a number analysed
+    with ``css``; "" = the caller gets busy). The device is ``name``.
+    """
+
+    name: str
+    dn: str
+    partition: str = ""
+    css: str = ""
+    timeout: float = 5.0
+    default: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CtiPort:
+    """A CTI port: a virtual phone at ``dn`` whose media an application terminates.
+
+    Calls it places are routed with ``css``; calls to ``dn`` ring it until the
+    application answers with its own RTP address (``core.features.cti_devices``).
+    """
+
+    name: str
+    dn: str
+    partition: str = ""
+    css: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class RoutePattern:
     """Digits that route to a route list (or are blocked)."""
 
@@ -207,4 +239,7 @@ class DialPlanSpec:
     hunt_pilots: tuple[HuntPilot, ...] = ()
     pickup_groups: tuple[PickupGroup, ...] = ()
     call_park: tuple[CallPark, ...] = ()
+    # CTI devices: their DNs are ``directory_numbers`` on their device alone.
+    cti_route_points: tuple[CtiRoutePoint, ...] = ()
+    cti_ports: tuple[CtiPort, ...] = ()
     extra: dict[str, str] = field(default_factory=dict)

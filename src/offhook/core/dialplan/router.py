@@ -57,6 +57,8 @@ from offhook.core.dialplan.index import IndexEntry, PatternIndex
 from offhook.core.dialplan.model import (
     NO_TRANSFORM,
     CallPark,
+    CtiPort,
+    CtiRoutePoint,
     DialPlanSpec,
     DirectoryNumber,
     Distribution,
@@ -320,6 +322,8 @@ class DialPlan:
             for number in park.numbers():
                 yield entry(f"{path} {number}", number, park.partition, "park", park, False)
 
+        self._check_cti(spec)
+
         for i, rp in enumerate(spec.route_patterns):
             path = f"route_patterns[{i}] ({rp.pattern})"
             if rp.route_list is None and not rp.block:
@@ -338,6 +342,27 @@ class DialPlan:
             self._check_css(path, tp.css)
             self._check_transforms(path, tp.called_transform, tp.calling_transform)
             yield entry(path, tp.pattern, tp.partition, "translation", tp, tp.urgent)
+
+    def _check_cti(self, spec: DialPlanSpec) -> None:
+        """CTI route points and ports: their DN is a directory number on them alone."""
+        dns = {(d.dn, d.partition): d.devices for d in spec.directory_numbers}
+        devices: list[tuple[str, CtiRoutePoint | CtiPort]] = [
+            *(
+                (f"cti_route_points[{i}] ({d.name})", d)
+                for i, d in enumerate(spec.cti_route_points)
+            ),
+            *((f"cti_ports[{i}] ({d.name})", d) for i, d in enumerate(spec.cti_ports)),
+        ]
+        for path, device in devices:
+            if device.partition not in self._partitions:
+                raise DialPlanError(path, f"partition {device.partition!r} does not exist")
+            self._check_css(path, device.css)
+            carriers = dns.get((device.dn, device.partition))
+            if carriers is None:
+                raise DialPlanError(path, f"DN {device.dn!r} is no directory number of the plan")
+            if carriers != (device.name,):
+                others = ", ".join(d for d in carriers if d != device.name)
+                raise DialPlanError(path, f"DN {device.dn!r} is also on {others}")
 
     def _check_css(self, path: str, name: str) -> None:
         # "" is the "no CSS" of a device or trunk: the null partition only.

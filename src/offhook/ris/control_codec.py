@@ -7,7 +7,10 @@ line, UTF-8, each ended by ``\\n``:
 - a request ``{"op": "status", ...arguments}``: ``op`` a lower-case name
   (letters, digits, ``_``; at most 32), the other members its arguments;
 - an answer ``{"ok": true, "result": ...}`` or ``{"ok": false, "error": "text"}``,
-  one for each request, in order.
+  one for each request, in order;
+- after the answer to a streaming op (``events``), the node writes one event
+  a line, a JSON object (``encode_event``, ``parse_event``), until either
+  side closes.
 
 ``LineBuffer`` cuts a byte stream into lines and never holds more than
 ``limit`` bytes of an unfinished one (a longer line raises ``LineTooLong``,
@@ -23,7 +26,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 MAX_DEPTH = 32
 """Deepest nesting of arrays and objects a line may have."""
@@ -48,6 +51,14 @@ class LineTooLong(ControlProtocolError):
 
 class BadRequest(ControlProtocolError):
     """A line that is no request: answered with an error, then the connection is closed."""
+
+
+class StreamStart(NamedTuple):
+    """The result of the ``events`` op: the ids the node holds, and whether to resynchronise."""
+
+    first_id: int
+    last_id: int
+    resync: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,3 +188,19 @@ def parse_answer(line: bytes) -> Answer:
         return Answer(True, value.get("result"))
     error = value.get("error")
     return Answer(False, error=error if isinstance(error, str) else "error")
+
+
+def encode_event(event: dict[str, Any]) -> bytes:
+    """One line of an event stream (with its ``\\n``)."""
+    return _line(event)
+
+
+def parse_event(line: bytes) -> dict[str, Any]:
+    """One line of an event stream: a JSON object; ``ControlProtocolError`` when it is none."""
+    try:
+        value = _decode(line)
+    except ValueError as exc:
+        raise ControlProtocolError(f"not a JSON line: {exc}") from None
+    if not isinstance(value, dict):
+        raise ControlProtocolError("an event is a JSON object")
+    return value

@@ -60,6 +60,7 @@ from offhook.config_base import LOOPBACK
 from offhook.config_base import ConfigError as ConfigError
 from offhook.config_base import ListenerSettings as ListenerSettings
 from offhook.config_base import Section as _Section
+from offhook.config_cti import CtiSettings as CtiSettings
 from offhook.config_features import FeaturesSettings as FeaturesSettings
 from offhook.config_media import MediaSettings as MediaSettings
 from offhook.config_web import WebSettings as WebSettings
@@ -458,6 +459,7 @@ class Settings(_Section):
     media: MediaSettings = Field(default_factory=MediaSettings)
     features: FeaturesSettings = Field(default_factory=FeaturesSettings)
     web: WebSettings = Field(default_factory=WebSettings)
+    cti: CtiSettings = Field(default_factory=CtiSettings)
 
     # Where the settings came from (None: defaults + environment only).
     source: Path | None = None

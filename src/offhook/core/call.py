@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from offhook.core.causes import cause_text
 from offhook.core.dialplan.router import TrunkChoice
@@ -19,6 +20,9 @@ from offhook.core.features.coverage import Coverage
 from offhook.core.leg import Leg, LegState
 from offhook.core.media import MediaDescription
 from offhook.core.records import CallRecord, CallStatus, LegStatus
+
+if TYPE_CHECKING:
+    from offhook.core.features.dial import Dial
 
 AnswerHandler = Callable[[MediaDescription | None, int | None], None]
 
@@ -51,6 +55,7 @@ class Call:
         "cause",
         "coverage",
         "deferred",
+        "dial",
         "early_answer",
         "end",
         "ended",
@@ -68,6 +73,7 @@ class Call:
         "ring_deadline",
         "ringback",
         "setup",
+        "silent_holds",
         "start",
         "transfers",
         "trunk_queue",
@@ -94,6 +100,10 @@ class Call:
         # call control answers that leg's offers itself).
         self.peers: dict[str, Leg | None] = {}
         self.holds: dict[str, Leg] = {}  # holder's leg id -> the held party's leg
+        # Holders whose hold offer went to the party as it came (no media server).
+        self.silent_holds: set[str] = set()
+        # A click-to-dial call (CTI make call): its state (features.dial); None otherwise.
+        self.dial: Dial | None = None
         self.resources: list[Leg] = []  # legs ending on a media server
         self.announcing = 0  # the cause an announcement is being played for
         self.ringback = False  # the caller hears ringback from the media server
@@ -192,6 +202,7 @@ class Call:
                     leg.binding.contact if leg.binding is not None else "",
                 )
                 for leg in self.legs()
+                if not leg.quiet
             ),
             start=self.start,
             answer=self.answer,

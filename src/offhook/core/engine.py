@@ -58,6 +58,7 @@ from offhook.core.bus import EventBus
 from offhook.core.call import EARLY_MEDIA_DEVICE, Call, PendingOffer
 from offhook.core.causes import Cause, select_cause
 from offhook.core.coverage_ops import CoverageOps
+from offhook.core.cti_ops import CtiOps
 from offhook.core.directory import PlanSnapshot
 from offhook.core.events import (
     Alerting,
@@ -70,7 +71,7 @@ from offhook.core.events import (
     Release,
     Setup,
 )
-from offhook.core.features import announce, conference, coverage, hold, transfer
+from offhook.core.features import announce, conference, coverage, dial, hold, transfer
 from offhook.core.features.resources import ResourceDriver
 from offhook.core.leg import CoreError, Direction, Leg, LegEvent, LegState
 from offhook.core.media import MediaDescription
@@ -81,6 +82,7 @@ from offhook.core.records import (
     CallAnswered,
     CallEnded,
     CallStatus,
+    DigitsReceived,
     LegStateChanged,
 )
 from offhook.core.routing import RoutingOps, line_of
@@ -95,7 +97,7 @@ FAILOVER_CAUSES = frozenset({3, 27, 34, 38, 41, 42, 47, 63, 102})
 DEFAULT_RING_TIMEOUT = 60.0
 
 
-class CallEngine(RoutingOps, FeatureOps, CoverageOps):
+class CallEngine(RoutingOps, FeatureOps, CoverageOps, CtiOps):
     def __init__(
         self,
         snapshot_provider: Callable[[], PlanSnapshot],
@@ -324,7 +326,7 @@ class CallEngine(RoutingOps, FeatureOps, CoverageOps):
 
     def _fire(self, leg: Leg, event: LegEvent, cause: int | None = None) -> None:
         old = leg.fire(event)
-        if old is not leg.state:
+        if old is not leg.state and not leg.quiet:
             self._bus.publish(
                 LegStateChanged(
                     call_id=leg.call.id if leg.call is not None else "",
@@ -411,6 +413,9 @@ class CallEngine(RoutingOps, FeatureOps, CoverageOps):
             return
         if not leg.can(event):
             raise CoreError(f"{event.value} on {leg!r}")
+        if call.dial is not None and call.dial.ringing:
+            dial.device_early(self, call, leg, media, event)  # click-to-dial: the user's phone
+            return
         self._fire(leg, event)
         if media is not None:
             leg.media = media
@@ -436,6 +441,8 @@ class CallEngine(RoutingOps, FeatureOps, CoverageOps):
                 self._drive(a, lambda d: d.alert(media))
             else:
                 self._drive(a, lambda d: d.progress(media))
+        elif relay and call.dial is not None and a.state is LegState.CONNECTED:
+            dial.early(self, call, leg, media, alert)  # the click-to-dial phone answered first
         if alert and media is None and not call.alerted:
             announce.ringback(self, call)
         if alert and not call.alerted:
@@ -448,6 +455,9 @@ class CallEngine(RoutingOps, FeatureOps, CoverageOps):
             return
         if not leg.can(LegEvent.CONNECT):
             raise CoreError(f"connect on {leg!r}")
+        if call.dial is not None and call.dial.ringing:
+            dial.device_answered(self, call, leg, media)  # click-to-dial: now call the number
+            return
         self._fire(leg, LegEvent.CONNECT)
         if media is not None:
             leg.media = media
@@ -461,8 +471,9 @@ class CallEngine(RoutingOps, FeatureOps, CoverageOps):
         coverage.answered(self, call, leg)
         a = call.a_leg
         if a.state is LegState.CONNECTED:
-            # A connected party was moved in while this leg rang (a transfer):
-            # the two exchange media afresh.
+            # A connected party was moved in while this leg rang (a transfer), or
+            # placed the call connected (click-to-dial): the two exchange media afresh.
+            dial.far_answered(self, call)
             transfer.connect_moved(self, call, a, leg, media)
         else:
             self._fire(a, LegEvent.CONNECT)
@@ -551,6 +562,7 @@ class CallEngine(RoutingOps, FeatureOps, CoverageOps):
         if other is None:
             log.debug("digits %r on %r before connect dropped", digits, leg)
             return
+        self._bus.publish(DigitsReceived(call.id, leg.id, leg.device, digits))
         self._drive(other, lambda d: d.send_digits(digits))
 
     # ------------------------------------------------------------ clearing

@@ -130,7 +130,9 @@ class Leg:
         "id",
         "line",
         "media",
+        "quiet",
         "released_at",
+        "requested",
         "state",
     )
 
@@ -160,6 +162,12 @@ class Leg:
         self.state = LegState.IDLE
         self.cause: int | None = None
         self.media: MediaDescription | None = None  # latest description from this device
+        # A stand-in call control keeps for itself (click-to-dial's originator):
+        # its state changes are not published, CTI never finds it.
+        self.quiet = False
+        # What an application asked this leg's device to do (``RemoteAction``
+        # value: "hold", "resume"), until the device is seen doing it.
+        self.requested = ""
         self._clock = clock
         self.created_at = clock.wall()
         self.answered_at: float | None = None

@@ -129,6 +129,29 @@ class FeatureOps:
         call.pending[answerer.id] = PendingOffer(offerer=offerer, answerer=answerer, on_answer=then)
         self._drive(answerer, lambda d: d.update_media(offer))
 
+    def after_offers(self, call: Call, legs: tuple[Leg, ...], step: Callable[[], None]) -> None:
+        """Run ``step`` once no offer is in flight to any of ``legs`` (now, when none is).
+
+        The answer to the offer in flight goes where it went before; ``step``
+        follows it. If the offer is dropped unanswered (its call ended, its
+        music stopped), ``step`` is dropped with it.
+        """
+        pending = next((call.pending[lg.id] for lg in legs if lg.id in call.pending), None)
+        if pending is None:
+            step()
+            return
+        before, offerer = pending.on_answer, pending.offerer
+
+        def then(answer: MediaDescription | None, cause: int | None) -> None:
+            if before is not None:
+                before(answer, cause)
+            elif offerer is not None and not offerer.released:
+                self._drive(offerer, lambda d: d.media_answer(answer, cause))
+            if not call.ended:
+                self.after_offers(call, legs, step)
+
+        pending.on_answer = then
+
     def drive(self, leg: Leg, action: Callable[[LegDriver], None]) -> None:
         self._drive(leg, action)
 
@@ -144,6 +167,9 @@ class FeatureOps:
 
     def monotonic(self) -> float:
         return self._clock.monotonic()
+
+    def wall(self) -> float:
+        return self._clock.wall()
 
     def later(self, delay: float, step: Callable[[], None]) -> None:
         """Run ``step`` in call control's queue ``delay`` seconds from now."""

@@ -37,6 +37,7 @@ from offhook.core.features import hold
 from offhook.core.features.resources import ResourceDriver
 from offhook.core.features.transfer import party_of
 from offhook.core.leg import Direction, LegEvent
+from offhook.core.records import CallConferenced
 
 if TYPE_CHECKING:
     from offhook.core.call import Call
@@ -92,8 +93,9 @@ def bridge_party(engine: CallEngine, call: Call, party: Leg, conf: Conference) -
     driver.start_offering()
 
 
-def adhoc(engine: CallEngine, x1: Leg, x2: Leg) -> bool:
-    """Join the parties of ``x1``'s call, ``x1`` itself and ``x2``'s party in one bridge."""
+def adhoc(engine: CallEngine, x1: Leg, x2: Leg, by: str = "device") -> bool:
+    """Join the parties of ``x1``'s call, ``x1`` itself and ``x2``'s party in one bridge
+    (published: ``CallConferenced``, ``by`` "device" or "cti")."""
     c1, c2 = x1.call, x2.call
     if c1 is None or c2 is None or c1 is c2 or c1.ended or c2.ended or engine.media is None:
         return False
@@ -117,6 +119,7 @@ def adhoc(engine: CallEngine, x1: Leg, x2: Leg) -> bool:
         bridge_party(engine, c1, x1, conf)
     engine.release_leg(x2, Cause.NORMAL_CLEARING)
     bridge_party(engine, c2, c, conf)
+    engine.publish(CallConferenced(c1.id, x1.device, name, c2.id, by))
     return True
 
 

@@ -19,6 +19,14 @@ hold (a refresh)        yes                 answer holder again, nothing else
 not hold                yes                 release MOH; offer goes to held party
 not hold                no                  not a hold matter: forwarded as usual
 ======================  ==================  =====================================
+
+Each hold and resume is published (``CallHeld``/``CallResumed``): ``by``
+"device" when the phone's user did it, "cti" when an application asked
+the phone (``Leg.requested``) or held it from the network side
+(``network_hold``: for a device that cannot be asked, call control offers
+it ``inactive`` itself and moves the party to music the same way; the
+resume is ``core.cti_ops``'s). Without a media server a phone's hold offer
+still goes to the party as it came, and is published all the same.
 """
 
 from __future__ import annotations
@@ -28,8 +36,9 @@ from typing import TYPE_CHECKING
 
 from offhook.core.events import Tone
 from offhook.core.features.resources import ResourceDriver
-from offhook.core.leg import LegEvent
+from offhook.core.leg import LegEvent, LegState
 from offhook.core.media import INACTIVE, MediaDescription, MediaStream
+from offhook.core.records import CallHeld, CallResumed
 
 if TYPE_CHECKING:
     from offhook.core.call import Call
@@ -74,6 +83,15 @@ def _is_device(call: Call, leg: Leg | None) -> bool:
     return leg is not None and leg not in call.resources and not leg.released
 
 
+def requested_by(leg: Leg, action: str) -> str:
+    """Who made ``leg``'s device do ``action``: "cti" when an application asked it to
+    (``Leg.requested``, consumed here), else "device" (its user did)."""
+    if leg.requested == action:
+        leg.requested = ""
+        return "cti"
+    return "device"
+
+
 def on_offer(engine: CallEngine, call: Call, leg: Leg, offer: MediaDescription) -> bool:
     """Handle ``leg``'s offer if it is a hold matter; False: forward it as usual."""
     if leg in call.resources or not call.connected:
@@ -81,6 +99,10 @@ def on_offer(engine: CallEngine, call: Call, leg: Leg, offer: MediaDescription) 
     held = call.holds.get(leg.id)
     holding = offer.is_hold()
     if held is None and not holding:
+        if leg.id in call.silent_holds:
+            call.silent_holds.discard(leg.id)
+            by = requested_by(leg, "resume")
+            engine.publish(CallResumed(call.id, leg.id, leg.device, by))
         return False
     if held is not None and holding:
         engine.fire(leg, LegEvent.MEDIA)
@@ -90,33 +112,23 @@ def on_offer(engine: CallEngine, call: Call, leg: Leg, offer: MediaDescription) 
         return True
     if held is None:
         party = call.other(leg)
-        if engine.media is None or not _is_device(call, party):
+        if not _is_device(call, party):
             return False
         assert party is not None
+        if engine.media is None:
+            # No music: the offer goes to the held party as it came (silence).
+            if leg.id not in call.silent_holds:
+                call.silent_holds.add(leg.id)
+                by = requested_by(leg, "hold")
+                engine.publish(CallHeld(call.id, leg.id, leg.device, party.device, by))
+            return False
         engine.fire(leg, LegEvent.MEDIA)
         leg.media = offer
-        call.holds[leg.id] = party
-        call.peers[leg.id] = None
-        _schedule_reminder(engine, call, leg)
-        moh = engine.add_resource(
-            call, family_of(party.media), play=engine.moh_for(leg), device=party.device
-        )
-        call.peers[party.id] = moh
-        call.peers[moh.id] = party
         answer = hold_answer(offer, party)
+        music_on_hold(engine, call, leg, party, offer)
         engine.drive(leg, lambda d: d.media_answer(answer, None))
-        driver = moh.driver
-        assert isinstance(driver, ResourceDriver)
-
-        def without_music() -> None:
-            # No media server endpoint: the hold offer goes to the held party
-            # as it came (it hears silence), as without a media server.
-            _drop_music(engine, call, party, 47)
-            if not party.released and not call.ended:
-                engine.offer_media(party, offer)
-
-        driver.on_open_failed = without_music
-        driver.start_offering()
+        by = requested_by(leg, "hold")
+        engine.publish(CallHeld(call.id, leg.id, leg.device, party.device, by))
         return True
     # Resume: the held party goes back to the holder, directly; after the
     # music's own offer to it, if that is still in flight.
@@ -124,7 +136,64 @@ def on_offer(engine: CallEngine, call: Call, leg: Leg, offer: MediaDescription) 
         call.deferred.append((leg, offer))
         return True
     end_hold(engine, call, leg)
+    engine.publish(CallResumed(call.id, leg.id, leg.device, requested_by(leg, "resume")))
     return False
+
+
+def music_on_hold(
+    engine: CallEngine, call: Call, holder: Leg, party: Leg, silence: MediaDescription
+) -> None:
+    """``holder`` holds ``party``: the party is moved to music on hold (a media server
+    endpoint); when none can be opened, ``silence`` is offered to it instead."""
+    call.holds[holder.id] = party
+    call.peers[holder.id] = None
+    _schedule_reminder(engine, call, holder)
+    if engine.media is None:
+        engine.offer_media(party, silence)
+        return
+    moh = engine.add_resource(
+        call, family_of(party.media), play=engine.moh_for(holder), device=party.device
+    )
+    call.peers[party.id] = moh
+    call.peers[moh.id] = party
+    driver = moh.driver
+    assert isinstance(driver, ResourceDriver)
+
+    def without_music() -> None:
+        # No media server endpoint: the hold offer goes to the held party
+        # as it came (it hears silence), as without a media server.
+        _drop_music(engine, call, party, 47)
+        if not party.released and not call.ended:
+            engine.offer_media(party, silence)
+
+    driver.on_open_failed = without_music
+    driver.start_offering()
+
+
+def network_hold(engine: CallEngine, call: Call, holder: Leg, by: str = "cti") -> bool:
+    """Hold ``holder``'s party from the network side; False when there is nothing to hold.
+
+    The holder's device is offered ``inactive`` (on the party's address: it
+    sends and hears nothing), the party is moved to music on hold as for a
+    phone's own hold. No offer may be in flight to either (``after_offers``).
+    """
+    party = call.other(holder)
+    if (
+        not call.connected
+        or holder.id in call.holds
+        or holder.id in call.silent_holds
+        or holder.state is not LegState.CONNECTED
+        or not _is_device(call, party)
+    ):
+        return False
+    assert party is not None
+    ours, theirs = holder.media, party.media or holder.media
+    if ours is None or theirs is None:
+        return False
+    engine.offer_media(holder, theirs.with_direction(INACTIVE))
+    music_on_hold(engine, call, holder, party, ours.with_direction(INACTIVE))
+    engine.publish(CallHeld(call.id, holder.id, holder.device, party.device, by))
+    return True
 
 
 def end_hold(engine: CallEngine, call: Call, holder: Leg) -> Leg | None:

@@ -141,6 +141,12 @@ def first_free(engine: CallEngine, css: str, calling: str = "") -> tuple[str, Ca
 # ---------------------------------------------------------------- entry points
 def park_leg(engine: CallEngine, leg: Leg) -> None:
     """Park the party connected to ``leg`` on the first free park number (SCCP Park)."""
+    park_on(engine, leg)
+
+
+def park_on(engine: CallEngine, leg: Leg, by: str = "device") -> str | None:
+    """``park_leg``, saying who asked (``by``: "device" or "cti", an application):
+    the park number chosen, or None when refused (the device is told why)."""
     call = leg.call
     party = transfer.party_of(call, leg) if call is not None and not call.ended else None
     if (
@@ -151,12 +157,13 @@ def park_leg(engine: CallEngine, leg: Leg) -> None:
         or engine.media is None
     ):
         engine.drive(leg, lambda d: d.show_display(NOT_AVAILABLE_TEXT))
-        return
+        return None
     found = first_free(engine, engine.css_of(leg), leg.line[0])
     if found is None:
         engine.drive(leg, lambda d: d.show_display(NO_SLOT_TEXT))
-        return
-    transfer.blind(engine, leg, found[0])
+        return None
+    transfer.blind(engine, leg, found[0], by)
+    return found[0]
 
 
 def dialled(engine: CallEngine, call: Call, number: str, park: CallPark) -> None:
@@ -267,10 +274,15 @@ def _retrieve(engine: CallEngine, call: Call, number: str, park: CallPark) -> No
     )
     call.extra["park_call"] = park_call.id
     park_call.extra["retrieved_by"] = y.device
-    engine.fire(y, LegEvent.CONNECT)
-    call.answer = y.answered_at
+    reoffer = y.state is LegState.CONNECTED  # a click-to-dial call: its phone answered first
+    if not reoffer:
+        engine.fire(y, LegEvent.CONNECT)
+    call.answer = engine.wall() if reoffer else y.answered_at
     engine.publish(CallAnswered(call.id, y.device, call.answer or 0.0))
     engine.end_call(park_call, Cause.NORMAL_CLEARING)  # the party has left it
+    if reoffer:
+        transfer.join(engine, y, party, party.media)
+        return
     _join(engine, call, y, party)
 
 

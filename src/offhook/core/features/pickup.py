@@ -201,7 +201,10 @@ def take(engine: CallEngine, target: Call, line: Line, picker_call: Call) -> Non
         original_called=setup.original_called or setup.called,
     )
     by = Diversion(line[0], RedirectReason.PICKUP, entry.display if entry is not None else "")
-    picker_offer = picker_call.setup.media
+    # A picker connected already (a click-to-dial call: its phone answered
+    # first) is re-offered media instead of being answered.
+    reoffer = pk.state is LegState.CONNECTED
+    picker_offer = None if reoffer else picker_call.setup.media
     picker_call.pending.clear()
     pk.call = target
     target.forks.append(pk)
@@ -209,19 +212,33 @@ def take(engine: CallEngine, target: Call, line: Line, picker_call: Call) -> Non
     target.called_device = pk.device
     target.extra["picked_up_by"] = pk.device
     picker_call.extra["picked_up"] = target.id
-    engine.fire(pk, LegEvent.CONNECT)
-    target.answer = pk.answered_at
+    if reoffer:
+        target.answer = engine.wall()
+    else:
+        engine.fire(pk, LegEvent.CONNECT)
+        target.answer = pk.answered_at
     engine.publish(CallAnswered(target.id, pk.device, target.answer or 0.0))
     engine.end_call(picker_call, Cause.NORMAL_CLEARING)  # pk has moved: only a record is left
-    connect(engine, target, a, pk, picker_offer)
+    connect(engine, target, a, pk, picker_offer, reoffer=reoffer)
     # After connecting: a transfer's stand-in answered in it records its own redirection.
     target.setup = replace(target.setup, diversions=(*target.setup.diversions, by))
 
 
 def connect(
-    engine: CallEngine, call: Call, a: Leg, pk: Leg, picker_offer: MediaDescription | None
+    engine: CallEngine,
+    call: Call,
+    a: Leg,
+    pk: Leg,
+    picker_offer: MediaDescription | None,
+    *,
+    reoffer: bool = False,
 ) -> None:
-    """Start media between the caller ``a`` and the picker ``pk`` (the table above)."""
+    """Start media between the caller ``a`` and the picker ``pk`` (the table above).
+
+    ``reoffer``: the picker is connected already (click-to-dial); what the
+    table answers it with is offered to it instead, and its current
+    description stands in for the placeholder's answer.
+    """
     answered = a.state is LegState.CONNECTED
     caller_offer = a.media if answered else call.setup.media
 
@@ -247,7 +264,7 @@ def connect(
                 return
             _to_caller(engine, call, a, pk, answer, caller_offer, answered, proper=True)
 
-        _ask(engine, call, pk, transfer.sendrecv(caller_offer), picker_answered)
+        _ask(engine, call, pk, transfer.sendrecv(caller_offer), picker_answered, reoffer)
         return
 
     def caller_answered(answer: MediaDescription | None, cause: int | None) -> None:
@@ -268,13 +285,26 @@ def connect(
             return
         _ask(engine, call, a, transfer.sendrecv(answer), caller_answered)
 
+    if reoffer and pk.media is not None:
+        placeholder_answered(pk.media, None)
+        return
     _ask(engine, call, pk, PLACEHOLDER, placeholder_answered)
 
 
 def _ask(
-    engine: CallEngine, call: Call, leg: Leg, offer: MediaDescription, then: AnswerHandler
+    engine: CallEngine,
+    call: Call,
+    leg: Leg,
+    offer: MediaDescription,
+    then: AnswerHandler,
+    reoffer: bool = False,
 ) -> None:
-    """Answer ``leg``'s call with ``offer`` (its delayed offer): its answer goes to ``then``."""
+    """Answer ``leg``'s call with ``offer`` (its delayed offer): its answer goes to ``then``.
+
+    ``reoffer``: ``leg`` is connected already; ``offer`` is a new offer to it."""
+    if reoffer:
+        engine.offer_media(leg, offer, then=then)
+        return
     call.pending[leg.id] = PendingOffer(offerer=None, answerer=leg, on_answer=then)
     engine.drive(leg, lambda d: d.answer(offer))
 

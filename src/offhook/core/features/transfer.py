@@ -40,9 +40,11 @@ from offhook.core.call import PendingOffer
 from offhook.core.causes import Cause
 from offhook.core.events import Diversion, PartyInfo, RedirectReason, Setup, TransferState
 from offhook.core.features import hold
+from offhook.core.features.resources import ResourceDriver
 from offhook.core.leg import LegEvent, LegState
 from offhook.core.media import SENDRECV, MediaDescription
 from offhook.core.ports import LegDriver
+from offhook.core.records import CallTransferred
 
 if TYPE_CHECKING:
     from offhook.core.call import Call
@@ -148,13 +150,32 @@ def move_into(engine: CallEngine, leg: Leg, src: Call, dst: Call, slot: Leg) -> 
 class StandIn(LegDriver):
     """The caller's side of a blind transfer's new call, until the transferee moves in."""
 
-    def __init__(self, engine: CallEngine, transferrer: Leg, transferee: Leg, origin: Call):
+    def __init__(
+        self,
+        engine: CallEngine,
+        transferrer: Leg,
+        transferee: Leg,
+        origin: Call,
+        target: str = "",
+        by: str = "device",
+    ):
         self.engine = engine
         self.transferrer = transferrer
         self.transferee = transferee
         self.origin = origin
+        self.target = target  # the number dialled
+        self.by = by  # who asked: "device" (its user) or "cti" (an application)
         self.leg: Leg | None = None
         self.done = False
+
+    def published(self, target_call: Call) -> None:
+        """The transferee is in ``target_call`` now: the transfer is published."""
+        x = self.transferrer
+        if isinstance(x.driver, ResourceDriver):
+            return  # a park reversion: the music endpoint "transferred" the party back
+        self.engine.publish(
+            CallTransferred(self.origin.id, x.device, "blind", self.target, target_call.id, self.by)
+        )
 
     def offer(self, setup: Setup) -> None:  # pragma: no cover - an inbound stand-in
         return None
@@ -181,6 +202,7 @@ class StandIn(LegDriver):
         move_into(self.engine, t, origin, target_call, leg)
         self.engine.forget(leg)
         _link(origin, target_call, x)
+        self.published(target_call)
         _progress(self.engine, x, TransferState.DONE)
         self.engine.end_call(origin, Cause.NORMAL_CLEARING)
         offered = target_call.setup.media is None and media is not None
@@ -221,7 +243,7 @@ def _link(origin: Call, target_call: Call, transferrer: Leg) -> None:
         target_call.setup = dataclasses.replace(setup, diversions=(*setup.diversions, by))
 
 
-def blind(engine: CallEngine, x: Leg, target: str) -> None:
+def blind(engine: CallEngine, x: Leg, target: str, by: str = "device") -> None:
     call = x.call
     t = party_of(call, x) if call is not None and not call.ended else None
     if call is None or t is None or x.state is not LegState.CONNECTED or not target:
@@ -231,7 +253,7 @@ def blind(engine: CallEngine, x: Leg, target: str) -> None:
         _progress(engine, x, TransferState.FAILED, Cause.TEMPORARY_FAILURE)
         return
     _progress(engine, x, TransferState.TRYING)
-    stand_in = StandIn(engine, x, t, call)
+    stand_in = StandIn(engine, x, t, call, target, by)
     leg = engine.new_inbound(stand_in, x.device)
     leg.css = x.css
     stand_in.leg = leg
@@ -255,6 +277,7 @@ def leaving(engine: CallEngine, call: Call, leg: Leg) -> None:
                 move_into(engine, t, call, target_call, stand_in_leg)
                 engine.forget(stand_in_leg)
                 _link(call, target_call, leg)
+                stand_in.published(target_call)
                 return
     for x_id, stand_in_leg in list(call.transfers.items()):
         stand_in = stand_in_leg.driver
@@ -270,11 +293,16 @@ def connect_moved(
 ) -> None:
     """``answered`` picked up a call a transferee was moved into while it rang."""
     offered = call.setup.media is None and media is not None
-    join(engine, moved, answered, media, y_offered=offered, known_to_y=call.setup.media)
+    known = call.setup.media
+    engine.after_offers(
+        call,
+        (moved,),
+        lambda: join(engine, moved, answered, media, y_offered=offered, known_to_y=known),
+    )
 
 
 # ---------------------------------------------------------------- attended
-def attended(engine: CallEngine, x1: Leg, x2: Leg) -> None:
+def attended(engine: CallEngine, x1: Leg, x2: Leg, by: str = "device") -> None:
     c1, c2 = x1.call, x2.call
     if c1 is None or c2 is None or c1 is c2 or c1.ended or c2.ended:
         _progress(engine, x1, TransferState.FAILED, Cause.MESSAGE_NOT_COMPATIBLE_WITH_CALL_STATE)
@@ -291,6 +319,8 @@ def attended(engine: CallEngine, x1: Leg, x2: Leg) -> None:
     c2.transfers.pop(x2.id, None)
     engine.release_leg(x2, Cause.NORMAL_CLEARING)
     _link(c1, c2, x1)
+    target = c2.setup.called if c2.a_leg is t else c2.setup.calling.number
+    engine.publish(CallTransferred(c1.id, x1.device, "consult", target, c2.id, by))
     _progress(engine, x1, TransferState.DONE)
     engine.end_call(c1, Cause.NORMAL_CLEARING)
     if c is not None:

@@ -28,6 +28,11 @@ Q.850 causes (RFC 3398), and cancels or hangs up as core releases it
   itself: ``Call-Info: <...>;answer-after=0`` (the convention of
   Polycom, Yealink, Cisco and baresip) and ``Alert-Info:
   <urn:alert:service:auto-answer>`` (RFC 7462).
+* A CTI application's Answer (``remote``) asks a ringing phone that said
+  it takes the ``talk`` event (``Allow-Events`` in its 18x) to answer, with
+  a NOTIFY in the early dialog (``remote_control``); any other phone, and
+  Hold and Resume, answer False (call control then does what it can from
+  the network side).
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ from offhook.common.location import Binding
 from offhook.core.events import Setup
 from offhook.core.leg import Leg
 from offhook.core.media import MediaDescription
-from offhook.core.ports import LegDriver
+from offhook.core.ports import LegDriver, RemoteAction
 from offhook.sip.causes import (
     ANSWERED_ELSEWHERE,
     NORMAL_CLEARING,
@@ -56,6 +61,7 @@ from offhook.sip.extensions import ALLOW, allowed_methods
 from offhook.sip.legs import SDP, SipLeg
 from offhook.sip.message import Headers, SipRequest, SipResponse
 from offhook.sip.prack import PrackTracker, RAck, is_reliable_provisional
+from offhook.sip.remote_control import RemoteAnswer
 from offhook.sip.sdpmap import sdp_to_media
 from offhook.sip.session_timer import retry_interval
 from offhook.sip.transaction import build_cancel
@@ -95,6 +101,7 @@ class OutboundLeg(SipLeg):
         self.offered_interval = 0  # the Session-Expires our INVITE offered
         self.pracks = PrackTracker()
         self.early: dict[str, Dialog] = {}  # early dialogs of other forks, for their PRACKs
+        self.talk = RemoteAnswer(self)  # a CTI application's Answer (the talk event)
 
     def offer(self, setup: Setup) -> None:
         ep = self.ep
@@ -162,6 +169,15 @@ class OutboundLeg(SipLeg):
     def answer(self, media: MediaDescription | None) -> None:
         """Not used on a called leg."""
 
+    def remote(self, action: RemoteAction) -> bool:
+        """CTI Answer: a ringing phone that takes the talk event is asked to answer."""
+        if action is not RemoteAction.ANSWER:
+            return False  # Hold/Resume: call control holds SIP phones from the network side
+        ringing = self.provisional and not (self.final or self.connected or self.done)
+        if not ringing or self.cancel_pending is not None:
+            return False
+        return self.talk.answer()
+
     def release(self, cause: int) -> None:
         if self.done:
             return
@@ -197,11 +213,14 @@ class OutboundLeg(SipLeg):
 
     def on_response(self, req: SipRequest, resp: SipResponse) -> None:
         if req is not self.invite:
-            super().on_response(req, resp)
+            if not self.talk.on_response(req, resp):
+                super().on_response(req, resp)
             return
         status = resp.status
         if status == 100:
             return
+        if status < 300:
+            self.talk.learn(resp)
         if status < 200:
             self._provisional(req, resp)
             return
@@ -386,7 +405,7 @@ class OutboundLeg(SipLeg):
             if not was_done:
                 self._report_final(RECOVERY_ON_TIMER)
             return
-        if req.method in ("CANCEL", "PRACK"):
+        if req.method in ("CANCEL", "PRACK") or self.talk.on_timeout(req):
             return
         super().on_timeout(req)
 

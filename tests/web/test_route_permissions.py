@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
-from fastapi.routing import APIRoute, RouteContext
+from fastapi.routing import APIRoute, APIWebSocketRoute, RouteContext
 from starlette.routing import Mount
 
 from offhook.db.users import ROLES
@@ -41,7 +41,7 @@ def unprotected_routes(app: FastAPI) -> list[str]:
         if _public(path):
             if found:
                 bad.append(f"{path}: public but requires {found}")
-        elif isinstance(kind, APIRoute):
+        elif isinstance(kind, (APIRoute, APIWebSocketRoute)):  # the CTI WebSocket: require_ws
             if len(found) != 1:
                 bad.append(f"{path}: requires {found or 'nothing'}")
         elif isinstance(kind, Mount):
@@ -147,9 +147,10 @@ def test_role_table_covers_every_role() -> None:
         assert Permission.AUTHENTICATED in permissions, role
 
 
-PUBLIC = {"/api/v1/login", "/api/v1/health", "/static", "/login"}
+PUBLIC = {"/api/v1/login", "/api/v1/health", "/healthz", "/readyz", "/static", "/login"}
 """Issue 11: no route without authentication except logging in and health (the
-login page's stylesheet under /static included)."""
+login page's stylesheet under /static included); issue 12: the liveness and
+readiness probes."""
 
 
 def test_only_login_and_health_are_public(web_app: FastAPI) -> None:

@@ -5,8 +5,11 @@ the one :class:`~offhook.web.deps.WebContext` (stores, sessions, login
 guard, the node's control client) and includes the routers: login
 (``api_auth``), users/roles/tokens/audit (``api_admin``), health and metrics
 (``api_meta``), the plan and operations API (``api_plan``, ``api_ops``),
-the pages and the self-care API (``pages``, ``api_self``). The OpenAPI
-document is ``/api/v1/openapi.json`` (for any signed-in user or token).
+the pages and the self-care API (``pages``, ``api_self``), CTI (the event
+WebSocket ``cti_ws``, whose hub the app's lifespan starts and stops, and
+the commands ``api_cti``). The OpenAPI document is ``/api/v1/openapi.json``
+(for any signed-in user or token); the CTI stream's AsyncAPI document is
+``/cti/v1/asyncapi.json``.
 """
 
 from __future__ import annotations
@@ -28,7 +31,17 @@ from offhook.db.engine import create_engine_for
 from offhook.db.users import UserStore, password_hasher
 from offhook.net.authguard import AuthGuard
 from offhook.ris.control import ControlClient, NodeUnavailable
-from offhook.web import api_admin, api_auth, api_meta, api_ops, api_plan, api_self, pages
+from offhook.web import (
+    api_admin,
+    api_auth,
+    api_cti,
+    api_meta,
+    api_ops,
+    api_plan,
+    api_self,
+    cti_ws,
+    pages,
+)
 from offhook.web.api_meta import ContextCollector
 from offhook.web.deps import NodeControl, WebContext
 from offhook.web.hosts import KnownHost, known_names
@@ -56,6 +69,8 @@ ROUTERS: tuple[APIRouter, ...] = (
     api_plan.router,
     api_ops.router,
     api_self.router,
+    api_cti.router,
+    cti_ws.router,
     pages.router,
 )
 
@@ -111,10 +126,14 @@ def create_app(
         docs_url=None,
         swagger_ui_oauth2_redirect_url=None,
         redoc_url=None,
+        lifespan=cti_ws.lifespan,
     )
     app.state.ctx = context
+    cti = cti_ws.CtiService.for_context(context)
+    app.state.cti = cti
     metrics = WebMetrics()
     metrics.registry.register(ContextCollector(context))
+    metrics.registry.register(cti.collector())
     app.state.metrics = metrics
     for router in ROUTERS:
         app.include_router(router)

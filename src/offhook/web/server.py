@@ -21,7 +21,13 @@ to ``GuardedH11Protocol``: uvicorn's h11 protocol with
   hold a connection for ever), bounded by ``max_message``
   (``middleware.BodyLimit``);
 - each request charged to the source's rate bucket; over it, the connection
-  is not read for a while (TCP back-pressure).
+  is not read for a while (TCP back-pressure);
+- a WebSocket upgrade (the CTI stream, ``web.cti_ws``) handed, with its
+  admission, to ``ws_guard.GuardedWebSocketProtocol``: messages bounded by
+  ``[cti] max_message``, pings every ``[cti] ping_interval``, no compression,
+  a close that cannot hang on a client that stopped reading.
+
+The app's lifespan runs (it starts and stops the CTI hub).
 
 Refusals are counted under the listener name ``web`` in the context's
 rejection counters (``/metrics``). uvicorn trusts no proxy headers: the
@@ -40,6 +46,7 @@ import ssl
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import h11
@@ -64,6 +71,7 @@ from offhook.net.guard import (
 from offhook.net.listen import bind_plan
 from offhook.web.app import create_app
 from offhook.web.deps import WebContext
+from offhook.web.ws_guard import GuardedWebSocketProtocol
 
 __all__ = ["LISTENER", "MAX_HEAD", "GuardedH11Protocol", "WebServer", "serve_web"]
 
@@ -109,6 +117,10 @@ class GuardedH11Protocol(H11Protocol):
         self._body_end = 0.0  # loop time by which the current body must be complete
         self._head_seen = 0  # bytes read while waiting for the current request head
         self._head_checked = False
+        if self.ws_protocol_class is not None:
+            # A WebSocket takes the connection over, and its slot with it.
+            handover = partial(GuardedWebSocketProtocol, admission=admission)
+            self.ws_protocol_class = handover  # type: ignore[assignment]
 
     # --- deadlines ----------------------------------------------------------------
     def _arm(self, seconds: float, reason: str) -> None:
@@ -147,6 +159,10 @@ class GuardedH11Protocol(H11Protocol):
         super().data_received(data)
         if self._waiting_body and not self.transport.is_closing():
             self._arm_body()  # the body keeps coming
+
+    def handle_websocket_upgrade(self, event: h11.Request) -> None:
+        self._disarm()  # a complete request head; the WebSocket has its pings
+        super().handle_websocket_upgrade(event)
 
     def _head_fits(self, data: bytes) -> bool:
         """Once per request, past MAX_HEAD bytes: did the head end within it?
@@ -325,8 +341,12 @@ class WebServer(uvicorn.Server):
         config = uvicorn.Config(
             app,
             http=GuardedH11Protocol,
-            ws="none",
-            lifespan="off",
+            ws=GuardedWebSocketProtocol,
+            ws_max_size=settings.cti.max_message,
+            ws_ping_interval=settings.cti.ping_interval,
+            ws_ping_timeout=settings.cti.ping_timeout,
+            ws_per_message_deflate=False,
+            lifespan="on",
             log_config=None,
             access_log=False,
             proxy_headers=False,

@@ -1,0 +1,137 @@
+"""What a CTI WebSocket client may send, parsed and bounded (sans-IO).
+
+Every client message is one JSON object in a text frame:
+
+- ``{"op": "subscribe", "devices": [...], "lines": [...]}``: narrow the
+  stream to these devices and lines (DNs); both left out (or ``"all":
+  true``): everything the token may see;
+- ``{"op": "resume", "after": ID}``: replay the events after node-wide
+  event id ``ID`` (or resynchronise with a snapshot when that is too old);
+- ``{"op": "ping"}``: answered ``{"type": "pong"}`` (for browsers, which
+  cannot send WebSocket pings).
+
+``parse_client_message(text)`` returns a ``Subscribe``, ``Resume`` or
+``Ping`` or raises ``ClientMessageError`` (the reason goes back to the
+client, which is then disconnected): not JSON, not an object, an unknown
+op or key, a list longer than ``MAX_NAMES`` or a name longer than
+``MAX_NAME``, an id that is no non-negative integer below 2**63. The size of
+a message is bounded before it gets here (the WebSocket ``max_size``);
+``MAX_TEXT`` is checked again so the parser holds on its own.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "MAX_NAME",
+    "MAX_NAMES",
+    "MAX_TEXT",
+    "ClientMessage",
+    "ClientMessageError",
+    "Ping",
+    "Resume",
+    "Subscribe",
+    "parse_client_message",
+]
+
+MAX_TEXT = 64 * 1024
+MAX_NAMES = 256
+MAX_NAME = 64
+MAX_ID = (1 << 63) - 1
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+*#-]{0,63}")
+
+
+class ClientMessageError(ValueError):
+    """A client message that is not one of the protocol's (the text says why)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe:
+    """Narrow to these devices and DNs (None: not narrowed by that)."""
+
+    devices: tuple[str, ...] | None
+    lines: tuple[str, ...] | None
+
+    @property
+    def everything(self) -> bool:
+        return self.devices is None and self.lines is None
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    after: int
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    pass
+
+
+ClientMessage = Subscribe | Resume | Ping
+
+_KEYS = {
+    "subscribe": frozenset({"op", "devices", "lines", "all"}),
+    "resume": frozenset({"op", "after"}),
+    "ping": frozenset({"op"}),
+}
+
+
+def _reject_constant(name: str) -> Any:
+    raise ClientMessageError(f"not JSON: {name}")
+
+
+def _names(value: Any, key: str) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise ClientMessageError(f"{key} is a list of names")
+    if len(value) > MAX_NAMES:
+        raise ClientMessageError(f"{key}: at most {MAX_NAMES} names")
+    out: list[str] = []
+    for item in value:
+        if not isinstance(item, str) or not _NAME.fullmatch(item):
+            raise ClientMessageError(f"{key}: not a device name or DN")
+        if item not in out:
+            out.append(item)
+    return tuple(out)
+
+
+def parse_client_message(text: str) -> ClientMessage:
+    """One client message (see the module doc); ``ClientMessageError`` otherwise."""
+    if not isinstance(text, str) or len(text) > MAX_TEXT:
+        raise ClientMessageError("message too large")
+    try:
+        data = json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        raise ClientMessageError("not JSON") from None
+    if not isinstance(data, dict):
+        raise ClientMessageError("a message is a JSON object")
+    op = data.get("op")
+    if not isinstance(op, str) or op not in _KEYS:
+        raise ClientMessageError("op is one of subscribe, resume, ping")
+    unknown = set(data) - _KEYS[op]
+    if unknown:
+        raise ClientMessageError(f"unknown key {sorted(unknown)[0][:32]!r} for {op}")
+    if op == "ping":
+        return Ping()
+    if op == "resume":
+        after = data.get("after")
+        if isinstance(after, bool) or not isinstance(after, int) or not 0 <= after <= MAX_ID:
+            raise ClientMessageError("after is an event id (a non-negative integer)")
+        return Resume(after)
+    everything = data.get("all", False)
+    if not isinstance(everything, bool):
+        raise ClientMessageError("all is true or false")
+    devices = _names(data.get("devices"), "devices")
+    lines = _names(data.get("lines"), "lines")
+    if everything:
+        if devices or lines:
+            raise ClientMessageError("all: true names no devices or lines")
+        return Subscribe(None, None)
+    if not devices and not lines:  # nothing named: everything
+        return Subscribe(None, None)
+    return Subscribe(devices, lines)

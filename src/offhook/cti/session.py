@@ -1,0 +1,275 @@
+"""One CTI client's stream: its filter, its own sequence numbers and a bounded queue.
+
+Theory of operation. The hub offers every event to every session
+(``offer``, synchronous, never waits): the session's ``EventFilter`` keeps
+what the client may see and asked for, and queues its pre-encoded text. The
+queue is bounded (``queue`` frames): a client that falls that far behind is
+*overflowed*: its queue is dropped (the events counted as dropped), ``done``
+is set and the client is told ``{"type": "overflow"}`` and disconnected by
+its connection (``web.cti_ws``); nobody else notices. A session never holds
+more than ``queue`` live frames plus a resume's replay (references to the
+hub's ring).
+
+The connection's writer takes frames with ``await next_frame()``. Each
+event gets the connection's next ``seq`` (1, 2, ...) as it is taken, so
+events dropped before sending (covered by a snapshot) leave no hole. Stream
+control frames (hello, subscribed, resumed, resync, error, pong) have no
+``seq`` and no ``id``.
+
+Client requests (``handle``; parsed by ``cti.client_protocol``):
+
+- subscribe: narrow the filter; a device or line outside the scope is an
+  error and changes nothing;
+- resume after ``ID``: what is queued is dropped, the hub's ring replays the
+  events after ``ID`` through the filter (``resumed`` first), then live
+  events follow; an ``ID`` the ring no longer covers gives a resync:
+  the node's snapshot (``snapshot()``, cut to the scope) as ``{"type":
+  "resync", "snapshot": ...}``, after which only events newer than the
+  snapshot's ``last_id`` follow. The hub asks for the same when its own
+  stream from the node had a gap (``gap``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from offhook.cti.client_protocol import ClientMessage, Ping, Resume, Subscribe
+from offhook.cti.hub import encode
+from offhook.cti.scope import EventFilter, Scope
+
+__all__ = ["Overflowed", "ReplaySource", "Session", "SessionCounters"]
+
+Event = dict[str, Any]
+Snapshot = Callable[[], Awaitable[dict[str, Any]]]
+
+OVERFLOW_QUEUE = "client queue full: the client reads more slowly than events come"
+
+
+class ReplaySource(Protocol):
+    """What a session needs of the hub: its last id and its replay ring."""
+
+    @property
+    def last_id(self) -> int | None: ...
+
+    def replay(self, after: int) -> list[tuple[Event, str]] | None: ...
+
+
+class Overflowed(Exception):
+    """The client fell behind: its session is over (the text says why)."""
+
+
+@dataclass(slots=True)
+class SessionCounters:
+    """Shared by every session of an app (``/metrics``)."""
+
+    delivered: int = 0
+    dropped: int = 0
+    overflows: int = 0
+    resyncs: int = 0
+    replayed: int = 0
+
+
+class Session:
+    """One client's filter, queue and sequence numbers (see the module doc)."""
+
+    def __init__(
+        self,
+        hub: ReplaySource,
+        scope: Scope,
+        snapshot: Snapshot,
+        *,
+        queue: int = 1000,
+        user: str = "",
+        counters: SessionCounters | None = None,
+    ) -> None:
+        self.hub = hub
+        self.filter = EventFilter(scope)
+        self.snapshot = snapshot
+        self.user = user
+        self.limit = max(1, queue)
+        self.counters = counters if counters is not None else SessionCounters()
+        self.seq = 0
+        self.floor = -1
+        """Events with an id at or below it are not sent (a replay or snapshot covered them)."""
+        self.overflow: str | None = None
+        self.need_resync = False
+        self.done = asyncio.Event()
+        """Set when the session is over (overflowed or closed)."""
+        self._queue: deque[tuple[int | None, str]] = deque()
+        self._backlog: deque[tuple[int, str]] = deque()
+        self._ready = asyncio.Event()
+
+    @property
+    def scope(self) -> Scope:
+        return self.filter.scope
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue) + len(self._backlog)
+
+    # --- from the hub (synchronous, never waits) ------------------------------------
+
+    def offer(self, event: Event, body: str) -> None:
+        if self.overflow is not None or self.done.is_set():
+            return
+        event_id = event.get("id")
+        if not isinstance(event_id, int) or event_id <= self.floor:
+            return
+        if self.filter.admits(event):
+            self._push(event_id, body)
+
+    def gap(self) -> None:
+        """The hub missed events: this client gets a snapshot."""
+        if self.overflow is None:
+            self.need_resync = True
+            self._ready.set()
+
+    # --- from the connection ----------------------------------------------------------
+
+    def hello(self) -> None:
+        self.control({"type": "hello", "last_id": self.hub.last_id, "scope": self.scope.describe()})
+
+    def control(self, message: dict[str, Any]) -> None:
+        """Queue a stream control frame (no seq)."""
+        self._push(None, encode(message))
+
+    def error(self, reason: str, **detail: Any) -> None:
+        self.control({"type": "error", "reason": reason, **detail})
+
+    def handle(self, message: ClientMessage) -> None:
+        """A client request (see the module doc)."""
+        if isinstance(message, Ping):
+            self.control({"type": "pong", "last_id": self.hub.last_id})
+        elif isinstance(message, Subscribe):
+            self._subscribe(message)
+        elif isinstance(message, Resume):
+            self.resume(message.after)
+
+    def _subscribe(self, message: Subscribe) -> None:
+        scope = self.scope
+        devices = message.devices or ()
+        lines = message.lines or ()
+        outside_devices = [d for d in devices if not scope.has_device(d)]
+        outside_lines = [dn for dn in lines if not scope.has_line(dn)]
+        if outside_devices or outside_lines:
+            self.error("not yours", devices=outside_devices, lines=outside_lines)
+            return
+        if message.everything:
+            self.filter.subscribe(None, None)
+        else:
+            self.filter.subscribe(message.devices, message.lines)
+        self.control(
+            {
+                "type": "subscribed",
+                "all": self.filter.everything,
+                "devices": sorted(self.filter.devices or ()),
+                "lines": sorted(self.filter.lines or ()),
+            }
+        )
+
+    def resume(self, after: int) -> None:
+        """Replay the events after ``after`` (or resynchronise when it is too old)."""
+        if self.overflow is not None:
+            return
+        events = self.hub.replay(after)
+        # The events queued so far are dropped (the replay or the snapshot has
+        # them); the stream control frames stay.
+        self._queue = deque(item for item in self._queue if item[0] is None)
+        self._backlog.clear()
+        if events is None:
+            self.need_resync = True
+            self._ready.set()
+            return
+        backlog = self._backlog
+        for event, body in events:
+            if self.filter.admits(event):
+                backlog.append((int(event["id"]), body))
+        last = self.hub.last_id
+        self.floor = max(after, last if last is not None else after)
+        self.counters.replayed += len(backlog)
+        # The "resumed" notice goes first: it is in the queue, the backlog follows it.
+        self._queue.append(
+            (None, encode({"type": "resumed", "after": after, "events": len(backlog)}))
+        )
+        self._ready.set()
+
+    async def next_frame(self) -> str:
+        """The next text to send (waits for one); ``Overflowed`` once the client fell behind."""
+        while True:
+            if self.overflow is not None:
+                raise Overflowed(self.overflow)
+            if self.need_resync:
+                self.need_resync = False
+                return await self._resync()
+            queue = self._queue
+            if queue and queue[0][0] is None:
+                return queue.popleft()[1]
+            if self._backlog:
+                return self._numbered(self._backlog.popleft()[1])
+            if queue:
+                event_id_or_none, text = queue.popleft()
+                if event_id_or_none is None:
+                    return text
+                if event_id_or_none <= self.floor:
+                    continue
+                return self._numbered(text)
+            self._ready.clear()
+            await self._ready.wait()
+
+    def sent(self) -> None:
+        """The connection sent an event frame."""
+        self.counters.delivered += 1
+
+    def close(self) -> None:
+        self._queue.clear()
+        self._backlog.clear()
+        self.done.set()
+        self._ready.set()
+
+    # --- inside ------------------------------------------------------------------------
+
+    def _numbered(self, body: str) -> str:
+        self.seq += 1
+        return f'{{"seq":{self.seq},{body[1:]}'
+
+    def _push(self, event_id: int | None, text: str) -> None:
+        if self.overflow is not None:
+            return
+        if len(self._queue) >= self.limit:
+            self._overflowed(OVERFLOW_QUEUE, event_id is not None)
+            return
+        self._queue.append((event_id, text))
+        self._ready.set()
+
+    def _overflowed(self, reason: str, offered: bool = False) -> None:
+        dropped = int(offered) + sum(1 for e, _ in self._queue if e is not None)
+        dropped += len(self._backlog)
+        self.counters.dropped += dropped
+        self.counters.overflows += 1
+        self.overflow = reason
+        self._queue.clear()
+        self._backlog.clear()
+        self.done.set()
+        self._ready.set()
+
+    def overflowed(self, reason: str) -> None:
+        """The connection gave up on the client (it stopped reading)."""
+        if self.overflow is None:
+            self._overflowed(reason)
+
+    async def _resync(self) -> str:
+        """The scoped snapshot as a resync frame; what it covers is not sent again."""
+        snap = self.scope.snapshot(await self.snapshot())
+        last_id = snap.get("last_id")
+        if isinstance(last_id, int) and not isinstance(last_id, bool):
+            self.floor = max(self.floor, last_id)
+        self._backlog.clear()
+        for call in snap.get("calls") or []:
+            if isinstance(call, dict) and isinstance(call.get("call_id"), str):
+                self.filter.remember(call["call_id"])
+        self.counters.resyncs += 1
+        return encode({"type": "resync", "snapshot": snap})

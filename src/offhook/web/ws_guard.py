@@ -1,0 +1,132 @@
+"""uvicorn's WebSocket protocol behind the web listener's defences (the CTI WebSocket).
+
+A WebSocket starts as an HTTP request on a connection the listener's gate
+admitted (``web.server``); on the upgrade, ``GuardedH11Protocol`` hands the
+connection, and its admission, to ``GuardedWebSocketProtocol`` (uvicorn's
+sans-IO ``websockets`` protocol) with:
+
+- the admission released when the connection ends (the listener's caps
+  count the connection until then);
+- a message bounded by ``[cti] max_message`` (uvicorn's ``ws_max_size``:
+  a larger one is answered 1009 and the connection closed); every broken
+  frame counted as a refusal of the ``web`` listener (``malformed`` or
+  ``too-large``); no compression (``ws_per_message_deflate`` off: no inflate
+  bombs, no per-connection compressor memory);
+- one message read at a time (uvicorn pauses reading until the app takes it);
+- a close that cannot wait for a client that stopped reading: a close frame,
+  and a frame sent with the ``URGENT`` key (the overflow notice), are
+  written without waiting for the transport to drain; and once the
+  application is done, the close sent or the keepalive lost, the
+  connection is aborted after ``close_timeout`` seconds if it is still open
+  (``transport.close`` would wait for ever to flush to a peer that does
+  not read).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Protocol
+
+from uvicorn.config import Config
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from uvicorn.server import ServerState
+from websockets.exceptions import PayloadTooBig
+
+from offhook.net.guard import MALFORMED, TOO_LARGE, ListenerGuard
+
+__all__ = ["CLOSE_TIMEOUT", "URGENT", "Admission", "GuardedWebSocketProtocol"]
+
+CLOSE_TIMEOUT = 5.0
+"""Seconds a closing WebSocket may take before it is aborted."""
+URGENT = "offhook.urgent"
+"""A key of a ``websocket.send`` message: write it even if the client is not reading."""
+
+
+class Admission(Protocol):
+    """The connection's slot in the listener guard (``web.server._Admission``)."""
+
+    guard: ListenerGuard
+    host: str
+
+    def release(self) -> None: ...
+
+
+class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's WebSocket protocol with the admission, refusal counts and bounded close."""
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+        *,
+        admission: Admission | None = None,
+        close_timeout: float = CLOSE_TIMEOUT,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.close_timeout = close_timeout
+        self._admission = admission
+        self._abort: asyncio.TimerHandle | None = None
+        self._refused = False
+        self._always = asyncio.Event()
+        self._always.set()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self._abort is not None:
+            self._abort.cancel()
+            self._abort = None
+        if self._admission is not None:
+            self._admission.release()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        error = self.conn.parser_exc
+        if error is not None and not self._refused and self._admission is not None:
+            self._refused = True
+            reason = TOO_LARGE if isinstance(error, PayloadTooBig) else MALFORMED
+            self._admission.guard.refuse(reason, self._admission.host)
+        if error is not None:
+            self._linger()
+
+    def handle_close(self, event: Any) -> None:
+        super().handle_close(event)
+        self._linger()
+
+    def keepalive_timeout(self) -> None:
+        super().keepalive_timeout()
+        self._linger()
+
+    async def run_asgi(self) -> None:
+        try:
+            await super().run_asgi()
+        finally:
+            self._linger()
+
+    async def send(self, message: Any) -> None:
+        urgent = message.get("type") == "websocket.close" or bool(message.get(URGENT))
+        if not urgent or self.writable.is_set():
+            await super().send(message)
+        else:
+            # Past a stopped reader: the frame goes into the transport's buffer
+            # now (one frame; the connection is aborted soon after anyway).
+            # super().send does not yield when its writable event is set.
+            waiting, self.writable = self.writable, self._always
+            try:
+                await super().send(message)
+            finally:
+                self.writable = waiting
+        if message.get("type") == "websocket.close":
+            self._linger()
+
+    def _linger(self) -> None:
+        """Abort the connection in ``close_timeout`` seconds unless it is gone by then."""
+        transport = self.transport
+        if self._abort is None and transport is not None and not self.disconnected:
+            self._abort = self.loop.call_later(self.close_timeout, self._expire)
+
+    def _expire(self) -> None:
+        self._abort = None
+        if self.transport is not None and not self.disconnected:
+            self.transport.abort()

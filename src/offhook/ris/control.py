@@ -27,6 +27,19 @@ argument is answered with an error and the connection stays. Blank lines
 are ignored. A peer's address is normalised as it arrives
 (``common.addr.peer``: an IPv4-mapped source is IPv4).
 
+Streaming ops (``events``): a handler may return ``Streaming(result,
+source)``. Its answer line carries ``result``; then the connection carries
+what ``source`` (a ``StreamSource``, e.g. ``cti.journal.Subscriber``) hands
+over, one line at a time, until the source ends (it wrote its last line),
+the peer closes, or the server does. The connection still counts against
+the caps. The idle timeout does not apply while streaming (the peer sends
+nothing; a byte from it, or its half-close, ends the stream), but a peer
+that does not read is dropped: by its source when its bounded queue
+overflows, and here when a write cannot be delivered within
+``idle_timeout`` (the connection is reset, counted as ``stream-stalled``).
+Any answer a peer leaves unread for ``idle_timeout`` resets its
+connection the same way (a close would wait for the unread bytes).
+
 Clients: ``ControlClient(host, port)`` (asyncio; one connection kept and
 reopened when the node closed it) and ``control_request(settings, op,
 **args)`` (blocking: the CLI, threads). Both raise ``NodeUnavailable``
@@ -43,7 +56,8 @@ import logging
 import socket
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 from offhook.common.addr import host_port, is_wildcard
 from offhook.common.addr import peer as normal_peer
@@ -79,6 +93,34 @@ CHUNK = 16384
 MAX_ANSWER = 64 << 20
 """Bytes of one answer a client accepts at most (a status of many thousand phones)."""
 DEFAULT_TIMEOUT = 5.0
+
+
+STALLED = "stream-stalled"
+"""Rejection reason: a peer that did not take what was written within ``idle_timeout``."""
+
+
+class StreamSource(Protocol):
+    """Where a streaming op's lines come from (``cti.journal.Subscriber`` is one)."""
+
+    def take(self) -> tuple[bytes, bool]:
+        """Whole lines queued now (b"" none), and whether nothing more will come."""
+        ...
+
+    def set_waker(self, wake: Callable[[], None] | None) -> None:
+        """Call ``wake()`` when there is something to take (None: stop)."""
+        ...
+
+    def close(self) -> None:
+        """The connection is gone: release what the source holds."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Streaming:
+    """A streaming op's outcome: the answer's ``result``, then ``source``'s lines."""
+
+    result: Any
+    source: StreamSource
 
 
 class ControlError(Exception):
@@ -178,8 +220,15 @@ class ControlServer:
             self._open.discard(writer)
             self.guard.release(peer[0])
             writer.close()
-            with contextlib.suppress(ConnectionError, OSError):
-                await writer.wait_closed()
+            try:
+                # A close waits for the peer to take what is still buffered
+                # (the last lines of a stream); a peer that does not is reset.
+                async with asyncio.timeout(self.limits.idle_timeout):
+                    await writer.wait_closed()
+            except TimeoutError:
+                writer.transport.abort()
+            except (ConnectionError, OSError):
+                pass
             if task is not None:
                 self._tasks.discard(task)
 
@@ -197,7 +246,7 @@ class ControlServer:
             if not pending:
                 if too_long is not None:  # the lines before it are answered: now the error
                     self._refuse(TOO_LARGE, peer)
-                    await self._send(writer, encode_error(str(too_long)))
+                    await self._send(writer, encode_error(str(too_long)), peer)
                     return
                 try:
                     # asyncio.timeout, not wait_for: no inner task to be left unawaited
@@ -225,37 +274,97 @@ class ControlServer:
                 request = parse_request(line)
             except BadRequest as exc:
                 self._refuse(MALFORMED, peer)
-                await self._send(writer, encode_error(str(exc)))
+                await self._send(writer, encode_error(str(exc)), peer)
                 return
             self.requests += 1
-            if not await self._send(writer, await self._answer(request.op, request.args)):
+            answer, stream = await self._answer(request.op, request.args)
+            if stream is not None:
+                # The peer sends nothing more: what it sent after the request ends it.
+                more = lines.buffered > 0 or any(rest.strip() for rest in pending)
+                try:
+                    if await self._send(writer, answer, peer) and not more:
+                        await self._stream(reader, writer, peer, stream)
+                finally:
+                    stream.close()
+                return
+            if not await self._send(writer, answer, peer):
                 return
             deadline = loop.time() + limits.idle_timeout
 
-    async def _answer(self, op: str, args: dict[str, Any]) -> bytes:
+    async def _answer(self, op: str, args: dict[str, Any]) -> tuple[bytes, StreamSource | None]:
         handler = self.handlers.get(op)
         if handler is None:
-            return encode_error(f"unknown op {op!r}")
+            return encode_error(f"unknown op {op!r}"), None
         try:
             result = handler(args)
             if inspect.isawaitable(result):
                 result = await result
-            return encode_result(result)
+            if isinstance(result, Streaming):
+                try:
+                    return encode_result(result.result), result.source
+                except BaseException:
+                    result.source.close()
+                    raise
+            return encode_result(result), None
         except KeyError as exc:
-            return encode_error(f"missing argument {exc}")
+            return encode_error(f"missing argument {exc}"), None
         except ValueError as exc:
-            return encode_error(str(exc) or "bad argument")
+            return encode_error(str(exc) or "bad argument"), None
         except Exception:
             log.exception("control op %s failed", op)
-            return encode_error("internal error")
+            return encode_error("internal error"), None
 
-    async def _send(self, writer: asyncio.StreamWriter, answer: bytes) -> bool:
+    async def _send(
+        self, writer: asyncio.StreamWriter, answer: bytes, peer: tuple[str, int]
+    ) -> bool:
         if writer.transport.is_closing():
             return False  # the peer is gone (reset): uvloop refuses writes to a closed transport
         writer.write(answer)
-        async with asyncio.timeout(self.limits.idle_timeout):
-            await writer.drain()
+        try:
+            async with asyncio.timeout(self.limits.idle_timeout):
+                await writer.drain()
+        except TimeoutError:
+            # A peer that does not read: reset (a close would wait for it to read).
+            self._refuse(STALLED, peer)
+            writer.transport.abort()
+            raise
         return True
+
+    async def _stream(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        peer: tuple[str, int],
+        source: StreamSource,
+    ) -> None:
+        """Write what ``source`` hands over until it ends or the peer closes or sends."""
+        ready = asyncio.Event()
+        gone = False
+
+        async def watch() -> None:
+            nonlocal gone
+            with contextlib.suppress(ConnectionError, OSError):
+                await reader.read(1)  # a byte or the end: either ends the stream
+            gone = True
+            ready.set()
+
+        watcher = asyncio.create_task(watch())
+        source.set_waker(ready.set)
+        try:
+            while not gone:
+                data, ended = source.take()
+                if data:
+                    if not await self._send(writer, data, peer):
+                        return
+                    continue  # more may have come while this was written
+                if ended:
+                    return
+                ready.clear()
+                await ready.wait()
+        finally:
+            source.set_waker(None)
+            watcher.cancel()
+            await asyncio.wait([watcher])
 
 
 def control_address(settings: Settings) -> tuple[str, int]:

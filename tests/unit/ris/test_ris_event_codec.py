@@ -1,0 +1,77 @@
+"""ris.control_codec event lines: ``encode_event`` / ``parse_event`` (hypothesis)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from offhook.ris.control_codec import (
+    MAX_DEPTH,
+    ControlProtocolError,
+    StreamStart,
+    encode_event,
+    parse_event,
+)
+
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**63), 2**63),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=20),
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+events = st.dictionaries(st.text(max_size=12), values, max_size=8)
+
+
+@given(events)
+def test_an_event_is_one_line_that_parses_back_equal(event: dict[str, Any]) -> None:
+    line = encode_event(event)
+    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    assert parse_event(line[:-1]) == event
+
+
+@given(st.binary(max_size=200))
+def test_any_bytes_are_an_event_or_refused(data: bytes) -> None:
+    try:
+        event = parse_event(data)
+    except ControlProtocolError:
+        return
+    assert isinstance(event, dict)
+
+
+@given(st.one_of(st.lists(scalars, max_size=3), scalars))
+def test_json_that_is_no_object_is_refused(value: Any) -> None:
+    line = encode_event({"v": value})[len(b'{"v":') : -2]  # the value alone
+    with pytest.raises(ControlProtocolError, match="an event is a JSON object"):
+        parse_event(line)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"x": NaN}',
+        b'{"x": Infinity}',
+        b"\xff{}",
+        b'{"a": ' * (MAX_DEPTH + 1) + b"1" + b"}" * (MAX_DEPTH + 1),
+        b"",
+    ],
+)
+def test_what_json_allows_but_is_no_event_is_refused(line: bytes) -> None:
+    with pytest.raises(ControlProtocolError):
+        parse_event(line)
+
+
+def test_stream_start_is_a_named_tuple() -> None:
+    start = StreamStart(1, 2, False)
+    assert start._asdict() == {"first_id": 1, "last_id": 2, "resync": False}
+    assert tuple(start) == (1, 2, False)

@@ -182,6 +182,11 @@ class OutboundLeg(SipLeg):
         if self.done:
             return
         if self.connected:
+            if self.ack_held and self.dialog is not None:
+                # Hung up before the caller's answer to the 2xx's offer: the 2xx is
+                # still ACKed (RFC 3261 §13.2.2.4), without a body, then the BYE.
+                self.ack_held = False
+                self.ep.send_ack(self.dialog, self.dest, self.transport)
             self.send_bye(cause)
             return
         if self.final or self.invite is None:

@@ -22,8 +22,8 @@ What was weighed and left out (baresip 1.0, the phone of the interop tests):
   6350780b, "Sip autoanswer callee"); 1.0 rings again, and the CANCEL
   leaves a missed call on the phone besides.
 * ``Event: talk``: baresip (any version) has no handler for a NOTIFY
-  outside its own subscriptions and does not advertise ``talk``: it is
-  never asked (False), the call keeps ringing for its user.
+  outside its own subscriptions (1.0 answers 481) and does not advertise
+  ``talk``: it is never asked (False), the call keeps ringing for its user.
 * ``Event: hold``: the same family honours it for hold, but call control
   holds SIP phones from the network side (music on hold), so ``remote``
   answers False to Hold and Resume.
@@ -91,6 +91,7 @@ class RemoteAnswer:
         self.events: frozenset[str] = frozenset()
         self.pending: SipRequest | None = None  # the NOTIFY awaiting its answer
         self.refused = False  # the phone said no (or nothing) once: not again
+        self.answered: int | None = None  # its final answer to the last NOTIFY (0: none came)
 
     def learn(self, resp: SipResponse) -> None:
         """A response to the INVITE: what it says the phone takes (the latest that says)."""
@@ -127,6 +128,7 @@ class RemoteAnswer:
         if resp.status < 200:
             return True
         self.pending = None
+        self.answered = resp.status
         if resp.status >= 300:
             self.refused = True
             log.info("sip: %s refused the talk event (%d): it keeps ringing",
@@ -138,6 +140,7 @@ class RemoteAnswer:
         if self.pending is None or req is not self.pending:
             return False
         self.pending = None
+        self.answered = 0
         self.refused = True
         log.info("sip: no answer to the talk event on %s: it keeps ringing", req.call_id)
         return True

@@ -15,6 +15,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sip_rig import CALLEE, Peer, Rig, call_out, requests, sdp
 
+from offhook.common.location import Binding
+from offhook.core.events import PartyInfo, Setup
 from offhook.core.ports import RemoteAction
 from offhook.sip.message import Headers, SipRequest
 from offhook.sip.outbound_leg import OutboundLeg
@@ -192,3 +194,29 @@ def test_allow_events_takes_any_text(values: list[str]) -> None:
     assert len(events) <= MAX_EVENTS
     for event in events:
         assert event == event.lower() and event.strip() == event and "," not in event
+
+
+def test_hung_up_before_the_callers_answer_the_2xx_is_still_acked() -> None:
+    # The phone answers with an offer (the caller made none: a delayed offer, as an
+    # SCCP caller's); the caller hangs up before its answer: ACK (no body), then BYE.
+    rig, callee = Rig(), Peer(CALLEE)
+    leg = rig.engine.outbound_leg("callee")
+    contact = f"sip:callee@{CALLEE[0]}:{CALLEE[1]}"
+    binding = Binding("callee", "sip", contact, 1e12, source=CALLEE, transport="udp")
+    driver = rig.engine.factory.create(binding, leg)
+    leg.driver = driver
+    driver.offer(Setup(PartyInfo("1001"), "1002", None))
+    (invite,) = requests(rig.take(), "INVITE")
+    assert not invite.body
+    rig.feed(callee.answer(invite, 180, headers=TALKS), CALLEE)
+    assert driver.remote(ANSWER) is True
+    (notify,) = requests(rig.take(), "NOTIFY")
+    rig.feed(callee.answer(notify, 200), CALLEE)
+    rig.feed(callee.answer(invite, 200, body=sdp(43000)), CALLEE)
+    assert driver.ack_held and requests(rig.take(), "ACK") == []
+    driver.release(16)
+    sent = rig.take()
+    (ack,) = requests(sent, "ACK")
+    (bye,) = requests(sent, "BYE")
+    assert not ack.body and sent.index(ack) < sent.index(bye)
+    assert rig.engine.named("on_connect")[0][0] is leg

@@ -61,6 +61,7 @@ from offhook.net.counters import RejectionCounters
 from offhook.net.guard import ListenerLimits
 from offhook.node_control import control_ops
 from offhook.node_media import MediaPlane, start_media
+from offhook.node_ris import ris_ops, sip_register_refused
 from offhook.node_sccp import AutoDevices, start_sccp
 from offhook.node_sccp import with_auto_registrations as with_auto_registrations  # for the CLI
 from offhook.node_sip import start_sip_events
@@ -356,7 +357,7 @@ async def run(
         min_expires=sip.min_expires,
         max_expires=sip.max_expires,
         default_expires=min(3600, sip.max_expires),
-        on_auth_failure=on_auth_failure,
+        on_auth_failure=sip_register_refused(engine, on_auth_failure),  # + RegistrationRejected
         node=settings.node.name,
         on_change=registration_changed,
     )
@@ -508,7 +509,7 @@ async def run(
     admin: ControlServer | None = None
     if settings.admin.enabled:
         admin = ControlServer(
-            control_ops(engine, status),
+            control_ops(engine, status) | ris_ops(engine, bus, locations, clock),
             allow=AllowList(settings.admin.allow).allows,
             reject=lambda reason, peer: counters.increment("admin", reason),
             limits=ListenerLimits.of(settings.admin),

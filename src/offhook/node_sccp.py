@@ -23,11 +23,13 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
+from offhook.common.addr import host_port
 from offhook.common.location import MemoryLocationStore
 from offhook.config import SccpSettings, Settings
 from offhook.core.dialplan.router import DialPlanError
 from offhook.core.directory import DeviceInfo, LineInfo, PlanSnapshot, with_devices
 from offhook.core.engine import CallEngine
+from offhook.core.records import RegistrationRejected
 from offhook.db.autoreg import (
     AutoRegistrationWriter,
     drop_auto_registrations,
@@ -285,6 +287,9 @@ async def start_sccp(
         node=node.settings.node.name,
         server_name=node.settings.node.name,
         forwards=handler.coverage.forwards,
+        on_rejected=lambda name, reason, peer: engine.publish(
+            RegistrationRejected(name, "sccp", host_port(*peer), reason)
+        ),
     )
     try:
         _, node.sccp_port = await listener.start(sccp.listen, sccp.port)

@@ -33,6 +33,7 @@ class Binding:
     user_agent: str = ""
     registered_at: float = 0.0  # wall clock, for display
     node: str = ""
+    firmware: str = ""  # the load the device said it runs ("" unknown; SCCP phones tell)
 
     def with_expiry(self, expires_at: float) -> Binding:
         return replace(self, expires_at=expires_at)

@@ -111,8 +111,10 @@ class SccpListener:
         node: str = "",
         server_name: str = "offhook",
         forwards: Callable[[str, int], Forwards] | None = None,
+        on_rejected: Callable[[str, str, Addr], None] | None = None,
     ) -> None:
         self.handler = handler
+        self._on_rejected = on_rejected  # (device name, reason, source): RegisterReject sent
         self._forwards = forwards
         self.lookup = lookup
         self.locations = locations
@@ -236,13 +238,23 @@ class SccpListener:
             source=conn.peer,
             transport="tcp",
             aor=profile.name,
-            user_agent=f"Cisco {profile.model}",
+            user_agent=conn.station.model or f"Cisco {profile.model}",
             registered_at=time.time(),
             node=self.node,
+            firmware=conn.station.firmware,
         )
         self.locations.put(conn.binding)
         log.info("SCCP %s registered from %s", profile.name, host_port(*conn.peer))
         self.call_handler("attach", link, now)
+
+    def registration_rejected(self, conn: PhoneConnection, reason: str) -> None:
+        """``conn``'s Register was answered RegisterReject: tell ``on_rejected``."""
+        if self._on_rejected is None:
+            return
+        try:
+            self._on_rejected(conn.device_name, reason, conn.peer)
+        except Exception:
+            log.exception("SCCP rejection callback failed")
 
     def refresh(self, conn: PhoneConnection, now: float) -> None:
         if conn.binding is not None and self.phones.get(conn.binding.device) is conn:

@@ -32,7 +32,16 @@ from offhook.sccp.device import (
     State,
     Unregistered,
 )
-from offhook.sccp.messages import Capability, KeepAlive, Message, MessageId, Register, Unknown
+from offhook.sccp.inventory import StationInfo
+from offhook.sccp.messages import (
+    Alarm,
+    Capability,
+    KeepAlive,
+    Message,
+    MessageId,
+    Register,
+    Unknown,
+)
 
 if TYPE_CHECKING:
     from offhook.sccp.aio import SccpListener
@@ -110,6 +119,8 @@ class PhoneConnection(asyncio.Protocol):
         self.link: SccpLink | None = None
         self.binding: Binding | None = None
         self.device_type: int | None = None
+        self.device_name = ""  # as its Register claims (a rejected one too)
+        self.station = StationInfo()  # model and firmware load, as the phone says
         self.admitted = False
         self.closing: str | None = None
         self.register_deadline = 0.0
@@ -267,6 +278,9 @@ class PhoneConnection(asyncio.Protocol):
             return
         if isinstance(msg, Register):
             self.device_type = msg.device_type
+            self.device_name = msg.device_name
+        if isinstance(msg, Register | Alarm):
+            self.station.learn(msg)
         now = self.loop.time()
         session.receive(msg, now)
         self._run_session(now)
@@ -289,6 +303,8 @@ class PhoneConnection(asyncio.Protocol):
                 counter = _REFUSALS.get(event.reason)
                 if counter is not None:
                     self.owner.reject(counter, self.peer)
+                if event.reason == "unknown device":  # answered RegisterReject
+                    self.owner.registration_rejected(self, "unknown-device")
                 self.close(event.reason)
 
     def _arm(self) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Annotated, ClassVar
 
 from offhook.sccp.base import Message, MessageId
-from offhook.sccp.fields import IPV4, IPV4OR6, U8, U16, U32, chars
+from offhook.sccp.fields import IPV4, IPV4OR6, U8, U16, U32, chars, raw
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +24,13 @@ class KeepAlive(Message):
 
 @dataclass(frozen=True, slots=True)
 class Register(Message):
-    """Register (0x0001)."""
+    """Register (0x0001).
+
+    Newer firmware (protocol 11 and up) goes on: conferences, its MAC address
+    (6 bytes in a 12-byte field), address scopes, lines, an IPv6 address and
+    the firmware load it runs (``firmware_load``, e.g. ``SCCP41.9-0-3S``);
+    older phones stop earlier (the missing fields are None).
+    """
 
     ID: ClassVar[MessageId] = MessageId.REGISTER
 
@@ -38,6 +44,14 @@ class Register(Message):
     protocol_version: Annotated[int | None, U8] = 0
     unknown: Annotated[int | None, U8] = 0
     phone_features: Annotated[int | None, U16] = 0
+    max_conferences: Annotated[int | None, U32] = None
+    active_conferences: Annotated[int | None, U32] = None
+    mac_address: Annotated[bytes | None, raw(12)] = None
+    ipv4_scope: Annotated[int | None, U32] = None
+    max_lines: Annotated[int | None, U32] = None
+    ipv6: Annotated[bytes | None, raw(16)] = None
+    ipv6_scope: Annotated[int | None, U32] = None
+    firmware_load: Annotated[str | None, chars(32)] = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,6 +62,14 @@ def test_station_layouts_as_the_wire_tables() -> None:
         ("protocol_version", "B"),
         ("unknown", "B"),
         ("phone_features", "H"),
+        ("max_conferences", "I"),
+        ("active_conferences", "I"),
+        ("mac_address", "b12"),
+        ("ipv4_scope", "I"),
+        ("max_lines", "I"),
+        ("ipv6", "b16"),
+        ("ipv6_scope", "I"),
+        ("firmware_load", "s32"),
     )
     assert Register.REQUIRED == 6
 

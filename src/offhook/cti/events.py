@@ -239,7 +239,7 @@ class EventMapper:
         call = self._engine.call(call_id)
         if call is not None:
             for leg in call.legs():
-                if leg.device == device and not leg.released:
+                if leg.device == device and not leg.released and not leg.quiet:
                     return self._call_event(
                         kind, state, call_id, leg.id, device, leg.line[0], leg.direction.value
                     )

@@ -30,8 +30,10 @@ id). Nothing else slows down: a slow client costs only itself.
 Commands (``command()``): a CTI command gets an id (``c1``, ``c2``, ...);
 every call event published while it runs tags its call with that id, as
 does ``tag(call_id, command)``, and the later events of a tagged call carry
-``command`` until the call's ``call.ended`` (the last one tagged). A call
-transferred by a tagged event passes the tag to its new call.
+``command`` until the call's ``call.ended`` (the last one tagged). The tag
+follows the call's legs: a leg of a tagged call that moves into another
+call (pickup, park, transfer) tags that call too, until the leg's
+``call.cleared``; a ``call.transferred`` passes it to its ``new_call_id``.
 """
 
 from __future__ import annotations
@@ -51,7 +53,13 @@ Event = dict[str, Any]
 OVERFLOW = encode_event({"type": "overflow", "reason": "the stream fell behind"})
 """The last line of a stream whose client fell behind."""
 MAX_TAGS = 16384
-"""Calls tagged with a command at most (a tag goes at its call's end)."""
+"""Calls (and legs) tagged with a command at most (a tag goes at its call's or leg's end)."""
+
+
+def _bounded_set(tags: dict[str, str], key: str, command: str) -> None:
+    if key not in tags and len(tags) >= MAX_TAGS:
+        del tags[next(iter(tags))]  # the oldest: a call (or leg) whose end never came
+    tags[key] = command
 
 
 class _Entry:
@@ -149,7 +157,8 @@ class Journal:
         self._next = first_id
         self._ring: deque[_Entry] = deque(maxlen=capacity)
         self._subs: list[Subscriber] = []
-        self._tags: dict[str, str] = {}
+        self._tags: dict[str, str] = {}  # call id -> command
+        self._legs: dict[str, str] = {}  # leg id -> command, while the leg lives
         self._scope: str | None = None
         self._commands = 0
         self.overflows = 0  # subscribers dropped because they fell behind
@@ -177,7 +186,7 @@ class Journal:
             return
         event_id = event["id"] = self._next
         self._next += 1
-        if self._tags or self._scope is not None:
+        if self._tags or self._legs or self._scope is not None:
             self._tag(event)
         entry = _Entry(event_id, event)
         self._ring.append(entry)
@@ -190,19 +199,27 @@ class Journal:
         call_id = event.get("call_id")
         if call_id is None:
             return
-        tags = self._tags
         command = self._scope
-        if command is not None:
-            self.tag(call_id, command)
-        else:
-            command = tags.get(call_id)
+        leg_id = event.get("leg_id")
+        if command is None:
+            command = self._tags.get(call_id)
             if command is None:
-                return
+                if not leg_id or (command := self._legs.get(leg_id)) is None:
+                    return
+                self.tag(call_id, command)  # a tagged leg moved into this call
+        else:
+            self.tag(call_id, command)
         event["command"] = command
-        if event["type"] == "call.ended":
-            tags.pop(call_id, None)
+        kind = event["type"]
+        if kind == "call.ended":
+            self._tags.pop(call_id, None)
         elif event.get("new_call_id"):
             self.tag(event["new_call_id"], command)
+        if leg_id:
+            if kind == "call.cleared":
+                self._legs.pop(leg_id, None)
+            else:
+                _bounded_set(self._legs, leg_id, command)
 
     # ------------------------------------------------------------ commands
     def new_command(self) -> str:
@@ -211,10 +228,7 @@ class Journal:
 
     def tag(self, call_id: str, command: str) -> None:
         """Mark ``call_id``'s later events with ``command`` (until the call ends)."""
-        tags = self._tags
-        if call_id not in tags and len(tags) >= MAX_TAGS:
-            del tags[next(iter(tags))]  # the oldest: a call whose end never came
-        tags[call_id] = command
+        _bounded_set(self._tags, call_id, command)
 
     @contextlib.contextmanager
     def command(self, *call_ids: str) -> Iterator[str]:
@@ -268,4 +282,5 @@ class Journal:
             "streams": self.streams,
             "overflows": self.overflows,
             "tagged_calls": len(self._tags),
+            "tagged_legs": len(self._legs),
         }

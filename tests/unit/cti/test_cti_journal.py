@@ -220,6 +220,26 @@ def test_a_transfer_passes_its_calls_command_to_the_new_call() -> None:
     assert moved["command"] == nxt["command"] == "c7"
 
 
+def test_a_tagged_leg_moving_into_another_call_tags_that_call() -> None:
+    j = Journal(RUN)
+    with j.command() as c1:
+        j.record(call_ev("k1", "call.offered", leg_id="L1"))
+    j.record(call_ev("k1", "call.ended"))  # the picking call ends: its leg lives on
+    assert j.command_of("k1") is None
+    moved = call_ev("k2", "call.answered", leg_id="L1")  # L1 now answers in k2
+    j.record(moved)
+    other = call_ev("k2", "call.cleared", leg_id="L2")
+    j.record(other)
+    assert moved["command"] == other["command"] == c1
+    gone = call_ev("k2", "call.cleared", leg_id="L1")
+    j.record(gone)
+    j.record(call_ev("k2", "call.ended"))
+    assert j.status()["tagged_legs"] == 0 and j.status()["tagged_calls"] == 0
+    untagged = call_ev("k3", "call.offered", leg_id="L1")  # a leg id seen again, later
+    j.record(untagged)
+    assert "command" not in untagged
+
+
 def test_tags_are_bounded() -> None:
     j = Journal(RUN)
     for n in range(MAX_TAGS + 10):

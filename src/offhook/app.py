@@ -60,6 +60,7 @@ from offhook.net.bindings import describe
 from offhook.net.counters import RejectionCounters
 from offhook.net.guard import ListenerLimits
 from offhook.node_control import control_ops
+from offhook.node_cti import NodeCti
 from offhook.node_media import MediaPlane, start_media
 from offhook.node_ris import ris_ops, sip_register_refused
 from offhook.node_sccp import AutoDevices, start_sccp
@@ -508,8 +509,12 @@ async def run(
 
     admin: ControlServer | None = None
     if settings.admin.enabled:
+        # CTI (node_cti): the event journal over the bus, its stream and commands.
+        cti = NodeCti(
+            engine, bus, locations, clock, node=settings.node.name, first_id=int(node.started * 1e6)
+        )
         admin = ControlServer(
-            control_ops(engine, status) | ris_ops(engine, bus, locations, clock),
+            control_ops(engine, status) | ris_ops(engine, bus, locations, clock) | cti.ops(),
             allow=AllowList(settings.admin.allow).allows,
             reject=lambda reason, peer: counters.increment("admin", reason),
             limits=ListenerLimits.of(settings.admin),

@@ -1,33 +1,58 @@
-"""Health, metrics and the API's description: ``GET /api/v1/health`` (public),
-``GET /metrics`` (``live.read``), ``GET /api/v1/openapi.json`` (anyone signed in:
-no route but login and health answers without authentication).
+"""Health, metrics and the API's description: ``GET /api/v1/health``, ``/healthz``
+and ``/readyz`` (public), ``GET /metrics`` (``live.read``), ``GET
+/api/v1/openapi.json`` (anyone signed in: no route but login and health
+answers without authentication).
 
-Health answers 200 ``{"status": "ok"}`` when the database answers, else 503
-(a load balancer or ``offhook serve``'s supervisor may ask it; it says
-nothing about users or the plan). ``/metrics`` is the Prometheus text
-format: request counts and latency by route template
-(``middleware.RequestMetrics``), live sessions, and the failed-login
-guard's counters (failures, blocked and throttled sources, tracked table
-sizes) and the listener's refusals by reason.
+- ``/healthz``: 200 ``{"status": "alive"}`` whenever the web process
+  answers (a liveness probe: it checks nothing else).
+- ``/readyz``: 200 ``{"status": "ready", "checks": {...}}`` when the
+  database answers, the node's control endpoint answers and the node says
+  its listeners serve and its media servers (when ``[media]`` has one) are
+  connected (the control op ``ready``, ``ris.metrics``); otherwise 503
+  with ``"status": "not ready"`` and ``failed``, the checks that failed
+  (``database``, ``node``, or the node's own: ``sip``, ``sccp``, ``tftp``,
+  ``tftp-http``, ``media``). The answer is kept :data:`READY_TTL` seconds
+  and concurrent probes share one check, so probes from anywhere cost the
+  database and the node at most one check a second.
+- ``/api/v1/health``: 200 ``{"status": "ok"}`` when the database answers,
+  else 503 (``offhook serve``'s supervisor asks it).
+- ``/metrics``: the Prometheus text format of the web's own registry
+  (request counts and latency by route template,
+  ``middleware.RequestMetrics``; live sessions; the failed-login guard's
+  counters; the listener's refusals by reason; what other web parts
+  register, such as ``offhook_cti_*``; the web process's CPU, memory and
+  file descriptors as ``offhook_web_process_*``) followed by the node's
+  (the control op ``metrics``), and ``offhook_node_up`` (1 when the node
+  answered, else 0 and none of its metrics). A name is never written twice:
+  a node family whose name the web's registry already has is left out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import logging
+from collections.abc import Iterable, Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import Collector, CollectorRegistry
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
+from offhook.ris.control import ControlError, NodeUnavailable
 from offhook.web.deps import AUTH_ERRORS, Principal, WebContext, ctx, require
 from offhook.web.roles import Permission
 
-__all__ = ["ContextCollector", "router"]
+__all__ = ["READY_TTL", "ContextCollector", "Readiness", "merged_exposition", "router"]
+
+log = logging.getLogger("offhook.web")
+
+READY_TTL = 1.0
+"""Seconds a readiness answer is reused."""
 
 router = APIRouter(tags=["meta"])
 
@@ -51,8 +76,10 @@ class ContextCollector(Collector):
 
     def __init__(self, context: WebContext) -> None:
         self.context = context
+        self.process = ProcessCollector(namespace="offhook_web", registry=None)
 
     def collect(self) -> Iterator[Metric]:
+        yield from self.process.collect()
         context = self.context
         yield GaugeMetricFamily(
             "offhook_web_sessions", "Live browser sessions", value=len(context.sessions)
@@ -81,6 +108,84 @@ def _database_ok(context: WebContext) -> bool:
     return True
 
 
+class _Families(Collector):
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self.families)
+
+
+def _names(family: Metric) -> set[str]:
+    return {family.name, *(sample.name for sample in family.samples)}
+
+
+def merged_exposition(web: Iterable[Metric], node_text: str | None) -> bytes:
+    """The web's families, ``offhook_node_up``, then the node's (``node_text``; None:
+    the node did not answer) less any family whose name or sample names the web's
+    already use, in the Prometheus text format."""
+    families = list(web)
+    taken: set[str] = set()
+    for family in families:
+        taken |= _names(family)
+    if "offhook_node_up" not in taken:
+        families.append(
+            GaugeMetricFamily(
+                "offhook_node_up",
+                "The node's control endpoint answered this scrape (1) or not (0)",
+                value=0 if node_text is None else 1,
+            )
+        )
+        taken.add("offhook_node_up")
+    if node_text is not None:
+        try:
+            parsed = list(text_string_to_metric_families(node_text))
+        except ValueError as exc:
+            log.warning("the node's metrics could not be read: %s", exc)
+            parsed = []
+        for family in parsed:
+            names = _names(family)
+            if names & taken:
+                continue
+            taken |= names
+            families.append(family)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Families(families))
+    return generate_latest(registry)
+
+
+class Readiness:
+    """The last readiness answer, kept ``READY_TTL`` seconds; one check at a time."""
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.answer: tuple[int, dict[str, Any]] | None = None
+        self.at = 0.0
+
+    async def check(self, context: WebContext) -> tuple[int, dict[str, Any]]:
+        async with self.lock:
+            now = context.clock()
+            if self.answer is None or now - self.at >= READY_TTL:
+                self.answer = await _check_ready(context)
+                self.at = context.clock()
+            return self.answer
+
+
+async def _check_ready(context: WebContext) -> tuple[int, dict[str, Any]]:
+    checks: dict[str, bool] = {"database": await run_in_threadpool(_database_ok, context)}
+    try:
+        node = await context.control.request("ready")
+    except (NodeUnavailable, ControlError):
+        checks["node"] = False
+    else:
+        checks["node"] = isinstance(node, dict) and isinstance(node.get("checks"), dict)
+        if checks["node"]:
+            checks.update({str(k): bool(v) for k, v in node["checks"].items()})
+    failed = [name for name, ok in checks.items() if not ok]
+    body = {"status": "not ready" if failed else "ready", "checks": checks, "failed": failed}
+    return (503 if failed else 200), body
+
+
 @router.get(
     "/api/v1/health",
     responses={
@@ -96,6 +201,31 @@ async def health(request: Request) -> Any:
     return JSONResponse({"status": "database unavailable"}, status_code=503)
 
 
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """Liveness: the web process answers."""
+    return {"status": "alive"}
+
+
+@router.get(
+    "/readyz",
+    responses={
+        503: {
+            "description": "not ready: ``failed`` names the checks that failed",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    },
+)
+async def readyz(request: Request) -> JSONResponse:
+    """Readiness: the database, the node, its listeners and media servers."""
+    state = request.app.state
+    readiness: Readiness | None = getattr(state, "readiness", None)
+    if readiness is None:
+        readiness = state.readiness = Readiness()
+    status, body = await readiness.check(ctx(request))
+    return JSONResponse(body, status_code=status)
+
+
 @router.get(
     "/metrics",
     response_class=Response,
@@ -108,8 +238,18 @@ async def metrics(
     request: Request,
     _: Annotated[Principal, require(Permission.LIVE_READ)],
 ) -> Response:
-    registry = request.app.state.metrics.registry
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    registry: CollectorRegistry = request.app.state.metrics.registry
+    node_text: str | None = None
+    try:
+        answer = await ctx(request).control.request("metrics")
+    except (NodeUnavailable, ControlError):
+        pass
+    else:
+        if isinstance(answer, dict) and isinstance(answer.get("text"), str):
+            node_text = answer["text"]
+    return Response(
+        merged_exposition(registry.collect(), node_text), media_type=CONTENT_TYPE_LATEST
+    )
 
 
 @router.get("/api/v1/openapi.json", include_in_schema=False)

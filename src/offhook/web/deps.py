@@ -64,13 +64,16 @@ PUBLIC_ROUTES: frozenset[str] = frozenset(
     {
         "/api/v1/login",
         "/api/v1/health",
+        "/healthz",
+        "/readyz",
         "/static",
         "/login",
     }
 )
 """Paths served without authentication (every method of them): logging in (the
-API route, the page and the page's stylesheet) and health. The OpenAPI document
-needs a signed-in user or a token like everything else."""
+API route, the page and the page's stylesheet) and health (``/api/v1/health``,
+the liveness and readiness probes ``/healthz`` and ``/readyz``). The OpenAPI
+document and ``/metrics`` need a signed-in user or a token like everything else."""
 
 
 _ERROR_SCHEMA: dict[str, Any] = {

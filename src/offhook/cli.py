@@ -14,7 +14,9 @@ current directory is used if it exists, else the built-in defaults (plus any
   what the dial plan in the database does with DIGITS dialed from DEVICE
   (no running node needed).
 - ``offhook status [--json]``: registrations and calls of the running node
-  (asked over its control endpoint, ``[admin]``).
+  (asked over its control endpoint, ``[admin]``); with ``--devices PATTERN``,
+  ``--protocol``, ``--status``, ``--address`` or ``--limit``, only the devices
+  the real-time information query selects (``ris.status_view.print_devices``).
 - ``offhook audit [--json] [--acl-number N] [--host ADDR]``: the listeners the
   settings open, services exposed to every network, and the router access
   list that fences each port (exit 1 when anything is flagged WARN).
@@ -297,10 +299,39 @@ def dna(
 def status(
     config: ConfigOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    devices: Annotated[
+        str | None,
+        typer.Option("--devices", help="Only devices whose name matches (* any, ? one)."),
+    ] = None,
+    protocol: Annotated[
+        str | None, typer.Option("--protocol", help="Only sip, sccp or cti devices.")
+    ] = None,
+    state: Annotated[
+        str | None,
+        typer.Option("--status", help="Only registered, unregistered or rejected devices."),
+    ] = None,
+    address: Annotated[
+        str | None,
+        typer.Option("--address", help="Only devices at an address, network or its start."),
+    ] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="At most this many.")] = None,
 ) -> None:
-    """Show registered devices and active calls of the running node."""
+    """Show registered devices and active calls of the running node (or the devices
+    the filters select)."""
     settings = _settings(config)
-    rc = _app_module().print_status(settings, as_json)
+    query = {
+        "name": devices,
+        "protocol": protocol,
+        "status": state,
+        "address": address,
+        "limit": limit,
+    }
+    if any(v is not None for v in query.values()):
+        from offhook.ris.status_view import print_devices
+
+        rc = print_devices(settings, as_json, **query)
+    else:
+        rc = _app_module().print_status(settings, as_json)
     if isinstance(rc, int) and rc:
         raise typer.Exit(rc)
 

@@ -3,20 +3,36 @@
 ``fetch_status`` asks the ``status`` op of the node's control endpoint
 (``ris.control`` on ``[admin] listen``:``port``: the first address; a
 wildcard means this machine's loopback of its family);
-``print_status`` prints it as JSON or as tables (registrations, calls,
-trunks, provisioning, failed logins, the listeners' open connections and
-tracked sources, the media bridge, the media server and web children and
-every rejection counter).
+``print_status`` prints it as JSON or as tables: the registered devices
+and the calls from the real-time information query (ops ``ris_devices``
+and ``ris_calls``: model, firmware, lines, address, registration time;
+each call's legs with their media addresses), the devices refused
+registration, then trunks, provisioning, failed logins, the listeners'
+open connections and tracked sources, the media bridge, the media server
+and web children and every rejection counter. ``--json`` prints the
+``status`` answer with ``ris: {devices, calls}`` added.
+
+``print_devices`` is ``offhook status`` with filters (``--devices
+PATTERN``, ``--protocol``, ``--status``, ``--address``, ``--limit``): only
+the devices the query selects (and the calls of the devices the pattern
+names), as a table or as JSON (the ``ris_devices`` answer plus ``calls``).
+Every value a device or a peer chose is shown as text, never as markup.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from offhook.config import Settings
 from offhook.ris.control import ControlError, NodeUnavailable, control_request
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+STATUS_LIMIT = 5000
+"""Devices ``offhook status`` asks for without filters (the query's most)."""
 
 
 def fetch_status(settings: Settings, timeout: float = 5.0) -> dict[str, Any]:
@@ -27,14 +43,150 @@ def fetch_status(settings: Settings, timeout: float = 5.0) -> dict[str, Any]:
     return data
 
 
+def fetch_ris(
+    settings: Settings, timeout: float = 5.0, **query: Any
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The node's ``ris_devices`` (for ``query``) and ``ris_calls`` answers.
+
+    ``query``'s ``name`` also narrows the calls to those devices'. None when
+    the node has no such ops (an older node); ``NodeUnavailable`` and
+    ``ControlError`` (a query it refuses) otherwise.
+    """
+    args = {k: v for k, v in query.items() if v is not None}
+    try:
+        devices = control_request(settings, "ris_devices", timeout=timeout, **args)
+    except ControlError as exc:
+        if str(exc).startswith("unknown op"):
+            return None
+        raise
+    calls_args = {"device": args["name"]} if args.get("name") else {}
+    calls = control_request(settings, "ris_calls", timeout=timeout, **calls_args)
+    if not isinstance(devices, dict) or not isinstance(calls, dict):
+        raise ControlError("the node's real-time information is not an object")
+    return devices, calls
+
+
+def print_devices(settings: Settings, as_json: bool, **query: Any) -> int:
+    """``offhook status`` with filters: the devices selected and their calls."""
+    try:
+        ris = fetch_ris(settings, **query)
+    except (NodeUnavailable, ControlError) as exc:
+        sys.stderr.write(f"offhook: {exc}\n")
+        return 1
+    if ris is None:
+        sys.stderr.write("offhook: the node answers no real-time information query\n")
+        return 1
+    devices, calls = ris
+    if as_json:
+        sys.stdout.write(json.dumps({**devices, "calls": calls.get("calls", [])}, indent=2) + "\n")
+        return 0
+    from rich.console import Console
+
+    console = Console()
+    _devices_table(console, "Devices", devices)
+    _calls_table(console, calls.get("calls", []))
+    return 0
+
+
+def _cell(value: Any) -> str:
+    """A table cell: the value as text (markup escaped: devices and peers choose names)."""
+    from rich.markup import escape
+
+    return escape("-" if value is None or value == "" else str(value))
+
+
+def _devices_table(console: Console, title: str, answer: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    rows = answer.get("devices", [])
+    total = answer.get("total", len(rows))
+    shown = f"{len(rows)} of {total}" if answer.get("truncated") else str(len(rows))
+    table = Table(title=f"{title} ({shown})")
+    for col in (
+        "name",
+        "protocol",
+        "status",
+        "model",
+        "firmware",
+        "lines",
+        "address",
+        "registered",
+        "last rejection",
+    ):
+        table.add_column(col)
+    for d in rows:
+        address = f"{d.get('address')}:{d.get('port')}" if d.get("address") else ""
+        if address and ":" in str(d.get("address")):
+            address = f"[{d.get('address')}]:{d.get('port')}"
+        rejection = d.get("last_rejection") or {}
+        refused = (
+            f"{rejection.get('time')} {rejection.get('reason')} from {rejection.get('source')}"
+            f" ({d.get('rejections', 0)} in all)"
+            if rejection
+            else ""
+        )
+        table.add_row(
+            *(
+                _cell(v)
+                for v in (
+                    d.get("name"),
+                    d.get("protocol"),
+                    d.get("status"),
+                    d.get("model"),
+                    d.get("firmware"),
+                    " ".join(str(n) for n in d.get("lines") or []),
+                    address,
+                    d.get("registered_at"),
+                    refused,
+                )
+            )
+        )
+    console.print(table)
+
+
+def _calls_table(console: Console, calls: list[dict[str, Any]]) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"Active calls ({len(calls)})")
+    for col in ("call_id", "calling", "called", "state", "start", "legs (device line state media)"):
+        table.add_column(col)
+    for c in calls:
+        legs = []
+        for leg in c.get("legs", []):
+            media = ", ".join(
+                f"{m.get('address')}:{m.get('port')} {m.get('codec')}" for m in leg.get("media", [])
+            )
+            legs.append(
+                f"{leg.get('device')} {leg.get('line') or '-'} {leg.get('state')}"
+                f" {leg.get('direction')} {media or 'no media'}"
+            )
+        table.add_row(
+            *(
+                _cell(v)
+                for v in (
+                    c.get("call_id"),
+                    c.get("calling"),
+                    c.get("called"),
+                    c.get("state"),
+                    c.get("start"),
+                    "\n".join(legs),
+                )
+            )
+        )
+    console.print(table)
+
+
 def print_status(settings: Settings, as_json: bool) -> int:
     """Entry point of ``offhook status``: ask the running node over its control endpoint."""
     try:
         data = fetch_status(settings)
+        ris = fetch_ris(settings, limit=STATUS_LIMIT)
     except (NodeUnavailable, ControlError) as exc:
         sys.stderr.write(f"offhook: {exc}\n")
         return 1
     if as_json:
+        if ris is not None:
+            data = {**data, "ris": {"devices": ris[0], "calls": ris[1].get("calls", [])}}
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
         return 0
     from rich.console import Console
@@ -48,39 +200,16 @@ def print_status(settings: Settings, as_json: bool) -> int:
     sccp = data.get("sccp")
     if sccp:
         console.print(f"SCCP port {sccp['port']}: {sccp['registered']} phones registered")
-    regs = Table(title=f"Registrations ({len(data['registrations'])})")
-    for col in ("device", "aor", "contact", "source", "transport", "expires_in", "user_agent"):
-        regs.add_column(col)
-    for r in data["registrations"]:
-        regs.add_row(
-            *(
-                str(r[c])
-                for c in (
-                    "device",
-                    "aor",
-                    "contact",
-                    "source",
-                    "transport",
-                    "expires_in",
-                    "user_agent",
-                )
-            )
-        )
-    console.print(regs)
-    calls = data["calls"].get("calls", []) if isinstance(data["calls"], dict) else data["calls"]
-    table = Table(title=f"Active calls ({len(calls)})")
-    for col in ("call_id", "calling", "called", "state", "legs"):
-        table.add_column(col)
-    for c in calls:
-        legs = ", ".join(f"{leg.get('device')}:{leg.get('state')}" for leg in c.get("legs", []))
-        table.add_row(
-            str(c.get("call_id")),
-            str(c.get("calling")),
-            str(c.get("called")),
-            str(c.get("state")),
-            legs,
-        )
-    console.print(table)
+    if ris is not None:
+        devices, calls = ris
+        registered = [d for d in devices.get("devices", []) if d.get("status") == "registered"]
+        rejected = [d for d in devices.get("devices", []) if d.get("status") == "rejected"]
+        _devices_table(console, "Registered devices", {"devices": registered})
+        if rejected:
+            _devices_table(console, "Refused registration", {"devices": rejected})
+        _calls_table(console, calls.get("calls", []))
+    else:
+        _legacy_tables(console, data)
     trunk_rows = data.get("trunks", [])
     if trunk_rows:
         trunks = Table(title=f"Trunks ({len(trunk_rows)})")
@@ -168,3 +297,26 @@ def print_status(settings: Settings, as_json: bool) -> int:
     else:
         console.print("rejections: none")
     return 0
+
+
+def _legacy_tables(console: Console, data: dict[str, Any]) -> None:
+    """Registrations and calls from ``status`` alone (a node without the RIS ops)."""
+    from rich.table import Table
+
+    regs = Table(title=f"Registrations ({len(data['registrations'])})")
+    cols = ("device", "aor", "contact", "source", "transport", "expires_in", "user_agent")
+    for col in cols:
+        regs.add_column(col)
+    for r in data["registrations"]:
+        regs.add_row(*(_cell(r.get(c)) for c in cols))
+    console.print(regs)
+    calls = data["calls"].get("calls", []) if isinstance(data["calls"], dict) else data["calls"]
+    table = Table(title=f"Active calls ({len(calls)})")
+    for col in ("call_id", "calling", "called", "state", "legs"):
+        table.add_column(col)
+    for c in calls:
+        legs = ", ".join(f"{leg.get('device')}:{leg.get('state')}" for leg in c.get("legs", []))
+        table.add_row(
+            *(_cell(c.get(k)) for k in ("call_id", "calling", "called", "state")), _cell(legs)
+        )
+    console.print(table)

@@ -190,9 +190,13 @@ def parse_answer(line: bytes) -> Answer:
     return Answer(False, error=error if isinstance(error, str) else "error")
 
 
+_EVENT_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str, allow_nan=False)
+"""Built once: an event stream encodes every event (``json.dumps`` would build one a call)."""
+
+
 def encode_event(event: dict[str, Any]) -> bytes:
     """One line of an event stream (with its ``\\n``)."""
-    return _line(event)
+    return _EVENT_ENCODER.encode(event).encode() + b"\n"
 
 
 def parse_event(line: bytes) -> dict[str, Any]:

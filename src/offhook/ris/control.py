@@ -280,7 +280,11 @@ class ControlServer:
             answer, stream = await self._answer(request.op, request.args)
             if stream is not None:
                 # The peer sends nothing more: what it sent after the request ends it.
-                more = lines.buffered > 0 or any(rest.strip() for rest in pending)
+                more = (
+                    too_long is not None
+                    or lines.buffered > 0
+                    or any(rest.strip() for rest in pending)
+                )
                 try:
                     if await self._send(writer, answer, peer) and not more:
                         await self._stream(reader, writer, peer, stream)

@@ -62,12 +62,14 @@ from offhook.net.guard import ListenerLimits
 from offhook.node_control import control_ops
 from offhook.node_cti import NodeCti
 from offhook.node_media import MediaPlane, start_media
+from offhook.node_reload import NodeReload
 from offhook.node_ris import ris_ops, sip_register_refused
 from offhook.node_sccp import AutoDevices, start_sccp
 from offhook.node_sccp import with_auto_registrations as with_auto_registrations  # for the CLI
 from offhook.node_sip import start_sip_events
 from offhook.node_web import start_web
 from offhook.ris.control import ControlServer
+from offhook.ris.metrics import NodeMetrics
 from offhook.ris.status_view import print_status as print_status  # ``offhook status``
 from offhook.sccp.aio import SccpListener
 from offhook.sip.aio import SipTransport, TransportLimits
@@ -507,6 +509,17 @@ async def run(
             "subscriptions": sip_events.status(),
         }
 
+    # Metrics, readiness (control ops metrics, ready) and the call log (ris.metrics).
+    metrics = NodeMetrics.of_node(bus, settings, loop.time).watch(
+        bindings=locations,
+        rejections=counters,
+        auth=auth_gate,
+        sip=transport,
+        sccp=sccp_listener,
+        provisioning=provisioning,
+        admin=lambda: admin,
+        media=lambda: media_plane,
+    )
     admin: ControlServer | None = None
     if settings.admin.enabled:
         # CTI (node_cti): the event journal over the bus, its stream and commands.
@@ -514,7 +527,10 @@ async def run(
             engine, bus, locations, clock, node=settings.node.name, first_id=int(node.started * 1e6)
         )
         admin = ControlServer(
-            control_ops(engine, status) | ris_ops(engine, bus, locations, clock) | cti.ops(),
+            control_ops(engine, status)
+            | ris_ops(engine, bus, locations, clock)
+            | cti.ops()
+            | metrics.ops(),
             allow=AllowList(settings.admin.allow).allows,
             reject=lambda reason, peer: counters.increment("admin", reason),
             limits=ListenerLimits.of(settings.admin),
@@ -609,6 +625,17 @@ async def run(
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, node.stopping.set)
+    # SIGHUP: the settings file again; what can change live does (node_reload).
+    NodeReload(
+        settings,
+        config_path or settings.source,
+        sip=transport,
+        sccp=sccp_listener,
+        admin=admin,
+        provisioning=provisioning,
+        auth=auth_gate.guard,
+        web=lambda: web,
+    ).install(loop)
     if ready is not None:
         ready.set()
     try:

@@ -40,8 +40,9 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import (
@@ -62,6 +63,10 @@ from offhook.core.records import (
     RegistrationRejected,
 )
 from offhook.ris.control import Handler
+from offhook.ris.eventlog import EventLog
+
+if TYPE_CHECKING:
+    from offhook.config import Settings
 
 __all__ = ["SETUP_BUCKETS", "CallCounters", "NodeMetrics"]
 
@@ -327,10 +332,21 @@ class NodeMetrics(Collector):
         self.media_expected = False
         self.media_stats: dict[str, dict[str, Any]] = {}
 
+    @classmethod
+    def of_node(cls, bus: EventBus, settings: Settings, clock: Callable[[], float]) -> NodeMetrics:
+        """The metrics of a node run with ``settings`` (``clock``: the loop's monotonic time),
+        and its call log (``ris.eventlog``) on the same bus."""
+        EventLog(bus, clock)
+        metrics = cls(bus, time.time, node=settings.node.name)
+        media = settings.media
+        metrics.clock = clock
+        metrics.media_expected = bool(media.embedded or media.control or media.servers)
+        return metrics
+
     def watch(
         self,
         *,
-        clock: Callable[[], float],
+        clock: Callable[[], float] | None = None,
         bindings: Bindings | None = None,
         rejections: Rejections | None = None,
         auth: AuthStatus | None = None,
@@ -343,10 +359,14 @@ class NodeMetrics(Collector):
     ) -> NodeMetrics:
         """Hand over the node's parts read at scrape time (``admin`` and ``media``:
         callables, as they exist only later in the start-up). ``media_expected``:
-        ``[media]`` asks for a media server (readiness then needs it connected)."""
-        self.clock, self.bindings, self.rejections, self.auth = clock, bindings, rejections, auth
+        ``[media]`` asks for a media server (readiness then needs it connected;
+        ``of_node`` sets it from the settings)."""
+        if clock is not None:
+            self.clock = clock
+        self.bindings, self.rejections, self.auth = bindings, rejections, auth
         self.sip, self.sccp, self.provisioning = sip, sccp, provisioning
-        self.admin, self.media, self.media_expected = admin, media, media_expected
+        self.admin, self.media = admin, media
+        self.media_expected = self.media_expected or media_expected
         return self
 
     def ops(self) -> dict[str, Handler]:

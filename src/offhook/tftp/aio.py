@@ -163,6 +163,16 @@ class TftpServer:
         return self._bound
 
     @property
+    def limits(self) -> TftpLimits:
+        return self._limits
+
+    def update(self, limits: TftpLimits) -> None:
+        """New limits (a settings reload): from the next request on; transfers
+        under way keep theirs."""
+        self._limits = limits
+        self._rates.update(limits.rate_per_source, max(1.0, limits.rate_burst), limits.max_sources)
+
+    @property
     def addresses(self) -> str:
         """The listening addresses as logs print them (``0.0.0.0:69, [::]:69``)."""
         return ", ".join(host_port(spec.host, self._bound) for spec, _ in self._endpoints)

@@ -136,6 +136,16 @@ class HttpFileServer:
         return self._bound
 
     @property
+    def limits(self) -> HttpLimits:
+        return self._limits
+
+    def update(self, limits: HttpLimits) -> None:
+        """New limits (a settings reload): from the next connection on (the head
+        bound of connections already open stays)."""
+        self._limits = limits
+        self._rates.update(limits.rate_per_source, max(1.0, limits.rate_burst), limits.max_sources)
+
+    @property
     def addresses(self) -> str:
         """The listening addresses as logs print them (``0.0.0.0:6970, [::]:6970``)."""
         return ", ".join(

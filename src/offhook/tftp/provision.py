@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from offhook.common.addr import family, is_wildcard
-from offhook.config import Settings, default_external_host
+from offhook.config import Settings, TftpSettings, default_external_host
 from offhook.core.directory import PlanSnapshot
 from offhook.net.acl import AllowList
 from offhook.net.bindings import describe
@@ -223,6 +223,32 @@ def ring_list(names: list[str]) -> bytes:
     ET.indent(root, space="  ")
     data: bytes = ET.tostring(root, encoding="utf-8")  # CM's file has no XML declaration
     return data + b"\n"
+
+
+def tftp_limits(tftp: TftpSettings) -> TftpLimits:
+    """The TFTP listener's limits of ``[tftp]``."""
+    return TftpLimits(
+        max_transfers=tftp.max_transfers,
+        max_per_source=tftp.max_transfers_per_source,
+        session=SessionSettings(timeout=tftp.timeout, max_retries=tftp.retries),
+        max_request=tftp.max_message,
+        idle_timeout=tftp.idle_timeout,
+        rate_per_source=tftp.rate_per_source,
+        rate_burst=tftp.rate_burst,
+    )
+
+
+def http_limits(tftp: TftpSettings) -> HttpLimits:
+    """The provisioning HTTP listener's limits of ``[tftp]``."""
+    return HttpLimits(
+        max_head=tftp.max_message,
+        request_timeout=tftp.handshake_timeout,
+        send_timeout=tftp.idle_timeout,
+        max_connections=tftp.max_connections,
+        max_per_source=tftp.max_connections_per_source,
+        rate_per_source=tftp.rate_per_source,
+        rate_burst=tftp.rate_burst,
+    )
 
 
 class ProvisioningFiles:
@@ -413,21 +439,15 @@ class Provisioning:
         self.cnf = cnf
         self.files = ProvisioningFiles(snapshot, cnf, self.root)
         self.source = FileSource(self.root, self.files)
-        allow = AllowList(tftp.allow).allows
+        # One allow-list for both listeners, updated in place by reconfigure().
+        self.allow = AllowList(tftp.allow)
+        allow = self.allow.allows
         self._counters = counters
         self.tftp = TftpServer(
             self.source,
             tftp.listen,
             tftp.port,
-            limits=TftpLimits(
-                max_transfers=tftp.max_transfers,
-                max_per_source=tftp.max_transfers_per_source,
-                session=SessionSettings(timeout=tftp.timeout, max_retries=tftp.retries),
-                max_request=tftp.max_message,
-                idle_timeout=tftp.idle_timeout,
-                rate_per_source=tftp.rate_per_source,
-                rate_burst=tftp.rate_burst,
-            ),
+            limits=tftp_limits(tftp),
             allow=allow,
             on_reject=lambda reason, host: self._reject("tftp", reason),
         )
@@ -437,20 +457,20 @@ class Provisioning:
                 self.source,
                 tftp.listen,
                 tftp.http_port,
-                limits=HttpLimits(
-                    max_head=tftp.max_message,
-                    request_timeout=tftp.handshake_timeout,
-                    send_timeout=tftp.idle_timeout,
-                    max_connections=tftp.max_connections,
-                    max_per_source=tftp.max_connections_per_source,
-                    rate_per_source=tftp.rate_per_source,
-                    rate_burst=tftp.rate_burst,
-                ),
+                limits=http_limits(tftp),
                 allow=allow,
                 on_reject=lambda reason, host: self._reject("tftp-http", reason),
             )
         self.tftp_port: int | None = None
         self.http_port: int | None = None
+
+    def reconfigure(self, tftp: TftpSettings) -> None:
+        """``[tftp]`` allow-list and limits changed (a settings reload): both
+        listeners apply them from the next request or connection on."""
+        self.allow.update(tftp.allow)
+        self.tftp.update(tftp_limits(tftp))
+        if self.http is not None:
+            self.http.update(http_limits(tftp))
 
     def _reject(self, listener: str, reason: str) -> None:
         self._counters.increment(listener, _REASONS[listener].get(reason, reason))

@@ -14,34 +14,24 @@ scope), remembering the calls it let through (a bounded LRU) so the call's
 ``call.ended`` follows. ``Scope.snapshot`` cuts a node snapshot (control op
 ``cti_snapshot``) down to the scope.
 
-``PlanLines`` reads the devices' lines from the database: the whole plan
-once per plan change (``plan_version``, looked at most every ``every``
-seconds), shared by every client; thread-safe (it runs in the thread pool).
+``cti.plan_lines.PlanLines`` reads the devices' lines from the database
+and makes scopes; this module is pure.
 """
 
 from __future__ import annotations
 
-import threading
-import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.engine import Engine
-
-from offhook.db.plan_export import export_plan
-from offhook.db.snapshot import plan_version
-
-__all__ = ["MAX_SEEN_CALLS", "EventFilter", "PlanLines", "Scope"]
+__all__ = ["MAX_SEEN_CALLS", "EventFilter", "Line", "Scope"]
 
 MAX_SEEN_CALLS = 4096
 """Calls one client remembers having seen (for their ``call.ended``)."""
 
 Line = tuple[str, str]
 """(DN, partition); partition "" is the default (none)."""
-
-_DEVICE_SECTIONS = ("devices", "cti_route_points", "cti_ports")
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,15 +150,19 @@ class EventFilter:
         """Does this client get ``event``? (Remembers the calls it lets through.)"""
         call_id = event.get("call_id")
         if event.get("type") == "call.ended":
-            if isinstance(call_id, str) and call_id in self._calls:
-                del self._calls[call_id]
-                return True
-            return False
+            return isinstance(call_id, str) and self.ended(call_id)
         if not self.scope.sees(event) or not self._subscribed(event):
             return False
         if isinstance(call_id, str):
             self.remember(call_id)
         return True
+
+    def ended(self, call_id: str) -> bool:
+        """Was ``call_id`` seen (its ``call.ended`` goes to this client)? Forgets it."""
+        if call_id in self._calls:
+            del self._calls[call_id]
+            return True
+        return False
 
     def remember(self, call_id: str) -> None:
         calls = self._calls
@@ -187,66 +181,3 @@ class EventFilter:
             dn = event.get("dn", event.get("line"))
             return isinstance(dn, str) and dn in self.lines
         return False
-
-
-@dataclass(slots=True)
-class PlanLines:
-    """The lines of every device in the plan, reloaded when the plan changes."""
-
-    engine: Engine
-    every: float = 2.0
-    clock: Callable[[], float] = time.monotonic
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _version: int = -1
-    _checked: float = float("-inf")
-    _lines: dict[str, frozenset[Line]] = field(default_factory=dict)
-
-    def lines_of(self, devices: Iterable[str]) -> frozenset[Line]:
-        """The (DN, partition) lines of ``devices`` (unknown devices have none)."""
-        with self._lock:
-            self._refresh()
-            out: set[Line] = set()
-            for name in devices:
-                out |= self._lines.get(name, frozenset())
-            return frozenset(out)
-
-    def devices_with(self, dn: str, devices: Iterable[str]) -> tuple[str, ...]:
-        """Those of ``devices`` that have line ``dn`` (in their order)."""
-        with self._lock:
-            self._refresh()
-            return tuple(
-                d for d in devices if any(x == dn for x, _ in self._lines.get(d, frozenset()))
-            )
-
-    def scope(self, devices: Iterable[str], *, everything: bool = False) -> Scope:
-        """The scope of a user owning ``devices`` (``everything``: a cti.all role)."""
-        if everything:
-            return Scope(everything=True)
-        names = frozenset(devices)
-        return Scope(devices=names, lines=self.lines_of(names))
-
-    def _refresh(self) -> None:
-        now = self.clock()
-        if now - self._checked < self.every:
-            return
-        self._checked = now
-        version = plan_version(self.engine)
-        if version == self._version:
-            return
-        plan = export_plan(self.engine)
-        lines: dict[str, frozenset[Line]] = {}
-        for section in _DEVICE_SECTIONS:
-            for entry in plan.get(section) or []:
-                name = entry.get("name")
-                if not isinstance(name, str):
-                    continue
-                found = {
-                    (str(ln["dn"]), str(ln.get("partition") or ""))
-                    for ln in entry.get("lines") or []
-                    if isinstance(ln, dict) and ln.get("dn")
-                }
-                if entry.get("dn"):  # a route point or port: one DN of its own
-                    found.add((str(entry["dn"]), str(entry.get("partition") or "")))
-                lines[name] = frozenset(found)
-        self._lines = lines
-        self._version = version

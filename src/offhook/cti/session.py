@@ -97,9 +97,12 @@ class Session:
         """Events with an id at or below it are not sent (a replay or snapshot covered them)."""
         self.overflow: str | None = None
         self.need_resync = False
+        self._resyncing = False
         self.done = asyncio.Event()
         """Set when the session is over (overflowed or closed)."""
-        self._queue: deque[tuple[int | None, str]] = deque()
+        self._queue: deque[tuple[int | None, str, str | None]] = deque()
+        # (event id or None for stream control, the text, a call id whose
+        # call.ended is decided when it is sent: see offer)
         self._backlog: deque[tuple[int, str]] = deque()
         self._ready = asyncio.Event()
 
@@ -121,11 +124,16 @@ class Session:
             return
         if self.filter.admits(event):
             self._push(event_id, body)
+        elif self._resyncing and event.get("type") == "call.ended":
+            # The snapshot to come may show this call: decided when it is sent.
+            call_id = event.get("call_id")
+            if isinstance(call_id, str):
+                self._push(event_id, body, call_id)
 
     def gap(self) -> None:
         """The hub missed events: this client gets a snapshot."""
         if self.overflow is None:
-            self.need_resync = True
+            self.need_resync = self._resyncing = True
             self._ready.set()
 
     # --- from the connection ----------------------------------------------------------
@@ -135,7 +143,7 @@ class Session:
 
     def control(self, message: dict[str, Any]) -> None:
         """Queue a stream control frame (no seq)."""
-        self._push(None, encode(message))
+        self._push(None, encode(message), None)
 
     def error(self, reason: str, **detail: Any) -> None:
         self.control({"type": "error", "reason": reason, **detail})
@@ -181,7 +189,7 @@ class Session:
         self._queue = deque(item for item in self._queue if item[0] is None)
         self._backlog.clear()
         if events is None:
-            self.need_resync = True
+            self.need_resync = self._resyncing = True
             self._ready.set()
             return
         backlog = self._backlog
@@ -193,7 +201,7 @@ class Session:
         self.counters.replayed += len(backlog)
         # The "resumed" notice goes first: it is in the queue, the backlog follows it.
         self._queue.append(
-            (None, encode({"type": "resumed", "after": after, "events": len(backlog)}))
+            (None, encode({"type": "resumed", "after": after, "events": len(backlog)}), None)
         )
         self._ready.set()
 
@@ -204,25 +212,26 @@ class Session:
                 raise Overflowed(self.overflow)
             if self.need_resync:
                 self.need_resync = False
-                return await self._resync()
+                try:
+                    return await self._resync()
+                finally:
+                    self._resyncing = self.need_resync
             queue = self._queue
             if queue and queue[0][0] is None:
                 return queue.popleft()[1]
             if self._backlog:
                 return self._numbered(self._backlog.popleft()[1])
             if queue:
-                event_id_or_none, text = queue.popleft()
-                if event_id_or_none is None:
+                event_id, text, ended = queue.popleft()
+                if event_id is None:
                     return text
-                if event_id_or_none <= self.floor:
+                if event_id <= self.floor:
+                    continue
+                if ended is not None and not self.filter.ended(ended):
                     continue
                 return self._numbered(text)
             self._ready.clear()
             await self._ready.wait()
-
-    def sent(self) -> None:
-        """The connection sent an event frame."""
-        self.counters.delivered += 1
 
     def close(self) -> None:
         self._queue.clear()
@@ -234,19 +243,20 @@ class Session:
 
     def _numbered(self, body: str) -> str:
         self.seq += 1
+        self.counters.delivered += 1
         return f'{{"seq":{self.seq},{body[1:]}'
 
-    def _push(self, event_id: int | None, text: str) -> None:
+    def _push(self, event_id: int | None, text: str, ended: str | None = None) -> None:
         if self.overflow is not None:
             return
         if len(self._queue) >= self.limit:
             self._overflowed(OVERFLOW_QUEUE, event_id is not None)
             return
-        self._queue.append((event_id, text))
+        self._queue.append((event_id, text, ended))
         self._ready.set()
 
     def _overflowed(self, reason: str, offered: bool = False) -> None:
-        dropped = int(offered) + sum(1 for e, _ in self._queue if e is not None)
+        dropped = int(offered) + sum(1 for item in self._queue if item[0] is not None)
         dropped += len(self._backlog)
         self.counters.dropped += dropped
         self.counters.overflows += 1

@@ -47,7 +47,8 @@ from starlette.concurrency import run_in_threadpool
 
 from offhook.cti.client_protocol import ClientMessageError, parse_client_message
 from offhook.cti.hub import Connect, Hub, Upstream, encode
-from offhook.cti.scope import PlanLines, Scope
+from offhook.cti.plan_lines import PlanLines
+from offhook.cti.scope import Scope
 from offhook.cti.session import Overflowed, Session, SessionCounters
 from offhook.db.users import UserRecord
 from offhook.net.authguard import source_key

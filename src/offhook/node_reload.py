@@ -46,7 +46,8 @@ from typing import Any
 from offhook.children import ChildSupervisor
 from offhook.common import logsetup
 from offhook.config import ConfigError, Settings, load_settings
-from offhook.config_base import ListenerSettings, Section
+from offhook.config_base import ListenerSettings
+from offhook.config_reload import changed_keys, shown
 from offhook.net.acl import AllowList
 from offhook.net.authguard import AuthGuard
 from offhook.net.guard import ListenerLimits
@@ -55,7 +56,7 @@ from offhook.sccp.aio import SccpLimits, SccpListener
 from offhook.sip.aio import SipTransport
 from offhook.tftp.provision import Provisioning
 
-__all__ = ["LIVE_KEYS", "NodeReload", "Report", "changed_keys"]
+__all__ = ["LIVE_KEYS", "NodeReload", "Report"]
 
 log = logging.getLogger("offhook.reload")
 
@@ -84,24 +85,6 @@ LIVE_KEYS: dict[str, frozenset[str]] = {
 """Keys the node applies itself, by section."""
 WEB_KEYS = LISTENER_KEYS
 """``[web]`` keys the web process applies on the SIGHUP the node passes on."""
-SECRET_KEYS = frozenset({"secret", "url", "tls_key", "password"})
-
-
-def changed_keys(old: Settings, new: Settings) -> list[tuple[str, str]]:
-    """``(section, key)`` of every value that differs, in the settings' order."""
-    out = []
-    for name in Settings.model_fields:
-        before, after = getattr(old, name), getattr(new, name)
-        if not isinstance(before, Section) or before == after:
-            continue
-        for key in type(before).model_fields:
-            if getattr(before, key) != getattr(after, key):
-                out.append((name, key))
-    return out
-
-
-def _shown(section: str, key: str, value: Any) -> str:
-    return "(not shown)" if key in SECRET_KEYS else repr(value)
 
 
 @dataclass
@@ -179,8 +162,8 @@ class NodeReload:
                         "SIGHUP: [%s] %s applied: %s -> %s",
                         section,
                         key,
-                        _shown(section, key, old_value),
-                        _shown(section, key, new_value),
+                        shown(key, old_value),
+                        shown(key, new_value),
                     )
                 keys = [k for k in keys if k not in live]
             for key in keys:
@@ -193,8 +176,8 @@ class NodeReload:
                     "SIGHUP: [%s] %s changed (%s -> %s): needs a restart to take effect",
                     section,
                     key,
-                    _shown(section, key, getattr(getattr(self.running, section), key)),
-                    _shown(section, key, getattr(getattr(new, section), key)),
+                    shown(key, getattr(getattr(self.running, section), key)),
+                    shown(key, getattr(getattr(new, section), key)),
                 )
         if web_up and "log" in updates:
             report.passed_on += [f"log.{key}" for key in updates["log"]]

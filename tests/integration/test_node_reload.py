@@ -17,12 +17,13 @@ from typing import Any
 import pytest
 
 from offhook.config import Settings, load_settings
+from offhook.config_reload import changed_keys
 from offhook.core.directory import PlanSnapshot
 from offhook.net.acl import AllowList
 from offhook.net.authguard import AuthGuard
 from offhook.net.counters import RejectionCounters
 from offhook.net.guard import ListenerLimits
-from offhook.node_reload import NodeReload, changed_keys
+from offhook.node_reload import NodeReload
 from offhook.ris.control import ControlServer
 from offhook.sip.aio import SipTransport
 from offhook.tftp.provision import Provisioning

@@ -71,6 +71,7 @@ from offhook.net.guard import (
 from offhook.net.listen import bind_plan
 from offhook.web.app import create_app
 from offhook.web.deps import WebContext
+from offhook.web.reload import WebReload
 from offhook.web.ws_guard import GuardedWebSocketProtocol
 
 __all__ = ["LISTENER", "MAX_HEAD", "GuardedH11Protocol", "WebServer", "serve_web"]
@@ -413,6 +414,10 @@ class WebServer(uvicorn.Server):
             return
         signals = (signal.SIGINT, signal.SIGTERM)
         previous = {sig: signal.signal(sig, self.handle_exit) for sig in signals}
+        if hasattr(signal, "SIGHUP"):  # [log] and the [web] listener keys again (web.reload)
+            reload = WebReload(self.context.settings, self.guard)
+            hup = reload.schedule(asyncio.get_running_loop())
+            previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, hup)
         try:
             yield
         finally:

@@ -119,6 +119,18 @@ RICH_PLAN: dict[str, list[Any]] = {
     ],
     "pickup_groups": [{"name": "office", "number": "8100", "partition": "internal"}],
     "call_park": [{"range": "7000-7009", "partition": "internal", "reversion": 0}],
+    "cti_route_points": [
+        {
+            "name": "ivr",
+            "dn": "3000",
+            "partition": "internal",
+            "css": "staff",
+            "timeout": 2.5,
+            "default": "1001",
+        },
+        {"name": "queue", "dn": "3001"},
+    ],
+    "cti_ports": [{"name": "port1", "dn": "3100", "partition": "internal", "css": "staff"}],
 }
 
 FORM_NAMES = st.sampled_from(

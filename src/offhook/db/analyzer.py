@@ -8,7 +8,8 @@ JSON (:func:`analysis_json`): each translation, the matched pattern and
 partition, the transformations, the route list and its trunks in order, or
 why the number is blocked, incomplete or unknown (with the Q.850 cause). A
 feature code (``[features] code_*``) is analysed before the dial plan and
-named as such.
+named as such. A directory number of a CTI route point or port says so
+(and, for a route point, its timeout and default).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from offhook.core.dialplan.model import Transform
 from offhook.core.dialplan.router import Decision, Step
 from offhook.core.directory import DeviceInfo, LineInfo, PlanSnapshot, with_devices
 from offhook.core.features.codes import match
+from offhook.core.features.cti_devices import port_of, route_point_of
 from offhook.db.autoreg import load_auto_registrations
 from offhook.db.models import transform_to_json
 from offhook.db.snapshot import load_snapshot
@@ -203,6 +205,9 @@ def analysis_text(
             f"result: directory number {d.dn.dn} in partition {d.dn.partition or '<None>'}"
             f" on {', '.join(d.dn.devices)} (called {d.called}, calling {d.calling or '(none)'})"
         )
+        cti = _cti_text(d, snapshot)
+        if cti:
+            lines.append(f"   {cti}")
     elif outcome == "meetme" and d.meetme is not None:
         mm = d.meetme
         lines.append(
@@ -254,6 +259,34 @@ def analysis_text(
     else:
         lines.append(f"result: {outcome} ({cause})" if cause else f"result: {outcome}")
     return "\n".join(lines)
+
+
+def _cti_json(d: Decision, snapshot: PlanSnapshot) -> dict[str, Any] | None:
+    """The CTI route point or port a DN is (None: it is a phone's, or no DN)."""
+    name = d.dn.devices[0] if d.dn is not None and len(d.dn.devices) == 1 else ""
+    rp = route_point_of(snapshot, name) if name else None
+    if rp is not None:
+        return {
+            "kind": "route_point",
+            "name": rp.name,
+            "timeout": rp.timeout,
+            "default": rp.default,
+        }
+    if name and port_of(snapshot, name) is not None:
+        return {"kind": "port", "name": name}
+    return None
+
+
+def _cti_text(d: Decision, snapshot: PlanSnapshot) -> str:
+    cti = _cti_json(d, snapshot)
+    if cti is None:
+        return ""
+    if cti["kind"] == "port":
+        return f"CTI port {cti['name']}: rings until an application answers it"
+    then = f"goes to {cti['default']}" if cti["default"] else "the caller gets busy"
+    return (
+        f"CTI route point {cti['name']}: waits {cti['timeout']:g} s for an application, then {then}"
+    )
 
 
 def analysis_json(
@@ -336,6 +369,7 @@ def analysis_json(
             if rp
             else None
         ),
+        "cti": _cti_json(d, snapshot),
         "route_list": d.route_list.name if d.route_list else None,
         "trunks": [
             {

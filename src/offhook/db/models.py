@@ -60,6 +60,10 @@ The media plane (migration 0005):
   ``media_resource_list_members`` (group names); ``devices.media_resource_list``
   names one ("" = the embedded media server).
 
+CTI devices (migration 0008, ``offhook.db.plan_cti``): ``cti_route_points``
+(name, DN, partition, CSS, ``timeout`` seconds, ``default_destination``: ""
+= busy) and ``cti_ports`` (name, DN, partition, CSS), unique by name.
+
 Web administration (migration 0007, ``offhook.db.users`` and ``offhook.db.audit``):
 
 - ``web_users``: people who log in to the web admin and the API: a unique
@@ -598,6 +602,33 @@ class CallParkRow(Base):
     last: Mapped[str] = mapped_column(String(32))
     partition: Mapped[str] = mapped_column(String(64), default="")
     reversion: Mapped[float] = mapped_column(Float, default=60.0)
+
+
+# -- CTI devices (migration 0008) -----------------------------------------------
+
+
+class CtiRoutePointRow(Base):
+    __tablename__ = "cti_route_points"
+    __table_args__ = (UniqueConstraint("name", name="uq_cti_route_points_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    dn: Mapped[str] = mapped_column(String(32))
+    partition: Mapped[str] = mapped_column(String(64), default="")
+    css: Mapped[str] = mapped_column(String(64), default="")
+    timeout: Mapped[float] = mapped_column(Float, default=5.0)
+    default_destination: Mapped[str] = mapped_column(String(32), default="")
+
+
+class CtiPortRow(Base):
+    __tablename__ = "cti_ports"
+    __table_args__ = (UniqueConstraint("name", name="uq_cti_ports_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    dn: Mapped[str] = mapped_column(String(32))
+    partition: Mapped[str] = mapped_column(String(64), default="")
+    css: Mapped[str] = mapped_column(String(64), default="")
 
 
 class FeatureSettingRow(Base):

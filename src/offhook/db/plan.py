@@ -12,7 +12,8 @@ This module is the entry point (:func:`load_plan`, and :func:`ensure_demo_plan`
 for a node's first start); the work is done by
 
 - ``offhook.db.plan_spec``: the YAML format, as pydantic models (``PlanSpec``;
-  call coverage's sections are ``offhook.db.plan_coverage``'s, what every
+  call coverage's sections are ``offhook.db.plan_coverage``'s, the CTI
+  devices' ``offhook.db.plan_cti``'s, what every
   section shares ``offhook.db.plan_base``'s);
 - ``offhook.db.plan_check``: validation across entries (``parse_plan``,
   ``PlanError``);
@@ -44,6 +45,7 @@ from offhook.db.plan_coverage import (
     LineGroupSpec,
     PickupGroupSpec,
 )
+from offhook.db.plan_cti import CtiPortSpec, CtiRoutePointSpec
 from offhook.db.plan_spec import (
     MAX_LABEL,
     SCCP_MODELS,
@@ -87,6 +89,8 @@ __all__ = [
     "SCCP_MODELS",
     "CallParkSpec",
     "CallingSearchSpaceSpec",
+    "CtiPortSpec",
+    "CtiRoutePointSpec",
     "DeviceSpec",
     "ForwardSpec",
     "HuntListSpec",

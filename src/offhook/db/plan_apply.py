@@ -11,7 +11,8 @@ only when something changed, so running nodes reload only then.
 Devices are matched by name and updated in place (their lines and speed dials
 by position); dial plan entries (and the media plane's: music on hold sources,
 meet-me numbers, media resource groups and lists, and call coverage's line
-groups, hunt lists and pilots, pickup groups and park ranges) are matched by
+groups, hunt lists and pilots, pickup groups and park ranges, and the CTI
+route points and ports) are matched by
 their natural key (a name, or pattern/number + partition; a park range by its
 first number + partition). :class:`PlanReport` counts what changed.
 
@@ -68,6 +69,7 @@ from offhook.db.models import (
 )
 from offhook.db.plan_check import PlanError
 from offhook.db.plan_coverage import ForwardSpec
+from offhook.db.plan_cti import cti_rows
 from offhook.db.plan_spec import (
     DeviceSpec,
     LineSpec,
@@ -522,6 +524,7 @@ def _sync_dialplan(
         ),
         *_sync_media(session, plan, prune),
         *_sync_coverage(session, plan, prune),
+        *(_sync(session, model, ("name",), rows, prune) for model, rows in cti_rows(plan)),
     ]
 
 

@@ -26,6 +26,9 @@ pickup group numbers and every number of a park range are exact numbers in
 their partition, like DNs: each must be free there (so park ranges may not
 overlap each other or a DN).
 
+CTI route points and ports (``offhook.db.plan_cti``): a name no other
+device has, declared partition and CSS, and a DN free in its partition.
+
 A DN may appear on several devices (a shared line). Validation is strict
 (unknown keys refused); every problem is reported as
 ``FILE: devices[1] (bob).lines[0].dn: problem`` (or
@@ -47,6 +50,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from offhook.core.directory import DEFAULT_MOH_SOURCE
+from offhook.db.plan_cti import cti_problems
 from offhook.db.plan_spec import (
     MAX_PATH,
     SCCP_MODELS,
@@ -318,6 +322,7 @@ def _references(plan: PlanSpec) -> list[tuple[str, str]]:
         else:
             used[key] = base
     problems += _coverage(plan, used, partitions, css_names)
+    problems += cti_problems(plan, used, partitions, css_names)
     sections: list[tuple[str, Sequence[PatternSpec]]] = [
         ("route_patterns", plan.route_patterns),
         ("translation_patterns", plan.translation_patterns),

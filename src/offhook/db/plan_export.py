@@ -60,6 +60,7 @@ from offhook.db.plan_coverage import (
     LineGroupSpec,
     PickupGroupSpec,
 )
+from offhook.db.plan_cti import export_cti
 from offhook.db.plan_spec import (
     DeviceSpec,
     LineSpec,
@@ -361,6 +362,7 @@ def export_plan(engine: Engine) -> dict[str, Any]:
         sections.update(_dialplan(session))
         sections.update(_media(session))
         sections.update(_coverage(session))
+        sections.update(export_cti(session, _compact))
     out: dict[str, Any] = {"devices": sections["devices"]}
     for name in PlanSpec.model_fields:
         if name != "devices" and sections.get(name):

@@ -36,6 +36,7 @@ from offhook.db.plan_coverage import (
     LineGroupSpec,
     PickupGroupSpec,
 )
+from offhook.db.plan_cti import CtiPortSpec, CtiRoutePointSpec
 from offhook.db.plan_spec import (
     CallingSearchSpaceSpec,
     DeviceSpec,
@@ -115,6 +116,8 @@ SECTIONS: dict[str, Section] = {
         Section("hunt_pilots", HuntPilotSpec, "hunt pilot", number_field="pattern"),
         Section("pickup_groups", PickupGroupSpec, "pickup group"),
         Section("call_park", CallParkSpec, "call park range", number_field="range"),
+        Section("cti_route_points", CtiRoutePointSpec, "CTI route point"),
+        Section("cti_ports", CtiPortSpec, "CTI port"),
     )
 }
 

@@ -102,6 +102,13 @@ Format (grows with later capabilities)::
     call_park:                       # a range (same number of digits) or one number
       - {range: "7000-7009", partition: internal, reversion: 60}   # 0: never
 
+    # CTI devices an application controls (offhook.db.plan_cti).
+    cti_route_points:                # calls wait for the application to redirect them
+      - {name: ivr, dn: "3000", partition: internal, css: staff,
+         timeout: 5, default: "1002"}   # then go to default ("": busy)
+    cti_ports:                       # the application terminates the media
+      - {name: port1, dn: "3100", partition: internal, css: staff}
+
 A line's ``moh_source`` wins over its device's, which wins over
 ``default`` (the media server's built-in tones unless the plan declares a
 ``default`` file); a reference may name ``default`` without declaring it.
@@ -170,6 +177,7 @@ from offhook.core.directory import (
     SpeedDial,
     directory_numbers,
 )
+from offhook.core.features.cti_devices import device_infos as cti_device_infos
 from offhook.db.plan_base import (
     CONTROL_RE,
     DN_RE,
@@ -189,6 +197,7 @@ from offhook.db.plan_coverage import (
     PickupGroupSpec,
     forward_model,
 )
+from offhook.db.plan_cti import CtiPortSpec, CtiRoutePointSpec
 from offhook.net.acl import parse_network
 
 _PIN_RE = re.compile(r"[0-9]{1,16}")
@@ -618,6 +627,8 @@ class PlanSpec(Spec):
     hunt_pilots: list[HuntPilotSpec] = Field(default_factory=list)
     pickup_groups: list[PickupGroupSpec] = Field(default_factory=list)
     call_park: list[CallParkSpec] = Field(default_factory=list)
+    cti_route_points: list[CtiRoutePointSpec] = Field(default_factory=list)
+    cti_ports: list[CtiPortSpec] = Field(default_factory=list)
 
     def line_group_models(self) -> dict[str, LineGroup]:
         """The hunt line groups as the snapshot holds them, by name."""
@@ -628,8 +639,9 @@ class PlanSpec(Spec):
         return {h.name: tuple(h.line_groups) for h in self.hunt_lists}
 
     def device_infos(self) -> list[DeviceInfo]:
-        """The devices as the snapshot holds them (without their digest secrets)."""
-        return [
+        """The devices as the snapshot holds them (without their digest secrets),
+        the CTI route points and ports last."""
+        phones = [
             DeviceInfo(
                 name=d.name,
                 protocol=d.protocol,
@@ -645,6 +657,10 @@ class PlanSpec(Spec):
             )
             for d in self.devices
         ]
+        cti = cti_device_infos(
+            (r.to_model() for r in self.cti_route_points), (p.to_model() for p in self.cti_ports)
+        )
+        return [*phones, *cti]
 
     def dialplan_spec(self) -> DialPlanSpec:
         """The plan as the analyzer's :class:`DialPlanSpec` (DNs derived from the lines)."""
@@ -701,4 +717,6 @@ class PlanSpec(Spec):
             hunt_pilots=tuple(h.to_model() for h in self.hunt_pilots),
             pickup_groups=tuple(p.to_model() for p in self.pickup_groups),
             call_park=tuple(c.to_model() for c in self.call_park),
+            cti_route_points=tuple(r.to_model() for r in self.cti_route_points),
+            cti_ports=tuple(p.to_model() for p in self.cti_ports),
         )

@@ -14,6 +14,9 @@ hunt line groups and hunt lists; its hunt pilots, pickup group numbers and park
 ranges are in the dial plan, each line carries its forwards (internal and
 external), voicemail pilot, pickup group and intercom flag (``LineInfo``),
 and each device its do not disturb option and privacy (``DeviceInfo``).
+The CTI route points and ports are devices of protocol ``cti`` with their DN
+as their one line (``core.features.cti_devices``), and the dial plan's
+``cti_route_points`` and ``cti_ports``.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ from offhook.core.directory import (
     SpeedDial,
     directory_numbers,
 )
+from offhook.core.features.cti_devices import device_infos as cti_device_infos
 from offhook.db.models import (
     PLAN_VERSION_KEY,
     CallingSearchSpaceRow,
@@ -83,6 +87,7 @@ from offhook.db.models import (
     TrunkRow,
     transform_from_json,
 )
+from offhook.db.plan_cti import load_cti
 
 
 def plan_version(engine: Engine) -> int:
@@ -142,6 +147,7 @@ def load_snapshot(engine: Engine) -> PlanSnapshot:
         spec = _dialplan_rows(conn)
         media = _media_rows(conn)
         coverage = _coverage_rows(conn)
+        route_points, ports = load_cti(conn)
     infos = [
         DeviceInfo(
             name=d.name,
@@ -161,6 +167,7 @@ def load_snapshot(engine: Engine) -> PlanSnapshot:
         )
         for d in devices
     ]
+    infos += cti_device_infos(route_points, ports)
     spec = replace(
         spec,
         directory_numbers=directory_numbers(infos),
@@ -168,6 +175,8 @@ def load_snapshot(engine: Engine) -> PlanSnapshot:
         hunt_pilots=coverage.hunt_pilots,
         pickup_groups=coverage.pickup_groups,
         call_park=coverage.call_park,
+        cti_route_points=route_points,
+        cti_ports=ports,
     )
     return PlanSnapshot.build(
         infos,

@@ -54,6 +54,7 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     ("Call coverage", ("line_groups", "hunt_lists", "hunt_pilots", "pickup_groups", "call_park")),
     ("Media resources", ("meetme", "moh_sources", "media_resource_groups", "media_resource_lists")),
+    ("CTI", ("cti_route_points", "cti_ports")),
 )
 COLUMNS: dict[str, tuple[str, ...]] = {
     "partitions": ("name",),
@@ -72,6 +73,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "hunt_pilots": ("pattern", "partition", "hunt_list", "final_forward"),
     "pickup_groups": ("name", "number", "partition"),
     "call_park": ("range", "partition", "reversion"),
+    "cti_route_points": ("name", "dn", "partition", "css", "timeout", "default"),
+    "cti_ports": ("name", "dn", "partition", "css"),
 }
 MAX_DIGITS = 64
 ANALYZER_SECTIONS = frozenset(

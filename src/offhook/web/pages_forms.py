@@ -74,6 +74,8 @@ LABELS: dict[str, str] = {
     "max_parties": "Maximum parties",
     "pin": "PIN",
     "pickup_group": "Call pickup group",
+    "timeout": "Timeout (s)",
+    "default": "Default destination",
 }
 
 ITEM_LABELS = {
@@ -92,6 +94,8 @@ HELP: dict[str, str] = {
     "inbound_addresses": "Networks calls may come from, comma separated",
     "dn": "Digits, * # +",
     "model": "SCCP: 7912, 7940, 7941, 7960, 7961, 7970, 7971",
+    "timeout": "Seconds a call waits for the application (0.1-60)",
+    "default": "Where a call goes then; empty: the caller gets busy",
 }
 
 ADVANCED: frozenset[str] = frozenset(

@@ -69,6 +69,8 @@ TITLES: dict[str, str] = {
     "hunt_pilots": "Hunt pilots",
     "pickup_groups": "Call pickup groups",
     "call_park": "Call park",
+    "cti_route_points": "CTI route points",
+    "cti_ports": "CTI ports",
 }
 
 

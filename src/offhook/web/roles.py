@@ -83,6 +83,8 @@ _PLAN_SECTIONS = (
     "hunt_pilots",
     "pickup_groups",
     "call_park",
+    "cti_route_points",
+    "cti_ports",
 )
 
 SECTION_WRITE: Final[MappingProxyType[str, Permission]] = MappingProxyType(

@@ -144,6 +144,15 @@ def rich_plan(tmp_path: Path) -> dict[str, Any]:
         {"range": "7000-7009", "partition": "internal", "reversion": 90},
         {"range": "7100", "reversion": 0},
     ]
+    data["cti_route_points"] = [
+        {"name": "ivr", "dn": "3000", "partition": "internal", "css": "staff",
+         "timeout": 2.5, "default": "1002"},
+        {"name": "queue", "dn": "3001", "timeout": 8},
+    ]  # fmt: skip
+    data["cti_ports"] = [
+        {"name": "port1", "dn": "3100", "partition": "internal", "css": "lobby"},
+        {"name": "port2", "dn": "3101"},
+    ]
     return data
 
 

@@ -225,7 +225,9 @@ class SccpListener:
         assert profile is not None
         old = self.phones.get(profile.name)
         if old is not None and old is not conn:
-            log.info("SCCP %s re-registered from %s", profile.name, host_port(*conn.peer))
+            where = host_port(*conn.peer)
+            context = {"device": profile.name, "source": where}
+            log.info("SCCP %s re-registered from %s", profile.name, where, extra=context)
             old.close("replaced")  # detaches it first
         link = SccpLink(conn)
         conn.link = link
@@ -244,7 +246,9 @@ class SccpListener:
             firmware=conn.station.firmware,
         )
         self.locations.put(conn.binding)
-        log.info("SCCP %s registered from %s", profile.name, host_port(*conn.peer))
+        where = host_port(*conn.peer)
+        context = {"device": profile.name, "source": where}
+        log.info("SCCP %s registered from %s", profile.name, where, extra=context)
         self.call_handler("attach", link, now)
 
     def registration_rejected(self, conn: PhoneConnection, reason: str) -> None:
@@ -270,7 +274,8 @@ class SccpListener:
         if binding is not None and self.phones.get(binding.device) is conn:
             del self.phones[binding.device]
             self.locations.remove(binding.device, binding.contact)
-        log.info("SCCP %s unregistered: %s", link.name, reason)
+        context = {"device": link.name, "source": host_port(*conn.peer)}
+        log.info("SCCP %s unregistered: %s", link.name, reason, extra=context)
         self.call_handler("detach", link, reason, self.loop.time())
 
     # -- the handler and its timer -----------------------------------------

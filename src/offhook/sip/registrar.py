@@ -48,12 +48,14 @@ could later be swapped for ``sip.headers.parse_contact_list``.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import formatdate
 from urllib.parse import unquote
 
+from offhook.common.addr import host_port
 from offhook.common.errors import ParseError
 from offhook.common.location import Binding, LocationStore
 from offhook.sip.auth import (
@@ -67,6 +69,30 @@ from offhook.sip.auth import (
 from offhook.sip.message import SipRequest, SipResponse, derived_tag, make_response
 
 __all__ = ["ContactSpec", "Registrar", "parse_contact", "parse_delta_seconds"]
+
+log = logging.getLogger("offhook.sip.registrar")
+
+
+def _log_changes(
+    device: str,
+    source: tuple[str, int],
+    added: list[Binding],
+    removed: list[Binding],
+    before: list[Binding],
+) -> None:
+    """One INFO line per new contact and per contact removed (a refresh logs nothing),
+    with the device and the source address in fields of their own (JSON logs)."""
+    if not log.isEnabledFor(logging.INFO):
+        return
+    known = {b.contact for b in before}
+    where = host_port(*source)
+    context = {"device": device, "source": where}
+    for b in added:
+        if b.contact not in known:
+            log.info("SIP %s registered %s from %s", device, b.contact, where, extra=context)
+    for b in removed:
+        log.info("SIP %s unregistered %s (from %s)", device, b.contact, where, extra=context)
+
 
 MAX_DELTA = 2**32 - 1  # RFC 3261 §10.2.1.1
 MAX_CONTACT_LEN = 2048
@@ -408,6 +434,7 @@ class Registrar:
             for b in current:
                 self.store.remove(device, b.contact)
             self._prune_q(device, [])
+            _log_changes(device, source, [], current, current)
             if current and self.on_change is not None:
                 self.on_change(device, [], current)
             return self._ok(request, device, now, wall)
@@ -478,6 +505,7 @@ class Registrar:
                 self.store.remove(device, b.contact)
                 removed.append(b)
         self._prune_q(device, self.store.bindings(device, now))
+        _log_changes(device, source, added, removed, current)
         if (added or removed) and self.on_change is not None:
             self.on_change(device, added, removed)
         return self._ok(request, device, now, wall)

@@ -286,6 +286,7 @@ def send_on(engine: CallEngine, call: Call, rp: CtiRoutePoint, target: str) -> i
         return 25
     for fork in call.live_forks():
         engine.release_leg(fork, Cause.NO_ANSWER)
+    call.ringback = False  # a ringback endpoint went with the forks
     forward.moved(engine, call, target, rp.css, Diversion(rp.dn, RedirectReason.FORWARD_NO_ANSWER))
     return None
 

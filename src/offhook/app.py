@@ -45,6 +45,7 @@ from offhook.core.bus import EventBus
 from offhook.core.causes import cause_text
 from offhook.core.directory import PlanSnapshot
 from offhook.core.engine import CallEngine
+from offhook.core.features.cti_devices import install_cti_devices
 from offhook.core.records import CallEnded, CallRecord, RegistrationChanged
 from offhook.db.autoreg import (
     AutoRegistrationWriter,
@@ -548,6 +549,9 @@ async def run(
             ", ".join(sorted(admin.handlers)),
         )
 
+    # CTI route points and ports: bound like registered phones, as the plan says.
+    install_cti_devices(engine, locations, node.snapshot, registered_at=time.time())
+
     async def poll_plan() -> None:
         while True:
             await asyncio.sleep(PLAN_POLL_SECONDS)
@@ -556,6 +560,7 @@ async def run(
                 if version != node.plan.version:
                     node.plan = await asyncio.to_thread(load_snapshot, db)
                     auto_devices.refresh()
+                    install_cti_devices(engine, locations, node.snapshot, registered_at=time.time())
                     log.info("plan reloaded (version %d)", node.snapshot.version)
                     endpoint.configure_trunks(trunk_targets(node.snapshot))
                     if media_plane is not None:

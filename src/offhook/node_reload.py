@@ -22,7 +22,9 @@ needing a restart, one log line each:
 - ``[auth]`` thresholds (not ``secret``): the failed-login guard's policy;
 - ``[web]`` listener keys and ``[log]``, when the web process runs as this
   node's child: SIGHUP is passed on to it, and it applies them itself
-  (``web.reload``);
+  (``web.reload``); the node's liveness probe of the child follows the new
+  ``[web] allow`` (a list that refuses the probe's own address leaves only
+  the child's exit watched, as at start);
 - anything else (ports, listen addresses, the database URL, the node name,
   ``[media]``, ``[features]``, ...): a warning that it needs a restart.
   The running value stays, so the next SIGHUP reports it again.
@@ -43,7 +45,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from offhook.children import ChildSupervisor
+from offhook.children import ChildSupervisor, http_probe
 from offhook.common import logsetup
 from offhook.config import ConfigError, Settings, load_settings
 from offhook.config_base import ListenerSettings
@@ -51,6 +53,7 @@ from offhook.config_reload import changed_keys, shown
 from offhook.net.acl import AllowList
 from offhook.net.authguard import AuthGuard
 from offhook.net.guard import ListenerLimits
+from offhook.node_web import probe_address
 from offhook.ris.control import ControlServer
 from offhook.sccp.aio import SccpLimits, SccpListener
 from offhook.sip.aio import SipTransport
@@ -85,6 +88,11 @@ LIVE_KEYS: dict[str, frozenset[str]] = {
 """Keys the node applies itself, by section."""
 WEB_KEYS = LISTENER_KEYS
 """``[web]`` keys the web process applies on the SIGHUP the node passes on."""
+
+
+async def _exit_only() -> bool:
+    """A liveness probe that always answers (only the child's exit is watched)."""
+    return True
 
 
 @dataclass
@@ -181,14 +189,14 @@ class NodeReload:
                 )
         if web_up and "log" in updates:
             report.passed_on += [f"log.{key}" for key in updates["log"]]
-        if report.passed_on:
-            self._pass_on(report)
         self.running = self.running.model_copy(
             update={
                 name: getattr(self.running, name).model_copy(update=values)
                 for name, values in updates.items()
             }
         )
+        if report.passed_on:
+            self._pass_on(report)
         return report
 
     # --- applying ------------------------------------------------------------------
@@ -253,8 +261,16 @@ class NodeReload:
     def _pass_on(self, report: Report) -> None:
         web = self.web()
         pid = web.pid if web is not None else None
-        if pid is None:
+        if web is None or pid is None:
             return
+        if "web.allow" in report.passed_on:
+            # The node's liveness probe of its web child comes from the probe address:
+            # a list that refuses it leaves only the child's exit watched (as at start).
+            host, port = probe_address(self.running)
+            if AllowList(self.running.web.allow).allows(host):
+                web.alive = http_probe(host, port, tls=self.running.web.tls)
+            else:
+                web.alive = _exit_only
         try:
             os.kill(pid, signal.SIGHUP)
         except OSError as exc:

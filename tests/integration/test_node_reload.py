@@ -206,8 +206,11 @@ def test_a_web_child_gets_the_sighup(tmp_path: Path) -> None:
     try:
         assert child.stdout is not None and child.stdout.readline() == "ready\n"
 
-        class Web:  # what NodeReload asks of the web child's supervisor: its pid
+        class Web:  # what NodeReload uses of the web child's supervisor
             pid = child.pid
+            alive: object = None
+
+        web = Web()
 
         path = tmp_path / "offhook.toml"
         write(path, {"web": {"allow": ["127.0.0.0/8"], "port": 8080}})
@@ -216,11 +219,13 @@ def test_a_web_child_gets_the_sighup(tmp_path: Path) -> None:
         reload = NodeReload(
             settings,
             path,
-            web=lambda: Web(),  # type: ignore[arg-type,return-value]
+            web=lambda: web,  # type: ignore[arg-type,return-value]
             load=lambda p: load_settings(p, env={}),
         )
         report = reload.reload()
         assert report.passed_on == ["web.allow"] and report.restart == ["web.port"]
+        # The new list refuses the node's own probe address: only the exit is watched.
+        assert web.alive is not None and asyncio.run(web.alive())  # type: ignore[operator]
         assert child.stdout.readline() == "hup\n"
         assert child.wait(10) == 0
     finally:

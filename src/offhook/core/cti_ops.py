@@ -404,6 +404,7 @@ class CtiOps:
             for fork in call.live_forks():
                 cause = Cause.NORMAL_CLEARING if fork is leg else Cause.NON_SELECTED_USER_CLEARING
                 engine.release_leg(fork, cause)
+            call.ringback = False  # its endpoint went with the forks
             forward.moved(engine, call, target, css, by)
 
         engine._post(step)

@@ -39,6 +39,13 @@ with ``on_media_answer(a_leg, answer, None)`` and forwarded to the B leg.
 Ring timeout: ``ring_timeout`` seconds after routing (None: never), an
 unanswered call is released with cause 19 on every leg. Drive it with
 ``next_timer()`` / ``handle_timer(now)`` (monotonic seconds).
+
+Digits a party sends once the call is established are published
+(``DigitsReceived``) as they are relayed. A click-to-dial call (``Call.dial``,
+``core.cti_ops``) rings the user's phone first: its progress and answer go to
+``features.dial`` instead, which then routes the number with the phone's leg
+as the (connected) caller; the far end's early media and ringback reach it
+through ``features.dial`` too.
 """
 
 from __future__ import annotations

@@ -280,6 +280,19 @@ def test_a_phone_transferring_blind_is_published_as_the_device(
     assert [(e.kind, e.by) for e in h.of(CallTransferred)] == [("blind", "device")]
 
 
+def test_a_blind_transfer_is_published_when_the_transferrer_leaves_early(
+    h: Harness, ms: RecordingMedia
+) -> None:
+    call_id, ad, bd = talking(h)
+    assert bd.leg is not None and ad.leg is not None
+    h.engine.cti_transfer("bob", call_id, "1003")
+    c, _ = h.out("sip:carol@10.0.0.9")
+    h.engine.cti_hangup("bob", call_id)  # carol still rings: alice goes over now
+    assert ad.leg.call is c.call and c.call is not None
+    moved = h.of(CallTransferred)
+    assert [(e.call_id, e.new_call_id, e.by) for e in moved] == [(call_id, c.call.id, "cti")]
+
+
 def test_consult_then_complete_the_transfer(h: Harness, ms: RecordingMedia) -> None:
     call_id, ad, bd = talking(h)
     assert ad.leg is not None and bd.leg is not None

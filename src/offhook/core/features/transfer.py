@@ -17,7 +17,10 @@ Replaces: a new inbound leg takes the place of a connected leg; its offer
 goes to the replaced leg's party, and the answer back to it.
 
 CDRs link the calls: ``transferred_to`` on the call X left, ``transfer_of``
-and ``transferred_by`` on the call T joined.
+and ``transferred_by`` on the call T joined. Each transfer is published
+(``CallTransferred``, ``by`` "device" or "cti") once T is in the new call:
+a blind one when the target answers (or X hangs up first), an attended one
+at once.
 
 ======================  =================================  ==========================
 event                   condition                          action

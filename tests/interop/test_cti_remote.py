@@ -28,6 +28,10 @@ carol              3102    SIPp ``uas_talk.xml``: a phone that says
   its user; and when asked anyway, baresip refuses the NOTIFY (481) and
   the call still rings, nothing cleared.
 
+The last tests give the same commands the way an application's do, to a
+real ``offhook serve`` through its control endpoint (``cti_snapshot``,
+``cti_answer``, ``cti_hold``, ``cti_resume``; ``support.server``).
+
 Every wait is bounded; nothing is judged by how long something took.
 """
 
@@ -61,6 +65,7 @@ from offhook.core.cti_ops import CtiRefused
 from offhook.core.engine import CallEngine
 from offhook.core.leg import Direction, Leg, LegState
 from offhook.db.plan import load_plan
+from offhook.ris.control import ControlError
 from offhook.sccp import decode_frame
 from offhook.sccp.messages import (
     CallState,
@@ -73,6 +78,7 @@ from offhook.sccp.ui import CallStateCode
 from offhook.sip.outbound_leg import OutboundLeg
 from support.ports import HOST, free_port
 from support.sccp_phone import SccpPhone
+from support.server import OffhookServer
 
 REALM = "offhook.test"
 A, A_DN = "SEP00000000E001", "3001"
@@ -521,3 +527,107 @@ def test_a_phone_that_takes_the_talk_event_answers(
             uas.stop()
 
     run_node(tmp_path, monkeypatch, scenario)
+
+
+# ----------------------------------------------------------------- through offhook serve
+
+
+def ringing_call(server: OffhookServer, device: str) -> str:
+    """The id of the call ringing ``device`` (``cti_snapshot``, as an application sees it)."""
+    snapshot = server.control("cti_snapshot")
+    for call in snapshot["calls"]:
+        for leg in call["legs"]:
+            if leg["device"] == device and leg["direction"] == "outbound":
+                return str(call["call_id"])
+    raise AssertionError(f"no call rings {device}: {snapshot['calls']}")
+
+
+@contextlib.asynccontextmanager
+async def served_pair(server: OffhookServer) -> AsyncIterator[tuple[SccpPhone, SccpPhone]]:
+    a = SccpPhone(A, server.sccp_port, tone_hz=500, rtp_packets=3000)
+    b = SccpPhone(B, server.sccp_port, tone_hz=620, rtp_packets=3000)
+    try:
+        await a.register()
+        await b.register()
+        yield a, b
+    finally:
+        await a.close()
+        await b.close()
+
+
+def test_sccp_answer_hold_resume_through_the_control_endpoint(tmp_path: Path) -> None:
+    async def body(server: OffhookServer) -> None:
+        async with served_pair(server) as (a, b):
+            await ring_b(a, b)
+            call_id = await asyncio.to_thread(ringing_call, server, B)
+            a_mark, b_mark = a.mark(), b.mark()
+            done = await asyncio.to_thread(server.control, "cti_answer", device=B, call_id=call_id)
+            assert str(done["command"]).startswith("c")
+            await transmitting(a, b, a_mark, b_mark)
+            assert b.speaker  # answered on the speakerphone: the handset is down
+            a_mark, b_mark = a.mark(), b.mark()
+            await asyncio.to_thread(server.control, "cti_hold", device=B, call_id=call_id)
+            await b.wait_for(state_is(CallStateCode.HOLD), since=b_mark, timeout=WAIT)
+            await a.wait_for(StopMediaTransmission, since=a_mark, timeout=WAIT)
+            a_mark, b_mark = a.mark(), b.mark()
+            await asyncio.to_thread(server.control, "cti_resume", device=B, call_id=call_id)
+            await b.wait_for(state_is(CallStateCode.CONNECTED), since=b_mark, timeout=WAIT)
+            await transmitting(a, b, a_mark, b_mark)
+            with pytest.raises(ControlError):  # connected: nothing rings B
+                await asyncio.to_thread(server.control, "cti_answer", device=B, call_id=call_id)
+            await hang_up(a, b)
+
+    with OffhookServer(tmp_path, plan()) as server:
+        asyncio.run(asyncio.wait_for(body(server), 90.0))
+
+
+def test_sip_talk_phone_and_baresip_through_the_control_endpoint(tmp_path: Path) -> None:
+    require_binary("sipp")
+    require_binary("baresip")
+    workdir = tmp_path / "sipp"
+    workdir.mkdir()
+
+    async def body(server: OffhookServer, uas: Sipp, bob: Baresip) -> None:
+        async with served_pair(server) as (a, _):
+            a_mark, mark = a.mark(), bob.mark()
+            a.off_hook(1)
+            a.dial(BOB_DN)
+            await asyncio.to_thread(bob.wait_event, "CALL_INCOMING", since=mark)
+            call_id = await asyncio.to_thread(ringing_call, server, BOB)
+            with pytest.raises(ControlError, match="cannot answer"):
+                await asyncio.to_thread(server.control, "cti_answer", device=BOB, call_id=call_id)
+            assert "CALL_CLOSED" not in [e.type for e in bob.events[mark:]]  # still ringing
+            a.on_hook(1)
+            await asyncio.to_thread(bob.wait_event, "CALL_CLOSED", since=mark)
+            await a.wait_for(state_is(CallStateCode.ON_HOOK), since=a_mark, timeout=WAIT)
+            a_mark = a.mark()
+            a.off_hook(1)
+            a.dial(CAROL_DN)
+            await a.wait_for(state_is(CallStateCode.RING_OUT), since=a_mark, timeout=WAIT)
+            call_id = await asyncio.to_thread(ringing_call, server, CAROL)
+            await asyncio.to_thread(server.control, "cti_answer", device=CAROL, call_id=call_id)
+            await a.wait_for(state_is(CallStateCode.CONNECTED), since=a_mark, timeout=WAIT)
+            await a.wait_for(StartMediaTransmission, since=a_mark, timeout=WAIT)
+            a.on_hook(1)
+            await a.wait_for(state_is(CallStateCode.ON_HOOK), since=a_mark, timeout=WAIT)
+
+    with OffhookServer(tmp_path, plan()) as server:
+        bob = Baresip(tmp_path, BOB, aor=f"sip:{BOB}@{HOST}:{server.sip_port}",
+                      password=BOB_PW, regint=120)  # fmt: skip
+        with Sipp(workdir, "uas_talk.xml", "carol-phone", timeout_s=60) as uas, bob:
+            reg = Sipp(
+                workdir,
+                "register.xml",
+                "register-carol",
+                target=f"{HOST}:{server.sip_port}",
+                keys={"user": CAROL, "contact_host": HOST, "contact_port": str(uas.port),
+                      "expires": "300"},
+                auth=(CAROL, CAROL_PW),
+                timeout_s=15,
+            )  # fmt: skip
+            registered = reg.run()
+            assert registered.ok, describe(registered)
+            bob.wait_registered()
+            asyncio.run(asyncio.wait_for(body(server, uas, bob), 90.0))
+            result = uas.wait(timeout=20)
+        assert result.ok, describe(result)

@@ -1,6 +1,6 @@
 """``NodeReload`` over real listeners in this process: the settings file re-read, what can
 change live applied, the rest reported as needing a restart. ``offhook serve`` itself on
-SIGHUP: ``tests/integration/test_metrics_live.py``."""
+SIGHUP: ``tests/interop/test_metrics_live.py``."""
 
 from __future__ import annotations
 

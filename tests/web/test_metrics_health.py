@@ -3,7 +3,7 @@
 The node side is a real control endpoint (``ris.control.ControlServer`` on a
 loopback port) serving the ops of a real ``ris.metrics.NodeMetrics``; the
 web app asks it through its ``ControlClient``, as in production. A full
-``offhook serve`` with phones is in ``tests/integration/test_metrics_live.py``.
+``offhook serve`` with phones is in ``tests/interop/test_metrics_live.py``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """SIGHUP in the web process: the [web] listener keys and [log] applied live (web.reload).
 
 The whole path (``offhook serve`` passing its SIGHUP on to its web child, a
-source refused afterwards) is in ``tests/integration/test_metrics_live.py``.
+source refused afterwards) is in ``tests/interop/test_metrics_live.py``.
 """
 
 from __future__ import annotations

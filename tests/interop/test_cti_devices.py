@@ -231,3 +231,33 @@ def test_a_port_places_a_call_with_the_application_address(
         "port1",
         "bob",
     ), row
+
+
+def cti_devices(server: OffhookServer) -> dict[str, bool]:
+    snapshot = server.control("cti_snapshot")
+    return {d["device"]: d["registered"] for d in snapshot["devices"] if d["protocol"] == "cti"}
+
+
+def test_a_plan_change_reaches_the_running_node(server: OffhookServer, tmp_path: Path) -> None:
+    """A new route point is bound and callable without a restart; a port removed is gone."""
+    assert cti_devices(server) == {"ivr": True, "queue": True, "closed": True, "port1": True}
+    changed = copy.deepcopy(PLAN)
+    changed["cti_route_points"].append({"name": "late", "dn": "3003", "timeout": 60})
+    del changed["cti_ports"]
+    server.load(changed)
+    deadline = time.monotonic() + WAIT
+    while "late" not in cti_devices(server):
+        assert time.monotonic() < deadline, cti_devices(server)
+        time.sleep(0.2)
+    assert cti_devices(server) == {"ivr": True, "queue": True, "closed": True, "late": True}
+    bob = phone(tmp_path, server, "bob")
+    with bob:
+        registered(bob)
+        bob.dial(dial_uri(server, "3003"))
+        bob.wait_event("CALL_RINGING", "CALL_PROGRESS", timeout=10)
+        ringing = call_at(server, "late")
+        mark = bob.mark()
+        bob.hangup()
+        bob.wait_event("CALL_CLOSED", timeout=10, since=mark)
+    (row,) = server.wait_cdr(lambda r: r["call_id"] == ringing)
+    assert (row["called"], row["called_device"]) == ("3003", "late"), row

@@ -386,7 +386,8 @@ def _coverage(
     groups = {g.name for g in plan.line_groups}
     hunt_lists = {h.name for h in plan.hunt_lists}
     pickups = {p.name for p in plan.pickup_groups}
-    dns = {ln.dn for d in plan.devices for ln in d.lines}
+    # (a CTI port may be a member: a pool of ports behind a hunt pilot)
+    dns = {ln.dn for d in plan.devices for ln in d.lines} | {p.dn for p in plan.cti_ports}
 
     def known(loc: str, kind: str, name: str, names: set[str]) -> None:
         if name and name not in names:

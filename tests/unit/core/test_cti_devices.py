@@ -17,9 +17,17 @@ from offhook.core.dialplan.model import (
     CtiRoutePoint,
     DialPlanSpec,
     DirectoryNumber,
+    HuntPilot,
 )
 from offhook.core.dialplan.router import DialPlan, DialPlanError
-from offhook.core.directory import DeviceInfo, LineInfo, directory_numbers
+from offhook.core.directory import (
+    DeviceInfo,
+    LineGroup,
+    LineInfo,
+    PlanSnapshot,
+    directory_numbers,
+)
+from offhook.core.engine import CallEngine
 from offhook.core.events import PartyInfo, RedirectReason, Setup
 from offhook.core.features.cti_devices import (
     CTI_PROTOCOL,
@@ -334,6 +342,34 @@ def test_port_call_refusals(h: Harness) -> None:
         with pytest.raises(CtiDeviceError, match="not a number"):
             port_call(h.engine, "port1", number, app)
     assert h.engine.active_calls() == []
+
+
+def test_a_hunt_pilot_hunts_over_a_pool_of_ports(h: Harness) -> None:
+    """Ports as line group members: a busy port is skipped, the next one rings."""
+    port2 = CtiPort("port2", "3101", "internal", "staff")
+    plan(h, ports=(PORT, port2))
+    assert h.spec is not None
+    spec = replace(h.spec, hunt_pilots=(HuntPilot("1500", "internal", "ivr"),))
+    snap = PlanSnapshot.build(
+        h.devices,
+        dialplan_spec=spec,
+        line_groups={"ports": LineGroup("ports", ("3100", "3101"))},
+        hunt_lists={"ivr": ("ports",)},
+    )
+    engine = CallEngine(lambda: snap, h.locations, h.clock, h.bus, node="n1")
+    install_cti_devices(engine, h.locations, snap)
+    first = engine.inbound_leg(FakeDriver("alice"), "alice")
+    engine.setup(first, Setup(PartyInfo("1001"), "1500", media("10.0.0.1")))
+    assert first.call is not None
+    port_answer(engine, "port1", first.call.id, media_from_json(APP))
+    caller = FakeDriver("bob")
+    second = engine.inbound_leg(caller, "bob")
+    engine.setup(second, Setup(PartyInfo("1002"), "1500", media("10.0.0.2")))
+    assert second.call is not None
+    (fork,) = second.call.live_forks()
+    assert fork.device == "port2"  # port1 is busy: skipped
+    port_answer(engine, "port2", second.call.id, media_from_json({**APP, "port": 40002}))
+    assert media_to_json(caller.last("answer")[1]) == {**APP, "port": 40002}
 
 
 # ---------------------------------------------------------------- install and reload

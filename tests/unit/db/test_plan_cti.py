@@ -182,6 +182,18 @@ def test_every_problem_is_reported_at_once() -> None:
     ]
 
 
+def test_ports_may_be_line_group_members() -> None:
+    plan = data()
+    plan["line_groups"] = [{"name": "pool", "members": ["3100", "1001"]}]
+    plan["hunt_lists"] = [{"name": "pool", "line_groups": ["pool"]}]
+    plan["hunt_pilots"] = [{"pattern": "1500", "partition": "internal", "hunt_list": "pool"}]
+    assert parse_plan(plan, "p.yaml").line_groups[0].members == ["3100", "1001"]
+    plan["line_groups"][0]["members"] = ["3000"]  # a route point is no member
+    assert problems(plan) == [
+        ("line_groups[0] (pool).members[0]", "DN '3000' is on no device's line")
+    ]
+
+
 def test_without_the_sections_nothing_changes() -> None:
     plan = data()
     del plan["cti_route_points"], plan["cti_ports"]

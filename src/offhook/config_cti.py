@@ -22,7 +22,8 @@ class CtiSettings(Section):
       id gets a resync with a snapshot instead);
     - ``client_queue``: events queued for one client at most; a client that
       falls that far behind is sent ``{"type": "overflow"}`` and disconnected
-      (nobody else waits for it);
+      (nobody else waits for it); events come from the node in bursts (up to
+      a few dozen at once), so keep it well above that;
     - ``max_clients``: CTI WebSocket clients at once; ``max_clients_per_user``: of
       them, with one user's tokens;
     - ``max_message``: bytes of one message from a client (a larger one

@@ -18,8 +18,12 @@ condition, never a duration.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
+import os
+import socket
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -51,7 +55,9 @@ __all__ = [
     "call_events",
     "cti_node",
     "established_call",
+    "frame",
     "hang_up",
+    "raw_ws",
     "rss_kib",
     "web_pid",
 ]
@@ -63,7 +69,14 @@ PASSWORDS = {
     "dave": "dave-Secret-4",
 }
 DNS = {"alice": "1001", "bob": "1002", "carol": "1003", "dave": "1004"}
-PLAN = plan_of([device(name, PASSWORDS[name], DNS[name]) for name in DNS])
+LOAD = {"carol", "dave"}
+"""SIPp's devices: load generators, no concurrent-call limit."""
+PLAN = plan_of(
+    [
+        device(name, PASSWORDS[name], DNS[name], **({"max_calls": 0} if name in LOAD else {}))
+        for name in DNS
+    ]
+)
 WAIT = 30.0
 USER_PASSWORD = "cti-Tests-Secret-1"
 
@@ -279,6 +292,65 @@ class Watcher:
     def of_type(self, kind: str) -> list[dict[str, Any]]:
         with self._cond:
             return [f for f in self.frames if f.get("type") == kind]
+
+
+def raw_ws(
+    host: str,
+    port: int,
+    token: str,
+    *,
+    source: str = HOST,
+    rcvbuf: int | None = None,
+    timeout: float = WAIT,
+) -> tuple[socket.socket, int, bytes]:
+    """A WebSocket opened by hand: (socket, HTTP status, bytes read past the head).
+
+    ``rcvbuf`` shrinks the socket's receive buffer (set before connecting: the
+    window the server sees); ``source`` is the local address (127.0.0.x).
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        if rcvbuf is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        sock.bind((source, 0))
+        sock.settimeout(timeout)
+        sock.connect((host, port))
+        key = base64.b64encode(os.urandom(16)).decode()
+        head = (
+            f"GET /cti/v1/events HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            f"Authorization: Bearer {token}\r\n\r\n"
+        )
+        sock.sendall(head.encode())
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(1)  # byte by byte: nothing of the stream is read past the head
+            if not chunk:
+                return sock, 0, data
+            data += chunk
+        status = int(data.split(b" ", 2)[1])
+        return sock, status, b""
+    except BaseException:
+        sock.close()
+        raise
+
+
+def frame(opcode: int, payload: bytes, *, fin: bool = True, masked: bool = True) -> bytes:
+    """One client frame (RFC 6455 §5.2): masked as a client must, unless told not to."""
+    first = (0x80 if fin else 0) | opcode
+    length = len(payload)
+    mask_bit = 0x80 if masked else 0
+    if length < 126:
+        head = struct.pack("!BB", first, mask_bit | length)
+    elif length < 1 << 16:
+        head = struct.pack("!BBH", first, mask_bit | 126, length)
+    else:
+        head = struct.pack("!BBQ", first, mask_bit | 127, length)
+    if not masked:
+        return head + payload
+    key = os.urandom(4)
+    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
 
 
 def web_pid(node_pid: int) -> int:

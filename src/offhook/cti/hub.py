@@ -43,6 +43,9 @@ __all__ = ["Hub", "HubStats", "Sink", "StreamStart", "Upstream", "encode"]
 
 log = logging.getLogger("offhook.cti")
 
+YIELD_EVERY = 32
+"""Events taken from one read of the node's stream before the loop runs others."""
+
 Event = dict[str, Any]
 
 
@@ -201,9 +204,13 @@ class Hub:
             self.connected = True
             self.stats.connects += 1
             self._started(stream.start)
+            taken = 0
             async for event in stream:
                 if self.take(event):
                     delivered = True
+                    taken += 1
+                    if taken % YIELD_EVERY == 0:
+                        await asyncio.sleep(0)  # a burst from the node: let the writers run
                 elif event.get("type") == "overflow" and "id" not in event:
                     self.stats.upstream_overflows += 1
                     log.warning("cti hub: fell behind the node's event stream; reconnecting")

@@ -13,6 +13,10 @@ sans-IO ``websockets`` protocol) with:
   ``too-large``); no compression (``ws_per_message_deflate`` off: no inflate
   bombs, no per-connection compressor memory);
 - one message read at a time (uvicorn pauses reading until the app takes it);
+- what is written bounded: the kernel's send buffer of the socket is
+  ``SEND_BUFFER`` (no autotuning up to megabytes for a client that does not
+  read) and the transport's buffer pauses the writer past ``SEND_BUFFER``
+  too, so a stuck client holds little and its session overflows soon;
 - a close that cannot wait for a client that stopped reading: a close frame,
   and a frame sent with the ``URGENT`` key (the overflow notice), are
   written without waiting for the transport to drain; and once the
@@ -25,6 +29,9 @@ sans-IO ``websockets`` protocol) with:
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
+from asyncio.transports import BaseTransport
 from typing import Any, Protocol
 
 from uvicorn.config import Config
@@ -34,10 +41,12 @@ from websockets.exceptions import PayloadTooBig
 
 from offhook.net.guard import MALFORMED, TOO_LARGE, ListenerGuard
 
-__all__ = ["CLOSE_TIMEOUT", "URGENT", "Admission", "GuardedWebSocketProtocol"]
+__all__ = ["CLOSE_TIMEOUT", "SEND_BUFFER", "URGENT", "Admission", "GuardedWebSocketProtocol"]
 
 CLOSE_TIMEOUT = 5.0
 """Seconds a closing WebSocket may take before it is aborted."""
+SEND_BUFFER = 64 * 1024
+"""Bytes the kernel (and then the transport) hold for one WebSocket client."""
 URGENT = "offhook.urgent"
 """A key of a ``websocket.send`` message: write it even if the client is not reading."""
 
@@ -71,6 +80,15 @@ class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
         self._refused = False
         self._always = asyncio.Event()
         self._always.set()
+
+    def connection_made(self, transport: BaseTransport) -> None:
+        super().connection_made(transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
+        if isinstance(transport, asyncio.WriteTransport):
+            transport.set_write_buffer_limits(high=SEND_BUFFER)
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)

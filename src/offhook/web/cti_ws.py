@@ -52,6 +52,7 @@ from offhook.cti.scope import Scope
 from offhook.cti.session import Overflowed, Session, SessionCounters
 from offhook.db.users import UserRecord
 from offhook.net.authguard import source_key
+from offhook.net.guard import MALFORMED
 from offhook.ris.control import ControlError, NodeUnavailable, control_address
 from offhook.ris.event_client import EventStream
 from offhook.web.cti_asyncapi import asyncapi_document
@@ -74,6 +75,8 @@ __all__ = [
 log = logging.getLogger("offhook.cti")
 
 EVENTS_PATH = "/cti/v1/events"
+LISTENER = "web"
+"""The listener whose refusal counters count malformed client messages too."""
 MAX_TOKEN_LENGTH = 256
 CLOSE_MALFORMED = 1008
 CLOSE_BINARY = 1003
@@ -436,6 +439,7 @@ class Connection:
                 return
             text = message.get("text")
             if text is None:
+                self._refused(MALFORMED)
                 self._end(CLOSE_BINARY, {"type": "error", "reason": "binary frames are not taken"})
                 return
             if not await self._recheck():
@@ -444,6 +448,7 @@ class Connection:
             try:
                 request = parse_client_message(text)
             except ClientMessageError as exc:
+                self._refused(MALFORMED)
                 self._end(CLOSE_MALFORMED, {"type": "error", "reason": str(exc)})
                 return
             self.session.handle(request)
@@ -454,6 +459,10 @@ class Connection:
             last = now
             if allowance < 0:
                 await asyncio.sleep(-allowance / self.rate)
+
+    def _refused(self, reason: str) -> None:
+        """A client message refused: counted as the web listener's refusals are."""
+        self.service.context.rejections.increment(LISTENER, reason)
 
     async def _recheck(self) -> bool:
         """Is the token still good (and the role still CTI)? The scope is read again."""

@@ -81,12 +81,12 @@ def glob_match(pattern: str, name: str) -> bool:
     i = j = 0
     star, mark = -1, 0
     while j < len(n):
-        if i < len(p) and (p[i] == "?" or p[i] == n[j]):
-            i += 1
-            j += 1
-        elif i < len(p) and p[i] == "*":
+        if i < len(p) and p[i] == "*":
             star, mark = i, j
             i += 1
+        elif i < len(p) and (p[i] == "?" or p[i] == n[j]):
+            i += 1
+            j += 1
         elif star >= 0:
             i = star + 1
             mark += 1

@@ -36,11 +36,12 @@ T0 = 1_700_000_000.0
 
 
 @settings(max_examples=500, deadline=None)
-@given(st.text("aAb*?", max_size=10), st.text("aAb", max_size=10))
+@given(st.text("aAb*?", max_size=10), st.text("aAb*?", max_size=10))
 def test_glob_agrees_with_fnmatch_ignoring_case(pattern: str, name: str) -> None:
     assert glob_match(pattern, name) == fnmatch.fnmatchcase(name.lower(), pattern.lower())
 
 
+@settings(deadline=None)
 @given(st.text(max_size=20))
 def test_star_matches_everything_and_a_name_matches_itself(name: str) -> None:
     assert glob_match("*", name)
@@ -80,6 +81,7 @@ def test_address_filters() -> None:
             AddressFilter.parse(bad)
 
 
+@settings(deadline=None)
 @given(st.text(max_size=80))
 def test_any_address_text_parses_or_is_refused(text: str) -> None:
     try:
@@ -123,6 +125,7 @@ def test_filter_defaults_and_refusals() -> None:
             DeviceFilter.parse(bad)
 
 
+@settings(deadline=None)
 @given(
     st.dictionaries(
         st.sampled_from(["name", "protocol", "status", "address", "limit", "other"]),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from offhook.sccp import decode_frame, encode
@@ -82,12 +82,14 @@ def test_model_names() -> None:
     assert alarm_load("Load=X") == "X"
 
 
+@settings(deadline=None)
 @given(st.text(max_size=100))
 def test_any_alarm_text_gives_a_short_printable_load_or_nothing(text: str) -> None:
     load = alarm_load(text)
     assert len(load) <= 32 and load.isprintable() and " " not in load
 
 
+@settings(deadline=None)
 @given(st.binary(max_size=32))
 def test_any_load_bytes_are_kept_printable(raw: bytes) -> None:
     body = register_7941_body()[:-32] + raw.ljust(32, b"\0")

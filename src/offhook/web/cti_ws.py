@@ -297,7 +297,7 @@ def _after(websocket: WebSocket) -> int | str | None:
     raw = websocket.query_params.get("after")
     if raw is None:
         return None
-    if not raw.isdigit() or len(raw) > 19:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         return "after is an event id (a non-negative integer)"
     return int(raw)
 

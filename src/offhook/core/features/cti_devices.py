@@ -94,6 +94,7 @@ __all__ = [
     "port_media",
     "port_of",
     "route_point_of",
+    "send_on",
 ]
 
 log = logging.getLogger(__name__)
@@ -278,7 +279,7 @@ def send_on(engine: CallEngine, call: Call, rp: CtiRoutePoint, target: str) -> i
     was already offered, or too many redirections.
     """
     if len(call.setup.diversions) >= engine.max_forward_hops:
-        return 25  # exchange routing error: the hop limit
+        return 25  # exchange routing error: the hop limit (Q.850)
     decision = engine.snapshot().dialplan.route(rp.css, target, rp.dn)
     if not decision.routable or decision.outcome in (Outcome.PICKUP, Outcome.PARK):
         return decision.cause or int(Cause.UNALLOCATED_NUMBER)
@@ -401,7 +402,9 @@ def port_call(engine: CallEngine, device: str, number: str, media: MediaDescript
     if port is None:
         raise CtiDeviceError(f"{device!r} is no CTI port", Cause.INVALID_CALL_REFERENCE)
     if not number or len(number) > 32 or any(c not in "0123456789*#+" for c in number):
-        raise CtiDeviceError(f"{number!r} is not a number (1-32 of 0-9 * # +)", 28)
+        raise CtiDeviceError(
+            f"{number!r} is not a number (1-32 of 0-9 * # +)", Cause.INVALID_NUMBER_FORMAT
+        )
     if engine.device_calls(device) >= PORT_MAX_CALLS:
         raise CtiDeviceError(f"CTI port {device!r} is busy", Cause.USER_BUSY)
     driver = PortDriver(engine, device, media)

@@ -161,6 +161,11 @@ class Hub:
         out.reverse()
         return out
 
+    def held_upto(self, after: int) -> list[Event]:
+        """The held events with an id at or below ``after``, oldest first (what a
+        resuming client saw before: which calls it knows)."""
+        return [event for event_id, event, _ in self._ring if event_id <= after]
+
     # --- the upstream ---------------------------------------------------------------
 
     def start(self) -> asyncio.Task[None]:

@@ -157,6 +157,17 @@ class EventFilter:
             self.remember(call_id)
         return True
 
+    def seed(self, event: Mapping[str, Any]) -> None:
+        """Learn from an event the client saw earlier (another connection's, before
+        a resume): a call it saw a leg of is known, one that ended is not."""
+        call_id = event.get("call_id")
+        if not isinstance(call_id, str):
+            return
+        if event.get("type") == "call.ended":
+            self.ended(call_id)
+        elif self.scope.sees(event) and self._subscribed(event):
+            self.remember(call_id)
+
     def ended(self, call_id: str) -> bool:
         """Was ``call_id`` seen (its ``call.ended`` goes to this client)? Forgets it."""
         if call_id in self._calls:

@@ -21,11 +21,12 @@ Client requests (``handle``; parsed by ``cti.client_protocol``):
 - subscribe: narrow the filter; a device or line outside the scope is an
   error and changes nothing;
 - resume after ``ID``: what is queued is dropped, the hub's ring replays the
-  events after ``ID`` through the filter (``resumed`` first), then live
-  events follow; an ``ID`` the ring no longer covers gives a resync:
-  the node's snapshot (``snapshot()``, cut to the scope) as ``{"type":
-  "resync", "snapshot": ...}``, after which only events newer than the
-  snapshot's ``last_id`` follow. The hub asks for the same when its own
+  events after ``ID`` through the filter (``resumed`` first; the held events
+  up to ``ID`` tell the filter which calls the client knows, so their
+  ``call.ended`` comes too), then live events follow; an ``ID`` the ring
+  no longer covers gives a resync: the node's snapshot (``snapshot()``,
+  cut to the scope) as ``{"type": "resync", "snapshot": ...}``, after which
+  only events newer than the snapshot's ``last_id`` follow. The hub asks for the same when its own
   stream from the node had a gap (``gap``).
 """
 
@@ -56,6 +57,8 @@ class ReplaySource(Protocol):
     def last_id(self) -> int | None: ...
 
     def replay(self, after: int) -> list[tuple[Event, str]] | None: ...
+
+    def held_upto(self, after: int) -> list[Event]: ...
 
 
 class Overflowed(Exception):
@@ -192,6 +195,10 @@ class Session:
             self.need_resync = self._resyncing = True
             self._ready.set()
             return
+        # The calls the client saw before ``after`` (on this connection or an
+        # earlier one): their call.ended is in the replay for it.
+        for event in self.hub.held_upto(after):
+            self.filter.seed(event)
         backlog = self._backlog
         for event, body in events:
             if self.filter.admits(event):

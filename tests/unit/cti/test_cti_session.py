@@ -346,3 +346,17 @@ def _steps(steps: list[tuple[str, Any]], queue: int) -> None:
     assert all(("seq" in f) == ("id" in f) for f in frames)
     assert s.queued <= queue + h.ring_size
     assert s.counters.delivered == len(seqs)
+
+
+def test_a_new_connection_resuming_gets_the_end_of_a_call_it_saw_before() -> None:
+    h = hub()
+    before = numbered(h, call("call.offered", "c1", "alice"), call("call.offered", "c0", "alice"))
+    numbered(h, {"type": "call.ended", "call_id": "c0"}, {"type": "call.ended", "call_id": "c1"})
+    s = session(h)  # a new connection: it never saw c1 here
+    s.resume(before[1]["id"])  # the old one saw both offers, neither end
+    frames = drain(s)
+    assert frames[0] == {"type": "resumed", "after": before[1]["id"], "events": 2}
+    assert [f["call_id"] for f in frames[1:]] == ["c0", "c1"]
+    other = session(h)
+    other.resume(before[1]["id"] + 1)  # saw c0 end already: c1's only
+    assert [f.get("call_id") for f in drain(other)[1:]] == ["c1"]

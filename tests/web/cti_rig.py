@@ -73,7 +73,9 @@ LOAD = {"carol", "dave"}
 """SIPp's devices: load generators, no concurrent-call limit."""
 PLAN = plan_of(
     [
-        device(name, PASSWORDS[name], DNS[name], **({"max_calls": 0} if name in LOAD else {}))
+        device(name, PASSWORDS[name], DNS[name], max_calls=0)
+        if name in LOAD
+        else device(name, PASSWORDS[name], DNS[name])
         for name in DNS
     ]
 )
@@ -255,11 +257,11 @@ class Watcher:
                 self.error = exc
                 self._cond.notify_all()
         finally:
-            ws = self._ws
+            opened = self._ws
             with self._cond:
-                if ws is not None and ws.close_code is not None:
-                    self.closed = ws.close_code
-                elif ws is not None:
+                if opened is not None and opened.close_code is not None:
+                    self.closed = opened.close_code
+                elif opened is not None:
                     self.closed = 1006
                 self._cond.notify_all()
 

@@ -138,7 +138,7 @@ def test_add_refuses_bad_display_and_devices(store: UserStore) -> None:
 def test_every_role_can_be_given(store: UserStore) -> None:
     for i, role in enumerate(ROLES):
         assert store.add(f"u{i}", role, PASSWORD).role == role
-    assert ROLES == ("full-admin", "read-only", "phone-admin", "dialplan-admin", "user")
+    assert ROLES == ("full-admin", "read-only", "phone-admin", "dialplan-admin", "user", "cti-app")
 
 
 def test_existing_name(store: UserStore) -> None:

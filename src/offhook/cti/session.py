@@ -223,22 +223,40 @@ class Session:
                     return await self._resync()
                 finally:
                     self._resyncing = self.need_resync
-            queue = self._queue
+            frame = self._ready_frame()
+            if frame is not None:
+                return frame
+            self._ready.clear()
+            await self._ready.wait()
+
+    async def next_frames(self, limit: int) -> list[str]:
+        """The next frame (waits for one) and up to ``limit`` - 1 more that are ready."""
+        frames = [await self.next_frame()]
+        while len(frames) < limit and self.overflow is None and not self.need_resync:
+            frame = self._ready_frame()
+            if frame is None:
+                break
+            frames.append(frame)
+        return frames
+
+    def _ready_frame(self) -> str | None:
+        """The next queued frame, numbered if it is an event (None: nothing to send now)."""
+        queue = self._queue
+        while True:
             if queue and queue[0][0] is None:
                 return queue.popleft()[1]
             if self._backlog:
                 return self._numbered(self._backlog.popleft()[1])
-            if queue:
-                event_id, text, ended = queue.popleft()
-                if event_id is None:
-                    return text
-                if event_id <= self.floor:
-                    continue
-                if ended is not None and not self.filter.ended(ended):
-                    continue
-                return self._numbered(text)
-            self._ready.clear()
-            await self._ready.wait()
+            if not queue:
+                return None
+            event_id, text, ended = queue.popleft()
+            if event_id is None:
+                return text
+            if event_id <= self.floor:
+                continue
+            if ended is not None and not self.filter.ended(ended):
+                continue
+            return self._numbered(text)
 
     def close(self) -> None:
         self._queue.clear()

@@ -59,7 +59,7 @@ from offhook.web.cti_asyncapi import asyncapi_document
 from offhook.web.deps import AUTH_ERRORS, Principal, WebContext, require
 from offhook.web.roles import Permission, permissions_of
 from offhook.web.security import LoginRefused
-from offhook.web.ws_guard import URGENT
+from offhook.web.ws_guard import BATCH, URGENT
 
 __all__ = [
     "EVENTS_PATH",
@@ -84,6 +84,8 @@ CLOSE_OVERFLOW = 1013
 CLOSE_NODE = 1011
 CLOSE_REVOKED = 4401
 CLOSE_FORBIDDEN = 4403
+BATCH_FRAMES = 64
+"""Frames sent in one write at most (when the server takes batches)."""
 STREAM_TIMEOUT = 5.0
 """Seconds to connect to the node's event stream and get its answer."""
 
@@ -403,9 +405,10 @@ class Connection:
 
     async def _write(self) -> None:
         session, websocket = self.session, self.websocket
+        batch = BATCH in websocket.scope.get("extensions", {})
         while True:
             try:
-                frame = await session.next_frame()
+                frames = await session.next_frames(BATCH_FRAMES if batch else 1)
             except Overflowed:
                 return
             except (NodeUnavailable, ControlError, OSError, TimeoutError) as exc:
@@ -414,7 +417,10 @@ class Connection:
                 return
             try:
                 async with asyncio.timeout(self.send_timeout):
-                    await websocket.send_text(frame)
+                    if batch:
+                        await websocket.send({"type": "websocket.send", BATCH: frames})
+                    else:
+                        await websocket.send_text(frames[0])
             except TimeoutError:
                 session.overflowed("the client stopped reading")
                 return

@@ -17,6 +17,8 @@ sans-IO ``websockets`` protocol) with:
   ``SEND_BUFFER`` (no autotuning up to megabytes for a client that does not
   read) and the transport's buffer pauses the writer past ``SEND_BUFFER``
   too, so a stuck client holds little and its session overflows soon;
+- several text frames in one write (``BATCH``: one system call for a burst
+  of events, not one per event);
 - a close that cannot wait for a client that stopped reading: a close frame,
   and a frame sent with the ``URGENT`` key (the overflow notice), are
   written without waiting for the transport to drain; and once the
@@ -35,19 +37,31 @@ from asyncio.transports import BaseTransport
 from typing import Any, Protocol
 
 from uvicorn.config import Config
+from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
-from websockets.exceptions import PayloadTooBig
+from websockets.exceptions import InvalidState, PayloadTooBig
+from websockets.http11 import Request
 
 from offhook.net.guard import MALFORMED, TOO_LARGE, ListenerGuard
 
-__all__ = ["CLOSE_TIMEOUT", "SEND_BUFFER", "URGENT", "Admission", "GuardedWebSocketProtocol"]
+__all__ = [
+    "BATCH",
+    "CLOSE_TIMEOUT",
+    "SEND_BUFFER",
+    "URGENT",
+    "Admission",
+    "GuardedWebSocketProtocol",
+]
 
 CLOSE_TIMEOUT = 5.0
 """Seconds a closing WebSocket may take before it is aborted."""
 SEND_BUFFER = 64 * 1024
 """Bytes the kernel (and then the transport) hold for one WebSocket client."""
 URGENT = "offhook.urgent"
+BATCH = "offhook.batch"
+"""A key of a ``websocket.send`` message: a list of texts, sent as that many frames in
+one write (the scope's ``extensions`` has it when the server takes it)."""
 """A key of a ``websocket.send`` message: write it even if the client is not reading."""
 
 
@@ -122,7 +136,30 @@ class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
         finally:
             self._linger()
 
+    def handle_connect(self, event: Request) -> None:
+        super().handle_connect(event)
+        scope = getattr(self, "scope", None)
+        if scope is not None:
+            scope["extensions"][BATCH] = {}
+
+    async def _send_batch(self, texts: list[str]) -> None:
+        await self.writable.wait()
+        if self.disconnected:
+            raise ClientDisconnected()
+        if not self.handshake_complete or self.close_sent or self.initial_response is not None:
+            raise RuntimeError("a batch goes on an accepted, open WebSocket only")
+        try:
+            for text in texts:
+                self.conn.send_text(text.encode())
+        except InvalidState:
+            raise ClientDisconnected() from None
+        self.transport.write(b"".join(self.conn.data_to_send()))
+
     async def send(self, message: Any) -> None:
+        texts = message.get(BATCH)
+        if texts is not None and message.get("type") == "websocket.send":
+            await self._send_batch(texts)
+            return
         urgent = message.get("type") == "websocket.close" or bool(message.get(URGENT))
         if not urgent or self.writable.is_set():
             await super().send(message)

@@ -360,3 +360,18 @@ def test_a_new_connection_resuming_gets_the_end_of_a_call_it_saw_before() -> Non
     other = session(h)
     other.resume(before[1]["id"] + 1)  # saw c0 end already: c1's only
     assert [f.get("call_id") for f in drain(other)[1:]] == ["c1"]
+
+
+def test_frames_ready_together_are_taken_together_in_order() -> None:
+    h = hub()
+    s = session(h)
+    s.hello()
+    numbered(h, *[{"type": "dnd.changed", "device": "alice", "on": True}] * 5)
+    take = asyncio.get_event_loop().run_until_complete
+    first = [json.loads(f) for f in take(s.next_frames(4))]
+    assert [f.get("seq") for f in first] == [None, 1, 2, 3]  # hello, then events
+    rest = [json.loads(f) for f in take(s.next_frames(10))]
+    assert [f["seq"] for f in rest] == [4, 5]
+    s.gap()  # a resync is due: it comes alone
+    numbered(h, {"type": "dnd.changed", "device": "alice", "on": False})
+    assert [json.loads(f)["type"] for f in take(s.next_frames(10))] == ["resync"]

@@ -51,7 +51,7 @@ __all__ = ["router"]
 router = APIRouter(
     prefix="/api/v1/cti",
     tags=["cti"],
-    responses={**AUTH_ERRORS, **error_responses(409, 503)},
+    responses={**AUTH_ERRORS, **error_responses(400, 409, 503)},
 )
 
 Cti = Annotated[Principal, require(Permission.CTI)]
@@ -326,7 +326,8 @@ def _line_device(scope: Scope, dn: str, device: str | None, owned: tuple[str, ..
             raise HTTPException(status_code=403, detail=f"device {device!r} is not yours")
         return device
     if not owned:
-        raise HTTPException(status_code=422, detail=[{"loc": "device", "msg": "name the device"}])
+        problem = {"loc": ["body", "device"], "msg": "name the device", "type": "missing"}
+        raise HTTPException(status_code=422, detail=[problem])
     return owned[0]
 
 

@@ -203,7 +203,7 @@ class StandIn(LegDriver):
             self.engine.end_call(target_call, Cause.NORMAL_CLEARING)
             return
         move_into(self.engine, t, origin, target_call, leg)
-        self.engine.forget(leg)
+        retire(self.engine, leg)
         _link(origin, target_call, x)
         self.published(target_call)
         _progress(self.engine, x, TransferState.DONE)
@@ -233,6 +233,15 @@ class StandIn(LegDriver):
         self.origin.transfers.pop(self.transferrer.id, None)
         if not self.transferrer.released:
             _progress(self.engine, self.transferrer, TransferState.FAILED, cause)
+
+
+def retire(engine: CallEngine, stand_in: Leg) -> None:
+    """T took ``stand_in``'s place: its end is published like any leg's (the transferrer's
+    line is no longer in use, CTI shows the transferrer's leg in the new call cleared),
+    then call control forgets it (its driver, the ``StandIn``, is not told)."""
+    if not stand_in.released:
+        engine.fire(stand_in, LegEvent.RELEASE)
+    engine.forget(stand_in)
 
 
 def _link(origin: Call, target_call: Call, transferrer: Leg) -> None:
@@ -278,7 +287,7 @@ def leaving(engine: CallEngine, call: Call, leg: Leg) -> None:
             if not t.released and t.call is call:
                 stand_in.done = True
                 move_into(engine, t, call, target_call, stand_in_leg)
-                engine.forget(stand_in_leg)
+                retire(engine, stand_in_leg)
                 _link(call, target_call, leg)
                 stand_in.published(target_call)
                 return

@@ -7,6 +7,8 @@ and stopped at the end of the session. Missing PostgreSQL binaries skip the
 PostgreSQL tests with the reason, except under ``CI=true``, where they fail:
 CI never goes green by skipping the database it must test.
 
+Hypothesis runs without a deadline (profile ``offhook``).
+
 ``db_url`` (function): an empty database, once for SQLite and once for
 PostgreSQL (marked ``postgres``; ``-m "not postgres"`` runs SQLite only).
 """
@@ -19,6 +21,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
+
+# No hypothesis deadline: how long one example takes says nothing about its
+# correctness, and on a shared, loaded machine the default 200 ms made property
+# tests fail now and then (a timed assertion in disguise).
+hypothesis_settings.register_profile("offhook", deadline=None)
+hypothesis_settings.load_profile("offhook")
 
 _TESTS = Path(__file__).resolve().parent
 if str(_TESTS) not in sys.path:

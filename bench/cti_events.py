@@ -221,7 +221,11 @@ def run(args: argparse.Namespace, workdir: Path) -> list[Result]:
         sc.PLAN,
         extra_config={
             "sip": unlimited,
-            "web": {"max_connections_per_source": 4 * MAX_CLIENTS, "rate_per_source": 1e6},
+            "web": {
+                "max_connections": 1024,
+                "max_connections_per_source": 4 * MAX_CLIENTS,
+                "rate_per_source": 1e6,
+            },
             "cti": {"max_clients": 4 * MAX_CLIENTS, "max_clients_per_user": 4 * MAX_CLIENTS},
         },
         web=True,

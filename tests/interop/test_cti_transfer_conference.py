@@ -33,6 +33,11 @@ In each test alice calls bob and they talk; then, for bob:
   and not themselves; ``call.conferenced``. When alice leaves, bob and carol
   still hear each other; when bob leaves too, carol (alone) is cleared.
 
+What a phone hears counts only the RTP from this test's senders (the
+phones' RTP ports, the media server's): on a machine shared with other test
+sessions a stray stream from another session's phone has been seen landing
+on a phone's ports (``Phones.heard``).
+
 Every wait is bounded and waits for something (a phone's event, an event on
 the stream); only the moment a capture starts after a media change is a
 pause, as in the other audio tests.
@@ -42,9 +47,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from interop.baresip import Baresip
@@ -55,13 +62,15 @@ from interop.test_media_features import (
     MOH_HZ,
     TONES,
     assert_hears,
-    heard,
     moh_plan,
     phone,
     wait_media_server,
 )
 from interop.test_sip_calls import DNS, dial_uri, established_call
-from support.audio import dominant_frequencies, has_tone
+from offhook.media.rtp import RtpError, parse_rtp
+from support.audio import decode_rtp_payloads, dominant_frequencies, has_tone
+from support.capture import Capture
+from support.mediaserver import RTP_PORTS
 from support.ports import HOST
 from support.server import OffhookServer
 
@@ -82,32 +91,74 @@ def server(tmp_path: Path) -> Iterator[OffhookServer]:
         srv.stop()
 
 
+@dataclass
+class Phones:
+    """alice, bob and carol, and what each hears."""
+
+    alice: Baresip
+    bob: Baresip
+    carol: Baresip
+    tmp_path: Path
+
+    def __iter__(self) -> Iterator[Baresip]:
+        return iter((self.alice, self.bob, self.carol))
+
+    def heard(self, ua: Baresip, seconds: float) -> np.ndarray:
+        """What ``ua`` receives for ``seconds`` from this test's senders, decoded.
+
+        As ``test_media_features.heard``, but only the RTP that comes from one
+        of the three phones' RTP ports or from the media server's: on a
+        machine shared with other test sessions a stray stream (another
+        session's phone still sending to a port that was its peer's) lands on
+        a phone's ports too, and one at 440 Hz sounds like alice.
+        """
+        lo, hi = ua.rtp_ports
+        sources = [p.rtp_ports for p in self] + [RTP_PORTS]
+        src = " or ".join(f"src portrange {a}-{b}" for a, b in sources)
+        pcap = self.tmp_path / f"heard-{ua.name}-{time.monotonic_ns()}.pcap"
+        with Capture(pcap, f"udp and dst portrange {lo}-{hi} and ({src})") as cap:
+            time.sleep(0.5)  # tshark reports "Capturing" a little before it does
+            time.sleep(seconds)
+            cap.stop()
+            payloads = []
+            for _, sport, _, dport, data in cap.udp_datagrams():
+                if not lo <= dport <= hi or not any(a <= sport <= b for a, b in sources):
+                    continue
+                try:
+                    packet = parse_rtp(data)
+                except RtpError:
+                    continue  # RTCP
+                if packet.payload_type in (0, 8):
+                    payloads.append((packet.payload_type, packet.payload))
+        return decode_rtp_payloads(payloads)
+
+    def hears_only(self, ua: Baresip, *talkers: str, seconds: float = 1.5) -> None:
+        """``ua`` hears each of ``talkers`` (names, or "music"), and no other phone nor
+        music."""
+        freqs = {name: TONES[name] for name in NAMES} | {"music": MOH_HZ}
+        samples = self.heard(ua, seconds)
+        for talker in talkers:
+            assert_hears(samples, freqs[talker])
+        for other, freq in freqs.items():
+            if other not in talkers:
+                assert not has_tone(samples, freq), (
+                    f"{ua.name} hears {other}",
+                    dominant_frequencies(samples, count=4),
+                )
+
+
 @pytest.fixture
-def phones(tmp_path: Path, server: OffhookServer) -> Iterator[tuple[Baresip, Baresip, Baresip]]:
+def phones(tmp_path: Path, server: OffhookServer) -> Iterator[Phones]:
     """alice, bob and carol registered; alice has called bob, who answered."""
     alice, bob, carol = (phone(tmp_path, server, name) for name in NAMES)
     with alice, bob, carol:
         for ua in (alice, bob, carol):
             ua.wait_registered()
         established_call(alice, bob, dial_uri(server, DNS["bob"]))
-        yield alice, bob, carol
+        yield Phones(alice, bob, carol, tmp_path)
 
 
-# ---------------------------------------------------------------- what is heard
-def hears_only(tmp_path: Path, ua: Baresip, *talkers: str, seconds: float = 1.5) -> None:
-    """``ua`` hears each of ``talkers`` (names, or "music"), and no other phone nor music."""
-    freqs = {name: TONES[name] for name in NAMES} | {"music": MOH_HZ}
-    samples = heard(tmp_path, ua, seconds)
-    for talker in talkers:
-        assert_hears(samples, freqs[talker])
-    for other, freq in freqs.items():
-        if other not in talkers:
-            assert not has_tone(samples, freq), (
-                f"{ua.name} hears {other}",
-                dominant_frequencies(samples, count=4),
-            )
-
-
+# ---------------------------------------------------------------- the phones' events
 def moved(ua: Baresip, since: int) -> None:
     """``ua`` was offered new media (a re-INVITE) since ``since``; let it settle."""
     ua.wait_event("CALL_REMOTE_SDP", timeout=WAIT, since=since)
@@ -119,8 +170,7 @@ def closed(ua: Baresip, since: int, count: int = 1) -> None:
     deadline = time.monotonic() + WAIT
     while ua.event_types()[since:].count("CALL_CLOSED") < count:
         assert time.monotonic() < deadline, (ua.name, ua.event_types()[since:])
-        mark = ua.mark()
-        ua.wait_event("CALL_CLOSED", timeout=max(0.1, deadline - time.monotonic()), since=mark)
+        time.sleep(0.1)
 
 
 def answer_incoming(ua: Baresip, since: int) -> None:
@@ -178,12 +228,10 @@ def hang_up(caller: Baresip, callee: Baresip) -> None:
 
 
 # ---------------------------------------------------------------- the tests
-def test_blind_transfer_by_cti(
-    server: OffhookServer, tmp_path: Path, phones: tuple[Baresip, Baresip, Baresip]
-) -> None:
+def test_blind_transfer_by_cti(server: OffhookServer, phones: Phones) -> None:
     alice, bob, carol = phones
     call_id = call_of(server, "bob")
-    hears_only(tmp_path, alice, "bob")
+    phones.hears_only(alice, "bob")
     with Watcher(server) as watcher:
         a_mark, b_mark = alice.mark(), bob.mark()
         answer = server.control("cti_transfer", device="bob", call_id=call_id, target=DNS["carol"])
@@ -194,8 +242,8 @@ def test_blind_transfer_by_cti(
         carol.wait_event("CALL_ESTABLISHED", timeout=WAIT)
         closed(bob, b_mark)  # the transferrer's call is over once carol answered
         moved(alice, a_mark)  # alice's media goes to carol
-        hears_only(tmp_path, alice, "carol")
-        hears_only(tmp_path, carol, "alice")
+        phones.hears_only(alice, "carol")
+        phones.hears_only(carol, "alice")
         new_call = call_of(server, "carol")
         assert call_of(server, "alice") == new_call != call_id
         assert "CALL_CLOSED" not in alice.event_types(), alice.event_types()
@@ -231,9 +279,8 @@ def test_blind_transfer_by_cti(
 
 def consult_carol(
     server: OffhookServer,
-    tmp_path: Path,
     watcher: Watcher,
-    phones: tuple[Baresip, Baresip, Baresip],
+    phones: Phones,
     call_id: str,
 ) -> tuple[str, str]:
     """bob consults carol by CTI (alice held, hearing music); bob and carol talk.
@@ -244,7 +291,7 @@ def consult_carol(
     consult, command = answer["call_id"], answer["command"]
     assert consult != call_id
     moved(alice, a_mark)  # to the music
-    hears_only(tmp_path, alice, "music")
+    phones.hears_only(alice, "music")
     held = one(watcher, "call.held", call_id=call_id)
     assert (held["device"], held["held_device"], held["by"]) == ("bob", "alice", "cti"), held
     # bob's phone rings for the consultation call (baresip cannot answer by itself)
@@ -256,9 +303,9 @@ def consult_carol(
     answer_incoming(carol, 0)
     assert call_of(server, "carol") == consult
     time.sleep(SETTLE)
-    hears_only(tmp_path, bob, "carol")
-    hears_only(tmp_path, carol, "bob")
-    hears_only(tmp_path, alice, "music")  # still held: neither bob nor carol
+    phones.hears_only(bob, "carol")
+    phones.hears_only(carol, "bob")
+    phones.hears_only(alice, "music")  # still held: neither bob nor carol
     one(watcher, "call.answered", call_id=consult, device="carol")
     return consult, command
 
@@ -270,13 +317,11 @@ def commands_in_order(watcher: Watcher, call_ids: tuple[str, str], first: str, s
     assert split > 0 and commands == [first] * split + [second] * (len(commands) - split), commands
 
 
-def test_consult_transfer_by_cti(
-    server: OffhookServer, tmp_path: Path, phones: tuple[Baresip, Baresip, Baresip]
-) -> None:
+def test_consult_transfer_by_cti(server: OffhookServer, phones: Phones) -> None:
     alice, bob, carol = phones
     call_id = call_of(server, "bob")
     with Watcher(server) as watcher:
-        consult, consulting = consult_carol(server, tmp_path, watcher, phones, call_id)
+        consult, consulting = consult_carol(server, watcher, phones, call_id)
         a_mark, b_mark = alice.mark(), bob.mark()
         answer = server.control(
             "cti_complete_transfer", device="bob", call_id=call_id, other_call_id=consult
@@ -284,8 +329,8 @@ def test_consult_transfer_by_cti(
         completing = answer["command"]
         closed(bob, b_mark, count=2)  # both of bob's calls
         moved(alice, a_mark)  # from the music to carol
-        hears_only(tmp_path, alice, "carol")
-        hears_only(tmp_path, carol, "alice")
+        phones.hears_only(alice, "carol")
+        phones.hears_only(carol, "alice")
         assert call_of(server, "alice") == consult
         for ua in (alice, carol):
             assert "CALL_CLOSED" not in ua.event_types(), (ua.name, ua.event_types())
@@ -308,13 +353,11 @@ def test_consult_transfer_by_cti(
     all_idle(server)
 
 
-def test_conference_by_cti(
-    server: OffhookServer, tmp_path: Path, phones: tuple[Baresip, Baresip, Baresip]
-) -> None:
+def test_conference_by_cti(server: OffhookServer, phones: Phones) -> None:
     alice, bob, carol = phones
     call_id = call_of(server, "bob")
     with Watcher(server) as watcher:
-        consult, consulting = consult_carol(server, tmp_path, watcher, phones, call_id)
+        consult, consulting = consult_carol(server, watcher, phones, call_id)
         marks = {ua.name: ua.mark() for ua in phones}
         answer = server.control(
             "cti_conference", device="bob", call_id=call_id, other_call_id=consult
@@ -325,7 +368,7 @@ def test_conference_by_cti(
             moved(ua, marks[ua.name])  # each to its port of the bridge
         for ua in phones:
             others = [name for name in NAMES if name != ua.name]
-            hears_only(tmp_path, ua, *others, seconds=2.0)
+            phones.hears_only(ua, *others, seconds=2.0)
         for ua in (alice, carol):
             assert "CALL_CLOSED" not in ua.event_types(), (ua.name, ua.event_types())
 
@@ -343,8 +386,8 @@ def test_conference_by_cti(
         b_mark, c_mark = bob.mark(), carol.mark()
         alice.hangup()
         one(watcher, "call.cleared", call_id=call_id, device="alice")
-        hears_only(tmp_path, bob, "carol")
-        hears_only(tmp_path, carol, "bob")
+        phones.hears_only(bob, "carol")
+        phones.hears_only(carol, "bob")
         assert "CALL_CLOSED" not in bob.event_types()[b_mark:] + carol.event_types()[c_mark:]
         bob.hangup()
         carol.wait_event("CALL_CLOSED", timeout=WAIT, since=c_mark)

@@ -163,7 +163,8 @@ def test_default_node_listens_only_where_configured(tmp_path: Path) -> None:
 
 def test_the_web_child_listens_only_on_its_port(tmp_path: Path) -> None:
     """With ``[web] enabled`` the web process is a child of its own: the node's sockets
-    are exactly as without it, and the child listens on ``[web] port`` alone."""
+    are exactly as without it, and the child listens on ``[web] port`` alone (its only
+    connection is out, to the node's admin endpoint, for the CTI event stream)."""
     with OffhookServer(tmp_path, PLAN, web=True) as server:
         web = server.status()["web"]
         assert web["up"] and web["pid"] != server.pid
@@ -173,7 +174,10 @@ def test_the_web_child_listens_only_on_its_port(tmp_path: Path) -> None:
         assert listening(child) == {("tcp", server.web_port)}, child
         for s in child:
             assert s.local[0] == "127.0.0.1", s
-        assert [s for s in child if s.state != TCP_LISTEN and s.remote[1] != 0] == []
+        # Its one connection out is the CTI hub's event stream from the node's admin endpoint.
+        upstream = [s for s in child if s.state != TCP_LISTEN and s.remote[1] != 0]
+        assert all(s.remote == ("127.0.0.1", server.admin_port) for s in upstream), upstream
+        assert len(upstream) <= 1, upstream
         assert unix_listeners(int(web["pid"])) == []
 
 

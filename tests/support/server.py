@@ -49,7 +49,7 @@ from typing import Any
 
 import yaml
 
-from offhook.ris.control import request_at
+from offhook.ris.control import ControlError, NodeUnavailable, request_at
 from support.ports import HOST, HOST6, RELAY_PORTS, free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -308,6 +308,9 @@ class OffhookServer:
                     f"{self.log_tail()}"
                 )
             if sip_options_ping(self.sip_port, self.sip_host) is not None:
+                # SIP answers before the later listeners are bound: one of those failing
+                # ends the process, so the node is up only once its control endpoint answers.
+                self._wait_control(deadline)
                 if self.web:
                     self.wait_web(max(5.0, deadline - time.monotonic()))
                 return self
@@ -318,6 +321,26 @@ class OffhookServer:
             f"({self.sip_host}) in {timeout}s:\n"
             f"{self.log_tail()}"
         )
+
+    def _wait_control(self, deadline: float) -> None:
+        assert self.proc is not None
+        while True:
+            if self.proc.poll() is not None:
+                raise ServerError(
+                    f"offhook serve exited {self.proc.returncode} after answering SIP:\n"
+                    f"{self.log_tail()}"
+                )
+            try:
+                request_at(self.admin_host, self.admin_port, "status", timeout=2.0)
+                return
+            except (NodeUnavailable, ControlError):
+                if time.monotonic() >= deadline:
+                    self.stop()
+                    raise ServerError(
+                        f"the control endpoint on {self.admin_port} did not answer:\n"
+                        f"{self.log_tail()}"
+                    ) from None
+                time.sleep(0.1)
 
     @property
     def pid(self) -> int:

@@ -105,10 +105,19 @@ async def test_disabling_a_user_ends_their_sessions(
 async def test_roles_list(client: httpx.AsyncClient, tokens: dict[str, str]) -> None:
     roles = (await client.get("/api/v1/roles", headers=_bearer(tokens["read-only"]))).json()
     by_name = {r["name"]: set(r["permissions"]) for r in roles}
-    assert list(by_name) == ["full-admin", "read-only", "phone-admin", "dialplan-admin", "user"]
+    assert list(by_name) == [
+        "full-admin",
+        "read-only",
+        "phone-admin",
+        "dialplan-admin",
+        "user",
+        "cti-app",
+    ]
+    assert by_name["cti-app"] >= {"cti", "authenticated"}
+    assert "cti.all" not in by_name["cti-app"]
     assert "devices.write" in by_name["phone-admin"]
     assert "dialplan.write" not in by_name["phone-admin"]
-    assert by_name["user"] == {"self", "authenticated"}
+    assert by_name["user"] == {"self", "authenticated", "cti"}  # CTI on their own phones
 
 
 async def test_tokens_shown_once_listed_without_secret_and_revoked(

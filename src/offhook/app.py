@@ -449,6 +449,7 @@ async def run(
 
     media_plane: MediaPlane | None = None  # started last (below)
     web: ChildSupervisor | None = None  # likewise
+    cti: NodeCti | None = None  # with the admin endpoint (below)
 
     def status() -> dict[str, Any]:
         now = loop.time()
@@ -508,6 +509,7 @@ async def run(
             "media_server": media_plane.status() if media_plane is not None else None,
             "web": web.status() if web is not None else None,
             "subscriptions": sip_events.status(),
+            "cti": cti.status() if cti is not None else None,
         }
 
     # Metrics, readiness (control ops metrics, ready) and the call log (ris.metrics).
@@ -520,6 +522,7 @@ async def run(
         provisioning=provisioning,
         admin=lambda: admin,
         media=lambda: media_plane,
+        cti=lambda: cti,
     )
     admin: ControlServer | None = None
     if settings.admin.enabled:

@@ -13,7 +13,8 @@ In each test alice calls bob and they talk; then, for bob:
 
 * blind transfer: ``cti_transfer`` to carol: carol rings with alice as the
   caller, answers, alice and carol hear each other and bob's call is
-  cleared; the stream shows ``call.transferred`` (kind blind) for bob, then
+  cleared; the stream shows ``call.transferred`` (kind blind) for bob and for
+  alice (role transferee), then
   bob's ``call.cleared``, and every event of the two calls carries the
   command's id. In the new call bob's device shows the call placed for alice
   (initiated, ringback, answered) and then cleared as she takes its place;
@@ -221,6 +222,13 @@ def all_idle(server: OffhookServer) -> None:
     }, snapshot["lines"]
 
 
+def transferee(watcher: Watcher, call_id: str, new_call: str, kind: str) -> None:
+    """alice, the transferee, is told that she moved, with her leg in the new call."""
+    event = one(watcher, "call.transferred", call_id=call_id, role="transferee")
+    assert (event["device"], event["kind"], event["new_call_id"]) == ("alice", kind, new_call)
+    assert event["leg_id"] and event["called"] == DNS["carol"], event
+
+
 def hang_up(caller: Baresip, callee: Baresip) -> None:
     mark = callee.mark()
     caller.hangup()
@@ -248,13 +256,14 @@ def test_blind_transfer_by_cti(server: OffhookServer, phones: Phones) -> None:
         assert call_of(server, "alice") == new_call != call_id
         assert "CALL_CLOSED" not in alice.event_types(), alice.event_types()
 
-        moved_event = one(watcher, "call.transferred", call_id=call_id)
+        moved_event = one(watcher, "call.transferred", call_id=call_id, role="transferrer")
         assert (moved_event["device"], moved_event["kind"], moved_event["by"]) == (
             "bob",
             "blind",
             "cti",
         )
         assert (moved_event["target"], moved_event["new_call_id"]) == (DNS["carol"], new_call)
+        transferee(watcher, call_id, new_call, "blind")
         cleared = one(watcher, "call.cleared", call_id=call_id, device="bob")
         assert cleared["cause"] == 16, cleared
         assert index_of(watcher, moved_event) < index_of(watcher, cleared)
@@ -335,13 +344,14 @@ def test_consult_transfer_by_cti(server: OffhookServer, phones: Phones) -> None:
         for ua in (alice, carol):
             assert "CALL_CLOSED" not in ua.event_types(), (ua.name, ua.event_types())
 
-        moved_event = one(watcher, "call.transferred", call_id=call_id)
+        moved_event = one(watcher, "call.transferred", call_id=call_id, role="transferrer")
         assert (moved_event["device"], moved_event["kind"], moved_event["by"]) == (
             "bob",
             "consult",
             "cti",
         )
         assert (moved_event["target"], moved_event["new_call_id"]) == (DNS["carol"], consult)
+        transferee(watcher, call_id, consult, "consult")
         assert moved_event["command"] == completing
         one(watcher, "call.cleared", call_id=call_id, device="bob")
         one(watcher, "call.cleared", call_id=consult, device="bob")

@@ -171,10 +171,13 @@ class CallResumed:
 
 @dataclass(frozen=True, slots=True)
 class CallTransferred:
-    """``device`` transferred its call ``call_id``: its party now talks to ``target``.
+    """A transfer of ``call_id``, as seen by one of its devices.
 
-    ``kind``: ``"blind"`` or ``"consult"``; ``new_call_id`` is the call the
-    transferred party is in afterwards ("" while a blind transfer still rings).
+    ``role`` ``"transferrer"``: ``device`` transferred its call; its party now
+    talks to ``target``. ``role`` ``"transferee"``: ``device`` was that party,
+    moved into ``new_call_id`` (its leg is there now). ``kind``: ``"blind"`` or
+    ``"consult"``; ``new_call_id`` is the call the transferred party is in
+    afterwards ("" while a blind transfer still rings).
     """
 
     call_id: str
@@ -183,6 +186,7 @@ class CallTransferred:
     target: str = ""
     new_call_id: str = ""
     by: str = "device"
+    role: str = "transferrer"
 
 
 @dataclass(frozen=True, slots=True)

@@ -271,7 +271,13 @@ class EventMapper:
         return event
 
     def _transferred(self, ev: CallTransferred) -> Event:
-        event = self._device_event("call.transferred", "transferred", ev.call_id, ev.device)
+        if ev.role == "transferee" and ev.new_call_id:
+            # Its leg (and its parties from now on) are in the call it was moved into.
+            event = self._device_event("call.transferred", "transferred", ev.new_call_id, ev.device)
+            event["call_id"] = ev.call_id
+        else:
+            event = self._device_event("call.transferred", "transferred", ev.call_id, ev.device)
+        event["role"] = ev.role
         event["kind"] = ev.kind
         event["target"] = ev.target
         event["new_call_id"] = ev.new_call_id

@@ -277,6 +277,7 @@ class Journal:
         return {
             "first_id": self.first_id,
             "last_id": self.last_id,
+            "published": self._next - self.run_first_id,
             "held": len(self._ring),
             "subscribers": len(self._subs),
             "streams": self.streams,

@@ -295,6 +295,10 @@ class MediaPlaneView(Protocol):
     def supervisor(self) -> MediaSupervisorView | None: ...
 
 
+class CtiJournalView(Protocol):
+    def status(self) -> Mapping[str, int]: ...
+
+
 def _nothing() -> None:
     return None
 
@@ -329,6 +333,7 @@ class NodeMetrics(Collector):
         self.provisioning: Provisioning | None = None
         self.admin: Callable[[], AdminListener | None] = _nothing
         self.media: Callable[[], MediaPlaneView | None] = _nothing
+        self.cti: Callable[[], CtiJournalView | None] = _nothing
         self.media_expected = False
         self.media_stats: dict[str, dict[str, Any]] = {}
 
@@ -356,6 +361,7 @@ class NodeMetrics(Collector):
         admin: Callable[[], AdminListener | None] = _nothing,
         media: Callable[[], MediaPlaneView | None] = _nothing,
         media_expected: bool = False,
+        cti: Callable[[], CtiJournalView | None] = _nothing,
     ) -> NodeMetrics:
         """Hand over the node's parts read at scrape time (``admin`` and ``media``:
         callables, as they exist only later in the start-up). ``media_expected``:
@@ -365,7 +371,7 @@ class NodeMetrics(Collector):
             self.clock = clock
         self.bindings, self.rejections, self.auth = bindings, rejections, auth
         self.sip, self.sccp, self.provisioning = sip, sccp, provisioning
-        self.admin, self.media = admin, media
+        self.admin, self.media, self.cti = admin, media, cti
         self.media_expected = self.media_expected or media_expected
         return self
 
@@ -421,6 +427,7 @@ class NodeMetrics(Collector):
         yield from self._listeners()
         yield from self._auth()
         yield from self._media()
+        yield from self._cti()
 
     def _registered(self) -> Metric:
         counts = dict.fromkeys(_PROTOCOLS, 0)
@@ -525,6 +532,30 @@ class NodeMetrics(Collector):
                 "Times the embedded media server was started",
                 value=sup.starts,
             )
+
+    def _cti(self) -> Iterator[Metric]:
+        journal = self.cti()
+        if journal is None:
+            return
+        row = journal.status()
+        yield CounterMetricFamily(
+            "offhook_cti_node_events", "CTI events published by the node", value=row["published"]
+        )
+        yield GaugeMetricFamily(
+            "offhook_cti_node_events_held",
+            "CTI events the node keeps for replay",
+            value=row["held"],
+        )
+        yield GaugeMetricFamily(
+            "offhook_cti_node_streams",
+            "Event streams open from the node (the web process's CTI hub, offhook events)",
+            value=row["subscribers"],
+        )
+        yield CounterMetricFamily(
+            "offhook_cti_node_stream_overflows",
+            "Node event streams closed because their reader fell behind",
+            value=row["overflows"],
+        )
 
     # --- readiness -----------------------------------------------------------------
 

@@ -110,8 +110,10 @@ _EVENTS: dict[str, tuple[str, dict[str, Any], list[str], str | None]] = {
     ),
     "call.resumed": ("The call was taken off hold.", {"by": _STR}, [], "connected"),
     "call.transferred": (
-        "The call was transferred.",
+        "The call was transferred: told to the transferring device (role transferrer) and "
+        "to the party it moved (role transferee, whose leg is in new_call_id now).",
         {
+            "role": {"type": "string", "enum": ["transferrer", "transferee"]},
             "kind": {"type": "string", "enum": ["blind", "consult"]},
             "target": _STR,
             "new_call_id": _STR,

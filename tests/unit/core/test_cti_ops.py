@@ -264,8 +264,11 @@ def test_blind_transfer(h: Harness, ms: RecordingMedia) -> None:
     assert bd.released_with() == [Cause.NORMAL_CLEARING]
     assert c.call is not None and ad.leg is not None and ad.leg.call is c.call
     moved = h.of(CallTransferred)
-    assert [(e.call_id, e.device, e.kind, e.target, e.new_call_id, e.by) for e in moved] == [
-        (call_id, "bob", "blind", "1003", c.call.id, "cti")
+    assert [
+        (e.call_id, e.device, e.role, e.kind, e.target, e.new_call_id, e.by) for e in moved
+    ] == [
+        (call_id, "bob", "transferrer", "blind", "1003", c.call.id, "cti"),
+        (call_id, "alice", "transferee", "blind", "1003", c.call.id, "cti"),
     ]
 
 
@@ -277,7 +280,10 @@ def test_a_phone_transferring_blind_is_published_as_the_device(
     h.engine.transfer(bd.leg, "1003")
     c, _ = h.out("sip:carol@10.0.0.9")
     h.engine.on_connect(c, media("10.0.0.3"))
-    assert [(e.kind, e.by) for e in h.of(CallTransferred)] == [("blind", "device")]
+    assert [(e.role, e.kind, e.by) for e in h.of(CallTransferred)] == [
+        ("transferrer", "blind", "device"),
+        ("transferee", "blind", "device"),
+    ]
 
 
 def test_a_blind_transfer_is_published_when_the_transferrer_leaves_early(
@@ -290,7 +296,10 @@ def test_a_blind_transfer_is_published_when_the_transferrer_leaves_early(
     h.engine.cti_hangup("bob", call_id)  # carol still rings: alice goes over now
     assert ad.leg.call is c.call and c.call is not None
     moved = h.of(CallTransferred)
-    assert [(e.call_id, e.new_call_id, e.by) for e in moved] == [(call_id, c.call.id, "cti")]
+    assert [(e.device, e.call_id, e.new_call_id, e.by) for e in moved] == [
+        ("bob", call_id, c.call.id, "cti"),
+        ("alice", call_id, c.call.id, "cti"),
+    ]
 
 
 def test_consult_then_complete_the_transfer(h: Harness, ms: RecordingMedia) -> None:
@@ -316,8 +325,11 @@ def test_consult_then_complete_the_transfer(h: Harness, ms: RecordingMedia) -> N
     assert xd.released_with() == [Cause.NORMAL_CLEARING]
     assert ad.leg.call is c.call
     moved = h.of(CallTransferred)
-    assert [(e.call_id, e.device, e.kind, e.target, e.new_call_id, e.by) for e in moved] == [
-        (call_id, "bob", "consult", "1003", consult, "cti")
+    assert [
+        (e.call_id, e.device, e.role, e.kind, e.target, e.new_call_id, e.by) for e in moved
+    ] == [
+        (call_id, "bob", "transferrer", "consult", "1003", consult, "cti"),
+        (call_id, "alice", "transferee", "consult", "1003", consult, "cti"),
     ]
 
 
@@ -406,7 +418,10 @@ def test_park_answers_with_the_park_number(h: Harness, ms: RecordingMedia) -> No
     assert h.engine.cti_park("bob", call_id) == "7000"
     parked_with_music(h, ms, ad)
     assert [p.number for p in park.parked(h.engine)] == ["7000"]
-    assert [(e.kind, e.target, e.by) for e in h.of(CallTransferred)] == [("blind", "7000", "cti")]
+    assert [(e.role, e.kind, e.target, e.by) for e in h.of(CallTransferred)] == [
+        ("transferrer", "blind", "7000", "cti"),
+        ("transferee", "blind", "7000", "cti"),  # the parked party
+    ]
     # the next ones get the next numbers; none is left after 7002
     for number in ("7001", "7002"):
         cd, d = parked_talking(h, "carol", "dave")

@@ -67,7 +67,7 @@ SCHEMA: dict[str, set[str]] = {
     "call.answered": CALL_FIELDS,
     "call.held": CALL_FIELDS | {"held_device", "by"},
     "call.resumed": CALL_FIELDS | {"by"},
-    "call.transferred": CALL_FIELDS | {"kind", "target", "new_call_id", "by"},
+    "call.transferred": CALL_FIELDS | {"role", "kind", "target", "new_call_id", "by"},
     "call.conferenced": CALL_FIELDS | {"bridge", "other_call_id", "by"},
     "call.cleared": CALL_FIELDS | {"cause", "cause_text"},
     "call.dtmf": CALL_FIELDS | {"digits"},
@@ -283,6 +283,23 @@ def test_transferred_and_conferenced_find_the_devices_leg(rig: Rig) -> None:
         "device",
     )
     assert conf["state"] == "conferenced"
+
+
+def test_the_transferee_is_told_about_its_leg_in_the_new_call(rig: Rig) -> None:
+    a, b = answered(rig)
+    old_call = "c-before"
+    new_call = a.call.id if a.call is not None else ""
+    ev = CallTransferred(old_call, "alice", "blind", "1002", new_call, role="transferee")
+    moved = rig.publish(ev)
+    assert (moved["call_id"], moved["new_call_id"], moved["role"]) == (
+        old_call,
+        new_call,
+        "transferee",
+    )
+    assert (moved["leg_id"], moved["device"], moved["state"]) == (a.id, "alice", "transferred")
+    assert (moved["calling"], moved["called"]) == ("1001", "1002")  # the new call's parties
+    mover = rig.publish(CallTransferred(new_call, "bob", "blind", "1003", "c9"))
+    assert (mover["role"], mover["leg_id"]) == ("transferrer", b.id)
 
 
 def test_a_call_gone_from_the_engine_keeps_its_parties_until_it_ended(rig: Rig) -> None:

@@ -334,3 +334,21 @@ def test_one_bus_subscriber_and_other_events_ignored() -> None:
     assert value(text, "offhook_call_attempts_total") == 0
     assert value(text, "offhook_call_setup_seconds_count") == 0
     assert metrics.calls.active == 0
+
+
+def test_cti_journal_figures() -> None:
+    from offhook.cti.journal import Journal
+
+    journal = Journal(1_000_000, capacity=2)
+    _, _, metrics = node(cti=lambda: journal)
+    for n in range(3):
+        journal.record({"id": 0, "type": "dnd.changed", "device": "bob", "on": n % 2 == 0})
+    sub, _ = journal.subscribe()
+    text = scrape(metrics)
+    assert value(text, "offhook_cti_node_events_total") == 3
+    assert value(text, "offhook_cti_node_events_held") == 2  # the ring's capacity
+    assert value(text, "offhook_cti_node_streams") == 1
+    assert value(text, "offhook_cti_node_stream_overflows_total") == 0
+    sub.close()
+    journal.dropped(sub)
+    assert value(scrape(metrics), "offhook_cti_node_streams") == 0

@@ -18,7 +18,8 @@ goes to the replaced leg's party, and the answer back to it.
 
 CDRs link the calls: ``transferred_to`` on the call X left, ``transfer_of``
 and ``transferred_by`` on the call T joined. Each transfer is published
-(``CallTransferred``, ``by`` "device" or "cti") once T is in the new call:
+(``CallTransferred``, ``by`` "device" or "cti", to X's device and then to
+T's with ``role`` "transferee") once T is in the new call:
 a blind one when the target answers (or X hangs up first), an attended one
 at once.
 
@@ -61,6 +62,25 @@ def party_of(call: Call, leg: Leg) -> Leg | None:
     if party is None or party in call.resources or party.released:
         return None
     return party
+
+
+def _publish(
+    engine: CallEngine,
+    origin: Call,
+    x: Leg,
+    t: Leg,
+    kind: str,
+    target: str,
+    moved_to: Call,
+    by: str = "device",
+) -> None:
+    """The transfer, once T is in ``moved_to``: to X's device, then to T's."""
+    new_id = moved_to.id
+    engine.publish(CallTransferred(origin.id, x.device, kind, target, new_id, by))
+    if t.device:
+        engine.publish(
+            CallTransferred(origin.id, t.device, kind, target, new_id, by, role="transferee")
+        )
 
 
 def _progress(engine: CallEngine, leg: Leg, state: TransferState, cause: int | None = None) -> None:
@@ -176,9 +196,8 @@ class StandIn(LegDriver):
         x = self.transferrer
         if isinstance(x.driver, ResourceDriver):
             return  # a park reversion: the music endpoint "transferred" the party back
-        self.engine.publish(
-            CallTransferred(self.origin.id, x.device, "blind", self.target, target_call.id, self.by)
-        )
+        t = self.transferee
+        _publish(self.engine, self.origin, x, t, "blind", self.target, target_call, self.by)
 
     def offer(self, setup: Setup) -> None:  # pragma: no cover - an inbound stand-in
         return None
@@ -332,7 +351,7 @@ def attended(engine: CallEngine, x1: Leg, x2: Leg, by: str = "device") -> None:
     engine.release_leg(x2, Cause.NORMAL_CLEARING)
     _link(c1, c2, x1)
     target = c2.setup.called if c2.a_leg is t else c2.setup.calling.number
-    engine.publish(CallTransferred(c1.id, x1.device, "consult", target, c2.id, by))
+    _publish(engine, c1, x1, t, "consult", target, c2, by)
     _progress(engine, x1, TransferState.DONE)
     engine.end_call(c1, Cause.NORMAL_CLEARING)
     if c is not None:

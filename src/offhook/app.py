@@ -704,8 +704,14 @@ def raise_fd_limit(settings: Settings) -> None:
     if soft != resource.RLIM_INFINITY and soft < need:
         log.warning(
             "open-file limit %d is below the %d the listeners' connection caps need: "
-            "raise it (ulimit -n, LimitNOFILE=) or lower max_connections",
+            "run `ulimit -n %d` in the shell that starts offhook (as root when the hard "
+            "limit %s is lower: `ulimit -Hn %d`), or put `LimitNOFILE=%d` in the [Service] "
+            "section of its systemd unit; or lower max_connections",
             soft,
+            need,
+            need,
+            "unlimited" if hard == resource.RLIM_INFINITY else hard,
+            need,
             need,
         )
 

@@ -472,6 +472,12 @@ class TrunkSpec(Spec):
     def _check(self) -> TrunkSpec:
         if self.register_ and not self.username:
             raise ValueError("a trunk that registers needs a username")
+        if self.transport == "tls":
+            # Never sent in clear under a name that promises encryption.
+            raise ValueError(
+                "transport tls is not supported yet (offhook has no SIP over TLS): "
+                "use udp or tcp, over a network you trust or a VPN"
+            )
         return self
 
     def to_model(self) -> Trunk:

@@ -283,6 +283,7 @@ def test_calling_transform_refuses_pre_dot() -> None:
             "not an IP address or network",
         ),
         (("trunks", 0, "username"), "", "trunks[0] (carrier)", "registers needs a username"),
+        (("trunks", 0, "transport"), "tls", "trunks[0] (carrier)", "tls is not supported yet"),
         (
             ("route_groups", 0, "distribution"),
             "random",

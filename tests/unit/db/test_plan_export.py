@@ -83,7 +83,7 @@ def rich_plan(tmp_path: Path) -> dict[str, Any]:
             "name": "v6",
             "protocol": "sip",
             "host": "[2001:DB8::0001]",
-            "transport": "tls",
+            "transport": "tcp",
             "options_ping": 12.5,
             "inbound_addresses": ["2001:db8::/32"],
         }

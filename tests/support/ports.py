@@ -91,11 +91,10 @@ def _base_range() -> tuple[int, int]:
 
 
 def _candidate(span: int = 1) -> int:
-    base_low, base_high = _base_range()
-    if base_high - base_low >= 2000:
-        low, high = _worker_slice(base_low, base_high)
+    low, high = _worker_slice(*_base_range())
+    if high - low >= max(4 * span, 64):
         return random.randrange(low, high - span + 1)
-    # An unusual range leaves no room below it: let the kernel pick.
+    # A range too narrow for this worker: let the kernel pick.
     with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_DGRAM)) as s:
         s.bind((HOST, 0))
         return int(s.getsockname()[1])

@@ -12,8 +12,14 @@ its settings section (``ListenerLimits``) and asks it, in this order:
    and per-source connection caps (``ConnectionLimiter``: only sources with
    an open connection are remembered), then one token of the source's rate
    bucket. Every admitted connection is ``release``\\ d exactly once.
-   ``admit_datagram(host, now)`` (datagrams): the allow-list, then one
-   token; an empty bucket drops the datagram.
+   ``admit_datagram(host, now, ongoing, bucket)`` (datagrams): the
+   allow-list, then one token; an empty bucket drops the datagram, but a
+   datagram of work under way (``ongoing()``: a response, an in-dialog
+   request, asked only when the bucket is empty) may go one burst into
+   debt first. New requests are thus always the first dropped, and a flood
+   of anything is still bounded: the refill rate is the same for all.
+   A source the plan trusts (a trunk, ``net.trunk_admission``) brings its
+   own ``bucket``, sized for its traffic, instead of the per-source one.
 3. ``throttle(host, now, n)`` (streams, after ``n`` messages were framed):
    spends ``n`` tokens and returns how long the adapter should stop reading
    that connection (TCP back-pressure: the sender slows down, nothing is
@@ -37,7 +43,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
-from offhook.net.limits import ConnectionLimiter, RateLimiter
+from offhook.net.limits import ConnectionLimiter, RateLimiter, TokenBucket
 
 ACL = "acl"
 MAX_CONNECTIONS = "max-connections"
@@ -174,20 +180,52 @@ class ListenerGuard:
         """An admitted connection is gone."""
         self.connections.release(host)
 
-    def admit_datagram(self, host: str, now: float) -> bool:
-        """A datagram: allow-list, then one rate token (an empty bucket drops it)."""
+    def admit_datagram(
+        self,
+        host: str,
+        now: float,
+        ongoing: Callable[[], bool] | None = None,
+        bucket: TokenBucket | None = None,
+    ) -> bool:
+        """A datagram: allow-list, then one rate token (an empty bucket drops it).
+
+        ``bucket``: the source's own bucket (a trunk the plan names) instead
+        of the per-source one. ``ongoing``: asked only when the bucket is
+        empty, True when the datagram belongs to work already under way (a
+        response, an in-dialog request): it may then draw on a reserve of
+        one more burst below zero, so that such datagrams are dropped only
+        after every new one is (the debt is paid back by the same refill:
+        the source's sustained rate stays what it was).
+        """
         if not self.allowed(host):
             return False
-        if self.rates.allow(host, now):
-            return True
+        if bucket is not None:
+            if bucket.take(now) or (
+                ongoing is not None and ongoing() and bucket.take(now, reserve=bucket.burst)
+            ):
+                return True
+        else:
+            rates = self.rates
+            if rates.allow(host, now) or (
+                ongoing is not None and ongoing() and rates.allow(host, now, reserve=rates.burst)
+            ):
+                return True
         self.refuse(RATE_LIMIT, host)
         return False
 
-    def throttle(self, host: str, now: float, messages: int) -> float:
-        """Charge ``messages`` read from a stream; seconds to stop reading it (0: go on)."""
+    def throttle(
+        self, host: str, now: float, messages: int, bucket: TokenBucket | None = None
+    ) -> float:
+        """Charge ``messages`` read from a stream; seconds to stop reading it (0: go on).
+
+        ``bucket``: the source's own bucket (a trunk), as for datagrams.
+        """
         if messages <= 0:
             return 0.0
-        delay = self.rates.charge(host, now, float(messages))
+        if bucket is not None:
+            delay = bucket.charge(now, float(messages))
+        else:
+            delay = self.rates.charge(host, now, float(messages))
         if delay > 0:
             self.refuse(RATE_LIMIT, host)
         return delay

@@ -17,6 +17,8 @@ time comes in as ``now`` (seconds, monotonic) so that tests drive it.
   most ``burst``); ``allow(source, now)`` spends one token if there is one
   (datagrams: drop when not); ``charge(source, now, n)`` spends ``n`` after
   the fact and says how long to stop reading (streams: back-pressure).
+- ``TokenBucket``: one such bucket on its own, for a source the plan names
+  (a trunk: ``offhook.net.trunk_admission``), kept across table changes.
 - ``ConnectionLimiter``: open connections in total and per source.
 
 Failed logins are tracked by ``offhook.net.authguard`` on these structures.
@@ -168,8 +170,14 @@ class RateLimiter:
         for bucket in self._buckets.values():
             bucket.tokens = min(bucket.tokens, self.burst)
 
-    def allow(self, source: Hashable, now: float, cost: float = 1.0) -> bool:
-        """Spend ``cost`` tokens of ``source``'s bucket if it has them."""
+    def allow(self, source: Hashable, now: float, cost: float = 1.0, reserve: float = 0.0) -> bool:
+        """Spend ``cost`` tokens of ``source``'s bucket if it has them.
+
+        ``reserve``: how far below zero the balance may go for this spend (a
+        message of higher priority draws on an allowance that lower ones
+        cannot reach; the debt is paid back by the same refill, so the
+        sustained rate stays ``rate``). At most ``burst``.
+        """
         bucket = self._buckets.get(source)
         if bucket is None:
             self._prune(now)
@@ -178,7 +186,7 @@ class RateLimiter:
         elif now > bucket.stamp:
             bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.stamp) * self.rate)
             bucket.stamp = now
-        if bucket.tokens >= cost:
+        if bucket.tokens + min(reserve, self.burst) >= cost:
             bucket.tokens -= cost
             return True
         return False
@@ -224,6 +232,67 @@ class RateLimiter:
     @property
     def evictions(self) -> int:
         return self._buckets.evictions
+
+
+class TokenBucket:
+    """One token bucket (a source the plan names: a trunk), ``rate`` a second, ``burst`` at once.
+
+    The same arithmetic as one entry of ``RateLimiter``: it starts full, time
+    going backwards adds nothing, ``take`` may draw on a ``reserve`` below
+    zero (at most ``burst``) for messages that must pass before others.
+    """
+
+    __slots__ = ("burst", "rate", "stamp", "tokens")
+
+    def __init__(self, rate_per_second: float, burst: float, now: float = 0.0) -> None:
+        if rate_per_second < 0 or burst < 1:
+            raise ValueError("rate_per_second must be >= 0 and burst >= 1")
+        self.rate = float(rate_per_second)
+        self.burst = float(burst)
+        self.tokens = self.burst
+        self.stamp = now
+
+    def update(self, rate_per_second: float, burst: float) -> None:
+        """New rate and burst; the balance is kept (at most the new burst)."""
+        if rate_per_second < 0 or burst < 1:
+            raise ValueError("rate_per_second must be >= 0 and burst >= 1")
+        self.rate = float(rate_per_second)
+        self.burst = float(burst)
+        self.tokens = min(self.tokens, self.burst)
+
+    def _refill(self, now: float) -> None:
+        if now > self.stamp:
+            self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+            self.stamp = now
+
+    def take(self, now: float, cost: float = 1.0, reserve: float = 0.0) -> bool:
+        """Spend ``cost`` tokens if the balance (plus ``reserve``) covers them."""
+        self._refill(now)
+        if self.tokens + min(reserve, self.burst) >= cost:
+            self.tokens -= cost
+            return True
+        return False
+
+    def charge(self, now: float, cost: float = 1.0) -> float:
+        """Spend ``cost`` even into debt (never below ``-burst``); seconds until
+        the balance is back to zero (``RateLimiter.charge`` for streams)."""
+        self._refill(now)
+        self.tokens = max(-self.burst, self.tokens - cost)
+        if self.tokens >= 0:
+            return 0.0
+        if self.rate <= 0:
+            return float("inf")
+        return -self.tokens / self.rate
+
+    def wait(self, now: float, cost: float = 1.0) -> float:
+        """Seconds until ``take(cost)`` would succeed (0.0: now); nothing is spent."""
+        self._refill(now)
+        short = cost - self.tokens
+        if short <= 0:
+            return 0.0
+        if self.rate <= 0:
+            return float("inf")
+        return short / self.rate
 
 
 class ConnectionLimiter:

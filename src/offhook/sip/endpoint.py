@@ -62,6 +62,7 @@ from offhook.common.ids import new_branch, new_call_id, new_tag
 from offhook.common.location import Binding
 from offhook.core.engine import CallEngine
 from offhook.core.ports import MediaBridge
+from offhook.net.trunk_admission import TrunkQuota
 from offhook.sip.aio import response_destination
 from offhook.sip.auth import CredentialLookup, DigestAuthenticator
 from offhook.sip.causes import TEMPORARY_FAILURE
@@ -102,11 +103,16 @@ log = logging.getLogger("offhook.sip")
 
 @dataclass(frozen=True, slots=True)
 class TrunkPeer:
-    """A trunk a request came from: its name, CSS and call limit."""
+    """A trunk a request came from: its name, CSS and call limit.
+
+    ``quota``: its limits and buckets (``net.trunk_admission``); the intake
+    asks ``quota.admit_call`` before it routes a new call from the trunk.
+    """
 
     name: str
     css: str
     max_calls: int = 0
+    quota: TrunkQuota | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -96,7 +96,15 @@ class CallIntake:
     ) -> None:
         """A call from a trunk's address: no digest, routed with the trunk's CSS."""
         ep = self.ep
-        if trunk.max_calls > 0 and ep.engine.device_calls(trunk.name) >= trunk.max_calls:
+        quota = trunk.quota  # max_calls and max_cps (net.trunk_admission), before routing
+        if quota is not None:
+            refusal = quota.admit_call(ep.clock.monotonic(), ep.engine.device_calls(trunk.name))
+            if refusal is not None:
+                resp = make_response(req, 503, refusal.reason, to_tag=new_tag())
+                resp.headers.add("Retry-After", str(refusal.retry_after))
+                ep.respond(key, resp)
+                return
+        elif trunk.max_calls > 0 and ep.engine.device_calls(trunk.name) >= trunk.max_calls:
             ep.respond(key, make_response(req, 503, "Trunk Busy", to_tag=new_tag()))
             return
         try:

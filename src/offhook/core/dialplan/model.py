@@ -196,6 +196,7 @@ class Trunk:
     transport: str = "udp"
     css: str = ""
     max_calls: int = 0  # 0 = no limit
+    max_cps: int = 100  # new calls a second from it, 0 = no limit (net.trunk_admission)
     username: str = ""  # digest toward the far end, when it challenges
     password: str = ""
     register: bool = False

@@ -30,7 +30,7 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +43,7 @@ from offhook.common.location import Binding, MemoryLocationStore
 from offhook.config import Settings
 from offhook.core.bus import EventBus
 from offhook.core.causes import cause_text
+from offhook.core.dialplan.model import Trunk
 from offhook.core.directory import PlanSnapshot
 from offhook.core.engine import CallEngine
 from offhook.core.features.cti_devices import install_cti_devices
@@ -60,6 +61,7 @@ from offhook.net.authguard import AuthGuard, PeerGate
 from offhook.net.bindings import describe
 from offhook.net.counters import RejectionCounters
 from offhook.net.guard import ListenerLimits
+from offhook.net.trunk_admission import TrunkSource, TrunkTable
 from offhook.node_control import control_ops
 from offhook.node_cti import NodeCti
 from offhook.node_media import MediaPlane, start_media
@@ -106,15 +108,22 @@ class LoopClock:
 class SnapshotCredentials:
     """Digest credentials and caller identity read from the current plan snapshot."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, table: TrunkTable | None = None) -> None:
         self._node = node
-        self._trunks: list[tuple[AllowList, TrunkPeer]] = []
-        self._trunk_exact: dict[tuple[str, int], TrunkPeer] = {}
-        self._trunk_names: list[tuple[str, int, TrunkPeer]] = []
-        self._trunks_snapshot: PlanSnapshot | None = None
-        # The SIP transport's name cache: a trunk named by a host name is
-        # recognised by the address its name resolved to (and its port).
-        self.resolve_cached: Callable[[str], str | None] | None = None
+        # The trunks by source address, with their limits (the SIP transport reads it too).
+        self.table = table if table is not None else TrunkTable()
+        self._peers: dict[str, TrunkPeer] = {}
+        self._trunks_indexed: object = None
+
+    @property
+    def resolve_cached(self) -> Callable[[str], str | None] | None:
+        """The SIP transport's name cache: a trunk named by a host name is
+        recognised by the address its name resolved to (and its port)."""
+        return self.table.resolve_cached
+
+    @resolve_cached.setter
+    def resolve_cached(self, value: Callable[[str], str | None] | None) -> None:
+        self.table.resolve_cached = value
 
     def credentials(self, username: str) -> Credentials | None:
         dev = self._node.snapshot.device_for_user(username)
@@ -136,52 +145,31 @@ class SnapshotCredentials:
         networks; without them, only from its own host and port (so that a
         phone on the same host as a trunk peer still has to authenticate).
         """
-        snapshot = self._node.snapshot
-        if self._trunks_snapshot is not snapshot:
-            self._index_trunks(snapshot)
-        exact = self._trunk_exact.get(addr)
-        if exact is None and ":" in addr[0]:
-            # An IPv6 source written otherwise than RFC 5952 (inet_ntop forms differ).
-            try:
-                exact = self._trunk_exact.get((canonical(addr[0]), addr[1]))
-            except ValueError:
-                exact = None
-        if exact is not None:
-            return exact
-        for allow, peer in self._trunks:
-            if allow.allows(addr[0]):
-                return peer
-        if self._trunk_names and self.resolve_cached is not None:
-            for name, port, peer in self._trunk_names:
-                if port == addr[1] and self.resolve_cached(name) == addr[0]:
-                    return peer
-        return None
+        self.refresh_trunks()
+        quota = self.table.match(addr)
+        return None if quota is None else self._peers.get(quota.name)
 
-    def _index_trunks(self, snapshot: PlanSnapshot) -> None:
+    def refresh_trunks(self) -> None:
+        """Index the plan's trunks again if they changed (``net.trunk_admission``)."""
+        trunks = self._node.snapshot.dialplan_spec.trunks
+        if self._trunks_indexed is not trunks:
+            self._index_trunks(trunks)
+
+    def _index_trunks(self, trunks: Sequence[Trunk]) -> None:
         """Trunks by exact address (canonical IP, port) and by inbound networks."""
-        self._trunks = []
-        self._trunk_exact = {}
-        self._trunk_names = []
-        for trunk in snapshot.dialplan_spec.trunks:
-            peer = TrunkPeer(trunk.name, trunk.css, trunk.max_calls)
-            if trunk.inbound_addresses:
-                try:
-                    allow = AllowList(trunk.inbound_addresses)
-                except ValueError as exc:  # rows stored before the plan checked them
-                    log.warning("trunk %s: inbound_addresses ignored: %s", trunk.name, exc)
-                else:
-                    self._trunks.append((allow, peer))
-                    continue
-            try:
-                # Any written form of the address ([::1], 0:0::1, ::ffff:a.b.c.d)
-                # matches the source the transport reports (common.addr.peer).
-                host = canonical(trunk.host)
-            except ValueError:
-                # A host name: its calls come from the address it resolves to.
-                self._trunk_names.append((trunk.host.lower(), trunk.port, peer))
-                continue
-            self._trunk_exact[(host, trunk.port)] = peer
-        self._trunks_snapshot = snapshot
+        self.table.rebuild(
+            (
+                TrunkSource(
+                    t.name, t.host, t.port, tuple(t.inbound_addresses), t.max_calls, t.max_cps
+                )
+                for t in trunks
+            ),
+            warn=lambda name, why: log.warning("trunk %s: %s", name, why),
+        )
+        self._peers = {
+            t.name: TrunkPeer(t.name, t.css, t.max_calls, self.table.quota(t.name)) for t in trunks
+        }
+        self._trunks_indexed = trunks
 
     def caller_of(self, device: str) -> Caller | None:
         dev = self._node.snapshot.device(device)
@@ -344,7 +332,7 @@ async def run(
     authenticator = DigestAuthenticator(
         settings.auth.key, sip.realm, algorithms=tuple(sip.digest_algorithms)
     )
-    creds = SnapshotCredentials(node)
+    creds = SnapshotCredentials(node, TrunkTable(sip.rate_per_source, sip.rate_burst))
     sip_registered: set[str] = set()  # SIP devices with a binding (bounded by the plan)
 
     def registration_changed(device: str, *_: list[Binding]) -> None:
@@ -380,6 +368,8 @@ async def run(
         raise OSError(exc.errno, f"SIP cannot listen on {where} ({exc.strerror or exc})") from exc
     node.sip_port = port
     creds.resolve_cached = transport.cached
+    creds.refresh_trunks()
+    transport.trunks = creds.table  # trunks' datagrams: their own buckets
     advertised = {v: h for v in sorted(transport.families) if (h := sip.advertised(v))}
     bridge: FamilyBridge | None = None
     if settings.media.bridge and len(advertised) > 1:
@@ -566,6 +556,7 @@ async def run(
                     install_cti_devices(engine, locations, node.snapshot, registered_at=time.time())
                     log.info("plan reloaded (version %d)", node.snapshot.version)
                     endpoint.configure_trunks(trunk_targets(node.snapshot))
+                    creds.refresh_trunks()
                     if media_plane is not None:
                         media_plane.plan_changed(node.snapshot)
             except Exception:

@@ -19,7 +19,13 @@ The defences are a ``net.guard.ListenerGuard`` built from the ``[sip]``
 limits: the allow-list (before a byte is parsed; no state for a refused
 source), the caps on inbound TCP connections overall and per source, and a
 token bucket per source (datagrams over the rate are dropped; a TCP
-connection over it stops being read for a while: back-pressure). A datagram
+connection over it stops being read for a while: back-pressure). Over the
+rate, a datagram of work under way (a response, ACK, CANCEL, a request with
+a To-tag: ``sip.ingress.is_ongoing``, a peek without a parse) draws on a
+reserve before it is dropped, so that new requests are always dropped
+first. A source the plan names as a trunk (``trunks``, a
+``net.trunk_admission.TrunkTable``: one dict lookup per datagram) is held to
+its own bucket, sized from its ``max_cps``, instead of the per-source one. A datagram
 over ``max_message`` is answered 513 when its Via/Call-ID/CSeq can be read
 (RFC 3261 §21.5.14), else dropped. TCP connections are closed when they
 deliver no complete message for ``idle_timeout`` seconds (bytes of an
@@ -59,7 +65,9 @@ from offhook.net.listen import (
     pick_endpoint,
     served_families,
 )
+from offhook.net.trunk_admission import TrunkTable
 from offhook.sip.codec import StreamFramer, parse_message, salvage_for_400
+from offhook.sip.ingress import is_ongoing
 from offhook.sip.message import SipMessage, SipRequest, SipResponse, make_response
 
 log = logging.getLogger("offhook.sip.transport")
@@ -298,6 +306,9 @@ class SipTransport:
         self._pending: dict[Addr, list[tuple[bytes, Callable[[], None] | None]]] = {}
         self._sweeper: asyncio.TimerHandle | None = None
         self.local: Addr = ("", 0)
+        # The plan's trunks (set by the composition root): their datagrams are
+        # held to their own buckets instead of the anonymous per-source one.
+        self.trunks: TrunkTable | None = None
 
     # --- lifecycle -----------------------------------------------------------
     async def start(
@@ -358,7 +369,10 @@ class SipTransport:
 
     def throttle(self, conn: _Tcp, now: float, messages: int) -> None:
         """Charge ``messages`` to the source; over its rate, stop reading for a while."""
-        delay = self.guard.throttle(conn.peer[0], now, messages)
+        trunks = self.trunks
+        quota = trunks.source(conn.peer) if trunks is not None else None
+        bucket = quota.datagrams if quota is not None else None
+        delay = self.guard.throttle(conn.peer[0], now, messages, bucket)
         transport = conn.transport
         if delay <= 0 or transport is None or transport.is_closing() or conn.resume is not None:
             return
@@ -402,7 +416,14 @@ class SipTransport:
 
     # --- receive -------------------------------------------------------------
     def datagram(self, data: bytes, addr: Addr) -> None:
-        if not self.guard.admit_datagram(addr[0], self.loop.time()):
+        trunks = self.trunks
+        quota = trunks.source(addr) if trunks is not None else None
+        if not self.guard.admit_datagram(
+            addr[0],
+            self.loop.time(),
+            lambda: is_ongoing(data),  # asked only over the rate: drop new work first
+            quota.datagrams if quota is not None else None,
+        ):
             return  # not allowed (no answer, no state) or over its rate (counted)
         if len(data) <= 4 and data.strip(b"\r\n") == b"":
             return  # RFC 5626 keep-alive

@@ -69,7 +69,7 @@ def test_upgrade_0007_database_to_cti_devices(db_url: str) -> None:
         with engine.begin() as conn:
             conn.execute(text("INSERT INTO devices (name, protocol) VALUES ('alice', 'sip')"))
         upgrade(engine)
-        assert current_revision(engine) == head_revision() == "0008"
+        assert current_revision(engine) == head_revision() == "0009"
         assert set(CTI_TABLES) <= set(inspect(engine).get_table_names())
         with engine.connect() as conn:
             for table in CTI_TABLES:

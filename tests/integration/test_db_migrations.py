@@ -119,7 +119,7 @@ def test_downgrade_0001_and_upgrade_again(db_url: str) -> None:
         assert not set(COVERAGE_TABLES) & tables
         assert not set(WEB_TABLES) & tables
         upgrade(engine)
-        assert current_revision(engine) == head_revision() == "0008"
+        assert current_revision(engine) == head_revision() == "0009"
         tables = set(inspect(engine).get_table_names())
         assert "auto_registrations" in tables
         assert set(MEDIA_TABLES) <= tables
@@ -270,7 +270,7 @@ def test_upgrade_0005_database_to_call_coverage(db_url: str, tmp_path: Path) -> 
                 )
             )
         upgrade(engine)
-        assert current_revision(engine) == head_revision() == "0008"
+        assert current_revision(engine) == head_revision() == "0009"
         with engine.connect() as conn:
             assert conn.execute(text("SELECT name, dnd_option, privacy FROM devices")).all() == [
                 ("alice", "ringer-off", False)
@@ -410,7 +410,7 @@ def test_upgrade_0006_database_to_web_admin(db_url: str) -> None:
                 {"d": dev_id},
             )
         upgrade(engine)
-        assert current_revision(engine) == head_revision() == "0008"
+        assert current_revision(engine) == head_revision() == "0009"
         with engine.connect() as conn:
             assert conn.execute(text("SELECT dn FROM lines")).scalars().all() == ["1001"]
             for table in WEB_TABLES:

@@ -348,6 +348,7 @@ class TrunkRow(Base):
     transport: Mapped[str] = mapped_column(String(8), default="udp")
     css: Mapped[str] = mapped_column(String(64), default="")
     max_calls: Mapped[int] = mapped_column(Integer, default=0)
+    max_cps: Mapped[int] = mapped_column(Integer, default=100, server_default="100")
     username: Mapped[str] = mapped_column(String(128), default="")
     # Stored as given: needed to answer the far end's digest challenge.
     password: Mapped[str] = mapped_column(String(128), default="")

@@ -453,6 +453,7 @@ def _sync_dialplan(
                         "transport": t.transport,
                         "css": t.css,
                         "max_calls": t.max_calls,
+                        "max_cps": t.max_cps,
                         "username": t.username,
                         "password": t.password or trunk_secrets.get(t.name, ""),
                         "register": t.register_,

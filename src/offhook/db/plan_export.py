@@ -196,6 +196,7 @@ def _dialplan(session: Session) -> dict[str, Any]:
             "transport": t.transport,
             "css": t.css,
             "max_calls": t.max_calls,
+            "max_cps": t.max_cps,
             "username": t.username,
             "register": t.register,
             "options_ping": _number(t.options_ping),

@@ -58,8 +58,13 @@ Format (grows with later capabilities)::
       - {name: staff, partitions: [internal, pstn]}
     trunks:
       - {name: carrier, protocol: sip, host: 127.0.0.1, port: 5080,
-         transport: udp, css: inbound, max_calls: 0, username: "", password: "",
-         register: false, options_ping: 30, inbound_addresses: [127.0.0.1/32]}
+         transport: udp, css: inbound, max_calls: 0, max_cps: 100,
+         username: "", password: "", register: false, options_ping: 30,
+         inbound_addresses: [127.0.0.1/32]}
+    # max_calls: calls in progress with the trunk, 0 = no limit; max_cps: new
+    # calls a second it may send (0 = no limit; its datagrams are held to 20
+    # a call of it). Over either: 503 with Retry-After (README "Trunks and
+    # rate limits").
     route_groups:                    # members: a trunk name, or a mapping
       - {name: carriers, distribution: top-down,     # or circular
          members: [carrier, {trunk: backup, called_transform: {prefix: "0"}}]}
@@ -451,6 +456,7 @@ class TrunkSpec(Spec):
     transport: Literal["udp", "tcp", "tls"] = "udp"
     css: Ref = ""
     max_calls: int = Field(default=0, ge=0, le=1_000_000)
+    max_cps: int = Field(default=100, ge=0, le=100_000)
     username: str = Field(default="", max_length=128)
     password: str = Field(default="", max_length=128)
     # "register" would shadow BaseModel.register (ABCMeta): alias it.
@@ -489,6 +495,7 @@ class TrunkSpec(Spec):
             transport=self.transport,
             css=self.css,
             max_calls=self.max_calls,
+            max_cps=self.max_cps,
             username=self.username,
             password=self.password,
             register=self.register_,

@@ -256,6 +256,7 @@ def _dialplan_rows(conn: Connection) -> DialPlanSpec:
             transport=t.transport,
             css=t.css,
             max_calls=t.max_calls,
+            max_cps=t.max_cps,
             username=t.username,
             password=t.password,
             register=bool(t.register),

@@ -46,6 +46,7 @@ LABELS: dict[str, str] = {
     "dn": "Directory number",
     "css": "Calling search space",
     "max_calls": "Maximum calls",
+    "max_cps": "Maximum new calls a second",
     "moh_source": "Music on hold source",
     "media_resource_list": "Media resource list",
     "dnd_option": "Do not disturb option",
@@ -92,6 +93,7 @@ HELP: dict[str, str] = {
     "servers": "In order, comma separated",
     "members": "Comma separated",
     "inbound_addresses": "Networks calls may come from, comma separated",
+    "max_cps": "New calls a second the trunk may send (0: no limit); over it: 503",
     "dn": "Digits, * # +",
     "model": "SCCP: 7912, 7940, 7941, 7960, 7961, 7970, 7971",
     "timeout": "Seconds a call waits for the application (0.1-60)",
@@ -101,6 +103,7 @@ HELP: dict[str, str] = {
 ADVANCED: frozenset[str] = frozenset(
     {
         "max_calls",
+        "max_cps",
         "moh_source",
         "media_resource_list",
         "dnd_option",

@@ -47,6 +47,7 @@ from offhook.core.dialplan.model import Trunk
 from offhook.core.directory import PlanSnapshot
 from offhook.core.engine import CallEngine
 from offhook.core.features.cti_devices import install_cti_devices
+from offhook.core.overload import OverloadControl
 from offhook.core.records import CallEnded, CallRecord, RegistrationChanged
 from offhook.db.autoreg import (
     AutoRegistrationWriter,
@@ -65,6 +66,7 @@ from offhook.net.trunk_admission import TrunkSource, TrunkTable
 from offhook.node_control import control_ops
 from offhook.node_cti import NodeCti
 from offhook.node_media import MediaPlane, start_media
+from offhook.node_overload import NodeOverload
 from offhook.node_reload import NodeReload
 from offhook.node_ris import ris_ops, sip_register_refused
 from offhook.node_sccp import AutoDevices, start_sccp
@@ -261,6 +263,7 @@ class Node:
     autoreg_writer: AutoRegistrationWriter | None = None
     media_bridge: FamilyBridge | None = None
     media_plane: MediaPlane | None = None
+    overload: OverloadControl | None = None  # [overload]: asked before each new call
 
 
 def setup_logging(settings: Settings) -> None:
@@ -405,6 +408,14 @@ async def run(
         ),
     )
     endpoint_ref.append(endpoint)
+    # Overload control (node_overload): new calls shed before digest or routing.
+    overload = NodeOverload(
+        settings.overload,
+        loop,
+        pending=lambda: sum(1 for leg in endpoint.inbound_by_key.values() if not leg.answered),
+    )
+    if overload.enabled:
+        endpoint.overload = node.overload = overload.control
     sip_events = start_sip_events(
         endpoint,
         engine,
@@ -500,6 +511,7 @@ async def run(
             "web": web.status() if web is not None else None,
             "subscriptions": sip_events.status(),
             "cti": cti.status() if cti is not None else None,
+            "overload": overload.status(),
         }
 
     # Metrics, readiness (control ops metrics, ready) and the call log (ris.metrics).
@@ -514,6 +526,7 @@ async def run(
         media=lambda: media_plane,
         cti=lambda: cti,
     )
+    metrics.registry.register(overload.collector())
     admin: ControlServer | None = None
     if settings.admin.enabled:
         # CTI (node_cti): the event journal over the bus, its stream and commands.
@@ -524,7 +537,8 @@ async def run(
             control_ops(engine, status)
             | ris_ops(engine, bus, locations, clock)
             | cti.ops()
-            | metrics.ops(),
+            | metrics.ops()
+            | overload.ops(),
             allow=AllowList(settings.admin.allow).allows,
             reject=lambda reason, peer: counters.increment("admin", reason),
             limits=ListenerLimits.of(settings.admin),
@@ -621,6 +635,8 @@ async def run(
         asyncio.create_task(expire_bindings()),
         asyncio.create_task(engine_timers()),
     ]
+    if (sampler := overload.start()) is not None:
+        tasks.append(sampler)
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, node.stopping.set)

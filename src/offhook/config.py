@@ -63,6 +63,7 @@ from offhook.config_base import Section as _Section
 from offhook.config_cti import CtiSettings as CtiSettings
 from offhook.config_features import FeaturesSettings as FeaturesSettings
 from offhook.config_media import MediaSettings as MediaSettings
+from offhook.config_overload import OverloadSettings as OverloadSettings
 from offhook.config_web import WebSettings as WebSettings
 from offhook.net.authguard import AuthPolicy
 from offhook.net.listen import bind_plan
@@ -460,6 +461,7 @@ class Settings(_Section):
     features: FeaturesSettings = Field(default_factory=FeaturesSettings)
     web: WebSettings = Field(default_factory=WebSettings)
     cti: CtiSettings = Field(default_factory=CtiSettings)
+    overload: OverloadSettings = Field(default_factory=OverloadSettings)
 
     # Where the settings came from (None: defaults + environment only).
     source: Path | None = None

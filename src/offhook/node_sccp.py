@@ -201,6 +201,7 @@ def make_sccp_handler(engine: CallEngine, node: Node) -> SccpEndpoint:
         lambda: node.snapshot,
         t302=node.settings.dialplan.t302,
         bridge=node.media_bridge,
+        overload=node.overload,
     )
     engine.register_factory("sccp", handler)
     return handler

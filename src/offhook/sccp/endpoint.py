@@ -15,6 +15,8 @@ of protocol ``sccp``. It turns what a phone's user does into call control:
   EnblocCall, Redial and speed dials route a whole number at once; digits
   during a connected call are relayed;
 - on hook / EndCall -> the call is released; Hold / Resume softkeys;
+- while the node is overloaded (``overload``, ``core.overload``), a dialled
+  call it sheds gets reorder instead of going to core;
 - OpenReceiveChannelAck -> the call waiting for that receive channel.
 
 A CTI application's Answer, Hold and Resume (core's ``LegDriver.remote``
@@ -65,6 +67,7 @@ if TYPE_CHECKING:
     from offhook.core.engine import CallEngine
     from offhook.core.leg import Leg
     from offhook.core.media import MediaDescription
+    from offhook.core.overload import OverloadControl
     from offhook.core.ports import LegDriver
     from offhook.sccp.link import PhoneLink
     from offhook.sccp.media import Receive
@@ -110,8 +113,10 @@ class SccpEndpoint:
         t302: float = DEFAULT_T302,
         first_reference: int = 1,
         bridge: MediaBridge | None = None,
+        overload: OverloadControl | None = None,
     ) -> None:
         self.engine = engine
+        self.overload = overload  # sheds new calls when the node is overloaded
         self.bridge = bridge  # SCCP media is IPv4: IPv6 far ends go through it
         self._snapshot = snapshot
         self.t302 = t302
@@ -284,6 +289,10 @@ class SccpEndpoint:
         phone = call.phone
         self._dialing.pop(call, None)
         phone.last_dialed = digits
+        overload = self.overload
+        if overload is not None and overload.overloaded and not overload.admit("sccp", digits):
+            call.fail(Cause.SWITCHING_EQUIPMENT_CONGESTION)  # reorder, before any routing
+            return
         dn, display = phone.line_info(call.line)
         leg = self.engine.inbound_leg(call, phone.name)
         call.routed(leg, digits)

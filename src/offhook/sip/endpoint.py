@@ -76,6 +76,14 @@ from offhook.sip.outbound_leg import SipLegFactory
 from offhook.sip.refusals import out_of_dialog_answer
 from offhook.sip.registrar import Registrar
 from offhook.sip.session_timer import SessionTimerSettings
+from offhook.sip.shedding import (
+    called_number,
+    mark_oc,
+    refreshes_binding,
+    service_unavailable,
+    shed_kind,
+    wants_oc,
+)
 from offhook.sip.transaction import (
     AckReceived,
     Event,
@@ -96,6 +104,7 @@ from offhook.sip.uri import parse_uri
 from offhook.sip.validate import check_request, check_response
 
 if TYPE_CHECKING:
+    from offhook.core.overload import OverloadControl
     from offhook.sip.notifier import Notifier
 
 log = logging.getLogger("offhook.sip")
@@ -205,6 +214,7 @@ class SipEndpoint:
         self.timers = Deadlines()  # the legs' own timers (2xx, PRACK, session refresh)
         self.intake = CallIntake(self)
         self.notifier: Notifier | None = None  # SUBSCRIBE/NOTIFY; set by the composition root
+        self.overload: OverloadControl | None = None  # sheds new work; set likewise
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self.counters: dict[str, int] = {
@@ -326,10 +336,46 @@ class SipEndpoint:
                 self.txl.send_stateless(resp, addr, transport)
                 self.flush()
                 return
-            if not msg.to_tag and self._answered_statelessly(msg, addr, transport):
-                return
+            if not msg.to_tag:
+                shedding = self.overload is not None and self.overload.overloaded
+                if shedding and self._shed(msg, addr, transport):
+                    return
+                if self._answered_statelessly(msg, addr, transport):
+                    return
         self.process(self.txl.receive_request(msg, addr, transport, now))
         self.flush()
+
+    def _shed(self, req: SipRequest, addr: Addr, transport: str) -> bool:
+        """Overloaded: a new INVITE/REGISTER/SUBSCRIBE refused with 503 before any digest
+        or routing (``sip.shedding``, ``core.overload``), or False: go on.
+
+        A retransmission of a request already taken, a refresh of a live
+        registration, an INVITE with Replaces and a call to an exempt number go on.
+        """
+        overload = self.overload
+        kind = shed_kind(req)
+        if kind is None or overload is None:
+            return False
+        try:
+            if self.txl.get(server_key(req)) is not None:
+                return False
+        except ParseError:
+            return False
+        now = self.loop.time()
+        if kind == "register" and refreshes_binding(
+            req, self._device_of, lambda device: self.registrar.store.bindings(device, now)
+        ):
+            return False
+        if overload.admit(kind, called_number(req) if kind == "invite" else ""):
+            return False
+        self.counters["stateless_answers"] += 1
+        self.txl.send_stateless(service_unavailable(req, overload.retry_after()), addr, transport)
+        self.flush()
+        return True
+
+    def _device_of(self, user: str) -> str | None:
+        creds = self.creds.credentials(user)
+        return creds.device if creds is not None else None
 
     def _answered_statelessly(self, req: SipRequest, addr: Addr, transport: str) -> bool:
         """A new out-of-dialog request answered without a transaction, or False.
@@ -557,9 +603,13 @@ class SipEndpoint:
 
     def flush(self) -> None:
         failed: list[TxnKey] = []
+        overload = self.overload
+        oc = overload.reduction() if overload is not None and overload.overloaded else 0
         for out in self.txl.datagrams_to_send():
             msg = out.message
             dest = out.addr
+            if oc and isinstance(msg, SipResponse) and wants_oc(msg):
+                self._mark_oc(msg, oc)
             if isinstance(msg, SipResponse) and out.transport == "udp":
                 dest = response_destination(msg, out.addr)
             if log.isEnabledFor(logging.DEBUG):
@@ -580,6 +630,12 @@ class SipEndpoint:
             self.flush()
             return
         self._rearm()
+
+    def _mark_oc(self, resp: SipResponse, percent: int) -> None:
+        """RFC 7339: a client that supports overload control is asked to reduce."""
+        assert self.overload is not None
+        validity = round(2000 * self.overload.policy.window)
+        mark_oc(resp, percent, validity, f"{self.clock.wall():.3f}")
 
     def _send_failed(self, key: TxnKey) -> None:
         """A queued send (a TCP connect) failed later: RFC 3261 §17.1.4."""

@@ -1,0 +1,247 @@
+"""Overload control: admit or shed new calls from the node's own load signals (sans-IO).
+
+Theory of operation. RFC 6357 describes how a SIP server collapses under
+overload: it spends its time on work it will not finish (calls that time out
+upstream, retransmissions of requests it is too slow to answer), so that its
+goodput falls towards zero as the offered load grows. The cure is to refuse
+new work early and cheaply, before anything expensive is done for it, and to
+keep the work already accepted (established calls, registrations) going.
+
+``OverloadControl`` is that decision, with no I/O: the node samples its load
+(``observe(now, sample)``: the event loop's lag, the loop thread's share of a
+CPU core, the pending new calls, or a test's injected figure) and asks
+``admit(kind)`` for each new call, registration or subscription before
+authenticating or routing it. The policy is a small table of signals, each
+with two thresholds (``Threshold``): at or above ``high`` the node is
+overloaded, below ``low`` (every signal) it is calm; in between it keeps
+what it does (hysteresis).
+
+Every ``window`` seconds the mean of each signal over the window gives the
+load, the largest ratio of a signal to its ``high`` threshold (1.0: at the
+threshold). The admitted share of new work (``admit_ratio``) follows a
+loss-based throttle (RFC 7339's "loss" algorithm, run by the server on
+itself), multiplicative decrease and additive increase:
+
+======================  =============================================  ==========
+window's load           admit_ratio                                    mode
+======================  =============================================  ==========
+>= 1 (overloaded)       x min(decrease, 1 / load), floor ``min_admit``  OVERLOADED
+some signal >= its low  unchanged (the hysteresis band)                unchanged
+all below their low     + increase; back at 1.0                        NORMAL
+======================  =============================================  ==========
+
+so the node sheds just enough to bring its load back under the thresholds
+(a node at twice its capacity sheds about half), and recovers by itself once
+the load falls: it needs no operator. ``admit`` spreads the refusals evenly
+(a credit counter, no randomness: the same sequence of calls always gets the
+same answers): with ``admit_ratio`` 0.25, one new call in four is admitted.
+
+What is never asked about (the protocol adapters decide): requests inside a
+dialog, responses, ACK/CANCEL, OPTIONS, a refresh of a live registration and
+an INVITE with Replaces (it takes over an established call). Numbers in
+``exempt`` (emergency numbers) are always admitted. A refused SIP request is
+answered 503 with ``retry_after()`` seconds (longer as the node sheds more),
+an SCCP phone gets reorder.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+__all__ = [
+    "KINDS",
+    "SIGNALS",
+    "Mode",
+    "OverloadControl",
+    "OverloadPolicy",
+    "Threshold",
+]
+
+SIGNALS = ("cpu", "lag", "pending", "injected")
+"""The load signals a node may report: the loop thread's share of one CPU core
+(0..1), the event loop's lag (seconds), pending new calls, and a test's
+injected load (in units of the threshold: 1.0 is overloaded)."""
+KINDS = ("invite", "register", "subscribe", "sccp")
+"""What ``admit`` is asked about (shed counts are kept per kind; others count as ``other``)."""
+RATIO_FLOOR = 0.01
+"""An admit ratio below this (and above ``min_admit``) is ``min_admit``: shedding
+everything but one call in a thousand is shedding everything."""
+
+
+class Mode(Enum):
+    NORMAL = "normal"
+    OVERLOADED = "overloaded"
+
+
+@dataclass(frozen=True, slots=True)
+class Threshold:
+    """One signal's thresholds: overloaded at ``high`` and above, calm below ``low``.
+
+    ``high`` 0 leaves the signal out.
+    """
+
+    high: float
+    low: float
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.low <= self.high) or not math.isfinite(self.high):
+            raise ValueError(f"thresholds need 0 <= low <= high: {self.low}, {self.high}")
+
+
+def _default_thresholds() -> dict[str, Threshold]:
+    return {
+        "cpu": Threshold(0.9, 0.7),
+        "lag": Threshold(0.1, 0.02),
+        "injected": Threshold(1.0, 0.5),
+    }
+
+
+@dataclass(frozen=True)
+class OverloadPolicy:
+    """The signals' thresholds and the throttle's steps (see the module docstring)."""
+
+    thresholds: Mapping[str, Threshold] = field(default_factory=_default_thresholds)
+    window: float = 0.5  # seconds of samples per decision
+    decrease: float = 0.75  # the admit ratio is multiplied by at most this per overloaded window
+    increase: float = 0.1  # ... and regains this much per calm window
+    min_admit: float = 0.0  # the admit ratio never goes below this
+    retry_after_min: int = 1  # Retry-After (seconds) when shedding little ...
+    retry_after_max: int = 8  # ... and when shedding everything
+    exempt: frozenset[str] = frozenset()  # numbers always admitted (emergency)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.decrease < 1:
+            raise ValueError("decrease must be between 0 and 1")
+        if not 0 < self.increase <= 1:
+            raise ValueError("increase must be in (0, 1]")
+        if not 0 <= self.min_admit <= 1:
+            raise ValueError("min_admit must be in [0, 1]")
+        if self.window <= 0:
+            raise ValueError("window must be positive")
+        if not 0 <= self.retry_after_min <= self.retry_after_max:
+            raise ValueError("retry_after_min must be <= retry_after_max")
+
+
+class OverloadControl:
+    """Admit or shed new work; the node feeds it samples of its load (sans-IO)."""
+
+    def __init__(self, policy: OverloadPolicy, now: float) -> None:
+        self.policy = policy
+        self.mode = Mode.NORMAL
+        self.admit_ratio = 1.0
+        self.load = 0.0  # the last window's load (1.0: at a high threshold)
+        self.signals: dict[str, float] = {}  # the last window's mean of each signal
+        self.shed: dict[str, int] = dict.fromkeys(KINDS, 0)
+        self.admitted: dict[str, int] = dict.fromkeys(KINDS, 0)  # while overloaded
+        self.episodes = 0  # times the node became overloaded
+        self.since: float | None = None  # when the current episode began
+        self.changes = 0  # times admit_ratio changed (RFC 7339 oc-seq material)
+        self._sums: dict[str, float] = {}
+        self._counts: dict[str, int] = {}
+        self._window_start = now
+        self._credit = 0.0
+
+    @property
+    def overloaded(self) -> bool:
+        return self.mode is Mode.OVERLOADED
+
+    # --- load in --------------------------------------------------------------
+    def observe(self, now: float, sample: Mapping[str, float]) -> bool:
+        """Add one sample of some signals; True when it closed a window (a decision)."""
+        thresholds = self.policy.thresholds
+        for name, value in sample.items():
+            if name in thresholds and math.isfinite(value):
+                self._sums[name] = self._sums.get(name, 0.0) + max(0.0, value)
+                self._counts[name] = self._counts.get(name, 0) + 1
+        if now - self._window_start < self.policy.window:
+            if now < self._window_start:  # a clock that went back: start over
+                self._window_start = now
+            return False
+        self._decide(now)
+        return True
+
+    def _decide(self, now: float) -> None:
+        policy = self.policy
+        means = {name: self._sums[name] / count for name, count in self._counts.items() if count}
+        self._sums.clear()
+        self._counts.clear()
+        self._window_start = now
+        self.signals = means
+        load = 0.0
+        calm = True
+        for name, value in means.items():
+            threshold = policy.thresholds[name]
+            if threshold.high <= 0:
+                continue
+            load = max(load, value / threshold.high)
+            if value >= threshold.low:
+                calm = False
+        self.load = load
+        ratio = self.admit_ratio
+        if load >= 1.0:
+            ratio *= min(policy.decrease, 1.0 / load)
+            if ratio < max(policy.min_admit, RATIO_FLOOR):
+                ratio = policy.min_admit
+            if self.mode is Mode.NORMAL:
+                self.mode = Mode.OVERLOADED
+                self.episodes += 1
+                self.since = now
+            self._credit = 0.0
+        elif calm and self.mode is Mode.OVERLOADED:
+            ratio = ratio + policy.increase
+            if ratio >= 1.0 - 1e-9:  # ten steps of 0.1 make 0.9999999999999999
+                ratio = 1.0
+                self.mode = Mode.NORMAL
+                self.since = None
+                self._credit = 0.0
+        if ratio != self.admit_ratio:
+            self.admit_ratio = ratio
+            self.changes += 1
+
+    # --- decisions ------------------------------------------------------------
+    def admit(self, kind: str, number: str = "") -> bool:
+        """May a new ``kind`` (``KINDS``) go on? Refusals are spread evenly and counted.
+
+        ``number``: the number a new call is for; an ``exempt`` one is always admitted.
+        """
+        if self.mode is Mode.NORMAL:
+            return True
+        key = kind if kind in self.shed else "other"
+        if number and number in self.policy.exempt:
+            self.admitted[key] = self.admitted.get(key, 0) + 1
+            return True
+        self._credit += self.admit_ratio
+        if self._credit >= 1.0:
+            self._credit -= 1.0
+            self.admitted[key] = self.admitted.get(key, 0) + 1
+            return True
+        self.shed[key] = self.shed.get(key, 0) + 1
+        return False
+
+    def retry_after(self) -> int:
+        """Seconds a refused peer should wait: longer the more the node sheds."""
+        policy = self.policy
+        span = policy.retry_after_max - policy.retry_after_min
+        return policy.retry_after_min + round(span * (1.0 - self.admit_ratio))
+
+    def reduction(self) -> int:
+        """The share of new work refused now, in percent (RFC 7339 ``oc`` value)."""
+        return 0 if self.mode is Mode.NORMAL else round(100 * (1.0 - self.admit_ratio))
+
+    def status(self, now: float) -> dict[str, Any]:
+        """For ``offhook status`` and metrics."""
+        return {
+            "state": self.mode.value,
+            "admit_ratio": round(self.admit_ratio, 4),
+            "load": round(self.load, 4),
+            "signals": {name: round(value, 6) for name, value in sorted(self.signals.items())},
+            "retry_after": self.retry_after() if self.overloaded else 0,
+            "episodes": self.episodes,
+            "overloaded_for": round(now - self.since, 3) if self.since is not None else 0.0,
+            "shed": dict(self.shed),
+            "admitted_while_overloaded": dict(self.admitted),
+        }

@@ -1,0 +1,219 @@
+"""The node side of overload control: load sampling, the control ops, the metrics.
+
+``NodeOverload`` owns the node's ``core.overload.OverloadControl`` (built
+from ``[overload]``, ``config_overload``) and feeds it, every ``interval``
+seconds, from a task on the event loop:
+
+* ``lag``: how late the sampling timer woke (actual minus expected wake
+  time): a loop busy with a backlog, or starved of CPU, wakes late;
+* ``cpu``: the loop thread's CPU time over the elapsed time since the last
+  sample (``time.thread_time``: the database and call-record threads are
+  not counted), a share of one core;
+* ``pending``: new calls in setup (the SIP endpoint's inbound calls not yet
+  answered; counted only when ``pending_high`` is set);
+* ``injected``: a load figure a test set with the control op
+  ``overload.test_load`` (``[overload] test_control`` only).
+
+The SIP endpoint (``endpoint.overload``) and the SCCP endpoint ask the same
+control before a new call. ``ops()``: ``overload`` -> the control's status;
+``overload.test_load`` ``{"load": x}`` (x >= 1 overloads, null clears).
+``collector()``: ``offhook_overload_*`` Prometheus metrics (state, admitted
+share, load, each signal, shed requests by kind, episodes).
+Only ``app`` builds this.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from offhook.config_overload import OverloadSettings
+from offhook.core.overload import OverloadControl, OverloadPolicy, Threshold
+from offhook.ris.control import ControlError, Handler
+
+__all__ = ["NodeOverload", "OverloadCollector", "policy_of"]
+
+log = logging.getLogger("offhook.overload")
+
+
+def policy_of(settings: OverloadSettings) -> OverloadPolicy:
+    """The detector's policy from ``[overload]``."""
+    s = settings
+    return OverloadPolicy(
+        thresholds={
+            "cpu": Threshold(s.cpu_high, min(s.cpu_low, s.cpu_high)),
+            "lag": Threshold(s.lag_high, min(s.lag_low, s.lag_high)),
+            "pending": Threshold(float(s.pending_high), float(min(s.pending_low, s.pending_high))),
+            "injected": Threshold(1.0, 0.5),
+        },
+        window=s.window,
+        decrease=s.decrease,
+        increase=s.increase,
+        min_admit=s.min_admit,
+        retry_after_min=s.retry_after_min,
+        retry_after_max=s.retry_after_max,
+        exempt=frozenset(s.exempt),
+    )
+
+
+class NodeOverload:
+    """The node's overload control and the task that samples its load."""
+
+    def __init__(
+        self,
+        settings: OverloadSettings,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        pending: Callable[[], int] = lambda: 0,
+        cpu_time: Callable[[], float] = time.thread_time,
+    ) -> None:
+        self.settings = settings
+        self.loop = loop
+        self.pending = pending
+        self.cpu_time = cpu_time
+        self.control = OverloadControl(policy_of(settings), loop.time())
+        self.injected: float | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.settings.enabled
+
+    def start(self) -> asyncio.Task[None] | None:
+        """Start sampling (None when ``[overload]`` is off)."""
+        if not self.enabled:
+            return None
+        self._task = asyncio.create_task(self._sample())
+        return self._task
+
+    async def _sample(self) -> None:
+        loop = self.loop
+        interval = self.settings.interval
+        last = loop.time()
+        last_cpu = self.cpu_time()
+        was = self.control.overloaded
+        while True:
+            expected = last + interval
+            await asyncio.sleep(interval)
+            now = loop.time()
+            cpu_now = self.cpu_time()
+            elapsed = now - last
+            sample = {
+                "lag": max(0.0, now - expected),
+                "cpu": (cpu_now - last_cpu) / elapsed if elapsed > 0 else 0.0,
+            }
+            if self.settings.pending_high:  # counting costs a walk over the calls
+                sample["pending"] = float(self.pending())
+            if self.injected is not None:
+                sample["injected"] = self.injected
+            last, last_cpu = now, cpu_now
+            try:
+                self.control.observe(now, sample)
+            except Exception:
+                log.exception("overload control failed")
+                continue
+            if self.control.overloaded != was:
+                was = self.control.overloaded
+                self._log_change()
+
+    def _log_change(self) -> None:
+        c = self.control
+        if c.overloaded:
+            log.warning(
+                "overloaded (load %.2f, %s): shedding new calls, admitting %.0f %%",
+                c.load,
+                ", ".join(f"{k} {v:.3g}" for k, v in sorted(c.signals.items())),
+                100 * c.admit_ratio,
+            )
+        else:
+            log.warning("overload over: new calls admitted again (shed so far: %s)", c.shed)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def status(self) -> dict[str, Any]:
+        out = self.control.status(self.loop.time())
+        out["enabled"] = self.enabled
+        if self.injected is not None:
+            out["injected"] = self.injected
+        return out
+
+    # --- control ops ----------------------------------------------------------
+    def ops(self) -> dict[str, Handler]:
+        """``overload`` (status); ``overload.test_load`` with ``[overload] test_control``."""
+        handlers: dict[str, Handler] = {"overload": lambda args: self.status()}
+        if self.settings.test_control:
+            handlers["overload.test_load"] = self._test_load
+        return handlers
+
+    def _test_load(self, args: dict[str, Any]) -> dict[str, Any]:
+        """TEST ONLY: take ``load`` (1.0 = at the threshold) as a load signal; null clears."""
+        load = args.get("load")
+        if load is not None and (
+            isinstance(load, bool) or not isinstance(load, int | float) or not 0 <= load <= 1000
+        ):
+            raise ControlError("load must be a number from 0 to 1000, or null")
+        self.injected = None if load is None else float(load)
+        log.warning("overload test load %s", "cleared" if load is None else f"set to {load}")
+        return self.status()
+
+    def collector(self) -> OverloadCollector:
+        return OverloadCollector(self)
+
+
+class OverloadCollector(Collector):
+    """``offhook_overload_*``: read from the control at scrape time."""
+
+    def __init__(self, node: NodeOverload) -> None:
+        self.node = node
+
+    def collect(self) -> Iterator[Metric]:
+        c = self.node.control
+        yield GaugeMetricFamily(
+            "offhook_overload_state",
+            "1 while the node sheds new calls (overloaded), else 0",
+            value=1 if c.overloaded else 0,
+        )
+        yield GaugeMetricFamily(
+            "offhook_overload_admit_ratio",
+            "Share of new calls, registrations and subscriptions admitted (1: all)",
+            value=c.admit_ratio,
+        )
+        yield GaugeMetricFamily(
+            "offhook_overload_load",
+            "The last window's load: the largest signal over its threshold (1: overloaded)",
+            value=c.load,
+        )
+        signal = GaugeMetricFamily(
+            "offhook_overload_signal",
+            "The last window's mean of each load signal (cpu: share of a core, lag: seconds, "
+            "pending: calls in setup)",
+            labels=["signal"],
+        )
+        for name, value in sorted(c.signals.items()):
+            signal.add_metric([name], value)
+        yield signal
+        shed = CounterMetricFamily(
+            "offhook_overload_shed",
+            "New requests refused by overload control (SIP 503, SCCP reorder), by kind",
+            labels=["kind"],
+        )
+        for kind, count in sorted(c.shed.items()):
+            shed.add_metric([kind], count)
+        yield shed
+        yield CounterMetricFamily(
+            "offhook_overload_episodes",
+            "Times the node became overloaded",
+            value=c.episodes,
+        )

@@ -1,0 +1,151 @@
+"""The node side of overload control (node_overload) and its settings (config_overload):
+the policy from [overload], the sampling task feeding the control (a fake CPU clock,
+an injected load), the control ops and the Prometheus collector."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+
+from offhook.config import ConfigError, load_settings
+from offhook.config_overload import OverloadSettings
+from offhook.node_overload import NodeOverload, policy_of
+from offhook.ris.control import ControlError
+
+
+def test_defaults_and_policy() -> None:
+    s = load_settings(None, env={}).overload
+    assert s.enabled and not s.test_control
+    policy = policy_of(s)
+    assert policy.thresholds["cpu"].high == 0.9 and policy.thresholds["cpu"].low == 0.7
+    assert policy.thresholds["lag"].high == 0.1
+    assert policy.thresholds["pending"].high == 0  # off
+    assert policy.exempt == frozenset({"112", "911"})
+    assert (policy.retry_after_min, policy.retry_after_max) == (1, 8)
+
+
+def test_settings_from_the_environment_and_refusals() -> None:
+    s = load_settings(
+        None, env={"OFFHOOK_OVERLOAD__CPU_HIGH": "0.8", "OFFHOOK_OVERLOAD__EXEMPT": '["999"]'}
+    ).overload
+    assert s.cpu_high == 0.8 and s.exempt == ["999"]
+    with pytest.raises(ConfigError):
+        load_settings(None, env={"OFFHOOK_OVERLOAD__CPU_LOW": "0.95"})
+    with pytest.raises(ConfigError):
+        load_settings(None, env={"OFFHOOK_OVERLOAD__RETRY_AFTER_MIN": "20"})
+    with pytest.raises(ConfigError):
+        load_settings(None, env={"OFFHOOK_OVERLOAD__WINDOW": "0.05"})  # below interval 0.1
+    with pytest.raises(ConfigError):
+        load_settings(None, env={"OFFHOOK_OVERLOAD__DECREASE": "1"})
+
+
+def test_ops_and_test_load_only_when_enabled() -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        plain = NodeOverload(OverloadSettings(), loop)
+        assert set(plain.ops()) == {"overload"}
+        node = NodeOverload(OverloadSettings(test_control=True), loop)
+        ops = node.ops()
+        assert set(ops) == {"overload", "overload.test_load"}
+        assert ops["overload"]({})["state"] == "normal"
+        assert ops["overload.test_load"]({"load": 3})["injected"] == 3.0
+        assert node.injected == 3.0
+        assert "injected" not in ops["overload.test_load"]({"load": None})
+        for bad in ("x", True, -1, 1e9):
+            with pytest.raises(ControlError):
+                ops["overload.test_load"]({"load": bad})
+
+    asyncio.run(main())
+
+
+def test_sampler_feeds_the_control_until_overloaded_then_recovers() -> None:
+    """The task samples lag and CPU (a fake CPU clock: 95 % of a core busy) until the
+    control decides; every wait is bounded by a count of windows, never a time assertion."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        busy = {"on": True}
+        start = loop.time()
+
+        def cpu_time() -> float:
+            return (loop.time() - start) * (0.95 if busy["on"] else 0.0)
+
+        settings = OverloadSettings(interval=0.01, window=0.05, lag_high=0, lag_low=0)
+        node = NodeOverload(settings, loop, cpu_time=cpu_time)
+        task = node.start()
+        assert task is not None
+        try:
+            for _ in range(2000):
+                if node.control.overloaded:
+                    break
+                await asyncio.sleep(0.01)
+            assert node.control.overloaded
+            assert node.control.signals["cpu"] >= 0.9
+            busy["on"] = False
+            for _ in range(5000):
+                if not node.control.overloaded:
+                    break
+                await asyncio.sleep(0.01)
+            assert not node.control.overloaded
+            assert node.control.episodes >= 1
+        finally:
+            await node.stop()
+        assert node.status()["enabled"]
+
+    asyncio.run(main())
+
+
+def test_injected_load_overloads_and_pending_is_sampled_when_enabled() -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        settings = OverloadSettings(
+            interval=0.01, window=0.05, cpu_high=0, cpu_low=0, lag_high=0, lag_low=0,
+            pending_high=10, pending_low=5, test_control=True,
+        )  # fmt: skip
+        node = NodeOverload(settings, loop, pending=lambda: 3)
+        node.ops()["overload.test_load"]({"load": 5})
+        node.start()
+        try:
+            for _ in range(2000):
+                if node.control.overloaded:
+                    break
+                await asyncio.sleep(0.01)
+            assert node.control.overloaded
+            assert node.control.signals["pending"] == 3.0
+        finally:
+            await node.stop()
+
+    asyncio.run(main())
+
+
+def test_disabled_does_not_sample() -> None:
+    async def main() -> None:
+        node = NodeOverload(OverloadSettings(enabled=False), asyncio.get_running_loop())
+        assert node.start() is None
+        await node.stop()
+
+    asyncio.run(main())
+
+
+def test_collector_exports_state_and_shed_counts() -> None:
+    async def main() -> str:
+        node = NodeOverload(OverloadSettings(), asyncio.get_running_loop())
+        control = node.control
+        for i in range(10):
+            control.observe(control._window_start + 0.5 * (i + 1), {"injected": 10.0})
+        control.admit("invite")
+        control.admit("sccp")
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(node.collector())
+        return generate_latest(registry).decode()
+
+    text = asyncio.run(main())
+    assert "offhook_overload_state 1.0" in text
+    assert "offhook_overload_admit_ratio 0.0" in text
+    assert 'offhook_overload_shed_total{kind="invite"} 1.0' in text
+    assert 'offhook_overload_shed_total{kind="sccp"} 1.0' in text
+    assert 'offhook_overload_signal{signal="injected"} 10.0' in text
+    assert "offhook_overload_episodes_total 1.0" in text
+    assert "offhook_overload_load 10.0" in text

@@ -34,7 +34,9 @@ class OverloadSettings(Section):
       calls in setup.
 
     The throttle: ``interval`` seconds between samples (0.1), ``window``
-    seconds per decision (0.5); an overloaded window multiplies the admitted
+    seconds per decision (0.5); shedding starts after ``sustain`` overloaded
+    windows in a row (2: a one-window spike, a garbage collection or a plan
+    reload, sheds nothing); then an overloaded window multiplies the admitted
     share of new calls by at most ``decrease`` (0.75), a calm one adds
     ``increase`` (0.1), so the node recovers from full shedding in about
     ``window / increase`` = 5 s of calm; ``min_admit``: the share always
@@ -57,6 +59,7 @@ class OverloadSettings(Section):
     pending_low: int = Field(default=0, ge=0, le=1_000_000)
     interval: float = Field(default=0.1, ge=0.01, le=10)
     window: float = Field(default=0.5, ge=0.05, le=60)
+    sustain: int = Field(default=2, ge=1, le=100)
     decrease: float = Field(default=0.75, gt=0, lt=1)
     increase: float = Field(default=0.1, gt=0, le=1)
     min_admit: float = Field(default=0.0, ge=0, le=1)

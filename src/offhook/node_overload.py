@@ -60,6 +60,7 @@ def policy_of(settings: OverloadSettings) -> OverloadPolicy:
         retry_after_min=s.retry_after_min,
         retry_after_max=s.retry_after_max,
         exempt=frozenset(s.exempt),
+        sustain=s.sustain,
     )
 
 

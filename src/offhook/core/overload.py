@@ -26,6 +26,8 @@ itself), multiplicative decrease and additive increase:
 window's load           admit_ratio                                    mode
 ======================  =============================================  ==========
 >= 1 (overloaded)       x min(decrease, 1 / load), floor ``min_admit``  OVERLOADED
+                        (from NORMAL: only the ``sustain``-th such
+                        window in a row: a spike sheds nothing)
 some signal >= its low  unchanged (the hysteresis band)                unchanged
 all below their low     + increase; back at 1.0                        NORMAL
 ======================  =============================================  ==========
@@ -112,6 +114,7 @@ class OverloadPolicy:
     retry_after_min: int = 1  # Retry-After (seconds) when shedding little ...
     retry_after_max: int = 8  # ... and when shedding everything
     exempt: frozenset[str] = frozenset()  # numbers always admitted (emergency)
+    sustain: int = 2  # overloaded windows in a row before shedding starts (not for a spike)
 
     def __post_init__(self) -> None:
         if not 0 < self.decrease < 1:
@@ -124,6 +127,8 @@ class OverloadPolicy:
             raise ValueError("window must be positive")
         if not 0 <= self.retry_after_min <= self.retry_after_max:
             raise ValueError("retry_after_min must be <= retry_after_max")
+        if self.sustain < 1:
+            raise ValueError("sustain must be at least 1")
 
 
 class OverloadControl:
@@ -144,6 +149,7 @@ class OverloadControl:
         self._counts: dict[str, int] = {}
         self._window_start = now
         self._credit = 0.0
+        self._over = 0  # overloaded windows in a row
 
     @property
     def overloaded(self) -> bool:
@@ -182,6 +188,9 @@ class OverloadControl:
                 calm = False
         self.load = load
         ratio = self.admit_ratio
+        self._over = self._over + 1 if load >= 1.0 else 0
+        if load >= 1.0 and self.mode is Mode.NORMAL and self._over < policy.sustain:
+            return  # a spike, not (yet) overload
         if load >= 1.0:
             ratio *= min(policy.decrease, 1.0 / load)
             if ratio < max(policy.min_admit, RATIO_FLOOR):

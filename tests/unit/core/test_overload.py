@@ -25,7 +25,7 @@ class Feed:
 
     def __init__(self, policy: OverloadPolicy | None = None) -> None:
         self.now = 1000.0
-        self.control = OverloadControl(policy or OverloadPolicy(window=WINDOW), self.now)
+        self.control = OverloadControl(policy or OverloadPolicy(window=WINDOW, sustain=1), self.now)
 
     def window(self, **sample: float) -> OverloadControl:
         self.now += WINDOW
@@ -85,7 +85,7 @@ def test_full_shedding_refuses_every_new_call_but_exempt_numbers() -> None:
     assert control.admit_ratio == 0.0  # below RATIO_FLOOR: min_admit (0)
     assert not any(control.admit("invite", "1002") for _ in range(50))
     assert control.admit("invite", "") is False
-    policy = OverloadPolicy(window=WINDOW, exempt=frozenset({"112"}))
+    policy = OverloadPolicy(window=WINDOW, exempt=frozenset({"112"}), sustain=1)
     feed = Feed(policy)
     for _ in range(10):
         feed.window(injected=10.0)
@@ -95,7 +95,7 @@ def test_full_shedding_refuses_every_new_call_but_exempt_numbers() -> None:
 
 
 def test_min_admit_is_a_floor() -> None:
-    feed = Feed(OverloadPolicy(window=WINDOW, min_admit=0.2))
+    feed = Feed(OverloadPolicy(window=WINDOW, min_admit=0.2, sustain=1))
     for _ in range(20):
         feed.window(injected=50.0)
     assert feed.control.admit_ratio == pytest.approx(0.2)
@@ -149,7 +149,9 @@ def test_unknown_and_non_finite_signals_are_ignored() -> None:
 
 def test_signal_with_zero_high_threshold_is_off() -> None:
     policy = OverloadPolicy(
-        thresholds={"cpu": Threshold(0.0, 0.0), "lag": Threshold(0.1, 0.02)}, window=WINDOW
+        thresholds={"cpu": Threshold(0.0, 0.0), "lag": Threshold(0.1, 0.02)},
+        window=WINDOW,
+        sustain=1,
     )
     feed = Feed(policy)
     assert not feed.window(cpu=1.0, lag=0.0).overloaded
@@ -157,7 +159,7 @@ def test_signal_with_zero_high_threshold_is_off() -> None:
 
 
 def test_a_clock_going_back_restarts_the_window() -> None:
-    control = OverloadControl(OverloadPolicy(window=WINDOW), 100.0)
+    control = OverloadControl(OverloadPolicy(window=WINDOW, sustain=1), 100.0)
     assert not control.observe(50.0, {"cpu": 1.0})
     assert not control.observe(50.4, {"cpu": 1.0})
     assert control.observe(50.5, {"cpu": 1.0})
@@ -183,6 +185,17 @@ def test_policy_and_thresholds_are_checked() -> None:
         OverloadPolicy(retry_after_min=9, retry_after_max=8)
     with pytest.raises(ValueError):
         OverloadPolicy(window=0)
+    with pytest.raises(ValueError):
+        OverloadPolicy(sustain=0)
+
+
+def test_a_spike_sheds_nothing_sustained_load_does() -> None:
+    feed = Feed(OverloadPolicy(window=WINDOW))  # sustain 2 (the default)
+    assert not feed.window(cpu=1.0).overloaded  # one window over: a spike
+    assert not feed.window(cpu=0.8).overloaded
+    assert not feed.window(cpu=1.0).overloaded  # not in a row
+    control = feed.window(cpu=1.0)
+    assert control.overloaded and control.admit_ratio < 1.0
 
 
 def test_status_reports_the_episode() -> None:
@@ -260,11 +273,13 @@ def test_property_overload_never_outlives_a_calm_stretch_nor_starts_without_load
         control = feed.window(**sample)
         if was is Mode.NORMAL and control.overloaded:
             assert control.load >= 1.0  # only a window at/over a threshold overloads
+        if control.mode is Mode.NORMAL:
+            assert control.admit_ratio == 1.0
 
 
 @given(st.floats(0.01, 1.0), st.integers(1, 400))
 def test_property_shedding_is_spread_evenly(ratio: float, n: int) -> None:
-    feed = Feed(OverloadPolicy(window=WINDOW, min_admit=ratio))
+    feed = Feed(OverloadPolicy(window=WINDOW, min_admit=ratio, sustain=1))
     for _ in range(40):
         feed.window(injected=1000.0)
     control = feed.control

@@ -22,6 +22,10 @@ dispatched here:
   passes the failed-login guard (``AuthGate``, ``net.authguard``): a blocked
   source gets no answer, a throttled one has its request held back, then
   processed as if it had just arrived;
+* while the node is overloaded (``overload``, ``core.overload``), a new
+  INVITE, REGISTER (not a refresh) or SUBSCRIBE that it sheds is answered
+  503 with Retry-After without a transaction, before digest or routing
+  (``shedding``; RFC 7339 ``oc`` in the Via of our responses to peers that ask);
 * a new REGISTER or INVITE that is refused or not authenticated is answered
   (401/407, or 403 for a wrong password) without a transaction (RFC 3261
   §8.2.7 stateless UAS), so that failed logins leave nothing behind;

@@ -60,27 +60,45 @@ def is_ongoing(data: bytes) -> bool:
     if end < 0:
         return False  # no header block: the parser refuses it
     value = _first_to(data[start:end])
-    return value is not None and _has_tag(value)
+    return value is not None and b"tag" in value.lower() and _has_tag(value)
 
 
 def _first_to(head: bytes) -> bytes | None:
-    """The first To header's value (folded lines joined by one space), or None."""
-    lines = head.split(b"\r\n")
-    found: bytes | None = None
-    for line in lines[1:]:
-        c0 = line[:1]
-        if c0 == b" " or c0 == b"\t":
-            if found is not None:
-                cont = line.strip(b" \t")
-                if cont:
-                    found = found + b" " + cont if found else cont
-            continue
-        if found is not None:
-            return found
-        name, sep, value = line.partition(b":")
-        if sep and name.rstrip(b" \t").lower() in _TO_NAMES:
-            found = value.strip(b" \t")
-    return found
+    """The first To header's value (folded lines joined by one space), or None.
+
+    Header lines start after a CRLF, so the name of one is found by a search
+    for ``\nt`` in the lower-cased block (C speed, no split into lines).
+    """
+    low = head.lower()
+    size = len(low)
+    pos = low.find(b"\nt")
+    while pos >= 0:
+        i = pos + 2
+        if i < size and low[i] == 0x6F:  # "to"
+            i += 1
+        while i < size and low[i] in (0x20, 0x09):
+            i += 1
+        if i < size and low[i] == 0x3A:  # ":" after "t" or "to" (and blanks)
+            return _value(head, i + 1)
+        pos = low.find(b"\nt", pos + 2)
+    return None
+
+
+def _value(head: bytes, pos: int) -> bytes:
+    """A header's value from ``pos`` to its end, folded lines joined by one space."""
+    end = head.find(b"\r\n", pos)
+    if end < 0:
+        return head[pos:].strip(b" \t")
+    value = head[pos:end].strip(b" \t")
+    while head.startswith((b"\r\n ", b"\r\n\t"), end):
+        nxt = head.find(b"\r\n", end + 2)
+        cont = (head[end + 2 :] if nxt < 0 else head[end + 2 : nxt]).strip(b" \t")
+        if cont:
+            value = value + b" " + cont if value else cont
+        if nxt < 0:
+            break
+        end = nxt
+    return value
 
 
 def _has_tag(raw: bytes) -> bool:

@@ -330,6 +330,10 @@ class SipEndpoint:
 
     def _receive_request(self, msg: SipRequest, addr: Addr, transport: str, now: float) -> None:
         if msg.method != "ACK":
+            # Overload shedding first: it is cheaper than the full check (a fifth of it).
+            shedding = self.overload is not None and self.overload.overloaded
+            if shedding and not msg.to_tag and self._shed(msg, addr, transport):
+                return
             verdict = check_request(msg)
             if verdict is not None:
                 status, reason, extra = verdict
@@ -340,12 +344,8 @@ class SipEndpoint:
                 self.txl.send_stateless(resp, addr, transport)
                 self.flush()
                 return
-            if not msg.to_tag:
-                shedding = self.overload is not None and self.overload.overloaded
-                if shedding and self._shed(msg, addr, transport):
-                    return
-                if self._answered_statelessly(msg, addr, transport):
-                    return
+            if not msg.to_tag and self._answered_statelessly(msg, addr, transport):
+                return
         self.process(self.txl.receive_request(msg, addr, transport, now))
         self.flush()
 
@@ -354,14 +354,17 @@ class SipEndpoint:
         or routing (``sip.shedding``, ``core.overload``), or False: go on.
 
         A retransmission of a request already taken, a refresh of a live
-        registration, an INVITE with Replaces and a call to an exempt number go on.
+        registration, an INVITE with Replaces and a call to an exempt number go on;
+        so does a request without what an answer copies (``check_request`` answers it).
         """
         overload = self.overload
         kind = shed_kind(req)
         if kind is None or overload is None:
             return False
         try:
-            if self.txl.get(server_key(req)) is not None:
+            if req.cseq[1] != req.method or "From" not in req.headers or "To" not in req.headers:
+                return False
+            if not req.call_id or self.txl.get(server_key(req)) is not None:
                 return False
         except ParseError:
             return False

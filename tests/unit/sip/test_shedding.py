@@ -8,6 +8,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
+from unittest import mock
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -103,6 +104,23 @@ def test_new_invite_is_answered_503_before_digest_or_routing() -> None:
     rig.feed(Peer(PHONE).invite(sdp()))
     shed_503(rig.take(), "INVITE")
     assert rig.engine.named("setup") == []
+
+
+def test_shedding_comes_before_the_full_request_check() -> None:
+    rig = Rig()
+    overload(rig)
+    with mock.patch("offhook.sip.endpoint.check_request", side_effect=AssertionError("checked")):
+        rig.feed(Peer(PHONE2).invite(sdp()), PHONE2)
+    shed_503(rig.take(), "INVITE")
+
+
+def test_a_request_without_what_an_answer_copies_is_left_to_the_check() -> None:
+    rig = Rig()
+    control = overload(rig)
+    bad = Peer(PHONE2).invite(sdp()).replace(b"CSeq: 1 INVITE", b"CSeq: 1 BYE")
+    rig.feed(bad, PHONE2)
+    assert [m.status for m in rig.take() if isinstance(m, SipResponse)] == [400]
+    assert control.shed["invite"] == 0
 
 
 def test_a_retransmitted_shed_invite_gets_the_same_answer() -> None:

@@ -94,12 +94,13 @@ class Refusal:
 class TrunkQuota:
     """One trunk's limits and buckets (kept across plan reloads while the trunk stays)."""
 
-    __slots__ = ("calls", "datagrams", "max_calls", "max_cps", "name")
+    __slots__ = ("calls", "datagrams", "max_calls", "max_cps", "name", "source")
 
     def __init__(
         self, source: TrunkSource, floor_rate: float, floor_burst: float, now: float = 0.0
     ) -> None:
         self.name = source.name
+        self.source = source
         self.max_calls = 0
         self.max_cps = 0
         self.calls: TokenBucket | None = None
@@ -111,6 +112,7 @@ class TrunkQuota:
         self, source: TrunkSource, floor_rate: float, floor_burst: float, now: float = 0.0
     ) -> None:
         """Limits from the plan (a reload): the buckets keep their balance."""
+        self.source = source
         self.max_calls = max(0, source.max_calls)
         self.max_cps = max(0, source.max_cps)
         if self.max_cps:
@@ -218,6 +220,13 @@ class TrunkTable:
         self._exact, self._networks, self._names, self._quotas = exact, networks, names, quotas
         self._memo.clear()
         self._slow = bool(networks or names)
+
+    def set_floor(self, floor_rate: float, floor_burst: float) -> None:
+        """New anonymous bucket (a ``[sip]`` settings reload): every trunk's datagram
+        bucket is sized again (never below it)."""
+        self.floor_rate, self.floor_burst = floor_rate, floor_burst
+        for quota in self._quotas.values():
+            quota.configure(quota.source, floor_rate, floor_burst)
 
     def quota(self, name: str) -> TrunkQuota | None:
         """The quota of the trunk called ``name``."""

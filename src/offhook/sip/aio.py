@@ -292,9 +292,12 @@ class SipTransport:
         self.on_message = on_message
         self.allow = allow
         self._reject = reject
-        self.limits = limits or TransportLimits()
+        # The plan's trunks (set by the composition root): their datagrams are
+        # held to their own buckets instead of the anonymous per-source one.
+        self.trunks: TrunkTable | None = None
+        self._limits = limits or TransportLimits()
         self.guard = ListenerGuard(
-            self.limits, allow, lambda reason, host: self.reject(reason, (host, 0))
+            self._limits, allow, lambda reason, host: self.reject(reason, (host, 0))
         )
         self.loop = asyncio.get_running_loop()
         self.udp_endpoints: list[tuple[BindSpec, asyncio.DatagramTransport]] = []
@@ -306,9 +309,17 @@ class SipTransport:
         self._pending: dict[Addr, list[tuple[bytes, Callable[[], None] | None]]] = {}
         self._sweeper: asyncio.TimerHandle | None = None
         self.local: Addr = ("", 0)
-        # The plan's trunks (set by the composition root): their datagrams are
-        # held to their own buckets instead of the anonymous per-source one.
-        self.trunks: TrunkTable | None = None
+
+    @property
+    def limits(self) -> TransportLimits:
+        """The ``[sip]`` limits (a settings reload sets them again, ``node_reload``)."""
+        return self._limits
+
+    @limits.setter
+    def limits(self, limits: TransportLimits) -> None:
+        self._limits = limits
+        if self.trunks is not None:  # a trunk's bucket is never below the anonymous one
+            self.trunks.set_floor(limits.rate_per_source, limits.rate_burst)
 
     # --- lifecycle -----------------------------------------------------------
     async def start(
@@ -427,13 +438,13 @@ class SipTransport:
             return  # not allowed (no answer, no state) or over its rate (counted)
         if len(data) <= 4 and data.strip(b"\r\n") == b"":
             return  # RFC 5626 keep-alive
-        if len(data) > self.limits.max_message:
+        if len(data) > self._limits.max_message:
             # RFC 3261 §21.5.14 513 Message Too Large, when the request can be read.
             self.reject(TOO_LARGE, addr)
             self._answer_bad(data, addr, "udp", ParseError("message too large", 513))
             return
         try:
-            msg = parse_message(data, self.limits.max_message)
+            msg = parse_message(data, self._limits.max_message)
         except ParseError as exc:
             self._answer_bad(data, addr, "udp", exc)
             return

@@ -167,3 +167,13 @@ def test_token_bucket_reserve_and_wait() -> None:
     assert not bucket.take(0.1)
     assert bucket.take(0.2)
     assert bucket.charge(0.2, 20.0) == 0.5  # debt floors at -burst
+
+
+def test_a_lower_or_higher_anonymous_bucket_resizes_the_trunks_floor() -> None:
+    table = TrunkTable(ANON_RATE, ANON_BURST)
+    table.rebuild([source("small", "192.0.2.10", max_cps=1), source("big", "192.0.2.11")])
+    small, big = table.quota("small"), table.quota("big")
+    assert small is not None and big is not None
+    table.set_floor(500.0, 1000.0)  # a [sip] reload
+    assert (small.datagrams.rate, small.datagrams.burst) == (500.0, 1000.0)
+    assert (big.datagrams.rate, big.datagrams.burst) == (2000.0, 4000.0)

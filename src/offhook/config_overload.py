@@ -46,7 +46,7 @@ class OverloadSettings(Section):
     proxy that honours it sends this node nothing for that long (RFC 3261
     §21.5.4). ``exempt``: numbers never shed (emergency calls, RFC 6357 §4).
 
-    ``test_control``: the control op ``overload.test_load`` injects a load
+    ``test_control``: the control op ``overload_test_load`` injects a load
     figure (tests and demonstrations only; off in production).
     """
 

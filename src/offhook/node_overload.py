@@ -12,11 +12,11 @@ seconds, from a task on the event loop:
 * ``pending``: new calls in setup (the SIP endpoint's inbound calls not yet
   answered; counted only when ``pending_high`` is set);
 * ``injected``: a load figure a test set with the control op
-  ``overload.test_load`` (``[overload] test_control`` only).
+  ``overload_test_load`` (``[overload] test_control`` only).
 
 The SIP endpoint (``endpoint.overload``) and the SCCP endpoint ask the same
 control before a new call. ``ops()``: ``overload`` -> the control's status;
-``overload.test_load`` ``{"load": x}`` (x >= 1 overloads, null clears).
+``overload_test_load`` ``{"load": x}`` (x >= 1 overloads, null clears).
 ``collector()``: ``offhook_overload_*`` Prometheus metrics (state, admitted
 share, load, each signal, shed requests by kind, episodes).
 Only ``app`` builds this.
@@ -152,10 +152,10 @@ class NodeOverload:
 
     # --- control ops ----------------------------------------------------------
     def ops(self) -> dict[str, Handler]:
-        """``overload`` (status); ``overload.test_load`` with ``[overload] test_control``."""
+        """``overload`` (status); ``overload_test_load`` with ``[overload] test_control``."""
         handlers: dict[str, Handler] = {"overload": lambda args: self.status()}
         if self.settings.test_control:
-            handlers["overload.test_load"] = self._test_load
+            handlers["overload_test_load"] = self._test_load
         return handlers
 
     def _test_load(self, args: dict[str, Any]) -> dict[str, Any]:

@@ -48,14 +48,14 @@ def test_ops_and_test_load_only_when_enabled() -> None:
         assert set(plain.ops()) == {"overload"}
         node = NodeOverload(OverloadSettings(test_control=True), loop)
         ops = node.ops()
-        assert set(ops) == {"overload", "overload.test_load"}
+        assert set(ops) == {"overload", "overload_test_load"}
         assert ops["overload"]({})["state"] == "normal"
-        assert ops["overload.test_load"]({"load": 3})["injected"] == 3.0
+        assert ops["overload_test_load"]({"load": 3})["injected"] == 3.0
         assert node.injected == 3.0
-        assert "injected" not in ops["overload.test_load"]({"load": None})
+        assert "injected" not in ops["overload_test_load"]({"load": None})
         for bad in ("x", True, -1, 1e9):
             with pytest.raises(ControlError):
-                ops["overload.test_load"]({"load": bad})
+                ops["overload_test_load"]({"load": bad})
 
     asyncio.run(main())
 
@@ -105,7 +105,7 @@ def test_injected_load_overloads_and_pending_is_sampled_when_enabled() -> None:
             pending_high=10, pending_low=5, test_control=True,
         )  # fmt: skip
         node = NodeOverload(settings, loop, pending=lambda: 3)
-        node.ops()["overload.test_load"]({"load": 5})
+        node.ops()["overload_test_load"]({"load": 5})
         node.start()
         try:
             for _ in range(2000):

@@ -413,6 +413,7 @@ async def run(
         settings.overload,
         loop,
         pending=lambda: sum(1 for leg in endpoint.inbound_by_key.values() if not leg.answered),
+        sockets=lambda: [t.get_extra_info("socket") for _, t in transport.udp_endpoints],
     )
     if overload.enabled:
         endpoint.overload = node.overload = overload.control

@@ -28,6 +28,14 @@ class OverloadSettings(Section):
     - ``lag_high`` / ``lag_low``: seconds the loop's timer wakes late on
       average over the window (0.1 / 0.02): the loop cannot keep up, or the
       machine gives it too little CPU; 0 turns it off;
+    - ``queue_high`` / ``queue_low``: the fullest receive buffer of the SIP
+      UDP sockets, as a share of its size, over the window (0.05 / 0.01; the
+      buffers are 4 MiB: 5 % is ~180 INVITEs waiting, some 60 ms at 3,000
+      messages a second): datagrams arrive faster than the node reads them.
+      This catches what the other two miss when the machine gives the node
+      less than a core (its CPU share stays low, the loop keeps up with what
+      it reads, and the backlog waits in the kernel); 0 turns it off, and it
+      needs Linux (``SO_MEMINFO``; elsewhere it reads nothing);
     - ``pending_high`` / ``pending_low``: new calls not yet answered (INVITE
       transactions in progress, including ringing ones); 0 (default): off,
       since a busy site may ring many phones at once; set it to bound the
@@ -55,6 +63,8 @@ class OverloadSettings(Section):
     cpu_low: float = Field(default=0.7, ge=0, le=1)
     lag_high: float = Field(default=0.1, ge=0, le=60)
     lag_low: float = Field(default=0.02, ge=0, le=60)
+    queue_high: float = Field(default=0.05, ge=0, le=1)
+    queue_low: float = Field(default=0.01, ge=0, le=1)
     pending_high: int = Field(default=0, ge=0, le=1_000_000)
     pending_low: int = Field(default=0, ge=0, le=1_000_000)
     interval: float = Field(default=0.1, ge=0.01, le=10)
@@ -70,7 +80,7 @@ class OverloadSettings(Section):
 
     @model_validator(mode="after")
     def _pairs(self) -> OverloadSettings:
-        for name in ("cpu", "lag", "pending"):
+        for name in ("cpu", "lag", "queue", "pending"):
             high, low = getattr(self, f"{name}_high"), getattr(self, f"{name}_low")
             if high and low > high:
                 raise ValueError(f"{name}_low ({low}) must be <= {name}_high ({high})")

@@ -9,6 +9,9 @@ seconds, from a task on the event loop:
 * ``cpu``: the loop thread's CPU time over the elapsed time since the last
   sample (``time.thread_time``: the database and call-record threads are
   not counted), a share of one core;
+* ``queue``: the fullest receive buffer of the SIP UDP sockets, as a share
+  of its size (Linux ``getsockopt(SO_MEMINFO)``: the bytes queued and the
+  buffer's size; one system call a socket a sample);
 * ``pending``: new calls in setup (the SIP endpoint's inbound calls not yet
   answered; counted only when ``pending_high`` is set);
 * ``injected``: a load figure a test set with the control op
@@ -27,8 +30,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
+import struct
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -42,6 +47,21 @@ __all__ = ["NodeOverload", "OverloadCollector", "policy_of"]
 
 log = logging.getLogger("offhook.overload")
 
+SO_MEMINFO = 55
+"""Linux 4.6+ ``SOL_SOCKET`` option: ``u32 sk_meminfo[9]`` (rmem_alloc, rcvbuf, ..., drops)."""
+
+
+def receive_backlog(sock: socket.socket) -> float | None:
+    """The share of ``sock``'s receive buffer in use (datagrams waiting), or None: unknown."""
+    try:
+        raw = sock.getsockopt(socket.SOL_SOCKET, SO_MEMINFO, 36)
+    except (OSError, ValueError):
+        return None
+    if len(raw) < 8:
+        return None
+    rmem_alloc, rcvbuf = struct.unpack_from("2I", raw)
+    return rmem_alloc / rcvbuf if rcvbuf else None
+
 
 def policy_of(settings: OverloadSettings) -> OverloadPolicy:
     """The detector's policy from ``[overload]``."""
@@ -50,6 +70,7 @@ def policy_of(settings: OverloadSettings) -> OverloadPolicy:
         thresholds={
             "cpu": Threshold(s.cpu_high, min(s.cpu_low, s.cpu_high)),
             "lag": Threshold(s.lag_high, min(s.lag_low, s.lag_high)),
+            "queue": Threshold(s.queue_high, min(s.queue_low, s.queue_high)),
             "pending": Threshold(float(s.pending_high), float(min(s.pending_low, s.pending_high))),
             "injected": Threshold(1.0, 0.5),
         },
@@ -73,11 +94,13 @@ class NodeOverload:
         loop: asyncio.AbstractEventLoop,
         *,
         pending: Callable[[], int] = lambda: 0,
+        sockets: Callable[[], Iterable[socket.socket]] = lambda: (),
         cpu_time: Callable[[], float] = time.thread_time,
     ) -> None:
         self.settings = settings
         self.loop = loop
         self.pending = pending
+        self.sockets = sockets
         self.cpu_time = cpu_time
         self.control = OverloadControl(policy_of(settings), loop.time())
         self.injected: float | None = None
@@ -110,6 +133,10 @@ class NodeOverload:
                 "lag": max(0.0, now - expected),
                 "cpu": (cpu_now - last_cpu) / elapsed if elapsed > 0 else 0.0,
             }
+            if self.settings.queue_high:
+                shares = [b for s in self.sockets() if (b := receive_backlog(s)) is not None]
+                if shares:
+                    sample["queue"] = max(shares)
             if self.settings.pending_high:  # counting costs a walk over the calls
                 sample["pending"] = float(self.pending())
             if self.injected is not None:

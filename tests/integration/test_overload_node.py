@@ -45,7 +45,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
     srv = OffhookServer(
         tmp_path_factory.mktemp("overload"),
         PLAN,
-        # Only the injected load counts: a busy CI machine (loop lag, CPU) must not make
+        # Only the injected load counts: a busy CI machine (loop lag, CPU, backlog) must not make
         # this node shed the calls the test expects to go through.
         extra_config={
             "overload": {
@@ -54,6 +54,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
                 "cpu_low": 0,
                 "lag_high": 0,
                 "lag_low": 0,
+                "queue_high": 0,
+                "queue_low": 0,
             }
         },
     )

@@ -5,13 +5,15 @@ an injected load), the control ops and the Prometheus collector."""
 from __future__ import annotations
 
 import asyncio
+import socket
+import sys
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from offhook.config import ConfigError, load_settings
 from offhook.config_overload import OverloadSettings
-from offhook.node_overload import NodeOverload, policy_of
+from offhook.node_overload import NodeOverload, policy_of, receive_backlog
 from offhook.ris.control import ControlError
 
 
@@ -21,6 +23,7 @@ def test_defaults_and_policy() -> None:
     policy = policy_of(s)
     assert policy.thresholds["cpu"].high == 0.9 and policy.thresholds["cpu"].low == 0.7
     assert policy.thresholds["lag"].high == 0.1
+    assert policy.thresholds["queue"].high == 0.05 and policy.thresholds["queue"].low == 0.01
     assert policy.thresholds["pending"].high == 0  # off
     assert policy.exempt == frozenset({"112", "911"})
     assert (policy.retry_after_min, policy.retry_after_max) == (1, 8)
@@ -149,3 +152,65 @@ def test_collector_exports_state_and_shed_counts() -> None:
     assert 'offhook_overload_signal{signal="injected"} 10.0' in text
     assert "offhook_overload_episodes_total 1.0" in text
     assert "offhook_overload_load 10.0" in text
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="SO_MEMINFO is Linux's")
+def test_receive_backlog_is_the_share_of_the_buffer_waiting() -> None:
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx,
+    ):
+        rx.bind(("127.0.0.1", 0))
+        assert receive_backlog(rx) == 0.0
+        for _ in range(50):
+            tx.sendto(b"x" * 800, rx.getsockname())
+        share = receive_backlog(rx)
+        assert share is not None and 0 < share < 1
+        while True:  # read them all: nothing waits any more
+            rx.setblocking(False)
+            try:
+                rx.recv(2048)
+            except BlockingIOError:
+                break
+        assert receive_backlog(rx) == 0.0
+    closed = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    closed.close()
+    assert receive_backlog(closed) is None
+
+
+def test_a_backlog_in_the_socket_buffer_overloads() -> None:
+    """Datagrams nobody reads fill a socket's buffer past queue_high: overloaded."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        with (
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx,
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx,
+        ):
+            rx.bind(("127.0.0.1", 0))
+            rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+            for _ in range(200):
+                try:
+                    tx.sendto(b"x" * 800, rx.getsockname())
+                except OSError:
+                    break
+            backlog = receive_backlog(rx)
+            if backlog is None:
+                pytest.skip("SO_MEMINFO unavailable")
+            assert backlog > 0.1
+            settings = OverloadSettings(
+                interval=0.01, window=0.05, cpu_high=0, cpu_low=0, lag_high=0, lag_low=0
+            )
+            node = NodeOverload(settings, loop, sockets=lambda: [rx])
+            node.start()
+            try:
+                for _ in range(2000):
+                    if node.control.overloaded:
+                        break
+                    await asyncio.sleep(0.01)
+                assert node.control.overloaded
+                assert node.control.signals["queue"] == pytest.approx(backlog)
+            finally:
+                await node.stop()
+
+    asyncio.run(main())

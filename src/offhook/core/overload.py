@@ -63,9 +63,10 @@ __all__ = [
     "Threshold",
 ]
 
-SIGNALS = ("cpu", "lag", "pending", "injected")
+SIGNALS = ("cpu", "lag", "queue", "pending", "injected")
 """The load signals a node may report: the loop thread's share of one CPU core
-(0..1), the event loop's lag (seconds), pending new calls, and a test's
+(0..1), the event loop's lag (seconds), the fullest receive buffer of its UDP
+sockets (0..1: datagrams waiting to be read), pending new calls, and a test's
 injected load (in units of the threshold: 1.0 is overloaded)."""
 KINDS = ("invite", "register", "subscribe", "sccp")
 """What ``admit`` is asked about (shed counts are kept per kind; others count as ``other``)."""
@@ -98,6 +99,7 @@ def _default_thresholds() -> dict[str, Threshold]:
     return {
         "cpu": Threshold(0.9, 0.7),
         "lag": Threshold(0.1, 0.02),
+        "queue": Threshold(0.05, 0.01),
         "injected": Threshold(1.0, 0.5),
     }
 

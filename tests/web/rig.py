@@ -16,6 +16,9 @@ coroutine test of tests/web; other directories add
 
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -25,7 +28,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 
 from offhook.config import Settings
 from offhook.db.engine import create_engine_for, upgrade
@@ -90,11 +93,41 @@ def web_settings(tmp_path: Path) -> Settings:
     return make_settings(f"sqlite:///{tmp_path / 'web.db'}")
 
 
+_TEMPLATES: dict[str, Path] = {}
+"""Realm -> a database file upgraded and with the demo plan loaded, built once per process."""
+
+
+def demo_database(path: Path, realm: str) -> None:
+    """Make ``path`` a database at the newest schema with the demo plan (for ``realm``).
+
+    Migrating and loading the plan takes a second or two; it is done once per
+    test process and realm, and each test gets a copy of the file.
+    """
+    template = _TEMPLATES.get(realm)
+    if template is None or not template.exists():
+        folder = Path(tempfile.mkdtemp(prefix="offhook-web-template-"))
+        atexit.register(shutil.rmtree, folder, True)
+        template = folder / "template.db"
+        engine = create_engine_for(f"sqlite:///{template}")
+        try:
+            upgrade(engine)
+            load_plan(DEMO_PLAN, engine, realm)
+        finally:
+            engine.dispose()
+        _TEMPLATES[realm] = template
+    shutil.copyfile(template, path)
+
+
 @pytest.fixture
 def web_engine(web_settings: Settings) -> Any:
-    engine = create_engine_for(web_settings.database.url)
-    upgrade(engine)
-    load_plan(DEMO_PLAN, engine, web_settings.sip.realm)
+    url = make_url(web_settings.database.url)
+    if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
+        demo_database(Path(url.database), web_settings.sip.realm)
+        engine = create_engine_for(web_settings.database.url)
+    else:
+        engine = create_engine_for(web_settings.database.url)
+        upgrade(engine)
+        load_plan(DEMO_PLAN, engine, web_settings.sip.realm)
     yield engine
     engine.dispose()
 

@@ -180,6 +180,14 @@ async def test_health_public_and_metrics_need_live_read(
     text = (await client.get("/metrics", headers=_bearer(tokens["read-only"]))).text
     assert 'route="unmatched",status="404"' in text
     assert "/no/such/path" not in text
+    # A route with parameters is counted under its template, prefix included.
+    reader = _bearer(tokens["read-only"])
+    assert (await client.get("/api/v1/devices/alice", headers=reader)).status_code == 200
+    assert (await client.get("/api/v1/devices/nobody", headers=reader)).status_code == 404
+    text = (await client.get("/metrics", headers=reader)).text
+    assert 'method="GET",route="/api/v1/devices/{key}",status="200"} 1.0' in text
+    assert 'method="GET",route="/api/v1/devices/{key}",status="404"} 1.0' in text
+    assert "devices/alice" not in text and "devices/nobody" not in text
 
 
 async def test_security_headers(client: httpx.AsyncClient) -> None:

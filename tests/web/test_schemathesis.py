@@ -16,6 +16,7 @@ following examples into 401s that say nothing about the operation under test.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,10 @@ def running_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Fas
     server = OffhookServer(Path(tmp_path_factory.mktemp("schemathesis-node")))
     server.start()
     try:
+        # /readyz is 503 until the media server is connected: a true 503, not one to check.
+        deadline = time.monotonic() + 60
+        while not server.control("ready")["ready"] and time.monotonic() < deadline:
+            time.sleep(0.2)
         control = ControlClient(server.admin_host, server.admin_port, timeout=10.0)
         app = create_app(node_settings(server), control=control)
         app.state.ctx.users.add("root", "full-admin", PASSWORD)

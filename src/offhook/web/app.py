@@ -144,7 +144,7 @@ def create_app(
     # Added last = outermost: the body bound holds for everything inside.
     app.add_middleware(SameOrigin)
     app.add_middleware(SecurityHeaders)
-    app.add_middleware(RequestMetrics, metrics=metrics, routes=lambda: app.routes)
+    app.add_middleware(RequestMetrics, metrics=metrics)
     app.add_middleware(BodyLimit, limit=web.max_message)
     app.add_middleware(KnownHost, names=known_names(web.hosts))
     return app

@@ -15,15 +15,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import time
-from collections.abc import Callable, MutableMapping
+from collections.abc import MutableMapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.routing import APIRoute
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
-from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = [
@@ -118,33 +117,36 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 
 
 class RequestMetrics:
-    """Counts and times every HTTP request into ``metrics``.
+    """Counts and times every HTTP request into ``metrics``, labelled by the served
+    path template of the route it matched (``template``)."""
 
-    ``routes`` gives the FastAPI app's routes: the route a request matched
-    (``scope["route"]``) is the router's own, without the prefix it was
-    included under; its served template is looked up among them.
-    """
-
-    def __init__(
-        self, app: ASGIApp, metrics: WebMetrics, routes: Callable[[], list[BaseRoute]]
-    ) -> None:
+    def __init__(self, app: ASGIApp, metrics: WebMetrics) -> None:
         self.app = app
         self.metrics = metrics
-        self._routes = routes
-        self._templates: dict[int, str] = {}
 
-    def template(self, route: object) -> str:
-        """The served path template of a matched route (``UNMATCHED`` for none)."""
+    @staticmethod
+    def template(scope: Scope) -> str:
+        """The served path template of the route a request matched (``UNMATCHED`` for none).
+
+        The matched route's own template lacks the prefix its router was
+        included under; that prefix is what precedes, in the request's path,
+        the route's template filled in with the request's path parameters.
+        """
+        route = scope.get("route")
         if route is None:
             return UNMATCHED
-        found = self._templates.get(id(route))
-        if found is None and isinstance(route, APIRoute):
-            self._templates = {
-                id(rc.original_route): rc.path_format or UNMATCHED
-                for rc in iter_route_contexts(self._routes())
-            }
-            found = self._templates.get(id(route))
-        return found or getattr(route, "path", None) or UNMATCHED
+        own = getattr(route, "path_format", None) or getattr(route, "path", None)
+        if not isinstance(own, str) or not own:
+            return UNMATCHED
+        path = str(scope.get("path", ""))
+        params = scope.get("path_params") or {}
+        try:
+            filled = own.format_map({k: str(v) for k, v in params.items()})
+        except (KeyError, ValueError, IndexError):
+            return own
+        if not isinstance(route, APIRoute) or not path.endswith(filled):
+            return own
+        return path[: len(path) - len(filled)] + own
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -162,7 +164,7 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, watched)
         finally:
-            template = self.template(scope.get("route"))
+            template = self.template(scope)
             method = scope.get("method", "")
             method = method if method in _METHODS else "OTHER"
             self.metrics.requests.labels(method, template, str(status)).inc()

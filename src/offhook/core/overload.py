@@ -25,15 +25,16 @@ itself), multiplicative decrease and additive increase:
 ======================  =============================================  ==========
 window's load           admit_ratio                                    mode
 ======================  =============================================  ==========
->= 1 (overloaded)       x min(decrease, 1 / load), floor ``min_admit``  OVERLOADED
-                        (from NORMAL: only the ``sustain``-th such
-                        window in a row: a spike sheds nothing)
-some signal >= its low  unchanged (the hysteresis band)                unchanged
+>= 1 (overloaded)       x min(decrease, 1 / load) but at most halved,   OVERLOADED
+                        floor ``min_admit`` (from NORMAL: only the
+                        ``sustain``-th such window in a row)
+some signal >= its low  + increase / 4, up to 1.0 (the hysteresis      unchanged
+                        band: still overloaded, probing)
 all below their low     + increase; back at 1.0                        NORMAL
 ======================  =============================================  ==========
 
 so the node sheds just enough to bring its load back under the thresholds
-(a node at twice its capacity sheds about half), and recovers by itself once
+(a node at twice its capacity ends up shedding about half), and recovers by itself once
 the load falls: it needs no operator. ``admit`` spreads the refusals evenly
 (a credit counter, no randomness: the same sequence of calls always gets the
 same answers): with ``admit_ratio`` 0.25, one new call in four is admitted.
@@ -70,6 +71,9 @@ sockets (0..1: datagrams waiting to be read), pending new calls, and a test's
 injected load (in units of the threshold: 1.0 is overloaded)."""
 KINDS = ("invite", "register", "subscribe", "sccp")
 """What ``admit`` is asked about (shed counts are kept per kind; others count as ``other``)."""
+MAX_CUT = 0.5
+"""A window cuts the admitted share by half at most: a signal far over its threshold
+(a backlog that built up over several windows) must not shut the door for good."""
 RATIO_FLOOR = 0.01
 """An admit ratio below this (and above ``min_admit``) is ``min_admit``: shedding
 everything but one call in a thousand is shedding everything."""
@@ -194,7 +198,7 @@ class OverloadControl:
         if load >= 1.0 and self.mode is Mode.NORMAL and self._over < policy.sustain:
             return  # a spike, not (yet) overload
         if load >= 1.0:
-            ratio *= min(policy.decrease, 1.0 / load)
+            ratio *= max(MAX_CUT, min(policy.decrease, 1.0 / load))
             if ratio < max(policy.min_admit, RATIO_FLOOR):
                 ratio = policy.min_admit
             if self.mode is Mode.NORMAL:
@@ -202,10 +206,13 @@ class OverloadControl:
                 self.episodes += 1
                 self.since = now
             self._credit = 0.0
-        elif calm and self.mode is Mode.OVERLOADED:
-            ratio = ratio + policy.increase
+        elif self.mode is Mode.OVERLOADED:
+            # Calm: a full step back; in the band between the thresholds, a quarter
+            # step (probing for the load the node can take), never out of overload.
+            ratio = ratio + (policy.increase if calm else policy.increase / 4)
             if ratio >= 1.0 - 1e-9:  # ten steps of 0.1 make 0.9999999999999999
                 ratio = 1.0
+            if ratio == 1.0 and calm:
                 self.mode = Mode.NORMAL
                 self.since = None
                 self._credit = 0.0

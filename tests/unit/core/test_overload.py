@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from offhook.core.overload import (
     KINDS,
+    MAX_CUT,
     RATIO_FLOOR,
     Mode,
     OverloadControl,
@@ -72,9 +73,12 @@ def test_lag_and_injected_signals_overload_too() -> None:
     assert not Feed().window(lag=0.05, injected=0.9).overloaded
 
 
-def test_a_large_load_cuts_deeper_than_the_decrease_step() -> None:
-    control = Feed().window(injected=4.0)
-    assert control.admit_ratio == pytest.approx(0.25)  # 1/load: a node at 4x keeps a quarter
+def test_a_large_load_cuts_deeper_than_the_decrease_step_but_at_most_by_half() -> None:
+    control = Feed().window(injected=1.6)
+    assert control.admit_ratio == pytest.approx(0.625)  # 1/load
+    control = Feed().window(injected=40.0)
+    assert control.admit_ratio == pytest.approx(0.5)  # MAX_CUT
+    assert Feed().window(injected=40.0).admit_ratio == MAX_CUT
 
 
 def test_full_shedding_refuses_every_new_call_but_exempt_numbers() -> None:
@@ -102,21 +106,28 @@ def test_min_admit_is_a_floor() -> None:
     assert [feed.control.admit("sccp") for _ in range(10)].count(True) == 2
 
 
-def test_hysteresis_between_low_and_high_keeps_shedding() -> None:
+def test_hysteresis_between_low_and_high_keeps_overload_and_probes_slowly() -> None:
     feed = Feed()
-    feed.window(cpu=1.0)
+    for _ in range(4):
+        feed.window(cpu=1.0)
     ratio = feed.control.admit_ratio
-    for _ in range(20):  # 0.8: under cpu_high (0.9) but over cpu_low (0.7)
+    for i in range(1, 5):  # 0.8: under cpu_high (0.9) but over cpu_low (0.7)
         control = feed.window(cpu=0.8)
-        assert control.overloaded and control.admit_ratio == ratio
+        assert control.overloaded
+        assert control.admit_ratio == pytest.approx(ratio + i * 0.025)  # a quarter step
+    for _ in range(60):  # admitting everything again, still overloaded until calm
+        control = feed.window(cpu=0.8)
+    assert control.overloaded and control.admit_ratio == 1.0
     # ... and a calm signal does not make the node calm while another one is not
     control = feed.window(cpu=0.1, lag=0.05)
-    assert control.overloaded and control.admit_ratio == ratio
+    assert control.overloaded
+    control = feed.window(cpu=0.1, lag=0.01)
+    assert not control.overloaded
 
 
 def test_recovery_when_every_signal_is_calm() -> None:
     feed = Feed()
-    for _ in range(10):
+    for _ in range(12):
         feed.window(cpu=1.0, lag=0.5)
     assert feed.control.admit_ratio == 0.0
     windows = 0

@@ -21,21 +21,24 @@ class OverloadSettings(Section):
     Signals (each: overloaded at ``*_high`` and above, calm again below
     ``*_low``; between them the node keeps shedding what it sheds):
 
-    - ``cpu_high`` / ``cpu_low``: the event loop thread's share of one CPU core
-      over the window (0.9 / 0.7): one node is one loop on one core, and above
-      about 90 % its queues (the sockets' buffers) grow and latency with them;
-      0 turns the signal off;
+    - ``cpu_high`` / ``cpu_low``: the event loop thread's demand for a core
+      over the window (0.9 / 0.7): the share of the time it ran or waited,
+      runnable, for a CPU (Linux schedstat; elsewhere its CPU time). One node
+      is one loop on one core: above about 90 % its queues (the sockets'
+      buffers) grow and latency with them, and a node that a busy machine
+      gives only half a core is saturated at half a core; 0 turns it off;
     - ``lag_high`` / ``lag_low``: seconds the loop's timer wakes late on
       average over the window (0.1 / 0.02): the loop cannot keep up, or the
       machine gives it too little CPU; 0 turns it off;
     - ``queue_high`` / ``queue_low``: the fullest receive buffer of the SIP
-      UDP sockets, as a share of its size, over the window (0.05 / 0.01; the
-      buffers are 4 MiB: 5 % is ~180 INVITEs waiting, some 60 ms at 3,000
-      messages a second): datagrams arrive faster than the node reads them.
-      This catches what the other two miss when the machine gives the node
-      less than a core (its CPU share stays low, the loop keeps up with what
-      it reads, and the backlog waits in the kernel); 0 turns it off, and it
-      needs Linux (``SO_MEMINFO``; elsewhere it reads nothing);
+      UDP sockets, as a share of its size, over the window (the buffers are
+      4 MiB: 0.05 is ~180 INVITEs waiting): datagrams arrive faster than the
+      node reads them, which the other two miss when the machine gives the
+      node less than a core (its CPU share stays low, the loop keeps up with
+      what it reads, the backlog waits in the kernel). Off by default (0 /
+      0): on a machine shared with its load generators, 0.05 shed calls the
+      node would still have completed, late (see bench/overload.py). Linux
+      only (``SO_MEMINFO``; elsewhere it reads nothing);
     - ``pending_high`` / ``pending_low``: new calls not yet answered (INVITE
       transactions in progress, including ringing ones); 0 (default): off,
       since a busy site may ring many phones at once; set it to bound the
@@ -63,8 +66,8 @@ class OverloadSettings(Section):
     cpu_low: float = Field(default=0.7, ge=0, le=1)
     lag_high: float = Field(default=0.1, ge=0, le=60)
     lag_low: float = Field(default=0.02, ge=0, le=60)
-    queue_high: float = Field(default=0.05, ge=0, le=1)
-    queue_low: float = Field(default=0.01, ge=0, le=1)
+    queue_high: float = Field(default=0.0, ge=0, le=1)
+    queue_low: float = Field(default=0.0, ge=0, le=1)
     pending_high: int = Field(default=0, ge=0, le=1_000_000)
     pending_low: int = Field(default=0, ge=0, le=1_000_000)
     interval: float = Field(default=0.1, ge=0.01, le=10)

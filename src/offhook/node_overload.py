@@ -6,9 +6,13 @@ seconds, from a task on the event loop:
 
 * ``lag``: how late the sampling timer woke (actual minus expected wake
   time): a loop busy with a backlog, or starved of CPU, wakes late;
-* ``cpu``: the loop thread's CPU time over the elapsed time since the last
-  sample (``time.thread_time``: the database and call-record threads are
-  not counted), a share of one core;
+* ``cpu``: the loop thread's demand for a core since the last sample: the
+  time it ran plus the time it waited, runnable, for a CPU (Linux
+  ``/proc/thread-self/schedstat``), over the elapsed time. A node on a
+  machine busy with other work may get only half a core: it ran 50 % of the
+  time but wanted to run all of it, and that is saturation. Elsewhere the
+  thread's CPU time (``time.thread_time``). The database and call-record
+  threads are not counted;
 * ``queue``: the fullest receive buffer of the SIP UDP sockets, as a share
   of its size (Linux ``getsockopt(SO_MEMINFO)``: the bytes queued and the
   buffer's size; one system call a socket a sample);
@@ -46,6 +50,25 @@ from offhook.ris.control import ControlError, Handler
 __all__ = ["NodeOverload", "OverloadCollector", "policy_of"]
 
 log = logging.getLogger("offhook.overload")
+
+SCHEDSTAT = "/proc/thread-self/schedstat"
+
+
+def _schedstat_seconds() -> float:
+    with open(SCHEDSTAT, "rb") as f:
+        fields = f.read().split()
+    return (int(fields[0]) + int(fields[1])) / 1e9  # ns on a CPU + ns waiting for one
+
+
+def loop_demand_clock() -> Callable[[], float]:
+    """A clock of the seconds the calling thread ran or waited to run (schedstat), or,
+    where that cannot be read, of its CPU time."""
+    try:
+        _schedstat_seconds()
+    except (OSError, ValueError, IndexError):
+        return time.thread_time
+    return _schedstat_seconds
+
 
 SO_MEMINFO = 55
 """Linux 4.6+ ``SOL_SOCKET`` option: ``u32 sk_meminfo[9]`` (rmem_alloc, rcvbuf, ..., drops)."""
@@ -95,13 +118,13 @@ class NodeOverload:
         *,
         pending: Callable[[], int] = lambda: 0,
         sockets: Callable[[], Iterable[socket.socket]] = lambda: (),
-        cpu_time: Callable[[], float] = time.thread_time,
+        cpu_time: Callable[[], float] | None = None,
     ) -> None:
         self.settings = settings
         self.loop = loop
         self.pending = pending
         self.sockets = sockets
-        self.cpu_time = cpu_time
+        self.cpu_time = cpu_time  # None: loop_demand_clock(), read on the loop thread
         self.control = OverloadControl(policy_of(settings), loop.time())
         self.injected: float | None = None
         self._task: asyncio.Task[None] | None = None
@@ -119,15 +142,16 @@ class NodeOverload:
 
     async def _sample(self) -> None:
         loop = self.loop
+        clock = self.cpu_time or loop_demand_clock()
         interval = self.settings.interval
         last = loop.time()
-        last_cpu = self.cpu_time()
+        last_cpu = clock()
         was = self.control.overloaded
         while True:
             expected = last + interval
             await asyncio.sleep(interval)
             now = loop.time()
-            cpu_now = self.cpu_time()
+            cpu_now = clock()
             elapsed = now - last
             sample = {
                 "lag": max(0.0, now - expected),

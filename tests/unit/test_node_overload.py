@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from offhook.config import ConfigError, load_settings
 from offhook.config_overload import OverloadSettings
-from offhook.node_overload import NodeOverload, policy_of, receive_backlog
+from offhook.node_overload import NodeOverload, loop_demand_clock, policy_of, receive_backlog
 from offhook.ris.control import ControlError
 
 
@@ -23,7 +23,7 @@ def test_defaults_and_policy() -> None:
     policy = policy_of(s)
     assert policy.thresholds["cpu"].high == 0.9 and policy.thresholds["cpu"].low == 0.7
     assert policy.thresholds["lag"].high == 0.1
-    assert policy.thresholds["queue"].high == 0.05 and policy.thresholds["queue"].low == 0.01
+    assert policy.thresholds["queue"].high == 0  # off unless set
     assert policy.thresholds["pending"].high == 0  # off
     assert policy.exempt == frozenset({"112", "911"})
     assert (policy.retry_after_min, policy.retry_after_max) == (1, 8)
@@ -199,8 +199,9 @@ def test_a_backlog_in_the_socket_buffer_overloads() -> None:
                 pytest.skip("SO_MEMINFO unavailable")
             assert backlog > 0.1
             settings = OverloadSettings(
-                interval=0.01, window=0.05, cpu_high=0, cpu_low=0, lag_high=0, lag_low=0
-            )
+                interval=0.01, window=0.05, cpu_high=0, cpu_low=0, lag_high=0, lag_low=0,
+                queue_high=0.05, queue_low=0.01,
+            )  # fmt: skip
             node = NodeOverload(settings, loop, sockets=lambda: [rx])
             node.start()
             try:
@@ -214,3 +215,14 @@ def test_a_backlog_in_the_socket_buffer_overloads() -> None:
                 await node.stop()
 
     asyncio.run(main())
+
+
+def test_loop_demand_clock_counts_running_and_waiting() -> None:
+    """schedstat (Linux): at least the thread's CPU time; elsewhere the CPU time itself."""
+    import time
+
+    clock = loop_demand_clock()
+    before, cpu_before = clock(), time.thread_time()
+    while time.thread_time() - cpu_before < 0.05:  # spend some CPU (a count, not a timing)
+        pass
+    assert clock() - before >= 0.04

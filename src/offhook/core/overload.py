@@ -103,7 +103,6 @@ def _default_thresholds() -> dict[str, Threshold]:
     return {
         "cpu": Threshold(0.9, 0.7),
         "lag": Threshold(0.1, 0.02),
-        "queue": Threshold(0.05, 0.01),
         "injected": Threshold(1.0, 0.5),
     }
 

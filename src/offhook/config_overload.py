@@ -21,12 +21,14 @@ class OverloadSettings(Section):
     Signals (each: overloaded at ``*_high`` and above, calm again below
     ``*_low``; between them the node keeps shedding what it sheds):
 
-    - ``cpu_high`` / ``cpu_low``: the event loop thread's demand for a core
-      over the window (0.9 / 0.7): the share of the time it ran or waited,
-      runnable, for a CPU (Linux schedstat; elsewhere its CPU time). One node
-      is one loop on one core: above about 90 % its queues (the sockets'
-      buffers) grow and latency with them, and a node that a busy machine
-      gives only half a core is saturated at half a core; 0 turns it off;
+    - ``cpu_high`` / ``cpu_low``: the event loop thread's share of one CPU
+      core over the window (0.9 / 0.7): one node is one loop on one core,
+      and above about 90 % its queues (the sockets' buffers) grow and latency
+      with them; 0 turns it off. ``cpu_counts_waiting`` (off): count the time
+      the thread waited, runnable, for a CPU as busy too (Linux schedstat),
+      for a node that must not fall behind when its machine is busy with
+      other work; on a machine shared with other busy processes it sheds
+      calls whenever they hold the CPUs, whatever the node's own load;
     - ``lag_high`` / ``lag_low``: seconds the loop's timer wakes late on
       average over the window (0.1 / 0.02): the loop cannot keep up, or the
       machine gives it too little CPU; 0 turns it off;
@@ -64,6 +66,7 @@ class OverloadSettings(Section):
     enabled: bool = True
     cpu_high: float = Field(default=0.9, ge=0, le=1)
     cpu_low: float = Field(default=0.7, ge=0, le=1)
+    cpu_counts_waiting: bool = False
     lag_high: float = Field(default=0.1, ge=0, le=60)
     lag_low: float = Field(default=0.02, ge=0, le=60)
     queue_high: float = Field(default=0.0, ge=0, le=1)

@@ -6,13 +6,12 @@ seconds, from a task on the event loop:
 
 * ``lag``: how late the sampling timer woke (actual minus expected wake
   time): a loop busy with a backlog, or starved of CPU, wakes late;
-* ``cpu``: the loop thread's demand for a core since the last sample: the
-  time it ran plus the time it waited, runnable, for a CPU (Linux
-  ``/proc/thread-self/schedstat``), over the elapsed time. A node on a
-  machine busy with other work may get only half a core: it ran 50 % of the
-  time but wanted to run all of it, and that is saturation. Elsewhere the
-  thread's CPU time (``time.thread_time``). The database and call-record
-  threads are not counted;
+* ``cpu``: the loop thread's CPU time (``time.thread_time``) over the time
+  elapsed since the last sample, a share of one core; with ``[overload]
+  cpu_counts_waiting`` its demand for a core instead: the time it ran plus
+  the time it waited, runnable, for a CPU (Linux
+  ``/proc/thread-self/schedstat``). The database and call-record threads
+  are not counted;
 * ``queue``: the fullest receive buffer of the SIP UDP sockets, as a share
   of its size (Linux ``getsockopt(SO_MEMINFO)``: the bytes queued and the
   buffer's size; one system call a socket a sample);
@@ -124,7 +123,7 @@ class NodeOverload:
         self.loop = loop
         self.pending = pending
         self.sockets = sockets
-        self.cpu_time = cpu_time  # None: loop_demand_clock(), read on the loop thread
+        self.cpu_time = cpu_time  # None: as [overload] says, read on the loop thread
         self.control = OverloadControl(policy_of(settings), loop.time())
         self.injected: float | None = None
         self._task: asyncio.Task[None] | None = None
@@ -142,7 +141,9 @@ class NodeOverload:
 
     async def _sample(self) -> None:
         loop = self.loop
-        clock = self.cpu_time or loop_demand_clock()
+        clock = self.cpu_time or (
+            loop_demand_clock() if self.settings.cpu_counts_waiting else time.thread_time
+        )
         interval = self.settings.interval
         last = loop.time()
         last_cpu = clock()

@@ -34,6 +34,9 @@ from web.live_node import node_settings
 from web.rig import PASSWORD
 
 MAX_EXAMPLES = 5
+SLOW = 1200
+"""pytest-timeout's bound, for each test as a whole: it runs every operation of the API
+(~160 of them, five examples each; ~8 minutes on a loaded 2-core machine)."""
 
 CHECKS = [
     checks.not_a_server_error,
@@ -71,6 +74,7 @@ schema = (
 
 
 @schema.parametrize()
+@pytest.mark.timeout(SLOW)
 @HYPOTHESIS
 def test_api_conforms(case: Any, tokens: dict[str, str]) -> None:
     case.call_and_validate(
@@ -109,6 +113,7 @@ live = schemathesis.pytest.from_fixture("live_schema").include(path_regex=_LIVE)
 
 
 @live.parametrize()
+@pytest.mark.timeout(SLOW)
 @HYPOTHESIS
 def test_live_api_conforms(case: Any, running_node: tuple[FastAPI, str]) -> None:
     case.call_and_validate(headers={"Authorization": f"Bearer {running_node[1]}"}, checks=CHECKS)

@@ -49,6 +49,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
         # this node shed the calls the test expects to go through.
         extra_config={
             "overload": {
+                "enabled": True,  # OffhookServer turns it off by default
                 "test_control": True,
                 "cpu_high": 0,
                 "cpu_low": 0,

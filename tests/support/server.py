@@ -193,6 +193,9 @@ class OffhookServer:
                 "root": str(self.tftp_root),
             },
             "media": {"rtp_ports": RELAY_PORTS},
+            # Overload control reads the machine's load: on a shared CI machine it would
+            # decide whether a flood or load test's calls go through. Tests of it turn it on.
+            "overload": {"enabled": False},
         }
         for name, keys in (extra_config or {}).items():
             sections.setdefault(name, {}).update(keys)

@@ -35,6 +35,36 @@ if str(_TESTS) not in sys.path:
 
 import pg  # noqa: E402
 
+# The longest test files first: pytest-xdist hands whole files (--dist loadfile) to
+# the workers in collection order, and a long file taken last leaves the other
+# worker idle while it runs (the longest-first rule).
+LONG_FILES_FIRST = (
+    "web/test_schemathesis_writes.py",
+    "web/test_schemathesis.py",
+    "security/test_web_CSCef47060.py",
+    "security/test_soak.py",
+    "interop/test_trunk_early_media.py",
+    "interop/test_pickup_park.py",
+    "interop/test_cti_transfer_conference.py",
+    "integration/test_provisioning_node.py",
+    "security/test_sipvicious.py",
+    "security/test_CSCef47060.py",
+    "interop/",
+    "security/",
+    "integration/",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        where = Path(str(item.path)).relative_to(_TESTS).as_posix()
+        for n, prefix in enumerate(LONG_FILES_FIRST):
+            if where.startswith(prefix):
+                return n
+        return len(LONG_FILES_FIRST)
+
+    items.sort(key=rank)  # stable: the order within a file and among equals stays
+
 
 def _in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}

@@ -1,17 +1,9 @@
-"""Schemathesis against ``/api/v1/openapi.json``: every operation of the API,
-called as a full-admin with requests generated from the OpenAPI document (a
-bounded number of examples per operation, derandomized so that a CI run is
-reproducible). No answer may be a server error, and every answer must be one
-the document describes: a documented status code, content type, headers and a
-body that matches the response schema.
-
-The app runs in-process (schemathesis's ASGI transport) on a real database
-with the demo plan, a fresh one per operation. The live routes (node status,
-registrations, calls, trunk state) are called with a real node running
-(``offhook serve``), so that they answer from it rather than 503. Operations
-that end the test's own access (logging in and out, tokens, users: revoking
-or deleting the caller) are left out of the writes: they would turn the
-following examples into 401s that say nothing about the operation under test.
+"""Schemathesis against ``/api/v1/openapi.json`` (``web.schema_rig`` says what
+is checked): the operations that read, on a fresh app with the demo plan, and
+the live routes (node status, registrations, calls, trunk state, real-time
+information, readiness, CTI), with a real node running (``offhook serve``) so
+that they answer from it rather than 503. The writes are in
+``test_schemathesis_writes.py``.
 """
 
 from __future__ import annotations
@@ -24,56 +16,22 @@ from typing import Any
 import pytest
 import schemathesis
 from fastapi import FastAPI
-from hypothesis import HealthCheck, settings
-from schemathesis import checks
 
 from offhook.ris.control import ControlClient
 from offhook.web.app import create_app
 from support.server import OffhookServer
 from web.live_node import node_settings
 from web.rig import PASSWORD
+from web.schema_rig import CHECKS, HYPOTHESIS, LIVE, SLOW, WRITES, web_schema
 
-MAX_EXAMPLES = 5
-SLOW = 1200
-"""pytest-timeout's bound, for each test as a whole: it runs every operation of the API
-(~160 of them, five examples each; ~8 minutes on a loaded 2-core machine)."""
+__all__ = ["web_schema"]
 
-CHECKS = [
-    checks.not_a_server_error,
-    checks.status_code_conformance,
-    checks.content_type_conformance,
-    checks.response_headers_conformance,
-    checks.response_schema_conformance,
-]
-
-_SELF_DEFEATING = r"^/api/v1/(login|logout|tokens|users)"
-# Answered from the running node (503 without one): live state, readiness,
-# real-time information and CTI (whose commands a running node refuses with 409
-# when the generated call or device does not exist).
-_LIVE = r"^/api/v1/(status|registrations|calls|trunks/state|ris/.+|cti/.+)$|^/readyz$"
-
-HYPOTHESIS = settings(
-    max_examples=MAX_EXAMPLES,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=list(HealthCheck),
+reads = (
+    schemathesis.pytest.from_fixture("web_schema").exclude(method=WRITES).exclude(path_regex=LIVE)
 )
 
 
-@pytest.fixture
-def web_schema(web_app: FastAPI, tokens: dict[str, str]) -> Any:
-    signed_in = {"Authorization": f"Bearer {tokens['full-admin']}"}  # the document is not public
-    return schemathesis.openapi.from_asgi("/api/v1/openapi.json", web_app, headers=signed_in)
-
-
-schema = (
-    schemathesis.pytest.from_fixture("web_schema")
-    .exclude(path_regex=_SELF_DEFEATING, method=["POST", "PUT", "PATCH", "DELETE"])
-    .exclude(path_regex=_LIVE)
-)
-
-
-@schema.parametrize()
+@reads.parametrize()
 @pytest.mark.timeout(SLOW)
 @HYPOTHESIS
 def test_api_conforms(case: Any, tokens: dict[str, str]) -> None:
@@ -109,7 +67,7 @@ def live_schema(running_node: tuple[FastAPI, str]) -> Any:
     return schemathesis.openapi.from_asgi("/api/v1/openapi.json", app, headers=signed_in)
 
 
-live = schemathesis.pytest.from_fixture("live_schema").include(path_regex=_LIVE)
+live = schemathesis.pytest.from_fixture("live_schema").include(path_regex=LIVE)
 
 
 @live.parametrize()

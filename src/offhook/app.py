@@ -48,7 +48,12 @@ from offhook.core.directory import PlanSnapshot
 from offhook.core.engine import CallEngine
 from offhook.core.features.cti_devices import install_cti_devices
 from offhook.core.overload import OverloadControl
-from offhook.core.records import CallEnded, CallRecord, RegistrationChanged
+from offhook.core.records import (
+    CallEnded,
+    CallRecord,
+    RegistrationChanged,
+    RegistrationRejected,
+)
 from offhook.db.autoreg import (
     AutoRegistrationWriter,
 )
@@ -353,6 +358,9 @@ async def run(
         max_expires=sip.max_expires,
         default_expires=min(3600, sip.max_expires),
         on_auth_failure=sip_register_refused(engine, on_auth_failure),  # + RegistrationRejected
+        on_refused=lambda source, device, reason: engine.publish(
+            RegistrationRejected(device, "sip", host_port(*source), reason)
+        ),
         node=settings.node.name,
         on_change=registration_changed,
     )

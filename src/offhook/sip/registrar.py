@@ -283,6 +283,7 @@ class Registrar:
         domain_check: Callable[[str], bool] | None = None,
         on_auth_failure: Callable[[tuple[str, int], str], None] | None = None,
         on_change: Callable[[str, list[Binding], list[Binding]], None] | None = None,
+        on_refused: Callable[[tuple[str, int], str, str], None] | None = None,
         node: str = "",
     ) -> None:
         if not 0 < min_expires <= max_expires:
@@ -299,6 +300,7 @@ class Registrar:
         self.domain_check = domain_check
         self.on_auth_failure = on_auth_failure
         self.on_change = on_change
+        self.on_refused = on_refused  # (source, device, reason): an authenticated device refused
         self.node = node
         self._q: dict[str, dict[str, float]] = {}  # device -> contact -> q
 
@@ -388,6 +390,10 @@ class Registrar:
             return resp, None
         return None, result.credentials
 
+    def _refused(self, source: tuple[str, int], device: str, reason: str) -> None:
+        if self.on_refused is not None:
+            self.on_refused(source, device, reason)
+
     def _handle(
         self,
         request: SipRequest,
@@ -413,11 +419,13 @@ class Registrar:
         assert to_parts is not None  # parse_contact checked it
         aor_user = unquote(to_parts.user)
         if not aor_user or aor_user not in {device, *creds.dns}:
+            self._refused(source, device, "not-its-address")
             return self._reply(request, 403)
         aor = f"{to_parts.scheme}:{aor_user}@{to_parts.host}"
 
         values = request.headers.get_all("Contact")
         if len(values) > self.max_contacts:
+            self._refused(source, device, "too-many-contacts")
             return self._reply(request, 403, reason="Too Many Contacts")
         expires_hdr = request.headers.get("Expires")
         header_expires = None if expires_hdr is None else parse_delta_seconds(expires_hdr)

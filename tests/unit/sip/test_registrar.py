@@ -50,12 +50,14 @@ class Env:
         )
         self.failures: list[tuple[tuple[str, int], str]] = []
         self.changes: list[tuple[str, list[Binding], list[Binding]]] = []
+        self.refused: list[tuple[tuple[str, int], str, str]] = []
         self.reg = Registrar(
             self.auth,
             self.lookup,
             self.store,
             on_auth_failure=lambda src, user: self.failures.append((src, user)),
             on_change=lambda d, a, r: self.changes.append((d, a, r)),
+            on_refused=lambda src, device, why: self.refused.append((src, device, why)),
             **kw,  # type: ignore[arg-type]
         )
 
@@ -245,7 +247,8 @@ def test_someone_elses_aor_is_forbidden() -> None:
     resp = Phone(env, aor="1002").register()
     assert resp.status == 403
     assert env.store.count() == 0
-    assert env.failures == []
+    assert env.failures == []  # its password was right: not a failed login
+    assert env.refused == [(SRC, "SEP001", "not-its-address")]  # but a refusal RIS shows
 
 
 def test_domain_check() -> None:
@@ -403,6 +406,7 @@ def test_too_many_contacts_in_one_request_is_403() -> None:
     resp = Phone(env).register([f"<sip:u@h{i}>" for i in range(3)])
     assert resp.status == 403
     assert env.store.count() == 0
+    assert env.refused == [(SRC, "SEP001", "too-many-contacts")]
 
 
 def test_oldest_binding_dropped_when_over_limit() -> None:

@@ -40,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 import ssl
@@ -434,9 +435,11 @@ def _watch_stdin(server: WebServer) -> None:
     """Stop the server when stdin reaches EOF (the parent went away)."""
 
     def run() -> None:
+        # os.read on the descriptor, not sys.stdin: a daemon thread blocked inside the
+        # buffered reader holds its lock, and the interpreter then aborts at exit.
         with contextlib.suppress(Exception):
-            stdin = sys.stdin.buffer
-            while stdin.read(1):
+            fd = sys.stdin.fileno()
+            while os.read(fd, 4096):
                 pass
         server.should_exit = True
 

@@ -308,6 +308,7 @@ class SipTransport:
         self.connections: dict[Addr, _Tcp] = {}
         self._pending: dict[Addr, list[tuple[bytes, Callable[[], None] | None]]] = {}
         self._sweeper: asyncio.TimerHandle | None = None
+        self.closed = False  # after close(): what is still sent (timers, BYEs) goes nowhere
         self.local: Addr = ("", 0)
 
     @property
@@ -349,6 +350,7 @@ class SipTransport:
         return self.local
 
     async def close(self) -> None:
+        self.closed = True
         if self._sweeper is not None:
             self._sweeper.cancel()
         for _, transport in self.udp_endpoints:
@@ -515,6 +517,8 @@ class SipTransport:
         fails, every message queued for it reports ``on_error`` (RFC 3261
         §17.1.4: the transaction learns of the transport failure at once).
         """
+        if self.closed:
+            return
         data = msg if isinstance(msg, bytes) else msg.serialize()  # type: ignore[attr-defined]
         if ip_version(addr[0]) is None:
             self._send_to_name(data, addr, transport, on_error)

@@ -15,6 +15,7 @@ datagram to a name over real loopback sockets of both families.
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -255,3 +256,32 @@ def test_send_to_a_name_goes_to_its_ipv6_address() -> None:
     finally:
         for r in receivers.values():
             r.close()
+
+
+def test_a_closed_transport_sends_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    """After close() (a node stopping), what timers still send (a BYE, a retransmission)
+    is dropped quietly: asyncio logged 'socket.send() raised exception.' for each."""
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    receiver.setblocking(False)
+    where = receiver.getsockname()
+
+    async def main() -> None:
+        t = SipTransport(on_message=lambda *a: None, allow=lambda host: True)
+        await t.start(["127.0.0.1"], 0, tcp=False)
+        t.send(b"before", where, "udp")
+        loop = asyncio.get_running_loop()
+        assert await asyncio.wait_for(loop.sock_recv(receiver, 100), timeout=5) == b"before"
+        await t.close()
+        for _ in range(10):
+            t.send(b"after", where, "udp")
+        await asyncio.sleep(0.05)
+
+    try:
+        with caplog.at_level(logging.WARNING):
+            asyncio.run(main())
+        with pytest.raises(BlockingIOError):
+            receiver.recv(100)
+    finally:
+        receiver.close()
+    assert not [r for r in caplog.records if "socket.send" in r.getMessage()]

@@ -47,7 +47,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 
 import sip_calls as sc  # noqa: E402
 
-from support.ports import HOST, free_port  # noqa: E402
+from support.ports import HOST  # noqa: E402
 
 RESULTS = HERE / "results"
 ADMIN = "bench-cti"
@@ -239,21 +239,7 @@ def run(args: argparse.Namespace, workdir: Path) -> list[Result]:
         token = cli(server, "token", "create", "--user", ADMIN, "--label", "bench").split()[0]
         web = web_pid(server.pid)
         with sc.sipp_uas(workdir) as uas_port:
-            reg = [
-                *sc.sipp_base("register.xml", free_port(), workdir, "register"),
-                "-m", "1", "-timeout", "20s", "-timeout_error",
-                "-key", "user", "benchuas", "-key", "contact_host", HOST,
-                "-key", "contact_port", str(uas_port), "-key", "expires", "3600",
-                "-au", "benchuas", "-ap", sc.PASSWORDS["benchuas"],
-                f"{HOST}:{server.sip_port}",
-            ]  # fmt: skip
-            if subprocess.run(reg, stdin=subprocess.DEVNULL, capture_output=True).returncode:
-                raise sc.BenchError("the UAS did not register")
-            uac = [
-                "uac_auth.xml", "-key", "caller", "benchuac", "-s", "2002",
-                "-au", "benchuac", "-ap", sc.PASSWORDS["benchuac"],
-                "-auth_uri", f"2002@{HOST}:{server.sip_port}",
-            ]  # fmt: skip
+            uac = sc.register_uas(server.sip_port, uas_port, workdir)
             for n in args.clients:
                 r = measure(server, web, n, token, args, workdir, uac)
                 results.append(r)

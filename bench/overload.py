@@ -39,7 +39,6 @@ from typing import Any
 
 from sip_calls import (
     HOST,
-    PASSWORDS,
     PLAN,
     RESULTS,
     BenchError,
@@ -47,6 +46,7 @@ from sip_calls import (
     free_port,
     machine,
     read_stat_csv,
+    register_uas,
     sipp_base,
     sipp_uas,
 )
@@ -208,23 +208,7 @@ def bench(base: int, factors: list[float], duration: int, workdir: Path) -> Resu
         return result
     try:
         with sipp_uas(workdir) as uas_port:
-            reg = [
-                *sipp_base("register.xml", free_port(), workdir, "register"),
-                "-m", "1", "-timeout", "20s", "-timeout_error",
-                "-key", "user", "benchuas", "-key", "contact_host", HOST,
-                "-key", "contact_port", str(uas_port), "-key", "expires", "3600",
-                "-au", "benchuas", "-ap", PASSWORDS["benchuas"],
-                f"{HOST}:{server.sip_port}",
-            ]  # fmt: skip
-            with open(workdir / "register.out", "wb") as out:
-                done = subprocess.run(reg, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
-            if done.returncode != 0:
-                raise BenchError(f"UAS registration failed (sipp exit {done.returncode})")
-            uac = [
-                "uac_auth.xml", "-key", "caller", "benchuac", "-s", "2002",
-                "-au", "benchuac", "-ap", PASSWORDS["benchuac"],
-                "-auth_uri", f"2002@{HOST}:{server.sip_port}",
-            ]  # fmt: skip
+            uac = register_uas(server.sip_port, uas_port, workdir)
             for factor in factors:
                 step = run_step(server, uac, base, factor, duration, workdir)
                 result.steps.append(step)

@@ -213,6 +213,28 @@ class Step:
     note: str = ""
 
 
+def register_uas(sip_port: int, uas_port: int, wd: Path) -> list[str]:
+    """Register the SIPp UAS as ``benchuas`` (digest) at offhook on ``sip_port``;
+    the UAC's scenario arguments for calls to it (``BenchError`` if it failed)."""
+    reg = [
+        *sipp_base("register.xml", free_port(), wd, "register"),
+        "-m", "1", "-timeout", "20s", "-timeout_error",
+        "-key", "user", "benchuas", "-key", "contact_host", HOST,
+        "-key", "contact_port", str(uas_port), "-key", "expires", "3600",
+        "-au", "benchuas", "-ap", PASSWORDS["benchuas"],
+        f"{HOST}:{sip_port}",
+    ]  # fmt: skip
+    with open(wd / "register.out", "wb") as out:
+        done = subprocess.run(reg, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+    if done.returncode != 0:
+        raise BenchError(f"UAS registration failed (sipp exit {done.returncode}); see {wd}")
+    return [
+        "uac_auth.xml", "-key", "caller", "benchuac", "-s", "2002",
+        "-au", "benchuac", "-ap", PASSWORDS["benchuac"],
+        "-auth_uri", f"2002@{HOST}:{sip_port}",
+    ]  # fmt: skip
+
+
 def run_step(
     server_pid: int,
     target_port: int,
@@ -359,23 +381,7 @@ def bench_offhook(rates: list[int], duration: int, workdir: Path) -> ServerResul
         return result
     try:
         with sipp_uas(wd) as uas_port:
-            reg = [
-                *sipp_base("register.xml", free_port(), wd, "register"),
-                "-m", "1", "-timeout", "20s", "-timeout_error",
-                "-key", "user", "benchuas", "-key", "contact_host", HOST,
-                "-key", "contact_port", str(uas_port), "-key", "expires", "3600",
-                "-au", "benchuas", "-ap", PASSWORDS["benchuas"],
-                f"{HOST}:{server.sip_port}",
-            ]  # fmt: skip
-            with open(wd / "register.out", "wb") as out:
-                done = subprocess.run(reg, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
-            if done.returncode != 0:
-                raise BenchError(f"UAS registration failed (sipp exit {done.returncode}); see {wd}")
-            uac = [
-                "uac_auth.xml", "-key", "caller", "benchuac", "-s", "2002",
-                "-au", "benchuac", "-ap", PASSWORDS["benchuac"],
-                "-auth_uri", f"2002@{HOST}:{server.sip_port}",
-            ]  # fmt: skip
+            uac = register_uas(server.sip_port, uas_port, wd)
             ladder(result, server.pid, server.sip_port, rates, duration, wd, uac)
     except (BenchError, subprocess.SubprocessError, OSError) as exc:
         result.error = str(exc)

@@ -23,7 +23,6 @@ Bounded: at most 60 s a step, 5 steps.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import json
 import shutil
@@ -39,7 +38,6 @@ from typing import Any
 
 from sip_calls import (
     HOST,
-    PLAN,
     RESULTS,
     BenchError,
     cpu_seconds,
@@ -49,6 +47,7 @@ from sip_calls import (
     register_uas,
     sipp_base,
     sipp_uas,
+    start_offhook,
 )
 
 PROBE_INTERVAL = 0.02
@@ -194,17 +193,11 @@ def run_step(
 
 
 def bench(base: int, factors: list[float], duration: int, workdir: Path) -> Result:
-    from support.server import OffhookServer, ServerError
-
     result = Result(base)
-    unlimited = {"rate_per_source": 1e9, "rate_burst": 1e9}
-    server = OffhookServer(workdir, PLAN, extra_config={"sip": unlimited})
-    try:
-        server.start(timeout=30)
-    except (ServerError, OSError, subprocess.SubprocessError) as exc:
-        result.error = f"offhook did not start: {exc}"
-        with contextlib.suppress(Exception):
-            server.stop(show_log=False)
+    # Overload control on, as shipped (the test helper turns it off for tests).
+    server, why = start_offhook(workdir, {"overload": {"enabled": True}})
+    if server is None:
+        result.error = why
         return result
     try:
         with sipp_uas(workdir) as uas_port:

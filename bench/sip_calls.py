@@ -213,6 +213,29 @@ class Step:
     note: str = ""
 
 
+def start_offhook(wd: Path, extra: dict[str, dict[str, Any]] | None = None) -> tuple[Any, str]:
+    """A started node fed by SIPp: (the ``OffhookServer``, "") or (None, why it did not start).
+
+    SIPp's UAC and UAS both send from 127.0.0.1: the per-source rate limit
+    ([sip] rate_per_source, 200 messages/s by default), which exists precisely to
+    stop one address from sending this much, is lifted. ``extra``: more sections.
+    """
+    try:
+        from support.server import OffhookServer, ServerError
+    except ImportError as exc:  # pyyaml missing
+        return None, f"cannot import the offhook test helper: {exc}"
+
+    unlimited = {"rate_per_source": 1e9, "rate_burst": 1e9}
+    server = OffhookServer(wd, PLAN, extra_config={"sip": unlimited, **(extra or {})})
+    try:
+        server.start(timeout=30)
+    except (ServerError, OSError, subprocess.SubprocessError) as exc:
+        with contextlib.suppress(Exception):
+            server.stop(show_log=False)
+        return None, f"offhook is not ready (could not start `offhook serve`): {exc}"
+    return server, ""
+
+
 def register_uas(sip_port: int, uas_port: int, wd: Path) -> list[str]:
     """Register the SIPp UAS as ``benchuas`` (digest) at offhook on ``sip_port``;
     the UAC's scenario arguments for calls to it (``BenchError`` if it failed)."""
@@ -362,22 +385,9 @@ def bench_offhook(rates: list[int], duration: int, workdir: Path) -> ServerResul
     result = ServerResult("offhook")
     wd = workdir / "offhook"
     wd.mkdir()
-    try:
-        from support.server import OffhookServer, ServerError
-    except ImportError as exc:  # pyyaml missing
-        result.error = f"cannot import the offhook test helper: {exc}"
-        return result
-    # SIPp's UAC and UAS both send from 127.0.0.1: lift the per-source rate
-    # limit ([sip] rate_per_source, 200 messages/s by default), which exists
-    # precisely to stop one address from sending this much.
-    unlimited = {"rate_per_source": 1e9, "rate_burst": 1e9}
-    server = OffhookServer(wd, PLAN, extra_config={"sip": unlimited})
-    try:
-        server.start(timeout=30)
-    except (ServerError, OSError, subprocess.SubprocessError) as exc:
-        result.error = f"offhook is not ready (could not start `offhook serve`): {exc}"
-        with contextlib.suppress(Exception):
-            server.stop(show_log=False)
+    server, why = start_offhook(wd)
+    if server is None:
+        result.error = why
         return result
     try:
         with sipp_uas(wd) as uas_port:

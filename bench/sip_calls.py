@@ -213,12 +213,15 @@ class Step:
     note: str = ""
 
 
-def start_offhook(wd: Path, extra: dict[str, dict[str, Any]] | None = None) -> tuple[Any, str]:
+def start_offhook(
+    wd: Path, extra: dict[str, dict[str, Any]] | None = None, plan: dict[str, Any] | None = None
+) -> tuple[Any, str]:
     """A started node fed by SIPp: (the ``OffhookServer``, "") or (None, why it did not start).
 
     SIPp's UAC and UAS both send from 127.0.0.1: the per-source rate limit
     ([sip] rate_per_source, 200 messages/s by default), which exists precisely to
-    stop one address from sending this much, is lifted. ``extra``: more sections.
+    stop one address from sending this much, is lifted. ``extra``: more sections (a
+    ``sip`` section replaces those limits); ``plan``: another plan than ``PLAN``.
     """
     try:
         from support.server import OffhookServer, ServerError
@@ -226,7 +229,8 @@ def start_offhook(wd: Path, extra: dict[str, dict[str, Any]] | None = None) -> t
         return None, f"cannot import the offhook test helper: {exc}"
 
     unlimited = {"rate_per_source": 1e9, "rate_burst": 1e9}
-    server = OffhookServer(wd, PLAN, extra_config={"sip": unlimited, **(extra or {})})
+    config = {"sip": unlimited, **(extra or {})}
+    server = OffhookServer(wd, PLAN if plan is None else plan, extra_config=config)
     try:
         server.start(timeout=30)
     except (ServerError, OSError, subprocess.SubprocessError) as exc:

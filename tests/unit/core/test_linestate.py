@@ -236,3 +236,72 @@ def test_engine_unanswered_shared_line_fork_cancelled_goes_idle() -> None:
 
 def b_states(h: Harness) -> list[str]:
     return [e.new for e in h.of(LegStateChanged) if e.device == "bob"]
+
+
+# -- the incremental tally against the definition: a view from every live leg ------
+
+
+def _defined_view(
+    legs: dict[str, tuple[tuple[str, str], str, str, str]], line: tuple[str, str]
+) -> tuple[str, tuple[str, ...], str]:
+    """The module docstring's definition, from scratch: the strongest contribution
+    of the line's legs, the devices of the legs making it, and its direction."""
+    rank = {RINGING: 1, IN_USE: 2}
+    on_line = [(d, dr, c) for ln, d, dr, c in legs.values() if ln == line]
+    if not on_line:
+        return (IDLE, (), "")
+    best = max(rank[c] for _, _, c in on_line)
+    making = [(d, dr, c) for d, dr, c in on_line if rank[c] == best]
+    state = making[0][2]
+    devices = tuple(sorted({d for d, _, _ in making}))
+    inbound = any(dr == "inbound" for _, dr, _ in making)
+    return (state, devices, "initiator" if state == IN_USE and inbound else "recipient")
+
+
+EVENTS_WIDE = st.lists(
+    st.tuples(
+        st.sampled_from(["l1", "l2", "l3", "l4", "l5", "l6"]),
+        st.sampled_from([s.value for s in LegState]),
+        st.sampled_from(["inbound", "outbound"]),
+        st.sampled_from(["", "1001", "1002"]),
+        st.sampled_from(["alice", "bob", "carol"]),
+    ),
+    max_size=80,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(EVENTS_WIDE)
+def test_every_view_and_event_is_what_the_definition_says(
+    events: list[tuple[str, str, str, str, str]],
+) -> None:
+    f = Feed()
+    legs: dict[str, tuple[tuple[str, str], str, str, str]] = {}
+    shown: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {}
+    for leg_id, state, direction, dn, device in events:
+        before = len(f.published)
+        f.leg(leg_id, state, device=device, direction=direction, line=dn)
+        # What the definition keeps of this leg (device and direction of its first
+        # event on a line; a new line, or no contribution, starts over).
+        contribution = CONTRIBUTION.get((direction, state))
+        known = legs.get(leg_id)
+        line = (dn, "") if dn else (known[0] if known else None)
+        if contribution is None or line is None:
+            legs.pop(leg_id, None)
+        elif known is not None and known[0] == line:
+            legs[leg_id] = (line, known[1], known[2], contribution)
+        else:
+            legs[leg_id] = (line, device, direction, contribution)
+        expected_events: list[tuple[str, str, tuple[str, ...]]] = []
+        for ln in sorted({("1001", ""), ("1002", "")}):
+            state_now, devices, dirn = _defined_view(legs, ln)
+            view = f.lines.view(*ln)
+            assert (view.state, view.devices) == (state_now, devices), (ln, legs)
+            if state_now != IDLE:
+                assert view.direction == dirn
+            if shown.get(ln, (IDLE, ())) != (state_now, devices):
+                expected_events.append((ln[0], state_now, devices))
+                shown[ln] = (state_now, devices)
+        got = [(e.dn, e.state, e.devices) for e in f.published[before:]]
+        assert sorted(got) == sorted(expected_events)
+    assert f.lines.tracked_legs == len(legs)

@@ -27,7 +27,7 @@ event); a leg seen without a line is not tracked.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from offhook.core.bus import EventBus
@@ -81,13 +81,62 @@ class _LegEntry:
     contribution: str
 
 
+class _LineTally:
+    """One line's live legs, and the counts its view is read from.
+
+    Kept incrementally (a leg added, changed or removed adjusts the counts), so
+    reading the view costs the devices of its strongest state, never a scan of
+    the line's legs: a line rung by many calls at once stays cheap per event.
+    """
+
+    __slots__ = ("devices", "inbound_in_use", "legs")
+
+    def __init__(self) -> None:
+        self.legs: dict[str, _LegEntry] = {}
+        # contribution -> device -> how many of the line's legs make it so
+        self.devices: dict[str, dict[str, int]] = {RINGING: {}, IN_USE: {}}
+        self.inbound_in_use = 0  # in-use legs the line placed (inbound)
+
+    def add(self, entry: _LegEntry) -> None:
+        by_device = self.devices[entry.contribution]
+        by_device[entry.device] = by_device.get(entry.device, 0) + 1
+        if entry.contribution == IN_USE and entry.direction == "inbound":
+            self.inbound_in_use += 1
+
+    def remove(self, entry: _LegEntry) -> None:
+        by_device = self.devices[entry.contribution]
+        left = by_device[entry.device] - 1
+        if left:
+            by_device[entry.device] = left
+        else:
+            del by_device[entry.device]
+        if entry.contribution == IN_USE and entry.direction == "inbound":
+            self.inbound_in_use -= 1
+
+    def current(self) -> LineView:
+        """The strongest contribution's view (``in-use`` over ``ringing`` over ``idle``)."""
+        in_use = self.devices[IN_USE]
+        if in_use:
+            direction = "initiator" if self.inbound_in_use else "recipient"
+            return LineView(IN_USE, tuple(sorted(in_use)), direction)
+        ringing = self.devices[RINGING]
+        if ringing:
+            return LineView(RINGING, tuple(sorted(ringing)), "recipient")
+        return IDLE_VIEW
+
+
 class LineStates:
-    """Each line's busy-lamp state, kept from the bus; see the module docstring."""
+    """Each line's busy-lamp state, kept from the bus; see the module docstring.
+
+    Work per leg event is bounded by the line's devices: a leg whose
+    contribution does not change (``proceeding`` to ``alerting``) costs a
+    dictionary lookup, and a view is rebuilt only for the line the leg is on.
+    """
 
     def __init__(self, bus: EventBus) -> None:
         self._bus = bus
         self._legs: dict[str, _LegEntry] = {}
-        self._lines: dict[Line, dict[str, _LegEntry]] = {}
+        self._lines: dict[Line, _LineTally] = {}  # lines with live legs
         self._views: dict[Line, LineView] = {}  # lines not idle
         self._unsubscribe = bus.subscribe(LegStateChanged, self._on_leg)
 
@@ -117,36 +166,56 @@ class LineStates:
     # ------------------------------------------------------------ the bus
     def _on_leg(self, ev: LegStateChanged) -> None:
         entry = self._legs.get(ev.leg_id)
-        line: Line | None = (ev.line, ev.partition) if ev.line else None
-        if line is None and entry is not None:
-            line = entry.line
         contribution = CONTRIBUTION.get((ev.direction, ev.new))
-        touched: set[Line] = set()
-        if entry is not None and (contribution is None or entry.line != line):
-            self._forget(ev.leg_id, entry)
-            touched.add(entry.line)
-            entry = None
-        if contribution is not None and line is not None:
-            if entry is None:
-                entry = _LegEntry(line, ev.device, ev.direction, contribution)
-                self._legs[ev.leg_id] = entry
-                self._lines.setdefault(line, {})[ev.leg_id] = entry
-            else:
-                entry.contribution = contribution
-            touched.add(line)
-        for changed in sorted(touched):
-            self._update(changed)
+        if entry is None:
+            if contribution is None or not ev.line:
+                return  # not tracked, and not becoming so
+            line = (ev.line, ev.partition)
+            entry = _LegEntry(line, ev.device, ev.direction, contribution)
+            self._legs[ev.leg_id] = entry
+            tally = self._lines.get(line)
+            if tally is None:
+                tally = self._lines[line] = _LineTally()
+            tally.legs[ev.leg_id] = entry
+            tally.add(entry)
+            self._update(line, tally)
+            return
+        line = (ev.line, ev.partition) if ev.line else entry.line
+        if contribution is not None and line == entry.line:
+            if contribution == entry.contribution:
+                return  # the line shows the same: nothing to do
+            tally = self._lines[line]
+            tally.remove(entry)
+            entry.contribution = contribution
+            tally.add(entry)
+            self._update(line, tally)
+            return
+        # The leg is gone (no contribution) or moved to another line.
+        touched = [entry.line]
+        self._forget(ev.leg_id, entry)
+        if contribution is not None:
+            entry = _LegEntry(line, ev.device, ev.direction, contribution)
+            self._legs[ev.leg_id] = entry
+            tally = self._lines.get(line)
+            if tally is None:
+                tally = self._lines[line] = _LineTally()
+            tally.legs[ev.leg_id] = entry
+            tally.add(entry)
+            touched.append(line)
+            touched.sort()
+        for changed in touched:
+            self._update(changed, self._lines.get(changed))
 
     def _forget(self, leg_id: str, entry: _LegEntry) -> None:
         del self._legs[leg_id]
-        legs = self._lines.get(entry.line)
-        if legs is not None:
-            legs.pop(leg_id, None)
-            if not legs:
+        tally = self._lines.get(entry.line)
+        if tally is not None and tally.legs.pop(leg_id, None) is not None:
+            tally.remove(entry)
+            if not tally.legs:
                 del self._lines[entry.line]
 
-    def _update(self, line: Line) -> None:
-        view = _view_of(self._lines.get(line, {}).values())
+    def _update(self, line: Line, tally: _LineTally | None) -> None:
+        view = tally.current() if tally is not None else IDLE_VIEW
         before = self._views.get(line, IDLE_VIEW)
         if view == before:
             return
@@ -156,18 +225,3 @@ class LineStates:
             self._views[line] = view
         if (view.state, view.devices) != (before.state, before.devices):
             self._bus.publish(LineStateChanged(line[0], line[1], view.state, view.devices))
-
-
-def _view_of(legs: Iterable[_LegEntry]) -> LineView:
-    entries = list(legs)
-    if not entries:
-        return IDLE_VIEW
-    best = max(_RANK[e.contribution] for e in entries)
-    making = [e for e in entries if _RANK[e.contribution] == best]
-    state = making[0].contribution
-    devices = tuple(sorted({e.device for e in making}))
-    if state == IN_USE and any(e.direction == "inbound" for e in making):
-        direction = "initiator"
-    else:
-        direction = "recipient"
-    return LineView(state, devices, direction)

@@ -57,7 +57,7 @@ from offhook.core.records import (
 from offhook.db.autoreg import (
     AutoRegistrationWriter,
 )
-from offhook.db.cdr import CdrRepository, CdrRow
+from offhook.db.cdr import CdrRepository, CdrRow, CdrWriter
 from offhook.db.engine import create_engine_for
 from offhook.db.feature_state import FEATURE_EVENTS, FeatureSettingsWriter, load_feature_events
 from offhook.db.snapshot import load_snapshot, plan_version
@@ -260,8 +260,8 @@ class Node:
     plan: PlanSnapshot = field(default_factory=PlanSnapshot)
     started: float = field(default_factory=time.time)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
-    cdr_queue: list[CdrRow] = field(default_factory=list)
-    cdr_written: int = 0
+    # Ended calls to the database, by a thread, in batches (db.cdr.CdrWriter).
+    cdr_writer: CdrWriter[CallRecord] | None = None
     sip_port: int = 0
     sccp_port: int = 0
     admin_port: int = 0
@@ -320,8 +320,8 @@ async def run(
     engine.codes = settings.features.codes()
     engine.cfna_timer = settings.features.cfna_timer
     engine.max_forward_hops = settings.features.max_forward_hops
-    repo = CdrRepository(db)
-    bus.subscribe(CallEnded, lambda ev: node.cdr_queue.append(cdr_row(ev.record)))
+    cdr_writer = node.cdr_writer = CdrWriter(CdrRepository(db), cdr_row, batch=CDR_BATCH)
+    bus.subscribe(CallEnded, lambda ev: cdr_writer.submit(ev.record))
     # What phones set (forward all, DND, hunt login) and MWI: stored like CDRs, off the
     # call path, and given back before any listener starts.
     feature_store = FeatureSettingsWriter(db)
@@ -513,7 +513,9 @@ async def run(
                 "dialogs": len(endpoint.dialogs),
                 "pending_invites": len(endpoint.inbound_by_key),
                 "client_requests": len(endpoint.client_owner),
-                "cdrs_written": node.cdr_written,
+                "cdrs_written": cdr_writer.written,
+                "cdrs_pending": cdr_writer.pending,
+                "cdrs_dropped": cdr_writer.dropped,
             },
             "media_bridge": bridge.status() if bridge is not None else None,
             "media_server": media_plane.status() if media_plane is not None else None,
@@ -585,32 +587,19 @@ async def run(
             except Exception:
                 log.exception("plan reload failed; keeping the current plan")
 
-    # One flush at a time, and never cut short: a write runs in a thread that
-    # cancelling cannot stop, so a flush cancelled at shutdown would leave its
-    # batch in the queue and the last flush would write it a second time.
+    # Feature settings (CDRs have their own writer thread). One flush at a time,
+    # and never cut short: a write runs in a thread that cancelling cannot stop.
     flush_lock = asyncio.Lock()
 
-    async def write_cdrs() -> None:
+    async def write_features() -> None:
         while True:
             await asyncio.sleep(0.2)
-            await asyncio.shield(flush_cdrs())
+            await asyncio.shield(flush_features())
 
-    async def flush_cdrs() -> None:
+    async def flush_features() -> None:
         async with flush_lock:
-            await _flush_cdrs()
-
-    async def _flush_cdrs() -> None:
-        if feature_store.pending:
-            await asyncio.to_thread(feature_store.flush)
-        while node.cdr_queue:
-            batch = node.cdr_queue[:CDR_BATCH]
-            try:
-                await asyncio.to_thread(repo.add_many, batch)
-            except Exception:
-                log.exception("writing %d call records failed; retrying", len(batch))
-                return
-            del node.cdr_queue[: len(batch)]
-            node.cdr_written += len(batch)
+            if feature_store.pending:
+                await asyncio.to_thread(feature_store.flush)
 
     async def engine_timers() -> None:
         # The SIP endpoint re-arms call control's timer as it works; this
@@ -640,7 +629,7 @@ async def run(
 
     tasks = [
         asyncio.create_task(poll_plan()),
-        asyncio.create_task(write_cdrs()),
+        asyncio.create_task(write_features()),
         asyncio.create_task(expire_bindings()),
         asyncio.create_task(engine_timers()),
     ]
@@ -679,7 +668,8 @@ async def run(
         if node.autoreg_writer is not None:
             await asyncio.to_thread(node.autoreg_writer.close)
         await asyncio.sleep(0.05)
-        await flush_cdrs()
+        await flush_features()
+        await asyncio.to_thread(cdr_writer.close)  # writes every queued record first
         await transport.close()
         if media_plane is not None:
             await media_plane.stop()

@@ -4,19 +4,32 @@
 
 All times are aware UTC datetimes (``models.UtcDateTime`` keeps them so on
 SQLite and PostgreSQL). Only bound parameters reach the database.
+
+The node writes through :class:`CdrWriter`: the event loop only appends the
+ended call to a bounded queue; one writer thread turns records into rows and
+inserts them in batches (one core ``INSERT`` executemany per batch, never the
+ORM per row), in the order the calls ended, and writes what is left when the
+node stops.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, Row, func, insert, or_, select
 from sqlalchemy.engine import Engine
 
 from offhook.db.models import Cdr
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 MAX_SEARCH = 10_000
 """Most rows one :meth:`CdrRepository.search` returns."""
@@ -209,6 +222,113 @@ class CdrRepository:
                     if 0 <= index < minutes:
                         counts[index] += int(n)
         return [(first + timedelta(minutes=i), n) for i, n in enumerate(counts)]
+
+
+class CdrWriter(Generic[T]):
+    """Call records written by one thread, in batches, off the event loop.
+
+    :meth:`submit` (the event loop, once per ended call) appends the record to a
+    queue and returns: no conversion, no I/O. The writer thread wakes every
+    ``interval`` seconds (sooner once ``batch`` records wait), turns up to
+    ``batch`` records into rows with ``convert`` and inserts them with
+    :meth:`CdrRepository.add_many` (one transaction, one executemany), oldest
+    first, so rows are stored in the order the calls ended.
+
+    A batch that fails to write stays at the head of the queue and is tried
+    again after ``interval`` (the database restarting loses nothing). The
+    queue is bounded: past ``max_queue`` records waiting (at 1,000 calls/s
+    the default is 100 s of a database that cannot take writes), a new record
+    is dropped, counted in :attr:`dropped` and logged (the first and every
+    1,000th); the records already queued keep their order and are written
+    first. :meth:`close` writes everything still queued before it returns
+    (what a failing database still refuses then is logged as lost).
+    """
+
+    def __init__(
+        self,
+        repo: CdrRepository,
+        convert: Callable[[T], CdrRow],
+        *,
+        batch: int = 500,
+        interval: float = 0.2,
+        max_queue: int = 100_000,
+    ) -> None:
+        self.repo = repo
+        self.convert = convert
+        self.batch = max(1, batch)
+        self.interval = interval
+        self.max_queue = max(1, max_queue)
+        self.written = 0
+        self.dropped = 0
+        self.failures = 0  # batches that failed to write (and were retried)
+        self._queue: deque[T] = deque()
+        self._wake = threading.Event()
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name="offhook-cdr-writer", daemon=True)
+        self._thread.start()
+
+    @property
+    def pending(self) -> int:
+        """Records waiting to be written."""
+        return len(self._queue)
+
+    def submit(self, record: T) -> None:
+        """Queue ``record`` (dropped and counted in :attr:`dropped` when the queue is
+        full or the writer is closed)."""
+        queue = self._queue
+        if len(queue) >= self.max_queue or self._closing:
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 1000 == 0:
+                why = "the writer is closed" if self._closing else f"{len(queue)} are waiting"
+                log.error("call record dropped (%s); %d dropped so far", why, self.dropped)
+            return
+        queue.append(record)
+        if len(queue) == self.batch:
+            self._wake.set()
+
+    def status(self) -> dict[str, int]:
+        return {
+            "written": self.written,
+            "pending": self.pending,
+            "dropped": self.dropped,
+            "failures": self.failures,
+        }
+
+    def close(self, timeout: float | None = 60.0) -> None:
+        """Write what is queued, then stop the thread (blocks: call it from a thread)."""
+        self._closing = True
+        self._wake.set()
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.error("the call record writer did not finish; %d records not written", self.pending)
+
+    # ------------------------------------------------------------ the thread
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            closing = self._closing
+            self._drain()
+            if closing:
+                if self._queue:
+                    log.error("%d call records were not written (stopping)", len(self._queue))
+                return
+
+    def _drain(self) -> None:
+        """Write batches until the queue is empty or a write fails."""
+        queue = self._queue
+        while queue:
+            # Taken off the head one by one (the loop appends at the tail meanwhile:
+            # a deque may not be iterated while it changes), put back on failure.
+            records = [queue.popleft() for _ in range(min(self.batch, len(queue)))]
+            try:
+                self.repo.add_many([self.convert(r) for r in records])
+            except Exception:
+                queue.extendleft(reversed(records))
+                self.failures += 1
+                log.exception("writing %d call records failed; retrying", len(records))
+                return
+            self.written += len(records)
 
 
 def _utc(value: datetime) -> datetime:

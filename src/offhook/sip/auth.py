@@ -160,7 +160,9 @@ class AuthResult:
 
     ``username`` is the claimed username (also on failure, for counting);
     ``credentials`` is set only when ``status`` is OK. ``reason`` is for logs
-    and metrics only and must never be sent to the peer.
+    and metrics only and must never be sent to the peer. An OK result also
+    carries the ``nonce`` and its count ``nc`` (None without qop), for
+    :meth:`DigestAuthenticator.record`.
     """
 
     status: AuthStatus
@@ -168,6 +170,8 @@ class AuthResult:
     credentials: Credentials | None = None
     algorithm: str = ""
     reason: str = ""
+    nonce: str = ""
+    nc: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -188,15 +192,61 @@ _ACCOUNT_REASONS = frozenset({"", "unknown user", "no ha1", "realm"})
 MAX_AUTH_PARAMS = 32
 
 
+_TOKEN_CLASS = r"A-Za-z0-9\-.!%*_+`'~"
+_SCHEME_RE = re.compile(rf"[ \t\r\n]*([{_TOKEN_CLASS}]+)(?=[ \t\r\n]|\Z)")
+# One auth-param, with the comma before it (none before the first): name, then a
+# quoted string (raw, escapes still in) or a bare value (_BARE_VALUE_CHARS).
+_PARAM_RE = re.compile(
+    rf"""[ \t\r\n]*(,[ \t\r\n]*)?([{_TOKEN_CLASS}]+)[ \t\r\n]*=[ \t\r\n]*
+        (?:"([^"\\\r\n\x00]*(?:\\[\s\S][^"\\\r\n\x00]*)*)"|([\x21\x23-\x2b\x2d-\x5b\x5d-\x7e]+))""",
+    re.VERBOSE,
+)
+_END_RE = re.compile(r"[ \t\r\n]*\Z")
+_END_COMMA_RE = re.compile(r"[ \t\r\n]*(?:,[ \t\r\n]*)?\Z")
+_ESCAPE_RE = re.compile(r"\\([\s\S])")
+
+
 def parse_digest(value: str) -> tuple[str, dict[str, str]]:
     """Parse ``scheme auth-param *("," auth-param)`` (RFC 3261 §25.1).
 
     Returns (scheme, params) with lowercase parameter names and unquoted,
     unescaped values. Raises :class:`ParseError` on anything malformed,
     duplicated or oversized.
+
+    A header that is well formed is read with a few regular expressions; one
+    that is not (or has a duplicated or a 33rd parameter) goes through
+    ``_parse_digest_slowly``, which says what is wrong. Both read a well-formed
+    header the same way (a hypothesis test compares them).
     """
     if len(value) > MAX_AUTH_HEADER:
         raise ParseError("authorization header too long", 400)
+    m = _SCHEME_RE.match(value)
+    if m is None:
+        return _parse_digest_slowly(value)
+    scheme = m.group(1)
+    pos = m.end()
+    params: dict[str, str] = {}
+    first = True
+    while True:
+        if (_END_RE if first else _END_COMMA_RE).match(value, pos) is not None:
+            return scheme, params
+        m = _PARAM_RE.match(value, pos)
+        if m is None or (m.group(1) is None) != first or len(params) >= MAX_AUTH_PARAMS:
+            return _parse_digest_slowly(value)
+        first = False
+        name = m.group(2).lower()
+        if name in params:
+            return _parse_digest_slowly(value)
+        quoted = m.group(3)
+        if quoted is None:
+            params[name] = m.group(4)
+        else:
+            params[name] = _ESCAPE_RE.sub(r"\1", quoted) if "\\" in quoted else quoted
+        pos = m.end()
+
+
+def _parse_digest_slowly(value: str) -> tuple[str, dict[str, str]]:
+    """``parse_digest`` one character at a time: the reference, and the error messages."""
     n = len(value)
     i = 0
     while i < n and value[i] in _WS:
@@ -399,12 +449,16 @@ class DigestAuthenticator:
         ]
         self._replay_max = replay_cache
         self._nc_seen: OrderedDict[str, int] = OrderedDict()
+        # Keyed HMAC states, copied per use (the key schedule is done once).
+        self._nonce_hmac = hmac.new(secret, b"nonce|" + realm.encode() + b"|", hashlib.sha256)
+        self._dummy_hmac = hmac.new(secret, digestmod=hashlib.sha256)
 
     # --- nonces ------------------------------------------------------------
     def _mac(self, head: bytes) -> bytes:
-        return hmac.new(
-            self._secret, b"nonce|" + self.realm.encode() + b"|" + head, hashlib.sha256
-        ).digest()[:_MAC_LEN]
+        """HMAC-SHA256(secret, "nonce|" realm "|" head), cut to ``_MAC_LEN`` bytes."""
+        h = self._nonce_hmac.copy()
+        h.update(head)
+        return h.digest()[:_MAC_LEN]
 
     def make_nonce(self, now: float) -> str:
         head = _NONCE_STRUCT.pack(int(now * 1000), self._random(8))
@@ -485,9 +539,9 @@ class DigestAuthenticator:
         return None, "missing"
 
     def _dummy_ha1(self, algorithm: str, username: str) -> str:
-        return _hash(
-            algorithm, "dummy|" + hmac.new(self._secret, username.encode(), "sha256").hexdigest()
-        )
+        h = self._dummy_hmac.copy()  # HMAC-SHA256(secret, username)
+        h.update(username.encode())
+        return _hash(algorithm, "dummy|" + h.hexdigest())
 
     def verify(
         self,
@@ -574,9 +628,31 @@ class DigestAuthenticator:
         assert creds is not None
         if not fresh:
             return AuthResult(AuthStatus.STALE, username=username, reason="stale nonce")
-        if qop is not None and self._replayed(nonce, int(nc, 16), record):
+        count = int(nc, 16) if qop is not None else None
+        if count is not None and self._replayed(nonce, count, record):
             return AuthResult(AuthStatus.STALE, username=username, reason="nc replay")
-        return AuthResult(AuthStatus.OK, username=username, credentials=creds, algorithm=algorithm)
+        return AuthResult(
+            AuthStatus.OK,
+            username=username,
+            credentials=creds,
+            algorithm=algorithm,
+            nonce=nonce,
+            nc=count,
+        )
+
+    def record(self, result: AuthResult) -> AuthResult:
+        """Remember the nonce count of an OK result of ``verify(record=False)``.
+
+        What ``verify(record=True)`` would have done after its checks, without
+        computing the digest again: the count is checked against the replay
+        cache once more (another request may have used it since) and recorded;
+        a replay gives STALE. Anything but an OK result is returned as it is.
+        """
+        if result.status is not AuthStatus.OK or result.nc is None:
+            return result
+        if self._replayed(result.nonce, result.nc, True):
+            return AuthResult(AuthStatus.STALE, username=result.username, reason="nc replay")
+        return result
 
     def _replayed(self, nonce: str, nc: int, record: bool = True) -> bool:
         """RFC 7616 §3.4: nc must increase for each use of a nonce (bounded LRU)."""

@@ -59,6 +59,7 @@ from offhook.common.addr import host_port
 from offhook.common.errors import ParseError
 from offhook.common.location import Binding, LocationStore
 from offhook.sip.auth import (
+    AuthResult,
     AuthStatus,
     CredentialLookup,
     Credentials,
@@ -303,6 +304,10 @@ class Registrar:
         self.on_refused = on_refused  # (source, device, reason): an authenticated device refused
         self.node = node
         self._q: dict[str, dict[str, float]] = {}  # device -> contact -> q
+        # The last request ``screen`` passed and its digest result: ``handle`` of that
+        # same request object then only records the nonce count (see ``_screen``).
+        self._screened: tuple[SipRequest, AuthResult] | None = None
+        self._date: tuple[int, str] = (-1, "")  # (second, its Date header value)
 
     # --- public --------------------------------------------------------------
     def expire(self, now: float) -> list[Binding]:
@@ -353,7 +358,22 @@ class Registrar:
     def _screen(
         self, request: SipRequest, source: tuple[str, int], wall: float, *, record: bool
     ) -> tuple[SipResponse | None, Credentials | None]:
-        """§10.3 steps 1-3: (the final answer, None) or (None, the authenticated account)."""
+        """§10.3 steps 1-3: (the final answer, None) or (None, the authenticated account).
+
+        ``screen`` (``record=False``) keeps the request and its digest result when
+        they pass; ``handle`` (``record=True``) of that very request object (the
+        endpoint screens a REGISTER and hands it to the transaction layer in one go)
+        does not compute the digest again: steps 1-3 depend on the request alone,
+        and ``DigestAuthenticator.record`` still checks the nonce count against the
+        replay cache and records it, as ``verify(record=True)`` would. Any other
+        request is checked in full.
+        """
+        screened, self._screened = self._screened, None
+        if record and screened is not None and screened[0] is request:
+            result = self.auth.record(screened[1])
+            if result.status is AuthStatus.OK and result.credentials is not None:
+                return None, result.credentials
+            return self._auth_refused(request, source, wall, result), None
         if request.method != "REGISTER":
             resp = self._reply(request, 405)
             resp.headers.add("Allow", "REGISTER")
@@ -378,17 +398,25 @@ class Registrar:
         # secret (a phone failing over) can check them.
         result = self.auth.verify(request, self.creds, wall, record=record)
         if result.status is not AuthStatus.OK or result.credentials is None:
-            failed = result.status in (AuthStatus.FAILED, AuthStatus.REJECTED)
-            if failed and self.on_auth_failure is not None:
-                self.on_auth_failure(source, result.username)
-            if result.status is AuthStatus.REJECTED:
-                return self._reply(request, 403), None
-            resp = self._reply(request, 401)
-            stale = result.status is AuthStatus.STALE
-            for name, value in self.auth.challenge(wall, stale=stale):
-                resp.headers.add(name, value)
-            return resp, None
+            return self._auth_refused(request, source, wall, result), None
+        if not record:
+            self._screened = (request, result)
         return None, result.credentials
+
+    def _auth_refused(
+        self, request: SipRequest, source: tuple[str, int], wall: float, result: AuthResult
+    ) -> SipResponse:
+        """The answer to credentials that did not check out (counted when they failed)."""
+        failed = result.status in (AuthStatus.FAILED, AuthStatus.REJECTED)
+        if failed and self.on_auth_failure is not None:
+            self.on_auth_failure(source, result.username)
+        if result.status is AuthStatus.REJECTED:
+            return self._reply(request, 403)
+        resp = self._reply(request, 401)
+        stale = result.status is AuthStatus.STALE
+        for name, value in self.auth.challenge(wall, stale=stale):
+            resp.headers.add(name, value)
+        return resp
 
     def _refused(self, source: tuple[str, int], device: str, reason: str) -> None:
         if self.on_refused is not None:
@@ -529,7 +557,10 @@ class Registrar:
             if q is not None:
                 value += f";q={q:.3f}".rstrip("0").rstrip(".")
             resp.headers.add("Contact", value)
-        resp.headers.add("Date", formatdate(wall, usegmt=True))
+        second = int(wall)
+        if self._date[0] != second:
+            self._date = (second, formatdate(second, usegmt=True))
+        resp.headers.add("Date", self._date[1])
         return resp
 
     def _reply(self, request: SipRequest, status: int, reason: str | None = None) -> SipResponse:

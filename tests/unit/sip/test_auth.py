@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given
@@ -14,6 +15,7 @@ from offhook.sip.auth import (
     AuthStatus,
     Credentials,
     DigestAuthenticator,
+    _parse_digest_slowly,
     digest_response,
     ha1,
     parse_digest,
@@ -492,6 +494,57 @@ def test_parse_digest_total(value: str) -> None:
         parse_digest(value)
 
 
+def _outcome(parse: Callable[[str], tuple[str, dict[str, str]]], value: str) -> object:
+    try:
+        return parse(value)
+    except ParseError:
+        return "error"
+
+
+_DIGEST_BITS = st.sampled_from(
+    ["Digest", "digest", " ", "\t", "\r\n", ",", "=", '"', "\\", "\x00", "a", "nc", "Realm",
+     "realm", "uri", "sip:x@y;transport=udp", "00000001", "\u00e9", ";", "<", "~"]
+)  # fmt: skip
+
+
+@given(st.lists(_DIGEST_BITS, max_size=40).map("".join) | st.text(max_size=200))
+def test_parse_digest_agrees_with_the_slow_reader(value: str) -> None:
+    """The regular-expression reader and the character loop agree on every input
+    (the same result, or both refuse it)."""
+    assert _outcome(parse_digest, value) == _outcome(_parse_digest_slowly, value)
+
+
+@given(
+    st.dictionaries(
+        st.from_regex(r"[A-Za-z0-9\-.!%*_+`'~]{1,8}", fullmatch=True),
+        st.text(max_size=20)
+        | st.from_regex(r"[\x21\x23-\x2b\x2d-\x5b\x5d-\x7e]{1,10}", fullmatch=True),
+        max_size=40,
+    ),
+    st.sampled_from([",", " , ", ",\t", ", "]),
+    st.booleans(),
+)
+def test_parse_digest_reads_what_was_written(
+    params: dict[str, str], sep: str, trailing_comma: bool
+) -> None:
+    """Well-formed headers (quoted values with escapes, bare tokens): both readers agree,
+    and a header with distinct names (at most 32) reads back as written."""
+    parts = []
+    for name, val in params.items():
+        bare = val and all(0x21 <= ord(c) <= 0x7E and c not in '",\\' for c in val)
+        parts.append(f"{name}={val}" if bare else f"{name}={_quote_value(val)}")
+    value = "Digest " + sep.join(parts) + ("," if trailing_comma and parts else "")
+    assert _outcome(parse_digest, value) == _outcome(_parse_digest_slowly, value)
+    names = [n.lower() for n in params]
+    clean = all(not any(c in v for c in "\r\n\x00") for v in params.values())
+    if len(set(names)) == len(names) <= 32 and clean:
+        assert parse_digest(value) == ("Digest", {n.lower(): v for n, v in params.items()})
+
+
+def _quote_value(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 @given(st.text(max_size=200))
 def test_verify_never_raises(value: str) -> None:
     res = make_auth().verify(request(("Authorization", value)), Lookup(account()), 1.0)
@@ -515,3 +568,26 @@ def test_verify_never_raises(value: str) -> None:
 def test_uri_matches(a: str, b: str, same: bool) -> None:
     assert uri_matches(a, b) is same
     assert uri_matches(b, a) is same
+
+
+def test_record_checks_and_remembers_the_nonce_count() -> None:
+    auth = make_auth()
+    params = challenge_params(auth, 10.0)
+    req = request(("Authorization", authorization(params)))
+    screened = auth.verify(req, Lookup(account()), 10.0, record=False)
+    assert screened.ok and screened.nc == 1 and screened.nonce == params["nonce"]
+    assert auth.record(screened) is screened
+    replay = auth.record(screened)  # the count is known now
+    assert replay.status is AuthStatus.STALE and replay.credentials is None
+    assert auth.verify(req, Lookup(account()), 10.0).status is AuthStatus.STALE
+    failed = auth.verify(request(("Authorization", "Digest x=1")), Lookup(account()), 10.0)
+    assert auth.record(failed) is failed
+
+
+def test_record_without_qop_has_nothing_to_remember() -> None:
+    auth = make_auth()
+    params = challenge_params(auth, 10.0)
+    req = request(("Authorization", authorization(params, qop=False)))
+    screened = auth.verify(req, Lookup(account()), 10.0, record=False)
+    assert screened.ok and screened.nc is None
+    assert auth.record(screened) is screened

@@ -561,3 +561,77 @@ def test_credentials_on_a_nonce_not_ours_are_challenged_again() -> None:
     resp = env.send(ph.request())
     assert resp.status == 401 and resp.headers.get("WWW-Authenticate")
     assert env.failures == [(SRC, "SEP001")]
+
+
+# --- screen, then handle: the digest is computed once ------------------------------
+
+
+def test_handle_after_screen_of_the_same_request_verifies_once() -> None:
+    env = Env()
+    ph = Phone(env)
+    ph.learn(env.send(ph.request()))
+    req = ph.request()
+    calls: list[object] = []
+    verify = env.auth.verify
+
+    def counting(*args: object, **kw: object) -> object:
+        calls.append(kw.get("record"))
+        return verify(*args, **kw)  # type: ignore[arg-type]
+
+    env.auth.verify = counting  # type: ignore[method-assign]
+    assert env.reg.screen(req, SRC, env.clock.wall()) is None
+    assert env.send(req).status == 200
+    assert calls == [False]  # handle took the screened result (and recorded its nc)
+    # The nonce count was recorded: the same request again is a replay (stale).
+    again = env.send(req)
+    assert again.status == 401
+    assert any("stale=true" in v for v in again.headers.get_all("WWW-Authenticate"))
+    assert calls == [False, True]
+
+
+def test_handle_of_another_request_is_verified_in_full() -> None:
+    """Only the very object screened is taken: a copy of it (another datagram) and a
+    request handled without a screen go through ``verify(record=True)``."""
+    env = Env()
+    ph = Phone(env)
+    ph.learn(env.send(ph.request()))
+    req = ph.request()
+    assert env.reg.screen(req, SRC, env.clock.wall()) is None
+    copy = SipRequest(headers=Headers(list(req.headers)), method=req.method, uri=req.uri)
+    assert env.send(copy).status == 200  # verified and recorded
+    assert env.send(req).status == 401  # its nc is a replay now: the screen is not trusted
+
+
+def test_screened_request_replayed_in_between_is_stale() -> None:
+    """Between screen and handle another request used the nonce count: handle sees
+    the replay (``DigestAuthenticator.record`` checks the cache again)."""
+    env = Env()
+    ph = Phone(env)
+    ph.learn(env.send(ph.request()))
+    req = ph.request()
+    assert env.reg.screen(req, SRC, env.clock.wall()) is None
+    twin = SipRequest(headers=Headers(list(req.headers)), method=req.method, uri=req.uri)
+    assert env.send(twin).status == 200
+    resp = env.reg.handle(req, SRC, "udp", env.clock.monotonic(), env.clock.wall())
+    assert resp.status == 401
+    assert env.failures == []  # stale, not a failed login
+
+
+def test_screen_keeps_only_the_last_request() -> None:
+    env = Env()
+    ph = Phone(env)
+    ph.learn(env.send(ph.request()))
+    first = ph.request()
+    assert env.reg.screen(first, SRC, env.clock.wall()) is None
+    assert env.reg.screen(Phone(env).request(auth=False), SRC, env.clock.wall()) is not None
+    assert env.reg._screened is None  # bounded: a refused screen leaves nothing
+    assert env.send(first).status == 200  # verified in full
+
+
+def test_date_header_follows_the_wall_clock() -> None:
+    env = Env()
+    ph = Phone(env)
+    first = ph.register(expires=600).headers.get("Date")
+    env.clock.advance(1.0)
+    second = ph.register(expires=600).headers.get("Date")
+    assert first and second and first != second

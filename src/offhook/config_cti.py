@@ -33,7 +33,10 @@ class CtiSettings(Section):
     - ``ping_interval`` / ``ping_timeout``: WebSocket pings (seconds); a client
       that does not answer in time is disconnected;
     - ``rate``: client messages a second one connection may send (above it the
-      connection is read more slowly).
+      connection is read more slowly);
+    - ``coalesce``: seconds a client's writer waits after an event for more
+      before it sends (one write for all of them: with many clients the
+      fan-out costs far less a busy second; 0 sends each burst at once).
     """
 
     enabled: bool = True
@@ -46,6 +49,7 @@ class CtiSettings(Section):
     ping_interval: float = Field(default=20.0, gt=0, le=3600)
     ping_timeout: float = Field(default=20.0, gt=0, le=3600)
     rate: float = Field(default=20.0, gt=0, le=10_000)
+    coalesce: float = Field(default=0.02, ge=0, le=1.0)
 
     @model_validator(mode="after")
     def _caps(self) -> CtiSettings:

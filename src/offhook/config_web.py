@@ -42,6 +42,12 @@ class WebSettings(ListenerSettings):
     (RFC 9106's second recommended option by default: 3 passes, 64 MiB, 4
     lanes); at most ``max_concurrent_hashes`` run at once, so logins can
     never take more than that many times the memory of one hash.
+
+    ``nice``: the web process's CPU priority below call processing (a Unix
+    nice value, 0-19; default 10). On a machine short of CPU the node's
+    calls come first and the web process (pages, the API, the CTI fan-out)
+    slows down; a CTI client that then falls behind is disconnected as any
+    slow client is. 0 leaves it at the node's priority.
     """
 
     enabled: bool = True
@@ -66,6 +72,7 @@ class WebSettings(ListenerSettings):
     argon2_memory_kib: int = Field(default=64 * 1024, ge=8, le=1024 * 1024)
     max_concurrent_hashes: int = Field(default=2, ge=1, le=64)
     argon2_parallelism: int = Field(default=4, ge=1, le=64)
+    nice: int = Field(default=10, ge=0, le=19)
 
     @field_validator("hosts")
     @classmethod

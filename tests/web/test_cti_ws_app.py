@@ -79,12 +79,15 @@ class FakeNode:
 
     def push(self, *events: dict[str, Any]) -> list[int]:
         assert self.connected.wait(WAIT) and self.loop is not None and self.queue is not None
-        ids = []
+        ids, batch = [], []
         for event in events:
-            full = {"time": 1.0, "node": "n", **event, "id": self.next_id}
+            batch.append({"time": 1.0, "node": "n", **event, "id": self.next_id})
             ids.append(self.next_id)
             self.next_id += 1
-            self.loop.call_soon_threadsafe(self.queue.put_nowait, full)
+        queue = self.queue
+        # All in one loop turn, as a burst from the node is: the hub takes them
+        # before any client's writer runs.
+        self.loop.call_soon_threadsafe(lambda: [queue.put_nowait(e) for e in batch])
         return ids
 
 

@@ -103,6 +103,8 @@ class Session:
         self._resyncing = False
         self.done = asyncio.Event()
         """Set when the session is over (overflowed or closed)."""
+        self._over = False
+        """``done`` is set (a plain attribute: ``offer`` reads it for every event)."""
         self._queue: deque[tuple[int | None, str, str | None]] = deque()
         # (event id or None for stream control, the text, a call id whose
         # call.ended is decided when it is sent: see offer)
@@ -120,10 +122,10 @@ class Session:
     # --- from the hub (synchronous, never waits) ------------------------------------
 
     def offer(self, event: Event, body: str) -> None:
-        if self.overflow is not None or self.done.is_set():
+        if self._over:
             return
         event_id = event.get("id")
-        if not isinstance(event_id, int) or event_id <= self.floor:
+        if type(event_id) is not int or event_id <= self.floor:
             return
         if self.filter.admits(event):
             self._push(event_id, body)
@@ -229,47 +231,54 @@ class Session:
             self._ready.clear()
             await self._ready.wait()
 
-    async def next_frames(self, limit: int) -> list[str]:
-        """The next frame (waits for one) and up to ``limit`` - 1 more that are ready."""
+    async def next_frames(self, limit: int, linger: float = 0.0) -> list[str]:
+        """The next frame (waits for one) and up to ``limit`` - 1 more that are ready
+        ``linger`` seconds later."""
         frames = [await self.next_frame()]
-        while len(frames) < limit and self.overflow is None and not self.need_resync:
-            frame = self._ready_frame()
-            if frame is None:
-                break
-            frames.append(frame)
+        if linger > 0 and len(frames) < limit:
+            await asyncio.sleep(linger)
+        if self.overflow is None and not self.need_resync:
+            self._take_ready(frames, limit)
         return frames
 
     def _ready_frame(self) -> str | None:
         """The next queued frame, numbered if it is an event (None: nothing to send now)."""
-        queue = self._queue
-        while True:
+        frames: list[str] = []
+        self._take_ready(frames, 1)
+        return frames[0] if frames else None
+
+    def _take_ready(self, frames: list[str], limit: int) -> None:
+        """Append queued frames to ``frames`` until it holds ``limit``: control frames
+        first, then the backlog, then the queue's events, each numbered as it is taken."""
+        queue, backlog, floor = self._queue, self._backlog, self.floor
+        seq = first = self.seq
+        while len(frames) < limit:
             if queue and queue[0][0] is None:
-                return queue.popleft()[1]
-            if self._backlog:
-                return self._numbered(self._backlog.popleft()[1])
-            if not queue:
-                return None
-            event_id, text, ended = queue.popleft()
-            if event_id is None:
-                return text
-            if event_id <= self.floor:
+                frames.append(queue.popleft()[1])
                 continue
-            if ended is not None and not self.filter.ended(ended):
-                continue
-            return self._numbered(text)
+            if backlog:
+                text = backlog.popleft()[1]
+            elif queue:
+                event_id, text, ended = queue.popleft()
+                if event_id is None or event_id <= floor:
+                    continue
+                if ended is not None and not self.filter.ended(ended):
+                    continue
+            else:
+                break
+            seq += 1
+            frames.append(f'{{"seq":{seq},{text[1:]}')
+        self.seq = seq
+        self.counters.delivered += seq - first
 
     def close(self) -> None:
         self._queue.clear()
         self._backlog.clear()
+        self._over = True
         self.done.set()
         self._ready.set()
 
     # --- inside ------------------------------------------------------------------------
-
-    def _numbered(self, body: str) -> str:
-        self.seq += 1
-        self.counters.delivered += 1
-        return f'{{"seq":{self.seq},{body[1:]}'
 
     def _push(self, event_id: int | None, text: str, ended: str | None = None) -> None:
         if self.overflow is not None:
@@ -288,6 +297,7 @@ class Session:
         self.overflow = reason
         self._queue.clear()
         self._backlog.clear()
+        self._over = True
         self.done.set()
         self._ready.set()
 

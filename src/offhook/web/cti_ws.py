@@ -364,6 +364,7 @@ class Connection:
         self.send_timeout = settings.ping_interval + settings.ping_timeout
         self.recheck = settings.recheck
         self.rate = settings.rate
+        self.coalesce = settings.coalesce
         self.final: tuple[int, dict[str, Any] | None] | None = None
         """How to end: the close code and the last frame (None: the client left)."""
 
@@ -408,7 +409,11 @@ class Connection:
         batch = BATCH in websocket.scope.get("extensions", {})
         while True:
             try:
-                frames = await session.next_frames(BATCH_FRAMES if batch else 1)
+                frames = await (
+                    session.next_frames(BATCH_FRAMES, self.coalesce)
+                    if batch
+                    else session.next_frames(1)
+                )
             except Overflowed:
                 return
             except (NodeUnavailable, ControlError, OSError, TimeoutError) as exc:

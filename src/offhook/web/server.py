@@ -446,6 +446,14 @@ def _watch_stdin(server: WebServer) -> None:
     threading.Thread(target=run, name="stdin-eof", daemon=True).start()
 
 
+def lower_priority(nice: int) -> None:
+    """Run at nice value ``nice`` at least: below call processing (never raised)."""
+    with contextlib.suppress(OSError):
+        current = os.getpriority(os.PRIO_PROCESS, 0)
+        if nice > current:
+            os.setpriority(os.PRIO_PROCESS, 0, nice)
+
+
 def serve_web(
     settings: Settings,
     *,
@@ -457,6 +465,7 @@ def serve_web(
     ``on_ready(server)`` is called once it listens (tests read ``server.port``).
     """
     web = settings.web
+    lower_priority(web.nice)
     try:
         sockets = bind_sockets(web.listen, web.port)
     except OSError as exc:

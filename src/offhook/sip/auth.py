@@ -452,6 +452,7 @@ class DigestAuthenticator:
         # Keyed HMAC states, copied per use (the key schedule is done once).
         self._nonce_hmac = hmac.new(secret, b"nonce|" + realm.encode() + b"|", hashlib.sha256)
         self._dummy_hmac = hmac.new(secret, digestmod=hashlib.sha256)
+        self._challenge_parts = {s: self._parts_of_challenges(s) for s in (False, True)}
 
     # --- nonces ------------------------------------------------------------
     def _mac(self, head: bytes) -> bytes:
@@ -492,19 +493,17 @@ class DigestAuthenticator:
         one nonce.
         """
         name = "Proxy-Authenticate" if proxy else "WWW-Authenticate"
-        nonce = self.make_nonce(now)
-        out: list[tuple[str, str]] = []
+        nonce = self.make_nonce(now)  # base64url: nothing in it to quote
+        return [(name, f'{head}"{nonce}"{tail}') for head, tail in self._challenge_parts[stale]]
+
+    def _parts_of_challenges(self, stale: bool) -> list[tuple[str, str]]:
+        """(before the nonce, after it) of each algorithm's challenge (see ``challenge``)."""
+        out = []
         for alg in self.algorithms:
-            parts = [
-                f"realm={_quote(self.realm)}",
-                f"nonce={_quote(nonce)}",
-                f"opaque={_quote(self._opaque)}",
-                f"algorithm={alg}",
-                'qop="auth"',
-            ]
+            tail = [f"opaque={_quote(self._opaque)}", f"algorithm={alg}", 'qop="auth"']
             if stale:
-                parts.append("stale=true")
-            out.append((name, "Digest " + ", ".join(parts)))
+                tail.append("stale=true")
+            out.append((f"Digest realm={_quote(self.realm)}, nonce=", ", " + ", ".join(tail)))
         return out
 
     # --- verification ----------------------------------------------------------

@@ -64,6 +64,7 @@ from offhook.sip.auth import (
     CredentialLookup,
     Credentials,
     DigestAuthenticator,
+    UriParts,
     split_uri,
     uri_matches,
 )
@@ -101,6 +102,8 @@ _SIP_SCHEMES = ("sip", "sips")
 _TOKEN = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
 _PARAM_VALUE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~:\[\]]+")  # token / host / IPv6
 _Q_RE = re.compile(r"^(0(\.[0-9]{0,3})?|1(\.0{0,3})?)$")  # RFC 3261 §20.10 qvalue
+_BAD_DISPLAY_CHARS = re.compile('[">\r\n\x00]')
+_BAD_URI_CHARS = re.compile('[ \t\r\n<>"]')
 
 
 # --------------------------------------------------------------------------
@@ -206,11 +209,16 @@ def parse_contact(value: str) -> ContactSpec:
 
     Requires a sip: or sips: URI. Raises ParseError on anything else.
     """
+    return _parse_contact(value)[0]
+
+
+def _parse_contact(value: str) -> tuple[ContactSpec, UriParts | None]:
+    """``parse_contact``, and the split URI (None for ``*``)."""
     s = value.strip()
     if len(s) > MAX_CONTACT_LEN:
         raise ParseError("contact too long")
     if s == "*":
-        return ContactSpec("*", {}, star=True)
+        return ContactSpec("*", {}, star=True), None
     if not s:
         raise ParseError("empty contact")
     if s[0] == '"':
@@ -235,7 +243,7 @@ def parse_contact(value: str) -> ContactSpec:
         semi = s.find(";")
         if lt >= 0 and 0 <= semi < lt:
             lt = -1
-        if lt > 0 and any(c in s[:lt] for c in '">\r\n\x00'):
+        if lt > 0 and _BAD_DISPLAY_CHARS.search(s, 0, lt) is not None:
             raise ParseError("bad display name")
     if lt >= 0:
         gt = s.find(">", lt)
@@ -251,9 +259,9 @@ def parse_contact(value: str) -> ContactSpec:
     parts = split_uri(uri)
     if parts is None or parts.scheme not in _SIP_SCHEMES or not parts.host:
         raise ParseError("not a SIP URI", 416 if parts is not None else 400)
-    if any(c in uri for c in ' \t\r\n<>"'):
+    if _BAD_URI_CHARS.search(uri) is not None:
         raise ParseError("bad character in URI")
-    return ContactSpec(uri, params)
+    return ContactSpec(uri, params), parts
 
 
 # --------------------------------------------------------------------------
@@ -308,6 +316,7 @@ class Registrar:
         # same request object then only records the nonce count (see ``_screen``).
         self._screened: tuple[SipRequest, AuthResult] | None = None
         self._date: tuple[int, str] = (-1, "")  # (second, its Date header value)
+        self._ruri: tuple[str, UriParts | None] | None = None  # the last Request-URI, split
 
     # --- public --------------------------------------------------------------
     def expire(self, now: float) -> list[Binding]:
@@ -380,7 +389,7 @@ class Registrar:
             return resp, None
 
         # §10.3 step 1: the Request-URI names a domain we are responsible for.
-        ruri = split_uri(request.uri)
+        ruri = self._split_ruri(request.uri)
         if ruri is None or ruri.scheme not in _SIP_SCHEMES:
             return self._reply(request, 416 if ruri is not None else 400), None
         if self.domain_check is not None and not self.domain_check(ruri.host):
@@ -418,6 +427,16 @@ class Registrar:
             resp.headers.add(name, value)
         return resp
 
+    def _split_ruri(self, uri: str) -> UriParts | None:
+        """``split_uri`` of a Request-URI, the last one remembered (phones register
+        to the same one: the registrar's address)."""
+        last = self._ruri
+        if last is not None and last[0] == uri:
+            return last[1]
+        parts = split_uri(uri)
+        self._ruri = (uri, parts)
+        return parts
+
     def _refused(self, source: tuple[str, int], device: str, reason: str) -> None:
         if self.on_refused is not None:
             self.on_refused(source, device, reason)
@@ -442,9 +461,9 @@ class Registrar:
         to_value = request.headers.get("To")
         if to_value is None:
             raise ParseError("missing To")
-        to = parse_contact(to_value)
-        to_parts = split_uri(to.uri)
-        assert to_parts is not None  # parse_contact checked it
+        _, to_parts = _parse_contact(to_value)
+        if to_parts is None:
+            raise ParseError("To is '*'")
         aor_user = unquote(to_parts.user)
         if not aor_user or aor_user not in {device, *creds.dns}:
             self._refused(source, device, "not-its-address")

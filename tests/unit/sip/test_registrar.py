@@ -635,3 +635,25 @@ def test_date_header_follows_the_wall_clock() -> None:
     env.clock.advance(1.0)
     second = ph.register(expires=600).headers.get("Date")
     assert first and second and first != second
+
+
+def test_star_in_to_is_400() -> None:
+    """``To: *`` (no address-of-record) is refused like any malformed To, not raised."""
+    env = Env()
+    ph = Phone(env)
+    ph.learn(env.send(ph.request()))
+    req = ph.request()
+    items = [(n, "*" if n == "To" else v) for n, v in req.headers]
+    resp = env.send(SipRequest(headers=Headers(items), method="REGISTER", uri=RURI))
+    assert resp.status == 400
+
+
+def test_request_uri_remembered_is_the_one_asked() -> None:
+    """The registrar remembers the last Request-URI split: another one is split anew."""
+    env = Env(domain_check=lambda host: host == "pbx.example.com")
+    ph = Phone(env)
+    assert ph.register().status == 200
+    other = ph.request()
+    other.uri = "sip:other.example.com"
+    assert env.send(other).status == 404
+    assert ph.register().status == 200

@@ -73,6 +73,8 @@ class Clients:
     count: int
     received: int = 0
     connected: int = 0
+    lost: int = 0
+    """Clients the server disconnected (fallen behind: overflowed) before the end."""
     errors: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -140,30 +142,36 @@ class Clients:
         return reader, writer
 
     async def _read(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        buffer = b""
         with contextlib.suppress(OSError, asyncio.IncompleteReadError):
-            while chunk := await reader.read(1 << 16):
-                buffer += chunk
-                at, end = 0, len(buffer)
-                while end - at >= 2:
-                    opcode, length = buffer[at] & 0x0F, buffer[at + 1] & 0x7F
-                    head = 2
-                    if length == 126:
-                        head = 4
-                        length = int.from_bytes(buffer[at + 2 : at + 4]) if end - at >= 4 else -1
-                    elif length == 127:
-                        head = 10
-                        length = int.from_bytes(buffer[at + 2 : at + 10]) if end - at >= 10 else -1
-                    if length < 0 or end - at < head + length:
-                        break
-                    if opcode == 0x1:
-                        self.received += 1
-                    elif opcode == 0x9:
-                        writer.write(_client_frame(0xA, buffer[at + head : at + head + length]))
-                    elif opcode == 0x8:
-                        return
-                    at += head + length
-                buffer = buffer[at:]
+            await self._frames(reader, writer)
+        if self._stop is not None and not self._stop.is_set():
+            self.lost += 1
+
+    async def _frames(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Count text frames and answer pings until the server closes."""
+        buffer = b""
+        while chunk := await reader.read(1 << 16):
+            buffer += chunk
+            at, end = 0, len(buffer)
+            while end - at >= 2:
+                opcode, length = buffer[at] & 0x0F, buffer[at + 1] & 0x7F
+                head = 2
+                if length == 126:
+                    head = 4
+                    length = int.from_bytes(buffer[at + 2 : at + 4]) if end - at >= 4 else -1
+                elif length == 127:
+                    head = 10
+                    length = int.from_bytes(buffer[at + 2 : at + 10]) if end - at >= 10 else -1
+                if length < 0 or end - at < head + length:
+                    break
+                if opcode == 0x1:
+                    self.received += 1
+                elif opcode == 0x9:
+                    writer.write(_client_frame(0xA, buffer[at + head : at + head + length]))
+                elif opcode == 0x8:
+                    return
+                at += head + length
+            buffer = buffer[at:]
 
 
 def _client_frame(opcode: int, payload: bytes) -> bytes:
@@ -222,6 +230,7 @@ class Result:
     web_cpu_ms_per_call: float | None = None
     events: int = 0
     events_per_s: float = 0.0
+    lost: int = 0
     best_rate: int | None = None
     error: str = ""
 
@@ -247,6 +256,7 @@ def measure(
             result.web_cpu_ms_per_call = round(1000 * (sc.cpu_seconds(web) - web0) / step.calls, 3)
         if group is not None:
             result.events = group.received - before
+            result.lost = group.lost
             result.events_per_s = round(result.events / max(step.elapsed_s, 0.001), 1)
         if args.ladder:
             ladder = sc.ServerResult(f"cti-{clients}")
@@ -295,7 +305,7 @@ def run(args: argparse.Namespace, workdir: Path) -> list[Result]:
                     f"  {n:4d} clients ({r.connected} up): {r.successful}/{r.calls} calls ok, "
                     f"{r.failed} failed; node {r.node_cpu_ms_per_call} ms/call, "
                     f"web {r.web_cpu_ms_per_call} ms/call; {r.events} events, "
-                    f"{r.events_per_s}/s delivered"
+                    f"{r.events_per_s}/s delivered, {r.lost} clients overflowed"
                     + (f"; best {r.best_rate} calls/s" if r.best_rate is not None else "")
                     + (f"  ERROR {r.error}" if r.error else ""),
                     flush=True,

@@ -46,7 +46,7 @@ from offhook.core.causes import cause_text
 from offhook.core.dialplan.model import Trunk
 from offhook.core.directory import PlanSnapshot
 from offhook.core.engine import CallEngine
-from offhook.core.features.cti_devices import install_cti_devices
+from offhook.core.features.cti_devices import CTI_PROTOCOL, install_cti_devices
 from offhook.core.overload import OverloadControl
 from offhook.core.records import (
     CallEnded,
@@ -482,7 +482,10 @@ async def run(
                     "contact": b.contact,
                     "source": host_port(*b.source),
                     "transport": b.transport,
-                    "expires_in": max(0, round(b.expires_at - now)),
+                    # A CTI device's binding never expires: no countdown.
+                    "expires_in": (
+                        None if b.protocol == CTI_PROTOCOL else max(0, round(b.expires_at - now))
+                    ),
                     "user_agent": b.user_agent,
                 }
                 for b in sorted(locations.all(now), key=lambda b: (b.device, b.contact))

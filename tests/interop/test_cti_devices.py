@@ -241,6 +241,10 @@ def cti_devices(server: OffhookServer) -> dict[str, bool]:
 def test_a_plan_change_reaches_the_running_node(server: OffhookServer, tmp_path: Path) -> None:
     """A new route point is bound and callable without a restart; a port removed is gone."""
     assert cti_devices(server) == {"ivr": True, "queue": True, "closed": True, "port1": True}
+    # They never expire: status gives no countdown for them (not a century of seconds).
+    bound = {r["device"]: r for r in server.status()["registrations"] if r["protocol"] == "cti"}
+    assert set(bound) == {"ivr", "queue", "closed", "port1"}
+    assert all(r["expires_in"] is None for r in bound.values()), bound
     changed = copy.deepcopy(PLAN)
     changed["cti_route_points"].append({"name": "late", "dn": "3003", "timeout": 60})
     del changed["cti_ports"]

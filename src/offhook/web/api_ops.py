@@ -361,7 +361,10 @@ _REGISTRATION = {
         "contact": {"type": "string"},
         "source": {"type": "string", "description": "address:port it registered from"},
         "transport": {"type": "string"},
-        "expires_in": {"type": "integer", "description": "seconds until it expires"},
+        "expires_in": {
+            "type": ["integer", "null"],
+            "description": "seconds until it expires (null: never, a CTI route point or port)",
+        },
         "user_agent": {"type": "string"},
     },
     "required": ["device", "protocol", "contact"],

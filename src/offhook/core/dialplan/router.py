@@ -108,6 +108,10 @@ CAUSE_LOOP = 25  # exchange routing error (hop limit reached)
 CAUSE_INCOMPLETE = 28  # invalid number format (address incomplete)
 
 
+ROUTE_CACHE = 4096
+"""Most decisions one :class:`DialPlan` keeps (see :meth:`DialPlan.route`)."""
+
+
 class DialPlanError(ValueError):
     """A plan that cannot be used: ``path`` says which record, ``message`` why."""
 
@@ -205,6 +209,9 @@ class DialPlan:
         self._lists: dict[str, RouteList] = {}
         # Circular route groups: where the next call starts, by group name.
         self._rotation: dict[str, int] = {}
+        # Decisions already made on this snapshot (see ``route``): at most
+        # ROUTE_CACHE of them, emptied when full (dialled digits come from outside).
+        self._decisions: dict[tuple[tuple[str, ...], str, str, int], Decision] = {}
         entries = list(self._validate(spec))
         self._index = PatternIndex(entries)
 
@@ -413,8 +420,42 @@ class DialPlan:
         ``css`` is a CSS name or an explicit sequence of partitions.
         ``rotate=False`` leaves the circular route groups' counters alone
         (the dialed number analyzer looks without routing).
+
+        A plan snapshot never changes, so the same number from the same
+        partitions always gets the same decision: it is kept and given again
+        (``Decision`` is immutable), unless it tries a circular route group,
+        whose order moves on with every call.
         """
         searched = self._searched(css)
+        key = (searched, digits, calling, max_translations)
+        cached = self._decisions.get(key)
+        if cached is not None:
+            return cached
+        decided = self._analyse(searched, digits, calling, max_translations, rotate)
+        if not self._rotating(decided):
+            if len(self._decisions) >= ROUTE_CACHE:
+                self._decisions.clear()
+            self._decisions[key] = decided
+        return decided
+
+    def _rotating(self, decision: Decision) -> bool:
+        """Whether ``decision`` went through a circular route group (an order that moves)."""
+        if decision.route_list is None:
+            return False
+        for name in decision.route_list.groups:
+            group = self._groups[name]
+            if group.distribution is Distribution.CIRCULAR and len(group.members) > 1:
+                return True
+        return False
+
+    def _analyse(
+        self,
+        searched: tuple[str, ...],
+        digits: str,
+        calling: str,
+        max_translations: int,
+        rotate: bool,
+    ) -> Decision:
         called = digits
         presentation: Presentation | None = None
         steps: list[Step] = []

@@ -193,16 +193,21 @@ MAX_AUTH_PARAMS = 32
 
 
 _TOKEN_CLASS = r"A-Za-z0-9\-.!%*_+`'~"
-_SCHEME_RE = re.compile(rf"[ \t\r\n]*([{_TOKEN_CLASS}]+)(?=[ \t\r\n]|\Z)")
-# One auth-param, with the comma before it (none before the first): name, then a
-# quoted string (raw, escapes still in) or a bare value (_BARE_VALUE_CHARS).
-_PARAM_RE = re.compile(
-    rf"""[ \t\r\n]*(,[ \t\r\n]*)?([{_TOKEN_CLASS}]+)[ \t\r\n]*=[ \t\r\n]*
-        (?:"([^"\\\r\n\x00]*(?:\\[\s\S][^"\\\r\n\x00]*)*)"|([\x21\x23-\x2b\x2d-\x5b\x5d-\x7e]+))""",
-    re.VERBOSE,
+_WSC = r"[ \t\r\n]"
+# One auth-param: its name, then a quoted string (raw, escapes still in: no bare
+# CR, LF or NUL) or a bare value (_BARE_VALUE_CHARS).
+_PARAM = (
+    rf"""([{_TOKEN_CLASS}]+){_WSC}*={_WSC}*"""
+    r"""(?:"([^"\\\r\n\x00]*(?:\\[\s\S][^"\\\r\n\x00]*)*)"|([\x21\x23-\x2b\x2d-\x5b\x5d-\x7e]+))"""
 )
-_END_RE = re.compile(r"[ \t\r\n]*\Z")
-_END_COMMA_RE = re.compile(r"[ \t\r\n]*(?:,[ \t\r\n]*)?\Z")
+_PARAM_RE = re.compile(_PARAM)
+_PARAM_NC = re.sub(r"\((?!\?)", "(?:", _PARAM)  # the same without capturing groups
+# A whole header: scheme, then auth-params separated by commas (a trailing comma
+# after the last one is tolerated), whitespace around everything.
+_DIGEST_RE = re.compile(
+    rf"{_WSC}*([{_TOKEN_CLASS}]+)(?:(?={_WSC}){_WSC}*{_PARAM_NC}"
+    rf"(?:{_WSC}*,{_WSC}*{_PARAM_NC})*(?:{_WSC}*,)?)?{_WSC}*\Z"
+)
 _ESCAPE_RE = re.compile(r"\\([\s\S])")
 
 
@@ -213,36 +218,28 @@ def parse_digest(value: str) -> tuple[str, dict[str, str]]:
     unescaped values. Raises :class:`ParseError` on anything malformed,
     duplicated or oversized.
 
-    A header that is well formed is read with a few regular expressions; one
-    that is not (or has a duplicated or a 33rd parameter) goes through
-    ``_parse_digest_slowly``, which says what is wrong. Both read a well-formed
-    header the same way (a hypothesis test compares them).
+    A well-formed header is recognised by one regular expression and its
+    parameters picked out by another; anything else (or a duplicated or a 33rd
+    parameter) goes through ``_parse_digest_slowly``, which says what is wrong.
+    Both read a well-formed header the same way (a hypothesis test compares them).
     """
     if len(value) > MAX_AUTH_HEADER:
         raise ParseError("authorization header too long", 400)
-    m = _SCHEME_RE.match(value)
+    m = _DIGEST_RE.match(value)
     if m is None:
         return _parse_digest_slowly(value)
-    scheme = m.group(1)
-    pos = m.end()
-    params: dict[str, str] = {}
-    first = True
-    while True:
-        if (_END_RE if first else _END_COMMA_RE).match(value, pos) is not None:
-            return scheme, params
-        m = _PARAM_RE.match(value, pos)
-        if m is None or (m.group(1) is None) != first or len(params) >= MAX_AUTH_PARAMS:
-            return _parse_digest_slowly(value)
-        first = False
-        name = m.group(2).lower()
-        if name in params:
-            return _parse_digest_slowly(value)
-        quoted = m.group(3)
-        if quoted is None:
-            params[name] = m.group(4)
-        else:
-            params[name] = _ESCAPE_RE.sub(r"\1", quoted) if "\\" in quoted else quoted
-        pos = m.end()
+    pairs = _PARAM_RE.findall(value, m.end(1))
+    params = {
+        name.lower(): bare
+        if not quoted
+        else _ESCAPE_RE.sub(r"\1", quoted)
+        if "\\" in quoted
+        else quoted
+        for name, quoted, bare in pairs
+    }
+    if len(params) != len(pairs) or len(params) > MAX_AUTH_PARAMS:
+        return _parse_digest_slowly(value)
+    return m.group(1), params
 
 
 def _parse_digest_slowly(value: str) -> tuple[str, dict[str, str]]:

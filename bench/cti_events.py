@@ -75,6 +75,8 @@ class Clients:
     connected: int = 0
     lost: int = 0
     """Clients the server disconnected (fallen behind: overflowed) before the end."""
+    resyncs: int = 0
+    """Resync frames received (the web process missed events from the node)."""
     errors: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -166,6 +168,8 @@ class Clients:
                     break
                 if opcode == 0x1:
                     self.received += 1
+                    if buffer.startswith(b'{"type":"resync"', at + head):
+                        self.resyncs += 1
                 elif opcode == 0x9:
                     writer.write(_client_frame(0xA, buffer[at + head : at + head + length]))
                 elif opcode == 0x8:
@@ -231,6 +235,7 @@ class Result:
     events: int = 0
     events_per_s: float = 0.0
     lost: int = 0
+    resyncs: int = 0
     best_rate: int | None = None
     error: str = ""
 
@@ -257,6 +262,7 @@ def measure(
         if group is not None:
             result.events = group.received - before
             result.lost = group.lost
+            result.resyncs = group.resyncs
             result.events_per_s = round(result.events / max(step.elapsed_s, 0.001), 1)
         if args.ladder:
             ladder = sc.ServerResult(f"cti-{clients}")
@@ -305,7 +311,7 @@ def run(args: argparse.Namespace, workdir: Path) -> list[Result]:
                     f"  {n:4d} clients ({r.connected} up): {r.successful}/{r.calls} calls ok, "
                     f"{r.failed} failed; node {r.node_cpu_ms_per_call} ms/call, "
                     f"web {r.web_cpu_ms_per_call} ms/call; {r.events} events, "
-                    f"{r.events_per_s}/s delivered, {r.lost} clients overflowed"
+                    f"{r.events_per_s}/s delivered, {r.lost} overflowed, {r.resyncs} resyncs"
                     + (f"; best {r.best_rate} calls/s" if r.best_rate is not None else "")
                     + (f"  ERROR {r.error}" if r.error else ""),
                     flush=True,

@@ -449,6 +449,7 @@ class DigestAuthenticator:
         # Keyed HMAC states, copied per use (the key schedule is done once).
         self._nonce_hmac = hmac.new(secret, b"nonce|" + realm.encode() + b"|", hashlib.sha256)
         self._dummy_hmac = hmac.new(secret, digestmod=hashlib.sha256)
+        self._opaque_bytes = self._opaque.encode()
         self._challenge_parts = {s: self._parts_of_challenges(s) for s in (False, True)}
 
     # --- nonces ------------------------------------------------------------
@@ -575,7 +576,9 @@ class DigestAuthenticator:
         if params.get("userhash", "false").lower() == "true":
             fail_reason = fail_reason or "userhash"  # never offered (RFC 7616 §3.4.4)
         opaque = params.get("opaque")
-        if opaque is not None and not hmac.compare_digest(opaque, self._opaque):
+        # Bytes: compare_digest refuses str with non-ASCII characters (TypeError).
+        opaque_bytes = None if opaque is None else opaque.encode("utf-8", "replace")
+        if opaque_bytes is not None and not hmac.compare_digest(opaque_bytes, self._opaque_bytes):
             fail_reason = fail_reason or "opaque"
 
         qop_raw = params.get("qop")

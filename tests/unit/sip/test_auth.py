@@ -591,3 +591,13 @@ def test_record_without_qop_has_nothing_to_remember() -> None:
     screened = auth.verify(req, Lookup(account()), 10.0, record=False)
     assert screened.ok and screened.nc is None
     assert auth.record(screened) is screened
+
+
+@pytest.mark.parametrize("opaque", ["\u00e9", "\udcc3", "\u4e2d\u6587"])
+def test_non_ascii_opaque_fails_without_raising(opaque: str) -> None:
+    """A non-ASCII opaque (a UTF-8 or undecodable byte on the wire) is a failed
+    check, not a TypeError out of ``hmac.compare_digest`` (found by fuzz_digest)."""
+    auth = make_auth()
+    params = {**challenge_params(auth, 10.0), "opaque": opaque}
+    req = request(("Authorization", authorization(params)))
+    assert auth.verify(req, Lookup(account()), 10.0).status is AuthStatus.FAILED

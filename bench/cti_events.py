@@ -236,6 +236,13 @@ class Result:
     events_per_s: float = 0.0
     lost: int = 0
     resyncs: int = 0
+    published: int = 0
+    """Events the node published in the step (each client subscribed to all gets each)."""
+
+    @property
+    def delivered_share(self) -> float:
+        return self.events / max(1, self.clients * self.published)
+
     best_rate: int | None = None
     error: str = ""
 
@@ -252,10 +259,12 @@ def measure(
             result.connected = group.connected
         web0 = sc.cpu_seconds(web)
         before = group.received if group else 0
+        published0 = server.status()["cti"]["published"]
         step = sc.run_step(server.pid, server.sip_port, args.rate, args.duration, wd, uac)
         result.calls, result.successful, result.failed = step.calls, step.successful, step.failed
         result.elapsed_s = step.elapsed_s
         time.sleep(1.0)  # the last calls' events reach the clients
+        result.published = server.status()["cti"]["published"] - published0
         if step.calls:
             result.node_cpu_ms_per_call = round(1000 * step.cpu_s / step.calls, 3)
             result.web_cpu_ms_per_call = round(1000 * (sc.cpu_seconds(web) - web0) / step.calls, 3)
@@ -311,7 +320,8 @@ def run(args: argparse.Namespace, workdir: Path) -> list[Result]:
                     f"  {n:4d} clients ({r.connected} up): {r.successful}/{r.calls} calls ok, "
                     f"{r.failed} failed; node {r.node_cpu_ms_per_call} ms/call, "
                     f"web {r.web_cpu_ms_per_call} ms/call; {r.events} events, "
-                    f"{r.events_per_s}/s delivered, {r.lost} overflowed, {r.resyncs} resyncs"
+                    f"{r.events_per_s}/s delivered ({r.delivered_share:.1%} of the "
+                    f"{r.published} published, to each), {r.lost} overflowed, {r.resyncs} resyncs"
                     + (f"; best {r.best_rate} calls/s" if r.best_rate is not None else "")
                     + (f"  ERROR {r.error}" if r.error else ""),
                     flush=True,

@@ -351,6 +351,9 @@ def summarize(results: list[Result]) -> dict[str, Any]:
         row: dict[str, Any] = {
             "steps": len(runs),
             "events_per_s": round(mean([r.events_per_s for r in runs]), 1),
+            "delivered_share": round(mean([r.delivered_share for r in runs]), 4),
+            "overflowed": sum(r.lost for r in runs),
+            "resyncs": sum(r.resyncs for r in runs),
             "node_cpu_ms_per_call": round(cpu, 3),
             "node_cpu_ms_per_call_range": [
                 min(r.node_cpu_ms_per_call for r in runs),

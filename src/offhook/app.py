@@ -423,8 +423,8 @@ async def run(
         pending=lambda: sum(1 for leg in endpoint.inbound_by_key.values() if not leg.answered),
         sockets=lambda: [t.get_extra_info("socket") for _, t in transport.udp_endpoints],
     )
-    if overload.enabled:
-        endpoint.overload = node.overload = overload.control
+    # Attached even when off: it sheds nothing then, and a reload may turn it on.
+    endpoint.overload = node.overload = overload.control
     sip_events = start_sip_events(
         endpoint,
         engine,
@@ -636,8 +636,7 @@ async def run(
         asyncio.create_task(expire_bindings()),
         asyncio.create_task(engine_timers()),
     ]
-    if (sampler := overload.start()) is not None:
-        tasks.append(sampler)
+    overload.start()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, node.stopping.set)
@@ -650,6 +649,7 @@ async def run(
         admin=admin,
         provisioning=provisioning,
         auth=auth_gate.guard,
+        overload=overload,
         web=lambda: web,
     ).install(loop)
     if ready is not None:
@@ -663,6 +663,7 @@ async def run(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await overload.stop()
         for call_id in [c["call_id"] for c in engine.snapshot_state().get("calls", [])]:
             engine.release_call(call_id, 16)
         endpoint.flush()

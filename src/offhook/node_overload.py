@@ -176,6 +176,25 @@ class NodeOverload:
                 was = self.control.overloaded
                 self._log_change()
 
+    def update(self, settings: OverloadSettings) -> None:
+        """``[overload]`` read again (SIGHUP): new thresholds from the next window on
+        (``ValueError``, nothing changed, for thresholds that do not fit together);
+        turned off, sampling stops and nothing is shed; turned on, sampling starts.
+        ``test_control`` is not taken (the control ops are set at start)."""
+        policy = policy_of(settings)
+        settings = settings.model_copy(update={"test_control": self.settings.test_control})
+        now = self.loop.time()
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        self.settings = settings
+        self.control.set_policy(policy, now)
+        if not settings.enabled:
+            if self.control.overloaded:
+                log.warning("overload control turned off: new calls admitted again")
+            self.control.reset(now)
+        self.start()
+
     def _log_change(self) -> None:
         c = self.control
         if c.overloaded:

@@ -20,6 +20,9 @@ needing a restart, one log line each:
   and SCCP connections open from it; other limits leave open connections
   alone (a lowered cap refuses new ones until enough have closed);
 - ``[auth]`` thresholds (not ``secret``): the failed-login guard's policy;
+- ``[overload]`` (not ``test_control``): the thresholds from the next
+  window on; ``enabled`` off stops sampling and shedding at once, on starts
+  them (``node_overload.NodeOverload.update``);
 - ``[web]`` listener keys and ``[log]``, when the web process runs as this
   node's child: SIGHUP is passed on to it, and it applies them itself
   (``web.reload``); the node's liveness probe of the child follows the new
@@ -49,10 +52,12 @@ from offhook.children import ChildSupervisor, http_probe
 from offhook.common import logsetup
 from offhook.config import ConfigError, Settings, load_settings
 from offhook.config_base import ListenerSettings
+from offhook.config_overload import OverloadSettings
 from offhook.config_reload import changed_keys, shown
 from offhook.net.acl import AllowList
 from offhook.net.authguard import AuthGuard
 from offhook.net.guard import ListenerLimits
+from offhook.node_overload import NodeOverload
 from offhook.node_web import probe_address
 from offhook.ris.control import ControlServer
 from offhook.sccp.aio import SccpLimits, SccpListener
@@ -84,6 +89,7 @@ LIVE_KEYS: dict[str, frozenset[str]] = {
             "max_delayed",
         }
     ),
+    "overload": frozenset(OverloadSettings.model_fields) - {"test_control"},
 }
 """Keys the node applies itself, by section."""
 WEB_KEYS = LISTENER_KEYS
@@ -120,6 +126,7 @@ class NodeReload:
         admin: ControlServer | None = None,
         provisioning: Provisioning | None = None,
         auth: AuthGuard | None = None,
+        overload: NodeOverload | None = None,
         web: Callable[[], ChildSupervisor | None] = lambda: None,
         load: Callable[[Path], Settings] = load_settings,
     ) -> None:
@@ -127,6 +134,7 @@ class NodeReload:
         self.path = path
         self.sip, self.sccp, self.admin = sip, sccp, admin
         self.provisioning, self.auth, self.web = provisioning, auth, web
+        self.overload = overload
         self._load = load
         self.reloads = 0
 
@@ -217,6 +225,10 @@ class NodeReload:
     def _apply_auth(self, new: Settings) -> None:
         if self.auth is not None:
             self.auth.update_policy(new.auth.policy())
+
+    def _apply_overload(self, new: Settings) -> None:
+        if self.overload is not None:
+            self.overload.update(new.overload)
 
     def _apply_sip(self, new: Settings) -> None:
         sip = self.sip

@@ -23,6 +23,7 @@ from offhook.net.acl import AllowList
 from offhook.net.authguard import AuthGuard
 from offhook.net.counters import RejectionCounters
 from offhook.net.guard import ListenerLimits
+from offhook.node_overload import NodeOverload
 from offhook.node_reload import NodeReload
 from offhook.ris.control import ControlServer
 from offhook.sip.aio import SipTransport
@@ -94,6 +95,8 @@ def test_reload_applies_live_keys_and_reports_the_rest(
     async def main() -> None:
         sip, admin, provisioning = await start_parts(settings)
         guard = AuthGuard(settings.auth.policy())
+        overload = NodeOverload(settings.overload, asyncio.get_running_loop())
+        overload.start()
         reload = NodeReload(
             settings,
             path,
@@ -101,6 +104,7 @@ def test_reload_applies_live_keys_and_reports_the_rest(
             admin=admin,
             provisioning=provisioning,
             auth=guard,
+            overload=overload,
             load=lambda p: load_settings(p, env={}),
         )
         try:
@@ -117,17 +121,25 @@ def test_reload_applies_live_keys_and_reports_the_rest(
             sections["tftp"]["allow"] = ["192.0.2.0/24"]
             sections["tftp"]["max_transfers"] = 7
             sections["database"]["url"] = "sqlite:///second.db"
+            sections["overload"] = {"enabled": False, "cpu_high": 0.8, "test_control": True}
             write(path, sections)
             report = reload.reload()
             assert sorted(report.applied) == [
                 "admin.allow",
                 "auth.block_after",
+                "overload.cpu_high",
+                "overload.enabled",
                 "sip.allow",
                 "sip.rate_per_source",
                 "tftp.allow",
                 "tftp.max_transfers",
             ]
-            assert sorted(report.restart) == ["auth.secret", "database.url", "sip.port"]
+            assert sorted(report.restart) == [
+                "auth.secret",
+                "database.url",
+                "overload.test_control",
+                "sip.port",
+            ]
             assert report.passed_on == [] and report.error == ""
 
             assert not sip.guard.allowed("127.0.0.1")
@@ -137,6 +149,8 @@ def test_reload_applies_live_keys_and_reports_the_rest(
             assert admin.guard.allowed("10.1.2.3") and not admin.guard.allowed("127.0.0.2")
             assert guard.policy.block_after == 3
             assert provisioning.tftp.limits.max_transfers == 7
+            assert not overload.enabled and overload.control.policy.thresholds["cpu"].high == 0.8
+            assert set(overload.ops()) == {"overload"}  # test_control needs a restart
             assert not await asyncio.to_thread(tftp_answers, provisioning.tftp_port)
 
             # Again: nothing new is applied; what needs a restart is said again.
@@ -149,6 +163,7 @@ def test_reload_applies_live_keys_and_reports_the_rest(
             assert "port" in broken.error and broken.applied == []
             assert not sip.guard.allowed("127.0.0.1")
         finally:
+            await overload.stop()
             await sip.close()
             await admin.close()
             await provisioning.close()

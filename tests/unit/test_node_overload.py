@@ -132,6 +132,48 @@ def test_disabled_does_not_sample() -> None:
     asyncio.run(main())
 
 
+def test_update_turns_it_off_and_on_and_takes_new_thresholds() -> None:
+    """A reload: off sheds nothing at once and stops sampling; on starts again with the
+    new thresholds; thresholds that do not fit change nothing."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        settings = OverloadSettings(
+            interval=0.01, window=0.05, cpu_high=0, cpu_low=0, lag_high=0, lag_low=0,
+            test_control=True,
+        )  # fmt: skip
+        node = NodeOverload(settings, loop)
+        node.ops()["overload_test_load"]({"load": 5})
+        node.start()
+        try:
+            for _ in range(2000):
+                if node.control.overloaded:
+                    break
+                await asyncio.sleep(0.01)
+            assert node.control.overloaded
+            node.update(settings.model_copy(update={"enabled": False, "test_control": False}))
+            assert not node.control.overloaded and node.control.admit("invite")
+            assert node._task is None and not node.status()["enabled"]
+            assert node.settings.test_control  # taken at start only
+            episodes = node.control.episodes
+            node.update(settings.model_copy(update={"window": 0.2, "retry_after_max": 30}))
+            assert node._task is not None and node.control.policy.window == 0.2
+            assert node.control.policy.retry_after_max == 30
+            for _ in range(2000):
+                if node.control.overloaded:
+                    break
+                await asyncio.sleep(0.01)
+            assert node.control.overloaded and node.control.episodes == episodes + 1
+            bad = settings.model_copy(update={"retry_after_min": 50})  # above the max
+            with pytest.raises(ValueError):
+                node.update(bad)
+            assert node.control.policy.retry_after_max == 30 and node._task is not None
+        finally:
+            await node.stop()
+
+    asyncio.run(main())
+
+
 def test_collector_exports_state_and_shed_counts() -> None:
     async def main() -> str:
         node = NodeOverload(OverloadSettings(), asyncio.get_running_loop())

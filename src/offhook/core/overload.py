@@ -160,6 +160,26 @@ class OverloadControl:
     def overloaded(self) -> bool:
         return self.mode is Mode.OVERLOADED
 
+    def set_policy(self, policy: OverloadPolicy, now: float) -> None:
+        """New thresholds (a reload): the window starts again; the mode and the share
+        admitted stay, so a node in overload goes on shedding until calm."""
+        self.policy = policy
+        self._sums.clear()
+        self._counts.clear()
+        self._window_start = now
+
+    def reset(self, now: float) -> None:
+        """Back to normal, admitting everything (overload control turned off);
+        the counters stay."""
+        self.mode = Mode.NORMAL
+        self.admit_ratio = 1.0
+        self.load = 0.0
+        self.signals = {}
+        self.since = None
+        self._credit = 0.0
+        self._over = 0
+        self.set_policy(self.policy, now)
+
     # --- load in --------------------------------------------------------------
     def observe(self, now: float, sample: Mapping[str, float]) -> bool:
         """Add one sample of some signals; True when it closed a window (a decision)."""

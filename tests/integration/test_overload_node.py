@@ -149,6 +149,8 @@ def test_overload_sheds_new_calls_keeps_established_ones_and_recovers(
             text = (await control(server, "metrics"))["text"]
             assert "offhook_overload_state 1.0" in text
             assert 'offhook_overload_shed_total{kind="invite"}' in text
+            shown = await asyncio.to_thread(server.run_cli, "status", check=True)
+            assert "overload control: OVERLOADED for" in shown.stdout, shown.stdout
 
             # The load goes: the node recovers by itself, and a new call completes.
             await control(server, "overload_test_load", load=None)
@@ -161,6 +163,8 @@ def test_overload_sheds_new_calls_keeps_established_ones_and_recovers(
             assert (await alice.recv_response("BYE")).status == 200
             text = (await control(server, "metrics"))["text"]
             assert "offhook_overload_state 0.0" in text
+            shown = await asyncio.to_thread(server.run_cli, "status", check=True)
+            assert "overload control: normal" in shown.stdout, shown.stdout
         finally:
             await control(server, "overload_test_load", load=None)
             for client in (alice, bob, carol):

@@ -243,6 +243,9 @@ def print_status(settings: Settings, as_json: bool) -> int:
             f"{'' if auth['accounts_under_attack'] else 'none'}",
             markup=False,  # account names are whatever attackers claimed
         )
+    overload = data.get("overload")
+    if overload:
+        console.print(overload_line(overload))
     held = {k: v for k, v in (data.get("listeners") or {}).items() if v}
     if held:
         console.print(
@@ -297,6 +300,25 @@ def print_status(settings: Settings, as_json: bool) -> int:
     else:
         console.print("rejections: none")
     return 0
+
+
+def overload_line(o: dict[str, Any]) -> str:
+    """One line on overload control: off, normal, or shedding (how much, for how long)."""
+    shed = sum(v for v in (o.get("shed") or {}).values() if isinstance(v, int))
+    signals = ", ".join(f"{k} {v:.2f}" for k, v in (o.get("signals") or {}).items())
+    if not o.get("enabled", True):
+        return f"overload control: off (shed so far {shed})"
+    if o.get("state") == "overloaded":
+        return (
+            f"overload control: OVERLOADED for {o.get('overloaded_for', 0):.0f} s, admitting "
+            f"{100 * float(o.get('admit_ratio', 0)):.0f} % of new calls (Retry-After "
+            f"{o.get('retry_after')} s); load {float(o.get('load', 0)):.2f} ({signals}); "
+            f"shed {shed}, episodes {o.get('episodes', 0)}"
+        )
+    return (
+        f"overload control: normal, load {float(o.get('load', 0)):.2f}"
+        f"{f' ({signals})' if signals else ''}; shed {shed}, episodes {o.get('episodes', 0)}"
+    )
 
 
 def _legacy_tables(console: Console, data: dict[str, Any]) -> None:

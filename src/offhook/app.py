@@ -495,6 +495,7 @@ async def run(
                 {**row, "last_change": _iso(row["last_change"])}
                 for row in trunks.status(now, time.time())
             ],
+            "trunk_limits": creds.table.status(),
             "tftp": provisioning.status() if provisioning is not None else None,
             "sccp": (
                 {"listen": settings.sccp.listen, "port": node.sccp_port, **sccp_listener.status()}
@@ -539,6 +540,7 @@ async def run(
         admin=lambda: admin,
         media=lambda: media_plane,
         cti=lambda: cti,
+        trunks=creds.table.status,
     )
     metrics.registry.register(overload.collector())
     admin: ControlServer | None = None

@@ -118,9 +118,13 @@ class Ctx:
 
     async def status(self) -> dict[str, Any]:
         """The node's ``status`` over its control endpoint (what ``offhook status`` shows)."""
+        return await self.control("status")
+
+    async def control(self, op: str, **args: Any) -> dict[str, Any]:
+        """One op of the node's control endpoint (``metrics``: its Prometheus text)."""
         client = ControlClient(HOST, self.node.admin_port, timeout=3.0)
         try:
-            data: dict[str, Any] = await client.request("status")
+            data: dict[str, Any] = await client.request(op, **args)
         finally:
             await client.close()
         return data

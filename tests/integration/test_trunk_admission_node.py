@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from dialplan_node_rig import CARRIER_HOST, dial_plan, far_end, phone, run_plan, trunk
+from prometheus_client.parser import text_string_to_metric_families
 from sip_node_rig import A_PORT, B_PORT, Ctx, options, run_node
 from sipclient import is_request, is_response, sdp, tag
 
@@ -85,6 +86,21 @@ def test_trunk_over_max_cps_gets_503_with_retry_after(
         for r in refused:
             assert r.reason == "Trunk Call Rate Exceeded", r.reason
             assert int(r.headers.get("Retry-After") or "0") >= 1
+        # Counted per trunk, in the status and the metrics.
+        (row,) = (await ctx.status())["trunk_limits"]
+        assert (row["name"], row["max_cps"], row["refused_rate"]) == ("carrier", 1, len(refused))
+        assert row["calls_admitted"] == 8 - len(refused) and row["refused_busy"] == 0
+        text = (await ctx.control("metrics"))["text"]
+        families = {f.name: f for f in text_string_to_metric_families(text)}
+        samples = {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for name in ("offhook_trunk_calls_refused", "offhook_trunk_calls_admitted")
+            for s in families[name].samples
+        }
+        key = ("offhook_trunk_calls_refused_total", (("reason", "rate"), ("trunk", "carrier")))
+        assert samples[key] == len(refused)
+        key = ("offhook_trunk_calls_admitted_total", (("trunk", "carrier"),))
+        assert samples[key] == 8 - len(refused)
 
     trunks = [
         trunk(
@@ -110,6 +126,8 @@ def test_trunk_at_max_calls_gets_503_trunk_busy_with_retry_after(
         busy = await second.final()
         second.ack_failure(busy)
         assert (busy.status, busy.reason) == (503, "Trunk Busy")
+        (row,) = (await ctx.status())["trunk_limits"]
+        assert (row["refused_busy"], row["calls_admitted"]) == (1, 1)
         assert int(busy.headers.get("Retry-After") or "0") >= 1
         assert await alice.expect_nothing(is_request("INVITE"), wait=0.3) == []
         first.cancel()

@@ -36,6 +36,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from offhook.common.addr import canonical
 from offhook.net.acl import AllowList
@@ -94,7 +95,18 @@ class Refusal:
 class TrunkQuota:
     """One trunk's limits and buckets (kept across plan reloads while the trunk stays)."""
 
-    __slots__ = ("calls", "datagrams", "max_calls", "max_cps", "name", "source")
+    __slots__ = (
+        "admitted",
+        "calls",
+        "datagrams",
+        "dropped",
+        "max_calls",
+        "max_cps",
+        "name",
+        "refused_busy",
+        "refused_rate",
+        "source",
+    )
 
     def __init__(
         self, source: TrunkSource, floor_rate: float, floor_burst: float, now: float = 0.0
@@ -105,6 +117,10 @@ class TrunkQuota:
         self.max_cps = 0
         self.calls: TokenBucket | None = None
         self.datagrams = TokenBucket(1.0, 1.0, now)
+        self.admitted = 0  # new calls let through
+        self.refused_busy = 0  # ... refused at max_calls
+        self.refused_rate = 0  # ... refused over max_cps
+        self.dropped = 0  # datagrams over its bucket (the transport counts them here)
         self.configure(source, floor_rate, floor_burst, now)
         self.datagrams.tokens = self.datagrams.burst  # starts full
 
@@ -132,12 +148,27 @@ class TrunkQuota:
         """A new call from this trunk (``active_calls`` in progress with it now):
         None to go on, else the refusal (nothing is spent then)."""
         if self.max_calls and active_calls >= self.max_calls:
+            self.refused_busy += 1
             return Refusal(BUSY, 1)
         calls = self.calls
         if calls is not None and not calls.take(now):
+            self.refused_rate += 1
             wait = calls.wait(now)
             return Refusal(RATE, max(1, math.ceil(wait)) if math.isfinite(wait) else 1)
+        self.admitted += 1
         return None
+
+    def status(self) -> dict[str, Any]:
+        """Its limits and counters (``offhook status``, metrics)."""
+        return {
+            "name": self.name,
+            "max_calls": self.max_calls,
+            "max_cps": self.max_cps,
+            "calls_admitted": self.admitted,
+            "refused_busy": self.refused_busy,
+            "refused_rate": self.refused_rate,
+            "datagrams_dropped": self.dropped,
+        }
 
     def __repr__(self) -> str:
         return f"TrunkQuota({self.name!r}, max_calls={self.max_calls}, max_cps={self.max_cps})"
@@ -271,6 +302,10 @@ class TrunkTable:
                 if port == addr[1] and resolve(name) == host:
                     return quota
         return None
+
+    def status(self) -> list[dict[str, Any]]:
+        """Every trunk's limits and counters, by name."""
+        return [self._quotas[name].status() for name in sorted(self._quotas)]
 
     def __len__(self) -> int:
         return len(self._quotas)

@@ -334,6 +334,7 @@ class NodeMetrics(Collector):
         self.admin: Callable[[], AdminListener | None] = _nothing
         self.media: Callable[[], MediaPlaneView | None] = _nothing
         self.cti: Callable[[], CtiJournalView | None] = _nothing
+        self.trunks: Callable[[], list[dict[str, Any]]] = list
         self.media_expected = False
         self.media_stats: dict[str, dict[str, Any]] = {}
 
@@ -362,6 +363,7 @@ class NodeMetrics(Collector):
         media: Callable[[], MediaPlaneView | None] = _nothing,
         media_expected: bool = False,
         cti: Callable[[], CtiJournalView | None] = _nothing,
+        trunks: Callable[[], list[dict[str, Any]]] = list,
     ) -> NodeMetrics:
         """Hand over the node's parts read at scrape time (``admin`` and ``media``:
         callables, as they exist only later in the start-up). ``media_expected``:
@@ -372,6 +374,7 @@ class NodeMetrics(Collector):
         self.bindings, self.rejections, self.auth = bindings, rejections, auth
         self.sip, self.sccp, self.provisioning = sip, sccp, provisioning
         self.admin, self.media, self.cti = admin, media, cti
+        self.trunks = trunks
         self.media_expected = self.media_expected or media_expected
         return self
 
@@ -428,6 +431,7 @@ class NodeMetrics(Collector):
         yield from self._auth()
         yield from self._media()
         yield from self._cti()
+        yield from self._trunks()
 
     def _registered(self) -> Metric:
         counts = dict.fromkeys(_PROTOCOLS, 0)
@@ -556,6 +560,34 @@ class NodeMetrics(Collector):
             "Node event streams closed because their reader fell behind",
             value=row["overflows"],
         )
+
+    def _trunks(self) -> Iterator[Metric]:
+        """Per trunk of the plan (labels: its name; the plan bounds them)."""
+        admitted = CounterMetricFamily(
+            "offhook_trunk_calls_admitted",
+            "New calls a trunk sent that were let in",
+            labels=["trunk"],
+        )
+        refused = CounterMetricFamily(
+            "offhook_trunk_calls_refused",
+            "New calls a trunk sent that were refused (503): at max_calls (busy) or over "
+            "max_cps (rate)",
+            labels=["trunk", "reason"],
+        )
+        dropped = CounterMetricFamily(
+            "offhook_trunk_datagrams_dropped",
+            "Datagrams from a trunk dropped over its own bucket",
+            labels=["trunk"],
+        )
+        for row in self.trunks():
+            name = str(row["name"])
+            admitted.add_metric([name], row["calls_admitted"])
+            refused.add_metric([name, "busy"], row["refused_busy"])
+            refused.add_metric([name, "rate"], row["refused_rate"])
+            dropped.add_metric([name], row["datagrams_dropped"])
+        yield admitted
+        yield refused
+        yield dropped
 
     # --- readiness -----------------------------------------------------------------
 

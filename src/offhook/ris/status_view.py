@@ -212,17 +212,26 @@ def print_status(settings: Settings, as_json: bool) -> int:
         _legacy_tables(console, data)
     trunk_rows = data.get("trunks", [])
     if trunk_rows:
+        limits = {r.get("name"): r for r in data.get("trunk_limits") or []}
         trunks = Table(title=f"Trunks ({len(trunk_rows)})")
         for col in ("name", "address", "state", "since", "last_result", "registration"):
             trunks.add_column(col)
+        trunks.add_column("calls in (refused busy/rate, dropped datagrams)")
         for t in trunk_rows:
+            lim = limits.get(t.get("name")) or {}
             trunks.add_row(
-                str(t.get("name")),
-                f"{t.get('host')}:{t.get('port')}/{t.get('transport', 'udp')}",
+                _cell(t.get("name")),
+                _cell(f"{t.get('host')}:{t.get('port')}/{t.get('transport', 'udp')}"),
                 str(t.get("state")),
                 str(t.get("last_change") or "-"),
-                str(t.get("last_result") or "-"),
+                _cell(t.get("last_result")),
                 str(t.get("registration")),
+                (
+                    f"{lim.get('calls_admitted', 0)} ({lim.get('refused_busy', 0)}/"
+                    f"{lim.get('refused_rate', 0)}, {lim.get('datagrams_dropped', 0)})"
+                    if lim
+                    else "-"
+                ),
             )
         console.print(trunks)
     tftp = data.get("tftp")

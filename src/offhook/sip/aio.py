@@ -437,6 +437,8 @@ class SipTransport:
             lambda: is_ongoing(data),  # asked only over the rate: drop new work first
             quota.datagrams if quota is not None else None,
         ):
+            if quota is not None:
+                quota.dropped += 1
             return  # not allowed (no answer, no state) or over its rate (counted)
         if len(data) <= 4 and data.strip(b"\r\n") == b"":
             return  # RFC 5626 keep-alive

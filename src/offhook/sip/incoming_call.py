@@ -6,7 +6,9 @@ match to a dialog:
 * from a phone: digest (``digest``, RFC 3261 §22.3; 407 until it checks
   out, the same 403 for unknown users and wrong passwords), then the
   caller's line from the plan; from a trunk's address: no digest, the
-  trunk's CSS and call limit (503 at the limit), and the redirections its
+  trunk's ``max_calls`` and ``max_cps`` before routing
+  (``net.trunk_admission``: 503 "Trunk Busy" or "Trunk Call Rate
+  Exceeded" with Retry-After), its CSS, and the redirections its
   ``Diversion`` headers carry (RFC 5806: ``Setup.diversions`` and the
   original called number; at most ``max_forward_hops``, a malformed one
   ignored);

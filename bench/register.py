@@ -10,10 +10,14 @@ REGISTER -> 401 -> REGISTER with Authorization -> 200, a new Call-ID each
 time), so a registration costs the node two requests, one challenge and
 one digest check.
 
-Steps at fixed rates: each places ``rate x duration`` registrations at
-``rate``/s over all instances (both bounded; SIPp's ``-l`` caps the calls in
-flight); it passes when every registration completed, fewer than 0.1 %
-failed and the step took at most 10 % (+2 s) longer than offered. Stepping
+First every user registers once (``--warm-rate``, 500/s: not a step), so
+that the steps measure phones re-registering, as 20,000 phones refreshing
+every 600 s do (``--warm-rate 0``: the steps register new phones, each new
+binding logged at INFO and published). Steps at fixed rates: each places
+``rate x duration`` registrations at ``rate``/s over all instances (both
+bounded; SIPp's ``-l`` caps the calls in flight); it passes when every
+registration completed, fewer than 0.1 % failed and the step took at most
+10 % (+2 s) longer than offered. Stepping
 stops at the first failing step. For each step: registrations/s offered and
 sustained, failed %, the server's CPU (utime + stime of its whole process
 tree, from /proc) per registration, and SIPp's own CPU (the bench's reaped
@@ -316,11 +320,36 @@ class ServerResult:
     steps: list[Step] = field(default_factory=list)
     error: str = ""
     config: dict[str, Any] = field(default_factory=dict)
+    warmup: Step | None = None
 
     @property
     def best_step(self) -> Step | None:
         passing = [s for s in self.steps if s.passed]
         return passing[-1] if passing else None
+
+
+def warm_up(
+    result: ServerResult,
+    server_pid: int,
+    target: tuple[str, int],
+    warm_rate: int,
+    users: int,
+    files: list[tuple[str, Path]],
+    workdir: Path,
+) -> None:
+    """Register every user once at ``warm_rate`` (not a step): the steps then measure
+    re-registrations of bound phones, as 20,000 phones refreshing every 600 s are."""
+    if warm_rate <= 0:
+        return
+    seconds = max(1, -(-users // warm_rate))
+    step = run_step(server_pid, target, warm_rate, seconds, files, workdir)
+    result.warmup = step
+    print(
+        f"  {result.server:8} warm-up: {step.successful} users registered at {warm_rate}/s "
+        f"({step.failed} failed, {step.elapsed_s:.1f}s)",
+        flush=True,
+    )
+    time.sleep(2)
 
 
 def ladder(
@@ -371,11 +400,12 @@ def bench_offhook(
     sources: int,
     workdir: Path,
     default_limits: bool,
+    warm_rate: int,
 ) -> ServerResult:
     result = ServerResult("offhook")
     wd = workdir / "offhook"
     wd.mkdir()
-    sip = {} if default_limits else per_source_limits(max(rates), sources)
+    sip = {} if default_limits else per_source_limits(max(*rates, warm_rate), sources)
     # [sip] min_expires etc. stay the node's; the registrar binds for PHONE_EXPIRES s.
     extra: dict[str, dict[str, Any]] = {"sip": sip}
     result.config = {"sip": sip or "node defaults", "auth": "node defaults", "overload": "off"}
@@ -387,7 +417,9 @@ def bench_offhook(
     print(f"  offhook: {len(users)} users loaded and node up in {time.monotonic() - t0:.1f}s")
     try:
         files = write_injection(users, sources, wd)
-        ladder(result, server.pid, (HOST, server.sip_port), rates, duration, files, wd)
+        target = (HOST, server.sip_port)
+        warm_up(result, server.pid, target, warm_rate, len(users), files, wd)
+        ladder(result, server.pid, target, rates, duration, files, wd)
     except (BenchError, subprocess.SubprocessError, OSError) as exc:
         result.error = str(exc)
     finally:
@@ -473,6 +505,7 @@ def bench_kamailio(
     sources: int,
     workdir: Path,
     children: int,
+    warm_rate: int,
 ) -> ServerResult:
     result = ServerResult("kamailio", config={"children": children, "usrloc": "memory"})
     wd = workdir / "kamailio"
@@ -480,6 +513,7 @@ def bench_kamailio(
     try:
         with kamailio(wd, children) as (proc, port):
             files = write_injection(users, sources, wd)
+            warm_up(result, proc.pid, (HOST, port), warm_rate, len(users), files, wd)
             ladder(result, proc.pid, (HOST, port), rates, duration, files, wd)
     except (BenchError, subprocess.SubprocessError, OSError) as exc:
         result.error = str(exc)
@@ -547,6 +581,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="keep the node's per-source flood bucket (shows what the defaults allow)",
     )
+    ap.add_argument(
+        "--warm-rate",
+        type=int,
+        default=500,
+        help="register every user once at this rate before the steps (0: the steps "
+        "register new phones)",
+    )
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     args = ap.parse_args(argv)
     if shutil.which("sipp") is None:
@@ -567,11 +608,15 @@ def main(argv: list[str] | None = None) -> int:
     for name in servers:
         if name == "offhook":
             results.append(
-                bench_offhook(rates, duration, users, sources, workdir, args.default_limits)
+                bench_offhook(
+                    rates, duration, users, sources, workdir, args.default_limits, args.warm_rate
+                )
             )
         elif name == "kamailio":
             results.append(
-                bench_kamailio(rates, duration, users, sources, workdir, args.kamailio_children)
+                bench_kamailio(
+                    rates, duration, users, sources, workdir, args.kamailio_children, args.warm_rate
+                )
             )
         else:
             print(f"unknown server {name!r}")
@@ -591,7 +636,8 @@ def main(argv: list[str] | None = None) -> int:
                 "sources": sources,
                 "max_failed_fraction": MAX_FAILED_FRACTION,
                 "summary": summary,
-                "servers": [{**asdict(r), "steps": [asdict(s) for s in r.steps]} for r in results],
+                "warm_rate": args.warm_rate,
+                "servers": [asdict(r) for r in results],
             },
             indent=2,
         )

@@ -6,7 +6,9 @@ goes through ``parse_client_message`` and, when it parses, into a real
 ``Session`` over a real ``Hub`` holding a few events, with events offered
 between the messages. Invariants (DESIGN.md "Errors"):
 
-- a message parses or raises ``ClientMessageError`` with a reason;
+- a message parses or raises ``ClientMessageError`` with a reason; so does
+  the first line as the TCP listener's ``auth`` line (``parse_auth``), and
+  an ``Auth`` it gives has a token of 1 to ``MAX_TOKEN`` characters;
 - the session takes every parsed request without raising; every frame it
   then gives is one JSON object; the events among them carry ``seq`` 1, 2,
   3, ... without a hole and stream control frames carry none; it never
@@ -31,7 +33,12 @@ import atheris
 import offhook.ris.control  # noqa: F401  (imported, not instrumented: the hub's errors)
 
 with atheris.instrument_imports():
-    from offhook.cti.client_protocol import ClientMessageError, parse_client_message
+    from offhook.cti.client_protocol import (
+        MAX_TOKEN,
+        ClientMessageError,
+        parse_auth,
+        parse_client_message,
+    )
     from offhook.cti.hub import Hub
     from offhook.cti.scope import Scope
     from offhook.cti.session import Session
@@ -98,8 +105,21 @@ async def _run(texts: list[str]) -> None:
             raise AssertionError(f"an event outside the scope: {f}")
 
 
+def _auth(text: str) -> None:
+    """The TCP listener's first line: an ``Auth`` within its bounds, or a refusal."""
+    try:
+        auth = parse_auth(text)
+    except ClientMessageError as exc:
+        if not str(exc):
+            raise AssertionError("a refusal without a reason") from None
+        return
+    if not 0 < len(auth.token) <= MAX_TOKEN or (auth.after is not None and auth.after < 0):
+        raise AssertionError(f"an auth line out of bounds: {auth}")
+
+
 def test_one_input(data: bytes) -> None:
     texts = data.decode("utf-8", "replace").split("\n")[:64]
+    _auth(texts[0])
     asyncio.get_event_loop().run_until_complete(_run(texts))
 
 

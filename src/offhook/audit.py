@@ -11,8 +11,8 @@ reads the node settings and reports, without touching the network:
 1. :func:`listeners`: every listener the configuration opens (SIP UDP and
    TCP, SCCP TCP, TFTP UDP, provisioning HTTP TCP, the node's control
    endpoint ``[admin]`` TCP, the web administration ``[web]`` TCP (the web
-   process ``offhook serve`` runs when enabled), a CTI listener once a
-   ``[cti]`` section exists) and the database server
+   process ``offhook serve`` runs when enabled), the CTI JSON-lines
+   listener when ``[cti] port`` is set) and the database server
    when the database URL names a network host: address, port, transport,
    allow-list and limits (the per-listener defence keys, read with
    ``getattr`` so a section without one still audits). A ``listen`` list
@@ -391,8 +391,8 @@ def listeners(settings: Settings) -> list[Listener]:
     web = getattr(settings, "web", None)
     if web is not None and web.enabled:
         out += _listener("web", web, "web", "tcp", web.port)
-    cti = getattr(settings, "cti", None)  # CTI (TAPI/JTAPI-like) has no listener yet
-    if cti is not None and getattr(cti, "enabled", True) and hasattr(cti, "port"):
+    cti = getattr(settings, "cti", None)  # the JSON-lines CTI listener, when it has a port
+    if cti is not None and getattr(cti, "enabled", True) and getattr(cti, "port", 0):
         out += _listener("cti", cti, "cti", "tcp", int(cti.port))
     db, _ = database_listener(settings.database.url)
     if db is not None:

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from offhook.config_base import Section
+from offhook.config_base import LOOPBACK, ListenerSettings
 
 
-class CtiSettings(Section):
+class CtiSettings(ListenerSettings):
     """[cti] ``enabled``: the CTI WebSocket and commands are served (off: refused with 503).
 
     - ``replay``: events the web process keeps for clients that reconnect
@@ -37,6 +37,17 @@ class CtiSettings(Section):
     - ``coalesce``: seconds a client's writer waits after an event for more
       before it sends (one write for all of them: with many clients the
       fan-out costs far less a busy second; 0 sends each burst at once).
+
+    The same stream as JSON lines on TCP (``web.cti_tcp``), for applications
+    that do not speak WebSocket: ``port`` (0: off; 2748 is where CallManager's
+    CTI Manager listened) on ``listen`` (loopback), with the defence keys of
+    every listener: ``allow`` (loopback), ``max_connections`` and
+    ``max_connections_per_source`` (connections, authenticated or not: the
+    client caps above count the authenticated ones with the WebSocket's),
+    ``rate_per_source``/``rate_burst`` (new connections a second),
+    ``handshake_timeout`` (to send the ``auth`` line), ``idle_timeout`` (a
+    client that sends nothing for that long is closed: send ``ping``), a line
+    bounded by ``max_message``.
     """
 
     enabled: bool = True
@@ -50,6 +61,15 @@ class CtiSettings(Section):
     ping_timeout: float = Field(default=20.0, gt=0, le=3600)
     rate: float = Field(default=20.0, gt=0, le=10_000)
     coalesce: float = Field(default=0.02, ge=0, le=1.0)
+    listen: list[str] = Field(default_factory=lambda: ["127.0.0.1"])
+    port: int = Field(default=0, ge=0, le=65535)
+    allow: list[str] = Field(default_factory=lambda: list(LOOPBACK))
+    idle_timeout: float = Field(default=120.0, gt=0, le=3600)
+    handshake_timeout: float = Field(default=10.0, gt=0, le=3600)
+    max_connections: int = Field(default=128, ge=1, le=100_000)
+    max_connections_per_source: int = Field(default=32, ge=1, le=100_000)
+    rate_per_source: float = Field(default=10.0, gt=0)
+    rate_burst: float = Field(default=40.0, ge=1)
 
     @model_validator(mode="after")
     def _caps(self) -> CtiSettings:

@@ -82,6 +82,24 @@ def test_admin_open_to_everything_warns() -> None:
     assert "WARN admin tcp 0.0.0.0:5099:" in report.text()
 
 
+def test_the_cti_listener_is_listed_when_it_has_a_port_and_warns_open_to_all() -> None:
+    assert "cti" not in {x.service for x in listeners(loopback())}  # port 0: no listener
+    quiet = {x.service: x for x in listeners(loopback(OFFHOOK_CTI__PORT="2748"))}
+    cti = quiet["cti"]
+    assert (cti.address, cti.port, cti.transport) == ("127.0.0.1", 2748, "tcp")
+    assert cti.limits["max_message"] == 4096 and cti.limits["idle_timeout"] == 120.0
+    report = audit(
+        loopback(
+            OFFHOOK_CTI__PORT="2748",
+            OFFHOOK_CTI__LISTEN="0.0.0.0",
+            OFFHOOK_CTI__ALLOW='["0.0.0.0/0"]',
+        )
+    )
+    warns = [f for f in report.findings if f.level == "WARN"]
+    assert [f.listener.service for f in warns] == ["cti"]
+    assert "CSCee00116" in warns[0].message
+
+
 def test_web_open_to_everything_warns_and_without_tls_is_noted() -> None:
     report = audit(loopback(OFFHOOK_WEB__LISTEN="0.0.0.0", OFFHOOK_WEB__ALLOW='["0.0.0.0/0"]'))
     web = [f for f in report.findings if f.listener.service == "web"]

@@ -146,11 +146,14 @@ def closed(ws: ClientConnection) -> tuple[int | None, list[dict[str, Any]]]:
 
 
 @contextmanager
-def served(engine: Engine, tmp_path: Path, **cti: Any) -> Iterator[Served]:
+def served(engine: Engine, tmp_path: Path, tcp: bool = False, **cti: Any) -> Iterator[Served]:
+    """The web app with a scripted node; ``tcp``: with the JSON-lines CTI listener too
+    (``app.state.cti_tcp``, on a port of its own)."""
     base = make_settings(f"sqlite:///{tmp_path / 'web.db'}", max_connections_per_source=64)
     settings = base.model_copy(update={"cti": CtiSettings(**cti)})
     control = FakeControl()
     app = create_app(settings, engine=engine, control=control)
+    app.state.cti_sockets = bind_sockets(["127.0.0.1"], 0) if tcp else []
     node = FakeNode()
     service = app.state.cti
     service.hub = Hub(node.connect, replay=50, backoff_min=0.01, backoff_max=0.05)
@@ -183,7 +186,7 @@ def served(engine: Engine, tmp_path: Path, **cti: Any) -> Iterator[Served]:
     finally:
         servers[0].should_exit = True
         thread.join(WAIT)
-        for sock in sockets:
+        for sock in sockets + app.state.cti_sockets:
             sock.close()
 
 

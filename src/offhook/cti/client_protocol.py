@@ -17,6 +17,11 @@ op or key, a list longer than ``MAX_NAMES`` or a name longer than
 ``MAX_NAME``, an id that is no non-negative integer below 2**63. The size of
 a message is bounded before it gets here (the WebSocket ``max_size``);
 ``MAX_TEXT`` is checked again so the parser holds on its own.
+
+On the JSON-lines TCP listener (``web.cti_tcp``) the first line is
+``{"op": "auth", "token": TOKEN}`` (and optionally ``"after": ID``):
+``parse_auth(text)`` returns an ``Auth`` or raises ``ClientMessageError``
+(a token is a string of 1 to ``MAX_TOKEN`` characters).
 """
 
 from __future__ import annotations
@@ -30,11 +35,14 @@ __all__ = [
     "MAX_NAME",
     "MAX_NAMES",
     "MAX_TEXT",
+    "MAX_TOKEN",
+    "Auth",
     "ClientMessage",
     "ClientMessageError",
     "Ping",
     "Resume",
     "Subscribe",
+    "parse_auth",
     "parse_client_message",
 ]
 
@@ -42,6 +50,7 @@ MAX_TEXT = 64 * 1024
 MAX_NAMES = 256
 MAX_NAME = 64
 MAX_ID = (1 << 63) - 1
+MAX_TOKEN = 256
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+*#-]{0,63}")
 
 
@@ -69,6 +78,14 @@ class Resume:
 @dataclass(frozen=True, slots=True)
 class Ping:
     pass
+
+
+@dataclass(frozen=True, slots=True)
+class Auth:
+    """The TCP listener's first line: the API token, and where to resume (None: live)."""
+
+    token: str
+    after: int | None = None
 
 
 ClientMessage = Subscribe | Resume | Ping
@@ -100,8 +117,7 @@ def _names(value: Any, key: str) -> tuple[str, ...] | None:
     return tuple(out)
 
 
-def parse_client_message(text: str) -> ClientMessage:
-    """One client message (see the module doc); ``ClientMessageError`` otherwise."""
+def _object(text: str) -> dict[str, Any]:
     if not isinstance(text, str) or len(text) > MAX_TEXT:
         raise ClientMessageError("message too large")
     try:
@@ -110,6 +126,33 @@ def parse_client_message(text: str) -> ClientMessage:
         raise ClientMessageError("not JSON") from None
     if not isinstance(data, dict):
         raise ClientMessageError("a message is a JSON object")
+    return data
+
+
+def _event_id(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_ID:
+        raise ClientMessageError("after is an event id (a non-negative integer)")
+    return value
+
+
+def parse_auth(text: str) -> Auth:
+    """The ``auth`` line (see the module doc); ``ClientMessageError`` otherwise."""
+    data = _object(text)
+    if data.get("op") != "auth":
+        raise ClientMessageError('the first line is {"op": "auth", "token": ...}')
+    unknown = set(data) - {"op", "token", "after"}
+    if unknown:
+        raise ClientMessageError(f"unknown key {sorted(unknown)[0][:32]!r} for auth")
+    token = data.get("token")
+    if not isinstance(token, str) or not 0 < len(token) <= MAX_TOKEN:
+        raise ClientMessageError("token is the API token (a string)")
+    after = data.get("after")
+    return Auth(token, None if after is None else _event_id(after))
+
+
+def parse_client_message(text: str) -> ClientMessage:
+    """One client message (see the module doc); ``ClientMessageError`` otherwise."""
+    data = _object(text)
     op = data.get("op")
     if not isinstance(op, str) or op not in _KEYS:
         raise ClientMessageError("op is one of subscribe, resume, ping")
@@ -119,10 +162,7 @@ def parse_client_message(text: str) -> ClientMessage:
     if op == "ping":
         return Ping()
     if op == "resume":
-        after = data.get("after")
-        if isinstance(after, bool) or not isinstance(after, int) or not 0 <= after <= MAX_ID:
-            raise ClientMessageError("after is an event id (a non-negative integer)")
-        return Resume(after)
+        return Resume(_event_id(data.get("after")))
     everything = data.get("all", False)
     if not isinstance(everything, bool):
         raise ClientMessageError("all is true or false")

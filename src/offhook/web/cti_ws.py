@@ -34,7 +34,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -70,6 +70,7 @@ __all__ = [
     "lifespan",
     "require_ws",
     "router",
+    "run_client",
 ]
 
 log = logging.getLogger("offhook.cti")
@@ -216,13 +217,24 @@ class CtiCollector(Collector):
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Start the app's CTI hub with the server, stop it at shutdown."""
+    """Start the app's CTI hub with the server, stop it at shutdown; the same for the
+    JSON-lines listener (``web.cti_tcp``) when ``serve_web`` bound its sockets
+    (``app.state.cti_sockets``)."""
     service: CtiService | None = getattr(app.state, "cti", None)
+    sockets = getattr(app.state, "cti_sockets", None)
+    tcp = None
     if service is not None:
         await service.start()
+        if sockets:
+            from offhook.web.cti_tcp import CtiTcpServer
+
+            tcp = app.state.cti_tcp = CtiTcpServer(service)
+            await tcp.start(sockets)
     try:
         yield
     finally:
+        if tcp is not None:
+            await tcp.close()
         if service is not None:
             await service.stop()
 
@@ -327,35 +339,46 @@ async def events(websocket: WebSocket, auth: Annotated[WsAuth, require_ws(Permis
         await _refuse(websocket, *refusal)
         return
     try:
-        scope = await run_in_threadpool(service.scope_of, user)
-        session = Session(
-            service.hub,
-            scope,
-            service.snapshot,
-            queue=service.settings.client_queue,
-            user=user.name,
-            counters=service.counters,
-        )
-        await websocket.accept()
-        session.hello()
-        if after is not None:
-            session.resume(after)
-        service.hub.attach(session)
-        try:
-            await Connection(websocket, session, service, auth.token).run()
-        finally:
-            service.hub.detach(session)
-            session.close()
+        await run_client(service, user, auth.token, after, websocket, websocket.accept)
     finally:
         service.release(user.name)
+
+
+async def run_client(
+    service: CtiService,
+    user: UserRecord,
+    token: str,
+    after: int | None,
+    websocket: Any,
+    accept: Callable[[], Awaitable[None]],
+) -> None:
+    """An admitted client's session, from ``accept`` to its end (the WebSocket, or
+    ``web.cti_tcp``'s line socket that speaks the same ASGI messages)."""
+    scope = await run_in_threadpool(service.scope_of, user)
+    session = Session(
+        service.hub,
+        scope,
+        service.snapshot,
+        queue=service.settings.client_queue,
+        user=user.name,
+        counters=service.counters,
+    )
+    await accept()
+    session.hello()
+    if after is not None:
+        session.resume(after)
+    service.hub.attach(session)
+    try:
+        await Connection(websocket, session, service, token).run()
+    finally:
+        service.hub.detach(session)
+        session.close()
 
 
 class Connection:
     """One accepted client: its writer and reader (see the module doc)."""
 
-    def __init__(
-        self, websocket: WebSocket, session: Session, service: CtiService, token: str
-    ) -> None:
+    def __init__(self, websocket: Any, session: Session, service: CtiService, token: str) -> None:
         self.websocket = websocket
         self.session = session
         self.service = service

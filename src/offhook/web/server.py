@@ -464,19 +464,30 @@ def serve_web(
 
     ``on_ready(server)`` is called once it listens (tests read ``server.port``).
     """
-    web = settings.web
+    web, cti = settings.web, settings.cti
     lower_priority(web.nice)
     try:
         sockets = bind_sockets(web.listen, web.port)
     except OSError as exc:
         log.error("web: cannot listen on %s port %d: %s", web.listen, web.port, exc)
         return 1
+    cti_sockets: list[socket.socket] = []
+    if cti.enabled and cti.port:
+        try:
+            cti_sockets = bind_sockets(cti.listen, cti.port)
+        except OSError as exc:
+            log.error("cti: cannot listen on %s port %d: %s", cti.listen, cti.port, exc)
+            for sock in sockets:
+                sock.close()
+            return 1
     try:
         engine = create_engine_for(settings.database.url)
         upgrade(engine)
-        server = WebServer(create_app(settings, engine=engine), settings, sockets, on_ready)
+        app = create_app(settings, engine=engine)
+        app.state.cti_sockets = cti_sockets
+        server = WebServer(app, settings, sockets, on_ready)
     except (OSError, ssl.SSLError, SQLAlchemyError) as exc:
-        for sock in sockets:
+        for sock in sockets + cti_sockets:
             sock.close()
         log.error("web: cannot start: %s", exc)
         return 1
@@ -486,6 +497,6 @@ def serve_web(
         asyncio.run(server.serve(sockets=[]))
     finally:
         engine.dispose()
-        for sock in sockets:
+        for sock in sockets + cti_sockets:
             sock.close()
     return 0

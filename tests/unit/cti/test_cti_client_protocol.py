@@ -12,10 +12,13 @@ from hypothesis import strategies as st
 from offhook.cti.client_protocol import (
     MAX_NAMES,
     MAX_TEXT,
+    MAX_TOKEN,
+    Auth,
     ClientMessageError,
     Ping,
     Resume,
     Subscribe,
+    parse_auth,
     parse_client_message,
 )
 
@@ -134,3 +137,43 @@ def test_any_message_shaped_object_parses_or_is_refused(message: dict[str, Any])
         assert len(request.devices or ()) <= MAX_NAMES and len(request.lines or ()) <= MAX_NAMES
     elif isinstance(request, Resume):
         assert request.after == message["after"] and request.after >= 0
+
+
+# --- the TCP listener's auth line --------------------------------------------------
+
+
+def test_the_auth_line() -> None:
+    assert parse_auth('{"op": "auth", "token": "t0k"}') == Auth("t0k", None)
+    assert parse_auth('{"op": "auth", "token": "t0k", "after": 41}') == Auth("t0k", 41)
+    for text, why in (
+        ('{"op": "ping"}', "the first line is"),
+        ('{"op": "auth"}', "token is"),
+        ('{"op": "auth", "token": ""}', "token is"),
+        ('{"op": "auth", "token": 7}', "token is"),
+        ('{"op": "auth", "token": "' + "x" * (MAX_TOKEN + 1) + '"}', "token is"),
+        ('{"op": "auth", "token": "t", "after": -1}', "after is"),
+        ('{"op": "auth", "token": "t", "after": true}', "after is"),
+        ('{"op": "auth", "token": "t", "who": 1}', "unknown key"),
+        ("[]", "a JSON object"),
+        ("auth me", "not JSON"),
+    ):
+        with pytest.raises(ClientMessageError, match=why):
+            parse_auth(text)
+
+
+@settings(max_examples=300)
+@given(
+    st.text(max_size=300)
+    | st.fixed_dictionaries(
+        {"op": st.sampled_from(["auth", "ping"])},
+        optional={"token": _JSON, "after": _JSON, "x": _JSON},
+    ).map(json.dumps)
+)
+def test_any_first_line_is_an_auth_or_refused(text: str) -> None:
+    try:
+        auth = parse_auth(text)
+    except ClientMessageError as exc:
+        assert str(exc)
+        return
+    assert isinstance(auth.token, str) and 0 < len(auth.token) <= MAX_TOKEN
+    assert auth.after is None or auth.after >= 0

@@ -6,7 +6,8 @@ into); the client is a plain socket. Covered: the ``auth`` line (hello,
 events numbered, subscribe, ping; a bad token is a failed login, a role
 without ``cti`` and a malformed first line are refused), the listener's
 defences (the allow-list before a byte, a line over ``max_message``, the
-handshake and idle timeouts) and a client that falls behind.
+handshake and idle timeouts) and a client that falls behind; and a call
+between two baresip phones through a running ``offhook serve``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from support.ports import free_port
+from web.cti_rig import call_events, cti_node, established_call, hang_up
 from web.test_cti_ws_app import WAIT, Served, served
 
 Line = dict[str, Any]
@@ -184,3 +187,34 @@ def test_a_burst_beyond_the_queue_overflows_that_client_alone(
         event = other.line()
         assert event is not None and (event["seq"], event["device"]) == (1, "alice")
         assert s.app.state.cti.counters.overflows == 1
+
+
+def test_a_live_call_on_the_tcp_listener(tmp_path: Path) -> None:
+    """Against ``offhook serve`` with its web process and two baresip phones: a TCP
+    client sees bob's leg offered, ringing, answered, cleared, in order, numbered."""
+    port = free_port()
+    with cti_node(tmp_path, cti={"port": port}) as node:
+        token, _ = node.user("root", "full-admin")
+        alice, bob = node.phone("alice"), node.phone("bob")
+        client = Client(port)
+        client.send({"op": "auth", "token": token})
+        hello = client.line()
+        assert hello is not None and hello["type"] == "hello", hello
+        with alice, bob:
+            alice.wait_registered()
+            bob.wait_registered()
+            established_call(alice, bob, node.dial_uri("1002"))
+            hang_up(alice, bob)
+            frames: list[Line] = []
+            while not any(f["type"] == "call.ended" for f in frames):
+                frame = client.line()
+                assert frame is not None, frames
+                frames.append(frame)
+        client.close()
+    assert call_events(frames, "bob")[:4] == [
+        "call.offered",
+        "call.ringing",
+        "call.answered",
+        "call.cleared",
+    ]
+    assert [f["seq"] for f in frames] == list(range(1, len(frames) + 1))

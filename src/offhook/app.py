@@ -63,7 +63,7 @@ from offhook.db.feature_state import FEATURE_EVENTS, FeatureSettingsWriter, load
 from offhook.db.snapshot import load_snapshot, plan_version
 from offhook.media.bridge import FamilyBridge
 from offhook.net.acl import AllowList
-from offhook.net.authguard import AuthGuard, PeerGate
+from offhook.net.authguard import AuthGuard, PeerGate, source_key
 from offhook.net.bindings import describe
 from offhook.net.counters import RejectionCounters
 from offhook.net.guard import ListenerLimits
@@ -551,7 +551,13 @@ async def run(
         )
         admin = ControlServer(
             control_ops(engine, status)
-            | ris_ops(engine, bus, locations, clock)
+            | ris_ops(
+                engine,
+                bus,
+                locations,
+                clock,
+                lambda host: auth_gate.guard.is_blocked(source_key(host), auth_gate.clock()),
+            )
             | cti.ops()
             | metrics.ops()
             | overload.ops(),

@@ -9,7 +9,9 @@ Control ops (``ris.control``; the web process's ``/api/v1/ris/...`` and
   part, at most ``limit``): ``{"node", "total", "truncated", "devices":
   [{name, protocol, status, model, firmware, lines, address, port,
   transport, registered_at, unregistered_at, last_rejection: {time, reason,
-  source} | null, rejections, node, configured}]}``; times ISO 8601 UTC;
+  source} | null, rejections, node, configured, blocked}]}``; times ISO 8601
+  UTC; ``blocked``: not registered, and its address is blocked now for
+  failed logins;
 - ``ris_calls`` ``{device?}``: the active calls (with a leg of a device
   matching the ``device`` glob): ``{"node", "calls": [{call_id, calling,
   called, state, start, answer, legs: [{leg_id, device, line, state,
@@ -81,9 +83,14 @@ def registration_index(
 
 
 def ris_ops(
-    engine: CallEngine, bus: EventBus, locations: LocationStore, clock: Clock
+    engine: CallEngine,
+    bus: EventBus,
+    locations: LocationStore,
+    clock: Clock,
+    blocked: Callable[[str], bool] | None = None,
 ) -> dict[str, Handler]:
-    """The ``ris_devices`` and ``ris_calls`` control ops, by name."""
+    """The ``ris_devices`` and ``ris_calls`` control ops, by name (``blocked(address)``:
+    the failed-login guard's verdict on an address now)."""
     index = registration_index(engine, bus, locations, clock)
 
     def ris_devices(args: dict[str, Any]) -> dict[str, Any]:
@@ -94,6 +101,7 @@ def ris_ops(
             index.histories(),
             flt,
             engine.node,
+            blocked,
         )
         return selection.as_json(engine.node)
 

@@ -15,7 +15,9 @@ answers one ``DeviceRow`` per device, sorted by name: every device of the
 plan, every device with a live binding, and every name the index remembers
 (a name refused registration). Its status: ``registered`` when it has a
 live binding, else ``rejected`` when the last thing that happened to it was
-a refusal, else ``unregistered``. Its model is the SIP phone's User-Agent or
+a refusal, else ``unregistered``; one not registered whose address is
+blocked now for failed logins is ``blocked`` too (``select_devices``'
+``blocked``). Its model is the SIP phone's User-Agent or
 the SCCP station's device type, its firmware the SCCP load it reported (for
 SIP: the version of the User-Agent's first product, ``Cisco-CP7960G/8.0``
 -> ``8.0``); an unregistered device shows what it showed when it last
@@ -32,7 +34,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -219,6 +221,8 @@ class DeviceRow:
     rejections: int
     node: str
     configured: bool
+    blocked: bool = False
+    """Not registered, and its address is blocked now for failed logins."""
 
     def as_json(self) -> dict[str, Any]:
         r = self.last_rejection
@@ -240,6 +244,7 @@ class DeviceRow:
             "rejections": self.rejections,
             "node": self.node,
             "configured": self.configured,
+            "blocked": self.blocked,
         }
 
 
@@ -335,8 +340,13 @@ def select_devices(
     histories: Iterable[tuple[str, History]],
     flt: DeviceFilter,
     node: str = "",
+    blocked: Callable[[str], bool] | None = None,
 ) -> DeviceSelection:
-    """The devices ``flt`` selects, sorted by name, at most ``flt.limit`` of them."""
+    """The devices ``flt`` selects, sorted by name, at most ``flt.limit`` of them.
+
+    ``blocked(address)``: is that address blocked now for failed logins (a
+    device not registered from there shows ``blocked``: its registrations
+    are dropped unanswered, which is why it does not register)."""
     by_device: dict[str, list[Binding]] = {}
     for b in bindings:
         by_device.setdefault(b.device, []).append(b)
@@ -348,8 +358,16 @@ def select_devices(
         if not quick(name):
             continue
         row = device_row(name, devices.get(name), by_device.get(name, []), history.get(name), node)
-        if flt.matches(row):
-            rows.append(row)
+        if not flt.matches(row):
+            continue
+        if (
+            blocked is not None
+            and row.status != Status.REGISTERED
+            and row.address
+            and blocked(row.address)
+        ):
+            row = replace(row, blocked=True)
+        rows.append(row)
     rows.sort(key=lambda r: (r.name.casefold(), r.name))
     return DeviceSelection(tuple(rows[: flt.limit]), len(rows))
 

@@ -131,7 +131,7 @@ def _devices_table(console: Console, title: str, answer: dict[str, Any]) -> None
                 for v in (
                     d.get("name"),
                     d.get("protocol"),
-                    d.get("status"),
+                    f"{d.get('status')}, source blocked" if d.get("blocked") else d.get("status"),
                     d.get("model"),
                     d.get("firmware"),
                     " ".join(str(n) for n in d.get("lines") or []),

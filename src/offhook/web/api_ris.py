@@ -79,6 +79,11 @@ _DEVICE = {
         "rejections": _INT,
         "node": _STR,
         "configured": {"type": "boolean", "description": "a device of the plan"},
+        "blocked": {
+            "type": "boolean",
+            "description": "not registered, and its address is blocked now for failed logins "
+            "(its registrations are dropped unanswered)",
+        },
     },
     "required": ["name", "protocol", "status", "model", "lines", "address", "node"],
 }

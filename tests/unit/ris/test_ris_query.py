@@ -217,6 +217,29 @@ def test_rows_of_registered_unregistered_and_refused_devices() -> None:
     }
 
 
+def test_a_device_refused_from_a_blocked_address_shows_blocked() -> None:
+    alice = DeviceInfo("alice", "sip", (LineInfo("1001"),))
+    bob = DeviceInfo("bob", "sip", (LineInfo("1002"),))
+    carol = DeviceInfo("carol", "sip", (LineInfo("1003"),))
+    refused = History("sip", last_rejection=Rejection(T0, "auth-failed", "192.0.2.9:5060"))
+    live = sip_binding("alice", "192.0.2.9", "phone", at=T0)  # registered: never "blocked"
+    devices = {d.name: d for d in (alice, bob, carol)}
+    asked: list[str] = []
+
+    def blocked(address: str) -> bool:
+        asked.append(address)
+        return address == "192.0.2.9"
+
+    flt = DeviceFilter.parse({})
+    selection = select_devices(devices, [live], [("bob", refused)], flt, "n1", blocked)
+    rows = {r.name: r for r in selection.rows}
+    assert (rows["bob"].status, rows["bob"].blocked) == ("rejected", True)
+    assert rows["bob"].as_json()["blocked"] is True
+    assert not rows["alice"].blocked and not rows["carol"].blocked
+    assert asked == ["192.0.2.9"]  # only the unregistered with an address are asked
+    assert not select_devices(devices, [live], [("bob", refused)], flt).rows[1].blocked
+
+
 def test_sip_firmware_and_sources() -> None:
     assert sip_firmware("Cisco-CP7960G/8.0 (x)") == "8.0"
     assert sip_firmware("baresip v2.0.1 (x86_64/Linux)") == ""

@@ -237,13 +237,24 @@ def run_step(
     duration: int,
     files: list[tuple[str, Path]],
     workdir: Path,
+    profile: Path | None = None,
 ) -> Step:
-    """One step: every source's SIPp at its share of ``rate`` for ``duration`` s."""
+    """One step: every source's SIPp at its share of ``rate`` for ``duration`` s.
+
+    ``profile``: a py-spy raw profile of the server during the step goes there
+    (SIPp's CPU then includes py-spy's)."""
     rates = split_rate(rate, len(files))
     step = Step(rate=rate, registrations=sum(r * duration for r in rates))
     procs: list[tuple[subprocess.Popen[bytes], Path, Any]] = []
     cpu0, sipp0 = tree_cpu_seconds(server_pid), children_cpu_seconds()
     t0 = time.monotonic()
+    spy = None
+    if profile is not None:
+        spy = subprocess.Popen(
+            ["py-spy", "record", "--pid", str(server_pid), "--duration", str(max(1, duration - 1)),
+             "--rate", "200", "--nonblocking", "-f", "raw", "-o", str(profile)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
     try:
         for (addr, csv_path), r in zip(files, rates, strict=True):
             if r == 0:
@@ -275,6 +286,11 @@ def run_step(
         for proc, _, out in procs:
             stop(proc)
             out.close()
+        if spy is not None:
+            try:
+                spy.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                stop(spy)
     step.elapsed_s = round(time.monotonic() - t0, 2)
     step.cpu_s = round(tree_cpu_seconds(server_pid) - cpu0, 2)
     step.sipp_cpu_s = round(children_cpu_seconds() - sipp0, 2)
@@ -360,9 +376,11 @@ def ladder(
     duration: int,
     files: list[tuple[str, Path]],
     workdir: Path,
+    profile_dir: Path | None = None,
 ) -> None:
     for rate in rates:
-        step = run_step(server_pid, target, rate, duration, files, workdir)
+        profile = None if profile_dir is None else profile_dir / f"{result.server}-{rate}.raw"
+        step = run_step(server_pid, target, rate, duration, files, workdir, profile)
         result.steps.append(step)
         status = "ok" if step.passed else f"FAIL {step.note}"
         print(
@@ -401,6 +419,7 @@ def bench_offhook(
     workdir: Path,
     default_limits: bool,
     warm_rate: int,
+    profile_dir: Path | None = None,
 ) -> ServerResult:
     result = ServerResult("offhook")
     wd = workdir / "offhook"
@@ -419,7 +438,7 @@ def bench_offhook(
         files = write_injection(users, sources, wd)
         target = (HOST, server.sip_port)
         warm_up(result, server.pid, target, warm_rate, len(users), files, wd)
-        ladder(result, server.pid, target, rates, duration, files, wd)
+        ladder(result, server.pid, target, rates, duration, files, wd, profile_dir)
     except (BenchError, subprocess.SubprocessError, OSError) as exc:
         result.error = str(exc)
     finally:
@@ -588,11 +607,23 @@ def main(argv: list[str] | None = None) -> int:
         help="register every user once at this rate before the steps (0: the steps "
         "register new phones)",
     )
+    ap.add_argument(
+        "--py-spy",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="profile offhook during each step: DIR/offhook-RATE.raw (py-spy raw format)",
+    )
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     args = ap.parse_args(argv)
     if shutil.which("sipp") is None:
         print("sipp not found: install Debian sip-tester (scripts/install-deps.sh)")
         return 2
+    if args.py_spy is not None:
+        if shutil.which("py-spy") is None:
+            print("py-spy not found (pip install py-spy)")
+            return 2
+        args.py_spy.mkdir(parents=True, exist_ok=True)
     rates = sorted({int(x) for x in args.rates.split(",") if x.strip()})[:30]
     duration = max(1, min(args.duration, 60))
     users = make_users(max(1, min(args.users, 100_000)))
@@ -609,7 +640,14 @@ def main(argv: list[str] | None = None) -> int:
         if name == "offhook":
             results.append(
                 bench_offhook(
-                    rates, duration, users, sources, workdir, args.default_limits, args.warm_rate
+                    rates,
+                    duration,
+                    users,
+                    sources,
+                    workdir,
+                    args.default_limits,
+                    args.warm_rate,
+                    args.py_spy,
                 )
             )
         elif name == "kamailio":

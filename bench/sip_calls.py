@@ -177,10 +177,10 @@ def stop(proc: subprocess.Popen[bytes] | None) -> None:
 
 
 @contextlib.contextmanager
-def sipp_uas(workdir: Path) -> Iterator[int]:
+def sipp_uas(workdir: Path, scenario: str = "uas.xml") -> Iterator[int]:
     """A long-running SIPp UAS answering every call; yields its port."""
     port = free_port()
-    cmd = [*sipp_base("uas.xml", port, workdir, "uas"), "-timeout", "3600s", HOST]
+    cmd = [*sipp_base(scenario, port, workdir, "uas"), "-timeout", "3600s", HOST]
     with open(workdir / "uas.out", "wb") as out:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
         try:
@@ -269,13 +269,15 @@ def run_step(
     duration: int,
     workdir: Path,
     uac_args: list[str],
+    uac_port: int = 0,
 ) -> Step:
+    """One step; ``uac_port``: the UAC's own port (0: a free one; a trunk's is fixed)."""
     calls = rate * duration
     step = Step(rate=rate, calls=calls)
     name = f"uac-{rate}"
     stat = workdir / f"{name}.stat.csv"
     cmd = [
-        *sipp_base(uac_args[0], free_port(), workdir, name),
+        *sipp_base(uac_args[0], uac_port or free_port(), workdir, name),
         *uac_args[1:],
         "-r", str(rate), "-m", str(calls), "-l", str(max(rate * 10, 100)),
         "-recv_timeout", "8000", "-timeout", f"{duration * 2 + 30}s",
@@ -338,9 +340,10 @@ def ladder(
     duration: int,
     workdir: Path,
     uac_args: list[str],
+    uac_port: int = 0,
 ) -> None:
     for rate in rates:
-        step = run_step(server_pid, target_port, rate, duration, workdir, uac_args)
+        step = run_step(server_pid, target_port, rate, duration, workdir, uac_args, uac_port)
         result.steps.append(step)
         result.peak_rss_kb = max(result.peak_rss_kb, step.peak_rss_kb)
         status = "ok" if step.passed else f"FAIL {step.note}"
@@ -404,6 +407,57 @@ def bench_offhook(rates: list[int], duration: int, workdir: Path) -> ServerResul
     return result
 
 
+def trunk_plan(carrier_port: int, far_port: int, max_cps: int | None) -> dict[str, Any]:
+    """A carrier's calls to 2XXX go out to a far trunk (``max_cps`` None: the default)."""
+    limit = {} if max_cps is None else {"max_cps": max_cps}
+    return {
+        "partitions": ["pstn"],
+        "calling_search_spaces": [{"name": "inbound", "partitions": ["pstn"]}],
+        "trunks": [
+            {
+                "name": "carrier",
+                "protocol": "sip",
+                "host": HOST,
+                "port": carrier_port,
+                "css": "inbound",
+                "options_ping": 0,  # SIPp's scenarios answer no OPTIONS
+                **limit,
+            },
+            {"name": "far", "protocol": "sip", "host": HOST, "port": far_port, "options_ping": 0},
+        ],
+        "route_groups": [{"name": "far", "members": ["far"]}],
+        "route_lists": [{"name": "far", "groups": ["far"]}],
+        "route_patterns": [{"pattern": "2XXX", "partition": "pstn", "route_list": "far"}],
+    }
+
+
+def bench_offhook_trunk(
+    name: str, max_cps: int | None, rates: list[int], duration: int, workdir: Path
+) -> ServerResult:
+    """Trunk to trunk, no digest: SIPp as a carrier (from its trunk's address) calling
+    through offhook out to another trunk (a SIPp UAS). No ``[sip]`` limit is lifted: a
+    trunk is held to its own limits, here the plan's defaults unless ``max_cps``."""
+    result = ServerResult(name)
+    wd = workdir / name
+    wd.mkdir()
+    carrier_port = free_port()
+    try:
+        with sipp_uas(wd, "uas_trunk.xml") as far_port:
+            plan = trunk_plan(carrier_port, far_port, max_cps)
+            server, why = start_offhook(wd, extra={"sip": {}}, plan=plan)
+            if server is None:
+                result.error = why
+                return result
+            try:
+                uac = ["uac.xml", "-key", "caller", "+12125550100", "-s", "2002"]
+                ladder(result, server.pid, server.sip_port, rates, duration, wd, uac, carrier_port)
+            finally:
+                server.stop(show_log=False)
+    except (BenchError, subprocess.SubprocessError, OSError) as exc:
+        result.error = str(exc)
+    return result
+
+
 # -- report -------------------------------------------------------------------
 
 
@@ -422,33 +476,40 @@ def summarize(results: list[ServerResult]) -> dict[str, Any]:
             "peak_rss_mb": round(r.peak_rss_kb / 1024, 1),
             "error": r.error or None,
         }
-    if "offhook" in by and "sippy" in by and by["sippy"].best_rate:
-        summary["ratio_offhook_over_sippy"] = round(
-            by["offhook"].best_rate / by["sippy"].best_rate, 2
-        )
+    if "sippy" in by and by["sippy"].best_rate:
+        for name in by:
+            if name.startswith("offhook"):
+                key = f"ratio_{name.replace('-', '_')}_over_sippy"
+                summary[key] = round(by[name].best_rate / by["sippy"].best_rate, 2)
     return summary
 
 
 def print_table(summary: dict[str, Any], duration: int) -> None:
     print()
     print(f"Highest rate sustained {duration}s with < {MAX_FAILED_FRACTION:.1%} failed calls")
-    print(f"{'server':10} {'calls/s':>8} {'cpu s':>8} {'cpu ms/call':>12} {'RSS MB':>12}")
+    print(f"{'server':22} {'calls/s':>8} {'cpu s':>8} {'cpu ms/call':>12} {'RSS MB':>12}")
     for name, s in summary.items():
         if not isinstance(s, dict):
             continue
         cpu = "-" if s["cpu_s_at_best"] is None else f"{s['cpu_s_at_best']:.1f}"
         per = "-" if s["cpu_ms_per_call_at_best"] is None else f"{s['cpu_ms_per_call_at_best']:.3f}"
         rss = s["peak_rss_mb_at_best"] or "-"
-        print(f"{name:10} {s['best_calls_per_s']:>8} {cpu:>8} {per:>12} {rss:>12}")
+        print(f"{name:22} {s['best_calls_per_s']:>8} {cpu:>8} {per:>12} {rss:>12}")
         if s["error"]:
-            print(f"{'':10} error: {s['error']}")
-    if "ratio_offhook_over_sippy" in summary:
-        print(f"ratio offhook/sippy: {summary['ratio_offhook_over_sippy']}")
+            print(f"{'':22} error: {s['error']}")
+    for key, value in summary.items():
+        if key.startswith("ratio_"):
+            print(f"{key.removeprefix('ratio_').replace('_over_', ' / ')}: {value}")
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--servers", default="offhook,sippy", help="comma list: offhook,sippy")
+    ap.add_argument(
+        "--servers",
+        default="offhook,sippy",
+        help="comma list: offhook (device to device, digest), offhook-trunk (trunk to trunk, "
+        "default limits), offhook-trunk-nolimit (trunk to trunk, max_cps 0), sippy",
+    )
     ap.add_argument("--rates", default=",".join(map(str, DEFAULT_RATES)))
     ap.add_argument("--duration", type=int, default=20, help="seconds per step (max 120)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
@@ -467,6 +528,10 @@ def main(argv: list[str] | None = None) -> int:
             results.append(bench_sippy(rates, duration, workdir))
         elif name == "offhook":
             results.append(bench_offhook(rates, duration, workdir))
+        elif name == "offhook-trunk":  # the plan's default trunk limits (max_cps 100)
+            results.append(bench_offhook_trunk(name, None, rates, duration, workdir))
+        elif name == "offhook-trunk-nolimit":  # max_cps 0: what the node itself carries
+            results.append(bench_offhook_trunk(name, 0, rates, duration, workdir))
         else:
             print(f"unknown server {name!r}")
             return 2

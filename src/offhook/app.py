@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import time
@@ -734,6 +735,14 @@ def raise_fd_limit(settings: Settings) -> None:
         )
 
 
+GC_THRESHOLDS = (20_000, 50, 100)
+"""The node's garbage collector: a young collection every 20,000 allocations (not
+700) and a full one every 100 middle ones. With Python's defaults a node at 150
+calls/s spent about 0.3 ms a call collecting, most of it in full collections of
+100-150 ms that stall the event loop (bench/README.md, issue 13 item 3); cycles are
+still collected, later and in fewer passes."""
+
+
 def serve(settings: Settings, config_path: Path | None = None) -> int:
     """Entry point of ``offhook serve``."""
     setup_logging(settings)
@@ -744,8 +753,24 @@ def serve(settings: Settings, config_path: Path | None = None) -> int:
         uvloop.install()
     except ImportError:
         pass
+    gc.set_threshold(*GC_THRESHOLDS)
+
+    async def main() -> None:
+        ready = asyncio.Event()
+        node = asyncio.create_task(
+            run(settings, ready, config_path=config_path, web_child=settings.web.enabled)
+        )
+        started = asyncio.create_task(ready.wait())
+        await asyncio.wait({node, started}, return_when=asyncio.FIRST_COMPLETED)
+        if ready.is_set():
+            # What start-up built lives as long as the node: out of every collection.
+            gc.collect()
+            gc.freeze()
+        started.cancel()
+        await node
+
     try:
-        asyncio.run(run(settings, config_path=config_path, web_child=settings.web.enabled))
+        asyncio.run(main())
     except OSError as exc:
         log.error("cannot start: %s", exc)
         return 1

@@ -30,8 +30,6 @@ import argparse
 import asyncio
 import base64
 import contextlib
-import datetime as dt
-import json
 import os
 import subprocess
 import sys
@@ -412,23 +410,15 @@ def main(argv: list[str] | None = None) -> int:
             f"{n:>8} {row['events_per_s']:>10} {row['node_cpu_ms_per_call']!s:>13} "
             f"{row['web_cpu_ms_per_call']!s:>12} {'-' if cost is None else f'{cost:+.1%}':>7}"
         )
-    RESULTS.mkdir(exist_ok=True)
-    stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S")
-    out = RESULTS / f"cti_events-{stamp}.json"
-    out.write_text(
-        json.dumps(
-            {
-                "when": stamp,
-                "machine": sc.machine(),
-                "rate": args.rate,
-                "duration_s": args.duration,
-                "summary": summary,
-                "results": [asdict(r) for r in results],
-            },
-            indent=2,
-        )
+    sc.write_results(
+        "cti_events",
+        {
+            "rate": args.rate,
+            "duration_s": args.duration,
+            "summary": summary,
+            "results": [asdict(r) for r in results],
+        },
     )
-    print(f"results written to {out}")
     return 1 if any(r.error for r in results) else 0
 
 

@@ -23,8 +23,6 @@ Bounded: at most 60 s a step, 5 steps.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
 import shutil
 import socket
 import subprocess
@@ -38,16 +36,15 @@ from typing import Any
 
 from sip_calls import (
     HOST,
-    RESULTS,
     BenchError,
     cpu_seconds,
     free_port,
-    machine,
     read_stat_csv,
     register_uas,
     sipp_base,
     sipp_uas,
     start_offhook,
+    write_results,
 )
 
 PROBE_INTERVAL = 0.02
@@ -241,24 +238,16 @@ def main(argv: list[str] | None = None) -> int:
     result = bench(base, factors, duration, workdir)
     if result.error:
         print(f"error: {result.error}")
-    RESULTS.mkdir(exist_ok=True)
-    stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S")
-    out = RESULTS / f"overload-{stamp}.json"
-    out.write_text(
-        json.dumps(
-            {
-                "when": stamp,
-                "machine": machine(),
-                "base": base,
-                "duration_s": duration,
-                "steps": [asdict(s) for s in result.steps],
-                "error": result.error,
-                "note": "a shared machine: SIPp competes with the node; figures are indicative",
-            },
-            indent=2,
-        )
+    write_results(
+        "overload",
+        {
+            "base": base,
+            "duration_s": duration,
+            "steps": [asdict(s) for s in result.steps],
+            "error": result.error,
+            "note": "a shared machine: SIPp competes with the node; figures are indicative",
+        },
     )
-    print(f"results written to {out}")
     if not args.keep:
         shutil.rmtree(workdir, ignore_errors=True)
     return 1 if result.error else 0

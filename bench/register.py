@@ -53,8 +53,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
-import json
 import os
 import resource
 import shutil
@@ -69,16 +67,15 @@ from typing import Any
 
 from sip_calls import (
     HOST,
-    RESULTS,
     SIPP_BUFF,
     BenchError,
     free_port,
-    machine,
     peak_rss_kb,
     read_stat_csv,
     start_offhook,
     stop,
     wait_bound,
+    write_results,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -661,26 +658,18 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     summary = summarize(results)
     print_table(summary, duration)
-    RESULTS.mkdir(exist_ok=True)
-    stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S")
-    out = RESULTS / f"register-{stamp}.json"
-    out.write_text(
-        json.dumps(
-            {
-                "when": stamp,
-                "machine": machine(),
-                "duration_s": duration,
-                "users": len(users),
-                "sources": sources,
-                "max_failed_fraction": MAX_FAILED_FRACTION,
-                "summary": summary,
-                "warm_rate": args.warm_rate,
-                "servers": [asdict(r) for r in results],
-            },
-            indent=2,
-        )
+    write_results(
+        "register",
+        {
+            "duration_s": duration,
+            "users": len(users),
+            "sources": sources,
+            "max_failed_fraction": MAX_FAILED_FRACTION,
+            "summary": summary,
+            "warm_rate": args.warm_rate,
+            "servers": [asdict(r) for r in results],
+        },
     )
-    print(f"results written to {out}")
     if not args.keep:
         shutil.rmtree(workdir, ignore_errors=True)
     return 1 if any(r.error for r in results) else 0

@@ -408,27 +408,14 @@ def bench_offhook(rates: list[int], duration: int, workdir: Path) -> ServerResul
 
 
 def trunk_plan(carrier_port: int, far_port: int, max_cps: int | None) -> dict[str, Any]:
-    """A carrier's calls to 2XXX go out to a far trunk (``max_cps`` None: the default)."""
-    limit = {} if max_cps is None else {"max_cps": max_cps}
-    return {
-        "partitions": ["pstn"],
-        "calling_search_spaces": [{"name": "inbound", "partitions": ["pstn"]}],
-        "trunks": [
-            {
-                "name": "carrier",
-                "protocol": "sip",
-                "host": HOST,
-                "port": carrier_port,
-                "css": "inbound",
-                "options_ping": 0,  # SIPp's scenarios answer no OPTIONS
-                **limit,
-            },
-            {"name": "far", "protocol": "sip", "host": HOST, "port": far_port, "options_ping": 0},
-        ],
-        "route_groups": [{"name": "far", "members": ["far"]}],
-        "route_lists": [{"name": "far", "groups": ["far"]}],
-        "route_patterns": [{"pattern": "2XXX", "partition": "pstn", "route_list": "far"}],
-    }
+    """The CI trunk load test's plan (a carrier's calls to 2XXX go out to a far trunk),
+    with the carrier's ``max_cps`` when given (None: the default)."""
+    from interop.test_trunk_load import plan
+
+    out = plan(carrier_port, far_port)
+    if max_cps is not None:
+        out["trunks"][0]["max_cps"] = max_cps
+    return out
 
 
 def bench_offhook_trunk(
@@ -459,6 +446,16 @@ def bench_offhook_trunk(
 
 
 # -- report -------------------------------------------------------------------
+
+
+def write_results(kind: str, payload: dict[str, Any]) -> Path:
+    """``payload`` with ``when`` and ``machine`` as ``bench/results/KIND-STAMP.json``."""
+    RESULTS.mkdir(exist_ok=True)
+    stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S")
+    out = RESULTS / f"{kind}-{stamp}.json"
+    out.write_text(json.dumps({"when": stamp, "machine": machine(), **payload}, indent=2))
+    print(f"results written to {out}")
+    return out
 
 
 def summarize(results: list[ServerResult]) -> dict[str, Any]:
@@ -537,23 +534,15 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     summary = summarize(results)
     print_table(summary, duration)
-    RESULTS.mkdir(exist_ok=True)
-    stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S")
-    out = RESULTS / f"sip_calls-{stamp}.json"
-    out.write_text(
-        json.dumps(
-            {
-                "when": stamp,
-                "machine": machine(),
-                "duration_s": duration,
-                "max_failed_fraction": MAX_FAILED_FRACTION,
-                "summary": summary,
-                "servers": [{**asdict(r), "steps": [asdict(s) for s in r.steps]} for r in results],
-            },
-            indent=2,
-        )
+    write_results(
+        "sip_calls",
+        {
+            "duration_s": duration,
+            "max_failed_fraction": MAX_FAILED_FRACTION,
+            "summary": summary,
+            "servers": [{**asdict(r), "steps": [asdict(s) for s in r.steps]} for r in results],
+        },
     )
-    print(f"results written to {out}")
     if not args.keep:
         shutil.rmtree(workdir, ignore_errors=True)
     return 1 if any(r.error for r in results) else 0

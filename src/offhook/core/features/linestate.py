@@ -171,13 +171,7 @@ class LineStates:
             if contribution is None or not ev.line:
                 return  # not tracked, and not becoming so
             line = (ev.line, ev.partition)
-            entry = _LegEntry(line, ev.device, ev.direction, contribution)
-            self._legs[ev.leg_id] = entry
-            tally = self._lines.get(line)
-            if tally is None:
-                tally = self._lines[line] = _LineTally()
-            tally.legs[ev.leg_id] = entry
-            tally.add(entry)
+            tally = self._track(ev.leg_id, _LegEntry(line, ev.device, ev.direction, contribution))
             self._update(line, tally)
             return
         line = (ev.line, ev.partition) if ev.line else entry.line
@@ -194,17 +188,21 @@ class LineStates:
         touched = [entry.line]
         self._forget(ev.leg_id, entry)
         if contribution is not None:
-            entry = _LegEntry(line, ev.device, ev.direction, contribution)
-            self._legs[ev.leg_id] = entry
-            tally = self._lines.get(line)
-            if tally is None:
-                tally = self._lines[line] = _LineTally()
-            tally.legs[ev.leg_id] = entry
-            tally.add(entry)
+            self._track(ev.leg_id, _LegEntry(line, ev.device, ev.direction, contribution))
             touched.append(line)
             touched.sort()
         for changed in touched:
             self._update(changed, self._lines.get(changed))
+
+    def _track(self, leg_id: str, entry: _LegEntry) -> _LineTally:
+        """Count ``entry`` on its line; that line's tally."""
+        self._legs[leg_id] = entry
+        tally = self._lines.get(entry.line)
+        if tally is None:
+            tally = self._lines[entry.line] = _LineTally()
+        tally.legs[leg_id] = entry
+        tally.add(entry)
+        return tally
 
     def _forget(self, leg_id: str, entry: _LegEntry) -> None:
         del self._legs[leg_id]

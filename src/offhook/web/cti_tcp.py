@@ -100,30 +100,33 @@ class LineSocket:
 
     async def receive(self) -> dict[str, Any]:
         """The next line as a ``websocket.receive`` message, or ``websocket.disconnect``
-        (the client closed, went idle, or sent a line too long or not UTF-8)."""
-        left = self.last_heard + self.idle_timeout - self._clock()
-        try:
-            async with asyncio.timeout(max(0.0, left)):
-                line = await self.reader.readuntil(b"\n")
-        except TimeoutError:
-            if self.last_heard + self.idle_timeout > self._clock():
-                raise  # the caller's own deadline, not the idle one
-            self.guard.refuse(IDLE_TIMEOUT, self.host)
-            return self._gone({"type": "error", "reason": "idle: send ping to keep a connection"})
-        except asyncio.LimitOverrunError:
-            self.guard.refuse(TOO_LARGE, self.host)
-            return self._gone({"type": "error", "reason": "line too long"})
-        except (asyncio.IncompleteReadError, ConnectionError):
-            return {"type": "websocket.disconnect"}
-        self.last_heard = self._clock()
-        try:
-            text = line.decode().strip()
-        except UnicodeDecodeError:
-            self.guard.refuse(MALFORMED, self.host)
-            return self._gone({"type": "error", "reason": "a line is UTF-8 text"})
-        if not text:
-            return await self.receive()  # a blank line: nothing
-        return {"type": "websocket.receive", "text": text}
+        (the client closed, went idle, or sent a line too long or not UTF-8). A blank
+        line is skipped (it still counts as the client being there)."""
+        while True:
+            left = self.last_heard + self.idle_timeout - self._clock()
+            try:
+                async with asyncio.timeout(max(0.0, left)):
+                    line = await self.reader.readuntil(b"\n")
+            except TimeoutError:
+                if self.last_heard + self.idle_timeout > self._clock():
+                    raise  # the caller's own deadline, not the idle one
+                self.guard.refuse(IDLE_TIMEOUT, self.host)
+                return self._gone(
+                    {"type": "error", "reason": "idle: send ping to keep a connection"}
+                )
+            except asyncio.LimitOverrunError:
+                self.guard.refuse(TOO_LARGE, self.host)
+                return self._gone({"type": "error", "reason": "line too long"})
+            except (asyncio.IncompleteReadError, ConnectionError):
+                return {"type": "websocket.disconnect"}
+            self.last_heard = self._clock()
+            try:
+                text = line.decode().strip()
+            except UnicodeDecodeError:
+                self.guard.refuse(MALFORMED, self.host)
+                return self._gone({"type": "error", "reason": "a line is UTF-8 text"})
+            if text:
+                return {"type": "websocket.receive", "text": text}
 
     def _gone(self, frame: dict[str, Any]) -> dict[str, Any]:
         with contextlib.suppress(ConnectionError, RuntimeError):

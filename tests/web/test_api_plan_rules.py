@@ -172,6 +172,11 @@ async def test_validation_errors_name_the_field(
         "/api/v1/devices", content=b"{", headers={**h, "Content-Type": "application/json"}
     )
     assert not_json.status_code == 422
+    for body in (b'{"name": "x", "max_calls": 1e999}', b"[" * 5000 + b"]" * 5000, b"\xff"):
+        odd = await client.post(
+            "/api/v1/devices", content=body, headers={**h, "Content-Type": "application/json"}
+        )
+        assert odd.status_code == 422 and locs(odd) == ["body"], (body[:20], odd.text)
     not_object = await client.post("/api/v1/devices", json=[1, 2], headers=h)
     assert not_object.status_code == 422
     patch_bad = await client.patch("/api/v1/devices/alice", json={"max_calls": -1}, headers=h)

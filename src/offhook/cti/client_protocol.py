@@ -26,10 +26,11 @@ On the JSON-lines TCP listener (``web.cti_tcp``) the first line is
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
+
+from offhook.common import strict_json
 
 __all__ = [
     "MAX_NAME",
@@ -97,10 +98,6 @@ _KEYS = {
 }
 
 
-def _reject_constant(name: str) -> Any:
-    raise ClientMessageError(f"not JSON: {name}")
-
-
 def _names(value: Any, key: str) -> tuple[str, ...] | None:
     if value is None:
         return None
@@ -121,7 +118,7 @@ def _object(text: str) -> dict[str, Any]:
     if not isinstance(text, str) or len(text) > MAX_TEXT:
         raise ClientMessageError("message too large")
     try:
-        data = json.loads(text, parse_constant=_reject_constant)
+        data = strict_json.loads(text)
     except (ValueError, RecursionError):
         raise ClientMessageError("not JSON") from None
     if not isinstance(data, dict):

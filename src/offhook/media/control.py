@@ -36,7 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from offhook.common import ParseError
+from offhook.common import ParseError, strict_json
 from offhook.common.addr import canonical
 from offhook.common.control_address import MAX_UNIX_PATH as MAX_UNIX_PATH
 from offhook.common.control_address import ControlAddress as ControlAddress
@@ -441,16 +441,12 @@ _PARSERS: dict[str, Any] = {
 COMMANDS = frozenset(_PARSERS)
 
 
-def _not_finite(text: str) -> Any:
-    raise ValueError(f"{text} is not a JSON number")
-
-
 def decode_object(line: bytes) -> dict[str, Any]:
     """One line as a JSON object; a fatal ControlError for anything else."""
     if len(line) > MAX_LINE:
         raise ControlError(f"line longer than {MAX_LINE} bytes", fatal=True)
     try:
-        data = json.loads(line.decode("utf-8"), parse_constant=_not_finite)
+        data = strict_json.loads(line.decode("utf-8"))
     except UnicodeDecodeError:
         raise ControlError("not UTF-8", fatal=True) from None
     except RecursionError:

@@ -28,6 +28,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from offhook.common import strict_json
+
 MAX_DEPTH = 32
 """Deepest nesting of arrays and objects a line may have."""
 _OP = re.compile(r"[a-z][a-z0-9_]{0,31}")
@@ -110,10 +112,6 @@ class LineBuffer:
         return lines
 
 
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def _depth(value: Any) -> int:
     """Nesting depth of arrays and objects, without recursion."""
     deepest = 0
@@ -132,7 +130,7 @@ def _depth(value: Any) -> int:
 
 def _decode(line: bytes) -> Any:
     try:
-        value = json.loads(line.decode("utf-8"), parse_constant=_no_constant)
+        value = strict_json.loads(line.decode("utf-8"))
     except RecursionError:
         raise ValueError("nested too deep") from None
     if _depth(value) > MAX_DEPTH:

@@ -26,7 +26,6 @@ The work is ``db.plan_edit.PlanEditor``'s.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -35,6 +34,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from offhook.common import strict_json
 from offhook.db.plan_edit import (
     Conflict,
     EditError,
@@ -86,8 +86,8 @@ def error_response(exc: EditError) -> JSONResponse:
 
 async def _json_body(request: Request) -> Any:
     try:
-        return json.loads(await request.body())
-    except (ValueError, UnicodeDecodeError):
+        return strict_json.loads(await request.body())
+    except (ValueError, RecursionError):
         raise Invalid("invalid JSON", [("body", "not valid JSON")]) from None
 
 

@@ -61,6 +61,7 @@ def test_subscribing_to_nothing_named_is_everything(message: dict[str, Any]) -> 
         ('"op"', "object"),
         ("NaN", "not JSON"),
         ('{"op": "resume", "after": NaN}', "not JSON"),
+        ('{"op": "resume", "after": 1e999}', "not JSON"),
         ('{"op": "hello"}', "op is one of"),
         ('{"op": 1}', "op is one of"),
         ("{}", "op is one of"),

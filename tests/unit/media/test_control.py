@@ -233,6 +233,7 @@ def test_bad_fields_are_answerable_errors(obj: dict[str, Any], fragment: str) ->
         b'{"id": 1.5, "cmd": "ping"}',
         b'{"id": NaN, "cmd": "ping"}',
         b'{"id": 1, "cmd": "ping", "x": Infinity}',
+        b'{"id": 1, "cmd": "ping", "x": -2e308}',
         b'{"id": 1, "x": ' + b"9" * 5000 + b"}",
         b"[" * 50000 + b"]" * 50000,
         b'{"id": 1, "cmd": "\xff"}',

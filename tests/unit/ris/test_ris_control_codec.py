@@ -127,6 +127,7 @@ def test_an_error_round_trips(text: str) -> None:
         b'{"op": "status"',
         b'{"op": "status", "x": NaN}',
         b'{"op": "status", "x": Infinity}',
+        b'{"op": "status", "x": 1e999}',
         b'{"op": "status", "x": "\xff"}',
         b'{"op": "status", "x": ' + b"[" * 5000 + b"]" * 5000 + b"}",
         b'{"op": "status", "x": ' + b"[" * MAX_DEPTH + b"]" * MAX_DEPTH + b"}",

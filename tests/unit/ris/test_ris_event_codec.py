@@ -61,6 +61,8 @@ def test_json_that_is_no_object_is_refused(value: Any) -> None:
     [
         b'{"x": NaN}',
         b'{"x": Infinity}',
+        b'{"x": 1e999}',
+        b'{"x": [-1.5e400]}',
         b"\xff{}",
         b'{"a": ' * (MAX_DEPTH + 1) + b"1" + b"}" * (MAX_DEPTH + 1),
         b"",

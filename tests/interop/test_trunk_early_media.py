@@ -275,22 +275,36 @@ def shown(labels: list[str]) -> str:
 
 
 def tone_bursts(labels: list[str], name: str) -> list[int]:
-    """Lengths (frames) of the bursts of tone ``name``; a stray frame inside one
-    (a ramp) does not split it."""
+    """Lengths (frames) of the whole bursts of tone ``name``: a stray frame inside
+    one (a ramp) does not split it, and a whole burst has silence on both sides
+    (ramp frames aside). One already sounding when the stream starts, or cut off
+    by the call's end, is left out."""
     bursts: list[int] = []
-    current = 0
+    start: int | None = None
     for i, label in enumerate(labels):
         inside = label == name or (
-            label == "?" and current > 0 and i + 1 < len(labels) and labels[i + 1] == name
+            label == "?" and start is not None and i + 1 < len(labels) and labels[i + 1] == name
         )
         if inside:
-            current += 1
-        elif current:
-            bursts.append(current)
-            current = 0
-    if current:
-        bursts.append(current)
+            if start is None:
+                start = i
+        elif start is not None:
+            if _silent_around(labels, start, i):
+                bursts.append(i - start)
+            start = None
     return bursts
+
+
+def _silent_around(labels: list[str], start: int, end: int) -> bool:
+    """Whether silence comes before ``labels[start]`` and from ``labels[end]`` on,
+    past any ramp (``"?"``) frames."""
+    before = start - 1
+    while before >= 0 and labels[before] == "?":
+        before -= 1
+    after = end
+    while after < len(labels) and labels[after] == "?":
+        after += 1
+    return before >= 0 and labels[before] == "-" and after < len(labels) and labels[after] == "-"
 
 
 def cdr_of(server: OffhookServer, called: str) -> dict[str, str]:

@@ -45,19 +45,33 @@ an INVITE with Replaces (it takes over an established call). Numbers in
 ``exempt`` (emergency numbers) are always admitted. A refused SIP request is
 answered 503 with ``retry_after()`` seconds (longer as the node sheds more),
 an SCCP phone gets reorder.
+
+``memory`` (``CallMemory``) remembers, while the node sheds, what was decided
+about each new call by its key (SIP: the Call-ID), for ``MEMORY_TTL``
+seconds and at most ``MEMORY_SIZE`` calls: a call admitted once is not asked
+about again (the INVITE that answers a digest challenge comes back with the
+same Call-ID: shedding it would throw away the challenge already paid for,
+and admitting a share r of each of a call's two INVITEs completes only r^2
+of them), and a call shed once gets the same answer for a retransmission
+(the stored 503, resent without asking or building it again). Only
+``admit``'s own decisions are stored; an exempt number is not.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
 __all__ = [
     "KINDS",
+    "MEMORY_SIZE",
+    "MEMORY_TTL",
     "SIGNALS",
+    "CallMemory",
     "Mode",
     "OverloadControl",
     "OverloadPolicy",
@@ -77,6 +91,87 @@ MAX_CUT = 0.5
 RATIO_FLOOR = 0.01
 """An admit ratio below this (and above ``min_admit``) is ``min_admit``: shedding
 everything but one call in a thousand is shedding everything."""
+
+
+MEMORY_SIZE = 16384
+"""Calls ``CallMemory`` remembers at most (the oldest are forgotten first): at 1,000
+new calls a second, 16 s of them."""
+MEMORY_TTL = 32.0
+"""Seconds a decision is remembered: RFC 3261 Timer B (64 x T1), the longest a client
+retransmits an INVITE."""
+
+
+class CallMemory:
+    """Recent overload decisions by call key: admitted, or shed with the answer sent
+    (sans-IO, bounded by size and age). Counts what it saved."""
+
+    def __init__(self, size: int = MEMORY_SIZE, ttl: float = MEMORY_TTL) -> None:
+        self.size = size
+        self.ttl = ttl
+        self._calls: OrderedDict[Hashable, tuple[float, object]] = OrderedDict()
+        self.followed = 0  # later requests of an admitted call admitted without asking
+        self.resent = 0  # retransmissions of a shed request answered from memory
+
+    def __len__(self) -> int:
+        return len(self._calls)
+
+    def _put(self, key: Hashable, value: object, now: float) -> None:
+        calls = self._calls
+        calls[key] = (now + self.ttl, value)
+        calls.move_to_end(key)
+        while len(calls) > self.size:
+            calls.popitem(last=False)
+        # Forget what expired, oldest first (amortised: what each call added).
+        for _ in range(2):
+            if not calls:
+                break
+            first = next(iter(calls))
+            if calls[first][0] > now:
+                break
+            del calls[first]
+
+    def _get(self, key: Hashable, now: float) -> object | None:
+        entry = self._calls.get(key)
+        if entry is None:
+            return None
+        if entry[0] <= now:
+            del self._calls[key]
+            return None
+        return entry[1]
+
+    def admitted(self, key: Hashable, now: float) -> None:
+        """``key``'s call was admitted: its later requests are too (``follows``)."""
+        self._put(key, _ADMITTED, now)
+
+    def follows(self, key: Hashable, now: float) -> bool:
+        """Is ``key`` a call admitted before? Counted; the entry stays (a challenge
+        can come again, for another hop's credentials)."""
+        if self._get(key, now) is _ADMITTED:
+            self.followed += 1
+            return True
+        return False
+
+    def shed(self, key: Hashable, answer: object, now: float) -> None:
+        """``key``'s request was shed with ``answer`` (what to resend to a retransmission)."""
+        self._put(key, answer, now)
+
+    def answer(self, key: Hashable, now: float) -> object | None:
+        """The answer a shed request got (None: not shed, or forgotten)."""
+        value = self._get(key, now)
+        return None if value is _ADMITTED else value
+
+    def forget(self) -> None:
+        self._calls.clear()
+
+    def status(self) -> dict[str, int]:
+        return {
+            "remembered": len(self._calls),
+            "followed": self.followed,
+            "resent": self.resent,
+        }
+
+
+_ADMITTED = object()
 
 
 class Mode(Enum):
@@ -155,6 +250,7 @@ class OverloadControl:
         self._window_start = now
         self._credit = 0.0
         self._over = 0  # overloaded windows in a row
+        self.memory = CallMemory()
 
     @property
     def overloaded(self) -> bool:
@@ -281,4 +377,5 @@ class OverloadControl:
             "overloaded_for": round(now - self.since, 3) if self.since is not None else 0.0,
             "shed": dict(self.shed),
             "admitted_while_overloaded": dict(self.admitted),
+            "memory": self.memory.status(),
         }

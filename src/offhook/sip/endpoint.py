@@ -369,14 +369,26 @@ class SipEndpoint:
         except ParseError:
             return False
         now = self.loop.time()
-        if kind == "register" and refreshes_binding(
-            req, self._device_of, lambda device: self.registrar.store.bindings(device, now)
+        memory, call = overload.memory, (req.call_id, req.cseq[0])
+        answer = memory.answer(call, now)  # a retransmission of a request shed: same answer
+        if isinstance(answer, SipResponse):
+            memory.resent += 1
+        elif memory.follows(req.call_id, now) or (
+            kind == "register"
+            and refreshes_binding(
+                req, self._device_of, lambda device: self.registrar.store.bindings(device, now)
+            )
         ):
+            return False  # a call admitted before (its INVITE answering our challenge), a refresh
+        elif overload.admit(kind, number := called_number(req) if kind == "invite" else ""):
+            if not number or number not in overload.policy.exempt:
+                memory.admitted(req.call_id, now)
             return False
-        if overload.admit(kind, called_number(req) if kind == "invite" else ""):
-            return False
+        else:
+            answer = service_unavailable(req, overload.retry_after())
+            memory.shed(call, answer, now)
         self.counters["stateless_answers"] += 1
-        self.txl.send_stateless(service_unavailable(req, overload.retry_after()), addr, transport)
+        self.txl.send_stateless(answer, addr, transport)
         self.flush()
         return True
 

@@ -18,6 +18,24 @@ ring no longer covers them), then offered to every sink with
 or gives up on its client, it never makes the hub wait. The sink list is
 copied on change (attach/detach), never while an event is fanned out.
 
+Followers (``follow``): a session subscribed to everything, with nothing
+held back (no backlog, no resync), is not offered each event. The hub keeps
+a short *feed* of the events since the oldest follower's cursor, each
+encoded once per wire format (``Wire``: a WebSocket frame, a JSON line) as
+a *template*, ``{"seq":%10d,`` + the event's text with ``%`` escaped:
+``seq`` right-aligned in ``SEQ_WIDTH`` places (JSON allows blanks before a
+number), so a frame's length does not depend on its client. A follower's
+writer takes the events past its cursor in one ``render``: the templates
+joined and formatted with its ``seq`` numbers (one C-level ``%``), so the
+per-client cost of an event is a copy, not Python code. What a per-event
+filter would decide is decided here for all followers at once: a
+``call.ended`` goes to a follower that got an event of that call (the feed
+notes the position of each live call's last event, ``MAX_LIVE_CALLS`` at
+most), as ``EventFilter`` does. A follower that falls ``limit`` events
+(and control frames) behind is overflowed when the event past it comes
+(``FollowSink.fell_behind``), as its queue would have been; the hub checks
+only when the laggiest follower could be that far behind (``_check_at``).
+
 Only events with an ``id`` above the last one are taken (a node replays
 after the id asked for; nothing is delivered twice); a stream control line
 ``{"type": "overflow"}`` (the hub fell behind the node) ends the stream
@@ -31,7 +49,7 @@ import contextlib
 import json
 import logging
 import random
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -39,14 +57,100 @@ from typing import Any, Protocol
 
 from offhook.ris.control import ControlError
 
-__all__ = ["Hub", "HubStats", "Sink", "StreamStart", "Upstream", "encode"]
+__all__ = [
+    "SEQ_WIDTH",
+    "Follow",
+    "FollowSink",
+    "Hub",
+    "HubStats",
+    "Sink",
+    "StreamStart",
+    "Upstream",
+    "Wire",
+    "encode",
+]
 
 log = logging.getLogger("offhook.cti")
 
 YIELD_EVERY = 32
 """Events taken from one read of the node's stream before the loop runs others."""
 
+SEQ_WIDTH = 10
+"""Places of a follower's ``seq`` (right-aligned: ``{"seq":         7,``)."""
+SEQ_LIMIT = 10**SEQ_WIDTH
+"""A follower whose ``seq`` would reach it leaves the feed (the per-event path has no width)."""
+MAX_LIVE_CALLS = 65_536
+"""Calls the feed remembers (for their ``call.ended``) while there are followers."""
+_NOT_ENDED = 1 << 62
+"""The feed's ``ended`` of an event that is not a ``call.ended`` (every follower gets it)."""
+_ORPHAN = -1
+"""The feed's ``ended`` of a ``call.ended`` of a call no follower got an event of."""
+
 Event = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Wire:
+    """How a transport frames a text: ``head(length)`` before its UTF-8, ``tail`` after."""
+
+    name: str
+    head: Callable[[int], bytes]
+    tail: bytes = b""
+
+    def frames(self, texts: Iterable[str]) -> bytes:
+        """``texts`` framed, in one buffer."""
+        head, tail = self.head, self.tail
+        parts: list[bytes] = []
+        for text in texts:
+            data = text.encode()
+            parts.append(head(len(data)))
+            parts.append(data)
+            if tail:
+                parts.append(tail)
+        return b"".join(parts)
+
+    def template(self, body: str) -> bytes:
+        """The frame of ``body`` (an event's text, ``{`` first) numbered by ``%`` with one int:
+        ``{"seq":`` + the int in ``SEQ_WIDTH`` places + ``,`` + the rest of ``body``."""
+        data = body.encode()
+        length = len(data) + 7 + SEQ_WIDTH  # '{"seq":' + digits + ',' for the '{'
+        head = self.head(length).replace(b"%", b"%%")
+        rest = data[1:].replace(b"%", b"%%")
+        tail = self.tail.replace(b"%", b"%%")
+        return b"".join((head, b'{"seq":%', str(SEQ_WIDTH).encode(), b"d,", rest, tail))
+
+
+class FollowSink(Protocol):
+    """A sink that can follow the feed (``cti.session.Session``)."""
+
+    def offer(self, event: Event, body: str) -> None: ...
+
+    @property
+    def limit(self) -> int: ...
+
+    def controls(self) -> int:
+        """Stream control frames it has queued (they count against ``limit``)."""
+        ...
+
+    def wake(self) -> None: ...
+    def fell_behind(self, dropped: int) -> None: ...
+    def gap(self) -> None: ...
+
+
+@dataclass(slots=True, eq=False)
+class Follow:
+    """A follower's place in the hub's feed (absolute positions: the n-th event fed)."""
+
+    sink: FollowSink
+    wire: Wire
+    start: int
+    """Its first event's position: a call with no event from there on is not its."""
+    cursor: int
+    """The position of its next event."""
+    settle_at: int = -1
+    """From this position every ``call.ended`` in the feed is one of its calls (-1: not yet)."""
+    settled: bool = False
+    waiting: bool = False
 
 
 def encode(event: Event) -> str:
@@ -122,6 +226,21 @@ class Hub:
         self.connected = False
         self.stats = HubStats()
         self._task: asyncio.Task[None] | None = None
+        # The feed (see the module doc): parallel lists from position ``_fbase``.
+        self._follows: list[Follow] = []
+        self._end = 0
+        self._fbase = 0
+        self._f_ids: list[int] = []
+        self._f_bodies: list[str] = []
+        self._f_ended: list[int] = []
+        self._f_cum: list[int] = []
+        """Events before each that are not orphans (the ``%`` fields of a range)."""
+        self._cum = 0
+        self._f_tpl: dict[Wire, list[bytes]] = {}
+        self._live: OrderedDict[str, int] = OrderedDict()
+        """Live calls: the position of their last event, oldest first."""
+        self._check_at = 0
+        self._waiting: list[Follow] = []
 
     # --- sinks --------------------------------------------------------------------
 
@@ -136,6 +255,175 @@ class Hub:
     def detach(self, sink: Sink) -> None:
         if sink in self._sinks:
             self._sinks = tuple(s for s in self._sinks if s is not sink)
+        for follow in self._follows:
+            if follow.sink is sink:
+                self.drop(follow)
+                break
+
+    # --- followers (the feed) ------------------------------------------------------
+
+    @property
+    def followers(self) -> int:
+        return len(self._follows)
+
+    def follow(self, sink: FollowSink, wire: Wire) -> Follow:
+        """``sink`` (attached) follows the feed from the next event instead of being offered."""
+        self._sinks = tuple(s for s in self._sinks if s is not sink)
+        if not self._follows:
+            self._fbase = self._end
+        follow = Follow(sink, wire, self._end, self._end)
+        self._follows.append(follow)
+        if wire not in self._f_tpl:
+            self._f_tpl[wire] = [b""] * len(self._f_ids)
+        self._check_at = 0
+        return follow
+
+    def pending(self, follow: Follow) -> int:
+        """Events fed past ``follow``'s cursor."""
+        return self._end - follow.cursor
+
+    def wait(self, follow: Follow) -> None:
+        """Wake ``follow.sink`` when the next event is fed."""
+        if not follow.waiting:
+            follow.waiting = True
+            self._waiting.append(follow)
+
+    def recheck(self) -> None:
+        """A follower queued a control frame: check the limits at the next event."""
+        self._check_at = 0
+
+    def drop(self, follow: Follow) -> None:
+        """``follow`` leaves the feed (what it had not taken is forgotten)."""
+        if follow not in self._follows:
+            return
+        self._follows = [f for f in self._follows if f is not follow]
+        follow.waiting = False
+        self._waiting = [f for f in self._waiting if f is not follow]
+        self._forget_unused()
+
+    def unfollow(self, follow: Follow) -> tuple[list[tuple[int, str]], list[str]]:
+        """``follow`` leaves the feed and its sink is offered events again: the events
+        it had not taken (id, text: what the feed would have given it) and the calls
+        it got an event of that have not ended, oldest first (for its filter)."""
+        base, ended, start = self._fbase, self._f_ended, follow.start
+        events = [
+            (self._f_ids[k], self._f_bodies[k])
+            for k in range(follow.cursor - base, self._end - base)
+            if ended[k] >= start
+        ]
+        calls = [call for call, at in self._live.items() if at >= start]
+        self.drop(follow)
+        self.attach(follow.sink)
+        return events, calls
+
+    def render(self, follow: Follow, limit: int, seq: int) -> tuple[bytes, int] | None:
+        """Up to ``limit`` of the events past ``follow``'s cursor as frames of its wire,
+        numbered from ``seq`` + 1, and how many; None when ``seq`` would outgrow
+        ``SEQ_WIDTH`` (the follower must leave the feed)."""
+        first, end = follow.cursor, self._end
+        last = min(end, first + max(0, limit))
+        if last <= first:
+            return b"", 0
+        base = self._fbase
+        i, j = first - base, last - base
+        templates = self._f_tpl[follow.wire]
+        if not follow.settled:
+            if follow.settle_at < 0:
+                oldest = next(iter(self._live.values()), None)
+                if oldest is None or oldest >= follow.start:
+                    follow.settle_at = end  # no live call older than it: it gets every ending
+            follow.settled = 0 <= follow.settle_at <= first
+        if follow.settled:
+            cum = self._f_cum
+            count = (cum[j] if last < end else self._cum) - cum[i]
+            if seq + count >= SEQ_LIMIT:
+                return None
+            joined = b"".join(templates[i:j])
+        else:
+            ended, start = self._f_ended, follow.start
+            parts = [templates[k] for k in range(i, j) if ended[k] >= start]
+            count = len(parts)
+            if seq + count >= SEQ_LIMIT:
+                return None
+            joined = b"".join(parts)
+        follow.cursor = last
+        return joined % tuple(range(seq + 1, seq + count + 1)), count
+
+    def _feed(self, event_id: int, event: Event, body: str) -> None:
+        pos = self._end
+        if pos >= self._check_at:
+            self._check(pos)
+            if not self._follows:
+                self._end = pos + 1
+                return
+        ended = _NOT_ENDED
+        call_id = event.get("call_id")
+        if isinstance(call_id, str):
+            live = self._live
+            if event.get("type") == "call.ended":
+                ended = live.pop(call_id, _ORPHAN)
+            else:
+                live[call_id] = pos
+                live.move_to_end(call_id)
+                if len(live) > MAX_LIVE_CALLS:
+                    live.popitem(last=False)
+        self._f_ids.append(event_id)
+        self._f_bodies.append(body)
+        self._f_ended.append(ended)
+        self._f_cum.append(self._cum)
+        if ended == _ORPHAN:
+            for templates in self._f_tpl.values():
+                templates.append(b"")
+        else:
+            self._cum += 1
+            for wire, templates in self._f_tpl.items():
+                templates.append(wire.template(body))
+        self._end = pos + 1
+        if self._waiting:
+            waiting, self._waiting = self._waiting, []
+            for follow in waiting:
+                follow.waiting = False
+                follow.sink.wake()
+
+    def _check(self, pos: int) -> None:
+        """Overflow the followers too far behind to take the event at ``pos``; the next
+        position to check at; the feed cut to the laggiest cursor."""
+        keep: list[Follow] = []
+        check_at, low = _NOT_ENDED, pos
+        for follow in self._follows:
+            room = follow.sink.limit - follow.sink.controls()
+            behind = pos - follow.cursor
+            if behind >= room:
+                follow.waiting = False
+                follow.sink.fell_behind(behind + 1)  # and the event at ``pos``
+                continue
+            keep.append(follow)
+            check_at = min(check_at, follow.cursor + room)
+            low = min(low, follow.cursor)
+        if len(keep) != len(self._follows):
+            self._follows = keep
+            self._waiting = [f for f in self._waiting if f in keep]
+            self._forget_unused()
+        self._check_at = check_at
+        cut = low - self._fbase
+        if cut > 0:
+            for column in (self._f_ids, self._f_bodies, self._f_ended, self._f_cum):
+                del column[:cut]
+            for templates in self._f_tpl.values():
+                del templates[:cut]
+            self._fbase = low
+
+    def _forget_unused(self) -> None:
+        """Templates of wires no follower uses are not built; with no follower, no feed."""
+        used = {f.wire for f in self._follows}
+        for wire in [w for w in self._f_tpl if w not in used]:
+            del self._f_tpl[wire]
+        if not self._follows:
+            for column in (self._f_ids, self._f_bodies, self._f_ended, self._f_cum):
+                column.clear()
+            self._fbase = self._end
+            self._live.clear()
+            self._check_at = 0
 
     # --- replay -------------------------------------------------------------------
 
@@ -237,6 +525,8 @@ class Hub:
             self.last_id = self._base
             for sink in self._sinks:
                 sink.gap()
+            for follow in list(self._follows):
+                follow.sink.gap()  # it leaves the feed (and is offered events again)
 
     def take(self, event: Event) -> bool:
         """One event from the node: ring and fan-out (False: not an event, or seen)."""
@@ -257,6 +547,10 @@ class Hub:
             self._ring.append((event_id, event, body))
         else:
             self._base = event_id
+        if self._follows:
+            self._feed(event_id, event, body)
+        else:
+            self._end += 1
         for sink in self._sinks:
             sink.offer(event, body)
         return True

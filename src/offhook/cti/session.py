@@ -28,6 +28,17 @@ Client requests (``handle``; parsed by ``cti.client_protocol``):
   cut to the scope) as ``{"type": "resync", "snapshot": ...}``, after which
   only events newer than the snapshot's ``last_id`` follow. The hub asks for the same when its own
   stream from the node had a gap (``gap``).
+
+Following. A session made with a ``wire`` (how its transport frames a
+text) whose client sees and asked for everything, with nothing held back,
+``follow``s the hub's feed (``cti.hub``: the hub renders its events with
+one template for every such client) instead of being offered each event;
+its writer takes bytes (``next_bytes``: stream control frames first, then
+the events past its cursor). A subscribe that narrows, a resume, a resync,
+a narrower scope, or a ``seq`` past ``SEQ_WIDTH`` places makes it leave the
+feed for good (``_unfollow``): what it had not taken is queued as if it had
+been offered, and its filter learns the calls it saw. Either way an event's
+``seq`` is right-aligned in ``SEQ_WIDTH`` places (``{"seq":         1,``).
 """
 
 from __future__ import annotations
@@ -39,7 +50,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from offhook.cti.client_protocol import ClientMessage, Ping, Resume, Subscribe
-from offhook.cti.hub import encode
+from offhook.cti.hub import SEQ_WIDTH, Follow, Hub, Wire, encode
 from offhook.cti.scope import EventFilter, Scope
 
 __all__ = ["Overflowed", "ReplaySource", "Session", "SessionCounters"]
@@ -88,8 +99,12 @@ class Session:
         queue: int = 1000,
         user: str = "",
         counters: SessionCounters | None = None,
+        wire: Wire | None = None,
     ) -> None:
         self.hub = hub
+        self.wire = wire
+        """How the connection frames texts (None: it takes texts, ``next_frames``)."""
+        self._follow: Follow | None = None
         self.filter = EventFilter(scope)
         self.snapshot = snapshot
         self.user = user
@@ -117,7 +132,68 @@ class Session:
 
     @property
     def queued(self) -> int:
-        return len(self._queue) + len(self._backlog)
+        follow = self._follow
+        behind = self._feed_hub().pending(follow) if follow is not None else 0
+        return len(self._queue) + len(self._backlog) + behind
+
+    @property
+    def following(self) -> bool:
+        return self._follow is not None
+
+    def _feed_hub(self) -> Hub:
+        hub = self.hub
+        assert isinstance(hub, Hub)
+        return hub
+
+    # --- the feed (see the module doc) ---------------------------------------------------
+
+    def follow(self) -> bool:
+        """Follow the hub's feed if this client can (attached; see the module doc)."""
+        if (
+            self._follow is None
+            and self.wire is not None
+            and isinstance(self.hub, Hub)
+            and not self._over
+            and self.filter.everything
+            and self.scope.everything
+            and not self._backlog
+            and not self.need_resync
+            and not self._resyncing
+            and all(item[0] is None for item in self._queue)
+        ):
+            self._follow = self.hub.follow(self, self.wire)
+        return self._follow is not None
+
+    def controls(self) -> int:
+        return len(self._queue)
+
+    def wake(self) -> None:
+        self._ready.set()
+
+    def fell_behind(self, dropped: int) -> None:
+        """The hub overflowed this follower (it has left the feed)."""
+        self._follow = None
+        if self.overflow is None:
+            self.counters.dropped += dropped
+            self._overflowed(OVERFLOW_QUEUE)
+
+    def _unfollow(self) -> None:
+        """Leave the feed: offered events from now on, the untaken ones queued."""
+        follow, self._follow = self._follow, None
+        if follow is None:
+            return
+        events, calls = self._feed_hub().unfollow(follow)
+        for call_id in calls:
+            self.filter.remember(call_id)
+        self._queue.extend((event_id, body, None) for event_id, body in events)
+        self._ready.set()
+
+    def rescope(self, scope: Scope) -> None:
+        """The user's scope changed (their devices or role)."""
+        if scope != self.filter.scope:
+            if not scope.everything:
+                self._unfollow()
+            self.filter.scope = scope
 
     # --- from the hub (synchronous, never waits) ------------------------------------
 
@@ -137,6 +213,7 @@ class Session:
 
     def gap(self) -> None:
         """The hub missed events: this client gets a snapshot."""
+        self._unfollow()
         if self.overflow is None:
             self.need_resync = self._resyncing = True
             self._ready.set()
@@ -174,6 +251,7 @@ class Session:
         if message.everything:
             self.filter.subscribe(None, None)
         else:
+            self._unfollow()
             self.filter.subscribe(message.devices, message.lines)
         self.control(
             {
@@ -188,6 +266,7 @@ class Session:
         """Replay the events after ``after`` (or resynchronise when it is too old)."""
         if self.overflow is not None:
             return
+        self._unfollow()
         events = self.hub.replay(after)
         # The events queued so far are dropped (the replay or the snapshot has
         # them); the stream control frames stay.
@@ -231,9 +310,46 @@ class Session:
             self._ready.clear()
             await self._ready.wait()
 
+    async def next_bytes(self, limit: int, linger: float = 0.0) -> bytes:
+        """``next_frames`` framed by the session's wire; a follower's events rendered by
+        the hub (at most ``limit`` frames, ``linger`` seconds after the first is ready)."""
+        wire = self.wire
+        assert wire is not None, "next_bytes needs a session made with a wire"
+        while True:
+            follow = self._follow
+            if follow is None:
+                return wire.frames(await self.next_frames(limit, linger))
+            if self.overflow is not None:
+                raise Overflowed(self.overflow)
+            hub = self._feed_hub()
+            if not self._queue and not hub.pending(follow):
+                self._ready.clear()
+                hub.wait(follow)
+                await self._ready.wait()
+                continue
+            if linger > 0:
+                await asyncio.sleep(linger)
+                if self.overflow is not None:
+                    raise Overflowed(self.overflow)
+                if self._follow is not follow:
+                    continue  # it left the feed meanwhile: its events are queued
+            controls = [item[1] for item in self._queue]
+            self._queue.clear()
+            rendered = hub.render(follow, limit - len(controls), self.seq)
+            if rendered is None:
+                self._unfollow()  # seq outgrows its places: the per-event path from here
+                data, count = b"", 0
+            else:
+                data, count = rendered
+            self.seq += count
+            self.counters.delivered += count
+            if controls or data:
+                return wire.frames(controls) + data if controls else data
+
     async def next_frames(self, limit: int, linger: float = 0.0) -> list[str]:
         """The next frame (waits for one) and up to ``limit`` - 1 more that are ready
         ``linger`` seconds later."""
+        self._unfollow()  # a caller that takes texts
         frames = [await self.next_frame()]
         if linger > 0 and len(frames) < limit:
             await asyncio.sleep(linger)
@@ -267,11 +383,14 @@ class Session:
             else:
                 break
             seq += 1
-            frames.append(f'{{"seq":{seq},{text[1:]}')
+            frames.append(f'{{"seq":{seq:{SEQ_WIDTH}d},{text[1:]}')
         self.seq = seq
         self.counters.delivered += seq - first
 
     def close(self) -> None:
+        follow, self._follow = self._follow, None
+        if follow is not None:
+            self._feed_hub().drop(follow)
         self._queue.clear()
         self._backlog.clear()
         self._over = True
@@ -283,15 +402,24 @@ class Session:
     def _push(self, event_id: int | None, text: str, ended: str | None = None) -> None:
         if self.overflow is not None:
             return
-        if len(self._queue) >= self.limit:
+        follow = self._follow
+        behind = self._feed_hub().pending(follow) if follow is not None else 0
+        if len(self._queue) + behind >= self.limit:
             self._overflowed(OVERFLOW_QUEUE, event_id is not None)
             return
         self._queue.append((event_id, text, ended))
+        if follow is not None:
+            self._feed_hub().recheck()
         self._ready.set()
 
     def _overflowed(self, reason: str, offered: bool = False) -> None:
         dropped = int(offered) + sum(1 for item in self._queue if item[0] is not None)
         dropped += len(self._backlog)
+        follow, self._follow = self._follow, None
+        if follow is not None:
+            hub = self._feed_hub()
+            dropped += hub.pending(follow)
+            hub.drop(follow)
         self.counters.dropped += dropped
         self.counters.overflows += 1
         self.overflow = reason

@@ -45,7 +45,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from offhook.cti.client_protocol import ClientMessageError, parse_auth
-from offhook.cti.hub import encode
+from offhook.cti.hub import Wire, encode
 from offhook.db.users import UserRecord
 from offhook.net.acl import AllowList
 from offhook.net.authguard import source_key
@@ -53,14 +53,22 @@ from offhook.net.guard import IDLE_TIMEOUT, MALFORMED, TOO_LARGE, ListenerGuard,
 from offhook.web.cti_ws import CtiService, run_client
 from offhook.web.roles import Permission, permissions_of
 from offhook.web.security import LoginRefused
-from offhook.web.ws_guard import BATCH, CLOSE_TIMEOUT, SEND_BUFFER, URGENT
+from offhook.web.ws_guard import BATCH, CLOSE_TIMEOUT, RAW, SEND_BUFFER, URGENT
 
-__all__ = ["LISTENER", "CtiTcpServer", "LineSocket"]
+__all__ = ["LINES_WIRE", "LISTENER", "CtiTcpServer", "LineSocket"]
 
 log = logging.getLogger("offhook.cti")
 
 LISTENER = "cti"
 """The listener's name in the refusal counters."""
+
+
+def _no_head(length: int) -> bytes:
+    return b""
+
+
+LINES_WIRE = Wire("lines", _no_head, b"\n")
+"""One JSON text a line (what a follower's events are rendered as, ``cti.hub``)."""
 
 
 class LineSocket:
@@ -76,7 +84,7 @@ class LineSocket:
     ) -> None:
         self.reader, self.writer, self.guard, self.host = reader, writer, guard, host
         self.idle_timeout = idle_timeout
-        self.scope: dict[str, Any] = {"extensions": {BATCH: {}}}
+        self.scope: dict[str, Any] = {"extensions": {BATCH: {}, RAW: {"wire": LINES_WIRE}}}
         loop = asyncio.get_running_loop()
         self._clock = loop.time
         self.last_heard = loop.time()
@@ -85,6 +93,13 @@ class LineSocket:
         """Nothing to send: ``hello`` is the answer to the ``auth`` line."""
 
     async def send(self, message: dict[str, Any]) -> None:
+        raw = message.get(RAW)
+        if isinstance(raw, bytes):
+            if raw:
+                self.writer.write(raw)
+                if not message.get(URGENT):
+                    await self.writer.drain()
+            return
         texts = message.get(BATCH)
         if texts is None:
             text = message.get("text")

@@ -46,7 +46,7 @@ from prometheus_client.registry import Collector
 from starlette.concurrency import run_in_threadpool
 
 from offhook.cti.client_protocol import ClientMessageError, parse_client_message
-from offhook.cti.hub import Connect, Hub, Upstream, encode
+from offhook.cti.hub import Connect, Hub, Upstream, Wire, encode
 from offhook.cti.plan_lines import PlanLines
 from offhook.cti.scope import Scope
 from offhook.cti.session import Overflowed, Session, SessionCounters
@@ -59,7 +59,7 @@ from offhook.web.cti_asyncapi import asyncapi_document
 from offhook.web.deps import AUTH_ERRORS, Principal, WebContext, require
 from offhook.web.roles import Permission, permissions_of
 from offhook.web.security import LoginRefused
-from offhook.web.ws_guard import BATCH, URGENT
+from offhook.web.ws_guard import BATCH, RAW, URGENT
 
 __all__ = [
     "EVENTS_PATH",
@@ -362,17 +362,28 @@ async def run_client(
         queue=service.settings.client_queue,
         user=user.name,
         counters=service.counters,
+        wire=wire_of(websocket),
     )
     await accept()
     session.hello()
     if after is not None:
         session.resume(after)
     service.hub.attach(session)
+    session.follow()
     try:
         await Connection(websocket, session, service, token).run()
     finally:
         service.hub.detach(session)
         session.close()
+
+
+def wire_of(websocket: Any) -> Wire | None:
+    """How the connection frames texts when it takes bytes framed already (``RAW``)."""
+    scope = getattr(websocket, "scope", None)
+    extensions = scope.get("extensions") if isinstance(scope, dict) else None
+    raw = extensions.get(RAW) if isinstance(extensions, dict) else None
+    wire = raw.get("wire") if isinstance(raw, dict) else None
+    return wire if isinstance(wire, Wire) else None
 
 
 class Connection:
@@ -430,13 +441,19 @@ class Connection:
     async def _write(self) -> None:
         session, websocket = self.session, self.websocket
         batch = BATCH in websocket.scope.get("extensions", {})
+        raw = session.wire is not None
         while True:
+            data = b""
+            frames: list[str] = []
             try:
-                frames = await (
-                    session.next_frames(BATCH_FRAMES, self.coalesce)
-                    if batch
-                    else session.next_frames(1)
-                )
+                if raw:
+                    data = await session.next_bytes(BATCH_FRAMES, self.coalesce)
+                else:
+                    frames = await (
+                        session.next_frames(BATCH_FRAMES, self.coalesce)
+                        if batch
+                        else session.next_frames(1)
+                    )
             except Overflowed:
                 return
             except (NodeUnavailable, ControlError, OSError, TimeoutError) as exc:
@@ -445,7 +462,9 @@ class Connection:
                 return
             try:
                 async with asyncio.timeout(self.send_timeout):
-                    if batch:
+                    if raw:
+                        await websocket.send({"type": "websocket.send", RAW: data})
+                    elif batch:
                         await websocket.send({"type": "websocket.send", BATCH: frames})
                     else:
                         await websocket.send_text(frames[0])
@@ -509,8 +528,7 @@ class Connection:
             self._end(CLOSE_FORBIDDEN, {"type": "error", "reason": "forbidden: needs cti"})
             return False
         scope = await run_in_threadpool(self.service.scope_of, user)
-        if scope != self.session.filter.scope:
-            self.session.filter.scope = scope
+        self.session.rescope(scope)
         return True
 
 

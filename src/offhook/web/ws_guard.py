@@ -18,7 +18,9 @@ sans-IO ``websockets`` protocol) with:
   read) and the transport's buffer pauses the writer past ``SEND_BUFFER``
   too, so a stuck client holds little and its session overflows soon;
 - several text frames in one write (``BATCH``: one system call for a burst
-  of events, not one per event);
+  of events, not one per event), or bytes framed already (``RAW``: what a
+  ``cti.hub`` follower's writer renders with ``WS_WIRE``, the frames of
+  ``text_frames``);
 - a close that cannot wait for a client that stopped reading: a close frame,
   and a frame sent with the ``URGENT`` key (the overflow notice), are
   written without waiting for the transport to drain; and once the
@@ -45,13 +47,16 @@ from websockets.exceptions import PayloadTooBig
 from websockets.http11 import Request
 from websockets.protocol import State
 
+from offhook.cti.hub import Wire
 from offhook.net.guard import MALFORMED, TOO_LARGE, ListenerGuard
 
 __all__ = [
     "BATCH",
     "CLOSE_TIMEOUT",
+    "RAW",
     "SEND_BUFFER",
     "URGENT",
+    "WS_WIRE",
     "Admission",
     "GuardedWebSocketProtocol",
     "text_frames",
@@ -66,9 +71,25 @@ URGENT = "offhook.urgent"
 BATCH = "offhook.batch"
 """A key of a ``websocket.send`` message: a list of texts, sent as that many frames in
 one write (the scope's ``extensions`` has it when the server takes it)."""
+RAW = "offhook.raw"
+"""A key of a ``websocket.send`` message: bytes of whole text frames, written as they are
+(the scope's ``extensions`` has it, with the ``Wire`` that frames them, ``{"wire": ...}``)."""
 _SHORT = struct.Struct("!BB")
 _MEDIUM = struct.Struct("!BBH")
 _LONG = struct.Struct("!BBQ")
+
+
+def text_head(length: int) -> bytes:
+    """The header of an unmasked, unfragmented WebSocket text frame (RFC 6455 5.2)."""
+    if length < 126:
+        return _SHORT.pack(0x81, length)
+    if length < 65536:
+        return _MEDIUM.pack(0x81, 126, length)
+    return _LONG.pack(0x81, 127, length)
+
+
+WS_WIRE = Wire("websocket", text_head)
+"""Text frames of a server without extensions (what ``websockets``' ``send_text`` writes)."""
 
 
 def text_frames(texts: list[str]) -> bytes:
@@ -78,18 +99,7 @@ def text_frames(texts: list[str]) -> bytes:
     without building a ``Frame`` per text: the fan-out to CTI clients frames
     every event once per client.
     """
-    parts: list[bytes] = []
-    for text in texts:
-        data = text.encode()
-        length = len(data)
-        if length < 126:
-            parts.append(_SHORT.pack(0x81, length))
-        elif length < 65536:
-            parts.append(_MEDIUM.pack(0x81, 126, length))
-        else:
-            parts.append(_LONG.pack(0x81, 127, length))
-        parts.append(data)
-    return b"".join(parts)
+    return WS_WIRE.frames(texts)
 
 
 class Admission(Protocol):
@@ -168,8 +178,12 @@ class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
         scope = getattr(self, "scope", None)
         if scope is not None:
             scope["extensions"][BATCH] = {}
+            scope["extensions"][RAW] = {"wire": WS_WIRE}
 
     async def _send_batch(self, texts: list[str]) -> None:
+        await self._send_frames(text_frames(texts))
+
+    async def _send_frames(self, data: bytes) -> None:
         await self.writable.wait()
         if self.disconnected:
             raise ClientDisconnected()
@@ -179,13 +193,18 @@ class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
         if conn.state is not State.OPEN or conn.expect_continuation_frame or conn.extensions:
             raise ClientDisconnected()
         pending = conn.data_to_send()
-        self.transport.write(b"".join([*pending, text_frames(texts)]))
+        self.transport.write(b"".join([*pending, data]) if pending else data)
 
     async def send(self, message: Any) -> None:
-        texts = message.get(BATCH)
-        if texts is not None and message.get("type") == "websocket.send":
-            await self._send_batch(texts)
-            return
+        if message.get("type") == "websocket.send":
+            raw = message.get(RAW)
+            if raw is not None:
+                await self._send_frames(raw)
+                return
+            texts = message.get(BATCH)
+            if texts is not None:
+                await self._send_batch(texts)
+                return
         urgent = message.get("type") == "websocket.close" or bool(message.get(URGENT))
         if not urgent or self.writable.is_set():
             await super().send(message)

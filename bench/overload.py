@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import shutil
 import socket
@@ -107,13 +108,14 @@ def uas(workdir: Path, prefix: list[str]) -> Any:
             stop(proc)
 
 
-def start_node(wd: Path, src: str) -> Any:
-    """``offhook serve`` with overload control on (its defaults), from ``src`` if given."""
+def start_node(wd: Path, src: str, overload: dict[str, Any] | None = None) -> Any:
+    """``offhook serve`` with overload control on (its defaults, or ``overload``'s
+    settings), from ``src`` if given."""
     from support.server import OffhookServer
 
     config: dict[str, dict[str, Any]] = {
         "sip": {"rate_per_source": 1e9, "rate_burst": 1e9},  # SIPp sends from one address
-        "overload": {"enabled": True},  # the test helper turns it off for tests
+        "overload": {"enabled": True, **(overload or {})},  # tests turn it off by default
     }
     env = {"PYTHONPATH": os.path.abspath(src)} if src else None
     server = OffhookServer(wd, PLAN, extra_config=config, env=env)
@@ -323,11 +325,12 @@ def bench(
     node_cpu: str = "",
     sipp_cpu: str = "",
     profile: float | None = None,
+    overload: dict[str, Any] | None = None,
 ) -> Result:
     result = Result(base, src=src, node_cpu=node_cpu, sipp_cpu=sipp_cpu)
     prefix = ["taskset", "-c", sipp_cpu] if sipp_cpu else []
     try:
-        server = start_node(workdir, src)
+        server = start_node(workdir, src, overload)
     except BenchError as exc:
         result.error = str(exc)
         return result
@@ -376,8 +379,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sipp-cpu", default="", help="pin SIPp to these cores (taskset)")
     ap.add_argument("--src", default="", help="run the node from this source tree")
     ap.add_argument("--profile", type=float, default=None, help="py-spy during this factor")
+    ap.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE",
+        help="an [overload] setting for this run (repeatable), e.g. queue_high=0.02",
+    )  # fmt: skip
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     args = ap.parse_args(argv)
+    overload: dict[str, Any] = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        overload[key.strip()] = json.loads(value)
     if shutil.which("sipp") is None:
         print("sipp not found: install Debian sip-tester (scripts/install-deps.sh)")
         return 2
@@ -388,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"work directory {workdir}; base {base} calls/s x {factors}; {duration}s per step; "
         f"node {args.src or 'this tree'} on cpu {args.node_cpu or 'any'}, "
-        f"SIPp on cpu {args.sipp_cpu or 'any'}"
+        f"SIPp on cpu {args.sipp_cpu or 'any'}; [overload] {overload or 'defaults'}"
     )
     result = bench(
         base,
@@ -399,6 +410,7 @@ def main(argv: list[str] | None = None) -> int:
         node_cpu=args.node_cpu,
         sipp_cpu=args.sipp_cpu,
         profile=args.profile,
+        overload=overload,
     )
     if result.error:
         print(f"error: {result.error}")
@@ -410,6 +422,7 @@ def main(argv: list[str] | None = None) -> int:
             "src": args.src or "this tree",
             "node_cpu": args.node_cpu,
             "sipp_cpu": args.sipp_cpu,
+            "overload": overload,
             "steps": [asdict(s) for s in result.steps],
             "error": result.error,
             "note": "a shared machine: SIPp competes with the node; figures are indicative",

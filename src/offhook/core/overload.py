@@ -38,6 +38,9 @@ so the node sheds just enough to bring its load back under the thresholds
 the load falls: it needs no operator. ``admit`` spreads the refusals evenly
 (a credit counter, no randomness: the same sequence of calls always gets the
 same answers): with ``admit_ratio`` 0.25, one new call in four is admitted.
+A single sample ``URGENT`` times over a threshold, in NORMAL, decides at once
+(the window closed early, no ``sustain``): the node starts shedding within one
+sampling interval of a flood instead of a second later.
 
 What is never asked about (the protocol adapters decide): requests inside a
 dialog, responses, ACK/CANCEL, OPTIONS, a refresh of a live registration and
@@ -71,6 +74,7 @@ __all__ = [
     "MEMORY_SIZE",
     "MEMORY_TTL",
     "SIGNALS",
+    "URGENT",
     "CallMemory",
     "Mode",
     "OverloadControl",
@@ -88,6 +92,12 @@ KINDS = ("invite", "register", "subscribe", "sccp")
 MAX_CUT = 0.5
 """A window cuts the admitted share by half at most: a signal far over its threshold
 (a backlog that built up over several windows) must not shut the door for good."""
+URGENT = 4.0
+"""A sample of a signal at this many times its ``high`` threshold (a receive queue
+filling fast, the loop 0.4 s late) overloads a node at once: it closes the window
+early and is not taken for a spike (``sustain``). At 4x its capacity a node that
+waited the usual two windows would have admitted a second of calls it needs four
+to do, and the backlog's delay is what makes clients retransmit and give up."""
 RATIO_FLOOR = 0.01
 """An admit ratio below this (and above ``min_admit``) is ``min_admit``: shedding
 everything but one call in a thousand is shedding everything."""
@@ -280,18 +290,22 @@ class OverloadControl:
     def observe(self, now: float, sample: Mapping[str, float]) -> bool:
         """Add one sample of some signals; True when it closed a window (a decision)."""
         thresholds = self.policy.thresholds
+        urgent = False
         for name, value in sample.items():
-            if name in thresholds and math.isfinite(value):
+            threshold = thresholds.get(name)
+            if threshold is not None and math.isfinite(value):
                 self._sums[name] = self._sums.get(name, 0.0) + max(0.0, value)
                 self._counts[name] = self._counts.get(name, 0) + 1
+                urgent = urgent or 0 < threshold.high * URGENT <= value
         if now - self._window_start < self.policy.window:
             if now < self._window_start:  # a clock that went back: start over
                 self._window_start = now
-            return False
-        self._decide(now)
+            if not (urgent and self.mode is Mode.NORMAL):
+                return False
+        self._decide(now, urgent)
         return True
 
-    def _decide(self, now: float) -> None:
+    def _decide(self, now: float, urgent: bool = False) -> None:
         policy = self.policy
         means = {name: self._sums[name] / count for name, count in self._counts.items() if count}
         self._sums.clear()
@@ -310,7 +324,7 @@ class OverloadControl:
         self.load = load
         ratio = self.admit_ratio
         self._over = self._over + 1 if load >= 1.0 else 0
-        if load >= 1.0 and self.mode is Mode.NORMAL and self._over < policy.sustain:
+        if load >= 1.0 and self.mode is Mode.NORMAL and self._over < policy.sustain and not urgent:
             return  # a spike, not (yet) overload
         if load >= 1.0:
             ratio *= max(MAX_CUT, min(policy.decrease, 1.0 / load))

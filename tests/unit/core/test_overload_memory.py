@@ -1,13 +1,21 @@
 """``core.overload.CallMemory`` with a hand-driven clock: a call admitted once is admitted
 again without asking, a shed request's answer is kept for its retransmissions, and the
-memory is bounded by age (Timer B) and by size; ``OverloadControl`` reports it."""
+memory is bounded by age (Timer B) and by size; ``OverloadControl`` reports it. And the
+urgent sample (``URGENT`` times a threshold) that overloads a node at once."""
 
 from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from offhook.core.overload import MEMORY_TTL, CallMemory, OverloadControl, OverloadPolicy
+from offhook.core.overload import (
+    MEMORY_TTL,
+    URGENT,
+    CallMemory,
+    OverloadControl,
+    OverloadPolicy,
+    Threshold,
+)
 
 
 def test_an_admitted_call_follows_and_stays_remembered() -> None:
@@ -93,3 +101,32 @@ def test_property_bounded_and_never_an_answer_for_an_admitted_call(
             if memory.follows(key, now):
                 assert key in admitted and now - admitted[key] < 10.0
         assert len(memory) <= size
+
+
+def test_an_urgent_sample_overloads_at_once_without_waiting_for_the_window() -> None:
+    control = OverloadControl(OverloadPolicy(window=0.5, sustain=2), 0.0)
+    assert not control.observe(0.1, {"queue": 0.01})  # no queue threshold: ignored
+    policy = OverloadPolicy(
+        thresholds={"queue": Threshold(0.02, 0.005), "cpu": Threshold(0.9, 0.7)},
+        window=0.5,
+        sustain=2,
+    )
+    control = OverloadControl(policy, 0.0)
+    assert not control.observe(0.1, {"queue": 0.05, "cpu": 1.0})  # over, not urgent
+    assert not control.overloaded
+    assert control.observe(0.2, {"queue": URGENT * 0.02, "cpu": 1.0})  # urgent: decided
+    assert control.overloaded and control.admit_ratio == 0.5  # cut by half at most
+    # Overloaded, an urgent sample waits for the window like any other.
+    assert not control.observe(0.3, {"queue": 1.0})
+    assert control.admit_ratio == 0.5
+    assert control.observe(0.75, {"queue": 1.0})
+    assert control.admit_ratio == 0.25
+
+
+def test_a_signal_that_cannot_reach_urgent_keeps_the_spike_filter() -> None:
+    policy = OverloadPolicy(window=0.5, sustain=2)  # cpu 0.9: 4x is out of reach
+    control = OverloadControl(policy, 0.0)
+    assert control.observe(0.5, {"cpu": 1.0, "lag": 0.2})
+    assert not control.overloaded  # a spike
+    assert control.observe(1.0, {"cpu": 1.0, "lag": 0.2})
+    assert control.overloaded

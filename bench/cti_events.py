@@ -18,10 +18,16 @@ the sustained call rate with N clients over the one without. The web
 process's CPU is reported beside it: on this 2-core machine SIPp, the node
 and the web process share the cores.
 
+``--before DIR`` runs every step first against a node started from the
+source tree ``DIR`` (e.g. ``git archive REV src | tar -x -C /tmp/before``,
+then ``--before /tmp/before/src``), then against this tree: the "before"
+figures of the same run, on the same machine at the same time.
+
 Run from the repository root::
 
     python bench/cti_events.py                                  # 0,1,10,100 clients at 200 calls/s
     python bench/cti_events.py --clients 0,100 --rate 300 --duration 20 --ladder
+    python bench/cti_events.py --before /tmp/before/src --clients 0,1,10,100,0
 """
 
 from __future__ import annotations
@@ -228,6 +234,7 @@ def cli(server: Any, *args: str, stdin: str = "") -> str:
 @dataclass
 class Result:
     clients: int
+    tree: str = "this tree"
     connected: int = 0
     rate: int = 0
     calls: int = 0
@@ -290,7 +297,21 @@ def measure(
 
 
 def run(args: argparse.Namespace, workdir: Path) -> list[Result]:
+    """Every step against the ``--before`` tree (if any), then against this one."""
+    results: list[Result] = []
+    if args.before:
+        results += run_tree(args, workdir, args.before)
+        time.sleep(3)
+    results += run_tree(args, workdir, "")
+    return results
+
+
+def run_tree(args: argparse.Namespace, workdir: Path, src: str) -> list[Result]:
+    """The steps against one node, started from the source tree ``src`` ("": this one)."""
     from support.server import OffhookServer
+
+    tree = os.path.abspath(src) if src else "this tree"
+    print(f"node from {tree}", flush=True)
 
     unlimited = {"rate_per_source": 1e9, "rate_burst": 1e9}
     server = OffhookServer(
@@ -308,6 +329,7 @@ def run(args: argparse.Namespace, workdir: Path) -> list[Result]:
             "overload": {"enabled": False},
         },
         web=True,
+        env={"PYTHONPATH": tree} if src else None,
     )
     server.start(timeout=60)
     results: list[Result] = []
@@ -319,6 +341,7 @@ def run(args: argparse.Namespace, workdir: Path) -> list[Result]:
             uac = sc.register_uas(server.sip_port, uas_port, workdir)
             for n in args.clients:
                 r = measure(server, web, n, token, args, workdir, uac)
+                r.tree = tree
                 results.append(r)
                 print(
                     f"  {n:4d} clients ({r.connected} up): {r.successful}/{r.calls} calls ok, "
@@ -336,6 +359,14 @@ def run(args: argparse.Namespace, workdir: Path) -> list[Result]:
     return results
 
 
+def summarize_trees(results: list[Result]) -> dict[str, dict[str, Any]]:
+    """``summarize`` for each source tree of the run."""
+    trees: dict[str, list[Result]] = {}
+    for r in results:
+        trees.setdefault(r.tree, []).append(r)
+    return {tree: summarize(runs) for tree, runs in trees.items()}
+
+
 def summarize(results: list[Result]) -> dict[str, Any]:
     """Per client count, the mean of its steps; the cost against the mean of the steps
     with no client (list 0 more than once, e.g. ``0,1,10,100,0``, to see the drift)."""
@@ -349,8 +380,11 @@ def summarize(results: list[Result]) -> dict[str, Any]:
     base_runs = [r.node_cpu_ms_per_call for r in by_count.get(0, []) if r.node_cpu_ms_per_call]
     base = mean(base_runs)
     base_rates = [r.best_rate for r in by_count.get(0, []) if r.best_rate]
+    base_web = mean([r.web_cpu_ms_per_call for r in by_count.get(0, []) if r.web_cpu_ms_per_call])
     summary: dict[str, Any] = {}
     for clients, runs in by_count.items():
+        # Events each client was sent per call (what the node published per call).
+        events_per_call = mean([r.published / r.calls for r in runs if r.calls])
         cpu = mean([r.node_cpu_ms_per_call for r in runs])
         row: dict[str, Any] = {
             "steps": len(runs),
@@ -364,6 +398,16 @@ def summarize(results: list[Result]) -> dict[str, Any]:
                 max(r.node_cpu_ms_per_call for r in runs),
             ],
             "web_cpu_ms_per_call": round(mean([r.web_cpu_ms_per_call for r in runs]), 3),
+            "web_us_per_event_and_client": (
+                round(
+                    1000
+                    * (mean([r.web_cpu_ms_per_call for r in runs]) - base_web)
+                    / (events_per_call * clients),
+                    2,
+                )
+                if clients and base_web and events_per_call
+                else None
+            ),
             "failed_calls": sum(r.failed for r in runs),
             "best_rate": max((r.best_rate for r in runs if r.best_rate), default=None),
         }
@@ -383,6 +427,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ladder", action="store_true", help="also find the sustained rate per N")
     ap.add_argument("--rates", default="100,200,300,400,500,600,800")
     ap.add_argument(
+        "--before", default="", help="first run the steps against a node from this source tree"
+    )
+    ap.add_argument(
         "--client-nice",
         type=int,
         default=0,
@@ -401,20 +448,27 @@ def main(argv: list[str] | None = None) -> int:
     except (sc.BenchError, OSError, subprocess.SubprocessError) as exc:
         print(f"bench failed: {exc}")
         return 1
-    summary = summarize(results)
-    print()
-    print(f"{'clients':>8} {'events/s':>10} {'node ms/call':>13} {'web ms/call':>12} {'cost':>7}")
-    for n, row in summary.items():
-        cost = row.get("cti_cost")
+    summary = summarize_trees(results)
+    for tree, rows in summary.items():
+        print(f"\n{tree}")
         print(
-            f"{n:>8} {row['events_per_s']:>10} {row['node_cpu_ms_per_call']!s:>13} "
-            f"{row['web_cpu_ms_per_call']!s:>12} {'-' if cost is None else f'{cost:+.1%}':>7}"
+            f"{'clients':>8} {'events/s':>10} {'node ms/call':>13} {'web ms/call':>12} "
+            f"{'web us/ev/cl':>13} {'cost':>7} {'best':>6}"
         )
+        for n, row in rows.items():
+            cost = row.get("cti_cost")
+            print(
+                f"{n:>8} {row['events_per_s']:>10} {row['node_cpu_ms_per_call']!s:>13} "
+                f"{row['web_cpu_ms_per_call']!s:>12} "
+                f"{row['web_us_per_event_and_client']!s:>13} "
+                f"{'-' if cost is None else f'{cost:+.1%}':>7} {row['best_rate']!s:>6}"
+            )
     sc.write_results(
         "cti_events",
         {
             "rate": args.rate,
             "duration_s": args.duration,
+            "before": args.before,
             "summary": summary,
             "results": [asdict(r) for r in results],
         },

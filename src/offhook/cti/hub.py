@@ -28,13 +28,15 @@ number), so a frame's length does not depend on its client. A follower's
 writer takes the events past its cursor in one ``render``: the templates
 joined and formatted with its ``seq`` numbers (one C-level ``%``), so the
 per-client cost of an event is a copy, not Python code. What a per-event
-filter would decide is decided here for all followers at once: a
-``call.ended`` goes to a follower that got an event of that call (the feed
-notes the position of each live call's last event, ``MAX_LIVE_CALLS`` at
-most), as ``EventFilter`` does. A follower that falls ``limit`` events
-(and control frames) behind is overflowed when the event past it comes
-(``FollowSink.fell_behind``), as its queue would have been; the hub checks
-only when the laggiest follower could be that far behind (``_check_at``).
+filter would decide is decided here once per event: a ``call.ended`` goes
+to a follower that got an event of that call, as ``EventFilter`` decides
+(the feed notes the position of each live call's last event,
+``MAX_LIVE_CALLS`` at most; a follower that came after it notes the ending
+as one to skip; one of a call no follower saw is an empty template). A
+follower that falls ``limit`` events (and control frames) behind is
+overflowed when the next event it gets comes (``FollowSink.fell_behind``),
+as its queue would have been; the hub checks only when a follower could be
+that far behind (``_check_at``).
 
 Only events with an ``id`` above the last one are taken (a node replays
 after the id asked for; nothing is delivered twice); a stream control line
@@ -52,7 +54,7 @@ import random
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from offhook.ris.control import ControlError
@@ -147,9 +149,8 @@ class Follow:
     """Its first event's position: a call with no event from there on is not its."""
     cursor: int
     """The position of its next event."""
-    settle_at: int = -1
-    """From this position every ``call.ended`` in the feed is one of its calls (-1: not yet)."""
-    settled: bool = False
+    skips: deque[int] = field(default_factory=deque)
+    """Positions past its cursor of ``call.ended`` events of calls it did not see."""
     waiting: bool = False
 
 
@@ -266,21 +267,26 @@ class Hub:
     def followers(self) -> int:
         return len(self._follows)
 
+    @property
+    def end(self) -> int:
+        """The position of the next event fed."""
+        return self._end
+
     def follow(self, sink: FollowSink, wire: Wire) -> Follow:
         """``sink`` (attached) follows the feed from the next event instead of being offered."""
         self._sinks = tuple(s for s in self._sinks if s is not sink)
         if not self._follows:
             self._fbase = self._end
         follow = Follow(sink, wire, self._end, self._end)
-        self._follows.append(follow)
+        self._follows.append(follow)  # in the order of ``start``
         if wire not in self._f_tpl:
             self._f_tpl[wire] = [b""] * len(self._f_ids)
         self._check_at = 0
         return follow
 
     def pending(self, follow: Follow) -> int:
-        """Events fed past ``follow``'s cursor."""
-        return self._end - follow.cursor
+        """Events fed past ``follow``'s cursor that it gets."""
+        return self._cum_at(self._end) - self._cum_at(follow.cursor) - len(follow.skips)
 
     def wait(self, follow: Follow) -> None:
         """Wake ``follow.sink`` when the next event is fed."""
@@ -301,65 +307,64 @@ class Hub:
         self._waiting = [f for f in self._waiting if f is not follow]
         self._forget_unused()
 
-    def unfollow(self, follow: Follow) -> tuple[list[tuple[int, str]], list[str]]:
+    def unfollow(self, follow: Follow) -> tuple[list[tuple[int, int, str]], list[str]]:
         """``follow`` leaves the feed and its sink is offered events again: the events
-        it had not taken (id, text: what the feed would have given it) and the calls
-        it got an event of that have not ended, oldest first (for its filter)."""
+        it had not taken and would have got (position, id, text), and the calls it got
+        an event of that have not ended, oldest first (for its filter)."""
         base, ended, start = self._fbase, self._f_ended, follow.start
+        skips = set(follow.skips)
         events = [
-            (self._f_ids[k], self._f_bodies[k])
-            for k in range(follow.cursor - base, self._end - base)
-            if ended[k] >= start
+            (pos, self._f_ids[pos - base], self._f_bodies[pos - base])
+            for pos in range(follow.cursor, self._end)
+            if ended[pos - base] != _ORPHAN and pos not in skips
         ]
         calls = [call for call, at in self._live.items() if at >= start]
         self.drop(follow)
         self.attach(follow.sink)
         return events, calls
 
-    def render(self, follow: Follow, limit: int, seq: int) -> tuple[bytes, int] | None:
-        """Up to ``limit`` of the events past ``follow``'s cursor as frames of its wire,
-        numbered from ``seq`` + 1, and how many; None when ``seq`` would outgrow
-        ``SEQ_WIDTH`` (the follower must leave the feed)."""
-        first, end = follow.cursor, self._end
-        last = min(end, first + max(0, limit))
+    def render(
+        self, follow: Follow, limit: int, seq: int, upto: int | None = None
+    ) -> tuple[bytes, int] | None:
+        """The events it gets among the next ``limit`` fed past ``follow``'s cursor (and
+        before position ``upto``), as frames of its wire numbered from ``seq`` + 1, and
+        how many; None when ``seq`` would outgrow ``SEQ_WIDTH`` (it must leave the feed)."""
+        first = follow.cursor
+        last = min(self._end, first + max(0, limit))
+        if upto is not None:
+            last = min(last, upto)
         if last <= first:
             return b"", 0
         base = self._fbase
-        i, j = first - base, last - base
         templates = self._f_tpl[follow.wire]
-        if not follow.settled:
-            if follow.settle_at < 0:
-                oldest = next(iter(self._live.values()), None)
-                if oldest is None or oldest >= follow.start:
-                    follow.settle_at = end  # no live call older than it: it gets every ending
-            follow.settled = 0 <= follow.settle_at <= first
-        if follow.settled:
-            cum = self._f_cum
-            count = (cum[j] if last < end else self._cum) - cum[i]
-            if seq + count >= SEQ_LIMIT:
-                return None
-            joined = b"".join(templates[i:j])
-        else:
-            ended, start = self._f_ended, follow.start
-            parts = [templates[k] for k in range(i, j) if ended[k] >= start]
-            count = len(parts)
-            if seq + count >= SEQ_LIMIT:
-                return None
+        count = self._cum_at(last) - self._cum_at(first)
+        skips = follow.skips
+        if skips and skips[0] < last:
+            parts: list[bytes] = []
+            at = first
+            while skips and skips[0] < last:
+                skip = skips.popleft()
+                parts += templates[at - base : skip - base]
+                at = skip + 1
+                count -= 1
+            parts += templates[at - base : last - base]
             joined = b"".join(parts)
+        else:
+            joined = b"".join(templates[first - base : last - base])
+        if seq + count >= SEQ_LIMIT:
+            return None  # (the skips taken are not needed: it leaves the feed)
         follow.cursor = last
         return joined % tuple(range(seq + 1, seq + count + 1)), count
 
+    def _cum_at(self, pos: int) -> int:
+        return self._cum if pos >= self._end else self._f_cum[pos - self._fbase]
+
     def _feed(self, event_id: int, event: Event, body: str) -> None:
         pos = self._end
-        if pos >= self._check_at:
-            self._check(pos)
-            if not self._follows:
-                self._end = pos + 1
-                return
         ended = _NOT_ENDED
         call_id = event.get("call_id")
+        live = self._live
         if isinstance(call_id, str):
-            live = self._live
             if event.get("type") == "call.ended":
                 ended = live.pop(call_id, _ORPHAN)
             else:
@@ -367,6 +372,11 @@ class Hub:
                 live.move_to_end(call_id)
                 if len(live) > MAX_LIVE_CALLS:
                     live.popitem(last=False)
+        if pos >= self._check_at:
+            self._check(pos, ended)
+            if not self._follows:
+                self._end = pos + 1
+                return
         self._f_ids.append(event_id)
         self._f_bodies.append(body)
         self._f_ended.append(ended)
@@ -378,6 +388,12 @@ class Hub:
             self._cum += 1
             for wire, templates in self._f_tpl.items():
                 templates.append(wire.template(body))
+            if ended != _NOT_ENDED:
+                # The followers that came after the call's last event did not see it.
+                for follow in reversed(self._follows):
+                    if follow.start <= ended:
+                        break
+                    follow.skips.append(pos)
         self._end = pos + 1
         if self._waiting:
             waiting, self._waiting = self._waiting, []
@@ -385,20 +401,22 @@ class Hub:
                 follow.waiting = False
                 follow.sink.wake()
 
-    def _check(self, pos: int) -> None:
-        """Overflow the followers too far behind to take the event at ``pos``; the next
-        position to check at; the feed cut to the laggiest cursor."""
+    def _check(self, pos: int, ended: int) -> None:
+        """Overflow the followers too far behind to take the event at ``pos`` (``ended``:
+        its feed note); the next position to check at; the feed cut to the laggiest
+        cursor."""
         keep: list[Follow] = []
         check_at, low = _NOT_ENDED, pos
         for follow in self._follows:
             room = follow.sink.limit - follow.sink.controls()
-            behind = pos - follow.cursor
-            if behind >= room:
+            behind = self.pending(follow)
+            gets = ended == _NOT_ENDED or (ended >= 0 and follow.start <= ended)
+            if gets and behind >= room:
                 follow.waiting = False
                 follow.sink.fell_behind(behind + 1)  # and the event at ``pos``
                 continue
             keep.append(follow)
-            check_at = min(check_at, follow.cursor + room)
+            check_at = min(check_at, pos + max(1, room - behind))
             low = min(low, follow.cursor)
         if len(keep) != len(self._follows):
             self._follows = keep

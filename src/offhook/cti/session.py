@@ -105,6 +105,8 @@ class Session:
         self.wire = wire
         """How the connection frames texts (None: it takes texts, ``next_frames``)."""
         self._follow: Follow | None = None
+        self._control_at: deque[int] = deque()
+        """While following: the feed position each queued control frame comes before."""
         self.filter = EventFilter(scope)
         self.snapshot = snapshot
         self.user = user
@@ -161,7 +163,8 @@ class Session:
             and not self._resyncing
             and all(item[0] is None for item in self._queue)
         ):
-            self._follow = self.hub.follow(self, self.wire)
+            self._follow = follow = self.hub.follow(self, self.wire)
+            self._control_at = deque(follow.cursor for _ in self._queue)
         return self._follow is not None
 
     def controls(self) -> int:
@@ -185,7 +188,16 @@ class Session:
         events, calls = self._feed_hub().unfollow(follow)
         for call_id in calls:
             self.filter.remember(call_id)
-        self._queue.extend((event_id, body, None) for event_id, body in events)
+        # Control frames and events in the order they came.
+        controls, at = self._queue, self._control_at
+        queue: deque[tuple[int | None, str, str | None]] = deque()
+        for pos, event_id, body in events:
+            while at and at[0] <= pos:
+                at.popleft()
+                queue.append(controls.popleft())
+            queue.append((event_id, body, None))
+        queue.extend(controls)
+        self._queue, self._control_at = queue, deque()
         self._ready.set()
 
     def rescope(self, scope: Scope) -> None:
@@ -312,7 +324,7 @@ class Session:
 
     async def next_bytes(self, limit: int, linger: float = 0.0) -> bytes:
         """``next_frames`` framed by the session's wire; a follower's events rendered by
-        the hub (at most ``limit`` frames, ``linger`` seconds after the first is ready)."""
+        the hub (about ``limit`` frames at most, ``linger`` seconds after one is ready)."""
         wire = self.wire
         assert wire is not None, "next_bytes needs a session made with a wire"
         while True:
@@ -333,18 +345,33 @@ class Session:
                     raise Overflowed(self.overflow)
                 if self._follow is not follow:
                     continue  # it left the feed meanwhile: its events are queued
-            controls = [item[1] for item in self._queue]
-            self._queue.clear()
-            rendered = hub.render(follow, limit - len(controls), self.seq)
-            if rendered is None:
-                self._unfollow()  # seq outgrows its places: the per-event path from here
-                data, count = b"", 0
-            else:
+            data = self._render(follow, wire, limit)
+            if data:
+                return data
+
+    def _render(self, follow: Follow, wire: Wire, limit: int) -> bytes:
+        """A follower's control frames, each after the events fed before it, and events."""
+        hub, queue, at = self._feed_hub(), self._queue, self._control_at
+        parts: list[bytes] = []
+        budget = limit
+        while budget > 0:
+            upto = at[0] if at else None
+            if upto is None or follow.cursor < upto:
+                rendered = hub.render(follow, budget, self.seq, upto)
+                if rendered is None:
+                    self._unfollow()  # seq outgrows its places: the per-event path from here
+                    break
                 data, count = rendered
-            self.seq += count
-            self.counters.delivered += count
-            if controls or data:
-                return wire.frames(controls) + data if controls else data
+                parts.append(data)
+                self.seq += count
+                self.counters.delivered += count
+                budget -= max(1, count)
+                if upto is None or follow.cursor < upto:
+                    break
+            at.popleft()
+            parts.append(wire.frames([queue.popleft()[1]]))
+            budget -= 1
+        return b"".join(parts)
 
     async def next_frames(self, limit: int, linger: float = 0.0) -> list[str]:
         """The next frame (waits for one) and up to ``limit`` - 1 more that are ready
@@ -392,6 +419,7 @@ class Session:
         if follow is not None:
             self._feed_hub().drop(follow)
         self._queue.clear()
+        self._control_at.clear()
         self._backlog.clear()
         self._over = True
         self.done.set()
@@ -409,7 +437,9 @@ class Session:
             return
         self._queue.append((event_id, text, ended))
         if follow is not None:
-            self._feed_hub().recheck()
+            hub = self._feed_hub()
+            self._control_at.append(hub.end)
+            hub.recheck()
         self._ready.set()
 
     def _overflowed(self, reason: str, offered: bool = False) -> None:
@@ -424,6 +454,7 @@ class Session:
         self.counters.overflows += 1
         self.overflow = reason
         self._queue.clear()
+        self._control_at.clear()
         self._backlog.clear()
         self._over = True
         self.done.set()

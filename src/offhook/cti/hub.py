@@ -337,22 +337,26 @@ class Hub:
             return b"", 0
         base = self._fbase
         templates = self._f_tpl[follow.wire]
-        count = self._cum_at(last) - self._cum_at(first)
         skips = follow.skips
-        if skips and skips[0] < last:
+        skipped = 0
+        for skip in skips:
+            if skip >= last:
+                break
+            skipped += 1
+        count = self._cum_at(last) - self._cum_at(first) - skipped
+        if seq + count >= SEQ_LIMIT:
+            return None
+        if skipped:
             parts: list[bytes] = []
             at = first
-            while skips and skips[0] < last:
+            for _ in range(skipped):
                 skip = skips.popleft()
                 parts += templates[at - base : skip - base]
                 at = skip + 1
-                count -= 1
             parts += templates[at - base : last - base]
             joined = b"".join(parts)
         else:
             joined = b"".join(templates[first - base : last - base])
-        if seq + count >= SEQ_LIMIT:
-            return None  # (the skips taken are not needed: it leaves the feed)
         follow.cursor = last
         return joined % tuple(range(seq + 1, seq + count + 1)), count
 

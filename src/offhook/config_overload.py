@@ -33,14 +33,17 @@ class OverloadSettings(Section):
       average over the window (0.1 / 0.02): the loop cannot keep up, or the
       machine gives it too little CPU; 0 turns it off;
     - ``queue_high`` / ``queue_low``: the fullest receive buffer of the SIP
-      UDP sockets, as a share of its size, over the window (the buffers are
-      4 MiB: 0.05 is ~180 INVITEs waiting): datagrams arrive faster than the
-      node reads them, which the other two miss when the machine gives the
-      node less than a core (its CPU share stays low, the loop keeps up with
-      what it reads, the backlog waits in the kernel). Off by default (0 /
-      0): on a machine shared with its load generators, 0.05 shed calls the
-      node would still have completed, late (see bench/overload.py). Linux
-      only (``SO_MEMINFO``; elsewhere it reads nothing);
+      UDP sockets, as a share of its size, over the window (0.02 / 0.005:
+      the buffers are 4 MiB, 8 MiB of kernel memory, so 0.02 is about 70
+      INVITEs waiting, some 25 ms of work): datagrams arrive faster than the
+      node reads them. The other two miss it: the CPU share of a saturated
+      loop cannot go past one core (a load of 1.1 at most, a slow cut) and
+      stays under ``cpu_high`` when the machine gives the node less than a
+      core, and the loop, reading 32 datagrams a turn, keeps waking on time
+      while the backlog waits in the kernel; queued work is what makes
+      clients retransmit (after 500 ms) and give up. A sample at four times
+      ``queue_high`` overloads the node at once (``core.overload.URGENT``).
+      0 turns it off. Linux only (``SO_MEMINFO``; elsewhere it reads nothing);
     - ``pending_high`` / ``pending_low``: new calls not yet answered (INVITE
       transactions in progress, including ringing ones); 0 (default): off,
       since a busy site may ring many phones at once; set it to bound the
@@ -69,8 +72,8 @@ class OverloadSettings(Section):
     cpu_counts_waiting: bool = False
     lag_high: float = Field(default=0.1, ge=0, le=60)
     lag_low: float = Field(default=0.02, ge=0, le=60)
-    queue_high: float = Field(default=0.0, ge=0, le=1)
-    queue_low: float = Field(default=0.0, ge=0, le=1)
+    queue_high: float = Field(default=0.02, ge=0, le=1)
+    queue_low: float = Field(default=0.005, ge=0, le=1)
     pending_high: int = Field(default=0, ge=0, le=1_000_000)
     pending_low: int = Field(default=0, ge=0, le=1_000_000)
     interval: float = Field(default=0.1, ge=0.01, le=10)

@@ -28,6 +28,9 @@ Run from the repository root::
     python bench/cti_events.py                                  # 0,1,10,100 clients at 200 calls/s
     python bench/cti_events.py --clients 0,100 --rate 300 --duration 20 --ladder
     python bench/cti_events.py --before /tmp/before/src --clients 0,1,10,100,0
+
+(``--src DIR`` runs only against ``DIR``: a ladder of both trees takes
+longer than one run should, so it is two runs back to back.)
 """
 
 from __future__ import annotations
@@ -302,7 +305,7 @@ def run(args: argparse.Namespace, workdir: Path) -> list[Result]:
     if args.before:
         results += run_tree(args, workdir, args.before)
         time.sleep(3)
-    results += run_tree(args, workdir, "")
+    results += run_tree(args, workdir, args.src)
     return results
 
 
@@ -429,6 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--before", default="", help="first run the steps against a node from this source tree"
     )
+    ap.add_argument("--src", default="", help="run the node from this source tree")
     ap.add_argument(
         "--client-nice",
         type=int,

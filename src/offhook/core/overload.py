@@ -56,8 +56,10 @@ about again (the INVITE that answers a digest challenge comes back with the
 same Call-ID: shedding it would throw away the challenge already paid for,
 and admitting a share r of each of a call's two INVITEs completes only r^2
 of them), and a call shed once gets the same answer for a retransmission
-(the stored 503, resent without asking or building it again). Only
-``admit``'s own decisions are stored; an exempt number is not.
+(the stored 503, resent without asking or building it again). ``admit``'s
+own decisions are stored, not an exempt number's; the SIP endpoint also
+stores every INVITE it challenges, overloaded or not, so that a call
+challenged just before the overload began is not shed when it answers.
 """
 
 from __future__ import annotations

@@ -448,6 +448,9 @@ class SipEndpoint:
             answer = self.notifier.screen(req, addr)
         else:
             answer, _ = self.intake.digest(req, addr, record=False)
+            if answer is not None and answer.status == 407 and self.overload is not None:
+                # Its INVITE with credentials is admitted, should overload begin meanwhile.
+                self.overload.memory.admitted(req.call_id, self.loop.time())
         if answer is None:
             return False
         self.counters["stateless_answers"] += 1

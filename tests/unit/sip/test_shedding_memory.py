@@ -7,10 +7,14 @@ completes the share of calls it admits instead of that share squared."""
 
 from __future__ import annotations
 
-from sip_rig import PHONE, Peer, Rig, responses, sdp
-from test_shedding import overload, shed_503
+from typing import Any
+from unittest import mock
 
-from offhook.sip.message import SipResponse
+from sip_rig import PHONE, Peer, Rig, responses, sdp
+from test_shedding import PHONE2, overload, shed_503
+
+from offhook.core.overload import OverloadControl, OverloadPolicy
+from offhook.sip.message import SipRequest, SipResponse, make_response
 
 
 def statuses(rig: Rig) -> list[int]:
@@ -74,3 +78,30 @@ def test_a_new_request_of_a_shed_call_is_asked_about_again() -> None:
     rig.feed(peer.request("INVITE", body=sdp(), cseq=2, to_tag="", uri=f"sip:1002@{PHONE[0]}"))
     assert statuses(rig) == [503]
     assert control.shed["invite"] == 2 and control.memory.resent == 0
+
+
+def test_a_call_challenged_before_the_overload_is_not_shed_when_it_answers() -> None:
+    rig = Rig()
+    control = OverloadControl(OverloadPolicy(window=0.5), rig.clock.monotonic())
+    rig.ep.overload = control  # attached, not overloaded
+    peer = Peer(PHONE2)  # not a trunk: its calls are challenged
+
+    def challenge(req: SipRequest, addr: Any, *, record: bool = True) -> tuple[Any, str]:
+        return make_response(req, 407, to_tag="t407"), ""
+
+    with mock.patch.object(rig.ep.intake, "digest", side_effect=challenge):
+        rig.feed(peer.invite(sdp()), PHONE2)
+        assert statuses(rig) == [407]
+        now = rig.clock.monotonic()
+        for i in range(10):  # now shedding everything
+            control.observe(now + 0.5 * (i + 1), {"injected": 10.0})
+        assert control.overloaded and control.admit_ratio == 0
+        rig.feed(
+            peer.request("INVITE", body=sdp(), cseq=2, to_tag="", uri=f"sip:1002@{PHONE[0]}"),
+            PHONE2,
+        )
+        assert statuses(rig) == [407]  # asked for credentials again, not shed
+        assert control.shed["invite"] == 0
+        assert control.memory.followed == 1
+        rig.feed(Peer(PHONE2).invite(sdp()), PHONE2)  # a new call is shed
+        assert statuses(rig) == [503]

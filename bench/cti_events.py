@@ -258,6 +258,10 @@ class Result:
         return self.events / max(1, self.clients * self.published)
 
     best_rate: int | None = None
+    ladder_lost: int = 0
+    """Clients overflowed by the end of the ladder (a ladder with clients gone is cheaper)."""
+    ladder_delivered_share: float = 0.0
+    """Events the clients got during the ladder, of what each should have got."""
     error: str = ""
 
 
@@ -289,8 +293,17 @@ def measure(
             result.events_per_s = round(result.events / max(step.elapsed_s, 0.001), 1)
         if args.ladder:
             ladder = sc.ServerResult(f"cti-{clients}")
+            got0 = group.received if group else 0
+            published0 = server.status()["cti"]["published"]
             sc.ladder(ladder, server.pid, server.sip_port, args.rates, args.duration, wd, uac)
             result.best_rate = ladder.best_rate
+            if group is not None:
+                time.sleep(1.0)
+                published = server.status()["cti"]["published"] - published0
+                result.ladder_lost = group.lost
+                result.ladder_delivered_share = round(
+                    (group.received - got0) / max(1, clients * published), 4
+                )
     except (sc.BenchError, subprocess.SubprocessError, OSError) as exc:
         result.error = str(exc)
     finally:
@@ -352,7 +365,12 @@ def run_tree(args: argparse.Namespace, workdir: Path, src: str) -> list[Result]:
                     f"web {r.web_cpu_ms_per_call} ms/call; {r.events} events, "
                     f"{r.events_per_s}/s delivered ({r.delivered_share:.1%} of the "
                     f"{r.published} published, to each), {r.lost} overflowed, {r.resyncs} resyncs"
-                    + (f"; best {r.best_rate} calls/s" if r.best_rate is not None else "")
+                    + (
+                        f"; best {r.best_rate} calls/s (ladder: {r.ladder_lost} overflowed, "
+                        f"{r.ladder_delivered_share:.1%} delivered)"
+                        if r.best_rate is not None
+                        else ""
+                    )
                     + (f"  ERROR {r.error}" if r.error else ""),
                     flush=True,
                 )

@@ -33,9 +33,9 @@ class OverloadSettings(Section):
       average over the window (0.1 / 0.02): the loop cannot keep up, or the
       machine gives it too little CPU; 0 turns it off;
     - ``queue_high`` / ``queue_low``: the fullest receive buffer of the SIP
-      UDP sockets, as a share of its size, over the window (0.02 / 0.005:
-      the buffers are 4 MiB, 8 MiB of kernel memory, so 0.02 is about 70
-      INVITEs waiting, some 25 ms of work): datagrams arrive faster than the
+      UDP sockets, as a share of its size, over the window (0.01 / 0.0025:
+      the buffers are 4 MiB, 8 MiB of kernel memory, so 0.01 is about 35
+      INVITEs waiting, some 12 ms of work): datagrams arrive faster than the
       node reads them. The other two miss it: the CPU share of a saturated
       loop cannot go past one core (a load of 1.1 at most, a slow cut) and
       stays under ``cpu_high`` when the machine gives the node less than a
@@ -50,12 +50,12 @@ class OverloadSettings(Section):
       calls in setup.
 
     The throttle: ``interval`` seconds between samples (0.1), ``window``
-    seconds per decision (0.5); shedding starts after ``sustain`` overloaded
+    seconds per decision (0.25); shedding starts after ``sustain`` overloaded
     windows in a row (2: a one-window spike, a garbage collection or a plan
     reload, sheds nothing); then an overloaded window multiplies the admitted
     share of new calls by at most ``decrease`` (0.75), a calm one adds
     ``increase`` (0.1), so the node recovers from full shedding in about
-    ``window / increase`` = 5 s of calm; ``min_admit``: the share always
+    ``window / increase`` = 2.5 s of calm; ``min_admit``: the share always
     admitted (0).
     ``retry_after_min`` / ``retry_after_max``: the Retry-After of a 503,
     seconds, from shedding little to shedding everything (1 / 8): short, as a
@@ -72,12 +72,12 @@ class OverloadSettings(Section):
     cpu_counts_waiting: bool = False
     lag_high: float = Field(default=0.1, ge=0, le=60)
     lag_low: float = Field(default=0.02, ge=0, le=60)
-    queue_high: float = Field(default=0.02, ge=0, le=1)
-    queue_low: float = Field(default=0.005, ge=0, le=1)
+    queue_high: float = Field(default=0.01, ge=0, le=1)
+    queue_low: float = Field(default=0.0025, ge=0, le=1)
     pending_high: int = Field(default=0, ge=0, le=1_000_000)
     pending_low: int = Field(default=0, ge=0, le=1_000_000)
     interval: float = Field(default=0.1, ge=0.01, le=10)
-    window: float = Field(default=0.5, ge=0.05, le=60)
+    window: float = Field(default=0.25, ge=0.05, le=60)
     sustain: int = Field(default=2, ge=1, le=100)
     decrease: float = Field(default=0.75, gt=0, lt=1)
     increase: float = Field(default=0.1, gt=0, le=1)

@@ -23,7 +23,8 @@ def test_defaults_and_policy() -> None:
     policy = policy_of(s)
     assert policy.thresholds["cpu"].high == 0.9 and policy.thresholds["cpu"].low == 0.7
     assert policy.thresholds["lag"].high == 0.1
-    assert policy.thresholds["queue"].high == 0.02 and policy.thresholds["queue"].low == 0.005
+    assert policy.thresholds["queue"].high == 0.01 and policy.thresholds["queue"].low == 0.0025
+    assert policy.window == 0.25
     assert policy.thresholds["pending"].high == 0  # off
     assert policy.exempt == frozenset({"112", "911"})
     assert (policy.retry_after_min, policy.retry_after_max) == (1, 8)

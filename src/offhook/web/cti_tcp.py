@@ -53,7 +53,7 @@ from offhook.net.guard import IDLE_TIMEOUT, MALFORMED, TOO_LARGE, ListenerGuard,
 from offhook.web.cti_ws import CtiService, run_client
 from offhook.web.roles import Permission, permissions_of
 from offhook.web.security import LoginRefused
-from offhook.web.ws_guard import BATCH, CLOSE_TIMEOUT, RAW, SEND_BUFFER, URGENT
+from offhook.web.ws_guard import BATCH, CLOSE_TIMEOUT, RAW, SEND_BUFFER, TIMEOUT, URGENT
 
 __all__ = ["LINES_WIRE", "LISTENER", "CtiTcpServer", "LineSocket"]
 
@@ -98,7 +98,8 @@ class LineSocket:
             if raw:
                 self.writer.write(raw)
                 if not message.get(URGENT):
-                    await self.writer.drain()
+                    async with asyncio.timeout(message.get(TIMEOUT)):
+                        await self.writer.drain()
             return
         texts = message.get(BATCH)
         if texts is None:

@@ -59,7 +59,7 @@ from offhook.web.cti_asyncapi import asyncapi_document
 from offhook.web.deps import AUTH_ERRORS, Principal, WebContext, require
 from offhook.web.roles import Permission, permissions_of
 from offhook.web.security import LoginRefused
-from offhook.web.ws_guard import BATCH, RAW, URGENT
+from offhook.web.ws_guard import BATCH, RAW, TIMEOUT, URGENT
 
 __all__ = [
     "EVENTS_PATH",
@@ -461,10 +461,13 @@ class Connection:
                 self._end(CLOSE_NODE, {"type": "error", "reason": "node unavailable: no snapshot"})
                 return
             try:
+                if raw:
+                    # The transport bounds the wait (``TIMEOUT``): no timer per write.
+                    message = {"type": "websocket.send", RAW: data, TIMEOUT: self.send_timeout}
+                    await websocket.send(message)
+                    continue
                 async with asyncio.timeout(self.send_timeout):
-                    if raw:
-                        await websocket.send({"type": "websocket.send", RAW: data})
-                    elif batch:
+                    if batch:
                         await websocket.send({"type": "websocket.send", BATCH: frames})
                     else:
                         await websocket.send_text(frames[0])

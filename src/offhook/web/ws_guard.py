@@ -55,6 +55,7 @@ __all__ = [
     "CLOSE_TIMEOUT",
     "RAW",
     "SEND_BUFFER",
+    "TIMEOUT",
     "URGENT",
     "WS_WIRE",
     "Admission",
@@ -71,6 +72,9 @@ URGENT = "offhook.urgent"
 BATCH = "offhook.batch"
 """A key of a ``websocket.send`` message: a list of texts, sent as that many frames in
 one write (the scope's ``extensions`` has it when the server takes it)."""
+TIMEOUT = "offhook.timeout"
+"""A key of a ``RAW`` message: seconds it may wait for a client that does not read
+(then ``TimeoutError``); the caller needs no timer of its own for writes that do not wait."""
 RAW = "offhook.raw"
 """A key of a ``websocket.send`` message: bytes of whole text frames, written as they are
 (the scope's ``extensions`` has it, with the ``Wire`` that frames them, ``{"wire": ...}``)."""
@@ -183,8 +187,12 @@ class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
     async def _send_batch(self, texts: list[str]) -> None:
         await self._send_frames(text_frames(texts))
 
-    async def _send_frames(self, data: bytes) -> None:
-        await self.writable.wait()
+    async def _send_frames(self, data: bytes, timeout: float | None = None) -> None:
+        if not self.writable.is_set():
+            # Only a paused transport waits, and no longer than ``timeout`` (TimeoutError):
+            # no timer for a write that does not wait.
+            async with asyncio.timeout(timeout):
+                await self.writable.wait()
         if self.disconnected:
             raise ClientDisconnected()
         if not self.handshake_complete or self.close_sent or self.initial_response is not None:
@@ -199,7 +207,7 @@ class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
         if message.get("type") == "websocket.send":
             raw = message.get(RAW)
             if raw is not None:
-                await self._send_frames(raw)
+                await self._send_frames(raw, message.get(TIMEOUT))
                 return
             texts = message.get(BATCH)
             if texts is not None:

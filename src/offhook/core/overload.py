@@ -105,9 +105,10 @@ RATIO_FLOOR = 0.01
 everything but one call in a thousand is shedding everything."""
 
 
-MEMORY_SIZE = 16384
+MEMORY_SIZE = 4096
 """Calls ``CallMemory`` remembers at most (the oldest are forgotten first): at 1,000
-new calls a second, 16 s of them."""
+new calls a second, 4 s of them, far longer than a challenge takes to be answered;
+about 1 MB when full (a flood of new INVITEs fills it: it must stay small)."""
 MEMORY_TTL = 32.0
 """Seconds a decision is remembered: RFC 3261 Timer B (64 x T1), the longest a client
 retransmits an INVITE."""

@@ -60,8 +60,7 @@ from sip_calls import (
     read_stat_csv,
     register_uas,
     sipp_base,
-    stop,
-    wait_bound,
+    sipp_uas,
     write_results,
 )
 
@@ -92,20 +91,6 @@ def pin(pid: int, cpus: str) -> None:
         subprocess.run(
             ["taskset", "-a", "-pc", cpus, p], capture_output=True, timeout=10, check=False
         )
-
-
-@contextlib.contextmanager
-def uas(workdir: Path, prefix: list[str]) -> Any:
-    """A SIPp UAS answering every call (``prefix``: taskset); yields its port."""
-    port = free_port()
-    cmd = [*prefix, *sipp_base("uas.xml", port, workdir, "uas"), "-timeout", "3600s", HOST]
-    with open(workdir / "uas.out", "wb") as out:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
-        try:
-            wait_bound(port, proc, "SIPp uas")
-            yield port
-        finally:
-            stop(proc)
 
 
 def start_node(wd: Path, src: str, overload: dict[str, Any] | None = None) -> Any:
@@ -337,7 +322,7 @@ def bench(
     try:
         if node_cpu:
             pin(server.pid, node_cpu)
-        with uas(workdir, prefix) as uas_port:
+        with sipp_uas(workdir, prefix=prefix) as uas_port:
             rig = Rig(server, register_uas(server.sip_port, uas_port, workdir), uas_port, prefix,
                       workdir)  # fmt: skip
             per_call: float | None = None

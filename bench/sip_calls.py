@@ -40,7 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -177,10 +177,10 @@ def stop(proc: subprocess.Popen[bytes] | None) -> None:
 
 
 @contextlib.contextmanager
-def sipp_uas(workdir: Path, scenario: str = "uas.xml") -> Iterator[int]:
-    """A long-running SIPp UAS answering every call; yields its port."""
+def sipp_uas(workdir: Path, scenario: str = "uas.xml", prefix: Sequence[str] = ()) -> Iterator[int]:
+    """A long-running SIPp UAS answering every call (``prefix``: e.g. taskset); yields its port."""
     port = free_port()
-    cmd = [*sipp_base(scenario, port, workdir, "uas"), "-timeout", "3600s", HOST]
+    cmd = [*prefix, *sipp_base(scenario, port, workdir, "uas"), "-timeout", "3600s", HOST]
     with open(workdir / "uas.out", "wb") as out:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
         try:

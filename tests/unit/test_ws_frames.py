@@ -2,32 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator
-
 from hypothesis import given
 from hypothesis import strategies as st
-from websockets.frames import Frame, Opcode
-from websockets.streams import StreamReader
+from websockets.frames import Opcode
 
 from offhook.web.ws_guard import text_frames
-
-
-def parsed(data: bytes) -> list[Frame]:
-    """Every frame in ``data``, as a server's client would read them (unmasked)."""
-    reader = StreamReader()
-    reader.feed_data(data)
-    frames = []
-    while reader.buffer:
-        parser: Generator[None, None, Frame] = Frame.parse(
-            reader.read_exact, mask=False, max_size=None
-        )
-        try:
-            next(parser)
-        except StopIteration as done:
-            frames.append(done.value)
-            continue
-        raise AssertionError("a frame was cut short")
-    return frames
+from support.ws_frames import parsed
 
 
 def test_lengths_at_each_header_size() -> None:

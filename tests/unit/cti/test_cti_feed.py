@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Generator
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from websockets.frames import Frame, Opcode
-from websockets.streams import StreamReader
+from websockets.frames import Opcode
 
 from offhook.cti.client_protocol import Ping, Resume, Subscribe
 from offhook.cti.hub import SEQ_WIDTH, Hub, Wire, encode
@@ -31,6 +29,7 @@ from offhook.cti.scope import Scope
 from offhook.cti.session import Overflowed, Session, SessionCounters
 from offhook.web.cti_tcp import LINES_WIRE
 from offhook.web.ws_guard import WS_WIRE, text_frames
+from support.ws_frames import parsed
 
 BASE = 1_000
 ALL = Scope(everything=True)
@@ -86,21 +85,10 @@ def pair(h: Hub, queue: int = 1000, wire: Wire = WS_WIRE) -> tuple[Session, Sess
 
 
 def parse_ws(data: bytes) -> list[str]:
-    reader = StreamReader()
-    reader.feed_data(data)
     texts = []
-    while reader.buffer:
-        parser: Generator[None, None, Frame] = Frame.parse(
-            reader.read_exact, mask=False, max_size=None
-        )
-        try:
-            next(parser)
-        except StopIteration as done:
-            frame = done.value
-            assert frame.opcode is Opcode.TEXT and frame.fin
-            texts.append(frame.data.decode())
-            continue
-        raise AssertionError("a frame was cut short")
+    for frame in parsed(data):
+        assert frame.opcode is Opcode.TEXT and frame.fin
+        texts.append(frame.data.decode())
     return texts
 
 

@@ -88,6 +88,7 @@ from offhook.sip.auth import Credentials, DigestAuthenticator
 from offhook.sip.endpoint import Caller, SipEndpoint, TrunkPeer
 from offhook.sip.registrar import Registrar
 from offhook.sip.session_timer import SessionTimerSettings
+from offhook.sip.shed_peek import shed_datagram
 from offhook.sip.subscriptions import Limits
 from offhook.sip.timers import TimerConfig
 from offhook.sip.transaction import TransactionLayer
@@ -426,6 +427,7 @@ async def run(
     )
     # Attached even when off: it sheds nothing then, and a reload may turn it on.
     endpoint.overload = node.overload = overload.control
+    transport.peek = lambda data, addr: shed_datagram(endpoint, data, addr)  # sheds unparsed
     sip_events = start_sip_events(
         endpoint,
         engine,

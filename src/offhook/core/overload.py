@@ -156,13 +156,27 @@ class CallMemory:
         """``key``'s call was admitted: its later requests are too (``follows``)."""
         self._put(key, _ADMITTED, now)
 
+    def admitted_ahead(self, key: Hashable, now: float) -> None:
+        """``key``'s call was admitted by a look before its full parse
+        (``sip.shed_peek``): the parsed path's ``follows`` for it is not counted."""
+        self._put(key, _AHEAD, now)
+
     def follows(self, key: Hashable, now: float) -> bool:
         """Is ``key`` a call admitted before? Counted; the entry stays (a challenge
         can come again, for another hop's credentials)."""
-        if self._get(key, now) is _ADMITTED:
+        value = self._get(key, now)
+        if value is _ADMITTED:
             self.followed += 1
             return True
+        if value is _AHEAD:  # the same request, admitted before its full parse
+            self._calls[key] = (self._calls[key][0], _ADMITTED)
+            return True
         return False
+
+    def known(self, key: Hashable, now: float) -> bool:
+        """Is ``key`` a call admitted before? Not counted (``follows`` counts)."""
+        value = self._get(key, now)
+        return value is _ADMITTED or value is _AHEAD
 
     def shed(self, key: Hashable, answer: object, now: float) -> None:
         """``key``'s request was shed with ``answer`` (what to resend to a retransmission)."""
@@ -171,7 +185,7 @@ class CallMemory:
     def answer(self, key: Hashable, now: float) -> object | None:
         """The answer a shed request got (None: not shed, or forgotten)."""
         value = self._get(key, now)
-        return None if value is _ADMITTED else value
+        return None if value is _ADMITTED or value is _AHEAD else value
 
     def forget(self) -> None:
         self._calls.clear()
@@ -185,6 +199,7 @@ class CallMemory:
 
 
 _ADMITTED = object()
+_AHEAD = object()  # admitted before the full parse; the parsed path follows it uncounted
 
 
 class Mode(Enum):
@@ -255,6 +270,7 @@ class OverloadControl:
         self.signals: dict[str, float] = {}  # the last window's mean of each signal
         self.shed: dict[str, int] = dict.fromkeys(KINDS, 0)
         self.admitted: dict[str, int] = dict.fromkeys(KINDS, 0)  # while overloaded
+        self.unparsed = 0  # sheds and resends decided before the full parse (sip.shed_peek)
         self.episodes = 0  # times the node became overloaded
         self.since: float | None = None  # when the current episode began
         self.changes = 0  # times admit_ratio changed (RFC 7339 oc-seq material)
@@ -394,5 +410,6 @@ class OverloadControl:
             "overloaded_for": round(now - self.since, 3) if self.since is not None else 0.0,
             "shed": dict(self.shed),
             "admitted_while_overloaded": dict(self.admitted),
+            "shed_unparsed": self.unparsed,
             "memory": self.memory.status(),
         }

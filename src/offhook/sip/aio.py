@@ -295,6 +295,9 @@ class SipTransport:
         # The plan's trunks (set by the composition root): their datagrams are
         # held to their own buckets instead of the anonymous per-source one.
         self.trunks: TrunkTable | None = None
+        # A look at a datagram before its full parse (sip.shed_peek, set by the
+        # composition root): True when it handled the datagram (a shed INVITE).
+        self.peek: Callable[[bytes, Addr], bool] | None = None
         self._limits = limits or TransportLimits()
         self.guard = ListenerGuard(
             self._limits, allow, lambda reason, host: self.reject(reason, (host, 0))
@@ -447,6 +450,9 @@ class SipTransport:
             self.reject(TOO_LARGE, addr)
             self._answer_bad(data, addr, "udp", ParseError("message too large", 513))
             return
+        peek = self.peek
+        if peek is not None and peek(data, addr):
+            return  # shed before the full parse (only while overloaded)
         try:
             msg = parse_message(data, self._limits.max_message)
         except ParseError as exc:

@@ -37,14 +37,15 @@ without counting it twice. Whatever goes on is parsed in full as before.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import TYPE_CHECKING
 
 from offhook.common.errors import ParseError
 from offhook.sip.aio import stamp_via
 from offhook.sip.codec import _FAST_NAMES, MAX_HEADERS, MAX_LINE
-from offhook.sip.message import Headers, SipRequest, SipResponse
-from offhook.sip.shedding import called_number, service_unavailable
+from offhook.sip.message import Headers, SipRequest, SipResponse, _param
+from offhook.sip.shedding import called_number
 from offhook.sip.transaction import server_key
 
 if TYPE_CHECKING:
@@ -121,12 +122,15 @@ def shed_datagram(endpoint: SipEndpoint, data: bytes, addr: Addr) -> bool:
         return False
     try:
         stamp_via(req, addr)
-        if req.to_tag:
-            return False
-        if req.cseq[1] != "INVITE" or "From" not in req.headers or "To" not in req.headers:
-            return False
+        first: dict[str, str] = {}
+        for name, value in req.headers:
+            first.setdefault(name, value)
+        to = first.get("To")
+        if to is None or "From" not in first or _param(to, "tag"):
+            return False  # no To (check_request answers it), or in-dialog: never shed
+        cseq = req.cseq
         call_id = req.call_id
-        if not call_id or endpoint.txl.get(server_key(req)) is not None:
+        if cseq[1] != "INVITE" or not call_id or endpoint.txl.get(server_key(req)) is not None:
             return False
         number = called_number(req)
     except ParseError:
@@ -140,7 +144,7 @@ def shed_datagram(endpoint: SipEndpoint, data: bytes, addr: Addr) -> bool:
         if delay > 0:
             return False  # held back by the parsed path (it asks the gate again)
     now = endpoint.loop.time()
-    memory, call = overload.memory, (call_id, req.cseq[0])
+    memory, call = overload.memory, (call_id, cseq[0])
     answer = memory.answer(call, now)
     if isinstance(answer, SipResponse):
         memory.resent += 1
@@ -150,10 +154,29 @@ def shed_datagram(endpoint: SipEndpoint, data: bytes, addr: Addr) -> bool:
         memory.admitted_ahead(call_id, now)
         return False
     else:
-        answer = service_unavailable(req, overload.retry_after())
+        answer = _unavailable(req, first, overload.retry_after())
         memory.shed(call, answer, now)
     overload.unparsed += 1
     endpoint.counters["stateless_answers"] += 1
     endpoint.txl.send_stateless(answer, addr, "udp")
     endpoint.flush()
     return True
+
+
+def _unavailable(req: SipRequest, first: dict[str, str], retry_after: int) -> SipResponse:
+    """``shedding.service_unavailable`` for a peeked request: its headers are only the
+    ones a response copies, ``first`` their first values (what ``derived_tag`` hashes)."""
+    digest = hashlib.sha256()
+    for name in ("Call-ID", "From", "CSeq", "Via"):
+        digest.update((first.get(name) or "").encode("utf-8", "surrogateescape"))
+        digest.update(b"\x00")
+    tag = digest.hexdigest()[:12]
+    items: list[tuple[str, str]] = []
+    for name, value in req.headers:
+        if name == "To" and _param(value, "tag") is None:
+            value = f"{value};tag={tag}"
+        items.append((name, value))
+    items.append(("Retry-After", str(retry_after)))
+    return SipResponse(
+        headers=Headers.from_canonical(items), status=503, reason="Service Unavailable"
+    )

@@ -8,10 +8,12 @@ it. While (and only while) the node sheds, the UDP transport first hands the
 datagram to :func:`shed_datagram`: :func:`peek_invite` reads only what a shed
 decision and its 503 need out of the bytes (the start line, Via, From, To,
 Call-ID, CSeq and Record-Route, in their order), into a small ``SipRequest``
-that holds nothing else, and the decision and the answer are the endpoint's
-own (``stamp_via``, ``shed_kind``'s rules, ``CallMemory``,
-``OverloadControl.admit``, ``service_unavailable``, the ``oc`` marking in
-``flush``): the 503 is the one the parsed path builds, by construction.
+that holds nothing else. The decision is the endpoint's own
+(``stamp_via``, ``shed_kind``'s rules, ``CallMemory``,
+``OverloadControl.admit``, the ``oc`` marking in ``flush``); the 503 is
+``shedding.service_unavailable``'s, built from the peeked headers' values
+(:func:`_unavailable`: the same headers in the same order, the same derived
+To tag) without looking them up again.
 
 The peek is a strict subset of ``codec.parse_message``: it gives up (None:
 the datagram takes the full path) on anything it is not sure of: not plain
@@ -24,12 +26,13 @@ it accepts, the parser accepts, with the same header values (the same
 name table, the same stripping). The differential test
 (``tests/unit/sip/test_shed_peek.py``) checks that.
 
-The decision (:func:`shed_datagram`) follows the parsed path's order: the
-Via stamped with ``received``/``rport``, the failed-login gate (a blocked
-source is dropped and counted as there), a To tag (in-dialog: never shed),
+The decision (:func:`shed_datagram`) comes to the parsed path's answer: the
+Via stamped with ``received``/``rport``, a To tag (in-dialog: never shed),
 the checks of ``SipEndpoint._shed`` (CSeq method, From/To, Call-ID, a server
-transaction already there), then ``CallMemory``: a stored 503 is resent, a
-call admitted before goes on; an exempt number goes on without a draw; else
+transaction already there), the failed-login gate (asked once those pass: a
+blocked source is dropped and counted as there, a held one goes to the
+parsed path), then ``CallMemory``: a stored 503 is resent, a call admitted
+before goes on; an exempt number goes on without a draw; else
 ``OverloadControl.admit`` draws. An admission is noted in the memory as
 ``admitted_ahead``, so that the parsed path, which asks again, follows it
 without counting it twice. Whatever goes on is parsed in full as before.

@@ -189,6 +189,7 @@ class Step:
     goodput: float = 0.0  # successful calls per second of offered load
     goodput_share: float = 0.0  # of --base
     shed_invites: int = 0
+    shed_unparsed: int = 0  # sheds and resends decided before the full parse (sip.shed_peek)
     node_drops: int = 0  # datagrams the kernel dropped at the node's socket
     sipp_drops: int = 0  # ... at SIPp's UAC and UAS sockets
     cpu_s: float = 0.0
@@ -272,6 +273,7 @@ def run_step(rig: Rig, base: int, factor: float, duration: int, profile: bool) -
     after = server.control("overload")
     step.overload_status = after
     step.shed_invites = after["shed"]["invite"] - before["shed"]["invite"]
+    step.shed_unparsed = after.get("shed_unparsed", 0) - before.get("shed_unparsed", 0)
     step.overload_episodes = after["episodes"] - before["episodes"]
     step.node_drops = udp_drops(server.sip_port) - drops0[0]
     step.sipp_drops = udp_drops(rig.uas_port) - drops0[1] + udp_drops(uac_port)
@@ -339,7 +341,8 @@ def bench(
                     f"  x{factor:<4g} {step.rate:6d} calls/s offered: "
                     f"goodput {step.goodput:7.1f}/s "
                     f"({100 * step.goodput_share:5.1f} % of {base}), {step.successful} ok, "
-                    f"{step.failed} failed {step.failed_by} ({step.shed_invites} shed 503), "
+                    f"{step.failed} failed {step.failed_by} ({step.shed_invites} shed 503, "
+                    f"{step.shed_unparsed} unparsed), "
                     f"retrans {step.retransmissions}, drops node {step.node_drops} "
                     f"sipp {step.sipp_drops}, cpu {step.cpu_s:.1f}s "
                     f"({step.cpu_ms_per_call} ms/call, {step.cpu_ms_per_shed} ms/shed), "

@@ -37,6 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from offhook import gc_policy
 from offhook.children import ChildSupervisor
 from offhook.common import logsetup
 from offhook.common.addr import canonical, host_port
@@ -737,18 +738,6 @@ def raise_fd_limit(settings: Settings) -> None:
         )
 
 
-GC_THRESHOLDS = (20_000, 10, 10)
-"""The node's garbage collector: a young collection every 20,000 allocations (not
-700), Python's default cadence above it. With Python's defaults a node at 150 calls/s
-spent about 0.3 ms a call collecting, much of it in full collections of 100-150 ms
-that stall the event loop (bench/README.md, issue 13 item 3); ``gc.freeze()`` after
-start-up keeps the plan out of them. A call's objects are cycles (a leg and its
-handlers point at each other) that only a full collection frees: with a full one
-every 100 middle ones (20,000 x 50 x 100 allocations) a quiet node kept every call
-of minutes in memory (the soak test's RSS growth); at 200 calls/s both cadences cost
-the same CPU and peak RSS (3.1 ms a call, 260 MB, same run)."""
-
-
 def serve(settings: Settings, config_path: Path | None = None) -> int:
     """Entry point of ``offhook serve``."""
     setup_logging(settings)
@@ -759,7 +748,7 @@ def serve(settings: Settings, config_path: Path | None = None) -> int:
         uvloop.install()
     except ImportError:
         pass
-    gc.set_threshold(*GC_THRESHOLDS)
+    gc.set_threshold(*gc_policy.THRESHOLDS)
 
     async def main() -> None:
         ready = asyncio.Event()
@@ -768,12 +757,16 @@ def serve(settings: Settings, config_path: Path | None = None) -> int:
         )
         started = asyncio.create_task(ready.wait())
         await asyncio.wait({node, started}, return_when=asyncio.FIRST_COMPLETED)
+        collections: asyncio.Task[None] | None = None
         if ready.is_set():
-            # What start-up built lives as long as the node: out of every collection.
-            gc.collect()
-            gc.freeze()
+            gc_policy.freeze_start_up()
+            collections = asyncio.create_task(gc_policy.FullCollections().run())
         started.cancel()
-        await node
+        try:
+            await node
+        finally:
+            if collections is not None:
+                collections.cancel()
 
     try:
         asyncio.run(main())

@@ -16,6 +16,7 @@ from sip_node_rig import A_PORT, B_PORT
 from sipclient import SipClient, branch, sdp, tag
 from test_overload_node import PLAN, control, run, ua
 
+from support.overload import injected_only
 from support.server import OffhookServer
 
 
@@ -26,19 +27,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
         PLAN,
         # Only the injected load counts (a busy CI machine must not shed these calls);
         # shedding never goes below one call in two.
-        extra_config={
-            "overload": {
-                "enabled": True,
-                "test_control": True,
-                "cpu_high": 0,
-                "cpu_low": 0,
-                "lag_high": 0,
-                "lag_low": 0,
-                "queue_high": 0,
-                "queue_low": 0,
-                "min_admit": 0.5,
-            }
-        },
+        extra_config=injected_only(min_admit=0.5),
     )
     srv.start()
     try:

@@ -20,6 +20,7 @@ from sipclient import HOST, SipClient, sdp
 
 from offhook.sccp.messages import CallState, StartTone
 from offhook.sccp.ui import CallStateCode, DeviceTone
+from support.overload import injected_only
 from support.sccp_phone import SccpPhone
 from support.server import OffhookServer, device
 
@@ -47,18 +48,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
         PLAN,
         # Only the injected load counts: a busy CI machine (loop lag, CPU, backlog) must not make
         # this node shed the calls the test expects to go through.
-        extra_config={
-            "overload": {
-                "enabled": True,  # OffhookServer turns it off by default
-                "test_control": True,
-                "cpu_high": 0,
-                "cpu_low": 0,
-                "lag_high": 0,
-                "lag_low": 0,
-                "queue_high": 0,
-                "queue_low": 0,
-            }
-        },
+        extra_config=injected_only(),
     )
     srv.start()
     try:

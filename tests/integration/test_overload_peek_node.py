@@ -19,6 +19,7 @@ from sip_node_rig import options_ok
 from sipclient import HOST, SipClient, sdp
 from test_overload_node import PASSWORDS, PLAN, control, run, wait_state
 
+from support.overload import injected_only
 from support.server import OffhookServer
 
 
@@ -27,19 +28,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
     srv = OffhookServer(
         tmp_path_factory.mktemp("overload_peek"),
         PLAN,
-        extra_config={
-            "overload": {
-                "enabled": True,
-                "test_control": True,
-                "exempt": ["1003"],
-                "cpu_high": 0,
-                "cpu_low": 0,
-                "lag_high": 0,
-                "lag_low": 0,
-                "queue_high": 0,
-                "queue_low": 0,
-            }
-        },
+        extra_config=injected_only(exempt=["1003"]),
     )
     srv.start()
     try:

@@ -22,6 +22,13 @@ Run from the repository root::
 
     python bench/sip_calls.py                       # both servers, default ladder
     python bench/sip_calls.py --servers sippy --rates 50,100,200,300 --duration 20
+
+``--before DIR`` also runs every offhook variant from another source tree
+(``git archive REV src | tar -x -C /tmp/x``, then ``--before /tmp/x/src``),
+alternating before and after ``--rounds`` times in the same run, so a change
+is measured against its base on the same machine minutes apart;
+``--profile DIR`` records the node with py-spy during each step
+(``DIR/<server>-<rate>.txt``, raw format, ``--nonblocking``).
 """
 
 from __future__ import annotations
@@ -214,14 +221,18 @@ class Step:
 
 
 def start_offhook(
-    wd: Path, extra: dict[str, dict[str, Any]] | None = None, plan: dict[str, Any] | None = None
+    wd: Path,
+    extra: dict[str, dict[str, Any]] | None = None,
+    plan: dict[str, Any] | None = None,
+    src: str = "",
 ) -> tuple[Any, str]:
     """A started node fed by SIPp: (the ``OffhookServer``, "") or (None, why it did not start).
 
     SIPp's UAC and UAS both send from 127.0.0.1: the per-source rate limit
     ([sip] rate_per_source, 200 messages/s by default), which exists precisely to
     stop one address from sending this much, is lifted. ``extra``: more sections (a
-    ``sip`` section replaces those limits); ``plan``: another plan than ``PLAN``.
+    ``sip`` section replaces those limits); ``plan``: another plan than ``PLAN``;
+    ``src``: run the node from this source tree.
     """
     try:
         from support.server import OffhookServer, ServerError
@@ -230,7 +241,8 @@ def start_offhook(
 
     unlimited = {"rate_per_source": 1e9, "rate_burst": 1e9}
     config = {"sip": unlimited, **(extra or {})}
-    server = OffhookServer(wd, PLAN if plan is None else plan, extra_config=config)
+    env = {"PYTHONPATH": os.path.abspath(src)} if src else None
+    server = OffhookServer(wd, PLAN if plan is None else plan, extra_config=config, env=env)
     try:
         server.start(timeout=30)
     except (ServerError, OSError, subprocess.SubprocessError) as exc:
@@ -270,8 +282,10 @@ def run_step(
     workdir: Path,
     uac_args: list[str],
     uac_port: int = 0,
+    profile: Path | None = None,
 ) -> Step:
-    """One step; ``uac_port``: the UAC's own port (0: a free one; a trunk's is fixed)."""
+    """One step; ``uac_port``: the UAC's own port (0: a free one; a trunk's is fixed);
+    ``profile``: py-spy the server into this file during the step."""
     calls = rate * duration
     step = Step(rate=rate, calls=calls)
     name = f"uac-{rate}"
@@ -284,6 +298,13 @@ def run_step(
         "-trace_stat", "-stf", str(stat), "-fd", "1",
         f"{HOST}:{target_port}",
     ]  # fmt: skip
+    spy = None
+    if profile is not None and shutil.which("py-spy"):
+        spy = subprocess.Popen(
+            ["py-spy", "record", "--pid", str(server_pid), "-f", "raw", "--nonblocking",
+             "-r", "100", "-d", str(duration), "-o", str(profile)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
     cpu0 = cpu_seconds(server_pid)
     t0 = time.monotonic()
     with open(workdir / f"{name}.out", "wb") as out:
@@ -292,6 +313,9 @@ def run_step(
         )
     step.elapsed_s = round(time.monotonic() - t0, 2)
     step.cpu_s = round(cpu_seconds(server_pid) - cpu0, 2)
+    if spy is not None:
+        with contextlib.suppress(subprocess.SubprocessError):
+            spy.wait(timeout=30)
     step.peak_rss_kb = peak_rss_kb(server_pid)
     step.sipp_exit = proc.returncode
     try:
@@ -341,9 +365,12 @@ def ladder(
     workdir: Path,
     uac_args: list[str],
     uac_port: int = 0,
+    profile: Path | None = None,
 ) -> None:
+    """Step up ``rates`` until one fails; ``profile``: py-spy each step into this directory."""
     for rate in rates:
-        step = run_step(server_pid, target_port, rate, duration, workdir, uac_args, uac_port)
+        spy = None if profile is None else profile / f"{result.server}-{rate}.txt"
+        step = run_step(server_pid, target_port, rate, duration, workdir, uac_args, uac_port, spy)
         result.steps.append(step)
         result.peak_rss_kb = max(result.peak_rss_kb, step.peak_rss_kb)
         status = "ok" if step.passed else f"FAIL {step.note}"
@@ -388,18 +415,25 @@ def bench_sippy(rates: list[int], duration: int, workdir: Path) -> ServerResult:
     return result
 
 
-def bench_offhook(rates: list[int], duration: int, workdir: Path) -> ServerResult:
-    result = ServerResult("offhook")
-    wd = workdir / "offhook"
+def bench_offhook(
+    rates: list[int],
+    duration: int,
+    workdir: Path,
+    name: str = "offhook",
+    src: str = "",
+    profile: Path | None = None,
+) -> ServerResult:
+    result = ServerResult(name)
+    wd = workdir / name
     wd.mkdir()
-    server, why = start_offhook(wd)
+    server, why = start_offhook(wd, src=src)
     if server is None:
         result.error = why
         return result
     try:
         with sipp_uas(wd) as uas_port:
             uac = register_uas(server.sip_port, uas_port, wd)
-            ladder(result, server.pid, server.sip_port, rates, duration, wd, uac)
+            ladder(result, server.pid, server.sip_port, rates, duration, wd, uac, 0, profile)
     except (BenchError, subprocess.SubprocessError, OSError) as exc:
         result.error = str(exc)
     finally:
@@ -419,7 +453,13 @@ def trunk_plan(carrier_port: int, far_port: int, max_cps: int | None) -> dict[st
 
 
 def bench_offhook_trunk(
-    name: str, max_cps: int | None, rates: list[int], duration: int, workdir: Path
+    name: str,
+    max_cps: int | None,
+    rates: list[int],
+    duration: int,
+    workdir: Path,
+    src: str = "",
+    profile: Path | None = None,
 ) -> ServerResult:
     """Trunk to trunk, no digest: SIPp as a carrier (from its trunk's address) calling
     through offhook out to another trunk (a SIPp UAS). No ``[sip]`` limit is lifted: a
@@ -431,13 +471,16 @@ def bench_offhook_trunk(
     try:
         with sipp_uas(wd, "uas_trunk.xml") as far_port:
             plan = trunk_plan(carrier_port, far_port, max_cps)
-            server, why = start_offhook(wd, extra={"sip": {}}, plan=plan)
+            server, why = start_offhook(wd, extra={"sip": {}}, plan=plan, src=src)
             if server is None:
                 result.error = why
                 return result
             try:
                 uac = ["uac.xml", "-key", "caller", "+12125550100", "-s", "2002"]
-                ladder(result, server.pid, server.sip_port, rates, duration, wd, uac, carrier_port)
+                ladder(
+                    result, server.pid, server.sip_port, rates, duration, wd, uac, carrier_port,
+                    profile,
+                )  # fmt: skip
             finally:
                 server.stop(show_log=False)
     except (BenchError, subprocess.SubprocessError, OSError) as exc:
@@ -510,6 +553,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rates", default=",".join(map(str, DEFAULT_RATES)))
     ap.add_argument("--duration", type=int, default=20, help="seconds per step (max 120)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("--before", default="", help="also run offhook from this source tree")
+    ap.add_argument("--rounds", type=int, default=1, help="before/after rounds (with --before)")
+    ap.add_argument("--profile", default="", help="py-spy the node per step into this directory")
     args = ap.parse_args(argv)
     if shutil.which("sipp") is None:
         print("sipp not found: install Debian sip-tester (scripts/install-deps.sh)")
@@ -519,19 +565,32 @@ def main(argv: list[str] | None = None) -> int:
     servers = [s.strip() for s in args.servers.split(",") if s.strip()]
     workdir = Path(tempfile.mkdtemp(prefix="offhook-bench-"))
     print(f"work directory {workdir}; rates {rates}; {duration}s per step", flush=True)
+    profile = Path(args.profile).resolve() if args.profile else None
+    if profile is not None:
+        profile.mkdir(parents=True, exist_ok=True)
+    trees = [("", "")]
+    if args.before:  # the before tree first, then this one, alternating
+        trees = [("-before", args.before), ("", "")] * max(1, min(args.rounds, 10))
     results: list[ServerResult] = []
     for name in servers:
-        if name == "sippy":
-            results.append(bench_sippy(rates, duration, workdir))
-        elif name == "offhook":
-            results.append(bench_offhook(rates, duration, workdir))
-        elif name == "offhook-trunk":  # the plan's default trunk limits (max_cps 100)
-            results.append(bench_offhook_trunk(name, None, rates, duration, workdir))
-        elif name == "offhook-trunk-nolimit":  # max_cps 0: what the node itself carries
-            results.append(bench_offhook_trunk(name, 0, rates, duration, workdir))
-        else:
+        if name not in ("sippy", "offhook", "offhook-trunk", "offhook-trunk-nolimit"):
             print(f"unknown server {name!r}")
             return 2
+        if name == "sippy":
+            results.append(bench_sippy(rates, duration, workdir))
+            continue
+        for j, (suffix, src) in enumerate(trees):
+            label = f"{name}{suffix}" + (f"-{j // 2 + 1}" if len(trees) > 2 else "")
+            if name == "offhook":
+                results.append(bench_offhook(rates, duration, workdir, label, src, profile))
+            elif name == "offhook-trunk":  # the plan's default trunk limits (max_cps 100)
+                results.append(
+                    bench_offhook_trunk(label, None, rates, duration, workdir, src, profile)
+                )
+            else:  # max_cps 0: what the node itself carries
+                results.append(
+                    bench_offhook_trunk(label, 0, rates, duration, workdir, src, profile)
+                )
     summary = summarize(results)
     print_table(summary, duration)
     write_results(

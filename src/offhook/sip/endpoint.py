@@ -62,7 +62,7 @@ from typing import TYPE_CHECKING, Protocol
 from offhook.common.addr import host_port, ip_version, normalize_host
 from offhook.common.clock import Clock
 from offhook.common.errors import ParseError
-from offhook.common.ids import new_branch, new_call_id, new_tag
+from offhook.common.ids import PLAIN, Ids, new_tag
 from offhook.common.location import Binding
 from offhook.core.engine import CallEngine
 from offhook.core.ports import MediaBridge
@@ -204,6 +204,8 @@ class SipEndpoint:
         self.prefetch = prefetch
         self.bridge = bridge
         self.session_timers = session_timers  # RFC 4028; None: no session timers
+        # The Call-IDs, tags and branches we make (a worker's carry its index: offhook.workers).
+        self.ids: Ids = PLAIN
         self.on_auth_failure = on_auth_failure
         self.auth_gate = auth_gate
         self.trunk_for = trunk_for
@@ -256,7 +258,7 @@ class SipEndpoint:
 
     def via(self, transport: str, dest: str = "") -> str:
         hp = self.host_port_for(dest)
-        return f"SIP/2.0/{transport.upper()} {hp};branch={new_branch()};rport"
+        return f"SIP/2.0/{transport.upper()} {hp};branch={self.ids.branch()};rport"
 
     def contact(self, transport: str, dest: str = "") -> str:
         suffix = ";transport=tcp" if transport == "tcp" else ""
@@ -566,9 +568,9 @@ class SipEndpoint:
         items = [
             ("Via", self.via(target.transport, target.host)),
             ("Max-Forwards", "70"),
-            ("From", f"<sip:offhook@{self.host_port_for(target.host)}>;tag={new_tag()}"),
+            ("From", f"<sip:offhook@{self.host_port_for(target.host)}>;tag={self.ids.tag()}"),
             ("To", f"<{uri.split(';', 1)[0]}>"),
-            ("Call-ID", new_call_id(self.host_for(target.host))),
+            ("Call-ID", self.ids.call_id(self.host_for(target.host))),
             ("CSeq", "1 OPTIONS"),
             ("Accept", SDP),
             *self.common_headers(),

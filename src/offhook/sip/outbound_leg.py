@@ -43,7 +43,6 @@ from typing import TYPE_CHECKING
 
 from offhook.common.addr import uri_host
 from offhook.common.errors import ParseError
-from offhook.common.ids import new_call_id, new_tag
 from offhook.common.location import Binding
 from offhook.core.events import Setup
 from offhook.core.leg import Leg
@@ -111,7 +110,7 @@ class OutboundLeg(SipLeg):
             calling.name.replace("\\", "").replace('"', "") if calling.presentation_allowed else ""
         )
         number = calling.number if calling.presentation_allowed else "anonymous"
-        from_value = (f'"{name}" ' if name else "") + f"<sip:{number}@{host}>;tag={new_tag()}"
+        from_value = (f'"{name}" ' if name else "") + f"<sip:{number}@{host}>;tag={ep.ids.tag()}"
         target = self.binding.contact
         if target:
             to_value = f"<sip:{setup.called}@{host}>"
@@ -131,7 +130,7 @@ class OutboundLeg(SipLeg):
             ("Max-Forwards", "70"),
             ("From", from_value),
             ("To", to_value),
-            ("Call-ID", new_call_id(ep.host_for(self.dest[0]))),
+            ("Call-ID", ep.ids.call_id(ep.host_for(self.dest[0]))),
             ("CSeq", "1 INVITE"),
             ("Contact", self.contact()),
             ("Allow", ALLOW),

@@ -15,7 +15,6 @@ import logging
 from typing import TYPE_CHECKING
 
 from offhook.common.errors import ParseError
-from offhook.common.ids import new_call_id, new_tag
 from offhook.sip.headers import parse_name_addr
 from offhook.sip.message import (
     Headers,
@@ -66,8 +65,8 @@ class TrunkRegistration:
         self.monitor = monitor
         self.target = target
         # One Call-ID for every refresh (§10.2.4), naming us in the trunk's family.
-        self.call_id = new_call_id(ep.host_for(target.host))
-        self.tag = new_tag()
+        self.call_id = ep.ids.call_id(ep.host_for(target.host))
+        self.tag = ep.ids.tag()
         self.cseq = 0
         self.auth_sent = False
 

@@ -298,6 +298,9 @@ class SipTransport:
         # A look at a datagram before its full parse (sip.shed_peek, set by the
         # composition root): True when it handled the datagram (a shed INVITE).
         self.peek: Callable[[bytes, Addr], bool] | None = None
+        # Another worker's dialog (offhook.workers, [node] workers > 1): True when
+        # the datagram was passed on to its owner, before its parse.
+        self.forward: Callable[[bytes, Addr], bool] | None = None
         self._limits = limits or TransportLimits()
         self.guard = ListenerGuard(
             self._limits, allow, lambda reason, host: self.reject(reason, (host, 0))
@@ -327,14 +330,28 @@ class SipTransport:
 
     # --- lifecycle -----------------------------------------------------------
     async def start(
-        self, host: str | Sequence[str], port: int, udp: bool = True, tcp: bool = True
+        self,
+        host: str | Sequence[str],
+        port: int,
+        udp: bool = True,
+        tcp: bool = True,
+        udp_sockets: Sequence[socket.socket] = (),
     ) -> Addr:
         """Listen on every address of ``host`` (one or a list, see net.listen), one port.
 
         Returns (first address, port). With port 0 the first socket picks it.
+        ``udp_sockets``: bound UDP sockets to serve instead, one per address of
+        ``host`` in ``bind_plan`` order (a worker's, from ``offhook.workers``).
         """
         hosts = listen_list(host)
-        if udp:
+        if udp_sockets:
+            for spec, sock in zip(bind_plan(hosts), udp_sockets, strict=True):
+                transport, _ = await self.loop.create_datagram_endpoint(
+                    lambda: _Udp(self), sock=sock
+                )
+                self.udp_endpoints.append((spec, transport))
+            port = udp_sockets[0].getsockname()[1]
+        elif udp:
             self.udp_endpoints, port = await open_datagram_endpoints(
                 lambda: _Udp(self), hosts, port
             )
@@ -450,6 +467,13 @@ class SipTransport:
             self.reject(TOO_LARGE, addr)
             self._answer_bad(data, addr, "udp", ParseError("message too large", 513))
             return
+        forward = self.forward
+        if forward is not None and forward(data, addr):
+            return  # another worker's dialog: passed on unparsed (offhook.workers)
+        self.admitted(data, addr)
+
+    def admitted(self, data: bytes, addr: Addr) -> None:
+        """A datagram past the defences (or one another worker passed on): parse, deliver."""
         peek = self.peek
         if peek is not None and peek(data, addr):
             return  # shed before the full parse (only while overloaded)

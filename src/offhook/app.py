@@ -95,6 +95,8 @@ from offhook.sip.timers import TimerConfig
 from offhook.sip.transaction import TransactionLayer
 from offhook.sip.trunks import TrunkMonitor, TrunkTarget
 from offhook.tftp.provision import Provisioning
+from offhook.workers.context import WorkerContext as Worker
+from offhook.workers.supervisor import serve as serve_workers
 
 log = logging.getLogger("offhook")
 
@@ -284,6 +286,7 @@ async def run(
     *,
     config_path: Path | None = None,
     web_child: bool = False,
+    worker: Worker | None = None,
 ) -> None:
     """Run a node until SIGTERM/SIGINT (or ``node.stopping`` is set).
 
@@ -305,7 +308,7 @@ async def run(
     )
     clock = LoopClock(loop)
     bus = EventBus()
-    locations = MemoryLocationStore()
+    locations = MemoryLocationStore() if worker is None else worker.locations(loop.time)
     trunks = TrunkMonitor()
     engine = CallEngine(
         lambda: node.snapshot,
@@ -376,7 +379,8 @@ async def run(
         limits=TransportLimits.of(sip),
     )
     try:
-        _, port = await transport.start(sip.listen, sip.port, udp=sip.udp, tcp=sip.tcp)
+        socks = worker.udp_sockets if worker else ()  # a worker's: the supervisor's groups
+        _, port = await transport.start(sip.listen, sip.port, sip.udp, sip.tcp, socks)
     except OSError as exc:
         where = describe(sip.listen, sip.port)
         raise OSError(exc.errno, f"SIP cannot listen on {where} ({exc.strerror or exc})") from exc
@@ -419,6 +423,9 @@ async def run(
         ),
     )
     endpoint_ref.append(endpoint)
+    if worker is not None:  # [node] workers > 1: marked ids, the bus (offhook.workers)
+        endpoint.ids = worker.ids
+        await worker.attach(transport)
     # Overload control (node_overload): new calls shed before digest or routing.
     overload = NodeOverload(
         settings.overload,
@@ -531,6 +538,7 @@ async def run(
             "subscriptions": sip_events.status(),
             "cti": cti.status() if cti is not None else None,
             "overload": overload.status(),
+            "worker": worker.status() if worker is not None else None,
         }
 
     # Metrics, readiness (control ops metrics, ready) and the call log (ris.metrics).
@@ -738,9 +746,11 @@ def raise_fd_limit(settings: Settings) -> None:
         )
 
 
-def serve(settings: Settings, config_path: Path | None = None) -> int:
-    """Entry point of ``offhook serve``."""
+def serve(settings: Settings, config_path: Path | None = None, worker: Worker | None = None) -> int:
+    """Entry point of ``offhook serve`` (N > 1 workers: ``workers.supervisor``), and of a worker."""
     setup_logging(settings)
+    if worker is None and settings.node.workers > 1:
+        return serve_workers(settings, config_path)
     raise_fd_limit(settings)
     try:
         import uvloop
@@ -753,7 +763,13 @@ def serve(settings: Settings, config_path: Path | None = None) -> int:
     async def main() -> None:
         ready = asyncio.Event()
         node = asyncio.create_task(
-            run(settings, ready, config_path=config_path, web_child=settings.web.enabled)
+            run(
+                settings,
+                ready,
+                config_path=config_path,
+                web_child=settings.web.enabled,
+                worker=worker,
+            )
         )
         started = asyncio.create_task(ready.wait())
         await asyncio.wait({node, started}, return_when=asyncio.FIRST_COMPLETED)

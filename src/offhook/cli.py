@@ -436,6 +436,33 @@ def web(
         raise typer.Exit(rc)
 
 
+@app.command(hidden=True)
+def worker(
+    index: Annotated[int, typer.Option("--index")],
+    workers: Annotated[int, typer.Option("--workers")],
+    port: Annotated[int, typer.Option("--port")],
+    bus: Annotated[str, typer.Option("--bus")],
+    fds: Annotated[str, typer.Option("--fds")],
+    config: ConfigOpt = None,
+) -> None:
+    """One worker of offhook serve with [node] workers > 1 (offhook.workers.worker)."""
+    from offhook.workers.worker import main as worker_main
+
+    settings = _settings(config)
+    fd_list = [int(fd) for fd in fds.split(",") if fd]
+    rc = worker_main(
+        settings,
+        config if config is not None else default_config_path(),
+        index=index,
+        workers=workers,
+        port=port,
+        bus_dir=bus,
+        fds=fd_list,
+    )
+    if rc:
+        raise typer.Exit(rc)
+
+
 @app.command("demo-config")
 def demo_config() -> None:
     """Print a sample settings file with every key and its default."""

@@ -121,6 +121,8 @@ class NodeSettings(_Section):
     """[node] this process's identity in CDRs, logs and (later) the cluster."""
 
     name: str = Field(default_factory=socket.gethostname, min_length=1, max_length=64)
+    # Worker processes sharing the node's SIP UDP port (docs/workers.md); 1: one process.
+    workers: int = Field(default=1, ge=1, le=64)
 
 
 class DatabaseSettings(_Section):

@@ -316,6 +316,7 @@ class SipTransport:
         self._sweeper: asyncio.TimerHandle | None = None
         self.closed = False  # after close(): what is still sent (timers, BYEs) goes nowhere
         self.local: Addr = ("", 0)
+        self._adopted: list[tuple[BindSpec, socket.socket]] = []
 
     @property
     def limits(self) -> TransportLimits:
@@ -344,12 +345,8 @@ class SipTransport:
         ``host`` in ``bind_plan`` order (a worker's, from ``offhook.workers``).
         """
         hosts = listen_list(host)
-        if udp_sockets:
-            for spec, sock in zip(bind_plan(hosts), udp_sockets, strict=True):
-                transport, _ = await self.loop.create_datagram_endpoint(
-                    lambda: _Udp(self), sock=sock
-                )
-                self.udp_endpoints.append((spec, transport))
+        if udp_sockets:  # read once serve_adopted() is called (the endpoint exists then)
+            self._adopted = list(zip(bind_plan(hosts), udp_sockets, strict=True))
             port = udp_sockets[0].getsockname()[1]
         elif udp:
             self.udp_endpoints, port = await open_datagram_endpoints(
@@ -368,6 +365,13 @@ class SipTransport:
         self.local = (bind_plan(hosts)[0].host, port)
         self._schedule_sweep()
         return self.local
+
+    async def serve_adopted(self) -> None:
+        """Start reading the UDP sockets given to ``start`` (``udp_sockets``)."""
+        adopted, self._adopted = self._adopted, []
+        for spec, sock in adopted:
+            transport, _ = await self.loop.create_datagram_endpoint(lambda: _Udp(self), sock=sock)
+            self.udp_endpoints.append((spec, transport))
 
     async def close(self) -> None:
         self.closed = True

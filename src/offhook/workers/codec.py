@@ -1,0 +1,177 @@
+"""The local bus's messages between workers and their byte form (sans-IO).
+
+One message is one Unix datagram: a kind byte, then its body.
+
+- ``F`` :class:`Forward`: a SIP datagram another worker read, with its real
+  source address: ``u8 length, host (ASCII), u16 port, datagram``;
+- ``P`` :class:`Put`: a SIP binding added or refreshed on the sender, as JSON
+  (its expiry as seconds left, ``ttl``: each process has its own clock);
+- ``D`` :class:`Remove`: a binding (``contact``) or every binding of a
+  device (``contact`` null) removed on the sender, as JSON;
+- ``T`` :class:`TableRequest`: "send me every binding you hold" from a
+  worker that has just started: ``u8 index``.
+
+:func:`decode` takes any bytes and returns a message or raises
+:class:`BusError`; it never raises anything else (fuzz/fuzz_worker_bus.py).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import struct
+from dataclasses import dataclass
+
+from offhook.common import strict_json
+from offhook.common.location import Binding
+
+MAX_DATAGRAM = 65535
+MAX_JSON = 16384
+
+
+class BusError(ValueError):
+    """Bytes that are not a bus message."""
+
+
+@dataclass(frozen=True, slots=True)
+class Forward:
+    data: bytes
+    source: tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Put:
+    binding: Binding  # its expires_at is the ttl here (seconds left)
+
+
+@dataclass(frozen=True, slots=True)
+class Remove:
+    device: str
+    contact: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TableRequest:
+    index: int
+
+
+Message = Forward | Put | Remove | TableRequest
+
+_STR_FIELDS = ("device", "protocol", "contact", "transport", "aor", "call_id", "user_agent")
+_STR_FIELDS_OPT = ("node", "firmware")
+
+
+def encode(message: Message) -> bytes:
+    if isinstance(message, Forward):
+        host = message.source[0].encode("ascii")
+        return (
+            b"F"
+            + struct.pack("!B", len(host))
+            + host
+            + struct.pack("!H", message.source[1])
+            + message.data
+        )
+    if isinstance(message, Put):
+        b = message.binding
+        body = {
+            **{k: getattr(b, k) for k in _STR_FIELDS + _STR_FIELDS_OPT},
+            "ttl": b.expires_at,
+            "source": [b.source[0], b.source[1]],
+            "cseq": b.cseq,
+            "registered_at": b.registered_at,
+        }
+        return b"P" + json.dumps(body, allow_nan=False, separators=(",", ":")).encode()
+    if isinstance(message, Remove):
+        return b"D" + json.dumps({"device": message.device, "contact": message.contact}).encode()
+    return b"T" + struct.pack("!B", message.index)
+
+
+def decode(data: bytes) -> Message:
+    """The message ``data`` holds; BusError if it holds none."""
+    if not data:
+        raise BusError("empty")
+    kind, body = data[:1], data[1:]
+    if kind == b"F":
+        return _forward(body)
+    if kind == b"T":
+        if len(body) != 1:
+            raise BusError("table request: one byte")
+        return TableRequest(body[0])
+    if kind not in (b"P", b"D"):
+        raise BusError(f"kind {kind!r}")
+    if len(body) > MAX_JSON:
+        raise BusError("too long")
+    try:
+        obj = strict_json.loads(body)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise BusError(f"not JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise BusError("not an object")
+    return _put(obj) if kind == b"P" else _remove(obj)
+
+
+def _forward(body: bytes) -> Forward:
+    if len(body) < 1 or len(body) < 1 + body[0] + 2:
+        raise BusError("forward: short")
+    n = body[0]
+    try:
+        host = body[1 : 1 + n].decode("ascii")
+        ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        raise BusError("forward: not an IP address") from None
+    (port,) = struct.unpack_from("!H", body, 1 + n)
+    data = body[3 + n :]
+    if not data or len(data) > MAX_DATAGRAM:
+        raise BusError("forward: no datagram")
+    return Forward(data, (host, port))
+
+
+def _str(obj: dict[str, object], key: str) -> str:
+    value = obj.get(key, "")
+    if not isinstance(value, str):
+        raise BusError(f"{key}: not a string")
+    return value
+
+
+def _num(obj: dict[str, object], key: str) -> float:
+    value = obj.get(key, 0)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise BusError(f"{key}: not a number")
+    return float(value)
+
+
+def _put(obj: dict[str, object]) -> Put:
+    source = obj.get("source")
+    if (
+        not isinstance(source, list)
+        or len(source) != 2
+        or not isinstance(source[0], str)
+        or isinstance(source[1], bool)
+        or not isinstance(source[1], int)
+        or not 0 <= source[1] <= 0xFFFF
+    ):
+        raise BusError("source: not [host, port]")
+    cseq = obj.get("cseq", 0)
+    if isinstance(cseq, bool) or not isinstance(cseq, int) or not 0 <= cseq < 2**32:
+        raise BusError("cseq: not a sequence number")
+    fields = {k: _str(obj, k) for k in _STR_FIELDS + _STR_FIELDS_OPT}
+    if not fields["device"] or not fields["contact"]:
+        raise BusError("binding without device or contact")
+    ttl = _num(obj, "ttl")
+    return Put(
+        Binding(
+            expires_at=ttl,
+            source=(source[0], source[1]),
+            cseq=cseq,
+            registered_at=_num(obj, "registered_at"),
+            **fields,
+        )
+    )
+
+
+def _remove(obj: dict[str, object]) -> Remove:
+    device = _str(obj, "device")
+    contact = obj.get("contact")
+    if not device or (contact is not None and not isinstance(contact, str)):
+        raise BusError("remove: device and contact (or null)")
+    return Remove(device, contact)

@@ -1,0 +1,188 @@
+"""What a worker adds to the node ``app.run`` builds (``[node] workers`` > 1).
+
+A :class:`WorkerContext` holds the worker's index, the node's worker count,
+its inherited SIP UDP sockets (its member of each SO_REUSEPORT group, from the
+supervisor) and its end of the local bus: a Unix datagram socket
+``w<index>`` in the supervisor's runtime directory. ``app.run`` asks it for
+
+- ``ids``: the id maker whose Call-IDs, tags and branches carry the index;
+- ``locations(now)``: the replicated location store (``replica``);
+- ``attach(transport)``: the bus is read from then on, and the transport
+  passes each datagram of another worker's dialog on (``tags.forward_to``)
+  before parsing it; a datagram passed to this worker goes into the
+  transport past its defences (they ran where it arrived), with its real
+  source address, as if this worker had read it; replies go out of this
+  worker's own socket of the group (same address and port).
+
+A message to a worker that is not there (dead, restarting) is dropped and
+counted: its peers retransmit, as they would into a lost datagram.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from offhook.common.ids import Ids
+from offhook.workers.codec import (
+    BusError,
+    Forward,
+    Message,
+    Put,
+    Remove,
+    TableRequest,
+    decode,
+    encode,
+)
+from offhook.workers.replica import ReplicatedLocationStore
+from offhook.workers.tags import forward_to
+
+log = logging.getLogger("offhook.workers")
+
+Addr = tuple[str, int]
+BUS_BUFFER = 4 * 1024 * 1024
+
+
+class Transport(Protocol):
+    """What the worker needs of ``sip.aio.SipTransport``."""
+
+    forward: Callable[[bytes, Addr], bool] | None
+
+    def admitted(self, data: bytes, addr: Addr) -> None: ...
+
+    async def serve_adopted(self) -> None: ...
+
+
+def bus_path(directory: str, index: int) -> str:
+    return os.path.join(directory, f"w{index}")
+
+
+@dataclass
+class WorkerContext:
+    index: int
+    workers: int
+    bus_dir: str
+    udp_sockets: Sequence[socket.socket] = ()
+    counters: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(
+            ("forwarded", "received", "bus_dropped", "bus_bad", "bindings_sent"), 0
+        )
+    )
+    _sock: socket.socket | None = None
+    _store: ReplicatedLocationStore | None = None
+    _transport: Transport | None = None
+
+    @property
+    def ids(self) -> Ids:
+        return Ids.for_worker(self.index)
+
+    def locations(self, now: Callable[[], float]) -> ReplicatedLocationStore:
+        self._store = ReplicatedLocationStore(self._publish, now)
+        return self._store
+
+    # --- sending ---------------------------------------------------------
+    def _send(self, index: int, data: bytes) -> bool:
+        sock = self._sock
+        if sock is None:
+            return False
+        try:
+            sock.sendto(data, bus_path(self.bus_dir, index))
+        except OSError:  # not there (dead, restarting), or its queue is full
+            self.counters["bus_dropped"] += 1
+            return False
+        return True
+
+    def _publish(self, message: Message) -> None:
+        data = encode(message)
+        for other in range(self.workers):
+            if other != self.index:
+                self._send(other, data)
+        self.counters["bindings_sent"] += 1
+
+    def _forward(self, data: bytes, addr: Addr) -> bool:
+        target = forward_to(data, self.index, self.workers)
+        if target is None:
+            return False
+        self.counters["forwarded"] += 1
+        if not self._send(target, encode(Forward(data, addr))):
+            log.debug("datagram for worker %d from %s:%s dropped", target, *addr)
+        return True
+
+    # --- receiving -------------------------------------------------------
+    async def attach(self, transport: Transport) -> None:
+        """Open the bus, pass other workers' datagrams on, and ask for their tables."""
+        path = bus_path(self.bus_dir, self.index)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)  # left by the worker this one replaces
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, opt, BUS_BUFFER)
+        sock.bind(path)
+        sock.setblocking(False)
+        self._sock = sock
+        self._transport = transport
+        asyncio.get_running_loop().add_reader(sock.fileno(), self._readable)
+        transport.forward = self._forward
+        await transport.serve_adopted()
+        ask = encode(TableRequest(self.index))
+        for other in range(self.workers):
+            if other != self.index:
+                self._send(other, ask)
+
+    def _readable(self) -> None:
+        sock = self._sock
+        if sock is None:
+            return
+        for _ in range(64):  # a bounded batch per loop turn
+            try:
+                data = sock.recv(70000)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                log.exception("bus read failed")
+                return
+            self.receive(data)
+
+    def receive(self, data: bytes) -> None:
+        """One bus datagram: handled, or counted as bad. Never raises."""
+        try:
+            message = decode(data)
+        except BusError as exc:
+            self.counters["bus_bad"] += 1
+            log.debug("bad bus message: %s", exc)
+            return
+        try:
+            self._handle(message)
+        except Exception:
+            log.exception("bus message %s failed", type(message).__name__)
+
+    def _handle(self, message: Message) -> None:
+        if isinstance(message, Forward):
+            self.counters["received"] += 1
+            if self._transport is not None:
+                self._transport.admitted(message.data, message.source)
+        elif isinstance(message, Put | Remove):
+            if self._store is not None:
+                self._store.apply(message)
+        elif self._store is not None and 0 <= message.index < self.workers:
+            for put in self._store.table():
+                self._send(message.index, encode(put))
+
+    def close(self) -> None:
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            with contextlib.suppress(Exception):
+                asyncio.get_running_loop().remove_reader(sock.fileno())
+            sock.close()
+            with contextlib.suppress(OSError):
+                os.unlink(bus_path(self.bus_dir, self.index))
+
+    def status(self) -> dict[str, Any]:
+        return {"index": self.index, "workers": self.workers, **self.counters}

@@ -185,4 +185,4 @@ class WorkerContext:
                 os.unlink(bus_path(self.bus_dir, self.index))
 
     def status(self) -> dict[str, Any]:
-        return {"index": self.index, "workers": self.workers, **self.counters}
+        return {"index": self.index, "workers": self.workers, "pid": os.getpid(), **self.counters}

@@ -161,8 +161,12 @@ async def supervise(settings: Settings, config_path: Path | None) -> None:
     bus_dir = tempfile.mkdtemp(prefix="offhook-workers-")
     # One digest nonce key for every worker (a nonce one made, another accepts).
     env = {} if settings.auth.secret else {"OFFHOOK_AUTH__SECRET": secrets.token_hex(32)}
+    # Each worker's media server (its child, reading the settings file) on its slice of ports.
     workers = [
-        WorkerProcess(i, n, port, bus_dir, groups[i], config_path or settings.source, env=env)
+        WorkerProcess(
+            *(i, n, port, bus_dir, groups[i], config_path or settings.source),
+            env={**env, "OFFHOOK_MEDIA__RTP_PORTS": rtp_slice(settings.media.port_range, i, n)},
+        )
         for i in range(n)
     ]
     stop = asyncio.Event()

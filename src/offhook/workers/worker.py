@@ -16,8 +16,10 @@ What each worker serves (docs/workers.md "Status"):
   "any"); the web process (the supervisor's child) and ``offhook status``
   talk to worker 0's, which is ``[admin] port`` itself;
 - the media server: one per worker, each with its slice of ``[media]
-  rtp_ports`` (a fixed ``[media] control`` address stays worker 0's; the
-  others use private sockets).
+  rtp_ports`` (:func:`rtp_slice`, set by the supervisor as
+  ``OFFHOOK_MEDIA__RTP_PORTS`` in the worker's environment, so that the
+  worker's media server child reads it too); a fixed ``[media] control``
+  address stays worker 0's, the others use private sockets.
 """
 
 from __future__ import annotations
@@ -60,11 +62,10 @@ def worker_settings(settings: Settings, index: int, workers: int, sip_port: int)
             "admin": admin.model_copy(update={"port": admin.port + index if admin.port else 0}),
             "sccp": settings.sccp.model_copy(update={"enabled": settings.sccp.enabled and first}),
             "tftp": settings.tftp.model_copy(update={"enabled": settings.tftp.enabled and first}),
+            # rtp_ports: the supervisor gives each worker its slice (rtp_slice) in the
+            # environment, which the worker's media server (its child) reads too.
             "media": media.model_copy(
-                update={
-                    "rtp_ports": rtp_slice(media.port_range, index, workers),
-                    "control": media.control if first or not media.embedded else "",
-                }
+                update={"control": media.control if first or not media.embedded else ""}
             ),
             "web": settings.web.model_copy(update={"enabled": False}),  # the supervisor's
         }

@@ -1,0 +1,234 @@
+"""A node with two worker processes (``[node] workers = 2``, docs/workers.md), real peers.
+
+SIPp user agents run from two loopback source addresses that the kernel's
+source-address program sends to different workers: 127.0.0.2 to worker 0,
+127.0.0.3 to worker 1 (``workers.reuseport.home_of``, checked first). Each
+worker's control endpoint (``[admin] port + index``) says which worker it is
+and what it forwarded and received over the bus, which is how the tests see
+where each datagram landed.
+
+- carol (127.0.0.2, worker 0) calls dave (registered from 127.0.0.3, worker
+  1): worker 0 learns dave's binding over the bus, its INVITE's answers and
+  dave's BYE reach worker 1 and are passed to worker 0; the call completes
+  on both sides and has one CDR;
+- a source that fails logins on worker 0 is blocked, its requests from
+  another port are dropped there, and a source on worker 1 registers;
+- SIGKILL of worker 1: worker 0 still registers phones; the supervisor
+  starts a replacement on the same socket; dave registers again and carol's
+  call reaches him.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from interop.peers import require_binary
+from interop.sipp import Sipp, describe
+from offhook.ris.control import request_at
+from offhook.workers.reuseport import home_of
+from support.server import OffhookServer, device, plan_of
+
+PASSWORDS = {"carol": "carol-Secret-3", "dave": "dave-Secret-4", "erin": "erin-Secret-5"}
+DNS = {"carol": "1003", "dave": "1004", "erin": "1005"}
+PLAN = plan_of([device(name, PASSWORDS[name], DNS[name]) for name in DNS])
+ON_0 = "127.0.0.2"  # worker 0's source
+ON_1 = "127.0.0.3"  # worker 1's source
+WAIT = 30.0
+
+
+def until(what: str, check: Callable[[], Any], timeout: float = WAIT) -> Any:
+    """Poll ``check`` until it returns something true (bounded: a stuck node fails)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = check()
+        except OSError:
+            value = None
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never: {what}")
+        time.sleep(0.1)
+
+
+def options_from(source: str, port: int) -> None:
+    """One OPTIONS to the node from ``source`` (a fresh port); its answer is not read."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((source, 0))
+        tag = uuid.uuid4().hex[:10]
+        s.sendto(
+            (
+                f"OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\n"
+                f"Via: SIP/2.0/UDP {source}:{s.getsockname()[1]};branch=z9hG4bK{tag};rport\r\n"
+                f"Max-Forwards: 70\r\nFrom: <sip:probe@{source}>;tag={tag}\r\n"
+                f"To: <sip:127.0.0.1:{port}>\r\nCall-ID: {tag}@{source}\r\n"
+                "CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+            ).encode(),
+            ("127.0.0.1", port),
+        )
+
+
+def status(server: OffhookServer, index: int) -> dict[str, Any]:
+    state = request_at(server.admin_host, server.admin_port + index, "status", timeout=5.0)
+    assert isinstance(state, dict)
+    return state
+
+
+def registered(server: OffhookServer, index: int, device_name: str) -> list[dict[str, Any]]:
+    return [r for r in status(server, index)["registrations"] if r["device"] == device_name]
+
+
+def start_node(tmp_path: Path, **auth: Any) -> OffhookServer:
+    extra: dict[str, dict[str, Any]] = {"node": {"workers": 2}}
+    if auth:
+        extra["auth"] = auth
+    server = OffhookServer(tmp_path, PLAN, extra_config=extra)
+    server.start()
+    # Both workers serve (the start-up OPTIONS reached one of them).
+    for index in (0, 1):
+        until(f"worker {index} answers", lambda i=index: status(server, i)["worker"])
+    return server
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> Iterator[OffhookServer]:
+    require_binary("sipp")
+    server = start_node(tmp_path)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def sipp_dir(tmp_path: Path, name: str) -> Path:
+    d = tmp_path / name
+    d.mkdir(exist_ok=True)
+    return d
+
+
+def register(
+    server: OffhookServer,
+    workdir: Path,
+    name: str,
+    host: str,
+    contact_port: int,
+    password: str | None = None,
+    scenario: str = "register.xml",
+) -> bool:
+    reg = Sipp(
+        workdir,
+        scenario,
+        f"register-{name}-{time.monotonic_ns()}",
+        target=f"127.0.0.1:{server.sip_port}",
+        keys={
+            "user": name,
+            "contact_host": host,
+            "contact_port": str(contact_port),
+            "expires": "300",
+        },
+        auth=(name, password or PASSWORDS[name]),
+        timeout_s=15,
+        host=host,
+    )
+    result = reg.run()
+    return result.ok
+
+
+def call_dave(server: OffhookServer, workdir: Path) -> None:
+    """carol (worker 0) calls dave (worker 1), who answers and hangs up; one CDR."""
+    with Sipp(
+        workdir, "uas_bye.xml", f"uas-dave-{time.monotonic_ns()}", pause_ms=500, host=ON_1
+    ) as uas:
+        assert register(server, workdir, "dave", ON_1, uas.port)
+        # Worker 0 holds a copy of dave's binding, learned over the bus.
+        until("worker 0 knows dave", lambda: registered(server, 0, "dave"))
+        uac = Sipp(
+            workdir,
+            "uac_auth_callee_bye.xml",
+            f"uac-carol-{time.monotonic_ns()}",
+            target=f"127.0.0.1:{server.sip_port}",
+            keys={"caller": "carol"},
+            service="1004",
+            auth=("carol", PASSWORDS["carol"]),
+            timeout_s=30,
+            host=ON_0,
+        )
+        called = uac.run()
+        assert called.ok, describe(called)
+        served = uas.wait(timeout=20)
+        assert served.ok, describe(served)
+
+
+def test_sources_land_on_their_workers() -> None:
+    assert home_of(ON_0, 2) == 0
+    assert home_of(ON_1, 2) == 1
+
+
+def test_call_across_workers_completes_with_one_cdr(node: OffhookServer, tmp_path: Path) -> None:
+    work = sipp_dir(tmp_path, "sipp")
+    call_dave(node, work)
+    rows = node.wait_cdr(lambda r: r.get("called") == "1004")
+    assert len(rows) == 1, rows
+    assert rows[0]["cause"] == "16", rows[0]
+    assert rows[0]["answer"], rows[0]
+    w0, w1 = status(node, 0), status(node, 1)
+    # dave registered on worker 1, from his own address; worker 0 has the copy.
+    assert [r["source"].split(":")[0] for r in registered(node, 1, "dave")] == [ON_1]
+    # dave's answers and BYE reached worker 1 and were passed to worker 0, the call's owner.
+    assert w1["worker"]["forwarded"] >= 3, w1["worker"]
+    assert w0["worker"]["received"] >= 3, w0["worker"]
+    assert w0["worker"]["index"] == 0 and w1["worker"]["index"] == 1
+
+
+def test_blocked_source_stays_blocked_on_its_worker(tmp_path: Path) -> None:
+    require_binary("sipp")
+    work = sipp_dir(tmp_path, "sipp")
+    server = start_node(tmp_path, block_after=3, throttle_after=100)
+    try:
+        for _ in range(3):  # three failed logins from 127.0.0.2 (worker 0)
+            assert register(server, work, "erin", ON_0, 5999, "wrong", "register_wrong.xml")
+        until("worker 0 blocks 127.0.0.2", lambda: status(server, 0)["auth"]["blocked_now"] == 1)
+        before = status(server, 0)["counters"]["sip"]["blocked_requests"]
+        # Another port of the same address: the same worker, dropped there.
+        options_from(ON_0, server.sip_port)
+        until(
+            "the blocked source's OPTIONS dropped on worker 0",
+            lambda: status(server, 0)["counters"]["sip"]["blocked_requests"] > before,
+        )
+        # The other worker's source is not affected: answered, and it registers.
+        assert status(server, 1)["auth"]["blocked_now"] == 0
+        assert register(server, work, "erin", ON_1, 5998)
+        assert registered(server, 1, "erin")
+    finally:
+        server.stop()
+
+
+def test_killed_worker_is_replaced_and_serves_its_socket(
+    node: OffhookServer, tmp_path: Path
+) -> None:
+    work = sipp_dir(tmp_path, "sipp")
+    assert register(node, work, "dave", ON_1, 5997)
+    until("worker 0 knows dave", lambda: registered(node, 0, "dave"))
+    old = status(node, 1)["worker"]["pid"]
+    os.kill(old, signal.SIGKILL)
+    # Worker 0 goes on: it registers a phone of its own.
+    assert register(node, work, "carol", ON_0, 5996)
+    assert registered(node, 0, "carol")
+    # The supervisor starts a replacement on the same socket, which asks worker 0
+    # for the table (carol's binding and its copy of dave's).
+    new = until("a new worker 1", lambda: (p := status(node, 1)["worker"]["pid"]) != old and p)
+    assert new != old
+    until("worker 1 has the table", lambda: registered(node, 1, "carol"))
+    # dave re-registers with the new worker 1, and carol's call reaches him.
+    call_dave(node, work)
+    rows = node.wait_cdr(lambda r: r.get("called") == "1004")
+    assert [r["cause"] for r in rows] == ["16"], rows

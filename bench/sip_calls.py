@@ -23,8 +23,9 @@ Run from the repository root::
     python bench/sip_calls.py                       # both servers, default ladder
     python bench/sip_calls.py --servers sippy --rates 50,100,200,300 --duration 20
 
-``--before DIR`` also runs every offhook variant from another source tree
-(``git archive REV src | tar -x -C /tmp/x``, then ``--before /tmp/x/src``),
+``--src DIR`` runs offhook from another source tree; ``--before DIR`` also
+runs every offhook variant from another source tree (``git archive REV src |
+tar -x -C /tmp/x``, then ``--before /tmp/x/src``),
 alternating before and after ``--rounds`` times in the same run, so a change
 is measured against its base on the same machine minutes apart;
 ``--profile DIR`` records the node with py-spy during each step
@@ -553,6 +554,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rates", default=",".join(map(str, DEFAULT_RATES)))
     ap.add_argument("--duration", type=int, default=20, help="seconds per step (max 120)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("--src", default="", help="run offhook from this source tree (default: ours)")
     ap.add_argument("--before", default="", help="also run offhook from this source tree")
     ap.add_argument("--rounds", type=int, default=1, help="before/after rounds (with --before)")
     ap.add_argument("--profile", default="", help="py-spy the node per step into this directory")
@@ -568,9 +570,9 @@ def main(argv: list[str] | None = None) -> int:
     profile = Path(args.profile).resolve() if args.profile else None
     if profile is not None:
         profile.mkdir(parents=True, exist_ok=True)
-    trees = [("", "")]
+    trees = [("", args.src)]
     if args.before:  # the before tree first, then this one, alternating
-        trees = [("-before", args.before), ("", "")] * max(1, min(args.rounds, 10))
+        trees = [("-before", args.before), ("", args.src)] * max(1, min(args.rounds, 10))
     results: list[ServerResult] = []
     for name in servers:
         if name not in ("sippy", "offhook", "offhook-trunk", "offhook-trunk-nolimit"):

@@ -105,7 +105,7 @@ from offhook.sip.transaction import (
 from offhook.sip.trunk_client import PingOwner, TrunkRegistration, trunk_uri
 from offhook.sip.trunks import TrunkMonitor, TrunkTarget
 from offhook.sip.uri import parse_uri
-from offhook.sip.validate import check_request, check_response
+from offhook.sip.validate import KnownGood, check_request, check_response
 
 if TYPE_CHECKING:
     from offhook.core.overload import OverloadControl
@@ -219,6 +219,7 @@ class SipEndpoint:
         self.client_owner: dict[TxnKey, tuple[ClientOwner, SipRequest]] = {}
         self.timers = Deadlines()  # the legs' own timers (2xx, PRACK, session refresh)
         self.intake = CallIntake(self)
+        self.known_good = KnownGood()  # header values that passed the checks lately
         self.notifier: Notifier | None = None  # SUBSCRIBE/NOTIFY; set by the composition root
         self.overload: OverloadControl | None = None  # sheds new work; set likewise
         self._timer: asyncio.TimerHandle | None = None
@@ -318,7 +319,7 @@ class SipEndpoint:
             self._receive_request(msg, addr, transport, now)
             return
         assert isinstance(msg, SipResponse)
-        if check_response(msg) is not None:
+        if check_response(msg, self.known_good) is not None:
             self.counters["dropped_responses"] += 1
             return
         self.process(self.txl.receive_response(msg, addr, transport, now))
@@ -336,7 +337,7 @@ class SipEndpoint:
             shedding = self.overload is not None and self.overload.overloaded
             if shedding and not msg.to_tag and self._shed(msg, addr, transport):
                 return
-            verdict = check_request(msg)
+            verdict = check_request(msg, known=self.known_good)
             if verdict is not None:
                 status, reason, extra = verdict
                 resp = make_response(msg, status, reason)

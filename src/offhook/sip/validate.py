@@ -8,6 +8,13 @@ Expires and Date. ``check_request`` returns the answer to send
 (status, reason, extra headers) or None when the request may proceed.
 ``check_response`` returns why a response must be dropped, or None.
 
+Each check of a From, To, Via, Contact or Request-URI value depends on that
+value alone, and the next message of a dialog or transaction carries the same
+values (the ACK and BYE the INVITE's From, a 180 and 200 the Via, From and To
+of their 100). ``KnownGood`` remembers values that passed lately, so those are
+looked up instead of parsed again; a value never seen is always parsed. The
+verdicts are the same with or without it (``tests/unit/sip/test_validate.py``).
+
 Which RFC 4475 vector is refused where (parser vs here) is listed in
 ``tests/vectors/test_rfc4475.py``.
 """
@@ -16,6 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Iterable
+from typing import Any
 
 from offhook.common.errors import ParseError
 from offhook.sip.abnf import CALLID_RE, DIGITS_RE
@@ -46,6 +54,38 @@ _DATE_RE = re.compile(
     r"[0-9]{2}:[0-9]{2}:[0-9]{2} GMT\Z"
 )
 _ACCEPT_SDP = {"application/sdp", "application/*", "*/*"}
+_SINGLE_VALUED_LOW = tuple((n.lower(), n) for n in SINGLE_VALUED)
+# Values longer than this are checked every time (a dialog's From/To/Via are far shorter).
+_KNOWN_MAX_LEN = 512
+
+
+class KnownGood:
+    """Header values that passed their checks lately; at most ``limit`` of each kind
+    (all of a kind are forgotten when it is full, so it never grows nor costs upkeep).
+
+    - ``name_addrs``: From/To values that parse, -> whether their URI is a SIP URI
+    - ``vias``: via-parms that parse with protocol SIP/2.0, -> whether their branch is
+      more than the bare magic cookie (what a top Via needs, RFC 4475 badbranch)
+    - ``contacts``: Contact header values that parse, with valid expires parameters
+    - ``uris``: Request-URIs that parse, -> (scheme, is a SIP URI with headers)
+    """
+
+    __slots__ = ("contacts", "limit", "name_addrs", "uris", "vias")
+
+    def __init__(self, limit: int = 4096) -> None:
+        self.limit = limit
+        self.name_addrs: dict[str, bool] = {}
+        self.vias: dict[str, bool] = {}
+        self.contacts: set[str] = set()
+        self.uris: dict[str, tuple[str, bool]] = {}
+
+    def remember(self, table: dict[str, Any] | set[str], value: str) -> bool:
+        """Whether ``value`` may be added to ``table`` (emptied first when full)."""
+        if len(value) > _KNOWN_MAX_LEN:
+            return False
+        if len(table) >= self.limit:
+            table.clear()
+        return True
 
 
 class _Index:
@@ -84,89 +124,128 @@ def _bad(reason: str) -> Verdict:
     return 400, f"Bad Request ({reason})", {}
 
 
-def _common(msg: SipRequest | SipResponse, h: _Index) -> str | None:
-    """Checks shared by requests and responses; returns a reason or None."""
-    for name in SINGLE_VALUED:
-        if len(h.get_raw(name)) > 1:
+def _common(msg: SipRequest | SipResponse, h: _Index, known: KnownGood) -> tuple[int, str] | str:
+    """Checks shared by requests and responses: the CSeq (number, method), or why not."""
+    by = h._by
+    for low, name in _SINGLE_VALUED_LOW:
+        values = by.get(low)
+        if values is not None and len(values) > 1:
             return f"multiple {name} headers"
     try:
-        _ = msg.cseq  # raises ParseError when malformed
+        cseq = msg.cseq  # raises ParseError when malformed
         vias = h.get_all("Via")
         if not vias:
             return "missing Via"
+        known_vias = known.vias
         for v in vias:
-            if parse_via(v).protocol != "SIP/2.0":
-                return "bad Via protocol"
+            if v not in known_vias:
+                via = parse_via(v)
+                if via.protocol != "SIP/2.0":
+                    return "bad Via protocol"
+                if known.remember(known_vias, v):
+                    branch = via.branch
+                    known_vias[v] = branch is None or branch.lower() != "z9hg4bk"
+        names = known.name_addrs
         for name in ("From", "To"):
             value = h.get(name)
             if value is None:
                 return f"missing {name}"
-            parse_name_addr(value)
+            if value not in names:
+                is_sip = parse_name_addr(value).uri.is_sip
+                if known.remember(names, value):
+                    names[value] = is_sip
     except ParseError as exc:
         return exc.reason
     call_id = h.get("Call-ID")
     if call_id is None or CALLID_RE.match(call_id) is None:
         return "bad Call-ID"
-    return None
+    return cseq
 
 
-def check_response(resp: SipResponse) -> str | None:
-    """Why a response must be dropped (RFC 4475 §3.1.2.5 scalarlg), or None."""
-    return _common(resp, _Index(resp.headers))
+def check_response(resp: SipResponse, known: KnownGood | None = None) -> str | None:
+    """Why a response must be dropped (RFC 4475 §3.1.2.5 scalarlg), or None.
+
+    ``known``: the caller's memory of values that passed (none: parse every one)."""
+    problem = _common(resp, _Index(resp.headers), KnownGood() if known is None else known)
+    return problem if isinstance(problem, str) else None
 
 
 def check_request(
     req: SipRequest,
     supported: Collection[str] = SUPPORTED,
     schemes: Collection[str] = SIP_SCHEMES,
+    known: KnownGood | None = None,
 ) -> Verdict | None:
     """The answer for a request that fails an RFC 3261 §8.2 check, or None if it passes.
 
     Returns (status, reason, extra headers), e.g.
-    ``(420, "Bad Extension", {"Unsupported": "foo"})``.
+    ``(420, "Bad Extension", {"Unsupported": "foo"})``. ``known``: the caller's
+    memory of values that passed (none: parse every one).
     """
+    if known is None:
+        known = KnownGood()
     h = _Index(req.headers)
     # RFC 3261 §8.1.1 mandatory headers (RFC 4475 insuf)
     missing = [n for n in MANDATORY if n not in h]
     if missing:
         return _bad("missing " + ", ".join(missing))
-    problem = _common(req, h)
-    if problem is not None:
-        return _bad(problem)
-    num, method = req.cseq
+    cseq = _common(req, h, known)
+    if isinstance(cseq, str):
+        return _bad(cseq)
+    num, method = cseq
     if num >= 2**31:  # RFC 3261 §8.1.1.5: less than 2**31 (RFC 4475 scalar02)
         return _bad("CSeq out of range")
     # RFC 3261 §8.1.1.5, RFC 4475 mismatch01/02
     if method != req.method:
         return _bad("CSeq method does not match")
     # RFC 4475 §3.2.1 badbranch: the magic cookie alone identifies nothing.
-    top = parse_via(h.get_all("Via")[0])
-    if top.branch is not None and top.branch.lower() == "z9hg4bk":
+    top = h.get_all("Via")[0]
+    branch_ok = known.vias.get(top)
+    if branch_ok is None:  # not remembered (too long): parsed again
+        branch = parse_via(top).branch
+        branch_ok = branch is None or branch.lower() != "z9hg4bk"
+    if not branch_ok:
         return _bad("missing transaction identifier in branch")
     contacts: list[NameAddr] = []
+    new_contacts: list[str] = []
     for value in h.get_raw("Contact"):
+        if value in known.contacts:
+            continue  # parsed, with valid expires parameters
         try:
             parsed = parse_contact_list(value)
         except ParseError as exc:
             return _bad(f"Contact: {exc.reason}")
         if parsed != "*":
             contacts.extend(parsed)
+        new_contacts.append(value)
     verdict = _check_scalars(req, h, contacts)
     if verdict is not None:
         return verdict
+    for value in new_contacts:
+        if known.remember(known.contacts, value):
+            known.contacts.add(value)
     # Request-URI (RFC 3261 §8.2.2.1, RFC 4475 ltgtruri / escruri / unkscm / novelsc)
-    try:
-        ruri = parse_uri(req.uri)
-    except ParseError:
-        return _bad("malformed Request-URI")
-    if ruri.scheme not in schemes:
+    uri = known.uris.get(req.uri)
+    if uri is None:
+        try:
+            ruri = parse_uri(req.uri)
+        except ParseError:
+            return _bad("malformed Request-URI")
+        uri = ruri.scheme, bool(ruri.is_sip and ruri.headers)
+        if known.remember(known.uris, req.uri):
+            known.uris[req.uri] = uri
+    scheme, sip_with_headers = uri
+    if scheme not in schemes:
         return 416, "Unsupported URI Scheme", {}
-    if ruri.is_sip and ruri.headers:
+    if sip_with_headers:
         return _bad("headers in Request-URI")
     if req.method == "REGISTER":
         # RFC 3261 §10.3 step 5: the address-of-record is a SIP or SIPS URI (unksm2)
-        to_uri = parse_name_addr(h.get("To") or "").uri
-        if not to_uri.is_sip:
+        to = h.get("To") or ""
+        to_is_sip = known.name_addrs.get(to)
+        if to_is_sip is None:
+            to_is_sip = parse_name_addr(to).uri.is_sip
+        if not to_is_sip:
             return _bad("To is not a SIP URI")
     # RFC 3261 §16.3 step 3 / RFC 4475 zeromf
     mf = h.get("Max-Forwards")

@@ -324,7 +324,8 @@ class Session:
 
     async def next_bytes(self, limit: int, linger: float = 0.0) -> bytes:
         """``next_frames`` framed by the session's wire; a follower's events rendered by
-        the hub (about ``limit`` frames at most, ``linger`` seconds after one is ready)."""
+        the hub (about ``limit`` frames at most, ``linger`` seconds after one is ready,
+        at once when ``limit`` are ready: a linger per write would cap a client's rate)."""
         wire = self.wire
         assert wire is not None, "next_bytes needs a session made with a wire"
         while True:
@@ -339,7 +340,7 @@ class Session:
                 hub.wait(follow)
                 await self._ready.wait()
                 continue
-            if linger > 0:
+            if linger > 0 and len(self._queue) + hub.pending(follow) < limit:
                 await asyncio.sleep(linger)
                 if self.overflow is not None:
                     raise Overflowed(self.overflow)
@@ -375,10 +376,10 @@ class Session:
 
     async def next_frames(self, limit: int, linger: float = 0.0) -> list[str]:
         """The next frame (waits for one) and up to ``limit`` - 1 more that are ready
-        ``linger`` seconds later."""
+        ``linger`` seconds later (at once when that many are ready already)."""
         self._unfollow()  # a caller that takes texts
         frames = [await self.next_frame()]
-        if linger > 0 and len(frames) < limit:
+        if linger > 0 and 1 + len(self._queue) + len(self._backlog) < limit:
             await asyncio.sleep(linger)
         if self.overflow is None and not self.need_resync:
             self._take_ready(frames, limit)

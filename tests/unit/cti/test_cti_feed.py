@@ -246,6 +246,30 @@ def test_control_frames_come_first_and_count_against_the_queue() -> None:
         assert s.overflow is not None and s.counters.dropped == 3
 
 
+def test_a_full_write_waiting_is_not_held_back_by_the_coalesce_wait() -> None:
+    """A writer that lingered before every write would send at most ``limit``
+    events each ``linger`` seconds, whatever the event rate: with a full batch
+    waiting both paths write at once (the hour-long linger would fail the test)."""
+    h = make_hub(replay=500)
+    follower, offered = pair(h)
+    for n in range(130):
+        put(h, event("call.offered", f"c{n}"))
+
+    async def writes(s: Session, ws: bool) -> list[int]:
+        sizes = []
+        for _ in range(2):  # two full writes, then less than one is left
+            if ws:
+                data = await asyncio.wait_for(s.next_bytes(64, linger=3600), 10)
+                sizes.append(len(parse_ws(data)))
+            else:
+                sizes.append(len(await asyncio.wait_for(s.next_frames(64, linger=3600), 10)))
+        return sizes
+
+    assert run(writes(follower, True)) == [64, 64]  # the hello is a control frame
+    assert run(writes(offered, False)) == [64, 64]
+    assert follower.seq == offered.seq == 127
+
+
 def test_seq_past_its_places_leaves_the_feed() -> None:
     h = make_hub()
     follower, offered = pair(h)

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import re
 
+from offhook.common.ids import MAX_WORKERS
+
 _HEAD_END = b"\r\n\r\n"
 _MARK = rb"w(\d{1,2})-"
 _VIA = re.compile(rb"\n(?:via|v)[ \t]*:([^\r\n]*)", re.IGNORECASE)
@@ -38,7 +40,8 @@ def _index(match: re.Match[bytes] | None) -> int | None:
     digits = match.group(1)
     if len(digits) > 1 and digits[0:1] == b"0":
         return None  # one written form per index
-    return int(digits)
+    index = int(digits)
+    return index if index < MAX_WORKERS else None
 
 
 def owner(data: bytes) -> int | None:

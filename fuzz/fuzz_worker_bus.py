@@ -1,0 +1,54 @@
+"""atheris fuzz target for the workers' local bus and the forward decision.
+
+Parsers: ``offhook.workers.codec.decode`` over one bus datagram (a forwarded
+SIP datagram with its source, a binding change, a table request), and
+``offhook.workers.tags.owner`` over one SIP datagram (whose dialog or
+transaction it is, read before any parse).
+
+Invariants: ``decode`` raises nothing but ``BusError``, and what it accepts
+encodes back to bytes that decode to the same message; ``owner`` never
+raises and names a worker index below 64 or None; ``forward_to`` never
+names this worker or one the node does not have.
+
+    python fuzz/fuzz_worker_bus.py -max_total_time=20 fuzz/corpus/fuzz_worker_bus
+
+Seeds in fuzz/corpus/fuzz_worker_bus: a forward of a 180 with a marked
+branch, a binding, a removal, a table request. A crash writes
+``crash-<sha1>``; replay it with ``python fuzz/fuzz_worker_bus.py crash-<sha1>``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import atheris
+
+with atheris.instrument_imports():
+    from offhook.workers.codec import BusError, decode, encode
+    from offhook.workers.tags import forward_to, owner
+
+
+def test_one_input(data: bytes) -> None:
+    try:
+        message = decode(data)
+    except BusError:
+        pass
+    else:
+        if decode(encode(message)) != message:
+            raise AssertionError("a decoded message does not encode back to itself")
+    index = owner(data)
+    if index is not None and not 0 <= index < 64:
+        raise AssertionError(f"owner {index}")
+    for me, workers in ((0, 2), (1, 2), (3, 4)):
+        target = forward_to(data, me, workers)
+        if target is not None and (target == me or not 0 <= target < workers):
+            raise AssertionError(f"forward to {target} from {me} of {workers}")
+
+
+def main() -> None:
+    atheris.Setup(sys.argv, test_one_input)
+    atheris.Fuzz()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+"""The workers' bus messages (``workers.codec``) and the replicated location store."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from offhook.common.location import Binding
+from offhook.workers.codec import (
+    BusError,
+    Forward,
+    Message,
+    Put,
+    Remove,
+    TableRequest,
+    decode,
+    encode,
+)
+from offhook.workers.replica import ReplicatedLocationStore
+
+HOSTS = st.sampled_from(["127.0.0.1", "127.0.0.3", "::1", "2001:db8::7", "192.0.2.1"])
+TEXT = st.text(max_size=40)
+BINDINGS = st.builds(
+    Binding,
+    device=st.text(min_size=1, max_size=20),
+    protocol=st.just("sip"),
+    contact=st.text(min_size=1, max_size=40),
+    expires_at=st.floats(min_value=0, max_value=1e6),
+    source=st.tuples(st.text(max_size=20), st.integers(0, 65535)),
+    transport=TEXT,
+    aor=TEXT,
+    call_id=TEXT,
+    cseq=st.integers(0, 2**32 - 1),
+    user_agent=TEXT,
+    registered_at=st.floats(min_value=0, max_value=2e9),
+    node=TEXT,
+    firmware=TEXT,
+)
+MESSAGES: st.SearchStrategy[Message] = st.one_of(
+    st.builds(
+        Forward, st.binary(min_size=1, max_size=2000), st.tuples(HOSTS, st.integers(0, 65535))
+    ),
+    st.builds(Put, BINDINGS),
+    st.builds(Remove, st.text(min_size=1, max_size=20), st.one_of(st.none(), TEXT)),
+    st.builds(TableRequest, st.integers(0, 255)),
+)
+
+
+@given(MESSAGES)
+def test_every_message_round_trips(message: Message) -> None:
+    assert decode(encode(message)) == message
+
+
+@given(st.binary(max_size=300))
+def test_any_bytes_decode_or_raise_bus_error(data: bytes) -> None:
+    try:
+        message = decode(data)
+    except BusError:
+        return
+    assert decode(encode(message)) == message
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"X",
+        b"F",
+        b"F\x09127.0.0.1",  # no port
+        b"F\x09127.0.0.1\x13\xc4",  # no datagram
+        b"F\x03abc\x13\xc4x",  # not an address
+        b"T",
+        b"T\x01\x02",
+        b"P[]",
+        b'P{"device":"d","contact":"c","source":["h",70000]}',
+        b'P{"device":"d","contact":"c","source":["h",1],"ttl":"x"}',
+        b'P{"device":"","contact":"c","source":["h",1]}',
+        b'P{"device":"d","contact":"c","source":["h",1],"ttl":1e999}',
+        b'P{"device":"d","contact":"c","source":["h",1],"cseq":true}',
+        b'D{"device":"d","contact":5}',
+        b"D\xff",
+    ],
+)
+def test_malformed_messages_are_refused(data: bytes) -> None:
+    with pytest.raises(BusError):
+        decode(data)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def binding(device: str, contact: str, expires_at: float, protocol: str = "sip") -> Binding:
+    return Binding(device, protocol, contact, expires_at, ("127.0.0.3", 5062))
+
+
+def test_replication_between_two_stores() -> None:
+    a_clock, b_clock = Clock(), Clock()
+    b_clock.now = 50.0  # another process: another clock
+    to_b: list[Message] = []
+    a = ReplicatedLocationStore(to_b.append, a_clock)
+    b = ReplicatedLocationStore(lambda m: pytest.fail(f"b published {m}"), b_clock)
+
+    a.put(binding("dave", "sip:dave@h:1", 1300.0))
+    a.put(binding("scp", "sccp:x", 1300.0, protocol="sccp"))  # not replicated
+    a.put(binding("cti", "cti:x", math.inf))  # never expires: not replicated
+    assert [type(m) for m in to_b] == [Put]
+    put = to_b[0]
+    assert isinstance(put, Put) and put.binding.expires_at == 300.0  # seconds left
+    b.apply(decode(encode(put)))  # type: ignore[arg-type]
+    assert [x.expires_at for x in b.bindings("dave", b_clock.now)] == [350.0]
+    assert b.bindings("scp", 0) == []
+
+    a.remove("dave", "sip:dave@h:1")
+    a.remove("dave", "sip:dave@h:1")  # nothing left: nothing sent
+    a.remove("scp", "sccp:x")
+    b.apply(to_b[-1])  # type: ignore[arg-type]
+    assert len(to_b) == 2 and b.all(b_clock.now) == []
+    assert b.applied == 2
+
+
+def test_remove_device_and_table() -> None:
+    clock = Clock()
+    sent: list[Message] = []
+    a = ReplicatedLocationStore(sent.append, clock)
+    a.put(binding("dave", "sip:1", 1100.0))
+    a.put(binding("dave", "sip:2", 1200.0))
+    assert sorted(p.binding.expires_at for p in a.table()) == [100.0, 200.0]
+    b = ReplicatedLocationStore(sent.append, clock)
+    for put in a.table():
+        b.apply(put)
+    assert b.count() == 2
+    sent.clear()
+    a.remove_device("dave")
+    assert sent == [Remove("dave", None)]
+    b.apply(Remove("dave", None))
+    assert b.count() == 0
+    a.remove_device("dave")
+    assert sent == [Remove("dave", None)]  # nothing held: nothing sent
+
+
+def test_copies_expire_by_the_receivers_clock() -> None:
+    clock = Clock()
+    b = ReplicatedLocationStore(lambda m: None, clock)
+    b.apply(Put(binding("dave", "sip:1", 30.0)))
+    clock.now += 31
+    assert [x.device for x in b.expire(clock.now)] == ["dave"]

@@ -155,8 +155,19 @@ class Follow:
 
 
 def encode(event: Event) -> str:
-    """``event`` as one compact JSON text (what every client gets, after its ``seq``)."""
-    return json.dumps(event, separators=(",", ":"), ensure_ascii=False, default=str)
+    """``event`` as one compact JSON text (what every client gets, after its ``seq``).
+
+    Text as it is, but a lone surrogate (what the SIP parser keeps of bytes that
+    are not UTF-8, e.g. in a caller's display name) escaped as ``\\udcff``: it has
+    no UTF-8 form, and every client's frame of the event is UTF-8.
+    """
+    text = json.dumps(event, separators=(",", ":"), ensure_ascii=False, default=str)
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            return json.dumps(event, separators=(",", ":"), default=str)
+    return text
 
 
 class StreamStart(Protocol):

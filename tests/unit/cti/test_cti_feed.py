@@ -270,6 +270,22 @@ def test_a_full_write_waiting_is_not_held_back_by_the_coalesce_wait() -> None:
     assert follower.seq == offered.seq == 127
 
 
+@pytest.mark.parametrize("wire", [WS_WIRE, LINES_WIRE])
+def test_a_name_with_bytes_that_are_not_utf8_reaches_every_client(wire: Wire) -> None:
+    """The SIP parser keeps such bytes as lone surrogates (a caller's display name):
+    they have no UTF-8 form, so the event escapes them, and no client's writer fails."""
+    h = make_hub()
+    follower, offered = pair(h, wire=wire)
+    name = "caf\udce9 \u00e9"
+    put(h, {**event("call.offered", "a"), "calling_name": name})
+    got = take_bytes(follower, 64, wire)
+    texts = run(asyncio.wait_for(offered.next_frames(64), 5))
+    for text in texts:
+        text.encode()  # a text frame is UTF-8
+    assert [e.get("calling_name") for e in got] == [None, name]  # the hello, the event
+    assert [json.loads(t).get("calling_name") for t in texts] == [None, name]
+
+
 def test_seq_past_its_places_leaves_the_feed() -> None:
     h = make_hub()
     follower, offered = pair(h)

@@ -77,3 +77,37 @@ def test_stream_start_is_a_named_tuple() -> None:
     start = StreamStart(1, 2, False)
     assert start._asdict() == {"first_id": 1, "last_id": 2, "resync": False}
     assert tuple(start) == (1, 2, False)
+
+
+def _nested(depth: int, inner: Any, kinds: list[bool]) -> Any:
+    for n in range(depth):
+        inner = {"k": inner} if kinds[n % len(kinds)] else [inner]
+    return inner
+
+
+@given(
+    st.integers(MAX_DEPTH - 3, MAX_DEPTH + 3),
+    values,
+    st.lists(st.booleans(), min_size=1, max_size=5),
+    st.text(alphabet="[]{}x", max_size=40),
+)
+def test_only_a_value_nested_too_deep_is_refused(
+    depth: int, leaf: Any, kinds: list[bool], noise: str
+) -> None:
+    """The walk is skipped for lines with few openers: the verdict is the walk's (brackets
+    in strings, which count as openers too, never hide a deep value)."""
+    event = {"noise": noise, "v": _nested(depth, leaf, kinds)}
+    line = encode_event(event)[:-1]
+
+    def deepest(value: Any) -> int:
+        if isinstance(value, dict):
+            return 1 + max((deepest(v) for v in value.values()), default=0)
+        if isinstance(value, list):
+            return 1 + max((deepest(v) for v in value), default=0)
+        return 0
+
+    if deepest(event) > MAX_DEPTH:
+        with pytest.raises(ControlProtocolError, match="nested too deep"):
+            parse_event(line)
+    else:
+        assert parse_event(line) == event

@@ -558,6 +558,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--before", default="", help="also run offhook from this source tree")
     ap.add_argument("--rounds", type=int, default=1, help="before/after rounds (with --before)")
     ap.add_argument("--profile", default="", help="py-spy the node per step into this directory")
+    ap.add_argument(
+        "--workers", default="", help="also offhook with these [node] workers (sip_calls_workers)"
+    )
     args = ap.parse_args(argv)
     if shutil.which("sipp") is None:
         print("sipp not found: install Debian sip-tester (scripts/install-deps.sh)")
@@ -593,6 +596,10 @@ def main(argv: list[str] | None = None) -> int:
                 results.append(
                     bench_offhook_trunk(label, 0, rates, duration, workdir, src, profile)
                 )
+    for n in sorted({int(x) for x in args.workers.split(",") if x.strip()})[:4]:
+        from sip_calls_workers import bench_workers  # two sources: the workers' own ladder
+
+        results.append(bench_workers(n, rates, duration, workdir, args.src))
     summary = summarize(results)
     print_table(summary, duration)
     write_results(

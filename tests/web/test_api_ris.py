@@ -112,6 +112,17 @@ async def test_devices_by_pattern_protocol_status_and_address(rig: Rig) -> None:
     assert names(limited) == ["alice"] and limited.json()["truncated"]
 
 
+async def test_a_user_agent_that_is_not_utf8_is_shown_not_a_500(rig: Rig) -> None:
+    """The SIP parser keeps such header bytes as lone surrogates; the answer shows U+FFFD."""
+    agent = b"Acme \xff\xfe/1.0".decode("utf-8", "surrogateescape")
+    rig.harness.locations.put(
+        Binding("bob", "sip", "sip:bob@10.0.0.6", 1e9, ("10.0.0.6", 5060), user_agent=agent)
+    )
+    answer = await rig.get("/api/v1/ris/devices", name="bob")
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["devices"][0]["model"] == "Acme \ufffd\ufffd/1.0"
+
+
 async def test_bad_queries_are_422(rig: Rig) -> None:
     refused = await rig.get("/api/v1/ris/devices", address="nowhere")  # the node refuses it
     assert refused.status_code == 422 and "address" in refused.json()["detail"]

@@ -175,10 +175,39 @@ def _line(obj: dict[str, Any]) -> bytes:
     return json.dumps(obj, separators=(",", ":"), default=str, allow_nan=False).encode() + b"\n"
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _no_surrogates(value: Any) -> Any:
+    """``value`` with each lone surrogate in its texts (keys too) replaced by U+FFFD.
+
+    The node keeps bytes of a SIP header that are not UTF-8 as lone surrogates
+    (a User-Agent, a display name) and sends them escaped (``\\udce9``).
+    Read back, such a text has no UTF-8 form: a web page or a JSON answer
+    holding it could not be written. What shows them gets U+FFFD instead.
+    """
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_no_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {_no_surrogates(k): _no_surrogates(v) for k, v in value.items()}
+    return value
+
+
+def _decode_shown(line: bytes) -> Any:
+    """``_decode`` for what the node sends (answers, events): no lone surrogate in it."""
+    value = _decode(line)
+    # Only an escape can put one there; lines without one (nearly all) skip the walk.
+    if b"\\ud" in line or b"\\uD" in line:
+        value = _no_surrogates(value)
+    return value
+
+
 def parse_answer(line: bytes) -> Answer:
     """One answer line; ``ControlProtocolError`` when it is none."""
     try:
-        value = _decode(line)
+        value = _decode_shown(line)
     except ValueError as exc:
         raise ControlProtocolError(f"not a JSON line: {exc}") from None
     if not isinstance(value, dict) or not isinstance(value.get("ok"), bool):
@@ -201,7 +230,7 @@ def encode_event(event: dict[str, Any]) -> bytes:
 def parse_event(line: bytes) -> dict[str, Any]:
     """One line of an event stream: a JSON object; ``ControlProtocolError`` when it is none."""
     try:
-        value = _decode(line)
+        value = _decode_shown(line)
     except ValueError as exc:
         raise ControlProtocolError(f"not a JSON line: {exc}") from None
     if not isinstance(value, dict):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -13,6 +14,8 @@ from offhook.ris.control_codec import (
     ControlProtocolError,
     StreamStart,
     encode_event,
+    encode_result,
+    parse_answer,
     parse_event,
 )
 
@@ -111,3 +114,35 @@ def test_only_a_value_nested_too_deep_is_refused(
             parse_event(line)
     else:
         assert parse_event(line) == event
+
+
+def test_a_header_byte_that_is_not_utf8_reads_back_as_a_replacement_character() -> None:
+    """The node keeps such bytes as lone surrogates (``surrogateescape``), e.g. in a
+    User-Agent; read back, they are U+FFFD, so a page or JSON answer can be written."""
+    agent = b"Phone \xff\xfe 1.0".decode("utf-8", "surrogateescape")
+    event = {"type": "device.registered", "user_agent": agent, agent: [agent]}
+    got = parse_event(encode_event(event)[:-1])
+    assert got == {
+        "type": "device.registered",
+        "user_agent": "Phone \ufffd\ufffd 1.0",
+        "Phone \ufffd\ufffd 1.0": ["Phone \ufffd\ufffd 1.0"],
+    }
+    answer = parse_answer(encode_result({"registrations": [{"user_agent": agent}]}))
+    assert answer.result == {"registrations": [{"user_agent": "Phone \ufffd\ufffd 1.0"}]}
+
+
+odd_texts = st.text(st.characters(categories=["Cs", "Ll", "Nd", "So"]), max_size=12)
+odd_values = st.recursive(
+    st.one_of(st.integers(), odd_texts),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(odd_texts, inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@given(odd_values)
+def test_whatever_the_node_sends_reads_back_as_utf8(value: Any) -> None:
+    got = parse_answer(encode_result(value)[:-1]).result
+    encode_event({"v": got}).decode("utf-8")
+    json.dumps(got, ensure_ascii=False).encode("utf-8")  # what a JSON answer writes

@@ -332,6 +332,10 @@ def status(
         rc = print_devices(settings, as_json, **query)
     else:
         rc = _app_module().print_status(settings, as_json)
+        if not rc and not as_json and settings.node.workers > 1:
+            from offhook.workers.status import print_workers
+
+            print_workers(settings)  # one line per worker (offhook.workers.status)
     if isinstance(rc, int) and rc:
         raise typer.Exit(rc)
 

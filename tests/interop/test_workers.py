@@ -33,8 +33,10 @@ import pytest
 
 from interop.peers import require_binary
 from interop.sipp import Sipp, describe
+from offhook.config import load_settings
 from offhook.ris.control import request_at
 from offhook.workers.reuseport import home_of
+from offhook.workers.status import summaries
 from support.server import OffhookServer, device, plan_of
 
 PASSWORDS = {"carol": "carol-Secret-3", "dave": "dave-Secret-4", "erin": "erin-Secret-5"}
@@ -187,6 +189,15 @@ def test_call_across_workers_completes_with_one_cdr(node: OffhookServer, tmp_pat
     assert w1["worker"]["forwarded"] >= 3, w1["worker"]
     assert w0["worker"]["received"] >= 3, w0["worker"]
     assert w0["worker"]["index"] == 0 and w1["worker"]["index"] == 1
+    # offhook status: worker 0's view, then one line per worker.
+    rows = summaries(load_settings(node.config_path))
+    assert [(r["index"], r["pid"]) for r in rows] == [
+        (0, w0["worker"]["pid"]),
+        (1, w1["worker"]["pid"]),
+    ]
+    assert all(r["registrations"] >= 1 for r in rows)
+    printed = node.run_cli("status", check=True).stdout
+    assert "Workers (2)" in printed and str(w1["worker"]["pid"]) in printed
 
 
 def test_blocked_source_stays_blocked_on_its_worker(tmp_path: Path) -> None:

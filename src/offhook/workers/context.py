@@ -15,7 +15,8 @@ supervisor) and its end of the local bus: a Unix datagram socket
   worker's own socket of the group (same address and port).
 
 A message to a worker that is not there (dead, restarting) is dropped and
-counted: its peers retransmit, as they would into a lost datagram.
+counted: its peers retransmit, as they would into a lost datagram. A burst
+larger than the peer's receive queue waits here (``_send``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import contextlib
 import logging
 import os
 import socket
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -47,6 +49,7 @@ log = logging.getLogger("offhook.workers")
 
 Addr = tuple[str, int]
 BUS_BUFFER = 4 * 1024 * 1024
+QUEUE = 10_000  # messages waiting for one peer's queue to have room
 
 
 class Transport(Protocol):
@@ -71,10 +74,12 @@ class WorkerContext:
     udp_sockets: Sequence[socket.socket] = ()
     counters: dict[str, int] = field(
         default_factory=lambda: dict.fromkeys(
-            ("forwarded", "received", "bus_dropped", "bus_bad", "bindings_sent"), 0
+            ("forwarded", "received", "bus_dropped", "bus_waits", "bus_bad", "bindings_sent"), 0
         )
     )
     _sock: socket.socket | None = None
+    _peers: dict[int, socket.socket] = field(default_factory=dict)
+    _queues: dict[int, deque[bytes]] = field(default_factory=dict)
     _store: ReplicatedLocationStore | None = None
     _transport: Transport | None = None
 
@@ -88,15 +93,75 @@ class WorkerContext:
 
     # --- sending ---------------------------------------------------------
     def _send(self, index: int, data: bytes) -> bool:
-        sock = self._sock
-        if sock is None:
+        """Send to worker ``index``, or queue while its receive queue is full.
+
+        One connected socket per peer: the kernel then reports it writable
+        when the peer's queue has room (``net.unix.max_dgram_qlen``, often
+        only 10 datagrams), so a burst waits here (up to ``QUEUE``) instead
+        of being dropped. A peer that is not there drops the message.
+        """
+        if self._sock is None:
             return False
+        queue = self._queues.setdefault(index, deque())
+        if queue:
+            return self._enqueue(index, queue, data)
         try:
-            sock.sendto(data, bus_path(self.bus_dir, index))
-        except OSError:  # not there (dead, restarting), or its queue is full
+            self._peer(index).send(data)
+        except BlockingIOError:
+            return self._enqueue(index, queue, data)
+        except OSError:  # not there (dead, restarting): reconnect next time
+            self._forget(index)
             self.counters["bus_dropped"] += 1
             return False
         return True
+
+    def _peer(self, index: int) -> socket.socket:
+        sock = self._peers.get(index)
+        if sock is None:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            sock.setblocking(False)
+            try:
+                sock.connect(bus_path(self.bus_dir, index))
+            except OSError:
+                sock.close()
+                raise
+            self._peers[index] = sock
+        return sock
+
+    def _forget(self, index: int) -> None:
+        sock = self._peers.pop(index, None)
+        if sock is not None:
+            with contextlib.suppress(Exception):
+                asyncio.get_running_loop().remove_writer(sock.fileno())
+            sock.close()
+        dropped = self._queues.pop(index, deque())
+        self.counters["bus_dropped"] += len(dropped)
+
+    def _enqueue(self, index: int, queue: deque[bytes], data: bytes) -> bool:
+        if len(queue) >= QUEUE:
+            self.counters["bus_dropped"] += 1
+            return False
+        if not queue:
+            self.counters["bus_waits"] += 1
+            sock = self._peers[index]
+            asyncio.get_running_loop().add_writer(sock.fileno(), self._flush, index)
+        queue.append(data)
+        return True
+
+    def _flush(self, index: int) -> None:
+        queue, sock = self._queues.get(index), self._peers.get(index)
+        if queue is None or sock is None:
+            return
+        while queue:
+            try:
+                sock.send(queue[0])
+            except BlockingIOError:
+                return
+            except OSError:
+                self._forget(index)
+                return
+            queue.popleft()
+        asyncio.get_running_loop().remove_writer(sock.fileno())
 
     def _publish(self, message: Message) -> None:
         data = encode(message)
@@ -176,6 +241,8 @@ class WorkerContext:
                 self._send(message.index, encode(put))
 
     def close(self) -> None:
+        for index in list(self._peers):
+            self._forget(index)
         sock, self._sock = self._sock, None
         if sock is not None:
             with contextlib.suppress(Exception):

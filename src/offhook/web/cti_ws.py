@@ -22,10 +22,12 @@ time (``cti.client_protocol``; ``[cti] rate`` a second, beyond it the
 connection is read more slowly). The token is checked again on every
 client message and every ``[cti] recheck`` seconds (a revoked token, a
 disabled user or a role without ``cti`` ends the connection: 4401 or 4403;
-the user's devices are read again too). Closing codes: 1008 a malformed
-message (after an ``error``), 1003 a binary frame, 1013 overflow (after
-``{"type": "overflow"}``), 1011 the node could not give a snapshot, 1009 a
-message over ``[cti] max_message`` (the WebSocket layer).
+the user's devices are read again too; the periodic checks of one token's
+connections share one lookup within half a period, ``web.shared_checks``).
+Closing codes: 1008 a malformed message (after an ``error``), 1003 a
+binary frame, 1013 overflow (after ``{"type": "overflow"}``), 1011 the
+node could not give a snapshot, 1009 a message over ``[cti] max_message``
+(the WebSocket layer).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -59,6 +62,7 @@ from offhook.web.cti_asyncapi import asyncapi_document
 from offhook.web.deps import AUTH_ERRORS, Principal, WebContext, require
 from offhook.web.roles import Permission, permissions_of
 from offhook.web.security import LoginRefused
+from offhook.web.shared_checks import SharedChecks
 from offhook.web.ws_guard import BATCH, RAW, TIMEOUT, URGENT
 
 __all__ = [
@@ -89,6 +93,8 @@ BATCH_FRAMES = 64
 """Frames sent in one write at most (when the server takes batches)."""
 STREAM_TIMEOUT = 5.0
 """Seconds to connect to the node's event stream and get its answer."""
+TokenState = tuple[UserRecord | None, Scope | None]
+"""A token's user (None: not valid now) and CTI scope (None: the role has no ``cti``)."""
 
 
 def node_events(context: WebContext) -> Connect | None:
@@ -117,6 +123,10 @@ class CtiService:
         self.clients = 0
         self.per_user: dict[str, int] = {}
         self.refused: Counter[str] = Counter()
+        # The periodic token checks of a token's connections share a lookup (half a period).
+        self.token_checks: SharedChecks[TokenState] = SharedChecks(
+            self._token_state, self.settings.recheck / 2, time.monotonic
+        )
 
     @classmethod
     def for_context(cls, context: WebContext) -> CtiService:
@@ -154,6 +164,16 @@ class CtiService:
         """The user's CTI scope (blocking: the database; run it in the thread pool)."""
         everything = Permission.CTI_ALL in permissions_of(user.role)
         return self.lines.scope(user.devices, everything=everything)
+
+    async def _token_state(self, token: str) -> TokenState:
+        return await run_in_threadpool(self._token_state_now, token)
+
+    def _token_state_now(self, token: str) -> TokenState:
+        """The token's user (None: no longer valid) and, if its role has CTI, its scope."""
+        user = self.context.users.user_for_token(token)
+        if user is None or Permission.CTI not in permissions_of(user.role):
+            return user, None
+        return user, self.scope_of(user)
 
     async def snapshot(self) -> dict[str, Any]:
         """The node's ``cti_snapshot`` (NodeUnavailable, ControlError)."""
@@ -487,7 +507,7 @@ class Connection:
                 async with asyncio.timeout(max(0.0, next_check - loop.time())):
                     message = await websocket.receive()
             except TimeoutError:
-                if not await self._recheck():
+                if not await self._recheck(fresh=False):
                     return
                 next_check = loop.time() + self.recheck
                 continue
@@ -498,7 +518,7 @@ class Connection:
                 self._refused(MALFORMED)
                 self._end(CLOSE_BINARY, {"type": "error", "reason": "binary frames are not taken"})
                 return
-            if not await self._recheck():
+            if not await self._recheck(fresh=True):
                 return
             next_check = loop.time() + self.recheck
             try:
@@ -520,17 +540,19 @@ class Connection:
         """A client message refused: counted as the web listener's refusals are."""
         self.service.context.rejections.increment(LISTENER, reason)
 
-    async def _recheck(self) -> bool:
-        """Is the token still good (and the role still CTI)? The scope is read again."""
-        users = self.service.context.users
-        user = await run_in_threadpool(users.user_for_token, self.token)
+    async def _recheck(self, *, fresh: bool) -> bool:
+        """Is the token still good (and the role still CTI)? The scope is read again.
+
+        ``fresh``: on a client message, the database as it is now; the periodic
+        checks of one token's connections share a lookup (``SharedChecks``).
+        """
+        user, scope = await self.service.token_checks.get(self.token, fresh=fresh)
         if user is None:
             self._end(CLOSE_REVOKED, {"type": "error", "reason": "token no longer valid"})
             return False
-        if Permission.CTI not in permissions_of(user.role):
+        if scope is None:
             self._end(CLOSE_FORBIDDEN, {"type": "error", "reason": "forbidden: needs cti"})
             return False
-        scope = await run_in_threadpool(self.service.scope_of, user)
         self.session.rescope(scope)
         return True
 

@@ -596,10 +596,13 @@ def main(argv: list[str] | None = None) -> int:
                 results.append(
                     bench_offhook_trunk(label, 0, rates, duration, workdir, src, profile)
                 )
-    for n in sorted({int(x) for x in args.workers.split(",") if x.strip()})[:4]:
+    counts = sorted({int(x) for x in args.workers.split(",") if x.strip()})[:4]
+    for j in range(max(1, min(args.rounds, 10)) if counts else 0):  # alternating, --rounds times
         from sip_calls_workers import bench_workers  # two sources: the workers' own ladder
 
-        results.append(bench_workers(n, rates, duration, workdir, args.src))
+        for n in counts:
+            label = f"offhook-w{n}" + (f"-{j + 1}" if args.rounds > 1 else "")
+            results.append(bench_workers(n, rates, duration, workdir, args.src, label))
     summary = summarize(results)
     print_table(summary, duration)
     write_results(

@@ -71,6 +71,20 @@ def tree_cpu(pid: int) -> dict[int, float]:
     return cpu
 
 
+def label(pid: int, top: int) -> str:
+    """What a process of the tree is: the node (or supervisor), a worker, a media server."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            args = f.read().split(b"\0")
+    except OSError:
+        return "gone"
+    if b"worker" in args and b"--index" in args:
+        return "w" + args[args.index(b"--index") + 1].decode()
+    if b"media" in args:
+        return "media"
+    return "node" if pid == top else "other"
+
+
 def tree_rss_kb(pid: int) -> int:
     total = 0
     for p in tree(pid):
@@ -135,6 +149,11 @@ def run_step(
     step.elapsed_s = round(time.monotonic() - t0, 2)
     cpu1 = tree_cpu(server_pid)
     step.cpu_s = round(sum(cpu1[p] - cpu0.get(p, 0.0) for p in cpu1), 2)
+    split: dict[str, float] = {}
+    for p in cpu1:
+        name = label(p, server_pid)
+        split[name] = split.get(name, 0.0) + cpu1[p] - cpu0.get(p, 0.0)
+    cpu_split = "cpu " + ", ".join(f"{k} {v:.1f}s" for k, v in sorted(split.items()))
     step.peak_rss_kb = tree_rss_kb(server_pid)
     step.sipp_exit = max(p.returncode or 0 for p in procs)
     try:
@@ -154,13 +173,14 @@ def run_step(
         step.note = f"took {step.elapsed_s}s for {duration}s of calls (rate not sustained)"
     elif not step.passed:
         step.note = f"{step.failed} failed calls"
+    step.note = f"{step.note}; {cpu_split}" if step.note else cpu_split
     return step
 
 
 def bench_workers(
-    workers: int, rates: list[int], duration: int, workdir: Path, src: str = ""
+    workers: int, rates: list[int], duration: int, workdir: Path, src: str = "", label: str = ""
 ) -> ServerResult:
-    result = ServerResult(f"offhook-w{workers}")
+    result = ServerResult(label or f"offhook-w{workers}")
     wd = workdir / result.server
     wd.mkdir()
     server, why = start_offhook(wd, extra={"node": {"workers": workers}}, src=src)
@@ -176,7 +196,7 @@ def bench_workers(
                 step = run_step(server.pid, server.sip_port, rate, duration, wd, uac)
                 result.steps.append(step)
                 result.peak_rss_kb = max(result.peak_rss_kb, step.peak_rss_kb)
-                status = "ok" if step.passed else f"FAIL {step.note}"
+                status = f"ok ({step.note})" if step.passed else f"FAIL {step.note}"
                 print(
                     f"  {result.server:10} {rate:6d} calls/s: {step.successful}/{step.calls} ok, "
                     f"{step.failed} failed, {step.elapsed_s:.1f}s, cpu {step.cpu_s:.1f}s "

@@ -161,13 +161,18 @@ def encode(event: Event) -> str:
     are not UTF-8, e.g. in a caller's display name) escaped as ``\\udcff``: it has
     no UTF-8 form, and every client's frame of the event is UTF-8.
     """
-    text = json.dumps(event, separators=(",", ":"), ensure_ascii=False, default=str)
+    text = _TEXT.encode(event)
     if not text.isascii():
         try:
             text.encode()
         except UnicodeEncodeError:
-            return json.dumps(event, separators=(",", ":"), default=str)
+            return _ESCAPED.encode(event)
     return text
+
+
+# Built once (``json.dumps`` with options builds an encoder a call): every event is encoded.
+_TEXT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
+_ESCAPED = json.JSONEncoder(separators=(",", ":"), default=str)
 
 
 class StreamStart(Protocol):

@@ -24,6 +24,14 @@ def _finite(text: str) -> float:
     return value
 
 
+_DECODER = json.JSONDecoder(parse_constant=_constant, parse_float=_finite)
+"""Built once: ``json.loads`` with hooks builds a decoder (and its scanner) a call."""
+
+
 def loads(text: str | bytes) -> Any:
     """``json.loads`` that raises ValueError for a number that is not finite."""
-    return json.loads(text, parse_constant=_constant, parse_float=_finite)
+    if not isinstance(text, str):
+        return json.loads(text, parse_constant=_constant, parse_float=_finite)
+    if text.startswith("\ufeff"):  # as json.loads says it
+        raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+    return _DECODER.decode(text)

@@ -46,3 +46,36 @@ def test_any_encoded_float_reads_back(number: float) -> None:
     else:
         with pytest.raises(ValueError):
             strict_json.loads(text)
+
+
+def _verdict(load: object, text: str | bytes) -> object:
+    try:
+        return ("ok", json.dumps(load(text), sort_keys=True))  # type: ignore[operator]
+    except (ValueError, RecursionError) as exc:
+        return ("refused", type(exc).__name__)
+
+
+def _reference(text: str | bytes) -> object:
+    """What strict_json.loads is: ``json.loads`` with the hooks, a decoder a call."""
+    return json.loads(
+        text,
+        parse_constant=lambda name: (_ for _ in ()).throw(ValueError(name)),
+        parse_float=lambda t: (
+            float(t) if math.isfinite(float(t)) else (_ for _ in ()).throw(ValueError(t))
+        ),
+    )
+
+
+@given(
+    st.one_of(
+        st.text(alphabet='0123456789.eE+-[]{}:," aNIfintyu\\\ufeff\u00e9', max_size=60),
+        st.binary(max_size=40),
+        st.recursive(
+            st.one_of(st.integers(), st.text(max_size=5), st.floats(allow_nan=False)),
+            lambda inner: st.lists(inner, max_size=3),
+            max_leaves=8,
+        ).map(json.dumps),
+    )
+)
+def test_the_decoder_built_once_decides_as_json_loads(text: str | bytes) -> None:
+    assert _verdict(strict_json.loads, text) == _verdict(_reference, text)

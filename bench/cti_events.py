@@ -276,6 +276,8 @@ def measure(
         step = sc.run_step(server.pid, server.sip_port, args.rate, args.duration, wd, uac)
         result.calls, result.successful, result.failed = step.calls, step.successful, step.failed
         result.elapsed_s = step.elapsed_s
+        if not step.successful + step.failed:  # SIPp gave nothing: say why, no figure
+            raise sc.BenchError(step.note or f"SIPp exited {step.sipp_exit}, no call counted")
         time.sleep(1.0)  # the last calls' events reach the clients
         result.published = server.status()["cti"]["published"] - published0
         if step.calls:

@@ -20,6 +20,8 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
+from offhook.common.addr import ipv4_int
+
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -124,6 +126,9 @@ class AllowList:
 
     def allows(self, host: str) -> bool:
         """True if ``host`` (an IP literal as a socket reports it) is in a listed network."""
+        number = ipv4_int(host)  # the usual source: no ipaddress object
+        if number is not None:
+            return self._v4.contains(number)
         addr = parse_host(host)
         if addr is None:
             return False

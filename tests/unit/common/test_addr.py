@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from offhook.common import addr
 from offhook.common.addr import (
     canonical,
     family,
@@ -102,3 +103,47 @@ def test_any_address_round_trips(addr: ipaddress.IPv4Address | ipaddress.IPv6Add
     if again.version == 6:
         assert text == text.lower() and ":::" not in text
         assert uri_host(text) == f"[{text}]"
+
+
+def _slow_canonical(text: str) -> str | None:
+    """``canonical`` through ipaddress alone (no fast path), or None when it raises."""
+    try:
+        return str(addr.parse_ip(text, allow_zone=True))
+    except ValueError:
+        return None
+
+
+@given(
+    st.one_of(
+        st.ip_addresses(v=4).map(str),
+        st.lists(st.integers(0, 999).map(str), min_size=3, max_size=5).map(".".join),
+        st.text(alphabet="0123456789.[]: %\n\u0660\u0661", max_size=20),
+    )
+)
+def test_canonical_ipv4_fast_path(text: str) -> None:
+    """Dotted decimal is returned as it is only where ipaddress writes it back the same."""
+    if addr._CANONICAL_IPV4.match(text):
+        assert _slow_canonical(text) == text
+    elif _slow_canonical(text) is None:
+        with pytest.raises(ValueError):
+            canonical(text, allow_zone=True)
+
+
+@given(
+    st.one_of(
+        st.ip_addresses(v=4).map(str),
+        st.text(alphabet="0123456789.[]: %", max_size=20),
+    )
+)
+def test_ipv4_int_is_ipaddress_int(text: str) -> None:
+    """``ipv4_int`` gives ipaddress's integer for every form it takes, and takes every
+    address as a socket writes it."""
+    number = addr.ipv4_int(text)
+    if number is not None:
+        assert number == int(ipaddress.IPv4Address(text))
+    try:
+        written = str(ipaddress.IPv4Address(text))
+    except ValueError:
+        return
+    if written == text:
+        assert number is not None

@@ -5,6 +5,8 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from offhook.net import AllowList, parse_network
 
@@ -78,3 +80,11 @@ def test_many_networks_match_the_naive_answer() -> None:
         addr = ipaddress.ip_address(host)
         naive = any(addr.version == n.version and addr in n for n in parsed)
         assert acl.allows(host) is naive, host
+
+
+@given(st.ip_addresses(), st.sampled_from(["10.0.0.0/8", "127.0.0.0/8", "::/0", "0.0.0.0/1"]))
+def test_fast_ipv4_path_agrees_with_the_address_path(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address, network: str
+) -> None:
+    acl = AllowList([network])
+    assert acl.allows(str(address)) == acl.allows_address(address)

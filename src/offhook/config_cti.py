@@ -37,7 +37,7 @@ class CtiSettings(ListenerSettings):
     - ``coalesce``: seconds a client's writer waits after an event for more
       before it sends (one write for all of them: with many clients the
       fan-out costs far less a busy second; 0 sends each burst at once). A
-      client with a full write's worth of events waiting (64) is written at
+      client with a full write's worth of events waiting is written at
       once, so the wait never limits how many events a second it gets.
 
     The same stream as JSON lines on TCP (``web.cti_tcp``), for applications

@@ -91,6 +91,9 @@ CLOSE_REVOKED = 4401
 CLOSE_FORBIDDEN = 4403
 BATCH_FRAMES = 64
 """Frames sent in one write at most (when the server takes batches)."""
+RAW_BATCH_FRAMES = 192
+"""The same for frames the hub renders (about 60 kB of events, the send buffer's size):
+a busy client gets one write each ``coalesce`` period, not one each 64 events."""
 STREAM_TIMEOUT = 5.0
 """Seconds to connect to the node's event stream and get its answer."""
 TokenState = tuple[UserRecord | None, Scope | None]
@@ -467,7 +470,7 @@ class Connection:
             frames: list[str] = []
             try:
                 if raw:
-                    data = await session.next_bytes(BATCH_FRAMES, self.coalesce)
+                    data = await session.next_bytes(RAW_BATCH_FRAMES, self.coalesce)
                 else:
                     frames = await (
                         session.next_frames(BATCH_FRAMES, self.coalesce)

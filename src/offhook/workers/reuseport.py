@@ -103,10 +103,11 @@ def attach(sock: socket.socket, n: int) -> None:
     )  # the kernel copies the program: ``array`` may go
 
 
-def _member(spec: BindSpec, port: int) -> socket.socket:
+def _member(spec: BindSpec, port: int, reuse: bool = True) -> socket.socket:
     sock = socket.socket(spec.family, socket.SOCK_DGRAM)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if reuse:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if spec.family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1 if spec.v6only else 0)
         for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
@@ -133,6 +134,10 @@ def udp_groups(
     by_worker: list[list[socket.socket]] = [[] for _ in range(n)]
     try:
         for spec in bind_plan(listen):
+            # A plain socket first: the port is free (SO_REUSEPORT alone would let
+            # this group join another process's group of the same user).
+            with _member(spec, port, reuse=False) as probe:
+                port = probe.getsockname()[1]
             for i in range(n):
                 sock = _member(spec, port)
                 port = sock.getsockname()[1]

@@ -163,3 +163,14 @@ def test_two_workers_pass_datagrams_and_bindings_over_the_bus(tmp_path: Path) ->
             await transport.close()
 
     asyncio.run(asyncio.wait_for(scenario(), 30))
+
+
+def test_a_port_in_use_is_refused_even_by_a_group_of_the_same_user() -> None:
+    groups, port = udp_groups("127.0.0.1", 0, 2)
+    try:
+        with pytest.raises(OSError):
+            udp_groups("127.0.0.1", port, 2)
+    finally:
+        for socks in groups:
+            for sock in socks:
+                sock.close()

@@ -37,7 +37,7 @@ from offhook.config import load_settings
 from offhook.ris.control import request_at
 from offhook.workers.reuseport import home_of
 from offhook.workers.status import summaries
-from support.server import OffhookServer, device, plan_of
+from support.server import OffhookServer, device, plan_of, sip_options_ping
 
 PASSWORDS = {"carol": "carol-Secret-3", "dave": "dave-Secret-4", "erin": "erin-Secret-5"}
 DNS = {"carol": "1003", "dave": "1004", "erin": "1005"}
@@ -243,3 +243,20 @@ def test_killed_worker_is_replaced_and_serves_its_socket(
     call_dave(node, work)
     rows = node.wait_cdr(lambda r: r.get("called") == "1004")
     assert [r["cause"] for r in rows] == ["16"], rows
+
+
+def test_ipv4_and_ipv6_groups(tmp_path: Path) -> None:
+    """One group per listen address: both families answered, each worker on both."""
+    server = OffhookServer(
+        tmp_path, PLAN, extra_config={"node": {"workers": 2}}, listen=["127.0.0.1", "::1"]
+    )
+    server.start()
+    try:
+        for index in (0, 1):
+            state = until(f"worker {index} answers", lambda i=index: status(server, i))
+            assert state["sip"]["listen"] == ["127.0.0.1", "::1"]
+        assert home_of("::1", 2) == 1
+        assert until("OPTIONS over IPv6", lambda: sip_options_ping(server.sip_port, "::1"))
+        assert until("OPTIONS over IPv4", lambda: sip_options_ping(server.sip_port, "127.0.0.1"))
+    finally:
+        server.stop()

@@ -37,6 +37,7 @@ from offhook.workers.worker import rtp_slice
 log = logging.getLogger("offhook.workers")
 
 STOP_TIMEOUT = 10.0
+SQLITE_WRITERS = 4  # more workers than this on SQLite: a warning at start
 
 
 class WorkerProcess:
@@ -175,6 +176,13 @@ async def supervise(settings: Settings, config_path: Path | None) -> None:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     log.info("%d workers on SIP port %d/udp (bus %s)", n, port, bus_dir)
+    if n > SQLITE_WRITERS and settings.database.url.startswith("sqlite"):
+        log.warning(
+            "%d workers write call records to one SQLite file: beyond %d writers use "
+            "PostgreSQL ([database] url; docs/workers.md)",
+            n,
+            SQLITE_WRITERS,
+        )
     web: ChildSupervisor | None = None
     try:
         for w in workers:

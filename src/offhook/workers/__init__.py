@@ -8,5 +8,6 @@
 - ``replica``: the location store that replicates SIP bindings over the bus;
 - ``context``: what a worker adds to the node ``app.run`` builds;
 - ``supervisor``: ``offhook serve`` with N > 1: holds the sockets, runs and
-  restarts the workers; ``worker``: the entry point of one worker process.
+  restarts the workers; ``worker``: the entry point of one worker process;
+- ``status``: ``offhook status``'s line per worker.
 """

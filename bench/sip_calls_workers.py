@@ -21,6 +21,7 @@ import os
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 from sip_calls import (
     MAX_FAILED_FRACTION,
@@ -208,8 +209,26 @@ def bench_workers(
                     break
                 result.best_rate = rate
                 time.sleep(3)
+        if workers > 1:  # what went over the bus, for the calls of the whole ladder
+            calls = sum(step.calls for step in result.steps)
+            for index in range(workers):
+                bus = status_of(server.admin_host, server.admin_port + index).get("worker", {})
+                print(
+                    f"  worker {index}: forwarded {bus.get('forwarded')} "
+                    f"({bus.get('forwarded', 0) / max(1, calls):.2f} per call), received "
+                    f"{bus.get('received')}, dropped {bus.get('bus_dropped')}, "
+                    f"waits {bus.get('bus_waits')}",
+                    flush=True,
+                )
     except (BenchError, subprocess.SubprocessError, OSError) as exc:
         result.error = str(exc)
     finally:
         server.stop(show_log=False)
     return result
+
+
+def status_of(host: str, port: int) -> dict[str, Any]:
+    from offhook.ris.control import request_at
+
+    state = request_at(host, port, "status", timeout=5.0)
+    return state if isinstance(state, dict) else {}

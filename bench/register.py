@@ -47,6 +47,7 @@ Run from the repository root (indicative figures on a shared machine)::
 
     python bench/register.py                        # both servers, default ladder
     python bench/register.py --servers offhook --rates 500,1000 --duration 10 --users 2000
+    python bench/register.py --servers offhook --before /tmp/x/src --rounds 2   # same run A/B
 """
 
 from __future__ import annotations
@@ -417,16 +418,19 @@ def bench_offhook(
     default_limits: bool,
     warm_rate: int,
     profile_dir: Path | None = None,
+    name: str = "offhook",
+    src: str = "",
 ) -> ServerResult:
-    result = ServerResult("offhook")
-    wd = workdir / "offhook"
+    """``src``: run the node from this source tree (``name`` tells the runs apart)."""
+    result = ServerResult(name)
+    wd = workdir / name
     wd.mkdir()
     sip = {} if default_limits else per_source_limits(max(*rates, warm_rate), sources)
     # [sip] min_expires etc. stay the node's; the registrar binds for PHONE_EXPIRES s.
     extra: dict[str, dict[str, Any]] = {"sip": sip}
     result.config = {"sip": sip or "node defaults", "auth": "node defaults", "overload": "off"}
     t0 = time.monotonic()
-    server, why = start_offhook(wd, extra, plan_for(users))
+    server, why = start_offhook(wd, extra, plan_for(users), src=src)
     if server is None:
         result.error = why
         return result
@@ -612,6 +616,9 @@ def main(argv: list[str] | None = None) -> int:
         help="profile offhook during each step: DIR/offhook-RATE.raw (py-spy raw format)",
     )
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("--src", default="", help="run offhook from this source tree (default: ours)")
+    ap.add_argument("--before", default="", help="also run offhook from this source tree")
+    ap.add_argument("--rounds", type=int, default=1, help="before/after rounds (with --before)")
     args = ap.parse_args(argv)
     if shutil.which("sipp") is None:
         print("sipp not found: install Debian sip-tester (scripts/install-deps.sh)")
@@ -635,18 +642,29 @@ def main(argv: list[str] | None = None) -> int:
     results: list[ServerResult] = []
     for name in servers:
         if name == "offhook":
-            results.append(
-                bench_offhook(
-                    rates,
-                    duration,
-                    users,
-                    sources,
-                    workdir,
-                    args.default_limits,
-                    args.warm_rate,
-                    args.py_spy,
+            trees = [("offhook", args.src)]
+            if args.before:  # the before tree first, then this one, alternating
+                rounds = max(1, min(args.rounds, 10))
+                trees = [
+                    (f"offhook{suffix}-{i + 1}", src)
+                    for i in range(rounds)
+                    for suffix, src in (("-before", args.before), ("", args.src))
+                ]
+            for label, src in trees:
+                results.append(
+                    bench_offhook(
+                        rates,
+                        duration,
+                        users,
+                        sources,
+                        workdir,
+                        args.default_limits,
+                        args.warm_rate,
+                        args.py_spy,
+                        label,
+                        src,
+                    )
                 )
-            )
         elif name == "kamailio":
             results.append(
                 bench_kamailio(

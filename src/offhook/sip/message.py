@@ -131,6 +131,12 @@ LIST_HEADERS = frozenset(
 )
 
 
+# The canonical spellings of the names above. Every name a Headers holds went through
+# canonical_name, so a line of one of these headers is stored under exactly this
+# spelling: looking one up by it needs no case folding of each line's name.
+_CANONICAL_SPELLINGS = frozenset(_CANONICAL.values())
+
+
 def canonical_name(name: str) -> str:
     """Map any spelling (or compact form) of a header name to its canonical form."""
     low = name.lower()
@@ -205,6 +211,8 @@ class Headers:
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
+        if name in _CANONICAL_SPELLINGS:
+            return any(n == name for n, _ in self._items)
         low = canonical_name(name).lower()
         return any(n.lower() == low for n, _ in self._items)
 
@@ -214,6 +222,11 @@ class Headers:
         return h
 
     def get(self, name: str, default: str | None = None) -> str | None:
+        if name in _CANONICAL_SPELLINGS:
+            for n, v in self._items:
+                if n == name:
+                    return v
+            return default
         low = canonical_name(name).lower()
         for n, v in self._items:
             if n.lower() == low:
@@ -222,6 +235,8 @@ class Headers:
 
     def get_raw(self, name: str) -> list[str]:
         """Every header line of that name, unsplit."""
+        if name in _CANONICAL_SPELLINGS:
+            return [v for n, v in self._items if n == name]
         low = canonical_name(name).lower()
         return [v for n, v in self._items if n.lower() == low]
 

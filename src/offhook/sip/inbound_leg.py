@@ -28,7 +28,6 @@ import secrets
 from typing import TYPE_CHECKING
 
 from offhook.common.errors import ParseError
-from offhook.common.ids import new_tag
 from offhook.core.events import Setup
 from offhook.core.media import MediaDescription
 from offhook.sip.causes import NORMAL_CLEARING, RECOVERY_ON_TIMER, status_for_cause
@@ -62,7 +61,7 @@ class InboundLeg(SipLeg):
         super().__init__(ep, addr, transport)
         self.key = key
         self.invite = req
-        self.local_tag = new_tag()
+        self.local_tag = ep.ids.tag()  # marked with the worker: its dialog comes back here
         self.answered = False
         self.acked = False
         self.delayed_offer = not req.body

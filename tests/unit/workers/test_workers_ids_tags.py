@@ -116,3 +116,18 @@ def test_any_datagram_never_crashes(data: bytes, start: bytes) -> None:
     assert got is None or 0 <= got < MAX_WORKERS
     target = forward_to(start + data, 0, 2)
     assert target in (None, 1)
+
+
+def test_a_dialog_the_caller_made_comes_back_to_the_worker_that_answered_it() -> None:
+    """A carrier's BYE from another SBC (another source: another worker) names neither our
+    Call-ID nor a branch of ours; the To tag of our answer carries the worker."""
+    from unit.sip.sip_rig import PHONE, Peer, Rig, answer_in, call_in
+
+    rig = Rig()
+    rig.ep.ids = Ids.for_worker(1)
+    peer = Peer(PHONE)
+    ok = answer_in(rig, peer, call_in(rig, peer))
+    assert worker_of(ok.to_tag or "") == 1
+    bye = peer.request("BYE")
+    assert forward_to(bye, me=0, workers=2) == 1
+    assert forward_to(bye, me=1, workers=2) is None

@@ -9,7 +9,9 @@ Invariant (DESIGN.md "Errors"): any bytes either parse or raise
   ``make_response`` 400 must not raise either (the soak found salvaged Vias
   that ``stamp_via`` could not read). A parsed message must re-parse from its
   serialised form with the same start line, headers and body, and
-  ``check_request`` / ``check_response`` must return (never raise).
+  ``check_request`` / ``check_response`` must return (never raise), and give
+  the same verdict with a memory of values that passed (``KnownGood``, kept
+  across the inputs of a run) as without one.
 - ``StreamFramer.feed`` with the input split at a fuzzer-chosen point.
 - ``parse_uri``, ``parse_via``, ``parse_name_addr``, ``parse_contact_list``
   and ``parse_auth_params`` on the input decoded as text.
@@ -54,14 +56,14 @@ with atheris.instrument_imports():
     )
     from offhook.sip.message import SipRequest, make_response
     from offhook.sip.uri import parse_uri
-    from offhook.sip.validate import check_request, check_response
+    from offhook.sip.validate import KnownGood, check_request, check_response
 
 
 # Sources as the transport hands them over (common.addr.peer: mapped -> IPv4).
 _SOURCES = (("127.0.0.1", 5060), ("::1", 5062), ("2001:db8::9", 40000))
 
 
-def _message(data: bytes) -> None:
+def _message(data: bytes, known: KnownGood) -> None:
     try:
         msg = parse_message(data)
     except ParseError:
@@ -83,6 +85,8 @@ def _message(data: bytes) -> None:
         verdict = check_request(msg)
         if verdict is not None and not 400 <= verdict[0] < 500:
             raise AssertionError(f"odd verdict {verdict}")
+        if check_request(msg, known=known) != verdict:
+            raise AssertionError("the values remembered changed the verdict")
         if verdict is None and msg.headers.get_raw("Via"):
             # The node must accept what its transport writes into a request it
             # accepted (issue 14: received=::1 made every IPv6 request a 400).
@@ -92,8 +96,8 @@ def _message(data: bytes) -> None:
                 stamp_via(stamped, source)
                 if check_request(stamped) is not None:
                     raise AssertionError(f"stamped from {source} then refused")
-    else:
-        check_response(msg)
+    elif check_response(msg, known) != check_response(msg):
+        raise AssertionError("the values remembered changed the response's verdict")
 
 
 def _stream(data: bytes, cut: int) -> None:
@@ -111,16 +115,17 @@ def _text(text: str) -> None:
             fn(text)
 
 
-def test_one_input(data: bytes) -> None:
+def test_one_input(data: bytes, known: KnownGood | None = None) -> None:
     if not data:
         return
-    _message(data)
+    _message(data, KnownGood() if known is None else known)
     _stream(data, data[0] % (len(data) + 1))
     _text(data.decode("utf-8", "surrogateescape"))
 
 
 def main() -> None:
-    atheris.Setup(sys.argv, test_one_input)
+    known = KnownGood(limit=64)  # shared by the run's inputs: their values meet again
+    atheris.Setup(sys.argv, lambda data: test_one_input(data, known))
     atheris.Fuzz()
 
 

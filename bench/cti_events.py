@@ -18,6 +18,12 @@ the sustained call rate with N clients over the one without. The web
 process's CPU is reported beside it: on this 2-core machine SIPp, the node
 and the web process share the cores.
 
+``--node-cpu 0`` (with the bench run as ``taskset -c 1 python bench/...``)
+gives the node a core of its own and puts SIPp, the web process and the
+clients on the other: the layout of a node whose CTI applications run
+elsewhere, so that the ladder measures what CTI costs call processing, not
+how a shared core is split.
+
 ``--before DIR`` runs every step first against a node started from the
 source tree ``DIR`` (e.g. ``git archive REV src | tar -x -C /tmp/before``,
 then ``--before /tmp/before/src``), then against this tree: the "before"
@@ -351,6 +357,14 @@ def run_tree(args: argparse.Namespace, workdir: Path, src: str) -> list[Result]:
         env={"PYTHONPATH": tree} if src else None,
     )
     server.start(timeout=60)
+    if args.node_cpu:
+        # The node's threads only: its children (web, media) stay where the bench runs.
+        subprocess.run(
+            ["taskset", "-a", "-pc", args.node_cpu, str(server.pid)],
+            capture_output=True,
+            timeout=10,
+            check=True,
+        )
     results: list[Result] = []
     try:
         cli(server, "user", "add", ADMIN, "--role", "full-admin", stdin=ADMIN_PASSWORD + "\n")
@@ -358,6 +372,13 @@ def run_tree(args: argparse.Namespace, workdir: Path, src: str) -> list[Result]:
         web = web_pid(server.pid)
         with sc.sipp_uas(workdir) as uas_port:
             uac = sc.register_uas(server.sip_port, uas_port, workdir)
+            if args.warmup:
+                # The first steps of a fresh node pay for its heap growing (page faults,
+                # RSS 200 -> 300 MB): one step at the ladder's first rate, not counted.
+                top = min(args.rates) if args.ladder else args.rate
+                warm = sc.run_step(server.pid, server.sip_port, top, args.duration, workdir, uac)
+                print(f"  warm-up at {top} calls/s: {warm.successful}/{warm.calls} ok", flush=True)
+                time.sleep(3)
             for n in args.clients:
                 r = measure(server, web, n, token, args, workdir, uac)
                 r.tree = tree
@@ -462,6 +483,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument(
         "--coalesce", type=float, default=None, help="[cti] coalesce (default: the node's)"
+    )
+    ap.add_argument(
+        "--node-cpu",
+        default="",
+        help="pin the node's threads to these cores (taskset); run the bench itself under "
+        "`taskset -c OTHERS` so that SIPp, the web process and the clients share the others",
+    )
+    ap.add_argument(
+        "--no-warmup",
+        dest="warmup",
+        action="store_false",
+        help="measure from the first step (by default one uncounted step first)",
     )
     args = ap.parse_args(argv)
     args.clients = [min(MAX_CLIENTS, max(0, int(x))) for x in args.clients.split(",") if x]

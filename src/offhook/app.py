@@ -33,7 +33,6 @@ import signal
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +43,6 @@ from offhook.common.addr import canonical, host_port
 from offhook.common.location import Binding, MemoryLocationStore
 from offhook.config import Settings
 from offhook.core.bus import EventBus
-from offhook.core.causes import cause_text
 from offhook.core.dialplan.model import Trunk
 from offhook.core.directory import PlanSnapshot
 from offhook.core.engine import CallEngine
@@ -59,7 +57,7 @@ from offhook.core.records import (
 from offhook.db.autoreg import (
     AutoRegistrationWriter,
 )
-from offhook.db.cdr import CdrRepository, CdrRow, CdrWriter
+from offhook.db.cdr import CdrRepository, CdrWriter
 from offhook.db.engine import create_engine_for
 from offhook.db.feature_state import FEATURE_EVENTS, FeatureSettingsWriter, load_feature_events
 from offhook.db.snapshot import load_snapshot, plan_version
@@ -70,8 +68,10 @@ from offhook.net.bindings import describe
 from offhook.net.counters import RejectionCounters
 from offhook.net.guard import ListenerLimits
 from offhook.net.trunk_admission import TrunkSource, TrunkTable
+from offhook.node_cdr import cdr_row, iso, utc
 from offhook.node_control import control_ops
 from offhook.node_cti import NodeCti
+from offhook.node_fd import raise_fd_limit as raise_fd_limit  # the CLI and tests
 from offhook.node_media import MediaPlane, start_media
 from offhook.node_overload import NodeOverload
 from offhook.node_reload import NodeReload
@@ -216,45 +216,6 @@ def _trunk_host(host: str) -> str:
         return canonical(host)
     except ValueError:
         return host
-
-
-def _iso(ts: float | None) -> str | None:
-    return None if ts is None else _utc(ts).isoformat()
-
-
-def _utc(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, tz=UTC)
-
-
-def cdr_row(record: CallRecord) -> CdrRow:
-    return CdrRow(
-        call_id=record.call_id,
-        calling=record.calling,
-        called=record.called,
-        original_called=record.original_called,
-        calling_device=record.calling_device,
-        called_device=record.called_device,
-        start=_utc(record.start),
-        answer=_utc(record.answer) if record.answer is not None else None,
-        end=_utc(record.end),
-        duration=record.duration,
-        cause=record.cause,
-        cause_text=record.cause_text or cause_text(record.cause),
-        node=record.node,
-        extra=_cdr_extra(record),
-        last_redirecting=record.last_redirecting,
-        redirect_reason=record.redirect_reason,
-    )
-
-
-def _cdr_extra(record: CallRecord) -> dict[str, Any]:
-    extra: dict[str, Any] = dict(record.extra)
-    if record.hunt:
-        extra["trunks_failed"] = [
-            {"trunk": trunk, "cause": cause, "cause_text": cause_text(cause)}
-            for trunk, cause in record.hunt
-        ]
-    return extra
 
 
 @dataclass
@@ -476,7 +437,7 @@ async def run(
         now = loop.time()
         return {
             "node": settings.node.name,
-            "started": _utc(node.started).isoformat(),
+            "started": utc(node.started).isoformat(),
             "uptime": round(time.time() - node.started, 1),
             "plan_version": node.snapshot.version,
             "sip": {
@@ -503,7 +464,7 @@ async def run(
             ],
             "calls": engine.snapshot_state(),
             "trunks": [
-                {**row, "last_change": _iso(row["last_change"])}
+                {**row, "last_change": iso(row["last_change"])}
                 for row in trunks.status(now, time.time())
             ],
             "trunk_limits": creds.table.status(),
@@ -704,46 +665,6 @@ async def run(
         if admin is not None:
             await admin.close()
         db.dispose()
-
-
-def raise_fd_limit(settings: Settings) -> None:
-    """Lift the soft open-file limit to the hard one when the listeners need more.
-
-    Every connection is a file descriptor: the connection caps of the
-    listeners (20000 SCCP phones by default) are only reachable when the
-    process may open that many. A limit still below them is logged, so that
-    the operator raises it (``LimitNOFILE=`` in a systemd unit).
-    """
-    try:
-        import resource
-    except ImportError:  # not on this platform
-        return
-    need = 256 + settings.sip.max_connections + settings.admin.max_connections
-    if settings.web.enabled:  # a web child inherits the limit
-        need += settings.web.max_connections
-    if settings.sccp.enabled:
-        need += settings.sccp.max_connections
-    if settings.tftp.enabled:
-        need += settings.tftp.max_connections + settings.tftp.max_transfers
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft < need:
-        target = need if hard == resource.RLIM_INFINITY else min(need, hard)
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-            soft = target
-    if soft != resource.RLIM_INFINITY and soft < need:
-        log.warning(
-            "open-file limit %d is below the %d the listeners' connection caps need: "
-            "run `ulimit -n %d` in the shell that starts offhook (as root when the hard "
-            "limit %s is lower: `ulimit -Hn %d`), or put `LimitNOFILE=%d` in the [Service] "
-            "section of its systemd unit; or lower max_connections",
-            soft,
-            need,
-            need,
-            "unlimited" if hard == resource.RLIM_INFINITY else hard,
-            need,
-            need,
-        )
 
 
 def serve(settings: Settings, config_path: Path | None = None, worker: Worker | None = None) -> int:

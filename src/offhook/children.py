@@ -281,15 +281,7 @@ class ChildSupervisor:
         proc = self.process
         if proc is None or proc.returncode is not None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            proc.terminate()
-        try:
-            await asyncio.wait_for(proc.wait(), STOP_TIMEOUT)
-        except TimeoutError:
-            log.error("%s (pid %d) did not stop: killing it", self.name, proc.pid)
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
+        await terminate(proc, self.name, STOP_TIMEOUT)
         if proc.stdin is not None:
             proc.stdin.close()
 
@@ -298,3 +290,16 @@ class ChildSupervisor:
             callback()
         except Exception:
             log.exception("%s supervisor %s failed", self.name, what)
+
+
+async def terminate(proc: asyncio.subprocess.Process, name: str, timeout: float) -> None:
+    """SIGTERM, ``timeout`` seconds to exit, then SIGKILL (and wait for it)."""
+    with contextlib.suppress(ProcessLookupError):
+        proc.terminate()
+    try:
+        await asyncio.wait_for(proc.wait(), timeout)
+    except TimeoutError:
+        log.error("%s (pid %d) did not stop: killing it", name, proc.pid)
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 
+from offhook.common import fd_limit
 from offhook.config import Settings
 
 log = logging.getLogger("offhook")
@@ -18,10 +18,6 @@ def raise_fd_limit(settings: Settings) -> None:
     process may open that many. A limit still below them is logged, so that
     the operator raises it (``LimitNOFILE=`` in a systemd unit).
     """
-    try:
-        import resource
-    except ImportError:  # not on this platform
-        return
     need = 256 + settings.sip.max_connections + settings.admin.max_connections
     if settings.web.enabled:  # a web child inherits the limit
         need += settings.web.max_connections
@@ -29,13 +25,11 @@ def raise_fd_limit(settings: Settings) -> None:
         need += settings.sccp.max_connections
     if settings.tftp.enabled:
         need += settings.tftp.max_connections + settings.tftp.max_transfers
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft < need:
-        target = need if hard == resource.RLIM_INFINITY else min(need, hard)
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-            soft = target
-    if soft != resource.RLIM_INFINITY and soft < need:
+    limits = fd_limit.lift(need)
+    if limits is None:
+        return
+    soft, hard = limits
+    if soft != fd_limit.UNLIMITED and soft < need:
         log.warning(
             "open-file limit %d is below the %d the listeners' connection caps need: "
             "run `ulimit -n %d` in the shell that starts offhook (as root when the hard "
@@ -44,7 +38,7 @@ def raise_fd_limit(settings: Settings) -> None:
             soft,
             need,
             need,
-            "unlimited" if hard == resource.RLIM_INFINITY else hard,
+            "unlimited" if hard == fd_limit.UNLIMITED else hard,
             need,
             need,
         )

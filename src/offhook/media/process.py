@@ -34,6 +34,7 @@ import signal
 import stat
 from typing import TYPE_CHECKING, cast
 
+from offhook.common import fd_limit
 from offhook.common.addr import peer as normal_peer
 from offhook.common.logsetup import setup_logging
 from offhook.media import control
@@ -307,19 +308,10 @@ def _remove_stale_socket(path: str) -> None:
 
 def raise_fd_limit(max_streams: int) -> None:
     """Lift the soft open-file limit to what ``max_streams`` endpoints need (two sockets each)."""
-    try:
-        import resource
-    except ImportError:
-        return
     need = 64 + 2 * max_streams + CONTROL_LIMITS.max_connections
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft < need:
-        target = need if hard == resource.RLIM_INFINITY else min(need, hard)
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-            soft = target
-    if soft != resource.RLIM_INFINITY and soft < need:
-        log.warning("open-file limit %d is below the %d max_streams needs", soft, need)
+    limits = fd_limit.lift(need)
+    if limits is not None and limits[0] != fd_limit.UNLIMITED and limits[0] < need:
+        log.warning("open-file limit %d is below the %d max_streams needs", limits[0], need)
 
 
 async def serve(

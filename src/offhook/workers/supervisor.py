@@ -27,7 +27,14 @@ import socket
 import tempfile
 from pathlib import Path
 
-from offhook.children import BACKOFF, STABLE, ChildSupervisor, offhook_command, package_root
+from offhook.children import (
+    BACKOFF,
+    STABLE,
+    ChildSupervisor,
+    offhook_command,
+    package_root,
+    terminate,
+)
 from offhook.config import Settings
 from offhook.config_base import ConfigError
 from offhook.net.bindings import describe
@@ -122,15 +129,7 @@ class WorkerProcess:
         self._stopping = True
         proc = self.process
         if proc is not None and proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), STOP_TIMEOUT)
-            except TimeoutError:
-                log.error("worker %d (pid %d) did not stop: killing it", self.index, proc.pid)
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                await proc.wait()
+            await terminate(proc, f"worker {self.index}", STOP_TIMEOUT)
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)

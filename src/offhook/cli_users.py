@@ -10,7 +10,7 @@ record what they change in the audit log (actor ``cli``).
   password is read from stdin (one line) when stdin is not a terminal, else
   prompted for twice.
 - ``offhook user list [--json]``, ``offhook user passwd NAME``,
-  ``offhook user delete NAME``.
+  ``offhook user delete NAME`` (never the last enabled ``full-admin``).
 - ``offhook token create --user NAME [--label TEXT]``: prints the new token
   on stdout, once (only its SHA-256 is stored); ``offhook token revoke ID``;
   ``offhook token list [--user NAME] [--json]``.
@@ -192,10 +192,16 @@ def user_delete(
     name: Annotated[str, typer.Argument(help="The user.")],
     config: ConfigOpt = None,
 ) -> None:
-    """Delete a user and their API tokens."""
+    """Delete a user and their API tokens (never the last enabled full-admin)."""
+    from offhook.db.users import LastAdmin
+
     with _stores(config) as (users, audit):
         before = users.get(name)
-        if before is None or not users.delete(name):
+        try:
+            deleted = before is not None and users.delete(name)
+        except LastAdmin as exc:
+            raise _fail(f"offhook: {exc}") from None
+        if before is None or not deleted:
             raise _fail(f"offhook: no user {name!r}")
         audit.record(ACTOR, ACTOR, "delete", "users", name, user_view(before), None)
     typer.echo(f"user {name} deleted")

@@ -158,6 +158,18 @@ def test_passwd_and_delete(config: Path, engine: Engine) -> None:
     assert actions == [("delete", "bob"), ("password", "bob"), ("create", "bob")]
 
 
+def test_delete_keeps_the_last_full_admin(config: Path, engine: Engine) -> None:
+    invoke(config, "user", "add", "admin", "--role", "full-admin", stdin=PASSWORD)
+    r = invoke(config, "user", "delete", "admin")
+    assert r.exit_code == 1
+    assert "'admin' is the last enabled full-admin (make another first)" in r.output
+    assert store(engine).get("admin") is not None
+    invoke(config, "user", "add", "admin2", "--role", "full-admin", stdin=PASSWORD)
+    assert invoke(config, "user", "delete", "admin").exit_code == 0
+    assert [u.name for u in store(engine).list()] == ["admin2"]
+    assert [e.action for e in AuditLog(engine).search()] == ["delete", "create", "create"]
+
+
 def test_token_create_prints_it_once(config: Path, engine: Engine) -> None:
     invoke(config, "user", "add", "script", "--role", "phone-admin", stdin=PASSWORD)
     r = runner.invoke(

@@ -19,6 +19,11 @@ API tokens: ``ofh_`` and 32 random bytes (URL-safe base64), returned once by
 256 bits of entropy, so a fast hash is enough; a database dump reveals no
 usable token), with the first 8 characters to tell tokens apart in lists.
 A revoked token, or one of a disabled user, authenticates nobody.
+
+There is always an enabled ``full-admin`` once one exists: an update or a
+delete that would leave none raises :class:`LastAdmin`, checked in the same
+transaction as the change (the web API, the pages and ``offhook user`` all
+come through here).
 """
 
 from __future__ import annotations
@@ -74,6 +79,13 @@ class UserExists(ValueError):
 
 class UnknownUser(KeyError):
     """No user of that name."""
+
+
+class LastAdmin(ValueError):
+    """The change would leave no enabled ``full-admin`` (make another first)."""
+
+
+FULL_ADMIN = "full-admin"
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +201,30 @@ def _token(row: ApiTokenRow, user: str) -> TokenRecord:
     )
 
 
+def _locked_user(session: Session, name: str) -> WebUser | None:
+    """``name``'s row, locked with every enabled full-admin's (in id order, so no deadlock)."""
+    session.scalars(
+        select(WebUser.id)
+        .where(WebUser.role == FULL_ADMIN, WebUser.enabled.is_(True))
+        .order_by(WebUser.id)
+        .with_for_update()
+    ).all()
+    return session.scalar(select(WebUser).where(WebUser.name == name).with_for_update())
+
+
+def _keep_an_admin(session: Session, row: WebUser, stays_admin: bool) -> None:
+    """Raise ``LastAdmin`` when ``row`` is the last enabled full-admin and is to stop being one."""
+    if stays_admin or row.role != FULL_ADMIN or not row.enabled:
+        return
+    others = session.scalars(
+        select(WebUser.id).where(
+            WebUser.role == FULL_ADMIN, WebUser.enabled.is_(True), WebUser.id != row.id
+        )
+    ).first()
+    if others is None:
+        raise LastAdmin(f"{row.name!r} is the last enabled full-admin (make another first)")
+
+
 class UserStore:
     """Users and API tokens over an engine (see the module doc)."""
 
@@ -272,9 +308,11 @@ class UserStore:
         if enabled is not None:
             values["enabled"] = bool(enabled)
         with Session(self.engine) as session, session.begin():
-            row = session.scalar(select(WebUser).where(WebUser.name == name).with_for_update())
+            row = _locked_user(session, name)
             if row is None:
                 raise UnknownUser(name)
+            admin_after = values.get("role", row.role) == FULL_ADMIN
+            _keep_an_admin(session, row, admin_after and bool(values.get("enabled", row.enabled)))
             changed = False
             for key, value in values.items():
                 if getattr(row, key) != value:
@@ -299,9 +337,14 @@ class UserStore:
             raise UnknownUser(name)
 
     def delete(self, name: str) -> bool:
-        """Delete ``name`` and its tokens; False when there was no such user."""
-        with self.engine.begin() as conn:
-            return bool(conn.execute(delete(WebUser).where(WebUser.name == name)).rowcount)
+        """Delete ``name`` and its tokens; False when there was no such user; ``LastAdmin``."""
+        with Session(self.engine) as session, session.begin():
+            row = _locked_user(session, name)
+            if row is None:
+                return False
+            _keep_an_admin(session, row, False)
+            session.execute(delete(WebUser).where(WebUser.id == row.id))
+            return True
 
     def verify(self, name: str, password: str) -> UserRecord | None:
         """The user when ``password`` is theirs and they are enabled, else None.

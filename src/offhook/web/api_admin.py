@@ -2,9 +2,9 @@
 
 Users: list and get (``users.read``); create, PATCH (only the fields given;
 ``password`` is write-only and never shown) and delete (``users.write``).
-A change that would leave no enabled ``full-admin`` is refused (409), so an
-admin cannot lock everyone out. Disabling a user, deleting them or setting
-their password ends their sessions at once.
+A change that would leave no enabled ``full-admin`` is refused (409, from
+``db.users.LastAdmin``), so an admin cannot lock everyone out. Disabling a
+user, deleting them or setting their password ends their sessions at once.
 
 Tokens (``users.write``): created for a user and shown once in the answer,
 listed (prefix, label, use; never the token), revoked by id.
@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from offhook.db.audit import AuditEntry
-from offhook.db.users import ROLES, TokenRecord, UnknownUser, UserExists, UserRecord
+from offhook.db.users import ROLES, LastAdmin, TokenRecord, UnknownUser, UserExists, UserRecord
 from offhook.web.deps import AUTH_ERRORS, Principal, audit, ctx, error_responses, require
 from offhook.web.roles import ROLE_PERMISSIONS, Permission
 
@@ -37,7 +37,6 @@ router = APIRouter(prefix="/api/v1", tags=["users"], responses=AUTH_ERRORS)
 
 MAX_PAGE = 500
 MAX_CSV_ROWS = 10_000
-FULL_ADMIN = "full-admin"
 
 
 class UserOut(BaseModel):
@@ -210,10 +209,6 @@ def _check_role(role: str | None) -> None:
         )
 
 
-def _enabled_admins(request: Request) -> list[str]:
-    return [u.name for u in ctx(request).users.list() if u.role == FULL_ADMIN and u.enabled]
-
-
 @router.post("/users", response_model=UserOut, status_code=201, responses=error_responses(409, 422))
 async def create_user(
     request: Request,
@@ -250,11 +245,6 @@ async def patch_user(
     _check_role(body.role)
     context = ctx(request)
     before_user = _get_user(request, name)
-    losing_admin = before_user.role == FULL_ADMIN and (
-        (body.role is not None and body.role != FULL_ADMIN) or body.enabled is False
-    )
-    if losing_admin and _enabled_admins(request) == [name]:
-        raise HTTPException(status_code=409, detail="the last enabled full-admin stays one")
     try:
         user = context.users.update(
             name, display=body.display, role=body.role, devices=body.devices, enabled=body.enabled
@@ -263,6 +253,10 @@ async def patch_user(
             context.users.set_password(name, body.password)
     except UnknownUser:
         raise HTTPException(status_code=404, detail=f"no user {name!r}") from None
+    except LastAdmin:
+        raise HTTPException(
+            status_code=409, detail="the last enabled full-admin stays one"
+        ) from None
     except ValueError as exc:
         raise HTTPException(status_code=422, detail=[{"loc": "body", "msg": str(exc)}]) from None
     if body.password is not None or not user.enabled:
@@ -283,9 +277,11 @@ async def delete_user(
 ) -> Response:
     context = ctx(request)
     user = _get_user(request, name)
-    if user.role == FULL_ADMIN and user.enabled and _enabled_admins(request) == [name]:
-        raise HTTPException(status_code=409, detail="the last enabled full-admin stays")
-    if not context.users.delete(name):
+    try:
+        deleted = context.users.delete(name)
+    except LastAdmin:
+        raise HTTPException(status_code=409, detail="the last enabled full-admin stays") from None
+    if not deleted:
         raise HTTPException(status_code=404, detail=f"no user {name!r}")
     context.sessions.delete_user(name)
     audit(request, principal, "delete", "users", name, user_json(user), None)

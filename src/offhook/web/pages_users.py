@@ -18,7 +18,7 @@ from fastapi import Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from offhook.db.users import ROLES, UnknownUser, UserExists, UserRecord
+from offhook.db.users import ROLES, LastAdmin, UnknownUser, UserExists, UserRecord
 from offhook.web.deps import Principal, audit, ctx, require
 from offhook.web.pages_base import form_data, page_router, plan_keys, redirect, render
 from offhook.web.pages_forms import split_list
@@ -28,7 +28,6 @@ __all__ = ["router"]
 
 router = page_router()
 
-FULL_ADMIN = "full-admin"
 ROLE_TEXT = {
     "full-admin": "Everything, including users, tokens and the whole-plan import",
     "read-only": "Sees everything an administrator sees; changes nothing",
@@ -210,12 +209,6 @@ async def user_page(
     return _user_form(request, principal, user, _values(user), {})
 
 
-async def _last_admin(request: Request, user: UserRecord) -> bool:
-    users = await run_in_threadpool(ctx(request).users.list)
-    admins = [u.name for u in users if u.role == FULL_ADMIN and u.enabled]
-    return admins == [user.name]
-
-
 @router.post("/users/{name}")
 async def user_save(
     request: Request, name: str, principal: Annotated[Principal, require(Permission.USERS_WRITE)]
@@ -233,16 +226,6 @@ async def user_save(
         "enabled": form.get("enabled") == "on",
     }
     password = form.get("password", "")
-    losing = user.role == FULL_ADMIN and (values["role"] != FULL_ADMIN or not values["enabled"])
-    if losing and await _last_admin(request, user):
-        return _user_form(
-            request,
-            principal,
-            user,
-            values,
-            {"role": "The last enabled full-admin stays one (make another first)."},
-            409,
-        )
     try:
         updated = await run_in_threadpool(
             lambda: context.users.update(
@@ -257,6 +240,15 @@ async def user_save(
             await run_in_threadpool(context.users.set_password, name, password)
     except UnknownUser:
         return _not_found(request, principal, name)
+    except LastAdmin:
+        return _user_form(
+            request,
+            principal,
+            user,
+            values,
+            {"role": "The last enabled full-admin stays one (make another first)."},
+            409,
+        )
     except ValueError as exc:
         return _user_form(request, principal, user, values, {_error_field(str(exc)): str(exc)}, 422)
     if password or not updated.enabled:
@@ -277,7 +269,9 @@ async def user_delete(
     user = await _get(request, name)
     if user is None:
         return _not_found(request, principal, name)
-    if user.role == FULL_ADMIN and user.enabled and await _last_admin(request, user):
+    try:
+        await run_in_threadpool(context.users.delete, name)
+    except LastAdmin:
         return _user_form(
             request,
             principal,
@@ -286,7 +280,6 @@ async def user_delete(
             {"name": "The last enabled full-admin cannot be deleted."},
             409,
         )
-    await run_in_threadpool(context.users.delete, name)
     context.sessions.delete_user(name)
     await run_in_threadpool(
         audit, request, principal, "delete", "users", name, user_json(user), None

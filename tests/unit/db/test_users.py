@@ -26,6 +26,7 @@ from offhook.db.users import (
     MAX_PASSWORD,
     ROLES,
     TOKEN_PREFIX,
+    LastAdmin,
     UnknownUser,
     UserExists,
     UserStore,
@@ -242,6 +243,7 @@ def test_token_shown_once_stored_hashed(store: UserStore, engine: Engine) -> Non
 
 
 def test_user_for_token(store: UserStore) -> None:
+    store.add("root", "full-admin", PASSWORD)
     alice = store.add("alice", "full-admin", PASSWORD)
     record, plaintext = store.create_token("alice")
     assert store.user_for_token(plaintext) == alice
@@ -289,6 +291,7 @@ def test_tokens_by_user_and_unknown_user(store: UserStore) -> None:
 
 
 def test_delete_takes_the_tokens(store: UserStore, engine: Engine) -> None:
+    store.add("root", "full-admin", PASSWORD)
     store.add("alice", "full-admin", PASSWORD)
     _, plaintext = store.create_token("alice")
     assert store.delete("alice") is True
@@ -300,6 +303,57 @@ def test_delete_takes_the_tokens(store: UserStore, engine: Engine) -> None:
     # The name is free again; the old token does not come back with it.
     store.add("alice", "user", PASSWORD)
     assert store.user_for_token(plaintext) is None
+
+
+def test_the_last_enabled_full_admin_stays(store: UserStore) -> None:
+    """Every way of losing the last enabled full-admin is refused, whoever asks."""
+    store.add("root", "full-admin", PASSWORD)
+    store.add("viewer", "read-only", PASSWORD)
+    store.add("off", "full-admin", PASSWORD, enabled=False)
+    for change in ({"role": "read-only"}, {"enabled": False}):
+        with pytest.raises(LastAdmin, match="'root' is the last enabled full-admin"):
+            store.update("root", **change)  # type: ignore[arg-type]
+    with pytest.raises(LastAdmin):
+        store.delete("root")
+    assert store.get("root") is not None and store.get("root").role == "full-admin"  # type: ignore[union-attr]
+    # Other users and the disabled admin change freely; unchanged fields are no loss.
+    assert store.update("root", display="Root", role="full-admin", enabled=True).display == "Root"
+    assert store.delete("off") is True and store.delete("viewer") is True
+    # With a second enabled admin the first may go; then the second is the last.
+    store.add("second", "full-admin", PASSWORD)
+    assert store.update("root", enabled=False).enabled is False
+    with pytest.raises(LastAdmin):
+        store.delete("second")
+    assert store.update("root", enabled=True).enabled is True
+    assert store.delete("second") is True
+    assert [(u.name, u.role, u.enabled) for u in store.list()] == [("root", "full-admin", True)]
+
+
+def test_two_admins_deleting_each_other_at_once_leave_one(store: UserStore, engine: Engine) -> None:
+    """Concurrent removals see each other (PostgreSQL row locks; SQLite has one writer)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if engine.dialect.name != "postgresql":
+        pytest.skip("row locks are a PostgreSQL matter; SQLite serialises its writers")
+    for round_ in range(5):
+        names = [f"a{round_}", f"b{round_}"]
+        for name in names:
+            store.add(name, "full-admin", PASSWORD)
+        for user in store.list():
+            if user.name not in names:
+                store.update(user.name, role="user")
+
+        def remove(name: str) -> str:
+            try:
+                return "deleted" if store.delete(name) else "missing"
+            except LastAdmin:
+                return "refused"
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            results = sorted(pool.map(remove, names))
+        assert results == ["deleted", "refused"]
+        admins = [u.name for u in store.list() if u.role == "full-admin" and u.enabled]
+        assert len(admins) == 1
 
 
 def test_sql_metacharacters_are_data(store: UserStore) -> None:

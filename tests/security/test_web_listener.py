@@ -11,6 +11,9 @@
   (trickling does not extend it).
 - A request body trickled just under the idle timeout is cut off once it
   is slower than ``MIN_BODY_RATE`` over the whole body.
+- A client that sends requests and never reads the answers is cut off
+  once its answers have waited ``idle_timeout`` in a full send buffer, and
+  its connection slot is released.
 - With ``tls_cert``/``tls_key`` the listener speaks HTTPS and the session
   cookie is Secure.
 """
@@ -173,6 +176,30 @@ def test_trickled_body_is_cut_off(tmp_path: Path) -> None:
             assert closed
         refused = server.context.rejections.snapshot().get("web", {})
         assert refused.get("idle-timeout", 0) >= 1, refused
+
+
+def test_a_client_that_never_reads_is_cut_off(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, allow=["127.0.0.0/8"], idle_timeout=1.0, handshake_timeout=10)
+    request = b"GET /static/htmx.min.js HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    with live_server(settings) as server:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.bind(("127.0.0.7", 0))
+            s.connect(("127.0.0.1", server.port))
+            s.settimeout(20)
+            # About 10 MB of answers asked for, none read: far more than the socket buffers.
+            s.sendall(request * 200)
+            assert _eventually(lambda: server.guard.status()["connections"] == 1)
+            assert _eventually(lambda: server.guard.status()["connections"] == 0, within=60)
+            refused = server.context.rejections.snapshot().get("web", {})
+            assert refused.get("idle-timeout", 0) >= 1, refused
+            served = _raw(
+                server.port, request.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n")
+            )
+            assert served.startswith(b"HTTP/1.1 200"), served[:100]
+        finally:
+            s.close()
 
 
 def _peer_closed(s: socket.socket) -> bool:

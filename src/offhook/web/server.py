@@ -22,6 +22,8 @@ to ``GuardedH11Protocol``: uvicorn's h11 protocol with
   (``middleware.BodyLimit``);
 - each request charged to the source's rate bucket; over it, the connection
   is not read for a while (TCP back-pressure);
+- answers that wait in a full send buffer for ``idle_timeout`` (a client
+  that asks and never reads) end the connection and free its slot;
 - a WebSocket upgrade (the CTI stream, ``web.cti_ws``) handed, with its
   admission, to ``ws_guard.GuardedWebSocketProtocol``: messages bounded by
   ``[cti] max_message``, pings every ``[cti] ping_interval``, no compression,
@@ -119,6 +121,7 @@ class GuardedH11Protocol(H11Protocol):
         self._body_end = 0.0  # loop time by which the current body must be complete
         self._head_seen = 0  # bytes read while waiting for the current request head
         self._head_checked = False
+        self._write_deadline: asyncio.TimerHandle | None = None
         if self.ws_protocol_class is not None:
             # A WebSocket takes the connection over, and its slot with it.
             handover = partial(GuardedWebSocketProtocol, admission=admission)
@@ -147,8 +150,31 @@ class GuardedH11Protocol(H11Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        if self._write_deadline is not None:
+            self._write_deadline.cancel()
+            self._write_deadline = None
         self._admission.release()
         super().connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        """Answers fill the send buffer: the client must drain it within ``idle_timeout``."""
+        super().pause_writing()
+        if self._write_deadline is None:
+            self._write_deadline = self.loop.call_later(
+                self._limits.idle_timeout, self._not_reading
+            )
+
+    def resume_writing(self) -> None:
+        if self._write_deadline is not None:
+            self._write_deadline.cancel()
+            self._write_deadline = None
+        super().resume_writing()
+
+    def _not_reading(self) -> None:
+        self._write_deadline = None
+        if self.transport is not None and not self.transport.is_closing():
+            self._admission.guard.refuse(IDLE_TIMEOUT, self._admission.host)
+            self.transport.abort()
 
     def data_received(self, data: bytes) -> None:
         if self.conn.their_state is h11.IDLE and not self._head_checked:

@@ -8,8 +8,11 @@ pipe as its standard input, which the child watches
 (``--exit-on-stdin-eof``): if the node dies, even by SIGKILL, the pipe
 closes and the child exits.
 
-The child is up once ``probe()`` says it serves (polled every 50 ms: a TCP
-or Unix socket that accepts, :func:`tcp_probe`, :func:`unix_probe`);
+The child is up once it has said so on its standard output
+(``announces``: the line of ``common.ready``, written once its own sockets
+listen; another program holding the port cannot say it) and ``probe()``
+says it serves (polled every 50 ms: a TCP or Unix socket that accepts,
+:func:`tcp_probe`, :func:`unix_probe`);
 ``on_up()`` is called then. When the child exits (or is not up within
 ``ready_timeout``: it is killed), ``on_down()`` is called (if it had been
 up) and a new child is started after a backoff (0.5 s doubling to 30 s;
@@ -36,6 +39,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from offhook.common.addr import host_port
+from offhook.common.ready import READY_LINE
 
 log = logging.getLogger("offhook.children")
 
@@ -118,7 +122,9 @@ class ChildSupervisor:
 
     ``command``: the argument list, or a callable giving it (asked at each
     start). ``prepare``: called before each start (e.g. to remove a stale
-    socket). ``name``: how the log names the child.
+    socket). ``name``: how the log names the child. ``announces``: the
+    child writes ``common.ready.READY_LINE`` once it serves (asked of every
+    offhook child).
     """
 
     def __init__(
@@ -136,8 +142,10 @@ class ChildSupervisor:
         alive: Callable[[], Awaitable[bool]] | None = None,
         watch_every: float = WATCH_EVERY,
         watch_misses: int = WATCH_MISSES,
+        announces: bool = False,
     ) -> None:
         self.name = name
+        self.announces = announces
         self._command = command
         self.probe = probe
         self.on_up = on_up
@@ -214,7 +222,7 @@ class ChildSupervisor:
         proc = await asyncio.create_subprocess_exec(
             *self.command(),
             stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE if self.announces else asyncio.subprocess.DEVNULL,
             env=env,
             start_new_session=True,
         )
@@ -271,11 +279,26 @@ class ChildSupervisor:
         """Poll the probe until it succeeds, the child exits, or time runs out."""
         loop = asyncio.get_running_loop()
         end = loop.time() + self.ready_timeout
+        if self.announces and not await self._announced(proc, end - loop.time()):
+            return False
         while loop.time() < end and proc.returncode is None:
             if await self.probe():
                 return True
             await asyncio.sleep(_POLL)
         return False
+
+    async def _announced(self, proc: asyncio.subprocess.Process, within: float) -> bool:
+        """Whether the child says it serves within ``within`` seconds."""
+        assert proc.stdout is not None
+        try:
+            async with asyncio.timeout(within):
+                line = await proc.stdout.readline()
+        except (TimeoutError, ValueError):  # ValueError: a line past the reader's limit
+            return False
+        if line != READY_LINE:
+            log.error("%s did not say it serves (%r)", self.name, line[:80])
+            return False
+        return True
 
     async def _terminate(self) -> None:
         proc = self.process

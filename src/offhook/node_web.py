@@ -61,6 +61,7 @@ async def start_web(settings: Settings, config_path: Path | None) -> ChildSuperv
         on_up=lambda: log.info("web process up on %s", where),
         on_down=lambda: log.warning("web process down; restarting it (calls are not affected)"),
         where=where,
+        announces=True,
     )
     await child.start()
     return child

@@ -15,6 +15,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from offhook.children import ChildSupervisor, offhook_command, tcp_probe
+from offhook.common.ready import READY_LINE
 from support.ports import HOST, free_port
 
 CHILD = """
@@ -97,6 +98,77 @@ def test_a_child_that_never_serves_is_killed_and_retried() -> None:
         finally:
             await sup.stop()
         assert ups == [] and not sup.up
+
+    run(main())
+
+
+ANNOUNCING = CHILD.replace(
+    "s.listen()\n", "s.listen()\nfrom offhook.common.ready import announce_ready\n"
+).replace("sys.stdin.buffer.read()", "announce_ready()\nprint('later')\nsys.stdin.buffer.read()")
+BIND_FAILS = """
+import socket, sys
+s = socket.socket()
+try:
+    s.bind(("127.0.0.1", int(sys.argv[1])))
+except OSError:
+    raise SystemExit(1)
+sys.stdin.buffer.read()
+"""
+
+
+def test_a_port_held_by_another_program_does_not_pass_for_the_child() -> None:
+    """The start check waits for the child's own word: an accepting port is not enough."""
+    import socket
+
+    async def main() -> None:
+        squatter = socket.socket()
+        squatter.bind((HOST, 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        ups: list[int] = []
+        sup = ChildSupervisor(
+            "child whose port is taken",
+            [sys.executable, "-c", BIND_FAILS, str(port)],
+            tcp_probe(HOST, port),  # accepts: the squatter listens
+            on_up=lambda: ups.append(1),
+            backoff=(0.05, 0.1),
+            announces=True,
+        )
+        try:
+            assert await tcp_probe(HOST, port)()
+            await sup.start()
+            await until(lambda: sup.starts >= 3)
+        finally:
+            await sup.stop()
+            squatter.close()
+        assert ups == [] and not sup.up
+
+    run(main())
+
+
+def test_an_announcing_child_is_up_and_its_later_output_goes_nowhere() -> None:
+    port = free_port()
+    assert READY_LINE.endswith(b"\n")
+
+    async def main() -> None:
+        ups: list[int] = []
+        sup = ChildSupervisor(
+            "announcing child",
+            [sys.executable, "-c", ANNOUNCING, str(port)],
+            tcp_probe(HOST, port),
+            on_up=lambda: ups.append(1),
+            backoff=(0.05, 0.1),
+            announces=True,
+        )
+        try:
+            await sup.start()
+            await until(lambda: sup.up)
+            proc = sup.process
+            assert proc is not None and proc.stdout is not None
+            assert await asyncio.wait_for(proc.stdout.read(), 30) == b""  # 'later' not here
+            assert proc.returncode is None and ups == [1] and sup.starts == 1
+        finally:
+            await sup.stop()
 
     run(main())
 

@@ -21,7 +21,8 @@ closes.
 ``main(settings, control)`` runs a media server until SIGTERM or SIGINT
 (uvloop when installed), then closes the listener and releases every
 endpoint; with ``exit_on_stdin_eof`` it also ends when its standard input
-closes (the supervising node died: the child does not outlive it).
+closes (the supervising node died: the child does not outlive it), and
+says on its standard output when it listens (``common.ready``).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from typing import TYPE_CHECKING, cast
 from offhook.common import fd_limit
 from offhook.common.addr import peer as normal_peer
 from offhook.common.logsetup import setup_logging
+from offhook.common.ready import announce_ready
 from offhook.media import control
 from offhook.media.control import ControlAddress, ControlError, Event, LineFramer, Reply
 from offhook.media.server import MediaServer, ServerConfig
@@ -334,6 +336,7 @@ async def serve(
     watcher: asyncio.BaseTransport | None = None
     if exit_on_stdin_eof:
         watcher = await _watch_stdin(stop)
+        announce_ready()
     log.info(
         "media server: control on %s, RTP on %s ports %s, at most %d streams",
         bound,

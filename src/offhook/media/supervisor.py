@@ -78,6 +78,7 @@ class MediaSupervisor:
             backoff=backoff,
             ready_timeout=ready_timeout,
             where=self.control_address,
+            announces=True,
         )
 
     @property

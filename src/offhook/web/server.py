@@ -2,7 +2,8 @@
 
 ``serve_web(settings)`` runs the app of ``create_app`` on every ``[web]
 listen`` address until SIGINT/SIGTERM (or, with ``exit_on_stdin_eof``, until
-the parent closes our stdin) and returns the exit status.
+the parent closes our stdin, and then it says on its standard output when it
+listens: ``common.ready``) and returns the exit status.
 
 Every new TCP connection meets a gate first (``_Gate``), before a byte is
 read and before any TLS handshake: the ``ListenerGuard`` checks the allow
@@ -59,6 +60,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from offhook.common.addr import peer
+from offhook.common.ready import announce_ready
 from offhook.config import Settings
 from offhook.db.engine import create_engine_for, upgrade
 from offhook.net.acl import AllowList
@@ -472,6 +474,17 @@ def _watch_stdin(server: WebServer) -> None:
     threading.Thread(target=run, name="stdin-eof", daemon=True).start()
 
 
+def _announcing(on_ready: Callable[[WebServer], None] | None) -> Callable[[WebServer], None]:
+    """``on_ready``, then the supervised child's ready line (``common.ready``)."""
+
+    def ready(server: WebServer) -> None:
+        if on_ready is not None:
+            on_ready(server)
+        announce_ready()
+
+    return ready
+
+
 def lower_priority(nice: int) -> None:
     """Run at nice value ``nice`` at least: below call processing (never raised)."""
     with contextlib.suppress(OSError):
@@ -519,6 +532,7 @@ def serve_web(
         return 1
     if exit_on_stdin_eof:
         _watch_stdin(server)
+        server.on_ready = _announcing(on_ready)
     try:
         asyncio.run(server.serve(sockets=[]))
     finally:

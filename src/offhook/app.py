@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
 import time
 from collections.abc import Callable, Sequence
@@ -437,6 +438,7 @@ async def run(
         now = loop.time()
         return {
             "node": settings.node.name,
+            "pid": os.getpid(),
             "started": utc(node.started).isoformat(),
             "uptime": round(time.time() - node.started, 1),
             "plan_version": node.snapshot.version,

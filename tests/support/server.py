@@ -49,7 +49,7 @@ from typing import Any
 
 import yaml
 
-from offhook.ris.control import request_at
+from offhook.ris.control import ControlError, request_at
 from support.ports import HOST, HOST6, RELAY_PORTS, free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -138,6 +138,14 @@ def sip_options_ping(port: int, host: str = HOST, timeout: float = 0.5) -> str |
             return None
         line = data.split(b"\r\n", 1)[0].decode("utf-8", "replace")
         return line if line.startswith("SIP/2.0 ") else None
+
+
+def _parent(pid: int) -> int | None:
+    """The parent of ``pid`` (a worker's is the supervising ``offhook serve``)."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 class OffhookServer:
@@ -337,7 +345,9 @@ class OffhookServer:
                 )
             try:
                 socket.create_connection((self.admin_host, self.admin_port), timeout=2.0).close()
-                return
+                if self._ours():
+                    return
+                time.sleep(0.1)
             except OSError:
                 if time.monotonic() >= deadline:
                     self.stop()
@@ -346,6 +356,21 @@ class OffhookServer:
                         f"{self.log_tail()}"
                     ) from None
                 time.sleep(0.1)
+
+    def _ours(self) -> bool:
+        """Whether the control endpoint on ``admin_port`` is this process's (or its worker's).
+
+        Another test session on this machine can have a node on the same ports; a port
+        that answers proves nothing. An endpoint whose allow-list refuses us cannot be
+        asked: its handshake is taken as ours.
+        """
+        assert self.proc is not None
+        try:
+            status = self.control("status", timeout=2.0)
+        except (OSError, ControlError):
+            return True
+        pid = status.get("pid") if isinstance(status, dict) else None
+        return pid == self.proc.pid or (isinstance(pid, int) and _parent(pid) == self.proc.pid)
 
     @property
     def pid(self) -> int:

@@ -15,7 +15,10 @@ reason, except under ``CI=true``, where they fail.
   stopping it brings calls back;
 - a read-only administrator sees no edit button anywhere and the API answers
   its session 403 for a change;
-- a device description holding markup is shown as text, never run.
+- a device description holding markup is shown as text, never run;
+- an SCCP phone (the simulator of ``support.sccp_phone``) registers: the
+  device list, its device page (protocol sccp) and the dashboard's SCCP
+  count show it, and it shows unregistered again once it unregisters.
 
 Screenshots of the dashboard during the call, the device form, the call
 records and the self-care portal are written to the test's temporary
@@ -25,10 +28,13 @@ directory (``dashboard-call.png``, ``device-form.png``, ``cdrs.png``,
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +46,7 @@ from offhook.config import load_settings
 from offhook.db.engine import create_engine_for
 from offhook.db.users import UserStore, password_hasher
 from support.ports import HOST
+from support.sccp_phone import SccpPhone
 from support.server import OffhookServer, device
 
 pw = pytest.importorskip("playwright.sync_api")
@@ -54,6 +61,7 @@ WEB_PASSWORD = "browser-Secret-9"
 USERS = (("admin", "full-admin", ()), ("viewer", "read-only", ()), ("bobby", "user", ("bob",)))
 XSS = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">'
 TIMEOUT_MS = 15_000
+SCCP_PHONE = "SEP00AA11BB22CC"
 
 
 def in_ci() -> bool:
@@ -79,6 +87,12 @@ def browser_plan() -> dict[str, Any]:
             device("alice", PASSWORDS["alice"], "1001"),
             device("bob", PASSWORDS["bob"], "1002"),
             device("carol", PASSWORDS["carol"], "1003"),
+            {
+                "name": SCCP_PHONE,
+                "protocol": "sccp",
+                "model": "7960",
+                "lines": [{"dn": "1005", "display": "Erin"}],
+            },
         ]
     }
 
@@ -327,4 +341,53 @@ def test_markup_in_a_description_is_shown_as_text(page: Any, node: OffhookServer
     assert page.input_value("#f-description") == XSS
     page.goto("/audit")
     assert page.evaluate("window.__xss === undefined")
+    assert not page.dialogs
+
+
+@contextmanager
+def sccp_phone_registered(node: OffhookServer, name: str) -> Iterator[SccpPhone]:
+    """A simulated SCCP phone registered for the block (its own event loop in a thread)."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="sccp-phone", daemon=True)
+    thread.start()
+
+    def run(coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, loop).result(30)
+
+    phone = SccpPhone(name, node.sccp_port)
+    try:
+        run(phone.connect())
+        run(phone.register())
+        yield phone
+        run(phone.unregister())
+    finally:
+        run(phone.close())
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+def test_an_sccp_phone_registers_and_shows_on_the_pages(page: Any, node: OffhookServer) -> None:
+    log_in(page, "admin")
+    page.goto("/devices")
+    assert "Unregistered" in device_status(page, SCCP_PHONE)
+    with sccp_phone_registered(node, SCCP_PHONE) as phone:
+        assert phone.register_ack is not None
+        page.reload()
+        assert "Registered" in device_status(page, SCCP_PHONE)
+        assert f"sccp:{SCCP_PHONE}" in device_status(page, SCCP_PHONE)
+        page.click(f'tr[data-device="{SCCP_PHONE}"] a')
+        registration = page.inner_text("#registration")
+        assert "Registered" in registration and "sccp" in registration
+        assert page.input_value('[id="f-lines[0].dn"]') == "1005"
+        page.goto("/")
+        page.wait_for_function("document.querySelector('#sccp-phones').textContent.trim() === '1'")
+    page.goto("/devices")
+    page.wait_for_function(
+        f"""() => {{
+            const cell = document.querySelector('tr[data-device="{SCCP_PHONE}"] td.status');
+            return cell !== null && cell.textContent.includes('Unregistered');
+        }}""",
+        polling=200,
+    )
     assert not page.dialogs

@@ -66,3 +66,6 @@ def setup_logging(level: str, fmt: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(getattr(logging, level.upper(), logging.INFO))
+    # Alembic tells at info which of its plugins it set up, at every start: only at debug.
+    quiet = logging.WARNING if root.level > logging.DEBUG else logging.NOTSET
+    logging.getLogger("alembic").setLevel(quiet)

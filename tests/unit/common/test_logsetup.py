@@ -86,3 +86,21 @@ def test_setup_logging_again_switches_format_and_level(
     assert len(lines) == 2
     assert "WARNING offhook.test.switch: as text" in lines[0]
     assert json.loads(lines[1])["device"] == "alice"
+
+
+def test_alembic_chatter_only_at_debug(
+    root_restored: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stream = io.StringIO()
+    monkeypatch.setattr("sys.stderr", stream)
+    chatter = logging.getLogger("alembic.runtime.plugins")
+    try:
+        logsetup.setup_logging("info", "text")
+        chatter.info("setup plugin alembic.autogenerate.schemas")
+        chatter.warning("a real warning")
+        logsetup.setup_logging("debug", "text")
+        chatter.info("shown at debug")
+    finally:
+        logging.getLogger("alembic").setLevel(logging.NOTSET)
+    lines = stream.getvalue().splitlines()
+    assert [line.rsplit(": ", 1)[1] for line in lines] == ["a real warning", "shown at debug"]

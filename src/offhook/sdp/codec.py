@@ -90,7 +90,11 @@ def _origin(value: str) -> Origin:
     )
 
 
-def _media_line(value: str) -> MediaSection:
+# An m= line as read: kind, port, proto, formats, port count.
+_MediaHead = tuple[str, int, str, tuple[str, ...], int | None]
+
+
+def _media_line(value: str) -> _MediaHead:
     parts = value.split()
     if len(parts) < 3:
         raise _fail("malformed m= line")
@@ -98,7 +102,7 @@ def _media_line(value: str) -> MediaSection:
     port_part, slash, count_part = port_text.partition("/")
     port = _uint(port_part, "m= port", 5, 65535)
     count = _uint(count_part, "m= port count", 5, 65535) if slash else None
-    return MediaSection(kind=kind, port=port, proto=proto, formats=tuple(formats), port_count=count)
+    return kind, port, proto, tuple(formats), count
 
 
 @dataclass(slots=True)
@@ -111,13 +115,14 @@ class _Section:
     other: list[tuple[str, str]] = field(default_factory=list)
 
 
-def _media(head: MediaSection, acc: _Section) -> MediaSection:
+def _media(head: _MediaHead, acc: _Section) -> MediaSection:
+    kind, port, proto, formats, count = head
     return MediaSection(
-        kind=head.kind,
-        port=head.port,
-        proto=head.proto,
-        formats=head.formats,
-        port_count=head.port_count,
+        kind=kind,
+        port=port,
+        proto=proto,
+        formats=formats,
+        port_count=count,
         connection=acc.connection,
         attributes=tuple(acc.attributes),
         bandwidths=tuple(acc.bandwidths),
@@ -125,23 +130,32 @@ def _media(head: MediaSection, acc: _Section) -> MediaSection:
     )
 
 
+# What ``bytes.strip()`` strips: a line of only these is blank.
+_ASCII_SPACE = " \t\n\r\x0b\x0c"
+
+
 def _split_lines(data: bytes, max_lines: int) -> list[str]:
     if b"\x00" in data:
         raise _fail("NUL byte")
-    raw = data.split(b"\n")
-    if raw and raw[-1] in (b"", b"\r"):
+    # Decoded once: no UTF-8 sequence contains an LF byte, so decoding the whole
+    # body and splitting it gives the lines that splitting first would.
+    raw = data.decode("utf-8", "surrogateescape").split("\n")
+    if raw[-1] == "" or raw[-1] == "\r":
         raw.pop()
     if len(raw) > max_lines:
         raise _fail("too many lines")
     lines: list[str] = []
+    append = lines.append
     for chunk in raw:
-        if chunk.endswith(b"\r"):
+        if chunk[-1:] == "\r":
             chunk = chunk[:-1]
-        if not chunk.strip():
+        if "\r" in chunk:
+            if chunk.strip(_ASCII_SPACE):
+                raise _fail("bare CR inside a line")
+            continue
+        if not chunk or not chunk.strip(_ASCII_SPACE):
             continue  # tolerate blank lines (some stacks add one before the body end)
-        if b"\r" in chunk:
-            raise _fail("bare CR inside a line")
-        lines.append(chunk.decode("utf-8", "surrogateescape"))
+        append(chunk)
     return lines
 
 
@@ -165,7 +179,7 @@ def parse_sdp(
     times: list[Timing] = []
     session = _Section()
     media: list[MediaSection] = []
-    head: MediaSection | None = None
+    head: _MediaHead | None = None
     current = session
 
     for index, line in enumerate(lines):

@@ -160,10 +160,21 @@ def canonical_order(lines: list[tuple[str, str]], media: bool) -> list[tuple[str
     return _ordered(lines, _MEDIA_ORDER if media else _SESSION_ORDER)
 
 
-def _ordered(lines: list[tuple[str, str]], order: str) -> list[tuple[str, str]]:
+def _rank(order: str) -> dict[str, int]:
     rank = {t: i for i, t in enumerate(order)}
     rank["r"] = rank.get("t", len(order))  # r= lines stay right after their t= line
-    return sorted(lines, key=lambda tv: rank.get(tv[0], len(order)))
+    return rank
+
+
+_RANKS = {order: _rank(order) for order in (_SESSION_ORDER, _MEDIA_ORDER)}
+
+
+def _ordered(lines: list[tuple[str, str]], order: str) -> list[tuple[str, str]]:
+    if len(lines) < 2:
+        return list(lines)  # nothing to sort (most media sections have no such line)
+    rank = _RANKS.get(order) or _rank(order)
+    last = len(order)
+    return sorted(lines, key=lambda tv: rank.get(tv[0], last))
 
 
 @dataclass(frozen=True, slots=True)

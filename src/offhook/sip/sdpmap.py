@@ -16,7 +16,7 @@ from offhook.common.addr import normalize_host
 from offhook.common.errors import ParseError
 from offhook.core.media import Codec, MediaDescription, MediaStream
 from offhook.sdp.codec import parse_sdp
-from offhook.sdp.offer_answer import format_codec
+from offhook.sdp.offer_answer import STATIC_PAYLOADS
 
 _MODELLED = frozenset({"rtpmap", "fmtp", "sendrecv", "sendonly", "recvonly", "inactive", "ptime"})
 
@@ -28,12 +28,14 @@ def sdp_to_media(body: bytes) -> MediaDescription:
     for m in sdp.media:
         # One form inside the node: compressed IPv6, IPv4-mapped as IPv4 (RFC 5118 §4.9).
         address = normalize_host(sdp.media_address(m) or "")
+        # The rtpmap and fmtp tables once per m= line, not once per format.
+        rtpmap = m.rtpmap
         fmtp = m.fmtp
         codecs: list[Codec] = []
         for fmt in m.formats:
             if not fmt.isdigit():
                 continue
-            rtp = format_codec(m, fmt)
+            rtp = rtpmap.get(fmt) or STATIC_PAYLOADS.get(fmt)  # as format_codec
             if rtp is None:
                 continue
             codecs.append(

@@ -135,6 +135,8 @@ class CallEngine(RoutingOps, FeatureOps, CoverageOps, CtiOps):
         self._by_device: dict[str, dict[str, Leg]] = {}
         self._queue: deque[Callable[[], None]] = deque()
         self._running = False
+        # Calls that ended since the queue last started running (``_let_go``).
+        self._ended: list[Call] = []
         self._leg_seq = 0
         # The media server (music on hold, bridges); None: features that need
         # one fall back to what the phones can do alone (hold in silence).
@@ -306,6 +308,8 @@ class CallEngine(RoutingOps, FeatureOps, CoverageOps, CtiOps):
         if self._running:
             return
         self._running = True
+        if self._ended:
+            self._let_go()
         try:
             while self._queue:
                 item = self._queue.popleft()
@@ -318,6 +322,17 @@ class CallEngine(RoutingOps, FeatureOps, CoverageOps, CtiOps):
                     log.exception("call control bug")
         finally:
             self._running = False
+
+    def _let_go(self) -> None:
+        """Break the leg <-> call cycles of the calls that ended before this run, so
+        reference counting frees them once their adapters let go of the legs (the
+        cyclic collector need not find them). Not at once: whoever ended a call may
+        still read its legs' ``call`` until control returns (a CTI make call)."""
+        ended, self._ended = self._ended, []
+        for call in ended:
+            for leg in call.legs():
+                if leg.released and leg.call is call:
+                    leg.call = None
 
     def _drive(self, leg: Leg, action: Callable[[LegDriver], None]) -> None:
         """Call ``leg``'s driver; a driver that raises gets its leg released (cause 41)."""
@@ -381,6 +396,7 @@ class CallEngine(RoutingOps, FeatureOps, CoverageOps, CtiOps):
                 self._release_leg(leg, cause, notify=True)
         call.end = self._clock.wall()
         self._calls.pop(call.id, None)
+        self._ended.append(call)
         self._bus.publish(CallEnded(call.record(call.end, cause, self.node)))
 
     def _do_setup(
@@ -407,9 +423,12 @@ class CallEngine(RoutingOps, FeatureOps, CoverageOps, CtiOps):
     def _live_outbound(self, leg: Leg, what: str) -> Call | None:
         """The call of an unanswered-or-winning outbound leg, or None (logged) if stale."""
         call = leg.call
+        if leg.released and leg.direction is Direction.OUTBOUND:
+            log.debug("%s on released %r ignored", what, leg)
+            return None
         if leg.direction is not Direction.OUTBOUND or call is None:
             raise CoreError(f"{what} on {leg!r}: only an outbound leg reports {what}")
-        if leg.released or call.ended:
+        if call.ended:
             log.debug("%s on released %r ignored", what, leg)
             return None
         return call

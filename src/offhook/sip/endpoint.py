@@ -37,7 +37,10 @@ dispatched here:
   ``OutboundLeg`` that INVITEs one registered contact;
 * in-dialog requests (ACK, BYE, re-INVITE, UPDATE, PRACK, INFO, REFER) are
   matched to their leg by dialog id (Call-ID, local tag, remote tag); CANCEL
-  by its INVITE's server transaction.
+  by its INVITE's server transaction;
+* a leg that finished leaves a small record of its dialog for 32 s (``ended``:
+  the same ACK for a retransmitted 2xx, 200 to a crossing BYE, else 481) and
+  is let go of at once, its reference cycles broken (``retire``).
 
 Both leg kinds (``legs``) translate between SIP and the core's neutral
 events: SDP is mapped to ``MediaDescription`` (``sdpmap``) and failures to
@@ -54,6 +57,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -72,6 +76,7 @@ from offhook.sip.auth import CredentialLookup, DigestAuthenticator
 from offhook.sip.causes import TEMPORARY_FAILURE
 from offhook.sip.deadlines import Action, Deadlines
 from offhook.sip.dialog import Dialog, DialogId
+from offhook.sip.ended import EndedDialogs
 from offhook.sip.inbound_leg import InboundLeg
 from offhook.sip.incoming_call import CallIntake
 from offhook.sip.legs import SDP, USER_AGENT, Addr, SipLeg, message_head
@@ -214,7 +219,8 @@ class SipEndpoint:
         self.loop = asyncio.get_running_loop()
         self.t1 = txl.timers.t1
         self.t2 = txl.timers.t2
-        self.dialogs: dict[DialogId, SipLeg] = {}
+        self.dialogs: dict[DialogId, SipLeg] = {}  # live dialogs
+        self.ended = EndedDialogs()  # finished ones, for their late messages (32 s)
         self.inbound_by_key: dict[TxnKey, InboundLeg] = {}
         self.client_owner: dict[TxnKey, tuple[ClientOwner, SipRequest]] = {}
         self.timers = Deadlines()  # the legs' own timers (2xx, PRACK, session refresh)
@@ -317,13 +323,15 @@ class SipEndpoint:
                         self.counters["throttled_dropped"] += 1
                     return
             self._receive_request(msg, addr, transport, now)
-            return
-        assert isinstance(msg, SipResponse)
-        if check_response(msg, self.known_good) is not None:
-            self.counters["dropped_responses"] += 1
-            return
-        self.process(self.txl.receive_response(msg, addr, transport, now))
-        self.flush()
+        else:
+            assert isinstance(msg, SipResponse)
+            if check_response(msg, self.known_good) is not None:
+                self.counters["dropped_responses"] += 1
+                return
+            self.process(self.txl.receive_response(msg, addr, transport, now))
+            self.flush()
+        if self.ended.retired:
+            self.ended.reap(self)
 
     def _release_held(self, msg: SipRequest, addr: Addr, transport: str) -> None:
         """A throttled source's request, after its delay: processed as if it just came."""
@@ -480,14 +488,22 @@ class SipEndpoint:
             acked = self.dialogs.get(self._dialog_id_of(ev.request))
             if acked is not None:
                 acked.on_ack(ev.request)
+            # an ACK in an ended dialog is absorbed
         elif isinstance(ev, Stray2xx):
             resp = ev.response
-            answered = self.dialogs.get((resp.call_id, resp.from_tag or "", resp.to_tag or ""))
+            dialog_id = (resp.call_id, resp.from_tag or "", resp.to_tag or "")
+            answered = self.dialogs.get(dialog_id)
             if answered is not None:
                 answered.on_stray_2xx(resp)
+            else:
+                ended = self.ended.get(dialog_id)
+                if ended is not None:
+                    ended.on_2xx(resp)
         elif isinstance(ev, TransactionTimeout | TransportError):
             owner = self.client_owner.pop(ev.key, None)
             if owner is not None:
+                if isinstance(owner[0], SipLeg):
+                    owner[0].client_keys.discard(ev.key)
                 owner[0].on_timeout(owner[1])
             else:
                 inbound = self.inbound_by_key.get(ev.key)
@@ -495,7 +511,9 @@ class SipEndpoint:
                     inbound.finish()
                     inbound._report(lambda leg: self.engine.on_release(leg, TEMPORARY_FAILURE))
         elif isinstance(ev, TransactionTerminated):
-            self.client_owner.pop(ev.key, None)
+            owner = self.client_owner.pop(ev.key, None)
+            if owner is not None and isinstance(owner[0], SipLeg):
+                owner[0].client_keys.discard(ev.key)
 
     @staticmethod
     def _dialog_id_of(req: SipRequest) -> DialogId:
@@ -505,9 +523,14 @@ class SipEndpoint:
     def on_request(self, key: TxnKey, req: SipRequest, addr: Addr, transport: str) -> None:
         method = req.method
         if req.to_tag:
-            leg = self.dialogs.get(self._dialog_id_of(req))
+            dialog_id = self._dialog_id_of(req)
+            leg = self.dialogs.get(dialog_id)
             if leg is None or leg.dialog is None:
-                if self.notifier is None or not self.notifier.on_in_dialog(key, req):
+                ended = self.ended.get(dialog_id)
+                answer = ended.answer(req) if ended is not None else None
+                if answer is not None:
+                    self.respond(key, answer)  # 200 to a BYE that crossed ours, else 481
+                elif self.notifier is None or not self.notifier.on_in_dialog(key, req):
                     self.respond(key, make_response(req, 481))
                 return
             leg.on_request(key, req)
@@ -604,10 +627,12 @@ class SipEndpoint:
             log.warning("request %s not sent: %s", req.method, exc)
             return False
         self.client_owner[txn.key] = (owner, req)
+        if isinstance(owner, SipLeg):
+            owner.client_keys.add(txn.key)
         self.flush()
         return True
 
-    def send_ack(self, dialog: Dialog, dest: Addr, transport: str, body: bytes = b"") -> None:
+    def send_ack(self, dialog: Dialog, dest: Addr, transport: str, body: bytes = b"") -> SipRequest:
         ack = dialog.create_request(
             "ACK",
             via=self.via(transport, dest[0]),
@@ -617,14 +642,15 @@ class SipEndpoint:
         )
         self.txl.send_stateless(ack, dest, transport)
         self.flush()
+        return ack
 
     def resend(self, msg: SipMessage, dest: Addr, transport: str) -> None:
         self.txl.send_stateless(msg, dest, transport)
         self.flush()
 
-    def forget_dialog(self, dialog_id: DialogId) -> None:
-        # keep the dialog a little while so retransmitted BYEs/ACKs still match
-        self.loop.call_later(32.0, self.dialogs.pop, dialog_id, None)
+    def retire(self, leg: SipLeg) -> None:
+        """A leg finished: its dialog becomes an ended record, the leg is let go (``ended``)."""
+        self.ended.retire(self, leg, self.loop.time())
 
     def flush(self) -> None:
         failed: list[TxnKey] = []
@@ -685,6 +711,7 @@ class SipEndpoint:
                 self.engine.next_timer(),
                 trunk_timer,
                 self.timers.next_timer(),
+                self._ended_expiry(),
             )
             if d is not None
         ]
@@ -697,6 +724,11 @@ class SipEndpoint:
             self._timer.cancel()
         self._timer_at = when
         self._timer = self.loop.call_at(when, self._on_timer)
+
+    def _ended_expiry(self) -> float | None:
+        # Whole seconds: at most one wake-up a second for them on a quiet node.
+        when = self.ended.next_expiry()
+        return None if when is None else float(math.ceil(when))
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -714,3 +746,6 @@ class SipEndpoint:
             except Exception:
                 log.exception("leg timer failed")
         self.flush()
+        self.ended.expire(now)
+        if self.ended.retired:
+            self.ended.reap(self)

@@ -190,11 +190,14 @@ class CallIntake:
             ep.respond(key, make_response(req, 400, f"Bad Request ({exc.reason})", new_tag()))
             return False, None
         target: SipLeg | None = None
+        ended = False  # RFC 3891 §3: a dialog that already ended is declined (603)
         for dialog_id in dialog_ids(replaces):
             target = ep.dialogs.get(dialog_id)
             if target is not None:
                 break
-        status = verdict(self._found(target), replaces.early_only)
+            ended = ended or dialog_id in ep.ended
+        found = Found.TERMINATED if target is None and ended else self._found(target)
+        status = verdict(found, replaces.early_only)
         if status is None and (target is None or target.leg is None):
             status = 481
         if status is not None:

@@ -77,6 +77,9 @@ class SipLeg(LegDriver):
         self.refer = ReferHandler(self)
         self.digits = DigitQueue()
         self._timers: set[str] = set()
+        self.client_keys: set[TxnKey] = set()  # our client transactions still running
+        self.last_ack: SipRequest | None = None  # the ACK sent for our INVITE's 2xx
+        self.retired = False  # handed to the endpoint's ended dialogs (``finish``)
 
     # --- helpers ------------------------------------------------------------
     def contact(self) -> str:
@@ -135,16 +138,24 @@ class SipLeg(LegDriver):
         self.ep.dialogs[dialog.id] = self
 
     def set_timer(self, name: str, delay: float, action: Callable[[], None]) -> None:
-        """Run ``action`` in ``delay`` seconds (replacing this leg's timer ``name``)."""
+        """Run ``action`` in ``delay`` seconds (replacing this leg's timer ``name``).
+
+        Keyed by the leg's ``id``: a cancelled timer's heap entry must not keep the
+        leg alive (the armed ones do, through ``action``, and ``finish`` cancels all)."""
         self._timers.add(name)
-        self.ep.set_timer((self, name), delay, action)
+        self.ep.set_timer((id(self), name), delay, action)
 
     def cancel_timer(self, name: str) -> None:
         self._timers.discard(name)
-        self.ep.cancel_timer((self, name))
+        self.ep.cancel_timer((id(self), name))
 
     def finish(self) -> None:
-        """Forget this leg's SIP state (after BYE/final response)."""
+        """Forget this leg's SIP state (after BYE/final response).
+
+        The endpoint keeps a small record of the dialog for late messages
+        (``ended.EndedDialog``) and, once the message or timer being handled
+        is done, lets go of the leg (``unlink``).
+        """
         self.done = True
         for name in list(self._timers):
             self.cancel_timer(name)
@@ -153,7 +164,35 @@ class SipLeg(LegDriver):
             self.ep.bridge.release(*self._session)
         if self.dialog is not None:
             self.dialog.state = DialogState.TERMINATED
-            self.ep.forget_dialog(self.dialog.id)
+        self.ep.retire(self)
+
+    def client_invite(self) -> SipRequest | None:
+        """Our INVITE that created this leg's dialog (an outbound leg's), if any."""
+        return None
+
+    def unlink(self) -> None:
+        """Break this retired leg's reference cycles (the endpoint calls it once nothing
+        will call the leg again: its dialog, transactions and timers are gone and the
+        core leg is released), so reference counting frees it, its handlers and,
+        with call control's part (``CallEngine``), its call, without the cyclic
+        garbage collector."""
+        leg = self.leg
+        if leg is not None and leg.driver is self:
+            leg.driver = None
+        self.leg = None
+        del self.offers, self.session, self.refer  # they point back at this leg
+
+    def send_ack(self, body: bytes = b"") -> None:
+        """ACK the 2xx to our INVITE in this leg's dialog (kept for its retransmissions)."""
+        if self.dialog is not None:
+            self.last_ack = self.ep.send_ack(self.dialog, self.dest, self.transport, body)
+
+    def resend_ack(self) -> None:
+        """A retransmitted 2xx to our INVITE: the same ACK again (RFC 3261 §13.2.2.4)."""
+        if self.last_ack is not None:
+            self.ep.resend(self.last_ack, self.dest, self.transport)
+        else:
+            self.send_ack()
 
     def send_in_dialog(
         self,

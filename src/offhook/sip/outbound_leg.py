@@ -185,7 +185,7 @@ class OutboundLeg(SipLeg):
                 # Hung up before the caller's answer to the 2xx's offer: the 2xx is
                 # still ACKed (RFC 3261 §13.2.2.4), without a body, then the BYE.
                 self.ack_held = False
-                self.ep.send_ack(self.dialog, self.dest, self.transport)
+                self.send_ack()
             self.send_bye(cause)
             return
         if self.final or self.invite is None:
@@ -210,8 +210,7 @@ class OutboundLeg(SipLeg):
     def media_answer(self, answer: MediaDescription | None, cause: int | None) -> None:
         if self.ack_held and self.dialog is not None:
             self.ack_held = False
-            body = self.body_for(answer) if answer is not None else b""
-            self.ep.send_ack(self.dialog, self.dest, self.transport, body)
+            self.send_ack(self.body_for(answer) if answer is not None else b"")
             return
         super().media_answer(answer, cause)
 
@@ -357,7 +356,7 @@ class OutboundLeg(SipLeg):
             self.dialog.receive_response(resp)
             if not first:  # a retransmitted 2xx: our ACK was lost (RFC 3261 §13.2.2.4)
                 if not self.ack_held:
-                    self.ep.send_ack(self.dialog, self.dest, self.transport)
+                    self.resend_ack()
                 return
         elif not first:
             # a 2xx from a second fork downstream: ACK it, then end that dialog only
@@ -376,7 +375,7 @@ class OutboundLeg(SipLeg):
             # the core released this leg before the answer (CANCEL raced the
             # 2xx, or no provisional came to CANCEL after): ACK then BYE
             self.cancel_pending = None
-            self.ep.send_ack(self.dialog, self.dest, self.transport)
+            self.send_ack()
             self.done = False
             self.send_bye(ANSWERED_ELSEWHERE)
             return
@@ -388,9 +387,16 @@ class OutboundLeg(SipLeg):
         if not req.body and media is not None:
             self.ack_held = True  # the caller's answer goes in our ACK
         else:
-            self.ep.send_ack(self.dialog, self.dest, self.transport)
+            self.send_ack()
         self.session.from_response(resp, self.offered_interval)
         self._report(lambda leg: self.ep.engine.on_connect(leg, media))
+
+    def client_invite(self) -> SipRequest | None:
+        return self.invite
+
+    def unlink(self) -> None:
+        super().unlink()
+        del self.talk  # it points back at this leg
 
     @staticmethod
     def _media(resp: SipResponse) -> MediaDescription | None:

@@ -298,7 +298,7 @@ async def run(
     engine.features.restore(await asyncio.to_thread(load_feature_events, db, node.snapshot))
 
     counters = RejectionCounters()
-    auth_gate = PeerGate(auth_guard(settings), loop.time)
+    auth_gate = PeerGate(auth_guard(settings, worker), loop.time)
 
     def on_auth_failure(source: tuple[str, int], username: str) -> None:
         counters.increment("sip", "auth_failed")
@@ -388,6 +388,7 @@ async def run(
     if worker is not None:  # [node] workers > 1: marked ids, the bus (offhook.workers)
         endpoint.ids = worker.ids
         await worker.attach(transport)
+        worker.share_account_failures(auth_gate.guard, loop.time)
     # Overload control (node_overload): new calls shed before digest or routing.
     overload = NodeOverload(
         settings.overload,
@@ -715,6 +716,11 @@ def serve(settings: Settings, config_path: Path | None = None, worker: Worker | 
     return 0
 
 
-def auth_guard(settings: Settings) -> AuthGuard:
-    """The failed-login guard of ``[auth]`` (shared by every listener that authenticates)."""
-    return AuthGuard(settings.auth.policy())
+def auth_guard(settings: Settings, worker: Worker | None = None) -> AuthGuard:
+    """The failed-login guard of ``[auth]`` (shared by every listener that authenticates).
+
+    A worker's shares its account counts with the others; worker 0 leads (logs
+    the alerts the others' failures bring about)."""
+    if worker is None:
+        return AuthGuard(settings.auth.policy())
+    return AuthGuard(settings.auth.policy(), share_accounts=True, lead=worker.index == 0)

@@ -13,6 +13,8 @@ where each datagram landed.
   on both sides and has one CDR;
 - a source that fails logins on worker 0 is blocked, its requests from
   another port are dropped there, and a source on worker 1 registers;
+- failed logins against one account on both workers are summed: each
+  worker's status shows the account under attack with the node's count;
 - SIGKILL of worker 1: worker 0 still registers phones; the supervisor
   starts a replacement on the same socket; dave registers again and carol's
   call reaches him.
@@ -219,6 +221,26 @@ def test_blocked_source_stays_blocked_on_its_worker(tmp_path: Path) -> None:
         assert status(server, 1)["auth"]["blocked_now"] == 0
         assert register(server, work, "erin", ON_1, 5998)
         assert registered(server, 1, "erin")
+    finally:
+        server.stop()
+
+
+def test_an_accounts_failed_logins_are_summed_over_the_workers(tmp_path: Path) -> None:
+    require_binary("sipp")
+    work = sipp_dir(tmp_path, "sipp")
+    server = start_node(tmp_path, account_alert_after=4, block_after=0, throttle_after=100)
+    try:
+        for host in (ON_0, ON_1, ON_0, ON_1):  # two failures against erin on each worker
+            assert register(server, work, "erin", host, 5997, "wrong", "register_wrong.xml")
+        for index in (0, 1):
+            until(
+                f"worker {index} counts erin's failures on both workers",
+                lambda i=index: (
+                    status(server, i)["auth"]["accounts_under_attack"]
+                    == [{"account": "erin", "failures": 4}]
+                ),
+            )
+        assert "auth: account 'erin' under attack" in server.log()
     finally:
         server.stop()
 

@@ -50,6 +50,13 @@ Forgetting an entry is the safe direction for memory: it costs an attacker
 with more addresses than the table holds only a fresh count, which a new
 address would have given them anyway. Nothing here reads a clock: ``now``
 is an argument (seconds, monotonic).
+
+Several processes (``[node] workers``): a source reaches one worker only, so
+its count is exact there; an account's failures come from everywhere. A
+guard made with ``share_accounts`` keeps the accounts' new failures in an
+outbox (``take_shared``: at most ``MAX_SHARED`` accounts between two takes)
+that the worker sends to the others, which add them with
+``peer_failures``: every worker's account count is then the node's.
 """
 
 from __future__ import annotations
@@ -67,6 +74,8 @@ __all__ = ["MAX_ACCOUNT_KEY", "AuthGuard", "AuthPolicy", "PeerGate", "source_key
 log = logging.getLogger("offhook.auth")
 
 MAX_ACCOUNT_KEY = 128
+MAX_SHARED = 1_000  # accounts kept for the other workers between two takes
+MAX_PEER_FAILURES = 1_000_000  # one report's count, at most
 TOP_ACCOUNTS = 10
 LOG_PERIOD = 60.0
 LOG_BLOCKS = 20  # "source blocked" lines per LOG_PERIOD; the rest are summed up
@@ -129,8 +138,10 @@ class AuthGuard:
     __slots__ = (
         "_accounts",
         "_held",
+        "_lead",
         "_log_start",
         "_logged",
+        "_outbox",
         "_sources",
         "_unlogged",
         "blocks",
@@ -141,8 +152,12 @@ class AuthGuard:
         "throttled_total",
     )
 
-    def __init__(self, policy: AuthPolicy | None = None) -> None:
+    def __init__(
+        self, policy: AuthPolicy | None = None, *, share_accounts: bool = False, lead: bool = True
+    ) -> None:
         self.policy = policy or AuthPolicy()
+        self._outbox: dict[str, int] | None = {} if share_accounts else None
+        self._lead = lead  # logs an alert that other workers' failures brought about
         self._sources: BoundedLRU[Hashable, _Entry] = BoundedLRU(self.policy.max_tracked_sources)
         self._accounts: BoundedLRU[str, _Entry] = BoundedLRU(self.policy.max_tracked_accounts)
         self._held: set[Hashable] = set()
@@ -191,21 +206,46 @@ class AuthGuard:
         if account:
             key = account[:MAX_ACCOUNT_KEY]
             acc = self._bump(self._accounts, key, now, 1)
+            outbox = self._outbox
+            if outbox is not None and (key in outbox or len(outbox) < MAX_SHARED):
+                outbox[key] = outbox.get(key, 0) + 1
             if acc.count >= policy.account_alert_after:
                 weight = 2
-                if not acc.alerted:
-                    acc.alerted = True
-                    log.warning(
-                        "auth: account %r under attack: %d failed logins in %.0f s",
-                        key,
-                        acc.count,
-                        policy.fail_window,
-                    )
+                self._alert(key, acc, True)
         entry = self._bump(self._sources, source, now, weight)
         if policy.block_after and entry.count >= policy.block_after and now >= entry.blocked_until:
             entry.blocked_until = now + policy.block_for
             self.blocks += 1
             self._log_block(source, entry.count, now)
+
+    def _alert(self, key: str, acc: _Entry, local: bool) -> None:
+        if acc.alerted:
+            return
+        acc.alerted = True
+        if local or self._lead:
+            log.warning(
+                "auth: account %r under attack: %d failed logins in %.0f s",
+                key,
+                acc.count,
+                self.policy.fail_window,
+            )
+
+    def take_shared(self) -> dict[str, int]:
+        """The accounts' failures counted here since the last take (``share_accounts``)."""
+        outbox = self._outbox
+        if not outbox:
+            return {}
+        self._outbox = {}
+        return outbox
+
+    def peer_failures(self, account: str, count: int, now: float) -> None:
+        """``count`` failures against ``account`` that another worker counted."""
+        if not account or count < 1:
+            return
+        key = account[:MAX_ACCOUNT_KEY]
+        acc = self._bump(self._accounts, key, now, min(count, MAX_PEER_FAILURES))
+        if acc.count >= self.policy.account_alert_after:
+            self._alert(key, acc, False)
 
     def _log_block(self, source: Hashable, count: int, now: float) -> None:
         """A warning per blocked source, at most ``LOG_BLOCKS`` a minute (a flood

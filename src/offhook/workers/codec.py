@@ -9,7 +9,11 @@ One message is one Unix datagram: a kind byte, then its body.
 - ``D`` :class:`Remove`: a binding (``contact``) or every binding of a
   device (``contact`` null) removed on the sender, as JSON;
 - ``T`` :class:`TableRequest`: "send me every binding you hold" from a
-  worker that has just started: ``u8 index``.
+  worker that has just started: ``u8 index``;
+- ``A`` :class:`AccountFailures`: failed logins the sender counted against
+  accounts since its last report, as a JSON object ``{account: count}``
+  (at most ``MAX_ACCOUNTS`` accounts, names of at most ``MAX_ACCOUNT_KEY``
+  characters, counts 1 to ``MAX_PEER_FAILURES``).
 
 :func:`decode` takes any bytes and returns a message or raises
 :class:`BusError`; it never raises anything else (fuzz/fuzz_worker_bus.py).
@@ -24,9 +28,11 @@ from dataclasses import dataclass
 
 from offhook.common import strict_json
 from offhook.common.location import Binding
+from offhook.net.authguard import MAX_ACCOUNT_KEY, MAX_PEER_FAILURES
 
 MAX_DATAGRAM = 65535
 MAX_JSON = 16384
+MAX_ACCOUNTS = 64  # accounts in one report (64 names of 128 characters fit MAX_JSON)
 
 
 class BusError(ValueError):
@@ -55,7 +61,12 @@ class TableRequest:
     index: int
 
 
-Message = Forward | Put | Remove | TableRequest
+@dataclass(frozen=True, slots=True)
+class AccountFailures:
+    counts: tuple[tuple[str, int], ...]
+
+
+Message = Forward | Put | Remove | TableRequest | AccountFailures
 
 _STR_FIELDS = ("device", "protocol", "contact", "transport", "aor", "call_id", "user_agent")
 _STR_FIELDS_OPT = ("node", "firmware")
@@ -83,6 +94,8 @@ def encode(message: Message) -> bytes:
         return b"P" + json.dumps(body, allow_nan=False, separators=(",", ":")).encode()
     if isinstance(message, Remove):
         return b"D" + json.dumps({"device": message.device, "contact": message.contact}).encode()
+    if isinstance(message, AccountFailures):
+        return b"A" + json.dumps(dict(message.counts), separators=(",", ":")).encode()
     return b"T" + struct.pack("!B", message.index)
 
 
@@ -97,7 +110,7 @@ def decode(data: bytes) -> Message:
         if len(body) != 1:
             raise BusError("table request: one byte")
         return TableRequest(body[0])
-    if kind not in (b"P", b"D"):
+    if kind not in (b"P", b"D", b"A"):
         raise BusError(f"kind {kind!r}")
     if len(body) > MAX_JSON:
         raise BusError("too long")
@@ -107,7 +120,24 @@ def decode(data: bytes) -> Message:
         raise BusError(f"not JSON: {exc}") from None
     if not isinstance(obj, dict):
         raise BusError("not an object")
+    if kind == b"A":
+        return _accounts(obj)
     return _put(obj) if kind == b"P" else _remove(obj)
+
+
+def _accounts(obj: dict[str, object]) -> AccountFailures:
+    if not obj or len(obj) > MAX_ACCOUNTS:
+        raise BusError(f"accounts: 1 to {MAX_ACCOUNTS}")
+    counts: list[tuple[str, int]] = []
+    for name, count in obj.items():
+        if not name or len(name) > MAX_ACCOUNT_KEY:
+            raise BusError("accounts: a name of 1 to 128 characters")
+        if isinstance(count, bool) or not isinstance(count, int):
+            raise BusError("accounts: a count is an integer")
+        if not 1 <= count <= MAX_PEER_FAILURES:
+            raise BusError("accounts: a count out of range")
+        counts.append((name, count))
+    return AccountFailures(tuple(counts))
 
 
 def _forward(body: bytes) -> Forward:

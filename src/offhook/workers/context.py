@@ -7,6 +7,9 @@ supervisor) and its end of the local bus: a Unix datagram socket
 
 - ``ids``: the id maker whose Call-IDs, tags and branches carry the index;
 - ``locations(now)``: the replicated location store (``replica``);
+- ``share_account_failures(guard, now)``: every ``SHARE_EVERY`` seconds the
+  failed logins this worker counted against accounts go to the others, and
+  theirs are added here (``net.authguard``: an account's count is the node's);
 - ``attach(transport)``: the bus is read from then on, and the transport
   passes each datagram of another worker's dialog on (``tags.forward_to``)
   before parsing it; a datagram passed to this worker goes into the
@@ -32,7 +35,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from offhook.common.ids import Ids
+from offhook.net.authguard import AuthGuard
 from offhook.workers.codec import (
+    MAX_ACCOUNTS,
+    AccountFailures,
     BusError,
     Forward,
     Message,
@@ -50,6 +56,7 @@ log = logging.getLogger("offhook.workers")
 Addr = tuple[str, int]
 BUS_BUFFER = 4 * 1024 * 1024
 QUEUE = 10_000  # messages waiting for one peer's queue to have room
+SHARE_EVERY = 0.25  # seconds between two reports of account failures
 
 
 class Transport(Protocol):
@@ -74,7 +81,16 @@ class WorkerContext:
     udp_sockets: Sequence[socket.socket] = ()
     counters: dict[str, int] = field(
         default_factory=lambda: dict.fromkeys(
-            ("forwarded", "received", "bus_dropped", "bus_waits", "bus_bad", "bindings_sent"), 0
+            (
+                "forwarded",
+                "received",
+                "bus_dropped",
+                "bus_waits",
+                "bus_bad",
+                "bindings_sent",
+                "account_reports",
+            ),
+            0,
         )
     )
     _sock: socket.socket | None = None
@@ -82,6 +98,9 @@ class WorkerContext:
     _queues: dict[int, deque[bytes]] = field(default_factory=dict)
     _store: ReplicatedLocationStore | None = None
     _transport: Transport | None = None
+    _guard: AuthGuard | None = None
+    _clock: Callable[[], float] | None = None
+    _sharing: asyncio.Task[None] | None = None
 
     @property
     def ids(self) -> Ids:
@@ -164,11 +183,34 @@ class WorkerContext:
         asyncio.get_running_loop().remove_writer(sock.fileno())
 
     def _publish(self, message: Message) -> None:
-        data = encode(message)
+        self._to_others(encode(message))
+        self.counters["bindings_sent"] += 1
+
+    def _to_others(self, data: bytes) -> None:
         for other in range(self.workers):
             if other != self.index:
                 self._send(other, data)
-        self.counters["bindings_sent"] += 1
+
+    def share_account_failures(self, guard: AuthGuard, now: Callable[[], float]) -> None:
+        """Send this worker's account failures to the others, and add theirs to ``guard``."""
+        self._guard, self._clock = guard, now
+        if self._sharing is None:
+            self._sharing = asyncio.get_running_loop().create_task(self._share())
+
+    async def _share(self) -> None:
+        while True:
+            await asyncio.sleep(SHARE_EVERY)
+            self.send_account_failures()
+
+    def send_account_failures(self) -> None:
+        """One report (or a few, ``MAX_ACCOUNTS`` each) of what the guard counted since."""
+        if self._guard is None:
+            return
+        counts = list(self._guard.take_shared().items())
+        for start in range(0, len(counts), MAX_ACCOUNTS):
+            chunk = tuple(counts[start : start + MAX_ACCOUNTS])
+            self._to_others(encode(AccountFailures(chunk)))
+            self.counters["account_reports"] += 1
 
     def _forward(self, data: bytes, addr: Addr) -> bool:
         target = forward_to(data, self.index, self.workers)
@@ -236,11 +278,19 @@ class WorkerContext:
         elif isinstance(message, Put | Remove):
             if self._store is not None:
                 self._store.apply(message)
+        elif isinstance(message, AccountFailures):
+            if self._guard is not None and self._clock is not None:
+                now = self._clock()
+                for account, count in message.counts:
+                    self._guard.peer_failures(account, count, now)
         elif self._store is not None and 0 <= message.index < self.workers:
             for put in self._store.table():
                 self._send(message.index, encode(put))
 
     def close(self) -> None:
+        if self._sharing is not None:
+            self._sharing.cancel()
+            self._sharing = None
         for index in list(self._peers):
             self._forget(index)
         sock, self._sock = self._sock, None

@@ -228,3 +228,55 @@ def test_block_log_is_bounded(caplog: pytest.LogCaptureFixture) -> None:
     assert len(lines) == 22
     assert "480 more sources blocked" in lines[20]
     assert g.blocks == 501
+
+
+def shared_guard(lead: bool, **kw: float) -> AuthGuard:
+    policy = guard(**kw).policy
+    return AuthGuard(policy, share_accounts=True, lead=lead)
+
+
+def test_workers_sum_an_accounts_failures(caplog: pytest.LogCaptureFixture) -> None:
+    """Two workers, each seeing half of a distributed attack on alice: each counts it all."""
+    w0, w1 = shared_guard(True), shared_guard(False)
+    for i in range(6):
+        w0.failure(f"10.0.0.{i}", "alice", 1.0)
+        w1.failure(f"10.0.1.{i}", "alice", 1.0)
+    w1.failure("10.0.1.9", "bob", 1.0)
+    assert w0.account_failures("alice", 1.0) == 6  # alone: below account_alert_after (10)
+    to_w1, to_w0 = w0.take_shared(), w1.take_shared()
+    assert to_w1 == {"alice": 6} and to_w0 == {"alice": 6, "bob": 1}
+    assert w0.take_shared() == {}  # taken once
+    with caplog.at_level("WARNING", logger="offhook.auth"):
+        for account, n in to_w0.items():
+            w0.peer_failures(account, n, 1.5)
+        for account, n in to_w1.items():
+            w1.peer_failures(account, n, 1.5)
+    assert w0.account_failures("alice", 1.5) == w1.account_failures("alice", 1.5) == 12
+    assert w0.account_failures("bob", 1.5) == 1
+    # The alert is logged once, by the lead; the shares are not sent back again.
+    alerts = [r for r in caplog.records if "under attack" in r.getMessage()]
+    assert len(alerts) == 1 and "'alice'" in alerts[0].getMessage()
+    assert w0.take_shared() == {} and w1.take_shared() == {}
+    # The attack now weighs double for attackers on either worker; sources stay local.
+    w1.failure("10.0.1.20", "alice", 2.0)
+    assert w1.failures("10.0.1.20", 2.0) == 2 and w0.failures("10.0.1.20", 2.0) == 0
+    assert w0.status(2.0)["accounts_under_attack"] == [{"account": "alice", "failures": 12}]
+
+
+def test_shared_outbox_and_peer_reports_are_bounded() -> None:
+    from offhook.net.authguard import MAX_PEER_FAILURES, MAX_SHARED
+
+    g = shared_guard(True, account_alert_after=10**7)
+    for i in range(MAX_SHARED + 500):
+        g.failure(f"10.2.{i // 250}.{i % 250}", f"user{i}", 1.0)
+    g.failure("10.3.0.1", "user0", 1.0)  # an account already in the outbox still counts
+    shared = g.take_shared()
+    assert len(shared) == MAX_SHARED and shared["user0"] == 2
+    g.peer_failures("x" * 1000, 10**12, 1.0)
+    assert g.account_failures("x" * MAX_ACCOUNT_KEY, 1.0) == MAX_PEER_FAILURES
+    g.peer_failures("", 5, 1.0)
+    g.peer_failures("y", 0, 1.0)
+    assert g.account_failures("y", 1.0) == 0
+    plain = guard()
+    plain.failure("10.0.0.1", "alice", 1.0)
+    assert plain.take_shared() == {}  # a single process keeps no outbox

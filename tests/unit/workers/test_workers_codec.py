@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 
 from offhook.common.location import Binding
 from offhook.workers.codec import (
+    MAX_ACCOUNTS,
+    AccountFailures,
     BusError,
     Forward,
     Message,
@@ -46,6 +48,9 @@ MESSAGES: st.SearchStrategy[Message] = st.one_of(
     st.builds(Put, BINDINGS),
     st.builds(Remove, st.text(min_size=1, max_size=20), st.one_of(st.none(), TEXT)),
     st.builds(TableRequest, st.integers(0, 255)),
+    st.dictionaries(
+        st.text(min_size=1, max_size=128), st.integers(1, 10**6), min_size=1, max_size=MAX_ACCOUNTS
+    ).map(lambda d: AccountFailures(tuple(d.items()))),
 )
 
 
@@ -82,6 +87,15 @@ def test_any_bytes_decode_or_raise_bus_error(data: bytes) -> None:
         b'P{"device":"d","contact":"c","source":["h",1],"cseq":true}',
         b'D{"device":"d","contact":5}',
         b"D\xff",
+        b"A{}",
+        b"A[]",
+        b'A{"alice":0}',
+        b'A{"alice":1000001}',
+        b'A{"alice":true}',
+        b'A{"alice":1.5}',
+        b'A{"":1}',
+        b'A{"' + b"a" * 129 + b'":1}',
+        b"A{" + b",".join(b'"u%d":1' % i for i in range(MAX_ACCOUNTS + 1)) + b"}",
     ],
 )
 def test_malformed_messages_are_refused(data: bytes) -> None:

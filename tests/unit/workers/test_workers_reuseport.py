@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from offhook.common.location import Binding
 from offhook.config import load_settings
 from offhook.config_base import ConfigError
+from offhook.net.authguard import AuthGuard, AuthPolicy
 from offhook.sip.aio import SipTransport
 from offhook.sip.message import SipMessage, SipResponse
 from offhook.workers.codec import Forward, encode
@@ -152,6 +153,18 @@ def test_two_workers_pass_datagrams_and_bindings_over_the_bus(tmp_path: Path) ->
         store1.put(Binding("dave", "sip", "sip:dave@127.0.0.3", loop.time() + 300))
         while not store0.bindings("dave", loop.time()):
             await asyncio.sleep(0.01)
+        # Failed logins against an account on both workers: each guard counts them all.
+        guards = [AuthGuard(AuthPolicy(), share_accounts=True, lead=i == 0) for i in range(2)]
+        for ctx, guard in zip(contexts, guards, strict=True):
+            ctx.share_account_failures(guard, loop.time)
+        for i in range(70):  # past MAX_ACCOUNTS accounts: two reports
+            guards[i % 2].failure(f"10.0.{i % 2}.{i}", "alice" if i < 6 else f"u{i}", loop.time())
+        while guards[0].account_failures("alice", loop.time()) < 6:
+            await asyncio.sleep(0.01)
+        assert guards[1].account_failures("alice", loop.time()) == 6
+        while guards[0].account_failures("u69", loop.time()) < 1:
+            await asyncio.sleep(0.01)
+        assert contexts[1].counters["account_reports"] >= 1
         # A bad bus datagram is counted, never raised.
         contexts[0].receive(b"\x00junk")
         contexts[0].receive(encode(Forward(b"not sip", ("127.0.0.9", 1))))

@@ -21,11 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
 __all__ = ["FULL_EVERY", "THRESHOLDS", "FullCollections", "freeze_start_up"]
+
+log = logging.getLogger("offhook.gc")
 
 THRESHOLDS = (20_000, 10, 10)
 FULL_EVERY = 10.0
@@ -39,17 +42,49 @@ def freeze_start_up() -> None:
 
 class FullCollections:
     """Notes each full collection (``gc.callbacks``); ``run()`` makes one when none ran for
-    ``every`` seconds. ``clock``: monotonic seconds."""
+    ``every`` seconds. ``clock``: monotonic seconds.
 
-    def __init__(self, every: float = FULL_EVERY, clock: Callable[[], float] = time.monotonic):
+    It also counts the collections of each generation and the time they took
+    (``count``, ``seconds``, ``longest``: ``timer`` seconds), logged when ``run`` ends.
+    """
+
+    def __init__(
+        self,
+        every: float = FULL_EVERY,
+        clock: Callable[[], float] = time.monotonic,
+        timer: Callable[[], float] = time.perf_counter,
+    ):
         self.every = every
         self.clock = clock
+        self.timer = timer
         self.last = clock()
         self.forced = 0
+        self.count = [0, 0, 0]
+        self.seconds = [0.0, 0.0, 0.0]
+        self.longest = [0.0, 0.0, 0.0]
+        self._started = 0.0
 
     def seen(self, phase: str, info: dict[str, Any]) -> None:
-        if phase == "stop" and info.get("generation") == 2:
+        if phase == "start":
+            self._started = self.timer()
+            return
+        generation = info.get("generation")
+        if phase != "stop" or generation not in (0, 1, 2):
+            return
+        took = self.timer() - self._started
+        self.count[generation] += 1
+        self.seconds[generation] += took
+        self.longest[generation] = max(self.longest[generation], took)
+        if generation == 2:
             self.last = self.clock()
+
+    def summary(self) -> str:
+        return ", ".join(
+            f"{name} {n} in {total:.3f} s (longest {1000 * most:.0f} ms)"
+            for name, n, total, most in zip(
+                ("young", "middle", "full"), self.count, self.seconds, self.longest, strict=True
+            )
+        )
 
     def due(self) -> bool:
         return self.clock() - self.last >= self.every
@@ -69,3 +104,4 @@ class FullCollections:
                 self.collect_if_due()
         finally:
             gc.callbacks.remove(self.seen)
+            log.info("garbage collections: %s", self.summary())

@@ -54,3 +54,17 @@ def test_a_cycle_left_behind_is_freed_by_the_task() -> None:
         return ref() is None and full.forced >= 1
 
     assert asyncio.run(scenario())
+
+
+def test_it_counts_and_times_each_generation() -> None:
+    clock, timer = Clock(), Clock()
+    full = FullCollections(every=10.0, clock=clock, timer=timer)
+    for generation, took in ((0, 0.001), (0, 0.003), (2, 0.150)):
+        full.seen("start", {"generation": generation})
+        timer.now += took
+        full.seen("stop", {"generation": generation})
+    assert full.count == [2, 0, 1]
+    assert [round(s, 3) for s in full.seconds] == [0.004, 0.0, 0.15]
+    assert round(full.longest[0], 3) == 0.003 and round(full.longest[2], 3) == 0.15
+    assert full.summary().startswith("young 2 in 0.004 s (longest 3 ms)")
+    assert full.summary().endswith("full 1 in 0.150 s (longest 150 ms)")

@@ -135,6 +135,8 @@ LIST_HEADERS = frozenset(
 # canonical_name, so a line of one of these headers is stored under exactly this
 # spelling: looking one up by it needs no case folding of each line's name.
 _CANONICAL_SPELLINGS = frozenset(_CANONICAL.values())
+# Those of them whose value is a list.
+_LIST_SPELLINGS = frozenset(n for n in _CANONICAL_SPELLINGS if n.lower() in LIST_HEADERS)
 
 
 def canonical_name(name: str) -> str:
@@ -198,7 +200,7 @@ class Headers:
     @classmethod
     def from_canonical(cls, items: list[tuple[str, str]]) -> Headers:
         """Adopt (canonical name, value) pairs as they are: the parser's fast path."""
-        h = cls()
+        h = cls.__new__(cls)
         h._items = items
         return h
 
@@ -241,9 +243,13 @@ class Headers:
         return [v for n, v in self._items if n.lower() == low]
 
     def get_all(self, name: str) -> list[str]:
-        low = canonical_name(name).lower()
-        raw = self.get_raw(name)
-        if low in LIST_HEADERS:
+        if name in _CANONICAL_SPELLINGS:
+            raw = [v for n, v in self._items if n == name]
+            is_list = name in _LIST_SPELLINGS
+        else:
+            raw = self.get_raw(name)
+            is_list = canonical_name(name).lower() in LIST_HEADERS
+        if is_list:
             out: list[str] = []
             for v in raw:
                 out.extend(split_list(v))
@@ -327,10 +333,18 @@ class SipMessage:
 
     @property
     def top_via(self) -> str:
-        vias = self.headers.get_all("Via")
-        if not vias:
-            raise ParseError("missing Via")
-        return vias[0]
+        """The first Via element (``headers.get_all("Via")[0]`` without splitting the rest)."""
+        for n, v in self.headers._items:
+            if n == "Via":
+                if "," in v:
+                    parts = split_list(v)
+                    if parts:
+                        return parts[0]
+                else:
+                    v = v.strip()
+                    if v:
+                        return v
+        raise ParseError("missing Via")
 
     @property
     def branch(self) -> str | None:

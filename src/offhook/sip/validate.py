@@ -54,7 +54,6 @@ _DATE_RE = re.compile(
     r"[0-9]{2}:[0-9]{2}:[0-9]{2} GMT\Z"
 )
 _ACCEPT_SDP = {"application/sdp", "application/*", "*/*"}
-_SINGLE_VALUED_LOW = tuple((n.lower(), n) for n in SINGLE_VALUED)
 # Values longer than this are checked every time (a dialog's From/To/Via are far shorter).
 _KNOWN_MAX_LEN = 512
 
@@ -89,29 +88,39 @@ class KnownGood:
 
 
 class _Index:
-    """Header values by lower-cased canonical name, built in one pass.
+    """Header values by name, built in one pass.
 
     Validation looks up a dozen names; scanning the header list for each
-    would cost more than parsing the message did.
+    would cost more than parsing the message did. Every name a ``Headers``
+    holds went through ``canonical_name`` and validation looks up only known
+    headers, by their canonical spelling: the names are compared as they are.
+    ``repeated``: some name has more than one line.
     """
 
-    __slots__ = ("_by",)
+    __slots__ = ("_by", "repeated")
 
     def __init__(self, headers: Iterable[tuple[str, str]]) -> None:
         by: dict[str, list[str]] = {}
+        lines = 0
         for n, v in headers:
-            by.setdefault(n.lower(), []).append(v)
+            lines += 1
+            values = by.get(n)
+            if values is None:
+                by[n] = [v]
+            else:
+                values.append(v)
         self._by = by
+        self.repeated = lines != len(by)
 
     def __contains__(self, name: str) -> bool:
-        return name.lower() in self._by
+        return name in self._by
 
     def get(self, name: str) -> str | None:
-        values = self._by.get(name.lower())
+        values = self._by.get(name)
         return values[0] if values else None
 
     def get_raw(self, name: str) -> list[str]:
-        return self._by.get(name.lower(), [])
+        return self._by.get(name, [])
 
     def get_all(self, name: str) -> list[str]:
         out: list[str] = []
@@ -126,11 +135,12 @@ def _bad(reason: str) -> Verdict:
 
 def _common(msg: SipRequest | SipResponse, h: _Index, known: KnownGood) -> tuple[int, str] | str:
     """Checks shared by requests and responses: the CSeq (number, method), or why not."""
-    by = h._by
-    for low, name in _SINGLE_VALUED_LOW:
-        values = by.get(low)
-        if values is not None and len(values) > 1:
-            return f"multiple {name} headers"
+    if h.repeated:
+        by = h._by
+        for name in SINGLE_VALUED:
+            values = by.get(name)
+            if values is not None and len(values) > 1:
+                return f"multiple {name} headers"
     try:
         cseq = msg.cseq  # raises ParseError when malformed
         vias = h.get_all("Via")

@@ -42,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import socket
 from collections.abc import Callable, Sequence
 from typing import Any, cast
@@ -68,7 +69,7 @@ from offhook.net.listen import (
 from offhook.net.trunk_admission import TrunkTable
 from offhook.sip.codec import StreamFramer, parse_message, salvage_for_400
 from offhook.sip.ingress import is_ongoing
-from offhook.sip.message import SipMessage, SipRequest, SipResponse, make_response
+from offhook.sip.message import SipMessage, SipRequest, SipResponse, make_response, split_list
 
 log = logging.getLogger("offhook.sip.transport")
 
@@ -85,29 +86,18 @@ TransportLimits = ListenerLimits
 """The [sip] limits the transport enforces (the listener limits every listener has)."""
 
 
+# ``;key`` in a Via value, with optional blanks around the key, then the end, a
+# ``;``/``,`` (not taken) or ``=`` and the value up to the next ``;`` or ``,``.
+_VIA_PARAMS = {
+    key: re.compile(rf";[ \t]*{key}[ \t]*(?:=[^;,]*|(?=[;,])|\Z)", re.IGNORECASE | re.ASCII)
+    for key in ("rport", "received")
+}
+
+
 def _via_param_span(via: str, key: str) -> tuple[int, int] | None:
-    """(start, end) of ``;key[=value]`` in a Via value, or None."""
-    low = via.lower()
-    pos = 0
-    while True:
-        i = low.find(";", pos)
-        if i < 0:
-            return None
-        j = i + 1
-        while j < len(via) and via[j] in " \t":
-            j += 1
-        if low.startswith(key, j):
-            k = j + len(key)
-            while k < len(via) and via[k] in " \t":
-                k += 1
-            if k == len(via) or via[k] in ";=,":
-                end = k
-                if end < len(via) and via[end] == "=":
-                    end += 1
-                    while end < len(via) and via[end] not in ";,":
-                        end += 1
-                return i, end
-        pos = i + 1
+    """(start, end) of ``;key[=value]`` in a Via value, or None (``key``: rport, received)."""
+    m = _VIA_PARAMS[key].search(via)
+    return None if m is None else m.span()
 
 
 def _via_sent_by(via: str) -> tuple[str, int | None]:
@@ -129,13 +119,10 @@ def _via_sent_by(via: str) -> tuple[str, int | None]:
 
 def stamp_via(request: SipRequest, source: Addr) -> None:
     """Add received/rport to the top Via (RFC 3261 §18.2.1, RFC 3581 §4)."""
-    raw = request.headers.get_raw("Via")
-    if not raw:
+    first_line = next((v for n, v in request.headers if n == "Via"), None)
+    if first_line is None:
         return
-    first_line = raw[0]
     # The top Via is the first element of the first Via header line.
-    from offhook.sip.message import split_list
-
     elements = split_list(first_line)
     if not elements:
         return

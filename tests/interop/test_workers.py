@@ -15,6 +15,8 @@ where each datagram landed.
   another port are dropped there, and a source on worker 1 registers;
 - failed logins against one account on both workers are summed: each
   worker's status shows the account under attack with the node's count;
+- ``/metrics`` on the web listener has both workers' samples, each with its
+  ``worker`` label;
 - SIGKILL of worker 1: worker 0 still registers phones; the supervisor
   starts a replacement on the same socket; dave registers again and carol's
   call reaches him.
@@ -26,16 +28,20 @@ import os
 import signal
 import socket
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from interop.peers import require_binary
 from interop.sipp import Sipp, describe
 from offhook.config import load_settings
+from offhook.db.engine import create_engine_for
+from offhook.db.users import UserStore, password_hasher
 from offhook.ris.control import request_at
 from offhook.workers.reuseport import home_of
 from offhook.workers.status import summaries
@@ -91,11 +97,13 @@ def registered(server: OffhookServer, index: int, device_name: str) -> list[dict
     return [r for r in status(server, index)["registrations"] if r["device"] == device_name]
 
 
-def start_node(tmp_path: Path, **auth: Any) -> OffhookServer:
+def start_node(tmp_path: Path, web: bool = False, **auth: Any) -> OffhookServer:
     extra: dict[str, dict[str, Any]] = {"node": {"workers": 2}}
     if auth:
         extra["auth"] = auth
-    server = OffhookServer(tmp_path, PLAN, extra_config=extra)
+    if web:
+        extra["web"] = {"argon2_time_cost": 1, "argon2_memory_kib": 64, "argon2_parallelism": 1}
+    server = OffhookServer(tmp_path, PLAN, extra_config=extra, web=web)
     server.start()
     # Both workers serve (the start-up OPTIONS reached one of them).
     for index in (0, 1):
@@ -243,6 +251,58 @@ def test_an_accounts_failed_logins_are_summed_over_the_workers(tmp_path: Path) -
         assert "auth: account 'erin' under attack" in server.log()
     finally:
         server.stop()
+
+
+def test_metrics_of_both_workers_on_the_web_listener(tmp_path: Path) -> None:
+    require_binary("sipp")
+    work = sipp_dir(tmp_path, "sipp")
+    server = start_node(tmp_path, web=True, throttle_after=100)
+    try:
+        token = api_token(server)
+        assert register(server, work, "dave", ON_1, 5996)  # registered by worker 1
+        assert register(server, work, "erin", ON_0, 5995, "wrong", "register_wrong.xml")
+
+        def scraped() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+            request = urllib.request.Request(
+                f"{server.web_url}/metrics", headers={"Authorization": f"Bearer {token}"}
+            )
+            with urllib.request.urlopen(request, timeout=30) as answer:
+                text = answer.read().decode()
+            return {
+                (s.name, tuple(sorted(s.labels.items()))): s.value
+                for family in text_string_to_metric_families(text)
+                for s in family.samples
+            }
+
+        def worker_sample(name: str, worker: str, **labels: str) -> float | None:
+            key = (name, tuple(sorted({**labels, "worker": worker}.items())))
+            return scraped().get(key)
+
+        for index in "01":
+            assert worker_sample("offhook_node_up", index) == 1
+        until(
+            "worker 0 counts its source's failed login",
+            lambda: worker_sample("offhook_auth_failures_total", "0") == 1,
+        )
+        assert worker_sample("offhook_auth_failures_total", "1") == 0
+        # dave's binding: worker 1's own, worker 0's copy (the registrations gauge per worker).
+        for index in "01":
+            until(
+                f"worker {index} shows dave registered",
+                lambda i=index: worker_sample("offhook_registered_devices", i, protocol="sip") == 1,
+            )
+    finally:
+        server.stop()
+
+
+def api_token(server: OffhookServer) -> str:
+    engine = create_engine_for(f"sqlite:///{server.db_path}")
+    try:
+        users = UserStore(engine, password_hasher(1, 64, 1))
+        users.add("prometheus", "full-admin", "a scraper's long password")
+        return users.create_token("prometheus", "scraper")[1]
+    finally:
+        engine.dispose()
 
 
 def test_killed_worker_is_replaced_and_serves_its_socket(

@@ -198,10 +198,59 @@ def test_no_name_is_written_twice(
         list(text_string_to_metric_families(node_text))
     except ValueError:
         return  # not a valid node exposition in the first place
-    text = merged_exposition(web, node_text).decode()
-    seen: set[str] = set()
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            key = (s.name, tuple(sorted(s.labels.items())))
-            assert key not in seen, key
-            seen.add(key)  # type: ignore[arg-type]
+    for node in (node_text, [node_text, None, node_text]):  # one node, or three workers
+        text = merged_exposition(web, node).decode()
+        seen: set[str] = set()
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                key = (s.name, tuple(sorted(s.labels.items())))
+                assert key not in seen, key
+                seen.add(key)  # type: ignore[arg-type]
+
+
+def test_workers_samples_carry_their_worker_label() -> None:
+    web = [GaugeMetricFamily("offhook_web_sessions", "web", value=3)]
+    worker = (
+        "# TYPE offhook_calls_active gauge\noffhook_calls_active {n}\n"
+        '# TYPE offhook_call_attempts counter\noffhook_call_attempts_total{{protocol="sip"}} {n}\n'
+    )
+    text = merged_exposition(web, [worker.format(n=2), None, worker.format(n=5)]).decode()
+    families(text)  # one family per name, the workers' samples in it
+    assert [sample(text, "offhook_node_up", worker=w) for w in "012"] == [1, 0, 1]
+    assert sample(text, "offhook_calls_active", worker="0") == 2
+    assert sample(text, "offhook_calls_active", worker="2") == 5
+    assert sample(text, "offhook_call_attempts_total", protocol="sip", worker="2") == 5
+    assert sample(text, "offhook_web_sessions") == 3  # the web's own: no worker label
+    assert 'worker="1"' not in text.replace('offhook_node_up{worker="1"}', "")
+
+
+async def test_metrics_of_every_worker(
+    web_settings: Settings, web_engine: Engine, node: Node
+) -> None:
+    """A node of two workers: the web process asks both control endpoints."""
+    bus = EventBus()
+    second = NodeMetrics(bus, lambda: 0.0, node="test-node").watch(clock=lambda: 0.0)
+    server = ControlServer(second.ops(), allow=AllowList(["127.0.0.0/8"]).allows)
+    port = await server.start(HOST, 0)
+    controls = (ControlClient(HOST, node.port, timeout=5.0), ControlClient(HOST, port, timeout=5.0))
+    app = create_app(web_settings, engine=web_engine, control=controls[0], workers=controls[1:])
+    try:
+        async with client_for(app) as client:
+            users = app.state.ctx.users
+            users.add("ops", "full-admin", "correct horse battery staple")
+            _, secret = users.create_token("ops", "scraper")
+            node.bus.publish(CallStarted("c1", PartyInfo("1001"), "1002", "alice", 0.0))
+            for n in range(2):
+                bus.publish(CallStarted(f"d{n}", PartyInfo("1003"), "1002", "carol", 0.0))
+            answer = await client.get("/metrics", headers={"Authorization": f"Bearer {secret}"})
+            await server.close()
+            down = await client.get("/metrics", headers={"Authorization": f"Bearer {secret}"})
+    finally:
+        for control in controls:
+            await control.close()
+    assert answer.status_code == 200
+    families(answer.text)
+    assert sample(answer.text, "offhook_call_attempts_total", worker="0") == 1
+    assert sample(answer.text, "offhook_call_attempts_total", worker="1") == 2
+    assert [sample(answer.text, "offhook_node_up", worker=w) for w in "01"] == [1, 1]
+    assert [sample(down.text, "offhook_node_up", worker=w) for w in "01"] == [1, 0]

@@ -25,13 +25,17 @@ answers without authentication).
   (the control op ``metrics``), and ``offhook_node_up`` (1 when the node
   answered, else 0 and none of its metrics). A name is never written twice:
   a node family whose name the web's registry already has is left out.
+  With ``[node] workers`` > 1 every worker is asked (its control endpoint
+  is ``[admin] port + index``): each node sample, and ``offhook_node_up``,
+  carries a ``worker`` label (sum them in queries: ``sum without
+  (worker)``), so per-process figures stay per process.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, Response
@@ -44,7 +48,7 @@ from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
 from offhook.ris.control import ControlError, NodeUnavailable
-from offhook.web.deps import AUTH_ERRORS, Principal, WebContext, ctx, require
+from offhook.web.deps import AUTH_ERRORS, NodeControl, Principal, WebContext, ctx, require
 from offhook.web.roles import Permission
 
 __all__ = ["READY_TTL", "ContextCollector", "Readiness", "merged_exposition", "router"]
@@ -120,38 +124,59 @@ def _names(family: Metric) -> set[str]:
     return {family.name, *(sample.name for sample in family.samples)}
 
 
-def merged_exposition(web: Iterable[Metric], node_text: str | None) -> bytes:
+def merged_exposition(web: Iterable[Metric], node_text: str | Sequence[str | None] | None) -> bytes:
     """The web's families, ``offhook_node_up``, then the node's (``node_text``; None:
     the node did not answer) less any family whose name or sample names the web's
-    already use, in the Prometheus text format."""
+    already use, in the Prometheus text format. A sequence of answers is one per
+    worker: their samples are labelled ``worker``."""
+    texts = [node_text] if node_text is None or isinstance(node_text, str) else list(node_text)
+    labelled = len(texts) > 1
     families = list(web)
     taken: set[str] = set()
     for family in families:
         taken |= _names(family)
     if "offhook_node_up" not in taken:
-        families.append(
-            GaugeMetricFamily(
-                "offhook_node_up",
-                "The node's control endpoint answered this scrape (1) or not (0)",
-                value=0 if node_text is None else 1,
-            )
-        )
+        doc = "The node's control endpoint answered this scrape (1) or not (0)"
+        if labelled:
+            up = GaugeMetricFamily("offhook_node_up", doc, labels=["worker"])
+            for index, answer in enumerate(texts):
+                up.add_metric([str(index)], 0 if answer is None else 1)
+        else:
+            up = GaugeMetricFamily("offhook_node_up", doc, value=0 if texts[0] is None else 1)
+        families.append(up)
         taken.add("offhook_node_up")
-    if node_text is not None:
-        try:
-            parsed = list(text_string_to_metric_families(node_text))
-        except ValueError as exc:
-            log.warning("the node's metrics could not be read: %s", exc)
-            parsed = []
-        for family in parsed:
+    merged: dict[str, Metric] = {}
+    for index, answer in enumerate(texts):
+        for family in _node_families(answer):
+            if labelled:
+                worker = str(index)
+                family.samples = [
+                    s._replace(labels={**s.labels, "worker": worker}) for s in family.samples
+                ]
+            known = merged.get(family.name)
+            if known is not None:  # another worker's samples of a family already in
+                if known.type == family.type:
+                    known.samples.extend(family.samples)
+                continue
             names = _names(family)
             if names & taken:
                 continue
             taken |= names
+            merged[family.name] = family
             families.append(family)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Families(families))
     return generate_latest(registry)
+
+
+def _node_families(text_: str | None) -> list[Metric]:
+    if text_ is None:
+        return []
+    try:
+        return list(text_string_to_metric_families(text_))
+    except ValueError as exc:
+        log.warning("the node's metrics could not be read: %s", exc)
+        return []
 
 
 class Readiness:
@@ -239,17 +264,22 @@ async def metrics(
     _: Annotated[Principal, require(Permission.LIVE_READ)],
 ) -> Response:
     registry: CollectorRegistry = request.app.state.metrics.registry
-    node_text: str | None = None
+    context = ctx(request)
+    controls = (context.control, *context.workers)
+    texts = await asyncio.gather(*(_node_metrics(control) for control in controls))
+    node: str | list[str | None] | None = texts[0] if len(texts) == 1 else texts
+    return Response(merged_exposition(registry.collect(), node), media_type=CONTENT_TYPE_LATEST)
+
+
+async def _node_metrics(control: NodeControl) -> str | None:
+    """One node's (or worker's) metrics text, None when it does not answer."""
     try:
-        answer = await ctx(request).control.request("metrics")
+        answer = await control.request("metrics")
     except (NodeUnavailable, ControlError):
-        pass
-    else:
-        if isinstance(answer, dict) and isinstance(answer.get("text"), str):
-            node_text = answer["text"]
-    return Response(
-        merged_exposition(registry.collect(), node_text), media_type=CONTENT_TYPE_LATEST
-    )
+        return None
+    if isinstance(answer, dict) and isinstance(answer.get("text"), str):
+        return str(answer["text"])
+    return None
 
 
 @router.get("/api/v1/openapi.json", include_in_schema=False)

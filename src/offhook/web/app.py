@@ -30,7 +30,7 @@ from offhook.db.cdr import CdrRepository
 from offhook.db.engine import create_engine_for
 from offhook.db.users import UserStore, password_hasher
 from offhook.net.authguard import AuthGuard
-from offhook.ris.control import ControlClient, NodeUnavailable
+from offhook.ris.control import ControlClient, NodeUnavailable, control_address
 from offhook.web import (
     api_admin,
     api_auth,
@@ -95,11 +95,23 @@ def default_control(settings: Settings) -> NodeControl:
         return _NoNode(str(exc))
 
 
+def worker_controls(settings: Settings) -> tuple[NodeControl, ...]:
+    """Control clients for workers 1.. (``[admin] port + index``); none for one worker."""
+    if settings.node.workers < 2 or not settings.admin.port:
+        return ()
+    try:
+        host, port = control_address(settings)
+    except NodeUnavailable:
+        return ()
+    return tuple(ControlClient(host, port + i) for i in range(1, settings.node.workers))
+
+
 def create_app(
     settings: Settings,
     *,
     engine: Engine | None = None,
     control: NodeControl | None = None,
+    workers: tuple[NodeControl, ...] | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> FastAPI:
     """The web app for ``settings`` (``engine``: an open database; ``clock``: monotonic seconds)."""
@@ -117,6 +129,7 @@ def create_app(
         sessions=SessionStore(web.session_idle, web.session_absolute, web.max_sessions),
         login_guard=LoginGuard(AuthGuard(settings.auth.policy()), web.max_concurrent_hashes, clock),
         clock=clock,
+        workers=workers if workers is not None else worker_controls(settings),
     )
     app = FastAPI(
         title="offhook",

@@ -129,6 +129,8 @@ class WebContext:
     login_guard: LoginGuard
     clock: Callable[[], float] = time.monotonic
     rejections: RejectionCounters = field(default_factory=RejectionCounters)
+    workers: tuple[NodeControl, ...] = ()
+    """The control endpoints of workers 1.. (``[node] workers`` > 1; ``control`` is worker 0's)."""
 
 
 @dataclass(frozen=True, slots=True)

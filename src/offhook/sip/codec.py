@@ -45,6 +45,8 @@ MAX_LINE = 8192
 _TOKEN_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+\Z")
 _REQUEST_URI_RE = re.compile(r"[\x21-\x7e]+\Z")
 _VERSION_RE = re.compile(r"SIP/[0-9]+\.[0-9]+\Z", re.IGNORECASE)
+# Methods every message of a call uses: tokens, so they need no check by _TOKEN_RE.
+_COMMON_METHODS = frozenset({"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER"})
 _CSEQ_RE = re.compile(r"[ \t]*([0-9]{1,10})[ \t]+([A-Za-z0-9\-.!%*_+`'~]+)[ \t]*\Z")
 
 # Every spelling we expect to see often -> canonical name: an exact-match dict
@@ -150,9 +152,10 @@ def _start_line(first: str, headers: Headers) -> Message:
     if len(parts) != 3:
         raise ParseError("bad request line")
     method, uri, version = parts
-    if _TOKEN_RE.match(method) is None:
+    if method not in _COMMON_METHODS and _TOKEN_RE.match(method) is None:
         raise ParseError("bad method")
-    if _REQUEST_URI_RE.match(uri) is None:
+    # _REQUEST_URI_RE: one or more of \x21-\x7e (split on SP: there is none in it)
+    if not (uri and uri.isascii() and uri.isprintable()):
         raise ParseError("bad Request-URI")
     if version != "SIP/2.0" and version.upper() != "SIP/2.0":
         if _VERSION_RE.match(version):

@@ -44,10 +44,13 @@ no transaction or reaches an INVITE server transaction in Accepted
 absorbed. New requests beyond ``max_transactions`` are answered 503 without
 creating state.
 
-Timers live in one heap of ``(deadline, seq, txn, timer)`` with lazy
+Timers live in one heap of ``(deadline, seq, key, timer)`` with lazy
 deletion: cancelling only forgets the sequence number in the transaction;
 stale heap entries are skipped when they surface and the heap is compacted
-when they outnumber live ones. Everything is O(log n) per timer.
+when they outnumber live ones. Everything is O(log n) per timer. An entry
+names its transaction by key, not by reference: a transaction that ended
+(a BYE's, 5 s after its answer) is freed at once with its messages, not
+when its stale Timer F entry surfaces 27 s later.
 
 Helpers for the TU: ``build_ack`` (what the client transaction sends for
 300-699) and ``build_cancel`` (RFC 3261 §9.1).
@@ -363,7 +366,7 @@ class TransactionLayer:
         }
         self._txns: dict[TxnKey, Transaction] = {}
         self._out: list[Outgoing] = []
-        self._heap: list[tuple[float, int, Transaction, TimerName]] = []
+        self._heap: list[tuple[float, int, TxnKey, TimerName]] = []
         self._seq = 0
         self._live = 0  # live timers (heap entries that are not stale)
         cfg = self.timers
@@ -508,9 +511,11 @@ class TransactionLayer:
     def next_timer(self) -> float | None:
         """Earliest live timer deadline, or None."""
         heap = self._heap
+        txns = self._txns
         while heap:
-            _, seq, txn, name = heap[0]
-            if txn._timers.get(name) == seq:
+            _, seq, key, name = heap[0]
+            txn = txns.get(key)
+            if txn is not None and txn._timers.get(name) == seq:
                 return heap[0][0]
             heapq.heappop(heap)
         return None
@@ -519,10 +524,12 @@ class TransactionLayer:
         """Fire every timer due at ``now``."""
         events: list[Event] = []
         heap = self._heap
+        txns = self._txns
         while heap and heap[0][0] <= now:
-            _, seq, txn, name = heapq.heappop(heap)
-            if txn._timers.get(name) != seq:
-                continue  # stale: cancelled or restarted
+            _, seq, key, name = heapq.heappop(heap)
+            txn = txns.get(key)
+            if txn is None or txn._timers.get(name) != seq:
+                continue  # stale: cancelled, restarted or its transaction gone
             del txn._timers[name]
             self._live -= 1
             self._step(txn, TIMER_INPUT[name], now, events, None)
@@ -531,7 +538,12 @@ class TransactionLayer:
         return events
 
     def _compact(self) -> None:
-        self._heap = [e for e in self._heap if e[2]._timers.get(e[3]) == e[1]]
+        txns = self._txns
+        self._heap = [
+            e
+            for e in self._heap
+            if (t := txns.get(e[2])) is not None and t._timers.get(e[3]) == e[1]
+        ]
         heapq.heapify(self._heap)
 
     def _set_timer(self, txn: Transaction, name: TimerName, deadline: float) -> None:
@@ -539,7 +551,7 @@ class TransactionLayer:
         if name not in txn._timers:
             self._live += 1
         txn._timers[name] = self._seq
-        heapq.heappush(self._heap, (deadline, self._seq, txn, name))
+        heapq.heappush(self._heap, (deadline, self._seq, txn.key, name))
 
     # --- machine execution ------------------------------------------------------
     def _match_ack(self, ack: SipRequest) -> ServerTransaction | None:

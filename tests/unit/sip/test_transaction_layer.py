@@ -8,6 +8,7 @@ Retransmission absorption, ACK generation, stray 2xx, timer heap at scale.
 from __future__ import annotations
 
 import itertools
+import sys
 
 import pytest
 
@@ -691,3 +692,18 @@ def test_heap_compacts_stale_entries() -> None:
     assert layer.next_timer() is None
     assert layer.handle_timers(1.0) == []
     assert len(layer._heap) == 0
+
+
+def test_an_ended_transaction_is_not_kept_by_its_stale_timers() -> None:
+    layer = TransactionLayer()
+    req = request("BYE")
+    alone = sys.getrefcount(req)
+    layer.send_request(req, PEER, "udp", 0.0)
+    layer.datagrams_to_send()
+    layer.receive_response(reply(req, 200), PEER, "udp", 0.1)  # Completed: K, 5 s
+    assert sys.getrefcount(req) > alone
+    events = layer.handle_timers(5.2)
+    assert [type(ev) for ev in events] == [TransactionTerminated]
+    assert layer._heap  # Timer F's entry (at 32 s) is still there, stale
+    assert sys.getrefcount(req) == alone  # the transaction and its request are gone
+    assert layer.next_timer() is None and layer._heap == []

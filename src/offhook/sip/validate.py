@@ -26,7 +26,7 @@ from collections.abc import Collection, Iterable
 from typing import Any
 
 from offhook.common.errors import ParseError
-from offhook.sip.abnf import CALLID_RE, DIGITS_RE
+from offhook.sip.abnf import CALLID_RE, DIGITS_RE, TOKEN_CLASS
 from offhook.sip.extensions import SUPPORTED_TAGS
 from offhook.sip.headers import NameAddr, parse_contact_list, parse_name_addr, parse_via
 from offhook.sip.message import SipRequest, SipResponse, split_list
@@ -67,9 +67,12 @@ class KnownGood:
       more than the bare magic cookie (what a top Via needs, RFC 4475 badbranch)
     - ``contacts``: Contact header values that parse, with valid expires parameters
     - ``uris``: Request-URIs that parse, -> (scheme, is a SIP URI with headers)
+    - ``via_shapes``: via-parms that parse with protocol SIP/2.0, with their one
+      ``;branch=<token>`` value replaced by a placeholder (see ``_via_shape``): every
+      new transaction's Via differs from the last one only in its branch
     """
 
-    __slots__ = ("contacts", "limit", "name_addrs", "uris", "vias")
+    __slots__ = ("contacts", "limit", "name_addrs", "uris", "via_shapes", "vias")
 
     def __init__(self, limit: int = 4096) -> None:
         self.limit = limit
@@ -77,6 +80,7 @@ class KnownGood:
         self.vias: dict[str, bool] = {}
         self.contacts: set[str] = set()
         self.uris: dict[str, tuple[str, bool]] = {}
+        self.via_shapes: set[str] = set()
 
     def remember(self, table: dict[str, Any] | set[str], value: str) -> bool:
         """Whether ``value`` may be added to ``table`` (emptied first when full)."""
@@ -129,6 +133,26 @@ class _Index:
         return out
 
 
+# The one ``;branch=<token>`` of a Via value (a token: RFC 3261 §25.1, abnf.TOKEN_RE).
+_BRANCH_RE = re.compile(rf";branch=([{TOKEN_CLASS}]+)(?=;|\Z)")
+
+
+def _via_shape(via: str) -> tuple[str, str] | None:
+    """(``via`` with its branch value replaced by a fixed token, the branch), or None.
+
+    Only for a value whose one mention of "branch" (in any case) is ``;branch=`` and a
+    token up to the next ``;`` or the end, and with no quote: ``parse_via`` accepts any
+    token there, so the value parses iff its shape does, to the same protocol, and its
+    branch parameter is that token.
+    """
+    if '"' in via or via.lower().count("branch") != 1:
+        return None
+    m = _BRANCH_RE.search(via)
+    if m is None:
+        return None
+    return f"{via[: m.start(1)]}z9hG4bK.{via[m.end(1) :]}", m.group(1)
+
+
 def _bad(reason: str) -> Verdict:
     return 400, f"Bad Request ({reason})", {}
 
@@ -149,11 +173,17 @@ def _common(msg: SipRequest | SipResponse, h: _Index, known: KnownGood) -> tuple
         known_vias = known.vias
         for v in vias:
             if v not in known_vias:
-                via = parse_via(v)
-                if via.protocol != "SIP/2.0":
-                    return "bad Via protocol"
-                if known.remember(known_vias, v):
+                shape = _via_shape(v)
+                if shape is not None and shape[0] in known.via_shapes:
+                    branch: str | None = shape[1]
+                else:
+                    via = parse_via(v)
+                    if via.protocol != "SIP/2.0":
+                        return "bad Via protocol"
                     branch = via.branch
+                    if shape is not None and known.remember(known.via_shapes, shape[0]):
+                        known.via_shapes.add(shape[0])
+                if known.remember(known_vias, v):
                     known_vias[v] = branch is None or branch.lower() != "z9hg4bk"
         names = known.name_addrs
         for name in ("From", "To"):

@@ -10,12 +10,14 @@ modules) frozen out of every collection once the node is up.
 A SIP call's objects no longer need the collector: a finished leg breaks its
 cycles (its handlers, its core leg) and call control breaks its calls' (leg <->
 call), so reference counting frees a call when it ends (``sip.ended``; the
-young collections of a busy node find almost nothing). What else may still
-form cycles (other protocols' legs, features, libraries) is collected by
-Python's own rule, which on a quiet node can take minutes: ``FullCollections``
-runs a full collection when none ran for ``FULL_EVERY`` seconds. Each costs
-about 0.1-0.2 s on a busy node's heap (a stall of the event loop), so once a
-minute rather than every 10 s as when every call was a cycle.
+young collections of a busy node find almost nothing). What else forms cycles
+(other protocols' legs, features, the exceptions a flood of malformed traffic
+raises, libraries) is collected by Python's own rule, which on a quiet node
+can take minutes: ``FullCollections`` runs a full collection when none ran for
+``FULL_EVERY`` seconds. Each costs about 0.1-0.2 s on a busy node's heap. Once
+a minute was tried (session 13): in one soak run (a flood of malformed traffic,
+a busy machine) the node then grew 17.6 MB in 80 s, over the test's 15 MB
+bound, so every 10 s it stays.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ __all__ = ["FULL_EVERY", "THRESHOLDS", "FullCollections", "freeze_start_up"]
 log = logging.getLogger("offhook.gc")
 
 THRESHOLDS = (20_000, 10, 10)
-FULL_EVERY = 60.0
+FULL_EVERY = 10.0
 
 
 def freeze_start_up() -> None:

@@ -9,9 +9,9 @@ that dialog; ``EndedDialog`` keeps only what answering it takes:
 * a retransmitted 2xx to our INVITE (our ACK was lost, RFC 3261 §13.2.2.4)
   gets the same ACK again (``ack``, with its SDP if it carried the answer);
   a 2xx to a re-INVITE gets an ACK built from the dialog, as before;
-* a 2xx from another fork of our INVITE (``invite``, while its client
-  transaction is in Accepted, RFC 6026) is ACKed and that dialog hung up
-  (§13.2.2.4);
+* a 2xx from another fork of our INVITE (``invite``, kept only while its
+  client transaction is in Accepted, RFC 6026) is ACKed and that dialog
+  hung up (§13.2.2.4);
 * an ACK (for our 2xx) is absorbed;
 * a BYE that crossed ours is answered 200 (our side of the dialog lasted
   until its own BYE was answered, §15.1.1); any other request gets 481
@@ -157,13 +157,14 @@ class EndedDialogs:
         retired, self.retired = self.retired, []
         owners = ep.client_owner
         for leg, record in retired:
-            invite = record.invite
+            invite, record.invite = record.invite, None  # kept only while it is answered
             for key in leg.client_keys:
                 owner = owners.get(key)
                 if owner is None or owner[0] is not leg:
                     continue
-                if owner[1] is invite and ep.txl.get(key) is not None:
+                if invite is not None and owner[1] is invite and ep.txl.get(key) is not None:
                     owners[key] = (record, invite)
+                    record.invite = invite
                 else:
                     del owners[key]
             leg.client_keys.clear()

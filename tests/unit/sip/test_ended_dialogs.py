@@ -134,6 +134,17 @@ def test_a_2xx_from_another_fork_after_the_end_is_acked_and_hung_up() -> None:
     assert rig.take() == []
 
 
+def test_a_long_call_leaves_no_invite_in_its_record() -> None:
+    rig, callee = Rig(), Peer(CALLEE)
+    driver, invite, _ = answered_out(rig, callee)
+    rig.advance(40.0)  # its INVITE's client transaction ended (Timer M)
+    driver.release(16)
+    rig.advance(0.6)
+    record = rig.ep.ended.get((invite.call_id, invite.from_tag or "", callee.tag))
+    assert record is not None and record.invite is None and record.ack is not None
+    assert rig.ep.client_owner == {}  # its BYE's outcome is awaited by nobody
+
+
 def test_requests_in_an_ended_dialog() -> None:
     rig, peer = Rig(), Peer(PHONE)
     leg = call_in(rig, peer)

@@ -4,6 +4,9 @@ Parser: ``offhook.sip.shed_peek.peek_invite`` over one datagram: the start
 line, Via, From, To, Call-ID, CSeq and Record-Route of a new INVITE, read
 from its bytes while the node sheds, or None when it is not sure.
 
+Also ``ack_key`` over ``ACK `` and the data: what it reads (Call-ID, CSeq
+number), the parser reads the same when it accepts the ACK.
+
 Invariant: it never raises; what it accepts, the full parser
 (``offhook.sip.codec.parse_message``) accepts too, as an INVITE with the same
 Request-URI, the same values of those headers in the same order, and no
@@ -26,7 +29,7 @@ with atheris.instrument_imports():
     from offhook.common.errors import ParseError
     from offhook.sip.codec import parse_message
     from offhook.sip.message import SipRequest
-    from offhook.sip.shed_peek import peek_invite
+    from offhook.sip.shed_peek import ack_key, peek_invite
 
 KEPT = ("Via", "From", "To", "Call-ID", "CSeq", "Record-Route")
 
@@ -46,6 +49,16 @@ def test_one_input(data: bytes) -> None:
             raise AssertionError("the peek read other header values")
         if "Replaces" in msg.headers:
             raise AssertionError("the peek accepted an INVITE with Replaces")
+    ack = b"ACK " + data
+    key = ack_key(ack)
+    if key is not None:
+        try:
+            parsed = parse_message(ack)
+            cseq = parsed.cseq
+        except ParseError:
+            return  # a malformed ACK: dropped unanswered on either path
+        if (parsed.call_id, cseq[0]) != key or cseq[1] != "ACK":
+            raise AssertionError(f"the ACK's key {key} is not the parser's")
 
 
 def main() -> None:

@@ -3,7 +3,8 @@
 Forced into overload through the test-only control op ``overload_test_load``,
 the node answers new INVITEs over UDP 503 from the look at their bytes
 (``sip.shed_peek``: ``shed_unparsed`` in the overload status counts them): a
-retransmission gets the same 503 (the same To tag), an INVITE with a To tag
+retransmission gets the same 503 (the same To tag), the ACK of that 503 is
+dropped unparsed too (``absorbed``), an INVITE with a To tag
 (in-dialog) or with Replaces is not shed by it, OPTIONS are answered, and a
 call to an exempt number goes on to its digest challenge. Every wait is
 bounded (a count of polls, the UA's receive timeouts); nothing is timed.
@@ -11,6 +12,7 @@ bounded (a count of polls, the UA's receive timeouts); nothing is timed.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +61,13 @@ def test_new_invites_are_shed_before_the_full_parse(server: OffhookServer, tmp_p
             call.ack_failure(refused)
             status = await control(server, "overload")
             assert status["shed_unparsed"] == before + 2 and status["memory"]["resent"] >= 1
+            # The ACK of the 503 is dropped before its parse too (absorbed).
+            for _ in range(100):
+                if status["memory"]["absorbed"] >= 1:
+                    break
+                await asyncio.sleep(0.05)
+                status = await control(server, "overload")
+            assert status["memory"]["absorbed"] == 1, status
 
             # An exempt number goes on (to its digest challenge), OPTIONS are answered.
             exempt = await alice.call("1003", body=sdp(40200), authenticate=False)

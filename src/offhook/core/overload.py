@@ -124,6 +124,7 @@ class CallMemory:
         self._calls: OrderedDict[Hashable, tuple[float, object]] = OrderedDict()
         self.followed = 0  # later requests of an admitted call admitted without asking
         self.resent = 0  # retransmissions of a shed request answered from memory
+        self.absorbed = 0  # ACKs of a shed request's answer, dropped unparsed (sip.shed_peek)
 
     def __len__(self) -> int:
         return len(self._calls)
@@ -195,6 +196,7 @@ class CallMemory:
             "remembered": len(self._calls),
             "followed": self.followed,
             "resent": self.resent,
+            "absorbed": self.absorbed,
         }
 
 

@@ -36,6 +36,12 @@ before goes on; an exempt number goes on without a draw; else
 ``OverloadControl.admit`` draws. An admission is noted in the memory as
 ``admitted_ahead``, so that the parsed path, which asks again, follows it
 without counting it twice. Whatever goes on is parsed in full as before.
+
+The client ACKs every 503 (RFC 3261 §17.1.1.3): while shedding, an ACK whose
+Call-ID and CSeq number (each present once, CSeq method ACK) name a request
+the memory says was shed is dropped before the parse (``_absorb_ack``; the
+parsed path would find no transaction and no dialog for it and absorb it
+too). Any other ACK is parsed in full.
 """
 
 from __future__ import annotations
@@ -54,7 +60,7 @@ from offhook.sip.transaction import server_key
 if TYPE_CHECKING:
     from offhook.sip.endpoint import SipEndpoint
 
-__all__ = ["peek_invite", "shed_datagram"]
+__all__ = ["ack_key", "peek_invite", "shed_datagram"]
 
 Addr = tuple[str, int]
 
@@ -62,6 +68,10 @@ _NAMES: dict[bytes, str] = {name.encode("ascii"): canon for name, canon in _FAST
 _KEPT = frozenset({"Via", "From", "To", "Call-ID", "CSeq", "Record-Route"})
 _URI_RE = re.compile(rb"[\x21-\x7e]+\Z")
 _BLANKS = b" \t"
+_ACK_CALL_ID = re.compile(rb"\r\n(?i:call-id|i)[ \t]*:[ \t]*([!-~]+)[ \t]*(?=\r\n|\Z)")
+_ACK_CSEQ = re.compile(rb"\r\n(?i:cseq)[ \t]*:[ \t]*([0-9]{1,10})[ \t]+ACK[ \t]*(?=\r\n|\Z)")
+_ANY_CSEQ = re.compile(rb"\r\ncseq[ \t]*:", re.I)
+_ANY_CALL_ID = re.compile(rb"\r\n(?:call-id|i)[ \t]*:", re.I)
 
 
 def peek_invite(data: bytes) -> SipRequest | None:
@@ -113,13 +123,16 @@ def peek_invite(data: bytes) -> SipRequest | None:
 
 
 def shed_datagram(endpoint: SipEndpoint, data: bytes, addr: Addr) -> bool:
-    """True: the datagram (a new INVITE) was shed or dropped here; False: parse it in full.
+    """True: the datagram (a new INVITE, or the ACK of a shed one's 503) was shed or
+    dropped here; False: parse it in full.
 
     Does anything only while the endpoint's overload control sheds.
     """
     overload = endpoint.overload
-    if overload is None or not overload.overloaded or not data.startswith(b"INVITE "):
+    if overload is None or not overload.overloaded:
         return False
+    if not data.startswith(b"INVITE "):
+        return data.startswith(b"ACK ") and _absorb_ack(endpoint, data)
     req = peek_invite(data)
     if req is None:
         return False
@@ -163,6 +176,36 @@ def shed_datagram(endpoint: SipEndpoint, data: bytes, addr: Addr) -> bool:
     endpoint.counters["stateless_answers"] += 1
     endpoint.txl.send_stateless(answer, addr, "udp")
     endpoint.flush()
+    return True
+
+
+def ack_key(data: bytes) -> tuple[str, int] | None:
+    """An ACK datagram's (Call-ID, CSeq number), read from its bytes; None when not sure
+    (each header once, in plain ASCII, CSeq's method ACK)."""
+    end = data.find(b"\r\n\r\n")
+    head = data if end < 0 else data[:end]
+    if b"\r\n " in head or b"\r\n\t" in head:
+        return None  # a folded line: the parser joins it to the one before
+    call_ids = _ACK_CALL_ID.findall(head)
+    cseqs = _ACK_CSEQ.findall(head)
+    if len(call_ids) != 1 or len(cseqs) != 1 or len(_ANY_CALL_ID.findall(head)) != 1:
+        return None
+    if len(_ANY_CSEQ.findall(head)) != 1:
+        return None
+    return call_ids[0].decode("ascii"), int(cseqs[0])
+
+
+def _absorb_ack(endpoint: SipEndpoint, data: bytes) -> bool:
+    """Is ``data`` the ACK of an answer the overload memory holds for a shed request?"""
+    assert endpoint.overload is not None
+    memory = endpoint.overload.memory
+    key = ack_key(data)
+    if key is None:
+        return False
+    answer = memory.answer(key, endpoint.loop.time())
+    if not isinstance(answer, SipResponse):
+        return False
+    memory.absorbed += 1
     return True
 
 

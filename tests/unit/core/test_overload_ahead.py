@@ -28,4 +28,4 @@ def test_look_ahead_entries_expire_like_the_others() -> None:
     memory.admitted_ahead("c1", 0.0)
     assert not memory.known("c1", 1.0)
     assert not memory.follows("c1", 1.0)
-    assert memory.status() == {"remembered": 0, "followed": 0, "resent": 0}
+    assert memory.status() == {"remembered": 0, "followed": 0, "resent": 0, "absorbed": 0}

@@ -71,7 +71,12 @@ def test_control_status_reports_the_memory() -> None:
     control.memory.admitted("a", 0.0)
     control.memory.follows("a", 0.1)
     control.memory.resent += 1
-    assert control.status(0.2)["memory"] == {"remembered": 1, "followed": 1, "resent": 1}
+    assert control.status(0.2)["memory"] == {
+        "remembered": 1,
+        "followed": 1,
+        "resent": 1,
+        "absorbed": 0,
+    }
 
 
 @given(

@@ -145,7 +145,8 @@ def merged_exposition(web: Iterable[Metric], node_text: str | Sequence[str | Non
             up = GaugeMetricFamily("offhook_node_up", doc, value=0 if texts[0] is None else 1)
         families.append(up)
         taken.add("offhook_node_up")
-    merged: dict[str, Metric] = {}
+    merged: dict[str, tuple[int, Metric]] = {}  # name -> (the worker that added it, family)
+    joined: set[tuple[str, int]] = set()
     for index, answer in enumerate(texts):
         for family in _node_families(answer):
             if labelled:
@@ -154,15 +155,18 @@ def merged_exposition(web: Iterable[Metric], node_text: str | Sequence[str | Non
                     s._replace(labels={**s.labels, "worker": worker}) for s in family.samples
                 ]
             known = merged.get(family.name)
-            if known is not None:  # another worker's samples of a family already in
-                if known.type == family.type:
-                    known.samples.extend(family.samples)
+            if known is not None:
+                # Another worker's family of that name: its samples join, once per worker.
+                first = (family.name, index) not in joined
+                if known[0] != index and known[1].type == family.type and first:
+                    joined.add((family.name, index))
+                    known[1].samples.extend(family.samples)
                 continue
             names = _names(family)
             if names & taken:
                 continue
             taken |= names
-            merged[family.name] = family
+            merged[family.name] = (index, family)
             families.append(family)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Families(families))

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import re
 import socket
@@ -58,6 +59,7 @@ from offhook.net.guard import (
     ListenerLimits,
 )
 from offhook.net.listen import (
+    PICK_ATTEMPTS,
     BindSpec,
     bind_plan,
     listen_list,
@@ -327,27 +329,42 @@ class SipTransport:
     ) -> Addr:
         """Listen on every address of ``host`` (one or a list, see net.listen), one port.
 
-        Returns (first address, port). With port 0 the first socket picks it.
+        Returns (first address, port). With port 0 the first socket picks it (UDP's;
+        when TCP finds that port taken, both pick again).
         ``udp_sockets``: bound UDP sockets to serve instead, one per address of
         ``host`` in ``bind_plan`` order (a worker's, from ``offhook.workers``).
         """
         hosts = listen_list(host)
-        if udp_sockets:  # read once serve_adopted() is called (the endpoint exists then)
-            self._adopted = list(zip(bind_plan(hosts), udp_sockets, strict=True))
-            port = udp_sockets[0].getsockname()[1]
-        elif udp:
-            self.udp_endpoints, port = await open_datagram_endpoints(
-                lambda: _Udp(self), hosts, port
-            )
-            for _, transport in self.udp_endpoints:
-                sock = transport.get_extra_info("socket")
-                for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
-                    with contextlib.suppress(OSError):
-                        sock.setsockopt(socket.SOL_SOCKET, opt, 4 * 1024 * 1024)
-        if tcp:
-            self.servers, port = await open_stream_servers(
-                lambda: _Tcp(self), hosts, port, backlog=LISTEN_BACKLOG
-            )
+        asked = port
+        for attempt in range(1, PICK_ATTEMPTS + 1):
+            port = asked
+            if udp_sockets:  # read once serve_adopted() is called (the endpoint exists then)
+                self._adopted = list(zip(bind_plan(hosts), udp_sockets, strict=True))
+                port = udp_sockets[0].getsockname()[1]
+            elif udp:
+                self.udp_endpoints, port = await open_datagram_endpoints(
+                    lambda: _Udp(self), hosts, port
+                )
+                for _, transport in self.udp_endpoints:
+                    sock = transport.get_extra_info("socket")
+                    for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+                        with contextlib.suppress(OSError):
+                            sock.setsockopt(socket.SOL_SOCKET, opt, 4 * 1024 * 1024)
+            if not tcp:
+                break
+            try:
+                self.servers, port = await open_stream_servers(
+                    lambda: _Tcp(self), hosts, port, backlog=LISTEN_BACKLOG
+                )
+                break
+            except OSError as exc:
+                # Port 0: the port UDP picked may be taken for TCP; pick again, both.
+                picked = asked == 0 and udp and not udp_sockets
+                if not picked or exc.errno != errno.EADDRINUSE or attempt == PICK_ATTEMPTS:
+                    raise
+                for _, transport in self.udp_endpoints:
+                    transport.close()
+                self.udp_endpoints = []
         self.families = served_families(hosts)
         self.local = (bind_plan(hosts)[0].host, port)
         self._schedule_sweep()

@@ -20,6 +20,14 @@ seconds, from a task on the event loop:
 * ``injected``: a load figure a test set with the control op
   ``overload_test_load`` (``[overload] test_control`` only).
 
+For ``warm_up`` seconds after sampling starts (the node's start, a SIGHUP that
+changed ``[overload]``) the lag and CPU samples are not counted: start-up work
+(spawning the media and web processes, first imports, a busy machine's
+scheduler) makes the loop wake late once, and one sample 0.4 s late would
+overload a node that has no calls yet (``core.overload.URGENT``). The receive
+queue still counts from the first sample: a node started into a registration
+storm sheds at once.
+
 The SIP endpoint (``endpoint.overload``) and the SCCP endpoint ask the same
 control before a new call. ``ops()``: ``overload`` -> the control's status;
 ``overload_test_load`` ``{"load": x}`` (x >= 1 overloads, null clears).
@@ -51,6 +59,8 @@ __all__ = ["NodeOverload", "OverloadCollector", "policy_of"]
 log = logging.getLogger("offhook.overload")
 
 SCHEDSTAT = "/proc/thread-self/schedstat"
+WARM_UP = 2.0
+"""Seconds after sampling starts whose loop lag and CPU share are not counted."""
 
 
 def _schedstat_seconds() -> float:
@@ -118,12 +128,14 @@ class NodeOverload:
         pending: Callable[[], int] = lambda: 0,
         sockets: Callable[[], Iterable[socket.socket]] = lambda: (),
         cpu_time: Callable[[], float] | None = None,
+        warm_up: float = WARM_UP,
     ) -> None:
         self.settings = settings
         self.loop = loop
         self.pending = pending
         self.sockets = sockets
         self.cpu_time = cpu_time  # None: as [overload] says, read on the loop thread
+        self.warm_up = warm_up
         self.control = OverloadControl(policy_of(settings), loop.time())
         self.injected: float | None = None
         self._task: asyncio.Task[None] | None = None
@@ -146,6 +158,7 @@ class NodeOverload:
         )
         interval = self.settings.interval
         last = loop.time()
+        warm_until = last + self.warm_up
         last_cpu = clock()
         was = self.control.overloaded
         while True:
@@ -154,10 +167,10 @@ class NodeOverload:
             now = loop.time()
             cpu_now = clock()
             elapsed = now - last
-            sample = {
-                "lag": max(0.0, now - expected),
-                "cpu": (cpu_now - last_cpu) / elapsed if elapsed > 0 else 0.0,
-            }
+            sample: dict[str, float] = {}
+            if now >= warm_until:
+                sample["lag"] = max(0.0, now - expected)
+                sample["cpu"] = (cpu_now - last_cpu) / elapsed if elapsed > 0 else 0.0
             if self.settings.queue_high:
                 shares = [b for s in self.sockets() if (b := receive_backlog(s)) is not None]
                 if shares:

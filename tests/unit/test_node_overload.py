@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import sys
+import time
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
@@ -77,7 +78,7 @@ def test_sampler_feeds_the_control_until_overloaded_then_recovers() -> None:
             return (loop.time() - start) * (0.95 if busy["on"] else 0.0)
 
         settings = OverloadSettings(interval=0.01, window=0.05, lag_high=0, lag_low=0)
-        node = NodeOverload(settings, loop, cpu_time=cpu_time)
+        node = NodeOverload(settings, loop, cpu_time=cpu_time, warm_up=0)
         task = node.start()
         assert task is not None
         try:
@@ -122,6 +123,37 @@ def test_injected_load_overloads_and_pending_is_sampled_when_enabled() -> None:
             await node.stop()
 
     asyncio.run(main())
+
+
+def test_a_late_wake_at_start_up_is_not_overload_but_a_flood_is() -> None:
+    """Start-up blocks the loop (here 0.6 s, six times ``lag_high`` and past
+    ``URGENT``): within the warm-up that sample is not counted, and the node stays
+    calm; without a warm-up the same block overloads it at once. The injected load
+    (standing for the receive queue, counted from the first sample) still
+    overloads a node in its warm-up."""
+
+    async def run(warm_up: float, injected: float | None) -> bool:
+        loop = asyncio.get_running_loop()
+        settings = OverloadSettings(
+            interval=0.01, window=0.05, cpu_high=0, cpu_low=0, test_control=True
+        )
+        node = NodeOverload(settings, loop, warm_up=warm_up)
+        node.ops()["overload_test_load"]({"load": injected})
+        node.start()
+        try:
+            await asyncio.sleep(0.02)  # the first sample is due: the loop wakes it late
+            time.sleep(0.6)
+            for _ in range(50):  # windows enough for a decision either way
+                if node.control.overloaded:
+                    break
+                await asyncio.sleep(0.01)
+            return node.control.overloaded
+        finally:
+            await node.stop()
+
+    assert not asyncio.run(run(warm_up=60.0, injected=None))
+    assert asyncio.run(run(warm_up=0.0, injected=None))
+    assert asyncio.run(run(warm_up=60.0, injected=5.0))
 
 
 def test_disabled_does_not_sample() -> None:

@@ -39,8 +39,10 @@ import contextlib
 import csv
 import datetime as dt
 import json
+import math
 import os
 import platform
+import re
 import shutil
 import signal
 import socket
@@ -48,7 +50,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -219,6 +221,7 @@ class Step:
     sipp_exit: int = 0
     passed: bool = False
     note: str = ""
+    ringing_ms: dict[str, float] = field(default_factory=dict)
 
 
 def start_offhook(
@@ -275,6 +278,87 @@ def register_uas(sip_port: int, uas_port: int, wd: Path) -> list[str]:
     ]  # fmt: skip
 
 
+LATENCY = False
+"""``--latency``: every UAC step traces its messages (``-trace_msg``) for INVITE -> 180."""
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q`` quantile (0..1) of sorted ``values`` (nearest rank)."""
+    rank = max(1, min(len(values), math.ceil(q * len(values))))
+    return values[rank - 1]
+
+
+TRACE_STAMP = re.compile(r"^-{10,} (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)$")
+
+
+def _trace_entries(lines: Iterable[str]) -> Iterator[tuple[float, bool, list[str]]]:
+    """(time, sent, message lines) of each message in a SIPp ``-trace_msg`` log."""
+    when: float | None = None
+    sent = False
+    body: list[str] = []
+    for line in lines:
+        m = TRACE_STAMP.match(line.rstrip("\n"))
+        if m:
+            if when is not None:
+                yield when, sent, body
+            stamp = dt.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f")
+            when, sent, body = stamp.timestamp(), False, []
+        elif when is not None:
+            if len(body) < 2 and not line.strip():
+                continue  # the blank lines before the start line
+            if not body and " message " in line:
+                sent = " sent" in line
+                body.append("")  # the direction line is not part of the message
+                continue
+            body.append(line.rstrip("\r\n"))
+    if when is not None:
+        yield when, sent, body
+
+
+def _header(message: list[str], name: str) -> str:
+    """A header's value from ``message`` (its start line at index 1), "" if absent."""
+    prefix = name.lower() + ":"
+    for line in message[2:]:
+        if not line:
+            break  # the body
+        if line.lower().startswith(prefix):
+            return line[len(prefix) :].strip()
+    return ""
+
+
+def ringing_latency(workdir: Path, name: str) -> dict[str, float]:
+    """p50/p95/p99 and count of INVITE -> 180 in ms, as the UAC saw them, from the
+    SIPp ``-trace_msg`` logs (``<scenario>_<pid>_messages.log``, µs time stamps) in
+    ``workdir/name``: from the first sending of a call's last INVITE (the one with
+    credentials, after a 407) to the first 180 for its CSeq; empty without logs."""
+    sent_at: dict[str, tuple[str, float]] = {}  # Call-ID -> (CSeq, first sent)
+    values: list[float] = []
+    done: set[str] = set()
+    for path in sorted((workdir / name).glob("*_messages.log")):
+        with open(path, errors="replace") as f:
+            for when, sent, message in _trace_entries(f):
+                start = message[1] if len(message) > 1 else ""
+                call_id = _header(message, "Call-ID")
+                cseq = _header(message, "CSeq")
+                if sent and start.startswith("INVITE "):
+                    if sent_at.get(call_id, ("", 0.0))[0] != cseq:
+                        sent_at[call_id] = (cseq, when)
+                elif not sent and start.startswith("SIP/2.0 180") and call_id not in done:
+                    first = sent_at.get(call_id)
+                    if first is not None and first[0] == cseq:
+                        values.append(1000 * (when - first[1]))
+                        done.add(call_id)
+    if not values:
+        return {}
+    values.sort()
+    return {
+        "p50": round(percentile(values, 0.50), 3),
+        "p95": round(percentile(values, 0.95), 3),
+        "p99": round(percentile(values, 0.99), 3),
+        "n": len(values),
+    }
+
+
 def run_step(
     server_pid: int,
     target_port: int,
@@ -286,7 +370,9 @@ def run_step(
     profile: Path | None = None,
 ) -> Step:
     """One step; ``uac_port``: the UAC's own port (0: a free one; a trunk's is fixed);
-    ``profile``: py-spy the server into this file during the step."""
+    ``profile``: py-spy the server into this file during the step; with
+    ``LATENCY`` on, the UAC traces its messages and the step gets its INVITE -> 180."""
+    latency = LATENCY
     calls = rate * duration
     step = Step(rate=rate, calls=calls)
     name = f"uac-{rate}"
@@ -299,6 +385,10 @@ def run_step(
         "-trace_stat", "-stf", str(stat), "-fd", "1",
         f"{HOST}:{target_port}",
     ]  # fmt: skip
+    trace = workdir / f"{name}.trace"
+    if latency:
+        trace.mkdir(exist_ok=True)
+        cmd[-1:-1] = ["-trace_msg"]
     spy = None
     if profile is not None and shutil.which("py-spy"):
         spy = subprocess.Popen(
@@ -310,7 +400,12 @@ def run_step(
     t0 = time.monotonic()
     with open(workdir / f"{name}.out", "wb") as out:
         proc = subprocess.run(
-            cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, timeout=duration * 2 + 60
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            timeout=duration * 2 + 60,
+            cwd=trace if latency else None,  # SIPp writes <scenario>_<pid>_messages.log there
         )
     step.elapsed_s = round(time.monotonic() - t0, 2)
     step.cpu_s = round(cpu_seconds(server_pid) - cpu0, 2)
@@ -319,6 +414,8 @@ def run_step(
             spy.wait(timeout=30)
     step.peak_rss_kb = peak_rss_kb(server_pid)
     step.sipp_exit = proc.returncode
+    if latency:
+        step.ringing_ms = ringing_latency(workdir, trace.name)
     try:
         last = read_stat_csv(stat)
         step.successful = int(last.get("SuccessfulCall(C)", "0") or 0)
@@ -375,10 +472,12 @@ def ladder(
         result.steps.append(step)
         result.peak_rss_kb = max(result.peak_rss_kb, step.peak_rss_kb)
         status = "ok" if step.passed else f"FAIL {step.note}"
+        ring = step.ringing_ms
+        ringing = f"INVITE->180 p50 {ring['p50']} p95 {ring['p95']} ms, " if ring else ""
         print(
             f"  {result.server:8} {rate:6d} calls/s: {step.successful}/{step.calls} ok, "
             f"{step.failed} failed, {step.elapsed_s:.1f}s, cpu {step.cpu_s:.1f}s, "
-            f"rss {step.peak_rss_kb // 1024} MB  {status}",
+            f"{ringing}rss {step.peak_rss_kb // 1024} MB  {status}",
             flush=True,
         )
         if not step.passed:
@@ -559,9 +658,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=1, help="before/after rounds (with --before)")
     ap.add_argument("--profile", default="", help="py-spy the node per step into this directory")
     ap.add_argument(
+        "--latency",
+        action="store_true",
+        help="INVITE -> 180 p50/p95/p99 per step, from the UAC's message trace (costs SIPp CPU)",
+    )
+    ap.add_argument(
         "--workers", default="", help="also offhook with these [node] workers (sip_calls_workers)"
     )
     args = ap.parse_args(argv)
+    global LATENCY
+    LATENCY = args.latency
     if shutil.which("sipp") is None:
         print("sipp not found: install Debian sip-tester (scripts/install-deps.sh)")
         return 2

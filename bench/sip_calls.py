@@ -29,7 +29,9 @@ tar -x -C /tmp/x``, then ``--before /tmp/x/src``),
 alternating before and after ``--rounds`` times in the same run, so a change
 is measured against its base on the same machine minutes apart;
 ``--profile DIR`` records the node with py-spy during each step
-(``DIR/<server>-<rate>.txt``, raw format, ``--nonblocking``).
+(``DIR/<server>-<rate>.txt``, raw format, ``--nonblocking``);
+``--latency`` has every UAC trace its messages and reports INVITE -> 180 (p50,
+p95, p99) per step, as the UAC saw it (the INVITE with credentials for offhook).
 """
 
 from __future__ import annotations

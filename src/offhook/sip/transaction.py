@@ -52,6 +52,17 @@ names its transaction by key, not by reference: a transaction that ended
 (a BYE's, 5 s after its answer) is freed at once with its messages, not
 when its stale Timer F entry surfaces 27 s later.
 
+A transaction past its final response keeps only what its state still needs
+(``LINGERING``): a server answers a retransmitted request with its last
+response (Completed), matches an ACK by key (Confirmed, Accepted) and leaves
+2xx retransmissions to the TU (Accepted); a client ACKs a retransmitted
+300-699 with the ACK it built (Completed) and passes 2xx retransmissions up
+(Accepted). So the request it was made for, and a server's 2xx in Accepted
+(SDP and all), are let go: a busy node holds these transactions for 32 s
+(Timers D, J, L, M) at thousands a second, and every full collection would
+walk their messages. Server transactions keyed by the RFC 2543 rules keep
+theirs (their To tag is compared with the request's and the response's).
+
 Helpers for the TU: ``build_ack`` (what the client transaction sends for
 300-699) and ``build_cancel`` (RFC 3261 §9.1).
 """
@@ -79,6 +90,7 @@ from offhook.sip.txn_fsm import (
 )
 
 __all__ = [
+    "LINGERING",
     "AckReceived",
     "Addr",
     "ClientTransaction",
@@ -106,6 +118,16 @@ Addr = tuple[str, int]
 TxnKey = tuple[str, ...]
 """Opaque, hashable transaction key: ("c", branch, method) for client
 transactions, ("s", branch, sent-by, method) or ("s2543", ...) for server ones."""
+
+
+LINGERING: dict[Machine, dict[State, bool]] = {
+    Machine.INVITE_SERVER: {State.COMPLETED: True, State.CONFIRMED: False, State.ACCEPTED: False},
+    Machine.NON_INVITE_SERVER: {State.COMPLETED: True},
+    Machine.INVITE_CLIENT: {State.COMPLETED: False, State.ACCEPTED: False},
+    Machine.NON_INVITE_CLIENT: {State.COMPLETED: False},
+}
+"""The states after the final response, and whether the last response sent is still
+resent there (a server's to a retransmitted request)."""
 
 
 # --- events and outgoing messages ---------------------------------------------
@@ -307,7 +329,7 @@ class Transaction:
         self.key = key
         self.machine = machine
         self.state: State = INITIAL_STATE[machine]
-        self.request = request
+        self.request: SipRequest | None = request  # None once lingering (LINGERING)
         self.method = request.method
         self.addr = addr
         self.transport = transport
@@ -403,7 +425,11 @@ class TransactionLayer:
         txn = self._txns.get(key)
         if txn is not None:
             # RFC 2543 keys leave out the To tag: compare it here.
-            if key[0] == "s2543" and (req.to_tag or "") != (txn.request.to_tag or ""):
+            if (
+                key[0] == "s2543"
+                and txn.request is not None
+                and (req.to_tag or "") != (txn.request.to_tag or "")
+            ):
                 self.counters["ignored"] += 1
             elif not self._step(txn, Input.REQUEST, now, events, req):
                 self.counters["ignored"] += 1  # absorbed retransmission
@@ -587,6 +613,13 @@ class TransactionLayer:
                     del txn._timers[name]
                     self._live -= 1
         self._run(txn, actions, now, events, msg)
+        if txn.state is new_state:
+            resends = LINGERING[txn.machine].get(new_state)
+            if resends is not None and txn.key[0] != "s2543":
+                txn.request = None
+                txn._out_request = None
+                if not resends:
+                    txn._out_response = None
         return True
 
     def _run(
@@ -613,13 +646,14 @@ class TransactionLayer:
                     self._out.append(txn._out_response)
             elif action is Action.SEND_ACK:
                 if txn._ack is None:
-                    assert isinstance(msg, SipResponse)
+                    assert isinstance(msg, SipResponse) and txn.request is not None
                     txn._ack = Outgoing(
                         build_ack(txn.request, msg), txn.addr, txn.transport, txn.key
                     )
                 self._out.append(txn._ack)
             elif action is Action.SEND_TRYING:
                 if txn._out_response is None:  # RFC 3261 §17.2.1: TU was silent
+                    assert txn.request is not None
                     trying = make_response(txn.request, 100)
                     ts = txn.request.headers.get("Timestamp")
                     if ts is not None:  # RFC 3261 §8.2.6.1

@@ -15,6 +15,7 @@ import pytest
 from offhook.sip.message import Headers, SipRequest, SipResponse, make_response
 from offhook.sip.timers import TimerName
 from offhook.sip.transaction import (
+    LINGERING,
     AckReceived,
     Event,
     Outgoing,
@@ -110,8 +111,11 @@ def test_timer_input_mapping_is_total() -> None:
 # --- driving transactions into each state ---------------------------------------
 
 
-def drive(layer: TransactionLayer, machine: Machine, state: State) -> Transaction:
-    """A UDP transaction of ``machine`` in ``state``."""
+def drive(
+    layer: TransactionLayer, machine: Machine, state: State
+) -> tuple[Transaction, SipRequest]:
+    """A UDP transaction of ``machine`` in ``state``, and the request it was made for (a
+    server transaction past its final response no longer holds it)."""
     now = 0.0
     if machine is Machine.INVITE_CLIENT:
         req = request("INVITE")
@@ -152,11 +156,10 @@ def drive(layer: TransactionLayer, machine: Machine, state: State) -> Transactio
             layer.send_response(ev.key, resp(req, 200), now)
     assert txn.state is state
     layer.datagrams_to_send()
-    return txn
+    return txn, req
 
 
-def message_for(txn: Transaction, inp: Input) -> SipRequest | SipResponse | None:
-    req = txn.request
+def message_for(txn: Transaction, req: SipRequest, inp: Input) -> SipRequest | SipResponse | None:
     statuses = {
         Input.RESP_1XX: 180,
         Input.RESP_2XX: 200,
@@ -188,9 +191,9 @@ CASES = [
 @pytest.mark.parametrize(("machine", "state", "inp"), CASES)
 def test_every_state_and_input(machine: Machine, state: State, inp: Input) -> None:
     layer = TransactionLayer()
-    txn = drive(layer, machine, state)
+    txn, req = drive(layer, machine, state)
     before_response = txn.last_response
-    msg = message_for(txn, inp)
+    msg = message_for(txn, req, inp)
     events: list[Event] = []
     handled = layer._step(txn, inp, 1.0, events, msg)
     out: list[Outgoing] = layer.datagrams_to_send()
@@ -216,9 +219,16 @@ def test_every_state_and_input(machine: Machine, state: State, inp: Input) -> No
     assert any(k in up for k in kinds) == (Action.PASS_TO_TU in actions)
     sent = [o.message for o in out]
     if Action.SEND_REQUEST in actions:
-        assert txn.request in sent
+        assert req in sent
+    lingering = LINGERING.get(machine, {}).get(new_state)
     if Action.SEND_RESPONSE in actions:
-        assert msg in sent and txn.last_response is msg
+        assert msg in sent and txn.last_response is (None if lingering is False else msg)
+    if lingering is not None:  # past the final response: the request is let go
+        assert txn.request is None
+        if not lingering:
+            assert txn.last_response is None
+    elif not terminated:
+        assert txn.request is req
     if Action.RESEND_RESPONSE in actions:
         assert sent == ([before_response] if before_response is not None else [])
     if Action.SEND_ACK in actions:

@@ -698,12 +698,42 @@ def test_an_ended_transaction_is_not_kept_by_its_stale_timers() -> None:
     layer = TransactionLayer()
     req = request("BYE")
     alone = sys.getrefcount(req)
-    layer.send_request(req, PEER, "udp", 0.0)
+    txn = layer.send_request(req, PEER, "udp", 0.0)
     layer.datagrams_to_send()
+    assert sys.getrefcount(req) > alone  # Trying: kept to be retransmitted
     layer.receive_response(reply(req, 200), PEER, "udp", 0.1)  # Completed: K, 5 s
-    assert sys.getrefcount(req) > alone
+    assert sys.getrefcount(req) == alone  # lingering: no longer needed
+    assert layer.get(txn.key) is txn
+    held = sys.getrefcount(txn)
     events = layer.handle_timers(5.2)
     assert [type(ev) for ev in events] == [TransactionTerminated]
     assert layer._heap  # Timer F's entry (at 32 s) is still there, stale
-    assert sys.getrefcount(req) == alone  # the transaction and its request are gone
+    assert sys.getrefcount(txn) == held - 1  # the layer let the transaction go
     assert layer.next_timer() is None and layer._heap == []
+
+
+def test_a_lingering_server_transaction_holds_only_what_it_resends() -> None:
+    """A BYE's 200 is resent for a retransmitted BYE (Completed, Timer J), without the
+    BYE; an INVITE answered 2xx (Accepted, Timer L) holds neither the INVITE nor its 2xx,
+    and a retransmitted INVITE is still absorbed there."""
+    layer = TransactionLayer()
+    bye = request("BYE", branch="z9hG4bK-bye-1")
+    (ev,) = layer.receive_request(bye, PEER, "udp", 0.0)
+    ok = reply(bye, 200)
+    alone = sys.getrefcount(bye)
+    layer.send_response(ev.key, ok, 0.0)
+    assert sys.getrefcount(bye) < alone
+    layer.datagrams_to_send()
+    assert layer.receive_request(request("BYE", branch="z9hG4bK-bye-1"), PEER, "udp", 1.0) == []
+    assert [o.message for o in layer.datagrams_to_send()] == [ok]
+    invite = request("INVITE", branch="z9hG4bK-inv-1")
+    (ev,) = layer.receive_request(invite, PEER, "udp", 0.0)
+    layer.datagrams_to_send()
+    answer = reply(invite, 200)
+    before = sys.getrefcount(invite), sys.getrefcount(answer)
+    layer.send_response(ev.key, answer, 0.0)
+    assert [o.message for o in layer.datagrams_to_send()] == [answer]
+    assert sys.getrefcount(invite) < before[0] and sys.getrefcount(answer) == before[1]
+    assert layer.receive_request(request("INVITE", branch="z9hG4bK-inv-1"), PEER, "udp", 1.0) == []
+    assert layer.datagrams_to_send() == []
+    assert layer.get(ev.key) is not None

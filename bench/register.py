@@ -48,6 +48,13 @@ Run from the repository root (indicative figures on a shared machine)::
     python bench/register.py                        # both servers, default ladder
     python bench/register.py --servers offhook --rates 500,1000 --duration 10 --users 2000
     python bench/register.py --servers offhook --before /tmp/x/src --rounds 2   # same run A/B
+    python bench/register.py --servers offhook --workers 1,2 --rounds 2          # 1 vs 2 workers
+
+``--workers 1,2`` runs the node once per ``[node] workers`` count, alternating
+``--rounds`` times; the kernel gives each worker the sources whose address it
+owns (docs/workers.md: 127.0.0.2, .4, ... to worker 0 of 2), and each binding
+a worker makes is copied to the others over the bus. CPU is the whole tree's
+(supervisor, workers, media servers).
 """
 
 from __future__ import annotations
@@ -420,21 +427,35 @@ def bench_offhook(
     profile_dir: Path | None = None,
     name: str = "offhook",
     src: str = "",
+    workers: int = 1,
 ) -> ServerResult:
-    """``src``: run the node from this source tree (``name`` tells the runs apart)."""
+    """``src``: run the node from this source tree (``name`` tells the runs apart);
+    ``workers``: its ``[node] workers`` (the sources spread over them by address)."""
     result = ServerResult(name)
     wd = workdir / name
     wd.mkdir()
     sip = {} if default_limits else per_source_limits(max(*rates, warm_rate), sources)
     # [sip] min_expires etc. stay the node's; the registrar binds for PHONE_EXPIRES s.
-    extra: dict[str, dict[str, Any]] = {"sip": sip}
-    result.config = {"sip": sip or "node defaults", "auth": "node defaults", "overload": "off"}
+    extra: dict[str, dict[str, Any]] = {"sip": sip, "node": {"workers": workers}}
+    result.config = {
+        "sip": sip or "node defaults",
+        "auth": "node defaults",
+        "overload": "off",
+        "workers": workers,
+    }
     t0 = time.monotonic()
     server, why = start_offhook(wd, extra, plan_for(users), src=src)
     if server is None:
         result.error = why
         return result
-    print(f"  offhook: {len(users)} users loaded and node up in {time.monotonic() - t0:.1f}s")
+    try:
+        for index in range(1, workers):  # worker 0 answered the start check
+            wait_worker(server.admin_host, server.admin_port + index)
+    except BenchError as exc:
+        server.stop(show_log=False)
+        result.error = str(exc)
+        return result
+    print(f"  {name}: {len(users)} users loaded and node up in {time.monotonic() - t0:.1f}s")
     try:
         files = write_injection(users, sources, wd)
         target = (HOST, server.sip_port)
@@ -445,6 +466,20 @@ def bench_offhook(
     finally:
         server.stop(show_log=False)
     return result
+
+
+def wait_worker(host: str, port: int, timeout: float = 60.0) -> None:
+    """Until the worker whose control endpoint is ``port`` answers ``status``."""
+    from offhook.ris.control import request_at
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            request_at(host, port, "status", timeout=5.0)
+            return
+        except (OSError, ValueError):
+            time.sleep(0.2)
+    raise BenchError(f"the worker with control port {port} did not answer in {timeout:.0f}s")
 
 
 KAMAILIO_CFG = """#!KAMAILIO
@@ -619,6 +654,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--src", default="", help="run offhook from this source tree (default: ours)")
     ap.add_argument("--before", default="", help="also run offhook from this source tree")
     ap.add_argument("--rounds", type=int, default=1, help="before/after rounds (with --before)")
+    ap.add_argument(
+        "--workers",
+        default="1",
+        help="comma list of [node] workers counts to run offhook with (e.g. 1,2)",
+    )
     args = ap.parse_args(argv)
     if shutil.which("sipp") is None:
         print("sipp not found: install Debian sip-tester (scripts/install-deps.sh)")
@@ -642,15 +682,19 @@ def main(argv: list[str] | None = None) -> int:
     results: list[ServerResult] = []
     for name in servers:
         if name == "offhook":
-            trees = [("offhook", args.src)]
+            rounds = max(1, min(args.rounds, 10))
+            counts = sorted({max(1, min(int(x), 64)) for x in args.workers.split(",") if x})
+            runs: list[tuple[str, str, int]] = []  # (label, source tree, workers)
+            trees = [("", args.src)]
             if args.before:  # the before tree first, then this one, alternating
-                rounds = max(1, min(args.rounds, 10))
-                trees = [
-                    (f"offhook{suffix}-{i + 1}", src)
-                    for i in range(rounds)
-                    for suffix, src in (("-before", args.before), ("", args.src))
-                ]
-            for label, src in trees:
+                trees.insert(0, ("-before", args.before))
+            for i in range(rounds if args.before or counts != [1] else 1):
+                for suffix, src in trees:
+                    for n in counts:
+                        label = "offhook" + suffix + (f"-w{n}" if counts != [1] else "")
+                        more = rounds > 1 and (args.before or counts != [1])
+                        runs.append((label + (f"-{i + 1}" if more else ""), src, n))
+            for label, src, n in runs:
                 results.append(
                     bench_offhook(
                         rates,
@@ -663,6 +707,7 @@ def main(argv: list[str] | None = None) -> int:
                         args.py_spy,
                         label,
                         src,
+                        n,
                     )
                 )
         elif name == "kamailio":

@@ -97,6 +97,7 @@ from offhook.sip.transaction import TransactionLayer
 from offhook.sip.trunks import TrunkMonitor, TrunkTarget
 from offhook.tftp.provision import Provisioning
 from offhook.workers.context import WorkerContext as Worker
+from offhook.workers.replica import ReplicatedLocationStore
 from offhook.workers.supervisor import serve as serve_workers
 
 log = logging.getLogger("offhook")
@@ -318,6 +319,8 @@ async def run(
             (sip_registered.add if registered else sip_registered.discard)(device)
             bus.publish(RegistrationChanged(device, "sip", registered))
 
+    if isinstance(locations, ReplicatedLocationStore):  # another worker's registrations too
+        locations.on_applied = registration_changed
     registrar = Registrar(
         authenticator,
         creds,

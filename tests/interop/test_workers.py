@@ -135,6 +135,7 @@ def register(
     contact_port: int,
     password: str | None = None,
     scenario: str = "register.xml",
+    expires: int = 300,
 ) -> bool:
     reg = Sipp(
         workdir,
@@ -145,7 +146,7 @@ def register(
             "user": name,
             "contact_host": host,
             "contact_port": str(contact_port),
-            "expires": "300",
+            "expires": str(expires),
         },
         auth=(name, password or PASSWORDS[name]),
         timeout_s=15,
@@ -208,6 +209,29 @@ def test_call_across_workers_completes_with_one_cdr(node: OffhookServer, tmp_pat
     assert all(r["registrations"] >= 1 for r in rows)
     printed = node.run_cli("status", check=True).stdout
     assert "Workers (2)" in printed and str(w1["worker"]["pid"]) in printed
+
+
+def ris_row(server: OffhookServer, index: int, name: str) -> dict[str, Any]:
+    answer = request_at(server.admin_host, server.admin_port + index, "ris_devices", name=name)
+    (row,) = answer["devices"]
+    assert isinstance(row, dict)
+    return row
+
+
+def test_every_worker_sees_a_phone_come_and_go(node: OffhookServer, tmp_path: Path) -> None:
+    """dave registers on worker 1 and leaves again: worker 0 (whose real-time
+    information the web process and CTI read) publishes both, as worker 1 does, so
+    its device row says when he came and went and what he was."""
+    work = sipp_dir(tmp_path, "sipp")
+    assert register(node, work, "dave", ON_1, 5996)
+    until("worker 0 knows dave", lambda: registered(node, 0, "dave"))
+    assert register(node, work, "dave", ON_1, 5996, expires=0)
+    until("worker 0 let dave go", lambda: not registered(node, 0, "dave"))
+    rows = [ris_row(node, index, "dave") for index in (0, 1)]
+    for index, row in enumerate(rows):
+        assert row["status"] == "unregistered", (index, row)
+        assert row["registered_at"] and row["unregistered_at"], (index, row)
+        assert (row["address"], row["transport"]) == (ON_1, "udp"), (index, row)
 
 
 def test_blocked_source_stays_blocked_on_its_worker(tmp_path: Path) -> None:

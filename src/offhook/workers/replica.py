@@ -9,6 +9,12 @@ are reached through the worker that holds them: not across workers yet).
 Expiry: every copy carries its own deadline (the sender gives seconds left),
 and each worker expires its copies by its own clock. A worker that starts
 asks the others for their tables (:meth:`table`). Sans-IO: ``now`` is passed in.
+
+``on_applied(device)``, once set, hears of every change applied from another
+worker, as the registrar's ``on_change`` hears of this worker's own: the node
+then publishes the device's first binding or its last one going
+(``RegistrationChanged``), so real-time information, CTI and presence watchers
+on every worker see a phone that registered on another.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ class ReplicatedLocationStore(MemoryLocationStore):
         self._publish = publish
         self._now = now
         self.applied = 0  # changes from other workers applied here
+        self.on_applied: Callable[[str], None] | None = None
 
     def put(self, binding: Binding) -> None:
         super().put(binding)
@@ -66,6 +73,8 @@ class ReplicatedLocationStore(MemoryLocationStore):
                 super().remove(message.device, contact)
         else:
             super().remove(message.device, message.contact)
+        if self.on_applied is not None:
+            self.on_applied(message.binding.device if isinstance(message, Put) else message.device)
 
     def table(self) -> Iterator[Put]:
         """Every SIP binding held here, as changes to apply (for a worker that starts)."""

@@ -128,7 +128,10 @@ def test_replication_between_two_stores() -> None:
     assert [type(m) for m in to_b] == [Put]
     put = to_b[0]
     assert isinstance(put, Put) and put.binding.expires_at == 300.0  # seconds left
+    heard: list[tuple[str, int]] = []
+    b.on_applied = lambda device: heard.append((device, b.count()))
     b.apply(decode(encode(put)))  # type: ignore[arg-type]
+    assert heard == [("dave", 1)]  # told once the copy is in
     assert [x.expires_at for x in b.bindings("dave", b_clock.now)] == [350.0]
     assert b.bindings("scp", 0) == []
 
@@ -138,6 +141,7 @@ def test_replication_between_two_stores() -> None:
     b.apply(to_b[-1])  # type: ignore[arg-type]
     assert len(to_b) == 2 and b.all(b_clock.now) == []
     assert b.applied == 2
+    assert heard == [("dave", 1), ("dave", 0)]  # and once it is gone
 
 
 def test_remove_device_and_table() -> None:
@@ -154,8 +158,10 @@ def test_remove_device_and_table() -> None:
     sent.clear()
     a.remove_device("dave")
     assert sent == [Remove("dave", None)]
+    heard: list[str] = []
+    b.on_applied = heard.append
     b.apply(Remove("dave", None))
-    assert b.count() == 0
+    assert b.count() == 0 and heard == ["dave"]
     a.remove_device("dave")
     assert sent == [Remove("dave", None)]  # nothing held: nothing sent
 

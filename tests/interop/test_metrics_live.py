@@ -35,8 +35,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from interop.baresip import Baresip
 from interop.peers import require_binary
-from offhook.db.engine import create_engine_for
-from offhook.db.users import UserStore, password_hasher
 from support.ports import HOST
 from support.server import CLI, OffhookServer, device, dump_toml, plan_of, sip_options_ping
 
@@ -88,16 +86,6 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 
 def by_label(samples: Samples, name: str, label: str) -> dict[str, float]:
     return {dict(k[1])[label]: v for k, v in samples.items() if k[0] == name}
-
-
-def api_token(server: OffhookServer) -> str:
-    engine = create_engine_for(f"sqlite:///{server.db_path}")
-    try:
-        users = UserStore(engine, password_hasher(1, 64, 1))
-        users.add("prometheus", "full-admin", "a scraper's long password")
-        return users.create_token("prometheus", "scraper")[1]
-    finally:
-        engine.dispose()
 
 
 def phone(tmp_path: Path, server: OffhookServer, name: str) -> Baresip:
@@ -188,7 +176,7 @@ def call(caller: Baresip, callee: Baresip, uri: str, *, answer: bool) -> None:
 
 
 def test_metrics_move_with_calls_and_json_logs(node: OffhookServer, tmp_path: Path) -> None:
-    token = api_token(node)
+    token = node.api_token()
     until_ready(node)  # the media server is up too
     before, names = scrape(node, token)
     assert len(names) == len(set(names)), "a metric name appears twice"
@@ -258,7 +246,7 @@ def test_metrics_move_with_calls_and_json_logs(node: OffhookServer, tmp_path: Pa
 
 
 def test_health_and_readiness_follow_the_node(node: OffhookServer, tmp_path: Path) -> None:
-    token = api_token(node)
+    token = node.api_token()
     status, body = until_ready(node)
     assert get(node.web_port, "/healthz") == (200, '{"status":"alive"}')
     assert body["checks"] == {

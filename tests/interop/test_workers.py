@@ -40,8 +40,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from interop.peers import require_binary
 from interop.sipp import Sipp, describe
 from offhook.config import load_settings
-from offhook.db.engine import create_engine_for
-from offhook.db.users import UserStore, password_hasher
 from offhook.ris.control import request_at
 from offhook.workers.reuseport import home_of
 from offhook.workers.status import summaries
@@ -282,7 +280,7 @@ def test_metrics_of_both_workers_on_the_web_listener(tmp_path: Path) -> None:
     work = sipp_dir(tmp_path, "sipp")
     server = start_node(tmp_path, web=True, throttle_after=100)
     try:
-        token = api_token(server)
+        token = server.api_token()
         assert register(server, work, "dave", ON_1, 5996)  # registered by worker 1
         assert register(server, work, "erin", ON_0, 5995, "wrong", "register_wrong.xml")
 
@@ -317,16 +315,6 @@ def test_metrics_of_both_workers_on_the_web_listener(tmp_path: Path) -> None:
             )
     finally:
         server.stop()
-
-
-def api_token(server: OffhookServer) -> str:
-    engine = create_engine_for(f"sqlite:///{server.db_path}")
-    try:
-        users = UserStore(engine, password_hasher(1, 64, 1))
-        users.add("prometheus", "full-admin", "a scraper's long password")
-        return users.create_token("prometheus", "scraper")[1]
-    finally:
-        engine.dispose()
 
 
 def test_killed_worker_is_replaced_and_serves_its_socket(

@@ -260,6 +260,20 @@ class OffhookServer:
         """One request to the node's control endpoint; its result (``ControlError`` if refused)."""
         return request_at(self.admin_host, self.admin_port, op, timeout=timeout, **args)
 
+    def api_token(self, user: str = "prometheus") -> str:
+        """A full-admin ``user`` added to this node's database, and an API token of
+        theirs (what a scraper or a REST client is given)."""
+        from offhook.db.engine import create_engine_for
+        from offhook.db.users import UserStore, password_hasher
+
+        engine = create_engine_for(f"sqlite:///{self.db_path}")
+        try:
+            users = UserStore(engine, password_hasher(1, 64, 1))
+            users.add(user, "full-admin", f"{user}'s long password for the test")
+            return users.create_token(user, "scraper")[1]
+        finally:
+            engine.dispose()
+
     @property
     def web_url(self) -> str:
         host = f"[{self.web_host}]" if ":" in self.web_host else self.web_host

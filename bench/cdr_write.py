@@ -24,21 +24,23 @@ columns' bind processors applied directly, one DBAPI executemany.
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import fields
+from collections.abc import Callable
 from pathlib import Path
 
-from sqlalchemy import delete, insert
+from sqlalchemy import delete
 from sqlalchemy.engine import Engine
 
-from offhook.core.causes import cause_text
 from offhook.core.records import CallRecord
 from offhook.db.cdr import CdrRepository, CdrRow
 from offhook.db.engine import create_engine_for, upgrade
 from offhook.db.models import Cdr
-from offhook.node_cdr import cdr_extra, cdr_row, utc
+from offhook.node_cdr import cdr_row
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from support.cdr_reference import reference_add_many, reference_cdr_row
 
 T0 = 1_796_300_000.123456
 
@@ -67,41 +69,6 @@ def records(n: int, first: int = 0) -> list[CallRecord]:
             )
         )
     return out
-
-
-def old_cdr_row(record: CallRecord) -> CdrRow:
-    """``node_cdr.cdr_row`` before session 14."""
-    return CdrRow(
-        call_id=record.call_id,
-        calling=record.calling,
-        called=record.called,
-        original_called=record.original_called,
-        calling_device=record.calling_device,
-        called_device=record.called_device,
-        start=utc(record.start),
-        answer=utc(record.answer) if record.answer is not None else None,
-        end=utc(record.end),
-        duration=record.duration,
-        cause=record.cause,
-        cause_text=record.cause_text or cause_text(record.cause),
-        node=record.node,
-        extra=cdr_extra(record),
-        last_redirecting=record.last_redirecting,
-        redirect_reason=record.redirect_reason,
-    )
-
-
-def old_add_many(engine: Engine, rows: Sequence[CdrRow]) -> int:
-    """``CdrRepository.add_many`` before session 14."""
-    names = [f.name for f in fields(CdrRow)]
-    values = []
-    for r in rows:
-        data = {k: getattr(r, k) for k in names}
-        data["extra"] = dict(r.extra) if r.extra else None
-        values.append(data)
-    with engine.begin() as conn:
-        conn.execute(insert(Cdr), values)
-    return len(values)
 
 
 def best(
@@ -137,7 +104,7 @@ def main() -> None:
         engine = create_engine_for(url)
         repo = CdrRepository(engine)
         paths: dict[str, tuple[Callable[[CallRecord], CdrRow], Callable[[list[CdrRow]], int]]] = {
-            "old": (old_cdr_row, lambda rows: old_add_many(engine, rows)),
+            "old": (reference_cdr_row, lambda rows: reference_add_many(engine, rows)),
             "new": (cdr_row, repo.add_many),
         }
         for convert, write in paths.values():  # warm: connection, compiled caches

@@ -16,12 +16,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import delete, insert
+from sqlalchemy import delete
 from sqlalchemy.engine import Engine
 
 from offhook.db.cdr import CdrRepository, CdrRow
 from offhook.db.engine import create_engine_for, upgrade
 from offhook.db.models import Cdr
+from support.cdr_reference import reference_add_many
 
 NAMES = [f.name for f in fields(CdrRow)]
 T0 = datetime(2026, 12, 3, 14, 0, 0, 123456, tzinfo=UTC)
@@ -34,17 +35,6 @@ ZONES = [
     ZoneInfo("Europe/Paris"),
     ZoneInfo("America/St_Johns"),
 ]
-
-
-def reference_add_many(engine: Engine, rows: Sequence[CdrRow]) -> None:
-    """``CdrRepository.add_many`` before session 14."""
-    values = []
-    for r in rows:
-        data = {k: getattr(r, k) for k in NAMES}
-        data["extra"] = dict(r.extra) if r.extra else None
-        values.append(data)
-    with engine.begin() as conn:
-        conn.execute(insert(Cdr), values)
 
 
 def stored(engine: Engine) -> list[tuple[tuple[str, Any], ...]]:

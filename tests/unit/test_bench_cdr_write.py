@@ -15,7 +15,7 @@ import cdr_write  # noqa: E402
 
 def test_old_and_new_rows_agree() -> None:
     recs = cdr_write.records(40)
-    assert [cdr_write.cdr_row(r) for r in recs] == [cdr_write.old_cdr_row(r) for r in recs]
+    assert [cdr_write.cdr_row(r) for r in recs] == [cdr_write.reference_cdr_row(r) for r in recs]
     assert any(r.answer is None for r in recs) and any(r.hunt for r in recs)
 
 

@@ -13,36 +13,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy.dialects import postgresql, sqlite
 
-from offhook.core.causes import cause_text
 from offhook.core.records import CallRecord
 from offhook.db.cdr import _PROBES, CdrRow, _CdrInsert, _same, _sqlite_utc
 from offhook.db.models import Cdr
-from offhook.node_cdr import cdr_extra, cdr_row, utc
+from offhook.node_cdr import cdr_row
+from support.cdr_reference import reference_cdr_row
 
 SQLITE = sqlite.dialect()
 GENERIC = Cdr.__table__.c.start.type._cached_bind_processor(SQLITE)
-
-
-def reference_cdr_row(record: CallRecord) -> CdrRow:
-    """``cdr_row`` before session 14."""
-    return CdrRow(
-        call_id=record.call_id,
-        calling=record.calling,
-        called=record.called,
-        original_called=record.original_called,
-        calling_device=record.calling_device,
-        called_device=record.called_device,
-        start=utc(record.start),
-        answer=utc(record.answer) if record.answer is not None else None,
-        end=utc(record.end),
-        duration=record.duration,
-        cause=record.cause,
-        cause_text=record.cause_text or cause_text(record.cause),
-        node=record.node,
-        extra=cdr_extra(record),
-        last_redirecting=record.last_redirecting,
-        redirect_reason=record.redirect_reason,
-    )
 
 
 def outcome(f: Callable[[Any], Any], value: Any) -> tuple[str, Any]:

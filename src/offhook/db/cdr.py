@@ -281,7 +281,7 @@ class CdrRepository:
         """
         first = _utc(since).replace(second=0, microsecond=0)
         end = _utc(until)
-        minutes = max(0, -(-int((end - first).total_seconds()) // 60))
+        minutes = max(0, -(-(end - first) // timedelta(minutes=1)))
         if minutes > MAX_PER_MINUTE:
             raise ValueError(f"at most {MAX_PER_MINUTE} minutes (a week) at once")
         counts = [0] * minutes

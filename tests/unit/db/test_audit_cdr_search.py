@@ -213,6 +213,10 @@ def test_cdr_per_minute(cdrs: CdrRepository) -> None:
     assert all(at.tzinfo is not None for at, _ in got)
     assert cdrs.per_minute(T0 + timedelta(minutes=10), T0) == []
     assert cdrs.per_minute(T0, T0 + timedelta(seconds=1)) == [(T0, 2)]
+    # A call started in a minute's first second counts while that second lasts.
+    assert cdrs.per_minute(T0, T0 + timedelta(microseconds=500)) == [(T0, 2)]
+    before = T0 - timedelta(minutes=1)
+    assert cdrs.per_minute(before, T0 + timedelta(milliseconds=999)) == [(before, 0), (T0, 2)]
     # In another zone, the same instants.
     east = T0.astimezone(timezone(timedelta(hours=5, minutes=45)))
     assert cdrs.per_minute(east, east + timedelta(minutes=2)) == got[:2]

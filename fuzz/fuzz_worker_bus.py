@@ -1,13 +1,16 @@
 """atheris fuzz target for the workers' local bus and the forward decision.
 
 Parsers: ``offhook.workers.codec.decode`` over one bus datagram (a forwarded
-SIP datagram with its source, a binding change, a table request), and
+SIP datagram or TCP message with its source, bytes for another worker's TCP
+connection, a binding change, a table request), and
 ``offhook.workers.tags.owner`` over one SIP datagram (whose dialog or
-transaction it is, read before any parse).
+transaction it is, read before any parse), and ``message_owner`` over the
+same bytes once parsed (a message framed out of a TCP stream).
 
 Invariants: ``decode`` raises nothing but ``BusError``, and what it accepts
 encodes back to bytes that decode to the same message; ``owner`` never
-raises and names a worker index below 64 or None; ``forward_to`` never
+raises and names a worker index below 64 or None, nor does ``message_owner``
+on what parses; ``forward_to`` never
 names this worker or one the node does not have.
 
     python fuzz/fuzz_worker_bus.py -max_total_time=20 fuzz/corpus/fuzz_worker_bus
@@ -24,8 +27,10 @@ import sys
 import atheris
 
 with atheris.instrument_imports():
+    from offhook.common.errors import ParseError
+    from offhook.sip.codec import parse_message
     from offhook.workers.codec import BusError, decode, encode
-    from offhook.workers.tags import forward_to, owner
+    from offhook.workers.tags import forward_to, message_owner, owner
 
 
 def test_one_input(data: bytes) -> None:
@@ -39,6 +44,14 @@ def test_one_input(data: bytes) -> None:
     index = owner(data)
     if index is not None and not 0 <= index < 64:
         raise AssertionError(f"owner {index}")
+    try:
+        parsed = parse_message(data)
+    except ParseError:
+        pass
+    else:
+        index = message_owner(parsed)
+        if index is not None and not 0 <= index < 64:
+            raise AssertionError(f"message owner {index}")
     for me, workers in ((0, 2), (1, 2), (3, 4)):
         target = forward_to(data, me, workers)
         if target is not None and (target == me or not 0 <= target < workers):

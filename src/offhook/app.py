@@ -345,7 +345,10 @@ async def run(
     )
     try:
         socks = worker.udp_sockets if worker else ()  # a worker's: the supervisor's groups
-        _, port = await transport.start(sip.listen, sip.port, sip.udp, sip.tcp, socks)
+        listeners = worker.tcp_sockets if worker else ()
+        _, port = await transport.start(
+            sip.listen, sip.port, sip.udp, sip.tcp, socks, tcp_sockets=listeners
+        )
     except OSError as exc:
         where = describe(sip.listen, sip.port)
         raise OSError(exc.errno, f"SIP cannot listen on {where} ({exc.strerror or exc})") from exc

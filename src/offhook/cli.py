@@ -447,6 +447,7 @@ def worker(
     port: Annotated[int, typer.Option("--port")],
     bus: Annotated[str, typer.Option("--bus")],
     fds: Annotated[str, typer.Option("--fds")],
+    tcp_fds: Annotated[str, typer.Option("--tcp-fds")] = "",
     config: ConfigOpt = None,
 ) -> None:
     """One worker of offhook serve with [node] workers > 1 (offhook.workers.worker)."""
@@ -462,6 +463,7 @@ def worker(
         port=port,
         bus_dir=bus,
         fds=fd_list,
+        tcp_fds=[int(fd) for fd in tcp_fds.split(",") if fd],
     )
     if rc:
         raise typer.Exit(rc)

@@ -19,7 +19,11 @@ where each datagram landed.
   ``worker`` label;
 - SIGKILL of worker 1: worker 0 still registers phones; the supervisor
   starts a replacement on the same socket; dave registers again and carol's
-  call reaches him.
+  call reaches him;
+- dave as a baresip registered over TCP (it connects from 127.0.0.1, worker
+  1's home too): the kernel hands his connection to worker 1; carol's call,
+  owned by worker 0, reaches him on that connection (worker 0 writes through
+  worker 1 and opens none) and his answers come back to worker 0.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from interop.baresip import Baresip
 from interop.peers import require_binary
 from interop.sipp import Sipp, describe
 from offhook.config import load_settings
@@ -354,3 +359,50 @@ def test_ipv4_and_ipv6_groups(tmp_path: Path) -> None:
         assert until("OPTIONS over IPv4", lambda: sip_options_ping(server.sip_port, "127.0.0.1"))
     finally:
         server.stop()
+
+
+def test_a_phone_on_tcp_is_reached_on_its_connection_from_any_worker(
+    node: OffhookServer, tmp_path: Path
+) -> None:
+    require_binary("baresip")
+    dave = Baresip(
+        tmp_path,
+        "dave",
+        aor=f"sip:dave@127.0.0.1:{node.sip_port};transport=tcp",
+        password=PASSWORDS["dave"],
+        regint=120,
+        answermode="auto",
+        host=ON_1,
+    )
+    with dave:
+        dave.wait_registered()
+        (binding,) = until("worker 1 holds dave's binding", lambda: registered(node, 1, "dave"))
+        # baresip connects from 127.0.0.1 whatever its interface: worker 1's home too.
+        host = binding["source"].rsplit(":", 1)[0]
+        assert home_of(host, 2) == 1 and binding["transport"] == "tcp", binding
+        until("worker 0 knows dave", lambda: registered(node, 0, "dave"))
+        uac = Sipp(
+            sipp_dir(tmp_path, "sipp"),
+            "uac_auth.xml",
+            f"uac-carol-{time.monotonic_ns()}",
+            target=f"127.0.0.1:{node.sip_port}",
+            keys={"caller": "carol"},
+            service="1004",
+            auth=("carol", PASSWORDS["carol"]),
+            pause_ms=1000,
+            timeout_s=30,
+            host=ON_0,
+        )
+        called = uac.run()
+        assert called.ok, describe(called)
+        rows = node.wait_cdr(lambda r: r.get("called") == "1004")
+        assert [(r["cause"], bool(r["answer"])) for r in rows] == [("16", True)], rows
+        w0, w1 = status(node, 0), status(node, 1)
+        # Worker 0 owned the call: its INVITE, ACK and BYE went to dave through worker 1.
+        assert w0["worker"]["relayed"] >= 3, w0["worker"]
+        assert w1["worker"]["relays_written"] >= 3, w1["worker"]
+        # dave's answers came in on worker 1's connection and were passed to worker 0.
+        assert w1["worker"]["forwarded"] >= 3, w1["worker"]
+        # One connection, dave's own: worker 0 opened none.
+        assert w0["listeners"]["sip"]["tcp_connections"] == 0, w0["listeners"]
+        assert w1["listeners"]["sip"]["tcp_connections"] == 1, w1["listeners"]

@@ -34,7 +34,11 @@ has not delivered its first message within ``handshake_timeout``, when the
 peer half-closes, or on a framing error (answered 400/413 first when the
 request can be salvaged). Outbound requests to a peer we have a connection
 with reuse it (phones behind NAT registered over TCP); otherwise a new one is
-opened (RFC 3261 §18.1.1).
+opened (RFC 3261 §18.1.1). With workers (``offhook.workers``) the connections
+to a peer live in the worker its address lands on: ``relay`` passes a TCP
+message for a peer homed elsewhere to that worker, which writes it
+(``write_stream``), and ``forward_message`` passes on a message framed out of a
+connection here that belongs to another worker's dialog.
 """
 
 from __future__ import annotations
@@ -237,7 +241,10 @@ class _Tcp(asyncio.Protocol):
             self.greeted = True
             if not self.outbound:
                 self.owner.throttle(self, now, len(messages) + pings)
+        forward = self.owner.forward_message
         for msg in messages:
+            if forward is not None and forward(msg, self.peer):
+                continue  # another worker's dialog (offhook.workers)
             self.owner.deliver(msg, self.peer, "tcp")
         if self.framer.error is not None:
             # Bad bytes after good messages: those were handled, now the stream fails.
@@ -290,6 +297,11 @@ class SipTransport:
         # Another worker's dialog (offhook.workers, [node] workers > 1): True when
         # the datagram was passed on to its owner, before its parse.
         self.forward: Callable[[bytes, Addr], bool] | None = None
+        # The same for a message framed out of a TCP connection.
+        self.forward_message: Callable[[SipMessage, Addr], bool] | None = None
+        # A TCP message for a peer whose connection another worker holds: True
+        # when it was passed to that worker to write (offhook.workers).
+        self.relay: Callable[[bytes, Addr], bool] | None = None
         self._limits = limits or TransportLimits()
         self.guard = ListenerGuard(
             self._limits, allow, lambda reason, host: self.reject(reason, (host, 0))
@@ -306,6 +318,7 @@ class SipTransport:
         self.closed = False  # after close(): what is still sent (timers, BYEs) goes nowhere
         self.local: Addr = ("", 0)
         self._adopted: list[tuple[BindSpec, socket.socket]] = []
+        self._adopted_tcp: list[socket.socket] = []
 
     @property
     def limits(self) -> TransportLimits:
@@ -326,13 +339,15 @@ class SipTransport:
         udp: bool = True,
         tcp: bool = True,
         udp_sockets: Sequence[socket.socket] = (),
+        tcp_sockets: Sequence[socket.socket] = (),
     ) -> Addr:
         """Listen on every address of ``host`` (one or a list, see net.listen), one port.
 
         Returns (first address, port). With port 0 the first socket picks it (UDP's;
         when TCP finds that port taken, both pick again).
         ``udp_sockets``: bound UDP sockets to serve instead, one per address of
-        ``host`` in ``bind_plan`` order (a worker's, from ``offhook.workers``).
+        ``host`` in ``bind_plan`` order (a worker's, from ``offhook.workers``);
+        ``tcp_sockets`` the same for TCP: listening sockets to accept on.
         """
         hosts = listen_list(host)
         asked = port
@@ -351,6 +366,9 @@ class SipTransport:
                         with contextlib.suppress(OSError):
                             sock.setsockopt(socket.SOL_SOCKET, opt, 4 * 1024 * 1024)
             if not tcp:
+                break
+            if tcp_sockets:  # accepted on once serve_adopted() is called
+                self._adopted_tcp = list(tcp_sockets)
                 break
             try:
                 self.servers, port = await open_stream_servers(
@@ -371,11 +389,17 @@ class SipTransport:
         return self.local
 
     async def serve_adopted(self) -> None:
-        """Start reading the UDP sockets given to ``start`` (``udp_sockets``)."""
+        """Start reading the sockets given to ``start`` (``udp_sockets``, ``tcp_sockets``)."""
         adopted, self._adopted = self._adopted, []
         for spec, sock in adopted:
             transport, _ = await self.loop.create_datagram_endpoint(lambda: _Udp(self), sock=sock)
             self.udp_endpoints.append((spec, transport))
+        listening, self._adopted_tcp = self._adopted_tcp, []
+        for sock in listening:
+            server = await self.loop.create_server(
+                lambda: _Tcp(self), sock=sock, backlog=LISTEN_BACKLOG
+            )
+            self.servers.append(server)
 
     async def close(self) -> None:
         self.closed = True
@@ -480,17 +504,18 @@ class SipTransport:
             return  # another worker's dialog: passed on unparsed (offhook.workers)
         self.admitted(data, addr)
 
-    def admitted(self, data: bytes, addr: Addr) -> None:
-        """A datagram past the defences (or one another worker passed on): parse, deliver."""
+    def admitted(self, data: bytes, addr: Addr, transport: str = "udp") -> None:
+        """A datagram past the defences, or a message another worker passed on (read
+        from a datagram or, ``transport`` tcp, from a connection it holds): parse, deliver."""
         peek = self.peek
         if peek is not None and peek(data, addr):
             return  # shed before the full parse (only while overloaded)
         try:
             msg = parse_message(data, self._limits.max_message)
         except ParseError as exc:
-            self._answer_bad(data, addr, "udp", exc)
+            self._answer_bad(data, addr, transport, exc)
             return
-        self.deliver(msg, addr, "udp")
+        self.deliver(msg, addr, transport)
 
     def _answer_bad(
         self,
@@ -568,12 +593,9 @@ class SipTransport:
             if conn is not None:
                 conn.write(data)
                 return
-            pending = self._pending.get(addr)
-            if pending is not None:
-                pending.append((data, on_error))
-                return
-            self._pending[addr] = [(data, on_error)]
-            self.loop.create_task(self._connect(addr))
+            relay = self.relay
+            if relay is None or not relay(data, addr):
+                self.write_stream(data, addr, on_error)
             return
         if not self.udp_endpoints:
             return
@@ -584,6 +606,23 @@ class SipTransport:
                 self.loop.call_soon(on_error)
             return
         endpoint.sendto(data, (form[0], addr[1]))
+
+    def write_stream(
+        self, data: bytes, addr: Addr, on_error: Callable[[], None] | None = None
+    ) -> None:
+        """Write ``data`` on this process's TCP connection to ``addr``, opened if need be."""
+        if self.closed:
+            return
+        conn = self.connections.get(addr)
+        if conn is not None:
+            conn.write(data)
+            return
+        pending = self._pending.get(addr)
+        if pending is not None:
+            pending.append((data, on_error))
+            return
+        self._pending[addr] = [(data, on_error)]
+        self.loop.create_task(self._connect(addr))
 
     def _send_to_name(
         self, data: bytes, addr: Addr, transport: str, on_error: Callable[[], None] | None

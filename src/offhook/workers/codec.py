@@ -3,7 +3,12 @@
 One message is one Unix datagram: a kind byte, then its body.
 
 - ``F`` :class:`Forward`: a SIP datagram another worker read, with its real
-  source address: ``u8 length, host (ASCII), u16 port, datagram``;
+  source address: ``u8 length, host (ASCII), u16 port, datagram``; ``S`` the
+  same for a message another worker read from a TCP connection (its
+  ``transport`` is ``tcp``: the answers go back over that connection, ``W``);
+- ``W`` :class:`StreamWrite`: bytes for the TCP connection to a peer, sent to
+  the worker that holds it (the peer's home, ``reuseport.home_of``), in the
+  same form as ``F`` with the peer's address;
 - ``P`` :class:`Put`: a SIP binding added or refreshed on the sender, as JSON
   (its expiry as seconds left, ``ttl``: each process has its own clock);
 - ``D`` :class:`Remove`: a binding (``contact``) or every binding of a
@@ -43,6 +48,13 @@ class BusError(ValueError):
 class Forward:
     data: bytes
     source: tuple[str, int]
+    transport: str = "udp"  # or "tcp": read from a connection the sender holds
+
+
+@dataclass(frozen=True, slots=True)
+class StreamWrite:
+    data: bytes
+    dest: tuple[str, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,22 +78,23 @@ class AccountFailures:
     counts: tuple[tuple[str, int], ...]
 
 
-Message = Forward | Put | Remove | TableRequest | AccountFailures
+Message = Forward | StreamWrite | Put | Remove | TableRequest | AccountFailures
 
 _STR_FIELDS = ("device", "protocol", "contact", "transport", "aor", "call_id", "user_agent")
 _STR_FIELDS_OPT = ("node", "firmware")
 
 
+def _addressed(kind: bytes, addr: tuple[str, int], data: bytes) -> bytes:
+    host = addr[0].encode("ascii")
+    return kind + struct.pack("!B", len(host)) + host + struct.pack("!H", addr[1]) + data
+
+
 def encode(message: Message) -> bytes:
     if isinstance(message, Forward):
-        host = message.source[0].encode("ascii")
-        return (
-            b"F"
-            + struct.pack("!B", len(host))
-            + host
-            + struct.pack("!H", message.source[1])
-            + message.data
-        )
+        kind = b"S" if message.transport == "tcp" else b"F"
+        return _addressed(kind, message.source, message.data)
+    if isinstance(message, StreamWrite):
+        return _addressed(b"W", message.dest, message.data)
     if isinstance(message, Put):
         b = message.binding
         body = {
@@ -104,8 +117,11 @@ def decode(data: bytes) -> Message:
     if not data:
         raise BusError("empty")
     kind, body = data[:1], data[1:]
-    if kind == b"F":
-        return _forward(body)
+    if kind in (b"F", b"S", b"W"):
+        data, addr = _addressed_body(body)
+        if kind == b"W":
+            return StreamWrite(data, addr)
+        return Forward(data, addr, "tcp" if kind == b"S" else "udp")
     if kind == b"T":
         if len(body) != 1:
             raise BusError("table request: one byte")
@@ -140,7 +156,7 @@ def _accounts(obj: dict[str, object]) -> AccountFailures:
     return AccountFailures(tuple(counts))
 
 
-def _forward(body: bytes) -> Forward:
+def _addressed_body(body: bytes) -> tuple[bytes, tuple[str, int]]:
     if len(body) < 1 or len(body) < 1 + body[0] + 2:
         raise BusError("forward: short")
     n = body[0]
@@ -153,7 +169,7 @@ def _forward(body: bytes) -> Forward:
     data = body[3 + n :]
     if not data or len(data) > MAX_DATAGRAM:
         raise BusError("forward: no datagram")
-    return Forward(data, (host, port))
+    return data, (host, port)
 
 
 def _str(obj: dict[str, object], key: str) -> str:

@@ -17,6 +17,18 @@ supervisor) and its end of the local bus: a Unix datagram socket
   source address, as if this worker had read it; replies go out of this
   worker's own socket of the group (same address and port).
 
+SIP over TCP: the kernel hands every connection from one source address to
+that address's home worker (``reuseport.home_of``, the TCP listeners are
+groups as the UDP sockets are), so the connections to a peer live in one
+worker. A message framed out of one that belongs to another worker's dialog
+is passed on (``tags.message_forward_to``, as ``S``) with its transport; a
+message this worker sends over TCP to a peer whose home is another worker is
+written there (``W``), on the peer's connection or on one that worker opens:
+a phone behind NAT is reached on the connection it registered on whichever
+worker calls it, and a trunk over TCP has one connection, not one per worker.
+A message relayed so reports no transport error here: its transaction times
+out instead.
+
 A message to a worker that is not there (dead, restarting) is dropped and
 counted: its peers retransmit, as they would into a lost datagram. A burst
 larger than the peer's receive queue waits here (``_send``).
@@ -36,20 +48,24 @@ from typing import Any, Protocol
 
 from offhook.common.ids import Ids
 from offhook.net.authguard import AuthGuard
+from offhook.sip.message import SipMessage, SipRequest, SipResponse
 from offhook.workers.codec import (
     MAX_ACCOUNTS,
+    MAX_DATAGRAM,
     AccountFailures,
     BusError,
     Forward,
     Message,
     Put,
     Remove,
+    StreamWrite,
     TableRequest,
     decode,
     encode,
 )
 from offhook.workers.replica import ReplicatedLocationStore
-from offhook.workers.tags import forward_to
+from offhook.workers.reuseport import home_of
+from offhook.workers.tags import forward_to, message_forward_to
 
 log = logging.getLogger("offhook.workers")
 
@@ -64,7 +80,12 @@ class Transport(Protocol):
 
     forward: Callable[[bytes, Addr], bool] | None
 
-    def admitted(self, data: bytes, addr: Addr) -> None: ...
+    forward_message: Callable[[SipMessage, Addr], bool] | None
+    relay: Callable[[bytes, Addr], bool] | None
+
+    def admitted(self, data: bytes, addr: Addr, transport: str = "udp") -> None: ...
+
+    def write_stream(self, data: bytes, addr: Addr) -> None: ...
 
     async def serve_adopted(self) -> None: ...
 
@@ -79,11 +100,14 @@ class WorkerContext:
     workers: int
     bus_dir: str
     udp_sockets: Sequence[socket.socket] = ()
+    tcp_sockets: Sequence[socket.socket] = ()
     counters: dict[str, int] = field(
         default_factory=lambda: dict.fromkeys(
             (
                 "forwarded",
                 "received",
+                "relayed",
+                "relays_written",
                 "bus_dropped",
                 "bus_waits",
                 "bus_bad",
@@ -221,6 +245,32 @@ class WorkerContext:
             log.debug("datagram for worker %d from %s:%s dropped", target, *addr)
         return True
 
+    def _forward_message(self, msg: SipMessage, addr: Addr) -> bool:
+        target = message_forward_to(msg, self.index, self.workers)
+        if target is None:
+            return False
+        if not isinstance(msg, SipRequest | SipResponse):
+            return False
+        data = msg.serialize()
+        if len(data) > MAX_DATAGRAM:
+            return False  # too large for the bus: handled here, as a stranger's
+        self.counters["forwarded"] += 1
+        if not self._send(target, encode(Forward(data, addr, "tcp"))):
+            log.debug("TCP message for worker %d from %s:%s dropped", target, *addr)
+        return True
+
+    def _relay(self, data: bytes, addr: Addr) -> bool:
+        try:
+            target = home_of(addr[0], self.workers)
+        except ValueError:
+            return False
+        if target == self.index or len(data) > MAX_DATAGRAM:
+            return False
+        self.counters["relayed"] += 1
+        if not self._send(target, encode(StreamWrite(data, addr))):
+            log.debug("TCP message to %s:%s for worker %d dropped", *addr, target)
+        return True
+
     # --- receiving -------------------------------------------------------
     async def attach(self, transport: Transport) -> None:
         """Open the bus, pass other workers' datagrams on, and ask for their tables."""
@@ -237,6 +287,8 @@ class WorkerContext:
         self._transport = transport
         asyncio.get_running_loop().add_reader(sock.fileno(), self._readable)
         transport.forward = self._forward
+        transport.forward_message = self._forward_message
+        transport.relay = self._relay
         await transport.serve_adopted()
         ask = encode(TableRequest(self.index))
         for other in range(self.workers):
@@ -274,7 +326,11 @@ class WorkerContext:
         if isinstance(message, Forward):
             self.counters["received"] += 1
             if self._transport is not None:
-                self._transport.admitted(message.data, message.source)
+                self._transport.admitted(message.data, message.source, message.transport)
+        elif isinstance(message, StreamWrite):
+            self.counters["relays_written"] += 1
+            if self._transport is not None:
+                self._transport.write_stream(message.data, message.dest)
         elif isinstance(message, Put | Remove):
             if self._store is not None:
                 self._store.apply(message)

@@ -1,7 +1,7 @@
 """SO_REUSEPORT socket groups whose socket is chosen by the SOURCE ADDRESS.
 
-One group is N UDP sockets bound to the same address and port with
-``SO_REUSEPORT``; :func:`by_source_program` is the classic BPF program
+One group is N UDP sockets (or N TCP listeners) bound to the same address
+and port with ``SO_REUSEPORT``; :func:`by_source_program` is the classic BPF program
 attached to it (``SO_ATTACH_REUSEPORT_CBPF``) that returns the index of the
 socket a datagram goes to: the IPv4 source address, or the last 32 bits of
 the IPv6 one, modulo N (the IP version is read from the packet, so one
@@ -103,17 +103,20 @@ def attach(sock: socket.socket, n: int) -> None:
     )  # the kernel copies the program: ``array`` may go
 
 
-def _member(spec: BindSpec, port: int, reuse: bool = True) -> socket.socket:
-    sock = socket.socket(spec.family, socket.SOCK_DGRAM)
+def _member(
+    spec: BindSpec, port: int, reuse: bool = True, kind: int = socket.SOCK_DGRAM
+) -> socket.socket:
+    sock = socket.socket(spec.family, kind)
     try:
         if reuse:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if spec.family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1 if spec.v6only else 0)
-        for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
-            sock.setsockopt(socket.SOL_SOCKET, opt, BUFFER)
+        if kind == socket.SOCK_DGRAM:  # a listener's buffers would be every connection's
+            for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+                sock.setsockopt(socket.SOL_SOCKET, opt, BUFFER)
         if spec.family == socket.AF_INET6 and "%" in spec.host:
-            sock.bind(socket.getaddrinfo(spec.host, port, spec.family, socket.SOCK_DGRAM)[0][4])
+            sock.bind(socket.getaddrinfo(spec.host, port, spec.family, kind)[0][4])
         else:
             sock.bind((spec.host, port))
         sock.setblocking(False)
@@ -131,17 +134,40 @@ def udp_groups(
     Returns (sockets by worker: worker i's socket of each address, in the
     plan's order; the port). With port 0 the first socket picks it.
     """
+    return _groups(listen, port, n, socket.SOCK_DGRAM)
+
+
+def tcp_groups(
+    listen: str | Sequence[str], port: int, n: int, backlog: int
+) -> list[list[socket.socket]]:
+    """:func:`udp_groups` for TCP listeners on ``port`` (not 0: the UDP groups' port).
+
+    A TCP socket joins its group when it listens, and the kernel numbers the
+    group's sockets in that order: worker i's socket listens i-th, so that
+    the program's index is the worker's, as for UDP. Connections that arrive
+    while a worker restarts wait in its socket's backlog.
+    """
+    groups, _ = _groups(listen, port, n, socket.SOCK_STREAM, backlog)
+    return groups
+
+
+def _groups(
+    listen: str | Sequence[str], port: int, n: int, kind: int, backlog: int = 0
+) -> tuple[list[list[socket.socket]], int]:
     by_worker: list[list[socket.socket]] = [[] for _ in range(n)]
     try:
         for spec in bind_plan(listen):
             # A plain socket first: the port is free (SO_REUSEPORT alone would let
             # this group join another process's group of the same user).
-            with _member(spec, port, reuse=False) as probe:
+            with _member(spec, port, reuse=False, kind=kind) as probe:
                 port = probe.getsockname()[1]
             for i in range(n):
-                sock = _member(spec, port)
+                sock = _member(spec, port, kind=kind)
                 port = sock.getsockname()[1]
                 by_worker[i].append(sock)
+            if kind == socket.SOCK_STREAM:
+                for i in range(n):
+                    by_worker[i][-1].listen(backlog)
             if n > 1:
                 attach(by_worker[0][-1], n)
     except BaseException:

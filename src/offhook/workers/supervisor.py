@@ -1,7 +1,8 @@
 """``offhook serve`` with ``[node] workers`` > 1: the supervisor of the worker processes.
 
 It binds the SIP UDP socket groups (``reuseport.udp_groups``: N sockets per
-listen address, SO_REUSEPORT, the source-address BPF program) and holds
+listen address, SO_REUSEPORT, the source-address BPF program), and the SIP
+TCP listener groups alike (``reuseport.tcp_groups``), and holds
 them for as long as it runs, makes the bus directory (private, 0700), starts
 worker ``i`` as ``python -m offhook worker --index i ...`` with its sockets
 passed as file descriptors (``worker``), and the web process when ``[web]``
@@ -38,7 +39,8 @@ from offhook.children import (
 from offhook.config import Settings
 from offhook.config_base import ConfigError
 from offhook.net.bindings import describe
-from offhook.workers.reuseport import udp_groups
+from offhook.net.guard import LISTEN_BACKLOG
+from offhook.workers.reuseport import tcp_groups, udp_groups
 from offhook.workers.worker import rtp_slice
 
 log = logging.getLogger("offhook.workers")
@@ -60,6 +62,7 @@ class WorkerProcess:
         config_path: Path | None,
         backoff: tuple[float, float] = BACKOFF,
         env: dict[str, str] | None = None,
+        tcp_sockets: list[socket.socket] | None = None,
     ) -> None:
         self.env = env or {}
         self.index = index
@@ -67,6 +70,7 @@ class WorkerProcess:
         self.port = port
         self.bus_dir = bus_dir
         self.sockets = sockets
+        self.tcp_sockets = tcp_sockets or []
         self.config_path = config_path
         self.backoff = backoff
         self.process: asyncio.subprocess.Process | None = None
@@ -81,6 +85,8 @@ class WorkerProcess:
             *("--index", str(self.index), "--workers", str(self.workers)),
             *("--port", str(self.port), "--bus", self.bus_dir, "--fds", fds),
         )
+        if self.tcp_sockets:
+            cmd += ["--tcp-fds", ",".join(str(s.fileno()) for s in self.tcp_sockets)]
         if self.config_path is not None:
             cmd += ["--config", str(self.config_path)]
         return cmd
@@ -114,7 +120,7 @@ class WorkerProcess:
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.DEVNULL,
             env=env,
-            pass_fds=[s.fileno() for s in self.sockets],
+            pass_fds=[s.fileno() for s in (*self.sockets, *self.tcp_sockets)],
             start_new_session=True,
         )
         self.process = proc
@@ -153,8 +159,17 @@ async def supervise(settings: Settings, config_path: Path | None) -> None:
     n = settings.node.workers
     for i in range(n):
         rtp_slice(settings.media.port_range, i, n)  # ConfigError now, not in a worker
+    tcp: list[list[socket.socket]] = [[] for _ in range(n)]
     try:
         groups, port = udp_groups(sip.listen, sip.port, n)
+        if sip.tcp:
+            try:
+                tcp = tcp_groups(sip.listen, port, n, LISTEN_BACKLOG)
+            except BaseException:
+                for socks in groups:
+                    for sock in socks:
+                        sock.close()
+                raise
     except OSError as exc:
         where = describe(sip.listen, sip.port)
         raise OSError(exc.errno, f"SIP cannot listen on {where} ({exc.strerror or exc})") from exc
@@ -166,6 +181,7 @@ async def supervise(settings: Settings, config_path: Path | None) -> None:
         WorkerProcess(
             *(i, n, port, bus_dir, groups[i], config_path or settings.source),
             env={**env, "OFFHOOK_MEDIA__RTP_PORTS": rtp_slice(settings.media.port_range, i, n)},
+            tcp_sockets=tcp[i],
         )
         for i in range(n)
     ]
@@ -174,7 +190,9 @@ async def supervise(settings: Settings, config_path: Path | None) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    log.info("%d workers on SIP port %d/udp (bus %s)", n, port, bus_dir)
+    log.info(
+        "%d workers on SIP port %d/udp%s (bus %s)", n, port, "+tcp" if sip.tcp else "", bus_dir
+    )
     if n > SQLITE_WRITERS and settings.database.url.startswith("sqlite"):
         log.warning(
             "%d workers write call records to one SQLite file: beyond %d writers use "
@@ -193,7 +211,7 @@ async def supervise(settings: Settings, config_path: Path | None) -> None:
         await asyncio.gather(*(w.stop() for w in workers))
         if web is not None:
             await web.stop()
-        for socks in groups:
+        for socks in (*groups, *tcp):
             for sock in socks:
                 sock.close()
         shutil.rmtree(bus_dir, ignore_errors=True)

@@ -13,16 +13,20 @@ searches over the header block and no parse:
   failed-login count (docs/workers.md section 1).
 
 :func:`forward_to` is the decision: the index of another worker of the
-node, or None (handle here). A datagram that names no worker, this worker,
-or a worker index the node does not have stays here, so a forged mark costs
-at most one hop to a worker that then answers it as its own.
+node, or None (handle here); :func:`message_forward_to` is the same decision
+for a message already parsed (one framed out of a TCP stream). A datagram
+that names no worker, this worker, or a worker index the node does not have
+stays here, so a forged mark costs at most one hop to a worker that then
+answers it as its own.
 """
 
 from __future__ import annotations
 
 import re
 
+from offhook.common.errors import ParseError
 from offhook.common.ids import MAX_WORKERS
+from offhook.sip.message import SipMessage, SipRequest, SipResponse
 
 _HEAD_END = b"\r\n\r\n"
 _MARK = rb"w(\d{1,2})-"
@@ -32,6 +36,7 @@ _TO = re.compile(rb"\n(?:to|t)[ \t]*:([^\r\n]*)", re.IGNORECASE)
 _TAG = re.compile(rb";[ \t]*tag[ \t]*=[ \t]*([^;, \t]*)", re.IGNORECASE)
 _TAG_MARK = re.compile(_MARK)
 _CALL_ID = re.compile(rb"\n(?:call-id|i)[ \t]*:[ \t]*" + _MARK, re.IGNORECASE)
+_MARK_AT_START = re.compile(_MARK)
 
 
 def _index(match: re.Match[bytes] | None) -> int | None:
@@ -69,6 +74,37 @@ def owner(data: bytes) -> int | None:
 def forward_to(data: bytes, me: int, workers: int) -> int | None:
     """Another worker of ``workers`` that owns the datagram, or None to handle it here."""
     index = owner(data)
+    if index is None or index == me or index >= workers:
+        return None
+    return index
+
+
+def _raw(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape")
+
+
+def message_owner(msg: SipMessage) -> int | None:
+    """:func:`owner` of a parsed message: its top Via's branch, To tag or Call-ID."""
+    try:
+        if isinstance(msg, SipResponse):
+            return _index(_BRANCH.search(_raw(msg.top_via)))
+        if not isinstance(msg, SipRequest) or msg.method == "REGISTER":
+            return None
+        to = msg.headers.get("To")
+        tag = None if to is None else _TAG.search(_raw(to))
+        if tag is None:
+            return None
+        mark = _TAG_MARK.match(tag.group(1))
+        if mark is not None:
+            return _index(mark)
+        return _index(_MARK_AT_START.match(_raw(msg.call_id)))
+    except ParseError:
+        return None
+
+
+def message_forward_to(msg: SipMessage, me: int, workers: int) -> int | None:
+    """:func:`forward_to` for a parsed message."""
+    index = message_owner(msg)
     if index is None or index == me or index >= workers:
         return None
     return index

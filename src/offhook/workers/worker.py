@@ -9,9 +9,9 @@ and exits when its standard input closes (the supervisor is gone).
 
 What each worker serves (docs/workers.md "Status"):
 
-- SIP over UDP: every worker, on its socket of each group (one address and
-  port for the node);
-- SIP over TCP, SCCP, TFTP/HTTP provisioning: worker 0 only;
+- SIP over UDP and TCP: every worker, on its socket of each group (one
+  address and port for the node; ``--tcp-fds``, the TCP listeners);
+- SCCP, TFTP/HTTP provisioning: worker 0 only;
 - the control endpoint ``[admin]``: worker ``I`` on ``port + I`` (0 stays
   "any"); the web process (the supervisor's child) and ``offhook status``
   talk to worker 0's, which is ``[admin] port`` itself;
@@ -56,9 +56,7 @@ def worker_settings(settings: Settings, index: int, workers: int, sip_port: int)
     media = settings.media
     return settings.model_copy(
         update={
-            "sip": settings.sip.model_copy(
-                update={"port": sip_port, "tcp": settings.sip.tcp and first}
-            ),
+            "sip": settings.sip.model_copy(update={"port": sip_port}),
             "admin": admin.model_copy(update={"port": admin.port + index if admin.port else 0}),
             "sccp": settings.sccp.model_copy(update={"enabled": settings.sccp.enabled and first}),
             "tftp": settings.tftp.model_copy(update={"enabled": settings.tftp.enabled and first}),
@@ -93,15 +91,19 @@ def main(
     port: int,
     bus_dir: str,
     fds: list[int],
+    tcp_fds: list[int] | None = None,
     exit_on_stdin_eof: bool = True,
 ) -> int:
     from offhook import app
 
     mine = worker_settings(settings, index, workers, port)
     sockets = [socket.socket(fileno=fd) for fd in fds]
-    for sock in sockets:
+    listeners = [socket.socket(fileno=fd) for fd in tcp_fds or ()]
+    for sock in (*sockets, *listeners):
         sock.setblocking(False)
-    context = WorkerContext(index, workers, bus_dir, sockets)
+    if not listeners:  # the supervisor binds TCP only when [sip] tcp asks
+        mine = mine.model_copy(update={"sip": mine.sip.model_copy(update={"tcp": False})})
+    context = WorkerContext(index, workers, bus_dir, sockets, listeners)
     if exit_on_stdin_eof:
         _exit_on_stdin_eof()
     return app.serve(mine, config_path, worker=context)

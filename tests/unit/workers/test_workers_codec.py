@@ -17,6 +17,7 @@ from offhook.workers.codec import (
     Message,
     Put,
     Remove,
+    StreamWrite,
     TableRequest,
     decode,
     encode,
@@ -43,7 +44,13 @@ BINDINGS = st.builds(
 )
 MESSAGES: st.SearchStrategy[Message] = st.one_of(
     st.builds(
-        Forward, st.binary(min_size=1, max_size=2000), st.tuples(HOSTS, st.integers(0, 65535))
+        Forward,
+        st.binary(min_size=1, max_size=2000),
+        st.tuples(HOSTS, st.integers(0, 65535)),
+        st.sampled_from(["udp", "tcp"]),
+    ),
+    st.builds(
+        StreamWrite, st.binary(min_size=1, max_size=2000), st.tuples(HOSTS, st.integers(0, 65535))
     ),
     st.builds(Put, BINDINGS),
     st.builds(Remove, st.text(min_size=1, max_size=20), st.one_of(st.none(), TEXT)),

@@ -7,7 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from offhook.common.ids import MAX_WORKERS, PLAIN, Ids, worker_of, worker_prefix
-from offhook.workers.tags import forward_to, owner
+from offhook.sip.codec import parse_message
+from offhook.workers.tags import forward_to, message_forward_to, message_owner, owner
 
 INDEX = st.integers(min_value=0, max_value=MAX_WORKERS - 1)
 
@@ -108,6 +109,34 @@ def test_forward_to_another_worker_of_the_node_only(index: int, workers: int, me
         assert target is None
     else:
         assert target == index
+
+
+@given(
+    INDEX,
+    INDEX,
+    st.booleans(),
+    st.sampled_from(["BYE", "INVITE", "REGISTER", "ACK"]),
+    st.sampled_from(["tag", "call-id", "none", "plain"]),
+)
+def test_a_parsed_message_has_the_owner_of_its_bytes(
+    index: int, other: int, compact: bool, method: str, marked: str
+) -> None:
+    """What a TCP stream delivers (parsed) is decided as its bytes would be."""
+    ids, stranger = Ids.for_worker(index), Ids.for_worker(other)
+    datagrams = [
+        response(ids.branch(), compact=compact),
+        response("z9hG4bKpeer", second_via=ids.branch()),
+        request(
+            method,
+            {"tag": ids.tag(), "call-id": "peer", "none": None, "plain": "peer"}[marked],
+            stranger.call_id("h") if marked != "plain" else "plain@h",
+            compact=compact,
+        ),
+    ]
+    for data in datagrams:
+        msg = parse_message(data)
+        assert message_owner(msg) == owner(data), data
+        assert message_forward_to(msg, 0, 2) == forward_to(data, 0, 2), data
 
 
 @given(st.binary(max_size=600), st.sampled_from([b"", b"SIP/2.0 ", b"BYE ", b"REGISTER "]))

@@ -26,7 +26,13 @@ from offhook.sip.message import SipMessage, SipResponse
 from offhook.workers.codec import Forward, encode
 from offhook.workers.context import WorkerContext
 from offhook.workers.replica import ReplicatedLocationStore
-from offhook.workers.reuseport import by_source_program, home_of, run_program, udp_groups
+from offhook.workers.reuseport import (
+    by_source_program,
+    home_of,
+    run_program,
+    tcp_groups,
+    udp_groups,
+)
 from offhook.workers.worker import rtp_slice, worker_settings
 
 WORKERS = st.integers(min_value=1, max_value=64)
@@ -86,6 +92,31 @@ def test_a_kernel_group_sends_each_source_to_its_home(n: int) -> None:
                 sock.close()
 
 
+@pytest.mark.parametrize("n", [2, 3])
+def test_a_kernel_tcp_group_accepts_each_source_on_its_home(n: int) -> None:
+    udp, port = udp_groups("127.0.0.1", 0, n)
+    tcp = tcp_groups("127.0.0.1", port, n, 16)
+    sources = [f"127.0.0.{i}" for i in range(2, 8)]
+    clients: list[socket.socket] = []
+    try:
+        for source in sources:
+            for _ in range(2):  # two connections each, from two ports
+                c = socket.create_connection(("127.0.0.1", port), 5.0, (source, 0))
+                clients.append(c)
+        for index, socks in enumerate(tcp):
+            mine = [s for s in sources if home_of(s, n) == index]
+            accepted: list[str] = []
+            while len(accepted) < 2 * len(mine) and select.select(socks, [], [], 5.0)[0]:
+                conn, (host, _) = socks[0].accept()
+                conn.close()
+                accepted.append(host)
+            assert sorted(accepted) == sorted(s for s in mine for _ in range(2))
+            assert not select.select(socks, [], [], 0)[0]  # no other source's connection
+    finally:
+        for sock in (*clients, *(s for socks in (*udp, *tcp) for s in socks)):
+            sock.close()
+
+
 def test_rtp_slices_split_the_range_in_whole_pairs() -> None:
     assert [rtp_slice((16384, 32767), i, 2) for i in range(2)] == [
         "16384-24575",
@@ -101,7 +132,7 @@ def test_worker_settings_place_the_listeners() -> None:
     first, second = (worker_settings(base, i, 2, 5070) for i in range(2))
     assert (first.sip.port, second.sip.port) == (5070, 5070)
     assert (first.admin.port, second.admin.port) == (5099, 5100)
-    assert first.sip.tcp and not second.sip.tcp
+    assert first.sip.tcp and second.sip.tcp  # each on its socket of the TCP group
     assert first.sccp.enabled and not second.sccp.enabled
     assert first.tftp.enabled and not second.tftp.enabled
     assert not first.web.enabled and not second.web.enabled  # the supervisor's child
@@ -180,10 +211,13 @@ def test_two_workers_pass_datagrams_and_bindings_over_the_bus(tmp_path: Path) ->
 
 def test_a_port_in_use_is_refused_even_by_a_group_of_the_same_user() -> None:
     groups, port = udp_groups("127.0.0.1", 0, 2)
+    listeners = tcp_groups("127.0.0.1", port, 2, 16)
     try:
         with pytest.raises(OSError):
             udp_groups("127.0.0.1", port, 2)
+        with pytest.raises(OSError):
+            tcp_groups("127.0.0.1", port, 2, 16)
     finally:
-        for socks in groups:
+        for socks in (*groups, *listeners):
             for sock in socks:
                 sock.close()

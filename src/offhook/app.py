@@ -294,8 +294,11 @@ async def run(
     # What phones set (forward all, DND, hunt login) and MWI: stored like CDRs, off the
     # call path, and given back before any listener starts.
     feature_store = FeatureSettingsWriter(db)
+    record: Callable[[Any], None] = feature_store.record
+    if worker is not None:  # another worker's settings: that worker stores them
+        record = worker.unless_adopted(record)
     for kind in FEATURE_EVENTS:
-        bus.subscribe(kind, feature_store.record)
+        bus.subscribe(kind, record)
     engine.features.restore(await asyncio.to_thread(load_feature_events, db, node.snapshot))
 
     counters = RejectionCounters()
@@ -393,6 +396,7 @@ async def run(
     endpoint_ref.append(endpoint)
     if worker is not None:  # [node] workers > 1: marked ids, the bus (offhook.workers)
         endpoint.ids = worker.ids
+        worker.share_state(engine, bus)  # busy lamps and feature settings, before the tables
         await worker.attach(transport)
         worker.share_account_failures(auth_gate.guard, loop.time)
     # Overload control (node_overload): new calls shed before digest or routing.

@@ -406,3 +406,104 @@ def test_a_phone_on_tcp_is_reached_on_its_connection_from_any_worker(
         # One connection, dave's own: worker 0 opened none.
         assert w0["listeners"]["sip"]["tcp_connections"] == 0, w0["listeners"]
         assert w1["listeners"]["sip"]["tcp_connections"] == 1, w1["listeners"]
+
+
+def test_forward_all_set_on_one_worker_routes_calls_on_the_other(
+    node: OffhookServer, tmp_path: Path
+) -> None:
+    """dave's forward all, set through worker 0 (the web process's and CTI's), holds
+    for erin's call that worker 1 takes: it rings carol, and is stored once."""
+    work = sipp_dir(tmp_path, "sipp")
+    forward = {"device": "dave", "dn": "1004", "destination": "1003"}
+    assert request_at(node.admin_host, node.admin_port, "forward_all", **forward) == {"cause": None}
+
+    def forwarded_on_1() -> bool:
+        coverage = request_at(node.admin_host, node.admin_port + 1, "coverage", device="dave")
+        return bool(coverage["lines"][0]["forward_all"] == "1003")
+
+    until("worker 1 forwards dave's line", forwarded_on_1)
+    with Sipp(
+        work, "uas_bye.xml", f"uas-carol-{time.monotonic_ns()}", pause_ms=500, host=ON_0
+    ) as uas:
+        assert register(node, work, "carol", ON_0, uas.port)
+        until("worker 1 knows carol", lambda: registered(node, 1, "carol"))
+        uac = Sipp(
+            work,
+            "uac_auth_callee_bye.xml",
+            f"uac-erin-{time.monotonic_ns()}",
+            target=f"127.0.0.1:{node.sip_port}",
+            keys={"caller": "erin"},
+            service="1004",
+            auth=("erin", PASSWORDS["erin"]),
+            timeout_s=30,
+            host=ON_1,
+        )
+        called = uac.run()
+        assert called.ok, describe(called)
+        assert uas.wait(timeout=20).ok
+    rows = node.wait_cdr(lambda r: r.get("calling") == "1005")
+    assert [(r["original_called"], r["called"], r["cause"]) for r in rows] == [
+        ("1004", "1003", "16")
+    ], rows
+    assert status(node, 1)["worker"]["settings_adopted"] == 1
+
+
+def test_a_busy_lamp_follows_a_call_on_another_worker(node: OffhookServer, tmp_path: Path) -> None:
+    """carol's BLF of dave's line lives on worker 0 (her address's); erin's call to
+    dave is worker 1's: the lamp still shows it ringing, in use and idle again."""
+    require_binary("baresip")
+    work = sipp_dir(tmp_path, "sipp")
+    dave = Baresip(
+        tmp_path,
+        "dave",
+        aor=f"sip:dave@127.0.0.1:{node.sip_port}",
+        password=PASSWORDS["dave"],
+        regint=120,
+        host=ON_1,
+    )
+    blf = Sipp(
+        work,
+        "subscribe_dialog.xml",
+        f"blf-carol-{time.monotonic_ns()}",
+        target=f"127.0.0.1:{node.sip_port}",
+        keys={"user": "carol"},
+        service="1004",
+        auth=("carol", PASSWORDS["carol"]),
+        timeout_s=60,
+        host=ON_0,
+    )
+    assert register(node, work, "carol", ON_0, blf.port)
+    with dave:
+        dave.wait_registered()
+        blf.start(listening=False)
+        try:
+            until(
+                "carol's lamp on worker 0",
+                lambda: status(node, 0)["subscriptions"]["by_package"].get("dialog"),
+            )
+            call = Sipp(
+                work,
+                "uac_auth.xml",
+                f"uac-erin-{time.monotonic_ns()}",
+                target=f"127.0.0.1:{node.sip_port}",
+                keys={"caller": "erin"},
+                service="1004",
+                auth=("erin", PASSWORDS["erin"]),
+                pause_ms=1000,
+                timeout_s=30,
+                host=ON_1,
+            )
+            call.start(listening=False)
+            try:
+                dave.wait_event("CALL_INCOMING", timeout=10)
+                time.sleep(0.5)
+                dave.accept()
+                called = call.wait(timeout=30)
+            finally:
+                call.stop()
+            assert called.ok, describe(called)
+            lamp = blf.wait(timeout=30)
+        finally:
+            blf.stop()
+    assert lamp.ok, describe(lamp)
+    assert status(node, 1)["worker"]["lines_sent"] >= 2

@@ -180,6 +180,19 @@ class CoverageOps:
             self._bus.publish(event)
         return True
 
+    # ------------------------------------------------------------ other workers
+    def adopt(self, event: ForwardChanged | DndChanged | HuntLoginChanged | MwiChanged) -> None:
+        """A setting another worker of the node made (``offhook.workers``): held and
+        published here as if made here, so this worker's calls, lamps and NOTIFYs follow it."""
+        if isinstance(event, ForwardChanged | MwiChanged):
+            known = self.snapshot().line(event.dn, event.partition) is not None
+        else:
+            known = self.snapshot().device(event.device) is not None
+        if not known or self.features.holds(event):
+            return  # not in this worker's plan (bounded by it), or nothing new
+        self.features.apply(event)
+        self._bus.publish(event)
+
     # ------------------------------------------------------------ barge
     def barge(self, leg: Leg, setup: Setup) -> None:
         """``leg`` (a new call from an appearance of a shared line) joins the call in

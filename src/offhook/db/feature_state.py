@@ -40,8 +40,10 @@ __all__ = [
     "FEATURE_EVENTS",
     "FeatureEvent",
     "FeatureSettingsWriter",
+    "event_of",
     "load_feature_events",
     "save_feature_events",
+    "setting_of",
 ]
 
 FeatureEvent = ForwardChanged | DndChanged | HuntLoginChanged | MwiChanged
@@ -104,6 +106,29 @@ def _event(kind: str, device: str, dn: str, partition: str, value: Any) -> Featu
         if isinstance(waiting, bool) and new is not None and old is not None:
             return MwiChanged(dn, partition, waiting, new, old)
     raise ValueError(f"not a {kind!r} setting")
+
+
+def setting_of(event: FeatureEvent) -> tuple[str, str, str, str, dict[str, Any] | None]:
+    """(kind, device, dn, partition, value) of ``event``, as a row stores it (value None:
+    back to the default); :func:`event_of` gives the event back."""
+    return (*_key(event), _value(event))
+
+
+def event_of(
+    kind: str, device: str, dn: str, partition: str, value: dict[str, Any] | None
+) -> FeatureEvent:
+    """The event :func:`setting_of` describes; ValueError when it describes none."""
+    if value is not None:
+        return _event(kind, device, dn, partition, value)
+    if kind == "forward":
+        return ForwardChanged(dn, partition, None)
+    if kind == "dnd":
+        return DndChanged(device, False)
+    if kind == "hunt":
+        return HuntLoginChanged(device, True)
+    if kind == "mwi":
+        return MwiChanged(dn, partition, False)
+    raise ValueError(f"kind {kind!r}")
 
 
 def _count(value: Any) -> int | None:

@@ -15,6 +15,12 @@ One message is one Unix datagram: a kind byte, then its body.
   device (``contact`` null) removed on the sender, as JSON;
 - ``T`` :class:`TableRequest`: "send me every binding you hold" from a
   worker that has just started: ``u8 index``;
+- ``L`` :class:`LineShare`: the sender's own view of a line's busy-lamp state
+  (``core.features.linestate``), as JSON (``worker``, ``dn``, ``partition``,
+  ``state``, ``devices``, ``direction``);
+- ``E`` :class:`Setting`: forward all, do not disturb, a hunt group login or a
+  line's message waiting, changed on the sender, as JSON in the form the
+  database stores it (``db.feature_state.setting_of``);
 - ``A`` :class:`AccountFailures`: failed logins the sender counted against
   accounts since its last report, as a JSON object ``{account: count}``
   (at most ``MAX_ACCOUNTS`` accounts, names of at most ``MAX_ACCOUNT_KEY``
@@ -33,10 +39,13 @@ from dataclasses import dataclass
 
 from offhook.common import strict_json
 from offhook.common.location import Binding
+from offhook.core.features.linestate import DIRECTIONS, STATES, LineView
+from offhook.db.feature_state import FeatureEvent, event_of, setting_of
 from offhook.net.authguard import MAX_ACCOUNT_KEY, MAX_PEER_FAILURES
 
 MAX_DATAGRAM = 65535
 MAX_JSON = 16384
+MAX_LINE_DEVICES = 256  # devices sharing one line's view
 MAX_ACCOUNTS = 64  # accounts in one report (64 names of 128 characters fit MAX_JSON)
 
 
@@ -78,7 +87,22 @@ class AccountFailures:
     counts: tuple[tuple[str, int], ...]
 
 
-Message = Forward | StreamWrite | Put | Remove | TableRequest | AccountFailures
+@dataclass(frozen=True, slots=True)
+class LineShare:
+    worker: int
+    dn: str
+    partition: str
+    view: LineView
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    event: FeatureEvent
+
+
+Message = (
+    Forward | StreamWrite | Put | Remove | TableRequest | AccountFailures | LineShare | Setting
+)
 
 _STR_FIELDS = ("device", "protocol", "contact", "transport", "aor", "call_id", "user_agent")
 _STR_FIELDS_OPT = ("node", "firmware")
@@ -109,6 +133,21 @@ def encode(message: Message) -> bytes:
         return b"D" + json.dumps({"device": message.device, "contact": message.contact}).encode()
     if isinstance(message, AccountFailures):
         return b"A" + json.dumps(dict(message.counts), separators=(",", ":")).encode()
+    if isinstance(message, LineShare):
+        v = message.view
+        body = {
+            "worker": message.worker,
+            "dn": message.dn,
+            "partition": message.partition,
+            "state": v.state,
+            "devices": list(v.devices),
+            "direction": v.direction,
+        }
+        return b"L" + json.dumps(body, separators=(",", ":")).encode()
+    if isinstance(message, Setting):
+        what, device, dn, partition, value = setting_of(message.event)
+        fields = {"kind": what, "device": device, "dn": dn, "partition": partition}
+        return b"E" + json.dumps({**fields, "value": value}, separators=(",", ":")).encode()
     return b"T" + struct.pack("!B", message.index)
 
 
@@ -126,7 +165,7 @@ def decode(data: bytes) -> Message:
         if len(body) != 1:
             raise BusError("table request: one byte")
         return TableRequest(body[0])
-    if kind not in (b"P", b"D", b"A"):
+    if kind not in (b"P", b"D", b"A", b"L", b"E"):
         raise BusError(f"kind {kind!r}")
     if len(body) > MAX_JSON:
         raise BusError("too long")
@@ -138,6 +177,10 @@ def decode(data: bytes) -> Message:
         raise BusError("not an object")
     if kind == b"A":
         return _accounts(obj)
+    if kind == b"L":
+        return _line(obj)
+    if kind == b"E":
+        return _setting(obj)
     return _put(obj) if kind == b"P" else _remove(obj)
 
 
@@ -170,6 +213,39 @@ def _addressed_body(body: bytes) -> tuple[bytes, tuple[str, int]]:
     if not data or len(data) > MAX_DATAGRAM:
         raise BusError("forward: no datagram")
     return data, (host, port)
+
+
+def _line(obj: dict[str, object]) -> LineShare:
+    worker = obj.get("worker")
+    if isinstance(worker, bool) or not isinstance(worker, int) or not 0 <= worker < 256:
+        raise BusError("line: worker not an index")
+    dn, partition = _str(obj, "dn"), _str(obj, "partition")
+    state, direction = _str(obj, "state"), _str(obj, "direction")
+    if not dn or state not in STATES or direction not in DIRECTIONS:
+        raise BusError("line: dn, state or direction")
+    devices = obj.get("devices")
+    if (
+        not isinstance(devices, list)
+        or len(devices) > MAX_LINE_DEVICES
+        or not all(isinstance(d, str) and d for d in devices)
+    ):
+        raise BusError("line: devices not a list of names")
+    return LineShare(worker, dn, partition, LineView(state, tuple(devices), direction))
+
+
+def _setting(obj: dict[str, object]) -> Setting:
+    kind, device = _str(obj, "kind"), _str(obj, "device")
+    dn, partition = _str(obj, "dn"), _str(obj, "partition")
+    value = obj.get("value")
+    if value is not None and not isinstance(value, dict):
+        raise BusError("setting: value not an object")
+    try:
+        event = event_of(kind, device, dn, partition, value)
+    except ValueError as exc:
+        raise BusError(f"setting: {exc}") from None
+    if setting_of(event) != (kind, device, dn, partition, value):
+        raise BusError("setting: not in its one form")
+    return Setting(event)
 
 
 def _str(obj: dict[str, object], key: str) -> str:

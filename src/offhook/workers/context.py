@@ -7,6 +7,15 @@ supervisor) and its end of the local bus: a Unix datagram socket
 
 - ``ids``: the id maker whose Call-IDs, tags and branches carry the index;
 - ``locations(now)``: the replicated location store (``replica``);
+- ``share_state(engine, bus)``: this worker's own view of each line's busy
+  lamp (``LineStates.share``) and every forward all, do not disturb, hunt
+  login and message-waiting change made here go to the others; theirs are
+  merged into the lamps here, and their settings adopted (``engine.adopt``:
+  held and published as if made here, so this worker routes, lights lamps
+  and sends NOTIFYs by them; ``unless_adopted`` keeps the database writer
+  from storing them a second time). A worker that starts gets the others'
+  lamps and settings with their tables; what a worker that went had shared
+  is forgotten when its replacement asks;
 - ``share_account_failures(guard, now)``: every ``SHARE_EVERY`` seconds the
   failed logins this worker counted against accounts go to the others, and
   theirs are added here (``net.authguard``: an account's count is the node's);
@@ -47,6 +56,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from offhook.common.ids import Ids
+from offhook.core.bus import EventBus
+from offhook.core.features.linestate import LineStates, LineView
+from offhook.core.features.state import FeatureState
+from offhook.db.feature_state import FEATURE_EVENTS, FeatureEvent
 from offhook.net.authguard import AuthGuard
 from offhook.sip.message import SipMessage, SipRequest, SipResponse
 from offhook.workers.codec import (
@@ -55,9 +68,11 @@ from offhook.workers.codec import (
     AccountFailures,
     BusError,
     Forward,
+    LineShare,
     Message,
     Put,
     Remove,
+    Setting,
     StreamWrite,
     TableRequest,
     decode,
@@ -73,6 +88,15 @@ Addr = tuple[str, int]
 BUS_BUFFER = 4 * 1024 * 1024
 QUEUE = 10_000  # messages waiting for one peer's queue to have room
 SHARE_EVERY = 0.25  # seconds between two reports of account failures
+
+
+class SharedState(Protocol):
+    """What the worker shares of call control (``core.engine.CallEngine``)."""
+
+    lines: LineStates
+    features: FeatureState
+
+    def adopt(self, event: FeatureEvent) -> None: ...
 
 
 class Transport(Protocol):
@@ -112,6 +136,9 @@ class WorkerContext:
                 "bus_waits",
                 "bus_bad",
                 "bindings_sent",
+                "lines_sent",
+                "settings_sent",
+                "settings_adopted",
                 "account_reports",
             ),
             0,
@@ -125,6 +152,8 @@ class WorkerContext:
     _guard: AuthGuard | None = None
     _clock: Callable[[], float] | None = None
     _sharing: asyncio.Task[None] | None = None
+    _engine: SharedState | None = None
+    adopting: bool = False  # while another worker's setting is applied here
 
     @property
     def ids(self) -> Ids:
@@ -145,18 +174,24 @@ class WorkerContext:
         """
         if self._sock is None:
             return False
-        queue = self._queues.setdefault(index, deque())
+        queue = self._queues.get(index)
         if queue:
             return self._enqueue(index, queue, data)
-        try:
-            self._peer(index).send(data)
-        except BlockingIOError:
-            return self._enqueue(index, queue, data)
-        except OSError:  # not there (dead, restarting): reconnect next time
-            self._forget(index)
-            self.counters["bus_dropped"] += 1
-            return False
-        return True
+        # A socket connected to a worker that has since been replaced fails once:
+        # then a fresh one, connected to the replacement.
+        for attempt in (1, 2):
+            try:
+                self._peer(index).send(data)
+            except BlockingIOError:
+                return self._enqueue(index, self._queues.setdefault(index, deque()), data)
+            except OSError:  # not there (dead, restarting), or a stale connection
+                self._forget(index)
+                if attempt == 2:
+                    self.counters["bus_dropped"] += 1
+                    return False
+            else:
+                return True
+        return False
 
     def _peer(self, index: int) -> socket.socket:
         sock = self._peers.get(index)
@@ -210,6 +245,9 @@ class WorkerContext:
         self._to_others(encode(message))
         self.counters["bindings_sent"] += 1
 
+    def _others(self) -> tuple[int, ...]:
+        return tuple(i for i in range(self.workers) if i != self.index)
+
     def _to_others(self, data: bytes) -> None:
         for other in range(self.workers):
             if other != self.index:
@@ -235,6 +273,54 @@ class WorkerContext:
             chunk = tuple(counts[start : start + MAX_ACCOUNTS])
             self._to_others(encode(AccountFailures(chunk)))
             self.counters["account_reports"] += 1
+
+    # --- line state and feature settings ----------------------------------
+    def share_state(self, engine: SharedState, bus: EventBus) -> None:
+        """Share busy lamps and feature settings with the other workers (module docstring)."""
+        self._engine = engine
+        engine.lines.share = self._share_line
+        for kind in FEATURE_EVENTS:
+            bus.subscribe(kind, self._share_setting)
+
+    def unless_adopted(self, handler: Callable[[Any], None]) -> Callable[[Any], None]:
+        """``handler``, skipped for the settings another worker made (they store their own)."""
+
+        def call(event: Any) -> None:
+            if not self.adopting:
+                handler(event)
+
+        return call
+
+    def _share_line(self, line: tuple[str, str], view: LineView) -> None:
+        self._to_others(encode(LineShare(self.index, line[0], line[1], view)))
+        self.counters["lines_sent"] += 1
+
+    def _share_setting(self, event: FeatureEvent) -> None:
+        if self.adopting:
+            return  # another worker's: it told the others itself
+        self._to_others(encode(Setting(event)))
+        self.counters["settings_sent"] += 1
+
+    def _adopt(self, event: FeatureEvent) -> None:
+        if self._engine is None:
+            return
+        self.adopting = True
+        try:
+            self._engine.adopt(event)
+        finally:
+            self.adopting = False
+        self.counters["settings_adopted"] += 1
+
+    def _send_state(self, index: int) -> None:
+        """A worker that starts: forget what its predecessor shared, send it ours."""
+        engine = self._engine
+        if engine is None:
+            return
+        engine.lines.forget_peer(str(index))
+        for (dn, partition), view in engine.lines.local_views().items():
+            self._send(index, encode(LineShare(self.index, dn, partition, view)))
+        for event in engine.features.events():
+            self._send(index, encode(Setting(event)))
 
     def _forward(self, data: bytes, addr: Addr) -> bool:
         target = forward_to(data, self.index, self.workers)
@@ -339,9 +425,18 @@ class WorkerContext:
                 now = self._clock()
                 for account, count in message.counts:
                     self._guard.peer_failures(account, count, now)
-        elif self._store is not None and 0 <= message.index < self.workers:
-            for put in self._store.table():
-                self._send(message.index, encode(put))
+        elif isinstance(message, LineShare):
+            engine = self._engine
+            if engine is not None and message.worker in self._others():
+                peer = str(message.worker)
+                engine.lines.remote(peer, message.dn, message.partition, message.view)
+        elif isinstance(message, Setting):
+            self._adopt(message.event)
+        elif 0 <= message.index < self.workers and message.index != self.index:
+            if self._store is not None:
+                for put in self._store.table():
+                    self._send(message.index, encode(put))
+            self._send_state(message.index)
 
     def close(self) -> None:
         if self._sharing is not None:

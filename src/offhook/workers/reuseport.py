@@ -18,12 +18,13 @@ supervisor holds them all, and a restarted worker reads the same socket.
 from __future__ import annotations
 
 import ctypes
+import errno
 import ipaddress
 import socket
 import struct
 from collections.abc import Sequence
 
-from offhook.net.listen import BindSpec, bind_plan
+from offhook.net.listen import PICK_ATTEMPTS, BindSpec, bind_plan
 
 SO_ATTACH_REUSEPORT_CBPF = 51  # linux/asm-generic/socket.h
 SKF_NET_OFF = -0x100000  # linux/filter.h: offsets from the network header
@@ -149,6 +150,30 @@ def tcp_groups(
     """
     groups, _ = _groups(listen, port, n, socket.SOCK_STREAM, backlog)
     return groups
+
+
+def sip_groups(
+    listen: str | Sequence[str], port: int, n: int, tcp: bool, backlog: int
+) -> tuple[list[list[socket.socket]], list[list[socket.socket]], int]:
+    """The UDP groups and, with ``tcp``, the TCP listener groups on one port.
+
+    Returns (UDP sockets by worker, TCP listeners by worker, the port). With
+    port 0 the UDP groups pick it; when that port is taken for TCP, both pick
+    again (a few times, as ``net.listen`` does for one process).
+    """
+    for attempt in range(1, PICK_ATTEMPTS + 1):
+        udp, picked = udp_groups(listen, port, n)
+        if not tcp:
+            return udp, [[] for _ in range(n)], picked
+        try:
+            return udp, tcp_groups(listen, picked, n, backlog), picked
+        except OSError as exc:
+            for socks in udp:
+                for sock in socks:
+                    sock.close()
+            if port != 0 or exc.errno != errno.EADDRINUSE or attempt == PICK_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _groups(

@@ -2,7 +2,7 @@
 
 It binds the SIP UDP socket groups (``reuseport.udp_groups``: N sockets per
 listen address, SO_REUSEPORT, the source-address BPF program), and the SIP
-TCP listener groups alike (``reuseport.tcp_groups``), and holds
+TCP listener groups alike (``reuseport.sip_groups``), and holds
 them for as long as it runs, makes the bus directory (private, 0700), starts
 worker ``i`` as ``python -m offhook worker --index i ...`` with its sockets
 passed as file descriptors (``worker``), and the web process when ``[web]``
@@ -40,7 +40,7 @@ from offhook.config import Settings
 from offhook.config_base import ConfigError
 from offhook.net.bindings import describe
 from offhook.net.guard import LISTEN_BACKLOG
-from offhook.workers.reuseport import tcp_groups, udp_groups
+from offhook.workers.reuseport import sip_groups
 from offhook.workers.worker import rtp_slice
 
 log = logging.getLogger("offhook.workers")
@@ -159,17 +159,8 @@ async def supervise(settings: Settings, config_path: Path | None) -> None:
     n = settings.node.workers
     for i in range(n):
         rtp_slice(settings.media.port_range, i, n)  # ConfigError now, not in a worker
-    tcp: list[list[socket.socket]] = [[] for _ in range(n)]
     try:
-        groups, port = udp_groups(sip.listen, sip.port, n)
-        if sip.tcp:
-            try:
-                tcp = tcp_groups(sip.listen, port, n, LISTEN_BACKLOG)
-            except BaseException:
-                for socks in groups:
-                    for sock in socks:
-                        sock.close()
-                raise
+        groups, tcp, port = sip_groups(sip.listen, sip.port, n, sip.tcp, LISTEN_BACKLOG)
     except OSError as exc:
         where = describe(sip.listen, sip.port)
         raise OSError(exc.errno, f"SIP cannot listen on {where} ({exc.strerror or exc})") from exc

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import random
+
 from core_harness import FakeDriver, Harness, media
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from offhook.core.bus import EventBus
 from offhook.core.events import PartyInfo, Setup
-from offhook.core.features.linestate import CONTRIBUTION, IDLE, IN_USE, RINGING, LineStates
+from offhook.core.features.linestate import (
+    CONTRIBUTION,
+    IDLE,
+    IDLE_VIEW,
+    IN_USE,
+    RINGING,
+    LineStates,
+    LineView,
+    merged,
+)
 from offhook.core.leg import Leg, LegState
 from offhook.core.records import LegStateChanged, LineStateChanged
 
@@ -305,3 +316,59 @@ def test_every_view_and_event_is_what_the_definition_says(
         got = [(e.dn, e.state, e.devices) for e in f.published[before:]]
         assert sorted(got) == sorted(expected_events)
     assert f.lines.tracked_legs == len(legs)
+
+
+def test_other_workers_views_are_merged_and_forgotten() -> None:
+    """With workers: a line shows the strongest of this worker's view and the others';
+    only this worker's own view is shared, and a gone worker's views go idle."""
+    f = Feed()
+    shared: list[tuple[tuple[str, str], str, tuple[str, ...]]] = []
+    f.lines.share = lambda line, view: shared.append((line, view.state, view.devices))
+    f.lines.remote("1", "1002", "", LineView(RINGING, ("bob",), "recipient"))
+    assert f.lines.view("1002") == LineView(RINGING, ("bob",), "recipient")
+    assert shared == [] and f.lines.local_views() == {}  # not ours: never shared back
+    f.leg("b1", "connected", device="bob2")
+    assert f.lines.view("1002") == LineView(IN_USE, ("bob2",), "recipient")
+    f.lines.remote("2", "1002", "", LineView(IN_USE, ("carl",), "initiator"))
+    assert f.lines.view("1002") == LineView(IN_USE, ("bob2", "carl"), "initiator")
+    f.leg("b1", "released")
+    assert f.lines.view("1002") == LineView(IN_USE, ("carl",), "initiator")
+    assert shared == [(("1002", ""), IN_USE, ("bob2",)), (("1002", ""), IDLE, ())]
+    f.lines.forget_peer("2")
+    assert f.lines.view("1002") == LineView(RINGING, ("bob",), "recipient")
+    f.lines.remote("1", "1002", "", IDLE_VIEW)
+    f.lines.remote("3", "1002", "", IDLE_VIEW)  # never shared anything: nothing happens
+    assert f.states() == [
+        ("1002", RINGING, ("bob",)),
+        ("1002", IN_USE, ("bob2",)),
+        ("1002", IN_USE, ("bob2", "carl")),
+        ("1002", IN_USE, ("carl",)),
+        ("1002", RINGING, ("bob",)),
+        ("1002", IDLE, ()),
+    ]
+    assert len(f.lines) == 0 and f.lines.local_views() == {}
+
+
+VIEWS = st.builds(
+    LineView,
+    st.sampled_from([IDLE, RINGING, IN_USE]),
+    st.lists(st.sampled_from(["a", "b", "c"]), max_size=3, unique=True).map(
+        lambda d: tuple(sorted(d))
+    ),
+    st.sampled_from(["initiator", "recipient"]),
+)
+
+
+@given(st.lists(VIEWS, max_size=5), st.randoms())
+def test_a_merged_view_is_the_strongest_whatever_the_order(
+    views: list[LineView], rnd: random.Random
+) -> None:
+    view = merged(views)
+    shuffled = list(views)
+    rnd.shuffle(shuffled)
+    assert merged(shuffled) == view
+    strongest = [v for v in views if v.state == view.state]
+    if view.state == IDLE:
+        assert view == IDLE_VIEW
+    else:
+        assert set(view.devices) == {d for v in strongest for d in v.devices}

@@ -9,14 +9,20 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from offhook.common.location import Binding
+from offhook.core.features.linestate import IDLE, IN_USE, RINGING, LineView
+from offhook.core.features.state import FeatureState
+from offhook.core.records import DndChanged, ForwardChanged, HuntLoginChanged, MwiChanged
+from offhook.db.feature_state import event_of, setting_of
 from offhook.workers.codec import (
     MAX_ACCOUNTS,
     AccountFailures,
     BusError,
     Forward,
+    LineShare,
     Message,
     Put,
     Remove,
+    Setting,
     StreamWrite,
     TableRequest,
     decode,
@@ -42,7 +48,23 @@ BINDINGS = st.builds(
     node=TEXT,
     firmware=TEXT,
 )
+NAMES = st.text(min_size=1, max_size=20)
+COUNTS = st.integers(0, 10_000)
+FEATURE_EVENTS = st.one_of(
+    st.builds(ForwardChanged, NAMES, TEXT, st.one_of(st.none(), TEXT), TEXT),
+    st.builds(DndChanged, NAMES, st.booleans()),
+    st.builds(HuntLoginChanged, NAMES, st.booleans()),
+    st.builds(MwiChanged, NAMES, TEXT, st.booleans(), COUNTS, COUNTS),
+)
+LINE_VIEWS = st.builds(
+    LineView,
+    st.sampled_from([IDLE, RINGING, IN_USE]),
+    st.lists(NAMES, max_size=5).map(tuple),
+    st.sampled_from(["", "initiator", "recipient"]),
+)
 MESSAGES: st.SearchStrategy[Message] = st.one_of(
+    st.builds(LineShare, st.integers(0, 63), NAMES, TEXT, LINE_VIEWS),
+    FEATURE_EVENTS.map(lambda e: Setting(event_of(*setting_of(e)))),
     st.builds(
         Forward,
         st.binary(min_size=1, max_size=2000),
@@ -64,6 +86,16 @@ MESSAGES: st.SearchStrategy[Message] = st.one_of(
 @given(MESSAGES)
 def test_every_message_round_trips(message: Message) -> None:
     assert decode(encode(message)) == message
+
+
+@given(FEATURE_EVENTS)
+def test_a_setting_is_its_event_in_the_stored_form(event: object) -> None:
+    """What the bus carries of a setting is what the database stores: the event it
+    means (a forward's setter kept only while it forwards; defaults in one form)."""
+    kind, device, dn, partition, value = setting_of(event)  # type: ignore[arg-type]
+    again = event_of(kind, device, dn, partition, value)
+    assert setting_of(again) == (kind, device, dn, partition, value)
+    assert decode(encode(Setting(again))) == Setting(again)
 
 
 @given(st.binary(max_size=300))
@@ -103,6 +135,15 @@ def test_any_bytes_decode_or_raise_bus_error(data: bytes) -> None:
         b'A{"":1}',
         b'A{"' + b"a" * 129 + b'":1}',
         b"A{" + b",".join(b'"u%d":1' % i for i in range(MAX_ACCOUNTS + 1)) + b"}",
+        b'L{"worker":0,"dn":"1001","partition":"","state":"busy","devices":[],"direction":""}',
+        b'L{"worker":0,"dn":"","partition":"","state":"idle","devices":[],"direction":""}',
+        b'L{"worker":-1,"dn":"1","partition":"","state":"idle","devices":[],"direction":""}',
+        b'L{"worker":0,"dn":"1","partition":"","state":"idle","devices":[1],"direction":""}',
+        b'L{"worker":0,"dn":"1","partition":"","state":"idle","devices":[],"direction":"up"}',
+        b'E{"kind":"dnd","device":"d","dn":"","partition":"","value":{"on":false}}',
+        b'E{"kind":"park","device":"d","dn":"","partition":"","value":null}',
+        b'E{"kind":"mwi","device":"","dn":"1","partition":"","value":{"waiting":1}}',
+        b'E{"kind":"forward","device":"","dn":"1","partition":"","value":[]}',
     ],
 )
 def test_malformed_messages_are_refused(data: bytes) -> None:
@@ -179,3 +220,27 @@ def test_copies_expire_by_the_receivers_clock() -> None:
     b.apply(Put(binding("dave", "sip:1", 30.0)))
     clock.now += 31
     assert [x.device for x in b.expire(clock.now)] == ["dave"]
+
+
+@given(st.lists(FEATURE_EVENTS, max_size=12))
+def test_feature_state_gives_the_events_that_make_it(events: list[object]) -> None:
+    """What a starting worker is sent (``FeatureState.events``) rebuilds the state,
+    and every one of those events already holds there."""
+    state = FeatureState()
+    state.restore(events)
+    again = FeatureState()
+    again.restore(state.events())
+    assert (again.forward_all, again.dnd, again.hunt_logged_out, again.mwi) == (
+        state.forward_all,
+        state.dnd,
+        state.hunt_logged_out,
+        state.mwi,
+    )
+    assert all(state.holds(e) for e in state.events())
+    for event in events:
+        before = FeatureState()
+        before.restore(state.events())
+        held = before.holds(event)
+        before.apply(event)
+        if held:  # applying what holds changes nothing
+            assert before.events() == state.events()

@@ -30,6 +30,7 @@ from offhook.workers.reuseport import (
     by_source_program,
     home_of,
     run_program,
+    sip_groups,
     tcp_groups,
     udp_groups,
 )
@@ -94,8 +95,7 @@ def test_a_kernel_group_sends_each_source_to_its_home(n: int) -> None:
 
 @pytest.mark.parametrize("n", [2, 3])
 def test_a_kernel_tcp_group_accepts_each_source_on_its_home(n: int) -> None:
-    udp, port = udp_groups("127.0.0.1", 0, n)
-    tcp = tcp_groups("127.0.0.1", port, n, 16)
+    udp, tcp, port = sip_groups("127.0.0.1", 0, n, True, 16)
     sources = [f"127.0.0.{i}" for i in range(2, 8)]
     clients: list[socket.socket] = []
     try:
@@ -210,8 +210,7 @@ def test_two_workers_pass_datagrams_and_bindings_over_the_bus(tmp_path: Path) ->
 
 
 def test_a_port_in_use_is_refused_even_by_a_group_of_the_same_user() -> None:
-    groups, port = udp_groups("127.0.0.1", 0, 2)
-    listeners = tcp_groups("127.0.0.1", port, 2, 16)
+    groups, listeners, port = sip_groups("127.0.0.1", 0, 2, True, 16)
     try:
         with pytest.raises(OSError):
             udp_groups("127.0.0.1", port, 2)

@@ -17,7 +17,7 @@ from pathlib import Path
 from offhook.sip.aio import SipTransport
 from offhook.sip.message import SipMessage, SipRequest, SipResponse
 from offhook.workers.context import WorkerContext
-from offhook.workers.reuseport import home_of, tcp_groups, udp_groups
+from offhook.workers.reuseport import home_of, sip_groups
 
 PEER = "127.0.0.3"
 
@@ -48,8 +48,7 @@ def test_a_peers_connection_serves_every_worker(tmp_path: Path) -> None:
     assert home_of(PEER, 2) == 1
 
     async def scenario() -> None:
-        udp, port = udp_groups("127.0.0.1", 0, 2)
-        tcp = tcp_groups("127.0.0.1", port, 2, 16)
+        udp, tcp, port = sip_groups("127.0.0.1", 0, 2, True, 16)
         got: list[tuple[int, SipMessage, tuple[str, int], str]] = []
         contexts = [WorkerContext(i, 2, str(tmp_path), udp[i], tcp[i]) for i in range(2)]
         transports: list[SipTransport] = []

@@ -19,21 +19,41 @@ is published; ``state(dn, partition)`` and ``view(dn, partition)`` answer
 what it is now. The lamps of BLF speed dials (SIP dialog and presence
 subscriptions, SCCP speed-dial lines) follow these events.
 
+With workers (``offhook.workers``) each worker tracks its own calls' legs:
+``share`` (set by the worker) is told each time this worker's own view of a
+line changes, and the views other workers share arrive by :meth:`remote`. A
+line shows the strongest of its views (the devices of every view in that
+state), so a busy lamp on any worker follows the line's calls on all of
+them; :meth:`forget_peer` sets back to idle what a worker that has gone had
+shared.
+
 Bounded: only live legs of a line are kept, and a line is forgotten once
-it is idle again, so the tables never outgrow the calls in progress.
+it is idle again, so the tables never outgrow the calls in progress (other
+workers' views likewise: an idle one is dropped).
 A leg's line may arrive after its first event (it is read from every
 event); a leg seen without a line is not tracked.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from offhook.core.bus import EventBus
 from offhook.core.records import LegStateChanged, LineStateChanged
 
-__all__ = ["CONTRIBUTION", "IDLE", "IN_USE", "RINGING", "LineStates", "LineView"]
+__all__ = [
+    "CONTRIBUTION",
+    "DIRECTIONS",
+    "IDLE",
+    "IDLE_VIEW",
+    "IN_USE",
+    "RINGING",
+    "STATES",
+    "LineStates",
+    "LineView",
+    "merged",
+]
 
 Line = tuple[str, str]  # (directory number, partition)
 
@@ -71,6 +91,22 @@ class LineView:
 
 
 IDLE_VIEW = LineView()
+STATES = frozenset(_RANK)
+DIRECTIONS = frozenset(("", "initiator", "recipient"))
+
+
+def merged(views: list[LineView]) -> LineView:
+    """What a line shows given each worker's view: the strongest state, with the
+    devices of every view in it (``initiator`` when any of them placed the call)."""
+    best = max((_RANK[v.state] for v in views), default=0)
+    if best == 0:
+        return IDLE_VIEW
+    top = [v for v in views if _RANK[v.state] == best]
+    if len(top) == 1:
+        return top[0]
+    devices = tuple(sorted({d for v in top for d in v.devices}))
+    direction = "initiator" if any(v.direction == "initiator" for v in top) else "recipient"
+    return LineView(top[0].state, devices, direction)
 
 
 @dataclass(slots=True)
@@ -138,6 +174,10 @@ class LineStates:
         self._legs: dict[str, _LegEntry] = {}
         self._lines: dict[Line, _LineTally] = {}  # lines with live legs
         self._views: dict[Line, LineView] = {}  # lines not idle
+        self._local: dict[Line, LineView] = {}  # lines this process's own legs keep busy
+        self._remote: dict[Line, dict[str, LineView]] = {}  # other workers' views, not idle
+        # Told (line, this process's own view) when that view changes (offhook.workers).
+        self.share: Callable[[Line, LineView], None] | None = None
         self._unsubscribe = bus.subscribe(LegStateChanged, self._on_leg)
 
     def close(self) -> None:
@@ -162,6 +202,31 @@ class LineStates:
     def busy_lines(self) -> dict[Line, LineView]:
         """Every line not idle, for status pages."""
         return dict(self._views)
+
+    def local_views(self) -> dict[Line, LineView]:
+        """The lines this process's own calls keep busy (what it shares)."""
+        return dict(self._local)
+
+    # ------------------------------------------------------------ other workers
+    def remote(self, peer: str, dn: str, partition: str, view: LineView) -> None:
+        """Worker ``peer``'s own view of a line (idle: it has no call on it now)."""
+        line = (dn, partition)
+        views = self._remote.get(line)
+        if view.state == IDLE:
+            if views is None or views.pop(peer, None) is None:
+                return
+            if not views:
+                del self._remote[line]
+        else:
+            if views is None:
+                views = self._remote[line] = {}
+            views[peer] = view
+        self._show(line)
+
+    def forget_peer(self, peer: str) -> None:
+        """Worker ``peer`` is gone (or started again): what it shared is idle now."""
+        for line in [line for line, views in self._remote.items() if peer in views]:
+            self.remote(peer, line[0], line[1], IDLE_VIEW)
 
     # ------------------------------------------------------------ the bus
     def _on_leg(self, ev: LegStateChanged) -> None:
@@ -213,7 +278,22 @@ class LineStates:
                 del self._lines[entry.line]
 
     def _update(self, line: Line, tally: _LineTally | None) -> None:
-        view = tally.current() if tally is not None else IDLE_VIEW
+        local = tally.current() if tally is not None else IDLE_VIEW
+        if local == self._local.get(line, IDLE_VIEW):
+            return
+        if local.state == IDLE:
+            self._local.pop(line, None)
+        else:
+            self._local[line] = local
+        if self.share is not None:
+            self.share(line, local)
+        self._show(line)
+
+    def _show(self, line: Line) -> None:
+        """The line's view from its own and the other workers' views; published on change."""
+        local = self._local.get(line, IDLE_VIEW)
+        views = self._remote.get(line)
+        view = local if not views else merged([local, *views.values()])
         before = self._views.get(line, IDLE_VIEW)
         if view == before:
             return

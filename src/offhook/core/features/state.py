@@ -66,5 +66,32 @@ class FeatureState:
                 else:
                     self.mwi.pop((dn, partition), None)
 
+    def holds(self, event: object) -> bool:
+        """True when applying ``event`` would change nothing."""
+        match event:
+            case ForwardChanged(dn=dn, partition=partition, destination=destination):
+                return self.forward_all.get((dn, partition)) == destination
+            case DndChanged(device=device, on=on):
+                return (device in self.dnd) == on
+            case HuntLoginChanged(device=device, logged_in=logged_in):
+                return (device in self.hunt_logged_out) != logged_in
+            case MwiChanged(dn=dn, partition=partition, waiting=waiting, new=new, old=old):
+                return self.messages(dn, partition) == Mwi(waiting, new, old)
+        return False
+
     def messages(self, dn: str, partition: str = "") -> Mwi:
         return self.mwi.get((dn, partition), NO_MESSAGES)
+
+    def events(self) -> list[ForwardChanged | DndChanged | HuntLoginChanged | MwiChanged]:
+        """The events that make the present state from the plan's (``restore``'s input)."""
+        out: list[ForwardChanged | DndChanged | HuntLoginChanged | MwiChanged] = [
+            ForwardChanged(dn, partition, destination)
+            for (dn, partition), destination in self.forward_all.items()
+        ]
+        out += [DndChanged(device, True) for device in sorted(self.dnd)]
+        out += [HuntLoginChanged(device, False) for device in sorted(self.hunt_logged_out)]
+        out += [
+            MwiChanged(dn, partition, m.waiting, m.new, m.old)
+            for (dn, partition), m in self.mwi.items()
+        ]
+        return out

@@ -33,7 +33,7 @@ HOST = "127.0.0.1"
 HOST6 = "::1"
 
 _lock = threading.Lock()
-_handed_out: set[int] = set()
+_handed_out: dict[int, None] = {}  # oldest first
 
 
 def _free_on_both(port: int) -> bool:
@@ -100,9 +100,21 @@ def _candidate(span: int = 1) -> int:
         return int(s.getsockname()[1])
 
 
+def _recycle() -> None:
+    """Forget the oldest half of what was handed out once it fills half the slice:
+    long since bound and released by tests that are over, they may be drawn again
+    (a narrow ``OFFHOOK_TEST_PORTS`` would otherwise run dry in a long session)."""
+    low, high = _worker_slice(*_base_range())
+    if len(_handed_out) * 2 <= high - low:
+        return
+    for port in list(_handed_out)[: len(_handed_out) // 2]:
+        del _handed_out[port]
+
+
 def free_port(span: int = 1) -> int:
     """A port P such that P .. P+span-1 are free on UDP and TCP (loopback)."""
     with _lock:
+        _recycle()
         for _ in range(500):
             port = _candidate(span)
             if port + span > 65535:
@@ -111,7 +123,7 @@ def free_port(span: int = 1) -> int:
             if any(p in _handed_out for p in ports):
                 continue
             if all(_free_on_both(p) for p in ports):
-                _handed_out.update(ports)
+                _handed_out.update(dict.fromkeys(ports))
                 return port
     raise RuntimeError(f"no free loopback port range of {span}")
 

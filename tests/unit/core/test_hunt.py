@@ -26,6 +26,7 @@ from offhook.core.directory import (
 from offhook.core.engine import CallEngine
 from offhook.core.events import Diversion, RedirectReason, Setup
 from offhook.core.features import hunt
+from offhook.core.features.linestate import IN_USE, LineView
 from offhook.core.leg import Leg
 
 PILOT = "1500"
@@ -628,3 +629,12 @@ def test_a_forward_to_the_pilot_hunts(h: HuntHarness) -> None:
     h.engine.on_release(leg, Cause.NORMAL_CLEARING)
     rec = h.record()
     assert (rec.called, rec.original_called, rec.last_redirecting) == ("1002", "1001", PILOT)
+
+
+def test_longest_idle_offers_members_on_another_workers_call_last(h: HuntHarness) -> None:
+    """A member whose line another worker of the node shows in use is busy here too."""
+    h.group("sales", "1002", "1003", distribution=HuntDistribution.LONGEST_IDLE)
+    h.pilot("sales")
+    h.engine.lines.remote("1", "1002", "", LineView(IN_USE, ("bob",), "recipient"))
+    h.call("alice", PILOT, "1001")
+    assert h.ringing() == ["carol"]

@@ -75,6 +75,7 @@ from offhook.core.dialplan.router import Outcome
 from offhook.core.directory import HuntDistribution, HuntStep, LineGroup
 from offhook.core.events import Diversion, RedirectReason
 from offhook.core.features import forward
+from offhook.core.features.linestate import IN_USE
 from offhook.core.records import LegStateChanged
 
 if TYPE_CHECKING:
@@ -450,12 +451,17 @@ class HuntCoverage:
 
 
 def _busy_members(engine: CallEngine, members: Iterable[str], partition: str) -> set[str]:
-    """The member DNs with a device on a call now."""
+    """The member DNs with a device on a call now (here, or on another worker of the
+    node: its line is in use, ``core.features.linestate``)."""
     snapshot = engine.snapshot()
     busy: set[str] = set()
     for member in members:
         entry = member_dn(snapshot, member, partition)
-        if entry is not None and any(engine.device_calls(d) for d in entry.devices):
+        if entry is None:
+            continue
+        if any(engine.device_calls(d) for d in entry.devices) or (
+            engine.lines.state(entry.dn, entry.partition) == IN_USE
+        ):
             busy.add(member)
     return busy
 

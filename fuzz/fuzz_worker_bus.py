@@ -2,7 +2,8 @@
 
 Parsers: ``offhook.workers.codec.decode`` over one bus datagram (a forwarded
 SIP datagram or TCP message with its source, bytes for another worker's TCP
-connection, a binding change, a table request), and
+connection and its failure report, a binding change, a busy lamp, a coverage
+setting, a table request), and
 ``offhook.workers.tags.owner`` over one SIP datagram (whose dialog or
 transaction it is, read before any parse), and ``message_owner`` over the
 same bytes once parsed (a message framed out of a TCP stream).

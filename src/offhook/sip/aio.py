@@ -300,8 +300,9 @@ class SipTransport:
         # The same for a message framed out of a TCP connection.
         self.forward_message: Callable[[SipMessage, Addr], bool] | None = None
         # A TCP message for a peer whose connection another worker holds: True
-        # when it was passed to that worker to write (offhook.workers).
-        self.relay: Callable[[bytes, Addr], bool] | None = None
+        # when it was passed to that worker to write (offhook.workers), which
+        # reports back (the callback) when it cannot be written.
+        self.relay: Callable[[bytes, Addr, Callable[[], None] | None], bool] | None = None
         self._limits = limits or TransportLimits()
         self.guard = ListenerGuard(
             self._limits, allow, lambda reason, host: self.reject(reason, (host, 0))
@@ -594,7 +595,7 @@ class SipTransport:
                 conn.write(data)
                 return
             relay = self.relay
-            if relay is None or not relay(data, addr):
+            if relay is None or not relay(data, addr, on_error):
                 self.write_stream(data, addr, on_error)
             return
         if not self.udp_endpoints:

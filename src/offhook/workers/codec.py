@@ -7,8 +7,11 @@ One message is one Unix datagram: a kind byte, then its body.
   same for a message another worker read from a TCP connection (its
   ``transport`` is ``tcp``: the answers go back over that connection, ``W``);
 - ``W`` :class:`StreamWrite`: bytes for the TCP connection to a peer, sent to
-  the worker that holds it (the peer's home, ``reuseport.home_of``), in the
-  same form as ``F`` with the peer's address;
+  the worker that holds it (the peer's home, ``reuseport.home_of``): ``u8
+  sender, u32 ref``, then the same form as ``F`` with the peer's address;
+  ``ref`` (0: none) asks for an ``X`` back when they cannot be written;
+- ``X`` :class:`StreamFailed`: ``u32 ref``: the bytes of that ``W`` could not
+  be written (no connection could be opened to the peer);
 - ``P`` :class:`Put`: a SIP binding added or refreshed on the sender, as JSON
   (its expiry as seconds left, ``ttl``: each process has its own clock);
 - ``D`` :class:`Remove`: a binding (``contact``) or every binding of a
@@ -64,6 +67,13 @@ class Forward:
 class StreamWrite:
     data: bytes
     dest: tuple[str, int]
+    sender: int = 0
+    ref: int = 0  # 0: no failure report wanted
+
+
+@dataclass(frozen=True, slots=True)
+class StreamFailed:
+    ref: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +111,15 @@ class Setting:
 
 
 Message = (
-    Forward | StreamWrite | Put | Remove | TableRequest | AccountFailures | LineShare | Setting
+    Forward
+    | StreamWrite
+    | StreamFailed
+    | Put
+    | Remove
+    | TableRequest
+    | AccountFailures
+    | LineShare
+    | Setting
 )
 
 _STR_FIELDS = ("device", "protocol", "contact", "transport", "aor", "call_id", "user_agent")
@@ -118,7 +136,10 @@ def encode(message: Message) -> bytes:
         kind = b"S" if message.transport == "tcp" else b"F"
         return _addressed(kind, message.source, message.data)
     if isinstance(message, StreamWrite):
-        return _addressed(b"W", message.dest, message.data)
+        head = b"W" + struct.pack("!BI", message.sender, message.ref)
+        return _addressed(head, message.dest, message.data)
+    if isinstance(message, StreamFailed):
+        return b"X" + struct.pack("!I", message.ref)
     if isinstance(message, Put):
         b = message.binding
         body = {
@@ -156,11 +177,19 @@ def decode(data: bytes) -> Message:
     if not data:
         raise BusError("empty")
     kind, body = data[:1], data[1:]
-    if kind in (b"F", b"S", b"W"):
+    if kind in (b"F", b"S"):
         data, addr = _addressed_body(body)
-        if kind == b"W":
-            return StreamWrite(data, addr)
         return Forward(data, addr, "tcp" if kind == b"S" else "udp")
+    if kind == b"W":
+        if len(body) < 5:
+            raise BusError("stream write: short")
+        sender, ref = struct.unpack_from("!BI", body)
+        data, addr = _addressed_body(body[5:])
+        return StreamWrite(data, addr, sender, ref)
+    if kind == b"X":
+        if len(body) != 4:
+            raise BusError("stream failed: four bytes")
+        return StreamFailed(struct.unpack("!I", body)[0])
     if kind == b"T":
         if len(body) != 1:
             raise BusError("table request: one byte")

@@ -35,8 +35,10 @@ message this worker sends over TCP to a peer whose home is another worker is
 written there (``W``), on the peer's connection or on one that worker opens:
 a phone behind NAT is reached on the connection it registered on whichever
 worker calls it, and a trunk over TCP has one connection, not one per worker.
-A message relayed so reports no transport error here: its transaction times
-out instead.
+When the worker that holds a peer's connections cannot write a message
+relayed to it (no connection could be opened), it says so (``X``), and the
+transaction that sent it learns of the transport error here as it would
+have of its own (RFC 3261 §17.1.4), within ``RELAY_WAIT`` seconds.
 
 A message to a worker that is not there (dead, restarting) is dropped and
 counted: its peers retransmit, as they would into a lost datagram. A burst
@@ -50,9 +52,10 @@ import contextlib
 import logging
 import os
 import socket
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 
 from offhook.common.ids import Ids
@@ -73,6 +76,7 @@ from offhook.workers.codec import (
     Put,
     Remove,
     Setting,
+    StreamFailed,
     StreamWrite,
     TableRequest,
     decode,
@@ -88,6 +92,8 @@ Addr = tuple[str, int]
 BUS_BUFFER = 4 * 1024 * 1024
 QUEUE = 10_000  # messages waiting for one peer's queue to have room
 SHARE_EVERY = 0.25  # seconds between two reports of account failures
+RELAY_WAIT = 10.0  # seconds a relayed message's failure report is waited for (connect: 5 s)
+MAX_RELAYS = 10_000  # failure reports waited for at once (the oldest given up beyond)
 
 
 class SharedState(Protocol):
@@ -105,11 +111,13 @@ class Transport(Protocol):
     forward: Callable[[bytes, Addr], bool] | None
 
     forward_message: Callable[[SipMessage, Addr], bool] | None
-    relay: Callable[[bytes, Addr], bool] | None
+    relay: Callable[[bytes, Addr, Callable[[], None] | None], bool] | None
 
     def admitted(self, data: bytes, addr: Addr, transport: str = "udp") -> None: ...
 
-    def write_stream(self, data: bytes, addr: Addr) -> None: ...
+    def write_stream(
+        self, data: bytes, addr: Addr, on_error: Callable[[], None] | None = None
+    ) -> None: ...
 
     async def serve_adopted(self) -> None: ...
 
@@ -132,6 +140,7 @@ class WorkerContext:
                 "received",
                 "relayed",
                 "relays_written",
+                "relays_failed",
                 "bus_dropped",
                 "bus_waits",
                 "bus_bad",
@@ -153,6 +162,9 @@ class WorkerContext:
     _clock: Callable[[], float] | None = None
     _sharing: asyncio.Task[None] | None = None
     _engine: SharedState | None = None
+    # ref -> (when given up, the sender's error callback) of relayed TCP messages
+    _relays: OrderedDict[int, tuple[float, Callable[[], None]]] = field(default_factory=OrderedDict)
+    _next_ref: int = 0
     adopting: bool = False  # while another worker's setting is applied here
 
     @property
@@ -345,7 +357,7 @@ class WorkerContext:
             log.debug("TCP message for worker %d from %s:%s dropped", target, *addr)
         return True
 
-    def _relay(self, data: bytes, addr: Addr) -> bool:
+    def _relay(self, data: bytes, addr: Addr, on_error: Callable[[], None] | None) -> bool:
         try:
             target = home_of(addr[0], self.workers)
         except ValueError:
@@ -353,9 +365,22 @@ class WorkerContext:
         if target == self.index or len(data) > MAX_DATAGRAM:
             return False
         self.counters["relayed"] += 1
-        if not self._send(target, encode(StreamWrite(data, addr))):
+        ref = self._await_report(on_error) if on_error is not None else 0
+        if not self._send(target, encode(StreamWrite(data, addr, self.index, ref))):
             log.debug("TCP message to %s:%s for worker %d dropped", *addr, target)
         return True
+
+    def _await_report(self, on_error: Callable[[], None]) -> int:
+        relays = self._relays
+        now = asyncio.get_running_loop().time()
+        while relays and (len(relays) >= MAX_RELAYS or next(iter(relays.values()))[0] <= now):
+            relays.popitem(last=False)
+        self._next_ref = self._next_ref % 0xFFFFFFFF + 1
+        relays[self._next_ref] = (now + RELAY_WAIT, on_error)
+        return self._next_ref
+
+    def _relay_failed(self, sender: int, ref: int) -> None:
+        self._send(sender, encode(StreamFailed(ref)))
 
     # --- receiving -------------------------------------------------------
     async def attach(self, transport: Transport) -> None:
@@ -416,7 +441,15 @@ class WorkerContext:
         elif isinstance(message, StreamWrite):
             self.counters["relays_written"] += 1
             if self._transport is not None:
-                self._transport.write_stream(message.data, message.dest)
+                report = None
+                if message.ref and message.sender in self._others():
+                    report = partial(self._relay_failed, message.sender, message.ref)
+                self._transport.write_stream(message.data, message.dest, report)
+        elif isinstance(message, StreamFailed):
+            entry = self._relays.pop(message.ref, None)
+            if entry is not None:
+                self.counters["relays_failed"] += 1
+                entry[1]()
         elif isinstance(message, Put | Remove):
             if self._store is not None:
                 self._store.apply(message)

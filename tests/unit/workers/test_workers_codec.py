@@ -23,6 +23,7 @@ from offhook.workers.codec import (
     Put,
     Remove,
     Setting,
+    StreamFailed,
     StreamWrite,
     TableRequest,
     decode,
@@ -72,8 +73,13 @@ MESSAGES: st.SearchStrategy[Message] = st.one_of(
         st.sampled_from(["udp", "tcp"]),
     ),
     st.builds(
-        StreamWrite, st.binary(min_size=1, max_size=2000), st.tuples(HOSTS, st.integers(0, 65535))
+        StreamWrite,
+        st.binary(min_size=1, max_size=2000),
+        st.tuples(HOSTS, st.integers(0, 65535)),
+        st.integers(0, 255),
+        st.integers(0, 2**32 - 1),
     ),
+    st.builds(StreamFailed, st.integers(0, 2**32 - 1)),
     st.builds(Put, BINDINGS),
     st.builds(Remove, st.text(min_size=1, max_size=20), st.one_of(st.none(), TEXT)),
     st.builds(TableRequest, st.integers(0, 255)),
@@ -135,6 +141,10 @@ def test_any_bytes_decode_or_raise_bus_error(data: bytes) -> None:
         b'A{"":1}',
         b'A{"' + b"a" * 129 + b'":1}',
         b"A{" + b",".join(b'"u%d":1' % i for i in range(MAX_ACCOUNTS + 1)) + b"}",
+        b"W\x00\x00\x00",  # short
+        b"W\x00\x00\x00\x00\x01\x09127.0.0.1\x13\xc4",  # no bytes to write
+        b"X\x00\x00\x01",
+        b"X\x00\x00\x00\x01\x02",
         b'L{"worker":0,"dn":"1001","partition":"","state":"busy","devices":[],"direction":""}',
         b'L{"worker":0,"dn":"","partition":"","state":"idle","devices":[],"direction":""}',
         b'L{"worker":-1,"dn":"1","partition":"","state":"idle","devices":[],"direction":""}',

@@ -5,7 +5,8 @@ the kernel hands the connection to worker 1. Worker 0, which owns a call to
 the peer, writes to it over TCP: the message goes over the bus to worker 1,
 which writes it on the peer's connection (worker 0 opens none). The peer's
 answer, whose branch names worker 0, is passed back to worker 0 with its
-transport, and worker 0's reply reaches the peer on the same connection.
+transport, and worker 0's reply reaches the peer on the same connection. A
+message for a peer worker 1 cannot reach fails on worker 0 too.
 """
 
 from __future__ import annotations
@@ -97,6 +98,16 @@ def test_a_peers_connection_serves_every_worker(tmp_path: Path) -> None:
             transports[0].send(b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n", source, "tcp")
             assert (await read_message(reader)).startswith(b"SIP/2.0 200 OK")
             assert not transports[0].connections
+            # A peer of worker 1 that cannot be reached (nothing listens): worker 1
+            # fails to connect and says so; the sender's transaction learns of it.
+            with socket.socket() as closed:
+                closed.bind((PEER, 0))
+                gone = closed.getsockname()[:2]
+            failed = asyncio.Event()
+            transports[0].send(options("w0-lost"), gone, "tcp", on_error=failed.set)
+            await asyncio.wait_for(failed.wait(), 10)
+            assert contexts[0].counters["relays_failed"] == 1
+            assert contexts[0]._relays == {}
         finally:
             writer.close()
             for ctx in contexts:

@@ -17,7 +17,8 @@ names this worker or one the node does not have.
     python fuzz/fuzz_worker_bus.py -max_total_time=20 fuzz/corpus/fuzz_worker_bus
 
 Seeds in fuzz/corpus/fuzz_worker_bus: a forward of a 180 with a marked
-branch, a binding, a removal, a table request. A crash writes
+branch (and of a BYE read from TCP), a stream write and its failure report,
+a binding, a removal, a table request, a busy lamp, two settings. A crash writes
 ``crash-<sha1>``; replay it with ``python fuzz/fuzz_worker_bus.py crash-<sha1>``.
 """
 

@@ -159,29 +159,43 @@ def register(
     return result.ok
 
 
-def call_dave(server: OffhookServer, workdir: Path) -> None:
-    """carol (worker 0) calls dave (worker 1), who answers and hangs up; one CDR."""
+def call(
+    server: OffhookServer, workdir: Path, caller: str, callee: str, number: str = "1004"
+) -> None:
+    """``caller`` (a SIPp UAC) calls ``number``; ``callee`` (a SIPp UAS registered from
+    the other worker's source) answers and hangs up."""
+    caller_host, callee_host = (ON_0, ON_1) if caller == "carol" else (ON_1, ON_0)
     with Sipp(
-        workdir, "uas_bye.xml", f"uas-dave-{time.monotonic_ns()}", pause_ms=500, host=ON_1
+        workdir,
+        "uas_bye.xml",
+        f"uas-{callee}-{time.monotonic_ns()}",
+        pause_ms=500,
+        host=callee_host,
     ) as uas:
-        assert register(server, workdir, "dave", ON_1, uas.port)
-        # Worker 0 holds a copy of dave's binding, learned over the bus.
-        until("worker 0 knows dave", lambda: registered(server, 0, "dave"))
+        assert register(server, workdir, callee, callee_host, uas.port)
+        # The caller's worker holds a copy of the callee's binding, learned over the bus.
+        home = home_of(caller_host, 2)
+        until(f"worker {home} knows {callee}", lambda: registered(server, home, callee))
         uac = Sipp(
             workdir,
             "uac_auth_callee_bye.xml",
-            f"uac-carol-{time.monotonic_ns()}",
+            f"uac-{caller}-{time.monotonic_ns()}",
             target=f"127.0.0.1:{server.sip_port}",
-            keys={"caller": "carol"},
-            service="1004",
-            auth=("carol", PASSWORDS["carol"]),
+            keys={"caller": caller},
+            service=number,
+            auth=(caller, PASSWORDS[caller]),
             timeout_s=30,
-            host=ON_0,
+            host=caller_host,
         )
         called = uac.run()
         assert called.ok, describe(called)
         served = uas.wait(timeout=20)
         assert served.ok, describe(served)
+
+
+def call_dave(server: OffhookServer, workdir: Path) -> None:
+    """carol (worker 0) calls dave (worker 1), who answers and hangs up; one CDR."""
+    call(server, workdir, "carol", "dave")
 
 
 def test_sources_land_on_their_workers() -> None:
@@ -422,25 +436,7 @@ def test_forward_all_set_on_one_worker_routes_calls_on_the_other(
         return bool(coverage["lines"][0]["forward_all"] == "1003")
 
     until("worker 1 forwards dave's line", forwarded_on_1)
-    with Sipp(
-        work, "uas_bye.xml", f"uas-carol-{time.monotonic_ns()}", pause_ms=500, host=ON_0
-    ) as uas:
-        assert register(node, work, "carol", ON_0, uas.port)
-        until("worker 1 knows carol", lambda: registered(node, 1, "carol"))
-        uac = Sipp(
-            work,
-            "uac_auth_callee_bye.xml",
-            f"uac-erin-{time.monotonic_ns()}",
-            target=f"127.0.0.1:{node.sip_port}",
-            keys={"caller": "erin"},
-            service="1004",
-            auth=("erin", PASSWORDS["erin"]),
-            timeout_s=30,
-            host=ON_1,
-        )
-        called = uac.run()
-        assert called.ok, describe(called)
-        assert uas.wait(timeout=20).ok
+    call(node, work, "erin", "carol")  # erin dials dave's 1004 from worker 1's source
     rows = node.wait_cdr(lambda r: r.get("calling") == "1005")
     assert [(r["original_called"], r["called"], r["cause"]) for r in rows] == [
         ("1004", "1003", "16")

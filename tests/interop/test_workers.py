@@ -375,19 +375,26 @@ def test_ipv4_and_ipv6_groups(tmp_path: Path) -> None:
         server.stop()
 
 
+def dave_phone(
+    node: OffhookServer, tmp_path: Path, uri_params: str = "", answermode: str = "manual"
+) -> Baresip:
+    """dave as a baresip on worker 1's source address (over UDP; ``;transport=tcp``: TCP)."""
+    require_binary("baresip")
+    return Baresip(
+        tmp_path,
+        "dave",
+        aor=f"sip:dave@127.0.0.1:{node.sip_port}{uri_params}",
+        password=PASSWORDS["dave"],
+        regint=120,
+        answermode=answermode,
+        host=ON_1,
+    )
+
+
 def test_a_phone_on_tcp_is_reached_on_its_connection_from_any_worker(
     node: OffhookServer, tmp_path: Path
 ) -> None:
-    require_binary("baresip")
-    dave = Baresip(
-        tmp_path,
-        "dave",
-        aor=f"sip:dave@127.0.0.1:{node.sip_port};transport=tcp",
-        password=PASSWORDS["dave"],
-        regint=120,
-        answermode="auto",
-        host=ON_1,
-    )
+    dave = dave_phone(node, tmp_path, ";transport=tcp", answermode="auto")
     with dave:
         dave.wait_registered()
         (binding,) = until("worker 1 holds dave's binding", lambda: registered(node, 1, "dave"))
@@ -447,16 +454,8 @@ def test_forward_all_set_on_one_worker_routes_calls_on_the_other(
 def test_a_busy_lamp_follows_a_call_on_another_worker(node: OffhookServer, tmp_path: Path) -> None:
     """carol's BLF of dave's line lives on worker 0 (her address's); erin's call to
     dave is worker 1's: the lamp still shows it ringing, in use and idle again."""
-    require_binary("baresip")
     work = sipp_dir(tmp_path, "sipp")
-    dave = Baresip(
-        tmp_path,
-        "dave",
-        aor=f"sip:dave@127.0.0.1:{node.sip_port}",
-        password=PASSWORDS["dave"],
-        regint=120,
-        host=ON_1,
-    )
+    dave = dave_phone(node, tmp_path)
     blf = Sipp(
         work,
         "subscribe_dialog.xml",

@@ -261,9 +261,8 @@ class WorkerContext:
         return tuple(i for i in range(self.workers) if i != self.index)
 
     def _to_others(self, data: bytes) -> None:
-        for other in range(self.workers):
-            if other != self.index:
-                self._send(other, data)
+        for other in self._others():
+            self._send(other, data)
 
     def share_account_failures(self, guard: AuthGuard, now: Callable[[], float]) -> None:
         """Send this worker's account failures to the others, and add theirs to ``guard``."""
@@ -401,10 +400,7 @@ class WorkerContext:
         transport.forward_message = self._forward_message
         transport.relay = self._relay
         await transport.serve_adopted()
-        ask = encode(TableRequest(self.index))
-        for other in range(self.workers):
-            if other != self.index:
-                self._send(other, ask)
+        self._to_others(encode(TableRequest(self.index)))
 
     def _readable(self) -> None:
         sock = self._sock
@@ -465,7 +461,7 @@ class WorkerContext:
                 engine.lines.remote(peer, message.dn, message.partition, message.view)
         elif isinstance(message, Setting):
             self._adopt(message.event)
-        elif 0 <= message.index < self.workers and message.index != self.index:
+        elif message.index in self._others():
             if self._store is not None:
                 for put in self._store.table():
                     self._send(message.index, encode(put))

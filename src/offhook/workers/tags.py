@@ -71,12 +71,16 @@ def owner(data: bytes) -> int | None:
     return _index(_CALL_ID.search(data, 0, end))
 
 
-def forward_to(data: bytes, me: int, workers: int) -> int | None:
-    """Another worker of ``workers`` that owns the datagram, or None to handle it here."""
-    index = owner(data)
+def _another(index: int | None, me: int, workers: int) -> int | None:
+    """``index`` when it names another worker of the node, else None (handle here)."""
     if index is None or index == me or index >= workers:
         return None
     return index
+
+
+def forward_to(data: bytes, me: int, workers: int) -> int | None:
+    """Another worker of ``workers`` that owns the datagram, or None to handle it here."""
+    return _another(owner(data), me, workers)
 
 
 def _raw(text: str) -> bytes:
@@ -104,7 +108,4 @@ def message_owner(msg: SipMessage) -> int | None:
 
 def message_forward_to(msg: SipMessage, me: int, workers: int) -> int | None:
     """:func:`forward_to` for a parsed message."""
-    index = message_owner(msg)
-    if index is None or index == me or index >= workers:
-        return None
-    return index
+    return _another(message_owner(msg), me, workers)

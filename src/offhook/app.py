@@ -34,6 +34,7 @@ import signal
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,7 @@ from offhook.sip.transaction import TransactionLayer
 from offhook.sip.trunks import TrunkMonitor, TrunkTarget
 from offhook.tftp.provision import Provisioning
 from offhook.workers.context import WorkerContext as Worker
+from offhook.workers.node_leg import NodeLegFactory
 from offhook.workers.replica import ReplicatedLocationStore
 from offhook.workers.supervisor import serve as serve_workers
 
@@ -290,7 +292,7 @@ async def run(
     engine.cfna_timer = settings.features.cfna_timer
     engine.max_forward_hops = settings.features.max_forward_hops
     cdr_writer = node.cdr_writer = CdrWriter(CdrRepository(db), cdr_row, batch=CDR_BATCH)
-    bus.subscribe(CallEnded, lambda ev: cdr_writer.submit(ev.record))
+    bus.subscribe(CallEnded, partial(record_call, cdr_writer))
     # What phones set (forward all, DND, hunt login) and MWI: stored like CDRs, off the
     # call path, and given back before any listener starts.
     feature_store = FeatureSettingsWriter(db)
@@ -432,6 +434,8 @@ async def run(
     sccp_listener: SccpListener | None = None
     if settings.sccp.enabled:
         sccp_listener = await start_sccp(node, engine, locations, counters, auto_devices, db)
+    elif worker is not None:  # SCCP phones another worker holds: called through it
+        engine.register_factory("sccp", NodeLegFactory(endpoint, worker.index))
 
     # Phone provisioning (TFTP + HTTP): a port it cannot bind is logged, not fatal.
     provisioning: Provisioning | None = None
@@ -724,6 +728,12 @@ def serve(settings: Settings, config_path: Path | None = None, worker: Worker | 
         log.error("cannot start: %s", exc)
         return 1
     return 0
+
+
+def record_call(writer: CdrWriter[CallRecord], event: CallEnded) -> None:
+    """The call's CDR, unless it is a node leg's far half (another worker records it)."""
+    if not event.record.internal:
+        writer.submit(event.record)
 
 
 def auth_guard(settings: Settings, worker: Worker | None = None) -> AuthGuard:

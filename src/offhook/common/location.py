@@ -34,6 +34,9 @@ class Binding:
     registered_at: float = 0.0  # wall clock, for display
     node: str = ""
     firmware: str = ""  # the load the device said it runs ("" unknown; SCCP phones tell)
+    # Another worker process of this node holds the device (a copy of its binding,
+    # ``offhook.workers.replica``): its index; -1: this process does.
+    worker: int = -1
 
     def with_expiry(self, expires_at: float) -> Binding:
         return replace(self, expires_at=expires_at)

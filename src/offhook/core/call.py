@@ -65,6 +65,7 @@ class Call:
         "holds",
         "hunt",
         "id",
+        "internal",
         "peers",
         "pending",
         "relayed",
@@ -129,6 +130,9 @@ class Call:
         # Directory numbers (dn, partition) this call was offered to: a forward
         # back to one of them is a loop.
         self.visited: set[tuple[str, str]] = set()
+        # The far half of a call another worker of the node routed here (its node
+        # leg, ``ring_device``): that worker keeps the call's record.
+        self.internal = False
 
     def __repr__(self) -> str:
         return f"<Call {self.id} {self.setup.called!r} {self.state.value}>"
@@ -185,6 +189,7 @@ class Call:
             extra=tuple(sorted(self.extra.items())),
             last_redirecting=last.number if last is not None else "",
             redirect_reason=last.reason.value if last is not None else "",
+            internal=self.internal,
         )
 
     def status(self) -> CallStatus:

@@ -220,6 +220,15 @@ class CallEngine(RoutingOps, FeatureOps, CoverageOps, CtiOps):
     def setup(self, leg: Leg, setup: Setup) -> None:
         self._post(partial(self._do_setup, leg, setup))
 
+    def ring_device(self, leg: Leg, setup: Setup, device: str, line: tuple[str, str]) -> None:
+        """``setup`` but ringing only ``device`` on ``line``: a call another worker routed.
+
+        That worker (the call's owner) analysed the number and applies the
+        line's coverage; here the device is offered the call as it is, with no
+        dial plan, no forward and no call record (``routing.ring_one``).
+        """
+        self._post(partial(self._do_setup, leg, setup, partial(self.ring_one, device, line)))
+
     def on_progress(self, leg: Leg, media: MediaDescription | None = None) -> None:
         self._post(partial(self._do_early, leg, media, LegEvent.PROGRESS))
 

@@ -45,6 +45,9 @@ class CallRecord:
     # as CallManager's CDR lastRedirectDn / lastRedirectRedirectReason.
     last_redirecting: str = ""
     redirect_reason: str = ""
+    # The far half of a call another worker of the node owns and records
+    # (``CallEngine.ring_device``): no CDR of its own.
+    internal: bool = False
 
 
 @dataclass(frozen=True, slots=True)

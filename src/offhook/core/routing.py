@@ -88,6 +88,28 @@ class RoutingOps:
             return
         self.analyse(call, setup, self.css_of(leg))
 
+    def ring_one(
+        self, device: str, line: tuple[str, str], call: Call, leg: Leg, setup: Setup
+    ) -> None:
+        """Offer ``call`` to this process's bindings of ``device`` only (``ring_device``)."""
+        call.internal = True
+        snapshot = self._snapshot()
+        calling = self._calling_party(snapshot, leg, setup.calling)
+        self._bus.publish(CallStarted(call.id, calling, setup.called, leg.device, call.start))
+        now = self._clock.monotonic()
+        bindings = [b for b in self._locations.bindings(device, now) if b.worker < 0]
+        if not bindings:
+            self._end_call(call, Cause.SUBSCRIBER_ABSENT)
+            return
+        if self._over_limit(snapshot, device):
+            self._end_call(call, Cause.USER_BUSY)
+            return
+        self.arm_ring_timeout(call)  # the owner's coverage decides; this is a backstop
+        for binding in bindings:
+            self._start_fork(call, binding, setup, line=line)
+        if not call.ringing_forks():
+            self._end_call(call, select_cause(call.failures))
+
     @property
     def engine(self) -> CallEngine:
         return cast("CallEngine", self)

@@ -76,6 +76,7 @@ from offhook.net.trunk_admission import TrunkTable
 from offhook.sip.codec import StreamFramer, parse_message, salvage_for_400
 from offhook.sip.ingress import is_ongoing
 from offhook.sip.message import SipMessage, SipRequest, SipResponse, make_response, split_list
+from offhook.sip.node_ring import NODE
 
 log = logging.getLogger("offhook.sip.transport")
 
@@ -303,6 +304,9 @@ class SipTransport:
         # when it was passed to that worker to write (offhook.workers), which
         # reports back (the callback) when it cannot be written.
         self.relay: Callable[[bytes, Addr, Callable[[], None] | None], bool] | None = None
+        # A message of a call between this node's workers (transport ``node``, the
+        # node leg): True when it was passed to the worker it is for.
+        self.node_send: Callable[[bytes, Addr, Callable[[], None] | None], bool] | None = None
         self._limits = limits or TransportLimits()
         self.guard = ListenerGuard(
             self._limits, allow, lambda reason, host: self.reject(reason, (host, 0))
@@ -509,7 +513,7 @@ class SipTransport:
         """A datagram past the defences, or a message another worker passed on (read
         from a datagram or, ``transport`` tcp, from a connection it holds): parse, deliver."""
         peek = self.peek
-        if peek is not None and peek(data, addr):
+        if peek is not None and transport != NODE and peek(data, addr):
             return  # shed before the full parse (only while overloaded)
         try:
             msg = parse_message(data, self._limits.max_message)
@@ -586,6 +590,11 @@ class SipTransport:
         if self.closed:
             return
         data = msg if isinstance(msg, bytes) else msg.serialize()  # type: ignore[attr-defined]
+        if transport == NODE:
+            node_send = self.node_send
+            if (node_send is None or not node_send(data, addr, on_error)) and on_error:
+                self.loop.call_soon(on_error)
+            return
         if ip_version(addr[0]) is None:
             self._send_to_name(data, addr, transport, on_error)
             return

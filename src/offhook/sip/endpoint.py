@@ -81,6 +81,7 @@ from offhook.sip.inbound_leg import InboundLeg
 from offhook.sip.incoming_call import CallIntake
 from offhook.sip.legs import SDP, USER_AGENT, Addr, SipLeg, message_head
 from offhook.sip.message import Headers, SipMessage, SipRequest, SipResponse, make_response
+from offhook.sip.node_ring import NODE
 from offhook.sip.outbound_leg import SipLegFactory
 from offhook.sip.refusals import out_of_dialog_answer
 from offhook.sip.registrar import Registrar
@@ -310,7 +311,12 @@ class SipEndpoint:
             gate = self.auth_gate
             # Out-of-dialog requests (what may authenticate) pass the failed-login
             # guard first; ACK, CANCEL and in-dialog requests never authenticate.
-            if gate is not None and msg.method not in ("ACK", "CANCEL") and not msg.to_tag:
+            if (
+                gate is not None
+                and msg.method not in ("ACK", "CANCEL")
+                and not msg.to_tag
+                and transport != NODE  # another worker of this node: trusted
+            ):
                 delay = gate.admit(addr)
                 if delay is None:
                     self.counters["blocked_requests"] += 1
@@ -340,6 +346,9 @@ class SipEndpoint:
         self._receive_request(msg, addr, transport, self.loop.time())
 
     def _receive_request(self, msg: SipRequest, addr: Addr, transport: str, now: float) -> None:
+        if transport == NODE:
+            self._receive_from_node(msg, addr, now)
+            return
         if msg.method != "ACK":
             # Overload shedding first: it is cheaper than the full check (a fifth of it).
             shedding = self.overload is not None and self.overload.overloaded
@@ -358,6 +367,25 @@ class SipEndpoint:
             if not msg.to_tag and self._answered_statelessly(msg, addr, transport):
                 return
         self.process(self.txl.receive_request(msg, addr, transport, now))
+        self.flush()
+
+    def _receive_from_node(self, msg: SipRequest, addr: Addr, now: float) -> None:
+        """A request of a call between this node's workers (the node leg).
+
+        The worker that sent it admitted the call (overload, digest, plan), so
+        nothing is shed or challenged here; only what a node leg sends is
+        taken: a new INVITE, and what belongs to its transaction or dialog.
+        """
+        if msg.method != "ACK":
+            verdict = check_request(msg, known=self.known_good)
+            refused = not msg.to_tag and msg.method not in ("INVITE", "CANCEL")
+            if verdict is not None or refused:
+                status, reason = (403, "Not A Node Leg Request") if verdict is None else verdict[:2]
+                self.counters["rejected_requests"] += 1
+                self.txl.send_stateless(make_response(msg, status, reason), addr, NODE)
+                self.flush()
+                return
+        self.process(self.txl.receive_request(msg, addr, NODE, now))
         self.flush()
 
     def _shed(self, req: SipRequest, addr: Addr, transport: str) -> bool:

@@ -15,6 +15,10 @@ match to a dialog:
 * the offer (none: a delayed offer; unusable: 488/400) and the session
   timer (RFC 4028 §9: 422 with our Min-SE when the interval asked for is
   too short, 400 when it is malformed);
+* from another worker of this node (transport ``node``, its local bus: a
+  call that worker owns and routed to a device held here): no digest, no
+  dial plan; ``X-Offhook-Ring`` (``node_ring``) names the one device and
+  line to ring (``engine.ring_device``);
 * ``Replaces`` (RFC 3891): the INVITE takes the place of one of our
   dialogs. It is looked up (``replaces.dialog_ids``) and judged by
   ``replaces.verdict`` (481 none or the caller's own early dialog, 603
@@ -25,6 +29,7 @@ match to a dialog:
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from offhook.common.errors import ParseError
@@ -39,6 +44,7 @@ from offhook.sip.headers import parse_name_addr
 from offhook.sip.inbound_leg import InboundLeg
 from offhook.sip.legs import Addr, SipLeg
 from offhook.sip.message import SipRequest, SipResponse, derived_tag, make_response
+from offhook.sip.node_ring import NODE, RING_HEADER, NodeRing, parse_ring
 from offhook.sip.outbound_leg import OutboundLeg
 from offhook.sip.replaces import Found, dialog_ids, parse_replaces, verdict
 from offhook.sip.sdpmap import sdp_to_media
@@ -60,6 +66,9 @@ class CallIntake:
 
     def on_invite(self, key: TxnKey, req: SipRequest, addr: Addr, transport: str) -> None:
         ep = self.ep
+        if transport == NODE:
+            self.on_node_invite(key, req, addr)
+            return
         trunk = ep.trunk_for(addr) if ep.trunk_for is not None else None
         if trunk is not None:
             self.on_trunk_invite(key, req, addr, transport, trunk)
@@ -125,6 +134,26 @@ class CallIntake:
         diversions = self._diversions(req)
         self._start(key, req, addr, transport, trunk.name, trunk.css, calling, called, diversions)
 
+    def on_node_invite(self, key: TxnKey, req: SipRequest, addr: Addr) -> None:
+        """A call another worker routed to a device here: ring exactly what it names."""
+        try:
+            ring = parse_ring(req.headers.get(RING_HEADER) or "")
+            called = parse_uri(req.uri).user_unescaped or ""
+            caller = parse_name_addr(req.headers.get("From") or "")
+        except ParseError:
+            self.ep.respond(key, make_response(req, 400, to_tag=new_tag()))
+            return
+        number = caller.uri.user_unescaped or ""
+        calling = PartyInfo(
+            number=number,
+            name=caller.display or "",
+            device=ring.caller,
+            presentation_allowed=number.lower() != "anonymous",
+        )
+        device = ring.caller or NODE
+        diversions = self._diversions(req)
+        self._start(key, req, addr, NODE, device, None, calling, called, diversions, ring)
+
     def _diversions(self, req: SipRequest) -> tuple[Diversion, ...]:
         """The redirections of a trunk's call, oldest first (RFC 5806 Diversion)."""
         values = req.headers.get_all("Diversion")
@@ -148,6 +177,7 @@ class CallIntake:
         calling: PartyInfo,
         called: str,
         diversions: tuple[Diversion, ...] = (),
+        ring: NodeRing | None = None,
     ) -> None:
         """The checks every new call passes, then the leg and the call (or the replacement)."""
         ep = self.ep
@@ -171,7 +201,10 @@ class CallIntake:
             original_called=diversions[0].number if diversions else called,
             diversions=diversions,
         )
-        if replaced is None:
+        if ring is not None:
+            setup = replace(setup, auto_answer=ring.auto_answer, silent=ring.silent)
+            ep.engine.ring_device(leg, setup, ring.device, (ring.dn, ring.partition))
+        elif replaced is None:
             ep.engine.setup(leg, setup)
         else:
             ep.engine.replace(leg, replaced, setup)

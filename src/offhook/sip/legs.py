@@ -39,6 +39,7 @@ from offhook.sip.dialog import Dialog, DialogState
 from offhook.sip.dtmf_info import DTMF_RELAY, DigitQueue, parse_info_digit, relay_body
 from offhook.sip.extensions import ALLOW, SUPPORTED
 from offhook.sip.message import SipMessage, SipRequest, SipResponse, make_response
+from offhook.sip.node_ring import NODE
 from offhook.sip.offers import MidCallOffers
 from offhook.sip.refer_leg import ReferHandler
 from offhook.sip.sdpmap import SdpWriter
@@ -91,8 +92,8 @@ class SipLeg(LegDriver):
     def body_for(self, media: MediaDescription | None) -> bytes:
         if media is None:
             return b""
-        if self.ep.bridge is not None:
-            media = self._bridged(media)
+        if self.ep.bridge is not None and self.transport != NODE:
+            media = self._bridged(media)  # a node leg's far end bridges for its device
         self.last_sdp = self.writer.write(media)
         return self.last_sdp
 

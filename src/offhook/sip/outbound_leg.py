@@ -139,6 +139,7 @@ class OutboundLeg(SipLeg):
             *self._redirections(setup, host),
             *(AUTO_ANSWER if setup.auto_answer else ()),
             *(SILENT if setup.silent and not setup.auto_answer else ()),
+            *self.extra_headers(setup),
             *ep.common_headers(),
         ]
         self.offered_interval = self.session.interval
@@ -147,6 +148,10 @@ class OutboundLeg(SipLeg):
         req = SipRequest(method="INVITE", uri=target, headers=Headers(items), body=body)
         self.invite = req
         ep.request(req, self.dest, self.transport, self)
+
+    def extra_headers(self, setup: Setup) -> list[tuple[str, str]]:
+        """Headers a kind of outbound leg adds to its INVITE (none here)."""
+        return []
 
     @staticmethod
     def _redirections(setup: Setup, host: str) -> list[tuple[str, str]]:

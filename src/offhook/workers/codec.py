@@ -12,8 +12,11 @@ One message is one Unix datagram: a kind byte, then its body.
   ``ref`` (0: none) asks for an ``X`` back when they cannot be written;
 - ``X`` :class:`StreamFailed`: ``u32 ref``: the bytes of that ``W`` could not
   be written (no connection could be opened to the peer);
-- ``P`` :class:`Put`: a SIP binding added or refreshed on the sender, as JSON
-  (its expiry as seconds left, ``ttl``: each process has its own clock);
+- ``N`` :class:`NodeSip`: a SIP message of a call between two workers (the
+  node leg, ``workers.node_leg``): ``u8 sender``, the message;
+- ``P`` :class:`Put`: a SIP or SCCP binding added or refreshed on the sender,
+  as JSON (its expiry as seconds left, ``ttl``: each process has its own
+  clock; ``worker``: the worker that holds the device);
 - ``D`` :class:`Remove`: a binding (``contact``) or every binding of a
   device (``contact`` null) removed on the sender, as JSON;
 - ``T`` :class:`TableRequest`: "send me every binding you hold" from a
@@ -77,6 +80,12 @@ class StreamFailed:
 
 
 @dataclass(frozen=True, slots=True)
+class NodeSip:
+    data: bytes
+    sender: int
+
+
+@dataclass(frozen=True, slots=True)
 class Put:
     binding: Binding  # its expires_at is the ttl here (seconds left)
 
@@ -114,6 +123,7 @@ Message = (
     Forward
     | StreamWrite
     | StreamFailed
+    | NodeSip
     | Put
     | Remove
     | TableRequest
@@ -140,6 +150,8 @@ def encode(message: Message) -> bytes:
         return _addressed(head, message.dest, message.data)
     if isinstance(message, StreamFailed):
         return b"X" + struct.pack("!I", message.ref)
+    if isinstance(message, NodeSip):
+        return b"N" + struct.pack("!B", message.sender) + message.data
     if isinstance(message, Put):
         b = message.binding
         body = {
@@ -148,6 +160,7 @@ def encode(message: Message) -> bytes:
             "source": [b.source[0], b.source[1]],
             "cseq": b.cseq,
             "registered_at": b.registered_at,
+            "worker": b.worker,
         }
         return b"P" + json.dumps(body, allow_nan=False, separators=(",", ":")).encode()
     if isinstance(message, Remove):
@@ -190,6 +203,10 @@ def decode(data: bytes) -> Message:
         if len(body) != 4:
             raise BusError("stream failed: four bytes")
         return StreamFailed(struct.unpack("!I", body)[0])
+    if kind == b"N":
+        if len(body) < 2 or len(body) > 1 + MAX_DATAGRAM:
+            raise BusError("node message: a sender and 1 to 65535 bytes")
+        return NodeSip(body[1:], body[0])
     if kind == b"T":
         if len(body) != 1:
             raise BusError("table request: one byte")
@@ -308,6 +325,9 @@ def _put(obj: dict[str, object]) -> Put:
     fields = {k: _str(obj, k) for k in _STR_FIELDS + _STR_FIELDS_OPT}
     if not fields["device"] or not fields["contact"]:
         raise BusError("binding without device or contact")
+    worker = obj.get("worker")
+    if isinstance(worker, bool) or not isinstance(worker, int) or not 0 <= worker < 256:
+        raise BusError("worker: not the index of the worker that holds the device")
     ttl = _num(obj, "ttl")
     return Put(
         Binding(
@@ -315,6 +335,7 @@ def _put(obj: dict[str, object]) -> Put:
             source=(source[0], source[1]),
             cseq=cseq,
             registered_at=_num(obj, "registered_at"),
+            worker=worker,
             **fields,
         )
     )

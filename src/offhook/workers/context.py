@@ -19,6 +19,10 @@ supervisor) and its end of the local bus: a Unix datagram socket
 - ``share_account_failures(guard, now)``: every ``SHARE_EVERY`` seconds the
   failed logins this worker counted against accounts go to the others, and
   theirs are added here (``net.authguard``: an account's count is the node's);
+- ``attach(transport)`` also carries the ``node`` transport: the SIP
+  messages of a call between two workers (``node_leg``: a call this worker
+  owns to an SCCP phone another worker holds, through a SIP dialog with
+  that worker), as ``N``;
 - ``attach(transport)``: the bus is read from then on, and the transport
   passes each datagram of another worker's dialog on (``tags.forward_to``)
   before parsing it; a datagram passed to this worker goes into the
@@ -65,6 +69,7 @@ from offhook.core.features.state import FeatureState
 from offhook.db.feature_state import FEATURE_EVENTS, FeatureEvent
 from offhook.net.authguard import AuthGuard
 from offhook.sip.message import SipMessage, SipRequest, SipResponse
+from offhook.sip.node_ring import NODE
 from offhook.workers.codec import (
     MAX_ACCOUNTS,
     MAX_DATAGRAM,
@@ -73,6 +78,7 @@ from offhook.workers.codec import (
     Forward,
     LineShare,
     Message,
+    NodeSip,
     Put,
     Remove,
     Setting,
@@ -82,6 +88,7 @@ from offhook.workers.codec import (
     decode,
     encode,
 )
+from offhook.workers.node_leg import NodeLink, node_address
 from offhook.workers.replica import ReplicatedLocationStore
 from offhook.workers.reuseport import home_of
 from offhook.workers.tags import forward_to, message_forward_to
@@ -112,6 +119,7 @@ class Transport(Protocol):
 
     forward_message: Callable[[SipMessage, Addr], bool] | None
     relay: Callable[[bytes, Addr, Callable[[], None] | None], bool] | None
+    node_send: Callable[[bytes, Addr, Callable[[], None] | None], bool] | None
 
     def admitted(self, data: bytes, addr: Addr, transport: str = "udp") -> None: ...
 
@@ -165,6 +173,7 @@ class WorkerContext:
     # ref -> (when given up, the sender's error callback) of relayed TCP messages
     _relays: OrderedDict[int, tuple[float, Callable[[], None]]] = field(default_factory=OrderedDict)
     _next_ref: int = 0
+    _node: NodeLink | None = None
     adopting: bool = False  # while another worker's setting is applied here
 
     @property
@@ -172,7 +181,7 @@ class WorkerContext:
         return Ids.for_worker(self.index)
 
     def locations(self, now: Callable[[], float]) -> ReplicatedLocationStore:
-        self._store = ReplicatedLocationStore(self._publish, now)
+        self._store = ReplicatedLocationStore(self._publish, now, self.index)
         return self._store
 
     # --- sending ---------------------------------------------------------
@@ -399,6 +408,8 @@ class WorkerContext:
         transport.forward = self._forward
         transport.forward_message = self._forward_message
         transport.relay = self._relay
+        self._node = NodeLink(self.index, self.workers, self._send)
+        transport.node_send = self._node.send
         await transport.serve_adopted()
         self._to_others(encode(TableRequest(self.index)))
 
@@ -441,6 +452,11 @@ class WorkerContext:
                 if message.ref and message.sender in self._others():
                     report = partial(self._relay_failed, message.sender, message.ref)
                 self._transport.write_stream(message.data, message.dest, report)
+        elif isinstance(message, NodeSip):
+            node, transport = self._node, self._transport
+            if node is not None and transport is not None and message.sender in self._others():
+                node.received += 1
+                transport.admitted(message.data, node_address(message.sender), NODE)
         elif isinstance(message, StreamFailed):
             entry = self._relays.pop(message.ref, None)
             if entry is not None:
@@ -463,6 +479,7 @@ class WorkerContext:
             self._adopt(message.event)
         elif message.index in self._others():
             if self._store is not None:
+                self._store.forget_worker(message.index)  # its predecessor's SCCP phones
                 for put in self._store.table():
                     self._send(message.index, encode(put))
             self._send_state(message.index)
@@ -482,4 +499,16 @@ class WorkerContext:
                 os.unlink(bus_path(self.bus_dir, self.index))
 
     def status(self) -> dict[str, Any]:
-        return {"index": self.index, "workers": self.workers, "pid": os.getpid(), **self.counters}
+        node = self._node
+        legs = {
+            "node_sent": node.sent if node is not None else 0,
+            "node_received": node.received if node is not None else 0,
+            "node_failed": node.failed if node is not None else 0,
+        }
+        return {
+            "index": self.index,
+            "workers": self.workers,
+            "pid": os.getpid(),
+            **self.counters,
+            **legs,
+        }

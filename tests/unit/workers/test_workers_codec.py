@@ -20,6 +20,7 @@ from offhook.workers.codec import (
     Forward,
     LineShare,
     Message,
+    NodeSip,
     Put,
     Remove,
     Setting,
@@ -29,14 +30,14 @@ from offhook.workers.codec import (
     decode,
     encode,
 )
-from offhook.workers.replica import ReplicatedLocationStore
+from offhook.workers.replica import REPUBLISH, ReplicatedLocationStore
 
 HOSTS = st.sampled_from(["127.0.0.1", "127.0.0.3", "::1", "2001:db8::7", "192.0.2.1"])
 TEXT = st.text(max_size=40)
 BINDINGS = st.builds(
     Binding,
     device=st.text(min_size=1, max_size=20),
-    protocol=st.just("sip"),
+    protocol=st.sampled_from(["sip", "sccp"]),
     contact=st.text(min_size=1, max_size=40),
     expires_at=st.floats(min_value=0, max_value=1e6),
     source=st.tuples(st.text(max_size=20), st.integers(0, 65535)),
@@ -48,6 +49,7 @@ BINDINGS = st.builds(
     registered_at=st.floats(min_value=0, max_value=2e9),
     node=TEXT,
     firmware=TEXT,
+    worker=st.integers(0, 255),
 )
 NAMES = st.text(min_size=1, max_size=20)
 COUNTS = st.integers(0, 10_000)
@@ -80,6 +82,7 @@ MESSAGES: st.SearchStrategy[Message] = st.one_of(
         st.integers(0, 2**32 - 1),
     ),
     st.builds(StreamFailed, st.integers(0, 2**32 - 1)),
+    st.builds(NodeSip, st.binary(min_size=1, max_size=2000), st.integers(0, 255)),
     st.builds(Put, BINDINGS),
     st.builds(Remove, st.text(min_size=1, max_size=20), st.one_of(st.none(), TEXT)),
     st.builds(TableRequest, st.integers(0, 255)),
@@ -130,6 +133,12 @@ def test_any_bytes_decode_or_raise_bus_error(data: bytes) -> None:
         b'P{"device":"","contact":"c","source":["h",1]}',
         b'P{"device":"d","contact":"c","source":["h",1],"ttl":1e999}',
         b'P{"device":"d","contact":"c","source":["h",1],"cseq":true}',
+        b'P{"device":"d","contact":"c","source":["h",1]}',  # no worker
+        b'P{"device":"d","contact":"c","source":["h",1],"worker":-1}',
+        b'P{"device":"d","contact":"c","source":["h",1],"worker":256}',
+        b'P{"device":"d","contact":"c","source":["h",1],"worker":true}',
+        b"N",
+        b"N\x01",  # a sender, no message
         b'D{"device":"d","contact":5}',
         b"D\xff",
         b"A{}",
@@ -169,37 +178,73 @@ class Clock:
         return self.now
 
 
-def binding(device: str, contact: str, expires_at: float, protocol: str = "sip") -> Binding:
-    return Binding(device, protocol, contact, expires_at, ("127.0.0.3", 5062))
+def binding(
+    device: str, contact: str, expires_at: float, protocol: str = "sip", worker: int = -1
+) -> Binding:
+    return Binding(device, protocol, contact, expires_at, ("127.0.0.3", 5062), worker=worker)
 
 
 def test_replication_between_two_stores() -> None:
     a_clock, b_clock = Clock(), Clock()
     b_clock.now = 50.0  # another process: another clock
     to_b: list[Message] = []
-    a = ReplicatedLocationStore(to_b.append, a_clock)
+    a = ReplicatedLocationStore(to_b.append, a_clock, index=1)
     b = ReplicatedLocationStore(lambda m: pytest.fail(f"b published {m}"), b_clock)
 
     a.put(binding("dave", "sip:dave@h:1", 1300.0))
-    a.put(binding("scp", "sccp:x", 1300.0, protocol="sccp"))  # not replicated
     a.put(binding("cti", "cti:x", math.inf))  # never expires: not replicated
+    a.put(binding("copy", "sip:c@h:1", 1300.0, worker=2))  # a copy of worker 2's: not sent on
     assert [type(m) for m in to_b] == [Put]
     put = to_b[0]
     assert isinstance(put, Put) and put.binding.expires_at == 300.0  # seconds left
+    assert put.binding.worker == 1  # marked with the worker that holds the device
     heard: list[tuple[str, int]] = []
     b.on_applied = lambda device: heard.append((device, b.count()))
     b.apply(decode(encode(put)))  # type: ignore[arg-type]
     assert heard == [("dave", 1)]  # told once the copy is in
-    assert [x.expires_at for x in b.bindings("dave", b_clock.now)] == [350.0]
-    assert b.bindings("scp", 0) == []
+    assert [(x.expires_at, x.worker) for x in b.bindings("dave", b_clock.now)] == [(350.0, 1)]
 
     a.remove("dave", "sip:dave@h:1")
     a.remove("dave", "sip:dave@h:1")  # nothing left: nothing sent
-    a.remove("scp", "sccp:x")
+    a.remove("copy", "sip:c@h:1")  # a copy: its worker says so itself
     b.apply(to_b[-1])  # type: ignore[arg-type]
     assert len(to_b) == 2 and b.all(b_clock.now) == []
     assert b.applied == 2
     assert heard == [("dave", 1), ("dave", 0)]  # and once it is gone
+
+
+def test_sccp_bindings_travel_and_keepalives_only_when_they_add_enough() -> None:
+    """An SCCP phone's binding goes to the others, marked with its worker; a keepalive's
+    refresh goes on only once it extends the copies by REPUBLISH seconds (or the phone
+    moved); a worker that is replaced takes its phones' copies with it."""
+    clock = Clock()
+    sent: list[Message] = []
+    a = ReplicatedLocationStore(sent.append, clock, index=0)
+    phone = binding("SEP1", "sccp:SEP1", clock.now + 3600, protocol="sccp")
+    a.put(phone)
+    assert len(sent) == 1
+    clock.now += 30
+    a.put(phone.with_expiry(clock.now + 3600))  # a keepalive: 30 s more
+    assert len(sent) == 1
+    clock.now += REPUBLISH
+    a.put(phone.with_expiry(clock.now + 3600))
+    assert len(sent) == 2
+    moved = Binding("SEP1", "sccp", "sccp:SEP1", clock.now + 3600, ("127.0.0.9", 40000))
+    a.put(moved)  # the same phone from elsewhere: at once
+    assert len(sent) == 3
+    b = ReplicatedLocationStore(sent.append, clock, index=1)
+    for message in sent:
+        b.apply(decode(encode(message)))  # type: ignore[arg-type]
+    [copy] = b.bindings("SEP1", clock.now)
+    assert (copy.protocol, copy.worker, copy.source) == ("sccp", 0, ("127.0.0.9", 40000))
+    assert list(b.table()) == []  # a copy: each worker sends its own table
+    b.put(binding("erin", "sip:erin@h", clock.now + 100))
+    assert b.forget_worker(0) == ["SEP1"]
+    assert b.bindings("SEP1", clock.now) == [] and len(b.bindings("erin", clock.now)) == 1
+    a.remove_device("SEP1")
+    assert sent[-1] == Remove("SEP1", None)
+    a.put(phone.with_expiry(clock.now + 3600))  # back after an unregister: sent again
+    assert isinstance(sent[-1], Put)
 
 
 def test_remove_device_and_table() -> None:
@@ -209,7 +254,7 @@ def test_remove_device_and_table() -> None:
     a.put(binding("dave", "sip:1", 1100.0))
     a.put(binding("dave", "sip:2", 1200.0))
     assert sorted(p.binding.expires_at for p in a.table()) == [100.0, 200.0]
-    b = ReplicatedLocationStore(sent.append, clock)
+    b = ReplicatedLocationStore(sent.append, clock, index=1)
     for put in a.table():
         b.apply(put)
     assert b.count() == 2
@@ -227,7 +272,7 @@ def test_remove_device_and_table() -> None:
 def test_copies_expire_by_the_receivers_clock() -> None:
     clock = Clock()
     b = ReplicatedLocationStore(lambda m: None, clock)
-    b.apply(Put(binding("dave", "sip:1", 30.0)))
+    b.apply(Put(binding("dave", "sip:1", 30.0, worker=1)))
     clock.now += 31
     assert [x.device for x in b.expire(clock.now)] == ["dave"]
 

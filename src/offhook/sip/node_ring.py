@@ -1,0 +1,82 @@
+"""What a node leg's INVITE asks of the worker it goes to: the ``X-Offhook-Ring`` header.
+
+A call between two worker processes of one node (``offhook.workers.node_leg``)
+is a SIP dialog over their local bus (transport ``node``). The worker that
+owns the call has already analysed the number and chosen the device, so the
+INVITE says exactly what to ring: the device, the line appearance (DN and
+partition) it rings on, the calling device, and how (auto-answer, silent).
+The far worker rings that device and nothing else (``CallEngine.ring_device``).
+
+The header's form: ``;``-separated ``key=value`` items, every value
+percent-encoded (``urllib.parse.quote``, nothing safe), keys in any order,
+each at most once. :func:`parse_ring` raises ``ParseError`` and nothing else
+(``fuzz/fuzz_node_ring.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import quote, unquote
+
+from offhook.common.errors import ParseError
+
+NODE = "node"
+"""The transport of a call between two worker processes of this node (the node
+leg): only ever between them, over their local bus, never on a network."""
+RING_HEADER = "X-Offhook-Ring"
+MAX_RING = 1024  # characters of the header
+_KEYS = frozenset({"device", "dn", "partition", "caller", "auto", "silent"})
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRing:
+    device: str
+    dn: str
+    partition: str = ""
+    caller: str = ""  # the calling device on the owner ("" none, a trunk's name)
+    auto_answer: bool = False
+    silent: bool = False
+
+
+def format_ring(ring: NodeRing) -> str:
+    items = [
+        ("device", ring.device),
+        ("dn", ring.dn),
+        ("partition", ring.partition),
+        ("caller", ring.caller),
+    ]
+    text = ";".join(f"{key}={quote(value, safe='')}" for key, value in items)
+    flags = [name for name, on in (("auto", ring.auto_answer), ("silent", ring.silent)) if on]
+    return text + "".join(f";{name}=1" for name in flags)
+
+
+def parse_ring(value: str) -> NodeRing:
+    """The ring a header value asks for; ParseError(400) when it is not one."""
+    if len(value) > MAX_RING:
+        raise ParseError("ring: too long", 400)
+    fields: dict[str, str] = {}
+    for item in value.split(";"):
+        key, sep, raw = item.strip().partition("=")
+        if not sep or key not in _KEYS or key in fields:
+            raise ParseError(f"ring: bad item {item[:40]!r}", 400)
+        try:
+            text = unquote(raw, errors="strict") if "%" in raw else raw
+        except UnicodeDecodeError:
+            raise ParseError("ring: not UTF-8", 400) from None
+        if any(ord(c) < 0x20 or c == "\x7f" for c in text):
+            raise ParseError("ring: control character", 400)
+        fields[key] = text
+    device, dn = fields.get("device", ""), fields.get("dn", "")
+    if not device or not dn:
+        raise ParseError("ring: no device or dn", 400)
+    flags = {name: fields.get(name, "0") for name in ("auto", "silent")}
+    if any(flag not in ("0", "1") for flag in flags.values()):
+        raise ParseError("ring: a flag is 0 or 1", 400)
+    return NodeRing(
+        device=device,
+        dn=dn,
+        partition=fields.get("partition", ""),
+        caller=fields.get("caller", ""),
+        auto_answer=flags["auto"] == "1",
+        silent=flags["silent"] == "1",
+    )

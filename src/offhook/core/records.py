@@ -57,6 +57,7 @@ class CallStarted:
     called: str
     calling_device: str
     start: float
+    internal: bool = False  # a node leg's far half (``CallRecord.internal``)
 
 
 @dataclass(frozen=True, slots=True)

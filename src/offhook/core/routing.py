@@ -95,7 +95,8 @@ class RoutingOps:
         call.internal = True
         snapshot = self._snapshot()
         calling = self._calling_party(snapshot, leg, setup.calling)
-        self._bus.publish(CallStarted(call.id, calling, setup.called, leg.device, call.start))
+        started = CallStarted(call.id, calling, setup.called, leg.device, call.start, True)
+        self._bus.publish(started)
         now = self._clock.monotonic()
         bindings = [b for b in self._locations.bindings(device, now) if b.worker < 0]
         if not bindings:

@@ -3,7 +3,8 @@
 ``EventLog(bus, clock)`` subscribes one handler to the bus and writes, on
 the ``offhook.calls`` logger:
 
-- at the end of every call attempt, one INFO line (calling, called, Q.850
+- at the end of every call attempt (not a node leg's far half, which the worker
+  that owns the call logs), one INFO line (calling, called, Q.850
   cause, whether it was answered, its duration), like an access log;
 - at its start, a DEBUG line;
 - for a refused registration (``RegistrationRejected``), a WARNING, at most
@@ -69,9 +70,9 @@ class EventLog:
             )
 
     def _ended(self, event: CallEnded) -> None:
-        if not log.isEnabledFor(logging.INFO):
-            return
         r = event.record
+        if r.internal or not log.isEnabledFor(logging.INFO):
+            return  # a node leg's far half: the worker that owns the call logs it
         outcome = f"answered by {r.called_device}, {r.duration} s" if r.answer else "not answered"
         log.info(
             "call %s ended: %s (%s) -> %s, %s, cause %d (%s)",

@@ -129,6 +129,8 @@ class CallCounters:
             handler(event)
 
     def _started(self, event: CallStarted) -> None:
+        if event.internal:
+            return  # a node leg's far half: the worker that owns the call counts it
         self.attempts += 1
         live = self._live
         if len(live) >= MAX_LIVE_CALLS:
@@ -159,6 +161,8 @@ class CallCounters:
 
     def _ended(self, event: CallEnded) -> None:
         record = event.record
+        if record.internal:
+            return
         self._live.pop(record.call_id, None)
         _bump(self.ended, record.cause)
         if record.answer is None:

@@ -7,9 +7,10 @@ INVITE says exactly what to ring: the device, the line appearance (DN and
 partition) it rings on, the calling device, and how (auto-answer, silent).
 The far worker rings that device and nothing else (``CallEngine.ring_device``).
 
-The header's form: ``;``-separated ``key=value`` items, every value
-percent-encoded (``urllib.parse.quote``, nothing safe), keys in any order,
-each at most once. :func:`parse_ring` raises ``ParseError`` and nothing else
+The header's form: ASCII, ``;``-separated ``key=value`` items, every value
+percent-encoded (``urllib.parse.quote``, nothing safe; bytes that are not
+UTF-8 travel as lone surrogates, as the SIP parser keeps them), keys in any
+order, each at most once. :func:`parse_ring` raises ``ParseError`` and nothing else
 (``fuzz/fuzz_node_ring.py``).
 """
 
@@ -45,7 +46,9 @@ def format_ring(ring: NodeRing) -> str:
         ("partition", ring.partition),
         ("caller", ring.caller),
     ]
-    text = ";".join(f"{key}={quote(value, safe='')}" for key, value in items)
+    text = ";".join(
+        f"{key}={quote(value, safe='', errors='surrogateescape')}" for key, value in items
+    )
     flags = [name for name, on in (("auto", ring.auto_answer), ("silent", ring.silent)) if on]
     return text + "".join(f";{name}=1" for name in flags)
 
@@ -54,15 +57,15 @@ def parse_ring(value: str) -> NodeRing:
     """The ring a header value asks for; ParseError(400) when it is not one."""
     if len(value) > MAX_RING:
         raise ParseError("ring: too long", 400)
+    if not value.isascii():
+        raise ParseError("ring: not percent-encoded", 400)
     fields: dict[str, str] = {}
     for item in value.split(";"):
         key, sep, raw = item.strip().partition("=")
         if not sep or key not in _KEYS or key in fields:
             raise ParseError(f"ring: bad item {item[:40]!r}", 400)
-        try:
-            text = unquote(raw, errors="strict") if "%" in raw else raw
-        except UnicodeDecodeError:
-            raise ParseError("ring: not UTF-8", 400) from None
+        # Bytes that are not UTF-8 stay lone surrogates, as the SIP parser keeps them.
+        text = unquote(raw, errors="surrogateescape") if "%" in raw else raw
         if any(ord(c) < 0x20 or c == "\x7f" for c in text):
             raise ParseError("ring: control character", 400)
         fields[key] = text

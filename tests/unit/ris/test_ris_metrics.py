@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -352,3 +352,20 @@ def test_cti_journal_figures() -> None:
     sub.close()
     journal.dropped(sub)
     assert value(scrape(metrics), "offhook_cti_node_streams") == 0
+
+
+def test_a_node_legs_far_half_is_not_counted() -> None:
+    """The worker that owns a call counts it; the far half of its node leg on the
+    worker that holds the phone must not count it again (the node's figures are
+    the sum over the workers)."""
+    bus, _, metrics = node()
+    far = CallStarted("w0", PartyInfo("1004"), "1003", "dave", 1000.0, internal=True)
+    bus.publish(far)
+    bus.publish(CallAnswered("w0", "SEP1", 1001.0))
+    record = ended("w0", 16, answer=1001.0).record
+    bus.publish(CallEnded(replace(record, internal=True)))
+    text = scrape(metrics)
+    assert value(text, "offhook_call_attempts_total") == 0
+    assert value(text, "offhook_calls_answered_total") == 0
+    assert value(text, "offhook_calls_active") == 0
+    assert by_cause(text, "offhook_calls_ended_total") == {}

@@ -1,0 +1,204 @@
+"""SCCP phones on a node with two workers: called from a SIP phone another worker serves.
+
+SCCP runs in worker 0 (docs/workers.md). dave is a baresip (an implementation
+no one here wrote) on 127.0.0.3, the source address the kernel's program gives
+to worker 1; carol is the SCCP phone simulator (``support.sccp_phone``: real RTP
+ports, G.711 streams) connected to worker 0.
+
+- dave calls carol: worker 1 owns the call (dave's INVITE arrived there) and
+  reaches carol through worker 0 over the node leg (a SIP dialog on the bus,
+  ``workers.node_leg``). carol rings with dave's number and name, answers,
+  holds and resumes (a re-INVITE from worker 0 to worker 1 to dave and
+  back); RTP flows phone to phone both ways, counted by the simulator's
+  receive port and by baresip; dave hangs up and carol goes on hook. One CDR
+  row (worker 1's), none for the node leg's far half; each worker's counters
+  show the node leg's messages.
+- carol calls dave: worker 0 owns that call and reaches dave directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from interop.baresip import Baresip
+from interop.peers import require_binary
+from interop.test_workers import ON_1, registered, status, until
+from offhook.sccp.messages import (
+    CallInfo,
+    CallState,
+    OpenReceiveChannel,
+    SetRinger,
+    StartMediaTransmission,
+    StopMediaTransmission,
+)
+from offhook.sccp.templates import SoftKey
+from offhook.sccp.ui import CallStateCode
+from offhook.workers.reuseport import home_of
+from support.sccp_phone import SccpPhone
+from support.server import OffhookServer, device, plan_of
+
+CAROL = "SEP001122334466"
+DAVE_PASSWORD = "dave-Secret-4"
+PLAN: dict[str, Any] = plan_of([device("dave", DAVE_PASSWORD, "1004")])
+PLAN["devices"][0]["lines"][0]["display"] = "Dave Doe"
+PLAN["devices"].append(
+    {
+        "name": CAROL,
+        "protocol": "sccp",
+        "model": "7960",
+        "lines": [{"dn": "1003", "display": "Carol"}],
+    }
+)
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> Iterator[OffhookServer]:
+    require_binary("baresip")
+    server = OffhookServer(tmp_path, PLAN, extra_config={"node": {"workers": 2}})
+    server.start()
+    try:
+        for index in (0, 1):
+            until(f"worker {index} answers", lambda i=index: status(server, i)["worker"])
+        yield server
+    finally:
+        server.stop()
+
+
+def dave_phone(node: OffhookServer, tmp_path: Path) -> Baresip:
+    assert home_of(ON_1, 2) == 1
+    return Baresip(
+        tmp_path,
+        "dave",
+        aor=f"sip:dave@127.0.0.1:{node.sip_port}",
+        password=DAVE_PASSWORD,
+        regint=120,
+        host=ON_1,
+    )
+
+
+def state_is(code: CallStateCode) -> Any:
+    return lambda m: isinstance(m, CallState) and m.call_state == code
+
+
+def run(body: Any, timeout: float = 90.0) -> Any:
+    async def main() -> Any:
+        return await asyncio.wait_for(body(), timeout)
+
+    return asyncio.run(main())
+
+
+async def wait_event(ua: Baresip, event: str, timeout: float = 15.0, since: int = 0) -> Any:
+    return await asyncio.to_thread(ua.wait_event, event, timeout=timeout, since=since)
+
+
+def node_legs(node: OffhookServer, index: int) -> tuple[int, int]:
+    worker = status(node, index)["worker"]
+    return worker["node_sent"], worker["node_received"]
+
+
+def test_a_sip_phone_on_worker_1_calls_an_sccp_phone_on_worker_0(
+    node: OffhookServer, tmp_path: Path
+) -> None:
+    dave = dave_phone(node, tmp_path)
+    with dave:
+        dave.wait_registered()
+        until("worker 1 holds dave", lambda: registered(node, 1, "dave"))
+
+        async def body() -> None:
+            async with SccpPhone(CAROL, node.sccp_port, rtp_packets=150) as carol:
+                await carol.connect()
+                await carol.register()
+                (copy,) = await asyncio.to_thread(
+                    until, "worker 1 knows carol", lambda: registered(node, 1, CAROL)
+                )
+                assert copy["protocol"] == "sccp", copy
+                await asyncio.to_thread(dave.dial, f"sip:1003@127.0.0.1:{node.sip_port}")
+                ringing = await carol.wait_for(state_is(CallStateCode.RING_IN), timeout=10)
+                info = await carol.wait_for(CallInfo, timeout=5)
+                assert (info.calling_party, info.calling_party_name) == ("1004", "Dave Doe")
+                assert info.called_party == "1003", info
+                ringer = await carol.wait_for(SetRinger, timeout=5)
+                assert ringer.ring_mode == 2
+                await wait_event(dave, "CALL_RINGING")
+                carol.softkey(SoftKey.ANSWER, 1, ringing.call_reference)
+                await carol.wait_for(state_is(CallStateCode.CONNECTED), timeout=10)
+                orc = await carol.wait_for(OpenReceiveChannel, timeout=10)
+                smt = await carol.wait_for(StartMediaTransmission, timeout=10)
+                # carol streams to dave's own RTP address: the media never touches the node.
+                assert smt.remote_ip == ON_1 and smt.payload_capability == orc.payload_capability
+                await wait_event(dave, "CALL_ESTABLISHED")
+                assert await carol.wait_rtp(30, timeout=10) >= 30
+
+                # hold from the SCCP phone: worker 0 re-INVITEs worker 1, which asks dave
+                mark = len(carol.received)
+                carol.softkey(SoftKey.HOLD, 1, ringing.call_reference)
+                await carol.wait_for(state_is(CallStateCode.HOLD), since=mark, timeout=10)
+                await carol.wait_for(StopMediaTransmission, since=mark, timeout=10)
+                mark = len(carol.received)
+                before = carol.rtp_received
+                carol.softkey(SoftKey.RESUME, 1, ringing.call_reference)
+                await carol.wait_for(state_is(CallStateCode.CONNECTED), since=mark, timeout=10)
+                smt = await carol.wait_for(StartMediaTransmission, since=mark, timeout=10)
+                assert smt.remote_ip == ON_1
+                assert await carol.wait_rtp(before + 20, timeout=10) >= before + 20
+
+                mark = len(carol.received)
+                await asyncio.to_thread(dave.hangup)
+                await carol.wait_for(state_is(CallStateCode.ON_HOOK), since=mark, timeout=10)
+
+        run(body)
+        time.sleep(0.3)
+        summaries = dave.rtp_summaries()
+        assert summaries, dave.log()[-3000:]
+        rx, tx = summaries[-1]
+        assert rx >= 25 and tx >= 25, (rx, tx)
+
+    rows = node.wait_cdr(lambda r: r.get("called") == "1003")
+    time.sleep(1.0)  # a second row, were one written, would be there by now
+    rows = [r for r in node.cdr_rows() if r.get("called") == "1003"]
+    assert len(rows) == 1, rows
+    assert rows[0]["calling"] == "1004" and rows[0]["answer"], rows
+    assert rows[0]["calling_device"] == "dave" and rows[0]["called_device"] == CAROL, rows
+    sent_1, received_1 = node_legs(node, 1)
+    sent_0, received_0 = node_legs(node, 0)
+    # INVITE, ACK, re-INVITEs' answers and ACKs, BYE from worker 1; answers and re-INVITEs back.
+    assert sent_1 >= 5 and received_0 == sent_1, (sent_1, received_0)
+    assert sent_0 >= 5 and received_1 == sent_0, (sent_0, received_1)
+
+
+def test_an_sccp_phone_on_worker_0_calls_a_sip_phone_on_worker_1(
+    node: OffhookServer, tmp_path: Path
+) -> None:
+    dave = dave_phone(node, tmp_path)
+    with dave:
+        dave.wait_registered()
+        until("worker 0 knows dave", lambda: registered(node, 0, "dave"))
+
+        async def body() -> None:
+            async with SccpPhone(CAROL, node.sccp_port, rtp_packets=100) as carol:
+                await carol.connect()
+                await carol.register()
+                carol.off_hook(1)
+                await carol.wait_for(state_is(CallStateCode.OFF_HOOK))
+                mark = dave.mark()
+                carol.dial("1004")
+                await wait_event(dave, "CALL_INCOMING", since=mark)
+                await asyncio.to_thread(dave.accept)
+                await carol.wait_for(state_is(CallStateCode.CONNECTED), timeout=10)
+                smt = await carol.wait_for(StartMediaTransmission, timeout=10)
+                assert smt.remote_ip == ON_1
+                assert await carol.wait_rtp(30, timeout=10) >= 30
+                mark = dave.mark()
+                carol.on_hook(1)
+                await wait_event(dave, "CALL_CLOSED", since=mark)
+
+        run(body)
+    rows = node.wait_cdr(lambda r: r.get("called") == "1004")
+    assert rows[-1]["calling_device"] == CAROL and rows[-1]["answer"], rows
+    assert node_legs(node, 0)[0] == 0  # worker 0 owns it and reaches dave directly

@@ -56,6 +56,7 @@ from offhook.core.records import (
     RegistrationChanged,
     RegistrationRejected,
 )
+from offhook.core.routing import NODE_PROTOCOL
 from offhook.db.autoreg import (
     AutoRegistrationWriter,
 )
@@ -434,8 +435,11 @@ async def run(
     sccp_listener: SccpListener | None = None
     if settings.sccp.enabled:
         sccp_listener = await start_sccp(node, engine, locations, counters, auto_devices, db)
-    elif worker is not None:  # SCCP phones another worker holds: called through it
-        engine.register_factory("sccp", NodeLegFactory(endpoint, worker.index))
+    if worker is not None:  # what another worker does for this one's calls (node legs)
+        node_legs = NodeLegFactory(endpoint, worker.index)
+        engine.register_factory(NODE_PROTOCOL, node_legs)  # pickups
+        if sccp_listener is None:  # SCCP phones another worker holds: called through it
+            engine.register_factory("sccp", node_legs)
 
     # Phone provisioning (TFTP + HTTP): a port it cannot bind is logged, not fatal.
     provisioning: Provisioning | None = None

@@ -14,6 +14,12 @@ ports, G.711 streams) connected to worker 0.
   row (worker 1's), none for the node leg's far half; each worker's counters
   show the node leg's messages.
 - carol calls dave: worker 0 owns that call and reaches dave directly.
+- pickup across workers: erin, a baresip on 127.0.0.2 (worker 0), calls
+  carol (group sales), which rings; dave (worker 1, group sales) dials *8.
+  Nothing rings among worker 1's calls, but carol's line rings in worker 0's
+  shared lamp view: worker 1 asks worker 0 over a node leg, which makes the
+  pickup. carol stops ringing, erin and dave talk (RTP both ways), and the
+  one CDR row is erin's call, answered by dave, redirected by pickup.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ import pytest
 
 from interop.baresip import Baresip
 from interop.peers import require_binary
-from interop.test_workers import ON_1, registered, status, until
+from interop.test_workers import ON_0, ON_1, registered, status, until
 from offhook.sccp.messages import (
     CallInfo,
     CallState,
@@ -45,16 +51,20 @@ from support.server import OffhookServer, device, plan_of
 
 CAROL = "SEP001122334466"
 DAVE_PASSWORD = "dave-Secret-4"
-PLAN: dict[str, Any] = plan_of([device("dave", DAVE_PASSWORD, "1004")])
-PLAN["devices"][0]["lines"][0]["display"] = "Dave Doe"
+ERIN_PASSWORD = "erin-Secret-5"
+PLAN: dict[str, Any] = plan_of(
+    [device("dave", DAVE_PASSWORD, "1004"), device("erin", ERIN_PASSWORD, "1005")]
+)
+PLAN["devices"][0]["lines"][0].update(display="Dave Doe", pickup_group="sales")
 PLAN["devices"].append(
     {
         "name": CAROL,
         "protocol": "sccp",
         "model": "7960",
-        "lines": [{"dn": "1003", "display": "Carol"}],
+        "lines": [{"dn": "1003", "display": "Carol", "pickup_group": "sales"}],
     }
 )
+PLAN["pickup_groups"] = [{"name": "sales", "number": "8100"}]
 
 
 @pytest.fixture
@@ -79,6 +89,18 @@ def dave_phone(node: OffhookServer, tmp_path: Path) -> Baresip:
         password=DAVE_PASSWORD,
         regint=120,
         host=ON_1,
+    )
+
+
+def erin_phone(node: OffhookServer, tmp_path: Path) -> Baresip:
+    assert home_of(ON_0, 2) == 0
+    return Baresip(
+        tmp_path,
+        "erin",
+        aor=f"sip:erin@127.0.0.1:{node.sip_port}",
+        password=ERIN_PASSWORD,
+        regint=120,
+        host=ON_0,
     )
 
 
@@ -202,3 +224,49 @@ def test_an_sccp_phone_on_worker_0_calls_a_sip_phone_on_worker_1(
     rows = node.wait_cdr(lambda r: r.get("called") == "1004")
     assert rows[-1]["calling_device"] == CAROL and rows[-1]["answer"], rows
     assert node_legs(node, 0)[0] == 0  # worker 0 owns it and reaches dave directly
+
+
+def test_a_phone_on_worker_1_picks_up_a_call_worker_0_owns(
+    node: OffhookServer, tmp_path: Path
+) -> None:
+    dave, erin = dave_phone(node, tmp_path), erin_phone(node, tmp_path)
+    with dave, erin:
+        dave.wait_registered()
+        erin.wait_registered()
+        until("worker 1 holds dave", lambda: registered(node, 1, "dave"))
+        until("worker 0 holds erin", lambda: registered(node, 0, "erin"))
+
+        async def body() -> None:
+            async with SccpPhone(CAROL, node.sccp_port, rtp_packets=50) as carol:
+                await carol.connect()
+                await carol.register()
+                await asyncio.to_thread(erin.dial, f"sip:1003@127.0.0.1:{node.sip_port}")
+                await carol.wait_for(state_is(CallStateCode.RING_IN), timeout=10)
+                await wait_event(erin, "CALL_RINGING")
+                mark = len(carol.received)
+                before = dave.mark()
+                await asyncio.to_thread(dave.dial, f"sip:*8@127.0.0.1:{node.sip_port}")
+                await carol.wait_for(state_is(CallStateCode.ON_HOOK), since=mark, timeout=10)
+                await wait_event(dave, "CALL_ESTABLISHED", since=before)
+                await wait_event(erin, "CALL_ESTABLISHED")
+                await asyncio.sleep(2.0)  # RTP both ways for a while
+                mark = erin.mark()
+                await asyncio.to_thread(dave.hangup)
+                await wait_event(erin, "CALL_CLOSED", since=mark)
+
+        run(body)
+        time.sleep(0.3)
+        for ua in (dave, erin):
+            summaries = ua.rtp_summaries()
+            assert summaries, ua.log()[-3000:]
+            rx, tx = summaries[-1]
+            assert rx >= 25 and tx >= 25, (ua, rx, tx)
+
+    rows = node.wait_cdr(lambda r: r.get("calling") == "1005")
+    time.sleep(1.0)
+    rows = node.cdr_rows()
+    assert len(rows) == 1, rows  # neither half of the node leg has a row
+    (row,) = rows
+    assert row["called_device"] == "dave" and row["called"] == "1004", row
+    assert row["original_called"] == "1003" and row["answer"], row
+    assert node_legs(node, 1)[0] >= 3  # dave's pickup went to worker 0 over the bus

@@ -68,6 +68,7 @@ class Call:
         "internal",
         "peers",
         "pending",
+        "pickup_ask",
         "relayed",
         "relayed_media",
         "resources",
@@ -133,6 +134,9 @@ class Call:
         # The far half of a call another worker of the node routed here (its node
         # leg, ``ring_device``): that worker keeps the call's record.
         self.internal = False
+        # A pickup another worker is asked to make for this call's caller (its
+        # ``node`` leg says so): (pickup group, or "" and the line ringing).
+        self.pickup_ask: tuple[str, tuple[str, str]] | None = None
 
     def __repr__(self) -> str:
         return f"<Call {self.id} {self.setup.called!r} {self.state.value}>"

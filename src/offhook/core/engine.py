@@ -78,7 +78,7 @@ from offhook.core.events import (
     Release,
     Setup,
 )
-from offhook.core.features import announce, conference, coverage, dial, hold, transfer
+from offhook.core.features import announce, conference, coverage, dial, hold, pickup, transfer
 from offhook.core.features.resources import ResourceDriver
 from offhook.core.leg import CoreError, Direction, Leg, LegEvent, LegState
 from offhook.core.media import MediaDescription
@@ -220,14 +220,20 @@ class CallEngine(RoutingOps, FeatureOps, CoverageOps, CtiOps):
     def setup(self, leg: Leg, setup: Setup) -> None:
         self._post(partial(self._do_setup, leg, setup))
 
-    def ring_device(self, leg: Leg, setup: Setup, device: str, line: tuple[str, str]) -> None:
-        """``setup`` but ringing only ``device`` on ``line``: a call another worker routed.
+    def ring_device(self, leg: Leg, setup: Setup, device: str) -> None:
+        """``setup`` but ringing only ``device``: a call another worker routed here.
 
         That worker (the call's owner) analysed the number and applies the
         line's coverage; here the device is offered the call as it is, with no
         dial plan, no forward and no call record (``routing.ring_one``).
         """
-        self._post(partial(self._do_setup, leg, setup, partial(self.ring_one, device, line)))
+        self._post(partial(self._do_setup, leg, setup, partial(self.ring_one, device)))
+
+    def pick_up_for(self, leg: Leg, setup: Setup, group: str, line: tuple[str, str]) -> None:
+        """``leg`` picks up a call ringing here for a phone another worker serves:
+        one ringing in pickup group ``group``, or (``group`` "") ringing ``line``."""
+        pick = partial(pickup.for_worker, self, group, line)
+        self._post(partial(self._do_setup, leg, setup, pick))
 
     def on_progress(self, leg: Leg, media: MediaDescription | None = None) -> None:
         self._post(partial(self._do_early, leg, media, LegEvent.PROGRESS))

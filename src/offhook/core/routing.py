@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, cast
@@ -40,6 +41,9 @@ if TYPE_CHECKING:
     from offhook.core.bus import EventBus
 
 log = logging.getLogger(__name__)
+
+NODE_PROTOCOL = "node"
+"""The protocol of a leg to another worker of this node itself (``ring_worker``)."""
 
 
 class RoutingOps:
@@ -88,10 +92,13 @@ class RoutingOps:
             return
         self.analyse(call, setup, self.css_of(leg))
 
-    def ring_one(
-        self, device: str, line: tuple[str, str], call: Call, leg: Leg, setup: Setup
-    ) -> None:
-        """Offer ``call`` to this process's bindings of ``device`` only (``ring_device``)."""
+    def ring_one(self, device: str, call: Call, leg: Leg, setup: Setup) -> None:
+        """Offer ``call`` to this process's bindings of ``device`` only (``ring_device``).
+
+        The fork is no appearance of a line here: the owner's fork towards the
+        device is, and its view of the line is shared with every worker, so
+        the line is not counted twice and a pickup finds the call at its owner.
+        """
         call.internal = True
         snapshot = self._snapshot()
         calling = self._calling_party(snapshot, leg, setup.calling)
@@ -107,9 +114,17 @@ class RoutingOps:
             return
         self.arm_ring_timeout(call)  # the owner's coverage decides; this is a backstop
         for binding in bindings:
-            self._start_fork(call, binding, setup, line=line)
+            self._start_fork(call, binding, setup)
         if not call.ringing_forks():
             self._end_call(call, select_cause(call.failures))
+
+    def ring_worker(self, call: Call, worker: int) -> bool:
+        """Offer ``call`` as it is to worker ``worker`` of this node (a ``node`` leg, for
+        what only that worker can do: a pickup of a call it owns); False: none to offer."""
+        if NODE_PROTOCOL not in self._factories:
+            return False
+        binding = Binding(NODE_PROTOCOL, NODE_PROTOCOL, f"node:w{worker}", math.inf, worker=worker)
+        return self._start_fork(call, binding, call.setup) is not None
 
     @property
     def engine(self) -> CallEngine:

@@ -16,9 +16,10 @@ match to a dialog:
   timer (RFC 4028 §9: 422 with our Min-SE when the interval asked for is
   too short, 400 when it is malformed);
 * from another worker of this node (transport ``node``, its local bus: a
-  call that worker owns and routed to a device held here): no digest, no
-  dial plan; ``X-Offhook-Ring`` (``node_ring``) names the one device and
-  line to ring (``engine.ring_device``);
+  call that worker owns and routed to a device held here, or a pickup its
+  phone makes of a call this worker owns): no digest, no dial plan;
+  ``X-Offhook-Ring`` (``node_ring``) names the one device to ring
+  (``engine.ring_device``) or the pickup to make (``engine.pick_up_for``);
 * ``Replaces`` (RFC 3891): the INVITE takes the place of one of our
   dialogs. It is looked up (``replaces.dialog_ids``) and judged by
   ``replaces.verdict`` (481 none or the caller's own early dialog, 603
@@ -201,9 +202,11 @@ class CallIntake:
             original_called=diversions[0].number if diversions else called,
             diversions=diversions,
         )
-        if ring is not None:
+        if ring is not None and ring.pickup:
+            ep.engine.pick_up_for(leg, setup, ring.group, (ring.dn, ring.partition))
+        elif ring is not None:
             setup = replace(setup, auto_answer=ring.auto_answer, silent=ring.silent)
-            ep.engine.ring_device(leg, setup, ring.device, (ring.dn, ring.partition))
+            ep.engine.ring_device(leg, setup, ring.device)
         elif replaced is None:
             ep.engine.setup(leg, setup)
         else:

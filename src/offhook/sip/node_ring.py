@@ -2,10 +2,17 @@
 
 A call between two worker processes of one node (``offhook.workers.node_leg``)
 is a SIP dialog over their local bus (transport ``node``). The worker that
-owns the call has already analysed the number and chosen the device, so the
-INVITE says exactly what to ring: the device, the line appearance (DN and
-partition) it rings on, the calling device, and how (auto-answer, silent).
-The far worker rings that device and nothing else (``CallEngine.ring_device``).
+owns the call has already analysed the number and chosen what to do, so the
+INVITE says exactly what it asks of the other:
+
+- ring a device (``device``), on its line ``dn`` (and ``partition``), for
+  the calling device ``caller``, and how (``auto``-answer, ``silent``): the
+  far worker rings that device and nothing else
+  (``CallEngine.ring_device``);
+- or pick up (``pickup``): the caller, a phone the owner serves, picks up a
+  call the far worker owns, ringing in pickup group ``group`` (``pickup=group``)
+  or ringing ``dn`` in ``partition`` (``pickup=line``, a directed pickup;
+  ``CallEngine.pick_up_for``).
 
 The header's form: ASCII, ``;``-separated ``key=value`` items, every value
 percent-encoded (``urllib.parse.quote``, nothing safe; bytes that are not
@@ -26,7 +33,8 @@ NODE = "node"
 leg): only ever between them, over their local bus, never on a network."""
 RING_HEADER = "X-Offhook-Ring"
 MAX_RING = 1024  # characters of the header
-_KEYS = frozenset({"device", "dn", "partition", "caller", "auto", "silent"})
+_KEYS = frozenset({"device", "dn", "partition", "caller", "auto", "silent", "pickup", "group"})
+PICKUPS = ("", "group", "line")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +45,8 @@ class NodeRing:
     caller: str = ""  # the calling device on the owner ("" none, a trunk's name)
     auto_answer: bool = False
     silent: bool = False
+    pickup: str = ""  # "" ring ``device``; "group": pick up in ``group``; "line": on ``dn``
+    group: str = ""
 
 
 def format_ring(ring: NodeRing) -> str:
@@ -45,6 +55,7 @@ def format_ring(ring: NodeRing) -> str:
         ("dn", ring.dn),
         ("partition", ring.partition),
         ("caller", ring.caller),
+        *((("pickup", ring.pickup), ("group", ring.group)) if ring.pickup else ()),
     ]
     text = ";".join(
         f"{key}={quote(value, safe='', errors='surrogateescape')}" for key, value in items
@@ -70,8 +81,12 @@ def parse_ring(value: str) -> NodeRing:
             raise ParseError("ring: control character", 400)
         fields[key] = text
     device, dn = fields.get("device", ""), fields.get("dn", "")
-    if not device or not dn:
-        raise ParseError("ring: no device or dn", 400)
+    pickup, group = fields.get("pickup", ""), fields.get("group", "")
+    if pickup not in PICKUPS:
+        raise ParseError("ring: pickup is group or line", 400)
+    wanted = {"": bool(device and dn), "group": bool(group), "line": bool(dn)}[pickup]
+    if not wanted or (pickup and device) or (pickup != "group" and group):
+        raise ParseError("ring: a device and a dn, or a pickup of a group or a dn", 400)
     flags = {name: fields.get(name, "0") for name in ("auto", "silent")}
     if any(flag not in ("0", "1") for flag in flags.values()):
         raise ParseError("ring: a flag is 0 or 1", 400)
@@ -82,4 +97,6 @@ def parse_ring(value: str) -> NodeRing:
         caller=fields.get("caller", ""),
         auto_answer=flags["auto"] == "1",
         silent=flags["silent"] == "1",
+        pickup=pickup,
+        group=group,
     )

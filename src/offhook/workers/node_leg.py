@@ -28,6 +28,7 @@ from offhook.common.location import Binding
 from offhook.core.events import Setup
 from offhook.core.leg import Leg
 from offhook.core.ports import LegDriver
+from offhook.core.routing import NODE_PROTOCOL
 from offhook.sip.endpoint import SipEndpoint
 from offhook.sip.node_ring import NODE, RING_HEADER, NodeRing, format_ring
 from offhook.sip.outbound_leg import OutboundLeg
@@ -69,19 +70,27 @@ class NodeLeg(OutboundLeg):
         super().__init__(ep, sip)
 
     def extra_headers(self, setup: Setup) -> list[tuple[str, str]]:
-        ring = NodeRing(
-            device=self.target.device,
-            dn=self.line[0] or setup.called,
-            partition=self.line[1],
-            caller=setup.calling.device,
-            auto_answer=setup.auto_answer,
-            silent=setup.silent,
-        )
+        call = self.leg.call if self.leg is not None else None
+        ask = call.pickup_ask if call is not None else None
+        if self.target.protocol == NODE_PROTOCOL and ask is not None:
+            group, (dn, partition) = ask
+            kind = "group" if group else "line"
+            ring = NodeRing("", dn, partition, setup.calling.device, pickup=kind, group=group)
+        else:
+            ring = NodeRing(
+                device=self.target.device,
+                dn=self.line[0] or setup.called,
+                partition=self.line[1],
+                caller=setup.calling.device,
+                auto_answer=setup.auto_answer,
+                silent=setup.silent,
+            )
         return [(RING_HEADER, format_ring(ring))]
 
 
 class NodeLegFactory:
-    """The engine's factory for bindings another worker holds (SCCP phones there)."""
+    """The engine's factory for bindings another worker holds (SCCP phones there), and
+    for legs to another worker itself (``NODE_PROTOCOL``: a pickup it makes)."""
 
     def __init__(self, ep: SipEndpoint, index: int) -> None:
         self.ep = ep

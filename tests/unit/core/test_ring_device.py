@@ -12,12 +12,12 @@ from offhook.core.leg import LegState
 from offhook.core.records import CallStarted
 
 
-def ring(h: Harness, device: str, line: tuple[str, str] = ("1003", "")) -> FakeDriver:
+def ring(h: Harness, device: str) -> FakeDriver:
     driver = FakeDriver("node")
     leg = h.engine.inbound_leg(driver, "dave")
     driver.leg = leg
     setup = Setup(PartyInfo("1004", "Dave", device="dave"), "1003", media("10.0.0.1"))
-    h.engine.ring_device(leg, setup, device, line)
+    h.engine.ring_device(leg, setup, device)
     return driver
 
 
@@ -34,13 +34,15 @@ def carol_shares_1003_with_erin(h: Harness, *, forward: bool = False) -> None:
 
 def test_only_the_named_device_rings_on_its_line_and_no_coverage_applies() -> None:
     """A DN shared by carol and erin, forwarded all to 1005: the owner already decided,
-    so here carol alone rings, on 1003 as the owner asked, and nothing forwards."""
+    so here carol alone rings and nothing forwards. Her fork is no appearance of the
+    line here (the owner's is: its view of the line is the one every worker shares)."""
     h = Harness()
     carol_shares_1003_with_erin(h, forward=True)
     a = ring(h, "carol")
     assert list(h.factory.legs) == ["sip:carol@10.0.0.9"]
     leg, out = h.out("sip:carol@10.0.0.9")
-    assert leg.line == ("1003", "") and out.names() == ["offer"]
+    assert leg.line == ("", "") and out.names() == ["offer"]
+    assert h.engine.lines.state("1003") == "idle"
     offered = out.last("offer")[1]
     assert offered.calling.number == "1004" and offered.calling.name == "Dave"
     h.engine.on_alerting(leg)

@@ -76,8 +76,8 @@ def test_the_holder_rings_that_device_without_digest_or_dial_plan() -> None:
     zero.engine.max_forward_hops = 12  # type: ignore[attr-defined]
     zero.ep.on_message(parse_message(invite.serialize()), node_address(1), NODE)
     assert zero.engine.named("setup") == []
-    ((leg, got, device, line),) = zero.engine.named("ring_device")
-    assert (device, line) == ("SEP1", ("1003", "staff"))
+    ((leg, got, device),) = zero.engine.named("ring_device")
+    assert device == "SEP1"
     assert leg.device == "dave"  # the calling device, as the owner knows it
     assert got.calling == PartyInfo("1004", "Dave", device="dave")
     assert got.called == "1003" and got.original_called == "1009"

@@ -223,6 +223,15 @@ class LineStates:
             views[peer] = view
         self._show(line)
 
+    def ringing_elsewhere(self, matches: Callable[[Line], bool]) -> str | None:
+        """A worker whose own view has a line ``matches`` accepts ringing, or None."""
+        for line, views in self._remote.items():
+            if matches(line):
+                for peer, view in views.items():
+                    if view.state == RINGING:
+                        return peer
+        return None
+
     def forget_peer(self, peer: str) -> None:
         """Worker ``peer`` is gone (or started again): what it shared is idle now."""
         for line in [line for line, views in self._remote.items() if peer in views]:

@@ -95,6 +95,10 @@ LineMatch = Callable[[Line], bool]
 # ---------------------------------------------------------------- entry points
 def from_group(engine: CallEngine, call: Call, group: str) -> None:
     """The caller of ``call`` picks up the oldest call ringing in pickup group ``group``."""
+    _pick(engine, call, _in_group(engine, group) if group else None, (group, ("", "")))
+
+
+def _in_group(engine: CallEngine, group: str) -> LineMatch:
     snapshot = engine.snapshot()
     cache: dict[Line, bool] = {}
 
@@ -104,7 +108,7 @@ def from_group(engine: CallEngine, call: Call, group: str) -> None:
             cache[line] = info is not None and info.pickup_group == group
         return cache[line]
 
-    _pick(engine, call, in_group if group else None)
+    return in_group
 
 
 def own_group(engine: CallEngine, call: Call) -> None:
@@ -125,7 +129,17 @@ def directed(engine: CallEngine, call: Call, dn: str) -> None:
         engine.end_call(call, decision.cause or Cause.UNALLOCATED_NUMBER)
         return
     target = (decision.dn.dn, decision.dn.partition)
-    _pick(engine, call, lambda line: line == target)
+    _pick(engine, call, lambda line: line == target, ("", target))
+
+
+def for_worker(
+    engine: CallEngine, group: str, line: Line, call: Call, leg: Leg, setup: object
+) -> None:
+    """Another worker's phone picks up, through its ``node`` leg ``leg``, a call ringing
+    here in pickup group ``group`` (or, ``group`` "", ringing ``line``): ``from_group``
+    or ``directed`` as that worker asked, with no dial plan and no record of its own."""
+    call.internal = True
+    _pick(engine, call, _in_group(engine, group) if group else lambda found: found == line)
 
 
 def group_of(engine: CallEngine, leg: Leg) -> str:
@@ -163,10 +177,25 @@ def ringing(engine: CallEngine, matches: LineMatch, picker: Leg) -> tuple[Call, 
     return (best[1], best[2]) if best is not None else None
 
 
-def _pick(engine: CallEngine, call: Call, matches: LineMatch | None) -> None:
+def _pick(
+    engine: CallEngine,
+    call: Call,
+    matches: LineMatch | None,
+    ask: tuple[str, Line] | None = None,
+) -> None:
+    """Pick up what ``matches``; else, with ``ask``, a call another worker rings so."""
     picker = call.a_leg
     found = ringing(engine, matches, picker) if matches is not None else None
-    if found is None or isinstance(picker.driver, transfer.StandIn):
+    standin = isinstance(picker.driver, transfer.StandIn)
+    if (
+        found is None
+        and not standin
+        and matches is not None
+        and ask is not None
+        and _elsewhere(engine, call, matches, ask)
+    ):
+        return
+    if found is None or standin:
         engine.drive(picker, lambda d: d.show_display(NOTHING_TEXT))
         engine.end_call(call, NOTHING_CAUSE)
         return
@@ -175,6 +204,23 @@ def _pick(engine: CallEngine, call: Call, matches: LineMatch | None) -> None:
         "call %s: picked up by %s (call %s) from %s", target.id, picker.device, call.id, fork.line
     )
     take(engine, target, fork.line, call)
+
+
+def _elsewhere(engine: CallEngine, call: Call, matches: LineMatch, ask: tuple[str, Line]) -> bool:
+    """A line ``matches`` accepts rings on another worker of the node (its lamp says
+    so): that worker, which owns the call, is asked to make the pickup for this
+    caller (``for_worker``). This call then only carries the picker to it, so it
+    leaves no record (the picked-up call's names the picker)."""
+    peer = engine.lines.ringing_elsewhere(matches)
+    if peer is None or not peer.isdigit():
+        return False
+    call.pickup_ask = ask
+    if not engine.ring_worker(call, int(peer)):
+        call.pickup_ask = None
+        return False
+    call.internal = True
+    log.info("call %s: pickup asked of worker %s for %s", call.id, peer, call.a_leg.device)
+    return True
 
 
 # ---------------------------------------------------------------- taking the call

@@ -20,6 +20,11 @@ ports, G.711 streams) connected to worker 0.
   shared lamp view: worker 1 asks worker 0 over a node leg, which makes the
   pickup. carol stops ringing, erin and dave talk (RTP both ways), and the
   one CDR row is erin's call, answered by dave, redirected by pickup.
+- park across workers: erin calls carol, who answers and parks her (the
+  Park softkey: 7000, on worker 0); dave (worker 1) dials 7000: worker 1
+  knows worker 0 holds it and asks worker 0 over a node leg, which makes the
+  retrieval. erin and dave talk (RTP both ways); the retrieval's one row
+  names dave and erin, and 7000 as the number that redirected.
 """
 
 from __future__ import annotations
@@ -65,6 +70,7 @@ PLAN["devices"].append(
     }
 )
 PLAN["pickup_groups"] = [{"name": "sales", "number": "8100"}]
+PLAN["call_park"] = [{"range": "7000-7004", "reversion": 60}]
 
 
 @pytest.fixture
@@ -73,11 +79,15 @@ def node(tmp_path: Path) -> Iterator[OffhookServer]:
     server = OffhookServer(tmp_path, PLAN, extra_config={"node": {"workers": 2}})
     server.start()
     try:
-        for index in (0, 1):
-            until(f"worker {index} answers", lambda i=index: status(server, i)["worker"])
+        for index in (0, 1):  # each worker's media server plays the park's music
+            until(f"worker {index} reaches its media server", lambda i=index: media_up(server, i))
         yield server
     finally:
         server.stop()
+
+
+def media_up(server: OffhookServer, index: int) -> bool:
+    return bool((status(server, index).get("media_server") or {}).get("connected"))
 
 
 def dave_phone(node: OffhookServer, tmp_path: Path) -> Baresip:
@@ -270,3 +280,50 @@ def test_a_phone_on_worker_1_picks_up_a_call_worker_0_owns(
     assert row["called_device"] == "dave" and row["called"] == "1004", row
     assert row["original_called"] == "1003" and row["answer"], row
     assert node_legs(node, 1)[0] >= 3  # dave's pickup went to worker 0 over the bus
+
+
+def test_a_phone_on_worker_1_retrieves_a_call_parked_on_worker_0(
+    node: OffhookServer, tmp_path: Path
+) -> None:
+    dave, erin = dave_phone(node, tmp_path), erin_phone(node, tmp_path)
+    with dave, erin:
+        dave.wait_registered()
+        erin.wait_registered()
+        until("worker 0 holds erin", lambda: registered(node, 0, "erin"))
+
+        async def body() -> None:
+            async with SccpPhone(CAROL, node.sccp_port, rtp_packets=50) as carol:
+                await carol.connect()
+                await carol.register()
+                await asyncio.to_thread(erin.dial, f"sip:1003@127.0.0.1:{node.sip_port}")
+                ringing = await carol.wait_for(state_is(CallStateCode.RING_IN), timeout=10)
+                carol.softkey(SoftKey.ANSWER, 1, ringing.call_reference)
+                await wait_event(erin, "CALL_ESTABLISHED")
+                mark, shown = len(carol.received), len(carol.displayed)
+                carol.softkey(SoftKey.PARK, 1, ringing.call_reference)
+                await carol.wait_display("Call park at 7000", since=shown, timeout=10)
+                await carol.wait_for(state_is(CallStateCode.ON_HOOK), since=mark, timeout=10)
+                before = dave.mark()
+                await asyncio.to_thread(dave.dial, f"sip:7000@127.0.0.1:{node.sip_port}")
+                await wait_event(dave, "CALL_ESTABLISHED", since=before)
+                await asyncio.sleep(2.0)  # RTP both ways for a while
+                mark = erin.mark()
+                await asyncio.to_thread(dave.hangup)
+                await wait_event(erin, "CALL_CLOSED", since=mark)
+
+        run(body)
+        time.sleep(0.3)
+        for ua in (dave, erin):
+            summaries = ua.rtp_summaries()
+            assert summaries, ua.log()[-3000:]
+            rx, tx = summaries[-1]
+            assert rx >= 25 and tx >= 25, (ua, rx, tx)
+
+    node.wait_cdr(lambda r: r.get("calling_device") == "dave")
+    time.sleep(1.0)
+    rows = [r for r in node.cdr_rows() if r.get("calling_device") == "dave"]
+    assert len(rows) == 1, rows  # the retrieval, recorded by worker 0 alone
+    (row,) = rows
+    assert row["called_device"] == "erin" and row["called"] == "1005", row
+    assert row["original_called"] == "7000" and row["answer"], row
+    assert node_legs(node, 1)[0] >= 3

@@ -40,6 +40,26 @@ class PendingOffer:
     on_answer: AnswerHandler | None = field(default=None)
 
 
+PICKUP_GROUP = "pickup-group"
+PICKUP_LINE = "pickup-line"
+RETRIEVE = "retrieve"
+ASKS = (PICKUP_GROUP, PICKUP_LINE, RETRIEVE)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerAsk:
+    """What a call's caller asks of the worker of this node that owns another call.
+
+    ``PICKUP_GROUP``: pick up a call ringing in pickup group ``group``;
+    ``PICKUP_LINE``: the call ringing ``line`` (a directed pickup);
+    ``RETRIEVE``: the party parked on ``line`` (park number, partition).
+    """
+
+    kind: str
+    group: str = ""
+    line: tuple[str, str] = ("", "")
+
+
 EARLY_MEDIA_DEVICE = "announcer"  # the device name of early media endpoints (ringback, prompts)
 
 
@@ -68,7 +88,6 @@ class Call:
         "internal",
         "peers",
         "pending",
-        "pickup_ask",
         "relayed",
         "relayed_media",
         "resources",
@@ -80,6 +99,7 @@ class Call:
         "transfers",
         "trunk_queue",
         "visited",
+        "worker_ask",
     )
 
     def __init__(self, call_id: str, a_leg: Leg, setup: Setup, start: float) -> None:
@@ -134,9 +154,9 @@ class Call:
         # The far half of a call another worker of the node routed here (its node
         # leg, ``ring_device``): that worker keeps the call's record.
         self.internal = False
-        # A pickup another worker is asked to make for this call's caller (its
-        # ``node`` leg says so): (pickup group, or "" and the line ringing).
-        self.pickup_ask: tuple[str, tuple[str, str]] | None = None
+        # What another worker is asked to do for this call's caller (its ``node``
+        # leg says so): a pickup or a park retrieval of a call that worker owns.
+        self.worker_ask: WorkerAsk | None = None
 
     def __repr__(self) -> str:
         return f"<Call {self.id} {self.setup.called!r} {self.state.value}>"

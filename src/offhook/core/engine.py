@@ -62,7 +62,7 @@ from offhook.common.clock import Clock
 from offhook.common.ids import token
 from offhook.common.location import Binding, LocationStore
 from offhook.core.bus import EventBus
-from offhook.core.call import EARLY_MEDIA_DEVICE, Call, PendingOffer
+from offhook.core.call import EARLY_MEDIA_DEVICE, RETRIEVE, Call, PendingOffer, WorkerAsk
 from offhook.core.causes import Cause, select_cause
 from offhook.core.coverage_ops import CoverageOps
 from offhook.core.cti_ops import CtiOps
@@ -78,7 +78,16 @@ from offhook.core.events import (
     Release,
     Setup,
 )
-from offhook.core.features import announce, conference, coverage, dial, hold, pickup, transfer
+from offhook.core.features import (
+    announce,
+    conference,
+    coverage,
+    dial,
+    hold,
+    park,
+    pickup,
+    transfer,
+)
 from offhook.core.features.resources import ResourceDriver
 from offhook.core.leg import CoreError, Direction, Leg, LegEvent, LegState
 from offhook.core.media import MediaDescription
@@ -91,6 +100,7 @@ from offhook.core.records import (
     CallStatus,
     DigitsReceived,
     LegStateChanged,
+    ParkChanged,
 )
 from offhook.core.routing import RoutingOps, line_of
 
@@ -229,11 +239,28 @@ class CallEngine(RoutingOps, FeatureOps, CoverageOps, CtiOps):
         """
         self._post(partial(self._do_setup, leg, setup, partial(self.ring_one, device)))
 
-    def pick_up_for(self, leg: Leg, setup: Setup, group: str, line: tuple[str, str]) -> None:
-        """``leg`` picks up a call ringing here for a phone another worker serves:
-        one ringing in pickup group ``group``, or (``group`` "") ringing ``line``."""
-        pick = partial(pickup.for_worker, self, group, line)
-        self._post(partial(self._do_setup, leg, setup, pick))
+    # ------------------------------------------------------------ other workers
+    def adopt_park(self, worker: int, change: ParkChanged) -> None:
+        """Worker ``worker`` of this node took or freed a park number."""
+        park.adopt(self, worker, change)
+
+    def parked_here(self) -> list[ParkChanged]:
+        """The park numbers this process holds (what a worker that starts is told)."""
+        return park.taken_here(self)
+
+    def forget_worker(self, worker: int) -> None:
+        """Worker ``worker`` has gone (or started again): what it shared no longer holds."""
+        self.lines.forget_peer(str(worker))
+        park.forget_worker(self, worker)
+
+    def act_for(self, leg: Leg, setup: Setup, ask: WorkerAsk) -> None:
+        """``leg`` (another worker's phone, through its node leg) picks up a call
+        ringing here or retrieves a party parked here, as ``ask`` says."""
+        if ask.kind == RETRIEVE:
+            act = partial(park.for_worker, self, ask)
+        else:
+            act = partial(pickup.for_worker, self, ask)
+        self._post(partial(self._do_setup, leg, setup, lambda call, _leg, _setup: act(call)))
 
     def on_progress(self, leg: Leg, media: MediaDescription | None = None) -> None:
         self._post(partial(self._do_early, leg, media, LegEvent.PROGRESS))
@@ -413,6 +440,8 @@ class CallEngine(RoutingOps, FeatureOps, CoverageOps, CtiOps):
         self._calls.pop(call.id, None)
         self._ended.append(call)
         self._bus.publish(CallEnded(call.record(call.end, cause, self.node)))
+        if "parked_at" in call.extra:
+            park.slots(self)  # its park number is free now: say so (ParkChanged)
 
     def _do_setup(
         self, leg: Leg, setup: Setup, route: Callable[[Call, Leg, Setup], None] | None = None

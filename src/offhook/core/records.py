@@ -92,6 +92,15 @@ class LegStateChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class ParkChanged:
+    """A park number was taken (a party parked on it) or freed, on this process."""
+
+    number: str
+    partition: str
+    taken: bool
+
+
+@dataclass(frozen=True, slots=True)
 class ForwardChanged:
     """A phone (or an application) set or cleared forward all on a line.
 

@@ -19,7 +19,8 @@ match to a dialog:
   call that worker owns and routed to a device held here, or a pickup its
   phone makes of a call this worker owns): no digest, no dial plan;
   ``X-Offhook-Ring`` (``node_ring``) names the one device to ring
-  (``engine.ring_device``) or the pickup to make (``engine.pick_up_for``);
+  (``engine.ring_device``) or the pickup or park retrieval to make
+  (``engine.act_for``);
 * ``Replaces`` (RFC 3891): the INVITE takes the place of one of our
   dialogs. It is looked up (``replaces.dialog_ids``) and judged by
   ``replaces.verdict`` (481 none or the caller's own early dialog, 603
@@ -35,6 +36,7 @@ from typing import TYPE_CHECKING
 
 from offhook.common.errors import ParseError
 from offhook.common.ids import new_tag
+from offhook.core.call import WorkerAsk
 from offhook.core.events import Diversion, PartyInfo, RedirectReason, Setup
 from offhook.core.leg import Leg
 from offhook.core.media import MediaDescription
@@ -202,8 +204,9 @@ class CallIntake:
             original_called=diversions[0].number if diversions else called,
             diversions=diversions,
         )
-        if ring is not None and ring.pickup:
-            ep.engine.pick_up_for(leg, setup, ring.group, (ring.dn, ring.partition))
+        if ring is not None and ring.ask:
+            ask = WorkerAsk(ring.ask, ring.group, (ring.dn, ring.partition))
+            ep.engine.act_for(leg, setup, ask)
         elif ring is not None:
             setup = replace(setup, auto_answer=ring.auto_answer, silent=ring.silent)
             ep.engine.ring_device(leg, setup, ring.device)

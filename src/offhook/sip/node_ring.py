@@ -9,10 +9,11 @@ INVITE says exactly what it asks of the other:
   the calling device ``caller``, and how (``auto``-answer, ``silent``): the
   far worker rings that device and nothing else
   (``CallEngine.ring_device``);
-- or pick up (``pickup``): the caller, a phone the owner serves, picks up a
-  call the far worker owns, ringing in pickup group ``group`` (``pickup=group``)
-  or ringing ``dn`` in ``partition`` (``pickup=line``, a directed pickup;
-  ``CallEngine.pick_up_for``).
+- or act for its caller, a phone the owner serves, on a call the far worker
+  owns (``ask``, ``CallEngine.act_for``): pick up a call ringing in pickup
+  group ``group`` (``pickup-group``) or ringing ``dn`` in ``partition``
+  (``pickup-line``, a directed pickup), or retrieve the party parked on
+  ``dn`` in ``partition`` (``retrieve``).
 
 The header's form: ASCII, ``;``-separated ``key=value`` items, every value
 percent-encoded (``urllib.parse.quote``, nothing safe; bytes that are not
@@ -33,8 +34,8 @@ NODE = "node"
 leg): only ever between them, over their local bus, never on a network."""
 RING_HEADER = "X-Offhook-Ring"
 MAX_RING = 1024  # characters of the header
-_KEYS = frozenset({"device", "dn", "partition", "caller", "auto", "silent", "pickup", "group"})
-PICKUPS = ("", "group", "line")
+_KEYS = frozenset({"device", "dn", "partition", "caller", "auto", "silent", "ask", "group"})
+ASKS = ("", "pickup-group", "pickup-line", "retrieve")  # "": ring the device
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +46,8 @@ class NodeRing:
     caller: str = ""  # the calling device on the owner ("" none, a trunk's name)
     auto_answer: bool = False
     silent: bool = False
-    pickup: str = ""  # "" ring ``device``; "group": pick up in ``group``; "line": on ``dn``
-    group: str = ""
+    ask: str = ""  # one of ASKS: "" rings ``device``
+    group: str = ""  # the pickup group of ``pickup-group``
 
 
 def format_ring(ring: NodeRing) -> str:
@@ -55,7 +56,7 @@ def format_ring(ring: NodeRing) -> str:
         ("dn", ring.dn),
         ("partition", ring.partition),
         ("caller", ring.caller),
-        *((("pickup", ring.pickup), ("group", ring.group)) if ring.pickup else ()),
+        *((("ask", ring.ask), ("group", ring.group)) if ring.ask else ()),
     ]
     text = ";".join(
         f"{key}={quote(value, safe='', errors='surrogateescape')}" for key, value in items
@@ -81,12 +82,12 @@ def parse_ring(value: str) -> NodeRing:
             raise ParseError("ring: control character", 400)
         fields[key] = text
     device, dn = fields.get("device", ""), fields.get("dn", "")
-    pickup, group = fields.get("pickup", ""), fields.get("group", "")
-    if pickup not in PICKUPS:
-        raise ParseError("ring: pickup is group or line", 400)
-    wanted = {"": bool(device and dn), "group": bool(group), "line": bool(dn)}[pickup]
-    if not wanted or (pickup and device) or (pickup != "group" and group):
-        raise ParseError("ring: a device and a dn, or a pickup of a group or a dn", 400)
+    ask, group = fields.get("ask", ""), fields.get("group", "")
+    if ask not in ASKS:
+        raise ParseError("ring: ask is pickup-group, pickup-line or retrieve", 400)
+    complete = bool(group) if ask == "pickup-group" else bool(dn and (device or ask))
+    if not complete or (ask and device) or (ask != "pickup-group" and group):
+        raise ParseError("ring: a device and a dn, or what to ask and of what", 400)
     flags = {name: fields.get(name, "0") for name in ("auto", "silent")}
     if any(flag not in ("0", "1") for flag in flags.values()):
         raise ParseError("ring: a flag is 0 or 1", 400)
@@ -97,6 +98,6 @@ def parse_ring(value: str) -> NodeRing:
         caller=fields.get("caller", ""),
         auto_answer=flags["auto"] == "1",
         silent=flags["silent"] == "1",
-        pickup=pickup,
+        ask=ask,
         group=group,
     )

@@ -27,6 +27,8 @@ One message is one Unix datagram: a kind byte, then its body.
 - ``E`` :class:`Setting`: forward all, do not disturb, a hunt group login or a
   line's message waiting, changed on the sender, as JSON in the form the
   database stores it (``db.feature_state.setting_of``);
+- ``K`` :class:`ParkShare`: a park number taken or freed on the sender, as
+  JSON (``worker``, ``number``, ``partition``, ``taken``);
 - ``A`` :class:`AccountFailures`: failed logins the sender counted against
   accounts since its last report, as a JSON object ``{account: count}``
   (at most ``MAX_ACCOUNTS`` accounts, names of at most ``MAX_ACCOUNT_KEY``
@@ -46,6 +48,7 @@ from dataclasses import dataclass
 from offhook.common import strict_json
 from offhook.common.location import Binding
 from offhook.core.features.linestate import DIRECTIONS, STATES, LineView
+from offhook.core.records import ParkChanged
 from offhook.db.feature_state import FeatureEvent, event_of, setting_of
 from offhook.net.authguard import MAX_ACCOUNT_KEY, MAX_PEER_FAILURES
 
@@ -119,6 +122,12 @@ class Setting:
     event: FeatureEvent
 
 
+@dataclass(frozen=True, slots=True)
+class ParkShare:
+    worker: int
+    change: ParkChanged
+
+
 Message = (
     Forward
     | StreamWrite
@@ -130,6 +139,7 @@ Message = (
     | AccountFailures
     | LineShare
     | Setting
+    | ParkShare
 )
 
 _STR_FIELDS = ("device", "protocol", "contact", "transport", "aor", "call_id", "user_agent")
@@ -178,6 +188,10 @@ def encode(message: Message) -> bytes:
             "direction": v.direction,
         }
         return b"L" + json.dumps(body, separators=(",", ":")).encode()
+    if isinstance(message, ParkShare):
+        c = message.change
+        body = {"worker": message.worker, "number": c.number, "partition": c.partition}
+        return b"K" + json.dumps({**body, "taken": c.taken}, separators=(",", ":")).encode()
     if isinstance(message, Setting):
         what, device, dn, partition, value = setting_of(message.event)
         fields = {"kind": what, "device": device, "dn": dn, "partition": partition}
@@ -211,7 +225,7 @@ def decode(data: bytes) -> Message:
         if len(body) != 1:
             raise BusError("table request: one byte")
         return TableRequest(body[0])
-    if kind not in (b"P", b"D", b"A", b"L", b"E"):
+    if kind not in (b"P", b"D", b"A", b"L", b"E", b"K"):
         raise BusError(f"kind {kind!r}")
     if len(body) > MAX_JSON:
         raise BusError("too long")
@@ -227,6 +241,8 @@ def decode(data: bytes) -> Message:
         return _line(obj)
     if kind == b"E":
         return _setting(obj)
+    if kind == b"K":
+        return _park(obj)
     return _put(obj) if kind == b"P" else _remove(obj)
 
 
@@ -277,6 +293,16 @@ def _line(obj: dict[str, object]) -> LineShare:
     ):
         raise BusError("line: devices not a list of names")
     return LineShare(worker, dn, partition, LineView(state, tuple(devices), direction))
+
+
+def _park(obj: dict[str, object]) -> ParkShare:
+    worker, taken = obj.get("worker"), obj.get("taken")
+    if isinstance(worker, bool) or not isinstance(worker, int) or not 0 <= worker < 256:
+        raise BusError("park: worker not an index")
+    number, partition = _str(obj, "number"), _str(obj, "partition")
+    if not number or not isinstance(taken, bool):
+        raise BusError("park: a number and whether it is taken")
+    return ParkShare(worker, ParkChanged(number, partition, taken))
 
 
 def _setting(obj: dict[str, object]) -> Setting:

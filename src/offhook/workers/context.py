@@ -66,6 +66,7 @@ from offhook.common.ids import Ids
 from offhook.core.bus import EventBus
 from offhook.core.features.linestate import LineStates, LineView
 from offhook.core.features.state import FeatureState
+from offhook.core.records import ParkChanged
 from offhook.db.feature_state import FEATURE_EVENTS, FeatureEvent
 from offhook.net.authguard import AuthGuard
 from offhook.sip.message import SipMessage, SipRequest, SipResponse
@@ -79,6 +80,7 @@ from offhook.workers.codec import (
     LineShare,
     Message,
     NodeSip,
+    ParkShare,
     Put,
     Remove,
     Setting,
@@ -110,6 +112,12 @@ class SharedState(Protocol):
     features: FeatureState
 
     def adopt(self, event: FeatureEvent) -> None: ...
+
+    def adopt_park(self, worker: int, change: ParkChanged) -> None: ...
+
+    def parked_here(self) -> list[ParkChanged]: ...
+
+    def forget_worker(self, worker: int) -> None: ...
 
 
 class Transport(Protocol):
@@ -156,6 +164,7 @@ class WorkerContext:
                 "lines_sent",
                 "settings_sent",
                 "settings_adopted",
+                "parks_sent",
                 "account_reports",
             ),
             0,
@@ -301,6 +310,7 @@ class WorkerContext:
         engine.lines.share = self._share_line
         for kind in FEATURE_EVENTS:
             bus.subscribe(kind, self._share_setting)
+        bus.subscribe(ParkChanged, self._share_park)
 
     def unless_adopted(self, handler: Callable[[Any], None]) -> Callable[[Any], None]:
         """``handler``, skipped for the settings another worker made (they store their own)."""
@@ -321,6 +331,10 @@ class WorkerContext:
         self._to_others(encode(Setting(event)))
         self.counters["settings_sent"] += 1
 
+    def _share_park(self, change: ParkChanged) -> None:
+        self._to_others(encode(ParkShare(self.index, change)))
+        self.counters["parks_sent"] += 1
+
     def _adopt(self, event: FeatureEvent) -> None:
         if self._engine is None:
             return
@@ -336,11 +350,13 @@ class WorkerContext:
         engine = self._engine
         if engine is None:
             return
-        engine.lines.forget_peer(str(index))
+        engine.forget_worker(index)
         for (dn, partition), view in engine.lines.local_views().items():
             self._send(index, encode(LineShare(self.index, dn, partition, view)))
         for event in engine.features.events():
             self._send(index, encode(Setting(event)))
+        for change in engine.parked_here():
+            self._send(index, encode(ParkShare(self.index, change)))
 
     def _forward(self, data: bytes, addr: Addr) -> bool:
         target = forward_to(data, self.index, self.workers)
@@ -477,6 +493,9 @@ class WorkerContext:
                 engine.lines.remote(peer, message.dn, message.partition, message.view)
         elif isinstance(message, Setting):
             self._adopt(message.event)
+        elif isinstance(message, ParkShare):
+            if self._engine is not None and message.worker in self._others():
+                self._engine.adopt_park(message.worker, message.change)
         elif message.index in self._others():
             if self._store is not None:
                 self._store.forget_worker(message.index)  # its predecessor's SCCP phones

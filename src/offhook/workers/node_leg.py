@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import replace
+from urllib.parse import quote
 
 from offhook.common.location import Binding
 from offhook.core.events import Setup
@@ -39,6 +40,7 @@ log = logging.getLogger("offhook.workers")
 
 Addr = tuple[str, int]
 NODE_HOST = "127.0.0.1"
+USER_SAFE = "-_.!~*'()&=+$,;?/"  # RFC 3261 unreserved and user-unreserved marks
 
 
 def node_address(index: int) -> Addr:
@@ -63,19 +65,26 @@ class NodeLeg(OutboundLeg):
         sip = replace(
             binding,
             protocol="sip",
-            contact=f"sip:{line[0] or 'node'}@{host}:{port}",
+            contact=f"sip:node@{host}:{port}",
             source=(host, port),
             transport=NODE,
         )
         super().__init__(ep, sip)
 
+    def offer(self, setup: Setup) -> None:
+        # The Request-URI names what the caller dialled, as the owner analysed it.
+        user = quote(setup.called, safe=USER_SAFE) or "node"
+        host, port = self.dest
+        self.binding = replace(self.binding, contact=f"sip:{user}@{host}:{port}")
+        super().offer(setup)
+
     def extra_headers(self, setup: Setup) -> list[tuple[str, str]]:
         call = self.leg.call if self.leg is not None else None
-        ask = call.pickup_ask if call is not None else None
+        ask = call.worker_ask if call is not None else None
         if self.target.protocol == NODE_PROTOCOL and ask is not None:
-            group, (dn, partition) = ask
-            kind = "group" if group else "line"
-            ring = NodeRing("", dn, partition, setup.calling.device, pickup=kind, group=group)
+            dn, partition = ask.line
+            caller = setup.calling.device
+            ring = NodeRing("", dn, partition, caller, ask=ask.kind, group=ask.group)
         else:
             ring = NodeRing(
                 device=self.target.device,

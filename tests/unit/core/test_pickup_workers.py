@@ -3,8 +3,8 @@
 The picker's worker finds nothing ringing among its own calls, but a line of
 the group rings in another worker's shared view (``LineStates.remote``): it
 offers the picker's call to that worker (a ``node`` leg, ``ring_worker``)
-with what to pick up (``Call.pickup_ask``). That worker runs the pickup for
-the node leg (``CallEngine.pick_up_for``): the picked-up call names the
+with what to pick up (``Call.worker_ask``). That worker runs the pickup for
+the node leg (``CallEngine.act_for``): the picked-up call names the
 picker, and neither node-leg half leaves a record of its own.
 """
 
@@ -14,6 +14,7 @@ import pytest
 from core_harness import FakeDriver, FakeFactory, Harness, media
 from test_pickup import dial, plan, ring
 
+from offhook.core.call import PICKUP_GROUP, PICKUP_LINE, WorkerAsk
 from offhook.core.causes import Cause
 from offhook.core.events import PartyInfo, Setup
 from offhook.core.features.linestate import IDLE_VIEW, RINGING, LineView
@@ -39,7 +40,7 @@ def test_a_call_ringing_on_another_worker_is_asked_of_it(
     ((contact, leg),) = node.legs.items()
     assert contact == "node:w0" and leg.binding is not None and leg.binding.worker == 0
     call = leg.call
-    assert call is not None and call.pickup_ask == ("sales", ("", ""))
+    assert call is not None and call.worker_ask == WorkerAsk(PICKUP_GROUP, group="sales")
     offered = node.drivers[contact].last("offer")[1]
     assert offered.media == media("10.0.0.3")  # carol's own offer goes with her
     h.engine.on_connect(leg, media("10.0.0.2"))  # worker 0 connected carol to the caller
@@ -54,7 +55,8 @@ def test_a_directed_pickup_names_the_line(worker1: tuple[Harness, FakeFactory]) 
     h.engine.lines.remote("1", "1004", "internal", LineView(RINGING, ("dave",), "recipient"))
     dial(h, "carol", "**1004")
     (leg,) = node.legs.values()
-    assert leg.call is not None and leg.call.pickup_ask == ("", ("1004", "internal"))
+    ask = WorkerAsk(PICKUP_LINE, line=("1004", "internal"))
+    assert leg.call is not None and leg.call.worker_ask == ask
     assert leg.binding is not None and leg.binding.worker == 1
 
 
@@ -85,7 +87,7 @@ def test_the_owner_makes_the_pickup_for_the_node_leg(h: Harness) -> None:
     leg = h.engine.inbound_leg(node, "carol")  # carol's worker's node leg
     node.leg = leg
     setup = Setup(PartyInfo("1003", device="carol"), "*8", media("10.0.0.3"))
-    h.engine.pick_up_for(leg, setup, "sales", ("", ""))
+    h.engine.act_for(leg, setup, WorkerAsk(PICKUP_GROUP, group="sales"))
     assert bd.released_with() == [Cause.NON_SELECTED_USER_CLEARING]
     assert node.last("answer")[1] == media("10.0.0.1")  # alice's offer, to carol's worker
     assert ad.last("answer")[1] == media("10.0.0.3")
@@ -102,7 +104,8 @@ def test_the_owner_finds_nothing_and_refuses(h: Harness) -> None:
     node = FakeDriver("node")
     leg = h.engine.inbound_leg(node, "carol")
     node.leg = leg
-    h.engine.pick_up_for(leg, Setup(PartyInfo("1003"), "*8", None), "", ("1004", "internal"))
+    ask = WorkerAsk(PICKUP_LINE, line=("1004", "internal"))
+    h.engine.act_for(leg, Setup(PartyInfo("1003"), "*8", None), ask)
     assert node.released_with() == [Cause.NORMAL_CLEARING]
     (record,) = h.records()
     assert record.internal

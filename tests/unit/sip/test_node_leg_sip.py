@@ -58,7 +58,7 @@ def test_the_invite_names_the_device_line_and_caller_and_goes_to_the_holder() ->
     assert (ring.device, ring.dn, ring.partition, ring.caller) == ("SEP1", "1003", "staff", "dave")
     assert ring.auto_answer and not ring.silent
     assert invite.headers.get("Via", "").startswith("SIP/2.0/NODE ")
-    assert invite.uri == "sip:1003@127.0.0.1:1"
+    assert invite.uri == "sip:1003@127.0.0.1:1"  # what the caller dialled
 
 
 def test_the_holder_rings_that_device_without_digest_or_dial_plan() -> None:

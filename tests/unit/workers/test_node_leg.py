@@ -9,8 +9,9 @@ from hypothesis import strategies as st
 from offhook.common.clock import FakeClock
 from offhook.common.errors import ParseError
 from offhook.common.location import Binding
+from offhook.core.call import ASKS as CORE_ASKS
 from offhook.core.leg import Direction, Leg
-from offhook.sip.node_ring import NodeRing, format_ring, parse_ring
+from offhook.sip.node_ring import ASKS, NodeRing, format_ring, parse_ring
 from offhook.workers.codec import NodeSip, decode
 from offhook.workers.node_leg import NodeLegFactory, NodeLink, node_address, node_index
 
@@ -86,18 +87,38 @@ def test_the_factory_reaches_only_another_workers_devices() -> None:
 
 
 NAMES = st.text(min_size=1, max_size=30)
-RINGS = st.builds(
-    NodeRing,
-    device=NAMES,
-    dn=NAMES,
-    partition=st.text(max_size=30),
-    caller=st.text(max_size=30),
-    auto_answer=st.booleans(),
-    silent=st.booleans(),
+RINGS = st.one_of(
+    st.builds(
+        NodeRing,
+        device=NAMES,
+        dn=NAMES,
+        partition=st.text(max_size=30),
+        caller=st.text(max_size=30),
+        auto_answer=st.booleans(),
+        silent=st.booleans(),
+    ),
+    st.builds(
+        NodeRing,
+        device=st.just(""),
+        dn=st.just(""),
+        caller=NAMES,
+        ask=st.just("pickup-group"),
+        group=NAMES,
+    ),
+    st.builds(
+        NodeRing,
+        device=st.just(""),
+        dn=NAMES,
+        partition=st.text(max_size=30),
+        caller=NAMES,
+        ask=st.sampled_from(["pickup-line", "retrieve"]),
+    ),
 ).filter(
     lambda r: (
         not any(
-            ord(c) < 0x20 or c == "\x7f" for v in (r.device, r.dn, r.partition, r.caller) for c in v
+            ord(c) < 0x20 or c == "\x7f"
+            for v in (r.device, r.dn, r.partition, r.caller, r.group)
+            for c in v
         )
     )
 )
@@ -133,8 +154,17 @@ def test_any_text_is_a_ring_or_a_parse_error(text: str) -> None:
         "device=SEP1;dn=10%0A03",  # a control character
         "device=SÉP1;dn=1003",  # not ASCII: not what the owner writes
         "device=SEP1;dn=1003;" + "caller=" + "x" * 1100,
+        "dn=1003;ask=pickup",  # not an ask
+        "dn=1003;ask=pickup-group",  # no group
+        "group=sales;ask=pickup-line",  # no dn; a group only with pickup-group
+        "device=SEP1;dn=1003;ask=retrieve",  # an ask rings no device
+        "device=SEP1;dn=1003;group=sales",
     ],
 )
 def test_malformed_rings_are_refused(text: str) -> None:
     with pytest.raises(ParseError):
         parse_ring(text)
+
+
+def test_the_asks_on_the_wire_are_core_s() -> None:
+    assert set(ASKS) == {"", *CORE_ASKS}

@@ -11,7 +11,13 @@ from hypothesis import strategies as st
 from offhook.common.location import Binding
 from offhook.core.features.linestate import IDLE, IN_USE, RINGING, LineView
 from offhook.core.features.state import FeatureState
-from offhook.core.records import DndChanged, ForwardChanged, HuntLoginChanged, MwiChanged
+from offhook.core.records import (
+    DndChanged,
+    ForwardChanged,
+    HuntLoginChanged,
+    MwiChanged,
+    ParkChanged,
+)
 from offhook.db.feature_state import event_of, setting_of
 from offhook.workers.codec import (
     MAX_ACCOUNTS,
@@ -21,6 +27,7 @@ from offhook.workers.codec import (
     LineShare,
     Message,
     NodeSip,
+    ParkShare,
     Put,
     Remove,
     Setting,
@@ -83,6 +90,7 @@ MESSAGES: st.SearchStrategy[Message] = st.one_of(
     ),
     st.builds(StreamFailed, st.integers(0, 2**32 - 1)),
     st.builds(NodeSip, st.binary(min_size=1, max_size=2000), st.integers(0, 255)),
+    st.builds(ParkShare, st.integers(0, 255), st.builds(ParkChanged, NAMES, TEXT, st.booleans())),
     st.builds(Put, BINDINGS),
     st.builds(Remove, st.text(min_size=1, max_size=20), st.one_of(st.none(), TEXT)),
     st.builds(TableRequest, st.integers(0, 255)),
@@ -137,6 +145,9 @@ def test_any_bytes_decode_or_raise_bus_error(data: bytes) -> None:
         b'P{"device":"d","contact":"c","source":["h",1],"worker":-1}',
         b'P{"device":"d","contact":"c","source":["h",1],"worker":256}',
         b'P{"device":"d","contact":"c","source":["h",1],"worker":true}',
+        b'K{"worker":0,"number":"","partition":"","taken":true}',
+        b'K{"worker":0,"number":"7000","partition":"","taken":1}',
+        b'K{"worker":256,"number":"7000","partition":"","taken":true}',
         b"N",
         b"N\x01",  # a sender, no message
         b'D{"device":"d","contact":5}',

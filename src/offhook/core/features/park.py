@@ -45,6 +45,12 @@ the party hangs up                 the park call ends; the slot is free
                                    cause
 =================================  ============================================
 
+With workers (``offhook.workers``) each worker parks its own calls; which
+numbers are taken elsewhere is shared (``ParkChanged`` on the bus, kept here by
+``adopt``): a number another worker holds is never chosen or parked on again
+here, and dialling it retrieves the party through that worker (a ``node``
+leg; ``for_worker`` runs the retrieval there, which records it).
+
 Records: the park call names the number (``extra["parked_at"]``) and the
 parker's device (``parked_by``); a retrieval's record has the parked party as
 ``called`` and ``called_device``, the park number as ``original_called`` and
@@ -61,14 +67,14 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING
 
-from offhook.core.call import PendingOffer
+from offhook.core.call import RETRIEVE, PendingOffer, WorkerAsk
 from offhook.core.causes import Cause
 from offhook.core.dialplan.router import Outcome
 from offhook.core.events import Diversion, RedirectReason, Setup
 from offhook.core.features import hold, transfer
 from offhook.core.features.resources import ResourceDriver
 from offhook.core.leg import LegEvent, LegState
-from offhook.core.records import CallAnswered
+from offhook.core.records import CallAnswered, ParkChanged
 
 if TYPE_CHECKING:
     from offhook.core.call import Call
@@ -106,14 +112,48 @@ class Parked:
 
 
 _SLOTS: weakref.WeakKeyDictionary[CallEngine, dict[Slot, Parked]] = weakref.WeakKeyDictionary()
+# Park numbers other workers of the node hold: slot -> the worker's index.
+_ELSEWHERE: weakref.WeakKeyDictionary[CallEngine, dict[Slot, int]] = weakref.WeakKeyDictionary()
 
 
 def slots(engine: CallEngine) -> dict[Slot, Parked]:
-    """The park numbers taken on ``engine``'s node (stale entries are dropped here)."""
+    """The park numbers taken on ``engine`` (stale entries are dropped, and told, here)."""
     taken = _SLOTS.setdefault(engine, {})
     for slot in [s for s, p in taken.items() if p.call.ended]:
-        del taken[slot]
+        _free(engine, taken, slot)
     return taken
+
+
+def _free(engine: CallEngine, taken: dict[Slot, Parked], slot: Slot) -> None:
+    del taken[slot]
+    engine.publish(ParkChanged(slot[1], slot[0], False))
+
+
+def elsewhere(engine: CallEngine) -> dict[Slot, int]:
+    """The park numbers other workers of the node hold, and which worker holds each."""
+    return _ELSEWHERE.setdefault(engine, {})
+
+
+def adopt(engine: CallEngine, worker: int, change: ParkChanged) -> None:
+    """Another worker took or freed a park number."""
+    slot = (change.partition, change.number)
+    held = elsewhere(engine)
+    if change.taken:
+        held[slot] = worker
+    elif held.get(slot) == worker:
+        del held[slot]
+
+
+def forget_worker(engine: CallEngine, worker: int) -> None:
+    """Worker ``worker`` is gone (or started again): the numbers it held are free."""
+    held = elsewhere(engine)
+    for slot in [s for s, w in held.items() if w == worker]:
+        del held[slot]
+
+
+def taken_here(engine: CallEngine) -> list[ParkChanged]:
+    """The park numbers this worker holds, as changes (for a worker that starts)."""
+    return [ParkChanged(number, partition, True) for partition, number in slots(engine)]
 
 
 def parked(engine: CallEngine) -> list[Parked]:
@@ -124,7 +164,7 @@ def parked(engine: CallEngine) -> list[Parked]:
 def first_free(engine: CallEngine, css: str, calling: str = "") -> tuple[str, CallPark] | None:
     """The first free park number, in plan order, of the ranges ``css`` reaches."""
     snapshot = engine.snapshot()
-    taken = slots(engine)
+    taken, held = slots(engine), elsewhere(engine)
     for park in snapshot.dialplan_spec.call_park:
         numbers = park.numbers()
         if not numbers:
@@ -133,7 +173,7 @@ def first_free(engine: CallEngine, css: str, calling: str = "") -> tuple[str, Ca
         if decision.outcome is not Outcome.PARK or decision.park != park:
             continue
         for number in numbers:
-            if (park.partition, number) not in taken:
+            if (park.partition, number) not in taken and (park.partition, number) not in held:
                 return number, park
     return None
 
@@ -212,7 +252,7 @@ def _park(
     if engine.media is None:
         _refuse(engine, call, stand_in, NOT_AVAILABLE_TEXT, Cause.RESOURCE_UNAVAILABLE)
         return
-    if slot in taken:
+    if slot in taken or slot in elsewhere(engine):
         _refuse(engine, call, stand_in, NO_SLOT_TEXT, Cause.USER_BUSY)
         return
     x, t = stand_in.transferrer, stand_in.transferee
@@ -234,6 +274,7 @@ def _park(
         since=engine.monotonic(),
     )
     taken[slot] = entry
+    engine.publish(ParkChanged(number, park.partition, True))
     call.extra["parked_at"] = number
     call.extra["parked_by"] = x.device
     log.info("call %s: %s parked on %s by %s", call.id, t.device, number, x.device)
@@ -247,17 +288,41 @@ def _park(
 
 
 # ---------------------------------------------------------------- retrieval
-def _retrieve(engine: CallEngine, call: Call, number: str, park: CallPark) -> None:
-    """``call``'s caller dialled ``number``: it is joined with the party parked there."""
+def for_worker(engine: CallEngine, ask: WorkerAsk, call: Call) -> None:
+    """Another worker's phone, through its ``node`` leg (``call``'s caller), retrieves
+    the party parked here on the number ``ask`` names; this call records it."""
+    number, partition = ask.line
+    for park in engine.snapshot().dialplan_spec.call_park:
+        if park.partition == partition and number in park.numbers():
+            _retrieve(engine, call, number, park, here_only=True)
+            return
+    engine.end_call(call, Cause.UNALLOCATED_NUMBER)
+
+
+def _retrieve(
+    engine: CallEngine, call: Call, number: str, park: CallPark, *, here_only: bool = False
+) -> None:
+    """``call``'s caller dialled ``number``: it is joined with the party parked there
+    (through the worker that holds it, when another does and not ``here_only``)."""
     slot = (park.partition, number)
     entry = slots(engine).get(slot)
     party = entry.party if entry is not None else None
     y = call.a_leg
+    worker = None if entry is not None or here_only else elsewhere(engine).get(slot)
+    if worker is not None:
+        call.worker_ask = WorkerAsk(RETRIEVE, line=(number, park.partition))
+        if engine.ring_worker(call, worker):
+            call.internal = True  # that worker records the retrieval
+            log.info(
+                "call %s: %s retrieves %s through worker %d", call.id, y.device, number, worker
+            )
+            return
+        call.worker_ask = None
     if entry is None or party is None or party.released:
         engine.drive(y, lambda d: d.show_display(f"No call parked at {number}"))
         engine.end_call(call, Cause.UNALLOCATED_NUMBER)
         return
-    del slots(engine)[slot]
+    _free(engine, slots(engine), slot)
     park_call = entry.call
     log.info("call %s: %s retrieved from %s by %s", park_call.id, party.device, number, y.device)
     engine.release_leg(entry.port, Cause.NORMAL_CLEARING)  # the music stops
@@ -355,7 +420,7 @@ def _revert(engine: CallEngine, slot: Slot, entry: Parked) -> None:
     dn = entry.parker_line[0]
     if not dn:
         return  # a parker without a line (a trunk): the party stays parked
-    del taken[slot]
+    _free(engine, taken, slot)
     call = entry.call
     log.info("call %s: parked on %s for too long, reverting to %s", call.id, entry.number, dn)
     stand_in = Reversion(engine, entry)

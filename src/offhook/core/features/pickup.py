@@ -64,7 +64,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from offhook.core.call import EARLY_MEDIA_DEVICE, PendingOffer
+from offhook.core.call import (
+    EARLY_MEDIA_DEVICE,
+    PICKUP_GROUP,
+    PICKUP_LINE,
+    PendingOffer,
+    WorkerAsk,
+)
 from offhook.core.causes import Cause
 from offhook.core.dialplan.router import Outcome
 from offhook.core.events import Diversion, RedirectReason
@@ -95,7 +101,8 @@ LineMatch = Callable[[Line], bool]
 # ---------------------------------------------------------------- entry points
 def from_group(engine: CallEngine, call: Call, group: str) -> None:
     """The caller of ``call`` picks up the oldest call ringing in pickup group ``group``."""
-    _pick(engine, call, _in_group(engine, group) if group else None, (group, ("", "")))
+    ask = WorkerAsk(PICKUP_GROUP, group=group)
+    _pick(engine, call, _in_group(engine, group) if group else None, ask)
 
 
 def _in_group(engine: CallEngine, group: str) -> LineMatch:
@@ -129,17 +136,18 @@ def directed(engine: CallEngine, call: Call, dn: str) -> None:
         engine.end_call(call, decision.cause or Cause.UNALLOCATED_NUMBER)
         return
     target = (decision.dn.dn, decision.dn.partition)
-    _pick(engine, call, lambda line: line == target, ("", target))
+    _pick(engine, call, lambda line: line == target, WorkerAsk(PICKUP_LINE, line=target))
 
 
-def for_worker(
-    engine: CallEngine, group: str, line: Line, call: Call, leg: Leg, setup: object
-) -> None:
-    """Another worker's phone picks up, through its ``node`` leg ``leg``, a call ringing
-    here in pickup group ``group`` (or, ``group`` "", ringing ``line``): ``from_group``
-    or ``directed`` as that worker asked, with no dial plan and no record of its own."""
+def for_worker(engine: CallEngine, ask: WorkerAsk, call: Call) -> None:
+    """Another worker's phone picks up, through its ``node`` leg (``call``'s caller), a
+    call ringing here: in the group, or on the line ``ask`` names (``from_group`` or
+    ``directed`` as that worker decided), with no dial plan and no record of its own."""
     call.internal = True
-    _pick(engine, call, _in_group(engine, group) if group else lambda found: found == line)
+    if ask.kind == PICKUP_GROUP:
+        _pick(engine, call, _in_group(engine, ask.group) if ask.group else None)
+    else:
+        _pick(engine, call, lambda found: found == ask.line)
 
 
 def group_of(engine: CallEngine, leg: Leg) -> str:
@@ -181,7 +189,7 @@ def _pick(
     engine: CallEngine,
     call: Call,
     matches: LineMatch | None,
-    ask: tuple[str, Line] | None = None,
+    ask: WorkerAsk | None = None,
 ) -> None:
     """Pick up what ``matches``; else, with ``ask``, a call another worker rings so."""
     picker = call.a_leg
@@ -206,7 +214,7 @@ def _pick(
     take(engine, target, fork.line, call)
 
 
-def _elsewhere(engine: CallEngine, call: Call, matches: LineMatch, ask: tuple[str, Line]) -> bool:
+def _elsewhere(engine: CallEngine, call: Call, matches: LineMatch, ask: WorkerAsk) -> bool:
     """A line ``matches`` accepts rings on another worker of the node (its lamp says
     so): that worker, which owns the call, is asked to make the pickup for this
     caller (``for_worker``). This call then only carries the picker to it, so it
@@ -214,9 +222,9 @@ def _elsewhere(engine: CallEngine, call: Call, matches: LineMatch, ask: tuple[st
     peer = engine.lines.ringing_elsewhere(matches)
     if peer is None or not peer.isdigit():
         return False
-    call.pickup_ask = ask
+    call.worker_ask = ask
     if not engine.ring_worker(call, int(peer)):
-        call.pickup_ask = None
+        call.worker_ask = None
         return False
     call.internal = True
     log.info("call %s: pickup asked of worker %s for %s", call.id, peer, call.a_leg.device)

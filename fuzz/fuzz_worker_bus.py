@@ -3,7 +3,7 @@
 Parsers: ``offhook.workers.codec.decode`` over one bus datagram (a forwarded
 SIP datagram or TCP message with its source, bytes for another worker's TCP
 connection and its failure report, a binding change, a busy lamp, a coverage
-setting, a table request), and
+setting, a park number, a node leg's SIP message, a table request), and
 ``offhook.workers.tags.owner`` over one SIP datagram (whose dialog or
 transaction it is, read before any parse), and ``message_owner`` over the
 same bytes once parsed (a message framed out of a TCP stream).
@@ -18,7 +18,8 @@ names this worker or one the node does not have.
 
 Seeds in fuzz/corpus/fuzz_worker_bus: a forward of a 180 with a marked
 branch (and of a BYE read from TCP), a stream write and its failure report,
-a binding, a removal, a table request, a busy lamp, two settings. A crash writes
+a binding (SIP and SCCP), a removal, a table request, a busy lamp, two
+settings, a park number, a node leg's INVITE. A crash writes
 ``crash-<sha1>``; replay it with ``python fuzz/fuzz_worker_bus.py crash-<sha1>``.
 """
 

@@ -499,7 +499,7 @@ class WorkerContext:
         elif message.index in self._others():
             if self._store is not None:
                 self._store.forget_worker(message.index)  # its predecessor's SCCP phones
-                for put in self._store.table():
+                for put in self._store.table(message.index):
                     self._send(message.index, encode(put))
             self._send_state(message.index)
 

@@ -17,7 +17,8 @@ CTI devices are reached through the worker that holds them: not across
 workers yet. Expiry: every copy carries its own deadline (the sender gives
 seconds left), and each worker expires its copies by its own clock. A worker
 that starts asks the others for their tables (:meth:`table`: each sends its
-own bindings); they forget the SCCP phones its predecessor held
+own bindings, and the SIP bindings of the starting worker's predecessor it
+held copies of); they forget the SCCP phones its predecessor held
 (:meth:`forget_worker`: its connections closed with it). Sans-IO: ``now`` is
 passed in.
 
@@ -100,7 +101,9 @@ class ReplicatedLocationStore(MemoryLocationStore):
         if isinstance(message, Put):
             b = message.binding
             if b.protocol in REPLICATED and math.isfinite(b.expires_at) and b.worker >= 0:
-                super().put(replace(b, expires_at=self._now() + b.expires_at))
+                mine = b.worker == self.index  # my predecessor's, given back: mine now
+                worker = -1 if mine else b.worker
+                super().put(replace(b, expires_at=self._now() + b.expires_at, worker=worker))
         elif message.contact is None:
             contacts = self._by_device.get(message.device, {})
             for contact in [c for c, b in contacts.items() if b.worker >= 0]:
@@ -124,9 +127,13 @@ class ReplicatedLocationStore(MemoryLocationStore):
             super().remove(device, contact)
         return sorted({device for device, _ in gone})
 
-    def table(self) -> Iterator[Put]:
-        """This worker's own bindings, as changes to apply (for a worker that starts)."""
+    def table(self, starting: int = -1) -> Iterator[Put]:
+        """What worker ``starting`` is sent when it starts: this worker's own bindings, and
+        the copies of those its predecessor held (its phones until they register again)."""
         now = self._now()
         for b in self.all(now):
-            if b.protocol in REPLICATED and math.isfinite(b.expires_at) and b.worker < 0:
-                yield Put(replace(b, expires_at=b.expires_at - now, worker=self.index))
+            if b.protocol in REPLICATED and math.isfinite(b.expires_at):
+                if b.worker < 0:
+                    yield Put(replace(b, expires_at=b.expires_at - now, worker=self.index))
+                elif b.worker == starting:
+                    yield Put(b.with_expiry(b.expires_at - now))

@@ -249,6 +249,14 @@ def test_sccp_bindings_travel_and_keepalives_only_when_they_add_enough() -> None
     [copy] = b.bindings("SEP1", clock.now)
     assert (copy.protocol, copy.worker, copy.source) == ("sccp", 0, ("127.0.0.9", 40000))
     assert list(b.table()) == []  # a copy: each worker sends its own table
+    b.apply(Put(binding("frank", "sip:frank@h", 100.0, worker=2)))  # worker 2's
+    b.apply(Put(binding("gina", "sip:gina@h", 100.0, worker=3)))
+    # worker 2 starts again: it gets its predecessor's phones back, and nobody else's
+    assert [p.binding.device for p in b.table(starting=2)] == ["frank"]
+    c = ReplicatedLocationStore(sent.append, clock, index=2)
+    c.apply(next(b.table(starting=2)))
+    [mine] = c.bindings("frank", clock.now)
+    assert mine.worker == -1  # its own again
     b.put(binding("erin", "sip:erin@h", clock.now + 100))
     assert b.forget_worker(0) == ["SEP1"]
     assert b.bindings("SEP1", clock.now) == [] and len(b.bindings("erin", clock.now)) == 1

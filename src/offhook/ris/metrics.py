@@ -161,9 +161,9 @@ class CallCounters:
 
     def _ended(self, event: CallEnded) -> None:
         record = event.record
-        if record.internal:
-            return
         self._live.pop(record.call_id, None)
+        if record.internal:
+            return  # counted by the worker that records it
         _bump(self.ended, record.cause)
         if record.answer is None:
             _bump(self.failed, record.cause)

@@ -369,3 +369,10 @@ def test_a_node_legs_far_half_is_not_counted() -> None:
     assert value(text, "offhook_calls_answered_total") == 0
     assert value(text, "offhook_calls_active") == 0
     assert by_cause(text, "offhook_calls_ended_total") == {}
+    # a picker's call, handed to the worker that owns the call it picks up: it
+    # started here as any call, and ends leaving its record to that worker
+    bus.publish(started("p1", 1000.0))
+    bus.publish(CallEnded(replace(ended("p1", 16).record, internal=True)))
+    text = scrape(metrics)
+    assert value(text, "offhook_call_attempts_total") == 1
+    assert value(text, "offhook_calls_active") == 0

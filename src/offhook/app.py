@@ -99,7 +99,7 @@ from offhook.sip.transaction import TransactionLayer
 from offhook.sip.trunks import TrunkMonitor, TrunkTarget
 from offhook.tftp.provision import Provisioning
 from offhook.workers.context import WorkerContext as Worker
-from offhook.workers.node_leg import NodeLegFactory
+from offhook.workers.node_leg import NodeLegFactory, held_here_or_there
 from offhook.workers.replica import ReplicatedLocationStore
 from offhook.workers.supervisor import serve as serve_workers
 
@@ -434,12 +434,15 @@ async def run(
     # SCCP (Skinny) phones: core, so a port it cannot bind fails the start.
     sccp_listener: SccpListener | None = None
     if settings.sccp.enabled:
-        sccp_listener = await start_sccp(node, engine, locations, counters, auto_devices, db)
+        sccp_sockets = worker.sccp_sockets if worker is not None else ()
+        sccp_listener = await start_sccp(
+            node, engine, locations, counters, auto_devices, db, sccp_sockets
+        )
     if worker is not None:  # what another worker does for this one's calls (node legs)
         node_legs = NodeLegFactory(endpoint, worker.index)
-        engine.register_factory(NODE_PROTOCOL, node_legs)  # pickups
-        if sccp_listener is None:  # SCCP phones another worker holds: called through it
-            engine.register_factory("sccp", node_legs)
+        engine.register_factory(NODE_PROTOCOL, node_legs)  # pickups, park retrievals
+        # SCCP phones another worker holds are called through it.
+        engine.register_factory("sccp", held_here_or_there(engine.factory("sccp"), node_legs))
 
     # Phone provisioning (TFTP + HTTP): a port it cannot bind is logged, not fatal.
     provisioning: Provisioning | None = None

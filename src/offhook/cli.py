@@ -448,6 +448,8 @@ def worker(
     bus: Annotated[str, typer.Option("--bus")],
     fds: Annotated[str, typer.Option("--fds")],
     tcp_fds: Annotated[str, typer.Option("--tcp-fds")] = "",
+    sccp_fds: Annotated[str, typer.Option("--sccp-fds")] = "",
+    sccp_port: Annotated[int, typer.Option("--sccp-port")] = 0,
     config: ConfigOpt = None,
 ) -> None:
     """One worker of offhook serve with [node] workers > 1 (offhook.workers.worker)."""
@@ -464,6 +466,8 @@ def worker(
         bus_dir=bus,
         fds=fd_list,
         tcp_fds=[int(fd) for fd in tcp_fds.split(",") if fd],
+        sccp_fds=[int(fd) for fd in sccp_fds.split(",") if fd],
+        sccp_port=sccp_port,
     )
     if rc:
         raise typer.Exit(rc)

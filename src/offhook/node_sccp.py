@@ -17,8 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
@@ -240,11 +241,13 @@ async def start_sccp(
     counters: RejectionCounters,
     auto_devices: AutoDevices | None = None,
     db: Engine | None = None,
+    sockets: Sequence[socket.socket] = (),
 ) -> SccpListener:
     """Start the SCCP listener ([sccp]); a port it cannot bind fails the start.
 
     With ``db``, auto-registrations are stored there and restored from it
-    (``node.autoreg_writer`` writes them; the caller closes it).
+    (``node.autoreg_writer`` writes them; the caller closes it). ``sockets``:
+    listeners to accept on instead of binding (a worker's, ``offhook.workers``).
     """
     sccp = node.settings.sccp
     auto = None
@@ -293,7 +296,7 @@ async def start_sccp(
         ),
     )
     try:
-        _, node.sccp_port = await listener.start(sccp.listen, sccp.port)
+        _, node.sccp_port = await listener.start(sccp.listen, sccp.port, sockets)
     except OSError as exc:
         where = describe(sccp.listen, sccp.port)
         raise OSError(exc.errno, f"SCCP cannot listen on {where}: {exc.strerror or exc}") from exc

@@ -1,9 +1,11 @@
 """SCCP phones on a node with two workers: called from a SIP phone another worker serves.
 
-SCCP runs in worker 0 (docs/workers.md). dave is a baresip (an implementation
-no one here wrote) on 127.0.0.3, the source address the kernel's program gives
-to worker 1; carol is the SCCP phone simulator (``support.sccp_phone``: real RTP
-ports, G.711 streams) connected to worker 0.
+Every worker has a listener of the node's SCCP port, and the kernel hands a
+phone's connection to its address's home worker, as for SIP (docs/workers.md).
+dave is a baresip (an implementation no one here wrote) on 127.0.0.3, the
+source address the kernel's program gives to worker 1; carol is the SCCP phone
+simulator (``support.sccp_phone``: real RTP ports, G.711 streams) connected
+from 127.0.0.2, so to worker 0; frank another one from 127.0.0.3 (worker 1).
 
 - dave calls carol: worker 1 owns the call (dave's INVITE arrived there) and
   reaches carol through worker 0 over the node leg (a SIP dialog on the bus,
@@ -14,6 +16,9 @@ ports, G.711 streams) connected to worker 0.
   row (worker 1's), none for the node leg's far half; each worker's counters
   show the node leg's messages.
 - carol calls dave: worker 0 owns that call and reaches dave directly.
+- carol calls frank, an SCCP phone on worker 1: worker 0 owns the call and
+  rings frank through worker 1; they talk (RTP between the two simulators
+  both ways) and one CDR row is written.
 - pickup across workers: erin, a baresip on 127.0.0.2 (worker 0), calls
   carol (group sales), which rings; dave (worker 1, group sales) dials *8.
   Nothing rings among worker 1's calls, but carol's line rings in worker 0's
@@ -55,6 +60,7 @@ from support.sccp_phone import SccpPhone
 from support.server import OffhookServer, device, plan_of
 
 CAROL = "SEP001122334466"
+FRANK = "SEP001122334477"
 DAVE_PASSWORD = "dave-Secret-4"
 ERIN_PASSWORD = "erin-Secret-5"
 PLAN: dict[str, Any] = plan_of(
@@ -68,6 +74,9 @@ PLAN["devices"].append(
         "model": "7960",
         "lines": [{"dn": "1003", "display": "Carol", "pickup_group": "sales"}],
     }
+)
+PLAN["devices"].append(
+    {"name": FRANK, "protocol": "sccp", "model": "7960", "lines": [{"dn": "1006"}]}
 )
 PLAN["pickup_groups"] = [{"name": "sales", "number": "8100"}]
 PLAN["call_park"] = [{"range": "7000-7004", "reversion": 60}]
@@ -143,7 +152,7 @@ def test_a_sip_phone_on_worker_1_calls_an_sccp_phone_on_worker_0(
         until("worker 1 holds dave", lambda: registered(node, 1, "dave"))
 
         async def body() -> None:
-            async with SccpPhone(CAROL, node.sccp_port, rtp_packets=150) as carol:
+            async with SccpPhone(CAROL, node.sccp_port, rtp_packets=150, source=ON_0) as carol:
                 await carol.connect()
                 await carol.register()
                 (copy,) = await asyncio.to_thread(
@@ -213,7 +222,7 @@ def test_an_sccp_phone_on_worker_0_calls_a_sip_phone_on_worker_1(
         until("worker 0 knows dave", lambda: registered(node, 0, "dave"))
 
         async def body() -> None:
-            async with SccpPhone(CAROL, node.sccp_port, rtp_packets=100) as carol:
+            async with SccpPhone(CAROL, node.sccp_port, rtp_packets=100, source=ON_0) as carol:
                 await carol.connect()
                 await carol.register()
                 carol.off_hook(1)
@@ -247,7 +256,7 @@ def test_a_phone_on_worker_1_picks_up_a_call_worker_0_owns(
         until("worker 0 holds erin", lambda: registered(node, 0, "erin"))
 
         async def body() -> None:
-            async with SccpPhone(CAROL, node.sccp_port, rtp_packets=50) as carol:
+            async with SccpPhone(CAROL, node.sccp_port, rtp_packets=50, source=ON_0) as carol:
                 await carol.connect()
                 await carol.register()
                 await asyncio.to_thread(erin.dial, f"sip:1003@127.0.0.1:{node.sip_port}")
@@ -292,7 +301,7 @@ def test_a_phone_on_worker_1_retrieves_a_call_parked_on_worker_0(
         until("worker 0 holds erin", lambda: registered(node, 0, "erin"))
 
         async def body() -> None:
-            async with SccpPhone(CAROL, node.sccp_port, rtp_packets=50) as carol:
+            async with SccpPhone(CAROL, node.sccp_port, rtp_packets=50, source=ON_0) as carol:
                 await carol.connect()
                 await carol.register()
                 await asyncio.to_thread(erin.dial, f"sip:1003@127.0.0.1:{node.sip_port}")
@@ -327,3 +336,44 @@ def test_a_phone_on_worker_1_retrieves_a_call_parked_on_worker_0(
     assert row["called_device"] == "erin" and row["called"] == "1005", row
     assert row["original_called"] == "7000" and row["answer"], row
     assert node_legs(node, 1)[0] >= 3
+
+
+def test_an_sccp_phone_on_worker_0_calls_one_on_worker_1(node: OffhookServer) -> None:
+    async def body() -> None:
+        async with (
+            SccpPhone(CAROL, node.sccp_port, rtp_packets=100, source=ON_0) as carol,
+            SccpPhone(FRANK, node.sccp_port, rtp_packets=100, source=ON_1) as frank,
+        ):
+            for phone in (carol, frank):
+                await phone.connect()
+                await phone.register()
+            await asyncio.to_thread(
+                until, "worker 1 holds frank", lambda: registered(node, 1, FRANK)
+            )
+            (copy,) = await asyncio.to_thread(
+                until, "worker 0 knows frank", lambda: registered(node, 0, FRANK)
+            )
+            assert copy["protocol"] == "sccp", copy
+            carol.off_hook(1)
+            await carol.wait_for(state_is(CallStateCode.OFF_HOOK))
+            carol.dial("1006")
+            ringing = await frank.wait_for(state_is(CallStateCode.RING_IN), timeout=10)
+            await carol.wait_for(state_is(CallStateCode.RING_OUT), timeout=10)
+            frank.softkey(SoftKey.ANSWER, 1, ringing.call_reference)
+            smt = await frank.wait_for(StartMediaTransmission, timeout=10)
+            assert smt.remote_ip == ON_0  # to carol's own RTP port
+            smt = await carol.wait_for(StartMediaTransmission, timeout=10)
+            assert smt.remote_ip == ON_1
+            assert await carol.wait_rtp(40, timeout=10) >= 40
+            assert await frank.wait_rtp(40, timeout=10) >= 40
+            mark = len(frank.received)
+            carol.on_hook(1)
+            await frank.wait_for(state_is(CallStateCode.ON_HOOK), since=mark, timeout=10)
+
+    run(body)
+    node.wait_cdr(lambda r: r.get("called") == "1006")
+    time.sleep(1.0)
+    rows = node.cdr_rows()
+    assert len(rows) == 1, rows
+    assert (rows[0]["calling_device"], rows[0]["called_device"]) == (CAROL, FRANK), rows
+    assert node_legs(node, 0)[0] >= 3 and node_legs(node, 1)[1] >= 3

@@ -42,6 +42,9 @@ its pass-through party id); CloseReceiveChannel closes the port. With
 payload) pairs its receive ports got (``kept``, bounded, across channels),
 so that a test can decode what the phone's user heard.
 
+``source`` binds the phone's side of the connection to a local address (a
+node with several workers gives each source address to one of them).
+
 IPv6: ``host`` may be an IPv6 address (``"::1"``): the phone then signals
 over IPv6. The SCCP messages it sends carry IPv4 addresses only (Register's
 address, OpenReceiveChannelAck's media address: 4 bytes in these header
@@ -145,8 +148,10 @@ class SccpPhone:
         media_host: str | None = None,
         tone_hz: float = 1000.0,
         keep_payloads: int = 0,
+        source: str | None = None,
     ) -> None:
         self.name = name
+        self.source = source  # the local address to connect from (None: the kernel's choice)
         self.tone_hz = tone_hz
         self.kept: deque[tuple[int, bytes]] = deque(maxlen=keep_payloads)
         """The last (payload type, payload) pairs received on any of the phone's RTP ports."""
@@ -200,7 +205,10 @@ class SccpPhone:
     # -- connection ---------------------------------------------------------
 
     async def connect(self) -> SccpPhone:
-        self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+        local = (self.source, 0) if self.source is not None else None
+        self._reader, self._writer = await asyncio.open_connection(
+            self.host, self.port, local_addr=local
+        )
         self._tasks.append(asyncio.ensure_future(self._read_loop()))
         return self
 

@@ -174,6 +174,10 @@ class CallEngine(RoutingOps, FeatureOps, CoverageOps, CtiOps):
         """Use ``factory`` for outbound legs to bindings of ``protocol`` (e.g. 'sip')."""
         self._factories[protocol] = factory
 
+    def factory(self, protocol: str) -> LegFactory | None:
+        """The factory of outbound legs to ``protocol``'s bindings, if any."""
+        return self._factories.get(protocol)
+
     def inbound_leg(self, driver: LegDriver, device: str, css: str | None = None) -> Leg:
         """A new, idle leg for a call ``device`` is placing; follow with ``setup``.
 

@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -139,15 +140,28 @@ class SccpListener:
 
     # -- lifecycle ---------------------------------------------------------
 
-    async def start(self, host: str | Sequence[str], port: int) -> Addr:
+    async def start(
+        self, host: str | Sequence[str], port: int, sockets: Sequence[socket.socket] = ()
+    ) -> Addr:
         """Listen on every address of ``host`` (one or a list, see ``net.listen``) on ``port``.
 
         Port 0 picks a free one, shared by every address. Returns (first
         address, port); an address that cannot be bound raises OSError.
+        ``sockets``: listening sockets to accept on instead, one per address
+        (a worker's members of the node's SCCP group, ``offhook.workers``).
         """
-        self.servers, bound = await open_stream_servers(
-            lambda: PhoneConnection(self), host, port, backlog=LISTEN_BACKLOG
-        )
+        if sockets:
+            self.servers = [
+                await self.loop.create_server(
+                    lambda: PhoneConnection(self), sock=sock, backlog=LISTEN_BACKLOG
+                )
+                for sock in sockets
+            ]
+            bound = sockets[0].getsockname()[1]
+        else:
+            self.servers, bound = await open_stream_servers(
+                lambda: PhoneConnection(self), host, port, backlog=LISTEN_BACKLOG
+            )
         self.local = (bind_plan(host)[0].host, bound)
         self._poll = self.loop.call_later(HANDLER_POLL, self._on_poll)
         return self.local

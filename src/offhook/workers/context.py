@@ -149,6 +149,7 @@ class WorkerContext:
     bus_dir: str
     udp_sockets: Sequence[socket.socket] = ()
     tcp_sockets: Sequence[socket.socket] = ()
+    sccp_sockets: Sequence[socket.socket] = ()  # its listeners of the SCCP group
     counters: dict[str, int] = field(
         default_factory=lambda: dict.fromkeys(
             (

@@ -28,7 +28,7 @@ from urllib.parse import quote
 from offhook.common.location import Binding
 from offhook.core.events import Setup
 from offhook.core.leg import Leg
-from offhook.core.ports import LegDriver
+from offhook.core.ports import LegDriver, LegFactory
 from offhook.core.routing import NODE_PROTOCOL
 from offhook.sip.endpoint import SipEndpoint
 from offhook.sip.node_ring import NODE, RING_HEADER, NodeRing, format_ring
@@ -111,6 +111,24 @@ class NodeLegFactory:
         out = NodeLeg(self.ep, binding, leg.line)
         out.leg = leg
         return out
+
+
+class _HeldHereOrThere:
+    """Legs to this worker's own bindings from ``here``, to copies from the node leg."""
+
+    def __init__(self, here: LegFactory, there: NodeLegFactory) -> None:
+        self.here = here
+        self.there = there
+
+    def create(self, binding: Binding, leg: Leg) -> LegDriver:
+        factory = self.there if binding.worker >= 0 else self.here
+        return factory.create(binding, leg)
+
+
+def held_here_or_there(here: LegFactory | None, there: NodeLegFactory) -> LegFactory:
+    """The factory for a protocol whose devices every worker may hold (SCCP phones):
+    ``here`` (None: this worker holds none) for its own, the node leg for the others'."""
+    return there if here is None else _HeldHereOrThere(here, there)
 
 
 class NodeLink:

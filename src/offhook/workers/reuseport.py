@@ -152,6 +152,14 @@ def tcp_groups(
     return groups
 
 
+def listener_groups(
+    listen: str | Sequence[str], port: int, n: int, backlog: int
+) -> tuple[list[list[socket.socket]], int]:
+    """:func:`tcp_groups` on a port of its own (0: picked): (listeners by worker, port).
+    The SCCP listener's groups: a phone's connection reaches its address's home."""
+    return _groups(listen, port, n, socket.SOCK_STREAM, backlog)
+
+
 def sip_groups(
     listen: str | Sequence[str], port: int, n: int, tcp: bool, backlog: int
 ) -> tuple[list[list[socket.socket]], list[list[socket.socket]], int]:

@@ -40,7 +40,7 @@ from offhook.config import Settings
 from offhook.config_base import ConfigError
 from offhook.net.bindings import describe
 from offhook.net.guard import LISTEN_BACKLOG
-from offhook.workers.reuseport import sip_groups
+from offhook.workers.reuseport import listener_groups, sip_groups
 from offhook.workers.worker import rtp_slice
 
 log = logging.getLogger("offhook.workers")
@@ -63,6 +63,8 @@ class WorkerProcess:
         backoff: tuple[float, float] = BACKOFF,
         env: dict[str, str] | None = None,
         tcp_sockets: list[socket.socket] | None = None,
+        sccp_sockets: list[socket.socket] | None = None,
+        sccp_port: int = 0,
     ) -> None:
         self.env = env or {}
         self.index = index
@@ -71,6 +73,8 @@ class WorkerProcess:
         self.bus_dir = bus_dir
         self.sockets = sockets
         self.tcp_sockets = tcp_sockets or []
+        self.sccp_sockets = sccp_sockets or []
+        self.sccp_port = sccp_port
         self.config_path = config_path
         self.backoff = backoff
         self.process: asyncio.subprocess.Process | None = None
@@ -87,6 +91,9 @@ class WorkerProcess:
         )
         if self.tcp_sockets:
             cmd += ["--tcp-fds", ",".join(str(s.fileno()) for s in self.tcp_sockets)]
+        if self.sccp_sockets:
+            cmd += ["--sccp-fds", ",".join(str(s.fileno()) for s in self.sccp_sockets)]
+            cmd += ["--sccp-port", str(self.sccp_port)]
         if self.config_path is not None:
             cmd += ["--config", str(self.config_path)]
         return cmd
@@ -120,7 +127,7 @@ class WorkerProcess:
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.DEVNULL,
             env=env,
-            pass_fds=[s.fileno() for s in (*self.sockets, *self.tcp_sockets)],
+            pass_fds=[s.fileno() for s in (*self.sockets, *self.tcp_sockets, *self.sccp_sockets)],
             start_new_session=True,
         )
         self.process = proc
@@ -164,6 +171,20 @@ async def supervise(settings: Settings, config_path: Path | None) -> None:
     except OSError as exc:
         where = describe(sip.listen, sip.port)
         raise OSError(exc.errno, f"SIP cannot listen on {where} ({exc.strerror or exc})") from exc
+    sccp_groups: list[list[socket.socket]] = [[] for _ in range(n)]
+    sccp_port = 0
+    if settings.sccp.enabled:
+        sccp = settings.sccp
+        try:
+            sccp_groups, sccp_port = listener_groups(sccp.listen, sccp.port, n, LISTEN_BACKLOG)
+        except OSError as exc:
+            for socks in (*groups, *tcp):
+                for sock in socks:
+                    sock.close()
+            where = describe(sccp.listen, sccp.port)
+            raise OSError(
+                exc.errno, f"SCCP cannot listen on {where}: {exc.strerror or exc}"
+            ) from exc
     bus_dir = tempfile.mkdtemp(prefix="offhook-workers-")
     # One digest nonce key for every worker (a nonce one made, another accepts).
     env = {} if settings.auth.secret else {"OFFHOOK_AUTH__SECRET": secrets.token_hex(32)}
@@ -173,6 +194,8 @@ async def supervise(settings: Settings, config_path: Path | None) -> None:
             *(i, n, port, bus_dir, groups[i], config_path or settings.source),
             env={**env, "OFFHOOK_MEDIA__RTP_PORTS": rtp_slice(settings.media.port_range, i, n)},
             tcp_sockets=tcp[i],
+            sccp_sockets=sccp_groups[i],
+            sccp_port=sccp_port,
         )
         for i in range(n)
     ]
@@ -202,7 +225,7 @@ async def supervise(settings: Settings, config_path: Path | None) -> None:
         await asyncio.gather(*(w.stop() for w in workers))
         if web is not None:
             await web.stop()
-        for socks in (*groups, *tcp):
+        for socks in (*groups, *tcp, *sccp_groups):
             for sock in socks:
                 sock.close()
         shutil.rmtree(bus_dir, ignore_errors=True)

@@ -11,7 +11,11 @@ What each worker serves (docs/workers.md "Status"):
 
 - SIP over UDP and TCP: every worker, on its socket of each group (one
   address and port for the node; ``--tcp-fds``, the TCP listeners);
-- SCCP, TFTP/HTTP provisioning: worker 0 only;
+- SCCP: every worker, on its listener of the SCCP group (``--sccp-fds``,
+  one port for the node, ``--sccp-port``): a phone's connection reaches the
+  home worker of its address, which holds its station; calls to it from
+  another worker go through that one (``node_leg``);
+- TFTP/HTTP provisioning: worker 0 only;
 - the control endpoint ``[admin]``: worker ``I`` on ``port + I`` (0 stays
   "any"); the web process (the supervisor's child) and ``offhook status``
   talk to worker 0's, which is ``[admin] port`` itself;
@@ -49,16 +53,26 @@ def rtp_slice(ports: tuple[int, int], index: int, workers: int) -> str:
     return f"{low}-{low + 2 * each - 1}"
 
 
-def worker_settings(settings: Settings, index: int, workers: int, sip_port: int) -> Settings:
-    """The settings worker ``index`` of ``workers`` runs with (see the module docstring)."""
+def worker_settings(
+    settings: Settings, index: int, workers: int, sip_port: int, sccp_port: int = 0
+) -> Settings:
+    """The settings worker ``index`` of ``workers`` runs with (see the module docstring).
+
+    ``sccp_port``: the SCCP group's port (0: no group, SCCP on worker 0 alone)."""
     first = index == 0
+    sccp = settings.sccp
+    sccp = (
+        sccp.model_copy(update={"port": sccp_port})
+        if sccp_port
+        else sccp.model_copy(update={"enabled": sccp.enabled and first})
+    )
     admin = settings.admin
     media = settings.media
     return settings.model_copy(
         update={
             "sip": settings.sip.model_copy(update={"port": sip_port}),
             "admin": admin.model_copy(update={"port": admin.port + index if admin.port else 0}),
-            "sccp": settings.sccp.model_copy(update={"enabled": settings.sccp.enabled and first}),
+            "sccp": sccp,
             "tftp": settings.tftp.model_copy(update={"enabled": settings.tftp.enabled and first}),
             # rtp_ports: the supervisor gives each worker its slice (rtp_slice) in the
             # environment, which the worker's media server (its child) reads too.
@@ -92,18 +106,21 @@ def main(
     bus_dir: str,
     fds: list[int],
     tcp_fds: list[int] | None = None,
+    sccp_fds: list[int] | None = None,
+    sccp_port: int = 0,
     exit_on_stdin_eof: bool = True,
 ) -> int:
     from offhook import app
 
-    mine = worker_settings(settings, index, workers, port)
+    sccp = [socket.socket(fileno=fd) for fd in sccp_fds or ()]
+    mine = worker_settings(settings, index, workers, port, sccp_port if sccp else 0)
     sockets = [socket.socket(fileno=fd) for fd in fds]
     listeners = [socket.socket(fileno=fd) for fd in tcp_fds or ()]
-    for sock in (*sockets, *listeners):
+    for sock in (*sockets, *listeners, *sccp):
         sock.setblocking(False)
     if not listeners:  # the supervisor binds TCP only when [sip] tcp asks
         mine = mine.model_copy(update={"sip": mine.sip.model_copy(update={"tcp": False})})
-    context = WorkerContext(index, workers, bus_dir, sockets, listeners)
+    context = WorkerContext(index, workers, bus_dir, sockets, listeners, sccp)
     if exit_on_stdin_eof:
         _exit_on_stdin_eof()
     return app.serve(mine, config_path, worker=context)

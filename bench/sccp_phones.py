@@ -34,6 +34,11 @@ Run from the repository root::
 
     python bench/sccp_phones.py                           # 10,000 phones, about 90 s
     python bench/sccp_phones.py --phones 2000 --idle 20 --samples 300
+    python bench/sccp_phones.py --phones 5000 --workers 2   # spread over two workers
+
+The node's CPU and memory are its whole process tree's (with ``--workers`` N >
+1: the supervisor, N workers and their media servers; with one, the node and
+its media server); its SCCP counts are every worker's.
 """
 
 from __future__ import annotations
@@ -66,6 +71,7 @@ sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(HERE))
 
 from sccp_load import device_name, worker_main  # noqa: E402
+from sip_calls_workers import tree  # noqa: E402
 
 from offhook.ris.control import ControlError, request_at  # noqa: E402
 from support.ports import HOST  # noqa: E402
@@ -130,6 +136,20 @@ def fetch_status(port: int, timeout: float = 60.0) -> dict[str, Any]:
             if time.monotonic() > deadline:
                 raise BenchError(f"no answer from the node's control endpoint: {exc}") from exc
             time.sleep(0.2)
+
+
+def workers_sccp_count(admin_port: int, workers: int) -> dict[str, Any]:
+    """``node_sccp_count`` of every worker (each answers on ``[admin] port + index``), summed."""
+    counts = [node_sccp_count(fetch_status(admin_port + i)) for i in range(workers)]
+    if workers == 1:
+        return counts[0]
+    total: dict[str, Any] = {
+        key: sum(c.get(key) or 0 for c in counts)
+        for key in ("connections", "registered", "sccp_bindings")
+    }
+    total["sccp_bindings"] = counts[0]["sccp_bindings"]  # each worker holds every binding
+    total["by_worker"] = [c.get("registered") for c in counts]
+    return total
 
 
 def node_sccp_count(status: dict[str, Any]) -> dict[str, Any]:
@@ -313,6 +333,20 @@ def pct_ms(values: list[float]) -> dict[str, float]:
     }
 
 
+def node_cpu_seconds(pid: int) -> float:
+    """The node's CPU: its process tree's (the supervisor, its workers, their media servers)."""
+    return sum(cpu_seconds(p) for p in _alive(tree(pid)))
+
+
+def node_kb(pid: int, key: str) -> int:
+    """A ``kB`` figure of /proc/PID/status summed over the node's process tree."""
+    return sum(proc_status_kb(p, key) for p in _alive(tree(pid)))
+
+
+def _alive(pids: list[int]) -> list[int]:
+    return [p for p in pids if os.path.exists(f"/proc/{p}/stat")]
+
+
 class Phase:
     """Node and client CPU over one phase of the run."""
 
@@ -320,18 +354,18 @@ class Phase:
         self.pid = pid
         self.load = load
         self.t0 = time.monotonic()
-        self.node0 = cpu_seconds(pid)
+        self.node0 = node_cpu_seconds(pid)
         self.client0 = load.snapshot() if load else {}
 
     def end(self) -> dict[str, Any]:
         elapsed = time.monotonic() - self.t0
-        node = cpu_seconds(self.pid) - self.node0
+        node = node_cpu_seconds(self.pid) - self.node0
         out: dict[str, Any] = {
             "seconds": round(elapsed, 2),
             "node_cpu_s": round(node, 3),
             "node_cpu_pct": round(100 * node / elapsed, 1) if elapsed else 0.0,
-            "node_rss_kb": proc_status_kb(self.pid, "VmRSS"),
-            "node_hwm_kb": proc_status_kb(self.pid, "VmHWM"),
+            "node_rss_kb": node_kb(self.pid, "VmRSS"),
+            "node_hwm_kb": node_kb(self.pid, "VmHWM"),
         }
         if self.load is not None:
             snap = self.load.snapshot()
@@ -367,7 +401,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     from support.server import OffhookServer, ServerError
 
     n = args.phones
-    result: dict[str, Any] = {"phones": n, "processes": args.processes}
+    result: dict[str, Any] = {"phones": n, "processes": args.processes, "workers": args.workers}
     sources = args.sources or n
     per_source = math.ceil(n / sources)
     extra = {
@@ -378,6 +412,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             "register_timeout": 30.0,
         },
         "tftp": {"enabled": False},
+        "node": {"workers": args.workers},
     }
     server = OffhookServer(workdir, None, extra_config=extra, log_level=args.log_level)
     t = time.monotonic()
@@ -455,7 +490,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         )
 
         time.sleep(args.settle)
-        result["after_storm"] = {"node": node_sccp_count(fetch_status(server.admin_port))}
+        result["after_storm"] = {"node": workers_sccp_count(server.admin_port, args.workers)}
         result["after_storm"]["client"] = load.snapshot()
         print(
             f"  all connected? client {result['after_storm']['client']['connected']}, "
@@ -524,7 +559,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
         time.sleep(1)
         final = {
-            "node": node_sccp_count(fetch_status(server.admin_port)),
+            "node": workers_sccp_count(server.admin_port, args.workers),
             "client": load.snapshot(),
         }
         result["final"] = final
@@ -629,6 +664,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--phones", type=int, default=10000, help=f"N phones (max {MAX_PHONES})")
     ap.add_argument("--processes", type=int, default=2, help="load processes (max 16)")
+    ap.add_argument(
+        "--workers", type=int, default=1, help="[node] workers: the phones spread by address"
+    )
     ap.add_argument("--keepalive", type=int, default=10, help="[sccp] keepalive, s (5-60)")
     ap.add_argument(
         "--idle", type=float, default=30, help="keepalive-load window, s (>= keepalive, max 600)"

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,10 +44,10 @@ import pytest
 
 from interop.baresip import Baresip
 from interop.peers import require_binary
+from interop.sccp_media import run, state_is, wait_event
 from interop.test_workers import ON_0, ON_1, registered, status, until
 from offhook.sccp.messages import (
     CallInfo,
-    CallState,
     OpenReceiveChannel,
     SetRinger,
     StartMediaTransmission,
@@ -123,19 +123,30 @@ def erin_phone(node: OffhookServer, tmp_path: Path) -> Baresip:
     )
 
 
-def state_is(code: CallStateCode) -> Any:
-    return lambda m: isinstance(m, CallState) and m.call_state == code
+def only_row(node: OffhookServer, match: Callable[[dict[str, str]], bool]) -> dict[str, str]:
+    """The call's one CDR row: it is there, and a second (were one written) would be by now."""
+    node.wait_cdr(match)
+    time.sleep(1.0)
+    rows = [r for r in node.cdr_rows() if match(r)]
+    assert len(rows) == 1, rows
+    return rows[0]
 
 
-def run(body: Any, timeout: float = 90.0) -> Any:
-    async def main() -> Any:
-        return await asyncio.wait_for(body(), timeout)
+def talked(*uas: Baresip) -> None:
+    """Each baresip received and sent RTP through its last call (its own RTP summary)."""
+    time.sleep(0.3)
+    for ua in uas:
+        summaries = ua.rtp_summaries()
+        assert summaries, ua.log()[-3000:]
+        rx, tx = summaries[-1]
+        assert rx >= 25 and tx >= 25, (ua, rx, tx)
 
-    return asyncio.run(main())
 
-
-async def wait_event(ua: Baresip, event: str, timeout: float = 15.0, since: int = 0) -> Any:
-    return await asyncio.to_thread(ua.wait_event, event, timeout=timeout, since=since)
+def registered_on(node: OffhookServer, *phones: tuple[Baresip, str, int]) -> None:
+    """Each (baresip, device, worker index) registered, on that worker."""
+    for ua, name, index in phones:
+        ua.wait_registered()
+        until(f"worker {index} holds {name}", lambda n=name, i=index: registered(node, i, n))
 
 
 def node_legs(node: OffhookServer, index: int) -> tuple[int, int]:
@@ -148,8 +159,7 @@ def test_a_sip_phone_on_worker_1_calls_an_sccp_phone_on_worker_0(
 ) -> None:
     dave = dave_phone(node, tmp_path)
     with dave:
-        dave.wait_registered()
-        until("worker 1 holds dave", lambda: registered(node, 1, "dave"))
+        registered_on(node, (dave, "dave", 1))
 
         async def body() -> None:
             async with SccpPhone(CAROL, node.sccp_port, rtp_packets=150, source=ON_0) as carol:
@@ -194,18 +204,11 @@ def test_a_sip_phone_on_worker_1_calls_an_sccp_phone_on_worker_0(
                 await carol.wait_for(state_is(CallStateCode.ON_HOOK), since=mark, timeout=10)
 
         run(body)
-        time.sleep(0.3)
-        summaries = dave.rtp_summaries()
-        assert summaries, dave.log()[-3000:]
-        rx, tx = summaries[-1]
-        assert rx >= 25 and tx >= 25, (rx, tx)
+        talked(dave)
 
-    rows = node.wait_cdr(lambda r: r.get("called") == "1003")
-    time.sleep(1.0)  # a second row, were one written, would be there by now
-    rows = [r for r in node.cdr_rows() if r.get("called") == "1003"]
-    assert len(rows) == 1, rows
-    assert rows[0]["calling"] == "1004" and rows[0]["answer"], rows
-    assert rows[0]["calling_device"] == "dave" and rows[0]["called_device"] == CAROL, rows
+    row = only_row(node, lambda r: r.get("called") == "1003")
+    assert row["calling"] == "1004" and row["answer"], row
+    assert row["calling_device"] == "dave" and row["called_device"] == CAROL, row
     sent_1, received_1 = node_legs(node, 1)
     sent_0, received_0 = node_legs(node, 0)
     # INVITE, ACK, re-INVITEs' answers and ACKs, BYE from worker 1; answers and re-INVITEs back.
@@ -218,7 +221,7 @@ def test_an_sccp_phone_on_worker_0_calls_a_sip_phone_on_worker_1(
 ) -> None:
     dave = dave_phone(node, tmp_path)
     with dave:
-        dave.wait_registered()
+        registered_on(node, (dave, "dave", 1))
         until("worker 0 knows dave", lambda: registered(node, 0, "dave"))
 
         async def body() -> None:
@@ -250,10 +253,7 @@ def test_a_phone_on_worker_1_picks_up_a_call_worker_0_owns(
 ) -> None:
     dave, erin = dave_phone(node, tmp_path), erin_phone(node, tmp_path)
     with dave, erin:
-        dave.wait_registered()
-        erin.wait_registered()
-        until("worker 1 holds dave", lambda: registered(node, 1, "dave"))
-        until("worker 0 holds erin", lambda: registered(node, 0, "erin"))
+        registered_on(node, (dave, "dave", 1), (erin, "erin", 0))
 
         async def body() -> None:
             async with SccpPhone(CAROL, node.sccp_port, rtp_packets=50, source=ON_0) as carol:
@@ -274,18 +274,9 @@ def test_a_phone_on_worker_1_picks_up_a_call_worker_0_owns(
                 await wait_event(erin, "CALL_CLOSED", since=mark)
 
         run(body)
-        time.sleep(0.3)
-        for ua in (dave, erin):
-            summaries = ua.rtp_summaries()
-            assert summaries, ua.log()[-3000:]
-            rx, tx = summaries[-1]
-            assert rx >= 25 and tx >= 25, (ua, rx, tx)
+        talked(dave, erin)
 
-    rows = node.wait_cdr(lambda r: r.get("calling") == "1005")
-    time.sleep(1.0)
-    rows = node.cdr_rows()
-    assert len(rows) == 1, rows  # neither half of the node leg has a row
-    (row,) = rows
+    row = only_row(node, lambda r: True)  # neither half of the node leg has a row
     assert row["called_device"] == "dave" and row["called"] == "1004", row
     assert row["original_called"] == "1003" and row["answer"], row
     assert node_legs(node, 1)[0] >= 3  # dave's pickup went to worker 0 over the bus
@@ -296,9 +287,7 @@ def test_a_phone_on_worker_1_retrieves_a_call_parked_on_worker_0(
 ) -> None:
     dave, erin = dave_phone(node, tmp_path), erin_phone(node, tmp_path)
     with dave, erin:
-        dave.wait_registered()
-        erin.wait_registered()
-        until("worker 0 holds erin", lambda: registered(node, 0, "erin"))
+        registered_on(node, (dave, "dave", 1), (erin, "erin", 0))
 
         async def body() -> None:
             async with SccpPhone(CAROL, node.sccp_port, rtp_packets=50, source=ON_0) as carol:
@@ -321,18 +310,9 @@ def test_a_phone_on_worker_1_retrieves_a_call_parked_on_worker_0(
                 await wait_event(erin, "CALL_CLOSED", since=mark)
 
         run(body)
-        time.sleep(0.3)
-        for ua in (dave, erin):
-            summaries = ua.rtp_summaries()
-            assert summaries, ua.log()[-3000:]
-            rx, tx = summaries[-1]
-            assert rx >= 25 and tx >= 25, (ua, rx, tx)
+        talked(dave, erin)
 
-    node.wait_cdr(lambda r: r.get("calling_device") == "dave")
-    time.sleep(1.0)
-    rows = [r for r in node.cdr_rows() if r.get("calling_device") == "dave"]
-    assert len(rows) == 1, rows  # the retrieval, recorded by worker 0 alone
-    (row,) = rows
+    row = only_row(node, lambda r: r.get("calling_device") == "dave")  # worker 0's alone
     assert row["called_device"] == "erin" and row["called"] == "1005", row
     assert row["original_called"] == "7000" and row["answer"], row
     assert node_legs(node, 1)[0] >= 3
@@ -371,9 +351,6 @@ def test_an_sccp_phone_on_worker_0_calls_one_on_worker_1(node: OffhookServer) ->
             await frank.wait_for(state_is(CallStateCode.ON_HOOK), since=mark, timeout=10)
 
     run(body)
-    node.wait_cdr(lambda r: r.get("called") == "1006")
-    time.sleep(1.0)
-    rows = node.cdr_rows()
-    assert len(rows) == 1, rows
-    assert (rows[0]["calling_device"], rows[0]["called_device"]) == (CAROL, FRANK), rows
+    row = only_row(node, lambda r: True)
+    assert (row["calling_device"], row["called_device"]) == (CAROL, FRANK), row
     assert node_legs(node, 0)[0] >= 3 and node_legs(node, 1)[1] >= 3

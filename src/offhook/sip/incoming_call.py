@@ -122,18 +122,10 @@ class CallIntake:
             ep.respond(key, make_response(req, 503, "Trunk Busy", to_tag=new_tag()))
             return
         try:
-            called = parse_uri(req.uri).user_unescaped or ""
-            caller = parse_name_addr(req.headers.get("From") or "")
+            called, calling = _as_presented(req, trunk.name)
         except ParseError:
             ep.respond(key, make_response(req, 400, to_tag=new_tag()))
             return
-        number = caller.uri.user_unescaped or ""
-        calling = PartyInfo(
-            number=number,
-            name=caller.display or "",
-            device=trunk.name,
-            presentation_allowed=number.lower() != "anonymous",
-        )
         diversions = self._diversions(req)
         self._start(key, req, addr, transport, trunk.name, trunk.css, calling, called, diversions)
 
@@ -141,18 +133,10 @@ class CallIntake:
         """A call another worker routed to a device here: ring exactly what it names."""
         try:
             ring = parse_ring(req.headers.get(RING_HEADER) or "")
-            called = parse_uri(req.uri).user_unescaped or ""
-            caller = parse_name_addr(req.headers.get("From") or "")
+            called, calling = _as_presented(req, ring.caller)
         except ParseError:
             self.ep.respond(key, make_response(req, 400, to_tag=new_tag()))
             return
-        number = caller.uri.user_unescaped or ""
-        calling = PartyInfo(
-            number=number,
-            name=caller.display or "",
-            device=ring.caller,
-            presentation_allowed=number.lower() != "anonymous",
-        )
         device = ring.caller or NODE
         diversions = self._diversions(req)
         self._start(key, req, addr, NODE, device, None, calling, called, diversions, ring)
@@ -281,6 +265,21 @@ class CallIntake:
             self.ep.respond(key, resp)
             return False, None
         return True, outcome
+
+
+def _as_presented(req: SipRequest, device: str) -> tuple[str, PartyInfo]:
+    """(the called number, the caller) as a peer that needs no digest presents them: its
+    Request-URI and From ("anonymous": presentation restricted). ParseError if unreadable."""
+    called = parse_uri(req.uri).user_unescaped or ""
+    caller = parse_name_addr(req.headers.get("From") or "")
+    number = caller.uri.user_unescaped or ""
+    calling = PartyInfo(
+        number=number,
+        name=caller.display or "",
+        device=device,
+        presentation_allowed=number.lower() != "anonymous",
+    )
+    return called, calling
 
 
 def digest_check(

@@ -28,6 +28,12 @@ call's record names the picker's line as ``called``, its device as
 to the picked-up call (``extra["picked_up"]``). Nothing else changes: the
 call goes on with hold, transfer, park like any other.
 
+With workers (``offhook.workers``), a call ringing on another worker of the
+node is found by its lamp (that worker's own view of the line, shared with
+every worker): the picker's call is offered to that worker (``ring_worker``,
+a ``node`` leg carrying ``Call.worker_ask``), which makes the pickup for it
+(``for_worker``) and whose record of the picked-up call names the picker.
+
 Media: both parties are waiting for an answer, so one of them gets the
 other's description to start from (RFC 3725's problem); then offers go where
 they are needed:

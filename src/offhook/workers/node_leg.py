@@ -1,15 +1,17 @@
 """Calls to a device another worker holds: the node leg (docs/workers.md section 2).
 
 An SCCP phone's station lives with its TCP connection, in the worker that
-accepted it. A call that another worker owns (its caller arrived there)
-reaches the phone as cluster nodes reach each other's phones: over SIP. The
-owner's leg towards the phone is a SIP dialog with the holding worker, carried
-on their local bus (transport ``node``); the holder answers it by ringing
-exactly that device (``sip.incoming_call.on_node_invite``, the
-``X-Offhook-Ring`` header of ``sip.node_ring``). The owner keeps the call:
+accepted it (its address's home). A call that another worker owns (its
+caller arrived there) reaches the phone as cluster nodes reach each other's
+phones: over SIP. The owner's leg towards the phone is a SIP dialog with the
+holding worker, carried on their local bus (transport ``node``); the holder
+answers it by ringing exactly that device (``sip.incoming_call.on_node_invite``,
+the ``X-Offhook-Ring`` header of ``sip.node_ring``). The owner keeps the call:
 routing, coverage (forward busy, no answer), the CDR. Everything the phone
 does afterwards (answer, hold, transfer) is an ordinary SIP dialog to the
-owner.
+owner. A leg to another worker itself (``NODE_PROTOCOL``) carries what the
+call asks of it instead (``Call.worker_ask``: a pickup or a park retrieval of
+a call that worker owns).
 
 Addresses: worker ``i`` is ``(NODE_HOST, i + 1)`` on transport ``node``:
 never a network address (``NodeLink.send`` puts it on the bus), one a

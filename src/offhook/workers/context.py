@@ -19,16 +19,19 @@ supervisor) and its end of the local bus: a Unix datagram socket
 - ``share_account_failures(guard, now)``: every ``SHARE_EVERY`` seconds the
   failed logins this worker counted against accounts go to the others, and
   theirs are added here (``net.authguard``: an account's count is the node's);
-- ``attach(transport)`` also carries the ``node`` transport: the SIP
-  messages of a call between two workers (``node_leg``: a call this worker
-  owns to an SCCP phone another worker holds, through a SIP dialog with
-  that worker), as ``N``;
 - ``attach(transport)``: the bus is read from then on, and the transport
   passes each datagram of another worker's dialog on (``tags.forward_to``)
   before parsing it; a datagram passed to this worker goes into the
   transport past its defences (they ran where it arrived), with its real
   source address, as if this worker had read it; replies go out of this
   worker's own socket of the group (same address and port).
+
+The node leg: ``attach`` also carries the ``node`` transport, the SIP
+messages of a call between two workers (``node_leg``: a call this worker owns
+to an SCCP phone another worker holds, or a pickup or park retrieval of a
+call another worker owns, through a SIP dialog with that worker), as ``N``.
+Park numbers taken and freed here go to the others (``K``), which keep them
+(``engine.adopt_park``).
 
 SIP over TCP: the kernel hands every connection from one source address to
 that address's home worker (``reuseport.home_of``, the TCP listeners are

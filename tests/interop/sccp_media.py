@@ -42,7 +42,12 @@ from interop.baresip import Baresip
 from interop.peers import require_binary
 from interop.test_media_features import MOH_HZ, TONES, heard, moh_plan, wait_media_server
 from interop.test_sip_calls import PASSWORDS
-from offhook.sccp.messages import CallState, Message, StartMediaTransmission
+from offhook.sccp.messages import (
+    CallState,
+    Message,
+    StartMediaTransmission,
+    StopMediaTransmission,
+)
 from offhook.sccp.templates import SoftKey
 from offhook.sccp.ui import CallStateCode
 from support.audio import decode_rtp_payloads, dominant_frequencies, has_tone
@@ -219,6 +224,21 @@ async def press(phone: SccpPhone, key: SoftKey, ref: int, then: CallStateCode) -
     phone.softkey(key, 1, ref)
     state = await phone.wait_for(state_is(then), since=mark, timeout=10)
     return int(state.call_reference)
+
+
+async def hold_and_resume(phone: SccpPhone, ref: int, packets: int = 20) -> StartMediaTransmission:
+    """``phone`` holds call ``ref`` (its media stops) and resumes it: its new
+    StartMediaTransmission, once ``packets`` more RTP packets reached it."""
+    mark = len(phone.received)
+    phone.softkey(SoftKey.HOLD, 1, ref)
+    await phone.wait_for(state_is(CallStateCode.HOLD), since=mark, timeout=10)
+    await phone.wait_for(StopMediaTransmission, since=mark, timeout=10)
+    mark, before = len(phone.received), phone.rtp_received
+    phone.softkey(SoftKey.RESUME, 1, ref)
+    await phone.wait_for(state_is(CallStateCode.CONNECTED), since=mark, timeout=10)
+    smt = await phone.wait_for(StartMediaTransmission, since=mark, timeout=10)
+    assert await phone.wait_rtp(before + packets, timeout=10) >= before + packets
+    return smt
 
 
 async def consult(phone: SccpPhone, key: SoftKey, ref: int, number: str) -> int:

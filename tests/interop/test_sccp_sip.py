@@ -26,6 +26,7 @@ import pytest
 
 from interop.baresip import Baresip
 from interop.peers import require_binary
+from interop.sccp_media import hold_and_resume
 from offhook.sccp.messages import (
     CallState,
     OpenReceiveChannel,
@@ -153,18 +154,9 @@ def test_baresip_calls_sccp_phone_hold_and_resume(server: OffhookServer, tmp_pat
                 await carol.wait_for(StartMediaTransmission, timeout=10)
                 await wait_event(alice, "CALL_ESTABLISHED")
                 assert await carol.wait_rtp(30, timeout=10) >= 30
-                # hold from the SCCP phone: its media stops, baresip gets a re-INVITE
-                mark = len(carol.received)
-                carol.softkey(SoftKey.HOLD, 1, ringing.call_reference)
-                await carol.wait_for(state_is(CallStateCode.HOLD), since=mark, timeout=10)
-                await carol.wait_for(StopMediaTransmission, since=mark, timeout=10)
-                # resume: a new receive channel, media to baresip again
-                mark = len(carol.received)
-                before = carol.rtp_received
-                carol.softkey(SoftKey.RESUME, 1, ringing.call_reference)
-                await carol.wait_for(state_is(CallStateCode.CONNECTED), since=mark, timeout=10)
-                await carol.wait_for(StartMediaTransmission, since=mark, timeout=10)
-                assert await carol.wait_rtp(before + 20, timeout=10) >= before + 20
+                # hold from the SCCP phone (its media stops, baresip gets a re-INVITE),
+                # then resume: a new receive channel, media to baresip again
+                await hold_and_resume(carol, ringing.call_reference)
                 mark = alice.mark()
                 carol.softkey(SoftKey.END_CALL, 1, ringing.call_reference)
                 await wait_event(alice, "CALL_CLOSED", since=mark)

@@ -44,14 +44,14 @@ import pytest
 
 from interop.baresip import Baresip
 from interop.peers import require_binary
-from interop.sccp_media import run, state_is, wait_event
+from interop.sccp_media import hold_and_resume, run, state_is, wait_event
 from interop.test_workers import ON_0, ON_1, registered, status, until
 from offhook.sccp.messages import (
     CallInfo,
+    CallState,
     OpenReceiveChannel,
     SetRinger,
     StartMediaTransmission,
-    StopMediaTransmission,
 )
 from offhook.sccp.templates import SoftKey
 from offhook.sccp.ui import CallStateCode
@@ -149,6 +149,15 @@ def registered_on(node: OffhookServer, *phones: tuple[Baresip, str, int]) -> Non
         until(f"worker {index} holds {name}", lambda n=name, i=index: registered(node, i, n))
 
 
+async def erin_rings(node: OffhookServer, erin: Baresip, carol: SccpPhone) -> CallState:
+    """carol registers, erin calls her (1003): the CallState of her ringing."""
+    await carol.connect()
+    await carol.register()
+    await asyncio.to_thread(erin.dial, f"sip:1003@127.0.0.1:{node.sip_port}")
+    ringing: CallState = await carol.wait_for(state_is(CallStateCode.RING_IN), timeout=10)
+    return ringing
+
+
 def node_legs(node: OffhookServer, index: int) -> tuple[int, int]:
     worker = status(node, index)["worker"]
     return worker["node_sent"], worker["node_received"]
@@ -187,17 +196,8 @@ def test_a_sip_phone_on_worker_1_calls_an_sccp_phone_on_worker_0(
                 assert await carol.wait_rtp(30, timeout=10) >= 30
 
                 # hold from the SCCP phone: worker 0 re-INVITEs worker 1, which asks dave
-                mark = len(carol.received)
-                carol.softkey(SoftKey.HOLD, 1, ringing.call_reference)
-                await carol.wait_for(state_is(CallStateCode.HOLD), since=mark, timeout=10)
-                await carol.wait_for(StopMediaTransmission, since=mark, timeout=10)
-                mark = len(carol.received)
-                before = carol.rtp_received
-                carol.softkey(SoftKey.RESUME, 1, ringing.call_reference)
-                await carol.wait_for(state_is(CallStateCode.CONNECTED), since=mark, timeout=10)
-                smt = await carol.wait_for(StartMediaTransmission, since=mark, timeout=10)
+                smt = await hold_and_resume(carol, ringing.call_reference)
                 assert smt.remote_ip == ON_1
-                assert await carol.wait_rtp(before + 20, timeout=10) >= before + 20
 
                 mark = len(carol.received)
                 await asyncio.to_thread(dave.hangup)
@@ -257,10 +257,7 @@ def test_a_phone_on_worker_1_picks_up_a_call_worker_0_owns(
 
         async def body() -> None:
             async with SccpPhone(CAROL, node.sccp_port, rtp_packets=50, source=ON_0) as carol:
-                await carol.connect()
-                await carol.register()
-                await asyncio.to_thread(erin.dial, f"sip:1003@127.0.0.1:{node.sip_port}")
-                await carol.wait_for(state_is(CallStateCode.RING_IN), timeout=10)
+                await erin_rings(node, erin, carol)
                 await wait_event(erin, "CALL_RINGING")
                 mark = len(carol.received)
                 before = dave.mark()
@@ -291,10 +288,7 @@ def test_a_phone_on_worker_1_retrieves_a_call_parked_on_worker_0(
 
         async def body() -> None:
             async with SccpPhone(CAROL, node.sccp_port, rtp_packets=50, source=ON_0) as carol:
-                await carol.connect()
-                await carol.register()
-                await asyncio.to_thread(erin.dial, f"sip:1003@127.0.0.1:{node.sip_port}")
-                ringing = await carol.wait_for(state_is(CallStateCode.RING_IN), timeout=10)
+                ringing = await erin_rings(node, erin, carol)
                 carol.softkey(SoftKey.ANSWER, 1, ringing.call_reference)
                 await wait_event(erin, "CALL_ESTABLISHED")
                 mark, shown = len(carol.received), len(carol.displayed)
